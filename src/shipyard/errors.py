@@ -1,0 +1,112 @@
+"""One exception tree for everything Shipyard raises on purpose.
+
+Every message says what happened and what to do about it. Errors differ by
+type, never by a code string; third-party errors are translated at the adapter
+that met them (``raise ... from exc``).
+
+    ShipyardError
+    ├── ConfigError                 settings that cannot be used
+    ├── NotFoundError               something named does not exist
+    │   ├── ModelNotFoundError
+    │   ├── VersionNotFoundError
+    │   ├── AliasNotFoundError
+    │   ├── RunNotFoundError
+    │   ├── ExperimentNotFoundError
+    │   └── ArtifactNotFoundError
+    ├── InvalidInputError           user input that breaks a rule (a 4xx)
+    │   ├── InvalidReferenceError   a model reference that does not parse
+    │   └── SchemaError             data that does not match a signature
+    ├── ConflictError               already exists / changed concurrently
+    ├── IntegrityError              stored bytes are not what was written
+    ├── UnsafeArtifactError         loading would run untrusted code
+    ├── ManifestError               a model package that cannot be read
+    └── StoreError                  a storage backend failed
+"""
+
+from __future__ import annotations
+
+
+class ShipyardError(Exception):
+    """Base of every error Shipyard raises on purpose."""
+
+
+class ConfigError(ShipyardError):
+    """A setting is missing or cannot be used."""
+
+
+class NotFoundError(ShipyardError):
+    """Something referred to by name does not exist."""
+
+
+class ModelNotFoundError(NotFoundError):
+    """No registered model has that name."""
+
+
+class VersionNotFoundError(NotFoundError):
+    """The model exists but not that version."""
+
+
+class AliasNotFoundError(NotFoundError):
+    """The model exists but has no such alias."""
+
+
+class RunNotFoundError(NotFoundError):
+    """No tracking run has that id."""
+
+
+class ExperimentNotFoundError(NotFoundError):
+    """No experiment has that name or id."""
+
+
+class ArtifactNotFoundError(NotFoundError):
+    """No artifact is stored under that digest or path."""
+
+
+class InvalidInputError(ShipyardError):
+    """Input from a user or a client breaks a rule; maps to a 4xx answer."""
+
+
+class InvalidReferenceError(InvalidInputError):
+    """A model reference such as ``iris@staging`` does not parse."""
+
+
+class SchemaError(InvalidInputError):
+    """Data does not match a model signature.
+
+    ``field`` names the offending column (``None`` when the whole input is
+    wrong, e.g. not a table at all) and ``expected`` says what was wanted.
+    ``rows`` holds the offending row numbers when they are known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        expected: str | None = None,
+        rows: list[int] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.expected = expected
+        self.rows = rows or []
+
+
+class ConflictError(ShipyardError):
+    """The thing already exists, or someone else changed it first."""
+
+
+class IntegrityError(ShipyardError):
+    """Stored bytes do not match the checksum they were written with."""
+
+
+class UnsafeArtifactError(ShipyardError):
+    """Loading the artifact would execute code that is not trusted."""
+
+
+class ManifestError(ShipyardError):
+    """A model package's manifest is missing, unreadable or inconsistent."""
+
+
+class StoreError(ShipyardError):
+    """A storage backend (database, object store) failed."""
