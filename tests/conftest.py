@@ -1,1 +1,90 @@
-"""Fixtures shared by the whole suite: isolated settings and the real back ends."""
+"""Fixtures shared by the whole suite: isolated settings and the real back ends.
+
+Services (PostgreSQL, Redis, Chromium) are real. When one cannot be reached the
+test skips with the reason, except under CI (``CI=true``), where it fails: a
+green CI run must mean the back end was really exercised.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from shipyard.config import Settings
+from shipyard.store.metadata import MetadataStore
+
+POSTGRES_URL = os.environ.get(
+    "SHIPYARD_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("SHIPYARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def require_service(available: bool, reason: str) -> None:
+    """Skip (or fail under CI) when a real service the test needs is missing."""
+    if available:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: every back end must be tested)")
+    pytest.skip(reason)
+
+
+def _postgres_available() -> bool:
+    try:
+        engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[sa.Engine]:
+    require_service(_postgres_available(), f"PostgreSQL is not reachable at {POSTGRES_URL}")
+    engine = sa.create_engine(POSTGRES_URL)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_admin: sa.Engine) -> Iterator[str]:
+    """A URL whose connections live in a fresh schema, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with postgres_admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    with postgres_admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every test using this runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'meta.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def metadata_store(database_url: str) -> Iterator[MetadataStore]:
+    store = MetadataStore(database_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Embedded defaults in a private folder: SQLite plus a local artifact folder."""
+    return Settings(home=tmp_path / "home", user="tester")
+
+
+@pytest.fixture
+def backend_settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings on each metadata back end (SQLite and PostgreSQL)."""
+    return Settings(home=tmp_path / "home", db=database_url, user="tester")

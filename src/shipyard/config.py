@@ -36,10 +36,12 @@ class Settings(BaseSettings):
 
     home: Path = Field(default=Path(DEFAULT_HOME), description="Data folder for embedded stores.")
     db: str | None = Field(
-        default=None, description="SQLAlchemy URL of the metadata database (default: SQLite in home)."
+        default=None,
+        description="SQLAlchemy URL of the metadata database (default: SQLite in home).",
     )
     artifacts: str | None = Field(
-        default=None, description="Artifact store: a folder or an s3:// URL (default: home/artifacts)."
+        default=None,
+        description="Artifact store: a folder or an s3:// URL (default: home/artifacts).",
     )
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token that admin HTTP routes require."
