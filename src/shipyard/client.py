@@ -1,0 +1,51 @@
+"""The Shipyard client: one object holding the stores for one set of settings.
+
+The CLI, the HTTP server and the module-level Python API all go through a
+client, so they share one code path. Constructing it does no I/O: the database
+is opened (and migrated) on first use.
+
+>>> client = Shipyard(Settings(home="/tmp/demo"))     # doctest: +SKIP
+>>> client.registry.load("iris@production")           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from shipyard.config import Settings
+from shipyard.registry.service import Registry
+from shipyard.store.artifacts import ArtifactStore, open_artifact_store
+from shipyard.store.metadata import MetadataStore
+from shipyard.tracking.runs import Tracker
+
+
+class Shipyard:
+    """Entry point to every store and service, for one :class:`Settings`."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings if settings is not None else Settings()
+
+    @cached_property
+    def metadata(self) -> MetadataStore:
+        return MetadataStore(self.settings.database_url)
+
+    @cached_property
+    def artifacts(self) -> ArtifactStore:
+        return open_artifact_store(self.settings)
+
+    @cached_property
+    def registry(self) -> Registry:
+        return Registry(
+            self.metadata,
+            self.artifacts,
+            cache_dir=self.settings.home / "cache" / "packages",
+            actor=self.settings.actor,
+        )
+
+    @cached_property
+    def tracker(self) -> Tracker:
+        return Tracker(self.metadata, actor=self.settings.actor)
+
+    def close(self) -> None:
+        if "metadata" in self.__dict__:
+            self.metadata.close()
