@@ -1,0 +1,145 @@
+"""Column types for drift detection, inferred the way Evidently 0.7 infers them.
+
+Evidently's rule (``evidently.core.datasets.infer_column_type``):
+
+- float dtypes                       -> numerical
+- integer dtypes, <= 10 unique values -> categorical, else numerical
+- strings (``str``/``string`` dtype, or ``object`` holding ``str``):
+  more unique values than half the non-null count -> text, else categorical
+- ``bool`` and ``category``          -> categorical
+- datetimes                          -> datetime (not tested for drift)
+- anything else                      -> unknown (not tested for drift)
+
+Two deliberate differences, both for dtypes Evidently silently drops: unsigned
+and nullable (``Int64``/``Float64``/``boolean``) dtypes are typed like their
+plain counterparts instead of "unknown". Evidently infers types on the
+*current* frame; Shipyard infers them once on the reference at ``fit`` (learned
+state must not flip with each batch). Both agree whenever the two frames share
+dtypes and the same side of the 10-unique-values and half-unique rules.
+
+    >>> import pandas as pd
+    >>> infer_column_type(pd.Series([1, 2, 3]))
+    <ColumnType.CATEGORICAL: 'categorical'>
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from shipyard.errors import SchemaError
+
+# Evidently's INTEGER_CARDINALITY_LIMIT.
+INTEGER_CARDINALITY_LIMIT = 10
+
+
+class ColumnType(enum.StrEnum):
+    """What a column holds, which decides the statistical tests allowed on it."""
+
+    NUMERICAL = "numerical"
+    CATEGORICAL = "categorical"
+    TEXT = "text"
+    DATETIME = "datetime"
+    UNKNOWN = "unknown"
+
+    @property
+    def testable(self) -> bool:
+        """True for the two types Shipyard runs drift tests on."""
+        return self in (ColumnType.NUMERICAL, ColumnType.CATEGORICAL)
+
+
+def _is_string_dtype(dtype: object) -> bool:
+    return isinstance(dtype, pd.StringDtype) or getattr(dtype, "name", "") in ("string", "str")
+
+
+def _holds_strings(series: pd.Series) -> bool:
+    # Evidently looks at the first and last non-null values only; so do we.
+    values = series.dropna()
+    if values.empty:
+        return False
+    return isinstance(values.iloc[0], str) and isinstance(values.iloc[-1], str)
+
+
+def type_from_summary(
+    dtype: object, n_unique: int, n_non_null: int, holds_strings: bool
+) -> ColumnType:
+    """Apply Evidently's rule to a dtype plus the two counts it needs.
+
+    ``n_unique`` and ``n_non_null`` are pandas ``nunique()`` and ``count()``
+    of the whole column (NaN excluded). Split out from
+    :func:`infer_column_type` so a stored profile can re-derive the type.
+    """
+    if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
+        return ColumnType.CATEGORICAL
+    if pd.api.types.is_float_dtype(dtype):
+        return ColumnType.NUMERICAL
+    if pd.api.types.is_integer_dtype(dtype):
+        if n_unique <= INTEGER_CARDINALITY_LIMIT:
+            return ColumnType.CATEGORICAL
+        return ColumnType.NUMERICAL
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return ColumnType.DATETIME
+    if _is_string_dtype(dtype) or (getattr(dtype, "name", "") == "object" and holds_strings):
+        if n_unique > n_non_null * 0.5:
+            return ColumnType.TEXT
+        return ColumnType.CATEGORICAL
+    return ColumnType.UNKNOWN
+
+
+def infer_column_type(series: pd.Series) -> ColumnType:
+    """Infer one column's type with Evidently's rule (see the module docstring)."""
+    dtype = series.dtype
+    needs_counts = not (
+        pd.api.types.is_bool_dtype(dtype)
+        or isinstance(dtype, pd.CategoricalDtype)
+        or pd.api.types.is_float_dtype(dtype)
+    )
+    n_unique = int(series.nunique()) if needs_counts else 0
+    n_non_null = int(series.count()) if needs_counts else 0
+    holds = getattr(dtype, "name", "") == "object" and _holds_strings(series)
+    return type_from_summary(dtype, n_unique, n_non_null, holds)
+
+
+def resolve_column_types(
+    inferred: Mapping[str, ColumnType],
+    categorical: Iterable[str] | None = None,
+    numerical: Iterable[str] | None = None,
+) -> dict[str, ColumnType]:
+    """Apply explicit ``categorical`` / ``numerical`` overrides to inferred types.
+
+    Overrides win over inference; naming a column in both lists, or a column
+    the reference does not have, is a :class:`~shipyard.errors.SchemaError`.
+
+        >>> resolve_column_types({"a": ColumnType.NUMERICAL}, categorical=["a"])
+        {'a': <ColumnType.CATEGORICAL: 'categorical'>}
+    """
+    cat = list(categorical or [])
+    num = list(numerical or [])
+    both = sorted(set(cat) & set(num))
+    if both:
+        raise SchemaError(
+            f"Columns {both} are listed as both categorical and numerical; list each in one only.",
+            field=both[0],
+        )
+    missing = sorted((set(cat) | set(num)) - set(inferred))
+    if missing:
+        raise SchemaError(
+            f"Columns {missing} were given as categorical/numerical but are not in the "
+            f"reference data (it has {sorted(inferred)}).",
+            field=missing[0],
+            expected="a column of the reference data",
+        )
+    types = dict(inferred)
+    types.update(dict.fromkeys(cat, ColumnType.CATEGORICAL))
+    types.update(dict.fromkeys(num, ColumnType.NUMERICAL))
+    return types
+
+
+def split_names(value: str | Sequence[str] | None) -> list[str]:
+    """Turn ``"a,b"`` or ``["a", "b"]`` into a clean list of names."""
+    if value is None:
+        return []
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    return [p.strip() for p in parts if p and p.strip()]
