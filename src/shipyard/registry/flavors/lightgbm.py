@@ -1,0 +1,108 @@
+"""LightGBM models in LightGBM's own text format (no pickle).
+
+The file is loaded with ``lightgbm.Booster(model_file=...)`` and wrapped so
+that it answers like the scikit-learn wrapper did: ``predict`` returns class
+labels for classifiers (argmax of the probabilities), ``predict_proba`` one
+column per class, ``classes`` the labels the classifier was fitted on.
+
+Example:
+    >>> LightGBMFlavor().name
+    'lightgbm'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shipyard.errors import InvalidInputError, ManifestError
+from shipyard.registry.flavors.base import json_classes, module_root, option_file
+
+MODEL_FILE = "model.txt"
+# LightGBM's classification objectives and their aliases.
+_CLASSIFICATION = (
+    "binary",
+    "multiclass",
+    "softmax",
+    "multiclassova",
+    "multiclass_ova",
+    "ova",
+    "ovr",
+)
+
+
+class LightGBMPredictor:
+    """A ``lightgbm.Booster`` with scikit-learn-style predict / predict_proba / classes."""
+
+    accepts_array = True
+
+    def __init__(self, booster: Any, *, classes: list[Any] | None) -> None:
+        self.booster = booster
+        self.feature_names = tuple(booster.feature_name())
+        self.classes = None if classes is None else np.asarray(classes)
+        if self.classes is not None:
+            self.predict_proba = self._predict_proba
+
+    def _predict_proba(self, X: Any) -> np.ndarray:
+        raw = np.asarray(self.booster.predict(X))
+        return np.column_stack([1.0 - raw, raw]) if raw.ndim == 1 else raw
+
+    def predict(self, X: Any) -> np.ndarray:
+        if self.classes is None:
+            return np.asarray(self.booster.predict(X))
+        return self.classes[self._predict_proba(X).argmax(axis=1)]
+
+
+class LightGBMFlavor:
+    """``LGBMClassifier``, ``LGBMRegressor`` (any ``LGBMModel``) and ``Booster``."""
+
+    name = "lightgbm"
+    packages: tuple[str, ...] = ("lightgbm",)
+
+    def handles(self, model: Any) -> bool:
+        return module_root(model) == "lightgbm"
+
+    def save(self, model: Any, dest: Path, *, trusted_pickle: bool) -> dict[str, Any]:
+        import lightgbm as lgb
+
+        if isinstance(model, lgb.LGBMClassifier):
+            booster, classes = model.booster_, json_classes(model.classes_)
+        elif isinstance(model, lgb.LGBMModel):
+            booster, classes = model.booster_, None
+        elif isinstance(model, lgb.Booster):
+            booster, classes = model, _booster_classes(model)
+        else:
+            raise InvalidInputError(
+                f"The lightgbm flavor saves LGBMClassifier, LGBMRegressor or Booster, not "
+                f"{type(model).__name__}."
+            )
+        booster.save_model(str(dest / MODEL_FILE))
+        kind = "classifier" if classes is not None else "regressor"
+        return {"format": "text", "file": MODEL_FILE, "kind": kind, "classes": classes}
+
+    def load(self, src: Path, options: dict[str, Any], *, trusted_pickle: bool) -> Any:
+        import lightgbm as lgb
+
+        path = option_file(src, options)
+        classes = options.get("classes")
+        if options.get("kind") == "classifier" and not classes:
+            raise ManifestError("A lightgbm classifier package must list its classes.")
+        try:
+            booster = lgb.Booster(model_file=str(path))
+        except lgb.basic.LightGBMError as exc:
+            raise ManifestError(f"{path} is not a readable LightGBM model: {exc}") from exc
+        return LightGBMPredictor(booster, classes=classes)
+
+
+def _booster_classes(booster: Any) -> list[int] | None:
+    """Classes of a raw Booster: 0..n-1 for classification objectives, else None."""
+    objective = str(booster.params.get("objective", ""))
+    if objective not in _CLASSIFICATION:
+        return None
+    n = int(booster.params.get("num_class", 1))
+    return list(range(max(n, 2)))
+
+
+__all__ = ["LightGBMFlavor", "LightGBMPredictor"]

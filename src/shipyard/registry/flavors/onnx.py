@@ -1,0 +1,142 @@
+"""ONNX models, saved byte for byte and served with onnxruntime.
+
+The graph says what it takes: one matrix input (``[None, n_features]``) gets
+the whole frame in signature order, cast to the input's element type (float32
+for most converters); several inputs get one column each, by name. A
+classifier's outputs (a label tensor, then probabilities either as a tensor or
+as skl2onnx's ZipMap list of dicts) become ``predict``/``predict_proba``; the
+class labels are read from the graph.
+
+Example:
+    >>> OnnxFlavor().name
+    'onnx'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shipyard.errors import InvalidInputError, ManifestError
+from shipyard.registry.flavors.base import module_root, option_file
+
+MODEL_FILE = "model.onnx"
+_NP_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+    "tensor(string)": np.object_,
+}
+_CLASS_ATTRS = ("classlabels_int64s", "classlabels_ints", "classlabels_strings")
+
+
+def _model_bytes(model: Any) -> bytes:
+    if isinstance(model, (bytes, bytearray)):
+        return bytes(model)
+    if isinstance(model, (str, Path)):
+        return Path(model).read_bytes()
+    return bytes(model.SerializeToString())
+
+
+def _graph_classes(proto: Any) -> np.ndarray | None:
+    """Class labels written into the graph by the converter (LinearClassifier, ZipMap, ...)."""
+    for node in proto.graph.node:
+        for attr in node.attribute:
+            if attr.name in _CLASS_ATTRS:
+                if attr.strings:
+                    return np.array([s.decode() for s in attr.strings], dtype=object)
+                return np.array(list(attr.ints), dtype=np.int64)
+    return None
+
+
+class OnnxPredictor:
+    """An onnxruntime session behind the Predictor interface."""
+
+    feature_names: tuple[str, ...] | None = None
+
+    def __init__(self, session: Any, classes: np.ndarray | None) -> None:
+        self.session = session
+        self.inputs = [(i.name, _NP_TYPES.get(i.type)) for i in session.get_inputs()]
+        unsupported = [i.name for i in session.get_inputs() if i.type not in _NP_TYPES]
+        if unsupported:
+            raise ManifestError(f"ONNX inputs {unsupported} have types Shipyard cannot feed.")
+        outputs = session.get_outputs()
+        self.accepts_array = len(self.inputs) == 1 and self.inputs[0][1] is not np.object_
+        if len(self.inputs) > 1:
+            self.feature_names = tuple(name for name, _ in self.inputs)
+        # skl2onnx classifiers: [label, probabilities]; regressors: [variable].
+        is_classifier = len(outputs) >= 2 and (
+            outputs[1].type.startswith("seq(map(") or len(outputs[1].shape or []) == 2
+        )
+        self.label_output = outputs[0].name
+        self.proba_output = outputs[1].name if is_classifier else None
+        self.classes = classes if is_classifier else None
+        if is_classifier:
+            self.predict_proba = self._predict_proba
+
+    def _feed(self, X: Any) -> dict[str, np.ndarray]:
+        if len(self.inputs) == 1:
+            name, dtype = self.inputs[0]
+            arr = X.to_numpy(dtype=dtype) if isinstance(X, pd.DataFrame) else np.asarray(X)
+            return {name: arr.astype(dtype, copy=False)}
+        if not isinstance(X, pd.DataFrame):
+            raise InvalidInputError("This ONNX model takes named inputs; pass a DataFrame.")
+        return {name: X[name].to_numpy(dtype=dtype).reshape(-1, 1) for name, dtype in self.inputs}
+
+    def predict(self, X: Any) -> np.ndarray:
+        (out,) = self.session.run([self.label_output], self._feed(X))
+        out = np.asarray(out)
+        return out.ravel() if out.ndim == 2 and out.shape[1] == 1 else out
+
+    def _predict_proba(self, X: Any) -> np.ndarray:
+        (out,) = self.session.run([self.proba_output], self._feed(X))
+        if isinstance(out, list):  # ZipMap: one {label: probability} dict per row
+            if self.classes is None:
+                self.classes = np.array(list(out[0].keys()))
+            return np.array([[row[c] for c in self.classes.tolist()] for row in out])
+        return np.asarray(out)
+
+
+class OnnxFlavor:
+    """An ``onnx.ModelProto``, its serialised bytes, or a path to a ``.onnx`` file."""
+
+    name = "onnx"
+    packages: tuple[str, ...] = ("onnxruntime", "onnx")
+
+    def handles(self, model: Any) -> bool:
+        if module_root(model) == "onnx" and type(model).__name__ == "ModelProto":
+            return True
+        if isinstance(model, (str, Path)):
+            return str(model).endswith(".onnx")
+        return isinstance(model, (bytes, bytearray))
+
+    def save(self, model: Any, dest: Path, *, trusted_pickle: bool) -> dict[str, Any]:
+        import onnx
+
+        data = _model_bytes(model)
+        try:
+            onnx.checker.check_model(onnx.load_model_from_string(data))
+        except Exception as exc:  # DecodeError, ValidationError: not a usable ONNX model
+            raise InvalidInputError(f"This is not a valid ONNX model: {exc}") from exc
+        (dest / MODEL_FILE).write_bytes(data)
+        return {"format": "onnx", "file": MODEL_FILE}
+
+    def load(self, src: Path, options: dict[str, Any], *, trusted_pickle: bool) -> Any:
+        import onnx
+        import onnxruntime as ort
+
+        path = option_file(src, options)
+        try:
+            proto = onnx.load(str(path))
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnx/onnxruntime raise their own error types
+            raise ManifestError(f"{path} is not a loadable ONNX model: {exc}") from exc
+        return OnnxPredictor(session, _graph_classes(proto))
+
+
+__all__ = ["OnnxFlavor", "OnnxPredictor"]

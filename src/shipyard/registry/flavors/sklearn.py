@@ -1,0 +1,151 @@
+"""scikit-learn estimators and pipelines, saved with skops and checked against a trust list.
+
+skops stores the object graph as data, not as a pickle; loading it imports
+only the types it is told to trust. The trust list is held here, by the
+platform, as a frozenset of type names: it is never read from the artifact.
+A file naming any other type (a custom function in a ``FunctionTransformer``,
+a home-made estimator) is refused with :class:`UnsafeArtifactError` unless
+both the package and the caller trust its author (``trusted_pickle``).
+
+Example:
+    >>> "sklearn.tree._tree.Tree" in TRUSTED_TYPES
+    True
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from shipyard.errors import InvalidInputError, ManifestError, UnsafeArtifactError
+from shipyard.registry.flavors.base import (
+    EstimatorPredictor,
+    module_root,
+    option_file,
+    pickle_dump,
+    pickle_load,
+)
+
+# Types skops does not trust by default but that are plain data inside scikit-learn
+# and numpy models: tree structures, neighbour indexes, distance metrics, dtypes,
+# which skops rebuilds from arrays and numbers. Extend with care: an entry here lets
+# every package load objects of that type.
+_DISTANCES = (
+    "Euclidean",
+    "SEuclidean",
+    "Manhattan",
+    "Chebyshev",
+    "Minkowski",
+    "Mahalanobis",
+    "Hamming",
+    "Canberra",
+    "BrayCurtis",
+    "Jaccard",
+    "Haversine",
+)
+TRUSTED_TYPES: frozenset[str] = frozenset(
+    {
+        "numpy.dtype",
+        "sklearn.tree._tree.Tree",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+        "sklearn.neighbors._kd_tree.KDTree",
+        "sklearn.neighbors._ball_tree.BallTree",
+        "sklearn.calibration._CalibratedClassifier",
+        "sklearn.calibration._SigmoidCalibration",
+        "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+        "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
+        "sklearn.utils._bunch.Bunch",
+        *(f"sklearn.metrics._dist_metrics.{d}Distance{b}" for d in _DISTANCES for b in (32, 64)),
+    }
+)
+
+SKOPS_FILE = "model.skops"
+PICKLE_FILE = "model.pkl"
+
+
+def load_skops(path: Path, *, allow_untrusted: bool = False) -> Any:
+    """Load a skops file, refusing types outside :data:`TRUSTED_TYPES`.
+
+    ``allow_untrusted`` is for callers who trust the file's author as they would
+    a pickle; it is never inferred from the file.
+    """
+    import skops.io as sio
+
+    try:
+        found = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # a corrupt or foreign file: skops raises many kinds
+        raise ManifestError(f"{path} is not a readable skops file: {exc}") from exc
+    unknown = sorted(set(found) - TRUSTED_TYPES)
+    if unknown and not allow_untrusted:
+        raise UnsafeArtifactError(
+            f"{path} holds types outside Shipyard's trust list: {unknown}. Loading them "
+            "would import and run their code. To proceed, either rebuild the model from "
+            "scikit-learn components only (e.g. replace a custom function in a "
+            "FunctionTransformer by a built-in transformer), or, if you trust the package's "
+            "author, write the package with trusted_pickle=True and load it with "
+            "trusted_pickle=True."
+        )
+    try:
+        return sio.load(path, trusted=list(found))
+    except (AttributeError, ImportError) as exc:
+        raise ManifestError(
+            f"{path} refers to code that cannot be imported here ({exc}). Install the module "
+            "that defines it, or rebuild the model without it."
+        ) from exc
+
+
+class SklearnFlavor:
+    """Any scikit-learn estimator or pipeline (``ColumnTransformer``, encoders, ...)."""
+
+    name = "sklearn"
+    packages: tuple[str, ...] = ("scikit-learn", "skops")
+
+    def handles(self, model: Any) -> bool:
+        if module_root(model) == "sklearn":
+            return True
+        try:
+            from sklearn.base import BaseEstimator
+        except ImportError:  # pragma: no cover - scikit-learn is a dependency
+            return False
+        return isinstance(model, BaseEstimator)
+
+    def save(self, model: Any, dest: Path, *, trusted_pickle: bool) -> dict[str, Any]:
+        import sklearn
+        import skops.io as sio
+
+        path = dest / SKOPS_FILE
+        try:
+            sio.dump(model, path)
+        except Exception as exc:  # skops cannot represent some objects (open files, ...)
+            path.unlink(missing_ok=True)
+            if not trusted_pickle:
+                raise UnsafeArtifactError(
+                    f"skops cannot save this {type(model).__name__} ({exc}), and the only "
+                    "other format is pickle, which runs code when loaded. Pass "
+                    "trusted_pickle=True to save it as a pickle."
+                ) from exc
+            pickle_dump(model, dest / PICKLE_FILE, trusted_pickle=True, what="this model")
+            return {"format": "pickle", "file": PICKLE_FILE, "sklearn": sklearn.__version__}
+        local = [t for t in sio.get_untrusted_types(file=path) if "<" in t]
+        if local:
+            path.unlink()
+            raise InvalidInputError(
+                f"The model refers to {local}, a lambda or a function defined inside another "
+                "function, which no file format can name. Define it at module level."
+            )
+        return {"format": "skops", "file": SKOPS_FILE, "sklearn": sklearn.__version__}
+
+    def load(self, src: Path, options: dict[str, Any], *, trusted_pickle: bool) -> Any:
+        fmt = options.get("format")
+        path = option_file(src, options)
+        if fmt == "skops":
+            model = load_skops(path, allow_untrusted=trusted_pickle)
+        elif fmt == "pickle":
+            model = pickle_load(path, trusted_pickle=trusted_pickle, what="This scikit-learn model")
+        else:
+            raise ManifestError(f"Unknown sklearn format {fmt!r}; expected 'skops' or 'pickle'.")
+        return EstimatorPredictor(model)
+
+
+__all__ = ["TRUSTED_TYPES", "SklearnFlavor", "load_skops"]

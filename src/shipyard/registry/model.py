@@ -1,0 +1,129 @@
+"""A loaded model, ready to predict: what ``shipyard.load_model(ref)`` returns.
+
+It validates the input once against the signature (any of a DataFrame, one
+record, a list of records, a 2-D array) and hands the predictor data it can
+trust. Construction does no I/O: :func:`~shipyard.registry.package.read_package`
+reads and verifies the package, this class only wraps the result.
+
+Example:
+    >>> model = shipyard.load_model("iris@production")          # doctest: +SKIP
+    >>> model.predict({"sepal_length": 5.1, "sepal_width": 3.5,
+    ...                "petal_length": 1.4, "petal_width": 0.2})  # doctest: +SKIP
+    array(['setosa'], dtype=object)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shipyard.errors import InvalidInputError, ManifestError, SchemaError
+from shipyard.registry.flavors.base import Predictor
+from shipyard.registry.manifest import Manifest
+from shipyard.registry.signature import Signature
+
+
+class LoadedModel:
+    """A model version with its manifest, signature and a checked ``predict``.
+
+    ``predict`` and ``predict_proba`` accept a DataFrame, a record (dict), a list of
+    records or a 2-D array, and return numpy arrays. Input that does not fit the
+    signature raises :class:`~shipyard.errors.SchemaError` before the model runs.
+    """
+
+    def __init__(self, manifest: Manifest, predictor: Predictor) -> None:
+        self.manifest = manifest
+        self.predictor = predictor
+        self.name: str = manifest.name
+        self.version: int | None = manifest.version
+        self.flavor: str = manifest.flavor
+        try:
+            self.signature: Signature = Signature.from_dict(manifest.signature)
+        except InvalidInputError as exc:
+            raise ManifestError(f"The manifest of {self.ref} has a bad signature: {exc}") from exc
+        # A float matrix skips building a DataFrame on the hot path when the model
+        # does not need column names (XGBoost, LightGBM, ONNX, unnamed sklearn).
+        self._use_array = bool(getattr(predictor, "accepts_array", False)) and (
+            self.signature.is_numeric
+        )
+
+    @property
+    def ref(self) -> str:
+        """``name:version`` (or just the name for an unregistered package)."""
+        return self.name if self.version is None else f"{self.name}:{self.version}"
+
+    @property
+    def classes(self) -> np.ndarray | None:
+        """Class labels in ``predict_proba`` column order; None for regressors."""
+        classes = getattr(self.predictor, "classes", None)
+        if classes is None and self.signature.output.classes is not None:
+            classes = np.asarray(self.signature.output.classes)
+        return classes
+
+    @property
+    def has_proba(self) -> bool:
+        """Whether :meth:`predict_proba` is available."""
+        return callable(getattr(self.predictor, "predict_proba", None))
+
+    def prepare(self, data: Any) -> pd.DataFrame | np.ndarray:
+        """Validate ``data`` and convert it to what the predictor takes."""
+        if self._use_array:
+            return self.signature.coerce_array(data)
+        return self.signature.coerce(data)
+
+    def predict(self, data: Any) -> np.ndarray:
+        """Predictions for every row of ``data``."""
+        X = self.prepare(data)
+        return self._run(self.predictor.predict, X)
+
+    def predict_proba(self, data: Any) -> np.ndarray:
+        """Class probabilities, one column per entry of :attr:`classes`."""
+        fn = getattr(self.predictor, "predict_proba", None)
+        if not callable(fn):
+            kind = self.signature.output.task
+            raise InvalidInputError(
+                f"Model {self.ref} ({self.flavor}, {kind}) does not estimate class "
+                "probabilities; call predict() instead."
+            )
+        return self._run(fn, self.prepare(data))
+
+    def _run(self, fn: Any, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        try:
+            return np.asarray(fn(X))
+        except Exception as exc:
+            # Input that passed the signature can still hold a category the model has
+            # never seen (e.g. OneHotEncoder(handle_unknown="error")): say which.
+            unseen = _unseen_category(self.signature, X)
+            if unseen is not None:
+                raise unseen from exc
+            raise
+
+    def __repr__(self) -> str:
+        inputs = list(self.signature.names)
+        return f"LoadedModel({self.ref!r}, flavor={self.flavor!r}, inputs={inputs})"
+
+
+def _unseen_category(signature: Signature, X: Any) -> SchemaError | None:
+    if not isinstance(X, pd.DataFrame):
+        return None
+    for spec in signature.inputs:
+        if spec.dtype != "string" or spec.categories is None:
+            continue
+        values = X[spec.name]
+        unseen = ~values.isin(spec.categories) & values.notna()
+        if unseen.any():
+            rows = np.flatnonzero(unseen.to_numpy()).tolist()
+            return SchemaError(
+                f"Column {spec.name!r} has {values[unseen].iloc[0]!r} at row(s) {rows[:10]} "
+                f"(0-based), which the model never saw and cannot handle; expected one of "
+                f"{list(spec.categories)}.",
+                field=spec.name,
+                expected="string",
+                rows=rows,
+            )
+    return None
+
+
+__all__ = ["LoadedModel"]

@@ -1,0 +1,241 @@
+"""The model package: a folder that describes itself and proves it is intact.
+
+Layout::
+
+    <package>/
+      shipyard.json      the manifest (signature, environment, checksums, lineage)
+      requirements.txt   exact pins of what the model needs
+      model/             the flavor's files (model.skops, model.ubj, model.onnx, ...)
+
+:func:`write_package` builds it in a hidden sibling folder and renames it into
+place, so a package is either complete or absent. :func:`read_package` checks
+every file against its SHA-256 *before* loading anything.
+
+Example:
+    >>> manifest = write_package(clf, Path("pkg"), name="iris", version=1,
+    ...                          sample=X_train.head(50))               # doctest: +SKIP
+    >>> manifest, predictor = read_package(Path("pkg"))                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from shipyard.errors import (
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    ManifestError,
+    UnsafeArtifactError,
+)
+from shipyard.registry.environment import capture_environment, requirements_lines
+from shipyard.registry.flavors import flavor_for_model, get_flavor
+from shipyard.registry.flavors.base import Predictor
+from shipyard.registry.manifest import MANIFEST_NAME, FileEntry, Manifest
+from shipyard.registry.model import LoadedModel
+from shipyard.registry.signature import Signature, infer_signature
+from shipyard.store.artifacts import sha256_file
+
+MODEL_DIR = "model"
+REQUIREMENTS_NAME = "requirements.txt"
+
+
+def write_package(
+    model: Any,
+    dest: Path,
+    *,
+    name: str,
+    version: int | None,
+    sample: pd.DataFrame | None,
+    metrics: dict[str, float] | None = None,
+    params: dict[str, str] | None = None,
+    data_fingerprint: dict[str, Any] | None = None,
+    run_id: str | None = None,
+    trusted_pickle: bool = False,
+    description: str | None = None,
+    flavor: str | None = None,
+    signature: Signature | None = None,
+) -> Manifest:
+    """Save ``model`` as a package at ``dest`` (which must not exist or be empty).
+
+    The flavor is ``flavor`` or the one :func:`flavor_for_model` picks. The saved
+    model is loaded back and run on ``sample`` so that the signature's output
+    (task, classes) comes from the real predictions, and a model that cannot be
+    loaded is refused now rather than at deploy time. Columns the model was not
+    fitted on (a target column, ids) are left out of the signature when the model
+    records its feature names. ``signature`` overrides inference (e.g. one imported
+    from MLflow); ``sample`` may then be None.
+    """
+    dest = Path(dest)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise ConflictError(f"{dest} already exists and is not empty; choose a new folder.")
+    if sample is None and signature is None:
+        raise InvalidInputError(
+            "Pass sample= (a few rows of training data) so Shipyard can infer the signature."
+        )
+    chosen = get_flavor(flavor) if flavor else flavor_for_model(model)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+    try:
+        model_dir = staging / MODEL_DIR
+        model_dir.mkdir()
+        options = chosen.save(model, model_dir, trusted_pickle=trusted_pickle)
+        predictor = chosen.load(model_dir, options, trusted_pickle=trusted_pickle)
+        sig = _signature(predictor, sample, signature, name=name, flavor=chosen.name)
+        env = capture_environment(list(chosen.packages))
+        (staging / REQUIREMENTS_NAME).write_text(
+            "\n".join(requirements_lines(env)) + "\n", encoding="utf-8"
+        )
+        files = {rel.as_posix(): _entry(staging / rel) for rel in package_files(staging)}
+        manifest = Manifest(
+            name=name,
+            version=version,
+            flavor=chosen.name,
+            flavor_options=options,
+            signature=sig.to_dict(),
+            environment=env,
+            metrics=dict(metrics or {}),
+            params=dict(params or {}),
+            data_fingerprint=data_fingerprint,
+            run_id=run_id,
+            files=files,
+            trusted_pickle=trusted_pickle,
+            description=description,
+        )
+        manifest.dump(staging / MANIFEST_NAME)
+        if dest.exists():
+            dest.rmdir()  # empty, checked above
+        os.rename(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _signature(
+    predictor: Predictor,
+    sample: pd.DataFrame | None,
+    given: Signature | None,
+    *,
+    name: str,
+    flavor: str,
+) -> Signature:
+    if sample is not None and not isinstance(sample, pd.DataFrame):
+        raise InvalidInputError(
+            f"sample must be a pandas DataFrame with named columns, got {type(sample).__name__}."
+        )
+    if sample is not None and given is None:
+        features = getattr(predictor, "feature_names", None)
+        if features is not None:
+            missing = [f for f in features if f not in sample.columns]
+            if missing:
+                raise InvalidInputError(
+                    f"The model was fitted on columns {missing} that the sample lacks; pass a "
+                    "sample with the columns the model was trained on."
+                )
+            sample = sample[list(features)]
+    inputs = given if given is not None else infer_signature(sample)  # type: ignore[arg-type]
+    if sample is None:
+        return inputs
+    # Predict through the same path a LoadedModel will use, on the real saved model.
+    probe = LoadedModel(
+        Manifest(name=name, flavor=flavor, signature=inputs.to_dict(), environment={}),
+        predictor,
+    )
+    predictions = probe.predict(sample)
+    if given is not None:
+        return given
+    return infer_signature(sample, predictions=predictions, classes=probe.predictor.classes)
+
+
+def _entry(path: Path) -> FileEntry:
+    return FileEntry(sha256=sha256_file(path), size=path.stat().st_size)
+
+
+def package_files(src: Path) -> list[Path]:
+    """Every file of the package, as sorted paths relative to ``src`` (manifest included).
+
+    Symbolic links are refused: a package must hold its own bytes.
+    """
+    src = Path(src)
+    out: list[Path] = []
+    for root, dirs, names in os.walk(src):
+        here = Path(root)
+        for entry in [*dirs, *names]:
+            if (here / entry).is_symlink():
+                raise IntegrityError(
+                    f"{here / entry} is a symbolic link; a package must hold its own files."
+                )
+        out.extend((here / n).relative_to(src) for n in names)
+    return sorted(out, key=lambda p: p.as_posix())
+
+
+def verify_package(src: Path, manifest: Manifest) -> None:
+    """Check that ``src`` holds exactly the manifest's files with the right checksums."""
+    src = Path(src)
+    actual = {p.as_posix() for p in package_files(src)} - {MANIFEST_NAME}
+    listed = set(manifest.files)
+    missing = sorted(listed - actual)
+    if missing:
+        raise IntegrityError(
+            f"Package {src} is missing {missing}, listed in its manifest; the copy is "
+            "incomplete. Fetch or register the package again."
+        )
+    extra = sorted(actual - listed)
+    if extra:
+        raise IntegrityError(
+            f"Package {src} holds {extra}, which its manifest does not list; files were "
+            "added after it was written. Remove them or fetch a clean copy."
+        )
+    for rel in sorted(listed):
+        entry, path = manifest.files[rel], src / rel
+        size = path.stat().st_size
+        digest = sha256_file(path) if size == entry.size else None
+        if digest != entry.sha256:
+            got = f"sha256 {digest[:12]}…" if digest else f"{size} bytes"
+            raise IntegrityError(
+                f"{path} does not match the manifest (expected sha256 {entry.sha256[:12]}…, "
+                f"{entry.size} bytes; got {got}): it was changed or corrupted after the "
+                "package was written. Nothing was loaded. Fetch or register it again."
+            )
+
+
+def read_package(src: Path, *, trusted_pickle: bool = False) -> tuple[Manifest, Predictor]:
+    """Read the manifest, verify every file, then load the model through its flavor.
+
+    A pickled model loads only if the package was written with ``trusted_pickle=True``
+    *and* the caller passes ``trusted_pickle=True``.
+    """
+    src = Path(src)
+    manifest = Manifest.load(src / MANIFEST_NAME)
+    verify_package(src, manifest)
+    try:
+        flavor = get_flavor(manifest.flavor)
+    except InvalidInputError as exc:
+        raise ManifestError(f"{src / MANIFEST_NAME}: {exc}") from exc
+    if manifest.flavor_options.get("format") == "pickle" and not manifest.trusted_pickle:
+        raise UnsafeArtifactError(
+            f"Package {src} holds a pickle, but its manifest does not record that it was "
+            "written with trusted_pickle=True. Refusing to load it: re-create the package "
+            "with trusted_pickle=True if you trust its author."
+        )
+    allowed = trusted_pickle and manifest.trusted_pickle
+    predictor = flavor.load(src / MODEL_DIR, manifest.flavor_options, trusted_pickle=allowed)
+    return manifest, predictor
+
+
+__all__ = [
+    "MANIFEST_NAME",
+    "MODEL_DIR",
+    "REQUIREMENTS_NAME",
+    "package_files",
+    "read_package",
+    "verify_package",
+    "write_package",
+]
