@@ -1,0 +1,421 @@
+"""The container recipe: what the generated build context says, and that its pins really install.
+
+No Docker engine runs here, so the Dockerfile is checked instruction by
+instruction, the health probe is run against a real HTTP server, and the slow
+test installs requirements.txt into a fresh virtualenv and serves a prediction
+from the copied model there.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from shipyard.deploy.docker import MODEL_DIR, SERVE_PORT, write_container_context
+from shipyard.errors import (
+    ConflictError,
+    InvalidInputError,
+    InvalidReferenceError,
+    ManifestError,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+UV = REPO / ".venv" / "bin" / "uv"
+ENVIRONMENT = {
+    "python": "3.11.7",
+    "packages": {"scikit-learn": "1.9.1", "numpy": "2.4.6", "Scipy": "1.17.1"},
+}
+
+
+def _instructions(dockerfile: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
+    result: list[tuple[str, str]] = []
+    pending = ""
+    for raw in dockerfile.splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line = pending + line
+        pending = ""
+        keyword, _, args = line.partition(" ")
+        result.append((keyword.upper(), " ".join(args.split())))
+    assert not pending, "Dockerfile ends in a line continuation"
+    return result
+
+
+def _args(instructions: list[tuple[str, str]], keyword: str) -> list[str]:
+    return [args for kw, args in instructions if kw == keyword]
+
+
+def _index(instructions: list[tuple[str, str]], keyword: str, contains: str = "") -> int:
+    for i, (kw, args) in enumerate(instructions):
+        if kw == keyword and contains in args:
+            return i
+    raise AssertionError(f"no {keyword} {contains!r} in {instructions}")
+
+
+@pytest.fixture
+def package(tmp_path: Path) -> Path:
+    pkg = tmp_path / "iris-3"
+    (pkg / "artifacts").mkdir(parents=True)
+    (pkg / "MLmodel.json").write_text('{"flavor": "sklearn"}')
+    (pkg / "artifacts" / "model.skops").write_bytes(bytes(range(256)) * 4)
+    (pkg / "__pycache__").mkdir()
+    (pkg / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"stale")
+    return pkg
+
+
+def _write(package: Path, out: Path, **overrides: object) -> list[Path]:
+    kwargs: dict[str, object] = {
+        "model_ref": "iris:3",
+        "shipyard_requirement": "shipyard==0.1.0",
+        **overrides,
+    }
+    environment = kwargs.pop("environment", ENVIRONMENT)
+    return write_container_context(package, environment, out, **kwargs)  # type: ignore[arg-type]
+
+
+def test_context_holds_the_recipe_and_a_copy_of_the_package(package: Path, tmp_path: Path) -> None:
+    out = tmp_path / "build" / "iris-3"
+    written = _write(package, out)
+
+    assert written == [
+        out / "Dockerfile",
+        out / "requirements.txt",
+        out / ".dockerignore",
+        out / "model",
+    ]
+    assert all(path.exists() for path in written)
+    copied = sorted(p.relative_to(out / "model") for p in (out / "model").rglob("*"))
+    assert copied == [Path("MLmodel.json"), Path("artifacts"), Path("artifacts/model.skops")]
+    for name in ("MLmodel.json", "artifacts/model.skops"):
+        assert (out / "model" / name).read_bytes() == (package / name).read_bytes()
+    assert "**/__pycache__" in (out / ".dockerignore").read_text().splitlines()
+    # Nothing but the context itself lands beside it (the staging folder is gone).
+    assert [p.name for p in out.parent.iterdir()] == ["iris-3"]
+
+
+@pytest.mark.parametrize(
+    ("python", "image"),
+    [("3.11.7", "python:3.11-slim"), ("3.12.1", "python:3.12-slim"), ("3.10", "python:3.10-slim")],
+)
+def test_base_image_follows_the_model_python_series(
+    package: Path, tmp_path: Path, python: str, image: str
+) -> None:
+    environment = {**ENVIRONMENT, "python": python}
+    _write(package, tmp_path / "ctx", environment=environment)
+    instructions = _instructions((tmp_path / "ctx" / "Dockerfile").read_text())
+
+    assert instructions[0] == ("FROM", image)
+    assert _args(instructions, "FROM") == [image]
+
+
+def test_image_serves_as_a_non_root_user(package: Path, tmp_path: Path) -> None:
+    _write(package, tmp_path / "ctx")
+    instructions = _instructions((tmp_path / "ctx" / "Dockerfile").read_text())
+
+    users = _args(instructions, "USER")
+    assert len(users) == 1
+    uid, _, gid = users[0].partition(":")
+    assert uid.isdigit() and int(uid) != 0, users
+    assert gid.isdigit() and int(gid) != 0, users
+    user_at = _index(instructions, "USER")
+    assert user_at < _index(instructions, "ENTRYPOINT")
+    # Installing needs root; everything after USER runs as the service user.
+    assert all(kw != "RUN" for kw, _ in instructions[user_at:])
+    # The numeric user is the one the image creates.
+    create = instructions[_index(instructions, "RUN", "useradd")][1]
+    assert f"--uid {uid}" in create
+    assert f"--gid {gid}" in create
+
+
+def test_dependencies_install_before_the_model_is_copied(package: Path, tmp_path: Path) -> None:
+    _write(package, tmp_path / "ctx")
+    instructions = _instructions((tmp_path / "ctx" / "Dockerfile").read_text())
+
+    copy_reqs = _index(instructions, "COPY", "requirements.txt")
+    install = _index(instructions, "RUN", "pip install --no-cache-dir -r")
+    copy_model = _index(instructions, "COPY", "model/")
+    assert copy_reqs < install < copy_model
+    assert instructions[copy_model][1] == f"model/ {MODEL_DIR}/"
+
+
+def test_serving_port_health_check_and_entrypoint(package: Path, tmp_path: Path) -> None:
+    _write(package, tmp_path / "ctx")
+    instructions = _instructions((tmp_path / "ctx" / "Dockerfile").read_text())
+
+    assert _args(instructions, "EXPOSE") == ["8000"]
+    assert SERVE_PORT == 8000
+    (health,) = _args(instructions, "HEALTHCHECK")
+    assert "CMD " in health
+    assert "http://127.0.0.1:8000/health" in health
+    (entrypoint,) = _args(instructions, "ENTRYPOINT")
+    assert json.loads(entrypoint) == [
+        "shipyard",
+        "serve",
+        "/opt/model",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+    ]
+    envs = " ".join(_args(instructions, "ENV"))
+    assert "SHIPYARD_HOME=/var/lib/shipyard" in envs
+    assert 'io.shipyard.model-ref="iris:3"' in " ".join(_args(instructions, "LABEL"))
+
+
+class _HealthServer(ThreadingHTTPServer):
+    status = 200  # what /health answers; tests flip it
+
+
+class _Health(BaseHTTPRequestHandler):
+    server: _HealthServer
+
+    def do_GET(self) -> None:
+        self.send_response(self.server.status if self.path == "/health" else 404)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def health_server() -> Iterator[_HealthServer]:
+    server = _HealthServer(("127.0.0.1", 0), _Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_health_probe_passes_only_on_a_healthy_answer(
+    package: Path, tmp_path: Path, health_server: _HealthServer
+) -> None:
+    _write(package, tmp_path / "ctx")
+    instructions = _instructions((tmp_path / "ctx" / "Dockerfile").read_text())
+    (health,) = _args(instructions, "HEALTHCHECK")
+    command = json.loads(health.split("CMD ", 1)[1])
+    assert command[0] == "python"
+    # The same probe, pointed at this test's server instead of the container's port.
+    port = health_server.server_address[1]
+    probe = [sys.executable, *[arg.replace(":8000/", f":{port}/") for arg in command[1:]]]
+
+    assert subprocess.run(probe, capture_output=True, timeout=30).returncode == 0
+    health_server.status = 503
+    assert subprocess.run(probe, capture_output=True, timeout=30).returncode != 0
+    health_server.shutdown()
+    health_server.server_close()
+    assert subprocess.run(probe, capture_output=True, timeout=30).returncode != 0
+
+
+def test_requirements_are_exact_sorted_pins_then_shipyard(package: Path, tmp_path: Path) -> None:
+    environment = {
+        "python": "3.11.7",
+        "packages": {"scikit-learn": "1.9.1", "Scipy": "1.17.1", "numpy": "2.4.6"},
+    }
+    _write(package, tmp_path / "ctx", environment=environment)
+    lines = (tmp_path / "ctx" / "requirements.txt").read_text().splitlines()
+    pins = [line for line in lines if line and not line.startswith("#")]
+
+    assert pins == ["numpy==2.4.6", "scikit-learn==1.9.1", "scipy==1.17.1", "shipyard==0.1.0"]
+    for pin in pins:
+        name, sep, version = pin.partition("==")
+        assert sep == "==" and name and version and " " not in pin, pin
+
+
+def test_shipyard_requirement_replaces_a_saved_shipyard_pin(package: Path, tmp_path: Path) -> None:
+    environment = {"python": "3.11.7", "packages": {"shipyard": "0.0.9", "numpy": "2.4.6"}}
+    _write(
+        package,
+        tmp_path / "ctx",
+        environment=environment,
+        shipyard_requirement="shipyard @ https://example.org/shipyard-0.2.0-py3-none-any.whl",
+    )
+    lines = (tmp_path / "ctx" / "requirements.txt").read_text().splitlines()
+    pins = [line for line in lines if not line.startswith("#")]
+
+    assert pins == [
+        "numpy==2.4.6",
+        "shipyard @ https://example.org/shipyard-0.2.0-py3-none-any.whl",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("environment", "match"),
+    [
+        ({"python": "three", "packages": {}}, "'python'"),
+        ({"packages": {}}, "'python'"),
+        ({"python": "3.11.7", "packages": ["numpy==2.4.6"]}, "'packages'"),
+        ({"python": "3.11.7", "packages": {"numpy": ">=2"}}, "exact"),
+        ({"python": "3.11.7", "packages": {"numpy": "2.4.6\n--index-url http://evil"}}, "exact"),
+        ({"python": "3.11.7", "packages": {"numpy": None}}, "exact"),
+        ({"python": "3.11.7", "packages": {"-e .": "1"}}, "distribution name"),
+        ({"python": "3.11.7", "packages": {"scikit_learn": "1", "scikit-learn": "1"}}, "twice"),
+        ("not a mapping", "model environment"),
+    ],
+)
+def test_malformed_environment_is_a_manifest_error(
+    package: Path, tmp_path: Path, environment: object, match: str
+) -> None:
+    with pytest.raises(ManifestError, match=match):
+        _write(package, tmp_path / "ctx", environment=environment)
+    assert not (tmp_path / "ctx").exists()
+
+
+@pytest.mark.parametrize(
+    "requirement",
+    ["shipyard>=0.1", "numpy==2.4.6", "shipyard", "shipyard==0.1.0\n--index-url http://x", ""],
+)
+def test_shipyard_requirement_must_be_exact(
+    package: Path, tmp_path: Path, requirement: str
+) -> None:
+    with pytest.raises(InvalidInputError, match="shipyard_requirement"):
+        _write(package, tmp_path / "ctx", shipyard_requirement=requirement)
+
+
+def test_model_ref_must_parse(package: Path, tmp_path: Path) -> None:
+    with pytest.raises(InvalidReferenceError):
+        _write(package, tmp_path / "ctx", model_ref='iris" && rm -rf /')
+
+
+def test_missing_package_folder_is_invalid_input(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        _write(tmp_path / "nope", tmp_path / "ctx")
+
+
+def test_non_empty_out_dir_is_left_alone(package: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ctx"
+    out.mkdir()
+    (out / "Dockerfile").write_text("FROM scratch\n")
+
+    with pytest.raises(ConflictError, match="not an empty folder"):
+        _write(package, out)
+    assert (out / "Dockerfile").read_text() == "FROM scratch\n"
+    assert [p.name for p in out.iterdir()] == ["Dockerfile"]
+
+
+def test_an_empty_out_dir_is_filled(package: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ctx"
+    out.mkdir()
+    _write(package, out)
+    assert (out / "Dockerfile").is_file()
+
+
+def test_out_dir_inside_the_package_is_refused(package: Path) -> None:
+    with pytest.raises(InvalidInputError, match="inside the model package"):
+        _write(package, package / "build")
+    assert not (package / "build").exists()
+
+
+def test_a_failed_copy_leaves_no_context_behind(package: Path, tmp_path: Path) -> None:
+    (package / "weights.bin").symlink_to(tmp_path / "gone.bin")  # dangling
+    out = tmp_path / "build" / "ctx"
+
+    with pytest.raises(ManifestError, match=r"weights\.bin"):
+        _write(package, out)
+    assert list(out.parent.iterdir()) == []
+
+
+_PREDICT = """
+import importlib.metadata, json, sys
+import numpy as np
+import skops.io as sio
+
+path = sys.argv[1]
+# Loaded with skops' default trust only: no extra types are accepted.
+model = sio.load(path)
+rows = np.array(json.loads(sys.argv[2]))
+print(json.dumps({
+    "predictions": model.predict(rows).tolist(),
+    "sklearn": importlib.metadata.version("scikit-learn"),
+    "executable": sys.executable,
+}))
+"""
+
+
+@pytest.mark.slow
+def test_pinned_requirements_install_and_serve_the_model(tmp_path: Path) -> None:
+    import skops.io as sio
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    if not UV.exists():
+        pytest.fail(f"{UV} is missing; run `make venv` first.")
+    features, target = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=500).fit(features, target)
+    package = tmp_path / "package"
+    package.mkdir()
+    sio.dump(model, package / "model.skops")
+    versions = {
+        name: importlib.metadata.version(name)
+        for name in ("scikit-learn", "numpy", "scipy", "skops")
+    }
+    environment = {"python": platform.python_version(), "packages": versions}
+    context = tmp_path / "context"
+    write_container_context(
+        package,
+        environment,
+        context,
+        model_ref="iris:1",
+        # This checkout, as the image would get a released wheel: it proves the
+        # model's pins and Shipyard's own requirements resolve together.
+        shipyard_requirement=f"shipyard @ {REPO.as_uri()}",
+    )
+
+    venv = tmp_path / "venv"
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
+        )
+        python = venv / "bin" / "python"
+        install = subprocess.run(
+            [str(UV), "pip", "install", "--python", str(python), "-r", "requirements.txt"],
+            cwd=context,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert install.returncode == 0, install.stderr
+        rows = features[::25]
+        done = subprocess.run(
+            [str(python), "-c", _PREDICT, str(context / "model" / "model.skops"),
+             json.dumps(rows.tolist())],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        freeze = subprocess.run(
+            [str(UV), "pip", "freeze", "--python", str(python)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout.lower()
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)  # ~750 MB of links; don't keep it around
+
+    assert Path(result["executable"]).parent == venv / "bin"
+    assert result["predictions"] == model.predict(rows).tolist()
+    assert result["sklearn"] == versions["scikit-learn"]
+    for name, version in versions.items():
+        assert f"{name}=={version}" in freeze
+    assert "shipyard @ file://" in freeze
