@@ -36,7 +36,7 @@ def canonical_name(name: str) -> str:
 @lru_cache(maxsize=1)
 def _import_to_dists() -> dict[str, list[str]]:
     # Scans every installed distribution once; only needed for import names.
-    return md.packages_distributions()
+    return dict(md.packages_distributions())
 
 
 def _distribution(name: str) -> md.Distribution | None:
@@ -61,7 +61,7 @@ def capture_environment(flavor_packages: list[str]) -> dict[str, Any]:
     and requirements whose environment markers do not apply here are skipped.
     Raises :class:`ConfigError` if a named package is not installed.
     """
-    marker_env: dict[str, str] = dict(default_environment())
+    marker_env: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
     marker_env["extra"] = ""
     packages: dict[str, str] = {}
     queue: list[tuple[str, bool]] = [(n, True) for n in (*BASE_PACKAGES, *flavor_packages)]

@@ -140,9 +140,10 @@ def _signature(
                     "sample with the columns the model was trained on."
                 )
             sample = sample[list(features)]
-    inputs = given if given is not None else infer_signature(sample)  # type: ignore[arg-type]
     if sample is None:
-        return inputs
+        assert given is not None  # write_package requires one of the two
+        return given
+    inputs = given if given is not None else infer_signature(sample)
     # Predict through the same path a LoadedModel will use, on the real saved model.
     probe = LoadedModel(
         Manifest(name=name, flavor=flavor, signature=inputs.to_dict(), environment={}),

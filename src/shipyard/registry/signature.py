@@ -725,8 +725,9 @@ def _infer_column(name: str, s: pd.Series) -> ColumnSpec:
         return ColumnSpec(name, "float", nullable, float(lo), float(hi))
     if kind == "string":
         uniques = values.unique()
-        cats = tuple(sorted(str(v) for v in uniques)) if len(uniques) <= MAX_CATEGORIES else None
-        return ColumnSpec(name, "string", nullable, categories=cats)
+        few = len(uniques) <= MAX_CATEGORIES
+        seen = tuple(sorted(str(v) for v in uniques)) if few else None
+        return ColumnSpec(name, "string", nullable, categories=seen)
     return ColumnSpec(name, cast(DType, kind), nullable)
 
 
