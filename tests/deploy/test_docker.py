@@ -108,6 +108,16 @@ def test_context_holds_the_recipe_and_a_copy_of_the_package(package: Path, tmp_p
     assert [p.name for p in out.parent.iterdir()] == ["iris-3"]
 
 
+def test_copied_model_is_readable_by_the_service_user(package: Path, tmp_path: Path) -> None:
+    (package / "artifacts" / "model.skops").chmod(0o600)
+    (package / "artifacts").chmod(0o700)
+    _write(package, tmp_path / "ctx")
+
+    copied = tmp_path / "ctx" / "model" / "artifacts"
+    assert copied.stat().st_mode & 0o555 == 0o555
+    assert (copied / "model.skops").stat().st_mode & 0o444 == 0o444
+
+
 @pytest.mark.parametrize(
     ("python", "image"),
     [("3.11.7", "python:3.11-slim"), ("3.12.1", "python:3.12-slim"), ("3.10", "python:3.10-slim")],

@@ -118,6 +118,11 @@ def _copy_package(package_dir: Path, dest: Path) -> None:
             f"Could not copy the model package {package_dir} into the build context: "
             f"{exc}. Fix or remove those files and try again."
         ) from exc
+    # COPY keeps file modes and the image's files belong to root, so a model
+    # file saved as 0600 would be unreadable to the unprivileged server.
+    for path in [dest, *dest.rglob("*")]:
+        extra = 0o555 if path.is_dir() else 0o444
+        path.chmod(path.stat().st_mode | extra)
 
 
 def _python_series(environment: Mapping[str, Any]) -> str:
