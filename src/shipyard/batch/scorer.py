@@ -1,0 +1,462 @@
+"""The batch scoring loop: read a chunk, check it, predict, write, repeat.
+
+:func:`score_file` is the one service function behind ``shipyard predict`` and
+the Python API. Per chunk it finds the rows that break the model's signature
+with vectorised masks (:mod:`shipyard.batch.validate`), sets them aside (or
+stops, in strict mode), scores the rest with one ``predict`` and one
+``predict_proba`` call, and appends the result to the output. Memory is bounded
+by the chunk size: nothing accumulates across chunks except counters and the
+first few rejects kept for the summary.
+
+The output has the row id (the input's id column, or ``row_id``: the 0-based row
+number in the input), ``prediction``, one ``proba_<class>`` column per class
+when the model has probabilities, and ``model_version`` (``"iris:3"``).
+
+An observer, if given, is called once per scored chunk with a
+:class:`ChunkResult` (ids, inputs, outputs, timing): the seam through which the
+prediction log records batch predictions without the loop knowing about it.
+
+Example:
+    >>> model = client.registry.load("iris")                                # doctest: +SKIP
+    >>> summary = score_file(model, "rows.parquet", "scores.parquet")       # doctest: +SKIP
+    >>> summary.rows_scored, summary.rows_rejected                          # doctest: +SKIP
+    (5000000, 0)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shipyard.batch.pipeline import BackgroundWriter, prefetch
+from shipyard.batch.readers import ChunkSource, open_source
+from shipyard.batch.validate import ChunkCheck, check_chunk
+from shipyard.batch.writers import ChunkSink, open_sink
+from shipyard.errors import InvalidInputError, SchemaError
+from shipyard.registry.signature import Signature
+
+DEFAULT_CHUNK_SIZE = 100_000
+#: How many rejects the summary keeps in memory; all of them go to the rejects file.
+REJECTS_KEPT = 20
+ROW_ID = "row_id"
+ROW_NUMBER = "row_number"
+REJECT_REASON = "reject_reason"
+PREDICTION = "prediction"
+MODEL_VERSION = "model_version"
+PROBA_PREFIX = "proba_"
+
+_ARROW_TYPES = {
+    "float": pa.float64(),
+    "integer": pa.int64(),
+    "boolean": pa.bool_(),
+    "string": pa.string(),
+    "datetime": pa.timestamp("ns"),
+}
+
+
+class BatchModel(Protocol):
+    """What the loop needs from a loaded model (:class:`~shipyard.registry.model.LoadedModel`)."""
+
+    name: str
+    version: int | None
+    signature: Signature
+
+    @property
+    def ref(self) -> str: ...
+
+    @property
+    def classes(self) -> Any: ...
+
+    @property
+    def has_proba(self) -> bool: ...
+
+    def predict(self, data: Any) -> np.ndarray: ...
+
+    def predict_proba(self, data: Any) -> np.ndarray: ...
+
+
+ProgressCallback = Callable[[int, int | None], None]
+"""Called with (rows done, total rows or None) at the start and after every chunk."""
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One row set aside: its 0-based row number, its id, and what was wrong."""
+
+    row: int
+    id: Any
+    reason: str
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """One scored chunk, handed to the observer (e.g. the prediction log).
+
+    ``ids``, ``inputs``, ``predictions`` and ``probabilities`` cover the scored
+    rows only, in input order; ``offset`` is the 0-based row number of the
+    chunk's first row and ``rejected`` how many of its rows were set aside.
+    """
+
+    model_name: str
+    model_version: int | None
+    offset: int
+    ids: np.ndarray
+    inputs: pd.DataFrame
+    predictions: np.ndarray
+    probabilities: np.ndarray | None
+    classes: tuple[Any, ...] | None
+    rejected: int
+    predict_seconds: float
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What a batch job did. ``rejects`` keeps the first few; the rejects file has all.
+
+    Example:
+        >>> s = BatchSummary("iris:3", "in.csv", "out.csv", None, 10, 9, 1, 1, 0.5, 20.0)
+        >>> s.rows_per_second
+        20.0
+    """
+
+    model: str
+    source: str
+    output: str
+    rejects_output: str | None
+    rows_read: int
+    rows_scored: int
+    rows_rejected: int
+    chunks: int
+    seconds: float
+    rows_per_second: float
+    rejects: tuple[Reject, ...] = field(default=())
+
+
+def score_file(
+    model: BatchModel,
+    source: ChunkSource | str | Path,
+    sink: ChunkSink | str | Path,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    strict: bool = False,
+    rejects: ChunkSink | str | Path | None = None,
+    id_column: str | None = None,
+    progress: ProgressCallback | None = None,
+    on_chunk: Callable[[ChunkResult], None] | None = None,
+    output_format: str | None = None,
+    overlap_io: bool = True,
+    clock: Callable[[], float] = time.perf_counter,
+) -> BatchSummary:
+    """Score every row of ``source`` with ``model`` and write the results to ``sink``.
+
+    ``source`` and ``sink`` are paths (Parquet or CSV, by extension; ``output_format``
+    overrides the sink's) or :class:`ChunkSource`/:class:`ChunkSink` objects.
+    Rows breaking the signature go to ``rejects`` (same kinds, with a
+    ``reject_reason`` column) and to the summary; with ``strict=True`` the first
+    one raises :class:`SchemaError` naming its row, column and expected type, and
+    nothing is written. A column missing from the whole input is always fatal.
+    The output (and rejects) file appears atomically when the job succeeds.
+    ``on_chunk`` is called with a :class:`ChunkResult` after each scored chunk.
+    ``overlap_io`` reads and writes on background threads while the model
+    predicts (False runs everything in the calling thread).
+    """
+    if chunk_size < 1:
+        raise InvalidInputError(f"The chunk size must be at least 1, got {chunk_size}.")
+    src = open_source(source) if isinstance(source, str | Path) else source
+    out = open_sink(sink, fmt=output_format) if isinstance(sink, str | Path) else sink
+    rej = open_sink(rejects) if isinstance(rejects, str | Path) else rejects
+    writer = BackgroundWriter(background=overlap_io)
+    job = _Job(
+        model, src, out, rej, strict=strict, id_column=id_column, on_chunk=on_chunk, writer=writer
+    )
+    start = clock()
+    try:
+        columns = job.check_columns()
+        total = src.total_rows()
+        if progress is not None:
+            progress(0, total)
+        chunks = src.chunks(columns, chunk_size)
+        with contextlib.closing(prefetch(chunks) if overlap_io else chunks) as frames:
+            for frame in frames:
+                job.score(frame)
+                if progress is not None:
+                    progress(job.rows_read, total)
+        job.finish()
+        writer.close()
+        out.commit()
+        if rej is not None:
+            rej.commit()
+    except BaseException:
+        writer.abandon()
+        out.abort()
+        if rej is not None:
+            rej.abort()
+        raise
+    seconds = max(clock() - start, 1e-9)
+    return BatchSummary(
+        model=job.model_ref,
+        source=src.description,
+        output=out.description,
+        rejects_output=None if rej is None else rej.description,
+        rows_read=job.rows_read,
+        rows_scored=job.rows_scored,
+        rows_rejected=job.rows_rejected,
+        chunks=job.chunks,
+        seconds=seconds,
+        rows_per_second=job.rows_read / seconds,
+        rejects=tuple(job.kept),
+    )
+
+
+class _Job:
+    """State of one run of the loop: counters, the output schema, the sinks."""
+
+    def __init__(
+        self,
+        model: BatchModel,
+        source: ChunkSource,
+        sink: ChunkSink,
+        rejects: ChunkSink | None,
+        *,
+        strict: bool,
+        id_column: str | None,
+        on_chunk: Callable[[ChunkResult], None] | None,
+        writer: BackgroundWriter,
+    ) -> None:
+        self.model = model
+        self.writer = writer
+        self.signature = model.signature
+        self.source = source
+        self.sink = sink
+        self.rejects = rejects
+        self.strict = strict
+        self.id_column = id_column
+        self.id_name = id_column or ROW_ID
+        self.on_chunk = on_chunk
+        self.model_ref = model.ref
+        classes = model.classes
+        self.classes: tuple[Any, ...] | None = (
+            None if classes is None else tuple(_py(c) for c in classes)
+        )
+        self.has_proba = self.classes is not None and model.has_proba
+        self.rows_read = self.rows_scored = self.rows_rejected = self.chunks = 0
+        self.kept: list[Reject] = []
+        self.wrote_output = self.wrote_rejects = False
+        self.id_type: pa.DataType | None = None
+
+    # -- before reading --
+    def check_columns(self) -> list[str]:
+        """The columns to read; SchemaError naming any the input lacks."""
+        present = self.source.columns()
+        names = list(self.signature.names)
+        missing = [n for n in names if n not in present]
+        if missing:
+            extra = [c for c in present if c not in names]
+            hints = [
+                f"{close[0]!r} for {name!r}"
+                for name in missing
+                if (close := difflib.get_close_matches(name, extra, n=1))
+            ]
+            hint = f" Did you mean {', '.join(hints)}?" if hints else ""
+            noun = "column" if len(missing) == 1 else "columns"
+            raise SchemaError(
+                f"The input {self.source.description!r} has no {noun} "
+                f"{', '.join(map(repr, missing))}. The model {self.model_ref} takes: "
+                f"{self.signature.describe()}; the input has: {', '.join(present) or '(none)'}."
+                f"{hint}",
+                field=missing[0],
+                expected=next(c.dtype for c in self.signature.inputs if c.name == missing[0]),
+            )
+        if self.id_column is not None:
+            if self.id_column not in present:
+                raise SchemaError(
+                    f"The id column {self.id_column!r} is not in {self.source.description!r}; "
+                    f"its columns are: {', '.join(present)}.",
+                    field=self.id_column,
+                )
+            taken = {PREDICTION, MODEL_VERSION, *(self._proba_names())}
+            if self.id_column in taken:
+                raise InvalidInputError(
+                    f"The id column {self.id_column!r} clashes with an output column "
+                    f"({', '.join(sorted(taken))}); rename it in the input."
+                )
+            if self.id_column not in names:
+                names.append(self.id_column)
+        return names
+
+    def _proba_names(self) -> list[str]:
+        if not self.has_proba or self.classes is None:
+            return []
+        return [f"{PROBA_PREFIX}{c}" for c in self.classes]
+
+    # -- per chunk --
+    def score(self, frame: pd.DataFrame) -> None:
+        offset = self.rows_read
+        n = len(frame)
+        self.rows_read += n
+        self.chunks += 1
+        if n == 0:
+            return
+        check = check_chunk(frame, self.signature, text_numbers=self.source.text_numbers)
+        if check.n_bad:
+            self._reject(frame, check, offset)
+        ids = self._ids(frame, offset, check)
+        if len(check.frame) == 0:
+            return
+        started = time.perf_counter()
+        predictions = np.asarray(self.model.predict(check.frame))
+        probabilities = (
+            np.asarray(self.model.predict_proba(check.frame)) if self.has_proba else None
+        )
+        elapsed = time.perf_counter() - started
+        self.writer.submit(self.sink.write, self._output(ids, predictions, probabilities))
+        self.wrote_output = True
+        self.rows_scored += len(check.frame)
+        if self.on_chunk is not None:
+            self.on_chunk(
+                ChunkResult(
+                    model_name=self.model.name,
+                    model_version=self.model.version,
+                    offset=offset,
+                    ids=ids.to_numpy(zero_copy_only=False),
+                    inputs=check.frame,
+                    predictions=predictions,
+                    probabilities=probabilities,
+                    classes=self.classes,
+                    rejected=check.n_bad,
+                    predict_seconds=elapsed,
+                )
+            )
+
+    def _ids(self, frame: pd.DataFrame, offset: int, check: ChunkCheck) -> pa.Array:
+        if self.id_column is None:
+            rows = np.arange(offset, offset + len(frame), dtype=np.int64)
+            return pa.array(rows if not check.n_bad else rows[check.good])
+        values = frame[self.id_column]
+        if check.n_bad:
+            values = values[check.good]
+        ids = pa.array(values, from_pandas=True)
+        if self.id_type is None:
+            self.id_type = ids.type
+        return ids
+
+    def _output(
+        self, ids: pa.Array, predictions: np.ndarray, probabilities: np.ndarray | None
+    ) -> pa.Table:
+        n = len(ids)
+        columns: dict[str, pa.Array] = {self.id_name: ids}
+        if predictions.ndim == 2 and predictions.shape[1] == 1:
+            predictions = predictions[:, 0]
+        if predictions.ndim == 1:
+            columns[PREDICTION] = pa.array(predictions, from_pandas=True)
+        else:
+            names = self.signature.output.names
+            if len(names) != predictions.shape[1]:
+                names = tuple(f"{PREDICTION}_{i}" for i in range(predictions.shape[1]))
+            for j, name in enumerate(names):
+                columns[name] = pa.array(predictions[:, j], from_pandas=True)
+        if probabilities is not None:
+            for j, name in enumerate(self._proba_names()):
+                columns[name] = pa.array(probabilities[:, j], type=pa.float64())
+        # One dictionary entry shared by every row: compact in Parquet, plain text in CSV.
+        columns[MODEL_VERSION] = pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(n, dtype=np.int32)), pa.array([self.model_ref])
+        )
+        return pa.table(columns)
+
+    def _reject(self, frame: pd.DataFrame, check: ChunkCheck, offset: int) -> None:
+        rows = offset + check.bad
+        if self.strict:
+            row = int(rows[0])
+            raise SchemaError(
+                f"Row {row} (0-based) of {self.source.description!r} breaks the signature of "
+                f"{self.model_ref}: {check.reasons[0]}. Stopped at the first bad row "
+                "(--strict); no output was written.",
+                field=check.fields[0],
+                expected=check.expected[0],
+                rows=[row],
+            )
+        self.rows_rejected += check.n_bad
+        bad = frame.iloc[check.bad]
+        ids = rows if self.id_column is None else bad[self.id_column].to_numpy()
+        for i in range(min(REJECTS_KEPT - len(self.kept), check.n_bad)):
+            self.kept.append(Reject(int(rows[i]), _py(ids[i]), check.reasons[i]))
+        if self.rejects is None:
+            return
+        columns: dict[str, pa.Array] = {self.id_name: pa.array(ids, from_pandas=True)}
+        if self.id_column is not None:
+            columns[ROW_NUMBER] = pa.array(rows, type=pa.int64())
+        for name in self.signature.names:
+            columns[name] = _as_text(bad[name])
+        columns[REJECT_REASON] = pa.array(check.reasons, type=pa.string())
+        self.writer.submit(self.rejects.write, pa.table(columns))
+        self.wrote_rejects = True
+
+    # -- at the end --
+    def finish(self) -> None:
+        """Give empty outputs their columns; the caller commits once the writer is done."""
+        if not self.wrote_output:
+            self.writer.submit(self.sink.write, self._empty_output())
+        if self.rejects is not None and not self.wrote_rejects:
+            fields = [pa.field(self.id_name, self.id_type or self._default_id_type())]
+            if self.id_column is not None:
+                fields.append(pa.field(ROW_NUMBER, pa.int64()))
+            fields += [pa.field(n, pa.string()) for n in self.signature.names]
+            fields.append(pa.field(REJECT_REASON, pa.string()))
+            self.writer.submit(self.rejects.write, pa.schema(fields).empty_table())
+
+    def _default_id_type(self) -> pa.DataType:
+        return pa.int64() if self.id_column is None else pa.string()
+
+    def _empty_output(self) -> pa.Table:
+        output = self.signature.output
+        fields = [pa.field(self.id_name, self.id_type or self._default_id_type())]
+        if len(output.names) > 1:
+            fields += [pa.field(n, _ARROW_TYPES[output.dtype]) for n in output.names]
+        else:
+            fields.append(pa.field(PREDICTION, _ARROW_TYPES[output.dtype]))
+        fields += [pa.field(n, pa.float64()) for n in self._proba_names()]
+        fields.append(pa.field(MODEL_VERSION, pa.dictionary(pa.int32(), pa.string())))
+        return pa.schema(fields).empty_table()
+
+
+def _as_text(values: pd.Series) -> pa.Array:
+    """Raw values as text for the rejects file: bad values rarely share one type."""
+    try:
+        return pc.cast(pa.array(values, from_pandas=True), pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return pa.array(
+            [None if _is_missing(v) else str(v) for v in values.tolist()], type=pa.string()
+        )
+
+
+def _is_missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _py(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "BatchModel",
+    "BatchSummary",
+    "ChunkResult",
+    "ProgressCallback",
+    "Reject",
+    "score_file",
+]

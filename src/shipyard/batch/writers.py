@@ -1,0 +1,214 @@
+"""Streaming sinks for batch output: Parquet and CSV, written atomically.
+
+A sink writes Arrow tables one chunk at a time into a hidden temporary file
+next to the target, and only :meth:`ChunkSink.commit` renames it into place
+(``os.replace``, atomic on one file system). A job that fails calls
+:meth:`ChunkSink.abort`, which deletes the temporary file: nobody ever sees a
+half-written file under the final name, and an older file of that name stays
+untouched until the new one is complete.
+
+The schema is fixed by the first table written; later tables are cast to it,
+so a chunk whose predictions came out as int64 joins a float64 column cleanly
+and a truly incompatible chunk fails loudly instead of corrupting the file.
+
+Example:
+    >>> with open_sink("scores.parquet") as sink:                   # doctest: +SKIP
+    ...     sink.write(pa.table({"row_id": [0, 1], "prediction": ["a", "b"]}))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, runtime_checkable
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from shipyard.batch.readers import format_of
+from shipyard.errors import InvalidInputError, StoreError
+
+
+@runtime_checkable
+class ChunkSink(Protocol):
+    """Where batch output goes, one Arrow table at a time."""
+
+    #: The final path (or a description), for messages.
+    description: str
+
+    def write(self, table: pa.Table) -> None:
+        """Append ``table``; the first one fixes the schema."""
+        ...
+
+    def commit(self) -> None:
+        """Finish and publish the output under its final name."""
+        ...
+
+    def abort(self) -> None:
+        """Throw away everything written; the final name is left as it was."""
+        ...
+
+
+class _AtomicFileSink:
+    """Shared temp-file-then-rename logic; subclasses open and feed the format writer."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.description = str(path)
+        self._tmp: Path | None = None
+        self._schema: pa.Schema | None = None
+        self._done = False
+        self.rows_written = 0
+
+    @property
+    def schema(self) -> pa.Schema | None:
+        return self._schema
+
+    def write(self, table: pa.Table) -> None:
+        if self._done:
+            raise StoreError(f"{self.description!r} is already committed or aborted.")
+        if self._schema is None:
+            self._start(table.schema)
+        assert self._schema is not None
+        if table.schema != self._schema:
+            try:
+                table = table.select(self._schema.names).cast(self._schema)
+            except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise StoreError(
+                    f"A chunk for {self.description!r} does not fit the schema of the first "
+                    f"chunk ({exc}); expected {self._schema}."
+                ) from exc
+        self._write(table)
+        self.rows_written += table.num_rows
+
+    def _start(self, schema: pa.Schema) -> None:
+        parent = self.path.parent
+        if not parent.is_dir():
+            raise InvalidInputError(
+                f"Cannot write {self.description!r}: folder {str(parent)!r} does not exist."
+            )
+        # Same folder as the target, so the final rename never crosses file systems.
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._schema = schema
+        try:
+            self._open(self._tmp, schema)
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
+
+    def commit(self) -> None:
+        if self._done:
+            return
+        if self._schema is None:
+            raise StoreError(
+                f"Nothing was written to {self.description!r}; write at least an empty table "
+                "so the file has a schema."
+            )
+        assert self._tmp is not None
+        self._close()
+        os.replace(self._tmp, self.path)
+        self._done = True
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        if self._tmp is not None:
+            with contextlib.suppress(Exception):  # the writer may be what broke
+                self._close()
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> _AtomicFileSink:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    # -- format hooks --
+    def _open(self, tmp: Path, schema: pa.Schema) -> None:
+        raise NotImplementedError
+
+    def _write(self, table: pa.Table) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        raise NotImplementedError
+
+
+class ParquetSink(_AtomicFileSink):
+    """A Parquet file written with one :class:`pyarrow.parquet.ParquetWriter`.
+
+    Each chunk becomes (at least) one row group, so readers can stream the
+    output back in the same bounded memory.
+
+    Example:
+        >>> ParquetSink("scores.parquet").description
+        'scores.parquet'
+    """
+
+    def __init__(self, path: str | Path, *, compression: str = "snappy") -> None:
+        super().__init__(path)
+        self.compression = compression
+        self._writer: pq.ParquetWriter | None = None
+
+    def _open(self, tmp: Path, schema: pa.Schema) -> None:
+        self._writer = pq.ParquetWriter(tmp, schema, compression=self.compression)
+
+    def _write(self, table: pa.Table) -> None:
+        assert self._writer is not None
+        self._writer.write_table(table)
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class CsvSink(_AtomicFileSink):
+    """A CSV file with a header row, written with :class:`pyarrow.csv.CSVWriter`.
+
+    Example:
+        >>> CsvSink("scores.csv").description
+        'scores.csv'
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path)
+        self._writer: pacsv.CSVWriter | None = None
+
+    def _open(self, tmp: Path, schema: pa.Schema) -> None:
+        self._writer = pacsv.CSVWriter(tmp, schema)
+
+    def _write(self, table: pa.Table) -> None:
+        assert self._writer is not None
+        self._writer.write_table(table)
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def open_sink(path: str | Path, *, fmt: str | None = None) -> ParquetSink | CsvSink:
+    """A Parquet or CSV sink for ``path``, chosen by extension (or ``fmt``).
+
+    Example:
+        >>> type(open_sink("out.csv")).__name__
+        'CsvSink'
+    """
+    kind = format_of(path, fmt)
+    return ParquetSink(path) if kind == "parquet" else CsvSink(path)

@@ -1,0 +1,172 @@
+"""``shipyard predict REF --input FILE --output FILE``: score a file or a table in chunks.
+
+Thin: parse the options, open the source and sinks, call
+:func:`shipyard.batch.score_file`, render the summary. A Rich progress bar goes
+to stderr (so ``--json`` output on stdout stays machine-readable).
+
+Example:
+    shipyard predict iris --input rows.parquet --output scores.parquet --rejects bad.csv
+    shipyard predict iris:3 --input-db postgresql://... --input-table visits --output s.csv
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from shipyard.batch import DEFAULT_CHUNK_SIZE, BatchSummary, score_file
+from shipyard.batch.readers import ChunkSource, SqlSource, open_source
+from shipyard.batch.scorer import ProgressCallback
+from shipyard.batch.writers import open_sink
+from shipyard.cli._common import console, err_console, get_client, print_json, table
+
+#: How many rejected rows the summary lists; the rejects file holds all of them.
+REJECTS_SHOWN = 10
+
+
+def predict_command(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="Model reference: iris, iris@staging or iris:3."),
+    input: Path | None = typer.Option(
+        None, "--input", "-i", help="Parquet or CSV file to score (format from the extension)."
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Where to write the scores (.parquet or .csv)."
+    ),
+    chunk_size: int = typer.Option(
+        DEFAULT_CHUNK_SIZE, "--chunk-size", min=1, help="Rows read, checked and scored at once."
+    ),
+    id_column: str | None = typer.Option(
+        None,
+        "--id-column",
+        help="Input column to keep as the row id (default: row_id, the 0-based row number).",
+    ),
+    rejects: Path | None = typer.Option(
+        None, "--rejects", help="Write rows that break the signature here, with a reject_reason."
+    ),
+    strict: bool = typer.Option(
+        False, "--strict", help="Stop at the first bad row (exit 1) instead of setting it aside."
+    ),
+    fmt: str | None = typer.Option(
+        None, "--format", help="Output format, parquet or csv (default: from --output's extension)."
+    ),
+    input_db: str | None = typer.Option(
+        None,
+        "--input-db",
+        help="SQLAlchemy URL of a database to read from, with --input-table or --input-query.",
+    ),
+    input_table: str | None = typer.Option(
+        None, "--input-table", help="Table to score (schema.table allowed), with --input-db."
+    ),
+    input_query: str | None = typer.Option(
+        None, "--input-query", help="SELECT query whose rows to score, with --input-db."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Score a Parquet/CSV file or a SQL table with a registered model, in chunks."""
+    source = _source(input, input_db, input_table, input_query)
+    if input is not None and input.resolve() == output.resolve():
+        raise typer.BadParameter("must differ from --input", param_hint="--output")
+    sink = open_sink(output, fmt=fmt)
+    reject_sink = open_sink(rejects) if rejects is not None else None
+    model = get_client(ctx).registry.load(ref)
+    with _progress_bar(f"Scoring with {model.ref}", disable=as_json) as progress:
+        summary = score_file(
+            model,
+            source,
+            sink,
+            chunk_size=chunk_size,
+            strict=strict,
+            rejects=reject_sink,
+            id_column=id_column,
+            progress=progress,
+        )
+    if as_json:
+        print_json(summary)
+        return
+    _render(summary)
+
+
+def _source(
+    path: Path | None, db: str | None, table_name: str | None, query: str | None
+) -> ChunkSource:
+    if db is None:
+        if table_name is not None or query is not None:
+            raise typer.BadParameter(
+                "--input-table and --input-query need --input-db URL", param_hint="--input-db"
+            )
+        if path is None:
+            raise typer.BadParameter(
+                "give a file to score, or --input-db URL with --input-table NAME",
+                param_hint="--input",
+            )
+        return open_source(path)
+    if path is not None:
+        raise typer.BadParameter("give --input or --input-db, not both", param_hint="--input")
+    if (table_name is None) == (query is None):
+        raise typer.BadParameter(
+            "give exactly one of --input-table NAME or --input-query SQL",
+            param_hint="--input-table",
+        )
+    return SqlSource(db, table=table_name, query=query)
+
+
+@contextmanager
+def _progress_bar(description: str, *, disable: bool) -> Iterator[ProgressCallback]:
+    """A Rich progress bar on stderr, fed by score_file's progress callback."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=disable or not err_console.is_terminal,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _render(summary: BatchSummary) -> None:
+    rows = [
+        ["model", summary.model],
+        ["input", summary.source],
+        ["output", summary.output],
+        ["rows read", f"{summary.rows_read:,}"],
+        ["rows scored", f"{summary.rows_scored:,}"],
+        ["rows rejected", f"{summary.rows_rejected:,}"],
+        ["time", f"{summary.seconds:.2f} s"],
+        ["rows/s", f"{summary.rows_per_second:,.0f}"],
+    ]
+    if summary.rejects_output is not None:
+        rows.append(["rejects file", summary.rejects_output])
+    console.print(table("Batch scoring", ["", ""], rows))
+    if not summary.rows_rejected:
+        return
+    shown = summary.rejects[:REJECTS_SHOWN]
+    console.print(
+        f"[yellow]{summary.rows_rejected:,} row(s) broke the signature and were set aside:"
+    )
+    for reject in shown:
+        console.print(f"  row {reject.row}: {reject.reason}", highlight=False, markup=False)
+    if summary.rows_rejected > len(shown):
+        console.print(f"  ... and {summary.rows_rejected - len(shown):,} more")
+    if summary.rejects_output is None:
+        console.print("Write them all with --rejects FILE, or stop at the first with --strict.")
