@@ -1,0 +1,415 @@
+"""Check a table against a data contract: every violated expectation, counted, with examples.
+
+:class:`ContractChecker` prepares a contract once (category sets, bounds) and
+checks any number of frames, column by column with vectorised pandas/numpy
+operations. Each violated expectation becomes one :class:`Violation` with the
+number of offending values, up to five example rows (0-based positions) and
+their values.
+
+Batch files have no types of their own (a CSV column with one stray word in it
+is read as text), so the check is lenient about representation and strict about
+content: ``"5.1"`` in a float column counts as the number 5.1, ``"abc"`` counts
+as a type violation at its row. The serving boundary is stricter: the model
+signature has already typed the input before :func:`check_serving_input` runs.
+
+Serving inputs are checked in one of three :class:`InputCheckMode`\\ s: ``off``,
+``reject`` (raise :class:`ContractViolationError`, a
+:class:`~shipyard.errors.SchemaError`, so the HTTP layer answers 422) or
+``count`` (accept, and return which rows broke which expectation so metrics
+and the prediction log can count them).
+
+Example:
+    >>> import pandas as pd
+    >>> from shipyard.validation.contracts import infer_contract
+    >>> contract = infer_contract(pd.DataFrame({"x": [1.0, 2.0, 3.0]}), range_margin=0)
+    >>> result = check_contract(contract, pd.DataFrame({"x": [2.0, 9.0, None]}))
+    >>> [(v.expectation, v.count, v.rows) for v in result.violations]
+    [('not_null', 1, (2,)), ('range', 1, (1,))]
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shipyard.errors import InvalidInputError, SchemaError
+from shipyard.validation.contracts import ColumnContract, DataContract
+
+MAX_EXAMPLES = 5
+_EXAMPLE_CHARS = 60
+_TRUE_FALSE = {"true": True, "false": False}
+
+#: Expectation kinds, in the order a column's expectations are checked.
+EXPECTATIONS = ("exists", "type", "not_null", "range", "in_set", "tails")
+
+
+class InputCheckMode(enum.StrEnum):
+    """What the serving path does with a request that breaks the contract."""
+
+    OFF = "off"
+    REJECT = "reject"
+    COUNT = "count"
+
+
+class ContractViolationError(SchemaError):
+    """Input breaks the model's data contract (raised in ``reject`` mode; a 422)."""
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One violated expectation on one column.
+
+    ``count`` values out of ``checked`` broke it; ``rows`` are up to five example
+    row positions (0-based) and ``values`` the values found there.
+    """
+
+    column: str
+    expectation: str
+    expected: str
+    count: int
+    checked: int
+    rows: tuple[int, ...] = ()
+    values: tuple[Any, ...] = ()
+
+    @property
+    def fraction(self) -> float:
+        return self.count / self.checked if self.checked else 1.0
+
+    @property
+    def message(self) -> str:
+        where = f" at rows {', '.join(map(str, self.rows))}" if self.rows else ""
+        more = " and more" if self.count > len(self.rows) and self.rows else ""
+        shown = f" (values: {', '.join(map(repr, self.values))})" if self.values else ""
+        return (
+            f"Column {self.column!r}: {self.count} of {self.checked} values break "
+            f"'{self.expected}'{where}{more}{shown}."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "column": self.column,
+            "expectation": self.expectation,
+            "expected": self.expected,
+            "count": self.count,
+            "checked": self.checked,
+            "fraction": self.fraction,
+            "rows": list(self.rows),
+            "values": list(self.values),
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class ContractResult:
+    """Outcome of checking one table: passed when no expectation was violated."""
+
+    n_rows: int
+    n_columns: int
+    expectations_checked: int
+    violations: tuple[Violation, ...]
+    rows_flagged: int
+    extra_columns: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return not self.violations
+
+    def summary(self) -> str:
+        if self.passed:
+            return (
+                f"passed: {self.n_rows} rows, {self.expectations_checked} expectations, "
+                "no violations"
+            )
+        return (
+            f"failed: {len(self.violations)} of {self.expectations_checked} expectations "
+            f"violated; {self.rows_flagged} of {self.n_rows} rows break at least one"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "summary": self.summary(),
+            "n_rows": self.n_rows,
+            "n_columns": self.n_columns,
+            "expectations_checked": self.expectations_checked,
+            "rows_flagged": self.rows_flagged,
+            "extra_columns": list(self.extra_columns),
+            "violations": [v.to_dict() for v in self.violations],
+        }
+
+
+@dataclass(frozen=True)
+class InputCheck:
+    """What checking one serving request found (empty when the mode is ``off``).
+
+    ``row_flags[i]`` is True when row ``i`` broke at least one expectation.
+    """
+
+    mode: InputCheckMode
+    violations: tuple[Violation, ...] = ()
+    row_flags: np.ndarray | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """``{(column, expectation): values}``, the shape a metrics counter wants."""
+        return {(v.column, v.expectation): v.count for v in self.violations}
+
+
+class ContractChecker:
+    """A contract prepared for checking; build once, call :meth:`check` many times."""
+
+    def __init__(self, contract: DataContract) -> None:
+        self.contract = contract
+        self._category_sets = {
+            c.name: pd.Index(list(c.categories)) for c in contract.columns if c.categories
+        }
+
+    def check(self, data: pd.DataFrame, *, distribution: bool = True) -> ContractResult:
+        """Check ``data``; ``distribution=False`` skips the tail checks (e.g. for one request)."""
+        result, _ = self._check(data, distribution=distribution)
+        return result
+
+    def _check(
+        self, data: pd.DataFrame, *, distribution: bool
+    ) -> tuple[ContractResult, np.ndarray]:
+        if not isinstance(data, pd.DataFrame):
+            raise InvalidInputError(
+                f"A contract checks a pandas DataFrame, got {type(data).__name__}."
+            )
+        if not data.columns.is_unique:
+            dupes = sorted({str(c) for c in data.columns[data.columns.duplicated()]})
+            raise InvalidInputError(f"The data has columns more than once: {dupes}.")
+        n = len(data)
+        flagged = np.zeros(n, dtype=bool)
+        violations: list[Violation] = []
+        checked = 0
+        for col in self.contract.columns:
+            if col.name not in data.columns:
+                if col.required:
+                    checked += 1
+                    violations.append(Violation(col.name, "exists", "column exists", n, n, (), ()))
+                    flagged[:] = True
+                continue
+            found, count = self._check_column(col, data[col.name], distribution, flagged)
+            violations.extend(found)
+            checked += count
+        extra = tuple(str(c) for c in data.columns if c not in set(self.contract.names))
+        result = ContractResult(
+            n_rows=n,
+            n_columns=len(data.columns),
+            expectations_checked=checked,
+            violations=tuple(violations),
+            rows_flagged=int(flagged.sum()),
+            extra_columns=extra,
+        )
+        return result, flagged
+
+    def _check_column(
+        self, col: ColumnContract, series: pd.Series, distribution: bool, flagged: np.ndarray
+    ) -> tuple[list[Violation], int]:
+        raw = series.to_numpy(dtype=object)
+        nulls = series.isna().to_numpy()
+        present = ~nulls
+        n_present = int(present.sum())
+        out: list[Violation] = []
+        checked = 1 if col.nullable else 2  # the type, and no missing values unless nullable
+
+        def add(kind: str, expected: str, mask: np.ndarray, of: int) -> None:
+            count = int(mask.sum())
+            if count:
+                rows = np.flatnonzero(mask)[:MAX_EXAMPLES]
+                out.append(
+                    Violation(
+                        col.name,
+                        kind,
+                        expected,
+                        count,
+                        of,
+                        tuple(int(r) for r in rows),
+                        tuple(_example(raw[r]) for r in rows),
+                    )
+                )
+                np.logical_or(flagged, mask, out=flagged)
+
+        numbers, text, bad_type = _typed(col, series, present)
+        add("type", f"values are {_article(col.dtype)}", bad_type, n_present)
+        if not col.nullable:
+            add("not_null", "no missing values", nulls, len(series))
+        valid = present & ~bad_type
+        if numbers is not None and (col.minimum is not None or col.maximum is not None):
+            checked += 1
+            lo = -math.inf if col.minimum is None else col.minimum
+            hi = math.inf if col.maximum is None else col.maximum
+            with np.errstate(invalid="ignore"):
+                outside = valid & ((numbers < lo) | (numbers > hi))
+            add("range", f"between {_num(col.minimum)} and {_num(col.maximum)}", outside, n_present)
+        if col.name in self._category_sets:
+            checked += 1
+            values = text if text is not None else series
+            unknown = valid & ~np.asarray(values.isin(self._category_sets[col.name]))
+            shown = ", ".join(map(str, list(col.categories or ())[:8]))
+            more = ", ..." if len(col.categories or ()) > 8 else ""
+            add("in_set", f"one of {{{shown}{more}}}", unknown, n_present)
+        tails = col.tails
+        if tails is not None and numbers is not None and distribution:
+            n_valid = int(valid.sum())
+            if n_valid >= self.contract.min_rows_for_distribution:
+                checked += 1
+                with np.errstate(invalid="ignore"):
+                    in_tails = valid & ((numbers < tails[0]) | (numbers > tails[1]))
+                share = int(in_tails.sum()) / n_valid
+                assert col.max_tail_fraction is not None
+                if share > col.max_tail_fraction:
+                    # Only the share is wrong, not any single row: examples, no row flags.
+                    rows = np.flatnonzero(in_tails)[:MAX_EXAMPLES]
+                    out.append(
+                        Violation(
+                            col.name,
+                            "tails",
+                            f"at most {col.max_tail_fraction:.0%} outside training p01..p99 "
+                            f"[{_num(tails[0])}, {_num(tails[1])}] (found {share:.1%})",
+                            int(in_tails.sum()),
+                            n_valid,
+                            tuple(int(r) for r in rows),
+                            tuple(_example(raw[r]) for r in rows),
+                        )
+                    )
+        return out, checked
+
+
+def check_contract(contract: DataContract, data: pd.DataFrame) -> ContractResult:
+    """Check ``data`` against ``contract`` (all expectations, tails included).
+
+    Example:
+        >>> import pandas as pd
+        >>> from shipyard.validation.contracts import ColumnContract, DataContract
+        >>> c = DataContract((ColumnContract("s", "string", categories=("a", "b")),))
+        >>> check_contract(c, pd.DataFrame({"s": ["a", "z"]})).violations[0].values
+        ('z',)
+    """
+    return ContractChecker(contract).check(data)
+
+
+def check_serving_input(
+    checker: ContractChecker, frame: pd.DataFrame, mode: InputCheckMode | str
+) -> InputCheck:
+    """Check one request's (already signature-coerced) frame according to ``mode``.
+
+    ``reject`` raises :class:`ContractViolationError` naming the first column and
+    its rows; ``count`` returns the violations and per-row flags; ``off`` does
+    nothing. Tail checks never run here: a request is too small to say anything
+    about a distribution.
+    """
+    mode = InputCheckMode(mode)
+    if mode is InputCheckMode.OFF:
+        return InputCheck(mode)
+    result, flags = checker._check(frame, distribution=False)
+    if mode is InputCheckMode.REJECT and result.violations:
+        first = result.violations[0]
+        others = len(result.violations) - 1
+        raise ContractViolationError(
+            first.message
+            + (f" {others} more expectation(s) broken." if others else "")
+            + " The model's data contract rejects this input; see "
+            "`shipyard validate contract MODEL` for what it expects.",
+            field=first.column,
+            expected=first.expected,
+            rows=list(first.rows),
+        )
+    return InputCheck(mode, result.violations, flags)
+
+
+# -- typing one column ------------------------------------------------------------------
+
+
+def _typed(
+    col: ColumnContract, series: pd.Series, present: np.ndarray
+) -> tuple[np.ndarray | None, pd.Series | None, np.ndarray]:
+    """(numbers for range checks, text for category checks, mask of wrongly typed values)."""
+    dtype = series.dtype
+    if col.dtype in ("float", "integer"):
+        if pd.api.types.is_bool_dtype(dtype):
+            return None, None, present.copy()
+        if pd.api.types.is_numeric_dtype(dtype):
+            numbers = series.to_numpy(dtype=np.float64, na_value=np.nan)
+            bad = np.zeros(len(series), dtype=bool)
+        else:
+            values = series.astype(object)
+            is_bool = values.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
+            numbers = pd.to_numeric(values.where(~is_bool), errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
+            bad = present & (np.isnan(numbers) | is_bool)
+        with np.errstate(invalid="ignore"):
+            bad |= present & np.isinf(numbers)
+            if col.dtype == "integer":
+                bad |= present & ~bad & (numbers != np.round(numbers))
+        return numbers, None, bad
+    if col.dtype == "string":
+        if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
+            return None, series, np.zeros(len(series), dtype=bool)
+        if pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+            # A column of codes ("01", "42") read from a file comes back as integers.
+            return None, series.astype(str).where(series.notna()), np.zeros(len(series), bool)
+        is_str = series.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+        return None, series, present & ~is_str
+    if col.dtype == "boolean":
+        if pd.api.types.is_bool_dtype(dtype):
+            return None, None, np.zeros(len(series), dtype=bool)
+        ok = series.map(
+            lambda v: (
+                isinstance(v, (bool, np.bool_)) or (isinstance(v, str) and v.lower() in _TRUE_FALSE)
+            )
+        ).to_numpy(dtype=bool)
+        return None, None, present & ~ok
+    # datetime
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return None, None, np.zeros(len(series), dtype=bool)
+    parsed = pd.to_datetime(series, errors="coerce", format="ISO8601", utc=True)
+    return None, None, present & parsed.isna().to_numpy()
+
+
+def _article(dtype: str) -> str:
+    return {"float": "floats", "integer": "integers", "boolean": "booleans"}.get(dtype, f"{dtype}s")
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def _example(value: Any) -> Any:
+    """A JSON-safe, short version of an offending value."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else str(value)
+    if isinstance(value, (pd.Timestamp, np.datetime64)):
+        return str(value)
+    if isinstance(value, (bool, int, float)):
+        return value
+    text = str(value)
+    return text if len(text) <= _EXAMPLE_CHARS else text[: _EXAMPLE_CHARS - 3] + "..."
+
+
+__all__ = [
+    "EXPECTATIONS",
+    "MAX_EXAMPLES",
+    "ContractChecker",
+    "ContractResult",
+    "ContractViolationError",
+    "InputCheck",
+    "InputCheckMode",
+    "Violation",
+    "check_contract",
+    "check_serving_input",
+]

@@ -1,0 +1,398 @@
+"""Data contracts: what the training data looked like, as expectations new data must meet.
+
+A :class:`DataContract` is inferred once from the training data when a model is
+logged and stored with the version. It builds on the model's signature
+(:func:`~shipyard.registry.signature.infer_signature` decides each column's
+type, nullability, range and categories) and adds what a signature does not
+need: quantiles, a widened range, and how much of a batch may fall in the
+tails. Contracts are plain JSON (:meth:`DataContract.to_dict`), so a person
+can edit one and import it back.
+
+Expectations per column, each checked by :mod:`shipyard.validation.contract_checks`:
+
+- the column exists (``required``);
+- values have the column's type;
+- no missing values unless ``nullable``;
+- numbers lie in ``[minimum, maximum]``;
+- strings are one of ``categories`` (when the training data had at most 20);
+- at most ``max_tail_fraction`` of a batch lies outside the training data's
+  p01..p99 (a distribution check, only on batches of at least
+  ``min_rows_for_distribution`` values: one request says nothing about tails).
+
+Example:
+    >>> import pandas as pd
+    >>> contract = infer_contract(pd.DataFrame({"x": [1.0, 2.0, 3.0], "c": ["a", "b", "a"]}))
+    >>> contract.column("c").categories
+    ('a', 'b')
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shipyard.errors import InvalidInputError
+from shipyard.registry.signature import DTYPES, DType, infer_signature
+
+CONTRACT_FORMAT = 1
+#: Quantiles recorded for numeric columns, by name.
+QUANTILES: dict[str, float] = {
+    "p01": 0.01,
+    "p05": 0.05,
+    "p25": 0.25,
+    "p50": 0.50,
+    "p75": 0.75,
+    "p95": 0.95,
+    "p99": 0.99,
+}
+#: The training data has 2% of its values outside p01..p99; five times that is a shift.
+DEFAULT_TAIL_FRACTION = 0.10
+DEFAULT_MIN_ROWS_FOR_DISTRIBUTION = 50
+#: Inferred ranges are widened by this share of the observed span on each side:
+#: a holdout value just past the training maximum is not bad data.
+DEFAULT_RANGE_MARGIN = 0.10
+_NUMERIC = ("float", "integer")
+
+
+@dataclass(frozen=True)
+class ColumnContract:
+    """The expectations on one column.
+
+    Example:
+        >>> ColumnContract("age", "integer", minimum=17, maximum=90).describe()
+        'age: integer, not null, between 17 and 90'
+    """
+
+    name: str
+    dtype: DType
+    nullable: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    categories: tuple[Any, ...] | None = None
+    quantiles: Mapping[str, float] = field(default_factory=dict, hash=False)
+    max_tail_fraction: float | None = None
+    required: bool = True
+
+    def __post_init__(self) -> None:
+        where = f"column {self.name!r}"
+        if not isinstance(self.name, str) or not self.name:
+            raise InvalidInputError(
+                f"Contract column names must be non-empty strings, got {self.name!r}."
+            )
+        if self.dtype not in DTYPES:
+            raise InvalidInputError(
+                f"Contract {where}: dtype {self.dtype!r} is not one of {DTYPES}."
+            )
+        for bound in ("minimum", "maximum"):
+            value = getattr(self, bound)
+            if value is not None and (not _is_number(value) or not math.isfinite(value)):
+                raise InvalidInputError(
+                    f"Contract {where}: {bound} must be a finite number, got {value!r}."
+                )
+            if value is not None and self.dtype not in _NUMERIC:
+                raise InvalidInputError(
+                    f"Contract {where}: {bound} applies to float/integer columns, not {self.dtype}."
+                )
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise InvalidInputError(
+                f"Contract {where}: minimum {self.minimum} is above maximum {self.maximum}."
+            )
+        if self.categories is not None:
+            object.__setattr__(self, "categories", tuple(self.categories))
+            if not self.categories:
+                raise InvalidInputError(
+                    f"Contract {where}: categories is empty; remove it (null) to allow any value."
+                )
+        unknown = sorted(set(self.quantiles) - set(QUANTILES))
+        if unknown:
+            raise InvalidInputError(
+                f"Contract {where}: unknown quantiles {unknown}; known: {list(QUANTILES)}."
+            )
+        if self.max_tail_fraction is not None and not (
+            _is_number(self.max_tail_fraction) and 0 <= self.max_tail_fraction <= 1
+        ):
+            raise InvalidInputError(
+                f"Contract {where}: max_tail_fraction must be between 0 and 1, "
+                f"got {self.max_tail_fraction!r}."
+            )
+        if self.max_tail_fraction is not None and not {"p01", "p99"} <= set(self.quantiles):
+            raise InvalidInputError(
+                f"Contract {where}: max_tail_fraction needs quantiles p01 and p99."
+            )
+
+    @property
+    def tails(self) -> tuple[float, float] | None:
+        """(p01, p99) when the tail check applies to this column."""
+        if self.max_tail_fraction is None:
+            return None
+        return self.quantiles["p01"], self.quantiles["p99"]
+
+    def describe(self) -> str:
+        parts = [self.dtype, "nullable" if self.nullable else "not null"]
+        if self.minimum is not None or self.maximum is not None:
+            parts.append(f"between {_fmt(self.minimum, '-inf')} and {_fmt(self.maximum, 'inf')}")
+        if self.categories is not None:
+            parts.append(f"one of {len(self.categories)} categories")
+        return f"{self.name}: " + ", ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "nullable": self.nullable,
+            "required": self.required,
+            "minimum": _py(self.minimum),
+            "maximum": _py(self.maximum),
+            "categories": None if self.categories is None else [_py(c) for c in self.categories],
+            "quantiles": {k: _py(v) for k, v in self.quantiles.items()},
+            "max_tail_fraction": self.max_tail_fraction,
+        }
+
+
+@dataclass(frozen=True)
+class DataContract:
+    """Expectations on a table, column by column, plus where they came from.
+
+    ``rows_profiled`` is how many rows the contract was inferred from.
+    ``min_rows_for_distribution`` is the smallest batch the tail checks run on.
+
+    Example:
+        >>> c = DataContract((ColumnContract("x", "float"),))
+        >>> DataContract.from_dict(c.to_dict()) == c
+        True
+    """
+
+    columns: tuple[ColumnContract, ...]
+    rows_profiled: int = 0
+    min_rows_for_distribution: int = DEFAULT_MIN_ROWS_FOR_DISTRIBUTION
+    format_version: int = CONTRACT_FORMAT
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "columns", tuple(self.columns))
+        if not self.columns:
+            raise InvalidInputError("A data contract needs at least one column.")
+        names = [c.name for c in self.columns]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise InvalidInputError(f"The data contract lists columns more than once: {dupes}.")
+        if self.format_version != CONTRACT_FORMAT:
+            raise InvalidInputError(
+                f"Data contract format_version {self.format_version} is not supported; this "
+                f"Shipyard reads format_version {CONTRACT_FORMAT}."
+            )
+        if self.min_rows_for_distribution < 1:
+            raise InvalidInputError("min_rows_for_distribution must be at least 1.")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> ColumnContract:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise InvalidInputError(
+            f"The data contract has no column {name!r}; it has {', '.join(self.names)}."
+        )
+
+    def with_column(self, column: ColumnContract) -> DataContract:
+        """A copy with ``column`` replacing the column of the same name (for edits in code)."""
+        self.column(column.name)
+        cols = tuple(column if c.name == column.name else c for c in self.columns)
+        return replace(self, columns=cols)
+
+    # -- serialisation --
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form; :meth:`from_dict` reads it back (and edited copies of it)."""
+        return {
+            "format_version": self.format_version,
+            "rows_profiled": self.rows_profiled,
+            "min_rows_for_distribution": self.min_rows_for_distribution,
+            "columns": [c.to_dict() for c in self.columns],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any) -> DataContract:
+        """Read a contract; InvalidInputError naming the column and key that is wrong."""
+        if not isinstance(data, Mapping):
+            raise InvalidInputError(f"A data contract is a JSON object, got {type(data).__name__}.")
+        unknown_top = sorted(
+            set(data) - {"format_version", "rows_profiled", "min_rows_for_distribution", "columns"}
+        )
+        if unknown_top:
+            raise InvalidInputError(f"Unknown data contract keys: {unknown_top}.")
+        columns = data.get("columns")
+        if not isinstance(columns, list):
+            raise InvalidInputError('A data contract needs "columns": a list of column objects.')
+        parsed = [_column_from_dict(i, c) for i, c in enumerate(columns)]
+        try:
+            return cls(
+                tuple(parsed),
+                rows_profiled=int(data.get("rows_profiled", 0)),
+                min_rows_for_distribution=int(
+                    data.get("min_rows_for_distribution", DEFAULT_MIN_ROWS_FOR_DISTRIBUTION)
+                ),
+                format_version=int(data.get("format_version", CONTRACT_FORMAT)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"Malformed data contract: {exc}.") from exc
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "the contract") -> DataContract:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"{source} is not valid JSON: {exc}.") from exc
+        return cls.from_dict(data)
+
+
+_COLUMN_KEYS = {
+    "name",
+    "dtype",
+    "nullable",
+    "required",
+    "minimum",
+    "maximum",
+    "categories",
+    "quantiles",
+    "max_tail_fraction",
+}
+
+
+def _column_from_dict(index: int, data: Any) -> ColumnContract:
+    if not isinstance(data, Mapping):
+        raise InvalidInputError(f"Contract column #{index} must be an object, got {data!r}.")
+    name = data.get("name")
+    where = f"Contract column {name!r}" if name else f"Contract column #{index}"
+    unknown = sorted(set(data) - _COLUMN_KEYS)
+    if unknown:
+        raise InvalidInputError(
+            f"{where} has unknown keys {unknown}; known: {sorted(_COLUMN_KEYS)}."
+        )
+    for key in ("name", "dtype"):
+        if key not in data:
+            raise InvalidInputError(f"{where} has no {key!r}.")
+    for key in ("nullable", "required"):
+        if key in data and not isinstance(data[key], bool):
+            raise InvalidInputError(f"{where}: {key} must be true or false, got {data[key]!r}.")
+    quantiles = data.get("quantiles") or {}
+    if not isinstance(quantiles, Mapping) or not all(_is_number(v) for v in quantiles.values()):
+        raise InvalidInputError(f"{where}: quantiles must map names like 'p01' to numbers.")
+    categories = data.get("categories")
+    if categories is not None and not isinstance(categories, list):
+        raise InvalidInputError(f"{where}: categories must be a list or null.")
+    return ColumnContract(
+        name=name,
+        dtype=data["dtype"],
+        nullable=data.get("nullable", False),
+        minimum=data.get("minimum"),
+        maximum=data.get("maximum"),
+        categories=None if categories is None else tuple(categories),
+        quantiles={str(k): float(v) for k, v in quantiles.items()},
+        max_tail_fraction=data.get("max_tail_fraction"),
+        required=data.get("required", True),
+    )
+
+
+# -- inference --------------------------------------------------------------------------
+
+
+def infer_contract(
+    data: pd.DataFrame,
+    *,
+    range_margin: float = DEFAULT_RANGE_MARGIN,
+    max_tail_fraction: float | None = DEFAULT_TAIL_FRACTION,
+) -> DataContract:
+    """Infer a contract from training data (every row is used; pass a sample for speed).
+
+    Types, nullability, ranges and categories come from the signature inference.
+    Numeric ranges are widened by ``range_margin`` times the observed span on
+    each side, never across zero for a column that had no negative values;
+    ``range_margin=0`` keeps the observed extremes. Quantiles p01..p99 are
+    recorded for numbers, and the tail check is enabled with ``max_tail_fraction``
+    (None disables it).
+
+    Example:
+        >>> import pandas as pd
+        >>> c = infer_contract(pd.DataFrame({"x": [0.0, 10.0]}), range_margin=0.1)
+        >>> c.column("x").minimum, c.column("x").maximum
+        (0.0, 11.0)
+    """
+    if range_margin < 0:
+        raise InvalidInputError(f"range_margin must be 0 or more, got {range_margin}.")
+    signature = infer_signature(data)
+    columns = []
+    for spec in signature.inputs:
+        col = ColumnContract(
+            spec.name,
+            spec.dtype,
+            nullable=spec.nullable,
+            categories=spec.categories,
+        )
+        if spec.dtype in _NUMERIC and spec.minimum is not None and spec.maximum is not None:
+            values = pd.to_numeric(data[spec.name], errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
+            values = values[~np.isnan(values)]
+            quantiles = dict(
+                zip(QUANTILES, np.quantile(values, list(QUANTILES.values())).tolist(), strict=True)
+            )
+            lo, hi = _widen(
+                spec.minimum, spec.maximum, range_margin, integer=spec.dtype == "integer"
+            )
+            col = replace(
+                col,
+                minimum=lo,
+                maximum=hi,
+                quantiles=quantiles,
+                max_tail_fraction=max_tail_fraction,
+            )
+        columns.append(col)
+    return DataContract(tuple(columns), rows_profiled=len(data))
+
+
+def _widen(lo: float, hi: float, margin: float, *, integer: bool) -> tuple[float, float]:
+    pad = (hi - lo) * margin
+    new_lo, new_hi = lo - pad, hi + pad
+    if lo >= 0:
+        new_lo = max(new_lo, 0.0)  # a count or a length stays non-negative
+    if integer:
+        return math.floor(new_lo), math.ceil(new_hi)
+    return float(new_lo), float(new_hi)
+
+
+# -- small helpers ------------------------------------------------------------------------
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+def _py(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _fmt(value: float | None, unbounded: str) -> str:
+    return unbounded if value is None else f"{value:.6g}"
+
+
+__all__ = [
+    "CONTRACT_FORMAT",
+    "DEFAULT_RANGE_MARGIN",
+    "DEFAULT_TAIL_FRACTION",
+    "QUANTILES",
+    "ColumnContract",
+    "DataContract",
+    "infer_contract",
+]
