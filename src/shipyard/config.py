@@ -11,6 +11,7 @@ variables, a ``shipyard.toml`` in the current folder (or the file named by
 
 from __future__ import annotations
 
+import getpass
 import os
 from pathlib import Path
 
@@ -84,6 +85,6 @@ class Settings(BaseSettings):
         if self.user:
             return self.user
         try:
-            return os.getlogin()
-        except OSError:
-            return os.environ.get("USER", "unknown")
+            return getpass.getuser()
+        except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+            return "unknown"

@@ -1,0 +1,105 @@
+"""Module-level Python API: ``shipyard.log_model``, ``shipyard.load_model``...
+
+These functions use a default :class:`~shipyard.client.Shipyard` client whose
+settings are read once, the first time one of them is called (environment
+variables and ``shipyard.toml``). Call :func:`configure` to use other
+settings, e.g. in tests or notebooks that point at a shared server.
+
+>>> import shipyard                                              # doctest: +SKIP
+>>> with shipyard.start_run("iris") as run:                      # doctest: +SKIP
+...     run.log_metric("accuracy", 0.97)
+...     shipyard.log_model(clf, "iris", sample=X, alias="production")
+>>> shipyard.load_model("iris").predict({"sepal_length": 5.1, ...})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from shipyard.client import Shipyard
+from shipyard.config import Settings
+from shipyard.registry.model import LoadedModel
+from shipyard.store import records
+from shipyard.tracking.runs import ActiveRun
+
+_default: Shipyard | None = None
+
+
+def configure(settings: Settings | None = None) -> Shipyard:
+    """Replace the default client (``None``: re-read settings from the environment)."""
+    global _default
+    if _default is not None:
+        _default.close()
+    _default = Shipyard(settings)
+    return _default
+
+
+def client() -> Shipyard:
+    """The default client, created from the environment on first use."""
+    return _default if _default is not None else configure()
+
+
+def start_run(experiment: str = "default", *, name: str | None = None) -> ActiveRun:
+    """Start a tracking run; use it as a context manager."""
+    return client().tracker.start_run(experiment, name=name)
+
+
+def log_model(
+    model: Any,
+    name: str,
+    *,
+    sample: pd.DataFrame,
+    metrics: dict[str, float] | None = None,
+    params: dict[str, Any] | None = None,
+    alias: str | None = None,
+    description: str | None = None,
+    tags: dict[str, str] | None = None,
+    flavor: str | None = None,
+    trusted_pickle: bool = False,
+) -> records.ModelVersion:
+    """Package ``model`` and register it as the next version of ``name``.
+
+    ``sample`` is a slice of the training inputs: the signature (columns,
+    types, ranges, categories) is inferred from it. Inside :func:`start_run`
+    the version links to the run, its params, and the training dataset
+    fingerprint the run logged. ``alias`` moves that alias to the new version.
+    """
+    shipyard = client()
+    run = shipyard.tracker.active_run
+    fingerprint = None
+    if run is not None:
+        training = run.datasets.get("training")
+        fingerprint = training.to_dict() if training else None
+        if params:
+            run.log_params(params)
+        if metrics:
+            run.log_metrics(metrics)
+    version = shipyard.registry.log_model(
+        model,
+        name,
+        sample=sample,
+        metrics=metrics,
+        params=params,
+        run_id=run.id if run else None,
+        data_fingerprint=fingerprint,
+        description=description,
+        tags=tags,
+        flavor=flavor,
+        trusted_pickle=trusted_pickle,
+    )
+    if alias is not None:
+        shipyard.registry.set_alias(name, alias, version.version)
+        version = shipyard.metadata.get_version(name, version.version)
+    return version
+
+
+def load_model(ref: str, *, trusted_pickle: bool = False) -> LoadedModel:
+    """Load ``iris`` (its production alias), ``iris@staging`` or ``iris:3``."""
+    return client().registry.load(ref, trusted_pickle=trusted_pickle)
+
+
+def set_alias(name: str, alias: str, version: int, *, reason: str | None = None) -> int | None:
+    """Point ``alias`` of ``name`` at ``version``; returns the previous version."""
+    return client().registry.set_alias(name, alias, version, reason=reason)

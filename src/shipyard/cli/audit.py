@@ -1,0 +1,26 @@
+"""``shipyard audit``: who moved which alias, archived what, when and why."""
+
+from __future__ import annotations
+
+import typer
+
+from shipyard.cli._common import JsonOption, console, get_client, print_json, table, when
+
+
+def audit_command(
+    ctx: typer.Context,
+    model: str | None = typer.Option(None, "--model", "-m", help="Only entries for this model."),
+    limit: int = typer.Option(50, "--limit", min=1, help="Newest entries first."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Show the audit log of changes to aliases, archives and deployments."""
+    entries = get_client(ctx).metadata.audit_log(model=model, limit=limit)
+    if as_json:
+        print_json(entries)
+        return
+    rows = [
+        [when(e.at), e.actor, e.action, e.subject, e.from_value, e.to_value, e.reason]
+        for e in entries
+    ]
+    columns = ["when", "who", "action", "subject", "from", "to", "why"]
+    console.print(table("Audit log", columns, rows))

@@ -1,0 +1,36 @@
+"""The ``shipyard`` command: one Typer app, one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from shipyard import __version__
+from shipyard.cli import audit, models, package, quickstart, runs
+from shipyard.cli._common import ShipyardGroup
+
+app = typer.Typer(
+    cls=ShipyardGroup,
+    help="Shipyard: take a trained model to production and keep it healthy there.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models.app, name="models")
+app.add_typer(runs.app, name="runs")
+app.command("audit")(audit.audit_command)
+app.command("package")(package.package_command)
+app.command("quickstart")(quickstart.quickstart_command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"shipyard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Shipyard: take a trained model to production and keep it healthy there."""

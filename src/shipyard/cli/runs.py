@@ -1,0 +1,70 @@
+"""``shipyard runs ...``: list and show tracking runs."""
+
+from __future__ import annotations
+
+import typer
+
+from shipyard.cli._common import JsonOption, console, get_client, print_json, table, when
+
+app = typer.Typer(help="Experiment runs: params, metrics, datasets.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_runs(
+    ctx: typer.Context,
+    experiment: str | None = typer.Option(None, "--experiment", "-e", help="Only this one."),
+    limit: int = typer.Option(50, "--limit", min=1, help="Newest runs first, at most this many."),
+    as_json: bool = JsonOption,
+) -> None:
+    """List runs, newest first."""
+    runs = get_client(ctx).metadata.list_runs(experiment, limit=limit)
+    if as_json:
+        print_json(runs)
+        return
+    rows = [
+        [
+            r.id[:12],
+            r.experiment,
+            r.name,
+            r.status,
+            ", ".join(f"{k}={v:.4g}" for k, v in sorted(r.metrics.items())),
+            when(r.start_time),
+        ]
+        for r in runs
+    ]
+    columns = ["run", "experiment", "name", "status", "metrics", "started"]
+    console.print(table("Runs", columns, rows))
+
+
+@app.command("show")
+def show_run(ctx: typer.Context, run_id: str, as_json: bool = JsonOption) -> None:
+    """Show one run: params, latest metrics, tags and dataset fingerprints."""
+    metadata = get_client(ctx).metadata
+    run = metadata.get_run(_expand(metadata, run_id))
+    if as_json:
+        print_json(run)
+        return
+    console.print(f"[bold]{run.name}[/] ({run.id}) in {run.experiment}: {run.status}")
+    console.print(
+        f"started {when(run.start_time)}, ended {when(run.end_time)}, by {run.created_by}"
+    )
+    if run.params:
+        console.print(table("Params", ["param", "value"], [[k, v] for k, v in run.params.items()]))
+    if run.metrics:
+        rows = [[k, f"{v:.6g}"] for k, v in sorted(run.metrics.items())]
+        console.print(table("Metrics (latest)", ["metric", "value"], rows))
+    if run.tags:
+        console.print(table("Tags", ["tag", "value"], [[k, v] for k, v in run.tags.items()]))
+    for context, fp in run.datasets.items():
+        console.print(
+            f"dataset [{context}]: {fp.get('n_rows')} rows, {len(fp.get('schema', {}))} columns, "
+            f"hash {str(fp.get('content_hash'))[:16]}…"
+        )
+
+
+def _expand(metadata, prefix: str) -> str:  # type: ignore[no-untyped-def]
+    """Accept the 12-character prefix the list shows, like git's short hashes."""
+    if len(prefix) >= 32:
+        return prefix
+    matches = [r.id for r in metadata.list_runs(limit=10_000) if r.id.startswith(prefix)]
+    return matches[0] if len(matches) == 1 else prefix

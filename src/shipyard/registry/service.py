@@ -1,0 +1,249 @@
+"""The model registry: register, resolve, load, alias and archive versions.
+
+It ties the three stores together: model files go to the artifact store
+(content-addressed, checked on read), the manifest's digest and the version's
+metadata to the metadata store, and loaded packages are materialised in a
+local cache keyed by manifest digest, so a version is fetched once per machine.
+
+>>> registry = Registry(metadata, artifacts, cache_dir=Path("cache"), actor="ann")  # doctest: +SKIP
+>>> version = registry.log_model(clf, "iris", sample=X_train)                       # doctest: +SKIP
+>>> registry.set_alias("iris", "production", version.version)                       # doctest: +SKIP
+>>> registry.load("iris").predict({"sepal_length": 5.1, ...})                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from shipyard.errors import IntegrityError, InvalidReferenceError, ManifestError, NotFoundError
+from shipyard.registry.manifest import Manifest
+from shipyard.registry.model import LoadedModel
+from shipyard.registry.package import MANIFEST_NAME, read_package, write_package
+from shipyard.registry.refs import ModelRef, check_alias, check_model_name, parse_ref
+from shipyard.store import records
+from shipyard.store.artifacts import ArtifactStore, sha256_file
+from shipyard.store.metadata import MetadataStore
+from shipyard.store.validation_store import ValidationStore
+from shipyard.validation.approvals import enforce_promotion
+
+
+class Registry:
+    """Service functions behind the CLI, the Python API and the HTTP admin routes."""
+
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        artifacts: ArtifactStore,
+        *,
+        cache_dir: Path,
+        actor: str,
+    ) -> None:
+        self.metadata = metadata
+        self.artifacts = artifacts
+        self.cache_dir = cache_dir
+        self.actor = actor
+
+    # -- registering -------------------------------------------------------
+
+    def log_model(
+        self,
+        model: Any,
+        name: str,
+        *,
+        sample: pd.DataFrame,
+        metrics: dict[str, float] | None = None,
+        params: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        data_fingerprint: dict[str, Any] | None = None,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+        flavor: str | None = None,
+        trusted_pickle: bool = False,
+        signature: Any = None,
+    ) -> records.ModelVersion:
+        """Package ``model``, store its files and register it as the next version."""
+        check_model_name(name)
+        with tempfile.TemporaryDirectory(dir=self._scratch()) as tmp:
+            package_dir = Path(tmp) / "package"
+            manifest = write_package(
+                model,
+                package_dir,
+                name=name,
+                version=None,
+                sample=sample,
+                metrics=metrics,
+                params={k: str(v) for k, v in (params or {}).items()},
+                data_fingerprint=data_fingerprint,
+                run_id=run_id,
+                trusted_pickle=trusted_pickle,
+                description=description,
+                flavor=flavor,
+                signature=signature,
+            )
+            return self._register_package(package_dir, manifest, tags=tags)
+
+    def register_package(
+        self, package_dir: Path, name: str, *, tags: dict[str, str] | None = None
+    ) -> records.ModelVersion:
+        """Register an already written package folder (e.g. one exported elsewhere)."""
+        check_model_name(name)
+        manifest = Manifest.load(package_dir / MANIFEST_NAME)
+        return self._register_package(
+            package_dir, manifest.model_copy(update={"name": name}), tags=tags
+        )
+
+    def _register_package(
+        self, package_dir: Path, manifest: Manifest, *, tags: dict[str, str] | None
+    ) -> records.ModelVersion:
+        for relpath, entry in manifest.files.items():
+            digest = self.artifacts.put_file(package_dir / relpath)
+            if digest != entry.sha256:
+                raise IntegrityError(
+                    f"{relpath} in {package_dir} changed while it was being stored "
+                    f"(manifest says {entry.sha256[:12]}…, stored {digest[:12]}…)."
+                )
+
+        def write_manifest(version: int) -> str:
+            final = manifest.model_copy(update={"version": version})
+            path = package_dir / MANIFEST_NAME
+            final.dump(path)
+            return self.artifacts.put_file(path)
+
+        return self.metadata.create_version(
+            manifest.name,
+            write_manifest=write_manifest,
+            flavor=manifest.flavor,
+            run_id=manifest.run_id,
+            description=manifest.description,
+            metrics=manifest.metrics,
+            data_fingerprint=manifest.data_fingerprint,
+            tags=tags,
+            actor=self.actor,
+        )
+
+    # -- resolving and loading ---------------------------------------------
+
+    def resolve(self, ref: str | ModelRef) -> records.ModelVersion:
+        """The version a reference points at (``iris`` means ``iris@production``)."""
+        parsed = parse_ref(ref) if isinstance(ref, str) else ref
+        if parsed.version is not None:
+            return self.metadata.get_version(parsed.name, parsed.version)
+        if parsed.alias == "latest":
+            return self.metadata.latest_version(parsed.name)
+        assert parsed.alias is not None
+        return self.metadata.get_version(
+            parsed.name, self.metadata.get_alias(parsed.name, parsed.alias)
+        )
+
+    def manifest(self, version: records.ModelVersion) -> Manifest:
+        return Manifest.load(self.package_dir(version) / MANIFEST_NAME)
+
+    def package_dir(self, version: records.ModelVersion) -> Path:
+        """The version's package folder in the local cache, fetched and verified on demand."""
+        target = self.cache_dir / version.manifest_digest
+        manifest_path = target / MANIFEST_NAME
+        if manifest_path.exists() and sha256_file(manifest_path) == version.manifest_digest:
+            return target
+        if target.exists():  # a cached copy whose manifest no longer matches: refetch it
+            shutil.rmtree(target)
+        staging = Path(tempfile.mkdtemp(dir=self._scratch()))
+        try:
+            self.artifacts.get_file(version.manifest_digest, staging / MANIFEST_NAME)
+            manifest = Manifest.load(staging / MANIFEST_NAME)
+            for relpath, entry in manifest.files.items():
+                dest = staging / relpath
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                self.artifacts.get_file(entry.sha256, dest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                staging.rename(target)
+            except OSError:  # another process cached it first; theirs is as good
+                if not manifest_path.exists():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    def load(self, ref: str | ModelRef, *, trusted_pickle: bool = False) -> LoadedModel:
+        """Load a version for prediction; every file is checked against its checksum."""
+        version = self.resolve(ref)
+        manifest, predictor = read_package(self.package_dir(version), trusted_pickle=trusted_pickle)
+        if manifest.name != version.model or manifest.version != version.version:
+            raise ManifestError(
+                f"The package stored for {version.ref} describes "
+                f"{manifest.name}:{manifest.version}; the registry entry is inconsistent."
+            )
+        return LoadedModel(manifest, predictor)
+
+    # -- aliases, archive, listing -------------------------------------------
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        reason: str | None = None,
+        force: bool = False,
+    ) -> int | None:
+        """Point ``alias`` at ``version``; returns the version it pointed to before.
+
+        A protected alias (``production``) is refused with
+        :class:`~shipyard.validation.approvals.PromotionBlockedError` while the
+        version's latest gates failed or it lacks the approvals its model needs,
+        unless ``force=True`` with a written ``reason``; the override is
+        audit-logged as ``force_alias`` with what it overrode.
+        """
+        check_alias(alias)
+        overridden = enforce_promotion(
+            ValidationStore(self.metadata), name, alias, version, force=force, reason=reason
+        )
+        previous = self.metadata.set_alias(name, alias, version, actor=self.actor, reason=reason)
+        if overridden:
+            self.metadata.record_audit(
+                actor=self.actor,
+                action="force_alias",
+                model=name,
+                subject=f"{name}@{alias}",
+                from_value=None if previous is None else str(previous),
+                to_value=str(version),
+                reason=reason,
+                details={"overridden": overridden},
+            )
+        return previous
+
+    def delete_alias(self, name: str, alias: str, *, reason: str | None = None) -> int:
+        return self.metadata.delete_alias(name, alias, actor=self.actor, reason=reason)
+
+    def archive(self, ref: str, *, restore: bool = False, reason: str | None = None) -> None:
+        """Archive (or restore) a model ``iris`` or a single version ``iris:3``."""
+        parsed = parse_ref(ref)
+        if parsed.version is None:
+            if parsed.alias != "production" or "@" in ref:
+                raise InvalidReferenceError(
+                    f"Archive takes a model name or NAME:VERSION, not an alias ({ref!r})."
+                )
+            self.metadata.set_model_archived(
+                parsed.name, not restore, actor=self.actor, reason=reason
+            )
+        else:
+            self.metadata.set_version_archived(
+                parsed.name, parsed.version, not restore, actor=self.actor, reason=reason
+            )
+
+    def exists(self, ref: str) -> bool:
+        try:
+            self.resolve(ref)
+        except NotFoundError:
+            return False
+        return True
+
+    def _scratch(self) -> Path:
+        scratch = self.cache_dir.parent / "tmp"
+        scratch.mkdir(parents=True, exist_ok=True)
+        return scratch

@@ -1,0 +1,89 @@
+"""The CLI through its real root app: tables for people, JSON for scripts, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sklearn.linear_model import LogisticRegression
+from typer.testing import CliRunner
+
+from shipyard.cli.main import app
+from shipyard.client import Shipyard
+from shipyard.config import Settings
+from shipyard.quickstart import iris_frame
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A registry with iris:1 and iris:2 (production -> 1) that the CLI finds via env."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("SHIPYARD_HOME", str(home))
+    monkeypatch.setenv("SHIPYARD_USER", "cli-tester")
+    monkeypatch.chdir(tmp_path)
+    client = Shipyard(Settings(home=home))
+    X, y = iris_frame()
+    for c in (0.1, 1.0):
+        model = LogisticRegression(C=c, max_iter=500).fit(X, y)
+        client.registry.log_model(model, "iris", sample=X, metrics={"accuracy": c})
+    client.registry.set_alias("iris", "production", 1)
+    client.close()
+    return home
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_models_list_and_json(home: Path) -> None:
+    code, out = run("models", "list")
+    assert code == 0 and "iris" in out and "production->1" in out
+    code, out = run("models", "list", "--json")
+    assert json.loads(out)[0]["aliases"] == {"production": 1}
+
+
+def test_models_versions_and_show(home: Path) -> None:
+    code, out = run("models", "versions", "iris", "--json")
+    assert code == 0
+    assert [v["version"] for v in json.loads(out)] == [1, 2]
+    code, out = run("models", "show", "iris")
+    assert code == 0
+    assert "iris:1" in out and "sepal_length" in out and "setosa" in out
+    code, out = run("models", "show", "iris:2", "--json")
+    shown = json.loads(out)
+    assert shown["manifest"]["version"] == 2
+    assert shown["manifest"]["flavor"] == "sklearn"
+
+
+def test_alias_move_is_audited(home: Path) -> None:
+    code, out = run("models", "alias", "iris", "production", "2", "--reason", "better")
+    assert code == 0 and "version 1 -> version 2" in out
+    code, out = run("audit", "--json")
+    entry = json.loads(out)[0]
+    assert (entry["actor"], entry["from_value"], entry["to_value"], entry["reason"]) == (
+        "cli-tester",
+        "1",
+        "2",
+        "better",
+    )
+
+
+def test_errors_exit_1_with_a_clear_message(home: Path) -> None:
+    code, out = run("models", "show", "wine")
+    assert code == 1
+    assert "No model named 'wine'" in out and "iris" in out
+    code, out = run("models", "show", "iris:9")
+    assert code == 1 and "Versions: 1, 2" in out
+    code, out = run("models", "alias", "iris", "latest", "1")
+    assert code == 1 and "reserved" in out
+
+
+def test_archive_and_runs(home: Path) -> None:
+    code, _ = run("models", "archive", "iris:2", "--reason", "old")
+    assert code == 0
+    _, out = run("models", "versions", "iris", "--json")
+    assert [v["status"] for v in json.loads(out)] == ["ready", "archived"]
+    code, out = run("runs", "list", "--json")
+    assert code == 0 and json.loads(out) == []
