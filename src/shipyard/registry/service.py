@@ -20,8 +20,15 @@ from typing import Any
 
 import pandas as pd
 
-from shipyard.errors import IntegrityError, InvalidReferenceError, ManifestError, NotFoundError
+from shipyard.errors import (
+    IntegrityError,
+    InvalidReferenceError,
+    ManifestError,
+    NotFoundError,
+    UnsafeArtifactError,
+)
 from shipyard.registry.manifest import Manifest
+from shipyard.registry.mlflow_import import read_mlflow_model
 from shipyard.registry.model import LoadedModel
 from shipyard.registry.package import MANIFEST_NAME, read_package, write_package
 from shipyard.registry.refs import ModelRef, check_alias, check_model_name, parse_ref
@@ -55,7 +62,7 @@ class Registry:
         model: Any,
         name: str,
         *,
-        sample: pd.DataFrame,
+        sample: pd.DataFrame | None,
         metrics: dict[str, float] | None = None,
         params: dict[str, Any] | None = None,
         run_id: str | None = None,
@@ -96,6 +103,32 @@ class Registry:
         return self._register_package(
             package_dir, manifest.model_copy(update={"name": name}), tags=tags
         )
+
+    def import_mlflow(
+        self, path: Path, name: str, *, trusted_pickle: bool = False
+    ) -> records.ModelVersion:
+        """Import an MLflow scikit-learn model folder as the next version of ``name``.
+
+        The model is re-stored in Shipyard's safe format (skops) whenever its
+        types are on the trust list, even if MLflow pickled it; only a model
+        that skops cannot vouch for stays a pickle, and only with the trust flag.
+        """
+        model, signature, meta = read_mlflow_model(path, trusted_pickle=trusted_pickle)
+        sample = meta.get("input_example")
+        tags = {"imported_from": "mlflow", "mlflow_source": str(path)}
+        tags.update({f"mlflow_{k}": str(meta[k]) for k in ("run_id", "model_uuid") if k in meta})
+        common: dict[str, Any] = {
+            "sample": sample,
+            "signature": signature if sample is None else None,
+            "description": f"Imported from MLflow model {path}",
+            "tags": tags,
+        }
+        try:
+            return self.log_model(model, name, **common)
+        except UnsafeArtifactError:
+            if not trusted_pickle:
+                raise
+            return self.log_model(model, name, trusted_pickle=True, **common)
 
     def _register_package(
         self, package_dir: Path, manifest: Manifest, *, tags: dict[str, str] | None
