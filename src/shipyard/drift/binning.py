@@ -16,7 +16,7 @@ The Sturges edges depend only on the combined min, max, size and dtype, so
 concatenating the two columns (and from exact profile statistics when the
 reference is only a sample).
 
-    >>> sturges_edges(0.0, 1.0, 4, integer=False)
+    >>> sturges_edges(0.0, 1.0, 8, integer=False)
     array([0.  , 0.25, 0.5 , 0.75, 1.  ])
 """
 

@@ -43,6 +43,15 @@ from shipyard.errors import InvalidInputError, SchemaError, ShipyardError
 MIN_VALUES = 2
 
 
+_UNTESTED_REASONS = {
+    ColumnType.TEXT: "free text (over half its values distinct) is not tested; "
+    "list it in categorical=[...] to test it as categories",
+    ColumnType.DATETIME: "datetime columns are not tested for drift",
+    ColumnType.UNKNOWN: "values of this dtype cannot be tested; "
+    "list it in categorical=[...] or numerical=[...] if they can",
+}
+
+
 class NotFittedError(ShipyardError):
     """A detector was used before ``fit``."""
 
@@ -196,7 +205,7 @@ class DriftDetector:
         self._check_fitted()
         current = self._check_current(current)
         skipped = [
-            SkippedColumn(c, t.value, f"{t.value} columns are not tested for drift")
+            SkippedColumn(c, t.value, _UNTESTED_REASONS[t])
             for c, t in self.column_types_.items()
             if not t.testable
         ]

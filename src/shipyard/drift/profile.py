@@ -254,7 +254,10 @@ class ReferenceProfile:
         # sample, but keep the true totals for the choice of test.
         sampled = ColumnValues.from_series(series, ColumnType.CATEGORICAL)
         return ColumnValues(
-            n=stats.n_values, keys=sampled.keys, counts=sampled.counts, unique=stats.n_unique
+            n=stats.n_values,
+            keys=sampled.keys,
+            counts=sampled.counts,
+            unique=stats.n_unique or None,  # 0 means "never counted" (unknown dtype)
         )
 
     # -- storage ------------------------------------------------------------------
