@@ -14,3 +14,18 @@ def test_public_callables_have_docstrings() -> None:
         obj = getattr(shipyard, name)
         if callable(obj):
             assert obj.__doc__, f"shipyard.{name} has no docstring"
+
+
+def test_every_export_has_a_home_module() -> None:
+    assert sorted(shipyard._EXPORTS) == shipyard.__all__
+
+
+def test_import_is_lazy() -> None:
+    """``import shipyard`` must not pull in the heavy ML stack (CLI start-up time)."""
+    import subprocess
+    import sys
+
+    heavy = "('pandas', 'sklearn', 'sqlalchemy')"
+    code = f"import sys, shipyard; print(sorted(m for m in {heavy} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

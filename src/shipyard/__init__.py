@@ -5,17 +5,36 @@
 ...     run.log_dataset(train_df)
 ...     shipyard.log_model(clf, "iris", sample=X_train, alias="production")
 >>> shipyard.load_model("iris").predict({"sepal_length": 5.1, ...})  # doctest: +SKIP
+
+The names below are imported on first use (PEP 562), so ``import shipyard``
+and the CLI start fast and a submodule such as ``shipyard.store.artifacts``
+does not drag in pandas, scikit-learn and the whole registry.
 """
 
-from shipyard.api import client, configure, load_model, log_model, set_alias, start_run
-from shipyard.client import Shipyard
-from shipyard.config import Settings
-from shipyard.errors import ShipyardError
-from shipyard.registry.model import LoadedModel
-from shipyard.registry.refs import ModelRef, parse_ref
-from shipyard.tracking.fingerprint import DatasetFingerprint, fingerprint
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "DatasetFingerprint": "shipyard.tracking.fingerprint",
+    "LoadedModel": "shipyard.registry.model",
+    "ModelRef": "shipyard.registry.refs",
+    "Settings": "shipyard.config",
+    "Shipyard": "shipyard.client",
+    "ShipyardError": "shipyard.errors",
+    "client": "shipyard.api",
+    "configure": "shipyard.api",
+    "fingerprint": "shipyard.tracking.fingerprint",
+    "load_model": "shipyard.api",
+    "log_model": "shipyard.api",
+    "parse_ref": "shipyard.registry.refs",
+    "set_alias": "shipyard.api",
+    "start_run": "shipyard.api",
+}
 
 __all__ = [
     "DatasetFingerprint",
@@ -33,3 +52,26 @@ __all__ = [
     "set_alias",
     "start_run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'shipyard' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
+
+
+if TYPE_CHECKING:  # let type checkers and IDEs see the real objects
+    from shipyard.api import client, configure, load_model, log_model, set_alias, start_run
+    from shipyard.client import Shipyard
+    from shipyard.config import Settings
+    from shipyard.errors import ShipyardError
+    from shipyard.registry.model import LoadedModel
+    from shipyard.registry.refs import ModelRef, parse_ref
+    from shipyard.tracking.fingerprint import DatasetFingerprint, fingerprint

@@ -12,14 +12,16 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from shipyard.client import Shipyard
+if TYPE_CHECKING:
+    from shipyard.client import Shipyard
+
 from shipyard.config import Settings
 from shipyard.errors import ShipyardError
 
@@ -42,6 +44,8 @@ class ShipyardGroup(TyperGroup):
 
 def get_client(ctx: typer.Context) -> Shipyard:
     """The client made once per command line from the environment and shipyard.toml."""
+    from shipyard.client import Shipyard  # the stores pull in SQLAlchemy and pandas
+
     root = ctx.find_root()
     if not isinstance(root.obj, Shipyard):
         root.obj = Shipyard(Settings())

@@ -5,11 +5,12 @@ from __future__ import annotations
 import typer
 
 from shipyard.cli._common import JsonOption, console, get_client, print_json, table
-from shipyard.quickstart import run_quickstart
 
 
 def quickstart_command(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Train the course's iris classifier and a regression model, register and use them."""
+    from shipyard.quickstart import run_quickstart  # scikit-learn and LightGBM: load on use
+
     client = get_client(ctx)
     with console.status("Training and registering models..."):
         result = run_quickstart(client)
