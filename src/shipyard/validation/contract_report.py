@@ -55,7 +55,7 @@ _TEMPLATE = """<!doctype html>
 </head>
 <body>
 <h1>Data contract check: {{ title }}</h1>
-<div class="meta">{{ source }} &middot; checked {{ when }}</div>
+<div class="meta">{% if source %}{{ source }} &middot; {% endif %}checked {{ when }}</div>
 <span id="status" class="badge {{ 'pass' if result.passed else 'fail' }}">
   {{ 'PASSED' if result.passed else 'FAILED' }}</span>
 <span>{{ result.summary() }}</span>

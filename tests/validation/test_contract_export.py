@@ -1,0 +1,108 @@
+"""The pandera and Great Expectations forms of a contract."""
+
+from __future__ import annotations
+
+import ast
+import json
+
+import pytest
+
+from shipyard.errors import InvalidInputError
+from shipyard.validation.contract_export import (
+    export_contract,
+    to_great_expectations,
+    to_pandera,
+)
+from shipyard.validation.contracts import infer_contract
+
+GE_TYPES = {
+    "expect_column_to_exist",
+    "expect_column_values_to_be_in_type_list",
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_between",
+    "expect_column_values_to_be_in_set",
+}
+
+
+def test_great_expectations_legacy_suite(adult) -> None:
+    contract = infer_contract(adult)
+    suite = json.loads(export_contract(contract, "gx", name="adult:1"))
+    assert suite["expectation_suite_name"] == "adult:1"
+    assert set(suite) == {
+        "expectation_suite_name",
+        "data_asset_type",
+        "ge_cloud_id",
+        "expectations",
+        "meta",
+    }
+    expectations = suite["expectations"]
+    assert {e["expectation_type"] for e in expectations} == GE_TYPES
+    assert all(set(e) == {"expectation_type", "kwargs", "meta"} for e in expectations)
+
+    def of(kind: str, column: str) -> list[dict]:
+        return [
+            e["kwargs"]
+            for e in expectations
+            if e["expectation_type"] == kind and e["kwargs"]["column"] == column
+        ]
+
+    age = contract.column("age")
+    assert of("expect_column_values_to_be_between", "age")[0] == {
+        "column": "age",
+        "min_value": age.minimum,
+        "max_value": age.maximum,
+    }
+    tails = of("expect_column_values_to_be_between", "age")[1]
+    assert tails["mostly"] == pytest.approx(0.9)
+    assert tails["min_value"] == age.quantiles["p01"]
+    assert of("expect_column_values_to_be_in_set", "workclass") == [
+        {"column": "workclass", "value_set": ["Gov", "Private", "Self-emp"]}
+    ]
+    # Nullable columns carry no not-null expectation; the others do.
+    assert of("expect_column_values_to_not_be_null", "workclass") == []
+    assert of("expect_column_values_to_not_be_null", "age") == [{"column": "age"}]
+    assert "int64" in of("expect_column_values_to_be_in_type_list", "age")[0]["type_list"]
+
+
+def test_great_expectations_1x_suite_uses_type_and_name(adult) -> None:
+    suite = to_great_expectations(infer_contract(adult), suite_name="s", gx_version="1")
+    assert suite["name"] == "s"
+    assert all("type" in e and "expectation_type" not in e for e in suite["expectations"])
+    with pytest.raises(InvalidInputError):
+        to_great_expectations(infer_contract(adult), gx_version="2")  # type: ignore[arg-type]
+
+
+def test_pandera_source_is_valid_python_with_one_column_per_contract_column(adult) -> None:
+    contract = infer_contract(adult)
+    source = to_pandera(contract, name="adult:1")
+    compile(source, "schema.py", "exec")
+    tree = ast.parse(source)
+    call = next(
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "DataFrameSchema"
+    )
+    columns = call.args[0]
+    assert isinstance(columns, ast.Dict)
+    assert [k.value for k in columns.keys] == list(contract.names)  # type: ignore[union-attr]
+    assert "pa.Check.isin(['Gov', 'Private', 'Self-emp'])" in source
+    age = contract.column("age")
+    assert f"pa.Check.in_range({age.minimum!r}, {age.maximum!r})" in source
+    assert "nullable=True" in source and '"Int64"' not in source
+
+
+def test_pandera_schema_validates_for_real_when_installed(adult) -> None:
+    pa = pytest.importorskip("pandera", reason="pandera is optional; the text form is tested above")
+    namespace: dict = {}
+    exec(compile(to_pandera(infer_contract(adult)), "schema.py", "exec"), namespace)
+    schema = namespace["schema"]
+    schema.validate(adult)
+    bad = adult.copy()
+    bad.loc[3, "workclass"] = "Alien"
+    with pytest.raises(pa.errors.SchemaError):
+        schema.validate(bad)
+
+
+def test_unknown_form_is_refused(adult) -> None:
+    with pytest.raises(InvalidInputError, match="pandera"):
+        export_contract(infer_contract(adult), "yaml")
