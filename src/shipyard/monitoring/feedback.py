@@ -1,0 +1,240 @@
+"""Ground truth arriving late: store labels, match them to logged predictions by request id.
+
+Labels are stored as Parquet segments of their own (``feedback/<model>/date=...``)
+and joined to predictions only when a report is computed, so a label that
+arrives before its prediction's segment was flushed (another worker's queue,
+say) still joins later. Nothing is dropped: labels whose request id no logged
+prediction had at the time are stored too, and reported back as unknown.
+
+Columns of a feedback segment: ``request_id``, ``row``, ``label`` (text, see
+:func:`~shipyard.monitoring.records.class_key`), ``label_timestamp`` (when the
+truth became known, if the sender said), ``received_at``, ``known`` (whether
+the prediction was found on arrival) and ``batch``/``seq`` (arrival order, so
+the newest label of a row wins).
+
+>>> result = record_feedback(log, [{"request_id": "r1", "label": "setosa"}])  # doctest: +SKIP
+>>> result.accepted, result.unknown_ids, result.duplicates                     # doctest: +SKIP
+(1, [], 0)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from shipyard.errors import InvalidInputError
+from shipyard.monitoring.durations import to_utc
+from shipyard.monitoring.prediction_log import PredictionLog
+from shipyard.monitoring.queries import find_known, find_labelled
+from shipyard.monitoring.records import TIMESTAMP, FeedbackItem, FeedbackResult, class_key
+from shipyard.monitoring.segments import UNASSIGNED
+from shipyard.registry.refs import check_model_name
+
+__all__ = ["FEEDBACK_FORMATS", "read_feedback_file", "record_feedback"]
+
+FEEDBACK_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"} | {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
+_REQUIRED = ("request_id", "label")
+_OPTIONAL = ("row", "timestamp")
+# How long a feedback call waits for this process's queued predictions to be
+# written, so labels sent right after a prediction find it.
+_FLUSH_TIMEOUT = 5.0
+
+FeedbackInput = pd.DataFrame | FeedbackItem | Mapping[str, Any] | Iterable[FeedbackItem | Mapping]
+
+
+def read_feedback_file(path: str | Path) -> pd.DataFrame:
+    """Labels from a CSV, Parquet or JSON Lines file with ``request_id,label[,timestamp][,row]``.
+
+    Returns the validated frame :func:`record_feedback` takes; errors name the
+    file, the column and the offending line.
+    """
+    path = Path(path)
+    kind = FEEDBACK_FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise InvalidInputError(
+            f"Cannot read labels from {path}: unknown file type {path.suffix!r}; "
+            f"use .csv, .parquet or .jsonl."
+        )
+    if not path.is_file():
+        raise InvalidInputError(f"Cannot read labels from {path}: no such file.")
+    try:
+        if kind == "csv":
+            # Ids are text even when they look like numbers ("007" stays "007").
+            frame = pd.read_csv(path, dtype={"request_id": str}, keep_default_na=True)
+        elif kind == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_json(path, lines=True, dtype={"request_id": str})
+    except (ValueError, OSError, pa.ArrowException, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"Cannot read labels from {path}: {exc}") from exc
+    # Line numbers in messages: the header is line 1 of a CSV, data starts at 2.
+    first_line = 2 if kind == "csv" else 1
+    return _normalize(frame, where=str(path), first_line=first_line)
+
+
+def _items_frame(items: FeedbackInput) -> pd.DataFrame:
+    if isinstance(items, pd.DataFrame):
+        return items
+    if isinstance(items, FeedbackItem | Mapping):
+        items = [items]
+    rows = []
+    for item in items:
+        if isinstance(item, FeedbackItem):
+            rows.append(
+                {
+                    "request_id": item.request_id,
+                    "label": item.label,
+                    "row": item.row,
+                    "timestamp": item.timestamp,
+                }
+            )
+        elif isinstance(item, Mapping):
+            rows.append(dict(item))
+        else:
+            raise InvalidInputError(
+                f"Feedback item {len(rows)} is a {type(item).__name__}; expected an object "
+                f'like {{"request_id": "...", "label": ...}}.'
+            )
+    return pd.DataFrame(rows, columns=None if rows else list(_REQUIRED))
+
+
+def _lines(where: str, first_line: int, mask: np.ndarray) -> str:
+    bad = np.flatnonzero(mask)[:5] + first_line
+    more = " ..." if mask.sum() > 5 else ""
+    noun = "line" if where != "feedback" else "item"
+    return f"{where} {noun}{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad))}{more}"
+
+
+def _normalize(
+    frame: pd.DataFrame, *, where: str = "feedback", first_line: int = 0
+) -> pd.DataFrame:
+    """Validated labels: request_id (text), row (int), label (text), label_timestamp (UTC)."""
+    missing = [c for c in _REQUIRED if c not in frame.columns]
+    if missing:
+        raise InvalidInputError(
+            f"{where}: missing column(s) {missing}; labels need columns request_id and label "
+            f"(optionally timestamp and row). Found {list(frame.columns)}."
+        )
+    extra = [c for c in frame.columns if c not in (*_REQUIRED, *_OPTIONAL)]
+    if extra:
+        raise InvalidInputError(
+            f"{where}: unexpected column(s) {extra}; allowed are request_id, label, "
+            f"timestamp and row."
+        )
+    ids = frame["request_id"]
+    bad_id = ids.isna().to_numpy() | (ids.astype(str).str.strip() == "").to_numpy()
+    if bad_id.any():
+        raise InvalidInputError(
+            f"{_lines(where, first_line, bad_id)}: request_id is missing; every label needs "
+            f"the request id the prediction was answered with."
+        )
+    labels = [class_key(v) for v in frame["label"].tolist()]
+    bad_label = np.array([v is None for v in labels], dtype=bool)
+    if bad_label.any():
+        raise InvalidInputError(
+            f"{_lines(where, first_line, bad_label)}: label is missing; send the true class "
+            f"or value."
+        )
+    rows = frame["row"] if "row" in frame.columns else pd.Series(0, index=frame.index)
+    row_values = pd.to_numeric(rows.fillna(0), errors="coerce")
+    bad_row = (row_values.isna() | (row_values < 0) | (row_values % 1 != 0)).to_numpy()
+    if bad_row.any():
+        raise InvalidInputError(
+            f"{_lines(where, first_line, bad_row)}: row must be a whole number >= 0 "
+            f"(the position of the record within its request)."
+        )
+    stamps = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us, UTC]")
+    if "timestamp" in frame.columns:
+        raw = frame["timestamp"]
+        try:
+            stamps = pd.to_datetime(raw, utc=True, errors="coerce", format="mixed")
+        except (ValueError, TypeError):
+            stamps = pd.to_datetime(raw, utc=True, errors="coerce")
+        bad_time = (stamps.isna() & raw.notna()).to_numpy()
+        if bad_time.any():
+            raise InvalidInputError(
+                f"{_lines(where, first_line, bad_time)}: timestamp is not a time; use ISO "
+                f"8601 such as 2024-05-01T12:00:00Z."
+            )
+    return pd.DataFrame(
+        {
+            "request_id": ids.astype(str).str.strip().to_numpy(),
+            "row": row_values.astype(np.int32).to_numpy(),
+            "label": labels,
+            "label_timestamp": stamps.astype("datetime64[us, UTC]").to_numpy(),
+        }
+    )
+
+
+def record_feedback(
+    log: PredictionLog,
+    items: FeedbackInput,
+    *,
+    model: str | None = None,
+) -> FeedbackResult:
+    """Store ground-truth labels and report which request ids were unknown.
+
+    ``items``: one ``{request_id, label[, row][, timestamp]}`` mapping or
+    :class:`FeedbackItem`, many of them, or a frame with those columns (as
+    :func:`read_feedback_file` returns). With ``model`` the labels belong to
+    that model; without, each is matched to whichever model logged its request
+    id. Raises :class:`~shipyard.errors.InvalidInputError` naming the item and
+    field when any label is malformed, and stores nothing then.
+    """
+    if model is not None:
+        check_model_name(model)
+    frame = _normalize(_items_frame(items))
+    if frame.empty:
+        return FeedbackResult(accepted=0)
+    # Predictions this process has queued must be on disk before we look them up.
+    log.flush(timeout=_FLUSH_TIMEOUT)
+    store = log.store
+    keys = frame[["request_id", "row"]]
+    known = find_known(store, keys, model).drop_duplicates(["request_id", "row"])
+    merged = frame.merge(known, on=["request_id", "row"], how="left", indicator=True)
+    is_known = (merged["_merge"] == "both").to_numpy()
+    if model is not None:
+        owners = np.full(len(frame), model, dtype=object)
+    else:
+        owners = merged["model"].where(merged["_merge"] == "both", UNASSIGNED).to_numpy(object)
+
+    targets = sorted(set(owners.tolist()))
+    labelled = find_labelled(store, keys, [t for t in targets if t != UNASSIGNED])
+    before = frame.merge(
+        labelled.drop_duplicates(), on=["request_id", "row"], how="left", indicator=True
+    )
+    seen_before = (before["_merge"] == "both").to_numpy()
+    repeated = keys.duplicated(keep="first").to_numpy()
+    duplicates = int((seen_before | repeated).sum())
+
+    received = to_utc(log.now())
+    batch = time.time_ns()
+    for target in targets:
+        mask = owners == target
+        part = frame[mask]
+        table = pa.table(
+            {
+                "request_id": pa.array(part["request_id"], pa.string()),
+                "row": pa.array(part["row"], pa.int32()),
+                "label": pa.array(part["label"], pa.string()),
+                "label_timestamp": pa.array(part["label_timestamp"], TIMESTAMP),
+                "received_at": pa.array([received] * len(part), TIMESTAMP),
+                "known": pa.array(is_known[mask], pa.bool_()),
+                "batch": pa.array([batch] * len(part), pa.int64()),
+                "seq": pa.array(np.flatnonzero(mask), pa.int64()),
+            }
+        )
+        store.write_segment("feedback", target, received.date(), table)
+    unknown = list(dict.fromkeys(frame.loc[~is_known, "request_id"].tolist()))
+    return FeedbackResult(accepted=len(frame), unknown_ids=unknown, duplicates=duplicates)

@@ -1,0 +1,319 @@
+"""Performance over time: realized and estimated metrics per time bucket, against training.
+
+Predictions are bucketed by their *original* timestamps (``1h`` buckets start
+on the hour, UTC), and each bucket reports how many predictions it holds, how
+many have a label so far (coverage) and how late those labels came (median
+delay), the realized metrics on the labelled rows (:mod:`.scores`) and, for
+classifiers that log probabilities, CBPE's estimates on all rows
+(:mod:`.cbpe`). As labels fill in, realized figures appear beside the
+estimates. The baseline is what the model version recorded at training time.
+
+>>> report = performance(log, "iris", version=3, window="1h", since="24h")  # doctest: +SKIP
+>>> first = report.buckets[0]                                               # doctest: +SKIP
+>>> first.start.hour, first.coverage, first.realized["accuracy"]            # doctest: +SKIP
+(9, 0.5, 0.93)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from shipyard.errors import InvalidInputError
+from shipyard.monitoring import cbpe, scores
+from shipyard.monitoring.durations import floor_time, parse_duration, parse_instant
+from shipyard.monitoring.prediction_log import PredictionLog
+from shipyard.monitoring.queries import read_labelled
+from shipyard.monitoring.records import PROBA_PREFIX, class_key
+from shipyard.registry.refs import check_model_name
+
+__all__ = [
+    "CLASSIFICATION_METRICS",
+    "HIGHER_IS_BETTER",
+    "REGRESSION_METRICS",
+    "BucketPerformance",
+    "PerformanceReport",
+    "baseline_metrics",
+    "performance",
+]
+
+Task = Literal["classification", "regression"]
+CLASSIFICATION_METRICS = ("accuracy", "f1_macro", "roc_auc")
+REGRESSION_METRICS = ("mae", "rmse")
+HIGHER_IS_BETTER = {
+    "accuracy": True,
+    "f1_macro": True,
+    "roc_auc": True,
+    "mae": False,
+    "rmse": False,
+}
+# Names under which training code commonly records each metric, best match first.
+_BASELINE_NAMES = {
+    "accuracy": ("accuracy", "acc", "test_accuracy", "val_accuracy"),
+    "f1_macro": ("f1_macro", "macro_f1", "f1", "test_f1_macro", "val_f1_macro"),
+    "roc_auc": ("roc_auc", "auc", "roc_auc_ovr", "test_roc_auc", "val_roc_auc"),
+    "mae": ("mae", "mean_absolute_error", "test_mae", "val_mae"),
+    "rmse": ("rmse", "root_mean_squared_error", "test_rmse", "val_rmse"),
+}
+_MAX_BUCKETS = 10_000
+
+
+@dataclass(frozen=True)
+class BucketPerformance:
+    """One time bucket: counts, label coverage and delay, realized and estimated metrics.
+
+    Metric values are ``None`` where they cannot be computed (no labels, a
+    single class for ROC AUC, no probabilities for an estimate).
+    """
+
+    start: datetime
+    end: datetime
+    n_predictions: int
+    n_labelled: int
+    coverage: float | None
+    median_label_delay_seconds: float | None
+    realized: dict[str, float | None]
+    estimated: dict[str, float | None]
+
+
+@dataclass(frozen=True)
+class PerformanceReport:
+    """Per-bucket performance of one model (optionally one version) over a time range."""
+
+    model: str
+    version: int | None
+    task: Task
+    window: timedelta
+    since: datetime
+    until: datetime
+    metrics: tuple[str, ...]
+    baseline: dict[str, float]
+    buckets: tuple[BucketPerformance, ...]
+    overall: BucketPerformance
+    has_probabilities: bool
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def empty(self) -> bool:
+        """True when no prediction was logged in the range."""
+        return self.overall.n_predictions == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (times ISO 8601, the window in seconds)."""
+
+        def bucket(b: BucketPerformance) -> dict[str, Any]:
+            return {**b.__dict__, "start": b.start.isoformat(), "end": b.end.isoformat()}
+
+        return {
+            "model": self.model,
+            "version": self.version,
+            "task": self.task,
+            "window_seconds": self.window.total_seconds(),
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "metrics": list(self.metrics),
+            "baseline": self.baseline,
+            "has_probabilities": self.has_probabilities,
+            "notes": list(self.notes),
+            "overall": bucket(self.overall),
+            "buckets": [bucket(b) for b in self.buckets],
+        }
+
+
+def baseline_metrics(recorded: Mapping[str, float], task: Task) -> dict[str, float]:
+    """The training-time values of this task's metrics, found under their usual names.
+
+    >>> baseline_metrics({"accuracy": 0.95, "f1": 0.9, "loss": 0.2}, "classification")
+    {'accuracy': 0.95, 'f1_macro': 0.9}
+    """
+    wanted = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+    out = {}
+    for metric in wanted:
+        for name in _BASELINE_NAMES[metric]:
+            if name in recorded and recorded[name] is not None:
+                out[metric] = float(recorded[name])
+                break
+    return out
+
+
+def performance(
+    log: PredictionLog,
+    model: str,
+    version: int | None = None,
+    window: str | timedelta = "1h",
+    since: str | datetime | timedelta | None = None,
+    until: str | datetime | timedelta | None = None,
+    *,
+    task: Task | None = None,
+    baseline: Mapping[str, float] | None = None,
+) -> PerformanceReport:
+    """Realized and estimated performance of ``model`` per ``window`` bucket.
+
+    ``since`` defaults to 24 hours before ``until`` (default: now, from the
+    log's clock); relative times such as ``"24h"`` count back from now.
+    ``task`` defaults to what the log shows (probability columns mean a
+    classifier). ``baseline`` holds the training-time metrics, e.g. a model
+    version's ``metrics`` (found under common names by :func:`baseline_metrics`).
+    """
+    check_model_name(model)
+    step = parse_duration(window)
+    now = log.now()
+    end = now if until is None else parse_instant(until, now=now)
+    start = end - timedelta(hours=24) if since is None else parse_instant(since, now=now)
+    if start >= end:
+        raise InvalidInputError(
+            f"The time range is empty: since ({start.isoformat()}) is not before "
+            f"until ({end.isoformat()})."
+        )
+    first = floor_time(start, step)
+    n_buckets = int(np.ceil((end - first) / step))
+    if n_buckets > _MAX_BUCKETS:
+        raise InvalidInputError(
+            f"A {window} window over {end - start} makes {n_buckets} buckets; at most "
+            f"{_MAX_BUCKETS} are allowed. Use a wider --window or a shorter --since."
+        )
+    frame = read_labelled(log.store, model, since=first, until=end, version=version)
+    classes = [c[len(PROBA_PREFIX) :] for c in frame.columns if c.startswith(PROBA_PREFIX)]
+    notes: list[str] = []
+    if task is None:
+        task = _infer_task(frame, classes, baseline)
+        if not frame.empty:
+            notes.append(f"Task inferred from the log: {task}.")
+    metrics = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+    data = _Prepared(frame, task, classes, notes)
+    if frame.empty:
+        where = f"{model}" if version is None else f"{model}:{version}"
+        notes.append(
+            f"No predictions of {where} were logged between {first.isoformat()} and "
+            f"{end.isoformat()}."
+        )
+    elif task == "classification" and not classes:
+        notes.append(
+            "No class probabilities were logged for this model, so performance cannot be "
+            "estimated before labels arrive (CBPE needs probabilities)."
+        )
+    elif task == "regression":
+        notes.append("Estimation without labels (CBPE) covers classifiers only.")
+
+    edges = [first + i * step for i in range(n_buckets + 1)]
+    bounds = np.searchsorted(data.stamps, np.array([_us(e) for e in edges]), side="left")
+    buckets = tuple(
+        data.bucket(edges[i], edges[i + 1], slice(bounds[i], bounds[i + 1]), metrics)
+        for i in range(n_buckets)
+    )
+    overall = data.bucket(first, end, slice(0, len(frame)), metrics)
+    return PerformanceReport(
+        model=model,
+        version=version,
+        task=task,
+        window=step,
+        since=first,
+        until=end,
+        metrics=metrics,
+        baseline=baseline_metrics(baseline or {}, task),
+        buckets=buckets,
+        overall=overall,
+        has_probabilities=bool(classes),
+        notes=tuple(notes),
+    )
+
+
+def _us(value: datetime) -> np.int64:
+    return np.int64(pd.Timestamp(value).value // 1000)
+
+
+def _infer_task(frame: pd.DataFrame, classes: Sequence[str], baseline: Any) -> Task:
+    if classes:
+        return "classification"
+    recorded = set(baseline or {})
+    if recorded & {n for m in CLASSIFICATION_METRICS for n in _BASELINE_NAMES[m]}:
+        return "classification"
+    if recorded & {n for m in REGRESSION_METRICS for n in _BASELINE_NAMES[m]}:
+        return "regression"
+    predictions = frame.get("prediction")
+    if predictions is not None and pd.api.types.is_float_dtype(predictions):
+        values = predictions.dropna().to_numpy()
+        if len(values) and not np.all(np.mod(values, 1) == 0):
+            return "regression"
+    return "classification"
+
+
+class _Prepared:
+    """The window's rows as arrays, ready to be sliced per bucket."""
+
+    def __init__(self, frame: pd.DataFrame, task: Task, classes: list[str], notes: list[str]):
+        self.task = task
+        self.classes = classes
+        stamps = pd.to_datetime(frame["timestamp"], utc=True)
+        # Microseconds since the epoch, whatever unit pandas chose for the column.
+        epoch = pd.Timestamp(0, tz="UTC")
+        self.stamps = ((stamps - epoch) // pd.Timedelta(microseconds=1)).to_numpy(np.int64)
+        label = frame["label"]
+        self.labelled = label.notna().to_numpy()
+        labelled_at = pd.to_datetime(frame["labelled_at"], utc=True)
+        self.delay = (labelled_at - stamps).dt.total_seconds().to_numpy()
+        predictions = frame["prediction"] if "prediction" in frame else pd.Series(dtype=object)
+        self.proba = (
+            frame[[PROBA_PREFIX + c for c in classes]].to_numpy(dtype=np.float64, na_value=np.nan)
+            if classes
+            else None
+        )
+        if task == "classification":
+            self.y_pred = np.array([class_key(v) for v in predictions.tolist()], dtype=object)
+            self.y_true = np.array([class_key(v) for v in label.tolist()], dtype=object)
+            index = {c: j for j, c in enumerate(classes)}
+            self.pred_index = np.array([index.get(p, -1) for p in self.y_pred], dtype=np.int64)
+            unknown = self.labelled & ~np.isin(self.y_true, classes) if classes else None
+            if unknown is not None and unknown.any():
+                notes.append(
+                    f"{int(unknown.sum())} labels are not among the model's classes "
+                    f"{classes}; they count as wrong predictions."
+                )
+        else:
+            self.y_pred = pd.to_numeric(predictions, errors="coerce").to_numpy(np.float64)
+            self.y_true = pd.to_numeric(label, errors="coerce").to_numpy(np.float64)
+            unreadable = self.labelled & np.isnan(self.y_true)
+            if unreadable.any():
+                notes.append(f"{int(unreadable.sum())} labels are not numbers and were left out.")
+                self.labelled = self.labelled & ~unreadable
+
+    def bucket(
+        self, start: datetime, end: datetime, rows: slice, metrics: Sequence[str]
+    ) -> BucketPerformance:
+        n = rows.stop - rows.start
+        labelled = self.labelled[rows]
+        n_labelled = int(labelled.sum())
+        delays = self.delay[rows][labelled]
+        realized: dict[str, float | None] = dict.fromkeys(metrics)
+        estimated: dict[str, float | None] = dict.fromkeys(metrics)
+        if n_labelled:
+            y_true, y_pred = self.y_true[rows][labelled], self.y_pred[rows][labelled]
+            if self.task == "classification":
+                realized["accuracy"] = scores.accuracy(y_true, y_pred)
+                realized["f1_macro"] = scores.f1_macro(y_true, y_pred)
+                if self.proba is not None:
+                    proba = self.proba[rows][labelled]
+                    realized["roc_auc"] = scores.roc_auc(y_true, proba, self.classes)
+            else:
+                realized["mae"] = scores.mae(y_true, y_pred)
+                realized["rmse"] = scores.rmse(y_true, y_pred)
+        if n and self.task == "classification" and self.proba is not None:
+            proba, predicted = self.proba[rows], self.pred_index[rows]
+            estimated["accuracy"] = cbpe.expected_accuracy(proba, predicted)
+            estimated["f1_macro"] = cbpe.expected_f1_macro(proba, predicted)
+            estimated["roc_auc"] = cbpe.expected_roc_auc(proba)
+        return BucketPerformance(
+            start=start,
+            end=end,
+            n_predictions=n,
+            n_labelled=n_labelled,
+            coverage=n_labelled / n if n else None,
+            median_label_delay_seconds=float(np.median(delays)) if len(delays) else None,
+            realized=realized,
+            estimated=estimated,
+        )

@@ -1,0 +1,208 @@
+"""DuckDB reads of the prediction log: time windows, and predictions joined to their labels.
+
+Each query lists the day partitions the window touches (partition pruning,
+see :meth:`SegmentStore.files`), hands exactly those files to DuckDB's
+``read_parquet(..., hive_partitioning=true, union_by_name=true)`` and filters
+on the timestamp inside them. ``union_by_name`` lets segments written by
+different model versions (say, one with an extra feature) be read together.
+
+Labels are joined at query time by ``(request_id, row)``; when a row was
+labelled more than once, the label received last wins.
+
+>>> import tempfile
+>>> from datetime import UTC, datetime
+>>> store = SegmentStore(tempfile.mkdtemp())
+>>> read_window(store, "iris", since=datetime(2024, 1, 1, tzinfo=UTC),
+...             until=datetime(2024, 1, 2, tzinfo=UTC)).empty
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+
+import duckdb
+import pandas as pd
+
+from shipyard.errors import StoreError
+from shipyard.monitoring.records import INPUT_PREFIX, PROBA_PREFIX
+from shipyard.monitoring.segments import UNASSIGNED, SegmentStore
+
+__all__ = ["find_known", "find_labelled", "read_labelled", "read_window"]
+
+META_COLUMNS = (
+    "request_id",
+    "row",
+    "timestamp",
+    "model",
+    "version",
+    "variant",
+    "source",
+    "latency_seconds",
+)
+_SCAN = "read_parquet(?, hive_partitioning = true, union_by_name = true)"
+# Labels may be received a little "before" a prediction when the two machines'
+# clocks disagree; look one day further back than the window for them.
+_CLOCK_SLACK = timedelta(days=1)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _days(since: datetime, until: datetime) -> tuple[date, date]:
+    return since.date(), (until - timedelta(microseconds=1)).date()
+
+
+def _columns(con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> list[str]:
+    rows = con.execute(f"DESCRIBE SELECT * FROM {_SCAN}", [list(files)]).fetchall()
+    return [row[0] for row in rows if row[0] != "date"]
+
+
+def _empty(columns: Sequence[str] = META_COLUMNS) -> pd.DataFrame:
+    frame = pd.DataFrame({name: pd.Series(dtype="object") for name in columns})
+    if "timestamp" in frame:
+        frame["timestamp"] = pd.Series(dtype="datetime64[us, UTC]")
+    return frame
+
+
+def read_window(
+    store: SegmentStore,
+    model: str,
+    *,
+    since: datetime,
+    until: datetime,
+    version: int | None = None,
+    inputs: bool = True,
+) -> pd.DataFrame:
+    """Logged rows of ``model`` with ``since <= timestamp < until``, oldest first.
+
+    ``inputs=False`` leaves out the ``in_*`` columns (DuckDB then does not even
+    read them).
+    """
+    first, last = _days(since, until)
+    files = store.files("predictions", model, first=first, last=last)
+    if not files:
+        return _empty()
+    with _translated(store), store.connect() as con:
+        names = _columns(con, files)
+        if not inputs:
+            names = [n for n in names if not n.startswith(INPUT_PREFIX)]
+        sql = (
+            f"SELECT {', '.join(_q(n) for n in names)} FROM {_SCAN} "
+            "WHERE timestamp >= ? AND timestamp < ?"
+        )
+        params: list[object] = [files, since, until]
+        if version is not None:
+            sql += " AND version = ?"
+            params.append(version)
+        return con.execute(sql + ' ORDER BY timestamp, request_id, "row"', params).df()
+
+
+def _feedback_files(store: SegmentStore, models: Sequence[str], first: date | None) -> list[str]:
+    files: list[str] = []
+    for model in [*models, UNASSIGNED]:
+        files.extend(store.files("feedback", model, first=first))
+    return files
+
+
+def read_labelled(
+    store: SegmentStore,
+    model: str,
+    *,
+    since: datetime,
+    until: datetime,
+    version: int | None = None,
+) -> pd.DataFrame:
+    """Rows in the window with their newest label (``label`` / ``labelled_at``, null if none).
+
+    Inputs are left out; the columns are the metadata, ``prediction``, the
+    ``proba_*`` columns, ``label`` (text, see :func:`class_key`) and
+    ``labelled_at`` (when the truth became known, else when it was received).
+    """
+    first, last = _days(since, until)
+    files = store.files("predictions", model, first=first, last=last)
+    if not files:
+        return _empty([*META_COLUMNS, "prediction", "label", "labelled_at"])
+    labels = _feedback_files(store, [model], first - _CLOCK_SLACK)
+    with _translated(store), store.connect() as con:
+        names = [n for n in _columns(con, files) if not n.startswith(INPUT_PREFIX)]
+        wanted = [n for n in names if n in META_COLUMNS or n == "prediction"]
+        wanted += [n for n in names if n.startswith(PROBA_PREFIX)]
+        version_filter = "" if version is None else " AND version = ?"
+        if labels:
+            feedback = (
+                'SELECT request_id, "row", label, coalesce(label_timestamp, received_at) '
+                f"AS labelled_at FROM {_SCAN} QUALIFY row_number() OVER ("
+                'PARTITION BY request_id, "row" '
+                "ORDER BY received_at DESC, batch DESC, seq DESC) = 1"
+            )
+        else:
+            feedback = (
+                'SELECT NULL::VARCHAR AS request_id, NULL::INTEGER AS "row", '
+                "NULL::VARCHAR AS label, NULL::TIMESTAMPTZ AS labelled_at WHERE false"
+            )
+        sql = (
+            f"WITH p AS (SELECT {', '.join(_q(n) for n in wanted)} FROM {_SCAN} "
+            f"WHERE timestamp >= ? AND timestamp < ?{version_filter}), "
+            f"f AS ({feedback}) "
+            "SELECT p.*, f.label, f.labelled_at FROM p LEFT JOIN f "
+            'ON p.request_id = f.request_id AND p."row" = f."row" '
+            'ORDER BY p.timestamp, p.request_id, p."row"'
+        )
+        params: list[object] = [files, since, until]
+        if version is not None:
+            params.append(version)
+        if labels:
+            params.append(labels)
+        return con.execute(sql, params).df()
+
+
+def find_known(store: SegmentStore, keys: pd.DataFrame, model: str | None) -> pd.DataFrame:
+    """Which ``(request_id, row)`` pairs of ``keys`` some logged prediction has.
+
+    Returns the known pairs with the ``model`` that logged them. With
+    ``model=None`` every model's log is searched.
+    """
+    models = [model] if model is not None else store.models("predictions")
+    files = [f for m in models for f in store.files("predictions", m)]
+    if not files or keys.empty:
+        return pd.DataFrame({"request_id": [], "row": [], "model": []})
+    with _translated(store), store.connect() as con:
+        con.register("wanted", keys[["request_id", "row"]])
+        return con.execute(
+            f'SELECT DISTINCT p.request_id, p."row", p.model FROM {_SCAN} AS p '
+            'SEMI JOIN wanted AS w ON p.request_id = w.request_id AND p."row" = w."row"',
+            [files],
+        ).df()
+
+
+def find_labelled(store: SegmentStore, keys: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
+    """Which ``(request_id, row)`` pairs of ``keys`` already have a stored label."""
+    files = _feedback_files(store, models, None)
+    if not files or keys.empty:
+        return pd.DataFrame({"request_id": [], "row": []})
+    with _translated(store), store.connect() as con:
+        con.register("wanted", keys[["request_id", "row"]])
+        return con.execute(
+            f'SELECT DISTINCT f.request_id, f."row" FROM {_SCAN} AS f '
+            'SEMI JOIN wanted AS w ON f.request_id = w.request_id AND f."row" = w."row"',
+            [files],
+        ).df()
+
+
+class _translated:
+    """Turn DuckDB's I/O failures into StoreError naming the store."""
+
+    def __init__(self, store: SegmentStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, duckdb.Error) and not isinstance(exc, duckdb.InterruptException):
+            raise StoreError(
+                f"Could not read the prediction log in {self.store.url}: {exc}"
+            ) from exc

@@ -1,0 +1,384 @@
+"""What the prediction log stores, and how it becomes Arrow tables.
+
+One logged prediction is one *row*: a request that scored ten records makes
+ten rows sharing a ``request_id`` and numbered by ``row`` (0-based), so a
+label can be attached to each. Rows are stored as flat columns, so the drift
+detector can read a window of them as a plain table:
+
+============== ===================================================================
+column         meaning
+============== ===================================================================
+request_id     the id the server answered with
+row            position of the record within its request (0 for single records)
+timestamp      when the request arrived, UTC (microseconds)
+model          registered model name
+version        model version that answered
+variant        deployment variant that answered (``primary``, ``canary``, ...)
+source         ``online`` (HTTP) or ``batch``
+latency_seconds time from arrival to the model's answer
+in_<feature>   one column per input feature
+prediction     the model's output
+proba_<class>  the probability of each class, for classifiers that give them
+============== ===================================================================
+
+Class names become column names and are compared with labels through
+:func:`class_key`, so ``1``, ``1.0`` and ``"1"`` name the same class whether
+they came from a model, a JSON body or a CSV file.
+
+>>> from datetime import UTC, datetime
+>>> rec = PredictionRecord(
+...     request_id="r1", timestamp=datetime(2024, 1, 1, tzinfo=UTC), model="iris",
+...     version=3, inputs={"sepal_length": 5.1}, prediction=0,
+...     probabilities={0: 0.9, 1: 0.1}, latency_seconds=0.002)
+>>> records_table([rec]).column_names[-4:]
+['in_sepal_length', 'prediction', 'proba_0', 'proba_1']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from shipyard.errors import InvalidInputError
+
+__all__ = [
+    "INPUT_PREFIX",
+    "PROBA_PREFIX",
+    "FeedbackItem",
+    "FeedbackResult",
+    "LogStats",
+    "PredictionBatch",
+    "PredictionEventLike",
+    "PredictionRecord",
+    "class_key",
+    "event_table",
+    "events_table",
+    "records_table",
+]
+
+INPUT_PREFIX = "in_"
+PROBA_PREFIX = "proba_"
+Source = Literal["online", "batch"]
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+
+def class_key(value: Any) -> str | None:
+    """The canonical text of a class label or a ground-truth label; ``None`` for missing.
+
+    >>> [class_key(v) for v in (1, 1.0, "1", np.int64(1), True, 0.25, None, float("nan"))]
+    ['1', '1', '1', '1', 'True', '0.25', None, None]
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if value.is_integer():
+            return str(int(value))
+        return repr(value)
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRecord:
+    """One predicted row, as the online server or a batch job saw it.
+
+    ``timestamp`` must be timezone-aware (it is stored in UTC);
+    ``probabilities`` maps each class to its probability, for classifiers.
+    """
+
+    request_id: str
+    timestamp: datetime
+    model: str
+    version: int
+    inputs: Mapping[str, Any]
+    prediction: Any
+    probabilities: Mapping[Any, float] | None = None
+    latency_seconds: float = 0.0
+    variant: str = "primary"
+    source: Source = "online"
+    row: int = 0
+
+    def __post_init__(self) -> None:
+        if self.timestamp.tzinfo is None:
+            raise InvalidInputError(
+                f"PredictionRecord {self.request_id!r}: timestamp {self.timestamp} has no "
+                f"time zone; pass an aware datetime such as datetime.now(UTC)."
+            )
+
+
+class PredictionEventLike(Protocol):
+    """A whole answered request, column-wise (what the server's observer seam hands over).
+
+    ``timestamp`` is seconds since the epoch (or an aware datetime); ``inputs``
+    a frame with one row per prediction (an array gets columns ``0..k-1``);
+    ``probabilities`` one column per entry of ``classes``.
+    """
+
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def timestamp(self) -> float | datetime: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def variant(self) -> str: ...
+    @property
+    def inputs(self) -> pd.DataFrame | np.ndarray: ...
+    @property
+    def predictions(self) -> np.ndarray: ...
+    @property
+    def probabilities(self) -> np.ndarray | None: ...
+    @property
+    def classes(self) -> tuple[Any, ...] | None: ...
+    @property
+    def latency_seconds(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionBatch:
+    """Many rows at once, column-wise: what batch scoring logs per chunk.
+
+    Same fields as the server's prediction event, plus ``source``.
+
+    >>> import numpy as np, pandas as pd
+    >>> batch = PredictionBatch(
+    ...     request_id="job-7", timestamp=1714560000.0, model="iris", version=3,
+    ...     inputs=pd.DataFrame({"x": [1.0, 2.0]}), predictions=np.array([0, 1]),
+    ...     probabilities=np.array([[0.8, 0.2], [0.3, 0.7]]), classes=(0, 1), source="batch")
+    >>> event_table(batch).num_rows
+    2
+    """
+
+    request_id: str
+    timestamp: float | datetime
+    model: str
+    version: int
+    inputs: pd.DataFrame | np.ndarray
+    predictions: np.ndarray
+    probabilities: np.ndarray | None = None
+    classes: tuple[Any, ...] | None = None
+    latency_seconds: float = 0.0
+    variant: str = "primary"
+    source: Source = "batch"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackItem:
+    """A ground-truth label for one logged row, possibly arriving long after it.
+
+    ``timestamp`` is when the truth became known (defaults to when Shipyard
+    received it); it sets the label delay.
+    """
+
+    request_id: str
+    label: Any
+    row: int = 0
+    timestamp: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """What happened to a batch of labels.
+
+    Every valid label is stored (``accepted``). ``unknown_ids`` lists request ids
+    no logged prediction had when the labels arrived: they are kept and join
+    later if their prediction was still in a writer's queue, but are reported
+    so a wrong id never goes unnoticed. ``duplicates`` counts labels for rows
+    that already had one (the newest label wins).
+    """
+
+    accepted: int
+    unknown_ids: list[str] = field(default_factory=list)
+    duplicates: int = 0
+
+    @property
+    def n_unknown(self) -> int:
+        return len(self.unknown_ids)
+
+
+@dataclass(frozen=True)
+class LogStats:
+    """Counters of one :class:`~shipyard.monitoring.prediction_log.PredictionLog` (this process)."""
+
+    accepted_total: int
+    written_total: int
+    dropped_total: int
+    write_errors_total: int
+    queue_depth: int
+
+    def metrics(self) -> dict[str, float]:
+        """The counters under their Prometheus names."""
+        return {
+            "shipyard_prediction_log_accepted_total": float(self.accepted_total),
+            "shipyard_prediction_log_written_total": float(self.written_total),
+            "shipyard_prediction_log_dropped_total": float(self.dropped_total),
+            "shipyard_prediction_log_write_errors_total": float(self.write_errors_total),
+            "shipyard_prediction_log_queue_depth": float(self.queue_depth),
+        }
+
+
+# --- to Arrow ----------------------------------------------------------------
+
+
+def _array(values: Any) -> pa.Array:
+    """Arrow array with inferred type; mixed or odd objects fall back to text."""
+    try:
+        if isinstance(values, pd.Series):
+            return pa.Array.from_pandas(values)
+        return pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError):
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+
+
+def _meta_columns(
+    request_ids: Any,
+    rows: Any,
+    timestamps: pa.Array,
+    model: Any,
+    version: Any,
+    variant: Any,
+    source: Any,
+    latency: Any,
+) -> dict[str, pa.Array]:
+    return {
+        "request_id": pa.array(request_ids, pa.string()),
+        "row": pa.array(rows, pa.int32()),
+        "timestamp": timestamps,
+        "model": pa.array(model, pa.string()),
+        "version": pa.array(version, pa.int64()),
+        "variant": pa.array(variant, pa.string()),
+        "source": pa.array(source, pa.string()),
+        "latency_seconds": pa.array(latency, pa.float64()),
+    }
+
+
+def records_table(records: Sequence[PredictionRecord]) -> pa.Table:
+    """The rows of ``records`` as one table with the log's columns (see the module doc)."""
+    columns = _meta_columns(
+        [r.request_id for r in records],
+        [r.row for r in records],
+        pa.array([r.timestamp for r in records], TIMESTAMP),
+        [r.model for r in records],
+        [r.version for r in records],
+        [r.variant for r in records],
+        [r.source for r in records],
+        [float(r.latency_seconds) for r in records],
+    )
+    features: dict[str, None] = {}
+    classes: dict[str, None] = {}
+    for record in records:
+        features.update(dict.fromkeys(record.inputs))
+        if record.probabilities:
+            classes.update(dict.fromkeys(class_key(c) for c in record.probabilities))
+    for name in features:
+        columns[INPUT_PREFIX + str(name)] = _array([r.inputs.get(name) for r in records])
+    columns["prediction"] = _array([r.prediction for r in records])
+    for key in classes:
+        values = []
+        for record in records:
+            probas = {class_key(c): p for c, p in (record.probabilities or {}).items()}
+            values.append(None if key not in probas else float(probas[key]))
+        columns[PROBA_PREFIX + str(key)] = pa.array(values, pa.float64())
+    return pa.table(columns)
+
+
+def _epoch_us(value: float | datetime) -> int:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InvalidInputError(f"Prediction timestamp {value} has no time zone.")
+        return round(value.timestamp() * 1_000_000)
+    return round(float(value) * 1_000_000)
+
+
+def _event_inputs(event: PredictionEventLike, n: int) -> pd.DataFrame:
+    inputs = event.inputs
+    if not isinstance(inputs, pd.DataFrame):
+        inputs = pd.DataFrame(np.asarray(inputs).reshape(n, -1))
+    if len(inputs) != n:
+        raise InvalidInputError(
+            f"Request {event.request_id}: {len(inputs)} input rows but {n} predictions."
+        )
+    return inputs.reset_index(drop=True)
+
+
+def events_table(events: Sequence[PredictionEventLike], source: Source | None = None) -> pa.Table:
+    """Answered requests (each with all its rows) as one table with the log's columns.
+
+    Built column-wise in one go, so logging a second's worth of requests costs
+    a handful of numpy and pandas calls rather than work per request.
+    """
+    if not events:
+        raise InvalidInputError("events_table needs at least one event.")
+    predictions = [np.asarray(e.predictions) for e in events]
+    sizes = np.array([len(p) for p in predictions])
+    total = int(sizes.sum())
+    stamps = np.repeat(np.array([_epoch_us(e.timestamp) for e in events], np.int64), sizes)
+    columns = _meta_columns(
+        np.repeat(np.array([e.request_id for e in events], dtype=object), sizes),
+        np.concatenate([np.arange(n, dtype=np.int32) for n in sizes]),
+        pa.array(stamps, pa.int64()).cast(TIMESTAMP),
+        np.repeat(np.array([e.model for e in events], dtype=object), sizes),
+        np.repeat(np.array([int(e.version) for e in events], np.int64), sizes),
+        np.repeat(np.array([e.variant for e in events], dtype=object), sizes),
+        np.repeat(
+            np.array([source or getattr(e, "source", "online") for e in events], dtype=object),
+            sizes,
+        ),
+        np.repeat(np.array([float(e.latency_seconds) for e in events]), sizes),
+    )
+    frames = [_event_inputs(e, int(n)) for e, n in zip(events, sizes, strict=True)]
+    inputs = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    for name in inputs.columns:
+        columns[INPUT_PREFIX + str(name)] = _array(inputs[name])
+    flat = np.concatenate(predictions) if predictions[0].ndim <= 1 else None
+    columns["prediction"] = _array(
+        flat if flat is not None else [row for p in predictions for row in p]
+    )
+    probas: dict[str, np.ndarray] = {}
+    offset = 0
+    for event, n in zip(events, sizes, strict=True):
+        if event.probabilities is not None and event.classes is not None:
+            matrix = np.asarray(event.probabilities, dtype=np.float64).reshape(int(n), -1)
+            if matrix.shape[1] != len(event.classes):
+                raise InvalidInputError(
+                    f"Request {event.request_id}: {matrix.shape[1]} probability columns for "
+                    f"{len(event.classes)} classes {list(event.classes)}."
+                )
+            for j, cls in enumerate(event.classes):
+                key = PROBA_PREFIX + str(class_key(cls))
+                if key not in probas:
+                    probas[key] = np.full(total, np.nan)
+                probas[key][offset : offset + n] = matrix[:, j]
+        offset += int(n)
+    for key, values in probas.items():
+        columns[key] = pa.array(values, pa.float64(), from_pandas=True)
+    return pa.table(columns)
+
+
+def event_table(event: PredictionEventLike, source: Source | None = None) -> pa.Table:
+    """One answered request (all its rows) as a table with the log's columns."""
+    return events_table([event], source)
+
+
+def day_of(table: pa.Table) -> np.ndarray:
+    """The UTC calendar day of each row's timestamp (the partition it belongs to)."""
+    stamps = table.column("timestamp").to_numpy()
+    return stamps.astype("datetime64[D]")
+
+
+def as_date(day: np.datetime64) -> date:
+    return date.fromisoformat(str(day))

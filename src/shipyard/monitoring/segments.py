@@ -1,0 +1,247 @@
+"""Parquet segment files, Hive-partitioned by day, on a local folder or any fsspec URL.
+
+Layout under the store's root (a folder, or ``s3://bucket/prefix``)::
+
+    predictions/<model>/date=YYYY-MM-DD/part-<utc time>-<pid>-<uuid>.parquet
+    feedback/<model>/date=YYYY-MM-DD/part-<utc time>-<pid>-<uuid>.parquet
+
+Every writer process makes its own files (pid and a random uuid in the name),
+so workers never coordinate. A segment appears whole or not at all: locally it
+is written to a hidden temporary file and renamed into place; on S3 it is one
+PUT, which S3 publishes atomically. Retention deletes whole day partitions.
+
+Reading is DuckDB's job (:mod:`shipyard.monitoring.queries`); this module says
+which files hold which days and hands DuckDB a connection that can open them
+(for remote stores, through the fsspec filesystem registered with DuckDB).
+
+>>> import tempfile
+>>> store = SegmentStore(tempfile.mkdtemp())
+>>> store.files("predictions", "iris")
+[]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import botocore.exceptions
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shipyard.errors import ConfigError, StoreError
+
+__all__ = ["UNASSIGNED", "Partition", "SegmentSink", "SegmentStore"]
+
+Kind = Literal["predictions", "feedback"]
+KINDS: tuple[Kind, ...] = ("predictions", "feedback")
+#: Folder for labels whose model is not known yet. Model names start with a
+#: letter or digit, so this can never clash with one.
+UNASSIGNED = "_unassigned"
+_DAY_RE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+_PART_RE = re.compile(r"^part-[^/]+\.parquet$")
+_BACKEND_ERRORS = (OSError, botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One day of one model's predictions or labels."""
+
+    kind: Kind
+    model: str
+    day: date
+    path: str
+
+
+@runtime_checkable
+class SegmentSink(Protocol):
+    """Where the prediction log's writer puts each batch: one table, one model, one day.
+
+    :class:`SegmentStore` is the real one; tests wrap it to slow the writer down.
+    """
+
+    def write_segment(self, kind: Kind, model: str, day: date, table: pa.Table) -> str:
+        """Store ``table`` as a new segment; return where it went."""
+        ...
+
+
+class SegmentStore:
+    """Segment files under ``root``: a folder path, ``file://`` URL or ``s3://bucket/prefix``.
+
+    ``storage_options`` go to fsspec unchanged (for s3fs: ``key``, ``secret``,
+    ``client_kwargs={"endpoint_url": ...}``). Nothing is touched until the
+    first read or write.
+    """
+
+    def __init__(self, root: str | Path, storage_options: dict[str, Any] | None = None) -> None:
+        text = str(root)
+        if "://" not in text or text.startswith("file://"):
+            local = Path(text.removeprefix("file://")).absolute()
+            self.url = str(local)
+            self.is_local = True
+        else:
+            self.url = text.rstrip("/")
+            self.is_local = False
+        self.storage_options = dict(storage_options or {})
+        self._fs: Any = None
+        self._root = ""
+
+    def __repr__(self) -> str:
+        return f"SegmentStore({self.url!r})"
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem, created on first use."""
+        if self._fs is None:
+            import fsspec.core
+
+            try:
+                self._fs, self._root = fsspec.core.url_to_fs(self.url, **self.storage_options)
+            except (ImportError, ValueError, TypeError) as exc:
+                raise ConfigError(
+                    f"Cannot open the prediction log store {self.url}: {exc}. "
+                    f"Check the URL and its storage options."
+                ) from exc
+        return self._fs
+
+    def _path(self, *parts: str) -> str:
+        _ = self.fs
+        return "/".join([self._root.rstrip("/"), *parts])
+
+    def _public(self, path: str) -> str:
+        """The name DuckDB opens: a plain path locally, a full URL remotely."""
+        return path if self.is_local else self.fs.unstrip_protocol(path)
+
+    # -- writing ---------------------------------------------------------------
+
+    def write_segment(self, kind: Kind, model: str, day: date, table: pa.Table) -> str:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        name = f"part-{stamp}-{os.getpid()}-{uuid.uuid4().hex}.parquet"
+        folder = self._path(kind, model, f"date={day.isoformat()}")
+        target = f"{folder}/{name}"
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        data = sink.getvalue().to_pybytes()
+        try:
+            if self.is_local:
+                _write_local_atomically(Path(folder), name, data)
+            else:
+                # One PUT: S3 shows an object only once its upload completed.
+                self.fs.pipe_file(target, data)
+        except _BACKEND_ERRORS as exc:
+            raise StoreError(
+                f"Could not write a {kind} segment for {model!r} to {self.url}: {exc}. "
+                f"Check that the store is reachable and writable."
+            ) from exc
+        return self._public(target)
+
+    # -- listing ---------------------------------------------------------------
+
+    def models(self, kind: Kind) -> list[str]:
+        """Names of the models with a folder of ``kind`` (including :data:`UNASSIGNED`)."""
+        return sorted(name for name, _ in self._children(self._path(kind)))
+
+    def partitions(self, kind: Kind, model: str) -> list[Partition]:
+        """The day partitions of one model, oldest first."""
+        found = []
+        for name, path in self._children(self._path(kind, model)):
+            match = _DAY_RE.match(name)
+            if match:
+                with contextlib.suppress(ValueError):
+                    found.append(Partition(kind, model, date.fromisoformat(match[1]), path))
+        return sorted(found, key=lambda p: p.day)
+
+    def files(
+        self, kind: Kind, model: str, *, first: date | None = None, last: date | None = None
+    ) -> list[str]:
+        """Segment files of ``model`` in the day partitions ``first..last`` (inclusive).
+
+        Choosing the partitions here, before DuckDB opens anything, is the
+        partition pruning: files of other days are never listed or read.
+        """
+        out: list[str] = []
+        for partition in self.partitions(kind, model):
+            if (first is not None and partition.day < first) or (
+                last is not None and partition.day > last
+            ):
+                continue
+            out.extend(
+                self._public(path)
+                for name, path in self._children(partition.path, dirs=False)
+                if _PART_RE.match(name)
+            )
+        return sorted(out)
+
+    def _children(self, path: str, *, dirs: bool = True) -> list[tuple[str, str]]:
+        fs = self.fs
+        try:
+            # s3fs caches listings; other workers write new segments all the time.
+            fs.invalidate_cache(path)
+            entries = fs.ls(path, detail=True)
+        except FileNotFoundError:
+            return []
+        except _BACKEND_ERRORS as exc:
+            raise StoreError(f"Could not list {self._public(path)}: {exc}") from exc
+        wanted = "directory" if dirs else "file"
+        out = []
+        for entry in entries:
+            name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+            if entry.get("type") == wanted and name:
+                out.append((name, entry["name"].rstrip("/")))
+        return out
+
+    # -- retention -------------------------------------------------------------
+
+    def prune(self, older_than: timedelta, *, now: datetime) -> list[Partition]:
+        """Delete every day partition (predictions and labels) wholly older than ``older_than``.
+
+        A day goes only once all of it is past the cut-off, so nothing younger
+        than ``older_than`` is ever deleted.
+        """
+        cutoff = (now - older_than).astimezone(UTC).date()
+        removed = []
+        for kind in KINDS:
+            for model in self.models(kind):
+                for partition in self.partitions(kind, model):
+                    if partition.day < cutoff:
+                        try:
+                            self.fs.rm(partition.path, recursive=True)
+                        except FileNotFoundError:  # another process pruned it first
+                            continue
+                        except _BACKEND_ERRORS as exc:
+                            raise StoreError(
+                                f"Could not delete {self._public(partition.path)}: {exc}"
+                            ) from exc
+                        removed.append(partition)
+        return removed
+
+    # -- reading ---------------------------------------------------------------
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """A fresh in-memory DuckDB connection that can read this store's files, in UTC."""
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        if not self.is_local:
+            con.register_filesystem(self.fs)
+        return con
+
+
+def _write_local_atomically(folder: Path, name: str, data: bytes) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    # A dotted ".tmp" name: readers only open "part-*.parquet".
+    tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, folder / name)
+    finally:
+        tmp.unlink(missing_ok=True)
