@@ -30,9 +30,15 @@ def test_package_writes_dockerfile_requirements_and_model(
     assert "EXPOSE 8000" in dockerfile and "HEALTHCHECK" in dockerfile
     requirements = (out / "requirements.txt").read_text().splitlines()
     pins = [line for line in requirements if line and not line.startswith("#")]
-    assert pins and all("==" in line for line in pins)
+    # Every package is pinned exactly; Shipyard itself comes as a wheel (below).
+    assert pins and all("==" in line for line in pins if not line.startswith("shipyard @"))
     assert any(line.startswith("scikit-learn==") for line in pins)
-    assert any(line.startswith("shipyard") for line in pins)
+    # Shipyard travels as a wheel built from its source, with its own deps pinned.
+    shipyard_line = next(line for line in pins if line.startswith("shipyard"))
+    wheel = shipyard_line.split("file:///opt/wheels/")[1]
+    assert (out / "wheels" / wheel).is_file()
+    assert "COPY wheels/ /opt/wheels/" in dockerfile
+    assert any(line.startswith("fastapi==") for line in pins)
     copied = client.registry.manifest(version)
     for relpath in copied.files:
         assert (out / "model" / relpath).is_file(), relpath

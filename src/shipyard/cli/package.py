@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import typer
 
-from shipyard import __version__
 from shipyard.cli._common import JsonOption, console, get_client, print_json
-from shipyard.deploy.docker import write_container_context
+from shipyard.deploy.docker import WHEELS_DIR, write_container_context
+from shipyard.deploy.runtime import build_shipyard_wheel, serving_environment
 
 
 def package_command(
     ctx: typer.Context,
     ref: str = typer.Argument(..., help="Model reference: iris, iris@staging or iris:3."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write the build context to."),
+    shipyard_requirement: str | None = typer.Option(
+        None,
+        "--shipyard-requirement",
+        help="Install Shipyard from this requirement instead of a wheel built from source.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Write a Dockerfile, pinned requirements and the model package to a folder."""
@@ -22,13 +28,18 @@ def package_command(
     version = registry.resolve(ref)
     package_dir = registry.package_dir(version)
     manifest = registry.manifest(version)
-    written = write_container_context(
-        package_dir,
-        manifest.environment,
-        out,
-        model_ref=version.ref,
-        shipyard_requirement=f"shipyard=={__version__}",
-    )
+    environment = serving_environment(manifest.environment)
+    with tempfile.TemporaryDirectory() as scratch:
+        wheels = [] if shipyard_requirement else [build_shipyard_wheel(Path(scratch))]
+        requirement = shipyard_requirement or f"shipyard @ file://{WHEELS_DIR}/{wheels[0].name}"
+        written = write_container_context(
+            package_dir,
+            environment,
+            out,
+            model_ref=version.ref,
+            shipyard_requirement=requirement,
+            wheels=wheels,
+        )
     if as_json:
         print_json({"ref": version.ref, "out": out, "files": written})
         return

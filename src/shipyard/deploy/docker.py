@@ -27,17 +27,19 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from shipyard.errors import ConflictError, InvalidInputError, ManifestError
 from shipyard.registry.refs import parse_ref
 
-__all__ = ["MODEL_DIR", "SERVE_PORT", "write_container_context"]
+__all__ = ["MODEL_DIR", "SERVE_PORT", "WHEELS_DIR", "write_container_context"]
 
 #: Where the image keeps the model package.
 MODEL_DIR = "/opt/model"
+#: Where the image keeps wheels that no package index serves (Shipyard's own).
+WHEELS_DIR = "/opt/wheels"
 #: The port ``shipyard serve`` listens on inside the container.
 SERVE_PORT = 8000
 # A fixed numeric uid/gid: Kubernetes' runAsNonRoot can only verify a number.
@@ -63,6 +65,7 @@ def write_container_context(
     *,
     model_ref: str,
     shipyard_requirement: str,
+    wheels: Sequence[Path] = (),
 ) -> list[Path]:
     """Write a Docker build context serving ``package_dir`` into ``out_dir``.
 
@@ -71,7 +74,9 @@ def write_container_context(
     ``shipyard_requirement`` pins the Shipyard that serves it
     (``shipyard==0.1.0`` or ``shipyard @ https://.../shipyard-0.1.0.whl``) and
     replaces any ``shipyard`` pin in the environment. ``model_ref`` (``iris:3``)
-    labels the image.
+    labels the image. ``wheels`` are copied to ``wheels/`` in the context and to
+    ``/opt/wheels`` in the image before ``pip install``, so a requirement can
+    name a wheel that no index has (``shipyard @ file:///opt/wheels/...``).
 
     ``out_dir`` must be absent or empty; the context is assembled beside it and
     renamed into place, so a failure leaves no half-written context. Returns the
@@ -95,10 +100,16 @@ def write_container_context(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        (staging / "Dockerfile").write_text(_dockerfile(python, ref), encoding="utf-8")
+        (staging / "Dockerfile").write_text(
+            _dockerfile(python, ref, with_wheels=bool(wheels)), encoding="utf-8"
+        )
         (staging / "requirements.txt").write_text(requirements, encoding="utf-8")
         (staging / ".dockerignore").write_text(_dockerignore(), encoding="utf-8")
         _copy_package(package_dir, staging / "model")
+        if wheels:
+            (staging / "wheels").mkdir()
+            for wheel in wheels:
+                shutil.copy2(wheel, staging / "wheels" / Path(wheel).name)
         # mkdtemp makes the folder private (0700); a build context is ordinary.
         staging.chmod(0o755)
         # rename() onto an absent or empty folder is atomic on POSIX.
@@ -106,7 +117,8 @@ def write_container_context(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return [out_dir / name for name in ("Dockerfile", "requirements.txt", ".dockerignore", "model")]
+    names = ["Dockerfile", "requirements.txt", ".dockerignore", "model"]
+    return [out_dir / name for name in [*names, *(["wheels"] if wheels else [])]]
 
 
 def _copy_package(package_dir: Path, dest: Path) -> None:
@@ -215,11 +227,12 @@ def _check_folders(package_dir: Path, out_dir: Path) -> None:
         )
 
 
-def _dockerfile(python: str, ref: str) -> str:
+def _dockerfile(python: str, ref: str, *, with_wheels: bool = False) -> str:
     health = (
         "import urllib.request; "
         f"urllib.request.urlopen('http://127.0.0.1:{SERVE_PORT}/health', timeout=4)"
     )
+    copy_wheels = f"COPY wheels/ {WHEELS_DIR}/\n" if with_wheels else ""
     entrypoint = [
         "shipyard", "serve", MODEL_DIR, "--host", "0.0.0.0", "--port", str(SERVE_PORT),
     ]  # fmt: skip
@@ -240,7 +253,7 @@ RUN groupadd --system --gid {_UID} shipyard \\
  && useradd --system --uid {_UID} --gid {_UID} --home-dir {_HOME} --create-home shipyard
 
 # Dependencies first: a new model version with the same pins reuses this layer.
-COPY requirements.txt /tmp/requirements.txt
+{copy_wheels}COPY requirements.txt /tmp/requirements.txt
 RUN pip install --no-cache-dir -r /tmp/requirements.txt && rm /tmp/requirements.txt
 
 # Owned by root, so the serving process cannot alter the model it serves.
