@@ -188,9 +188,9 @@ class ValidationStore:
                 query = query.where(DataContractRow.revision == revision)
             found = session.scalar(query.order_by(DataContractRow.revision.desc()).limit(1))
             if found is None:
-                which = f"revision {revision} of a" if revision is not None else "a"
+                which = "data contract" if revision is None else f"contract revision {revision}"
                 raise ContractNotFoundError(
-                    f"Version {name}:{version} has no {which} data contract. Infer one from its "
+                    f"Version {name}:{version} has no {which}. Infer a contract from its "
                     f"training data with `shipyard validate contract {name}:{version} --infer "
                     "FILE`, or import one with `--import FILE`."
                 )
