@@ -151,6 +151,8 @@ def _finish(frame: pd.DataFrame, signature: Signature) -> pd.DataFrame:
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, np.generic):
+        value = value.item()  # 4.5, not np.float64(4.5)
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -208,10 +210,9 @@ def _object_numbers(raw: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Numbers from a column of Python objects: (float64 values, mask of non-numbers)."""
     kinds = raw.map(_number_kind).to_numpy()
     wrong = kinds == "wrong"
-    values = pd.to_numeric(raw.where(~wrong, None), errors="coerce").to_numpy(
-        dtype=np.float64, na_value=np.nan
-    )
-    return values, wrong
+    numbers = pd.to_numeric(raw.where(~wrong, None), errors="coerce")
+    # A writable copy: the caller fills in parsed text and blanks out wrong values.
+    return np.array(numbers.to_numpy(dtype=np.float64, na_value=np.nan)), wrong
 
 
 def _number_kind(value: Any) -> str:

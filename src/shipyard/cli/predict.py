@@ -24,12 +24,13 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.table import Table
 
 from shipyard.batch import DEFAULT_CHUNK_SIZE, BatchSummary, score_file
 from shipyard.batch.readers import ChunkSource, SqlSource, open_source
 from shipyard.batch.scorer import ProgressCallback
 from shipyard.batch.writers import open_sink
-from shipyard.cli._common import console, err_console, get_client, print_json, table
+from shipyard.cli._common import console, err_console, get_client, print_json
 
 #: How many rejected rows the summary lists; the rejects file holds all of them.
 REJECTS_SHOWN = 10
@@ -157,7 +158,12 @@ def _render(summary: BatchSummary) -> None:
     ]
     if summary.rejects_output is not None:
         rows.append(["rejects file", summary.rejects_output])
-    console.print(table("Batch scoring", ["", ""], rows))
+    out = Table(title="Batch scoring", title_justify="left", show_header=False)
+    out.add_column(style="bold")
+    out.add_column()
+    for name, value in rows:
+        out.add_row(name, value)
+    console.print(out)
     if not summary.rows_rejected:
         return
     shown = summary.rejects[:REJECTS_SHOWN]
