@@ -119,7 +119,7 @@ def _lines(where: str, first_line: int, mask: np.ndarray) -> str:
 def _normalize(
     frame: pd.DataFrame, *, where: str = "feedback", first_line: int = 0
 ) -> pd.DataFrame:
-    """Validated labels: request_id (text), row (int), label (text), label_timestamp (UTC)."""
+    """Validated labels: request_id (text), row (int), label (text), timestamp (UTC or NaT)."""
     missing = [c for c in _REQUIRED if c not in frame.columns]
     if missing:
         raise InvalidInputError(
@@ -172,7 +172,7 @@ def _normalize(
             "request_id": ids.astype(str).str.strip().to_numpy(),
             "row": row_values.astype(np.int32).to_numpy(),
             "label": labels,
-            "label_timestamp": stamps.astype("datetime64[us, UTC]").to_numpy(),
+            "timestamp": stamps.astype("datetime64[us, UTC]").to_numpy(),
         }
     )
 
@@ -228,7 +228,7 @@ def record_feedback(
                 "request_id": pa.array(part["request_id"], pa.string()),
                 "row": pa.array(part["row"], pa.int32()),
                 "label": pa.array(part["label"], pa.string()),
-                "label_timestamp": pa.array(part["label_timestamp"], TIMESTAMP),
+                "label_timestamp": pa.array(part["timestamp"], TIMESTAMP),
                 "received_at": pa.array([received] * len(part), TIMESTAMP),
                 "known": pa.array(is_known[mask], pa.bool_()),
                 "batch": pa.array([batch] * len(part), pa.int64()),

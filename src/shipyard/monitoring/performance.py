@@ -203,7 +203,7 @@ def performance(
     edges = [first + i * step for i in range(n_buckets + 1)]
     bounds = np.searchsorted(data.stamps, np.array([_us(e) for e in edges]), side="left")
     buckets = tuple(
-        data.bucket(edges[i], edges[i + 1], slice(bounds[i], bounds[i + 1]), metrics)
+        data.bucket(edges[i], edges[i + 1], slice(int(bounds[i]), int(bounds[i + 1])), metrics)
         for i in range(n_buckets)
     )
     overall = data.bucket(first, end, slice(0, len(frame)), metrics)
@@ -285,7 +285,7 @@ class _Prepared:
     def bucket(
         self, start: datetime, end: datetime, rows: slice, metrics: Sequence[str]
     ) -> BucketPerformance:
-        n = rows.stop - rows.start
+        n = int(rows.stop - rows.start)
         labelled = self.labelled[rows]
         n_labelled = int(labelled.sum())
         delays = self.delay[rows][labelled]
