@@ -386,6 +386,7 @@ class Signature:
     output: OutputSpec
     _converters: tuple[_Converter, ...] = field(init=False, repr=False, compare=False)
     _all_float: bool = field(init=False, repr=False, compare=False)
+    _names: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))
@@ -399,12 +400,13 @@ class Signature:
         converters = tuple(_CONVERTERS[c.dtype](c, described) for c in self.inputs)
         object.__setattr__(self, "_converters", converters)
         object.__setattr__(self, "_all_float", all(c.dtype == "float" for c in self.inputs))
+        object.__setattr__(self, "_names", tuple(names))
 
     # -- description --
     @property
     def names(self) -> tuple[str, ...]:
         """Input column names, in order."""
-        return tuple(c.name for c in self.inputs)
+        return self._names
 
     @property
     def is_numeric(self) -> bool:
