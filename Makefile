@@ -1,5 +1,7 @@
 # The two commands a new user needs: `make demo` and `make test`.
 # Both build .venv from the pinned lock file on first use.
+# Bytecode is compiled at install time: some machines set PYTHONDONTWRITEBYTECODE,
+# and without .pyc files every process would recompile pandas, scikit-learn...
 
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +13,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.9
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
