@@ -1,0 +1,244 @@
+"""``shipyard monitor ...``: ground-truth labels, performance over time, log retention.
+
+Exit codes of ``performance``: 0 healthy (or nothing to judge), 3 when a
+sustained drop below the training baseline is flagged, 1 on errors, so CI and
+cron can gate on it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from shipyard.cli._common import JsonOption, console, err_console, get_client, print_json, table
+from shipyard.client import Shipyard
+from shipyard.errors import InvalidInputError, ShipyardError
+from shipyard.monitoring.concept import Degradation, detect_degradation
+from shipyard.monitoring.durations import parse_duration
+from shipyard.monitoring.feedback import read_feedback_file, record_feedback
+from shipyard.monitoring.performance import BucketPerformance, PerformanceReport, performance
+from shipyard.monitoring.prediction_log import open_prediction_log
+from shipyard.store.records import ModelVersion
+
+app = typer.Typer(
+    help="Monitoring: ground-truth labels, performance over time, concept drift.",
+    no_args_is_help=True,
+)
+
+DEGRADED_EXIT_CODE = 3
+_SHOW_UNKNOWN = 10
+
+
+@app.command("feedback")
+def feedback_command(
+    ctx: typer.Context,
+    file: Path = typer.Argument(
+        ..., help="CSV, Parquet or JSON Lines: request_id,label[,timestamp]"
+    ),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Model the labels are for (default: found by request id)."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Store late-arriving labels; they join the logged predictions by request id."""
+    client = get_client(ctx)
+    labels = read_feedback_file(file)
+    result = record_feedback(open_prediction_log(client.settings), labels, model=model)
+    if as_json:
+        print_json(
+            {
+                "accepted": result.accepted,
+                "unknown": result.n_unknown,
+                "unknown_ids": result.unknown_ids,
+                "duplicates": result.duplicates,
+            }
+        )
+        return
+    console.print(
+        f"Accepted {result.accepted} label(s) from {file}: "
+        f"{result.accepted - result.n_unknown} matched a logged prediction, "
+        f"{result.n_unknown} unknown request id(s), {result.duplicates} duplicate(s)."
+    )
+    if result.unknown_ids:
+        shown = ", ".join(result.unknown_ids[:_SHOW_UNKNOWN])
+        more = f" and {result.n_unknown - _SHOW_UNKNOWN} more" if result.n_unknown > 10 else ""
+        err_console.print(
+            f"[yellow]Unknown request ids[/] (stored; they join if their predictions "
+            f"are still being written): {shown}{more}",
+            highlight=False,
+        )
+
+
+@app.command("performance")
+def performance_command(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="Model reference: iris, iris@staging or iris:3."),
+    window: str = typer.Option("1h", "--window", "-w", help="Bucket width: 15m, 1h, 1d..."),
+    since: str = typer.Option("24h", "--since", help="Start: a duration before now or ISO time."),
+    until: str | None = typer.Option(None, "--until", help="End (default: now)."),
+    metric: str | None = typer.Option(
+        None, "--metric", help="Metric to judge (default: accuracy, or mae for regression)."
+    ),
+    margin: float = typer.Option(0.05, "--margin", min=0.0, help="Allowed drop below baseline."),
+    sustained: int = typer.Option(3, "--sustained", min=1, help="Consecutive buckets to flag."),
+    min_labels: int = typer.Option(
+        1, "--min-labels", min=1, help="Labels a bucket needs to be judged on realized figures."
+    ),
+    all_versions: bool = typer.Option(
+        False, "--all-versions", help="Include every version's predictions, not just REF's."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Realized and estimated (CBPE) metrics per time bucket, against the training baseline."""
+    client = get_client(ctx)
+    version = client.registry.resolve(ref)
+    report = performance(
+        open_prediction_log(client.settings),
+        version.model,
+        None if all_versions else version.version,
+        window=window,
+        since=since,
+        until=until,
+        task=_task_of(client, version),
+        baseline=version.metrics,
+    )
+    verdict, why_not = _judge(report, metric, margin, sustained, min_labels)
+    if as_json:
+        print_json(
+            {
+                **report.to_dict(),
+                "ref": version.ref,
+                "degradation": None if verdict is None else _verdict_dict(verdict),
+                "degradation_note": why_not,
+            }
+        )
+    else:
+        _render(report, version, verdict, why_not)
+    if verdict is not None and verdict.flagged:
+        raise typer.Exit(DEGRADED_EXIT_CODE)
+
+
+@app.command("prune")
+def prune_command(
+    ctx: typer.Context,
+    older_than: str = typer.Option(
+        "30d", "--older-than", help="Delete day partitions wholly older than this."
+    ),
+) -> None:
+    """Apply retention: delete logged predictions and labels older than --older-than."""
+    keep = parse_duration(older_than)
+    log = open_prediction_log(get_client(ctx).settings, retention=keep)
+    removed = log.prune()
+    console.print(f"Removed {len(removed)} day partition(s) older than {older_than}.")
+
+
+def _task_of(client: Shipyard, version: ModelVersion) -> str | None:
+    """The task from the version's signature; None (inferred from the log) if unreadable."""
+    try:
+        signature = client.registry.manifest(version).signature
+    except ShipyardError:
+        return None
+    task = (signature.get("output") or {}).get("task")
+    return task if task in ("classification", "regression") else None
+
+
+def _judge(
+    report: PerformanceReport, metric: str | None, margin: float, sustained: int, min_labels: int
+) -> tuple[Degradation | None, str | None]:
+    if report.empty:
+        return None, "No predictions in the range: nothing to judge."
+    try:
+        return (
+            detect_degradation(report, metric, None, margin, sustained, min_labels=min_labels),
+            None,
+        )
+    except InvalidInputError as exc:
+        if metric is not None and metric not in report.metrics:
+            raise
+        return None, str(exc)
+
+
+def _verdict_dict(verdict: Degradation) -> dict[str, object]:
+    return {
+        "flagged": verdict.flagged,
+        "metric": verdict.metric,
+        "baseline": verdict.baseline,
+        "margin": verdict.margin,
+        "threshold": verdict.threshold,
+        "sustained": verdict.sustained,
+        "ongoing": verdict.ongoing,
+        "reason": verdict.reason,
+        "buckets": [
+            {"start": v.start.isoformat(), "value": v.value, "source": v.source}
+            for v in verdict.buckets
+        ],
+    }
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _delay(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if abs(seconds) >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _row(bucket: BucketPerformance, metrics: tuple[str, ...], label: str) -> list[str]:
+    coverage = "-" if bucket.coverage is None else f"{bucket.coverage:.0%}"
+    cells = [label, str(bucket.n_predictions), f"{bucket.n_labelled} ({coverage})"]
+    cells.append(_delay(bucket.median_label_delay_seconds))
+    for metric in metrics:
+        cells.append(f"{_fmt(bucket.realized.get(metric))} / {_fmt(bucket.estimated.get(metric))}")
+    return cells
+
+
+def _render(
+    report: PerformanceReport,
+    version: ModelVersion,
+    verdict: Degradation | None,
+    why_not: str | None,
+) -> None:
+    scope = "all versions" if report.version is None else f"version {report.version}"
+    span = f"{report.since:%Y-%m-%d %H:%M} to {report.until:%Y-%m-%d %H:%M} UTC"
+    if report.empty:
+        err_console.print(
+            f"No predictions of {version.model} ({scope}) were logged from {span}. "
+            f"Is the server logging predictions, and is the window right (--since)?",
+            highlight=False,
+        )
+        return
+    columns = ["bucket (UTC)", "predictions", "labelled", "label delay", *report.metrics]
+    rows = [
+        _row(b, report.metrics, f"{b.start:%Y-%m-%d %H:%M}")
+        for b in report.buckets
+        if b.n_predictions
+    ]
+    rows.append(_row(report.overall, report.metrics, "overall"))
+    baseline = ["baseline (training)", "", "", ""]
+    baseline += [_fmt(report.baseline.get(m)) for m in report.metrics]
+    rows.append(baseline)
+    width = _delay(report.window.total_seconds()).replace(".0", "")
+    title = f"Performance of {version.ref} ({scope}), {report.task}, {width} buckets"
+    console.print(table(title, columns, rows))
+    console.print(
+        "Metric cells: realized on labelled rows / estimated from probabilities (CBPE).",
+        style="dim",
+        highlight=False,
+    )
+    for note in report.notes:
+        console.print(f"[dim]{note}[/]", highlight=False)
+    if verdict is None:
+        console.print(f"Verdict: not judged. {why_not}", highlight=False)
+    elif verdict.flagged:
+        console.print(f"[bold red]Degraded:[/] {verdict.reason}", highlight=False)
+    else:
+        console.print(f"[green]Healthy:[/] {verdict.reason}", highlight=False)
+
+
+__all__ = ["app"]
