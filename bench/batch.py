@@ -193,6 +193,8 @@ def run_reference(model_path: Path, data: Path, env: dict[str, str]) -> dict[str
     result = measure(cmd, env)
     return {
         "rows_per_s": result["rows"] / result["predict_seconds"],
+        "rows_per_s_with_read": result["rows"]
+        / (result["read_seconds"] + result["predict_seconds"]),
         "wall": result["wall"],
         "rss": result["rss_mb"],
     }
@@ -285,6 +287,13 @@ def main() -> None:
                     f"{med([r['rss'] for r in runs], '{:.0f}')} | "
                     f"{med(ratios, '{:.2f}') if tool.startswith('shipyard') else ''} |"
                 )
+            with_read = [r["rows_per_s_with_read"] for r in ref]
+            read_ratios = [s["rows_per_s"] / w for s, w in zip(ship, with_read, strict=True)]
+            lines.append(
+                f"| {MODELS[model]} | {n:,} | reference incl. pd.read_parquet | "
+                f"{med(with_read, '{:,.0f}')} | (same run) | (same run) | "
+                f"{med(read_ratios, '{:.2f}')} |"
+            )
     print()
     print("\n".join(lines))
     print()

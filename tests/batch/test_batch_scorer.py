@@ -322,3 +322,63 @@ def test_an_unknown_sql_table_is_named(iris_model, tmp_path):
     _sql_table(url, pd.DataFrame({"x": [1.0]}))
     with pytest.raises(Exception, match="no table 'nope'"):
         score_file(iris_model, SqlSource(url, table="nope"), tmp_path / "o.csv")
+
+
+def test_a_regressor_gets_a_prediction_and_no_probabilities(iris_regressor, iris_rows, tmp_path):
+    rows = iris_rows(1_500).drop(columns="petal_width")
+    rows.to_parquet(tmp_path / "in.parquet")
+    score_file(iris_regressor, tmp_path / "in.parquet", tmp_path / "out.csv", chunk_size=1_000)
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert list(out.columns) == ["row_id", "prediction", "model_version"]
+    np.testing.assert_allclose(out["prediction"], iris_regressor.predict(rows), rtol=1e-12)
+
+
+def test_rows_the_model_itself_refuses_are_rejected_not_fatal(colors_model, tmp_path):
+    rows = pd.DataFrame({"color": ["red", "green"] * 15, "size": np.linspace(-1, 1, 30)})
+    rows.loc[[3, 17], "color"] = "blue"
+    rows.loc[20, "color"] = "teal"
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    summary = score_file(
+        colors_model,
+        tmp_path / "in.csv",
+        tmp_path / "out.parquet",
+        rejects=tmp_path / "rejects.csv",
+        chunk_size=12,
+    )
+    assert [r.row for r in summary.rejects] == [3, 17, 20]
+    assert summary.rejects[2].reason == (
+        "color: 'teal' is a value the model never saw and cannot handle; "
+        "expected one of ['green', 'red']"
+    )
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    good = rows.drop(index=[3, 17, 20])
+    assert out["row_id"].tolist() == good.index.tolist()
+    assert out["prediction"].tolist() == colors_model.predict(good).tolist()
+    with pytest.raises(SchemaError, match=r"Row 3 \(0-based\).*'blue' is a value") as info:
+        score_file(
+            colors_model, tmp_path / "in.csv", tmp_path / "o.csv", chunk_size=12, strict=True
+        )
+    assert (info.value.rows, info.value.field) == ([3], "color")
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_a_chunk_with_no_good_row_is_skipped(iris_model, iris_rows, tmp_path):
+    rows = iris_rows(30)
+    rows.loc[10:19, "sepal_length"] = np.nan
+    rows.insert(0, "key", np.arange(30) * 2)
+    rows.to_parquet(tmp_path / "in.parquet")
+    results: list[ChunkResult] = []
+    summary = score_file(
+        iris_model,
+        tmp_path / "in.parquet",
+        tmp_path / "out.parquet",
+        id_column="key",
+        chunk_size=10,
+        on_chunk=results.append,
+    )
+    assert (summary.rows_scored, summary.rows_rejected) == (20, 10)
+    assert [r.offset for r in results] == [0, 20]
+    assert pd.read_parquet(tmp_path / "out.parquet")["key"].tolist() == [
+        *range(0, 20, 2),
+        *range(40, 60, 2),
+    ]

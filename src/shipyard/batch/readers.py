@@ -11,6 +11,8 @@ for. Memory therefore depends on the chunk size, never on the file size.
   text: CSV has no types, and inferring them from the first block would make
   the stream fail half-way on the first odd value. The validator parses numbers
   per chunk and names the rows that do not parse (``text_numbers = True``).
+  Empty fields and Arrow's usual null markers (``NA``, ``N/A``, ``NULL``,
+  ``nan``...) are missing values, as pandas reads them.
 - SQL: a SQLAlchemy URL and a table name or a query, streamed with a
   server-side cursor (``stream_results``) so PostgreSQL sends rows as they are
   fetched instead of materialising the whole result in the client.

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,9 @@ REJECT_REASON = "reject_reason"
 PREDICTION = "prediction"
 MODEL_VERSION = "model_version"
 PROBA_PREFIX = "proba_"
+# Each round sets aside every row the model named; a model naming one column at a
+# time needs one round per offending column.
+_MODEL_REJECT_ROUNDS = 8
 
 _ARROW_TYPES = {
     "float": pa.float64(),
@@ -308,17 +311,14 @@ class _Job:
         if n == 0:
             return
         check = check_chunk(frame, self.signature, text_numbers=self.source.text_numbers)
+        if check.n_bad and self.strict:
+            self._fail(check, offset)  # before spending time on the model
+        check, predictions, probabilities, elapsed = self._predict(frame, check, offset)
         if check.n_bad:
             self._reject(frame, check, offset)
         ids = self._ids(frame, offset, check)
-        if len(check.frame) == 0:
+        if predictions is None:
             return
-        started = time.perf_counter()
-        predictions = np.asarray(self.model.predict(check.frame))
-        probabilities = (
-            np.asarray(self.model.predict_proba(check.frame)) if self.has_proba else None
-        )
-        elapsed = time.perf_counter() - started
         self.writer.submit(self.sink.write, self._output(ids, predictions, probabilities))
         self.wrote_output = True
         self.rows_scored += len(check.frame)
@@ -337,6 +337,48 @@ class _Job:
                     predict_seconds=elapsed,
                 )
             )
+
+    def _predict(
+        self, frame: pd.DataFrame, check: ChunkCheck, offset: int
+    ) -> tuple[ChunkCheck, np.ndarray | None, np.ndarray | None, float]:
+        """Predict the good rows; rows the model itself refuses are set aside too.
+
+        A row can pass the signature and still break the model: a category it
+        never saw, with an encoder that errors on unknown values. LoadedModel
+        names those rows in a SchemaError; they are rejected like any other bad
+        row and the rest of the chunk is scored again.
+        """
+        for _ in range(_MODEL_REJECT_ROUNDS):
+            if len(check.frame) == 0:
+                return check, None, None, 0.0
+            started = time.perf_counter()
+            try:
+                predictions = np.asarray(self.model.predict(check.frame))
+                probabilities = (
+                    np.asarray(self.model.predict_proba(check.frame)) if self.has_proba else None
+                )
+            except SchemaError as exc:
+                if not exc.rows or exc.field not in self.signature.names:
+                    raise
+                positions = np.flatnonzero(check.good)[np.asarray(exc.rows)]
+                spec = next(c for c in self.signature.inputs if c.name == exc.field)
+                known = f"; expected one of {list(spec.categories)}" if spec.categories else ""
+                reasons = [
+                    f"{spec.name}: {frame[spec.name].iloc[p]!r} is a value the model never "
+                    f"saw and cannot handle{known}"
+                    for p in positions.tolist()
+                ]
+                n = len(reasons)
+                check = check.exclude(positions, reasons, [spec.name] * n, [spec.dtype] * n)
+                if self.strict:
+                    self._fail(check, offset)
+                continue
+            return check, predictions, probabilities, time.perf_counter() - started
+        raise SchemaError(
+            f"The model {self.model_ref} kept refusing rows of the chunk starting at row "
+            f"{offset} after {_MODEL_REJECT_ROUNDS} rounds of setting them aside; check the "
+            "input against the model's training data.",
+        )
 
     def _ids(self, frame: pd.DataFrame, offset: int, check: ChunkCheck) -> pa.Array:
         if self.id_column is None:
@@ -374,18 +416,20 @@ class _Job:
         )
         return pa.table(columns)
 
+    def _fail(self, check: ChunkCheck, offset: int) -> NoReturn:
+        """Strict mode: the first bad row ends the job."""
+        row = int(offset + check.bad[0])
+        raise SchemaError(
+            f"Row {row} (0-based) of {self.source.description!r} breaks the signature of "
+            f"{self.model_ref}: {check.reasons[0]}. Stopped at the first bad row "
+            "(--strict); no output was written.",
+            field=check.fields[0],
+            expected=check.expected[0],
+            rows=[row],
+        )
+
     def _reject(self, frame: pd.DataFrame, check: ChunkCheck, offset: int) -> None:
         rows = offset + check.bad
-        if self.strict:
-            row = int(rows[0])
-            raise SchemaError(
-                f"Row {row} (0-based) of {self.source.description!r} breaks the signature of "
-                f"{self.model_ref}: {check.reasons[0]}. Stopped at the first bad row "
-                "(--strict); no output was written.",
-                field=check.fields[0],
-                expected=check.expected[0],
-                rows=[row],
-            )
         self.rows_rejected += check.n_bad
         bad = frame.iloc[check.bad]
         ids = rows if self.id_column is None else bad[self.id_column].to_numpy()

@@ -73,6 +73,29 @@ class ChunkCheck:
     def n_bad(self) -> int:
         return len(self.bad)
 
+    def exclude(
+        self, positions: np.ndarray, reasons: list[str], fields: list[str], expected: list[str]
+    ) -> ChunkCheck:
+        """A copy with more rows (positions within the chunk, now good) set aside.
+
+        Used when the model itself refuses rows that passed the signature, such as
+        a category it never saw.
+        """
+        good = self.good.copy()
+        good[positions] = False
+        frame = self.frame[good[self.good]]
+        merged = sorted(
+            zip(
+                [*self.bad.tolist(), *positions.tolist()],
+                [*self.reasons, *reasons],
+                [*self.fields, *fields],
+                [*self.expected, *expected],
+                strict=True,
+            )
+        )
+        bad, why, field, want = (list(x) for x in zip(*merged, strict=True))
+        return ChunkCheck(frame, good, np.asarray(bad, dtype=np.int64), why, field, want)
+
 
 @dataclass
 class _Column:
