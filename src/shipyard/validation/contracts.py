@@ -281,6 +281,8 @@ def _column_from_dict(index: int, data: Any) -> ColumnContract:
     for key in ("name", "dtype"):
         if key not in data:
             raise InvalidInputError(f"{where} has no {key!r}.")
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(f"{where}: name must be a non-empty string, got {name!r}.")
     for key in ("nullable", "required"):
         if key in data and not isinstance(data[key], bool):
             raise InvalidInputError(f"{where}: {key} must be true or false, got {data[key]!r}.")

@@ -68,7 +68,8 @@ _BYTES_PER_MB = 1_000_000
 class Scorable(Protocol):
     """What the gates need of a model: :class:`~shipyard.registry.model.LoadedModel` fits."""
 
-    ref: str
+    @property
+    def ref(self) -> str: ...
 
     @property
     def classes(self) -> np.ndarray | None: ...
