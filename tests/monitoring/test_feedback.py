@@ -11,7 +11,12 @@ import pytest
 from monitoring_support import T0, Clock, record
 
 from shipyard.errors import InvalidInputError
-from shipyard.monitoring.feedback import read_feedback_file, record_feedback
+from shipyard.monitoring.feedback import (
+    FeedbackIn,
+    FeedbackOut,
+    read_feedback_file,
+    record_feedback,
+)
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.monitoring.queries import read_labelled
 from shipyard.monitoring.records import FeedbackItem
@@ -207,3 +212,35 @@ def test_file_errors_name_the_file_column_and_line(tmp_path: Path) -> None:
     garbage.write_bytes(b"not parquet")
     with pytest.raises(InvalidInputError, match=r"labels\.parquet"):
         read_feedback_file(garbage)
+
+
+def test_the_route_models_parse_a_json_body_and_shape_the_answer(
+    log: PredictionLog, store: SegmentStore
+) -> None:
+    from pydantic import TypeAdapter, ValidationError
+
+    body = TypeAdapter(FeedbackIn | list[FeedbackIn])
+    log.submit([record("a", T0), record("b", T0)])
+    items = body.validate_json(
+        '[{"request_id": "a", "label": 1}, {"request_id": "b", "label": "1", "row": 0},'
+        ' {"request_id": "c", "label": true, "timestamp": "2024-05-01T10:00:00Z"}]'
+    )
+    answer = FeedbackOut.of(record_feedback(log, items, model="iris"))
+    assert answer.model_dump() == {
+        "accepted": 3,
+        "unknown": 1,
+        "unknown_ids": ["c"],
+        "duplicates": 0,
+    }
+    assert _labels(store) == {("a", 0): "1", ("b", 0): "1"}
+    single = body.validate_json('{"request_id": "b", "label": 0}')
+    assert record_feedback(log, single).duplicates == 1
+    for bad in (
+        '{"label": 1}',
+        '{"request_id": "", "label": 1}',
+        '{"request_id": "a"}',
+        '{"request_id": "a", "label": 1, "row": -1}',
+        '{"request_id": "a", "label": 1, "x": 1}',
+    ):
+        with pytest.raises(ValidationError):
+            body.validate_json(bad)

@@ -108,6 +108,34 @@ def test_observe_takes_a_whole_request_column_wise(log: PredictionLog) -> None:
     ]
 
 
+def test_the_log_is_the_servers_prediction_observer(log: PredictionLog) -> None:
+    from shipyard.serving.observer import PredictionEvent, PredictionObserver, close_all, notify
+
+    assert isinstance(log, PredictionObserver)
+    event = PredictionEvent(
+        request_id="abc",
+        timestamp=T0.timestamp(),
+        model="iris",
+        version=3,
+        variant="primary",
+        protocol="predict",
+        inputs=pd.DataFrame({"sepal_length": [5.1, 6.7], "sepal_width": [3.5, 3.0]}),
+        predictions=np.array(["setosa", "virginica"], dtype=object),
+        probabilities=np.array([[0.97, 0.02, 0.01], [0.01, 0.19, 0.80]]),
+        classes=("setosa", "versicolor", "virginica"),
+        latency_seconds=0.003,
+    )
+    notify([log], event)
+    close_all([log])  # what the app does at shutdown: everything is written
+
+    frame = log.read("iris", since=T0, until=T0 + timedelta(minutes=1))
+    assert frame["request_id"].tolist() == ["abc", "abc"] and frame["row"].tolist() == [0, 1]
+    assert frame["prediction"].tolist() == ["setosa", "virginica"]
+    assert frame["proba_virginica"].tolist() == [0.01, 0.80]
+    assert frame["in_sepal_width"].tolist() == [3.5, 3.0]
+    assert (frame["version"] == 3).all() and (frame["latency_seconds"] == 0.003).all()
+
+
 def test_many_threads_submit_concurrently_and_nothing_is_lost(
     store: SegmentStore, clock: Clock
 ) -> None:
@@ -395,6 +423,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_a_crash_loses_at_most_the_last_flush_interval(tmp_path: Path) -> None:
     root = tmp_path / "crash"
     interval = 1.0

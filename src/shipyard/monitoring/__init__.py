@@ -13,7 +13,13 @@ False
 """
 
 from shipyard.monitoring.concept import BucketVerdict, Degradation, detect_degradation
-from shipyard.monitoring.feedback import read_feedback_file, record_feedback
+from shipyard.monitoring.feedback import (
+    FeedbackIn,
+    FeedbackOut,
+    read_feedback_file,
+    record_feedback,
+)
+from shipyard.monitoring.log_metrics import PredictionLogMetrics
 from shipyard.monitoring.performance import (
     BucketPerformance,
     PerformanceReport,
@@ -39,12 +45,15 @@ __all__ = [
     "BucketPerformance",
     "BucketVerdict",
     "Degradation",
+    "FeedbackIn",
     "FeedbackItem",
+    "FeedbackOut",
     "FeedbackResult",
     "LogStats",
     "PerformanceReport",
     "PredictionBatch",
     "PredictionLog",
+    "PredictionLogMetrics",
     "PredictionRecord",
     "SegmentSink",
     "SegmentStore",

@@ -22,12 +22,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from shipyard.errors import InvalidInputError
 from shipyard.monitoring.durations import to_utc
@@ -37,7 +39,13 @@ from shipyard.monitoring.records import TIMESTAMP, FeedbackItem, FeedbackResult,
 from shipyard.monitoring.segments import UNASSIGNED
 from shipyard.registry.refs import check_model_name
 
-__all__ = ["FEEDBACK_FORMATS", "read_feedback_file", "record_feedback"]
+__all__ = [
+    "FEEDBACK_FORMATS",
+    "FeedbackIn",
+    "FeedbackOut",
+    "read_feedback_file",
+    "record_feedback",
+]
 
 FEEDBACK_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"} | {
     ".jsonl": "jsonl",
@@ -50,7 +58,57 @@ _OPTIONAL = ("row", "timestamp")
 # written, so labels sent right after a prediction find it.
 _FLUSH_TIMEOUT = 5.0
 
-FeedbackInput = pd.DataFrame | FeedbackItem | Mapping[str, Any] | Iterable[FeedbackItem | Mapping]
+
+class FeedbackIn(BaseModel):
+    """One label as ``POST /feedback`` takes it (the body is one of these or a list).
+
+    >>> FeedbackIn(request_id="r1", label="setosa").row
+    0
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, description="The id the prediction was answered with.")
+    # Strict types, bool first: 1 stays 1, "1" stays "1", true stays true.
+    label: StrictBool | StrictInt | StrictFloat | StrictStr = Field(
+        description="The true class (classification) or value (regression)."
+    )
+    row: int = Field(0, ge=0, description="Position of the record within its request.")
+    timestamp: datetime | None = Field(
+        None, description="When the truth became known (default: when received)."
+    )
+
+
+class FeedbackOut(BaseModel):
+    """What ``POST /feedback`` answers: counts, and the request ids nothing matched."""
+
+    accepted: int
+    unknown: int
+    unknown_ids: list[str]
+    duplicates: int
+
+    @classmethod
+    def of(cls, result: FeedbackResult) -> FeedbackOut:
+        """The answer for a :class:`FeedbackResult`.
+
+        >>> FeedbackOut.of(FeedbackResult(2, ["x"], 0)).unknown
+        1
+        """
+        return cls(
+            accepted=result.accepted,
+            unknown=result.n_unknown,
+            unknown_ids=result.unknown_ids,
+            duplicates=result.duplicates,
+        )
+
+
+FeedbackInput = (
+    pd.DataFrame
+    | FeedbackItem
+    | FeedbackIn
+    | Mapping[str, Any]
+    | Iterable[FeedbackItem | FeedbackIn | Mapping[str, Any]]
+)
 
 
 def read_feedback_file(path: str | Path) -> pd.DataFrame:
@@ -86,11 +144,13 @@ def read_feedback_file(path: str | Path) -> pd.DataFrame:
 def _items_frame(items: FeedbackInput) -> pd.DataFrame:
     if isinstance(items, pd.DataFrame):
         return items
-    if isinstance(items, FeedbackItem | Mapping):
+    if isinstance(items, FeedbackItem | FeedbackIn | Mapping):
         items = [items]
     rows = []
     for item in items:
-        if isinstance(item, FeedbackItem):
+        if isinstance(item, FeedbackIn):
+            rows.append(item.model_dump())
+        elif isinstance(item, FeedbackItem):
             rows.append(
                 {
                     "request_id": item.request_id,

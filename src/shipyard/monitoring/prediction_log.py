@@ -125,6 +125,7 @@ class PredictionLog:
         self._dropped = 0
         self._errors = 0
         self._closing = False
+        self._warned_closed = False
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
@@ -147,7 +148,11 @@ class PredictionLog:
         return self._enqueue(rows, len(rows))
 
     def observe(self, event: PredictionEventLike) -> None:
-        """The serving observer seam: queue one answered request (all its rows), at once."""
+        """The serving observer seam: queue one answered request (all its rows), at once.
+
+        The event is converted later, in the writer thread, so its arrays must
+        not be changed after this call (the server makes fresh ones per request).
+        """
         self._enqueue(event, len(event.predictions))
 
     def _enqueue(self, item: list[PredictionRecord] | PredictionEventLike, n: int) -> int:
@@ -156,7 +161,12 @@ class PredictionLog:
         with self._cond:
             if self._closing:
                 self._dropped += n
-                logger.warning("Prediction log %s is closed; %d rows dropped", self.store.url, n)
+                if not self._warned_closed:  # once: a busy server would flood the log
+                    self._warned_closed = True
+                    logger.warning(
+                        "Prediction log %s is closed; further rows are dropped and counted",
+                        self.store.url,
+                    )
                 return 0
             room = self.max_queue_rows - self._pending_rows - self._in_flight_rows
             if room < n:
