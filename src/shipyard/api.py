@@ -100,6 +100,12 @@ def load_model(ref: str, *, trusted_pickle: bool = False) -> LoadedModel:
     return client().registry.load(ref, trusted_pickle=trusted_pickle)
 
 
-def set_alias(name: str, alias: str, version: int, *, reason: str | None = None) -> int | None:
-    """Point ``alias`` of ``name`` at ``version``; returns the previous version."""
-    return client().registry.set_alias(name, alias, version, reason=reason)
+def set_alias(
+    name: str, alias: str, version: int, *, reason: str | None = None, force: bool = False
+) -> int | None:
+    """Point ``alias`` of ``name`` at ``version``; returns the previous version.
+
+    Moving ``production`` to a version whose gates failed or that lacks its
+    approvals is refused unless ``force=True`` with a written ``reason``.
+    """
+    return client().registry.set_alias(name, alias, version, reason=reason, force=force)

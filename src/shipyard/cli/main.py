@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from shipyard import __version__
-from shipyard.cli import audit, models, package, quickstart, runs
+from shipyard.cli import approve, audit, models, package, quickstart, runs, validate
 from shipyard.cli._common import ShipyardGroup
 
 app = typer.Typer(
@@ -19,6 +19,9 @@ app.add_typer(runs.app, name="runs")
 app.command("audit")(audit.audit_command)
 app.command("package")(package.package_command)
 app.command("quickstart")(quickstart.quickstart_command)
+app.add_typer(validate.app, name="validate")
+app.command("approve")(approve.approve_command)
+app.command("reject")(approve.reject_command)
 
 
 def _version(value: bool) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from shipyard.cli._common import JsonOption, console, get_client, print_json, table, when
+from shipyard.validation.service import describe_validation
 
 app = typer.Typer(help="Registered models, their versions and aliases.", no_args_is_help=True)
 
@@ -66,7 +67,10 @@ def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
     manifest = registry.manifest(version)
     model = registry.metadata.get_model(version.model)
     if as_json:
-        print_json({"model": model, "version": version, "manifest": manifest})
+        validation = describe_validation(registry.metadata, version)
+        print_json(
+            {"model": model, "version": version, "manifest": manifest, "validation": validation}
+        )
         return
     console.print(
         f"[bold]{version.ref}[/]  ({version.status})  aliases: {', '.join(version.aliases) or '-'}"
@@ -108,6 +112,8 @@ def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
     packages = ", ".join(f"{k}=={v}" for k, v in sorted(env.get("packages", {}).items()))
     console.print(f"environment: Python {env.get('python')}; {packages}")
     console.print(f"files: {len(manifest.files)}, each checked against its SHA-256 on load")
+    for line in describe_validation(registry.metadata, version):
+        console.print(line)
 
 
 def _range(col: dict) -> str:
@@ -127,6 +133,9 @@ def alias(
     version: int | None = typer.Argument(None, help="Version to point the alias at."),
     delete: bool = typer.Option(False, "--delete", help="Remove the alias instead."),
     reason: str | None = typer.Option(None, "--reason", help="Why; kept in the audit log."),
+    force: bool = typer.Option(
+        False, "--force", help="Override failed gates or missing approvals (needs --reason)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Point an alias (production, staging, champion, ...) at a version, or delete it."""
@@ -137,7 +146,7 @@ def alias(
     else:
         if version is None:
             raise typer.BadParameter("give the VERSION to point the alias at, or --delete")
-        previous = registry.set_alias(name, alias_name, version, reason=reason)
+        previous = registry.set_alias(name, alias_name, version, reason=reason, force=force)
         result = {"model": name, "alias": alias_name, "from": previous, "to": version}
     if as_json:
         print_json(result)

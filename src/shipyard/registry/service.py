@@ -37,6 +37,7 @@ from shipyard.store.artifacts import ArtifactStore, sha256_file
 from shipyard.store.metadata import MetadataStore
 from shipyard.store.validation_store import ValidationStore
 from shipyard.validation.approvals import enforce_promotion
+from shipyard.validation.service import store_contract_for_version
 
 
 class Registry:
@@ -92,7 +93,12 @@ class Registry:
                 flavor=flavor,
                 signature=signature,
             )
-            return self._register_package(package_dir, manifest, tags=tags)
+            version = self._register_package(package_dir, manifest, tags=tags)
+        if sample is not None:
+            # The data contract (types, ranges, categories, quantiles) is inferred
+            # from the same sample and kept with the version for later checks.
+            store_contract_for_version(self.metadata, version, sample, actor=self.actor)
+        return version
 
     def register_package(
         self, package_dir: Path, name: str, *, tags: dict[str, str] | None = None

@@ -3,6 +3,9 @@ which hands over a connection already inside a locked transaction."""
 
 from alembic import context
 
+# Every module that declares tables must be imported here, or autogenerate
+# would propose dropping its tables.
+import shipyard.store.schema_validation  # noqa: F401
 from shipyard.store.schema import Base
 
 connection = context.config.attributes["connection"]
