@@ -207,3 +207,14 @@ def test_prune_applies_retention(client: Shipyard) -> None:
     result = run(client, "prune", "--older-than", "100000d")
     assert result.exit_code == 0, result.output
     assert "Removed 0 day partition(s)" in result.stdout
+
+
+def test_compact_merges_small_segments(client: Shipyard) -> None:
+    log = open_prediction_log(client.settings)
+    for i in range(3):
+        log.write([PredictionRecord(f"c-{i}", T0 + timedelta(days=3), "plain", 1, {"x": 1.0}, 0)])
+    result = run(client, "compact")
+    assert result.exit_code == 0, result.output
+    merged = re.search(r"Merged (\d+) segment\(s\) into (\d+) file\(s\)", result.stdout)
+    assert merged is not None and int(merged[1]) >= 3
+    assert len(log.store.files("predictions", "plain", first=(T0 + timedelta(days=3)).date())) == 1

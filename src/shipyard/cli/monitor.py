@@ -133,6 +133,17 @@ def prune_command(
     console.print(f"Removed {len(removed)} day partition(s) older than {older_than}.")
 
 
+@app.command("compact")
+def compact_command(
+    ctx: typer.Context,
+    min_files: int = typer.Option(2, "--min-files", min=2, help="Merge partitions with this many."),
+) -> None:
+    """Merge each day's small prediction and label segments into one file per day."""
+    done = open_prediction_log(get_client(ctx).settings).compact(min_files=min_files)
+    files = sum(c.files for c in done)
+    console.print(f"Merged {files} segment(s) into {len(done)} file(s).")
+
+
 def _task_of(client: Shipyard, version: ModelVersion) -> str | None:
     """The task from the version's signature; None (inferred from the log) if unreadable."""
     try:

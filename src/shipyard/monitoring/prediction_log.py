@@ -49,6 +49,7 @@ import pyarrow as pa
 
 from shipyard.config import Settings
 from shipyard.errors import InvalidInputError, StoreError
+from shipyard.monitoring.compaction import Compaction, compact
 from shipyard.monitoring.durations import parse_duration, parse_instant, utc_now
 from shipyard.monitoring.queries import read_window
 from shipyard.monitoring.records import (
@@ -388,6 +389,10 @@ class PredictionLog:
         frame = self.read(model, since, until, version=version)
         columns = [c for c in frame.columns if c.startswith(INPUT_PREFIX)]
         return frame[columns].rename(columns=lambda c: c[len(INPUT_PREFIX) :])
+
+    def compact(self, *, min_files: int = 2) -> list[Compaction]:
+        """Merge each day partition's small segments into one file (see :mod:`.compaction`)."""
+        return compact(self.store, min_files=min_files)
 
     def prune(self, older_than: timedelta | str | None = None) -> list[Partition]:
         """Delete day partitions older than ``older_than`` (default: the log's retention)."""

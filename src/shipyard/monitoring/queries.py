@@ -26,6 +26,7 @@ import duckdb
 import pandas as pd
 
 from shipyard.errors import StoreError
+from shipyard.monitoring.compaction import dedupe_clause
 from shipyard.monitoring.records import INPUT_PREFIX, PROBA_PREFIX
 from shipyard.monitoring.segments import UNASSIGNED, SegmentStore
 
@@ -97,6 +98,7 @@ def read_window(
         if version is not None:
             sql += " AND version = ?"
             params.append(version)
+        sql += dedupe_clause("predictions", files)
         return con.execute(sql + ' ORDER BY timestamp, request_id, "row"', params).df()
 
 
@@ -145,7 +147,8 @@ def read_labelled(
             )
         sql = (
             f"WITH p AS (SELECT {', '.join(_q(n) for n in wanted)} FROM {_SCAN} "
-            f"WHERE timestamp >= ? AND timestamp < ?{version_filter}), "
+            f"WHERE timestamp >= ? AND timestamp < ?{version_filter}"
+            f"{dedupe_clause('predictions', files)}), "
             f"f AS ({feedback}) "
             "SELECT p.*, f.label, f.labelled_at FROM p LEFT JOIN f "
             'ON p.request_id = f.request_id AND p."row" = f."row" '

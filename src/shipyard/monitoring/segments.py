@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -141,6 +142,38 @@ class SegmentStore:
                 f"Check that the store is reachable and writable."
             ) from exc
         return self._public(target)
+
+    def publish_file(self, kind: Kind, model: str, day: date, source: Path, name: str) -> str:
+        """Put the local file ``source`` into a partition as ``name``, atomically."""
+        folder = self._path(kind, model, f"date={day.isoformat()}")
+        target = f"{folder}/{name}"
+        try:
+            if self.is_local:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+                tmp = Path(folder) / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+                try:
+                    shutil.copyfile(source, tmp)
+                    with open(tmp, "rb+") as handle:
+                        os.fsync(handle.fileno())
+                    os.replace(tmp, target)
+                finally:
+                    tmp.unlink(missing_ok=True)
+            else:
+                # s3fs uploads large files in parts; S3 publishes the object whole.
+                self.fs.put_file(str(source), target)
+        except _BACKEND_ERRORS as exc:
+            raise StoreError(f"Could not store {name} in {self._public(folder)}: {exc}") from exc
+        return self._public(target)
+
+    def delete_files(self, files: list[str]) -> None:
+        """Delete segments (as :meth:`files` names them); ones already gone are fine."""
+        for name in files:
+            try:
+                self.fs.rm_file(name)
+            except FileNotFoundError:
+                continue
+            except _BACKEND_ERRORS as exc:
+                raise StoreError(f"Could not delete {name}: {exc}") from exc
 
     # -- listing ---------------------------------------------------------------
 
