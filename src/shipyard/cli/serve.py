@@ -1,0 +1,78 @@
+"""``shipyard serve REF``: serve a registered model over HTTP until SIGTERM.
+
+Registered in the root app as ``app.command("serve")(serve_command)``.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from shipyard.cli._common import err_console, get_client
+from shipyard.serving.options import ServeOptions
+from shipyard.serving.runtime import DEFAULT_POLL_INTERVAL
+from shipyard.serving.security import DEFAULT_MAX_BODY_BYTES
+from shipyard.serving.server import DEFAULT_GRACEFUL_TIMEOUT, run_server
+
+
+def serve_command(
+    ctx: typer.Context,
+    ref: str = typer.Argument(
+        ..., help="Model to serve: NAME (its production alias), NAME@ALIAS or NAME:VERSION."
+    ),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for all)."),
+    port: int = typer.Option(8000, min=0, max=65535, help="TCP port to listen on."),
+    workers: int = typer.Option(
+        1,
+        min=1,
+        help="Worker processes. Each loads the model and follows the alias itself; "
+        "/metrics sums over all of them.",
+    ),
+    poll_interval: float = typer.Option(
+        DEFAULT_POLL_INTERVAL, min=0.05, help="Seconds between checks for a moved alias."
+    ),
+    max_body_bytes: int = typer.Option(
+        DEFAULT_MAX_BODY_BYTES, min=1, help="Larger request bodies answer 413."
+    ),
+    timeout: float = typer.Option(30.0, min=0.001, help="Seconds before a request answers 504."),
+    graceful_timeout: float = typer.Option(
+        DEFAULT_GRACEFUL_TIMEOUT,
+        min=0.0,
+        help="On SIGTERM, seconds to let in-flight requests finish before cancelling them.",
+    ),
+    trusted_pickle: bool = typer.Option(
+        False, help="Allow pickled models (only if you trust whoever registered them)."
+    ),
+    access_log: bool = typer.Option(False, help="Log one line per request (costs throughput)."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+) -> None:
+    """Serve a registered model: /predict, /invocations (MLflow), /v2 (KServe), /metrics.
+
+    The model is hot-swapped when its alias moves in the registry. SIGTERM drains
+    in-flight requests, then exits with status 0.
+    """
+    client = get_client(ctx)
+    # Fail now, with the registry's message, rather than from inside a worker.
+    version = client.registry.resolve(ref)
+    options = ServeOptions(
+        poll_interval=poll_interval,
+        max_body_bytes=max_body_bytes,
+        request_timeout=timeout,
+        trusted_pickle=trusted_pickle,
+    )
+    where = f"http://{host}:{port}"
+    err_console.print(
+        f"Serving [bold]{ref}[/] (now {version.ref}) on {where} with {workers} worker(s); "
+        f"docs at {where}/docs. SIGTERM or Ctrl+C drains and stops.",
+        highlight=False,
+    )
+    run_server(
+        client.settings,
+        ref,
+        host=host,
+        port=port,
+        workers=workers,
+        options=options,
+        log_level=log_level,
+        access_log=access_log,
+        graceful_timeout=graceful_timeout,
+    )

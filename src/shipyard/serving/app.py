@@ -1,0 +1,143 @@
+"""The ASGI app factory: one registered model behind HTTP, from a registry reference.
+
+``create_app`` does no I/O: it wires the routes, middleware and metrics. The
+model is loaded and warmed up by a background task once the server starts
+(``/health`` answers at once, ``/ready`` once the model can answer), and the
+same task follows the reference's alias for hot swaps.
+
+Middleware, outermost first: request id + HTTP metrics, per-request timeout,
+body-size limit. Errors of every kind are rendered by
+:mod:`shipyard.serving.errors`.
+
+Example:
+    >>> from shipyard.client import Shipyard
+    >>> app = create_app(Shipyard(), "iris")         # doctest: +SKIP
+    >>> import uvicorn; uvicorn.run(app)              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from shipyard import __version__
+from shipyard.client import Shipyard
+from shipyard.registry.refs import parse_ref
+from shipyard.serving import admin, ops
+from shipyard.serving.errors import install_error_handlers
+from shipyard.serving.inference import Inference
+from shipyard.serving.metrics import ServingMetrics
+from shipyard.serving.middleware import RequestMiddleware
+from shipyard.serving.observer import PredictionObserver, close_all
+from shipyard.serving.options import ServeOptions
+from shipyard.serving.protocols import mlflow, native, v2
+from shipyard.serving.runtime import ModelRuntime
+from shipyard.serving.security import (
+    AdminGuard,
+    ApiKeyGuard,
+    BodyLimitMiddleware,
+    TimeoutMiddleware,
+)
+from shipyard.serving.workers import WorkerBoard
+
+_DESCRIPTION = """\
+Serves **{ref}** from the Shipyard registry.
+
+- `POST /predict`: a record, a list of records, or `{{"instances": [...]}}`.
+- `POST /invocations`: MLflow's scoring protocol (JSON or CSV).
+- `/v2/...`: the Open Inference Protocol (KServe V2).
+- `GET /health`, `GET /ready`, `GET /metrics` (Prometheus).
+
+The request schema below is the served version's signature; it follows hot swaps.
+"""
+
+
+def create_app(
+    client: Shipyard,
+    ref: str,
+    *,
+    options: ServeOptions | None = None,
+    observers: Sequence[PredictionObserver] = (),
+) -> FastAPI:
+    """A FastAPI app serving ``ref`` (``iris``, ``iris@staging``, ``iris:3``).
+
+    ``client.settings`` supplies the admin token and API keys; ``options`` the
+    serving knobs; each of ``observers`` sees every prediction (see
+    :class:`~shipyard.serving.observer.PredictionObserver`). The app exposes its
+    runtime and metrics as ``app.state.runtime`` and ``app.state.metrics``.
+    """
+    options = options or ServeOptions()
+    parsed = parse_ref(ref)  # a bad reference fails here, before any server starts
+    settings = client.settings
+    metrics = ServingMetrics(multiprocess_dir=options.metrics_dir)
+    board = WorkerBoard(options.ready_dir, expected=options.workers)
+    runtime = ModelRuntime(
+        client.registry,
+        str(parsed),
+        metrics=metrics,
+        poll_interval=options.poll_interval,
+        trusted_pickle=options.trusted_pickle,
+        board=board,
+    )
+    inference = Inference(runtime, metrics, observers=observers, variant=options.variant)
+    api_key = ApiKeyGuard(settings.api_keys)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+            board.mark_gone()
+            close_all(inference.observers)
+            metrics.mark_process_dead()
+
+    app = FastAPI(
+        title=f"Shipyard: {parsed}",
+        version=__version__,
+        description=_DESCRIPTION.format(ref=parsed),
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.metrics = metrics
+    app.state.inference = inference
+    install_error_handlers(app)
+    app.include_router(native.build_router(inference, api_key=api_key))
+    app.include_router(mlflow.build_router(inference, api_key=api_key))
+    app.include_router(v2.build_router(inference, api_key=api_key))
+    app.include_router(ops.build_router(runtime, metrics))
+    app.include_router(admin.build_router(runtime, AdminGuard(settings.admin_token)))
+    # Starlette wraps the last added outermost.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=options.max_body_bytes)
+    app.add_middleware(TimeoutMiddleware, seconds=options.request_timeout)
+    app.add_middleware(RequestMiddleware, metrics=metrics)
+    _follow_served_schema(app, runtime)
+    return app
+
+
+def _follow_served_schema(app: FastAPI, runtime: ModelRuntime) -> None:
+    """Make ``/openapi.json`` describe the version being served right now."""
+    cache: dict[str, Any] = {}
+
+    def openapi() -> dict[str, Any]:
+        served = runtime.current
+        key = None if served is None else (served.version, served.record.manifest_digest)
+        if "spec" not in cache or cache["key"] != key:
+            spec = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            native.document(spec, served)
+            mlflow.document(spec, served)
+            cache.update(key=key, spec=spec)
+        spec_now: dict[str, Any] = cache["spec"]
+        return spec_now
+
+    app.openapi = openapi  # type: ignore[method-assign]

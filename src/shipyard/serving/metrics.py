@@ -1,0 +1,141 @@
+"""Prometheus metrics of one serving app, and the ``/metrics`` text they render to.
+
+Each app owns its :class:`~prometheus_client.CollectorRegistry`, so tests can
+build many apps in one process. With several uvicorn workers, each worker is a
+process with its own counters; :mod:`shipyard.serving.server` then points
+``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder *before* the workers start, the
+client library writes every value to per-process files there, and ``/metrics``
+(answered by any one worker) adds them up across workers.
+
+Names follow Prometheus conventions: ``_total`` counters, ``_seconds`` units,
+model name and version as labels.
+
+Example:
+    >>> m = ServingMetrics()
+    >>> m.swap_failures.labels(model="iris").inc()
+    >>> b"shipyard_model_swap_failures_total" in m.render()[0]
+    True
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as prom_multiprocess
+
+# From half a millisecond (a fast model on loopback) to ten seconds (a timeout).
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+
+class ServingMetrics:
+    """Every metric the server exports, registered in a registry of its own.
+
+    ``multiprocess_dir`` is set when several workers share one set of metrics
+    (see the module docstring); ``render`` then aggregates across processes.
+    """
+
+    def __init__(self, *, multiprocess_dir: Path | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "shipyard_http_requests",
+            "HTTP requests answered, by route template, method and status code.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "shipyard_http_request_duration_seconds",
+            "Time from receiving a request to sending the end of its answer.",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "shipyard_http_requests_in_flight",
+            "Requests being answered right now.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.predictions = Counter(
+            "shipyard_predictions",
+            "Rows predicted, by model, version and predicted class ('' for regression).",
+            ["model", "version", "class"],
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "shipyard_model_info",
+            "1 for the model version this server answers with (0 once swapped out).",
+            ["model", "version", "ref", "flavor"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.model_load_seconds = Gauge(
+            "shipyard_model_load_seconds",
+            "Time taken to load and warm up the served model version.",
+            ["model", "version"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.model_ready = Gauge(
+            "shipyard_model_ready",
+            "1 once a model is loaded and warmed up; 0 before.",
+            registry=r,
+            multiprocess_mode="min",
+        )
+        self.swaps = Counter(
+            "shipyard_model_swaps",
+            "Times the served version changed (hot swap).",
+            ["model"],
+            registry=r,
+        )
+        self.swap_failures = Counter(
+            "shipyard_model_swap_failures",
+            "Times a new version failed to load or warm up; the old one kept serving.",
+            ["model"],
+            registry=r,
+        )
+        self.poll_errors = Counter(
+            "shipyard_registry_poll_errors",
+            "Times the registry could not be read while checking for a new version.",
+            ["model"],
+            registry=r,
+        )
+
+    def render(self) -> tuple[bytes, str]:
+        """The Prometheus text exposition and its content type."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        # Aggregate the per-process files of every worker into one answer.
+        collected = CollectorRegistry()
+        prom_multiprocess.MultiProcessCollector(collected, path=str(self.multiprocess_dir))
+        return generate_latest(collected), CONTENT_TYPE_LATEST
+
+    def mark_process_dead(self) -> None:
+        """Drop this worker's live gauges from the shared folder (worker shutdown)."""
+        if self.multiprocess_dir is not None:
+            prom_multiprocess.mark_process_dead(os.getpid(), path=str(self.multiprocess_dir))

@@ -1,0 +1,84 @@
+"""The outermost middleware: request ids and the per-request HTTP metrics.
+
+Pure ASGI (no ``BaseHTTPMiddleware``, which costs a task per request). It
+
+- takes the caller's ``X-Request-ID`` when it is a sane token (letters, digits,
+  ``._:-``, at most 128 characters), otherwise makes one, stores it in the
+  scope (``shipyard.request_id``) and echoes it in the answer's header;
+- counts requests by route *template* (``/v2/models/{name}/infer``, never the
+  raw path, so a scanner cannot blow up the label set), method and status,
+  times them, and tracks how many are in flight.
+
+Example:
+    >>> from shipyard.serving.metrics import ServingMetrics
+    >>> app = RequestMiddleware(lambda scope, receive, send: None, ServingMetrics())
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shipyard.serving.errors import REQUEST_ID_KEY
+from shipyard.serving.metrics import ServingMetrics
+
+_VALID_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
+_UNMATCHED = "<unmatched>"
+
+
+def incoming_request_id(scope: Scope) -> str | None:
+    """The caller's ``X-Request-ID`` if it is safe to log and echo, else None."""
+    for key, value in scope["headers"]:
+        if key == b"x-request-id":
+            return value.decode("ascii") if _VALID_ID.fullmatch(value) else None
+    return None
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    if route is not None:
+        return str(getattr(route, "path", _UNMATCHED))
+    # Plain Starlette routes (/openapi.json, /docs) have fixed paths: a bounded label set.
+    if "endpoint" in scope:
+        return str(scope["path"])
+    return _UNMATCHED
+
+
+class RequestMiddleware:
+    """Assigns request ids and records request count, latency and in-flight gauge."""
+
+    def __init__(self, app: ASGIApp, metrics: ServingMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = incoming_request_id(scope) or uuid.uuid4().hex
+        scope[REQUEST_ID_KEY] = request_id
+        header = (b"x-request-id", request_id.encode("ascii"))
+        status = 500  # what the client sees if the app dies before answering
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        metrics = self.metrics
+        metrics.in_flight.inc()
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - start
+            metrics.in_flight.dec()
+            template = _route_template(scope)
+            method = scope["method"]
+            metrics.requests.labels(template, method, str(status)).inc()
+            metrics.latency.labels(template, method).observe(elapsed)

@@ -1,0 +1,83 @@
+"""The seam through which every served prediction can be watched.
+
+The app calls each configured :class:`PredictionObserver` once per answered
+prediction request, on the event loop, after the model ran and before the
+answer is sent. The prediction log (monitoring), shadow traffic and caches plug
+in here; serving itself knows none of them. An observer must return at once:
+queue the event and do the slow work elsewhere (a background writer).
+
+Example:
+    >>> class Count:
+    ...     def __init__(self) -> None:
+    ...         self.rows = 0
+    ...     def observe(self, event: PredictionEvent) -> None:
+    ...         self.rows += len(event.predictions)
+    ...     def close(self) -> None:
+    ...         pass
+    >>> isinstance(Count(), PredictionObserver)
+    True
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger("shipyard.serving")
+
+ProtocolName = Literal["predict", "mlflow", "v2"]
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionEvent:
+    """One answered prediction request.
+
+    ``inputs`` is the validated frame the model saw (signature order), one row
+    per prediction; ``probabilities`` has one column per entry of ``classes``.
+    ``timestamp`` is when the request arrived (seconds since the epoch) and
+    ``latency_seconds`` the time from arrival to the model's answer.
+    """
+
+    request_id: str
+    timestamp: float
+    model: str
+    version: int
+    variant: str
+    protocol: ProtocolName
+    inputs: pd.DataFrame
+    predictions: np.ndarray
+    probabilities: np.ndarray | None
+    classes: tuple[Any, ...] | None
+    latency_seconds: float
+
+
+@runtime_checkable
+class PredictionObserver(Protocol):
+    """Receives every prediction; ``observe`` must not block, ``close`` flushes."""
+
+    def observe(self, event: PredictionEvent) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def notify(observers: Sequence[PredictionObserver], event: PredictionEvent) -> None:
+    """Hand ``event`` to each observer; one failing observer never fails the request."""
+    for observer in observers:
+        try:
+            observer.observe(event)
+        except Exception:
+            logger.exception("Prediction observer %r failed; the answer is sent anyway", observer)
+
+
+def close_all(observers: Sequence[PredictionObserver]) -> None:
+    """Flush and close each observer at shutdown, logging (not raising) failures."""
+    for observer in observers:
+        try:
+            observer.close()
+        except Exception:
+            logger.exception("Prediction observer %r failed to close", observer)

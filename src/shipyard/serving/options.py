@@ -1,0 +1,91 @@
+"""Knobs of one serving app, separate from :class:`~shipyard.config.Settings`.
+
+Settings say *where* things are and *who* may do what (stores, admin token,
+API keys); these options say *how* this server behaves. ``shipyard serve``
+builds them from its flags; with several workers they travel to each worker
+as JSON (see :mod:`shipyard.serving.server`).
+
+Example:
+    >>> ServeOptions(poll_interval=0.5).to_json()[:20]
+    '{"poll_interval":0.5'
+    >>> ServeOptions.from_json(ServeOptions(request_timeout=5).to_json()).request_timeout
+    5.0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from shipyard.errors import ConfigError
+from shipyard.serving.runtime import DEFAULT_POLL_INTERVAL
+from shipyard.serving.security import DEFAULT_MAX_BODY_BYTES
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How the server behaves.
+
+    ``poll_interval``: seconds between registry checks for a moved alias.
+    ``max_body_bytes``: larger request bodies answer 413.
+    ``request_timeout``: seconds before a request answers 504.
+    ``trusted_pickle``: allow loading pickled models (only if you trust their author).
+    ``workers``: how many worker processes serve together (``/ready`` waits for all).
+    ``worker_dir``: folder the workers share (metrics files, ready markers); set by
+    :func:`~shipyard.serving.server.run_server` when ``workers > 1``.
+    ``variant``: the deployment variant name written into prediction events.
+    """
+
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    request_timeout: float = 30.0
+    trusted_pickle: bool = False
+    workers: int = 1
+    worker_dir: Path | None = None
+    variant: str = "default"
+
+    def __post_init__(self) -> None:
+        if self.poll_interval <= 0:
+            raise ConfigError(f"poll_interval must be > 0 seconds, got {self.poll_interval}.")
+        if self.max_body_bytes <= 0:
+            raise ConfigError(f"max_body_bytes must be > 0, got {self.max_body_bytes}.")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be at least 1, got {self.workers}.")
+        if self.workers > 1 and self.worker_dir is None:
+            raise ConfigError("Several workers need a shared worker_dir (run_server sets it).")
+        if self.request_timeout <= 0:
+            raise ConfigError(f"request_timeout must be > 0 seconds, got {self.request_timeout}.")
+
+    @property
+    def metrics_dir(self) -> Path | None:
+        """Where workers write Prometheus metrics (``PROMETHEUS_MULTIPROC_DIR``)."""
+        return None if self.worker_dir is None else self.worker_dir / "metrics"
+
+    @property
+    def ready_dir(self) -> Path | None:
+        """Where workers drop their ready markers."""
+        return None if self.worker_dir is None else self.worker_dir / "ready"
+
+    def to_json(self) -> str:
+        data = dataclasses.asdict(self)
+        if self.worker_dir is not None:
+            data["worker_dir"] = str(self.worker_dir)
+        return orjson.dumps(data).decode()
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeOptions:
+        data: dict[str, Any] = orjson.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"Unknown serve options {unknown}; known: {sorted(known)}.")
+        if data.get("worker_dir") is not None:
+            data["worker_dir"] = Path(data["worker_dir"])
+        for key in ("poll_interval", "request_timeout"):
+            if key in data:
+                data[key] = float(data[key])
+        return cls(**data)

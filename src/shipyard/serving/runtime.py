@@ -1,0 +1,354 @@
+"""The model a server answers with: loading, warm-up and atomic hot swap.
+
+:class:`ModelRuntime` holds one :class:`ServedModel` at a time, in a single
+attribute. A request reads that attribute once and uses what it got until it
+answers, so swapping is one reference assignment: requests already running
+finish on the old version, new ones get the new version, nobody sees a mix.
+
+A background task polls the registry every ``poll_interval`` seconds for the
+version the served reference resolves to (``iris`` = ``iris@production``).
+When the alias moves, the new version is loaded and warmed up beside the old
+one (in a worker thread, so requests keep flowing), then swapped in. If it
+fails to load or warm up, the old one keeps serving; the failure is logged,
+counted (``shipyard_model_swap_failures_total``) and not retried until the
+alias moves again or ``/admin/reload`` forces it. A reference pinned to a
+version (``iris:3``) is loaded once and never polled.
+
+Example:
+    >>> runtime = ModelRuntime(client.registry, "iris", metrics=ServingMetrics())  # doctest: +SKIP
+    >>> await runtime.refresh()                      # doctest: +SKIP
+    SwapOutcome(changed=True, version=3, previous=None, error=None)
+    >>> runtime.require().version                    # doctest: +SKIP
+    3
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from shipyard.errors import SchemaError, ShipyardError
+from shipyard.registry.model import LoadedModel
+from shipyard.registry.refs import ModelRef, parse_ref
+from shipyard.registry.service import Registry
+from shipyard.registry.signature import Signature
+from shipyard.serving import schemas
+from shipyard.serving.errors import ModelNotReadyError, UnscorableInputError
+from shipyard.serving.metrics import ServingMetrics
+from shipyard.serving.workers import WorkerBoard
+from shipyard.store import records
+
+logger = logging.getLogger("shipyard.serving")
+
+DEFAULT_POLL_INTERVAL = 2.0
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the model answered for a batch of rows (in input order)."""
+
+    labels: np.ndarray
+    probabilities: np.ndarray | None
+
+
+@dataclass
+class ServedModel:
+    """One loaded, warmed-up version with everything the request path precomputes.
+
+    Immutable once built (by convention: nothing assigns to it after warm-up).
+    """
+
+    model: LoadedModel
+    record: records.ModelVersion
+    load_seconds: float
+    record_model: type[BaseModel]
+    class_keys: tuple[str, ...] | None
+    # Per-class counters, resolved once: ``labels()`` takes a lock on every call.
+    class_counters: dict[Any, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.record.model
+
+    @property
+    def version(self) -> int:
+        return self.record.version
+
+    @property
+    def ref(self) -> str:
+        return self.record.ref
+
+    @property
+    def signature(self) -> Signature:
+        return self.model.signature
+
+    @property
+    def classes(self) -> np.ndarray | None:
+        return self.model.classes
+
+    @property
+    def has_proba(self) -> bool:
+        return self.model.has_proba
+
+    def predict(self, data: Any) -> tuple[pd.DataFrame | np.ndarray, Prediction]:
+        """Validate ``data`` once, then predict labels (and probabilities if any).
+
+        Runs in a worker thread. Returns the validated input too, for observers.
+        """
+        X = self.model.prepare(data)
+        predictor = self.model.predictor
+        try:
+            labels = np.asarray(predictor.predict(X))
+            proba = np.asarray(predictor.predict_proba(X)) if self.has_proba else None  # type: ignore[attr-defined]
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            raise self._unscorable(X, exc) from exc
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        return X, Prediction(labels, proba)
+
+    def _unscorable(self, X: Any, exc: Exception) -> SchemaError:
+        """Why input that passed the signature still broke the model, as a 422.
+
+        The registry's checked path names one known cause (a category the model
+        never saw); otherwise the model's own message is passed on with the ranges
+        the training sample covered.
+        """
+        try:
+            self.model.predict(X)
+        except SchemaError as named:
+            return named
+        except Exception:
+            pass
+        ranges = "; ".join(
+            f"{c.name} {c.minimum:g}..{c.maximum:g}"
+            for c in self.signature.inputs
+            if c.minimum is not None and c.maximum is not None
+        )
+        seen = f" The training sample covered: {ranges}." if ranges else ""
+        return UnscorableInputError(
+            f"{self.ref} could not score this input ({type(exc).__name__}: {exc}). The values "
+            f"have the right types but are outside what the model can handle.{seen}"
+        )
+
+    def count(self, metrics: ServingMetrics, labels: np.ndarray) -> None:
+        """Add the predicted rows to ``shipyard_predictions_total`` by class."""
+        if self.class_keys is None or labels.ndim != 1:
+            self._counter(metrics, "").inc(len(labels))
+            return
+        if len(labels) == 1:
+            self._counter(metrics, labels[0]).inc()
+            return
+        values, counts = np.unique(labels, return_counts=True)
+        for value, count in zip(values.tolist(), counts.tolist(), strict=True):
+            self._counter(metrics, value).inc(count)
+
+    def _counter(self, metrics: ServingMetrics, label: Any) -> Any:
+        key = label.item() if isinstance(label, np.generic) else label
+        counter = self.class_counters.get(key)
+        if counter is None:
+            counter = metrics.predictions.labels(self.name, str(self.version), str(key))
+            self.class_counters[key] = counter
+        return counter
+
+
+@dataclass(frozen=True)
+class SwapOutcome:
+    """Result of one registry check: did the served version change, and to what."""
+
+    changed: bool
+    version: int | None
+    previous: int | None = None
+    error: str | None = None
+
+
+def load_served_model(
+    registry: Registry, record: records.ModelVersion, *, trusted_pickle: bool = False
+) -> ServedModel:
+    """Load ``record``'s version, precompute request schemas, and warm it up.
+
+    The warm-up predicts one row built from the signature (and its probabilities),
+    so the first real request does not pay for lazy initialisation, and a version
+    that cannot predict at all never gets swapped in.
+    """
+    start = time.perf_counter()
+    model = registry.load(record.ref, trusted_pickle=trusted_pickle)
+    signature = model.signature
+    classes = model.classes
+    served = ServedModel(
+        model=model,
+        record=record,
+        load_seconds=0.0,
+        record_model=schemas.record_model(signature, record.model),
+        class_keys=None if classes is None else tuple(str(c) for c in np.asarray(classes)),
+    )
+    served.predict([schemas.warmup_record(signature)])
+    served.load_seconds = time.perf_counter() - start
+    return served
+
+
+class ModelRuntime:
+    """Holds the served model and swaps it when the registry says so."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        ref: str,
+        *,
+        metrics: ServingMetrics,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        trusted_pickle: bool = False,
+        board: WorkerBoard | None = None,
+    ) -> None:
+        self.registry = registry
+        self.board = board if board is not None else WorkerBoard(None)
+        self.ref: ModelRef = parse_ref(ref)
+        self.metrics = metrics
+        self.poll_interval = poll_interval
+        self.trusted_pickle = trusted_pickle
+        self.current: ServedModel | None = None
+        self.last_error: str | None = None
+        self._failed: tuple[int, str] | None = None  # (version, digest) that failed to load
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.ref.name
+
+    @property
+    def follows_alias(self) -> bool:
+        """True when the reference is an alias that can move (so it is polled)."""
+        return self.ref.version is None
+
+    def require(self) -> ServedModel:
+        """The served model, or ModelNotReadyError (503) while none is loaded yet."""
+        served = self.current
+        if served is None:
+            reason = f": {self.last_error}" if self.last_error else ""
+            raise ModelNotReadyError(
+                f"Model {self.ref} is not loaded yet{reason}. Retry shortly; /ready says "
+                "when the server can answer."
+            )
+        return served
+
+    def require_all_ready(self) -> ServedModel:
+        """Like :meth:`require`, and also every worker of this server is warm (``/ready``)."""
+        served = self.require()
+        ready, reason = self.board.all_ready()
+        if not ready:
+            raise ModelNotReadyError(f"Not ready: {reason}. Retry shortly.")
+        return served
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background task: first load, then polling (if the ref can move)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"shipyard-model-runtime-{self.ref}"
+            )
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            await self.refresh()
+            if self.current is not None and not self.follows_alias:
+                return  # a pinned version never changes
+            await asyncio.sleep(self.poll_interval)
+
+    # -- checking and swapping ----------------------------------------------------------
+
+    async def refresh(self, *, force: bool = False) -> SwapOutcome:
+        """Check the registry once and swap if the reference points somewhere new.
+
+        ``force`` retries a version that failed to load before (``/admin/reload``).
+        """
+        async with self._lock:
+            previous = self.current.version if self.current is not None else None
+            try:
+                record = await anyio.to_thread.run_sync(self.registry.resolve, self.ref)
+            except ShipyardError as exc:
+                self.metrics.poll_errors.labels(self.name).inc()
+                self.last_error = f"cannot resolve {self.ref}: {exc}"
+                logger.error("Registry check for %s failed: %s", self.ref, exc)
+                return SwapOutcome(False, previous, previous, error=str(exc))
+            key = (record.version, record.manifest_digest)
+            served = self.current
+            if served is not None and key == (served.version, served.record.manifest_digest):
+                return SwapOutcome(False, previous, previous)
+            if key == self._failed and not force:
+                return SwapOutcome(False, previous, previous, error=self.last_error)
+            try:
+                new = await anyio.to_thread.run_sync(self._load, record)
+            except Exception as exc:  # any failure to load must leave the old model serving
+                self._failed = key
+                self.last_error = f"{record.ref} failed to load: {exc}"
+                if served is not None:
+                    self.metrics.swap_failures.labels(self.name).inc()
+                    logger.error(
+                        "Could not swap to %s (still serving %s): %s",
+                        record.ref,
+                        served.ref,
+                        exc,
+                        exc_info=exc,
+                    )
+                else:
+                    logger.error("Could not load %s: %s", record.ref, exc, exc_info=exc)
+                return SwapOutcome(False, previous, previous, error=str(exc))
+            self._swap(new)
+            return SwapOutcome(True, new.version, previous)
+
+    def _load(self, record: records.ModelVersion) -> ServedModel:
+        return load_served_model(self.registry, record, trusted_pickle=self.trusted_pickle)
+
+    def _swap(self, new: ServedModel) -> None:
+        old = self.current
+        if old is not None and old.signature.inputs != new.signature.inputs:
+            logger.warning(
+                "%s takes different inputs than %s (%s instead of %s); requests are "
+                "checked against the new signature from now on.",
+                new.ref,
+                old.ref,
+                new.signature.describe(),
+                old.signature.describe(),
+            )
+        # The swap itself: one reference assignment. In-flight requests hold `old`.
+        self.current = new
+        if old is None:
+            self.board.mark_ready()
+        self._failed = None
+        self.last_error = None
+        m = self.metrics
+        m.model_info.labels(new.name, str(new.version), str(self.ref), new.model.flavor).set(1)
+        m.model_load_seconds.labels(new.name, str(new.version)).set(new.load_seconds)
+        m.model_ready.set(1)
+        if old is not None:
+            m.swaps.labels(new.name).inc()
+            old_labels = (old.name, str(old.version), str(self.ref), old.model.flavor)
+            if m.multiprocess_dir is None:
+                m.model_info.remove(*old_labels)
+            else:  # per-process files cannot drop a series; mark it off instead
+                m.model_info.labels(*old_labels).set(0)
+            logger.info(
+                "Now serving %s (was %s); loaded and warmed up in %.2f s",
+                new.ref,
+                old.ref,
+                new.load_seconds,
+            )
+        else:
+            logger.info("Serving %s; loaded and warmed up in %.2f s", new.ref, new.load_seconds)

@@ -1,0 +1,214 @@
+"""Hot swap: the alias moves, the server follows; a broken version never replaces a good one."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from serving_helpers import SETOSA, VIRGINICA, IrisRegistry, LiveServer, serve
+
+from shipyard.client import Shipyard
+from shipyard.config import Settings
+from shipyard.errors import IntegrityError
+from shipyard.serving.metrics import ServingMetrics
+from shipyard.serving.runtime import ModelRuntime, load_served_model
+
+
+def _wait_for_version(http: httpx.Client, version: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while http.post("/predict", json=SETOSA).json()["version"] != version:
+        assert time.monotonic() < deadline, f"never switched to version {version}"
+        time.sleep(0.02)
+
+
+def _samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                out[tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+def _corrupt_manifest(iris: IrisRegistry, version: int) -> None:
+    """Make ``version`` unloadable the way a damaged store would: its bytes no longer match."""
+    digest = iris.client.registry.resolve(f"iris:{version}").manifest_digest
+    blob = Path(iris.settings.artifact_url) / "blobs" / digest[:2] / digest
+    blob.chmod(0o644)
+    blob.write_bytes(b'{"corrupted": true}')
+
+
+def test_alias_move_is_followed_within_the_poll_interval(
+    iris: IrisRegistry, live: LiveServer
+) -> None:
+    with live.client() as http:
+        assert http.post("/predict", json=SETOSA).json()["version"] == iris.logistic
+        iris.client.registry.set_alias("iris", "production", iris.forest)
+        _wait_for_version(http, iris.forest)
+        metrics = http.get("/metrics").text
+    info = _samples(metrics, "shipyard_model_info")
+    served = {dict(labels)["version"]: value for labels, value in info.items()}
+    assert served == {str(iris.forest): 1.0}, "the old version's info series must go"
+    swaps = _samples(metrics, "shipyard_model_swaps_total")
+    assert list(swaps.values()) == [1.0]
+    load = _samples(metrics, "shipyard_model_load_seconds")
+    assert {dict(k)["version"] for k in load} == {str(iris.logistic), str(iris.forest)}
+    assert all(v > 0 for v in load.values())
+
+
+def test_load_while_the_alias_moves_never_fails_and_never_goes_back(
+    iris: IrisRegistry, live: LiveServer
+) -> None:
+    """Bounded load (<= 4 x 60 requests, <= 20 s) across a swap: zero failures, and
+    once a client has seen the new version it never sees the old one again."""
+    per_client, clients = 60, 4
+    seen: list[list[int]] = [[] for _ in range(clients)]
+    failures: list[str] = []
+    moved = threading.Event()
+    deadline = time.monotonic() + 20
+
+    def hammer(i: int) -> None:
+        with live.client() as http:
+            for n in range(per_client):
+                if time.monotonic() > deadline:
+                    return
+                record = SETOSA if n % 2 == 0 else VIRGINICA
+                response = http.post("/predict", json=record)
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code} {response.text}")
+                    continue
+                body = response.json()
+                if body["prediction"] != ("setosa" if n % 2 == 0 else "virginica"):
+                    failures.append(f"wrong answer {body}")
+                seen[i].append(body["version"])
+                if n == per_client // 3 and i == 0:
+                    moved.set()
+
+    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    assert moved.wait(20)
+    iris.client.registry.set_alias("iris", "production", iris.forest)
+    for t in threads:
+        t.join(30)
+    assert failures == []
+    assert sum(map(len, seen)) >= clients * per_client // 2
+    assert any(iris.logistic in s for s in seen)
+    with live.client() as http:
+        _wait_for_version(http, iris.forest)
+    for versions in seen:
+        if iris.forest in versions:
+            first_new = versions.index(iris.forest)
+            assert iris.logistic not in versions[first_new:], versions
+
+
+def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
+    iris: IrisRegistry, live: LiveServer
+) -> None:
+    _corrupt_manifest(iris, iris.forest)
+    with live.client() as http:
+        iris.client.registry.set_alias("iris", "production", iris.forest)
+        deadline = time.monotonic() + 20
+        failures: dict[tuple[tuple[str, str], ...], float] = {}
+        while not failures:
+            assert time.monotonic() < deadline, "the failed swap was never counted"
+            failures = _samples(http.get("/metrics").text, "shipyard_model_swap_failures_total")
+            time.sleep(0.05)
+        assert list(failures.values()) == [1.0]
+        for _ in range(5):  # not retried every poll, and still the old version
+            response = http.post("/predict", json=SETOSA)
+            assert response.status_code == 200
+            assert response.json()["version"] == iris.logistic
+            time.sleep(0.1)
+        again = _samples(http.get("/metrics").text, "shipyard_model_swap_failures_total")
+        assert list(again.values()) == [1.0]
+        assert http.get("/ready").status_code == 200
+
+
+def test_a_pinned_version_ignores_alias_moves(iris: IrisRegistry) -> None:
+    server = serve(iris.client, f"iris:{iris.logistic}")
+    try:
+        with server.client() as http:
+            iris.client.registry.set_alias("iris", "production", iris.forest)
+            time.sleep(0.5)  # five poll intervals: a follower would have moved by now
+            assert http.post("/predict", json=SETOSA).json()["version"] == iris.logistic
+    finally:
+        server.stop()
+
+
+def test_admin_swap_moves_the_alias_in_the_registry(iris: IrisRegistry) -> None:
+    client = Shipyard(Settings(home=iris.settings.home, user="tester", admin_token="t0ken"))
+    server = serve(client, poll_interval=60)  # only the admin call can make it move
+    auth = {"Authorization": "Bearer t0ken"}
+    try:
+        with server.client() as http:
+            response = http.post(
+                "/admin/swap", json={"version": iris.forest, "reason": "test"}, headers=auth
+            )
+            assert response.status_code == 200
+            assert response.json() == {
+                "changed": True,
+                "version": iris.forest,
+                "previous": iris.logistic,
+            }
+            assert http.post("/predict", json=SETOSA).json()["version"] == iris.forest
+            assert iris.client.registry.resolve("iris").version == iris.forest
+            audit = iris.client.metadata.audit_log(model="iris", limit=1)[0]
+            assert audit.reason == "test"
+            missing = http.post("/admin/swap", json={"version": 99}, headers=auth)
+            assert missing.status_code == 404
+            bad = http.post("/admin/swap", json={"version": "two"}, headers=auth)
+            assert bad.status_code == 422
+            iris.client.registry.set_alias("iris", "production", iris.logistic)
+            reload = http.post("/admin/reload", headers=auth).json()
+            assert reload == {"changed": True, "version": iris.logistic, "previous": iris.forest}
+    finally:
+        server.stop()
+        client.close()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_refresh_reports_outcomes_and_retries_failures_only_when_forced(
+    iris: IrisRegistry,
+) -> None:
+    metrics = ServingMetrics()
+    runtime = ModelRuntime(iris.client.registry, "iris", metrics=metrics, poll_interval=60)
+    first = await runtime.refresh()
+    assert (first.changed, first.version, first.previous) == (True, iris.logistic, None)
+    assert (await runtime.refresh()).changed is False
+    _corrupt_manifest(iris, iris.forest)
+    iris.client.registry.set_alias("iris", "production", iris.forest)
+    failed = await runtime.refresh()
+    assert not failed.changed
+    assert failed.error is not None
+    assert "failed to load" in (runtime.last_error or "")
+    assert runtime.require().version == iris.logistic
+    again = await runtime.refresh()
+    assert again.error is not None and not again.changed
+    assert metrics.swap_failures.labels("iris")._value.get() == 1  # not retried
+    forced = await runtime.refresh(force=True)
+    assert not forced.changed
+    assert metrics.swap_failures.labels("iris")._value.get() == 2
+
+
+def test_load_served_model_warms_up_and_precomputes(iris: IrisRegistry) -> None:
+    record = iris.client.registry.resolve("iris")
+    served = load_served_model(iris.client.registry, record)
+    assert served.load_seconds > 0
+    assert served.class_keys == ("setosa", "versicolor", "virginica")
+    assert served.record_model.__name__ == "IrisRecord"
+    _, result = served.predict([SETOSA])
+    assert result.labels.tolist() == ["setosa"]
+    assert result.probabilities is not None and result.probabilities.shape == (1, 3)
+    with pytest.raises(IntegrityError):
+        _corrupt_manifest(iris, iris.forest)
+        load_served_model(iris.client.registry, iris.client.registry.resolve("iris:2"))

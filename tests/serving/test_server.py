@@ -1,0 +1,150 @@
+"""``shipyard serve`` as a real process: SIGTERM drains, several workers share metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from serving_helpers import (
+    PYTHON,
+    SETOSA,
+    IrisRegistry,
+    free_port,
+    subprocess_env,
+    wait_ready,
+)
+
+from shipyard.config import Settings
+from shipyard.serving.options import ServeOptions
+from shipyard.serving.server import app_from_environment, settings_to_json
+
+# The command function exactly as the root CLI registers it (`shipyard serve`).
+CLI = (
+    "import typer; from shipyard.cli.serve import serve_command; "
+    "app = typer.Typer(); app.command()(serve_command); app()"
+)
+
+
+class ServeProcess:
+    def __init__(self, iris: IrisRegistry, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [PYTHON, "-c", CLI, *args, "--port", str(self.port), "--log-level", "warning"],
+            env=subprocess_env(iris.settings),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group: workers included
+        )
+
+    def output(self) -> str:
+        return self.proc.stdout.read() if self.proc.stdout else ""
+
+
+@pytest.fixture
+def processes() -> Iterator[list[ServeProcess]]:
+    started: list[ServeProcess] = []
+    yield started
+    for server in started:  # never leave a server or its workers behind
+        if server.proc.poll() is None:
+            server.proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.proc.wait(20)
+        with contextlib.suppress(ProcessLookupError):  # the group we created, by its id
+            os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(10)
+
+
+def test_sigterm_drains_in_flight_requests_then_exits_zero(
+    iris: IrisRegistry, processes: list[ServeProcess]
+) -> None:
+    server = ServeProcess(iris, "slow", "--poll-interval", "0.2")
+    processes.append(server)
+    wait_ready(server.url, timeout=60)
+    result: dict[str, httpx.Response] = {}
+
+    def slow_request() -> None:
+        result["slow"] = httpx.post(
+            server.url + "/predict", json={"x": 1.0, "delay": 1.5}, timeout=30
+        )
+
+    worker = threading.Thread(target=slow_request)
+    worker.start()
+    time.sleep(0.5)  # the request is now sleeping inside the model
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    with pytest.raises(httpx.TransportError):  # no new connections once draining
+        httpx.get(server.url + "/health", timeout=2)
+    worker.join(30)
+    assert result["slow"].status_code == 200
+    assert result["slow"].json()["prediction"] == "big"
+    assert server.proc.wait(30) == 0, server.output()
+
+
+def test_several_workers_share_one_metrics_view(
+    iris: IrisRegistry, processes: list[ServeProcess]
+) -> None:
+    server = ServeProcess(iris, "iris", "--workers", "2")
+    processes.append(server)
+    wait_ready(server.url, timeout=90)
+    for _ in range(20):  # a new connection each time: the kernel spreads them
+        response = httpx.post(server.url + "/predict", json=SETOSA, timeout=30)
+        assert response.status_code == 200
+        assert response.json()["version"] == iris.logistic
+    text = httpx.get(server.url + "/metrics", timeout=30).text
+    counted = sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "shipyard_http_requests_total"
+        and sample.labels.get("route") == "/predict"
+    )
+    assert counted == 20, text
+    iris.client.registry.set_alias("iris", "production", iris.forest)
+    deadline = time.monotonic() + 30
+    versions: set[int] = set()
+    while versions != {iris.forest}:  # every worker follows the alias
+        assert time.monotonic() < deadline, versions
+        versions = {
+            httpx.post(server.url + "/predict", json=SETOSA, timeout=30).json()["version"]
+            for _ in range(10)
+        }
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(60) == 0, server.output()
+
+
+def test_serve_refuses_an_unknown_reference(iris: IrisRegistry) -> None:
+    done = subprocess.run(
+        [PYTHON, "-c", CLI, "nope", "--port", str(free_port())],
+        env=subprocess_env(iris.settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "nope" in done.stderr + done.stdout
+
+
+def test_worker_factory_rebuilds_settings_and_options(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    settings = Settings(home=tmp_path / "h", admin_token="tok", api_keys=["k"], user="u")
+    monkeypatch.setenv("SHIPYARD_SERVE_REF", "iris@staging")
+    monkeypatch.setenv("SHIPYARD_SERVE_SETTINGS", settings_to_json(settings))
+    monkeypatch.setenv("SHIPYARD_SERVE_OPTIONS", ServeOptions(poll_interval=0.5).to_json())
+    app = app_from_environment()
+    runtime = app.state.runtime
+    assert str(runtime.ref) == "iris@staging"
+    assert runtime.poll_interval == 0.5
+    assert runtime.registry.cache_dir.is_relative_to(tmp_path / "h")
+    assert app.title == "Shipyard: iris@staging"
