@@ -91,14 +91,12 @@ def type_from_summary(
 def infer_column_type(series: pd.Series) -> ColumnType:
     """Infer one column's type with Evidently's rule (see the module docstring)."""
     dtype = series.dtype
-    needs_counts = not (
-        pd.api.types.is_bool_dtype(dtype)
-        or isinstance(dtype, pd.CategoricalDtype)
-        or pd.api.types.is_float_dtype(dtype)
-    )
+    holds = getattr(dtype, "name", "") == "object" and _holds_strings(series)
+    # Only integers and strings need counting (and lists in object columns
+    # cannot be counted at all).
+    needs_counts = pd.api.types.is_integer_dtype(dtype) or _is_string_dtype(dtype) or holds
     n_unique = int(series.nunique()) if needs_counts else 0
     n_non_null = int(series.count()) if needs_counts else 0
-    holds = getattr(dtype, "name", "") == "object" and _holds_strings(series)
     return type_from_summary(dtype, n_unique, n_non_null, holds)
 
 

@@ -28,7 +28,6 @@ from typing import Self
 
 import numpy as np
 import pandas as pd
-from scipy.stats import false_discovery_control
 
 from shipyard.drift._parallel import parallel_map
 from shipyard.drift.columns import ColumnType, resolve_column_types
@@ -223,6 +222,8 @@ class DriftDetector:
 
 def _adjust_fdr(columns: list[ColumnDrift]) -> list[ColumnDrift]:
     """Benjamini-Hochberg across the p-value tests; distances are left alone."""
+    from scipy.stats import false_discovery_control  # heavy import, only when asked
+
     idx = [
         i for i, c in enumerate(columns) if STATTESTS[c.stattest].is_pvalue and np.isfinite(c.score)
     ]

@@ -35,7 +35,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -91,6 +91,18 @@ class ColumnProfile:
         return cls(**{**data, "type": ColumnType(data["type"])})
 
 
+def _sorted_quantiles(ordered: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
+    """``np.quantile(ordered, qs)`` (linear) read off an already sorted array.
+
+    np.quantile would partition the data again; the data is sorted already.
+    """
+    pos = np.asarray(qs) * (ordered.size - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, ordered.size - 1)
+    a, b = ordered[lo].astype(np.float64), ordered[hi].astype(np.float64)
+    return a + (b - a) * (pos - lo)
+
+
 def _numeric_profile(name: str, series: pd.Series, max_categories: int) -> ColumnProfile:
     raw = _numeric_array(series, name, "reference")
     values = ColumnValues.from_array(raw).require_values()
@@ -101,7 +113,7 @@ def _numeric_profile(name: str, series: pd.Series, max_categories: int) -> Colum
         return ColumnProfile(**base, type=ctype, n_unique=0, integer=values.dtype.kind in "iu")
     # One sort gives range, distinct count, value counts and quantiles; numpy
     # releases the GIL while sorting, so columns profile in parallel.
-    ordered = np.sort(values, kind="stable")
+    ordered = np.sort(values)
     starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
     n_unique = int(starts.size)
     keys = counts = None
@@ -119,7 +131,7 @@ def _numeric_profile(name: str, series: pd.Series, max_categories: int) -> Colum
         std=float(values.std()),
         quantiles={
             str(q): float(v)
-            for q, v in zip(QUANTILES, np.quantile(ordered, QUANTILES), strict=True)
+            for q, v in zip(QUANTILES, _sorted_quantiles(ordered, QUANTILES), strict=True)
         },
         keys=keys,
         counts=counts,
@@ -180,6 +192,11 @@ class ReferenceProfile:
     n_rows: int
     max_rows: int
     seed: int
+    # Reference sides built so far, kept so sorting and counting the sample
+    # happen once however many current frames are scored.
+    _values: dict[tuple[str, ColumnType], ColumnValues] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def from_frame(
@@ -233,6 +250,12 @@ class ReferenceProfile:
 
     def values(self, column: str, column_type: ColumnType) -> ColumnValues:
         """The reference side of ``column`` for the tests: sample + exact facts."""
+        key = (column, column_type)
+        if key not in self._values:
+            self._values[key] = self._build_values(column, column_type)
+        return self._values[key]
+
+    def _build_values(self, column: str, column_type: ColumnType) -> ColumnValues:
         stats = self.columns[column]
         series = self.sample[column]
         if column_type is ColumnType.NUMERICAL:

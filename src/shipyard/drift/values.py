@@ -84,7 +84,9 @@ class ColumnValues:
         """Numerical values: drop NaN and +-inf, keep the integer dtype if any."""
         array = np.asarray(array)
         if array.dtype.kind == "f":
-            array = array[np.isfinite(array)]
+            finite = np.isfinite(array)
+            if not finite.all():  # copy only when something must go
+                array = array[finite]
         elif array.dtype.kind == "b":
             array = array.astype(np.int64)
         elif array.dtype.kind not in "iu":
@@ -122,6 +124,12 @@ class ColumnValues:
         if self.values is None:
             raise TypeError("this test needs the values themselves, not only their counts")
         return self.values
+
+    def sorted_values(self) -> np.ndarray:
+        """The values as sorted float64, computed once (tests on CDFs need them)."""
+        if "sorted" not in self._cache:
+            self._cache["sorted"] = np.sort(self.require_values().astype(np.float64, copy=False))
+        return self._cache["sorted"]
 
     def value_counts(self) -> tuple[list[Any], np.ndarray]:
         """Distinct values and how often each occurs (exact if ``keys`` were given)."""
