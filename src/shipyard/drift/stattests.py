@@ -118,9 +118,12 @@ def wasserstein_distance_sorted(u: np.ndarray, v: np.ndarray) -> float:
     both = np.concatenate((u, v))
     order = np.argsort(both, kind="stable")
     deltas = np.diff(both[order])
+    del both  # at 1M rows each temporary is ~8 MB: free them as soon as possible
     u_counts = np.cumsum(order < n)[:-1]
-    v_counts = np.arange(1, n + m) - u_counts
-    return float(_vecdot(np.abs(u_counts / n - v_counts / m), deltas))
+    del order
+    gap = u_counts / n
+    gap -= (np.arange(1, n + m) - u_counts) / m
+    return float(_vecdot(np.abs(gap, out=gap), deltas))
 
 
 def wasserstein(
