@@ -312,7 +312,7 @@ def _event_inputs(event: PredictionEventLike, n: int) -> pd.DataFrame:
         raise InvalidInputError(
             f"Request {event.request_id}: {len(inputs)} input rows but {n} predictions."
         )
-    return inputs.reset_index(drop=True)
+    return inputs
 
 
 def events_table(events: Sequence[PredictionEventLike], source: Source | None = None) -> pa.Table:
