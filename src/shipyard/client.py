@@ -13,6 +13,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from shipyard.config import Settings
+from shipyard.monitoring.prediction_log import PredictionLog, open_prediction_log
 from shipyard.registry.service import Registry
 from shipyard.store.artifacts import ArtifactStore, open_artifact_store
 from shipyard.store.metadata import MetadataStore
@@ -43,9 +44,16 @@ class Shipyard:
         )
 
     @cached_property
+    def prediction_log(self) -> PredictionLog:
+        """This process's prediction log (create it after a fork, never before)."""
+        return open_prediction_log(self.settings)
+
+    @cached_property
     def tracker(self) -> Tracker:
         return Tracker(self.metadata, actor=self.settings.actor)
 
     def close(self) -> None:
+        if "prediction_log" in self.__dict__:
+            self.prediction_log.close()
         if "metadata" in self.__dict__:
             self.metadata.close()

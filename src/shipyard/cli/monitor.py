@@ -44,7 +44,7 @@ def feedback_command(
     """Store late-arriving labels; they join the logged predictions by request id."""
     client = get_client(ctx)
     labels = read_feedback_file(file)
-    result = record_feedback(open_prediction_log(client.settings), labels, model=model)
+    result = record_feedback(client.prediction_log, labels, model=model)
     if as_json:
         print_json(
             {
@@ -94,7 +94,7 @@ def performance_command(
     client = get_client(ctx)
     version = client.registry.resolve(ref)
     report = performance(
-        open_prediction_log(client.settings),
+        client.prediction_log,
         version.model,
         None if all_versions else version.version,
         window=window,
@@ -139,7 +139,7 @@ def compact_command(
     min_files: int = typer.Option(2, "--min-files", min=2, help="Merge partitions with this many."),
 ) -> None:
     """Merge each day's small prediction and label segments into one file per day."""
-    done = open_prediction_log(get_client(ctx).settings).compact(min_files=min_files)
+    done = get_client(ctx).prediction_log.compact(min_files=min_files)
     files = sum(c.files for c in done)
     console.print(f"Merged {files} segment(s) into {len(done)} file(s).")
 
