@@ -16,8 +16,7 @@ from click.testing import Result
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
-from shipyard.cli import monitor
-from shipyard.cli._common import ShipyardGroup, console
+from shipyard.cli._common import console
 from shipyard.cli.main import app as root_app
 from shipyard.client import Shipyard
 from shipyard.config import Settings
@@ -31,18 +30,7 @@ RANGE = ["--since", "2024-05-01T09:00:00Z", "--until", "2024-05-01T12:00:00Z"]
 
 
 def _app() -> typer.Typer:
-    """The real root app once it registers ``monitor``; until then the same sub-app in a
-    group with the root app's error handling (ShipyardGroup)."""
-    if any(g.name == "monitor" for g in root_app.registered_groups):
-        return root_app
-    app = typer.Typer(cls=ShipyardGroup, pretty_exceptions_enable=False)
-    app.add_typer(monitor.app, name="monitor")
-
-    @app.callback()
-    def root() -> None:
-        """Shipyard."""
-
-    return app
+    return root_app
 
 
 APP = _app()
