@@ -11,7 +11,8 @@ column-by-column comparison of test and verdict, which must be identical.
     .venv/bin/python bench/drift.py --sizes 10000 --repeats 3
 
 The file doubles as the child script: ``--child evidently|shipyard REF CUR OUT``
-runs one tool on two Parquet files and writes its per-column results as JSON.
+runs one tool on two Parquet files and writes its per-column results as JSON
+(``--child evidently --batch CASES.json OUT`` runs several in one process).
 It must stay importable by Evidently's venv, so Shipyard is imported lazily.
 """
 
@@ -120,9 +121,21 @@ def child_shipyard(ref_path: str, cur_path: str, options: dict) -> dict:
 
 
 def run_child(argv: list[str]) -> None:
-    tool, ref_path, cur_path, out_path = argv[:4]
-    options = json.loads(argv[4]) if len(argv) > 4 else {}
+    """``TOOL REF CUR OUT [OPTIONS_JSON]``, or ``TOOL --batch CASES_JSON OUT``.
+
+    A batch runs several cases in one process (Evidently imports once): the
+    cases file lists ``{"reference", "current", "options"}`` objects and the
+    output is the list of results in the same order.
+    """
+    tool = argv[0]
     runner = child_evidently if tool == "evidently" else child_shipyard
+    if argv[1] == "--batch":
+        cases = json.loads(Path(argv[2]).read_text())
+        results = [runner(c["reference"], c["current"], c.get("options", {})) for c in cases]
+        Path(argv[3]).write_text(json.dumps(results))
+        return
+    ref_path, cur_path, out_path = argv[1:4]
+    options = json.loads(argv[4]) if len(argv) > 4 else {}
     Path(out_path).write_text(json.dumps(runner(ref_path, cur_path, options)))
 
 
@@ -231,16 +244,16 @@ def versions(python: Path, packages: list[str]) -> str:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--child"]:
+        # Children take raw positional arguments (JSON included); no argparse.
+        run_child(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", default="10000,100000,1000000", help="rows per side, e.g. 10000")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        run_child(args.child)
-        return
 
     sys.path.insert(0, str(BENCH_DIR))
     from _peers import ensure_peer_venv, peer_python
@@ -297,8 +310,8 @@ def main() -> None:
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     models = [ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")]
     cpu = models[0] if models else platform.processor()
-    python = platform.python_version()
-    print(f"Machine: {cpu}, {os.cpu_count()} cores, Python {python}, {platform.system()}")
+    py_version = platform.python_version()
+    print(f"Machine: {cpu}, {os.cpu_count()} cores, Python {py_version}, {platform.system()}")
     print(f"Command: .venv/bin/python bench/drift.py --sizes {args.sizes} --repeats {args.repeats}")
     print(
         "wall = whole subprocess (interpreter start, imports, Parquet read, compute); "

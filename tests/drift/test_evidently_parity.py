@@ -48,31 +48,49 @@ def evidently_python(bench: ModuleType) -> Path:
     return peers.peer_python(peers.peer_dir("evidently"))
 
 
-@pytest.mark.parametrize(
-    ("n_ref", "n_cur", "options"),
-    [
-        (1000, 800, {}),
-        (1001, 900, {}),
-        (3000, 2000, {"stattest": "psi"}),
-        (3000, 2000, {"stattest": "hellinger", "threshold": 0.05}),
-    ],
-    ids=["ref1000-default", "ref1001-default", "psi", "hellinger"],
-)
-def test_matches_evidently(bench, evidently_python, tmp_path: Path, n_ref, n_cur, options) -> None:
-    ref = edge_frame(n_ref, drift=False, seed=n_ref)
-    cur = edge_frame(n_cur, drift=True, seed=n_cur + 7)
-    ref_path, cur_path, out = (
-        tmp_path / "ref.parquet",
-        tmp_path / "cur.parquet",
-        tmp_path / "ev.json",
-    )
-    ref.to_parquet(ref_path)
-    cur.to_parquet(cur_path)
-    cmd = [str(evidently_python), str(BENCH / "drift.py"), "--child", "evidently"]
-    cmd += [str(ref_path), str(cur_path), str(out), json.dumps(options)]
-    subprocess.run(cmd, check=True, timeout=600, capture_output=True)
-    evidently = json.loads(out.read_text())
+CASES = {
+    "ref1000-default": (1000, 800, {}),
+    "ref1001-default": (1001, 900, {}),
+    "psi": (3000, 2000, {"stattest": "psi"}),
+    "kl_div": (3000, 2000, {"stattest": "kl_div"}),
+    "hellinger": (3000, 2000, {"stattest": "hellinger", "threshold": 0.05}),
+    "jensenshannon": (1500, 1500, {"stattest": "jensenshannon"}),
+}
 
+
+def _frames(n_ref: int, n_cur: int):
+    return edge_frame(n_ref, drift=False, seed=n_ref), edge_frame(n_cur, drift=True, seed=n_cur + 7)
+
+
+@pytest.fixture(scope="module")
+def evidently_results(bench, evidently_python, tmp_path_factory) -> dict[str, dict]:
+    """Every case through one Evidently process: it takes seconds just to import."""
+    root = tmp_path_factory.mktemp("evidently_parity")
+    cases = []
+    for name, (n_ref, n_cur, options) in CASES.items():
+        ref, cur = _frames(n_ref, n_cur)
+        ref.to_parquet(root / f"{name}_ref.parquet")
+        cur.to_parquet(root / f"{name}_cur.parquet")
+        cases.append(
+            {
+                "reference": str(root / f"{name}_ref.parquet"),
+                "current": str(root / f"{name}_cur.parquet"),
+                "options": options,
+            }
+        )
+    (root / "cases.json").write_text(json.dumps(cases))
+    cmd = [str(evidently_python), str(BENCH / "drift.py"), "--child", "evidently", "--batch"]
+    cmd += [str(root / "cases.json"), str(root / "out.json")]
+    done = subprocess.run(cmd, timeout=900, capture_output=True, text=True)
+    assert done.returncode == 0, f"Evidently run failed:\n{done.stderr[-3000:]}"
+    return dict(zip(CASES, json.loads((root / "out.json").read_text()), strict=True))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_matches_evidently(evidently_results, case: str) -> None:
+    n_ref, n_cur, options = CASES[case]
+    ref, cur = _frames(n_ref, n_cur)
+    evidently = evidently_results[case]
     result = DriftDetector(**options).fit(ref).score(cur)
     assert sorted(evidently["columns"]) == sorted(c.column for c in result.columns)
     for col in result.columns:
