@@ -11,6 +11,13 @@ and the distinct values over both sides (see
 :func:`~shipyard.drift.stattests.default_stattest`), unless one is named; the
 dataset drifts when the share of drifted columns is >= ``drift_share``.
 
+Where Evidently would crash or judge nothing meaningful, Shipyard reports
+instead: a column with fewer than 2 values on either side is listed in
+``DriftResult.skipped`` ("not enough data"), as are free-text, datetime and
+unknown columns (Evidently runs a text-classifier test on text columns;
+Shipyard does not, so their verdicts do not count towards the share). An empty
+or single-row current frame is an :class:`~shipyard.errors.InvalidInputError`.
+
     >>> import numpy as np, pandas as pd
     >>> rng = np.random.default_rng(0)
     >>> ref = pd.DataFrame({"x": rng.normal(size=2000), "c": rng.choice(["a", "b"], 2000)})
@@ -55,7 +62,8 @@ class NotFittedError(ShipyardError):
     """A detector was used before ``fit``."""
 
 
-def _per_column(value, name: str, column: str):
+def _per_column(value, column: str):
+    """A setting given for every column, or per column in a mapping."""
     if isinstance(value, Mapping):
         return value.get(column)
     return value
@@ -74,7 +82,8 @@ class DriftDetector:
             the p-value tests; their scores become adjusted p-values.
         categorical / numerical: column names whose inferred type to override.
         n_jobs: threads for per-column work (``None``/``-1``: every core).
-        max_rows: rows kept in the reference sample (see ``ReferenceProfile``).
+        max_rows: rows kept in the reference sample (see ``ReferenceProfile``);
+            unused when ``fit`` is given a profile, which is bounded already.
         seed: seed of that sample.
 
         >>> DriftDetector(stattest="psi").fit(pd.DataFrame({"a": [1.0, 2.0]})).column_types_
@@ -139,7 +148,7 @@ class DriftDetector:
                     )
         tests: dict[str, StatTest | None] = {}
         for column, ctype in types.items():
-            name = _per_column(self.stattest, "stattest", column)
+            name = _per_column(self.stattest, column)
             tests[column] = get_stattest(name, ctype, column=column) if name else None
         self.profile_ = profile
         self.column_types_ = types
@@ -194,7 +203,7 @@ class DriftDetector:
         test = self.stattests_[column]
         if test is None:
             test = default_stattest(ctype, ref.n, union_n_unique(ref, cur))
-        threshold = _per_column(self.threshold, "threshold", column)
+        threshold = _per_column(self.threshold, column)
         threshold = test.default_threshold if threshold is None else float(threshold)
         score, drifted = test(ref, cur, ctype, threshold)
         return ColumnDrift(column, ctype.value, test.name, threshold, score, drifted)

@@ -107,7 +107,12 @@ def _numeric_profile(name: str, series: pd.Series, max_categories: int) -> Colum
     raw = _numeric_array(series, name, "reference")
     values = ColumnValues.from_array(raw).require_values()
     n = int(values.size)
-    base = {"name": name, "dtype": str(series.dtype), "n_rows": len(series), "n_values": n}
+    base: dict[str, Any] = {
+        "name": name,
+        "dtype": str(series.dtype),
+        "n_rows": len(series),
+        "n_values": n,
+    }
     if n == 0:
         ctype = type_from_summary(series.dtype, 0, 0, False)
         return ColumnProfile(**base, type=ctype, n_unique=0, integer=values.dtype.kind in "iu")
@@ -140,7 +145,7 @@ def _numeric_profile(name: str, series: pd.Series, max_categories: int) -> Colum
 
 def _category_profile(name: str, series: pd.Series, max_categories: int) -> ColumnProfile:
     dtype = series.dtype
-    base = {"name": name, "dtype": str(dtype), "n_rows": len(series)}
+    base: dict[str, Any] = {"name": name, "dtype": str(dtype), "n_rows": len(series)}
     holds_strings = False
     if pd.api.types.is_object_dtype(dtype):
         non_null = series.dropna()
