@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import time
 from collections.abc import Callable
@@ -189,11 +188,17 @@ def score_file(
         if progress is not None:
             progress(0, total)
         chunks = src.chunks(columns, chunk_size)
-        with contextlib.closing(prefetch(chunks) if overlap_io else chunks) as frames:
+        frames = prefetch(chunks) if overlap_io else iter(chunks)
+        try:
             for frame in frames:
                 job.score(frame)
                 if progress is not None:
                     progress(job.rows_read, total)
+        finally:
+            # Stops the reader thread and closes the file or cursor, even on failure.
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
         job.finish()
         writer.close()
         out.commit()
