@@ -11,13 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-import typer
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
-from shipyard.cli._common import ShipyardGroup
 from shipyard.cli.main import app as root_app
-from shipyard.cli.predict import predict_command
 from shipyard.client import Shipyard
 from shipyard.config import Settings
 from shipyard.quickstart import iris_frame
@@ -25,22 +22,7 @@ from shipyard.quickstart import iris_frame
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
 
-def _app() -> typer.Typer:
-    """The real root app once it registers ``predict``; until then the same command in a
-    group with the root app's error handling (ShipyardGroup)."""
-    if any(c.name == "predict" for c in root_app.registered_commands):
-        return root_app
-    app = typer.Typer(cls=ShipyardGroup, pretty_exceptions_enable=False)
-    app.command("predict")(predict_command)
-
-    @app.callback()
-    def root() -> None:
-        """Shipyard."""
-
-    return app
-
-
-APP = _app()
+APP = root_app
 
 
 @pytest.fixture(scope="module")
@@ -257,3 +239,28 @@ def test_an_unknown_model_is_an_error_not_a_traceback(client, rows, tmp_path):
     assert result.exit_code == 1
     assert "nosuch" in result.stderr
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_batch_predictions_are_logged_and_take_labels(client, rows, tmp_path):
+    """Every batch row lands in the prediction log under the job id, numbered as in the
+    input, so a label for input row N joins as {"request_id": job, "row": N}."""
+    from shipyard.monitoring.feedback import record_feedback
+    from shipyard.monitoring.records import FeedbackItem
+
+    rows.to_parquet(tmp_path / "in.parquet")
+    result = run(
+        client, "iris", "--input", tmp_path / "in.parquet", "--output", tmp_path / "o.parquet",
+        "--chunk-size", "1000", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    job = json.loads(result.output)["job_id"]
+    logged = client.prediction_log.read("iris", since="1h")
+    mine = logged[logged["request_id"] == job].sort_values("row")
+    assert mine["row"].tolist() == list(range(len(rows)))
+    assert set(mine["source"]) == {"batch"}
+    scored = pd.read_parquet(tmp_path / "o.parquet")
+    assert mine["prediction"].tolist() == scored["prediction"].tolist()
+    outcome = record_feedback(
+        client.prediction_log, [FeedbackItem(request_id=job, label="setosa", row=1500)]
+    )
+    assert outcome.accepted == 1 and not outcome.unknown_ids

@@ -5,7 +5,17 @@ from __future__ import annotations
 import typer
 
 from shipyard import __version__
-from shipyard.cli import approve, audit, models, monitor, package, quickstart, runs, validate
+from shipyard.cli import (
+    approve,
+    audit,
+    models,
+    monitor,
+    package,
+    predict,
+    quickstart,
+    runs,
+    validate,
+)
 from shipyard.cli._common import ShipyardGroup
 
 app = typer.Typer(
@@ -19,6 +29,7 @@ app.add_typer(runs.app, name="runs")
 app.command("audit")(audit.audit_command)
 app.command("package")(package.package_command)
 app.command("quickstart")(quickstart.quickstart_command)
+app.command("predict")(predict.predict_command)
 app.add_typer(validate.app, name="validate")
 app.add_typer(monitor.app, name="monitor")
 app.command("approve")(approve.approve_command)

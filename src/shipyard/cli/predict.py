@@ -11,8 +11,10 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -28,9 +30,11 @@ from rich.table import Table
 
 from shipyard.batch import DEFAULT_CHUNK_SIZE, BatchSummary, score_file
 from shipyard.batch.readers import ChunkSource, SqlSource, open_source
-from shipyard.batch.scorer import ProgressCallback
+from shipyard.batch.scorer import ChunkResult, ProgressCallback
 from shipyard.batch.writers import open_sink
-from shipyard.cli._common import console, err_console, get_client, print_json
+from shipyard.cli._common import console, err_console, get_client, print_json, to_jsonable
+from shipyard.monitoring.prediction_log import PredictionLog
+from shipyard.monitoring.records import PredictionBatch
 
 #: How many rejected rows the summary lists; the rejects file holds all of them.
 REJECTS_SHOWN = 10
@@ -81,7 +85,10 @@ def predict_command(
         raise typer.BadParameter("must differ from --input", param_hint="--output")
     sink = open_sink(output, fmt=fmt)
     reject_sink = open_sink(rejects) if rejects is not None else None
-    model = get_client(ctx).registry.load(ref)
+    client = get_client(ctx)
+    model = client.registry.load(ref)
+    job_id = f"batch-{uuid.uuid4().hex[:12]}"
+    log_chunk = _chunk_logger(client.prediction_log, job_id)
     with _progress_bar(f"Scoring with {model.ref}", disable=as_json) as progress:
         summary = score_file(
             model,
@@ -92,11 +99,41 @@ def predict_command(
             rejects=reject_sink,
             id_column=id_column,
             progress=progress,
+            on_chunk=log_chunk,
         )
+    client.prediction_log.close()  # flush: the job's rows are on disk when we exit
     if as_json:
-        print_json(summary)
+        print_json({**to_jsonable(summary), "job_id": job_id})
         return
     _render(summary)
+    console.print(
+        f"Logged as prediction job {job_id}: labels join as "
+        '{"request_id": "' + job_id + '", "row": <row number>}.'
+    )
+
+
+def _chunk_logger(log: PredictionLog, job_id: str) -> Callable[[ChunkResult], None]:
+    """Every scored chunk goes to the prediction log under the job's id, rows
+    numbered as in the input, so late labels and drift see batch traffic too."""
+
+    def log_chunk(chunk: ChunkResult) -> None:
+        log.write(
+            PredictionBatch(
+                request_id=job_id,
+                timestamp=datetime.now(UTC),
+                model=chunk.model_name,
+                version=int(chunk.model_version or 0),
+                inputs=chunk.inputs,
+                predictions=chunk.predictions,
+                probabilities=chunk.probabilities,
+                classes=chunk.classes,
+                latency_seconds=chunk.predict_seconds,
+                source="batch",
+                first_row=chunk.offset,
+            )
+        )
+
+    return log_chunk
 
 
 def _source(

@@ -174,6 +174,10 @@ class PredictionBatch:
     latency_seconds: float = 0.0
     variant: str = "primary"
     source: Source = "batch"
+    #: Row number of the first row: a batch job logs each chunk under the job's
+    #: id with rows numbered as in the input file, so a label for input row N
+    #: is ``{"request_id": job_id, "row": N}``.
+    first_row: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +333,14 @@ def events_table(events: Sequence[PredictionEventLike], source: Source | None = 
     stamps = np.repeat(np.array([_epoch_us(e.timestamp) for e in events], np.int64), sizes)
     columns = _meta_columns(
         np.repeat(np.array([e.request_id for e in events], dtype=object), sizes),
-        np.concatenate([np.arange(n, dtype=np.int32) for n in sizes]),
+        np.concatenate(
+            [
+                np.arange(start, start + n, dtype=np.int32)
+                for start, n in zip(
+                    (getattr(e, "first_row", 0) for e in events), sizes, strict=True
+                )
+            ]
+        ),
         pa.array(stamps, pa.int64()).cast(TIMESTAMP),
         np.repeat(np.array([e.model for e in events], dtype=object), sizes),
         np.repeat(np.array([int(e.version) for e in events], np.int64), sizes),
