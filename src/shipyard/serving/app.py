@@ -29,6 +29,7 @@ from shipyard.client import Shipyard
 from shipyard.registry.refs import parse_ref
 from shipyard.serving import admin, ops
 from shipyard.serving.errors import install_error_handlers
+from shipyard.serving.fastpath import FastPath
 from shipyard.serving.inference import Inference
 from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.middleware import RequestMiddleware
@@ -83,7 +84,8 @@ def create_app(
         trusted_pickle=options.trusted_pickle,
         board=board,
     )
-    inference = Inference(runtime, metrics, observers=observers, variant=options.variant)
+    fast = FastPath.from_options(options, metrics.registry, parsed.name)
+    inference = Inference(runtime, metrics, observers=observers, variant=options.variant, fast=fast)
     api_key = ApiKeyGuard(settings.api_keys)
 
     @asynccontextmanager
@@ -93,6 +95,8 @@ def create_app(
             yield
         finally:
             await runtime.stop()
+            if fast is not None:
+                await fast.close()
             board.mark_gone()
             close_all(inference.observers)
             metrics.mark_process_dead()

@@ -27,6 +27,7 @@ import anyio
 import numpy as np
 import pandas as pd
 
+from shipyard.serving.fastpath import FastPath
 from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.observer import (
     PredictionEvent,
@@ -49,8 +50,10 @@ class Inference:
         *,
         observers: Sequence[PredictionObserver] = (),
         variant: str = DEFAULT_VARIANT,
+        fast: FastPath | None = None,
     ) -> None:
         self.runtime = runtime
+        self.fast = fast
         self.metrics = metrics
         self.observers = tuple(observers)
         self.variant = variant
@@ -72,9 +75,12 @@ class Inference:
         """
         if served is None:
             served = self.runtime.require()
-        # abandon_on_cancel: a request timeout answers 504 at once instead of waiting
-        # for the model call to return; the thread finishes in the background.
-        X, result = await anyio.to_thread.run_sync(served.predict, data, abandon_on_cancel=True)
+        if self.fast is not None:  # batching and/or the prediction cache
+            X, result = await self.fast.predict(served, data)
+        else:
+            # abandon_on_cancel: a request timeout answers 504 at once instead of waiting
+            # for the model call to return; the thread finishes in the background.
+            X, result = await anyio.to_thread.run_sync(served.predict, data, abandon_on_cancel=True)
         served.count(self.metrics, result.labels)
         if self.observers:
             latency = time.perf_counter() - started

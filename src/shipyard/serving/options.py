@@ -38,6 +38,11 @@ class ServeOptions:
     ``worker_dir``: folder the workers share (metrics files, ready markers); set by
     :func:`~shipyard.serving.server.run_server` when ``workers > 1``.
     ``variant``: the deployment variant name written into prediction events.
+    ``batching``: gather concurrent requests into one model call (see
+    :mod:`~shipyard.serving.batcher`): ``max_batch_size`` rows per call,
+    ``max_wait_ms`` for company under load, ``max_queue`` rows queued before 503.
+    ``cache``: prediction cache, None (off), ``"memory"`` or a ``redis://`` URL
+    (see :mod:`~shipyard.serving.cache`), ``cache_size`` entries, ``cache_ttl`` seconds.
     """
 
     poll_interval: float = DEFAULT_POLL_INTERVAL
@@ -47,6 +52,13 @@ class ServeOptions:
     workers: int = 1
     worker_dir: Path | None = None
     variant: str = "default"
+    batching: bool = True
+    max_batch_size: int = 64
+    max_wait_ms: float = 2.0
+    max_queue: int = 1024
+    cache: str | None = None
+    cache_size: int = 10_000
+    cache_ttl: float = 300.0
 
     def __post_init__(self) -> None:
         if self.poll_interval <= 0:
@@ -85,7 +97,7 @@ class ServeOptions:
             raise ConfigError(f"Unknown serve options {unknown}; known: {sorted(known)}.")
         if data.get("worker_dir") is not None:
             data["worker_dir"] = Path(data["worker_dir"])
-        for key in ("poll_interval", "request_timeout"):
+        for key in ("poll_interval", "request_timeout", "max_wait_ms", "cache_ttl"):
             if key in data:
                 data[key] = float(data[key])
         return cls(**data)

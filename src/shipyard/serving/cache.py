@@ -1,0 +1,241 @@
+"""Prediction cache: answers already computed for the same version and the same input.
+
+Keys are built from the served version's identity (model name, version number
+and manifest digest) and the *validated* input (the matrix or frame the model
+would receive, so ``{"a": 1}`` and ``{"a": 1.0}`` are one entry). A key from
+one version can never match another version's entry, so an answer never
+outlives a hot swap.
+
+Two stores behind one small Protocol:
+
+- :class:`MemoryCache` (default): an LRU bounded by entry count and TTL, in
+  the process (each worker has its own);
+- :class:`RedisCache`: shared by every worker and replica pointing at the same
+  Redis (``redis://127.0.0.1:6379/0``), entries expire by TTL on the server.
+
+Hits and misses are counted (``shipyard_prediction_cache_hits_total``,
+``..._misses_total``) and their ratio exported as
+``shipyard_prediction_cache_hit_ratio``.
+
+Example:
+    >>> cache = MemoryCache(max_entries=2, ttl_seconds=60)
+    >>> from shipyard.serving.runtime import Prediction
+    >>> import numpy as np
+    >>> cache.put_sync("k", Prediction(np.array([1]), None))
+    >>> cache.get_sync("k").labels.tolist()
+    [1]
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+import orjson
+import pandas as pd
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from shipyard.errors import ConfigError, StoreError
+from shipyard.serving.runtime import Prediction, ServedModel
+
+DEFAULT_PREFIX = "shipyard:predcache:"
+
+
+def input_digest(X: pd.DataFrame | np.ndarray) -> str:
+    """A digest of validated input: same values, same dtypes, same shape -> same digest."""
+    h = hashlib.blake2b(digest_size=16)
+    if isinstance(X, np.ndarray):
+        h.update(f"a|{X.dtype.str}|{X.shape}".encode())
+        h.update(np.ascontiguousarray(X).tobytes())
+    else:
+        h.update(f"f|{list(X.columns)}|{[str(d) for d in X.dtypes]}|{len(X)}".encode())
+        h.update(pd.util.hash_pandas_object(X, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def cache_key(served: ServedModel, X: pd.DataFrame | np.ndarray) -> str:
+    """``name:version:manifest-digest:input-digest``: version-bound by construction."""
+    record = served.record
+    return f"{record.model}:{record.version}:{record.manifest_digest[:16]}:{input_digest(X)}"
+
+
+class PredictionCache(Protocol):
+    """Where cached predictions live."""
+
+    async def get(self, key: str) -> Prediction | None: ...
+
+    async def put(self, key: str, value: Prediction) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryCache:
+    """An in-process LRU of at most ``max_entries``, each kept ``ttl_seconds`` at most."""
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = 10_000,
+        ttl_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_entries < 1:
+            raise ConfigError(f"cache max_entries must be at least 1, got {max_entries}.")
+        if ttl_seconds <= 0:
+            raise ConfigError(f"cache ttl_seconds must be > 0, got {ttl_seconds}.")
+        self.max_entries = max_entries
+        self.ttl_seconds = ttl_seconds
+        self._clock = clock
+        self._entries: collections.OrderedDict[str, tuple[float, Prediction]] = (
+            collections.OrderedDict()
+        )
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get_sync(self, key: str) -> Prediction | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires, value = entry
+        if expires <= self._clock():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return value
+
+    def put_sync(self, key: str, value: Prediction) -> None:
+        self._entries[key] = (self._clock() + self.ttl_seconds, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    async def get(self, key: str) -> Prediction | None:
+        return self.get_sync(key)
+
+    async def put(self, key: str, value: Prediction) -> None:
+        self.put_sync(key, value)
+
+    async def close(self) -> None:
+        self._entries.clear()
+
+
+def _encode(value: Prediction) -> bytes:
+    labels = value.labels
+    proba = value.probabilities
+    return orjson.dumps(
+        {
+            "l": labels.tolist(),
+            "k": labels.dtype.kind,
+            "p": None if proba is None else proba.tolist(),
+        }
+    )
+
+
+def _decode(data: bytes) -> Prediction:
+    raw = orjson.loads(data)
+    dtype = object if raw["k"] in "OUS" else None
+    labels = np.asarray(raw["l"], dtype=dtype)
+    proba = None if raw["p"] is None else np.asarray(raw["p"], dtype=np.float64)
+    return Prediction(labels, proba)
+
+
+class RedisCache:
+    """Entries in Redis under ``prefix`` with a server-side TTL; shared across processes."""
+
+    def __init__(
+        self, url: str, *, ttl_seconds: float = 300.0, prefix: str = DEFAULT_PREFIX
+    ) -> None:
+        if ttl_seconds <= 0:
+            raise ConfigError(f"cache ttl_seconds must be > 0, got {ttl_seconds}.")
+        self.url = url
+        self.ttl_ms = max(1, int(ttl_seconds * 1000))
+        self.prefix = prefix
+        self._client: Any = None
+
+    def _redis(self) -> Any:
+        if self._client is None:  # lazily: constructors do no I/O
+            import redis.asyncio
+
+            self._client = redis.asyncio.Redis.from_url(self.url)
+        return self._client
+
+    async def get(self, key: str) -> Prediction | None:
+        try:
+            data = await self._redis().get(self.prefix + key)
+        except Exception as exc:  # redis.RedisError, OSError: the cache is unreachable
+            raise StoreError(f"The prediction cache at {self.url} failed: {exc}") from exc
+        return None if data is None else _decode(data)
+
+    async def put(self, key: str, value: Prediction) -> None:
+        try:
+            await self._redis().set(self.prefix + key, _encode(value), px=self.ttl_ms)
+        except Exception as exc:
+            raise StoreError(f"The prediction cache at {self.url} failed: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+
+class CacheMetrics:
+    """Hit/miss counters and the hit ratio, in the app's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.hits = Counter(
+            "shipyard_prediction_cache_hits", "Requests answered from the cache.", registry=registry
+        )
+        self.misses = Counter(
+            "shipyard_prediction_cache_misses",
+            "Requests the cache could not answer (the model ran).",
+            registry=registry,
+        )
+        self.ratio = Gauge(
+            "shipyard_prediction_cache_hit_ratio",
+            "Hits / (hits + misses) since this process started.",
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self._hits = 0
+        self._total = 0
+
+    def record(self, hit: bool) -> None:
+        self._total += 1
+        if hit:
+            self._hits += 1
+            self.hits.inc()
+        else:
+            self.misses.inc()
+        self.ratio.set(self._hits / self._total)
+
+
+def build_cache(
+    spec: str | None, *, max_entries: int, ttl_seconds: float, prefix: str = DEFAULT_PREFIX
+) -> PredictionCache | None:
+    """The cache ``--cache`` asks for: None/"" (off), "memory", or a ``redis://`` URL."""
+    if not spec:
+        return None
+    if spec == "memory":
+        return MemoryCache(max_entries=max_entries, ttl_seconds=ttl_seconds)
+    if spec.startswith(("redis://", "rediss://", "unix://")):
+        return RedisCache(spec, ttl_seconds=ttl_seconds, prefix=prefix)
+    raise ConfigError(
+        f"Unknown prediction cache {spec!r}: use 'memory' (in-process) or a Redis URL "
+        "such as redis://127.0.0.1:6379/0 (shared by workers)."
+    )
+
+
+__all__ = [
+    "CacheMetrics",
+    "MemoryCache",
+    "PredictionCache",
+    "RedisCache",
+    "build_cache",
+    "cache_key",
+    "input_digest",
+]

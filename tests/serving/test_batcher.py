@@ -1,0 +1,140 @@
+"""The adaptive batcher: answers stay with their requests, batches stay bounded, overload is 503."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+from serving_helpers import IrisRegistry, serve
+
+from shipyard.errors import ConfigError
+from shipyard.quickstart import iris_frame
+from shipyard.serving.batcher import (
+    Batcher,
+    BatchMetrics,
+    BatchSettings,
+    OverloadedError,
+)
+from shipyard.serving.metrics import ServingMetrics
+from shipyard.serving.runtime import load_served_model
+
+
+def _rows(n: int, seed: int = 0) -> list[dict[str, float]]:
+    X, _ = iris_frame()
+    rng = np.random.default_rng(seed)
+    picked = X.sample(n, replace=True, random_state=seed).to_numpy()
+    picked = picked + rng.normal(0, 0.3, picked.shape)  # near class borders too
+    return [dict(zip(X.columns, map(float, row), strict=True)) for row in picked]
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="max_batch_size"):
+        BatchSettings(max_batch_size=0)
+    with pytest.raises(ConfigError, match="max_queue_size"):
+        BatchSettings(max_batch_size=8, max_queue_size=4)
+
+
+def test_concurrent_requests_share_bounded_batches_and_keep_their_answers(
+    iris: IrisRegistry,
+) -> None:
+    record = iris.client.registry.resolve("iris:2")  # the forest: per-row answers differ
+    served = load_served_model(iris.client.registry, record)
+    metrics = ServingMetrics()
+    batcher = Batcher(BatchSettings(max_batch_size=8), metrics=BatchMetrics(metrics.registry))
+    rows = _rows(120)
+    inputs = [served.model.prepare(r) for r in rows]
+
+    async def scenario() -> list[tuple[np.ndarray, np.ndarray | None]]:
+        deadline = time.monotonic() + 30
+        results = await asyncio.gather(
+            *(batcher.submit(served, X, deadline=deadline) for X in inputs)
+        )
+        await batcher.close()
+        return [(r.labels, r.probabilities) for r in results]
+
+    answers = asyncio.run(scenario())
+    for X, (labels, proba) in zip(inputs, answers, strict=True):
+        alone_labels = served.model.predictor.predict(X)
+        alone_proba = served.model.predictor.predict_proba(X)
+        assert labels.tolist() == alone_labels.tolist()
+        assert proba is not None and np.allclose(proba, alone_proba, atol=1e-12)
+    text = metrics.render()[0].decode()
+    count = float(_sample(text, "shipyard_batch_rows_count"))
+    total = float(_sample(text, "shipyard_batch_rows_sum"))
+    assert total == 120
+    assert count < 120, "concurrent requests should have shared model calls"
+    assert float(_sample(text, 'shipyard_batch_rows_bucket{le="8.0",model=""}')) == count
+
+
+def _sample(text: str, prefix: str) -> str:
+    line = next(ln for ln in text.splitlines() if ln.startswith(prefix))
+    return line.rsplit(" ", 1)[1]
+
+
+def test_each_http_answer_matches_its_own_single_row_prediction(iris: IrisRegistry) -> None:
+    iris.client.registry.set_alias("iris", "production", iris.forest)
+    model = iris.client.registry.load("iris:2")
+    rows = _rows(96, seed=1)
+    server = serve(iris.client, max_batch_size=16, max_wait_ms=5)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+
+            def ask(row: dict[str, float]) -> dict[str, object]:
+                answer = http.post("/predict", json=row)
+                assert answer.status_code == 200, answer.text
+                return answer.json()
+
+            with ThreadPoolExecutor(16) as pool:
+                answers = list(pool.map(ask, rows))
+            metrics = http.get("/metrics").text
+    finally:
+        server.stop()
+    classes = [str(c) for c in model.classes.tolist()]
+    for row, answer in zip(rows, answers, strict=True):
+        assert answer["prediction"] == model.predict(row)[0]
+        expected = dict(zip(classes, model.predict_proba(row)[0].tolist(), strict=True))
+        assert answer["probabilities"] == pytest.approx(expected, abs=1e-12)
+    assert "shipyard_batch_queue_wait_seconds_bucket" in metrics
+
+
+def test_a_full_queue_answers_503_with_retry_after(iris: IrisRegistry) -> None:
+    # One batch of one row at a time, one more row may wait: the third concurrent
+    # request finds the queue full.
+    server = serve(iris.client, "slow", max_batch_size=1, max_queue=1)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+
+            def ask(_: int) -> httpx.Response:
+                return http.post("/predict", json={"x": 1.0, "delay": 0.4})
+
+            with ThreadPoolExecutor(6) as pool:
+                answers = list(pool.map(ask, range(6)))
+    finally:
+        server.stop()
+    codes = sorted(a.status_code for a in answers)
+    assert 200 in codes
+    refused = [a for a in answers if a.status_code == 503]
+    assert refused, codes
+    assert refused[0].headers["Retry-After"] == "1"
+    assert "queue" in refused[0].json()["error"]
+
+
+def test_overload_is_raised_at_submit(iris: IrisRegistry) -> None:
+    served = load_served_model(iris.client.registry, iris.client.registry.resolve("iris:1"))
+    batcher = Batcher(BatchSettings(max_batch_size=2, max_queue_size=2), metrics=None)
+    X = served.model.prepare(_rows(2))
+
+    async def scenario() -> None:
+        deadline = time.monotonic() + 30
+        first = asyncio.ensure_future(batcher.submit(served, X, deadline=deadline))
+        await asyncio.sleep(0)  # queued, not yet taken
+        with pytest.raises(OverloadedError, match="full"):
+            await batcher.submit(served, X, deadline=deadline)
+        assert len((await first).labels) == 2
+        await batcher.close()
+
+    asyncio.run(scenario())
