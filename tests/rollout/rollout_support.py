@@ -1,0 +1,40 @@
+"""Helpers for the rollout tests: a registry of cheap pyfunc models, real servers.
+
+The models live in ``rollout_models.py`` beside this file (pytest puts this
+folder on ``sys.path``; server subprocesses get it through ``PYTHONPATH``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from shipyard.client import Shipyard
+from shipyard.config import Settings
+from shipyard.rollout.service import Deployments
+
+HERE = Path(__file__).resolve().parent
+#: The signature sample: x in [-10, 10], so the warm-up record has x = 0.
+SAMPLE = pd.DataFrame({"x": [-10.0, 10.0]})
+#: Version numbers of model ``m`` as registered by :func:`register`.
+GOOD, OTHER, BROKEN, SLOW, GOOD2 = 1, 2, 3, 4, 5
+
+
+@dataclass
+class Registry:
+    client: Shipyard
+    settings: Settings
+    deployments: Deployments
+
+
+def register(client: Shipyard) -> None:
+    for target in ("GOOD", "OTHER", "BROKEN", "SLOW", "GOOD"):
+        client.registry.log_model(f"rollout_models:{target}", "m", sample=SAMPLE)
+
+
+def make_registry(settings: Settings) -> Registry:
+    client = Shipyard(settings)
+    register(client)
+    return Registry(client, settings, Deployments(client.metadata, actor="tester"))

@@ -1,0 +1,88 @@
+"""The controller applies verdicts on a real store; concurrent controllers act once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client import CollectorRegistry
+from rollout_support import GOOD, OTHER, Registry
+
+from shipyard.rollout.controller import RolloutController, accuracy_by_variant
+from shipyard.rollout.metrics import RolloutMetrics
+from shipyard.rollout.policy import bucket_key
+from shipyard.rollout.records import RolloutPolicy
+from shipyard.rollout.service import Deployments
+from shipyard.store.rollout_store import VariantCounters
+
+
+def report(reg: Registry, epoch: int, requests: int, errors: int, worker: str = "w1") -> None:
+    reg.deployments.store.report_worker(
+        "web",
+        worker=worker,
+        revision=1,
+        epoch=epoch,
+        counters=[
+            VariantCounters("canary", OTHER, requests, errors, {bucket_key(0.005): requests})
+        ],
+    )
+
+
+def test_time_steps_advance_and_promote_with_an_injected_clock(reg: Registry) -> None:
+    clock = [datetime(2026, 1, 1, tzinfo=UTC)]
+    d = Deployments(reg.client.metadata, actor="rollout", now=lambda: clock[0])
+    d.create("web", "m", GOOD)
+    d.set_canary("web", OTHER, policy=RolloutPolicy(steps=(5, 25, 100), step_seconds=60))
+    controller = RolloutController(d, clock=lambda: clock[0])
+    weights = []
+    for _ in range(3):
+        report(reg, d.get("web").epoch, 30, 0)
+        assert controller.evaluate("web").action == "hold"  # the step's minute is not up
+        clock[0] += timedelta(seconds=61)
+        assert controller.evaluate("web").action == "advance"
+        weights.append(d.get("web").canary_weight)
+        if d.get("web").canary is None:
+            break
+    web = d.get("web")
+    assert weights[:1] == [25.0] and (web.primary, web.canary) == (OTHER, None)
+    assert [c.action for c in d.changes("web")][:3] == [
+        "auto_promote",
+        "advance_canary",
+        "deploy_canary",
+    ]
+
+
+def test_breach_rolls_back_with_reason_and_counter(reg: Registry) -> None:
+    d = reg.deployments
+    d.create("web", "m", GOOD)
+    d.set_canary("web", OTHER, policy=RolloutPolicy(step_requests=500, max_error_rate=0.1))
+    report(reg, d.get("web").epoch, 20, 0, worker="w1")
+    report(reg, d.get("web").epoch, 20, 9, worker="w2")  # 9/40 over both workers
+    metrics = RolloutMetrics(CollectorRegistry())
+    first = RolloutController(d, metrics=metrics)
+    second = RolloutController(Deployments(reg.client.metadata, actor="other"))
+    stale = d.get("web")
+    verdict = first.evaluate("web", stale)
+    assert (verdict.action, verdict.guard) == ("rollback", "error_rate")
+    # A second controller that read the same state is told someone acted first.
+    assert second.evaluate("web", stale).reason == "another controller or a person acted first"
+    web = d.get("web")
+    assert (web.primary, web.canary) == (GOOD, None)
+    entry = reg.client.metadata.audit_log(model="m", limit=1)[0]
+    assert entry.action == "auto_rollback"
+    assert entry.reason is not None and "error rate 22.5% (9/40)" in entry.reason
+    assert metrics.rollbacks.labels("web", "error_rate")._value.get() == 1
+
+
+def test_accuracy_by_variant_counts_labelled_rows() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "variant": ["primary", "primary", "canary", "canary", "canary"],
+            "prediction": ["a", "b", "a", "a", "b"],
+            "label": ["a", "b", "b", None, "b"],
+        }
+    )
+    got = accuracy_by_variant(frame)
+    assert (got["primary"].correct, got["primary"].labelled) == (2, 2)
+    assert (got["canary"].correct, got["canary"].labelled) == (1, 2)
