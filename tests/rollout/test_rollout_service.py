@@ -61,7 +61,7 @@ def test_bad_input_changes_nothing(reg: Registry) -> None:
     before = d.get("web")
     with pytest.raises(InvalidInputError, match="add up to 100 %, got 90"):
         d.set_split("web", {GOOD: 50, OTHER: 40})
-    with pytest.raises(NotFoundError, match="no version 99. Versions: 1, 2, 3, 4, 5"):
+    with pytest.raises(NotFoundError, match=r"no version 99\. Versions: 1, 2, 3, 4, 5"):
         d.set_canary("web", 99, 10)
     reg.client.registry.archive("m:4", reason="old")
     with pytest.raises(InvalidInputError, match="m:4 is archived and cannot take traffic"):
@@ -85,7 +85,7 @@ def test_concurrent_changes_one_wins_the_other_is_told(reg: Registry) -> None:
     other = Deployments(reg.client.metadata, actor="bob")
     read = d.get("web").revision
     d.set_canary("web", OTHER, 10, expected_revision=read)
-    with pytest.raises(ConflictError, match="changed by someone else.*re-read"):
+    with pytest.raises(ConflictError, match=r"changed by someone else.*re-read"):
         other.set_canary("web", GOOD2, 20, expected_revision=read)
     now = d.get("web")
     assert (now.canary, now.canary_weight, now.revision) == (OTHER, 10.0, read + 1)
