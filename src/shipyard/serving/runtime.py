@@ -38,6 +38,7 @@ from pydantic import BaseModel
 
 from shipyard.errors import SchemaError, ShipyardError
 from shipyard.registry.model import LoadedModel
+from shipyard.registry.optimize import compiled_model
 from shipyard.registry.refs import ModelRef, parse_ref
 from shipyard.registry.service import Registry
 from shipyard.registry.signature import Signature
@@ -181,6 +182,8 @@ def load_served_model(
     """
     start = time.perf_counter()
     model = registry.load(record.ref, trusted_pickle=trusted_pickle)
+    # A verified ONNX graph (``shipyard optimize``) answers instead of the original.
+    model = compiled_model(registry, record, model)
     signature = model.signature
     classes = model.classes
     served = ServedModel(

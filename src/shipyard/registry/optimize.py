@@ -1,0 +1,386 @@
+"""Compiled runtimes: convert a registered version to ONNX, verify it, serve it with onnxruntime.
+
+``shipyard optimize REF`` (or :func:`optimize_version`) converts the version's
+model with skl2onnx (scikit-learn, pipelines included) or onnxmltools
+(XGBoost, LightGBM), runs both the original and the ONNX graph on a reference
+sample and compares them: predicted classes must be *equal*, probabilities
+(or regression values) within ``atol`` (default ``1e-4``; ONNX computes in
+float32). Only a verified graph is used for serving.
+
+Storage: versions are immutable, so the original package and its manifest are
+left untouched. The ONNX bytes go to the artifact store (content-addressed,
+SHA-256 checked on read) and the outcome is recorded in the version's tags:
+
+- ``onnx_status``: ``verified``, ``disagrees`` or ``failed``;
+- ``onnx_digest``: the SHA-256 of the ONNX graph (verified or disagreeing);
+- ``onnx_detail``: what was compared and how far apart, or why it failed;
+- ``onnx_converter``: converter and version.
+
+The reference sample is the one passed in (e.g. the training sample at
+registration); without one, rows are drawn from the signature's ranges (the
+training sample's min..max per column), deterministically.
+
+Servers call :func:`compiled_model` at load: a verified graph replaces the
+predictor; anything else keeps the original and logs why.
+
+Example:
+    >>> outcome = optimize_version(client.registry, "iris:3")        # doctest: +SKIP
+    >>> outcome.status, outcome.detail                               # doctest: +SKIP
+    ('verified', '500 rows: classes equal; max |probability diff| 6.0e-08 <= 0.0001')
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.metadata
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shipyard.registry.flavors.onnx import OnnxPredictor, _graph_classes
+from shipyard.registry.model import LoadedModel
+from shipyard.registry.service import Registry
+from shipyard.registry.signature import Signature
+from shipyard.store import records
+from shipyard.store.artifacts import sha256_bytes
+
+logger = logging.getLogger("shipyard.registry")
+
+DEFAULT_ATOL = 1e-4
+SAMPLE_ROWS = 500
+TAG_STATUS = "onnx_status"
+TAG_DIGEST = "onnx_digest"
+TAG_DETAIL = "onnx_detail"
+TAG_CONVERTER = "onnx_converter"
+VERIFIED = "verified"
+DISAGREES = "disagrees"
+FAILED = "failed"
+
+
+class ConversionError(Exception):
+    """The model could not be converted to ONNX (internal: recorded, never raised out)."""
+
+
+@dataclass(frozen=True)
+class OptimizationOutcome:
+    """What :func:`optimize_version` found and recorded."""
+
+    ref: str
+    status: str
+    detail: str
+    digest: str | None = None
+    converter: str | None = None
+
+    @property
+    def verified(self) -> bool:
+        return self.status == VERIFIED
+
+
+# -- the compiled predictor ----------------------------------------------------------------
+
+
+class CompiledPredictor(OnnxPredictor):
+    """An ONNX session that answers labels and probabilities in one run.
+
+    ``original_classes`` are the labels the original model answers; a converter
+    that writes class indices (0..n-1) instead is mapped back to them.
+    """
+
+    def __init__(
+        self, session: Any, graph_classes: np.ndarray | None, original_classes: Any
+    ) -> None:
+        super().__init__(session, graph_classes)
+        self._label_map: np.ndarray | None = None
+        if original_classes is not None and self.proba_output is not None:
+            original = np.asarray(original_classes)
+            graph = None if self.classes is None else np.asarray(self.classes)
+            if graph is None or graph.tolist() != original.tolist():
+                # e.g. LightGBM graphs answer 0..n-1: report the model's own labels.
+                self._label_map = original
+            self.classes = original
+
+    def _labels(self, raw: Any, proba: np.ndarray | None) -> np.ndarray:
+        if self._label_map is not None and proba is not None:
+            return self._label_map[np.argmax(proba, axis=1)]
+        out = np.asarray(raw)
+        return out.ravel() if out.ndim == 2 and out.shape[1] == 1 else out
+
+    def _proba(self, out: Any) -> np.ndarray:
+        if isinstance(out, list):  # ZipMap: one {label: probability} dict per row
+            keys = list(out[0].keys())
+            return np.array([[row[k] for k in keys] for row in out], dtype=np.float64)
+        return np.asarray(out, dtype=np.float64)
+
+    def predict_both(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """Labels and probabilities (None for regressors) from a single session run."""
+        feed = self._feed(X)
+        if self.proba_output is None:
+            (out,) = self.session.run([self.label_output], feed)
+            return self._labels(out, None), None
+        raw, out = self.session.run([self.label_output, self.proba_output], feed)
+        proba = self._proba(out)
+        return self._labels(raw, proba), proba
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.predict_both(X)[0]
+
+    def _predict_proba(self, X: Any) -> np.ndarray:
+        proba = self.predict_both(X)[1]
+        assert proba is not None
+        return proba
+
+
+def session_from_bytes(data: bytes) -> Any:
+    """An onnxruntime session, one thread per op: requests run in parallel already."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # LightGBM graphs warn on every run about label shapes
+    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+def compiled_predictor(data: bytes, original_classes: Any) -> CompiledPredictor:
+    import onnx
+
+    proto = onnx.load_model_from_string(data)
+    return CompiledPredictor(session_from_bytes(data), _graph_classes(proto), original_classes)
+
+
+# -- conversion ----------------------------------------------------------------------------
+
+
+def _estimator(model: LoadedModel) -> tuple[str, Any]:
+    """The framework object behind a loaded model, and which converter takes it."""
+    predictor = model.predictor
+    flavor = model.flavor
+    if flavor == "sklearn":
+        return "skl2onnx", getattr(predictor, "model", None)
+    if flavor == "xgboost":
+        inner = getattr(predictor, "model", None)
+        if inner is None:
+            raise ConversionError("a raw XGBoost Booster (not XGBClassifier/XGBRegressor)")
+        return "onnxmltools-xgboost", inner
+    if flavor == "lightgbm":
+        return "onnxmltools-lightgbm", getattr(predictor, "booster", None)
+    raise ConversionError(
+        f"flavor {flavor!r} has no ONNX converter (sklearn, xgboost and lightgbm do)"
+    )
+
+
+def _zipmap_off(estimator: Any) -> dict[Any, Any]:
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    if hasattr(final, "predict_proba"):
+        return {id(final): {"zipmap": False}}
+    return {}
+
+
+def convert(model: LoadedModel, *, double: bool = False) -> tuple[bytes, str]:
+    """ONNX bytes for ``model`` and the converter used; ConversionError if impossible."""
+    signature = model.signature
+    if not signature.is_numeric:
+        kinds = sorted({c.dtype for c in signature.inputs})
+        raise ConversionError(f"inputs are not all numeric ({', '.join(kinds)})")
+    converter, estimator = _estimator(model)
+    if estimator is None:
+        raise ConversionError(f"the {model.flavor} predictor does not expose its model")
+    n = len(signature.inputs)
+    try:
+        if converter == "skl2onnx":
+            from skl2onnx import convert_sklearn
+            from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+            kind = DoubleTensorType if double else FloatTensorType
+            proto = convert_sklearn(
+                estimator,
+                initial_types=[("input", kind([None, n]))],
+                options=_zipmap_off(estimator),
+                target_opset=None,
+            )
+            version = "skl2onnx " + importlib.metadata.version("skl2onnx")
+        else:
+            import onnxmltools
+            from onnxmltools.convert.common.data_types import FloatTensorType as MltFloat
+
+            types = [("input", MltFloat([None, n]))]
+            if converter == "onnxmltools-xgboost":
+                # onnxmltools only reads features named f0, f1, ...: convert a copy without names.
+                estimator = copy.deepcopy(estimator)
+                estimator.get_booster().feature_names = None
+                proto = onnxmltools.convert_xgboost(estimator, initial_types=types)
+            else:
+                proto = onnxmltools.convert_lightgbm(estimator, initial_types=types, zipmap=False)
+            version = "onnxmltools " + importlib.metadata.version("onnxmltools")
+    except ConversionError:
+        raise
+    except Exception as exc:  # converters raise many types (RuntimeError, MissingShape...)
+        raise ConversionError(f"{type(exc).__name__}: {exc}") from exc
+    return proto.SerializeToString(), version
+
+
+# -- verification --------------------------------------------------------------------------
+
+
+def reference_sample(
+    signature: Signature, *, rows: int = SAMPLE_ROWS, seed: int = 0
+) -> pd.DataFrame:
+    """Rows drawn uniformly from each column's training range (0..1 when unknown)."""
+    rng = np.random.default_rng(seed)
+    columns: dict[str, np.ndarray] = {}
+    for spec in signature.inputs:
+        low = 0.0 if spec.minimum is None else float(spec.minimum)
+        high = 1.0 if spec.maximum is None else float(spec.maximum)
+        if spec.dtype == "boolean":
+            columns[spec.name] = rng.integers(0, 2, rows).astype(bool)
+        elif spec.dtype == "integer":
+            columns[spec.name] = rng.integers(int(low), int(high) + 1, rows)
+        else:
+            columns[spec.name] = rng.uniform(low, high, rows)
+    return pd.DataFrame(columns)
+
+
+def compare(
+    model: LoadedModel, compiled: CompiledPredictor, sample: pd.DataFrame, *, atol: float
+) -> tuple[bool, str]:
+    """Whether ``compiled`` answers like ``model`` on ``sample``, and the evidence."""
+    X = model.prepare(sample)
+    labels = np.asarray(model.predictor.predict(X))
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    fast_labels, fast_proba = compiled.predict_both(model.signature.coerce_array(sample))
+    rows = len(sample)
+    if model.has_proba and fast_proba is not None:
+        proba = np.asarray(model.predictor.predict_proba(X))  # type: ignore[attr-defined]
+        mismatched = int(np.sum(labels.astype(str) != fast_labels.astype(str)))
+        if proba.shape != fast_proba.shape:
+            return False, f"probability shapes differ: {proba.shape} vs {fast_proba.shape}"
+        diff = float(np.max(np.abs(proba - fast_proba))) if rows else 0.0
+        evidence = f"{rows} rows: {mismatched} class(es) differ; max |probability diff| {diff:.1e}"
+        ok = mismatched == 0 and diff <= atol
+        if ok:
+            evidence = f"{rows} rows: classes equal; max |probability diff| {diff:.1e} <= {atol:g}"
+        return ok, evidence
+    if model.signature.output.task == "classification":
+        mismatched = int(np.sum(labels.astype(str) != fast_labels.astype(str)))
+        return mismatched == 0, f"{rows} rows: {mismatched} class(es) differ"
+    diff = float(np.max(np.abs(labels.astype(float) - fast_labels.astype(float)))) if rows else 0.0
+    return diff <= atol, f"{rows} rows: max |prediction diff| {diff:.1e} (atol {atol:g})"
+
+
+def optimize_version(
+    registry: Registry,
+    ref: str,
+    *,
+    sample: pd.DataFrame | None = None,
+    atol: float = DEFAULT_ATOL,
+    trusted_pickle: bool = False,
+) -> OptimizationOutcome:
+    """Convert, verify and record the ONNX form of ``ref``; never raises for a bad model.
+
+    The outcome is also written to the version's tags (see the module doc).
+    """
+    record = registry.resolve(ref)
+    model = registry.load(record.ref, trusted_pickle=trusted_pickle)
+    sample = sample if sample is not None else reference_sample(model.signature)
+    digest: str | None = None
+    converter: str | None = None
+    status, detail = FAILED, ""
+    for double in (False, True):  # float32 first (fast, widest support), then float64
+        try:
+            data, converter = convert(model, double=double)
+            compiled = compiled_predictor(data, model.classes)
+            ok, detail = compare(model, compiled, sample, atol=atol)
+        except ConversionError as exc:
+            status, detail = FAILED, f"conversion failed: {exc}"
+            break  # the same model will not convert in double either
+        except Exception as exc:  # onnxruntime refusing the graph, a converter bug...
+            status, detail = (
+                FAILED,
+                f"the converted graph does not run: {type(exc).__name__}: {exc}",
+            )
+            continue
+        digest = registry.artifacts.put_bytes(data)
+        status = VERIFIED if ok else DISAGREES
+        if ok:
+            detail += " (float64 graph)" if double else ""
+            break
+    tags = {TAG_STATUS: status, TAG_DETAIL: detail[:1000]}
+    if digest is not None:
+        tags[TAG_DIGEST] = digest
+    if converter is not None:
+        tags[TAG_CONVERTER] = converter
+    registry.metadata.set_version_tags(record.model, record.version, tags)
+    outcome = OptimizationOutcome(record.ref, status, detail, digest, converter)
+    logger.info("ONNX for %s: %s (%s)", record.ref, status, detail)
+    return outcome
+
+
+# -- serving and describing ------------------------------------------------------------------
+
+
+def compiled_model(
+    registry: Registry, record: records.ModelVersion, model: LoadedModel
+) -> LoadedModel:
+    """``model`` with its verified ONNX graph as predictor, or ``model`` unchanged.
+
+    A graph that is missing, corrupt or fails to load is logged and ignored:
+    the original always remains a correct answer.
+    """
+    tags = record.tags
+    if tags.get(TAG_STATUS) != VERIFIED or not tags.get(TAG_DIGEST):
+        return model
+    try:
+        data = registry.artifacts.get_bytes(tags[TAG_DIGEST])
+        if sha256_bytes(data) != tags[TAG_DIGEST]:
+            raise ValueError("the stored graph does not match its digest")
+        predictor = compiled_predictor(data, model.classes)
+    except Exception as exc:  # serve the original rather than fail to serve
+        logger.warning("Serving %s without its ONNX graph: %s", record.ref, exc)
+        return model
+    compiled = LoadedModel(model.manifest, predictor)
+    compiled.runtime = "onnxruntime"  # type: ignore[attr-defined]
+    return compiled
+
+
+def runtime_name(model: LoadedModel) -> str:
+    """``onnxruntime`` for a compiled model, else the flavor's own runtime."""
+    return str(getattr(model, "runtime", model.flavor))
+
+
+def describe_optimization(registry_or_client: Any, version: records.ModelVersion) -> list[str]:
+    """Lines for ``shipyard models show``: how this version is served, and why.
+
+    Accepts a :class:`Registry` or a client (anything with ``.registry``); it only
+    reads ``version.tags``, so the argument is kept for a uniform call.
+    """
+    tags = version.tags
+    status = tags.get(TAG_STATUS)
+    if status is None:
+        hint = f"Run `shipyard optimize {version.ref}`."
+        return [f"Runtime: original ({version.flavor}); not optimized. {hint}"]
+    detail = tags.get(TAG_DETAIL, "")
+    converter = tags.get(TAG_CONVERTER, "")
+    if status == VERIFIED:
+        digest = tags.get(TAG_DIGEST, "")[:12]
+        return [
+            f"Runtime: onnxruntime (ONNX graph {digest}…, {converter}), verified: {detail}",
+        ]
+    why = "disagrees with the original" if status == DISAGREES else "not converted"
+    return [f"Runtime: original ({version.flavor}); ONNX {why}: {detail}"]
+
+
+__all__ = [
+    "DEFAULT_ATOL",
+    "CompiledPredictor",
+    "OptimizationOutcome",
+    "compiled_model",
+    "convert",
+    "describe_optimization",
+    "optimize_version",
+    "reference_sample",
+    "runtime_name",
+]
