@@ -6,8 +6,9 @@ model is loaded and warmed up by a background task once the server starts
 same task follows the reference's alias for hot swaps.
 
 Middleware, outermost first: request id + HTTP metrics, per-request timeout,
-body-size limit. Errors of every kind are rendered by
-:mod:`shipyard.serving.errors`.
+body-size limit, then direct dispatch of ``/predict`` and ``/invocations``
+(:mod:`shipyard.serving.direct`); everything else goes through FastAPI.
+Errors of every kind are rendered by :mod:`shipyard.serving.errors`.
 
 Example:
     >>> from shipyard.client import Shipyard
@@ -28,6 +29,7 @@ from shipyard import __version__
 from shipyard.client import Shipyard
 from shipyard.registry.refs import parse_ref
 from shipyard.serving import admin, ops
+from shipyard.serving.direct import DirectRoute, DirectRoutesMiddleware, direct_routes
 from shipyard.serving.errors import install_error_handlers
 from shipyard.serving.fastpath import FastPath
 from shipyard.serving.inference import Inference
@@ -111,12 +113,19 @@ def create_app(
     app.state.metrics = metrics
     app.state.inference = inference
     install_error_handlers(app)
-    app.include_router(native.build_router(inference, api_key=api_key))
-    app.include_router(mlflow.build_router(inference, api_key=api_key))
-    app.include_router(v2.build_router(inference, api_key=api_key))
-    app.include_router(ops.build_router(runtime, metrics))
-    app.include_router(admin.build_router(runtime, AdminGuard(settings.admin_token)))
+    routers = [
+        native.build_router(inference, api_key=api_key),
+        mlflow.build_router(inference, api_key=api_key),
+        v2.build_router(inference, api_key=api_key),
+        ops.build_router(runtime, metrics),
+        admin.build_router(runtime, AdminGuard(settings.admin_token)),
+    ]
+    direct: dict[tuple[str, str], DirectRoute] = {}
+    for router in routers:
+        direct.update(direct_routes(router.routes))
+        app.include_router(router)
     # Starlette wraps the last added outermost.
+    app.add_middleware(DirectRoutesMiddleware, routes=direct)
     app.add_middleware(BodyLimitMiddleware, max_bytes=options.max_body_bytes)
     app.add_middleware(TimeoutMiddleware, seconds=options.request_timeout)
     app.add_middleware(RequestMiddleware, metrics=metrics)

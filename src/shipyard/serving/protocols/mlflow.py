@@ -25,11 +25,12 @@ from typing import Any
 
 import orjson
 import pandas as pd
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from shipyard.errors import InvalidInputError, SchemaError
 from shipyard.serving import schemas
+from shipyard.serving.direct import direct
 from shipyard.serving.errors import REQUEST_ID_KEY, UnsupportedMediaTypeError
 from shipyard.serving.inference import Inference
 from shipyard.serving.runtime import ServedModel
@@ -172,13 +173,11 @@ def _columns(value: dict[str, Any]) -> Any:
 
 def build_router(inference: Inference, *, api_key: ApiKeyGuard) -> APIRouter:
     """``POST /invocations`` and ``GET /ping``, bound to ``inference``."""
-    dependencies = [Depends(api_key)] if api_key.enabled else []
     router = APIRouter(tags=["mlflow"])
 
     @router.post(
         PATH,
         summary="MLflow scoring protocol",
-        dependencies=dependencies,
         response_model=None,
         responses={
             200: {
@@ -189,8 +188,10 @@ def build_router(inference: Inference, *, api_key: ApiKeyGuard) -> APIRouter:
         },
         openapi_extra={"requestBody": {"required": True, "content": {JSON: {}, CSV: {}}}},
     )
+    @direct
     async def invocations(request: Request) -> Response:
         started = time.perf_counter()
+        await api_key(request)
         served = inference.runtime.require()
         mime = parse_content_type(request.headers.get("content-type"))
         body = await request.body()

@@ -23,11 +23,12 @@ import time
 from typing import Any, Union
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from shipyard.errors import InvalidInputError, SchemaError
 from shipyard.serving import schemas
+from shipyard.serving.direct import direct
 from shipyard.serving.errors import REQUEST_ID_KEY
 from shipyard.serving.inference import Inference
 from shipyard.serving.runtime import Prediction, ServedModel
@@ -91,8 +92,7 @@ def render(
 
 def build_router(inference: Inference, *, api_key: ApiKeyGuard) -> APIRouter:
     """The ``/predict`` route, bound to ``inference``."""
-    dependencies = [Depends(api_key)] if api_key.enabled else []
-    router = APIRouter(tags=["predict"], dependencies=dependencies)
+    router = APIRouter(tags=["predict"])
 
     @router.post(
         PATH,
@@ -117,8 +117,10 @@ def build_router(inference: Inference, *, api_key: ApiKeyGuard) -> APIRouter:
         # The body schema depends on the served version; app.openapi() fills it in.
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {}}}},
     )
+    @direct
     async def predict(request: Request) -> Response:
         started = time.perf_counter()
+        await api_key(request)
         served = inference.runtime.require()
         rows, single = parse_body(await request.body(), served.signature.names)
         request_id = request.scope[REQUEST_ID_KEY]
