@@ -104,6 +104,7 @@ def child_shipyard(ref_path: str, cur_path: str, options: dict) -> dict:
     import pandas as pd
 
     from shipyard.drift import DriftDetector
+    from shipyard.drift.profile import DEFAULT_MAX_ROWS
 
     ref = pd.read_parquet(ref_path)
     cur = pd.read_parquet(cur_path)
@@ -112,6 +113,7 @@ def child_shipyard(ref_path: str, cur_path: str, options: dict) -> dict:
         stattest=options.get("stattest"),
         threshold=options.get("threshold"),
         drift_share=options.get("drift_share", 0.5),
+        max_rows=options.get("max_rows", DEFAULT_MAX_ROWS),
     )
     result = detector.fit(ref).score(cur)
     compute = time.perf_counter() - started
@@ -253,6 +255,11 @@ def main() -> None:
     )
     parser.add_argument("--sizes", default="10000,100000,1000000", help="rows per side, e.g. 10000")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--exact",
+        action="store_true",
+        help="keep the whole reference (max_rows=None) instead of a 100k-row sample",
+    )
     args = parser.parse_args()
 
     sys.path.insert(0, str(BENCH_DIR))
@@ -267,7 +274,8 @@ def main() -> None:
         runs: dict[str, list[dict]] = {"evidently": [], "shipyard": []}
         for rep in range(args.repeats):
             for tool, python in (("evidently", ev_python), ("shipyard", sy_python)):
-                run = measure(python, tool, ref, cur, {})
+                options = {"max_rows": None} if tool == "shipyard" and args.exact else {}
+                run = measure(python, tool, ref, cur, options)
                 runs[tool].append(run)
                 print(
                     f"n={n:>8} rep={rep} {tool:<9} wall={run['wall']:7.2f}s "
@@ -312,7 +320,10 @@ def main() -> None:
     cpu = models[0] if models else platform.processor()
     py_version = platform.python_version()
     print(f"Machine: {cpu}, {os.cpu_count()} cores, Python {py_version}, {platform.system()}")
-    print(f"Command: .venv/bin/python bench/drift.py --sizes {args.sizes} --repeats {args.repeats}")
+    flags = f"--sizes {args.sizes} --repeats {args.repeats}" + (" --exact" if args.exact else "")
+    print(f"Command: .venv/bin/python bench/drift.py {flags}")
+    sample = "whole reference" if args.exact else "reference sampled to 100,000 rows (default)"
+    print(f"Shipyard profile: {sample}.")
     print(
         "wall = whole subprocess (interpreter start, imports, Parquet read, compute); "
         "compute = fit+score / Report.run only."

@@ -56,6 +56,8 @@ def test_sample_is_bounded_uniform_and_seeded() -> None:
     assert not a.sample.equals(c.sample)
     small = ReferenceProfile.from_frame(frame.head(200), max_rows=300)
     assert not small.is_sampled and len(small.sample) == 200
+    everything = ReferenceProfile.from_frame(frame, max_rows=None)
+    assert not everything.is_sampled and len(everything.sample) == 5000
 
 
 def test_bytes_round_trip_keeps_sample_statistics_and_dtypes() -> None:

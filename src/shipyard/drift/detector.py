@@ -83,7 +83,8 @@ class DriftDetector:
         categorical / numerical: column names whose inferred type to override.
         n_jobs: threads for per-column work (``None``/``-1``: every core).
         max_rows: rows kept in the reference sample (see ``ReferenceProfile``);
-            unused when ``fit`` is given a profile, which is bounded already.
+            ``None`` keeps all, so every score equals Evidently's exactly.
+            Unused when ``fit`` is given a profile, which is bounded already.
         seed: seed of that sample.
 
         >>> DriftDetector(stattest="psi").fit(pd.DataFrame({"a": [1.0, 2.0]})).column_types_
@@ -99,7 +100,7 @@ class DriftDetector:
         categorical: Sequence[str] | None = None,
         numerical: Sequence[str] | None = None,
         n_jobs: int | None = None,
-        max_rows: int = DEFAULT_MAX_ROWS,
+        max_rows: int | None = DEFAULT_MAX_ROWS,
         seed: int = 0,
     ) -> None:
         self.stattest = stattest

@@ -21,7 +21,8 @@ What is estimated from the sample when the reference has more than
 bin shares of histogram-binned divergences. The estimates are unbiased and
 close (a 100k sample moves a normed Wasserstein distance by ~0.005), so a
 verdict can only differ from Evidently's when a score sits that close to its
-threshold. Under ``max_rows`` rows the sample is the whole reference and every
+threshold. Under ``max_rows`` rows (or with ``max_rows=None``, at the cost of
+keeping every row) the sample is the whole reference and every
 score is exact.
 
     >>> import pandas as pd
@@ -195,7 +196,7 @@ class ReferenceProfile:
     sample: pd.DataFrame
     columns: dict[str, ColumnProfile]
     n_rows: int
-    max_rows: int
+    max_rows: int | None
     seed: int
     # Reference sides built so far, kept so sorting and counting the sample
     # happen once however many current frames are scored.
@@ -208,12 +209,12 @@ class ReferenceProfile:
         cls,
         frame: pd.DataFrame,
         *,
-        max_rows: int = DEFAULT_MAX_ROWS,
+        max_rows: int | None = DEFAULT_MAX_ROWS,
         max_categories: int = DEFAULT_MAX_CATEGORIES,
         seed: int = 0,
         n_jobs: int | None = None,
     ) -> ReferenceProfile:
-        """Profile ``frame``, keeping a sample of at most ``max_rows`` rows."""
+        """Profile ``frame``, keeping a sample of at most ``max_rows`` rows (None: all)."""
         if not isinstance(frame, pd.DataFrame):
             raise InvalidInputError(
                 f"Reference data must be a pandas DataFrame, got {type(frame).__name__}."
@@ -223,7 +224,7 @@ class ReferenceProfile:
                 f"Reference data is empty ({frame.shape[0]} rows, {frame.shape[1]} columns); "
                 "drift needs at least one row and one column to compare against."
             )
-        if max_rows < 1:
+        if max_rows is not None and max_rows < 1:
             raise InvalidInputError(f"max_rows must be at least 1, got {max_rows}.")
         duplicated = frame.columns[frame.columns.duplicated()].tolist()
         if duplicated:
@@ -234,7 +235,7 @@ class ReferenceProfile:
         frame = frame.rename(columns=str)
         names = list(frame.columns)
         stats = parallel_map(lambda c: profile_column(c, frame[c], max_categories), names, n_jobs)
-        if len(frame) > max_rows:
+        if max_rows is not None and len(frame) > max_rows:
             rng = np.random.default_rng(seed)
             rows = np.sort(rng.choice(len(frame), size=max_rows, replace=False))
             sample = frame.take(rows).reset_index(drop=True)
