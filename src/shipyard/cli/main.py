@@ -8,6 +8,7 @@ from shipyard import __version__
 from shipyard.cli import (
     approve,
     audit,
+    loop,
     models,
     monitor,
     package,
@@ -32,6 +33,7 @@ app.command("quickstart")(quickstart.quickstart_command)
 app.command("predict")(predict.predict_command)
 app.add_typer(validate.app, name="validate")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(loop.app, name="loop")
 app.command("approve")(approve.approve_command)
 app.command("reject")(approve.reject_command)
 

@@ -1,0 +1,194 @@
+"""Training pipelines: a ``module:function`` entry point, the data it is given, what it returns.
+
+A pipeline is any function ``train(data, params) -> (model, metrics)``:
+``data`` is the exact DataFrame the loop read and fingerprinted (target
+column included), ``params`` the config's parameters. It returns a fitted
+model and its training metrics (a :class:`TrainResult` works too). The
+loop does everything around it: reading and pinning the data, the holdout
+split, tracking, registering.
+
+>>> train = resolve_entry_point("shipyard.loop.examples:train_iris")
+>>> train.__name__
+'train_iris'
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from shipyard.errors import ConfigError, InvalidInputError
+from shipyard.loop.config import DataSource
+from shipyard.tracking.fingerprint import fingerprint
+from shipyard.validation.service import read_table
+
+_SUFFIXES = (".csv", ".parquet", ".pq", ".jsonl", ".tsv")
+
+Pipeline = Callable[[pd.DataFrame, dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a pipeline hands back: the fitted model and its training metrics."""
+
+    model: Any
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataSnapshot:
+    """The data one retrain used: the frame, and its lineage (fingerprint, source, time range)."""
+
+    frame: pd.DataFrame
+    lineage: dict[str, Any]
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.frame)
+
+
+def resolve_entry_point(spec: str) -> Pipeline:
+    """Import ``package.module:function`` and return the function."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"Pipeline entry point {spec!r} is not 'package.module:function'.")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"Cannot import module {module_name!r} of pipeline entry point {spec!r}: {exc}. "
+            "Is it installed, or on PYTHONPATH?"
+        ) from exc
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ConfigError(
+            f"Module {module_name!r} has no function {attr!r} (entry point {spec!r})."
+        )
+    return fn  # type: ignore[no-any-return]
+
+
+def run_pipeline(spec: str, data: pd.DataFrame, params: Mapping[str, Any]) -> TrainResult:
+    """Call the pipeline and check what it returned."""
+    out = resolve_entry_point(spec)(data, dict(params))
+    if isinstance(out, TrainResult):
+        result = out
+    elif isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], Mapping):
+        result = TrainResult(out[0], dict(out[1]))
+    else:
+        raise InvalidInputError(
+            f"Pipeline {spec} returned {type(out).__name__}; expected (model, metrics) "
+            "or a TrainResult."
+        )
+    if not hasattr(result.model, "predict"):
+        raise InvalidInputError(
+            f"Pipeline {spec} returned a {type(result.model).__name__}, which has no "
+            "predict method; return the fitted model."
+        )
+    metrics = {}
+    for key, value in result.metrics.items():
+        try:
+            metrics[str(key)] = float(value)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"Pipeline {spec} returned metric {key!r} = {value!r}, which is not a number."
+            ) from exc
+    return TrainResult(result.model, metrics)
+
+
+# -- data sources -------------------------------------------------------------------------
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _SUFFIXES)
+        if not files:
+            raise InvalidInputError(f"Data folder {path} holds no {', '.join(_SUFFIXES)} files.")
+        return files
+    if not path.exists():
+        raise InvalidInputError(f"Data source {path} does not exist.")
+    return [path]
+
+
+def read_source(source: DataSource) -> pd.DataFrame:
+    """Read a file, every data file of a folder (concatenated, in name order), or a table."""
+    if source.table is not None:
+        engine = sa.create_engine(str(source.url))
+        try:
+            return pd.read_sql_table(source.table, engine)
+        except (sa.exc.SQLAlchemyError, ValueError) as exc:
+            raise InvalidInputError(f"Cannot read table {source.describe()}: {exc}") from exc
+        finally:
+            engine.dispose()
+    frames = [read_table(f) for f in _files(Path(str(source.path)))]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def count_rows(source: DataSource) -> int:
+    """Rows in a source without loading it where the format allows (Parquet footers, COUNT)."""
+    if source.table is not None:
+        engine = sa.create_engine(str(source.url))
+        try:
+            with engine.connect() as conn:
+                table = sa.table(source.table)
+                return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+        except sa.exc.SQLAlchemyError as exc:
+            raise InvalidInputError(f"Cannot count rows of {source.describe()}: {exc}") from exc
+        finally:
+            engine.dispose()
+    total = 0
+    for file in _files(Path(str(source.path))):
+        if file.suffix in (".parquet", ".pq"):
+            total += pq.ParquetFile(file).metadata.num_rows
+        else:
+            total += len(read_table(file))
+    return total
+
+
+def snapshot(source: DataSource) -> DataSnapshot:
+    """Read ``source`` and pin it: content fingerprint, where it came from, its time range."""
+    frame = read_source(source)
+    if frame.empty:
+        raise InvalidInputError(f"Data source {source.describe()} has no rows.")
+    lineage = fingerprint(frame, source=source.describe()).to_dict()
+    if source.time_column is not None:
+        if source.time_column not in frame.columns:
+            raise InvalidInputError(
+                f"Data source {source.describe()} has no time column {source.time_column!r}; "
+                f"its columns are {list(frame.columns)[:20]}."
+            )
+        times = pd.to_datetime(frame[source.time_column], utc=True, errors="coerce")
+        if times.isna().all():
+            raise InvalidInputError(
+                f"Time column {source.time_column!r} of {source.describe()} holds no timestamps."
+            )
+        lineage["time_range"] = {
+            "column": source.time_column,
+            "start": times.min().isoformat(),
+            "end": times.max().isoformat(),
+        }
+    return DataSnapshot(frame, lineage)
+
+
+def finite_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    """Drop NaN/inf metrics (a registry record wants real numbers)."""
+    return {k: v for k, v in metrics.items() if math.isfinite(v)}
+
+
+__all__ = [
+    "DataSnapshot",
+    "Pipeline",
+    "TrainResult",
+    "count_rows",
+    "read_source",
+    "resolve_entry_point",
+    "run_pipeline",
+    "snapshot",
+]

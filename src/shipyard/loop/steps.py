@@ -1,0 +1,394 @@
+"""The steps of one loop run, in order: each reads and extends the run's :class:`RunState`.
+
+    validate_data -> retrain -> register -> gates -> approval -> canary -> promote
+
+A step writes what went in and what came out into its :class:`StepLog` (the
+controller stores it with timings); it fails by raising :class:`StepFailed`
+with the run status that failure means (``rejected`` keeps the champion
+because the challenger was not good enough, ``rolled_back`` because its
+canary was not, ``failed`` for anything broken). ``approval`` and ``canary``
+may leave the run *waiting*; a later tick resumes it there.
+
+>>> StepFailed("gates failed", run_status="rejected").run_status
+'rejected'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from shipyard.errors import NotFoundError, ShipyardError
+from shipyard.loop.canary import CanaryRequest, CanaryRunner
+from shipyard.loop.config import LoopConfig
+from shipyard.loop.pipelines import (
+    DataSnapshot,
+    TrainResult,
+    finite_metrics,
+    read_source,
+    run_pipeline,
+    snapshot,
+)
+from shipyard.store import records
+from shipyard.store.loop_store import LoopRun, LoopStore
+from shipyard.store.validation_store import ValidationStore
+from shipyard.tracking.fingerprint import fingerprint
+from shipyard.validation.approvals import current_status
+from shipyard.validation.contract_checks import check_contract
+from shipyard.validation.service import get_contract, validate_model
+
+if TYPE_CHECKING:
+    from shipyard.client import Shipyard
+
+
+class StepFailed(ShipyardError):
+    """A step could not do its job; the run ends with ``run_status`` and this message."""
+
+    def __init__(self, message: str, *, run_status: str = "failed") -> None:
+        super().__init__(message)
+        self.run_status = run_status
+
+
+@dataclass
+class StepLog:
+    """What one step records: inputs, outputs, and whether it finished, was skipped or waits."""
+
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    status: str = "succeeded"
+    #: For a waiting step: the run status to wait in, and what it waits for.
+    run_status: str | None = None
+    message: str | None = None
+
+    def skip(self, why: str) -> None:
+        self.status = "skipped"
+        self.outputs["skipped"] = why
+
+    def wait(self, run_status: str, message: str) -> None:
+        self.status, self.run_status, self.message = "waiting", run_status, message
+
+
+@dataclass
+class RunState:
+    """Everything the steps of one run share; built by the controller."""
+
+    client: Shipyard
+    config: LoopConfig
+    store: LoopStore
+    run: LoopRun
+    rng: np.random.Generator
+    canary: CanaryRunner
+    now: Callable[[], datetime]
+    champion: records.ModelVersion | None
+    resuming: bool = False
+    snapshot: DataSnapshot | None = None
+    train: pd.DataFrame | None = None
+    holdout: pd.DataFrame | None = None
+    holdout_lineage: dict[str, Any] | None = None
+    training: TrainResult | None = None
+    tracking_run_id: str | None = None
+    candidate: records.ModelVersion | None = None
+
+    def features(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` without the target and time columns."""
+        drop = {self.config.pipeline.target, self.config.pipeline.data.time_column} - {None}
+        return frame.drop(columns=[c for c in frame.columns if c in drop])
+
+    def require_candidate(self) -> records.ModelVersion:
+        if self.candidate is None:
+            if self.run.candidate_version is None:
+                raise StepFailed("The run has no registered challenger to carry on with.")
+            self.candidate = self.client.metadata.get_version(
+                self.run.model, self.run.candidate_version
+            )
+        return self.candidate
+
+    def canary_request(self, candidate: records.ModelVersion) -> CanaryRequest:
+        assert self.champion is not None
+        cfg = self.config.canary
+        return CanaryRequest(
+            model=self.config.model,
+            candidate=candidate.version,
+            champion=self.champion.version,
+            deployment=cfg.deployment or self.config.model,
+            policy=dict(cfg.policy),
+            reason=f"loop run {self.run.id}: {self.run.reason}",
+        )
+
+
+# -- the steps -------------------------------------------------------------------------------
+
+
+def validate_data(state: RunState, log: StepLog) -> None:
+    """Read and pin the new training data; check it against the champion's data contract."""
+    cfg = state.config
+    champion = state.champion
+    log.inputs.update(
+        source=cfg.pipeline.data.describe(),
+        contract_of=None if champion is None else champion.ref,
+        ignore=list(cfg.contract.ignore),
+    )
+    state.snapshot = snapshot(cfg.pipeline.data)
+    lineage = state.snapshot.lineage
+    log.outputs.update(
+        rows=state.snapshot.n_rows,
+        content_hash=lineage["content_hash"],
+        time_range=lineage.get("time_range"),
+    )
+    if not cfg.contract.enabled:
+        log.outputs["contract"] = "check disabled in the loop config"
+        return
+    if champion is None:
+        log.outputs["contract"] = "no champion yet: nothing to check against"
+        return
+    try:
+        contract = get_contract(state.client.metadata, champion)
+    except NotFoundError:
+        log.outputs["contract"] = f"{champion.ref} has no data contract"
+        return
+    result = check_contract(contract, state.features(state.snapshot.frame))
+    counted = [v for v in result.violations if v.expectation not in cfg.contract.ignore]
+    log.outputs.update(
+        contract=result.summary(),
+        violations=[v.to_dict() for v in counted],
+        ignored=len(result.violations) - len(counted),
+    )
+    if counted:
+        listed = "; ".join(v.message for v in counted[:5])
+        more = f" (and {len(counted) - 5} more)" if len(counted) > 5 else ""
+        raise StepFailed(
+            f"the new training data breaks the data contract of {champion.ref}: {listed}{more}. "
+            f"Fix the data, or relax the contract (`shipyard validate contract {champion.ref} "
+            "--import FILE`) or `contract.ignore` in the loop config."
+        )
+
+
+def _split(state: RunState) -> None:
+    assert state.snapshot is not None
+    pipeline = state.config.pipeline
+    frame = state.snapshot.frame
+    if pipeline.holdout is not None:
+        state.train = frame
+        state.holdout = read_source(pipeline.holdout)
+        how = {"source": pipeline.holdout.describe()}
+    else:
+        n_hold = max(1, round(len(frame) * pipeline.holdout_fraction))
+        if len(frame) - n_hold < 2:
+            raise StepFailed(
+                f"{len(frame)} rows are too few to hold out {pipeline.holdout_fraction:.0%} "
+                "and still train."
+            )
+        order = state.rng.permutation(len(frame))
+        state.holdout = frame.iloc[np.sort(order[:n_hold])].reset_index(drop=True)
+        state.train = frame.iloc[np.sort(order[n_hold:])].reset_index(drop=True)
+        how = {"fraction": pipeline.holdout_fraction}
+    state.holdout_lineage = {**fingerprint(state.holdout).to_dict(), **how}
+
+
+def retrain(state: RunState, log: StepLog) -> None:
+    """Split off a fresh holdout, run the training pipeline, track the run."""
+    cfg = state.config
+    pipeline = cfg.pipeline
+    params = {"target": pipeline.target, **pipeline.params}
+    _split(state)
+    assert state.train is not None and state.snapshot is not None and state.holdout is not None
+    log.inputs.update(
+        entry_point=pipeline.entry_point,
+        params=params,
+        train_rows=len(state.train),
+        holdout_rows=len(state.holdout),
+        data=state.snapshot.lineage,
+    )
+    tracker = state.client.tracker
+    with tracker.start_run(f"loop-{cfg.model}", name=f"loop-run-{state.run.id}") as run:
+        state.tracking_run_id = run.id
+        run.set_tag("loop.run", str(state.run.id))
+        run.set_tag("loop.trigger", f"{state.run.trigger_kind}:{state.run.trigger_key}")
+        run.log_params({**params, "entry_point": pipeline.entry_point})
+        state.client.metadata.log_dataset(run.id, "training", state.snapshot.lineage)
+        state.client.metadata.log_dataset(run.id, "holdout", state.holdout_lineage or {})
+        result = run_pipeline(pipeline.entry_point, state.train, params)
+        metrics = finite_metrics(result.metrics)
+        if metrics:
+            run.log_metrics(metrics)
+    state.training = TrainResult(result.model, metrics)
+    log.outputs.update(tracking_run=state.tracking_run_id, metrics=metrics)
+
+
+def register(state: RunState, log: StepLog) -> None:
+    """Register the challenger with its lineage: data snapshot -> run -> version."""
+    assert state.training is not None and state.train is not None and state.snapshot is not None
+    cfg = state.config
+    lineage = {
+        **state.snapshot.lineage,
+        "holdout": state.holdout_lineage,
+        "loop_run": state.run.id,
+        "trigger": f"{state.run.trigger_kind}:{state.run.trigger_key}",
+    }
+    log.inputs.update(tracking_run=state.tracking_run_id, data_fingerprint=lineage)
+    sample = state.features(state.train).head(cfg.pipeline.sample_rows)
+    version = state.client.registry.log_model(
+        state.training.model,
+        cfg.model,
+        sample=sample,
+        metrics=state.training.metrics,
+        params={"target": cfg.pipeline.target, **cfg.pipeline.params},
+        run_id=state.tracking_run_id,
+        data_fingerprint=lineage,
+        description=f"Retrained by the loop (run {state.run.id}): {state.run.reason}",
+        tags={
+            "loop.run": str(state.run.id),
+            "loop.trigger": f"{state.run.trigger_kind}:{state.run.trigger_key}",
+        },
+    )
+    state.candidate = version
+    state.run = state.store.update_run(
+        state.run.id, now=state.now(), candidate_version=version.version
+    )
+    log.outputs.update(version=version.ref, manifest_digest=version.manifest_digest)
+
+
+def gates(state: RunState, log: StepLog) -> None:
+    """Gate the challenger against the champion on the fresh holdout."""
+    assert state.holdout is not None
+    candidate = state.require_candidate()
+    spec = state.config.gates.to_spec()
+    champion = state.champion
+    log.inputs.update(
+        candidate=candidate.ref,
+        champion=None if champion is None else champion.ref,
+        holdout_rows=len(state.holdout),
+        holdout_hash=(state.holdout_lineage or {}).get("content_hash"),
+        gates=state.config.gates.model_dump(mode="json"),
+    )
+    if spec.is_empty and champion is None:
+        log.skip("no gates configured and no champion to compare with")
+        return
+    holdout = state.holdout.drop(
+        columns=[c for c in [state.config.pipeline.data.time_column] if c in state.holdout]
+    )
+    _, report = validate_model(
+        state.client,
+        candidate.ref,
+        data=holdout,
+        target=state.config.pipeline.target,
+        spec=spec,
+        against=None if champion is None else champion.ref,
+    )
+    log.outputs.update(
+        passed=report.passed,
+        summary=report.summary(),
+        checks=[c.to_dict() for c in report.checks],
+    )
+    if not report.passed:
+        failed = "; ".join(c.requirement for c in report.failures)
+        raise StepFailed(
+            f"{candidate.ref} failed its gates on the holdout: {failed}. "
+            f"The champion {champion.ref if champion else '(none)'} keeps serving.",
+            run_status="rejected",
+        )
+
+
+def approval(state: RunState, log: StepLog) -> None:
+    """Wait for the approvals the model requires (``shipyard approve``), if any."""
+    candidate = state.require_candidate()
+    status = current_status(
+        ValidationStore(state.client.metadata), candidate.model, candidate.version
+    )
+    log.inputs.update(candidate=candidate.ref, required=status.required)
+    log.outputs.update(approvers=list(status.approvers), rejected_by=list(status.rejected_by))
+    if status.rejected_after_last_approval:
+        raise StepFailed(
+            f"{candidate.ref} was rejected by {', '.join(status.rejected_by)}.",
+            run_status="rejected",
+        )
+    if status.required == 0:
+        log.skip("no approvals required")
+        return
+    if not status.satisfied:
+        log.wait(
+            "awaiting_approval",
+            f"{candidate.ref} waits for approvals: {status.describe()}. Approve it with "
+            f"`shipyard approve {candidate.ref} --comment '...'`.",
+        )
+
+
+def canary(state: RunState, log: StepLog) -> None:
+    """Canary the challenger under the rollout policy; wait for its outcome."""
+    candidate = state.require_candidate()
+    if not state.config.canary.enabled:
+        log.skip("canary disabled in the loop config")
+        return
+    if state.champion is None:
+        log.skip("no champion serving: nothing to canary against")
+        return
+    request = state.canary_request(candidate)
+    log.inputs.update(
+        candidate=candidate.ref,
+        champion=state.champion.ref,
+        deployment=request.deployment,
+        policy=request.policy,
+    )
+    if not state.resuming:
+        log.outputs["started"] = state.canary.start(request)
+    outcome = state.canary.poll(request)
+    if outcome is None:
+        log.wait("canary", f"canary of {candidate.ref} in {request.deployment!r} is running")
+        return
+    log.outputs.update(promoted=outcome.promoted, outcome=outcome.reason, **outcome.details)
+    if not outcome.promoted:
+        raise StepFailed(
+            f"canary rolled back: {outcome.reason}. The champion {state.champion.ref} keeps "
+            "serving.",
+            run_status="rolled_back",
+        )
+
+
+def promote(state: RunState, log: StepLog) -> None:
+    """Move the serving alias (``production``) to the challenger."""
+    candidate = state.require_candidate()
+    alias = state.config.alias
+    log.inputs.update(candidate=candidate.ref, alias=alias)
+    previous = state.client.registry.set_alias(
+        candidate.model,
+        alias,
+        candidate.version,
+        reason=f"promoted by loop run {state.run.id} ({state.run.reason})",
+    )
+    log.outputs.update(
+        alias=f"{candidate.model}@{alias}", version=candidate.version, previous=previous
+    )
+
+
+#: Every step, in order.
+STEPS: tuple[tuple[str, Callable[[RunState, StepLog], None]], ...] = (
+    ("validate_data", validate_data),
+    ("retrain", retrain),
+    ("register", register),
+    ("gates", gates),
+    ("approval", approval),
+    ("canary", canary),
+    ("promote", promote),
+)
+#: Where a waiting run resumes, by its status.
+RESUME_AT = {"awaiting_approval": "approval", "canary": "canary"}
+
+__all__ = [
+    "RESUME_AT",
+    "STEPS",
+    "RunState",
+    "StepFailed",
+    "StepLog",
+    "approval",
+    "canary",
+    "gates",
+    "promote",
+    "register",
+    "retrain",
+    "validate_data",
+]
