@@ -16,8 +16,14 @@ from shipyard.serving.server import DEFAULT_GRACEFUL_TIMEOUT, run_server
 
 def serve_command(
     ctx: typer.Context,
-    ref: str = typer.Argument(
-        ..., help="Model to serve: NAME (its production alias), NAME@ALIAS or NAME:VERSION."
+    ref: str | None = typer.Argument(
+        None, help="Model to serve: NAME (its production alias), NAME@ALIAS or NAME:VERSION."
+    ),
+    deployment: str | None = typer.Option(
+        None,
+        "--deployment",
+        help="Serve a deployment instead of REF: primary/canary/A-B variants, shadows and "
+        "its rollout policy, as `shipyard deploy` set them.",
     ),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for all)."),
     port: int = typer.Option(8000, min=0, max=65535, help="TCP port to listen on."),
@@ -51,17 +57,28 @@ def serve_command(
     in-flight requests, then exits with status 0.
     """
     client = get_client(ctx)
-    # Fail now, with the registry's message, rather than from inside a worker.
-    version = client.registry.resolve(ref)
+    if (ref is None) == (deployment is None):
+        raise typer.BadParameter("Give a model REF or --deployment NAME (exactly one).")
+    if deployment is not None:
+        from shipyard.rollout.service import Deployments
+
+        # Fail now, with the store's message, rather than from inside a worker.
+        served = Deployments(client.metadata, actor=client.settings.actor).get(deployment)
+        ref, now = deployment, f"deployment {deployment}, primary {served.model}:{served.primary}"
+    else:
+        assert ref is not None
+        # Fail now, with the registry's message, rather than from inside a worker.
+        now = client.registry.resolve(ref).ref
     options = ServeOptions(
         poll_interval=poll_interval,
         max_body_bytes=max_body_bytes,
         request_timeout=timeout,
         trusted_pickle=trusted_pickle,
+        deployment=deployment,
     )
     where = f"http://{host}:{port}"
     err_console.print(
-        f"Serving [bold]{ref}[/] (now {version.ref}) on {where} with {workers} worker(s); "
+        f"Serving [bold]{ref}[/] (now {now}) on {where} with {workers} worker(s); "
         f"docs at {where}/docs. SIGTERM or Ctrl+C drains and stops.",
         highlight=False,
     )

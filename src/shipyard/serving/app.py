@@ -29,6 +29,11 @@ from shipyard import __version__
 from shipyard.client import Shipyard
 from shipyard.registry.refs import parse_ref
 from shipyard.serving import admin, ops
+from shipyard.serving.deployment import (
+    DeploymentMiddleware,
+    DeploymentRuntime,
+    deployment_observers,
+)
 from shipyard.serving.direct import DirectRoute, DirectRoutesMiddleware, direct_routes
 from shipyard.serving.errors import install_error_handlers
 from shipyard.serving.fastpath import FastPath
@@ -78,14 +83,26 @@ def create_app(
     settings = client.settings
     metrics = ServingMetrics(multiprocess_dir=options.metrics_dir)
     board = WorkerBoard(options.ready_dir, expected=options.workers)
-    runtime = ModelRuntime(
-        client.registry,
-        str(parsed),
-        metrics=metrics,
-        poll_interval=options.poll_interval,
-        trusted_pickle=options.trusted_pickle,
-        board=board,
-    )
+    runtime: ModelRuntime
+    if options.deployment is not None:  # per-request variants, shadows, rollout
+        runtime = DeploymentRuntime(
+            client,
+            options.deployment,
+            metrics=metrics,
+            poll_interval=options.poll_interval,
+            trusted_pickle=options.trusted_pickle,
+            board=board,
+        )
+        observers = deployment_observers(runtime, client, observers)
+    else:
+        runtime = ModelRuntime(
+            client.registry,
+            str(parsed),
+            metrics=metrics,
+            poll_interval=options.poll_interval,
+            trusted_pickle=options.trusted_pickle,
+            board=board,
+        )
     fast = FastPath.from_options(options, metrics.registry, parsed.name)
     inference = Inference(runtime, metrics, observers=observers, variant=options.variant, fast=fast)
     api_key = ApiKeyGuard(settings.api_keys)
@@ -128,6 +145,8 @@ def create_app(
     app.add_middleware(DirectRoutesMiddleware, routes=direct)
     app.add_middleware(BodyLimitMiddleware, max_bytes=options.max_body_bytes)
     app.add_middleware(TimeoutMiddleware, seconds=options.request_timeout)
+    if isinstance(runtime, DeploymentRuntime):  # inside the request id, outside the timeout
+        app.add_middleware(DeploymentMiddleware, runtime=runtime)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     _follow_served_schema(app, runtime)
     return app

@@ -38,6 +38,8 @@ class ServeOptions:
     ``worker_dir``: folder the workers share (metrics files, ready markers); set by
     :func:`~shipyard.serving.server.run_server` when ``workers > 1``.
     ``variant``: the deployment variant name written into prediction events.
+    ``deployment``: serve this deployment (variants, shadows, rollout) instead of one
+    reference (see :mod:`~shipyard.serving.deployment`).
     ``batching``: gather concurrent requests into one model call (see
     :mod:`~shipyard.serving.batcher`): ``max_batch_size`` rows per call,
     ``max_wait_ms`` for company under load, ``max_queue`` rows queued before 503.
@@ -52,6 +54,7 @@ class ServeOptions:
     workers: int = 1
     worker_dir: Path | None = None
     variant: str = "default"
+    deployment: str | None = None
     batching: bool = True
     max_batch_size: int = 64
     max_wait_ms: float = 2.0
