@@ -232,6 +232,13 @@ class ModelRuntime:
         """True when the reference is an alias that can move (so it is polled)."""
         return self.ref.version is None
 
+    def adopt(self, served: ServedModel) -> None:
+        """Serve a model loaded elsewhere (a pre-fork parent), as if this runtime loaded it.
+
+        The background task then finds the registry pointing at it and does not reload.
+        """
+        self._swap(served)
+
     def require(self) -> ServedModel:
         """The served model, or ModelNotReadyError (503) while none is loaded yet."""
         served = self.current

@@ -168,7 +168,14 @@ def run_server(
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)  # inherited by the workers uvicorn spawns
     try:
-        uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=workers, **kwargs)
+        if hasattr(os, "fork") and getattr(options, "deployment", None) is None:
+            # Load once, then fork: the workers share the model's memory (copy-on-write).
+            from shipyard.serving.prefork import run_prefork
+
+            disable_created_metrics()
+            run_prefork(settings, ref, workers=workers, options=options, uvicorn_options=kwargs)
+        else:
+            uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=workers, **kwargs)
     finally:
         for key, value in saved.items():
             if value is None:

@@ -1,0 +1,172 @@
+"""Pre-fork workers: load the model once, then fork N uvicorn workers that share it.
+
+uvicorn's own ``--workers`` *spawns* fresh interpreters, so every worker
+imports NumPy, scikit-learn, onnxruntime and FastAPI and loads the model
+again: memory grows as N full copies. Here the parent does the expensive part
+once (imports, registry read, model load, warm-up, ``gc.freeze()`` so the
+collector does not dirty the shared pages), binds the listening socket, and
+forks. Each child shares those pages copy-on-write, builds its own app (small:
+routes and metrics, made after the fork so Prometheus files carry the child's
+pid), adopts the preloaded model, and serves on the inherited socket; the
+kernel spreads connections across them.
+
+Each worker then follows the alias by itself as before (a hot swap loads the
+new version per worker). ``/ready`` answers 200 only when every worker has
+adopted its model (the ready markers of :mod:`~shipyard.serving.workers`).
+
+The parent supervises: SIGTERM/SIGINT are forwarded to every worker, which
+drains its in-flight requests; a worker that dies on its own is replaced by a
+new fork of the parent (which still holds the warm model).
+
+POSIX only (``os.fork``).
+
+Example:
+    >>> run_prefork(Settings(), "iris", workers=2,
+    ...             options=options, uvicorn_options=kw)      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import os
+import signal
+import socket
+import time
+from typing import Any
+
+import prometheus_client.values
+import uvicorn
+
+from shipyard.client import Shipyard
+from shipyard.config import Settings
+from shipyard.errors import ConfigError
+from shipyard.serving.options import ServeOptions
+from shipyard.serving.runtime import ServedModel, load_served_model
+
+logger = logging.getLogger("shipyard.serving")
+
+# A worker that dies this soon after starting is not restarted in a loop forever.
+_MIN_UPTIME = 5.0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def preload(settings: Settings, ref: str, options: ServeOptions) -> ServedModel:
+    """Load and warm up the version ``ref`` resolves to, in the parent, before forking."""
+    client = Shipyard(settings)
+    try:
+        record = client.registry.resolve(ref)
+        return load_served_model(client.registry, record, trusted_pickle=options.trusted_pickle)
+    finally:
+        client.close()  # no database connection may cross the fork
+
+
+def _child(
+    settings: Settings,
+    ref: str,
+    options: ServeOptions,
+    served: ServedModel,
+    sock: socket.socket,
+    uvicorn_options: dict[str, Any],
+) -> None:
+    """A worker: its own app and metrics, the parent's model, the shared socket. Never returns."""
+    from shipyard.serving.app import create_app
+    from shipyard.serving.server import DrainingServer
+
+    code = 0
+    try:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+        app = create_app(Shipyard(settings), ref, options=options)
+        app.state.runtime.adopt(served)
+        kwargs = {k: v for k, v in uvicorn_options.items() if k not in ("host", "port")}
+        DrainingServer(uvicorn.Config(app, **kwargs)).run(sockets=[sock])
+    except BaseException:  # a worker must never return into the parent's code
+        logger.exception("Worker %d failed", os.getpid())
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def run_prefork(
+    settings: Settings,
+    ref: str,
+    *,
+    workers: int,
+    options: ServeOptions,
+    uvicorn_options: dict[str, Any],
+) -> None:
+    """Serve ``ref`` with ``workers`` forked processes until SIGTERM/SIGINT.
+
+    ``options.worker_dir`` must be set (metrics files, ready markers) and
+    ``PROMETHEUS_MULTIPROC_DIR`` point into it, as :func:`run_server` does.
+    """
+    if not hasattr(os, "fork"):
+        raise ConfigError("Pre-fork workers need os.fork (Linux, macOS).")
+    if options.metrics_dir is None:
+        raise ConfigError("Pre-fork workers need options.worker_dir (run_server sets it).")
+    # Metrics made from now on (in the workers) write per-process files; the class is
+    # chosen from the environment at import, which happened before we could set it.
+    prometheus_client.values.ValueClass = prometheus_client.values.MultiProcessValue()
+    served = preload(settings, ref, options)
+    sock = _bind(uvicorn_options["host"], uvicorn_options["port"])
+    # Objects alive now stay out of the collector's reach: a collection would write to
+    # every object header and un-share the pages the workers inherited.
+    gc.collect()
+    gc.freeze()
+    children: dict[int, float] = {}
+    stopping = False
+
+    def spawn() -> None:
+        pid = os.fork()
+        if pid == 0:
+            _child(settings, ref, options, served, sock, uvicorn_options)
+        children[pid] = time.monotonic()
+
+    def stop(signum: int, _: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for _ in range(workers):
+            spawn()
+        logger.info("Serving %s with %d pre-forked workers %s", ref, workers, sorted(children))
+        while children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            started = children.pop(pid, None)
+            if started is None or stopping:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            if time.monotonic() - started < _MIN_UPTIME:
+                logger.error("Worker %d exited with %d right after starting; stopping.", pid, code)
+                stop(signal.SIGTERM, None)
+                continue
+            logger.warning("Worker %d exited with %d; starting a new one.", pid, code)
+            spawn()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()
+        gc.unfreeze()
+
+
+__all__ = ["preload", "run_prefork"]
