@@ -49,6 +49,21 @@ def serve_command(
         False, help="Allow pickled models (only if you trust whoever registered them)."
     ),
     access_log: bool = typer.Option(False, help="Log one line per request (costs throughput)."),
+    batching: bool = typer.Option(
+        True, help="Gather concurrent requests into one model call (adaptive micro-batching)."
+    ),
+    max_batch_size: int = typer.Option(64, min=1, help="Rows per batched model call, at most."),
+    max_wait_ms: float = typer.Option(
+        2.0, min=0.0, help="Under load, how long a batch may wait for more requests."
+    ),
+    max_queue: int = typer.Option(
+        1024, min=1, help="Rows that may wait for the model; beyond that requests answer 503."
+    ),
+    cache: str | None = typer.Option(
+        None, help="Prediction cache: 'memory' (per worker) or a redis:// URL (shared)."
+    ),
+    cache_size: int = typer.Option(10_000, min=1, help="Entries kept by the memory cache."),
+    cache_ttl: float = typer.Option(300.0, min=0.001, help="Seconds a cached answer is kept."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve a registered model: /predict, /invocations (MLflow), /v2 (KServe), /metrics.
@@ -75,6 +90,13 @@ def serve_command(
         request_timeout=timeout,
         trusted_pickle=trusted_pickle,
         deployment=deployment,
+        batching=batching,
+        max_batch_size=max_batch_size,
+        max_wait_ms=max_wait_ms,
+        max_queue=max_queue,
+        cache=cache,
+        cache_size=cache_size,
+        cache_ttl=cache_ttl,
     )
     where = f"http://{host}:{port}"
     err_console.print(
