@@ -337,11 +337,11 @@ def parse_configs(data: Any, *, source: str = "loop config") -> list[LoopConfig]
     """Validate one model's config, or ``{"models": [...]}``; errors name the field."""
     if isinstance(data, dict) and "models" in data:
         items, prefix = data["models"], "models"
-        if not isinstance(items, list) or not items:
-            raise ConfigError(f"{source}: `models` must be a non-empty list of model configs.")
         if set(data) - {"models"}:
             extra = sorted(set(data) - {"models"})
             raise ConfigError(f"{source}: unknown top-level keys {extra}; expected only `models`.")
+        if not isinstance(items, list) or not items:
+            raise ConfigError(f"{source}: `models` must be a non-empty list of model configs.")
     elif isinstance(data, dict):
         items, prefix = [data], None
     else:
@@ -355,15 +355,16 @@ def parse_configs(data: Any, *, source: str = "loop config") -> list[LoopConfig]
             configs.append(LoopConfig.model_validate(item))
         except ValidationError as exc:
             lines = []
-            for err in exc.errors():
-                loc = _location(err["loc"])
-                where = f"{prefix}[{i}].{loc}" if prefix else loc
-                message = err["msg"].removeprefix("Value error, ")
+            errors = exc.errors()
+            for err in errors:
                 if err["type"] == "too_short" and any(
-                    e["loc"][:1] == err["loc"][:1] and e is not err for e in exc.errors()
+                    len(e["loc"]) > len(err["loc"]) and e["loc"][: len(err["loc"])] == err["loc"]
+                    for e in errors
                 ):
                     continue  # the items themselves failed; that is the news
-                lines.append(f"{where}: {message}")
+                where = _location(err["loc"])
+                where = f"{prefix}[{i}].{where}" if prefix else where
+                lines.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
             raise ConfigError(f"{source}: invalid loop config:\n  " + "\n  ".join(lines)) from exc
     names = [c.model for c in configs]
     dupes = sorted({n for n in names if names.count(n) > 1})
