@@ -8,6 +8,7 @@ from shipyard import __version__
 from shipyard.cli import (
     approve,
     audit,
+    deploy,
     loop,
     models,
     monitor,
@@ -36,6 +37,9 @@ app.add_typer(monitor.app, name="monitor")
 app.add_typer(loop.app, name="loop")
 app.command("approve")(approve.approve_command)
 app.command("reject")(approve.reject_command)
+app.add_typer(deploy.app, name="deploy")
+app.command("promote")(deploy.promote_command)
+app.command("rollback")(deploy.rollback_command)
 
 
 def _version(value: bool) -> None:

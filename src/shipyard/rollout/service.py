@@ -392,9 +392,10 @@ class Deployments:
         d = self._read(name, expected_revision)
         if not d.history:
             raise InvalidInputError(
-                f"Deployment {name!r} has no previous primary to roll back to (it has only ever "
-                f"served {d.model}:{d.primary}). To drop a canary, use `shipyard deploy abort "
-                f"{name}`."
+                f"Deployment {name!r} has no previous primary to roll back to ({d.model}:"
+                f"{d.primary} is the oldest primary it remembers). To drop a canary, use "
+                f"`shipyard deploy abort {name}`; to switch to another version, `shipyard deploy "
+                f"{name} --model {d.model}:VERSION`."
             )
         previous = d.history[-1]
         new = self._new_traffic(

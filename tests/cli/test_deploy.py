@@ -1,0 +1,163 @@
+"""``shipyard deploy ...``, ``promote`` and ``rollback`` through the real root app."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from shipyard.cli.main import app
+from shipyard.client import Shipyard
+from shipyard.config import Settings
+from shipyard.monitoring.feedback import record_feedback
+from shipyard.monitoring.records import PredictionRecord
+from shipyard.store.validation_store import ValidationStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rollout"))
+from rollout_support import GOOD, GOOD2, OTHER, register
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("SHIPYARD_HOME", str(home))
+    monkeypatch.setenv("SHIPYARD_USER", "cli-tester")
+    monkeypatch.delenv("SHIPYARD_DB", raising=False)
+    client = Shipyard(Settings(home=home))
+    register(client)
+    client.close()
+    return home
+
+
+def run(*args: str, code: int = 0) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def status(name: str = "web") -> dict:  # type: ignore[type-arg]
+    return json.loads(run("deploy", "status", name, "--json"))
+
+
+def test_deploy_canary_promote_rollback(home: Path) -> None:
+    run("deploy", "web", "--model", "m:1")
+    run("deploy", "web", "--model", "m:2", "--canary", "10", "--shadow", "m:5")
+    web = status()
+    assert [(v["name"], v["version"], v["weight"]) for v in web["variants"]] == [
+        ("primary", GOOD, 90.0),
+        ("canary", OTHER, 10.0),
+    ]
+    assert web["shadows"] == [GOOD2]
+    assert "deploy_shadows" in [c["action"] for c in web["changes"]]
+    out = run("promote", "web")
+    assert "m:2" in out and status()["primary"] == OTHER
+    run("rollback", "web", "--reason", "pager went off")
+    assert status()["primary"] == GOOD
+    out = run("rollback", "web", code=1)
+    assert "no previous primary to roll back to" in out
+    assert status()["primary"] == GOOD
+
+
+def test_bad_input_is_a_clear_error_and_changes_nothing(home: Path) -> None:
+    assert "No deployment named 'web'" in run("deploy", "status", "web", code=1)
+    run("deploy", "web", "--model", "m:1")
+    before = status()
+    assert "add up to 100 %, got 90" in run("deploy", "web", "--split", "1=50,2=40", code=1)
+    assert "no version 42" in run("deploy", "web", "--model", "m:42", "--canary", "5", code=1)
+    run("models", "archive", "m:4", "--reason", "old")
+    assert "archived" in run("deploy", "web", "--model", "m:4", "--canary", "5", code=1)
+    assert "VERSION=WEIGHT" in run("deploy", "web", "--split", "1:50", code=1)
+    after = status()
+    assert after["revision"] == before["revision"] == 1
+
+
+def test_gate_failing_version_needs_force_and_reason(home: Path) -> None:
+    run("deploy", "web", "--model", "m:1")
+    client = Shipyard(Settings(home=home))
+    ValidationStore(client.metadata).save_gate_result(
+        "m",
+        OTHER,
+        passed=False,
+        report={"checks": [{"requirement": "accuracy >= 0.95", "passed": False}]},
+        against=None,
+        actor="ci",
+    )
+    client.close()
+    assert "cannot take traffic" in run("deploy", "web", "--model", "m:2", "--canary", "10", code=1)
+    run("deploy", "web", "--model", "m:2", "--canary", "10", "--force", "--reason", "try it")
+    assert "cannot take alias 'production'" in run("promote", "web", code=1)
+    assert status()["primary"] == GOOD
+    assert "written reason" in run("promote", "web", "--force", code=1)
+    run("promote", "web", "--force", "--reason", "holdout is stale")
+    assert status()["primary"] == OTHER
+
+
+def test_progressive_policy_kill_and_resume(home: Path) -> None:
+    run("deploy", "web", "--model", "m:1")
+    run(
+        "deploy", "web", "--model", "m:2", "--steps", "5,25,100", "--step-requests", "100",
+        "--max-error-rate", "0.02", "--max-p99-ms", "150",
+    )  # fmt: skip
+    web = status()
+    assert web["policy"]["steps"] == [5.0, 25.0, 100.0]
+    assert web["policy"]["max_p99_seconds"] == 0.15
+    assert web["variants"][1]["weight"] == 5.0
+    out = run("deploy", "watch", "web", "--once")
+    assert out == "" or "hold" in out  # stderr is mixed in by CliRunner
+    run("deploy", "kill", "web", "--reason", "incident 12")
+    web = status()
+    assert (web["killed"], web["paused"], web["primary"]) == (True, True, GOOD)
+    assert [v["version"] for v in web["variants"]] == [GOOD]
+    run("deploy", "resume", "web")
+    assert status()["killed"] is False
+
+
+def test_ab_and_shadow_reports(home: Path) -> None:
+    run("deploy", "web", "--model", "m:1")
+    run("deploy", "web", "--split", "1=50,2=50", "--sticky-header", "X-User-ID")
+    client = Shipyard(Settings(home=home))
+    log = client.prediction_log
+    rng = random.Random(0)
+    now = datetime.now(UTC)
+    rows, labels = [], []
+    for i in range(400):
+        variant, version = ("primary", GOOD) if i % 2 else ("ab:2", OTHER)
+        truth = rng.choice(["big", "small"])
+        # The A/B arm is right 95 % of the time, the primary 60 %.
+        right = rng.random() < (0.6 if variant == "primary" else 0.95)
+        answer = truth if right else ("small" if truth == "big" else "big")
+        rid = f"r{i}"
+        for v, ver, a in ((variant, version, answer), ("shadow:5", GOOD2, truth)):
+            rows.append(
+                PredictionRecord(
+                    request_id=rid, timestamp=now, model="m", version=ver, inputs={"x": 1.0},
+                    prediction=a, latency_seconds=0.001 + rng.random() / 1000, variant=v,
+                )
+            )  # fmt: skip
+        labels.append({"request_id": rid, "label": truth})
+    log.write(rows)
+    record_feedback(log, labels, model="m")
+    client.close()
+    report = json.loads(run("deploy", "ab-report", "web", "--since", "1h", "--json"))
+    arms = {a["variant"]: a for a in report["arms"]}
+    assert arms["primary"]["labelled"] == arms["ab:2"]["labelled"] == 200
+    assert arms["ab:2"]["accuracy"] > arms["primary"]["accuracy"]
+    assert arms["ab:2"]["p_accuracy"] < 0.001
+    lo, hi = arms["ab:2"]["accuracy_ci"]
+    assert lo < arms["ab:2"]["accuracy"] < hi
+    assert report["winner"] == "ab:2" and "beats the primary on accuracy" in report["verdict"]
+    shadows = json.loads(run("deploy", "shadow-report", "web", "--since", "1h", "--json"))
+    assert len(shadows) == 1 and shadows[0]["version"] == GOOD2
+    assert shadows[0]["compared"] == 400
+    disagreements = sum(c for _, _, c in shadows[0]["disagreements"])
+    assert shadows[0]["agreed"] == 400 - disagreements
+    assert 0.6 < shadows[0]["agreement"] < 0.9
+    assert "A/B report" in run("deploy", "ab-report", "web", "--since", "1h")
+    assert "agreement" in run("deploy", "shadow-report", "web", "--since", "1h")
