@@ -151,3 +151,32 @@ def test_guard_classes_compare_in_constant_time_and_report_enabled() -> None:
     assert AdminGuard(SecretStr("t")).enabled
     assert not AdminGuard(SecretStr("")).enabled
     assert not AdminGuard(None).enabled
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_timeout_after_the_answer_started_cuts_it_short_without_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import anyio
+
+    from shipyard.serving.security import TimeoutMiddleware
+
+    async def streaming(scope: dict, receive: object, send: object) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        await anyio.sleep(5)
+
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    app = TimeoutMiddleware(streaming, seconds=0.05)  # type: ignore[arg-type]
+    scope = {"type": "http", "path": "/predict", "method": "POST", "headers": []}
+    await app(scope, None, send)  # type: ignore[arg-type]
+    assert [m["type"] for m in sent] == ["http.response.start"]
+    assert "ran past the 0.05 s timeout" in caplog.text

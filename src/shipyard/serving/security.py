@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 
 from pydantic import SecretStr
 from starlette.requests import Request
@@ -36,6 +37,7 @@ from shipyard.serving.errors import (
 )
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+logger = logging.getLogger("shipyard.serving")
 
 
 def _bearer(request: Request) -> str | None:
@@ -183,8 +185,16 @@ class TimeoutMiddleware:
             async with asyncio.timeout(self.seconds) as deadline:
                 await self.app(scope, receive, send_tracking)
         except TimeoutError:
-            if not deadline.expired() or started:
-                raise
+            if not deadline.expired():
+                raise  # a timeout of the app's own, not ours
+            if started:  # too late for a 504: the status line is already out
+                logger.warning(
+                    "%s %s ran past the %g s timeout while sending its answer; cut short",
+                    scope["method"],
+                    scope["path"],
+                    self.seconds,
+                )
+                return
             error = RequestTimeoutError(
                 f"The request took longer than the server's {self.seconds:g} s timeout. "
                 "Send fewer rows per request, or raise --timeout."
