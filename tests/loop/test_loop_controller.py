@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from loop_support import Clock, RecordingCanary, append_rows, make_config
 
 from shipyard.client import Shipyard
+from shipyard.config import Settings
 from shipyard.loop.canary import CanaryOutcome
+from shipyard.loop.config import LoopConfig
 from shipyard.loop.controller import LoopController
 from shipyard.loop.examples import iris_frame, train_iris
+from shipyard.store.loop_store import LoopStore
 from shipyard.store.validation_store import ValidationStore
 
 ALL_STEPS = ["validate_data", "retrain", "register", "gates", "approval", "canary", "promote"]
@@ -202,3 +208,37 @@ def test_manual_trigger_and_one_active_run_per_model(
     assert controller.trigger("iris") is None  # the canary run is still active
     with pytest.raises(Exception, match="No loop config for model 'wine'"):
         controller.trigger("wine")
+
+
+def _tick_in_child(settings: Settings, config: LoopConfig, barrier: Any, queue: Any) -> None:
+    client = Shipyard(settings)
+    controller = LoopController(
+        client, [config], clock=Clock(), canary=RecordingCanary(), owner=f"p{os.getpid()}"
+    )
+    barrier.wait()
+    [tick] = controller.tick()
+    queue.put(None if tick.run is None else (tick.run.id, tick.run.status))
+    client.close()
+
+
+def test_two_controllers_at_once_retrain_once(backend_settings: Settings, iris_csv: Path) -> None:
+    config = make_config(iris_csv)  # the same schedule trigger, due for both
+    Shipyard(backend_settings).metadata.close()  # migrate before the race
+    ctx = multiprocessing.get_context("fork")
+    barrier, queue = ctx.Barrier(2), ctx.Queue()
+    procs = [
+        ctx.Process(target=_tick_in_child, args=(backend_settings, config, barrier, queue))
+        for _ in range(2)
+    ]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    runs = [r for r in results if r is not None]
+    assert len(runs) == 1 and runs[0][1] == "promoted", results
+    client = Shipyard(backend_settings)
+    assert len(LoopStore(client.metadata).list_runs("iris")) == 1
+    assert client.metadata.count_versions("iris") == 1
+    client.close()
