@@ -41,7 +41,7 @@ def test_create_update_history(store: RolloutStore) -> None:
         (2, "promote", {"primary": 2}),
         (1, "deploy_create", {"primary": 1}),
     ]
-    assert [d.name for d in store.list()] == ["web"]
+    assert [d.name for d in store.list_deployments()] == ["web"]
 
 
 def test_stale_revision_conflicts_and_changes_nothing(store: RolloutStore) -> None:

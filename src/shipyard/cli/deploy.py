@@ -28,7 +28,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import click
 import typer
 from rich.console import Group
 from typer.core import TyperGroup
@@ -51,7 +50,7 @@ from shipyard.store.rollout_store import DeploymentNotFoundError
 class DeployGroup(TyperGroup):
     """``deploy NAME ...`` means ``deploy set NAME ...`` unless NAME is a subcommand."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if args and not args[0].startswith("-") and args[0] not in self.commands:
             args = ["set", *args]
         return super().parse_args(ctx, args)
@@ -215,7 +214,7 @@ def status_command(
 def list_command(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Every deployment with its primary and mode."""
     _, service = _service(ctx)
-    found = service.list()
+    found = service.list_deployments()
     if as_json:
         print_json([_summary(d) for d in found])
         return

@@ -71,10 +71,10 @@ class Deployments:
             updated_by=record.updated_by,
         )
 
-    def list(self) -> list[Deployment]:
+    def list_deployments(self) -> list[Deployment]:
         return [
             Deployment.from_spec(r.name, r.model, r.spec, revision=r.revision)
-            for r in self.store.list()
+            for r in self.store.list_deployments()
         ]
 
     def changes(self, name: str, *, limit: int = 20) -> list[DeploymentChange]:

@@ -218,7 +218,7 @@ class DeploymentRuntime(ModelRuntime):
             self._install(new)
             return SwapOutcome(previous != d.primary, d.primary, previous)
 
-    async def _load(self, version: int, model: str) -> ServedModel | None:
+    async def _load_version(self, version: int, model: str) -> ServedModel | None:
         runtime = self._versions.get(version)
         if runtime is None:
             runtime = ModelRuntime(
@@ -235,7 +235,7 @@ class DeploymentRuntime(ModelRuntime):
         return runtime.current
 
     async def _build(self, d: Deployment) -> Table | None:
-        primary = await self._load(d.primary, d.model)
+        primary = await self._load_version(d.primary, d.model)
         if primary is None:
             self.last_error = (
                 f"the primary {d.model}:{d.primary} failed to load "
@@ -247,7 +247,9 @@ class DeploymentRuntime(ModelRuntime):
         variants: list[Variant] = []
         moved = 0.0  # weight of variants that failed to load: the primary takes it
         for v in d.variants():
-            model = primary if v.version == d.primary else await self._load(v.version, d.model)
+            model = (
+                primary if v.version == d.primary else await self._load_version(v.version, d.model)
+            )
             if model is None:
                 moved += v.weight
                 continue
@@ -264,7 +266,7 @@ class DeploymentRuntime(ModelRuntime):
                 served[PRIMARY] = primary
         shadows = []
         for version in d.shadows:
-            model = await self._load(version, d.model)
+            model = await self._load_version(version, d.model)
             if model is not None:
                 shadows.append(model)
         header = (d.sticky_header or DEFAULT_KEY_HEADER).lower().encode("latin-1")

@@ -261,7 +261,7 @@ class RolloutStore:
         with self.metadata._read() as session:
             return self._record(self._row(session, name))
 
-    def list(self) -> list[DeploymentRecord]:
+    def list_deployments(self) -> list[DeploymentRecord]:
         with self.metadata._read() as session:
             rows = session.scalars(select(DeploymentRow).order_by(DeploymentRow.name))
             return [self._record(r) for r in rows]
