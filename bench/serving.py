@@ -5,8 +5,20 @@ Servers (each one uvicorn worker, on 127.0.0.1, started and stopped by PID):
 - ``reference``: ``bench/reference_app.py``, the course's FastAPI app (joblib model,
   ``predict`` + ``predict_proba`` per request), started the way the course does
   (``uvicorn reference_app:app``, uvicorn's defaults).
-- ``shipyard``: ``shipyard serve MODEL`` (metrics on; the model loaded from the
-  registry, signature-checked, with probabilities and request ids in the answer).
+- ``mlflow``: ``mlflow models serve -m DIR --env-manager local -w 1`` from MLflow's own
+  venv (``bench/.peers/mlflow``; the model saved with ``mlflow.sklearn.save_model`` in
+  skops format), scored through ``/invocations`` with ``{"inputs": [[...]]}``; MLflow's
+  pyfunc answers ``predict`` only (no probabilities).
+- ``bentoml``: a BentoML 1.4 service (``bench/bento_service.py``, own venv
+  ``bench/.peers/bentoml``) with adaptive batching on (``batchable=True``,
+  ``max_batch_size=64``, ``max_latency_ms=1000``), one worker, answering class and
+  probabilities from one ``predict_proba`` call.
+- ``shipyard``: ``shipyard serve MODEL`` (metrics on, the prediction log on as an
+  observer, batching on, the model compiled with ``shipyard optimize`` at registration;
+  signature-checked, with probabilities and request ids in the answer).
+
+A peer whose venv cannot be built or whose server does not start is reported and
+skipped; the others still run.
 
 Models: iris LogisticRegression and RandomForest(100 trees), fitted once on the
 course's arrays; the *same fitted objects* are saved with joblib for the
@@ -22,9 +34,14 @@ shipyard/reference.
     .venv/bin/python bench/serving.py                      # 10 s per point, 3 repetitions
     .venv/bin/python bench/serving.py --duration 5 --reps 1 --models lr
 
-To add a peer (MLflow, BentoML: issue 7), add a :class:`Server` whose
-``command`` starts it from its own venv (see ``bench/_peers.py``) and list it
-in ``SERVERS``; everything else (warm-up, interleaving, the table) is shared.
+To add a peer, add a :class:`Server` whose ``command`` starts it from its own
+venv (see ``bench/_peers.py``) and list it in ``SERVERS``; everything else
+(warm-up, interleaving, the table) is shared.
+
+Memory (``--memory``, on by default): ``shipyard serve --workers 1`` and
+``--workers 2`` (RandomForest), after a short load, summed over the process
+tree as PSS (shared pages split between the processes that share them) and as
+plain RSS (shared pages counted once per process).
 
 The file doubles as the child script that runs the real CLI
 (``--child-shipyard serve ...``).
@@ -43,7 +60,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -69,8 +85,14 @@ PACKAGES = [
     "pandas",
     "orjson",
     "prometheus-client",
+    "onnxruntime",
+    "skl2onnx",
     "shipyard",
 ]
+MLFLOW_REQUIREMENTS = ["mlflow==3.17.*", "scikit-learn==1.9.*", "skops"]
+BENTOML_REQUIREMENTS = ["bentoml==1.4.*", "scikit-learn==1.9.*"]
+FEATURES = list(RECORD)
+ROW = [RECORD[k] for k in FEATURES]
 WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.body = '%s'
@@ -97,6 +119,14 @@ class Server:
     command: Callable[[str, int], tuple[list[str], dict[str, str]]]
     ready_path: str
     cwd: Path = REPO_DIR
+    path: str = "/predict"
+    body: Any = field(default_factory=lambda: RECORD)
+    # The predicted class in this server's answer, to check all servers agree.
+    answer: Callable[[Any], Any] = lambda body: body["prediction"]
+    # Builds what the server needs (its venv); returns a reason when it cannot.
+    setup: Callable[[list[str]], str | None] = lambda models: None
+    # Versions of the packages measured, for the report.
+    versions: Callable[[], str] = lambda: ""
 
 
 def _reference_command(model: str, port: int) -> tuple[list[str], dict[str, str]]:
@@ -104,14 +134,114 @@ def _reference_command(model: str, port: int) -> tuple[list[str], dict[str, str]
     return [*argv, "--port", str(port)], {"MODEL_PATH": str(WORK_DIR / f"{model}.joblib")}
 
 
-def _shipyard_command(model: str, port: int) -> tuple[list[str], dict[str, str]]:
-    argv = [PYTHON, str(Path(__file__)), "--child-shipyard", "serve", f"bench-{model}"]
-    argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+def _shipyard_command(
+    model: str, port: int, cli: list[str] | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """One worker with the prediction log; ``cli`` runs the plain CLI with those flags."""
+    mode = "--child-shipyard-logged" if cli is None else "--child-shipyard"
+    argv = [PYTHON, str(Path(__file__)), mode, "serve", f"bench-{model}"]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *(cli or [])]
     return argv, {"SHIPYARD_HOME": str(WORK_DIR / "home"), "SHIPYARD_USER": "bench"}
+
+
+def _peer_bin(name: str) -> Path:
+    from _peers import peer_dir
+
+    return peer_dir(name) / "bin"
+
+
+def _mlflow_command(model: str, port: int) -> tuple[list[str], dict[str, str]]:
+    bin_dir = _peer_bin("mlflow")
+    argv = [str(bin_dir / "mlflow"), "models", "serve", "-m", str(WORK_DIR / f"mlflow-{model}")]
+    argv += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
+    # mlflow starts uvicorn through the shell: the venv's bin must come first on PATH.
+    return argv, {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def _bentoml_command(model: str, port: int) -> tuple[list[str], dict[str, str]]:
+    bin_dir = _peer_bin("bentoml")
+    argv = [str(bin_dir / "bentoml"), "serve", "bento_service:IrisService"]
+    argv += ["--host", "127.0.0.1", "--port", str(port)]
+    env = {
+        "MODEL_PATH": str(WORK_DIR / f"{model}.joblib"),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "BENTOML_DO_NOT_TRACK": "true",
+        "BENTOML_HOME": str(WORK_DIR / "bentoml-home"),
+    }
+    return argv, env
+
+
+def _build_peer(name: str, requirements: list[str]) -> str | None:
+    from _peers import ensure_peer_venv
+
+    try:
+        ensure_peer_venv(name, requirements)
+    except Exception as exc:  # no network, resolver failure: report and go on
+        return f"could not build its venv ({type(exc).__name__}: {exc})"
+    return None
+
+
+_MLFLOW_SAVE = """
+import sys, joblib, mlflow.sklearn
+model = joblib.load(sys.argv[1])
+mlflow.sklearn.save_model(model, sys.argv[2], serialization_format="skops",
+                          skops_trusted_types=["sklearn.tree._tree.Tree"])
+"""
+
+
+def _mlflow_setup(models: list[str]) -> str | None:
+    reason = _build_peer("mlflow", MLFLOW_REQUIREMENTS)
+    if reason:
+        return reason
+    python = _peer_bin("mlflow") / "python"
+    for model in models:
+        target = WORK_DIR / f"mlflow-{model}"
+        shutil.rmtree(target, ignore_errors=True)
+        done = subprocess.run(
+            [str(python), "-c", _MLFLOW_SAVE, str(WORK_DIR / f"{model}.joblib"), str(target)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            return f"could not save the {model} model: {done.stderr.strip()[-500:]}"
+    return None
+
+
+def _peer_versions(name: str, packages: list[str]) -> Callable[[], str]:
+    def versions() -> str:
+        from _peers import peer_dir, peer_versions
+
+        try:
+            found = peer_versions(peer_dir(name), packages)
+        except Exception:
+            return f"{name}: not installed"
+        return f"{name} venv: " + ", ".join(f"{k} {v}" for k, v in found.items())
+
+    return versions
 
 
 SERVERS = [
     Server("reference", _reference_command, "/health", cwd=BENCH_DIR),
+    Server(
+        "mlflow",
+        _mlflow_command,
+        "/ping",
+        path="/invocations",
+        body={"inputs": [ROW]},
+        answer=lambda body: body["predictions"][0],
+        setup=_mlflow_setup,
+        versions=_peer_versions("mlflow", ["mlflow", "scikit-learn", "uvicorn", "numpy"]),
+    ),
+    Server(
+        "bentoml",
+        _bentoml_command,
+        "/readyz",
+        cwd=BENCH_DIR,
+        body={"features": [ROW]},
+        answer=lambda body: int(body[0][0]),
+        setup=lambda models: _build_peer("bentoml", BENTOML_REQUIREMENTS),
+        versions=_peer_versions("bentoml", ["bentoml", "scikit-learn", "numpy"]),
+    ),
     Server("shipyard", _shipyard_command, "/ready"),
 ]
 
@@ -138,12 +268,27 @@ def _get(url: str, timeout: float = 5) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+def _post(url: str, body: Any) -> Any:
     request = urllib.request.Request(
         url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (BentoML's worker lives in a process group of its own)."""
+    out = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in out.splitlines():
+        child, parent = map(int, line.split())
+        children.setdefault(parent, []).append(child)
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def start(server: Server, model: str) -> Running:
@@ -170,12 +315,21 @@ def start(server: Server, model: str) -> Running:
 
 
 def stop(running: Running) -> None:
+    """SIGTERM the server, then any of its processes still alive, by PID."""
+    below = _descendants(running.proc.pid)
     running.proc.send_signal(signal.SIGTERM)
     try:
         running.proc.wait(30)
     except subprocess.TimeoutExpired:
         running.proc.kill()
         running.proc.wait(10)
+    for pid in below:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                break
+            time.sleep(0.5)
 
 
 # -- the load -----------------------------------------------------------------------
@@ -193,10 +347,17 @@ class Result:
     requests: int
 
 
+def wrk_script(server: Server) -> Path:
+    """The Lua script posting this server's body (same load, each server's protocol)."""
+    script = WORK_DIR / f"wrk-{server.name}.lua"
+    script.write_text(WRK_SCRIPT % json.dumps(server.body))
+    return script
+
+
 def run_wrk(url: str, concurrency: int, duration: float, script: Path) -> dict[str, Any]:
     argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration:g}s", "--timeout", "60s"]
     done = subprocess.run(
-        [*argv, "-s", str(script), url + "/predict"],
+        [*argv, "-s", str(script), url],
         capture_output=True,
         text=True,
         timeout=duration + 120,
@@ -212,7 +373,7 @@ def run_wrk(url: str, concurrency: int, duration: float, script: Path) -> dict[s
 def measure(
     running: Running, model: str, concurrency: int, duration: float, script: Path
 ) -> Result:
-    data = run_wrk(running.url, concurrency, duration, script)
+    data = run_wrk(running.url + running.server.path, concurrency, duration, script)
     socket_errors = data["connect"] + data["read"] + data["write"] + data["timeout"]
     ok = data["requests"] - data["non2xx"]
     seconds = data["duration_us"] / 1e6
@@ -242,6 +403,7 @@ def prepare_models(models: list[str]) -> None:
     from shipyard.client import Shipyard
     from shipyard.config import Settings
     from shipyard.quickstart import IRIS_FEATURES
+    from shipyard.registry.optimize import optimize_version
 
     X, y = load_iris(return_X_y=True)  # the course's arrays: integer classes 0, 1, 2
     estimators = {
@@ -256,13 +418,18 @@ def prepare_models(models: list[str]) -> None:
         estimator = estimators[key].fit(X, y)
         joblib.dump(estimator, WORK_DIR / f"{key}.joblib")
         version = client.registry.log_model(estimator, f"bench-{key}", sample=sample)
+        # What registration with optimization does: compile to ONNX, verify on the sample.
+        outcome = optimize_version(client.registry, version.ref, sample=sample)
+        print(f"  {version.ref}: ONNX {outcome.status} ({outcome.detail})", flush=True)
         client.registry.set_alias(f"bench-{key}", "production", version.version)
     client.close()
 
 
 def check_answers(servers: list[Running]) -> None:
     """Every server must predict the same class for the course's record before we time it."""
-    answers = {r.server.name: _post(r.url + "/predict", RECORD)["prediction"] for r in servers}
+    answers = {
+        r.server.name: r.server.answer(_post(r.url + r.server.path, r.server.body)) for r in servers
+    }
     if len(set(map(str, answers.values()))) != 1:
         raise RuntimeError(f"The servers disagree on the course record: {answers}")
 
@@ -288,34 +455,135 @@ def _rps_cell(results: list[Result]) -> str:
     return f"{_median(values):.0f} [{min(values):.0f}-{max(values):.0f}]"
 
 
-def table(points: list[Point], baseline: str = "reference") -> str:
-    others = [s.name for s in SERVERS if s.name != baseline]
-    head = ["model", "c"]
-    for name in [baseline, *others]:
-        head += [f"{name} req/s", f"{name} p50 ms", f"{name} p99 ms"]
-    head += [f"{o}/{baseline} req/s" for o in others] + ["failures"]
+def table(points: list[Point], ours: str = "shipyard") -> str:
+    """One row per (model, concurrency, server), with Shipyard's ratio to that server."""
+    head = ["model", "c", "server", "req/s", "p50 ms", "p99 ms", "failures", f"{ours} / this"]
     rows = [head]
     for point in points:
-        row = [MODELS[point.model], str(point.concurrency)]
-        for name in [baseline, *others]:
-            results = point.results.get(name, [])
-            row += [
-                _rps_cell(results),
-                f"{_median([r.p50_ms for r in results]):.1f}",
-                f"{_median([r.p99_ms for r in results]):.1f}",
-            ]
-        base = _median([r.rps for r in point.results.get(baseline, [])])
-        for other in others:
-            ratio = _median([r.rps for r in point.results.get(other, [])]) / base
-            row.append(f"{ratio:.2f}x")
-        row.append(str(sum(r.failures for rs in point.results.values() for r in rs)))
-        rows.append(row)
+        mine = _median([r.rps for r in point.results.get(ours, [])])
+        for server in SERVERS:
+            results = point.results.get(server.name)
+            if not results:
+                continue
+            rps = _median([r.rps for r in results])
+            rows.append(
+                [
+                    MODELS[point.model],
+                    str(point.concurrency),
+                    server.name,
+                    _rps_cell(results),
+                    f"{_median([r.p50_ms for r in results]):.1f}",
+                    f"{_median([r.p99_ms for r in results]):.1f}",
+                    str(sum(r.failures for r in results)),
+                    "-" if server.name == ours else f"{mine / rps:.2f}x",
+                ]
+            )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = [
         "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows
     ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def goals(points: list[Point]) -> list[str]:
+    """The issue's targets, each MET or MISSED (or not measured) from this run."""
+
+    def get(model: str, c: int, server: str, attr: str) -> float | None:
+        for point in points:
+            if point.model == model and point.concurrency == c and point.results.get(server):
+                return _median([getattr(r, attr) for r in point.results[server]])
+        return None
+
+    lines = []
+
+    def check(label: str, ok: bool | None, detail: str) -> None:
+        verdict = "not measured" if ok is None else ("MET" if ok else "MISSED")
+        lines.append(f"- {label}: {verdict} ({detail})")
+
+    for model, factor in (("rf", 20.0), ("lr", 3.0)):
+        ours, ref = get(model, 64, "shipyard", "rps"), get(model, 64, "reference", "rps")
+        if ours is not None and ref is not None:
+            check(
+                f"{MODELS[model]} c=64 >= {factor:g}x reference",
+                ours >= factor * ref,
+                f"{ours / ref:.1f}x",
+            )
+        for peer in ("mlflow", "bentoml"):
+            theirs = get(model, 64, peer, "rps")
+            if ours is not None and theirs is not None:
+                check(
+                    f"{MODELS[model]} c=64 ahead of {peer}",
+                    ours > theirs,
+                    f"{ours:.0f} vs {theirs:.0f} req/s",
+                )
+            elif ours is not None:
+                check(f"{MODELS[model]} c=64 ahead of {peer}", None, f"{peer} did not run")
+    ours99, ref99 = get("rf", 64, "shipyard", "p99_ms"), get("rf", 64, "reference", "p99_ms")
+    if ours99 is not None and ref99 is not None:
+        check(
+            "RandomForest(100) c=64 p99 < reference p99 / 10",
+            ours99 < ref99 / 10,
+            f"{ours99:.1f} ms vs {ref99:.1f} ms",
+        )
+    for model in MODELS:
+        ours50, ref50 = get(model, 1, "shipyard", "p50_ms"), get(model, 1, "reference", "p50_ms")
+        if ours50 is not None and ref50 is not None:
+            check(
+                f"{MODELS[model]} c=1 p50 no worse than reference",
+                ours50 <= ref50,
+                f"{ours50:.2f} ms vs {ref50:.2f} ms",
+            )
+    return lines
+
+
+# -- memory -------------------------------------------------------------------------
+
+
+def _smaps(pid: int) -> tuple[int, int]:
+    """(PSS, RSS) of one process in KiB, from /proc/PID/smaps_rollup."""
+    values = {"Pss": 0, "Rss": 0}
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            key = line.split(":", 1)[0]
+            if key in values:
+                values[key] = int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return values["Pss"], values["Rss"]
+
+
+def measure_memory(model: str, duration: float) -> list[str]:
+    """PSS and RSS of ``shipyard serve --workers 1`` and ``--workers 2``, summed per tree."""
+    lines = []
+    totals: dict[int, tuple[int, int, int]] = {}
+    for workers in (1, 2):
+        server = Server(
+            f"shipyard-w{workers}",
+            lambda m, port, w=workers: _shipyard_command(m, port, ["--workers", str(w)]),
+            "/ready",
+        )
+        running = start(server, model)
+        try:
+            run_wrk(running.url + "/predict", 16, duration, wrk_script(server))
+            pids = [running.proc.pid, *_descendants(running.proc.pid)]
+            pss = sum(_smaps(pid)[0] for pid in pids)
+            rss = sum(_smaps(pid)[1] for pid in pids)
+            totals[workers] = (pss, rss, len(pids))
+        finally:
+            stop(running)
+    for workers, (pss, rss, n) in totals.items():
+        lines.append(
+            f"- --workers {workers}: {n} process(es), PSS {pss / 1024:.0f} MiB, "
+            f"RSS summed {rss / 1024:.0f} MiB"
+        )
+    (p1, r1, _), (p2, r2, _) = totals[1], totals[2]
+    verdict = "MET" if p2 < 1.6 * p1 else "MISSED"
+    lines.append(
+        f"- --workers 2 / --workers 1: PSS {p2 / p1:.2f}x ({verdict}: goal < 1.6x); "
+        f"RSS summed {r2 / r1:.2f}x (counts shared pages once per process)"
+    )
+    return lines
 
 
 def environment() -> str:
@@ -357,6 +625,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before timing")
     parser.add_argument("--concurrency", default="1,8,64", help="comma-separated connections")
     parser.add_argument("--models", default="lr,rf", help=f"comma-separated: {', '.join(MODELS)}")
+    parser.add_argument(
+        "--servers",
+        default=",".join(s.name for s in SERVERS),
+        help="comma-separated servers to run (default: all)",
+    )
+    parser.add_argument("--no-memory", action="store_true", help="skip the --workers memory step")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -365,26 +639,44 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise SystemExit(f"unknown models {unknown}; choose from {list(MODELS)}")
+    wanted = set(args.servers.split(","))
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     print(f"Preparing models {models} in {WORK_DIR} ...", flush=True)
     prepare_models(models)
-    script = Path(tempfile.mkdtemp()) / "predict.lua"
-    script.write_text(WRK_SCRIPT % json.dumps(RECORD))
+    skipped: dict[str, str] = {}
+    servers = []
+    for server in SERVERS:
+        if server.name not in wanted:
+            continue
+        print(f"Setting up {server.name} ...", flush=True)
+        reason = server.setup(models)
+        if reason:
+            skipped[server.name] = reason
+            print(f"  {server.name} skipped: {reason}", flush=True)
+        else:
+            servers.append(server)
+    scripts = {server.name: wrk_script(server) for server in servers}
     points: list[Point] = []
     for model in models:
-        running = [start(server, model) for server in SERVERS]
+        running: list[Running] = []
         try:
+            for server in servers:
+                try:
+                    running.append(start(server, model))
+                except RuntimeError as exc:
+                    skipped[f"{server.name} ({model})"] = str(exc).splitlines()[0]
+                    print(f"  {server.name} did not start for {model}: {exc}", flush=True)
             check_answers(running)
             for r in running:  # warm-up: first requests, lazy imports, caches
-                run_wrk(r.url, 8, args.warmup, script)
+                run_wrk(r.url + r.server.path, 8, args.warmup, scripts[r.server.name])
             model_points = {c: Point(model, c) for c in concurrencies}
             for rep in range(args.reps):
                 for c in concurrencies:
-                    # Alternate who goes first, so neither always runs on a cooler machine.
+                    # Alternate who goes first, so nobody always runs on a cooler machine.
                     order = running if rep % 2 == 0 else running[::-1]
                     for r in order:
-                        result = measure(r, model, c, args.duration, script)
+                        result = measure(r, model, c, args.duration, scripts[r.server.name])
                         model_points[c].results.setdefault(r.server.name, []).append(result)
                         print(
                             f"  {MODELS[model]:<20} c={c:<3} rep {rep + 1}/{args.reps} "
@@ -397,10 +689,26 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             for r in running:
                 stop(r)
+    memory: list[str] = []
+    if not args.no_memory and "shipyard" in wanted:
+        print("Measuring memory of shipyard serve --workers 1 and 2 ...", flush=True)
+        memory = measure_memory(models[-1], min(args.duration, 5.0))
     print()
     print(table(points))
     print()
+    print("Goals (issue 7):")
+    print("\n".join(goals(points)))
+    if memory:
+        print(f"Memory ({MODELS[models[-1]]}, after load):")
+        print("\n".join(memory))
+    for name, reason in skipped.items():
+        print(f"Not measured: {name}: {reason}")
+    print()
     print(environment())
+    for server in servers:
+        line = server.versions()
+        if line:
+            print(line)
     if args.json:
         raw = [
             vars(result)
@@ -422,8 +730,45 @@ def child_shipyard(argv: list[str]) -> None:
     app(argv, prog_name="shipyard")
 
 
+def child_shipyard_logged(argv: list[str]) -> None:
+    """``shipyard serve REF`` (one worker, default options) with the prediction log on.
+
+    Same app, options and uvicorn settings as ``run_server`` for one worker, plus
+    the client's prediction log as an observer, so every answer is logged.
+    """
+    import uvicorn
+    from prometheus_client import disable_created_metrics
+
+    from shipyard.client import Shipyard
+    from shipyard.config import Settings
+    from shipyard.serving.app import create_app
+    from shipyard.serving.options import ServeOptions
+    from shipyard.serving.server import DrainingServer, uvicorn_kwargs
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command", choices=["serve"])
+    parser.add_argument("ref")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--log-level", default="warning")
+    args = parser.parse_args(argv)
+    client = Shipyard(Settings())
+    disable_created_metrics()
+    app = create_app(client, args.ref, options=ServeOptions(), observers=[client.prediction_log])
+    kwargs = uvicorn_kwargs(
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        graceful_timeout=30.0,
+    )
+    DrainingServer(uvicorn.Config(app, **kwargs)).run()
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child-shipyard":
         child_shipyard(sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--child-shipyard-logged":
+        child_shipyard_logged(sys.argv[2:])
     else:
         main()
