@@ -86,3 +86,38 @@ def test_accuracy_by_variant_counts_labelled_rows() -> None:
     got = accuracy_by_variant(frame)
     assert (got["primary"].correct, got["primary"].labelled) == (2, 2)
     assert (got["canary"].correct, got["canary"].labelled) == (1, 2)
+
+
+def test_accuracy_guard_reads_labels_from_the_prediction_log(reg: Registry) -> None:
+    from shipyard.monitoring.feedback import record_feedback
+    from shipyard.monitoring.records import PredictionRecord
+    from shipyard.rollout.controller import log_accuracy
+
+    d = reg.deployments
+    d.create("web", "m", GOOD)
+    policy = RolloutPolicy(step_requests=1000, max_accuracy_drop=0.1, min_labels=30)
+    web = d.set_canary("web", OTHER, 50, policy=policy)
+    report(reg, web.epoch, 40, 0)
+    log = reg.client.prediction_log
+    now = datetime.now(UTC)
+    rows, labels = [], []
+    for i in range(80):
+        variant, version = ("canary", OTHER) if i % 2 else ("primary", GOOD)
+        # The primary is always right; the canary only half the time.
+        answer = "big" if variant == "primary" or i % 4 == 1 else "small"
+        rows.append(
+            PredictionRecord(
+                request_id=f"r{i}", timestamp=now, model="m", version=version,
+                inputs={"x": 1.0}, prediction=answer, variant=variant,
+            )
+        )  # fmt: skip
+        labels.append({"request_id": f"r{i}", "label": "big"})
+    log.write(rows)
+    record_feedback(log, labels, model="m")
+    controller = RolloutController(
+        d, clock=lambda: datetime.now(UTC) + timedelta(seconds=1), accuracy=log_accuracy(log)
+    )
+    verdict = controller.evaluate("web")
+    assert (verdict.action, verdict.guard) == ("rollback", "accuracy"), verdict
+    assert "accuracy 50.0% (40 labelled)" in verdict.reason
+    assert d.get("web").canary is None

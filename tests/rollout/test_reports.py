@@ -93,6 +93,23 @@ def test_shadow_report_numeric_differences() -> None:
     (report,) = shadow_reports(d, pd.concat([answered, shadow]), since="t")
     assert (report.compared, report.agreed, report.agreement) == (4, 2, 0.5)
     assert report.difference["max_abs"] == 1.0 and report.difference["p50"] == 0.0
+    assert report.proba_difference == {}  # a regressor has no probabilities
+
+
+def test_shadow_report_probability_gaps() -> None:
+    d = Deployment("web", "m", 1, shadows=(3,))
+    answered = pd.DataFrame(
+        {"request_id": ["a", "b"], "row": 0, "variant": "primary", "version": 1,
+         "prediction": ["x", "y"], "proba_x": [0.9, 0.2], "proba_y": [0.1, 0.8],
+         "latency_seconds": 0.001}
+    )  # fmt: skip
+    shadow = answered.assign(
+        variant="shadow:3", version=3, prediction=["x", "x"], proba_x=[0.8, 0.6], proba_y=[0.2, 0.4]
+    )
+    (report,) = shadow_reports(d, pd.concat([answered, shadow]), since="t")
+    assert report.disagreements == (("y", "x", 1),)
+    assert report.proba_difference["max"] == pytest.approx(0.4)
+    assert report.proba_difference["p50"] == pytest.approx(0.25)
 
 
 def test_alert_rules_watch_metrics_that_exist() -> None:

@@ -35,6 +35,7 @@ from rollout_support import (
 from scipy.stats import chisquare
 
 from shipyard.rollout.records import RolloutPolicy
+from shipyard.rollout.reports import load_shadow_reports
 
 MAX_REQUESTS = 3000
 
@@ -159,6 +160,9 @@ def test_sticky_ab_split_matches_weights_and_shadows_are_logged(sqlite_reg: Regi
     shadow = rows[rows["variant"] == "shadow:5"]
     assert set(shadow["version"]) == {GOOD2}
     assert set(shadow["request_id"]) == set(rows[rows["variant"] != "shadow:5"]["request_id"])
+    (report,) = load_shadow_reports(d, log, "web", since="1h")
+    assert (report.version, report.compared, report.agreement) == (GOOD2, 600, 1.0)
+    assert report.proba_difference["max"] == 0.0  # the same model as the primary
 
 
 # -- two worker processes -------------------------------------------------------------

@@ -359,6 +359,12 @@ def shadow_report_command(
                     [list(d) for d in r.disagreements],
                 )
             )
+        if r.proba_difference:
+            console.print(
+                "largest class-probability gap per row: "
+                + ", ".join(f"{k} {v:.3g}" for k, v in r.proba_difference.items()),
+                highlight=False,
+            )
         if r.difference:
             console.print(
                 "shadow - answered: " + ", ".join(f"{k} {v:.4g}" for k, v in r.difference.items()),

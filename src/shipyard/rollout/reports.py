@@ -15,8 +15,9 @@ other rate.
 
 Shadow report, per shadow version: rows compared with the answer actually
 returned for the same request and row, the agreement rate (with its Wilson
-interval), the most common disagreements, and for numeric answers the
-distribution of ``shadow - primary``.
+interval), the most common disagreements, for numeric answers the
+distribution of ``shadow - primary``, and for classifiers the distribution of
+the largest per-row gap between their class probabilities.
 
 Example:
     >>> [round(x, 4) for x in wilson(45, 50)]
@@ -38,7 +39,7 @@ from scipy import stats
 from shipyard.monitoring.durations import parse_instant
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.monitoring.queries import read_labelled
-from shipyard.monitoring.records import class_key
+from shipyard.monitoring.records import PROBA_PREFIX, class_key
 from shipyard.rollout.policy import VariantStats, merge_stats
 from shipyard.rollout.records import PRIMARY, SHADOW_PREFIX, Deployment
 from shipyard.rollout.service import Deployments
@@ -258,6 +259,7 @@ class ShadowReport:
     difference: dict[str, float] = field(default_factory=dict)
     shadow_latency_mean: float = math.nan
     primary_latency_mean: float = math.nan
+    proba_difference: dict[str, float] = field(default_factory=dict)
 
 
 def shadow_reports(d: Deployment, log_rows: pd.DataFrame, *, since: str) -> list[ShadowReport]:
@@ -290,6 +292,7 @@ def shadow_reports(d: Deployment, log_rows: pd.DataFrame, *, since: str) -> list
                 "p95": float(np.quantile(delta, 0.95)),
                 "max_abs": float(np.abs(delta).max()),
             }
+        proba = _proba_difference(pairs)
         out.append(
             ShadowReport(
                 deployment=d.name,
@@ -302,6 +305,7 @@ def shadow_reports(d: Deployment, log_rows: pd.DataFrame, *, since: str) -> list
                 agreement_ci=wilson(int(agreed), n),
                 disagreements=tuple((p, s, c) for (p, s), c in disagreements.most_common(10)),
                 difference=difference,
+                proba_difference=proba,
                 shadow_latency_mean=float(pairs["latency_seconds_shadow"].mean())
                 if n
                 else math.nan,
@@ -353,6 +357,30 @@ def load_shadow_reports(
     """Shadow reports of deployment ``name`` (window as in :func:`load_ab_report`)."""
     d, rows, label = _window(deployments, log, name, since)
     return shadow_reports(d, rows, since=label)
+
+
+def _proba_difference(pairs: pd.DataFrame) -> dict[str, float]:
+    """Distribution over rows of the largest |shadow - answered| class probability gap."""
+    classes = [
+        c[: -len("_shadow")]
+        for c in pairs.columns
+        if c.startswith(PROBA_PREFIX) and c.endswith("_shadow")
+        and f"{c[: -len('_shadow')]}_primary" in pairs.columns
+    ]  # fmt: skip
+    if not classes or pairs.empty:
+        return {}
+    shadow = pairs[[f"{c}_shadow" for c in classes]].to_numpy(dtype=float)
+    answered = pairs[[f"{c}_primary" for c in classes]].to_numpy(dtype=float)
+    gap = np.nanmax(np.abs(shadow - answered), axis=1)
+    gap = gap[~np.isnan(gap)]
+    if not len(gap):
+        return {}
+    return {
+        "mean": float(gap.mean()),
+        "p50": float(np.quantile(gap, 0.5)),
+        "p95": float(np.quantile(gap, 0.95)),
+        "max": float(gap.max()),
+    }
 
 
 def report_to_dict(report: Any) -> dict[str, Any]:
