@@ -138,6 +138,7 @@ def test_reference_sample_stays_in_the_training_ranges(client: Shipyard) -> None
 
 
 def test_cli_optimize(client: Shipyard) -> None:
+    from shipyard.cli import models
     from shipyard.cli._common import ShipyardGroup
     from shipyard.cli.optimize import optimize_command
 
@@ -146,7 +147,7 @@ def test_cli_optimize(client: Shipyard) -> None:
     client.registry.log_model(model, "custom", sample=X, trusted_pickle=True)
     app = typer.Typer(cls=ShipyardGroup)
     app.command("optimize")(optimize_command)
-    app.command("noop")(lambda: None)
+    app.add_typer(models.app, name="models")
 
     @app.callback()
     def root(ctx: typer.Context) -> None:
@@ -155,3 +156,6 @@ def test_cli_optimize(client: Shipyard) -> None:
     result = CliRunner().invoke(app, ["optimize", "custom:1", "--trusted-pickle", "--strict"])
     assert result.exit_code == 1, result.output
     assert "failed" in result.output and "original model" in result.output
+    shown = CliRunner().invoke(app, ["models", "show", "custom:1"])
+    assert shown.exit_code == 0, shown.output
+    assert "Runtime: original" in shown.output and "not converted" in shown.output

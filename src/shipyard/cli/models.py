@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from shipyard.cli._common import JsonOption, console, get_client, print_json, table, when
+from shipyard.registry.optimize import describe_optimization
 from shipyard.validation.service import describe_validation
 
 app = typer.Typer(help="Registered models, their versions and aliases.", no_args_is_help=True)
@@ -114,6 +115,8 @@ def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
     console.print(f"files: {len(manifest.files)}, each checked against its SHA-256 on load")
     for line in describe_validation(registry.metadata, version):
         console.print(line)
+    for line in describe_optimization(registry, version):  # ONNX runtime or why not
+        console.print(line, markup=False, highlight=False)
 
 
 def _range(col: dict) -> str:
