@@ -161,3 +161,18 @@ def test_ab_and_shadow_reports(home: Path) -> None:
     assert 0.6 < shadows[0]["agreement"] < 0.9
     assert "A/B report" in run("deploy", "ab-report", "web", "--since", "1h")
     assert "agreement" in run("deploy", "shadow-report", "web", "--since", "1h")
+
+
+def test_serve_deployment_fails_fast_on_bad_arguments(home: Path) -> None:
+    import typer
+
+    from shipyard.cli._common import ShipyardGroup
+    from shipyard.cli.serve import serve_command
+
+    serve_app = typer.Typer(cls=ShipyardGroup)
+    serve_app.command("serve")(serve_command)
+    serve_app.command("noop")(lambda: None)  # two commands: `serve` stays a subcommand
+    result = runner.invoke(serve_app, ["serve", "--deployment", "nope", "--port", "0"])
+    assert result.exit_code == 1 and "No deployment named 'nope'" in result.output
+    result = runner.invoke(serve_app, ["serve", "m", "--deployment", "web", "--port", "0"])
+    assert result.exit_code == 2 and "exactly one" in result.output
