@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from serving_helpers import IrisRegistry, serve
 
-from shipyard.errors import ConfigError
+from shipyard.errors import ConfigError, SchemaError
 from shipyard.quickstart import iris_frame
 from shipyard.serving.batcher import (
     Batcher,
     BatchMetrics,
     BatchSettings,
+    DeadlineExceededError,
     OverloadedError,
 )
 from shipyard.serving.metrics import ServingMetrics
@@ -138,3 +139,38 @@ def test_overload_is_raised_at_submit(iris: IrisRegistry) -> None:
         await batcher.close()
 
     asyncio.run(scenario())
+
+
+def test_a_request_past_its_deadline_is_not_run(iris: IrisRegistry) -> None:
+    served = load_served_model(iris.client.registry, iris.client.registry.resolve("iris:1"))
+    batcher = Batcher(BatchSettings(max_batch_size=4), metrics=None)
+    X = served.model.prepare(_rows(1))
+
+    async def scenario() -> None:
+        with pytest.raises(DeadlineExceededError, match="deadline"):
+            await batcher.submit(served, X, deadline=time.monotonic() - 1)
+        ok = await batcher.submit(served, X, deadline=time.monotonic() + 30)
+        assert len(ok.labels) == 1
+        await batcher.close()
+
+    asyncio.run(scenario())
+
+
+def test_one_unscorable_request_does_not_fail_its_batch_neighbours(iris: IrisRegistry) -> None:
+    served = load_served_model(iris.client.registry, iris.client.registry.resolve("iris:1"))
+    batcher = Batcher(BatchSettings(max_batch_size=8), metrics=None)
+    good = [served.model.prepare(r) for r in _rows(6)]
+    # Finite but so large that the scaler overflows to infinity inside the model.
+    bad = served.model.prepare({k: 1e308 for k in _rows(1)[0]})
+
+    async def scenario() -> list[object]:
+        deadline = time.monotonic() + 30
+        calls = [batcher.submit(served, X, deadline=deadline) for X in [*good[:3], bad, *good[3:]]]
+        out = await asyncio.gather(*calls, return_exceptions=True)
+        await batcher.close()
+        return out
+
+    answers = asyncio.run(scenario())
+    assert isinstance(answers[3], SchemaError), answers[3]
+    for X, answer in zip(good, [*answers[:3], *answers[4:]], strict=True):
+        assert answer.labels.tolist() == served.model.predictor.predict(X).tolist()
