@@ -73,6 +73,7 @@ def test_good_challenger_ends_up_serving_and_history_records_every_step(
     assert tracked.datasets["training"]["content_hash"] == lineage["content_hash"]
     assert tracked.params["entry_point"] == "shipyard.loop.examples:train_iris"
     assert version.tags["loop.run"] == str(run.id)
+    assert version.tags["loop.pipeline"] == "shipyard.loop.examples:train_iris"
 
 
 def test_failing_gate_keeps_the_champion(client: Shipyard, iris_csv: Path, clock: Clock) -> None:

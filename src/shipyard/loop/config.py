@@ -69,7 +69,9 @@ class DataSource(_Strict):
 
     path: str | None = None
     table: str | None = None
-    url: str | None = Field(None, description="SQLAlchemy URL of the database holding `table`.")
+    url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the database holding `table`."
+    )
     time_column: str | None = None
 
     @model_validator(mode="after")
@@ -100,11 +102,11 @@ class PipelineConfig(_Strict):
     data: DataSource
     target: str
     holdout: DataSource | None = Field(
-        None, description="A fixed holdout set; by default a fresh split of the new data."
+        default=None, description="A fixed holdout set; by default a fresh split of the new data."
     )
-    holdout_fraction: float = Field(0.25, gt=0, lt=1)
+    holdout_fraction: float = Field(default=0.25, gt=0, lt=1)
     sample_rows: int = Field(
-        200, ge=1, description="Rows of inputs stored as the signature sample."
+        default=200, ge=1, description="Rows of inputs stored as the signature sample."
     )
 
     @field_validator("entry_point")
@@ -132,7 +134,7 @@ class ScheduleTrigger(_TriggerBase):
     kind: Literal["schedule"]
     cron: str
     max_delay: timedelta = Field(
-        timedelta(hours=1), description="A scheduled time missed by longer is skipped."
+        default=timedelta(hours=1), description="A scheduled time missed by longer is skipped."
     )
     cooldown: timedelta = timedelta(0)
 
@@ -156,17 +158,19 @@ class DriftTrigger(_TriggerBase):
 
     kind: Literal["drift"]
     reference: DataSource | None = Field(
-        None, description="Reference data; by default the pipeline's training data."
+        default=None, description="Reference data; by default the pipeline's training data."
     )
     current: DataSource | None = Field(
-        None, description="Current data; by default the prediction log's last `window`."
+        default=None, description="Current data; by default the prediction log's last `window`."
     )
     window: timedelta = timedelta(hours=24)
-    sustained: int = Field(3, ge=1)
-    drift_share: float = Field(0.5, gt=0, le=1)
+    sustained: int = Field(default=3, ge=1)
+    drift_share: float = Field(default=0.5, gt=0, le=1)
     stattest: str | None = None
-    threshold: float | None = Field(None, ge=0)
-    min_rows: int = Field(30, ge=2, description="Fewer current rows and the check is skipped.")
+    threshold: float | None = Field(default=None, ge=0)
+    min_rows: int = Field(
+        default=30, ge=2, description="Fewer current rows and the check is skipped."
+    )
 
     @field_validator("window", mode="before")
     @classmethod
@@ -182,8 +186,8 @@ class PerformanceTrigger(_TriggerBase):
     threshold: float
     window: timedelta = timedelta(hours=1)
     lookback: timedelta = timedelta(hours=24)
-    sustained: int = Field(3, ge=1, description="Consecutive bad buckets needed.")
-    min_labels: int = Field(1, ge=1)
+    sustained: int = Field(default=3, ge=1, description="Consecutive bad buckets needed.")
+    min_labels: int = Field(default=1, ge=1)
 
     @field_validator("window", "lookback", mode="before")
     @classmethod
@@ -195,9 +199,11 @@ class NewDataTrigger(_TriggerBase):
     """Retrain when the data source grew past a threshold since the champion's training data."""
 
     kind: Literal["new_data"]
-    source: DataSource | None = Field(None, description="By default the pipeline's data.")
-    min_new_rows: int | None = Field(None, ge=1)
-    min_growth: float | None = Field(None, gt=0, description="Growth as a fraction, 0.2 = 20%.")
+    source: DataSource | None = Field(default=None, description="By default the pipeline's data.")
+    min_new_rows: int | None = Field(default=None, ge=1)
+    min_growth: float | None = Field(
+        default=None, gt=0, description="Growth as a fraction, 0.2 = 20%."
+    )
     cooldown: timedelta = timedelta(0)
 
     @model_validator(mode="after")
@@ -218,7 +224,7 @@ class ContractConfig(_Strict):
 
     enabled: bool = True
     ignore: tuple[str, ...] = Field(
-        ("tails",), description=f"Expectation kinds not to fail on: any of {EXPECTATIONS}."
+        default=("tails",), description=f"Expectation kinds not to fail on: any of {EXPECTATIONS}."
     )
 
     @field_validator("ignore")
@@ -270,7 +276,9 @@ class CanaryConfig(_Strict):
     """
 
     enabled: bool = True
-    deployment: str | None = Field(None, description="Deployment name; default: the model name.")
+    deployment: str | None = Field(
+        default=None, description="Deployment name; default: the model name."
+    )
     policy: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -280,12 +288,13 @@ class LoopConfig(_Strict):
     model: str
     pipeline: PipelineConfig
     triggers: tuple[Trigger, ...] = Field(min_length=1)
-    contract: ContractConfig = ContractConfig()
-    gates: GatesConfig = GatesConfig()
-    canary: CanaryConfig = CanaryConfig()
-    alias: str = Field("production", description="The alias a promoted challenger takes.")
+    contract: ContractConfig = Field(default_factory=ContractConfig)
+    gates: GatesConfig = Field(default_factory=GatesConfig)
+    canary: CanaryConfig = Field(default_factory=CanaryConfig)
+    alias: str = Field(default="production", description="The alias a promoted challenger takes.")
     stale_after: timedelta = Field(
-        timedelta(hours=6), description="A run without progress this long is taken for dead."
+        default=timedelta(hours=6),
+        description="A run without progress this long is taken for dead.",
     )
 
     @field_validator("model")

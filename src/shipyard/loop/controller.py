@@ -140,9 +140,9 @@ class LoopController:
             verdicts.append(verdict)
             if verdict.firing is None:
                 continue
-            run = self._claim(config, verdict.firing, champion)
-            if run is not None:
-                run = self._execute(config, run, champion=champion)
+            claimed = self._claim(config, verdict.firing, champion)
+            if claimed is not None:
+                run = self._execute(config, claimed, champion=champion)
                 return ModelTick(model, tuple(verdicts), run, errors=tuple(errors))
         return ModelTick(model, tuple(verdicts), errors=tuple(errors))
 

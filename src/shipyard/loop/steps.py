@@ -175,7 +175,7 @@ def _split(state: RunState) -> None:
     if pipeline.holdout is not None:
         state.train = frame
         state.holdout = read_source(pipeline.holdout)
-        how = {"source": pipeline.holdout.describe()}
+        how: dict[str, Any] = {"source": pipeline.holdout.describe()}
     else:
         n_hold = max(1, round(len(frame) * pipeline.holdout_fraction))
         if len(frame) - n_hold < 2:
@@ -242,6 +242,7 @@ def register(state: RunState, log: StepLog) -> None:
         data_fingerprint=lineage,
         description=f"Retrained by the loop (run {state.run.id}): {state.run.reason}",
         tags={
+            "loop.pipeline": cfg.pipeline.entry_point,
             "loop.run": str(state.run.id),
             "loop.trigger": f"{state.run.trigger_kind}:{state.run.trigger_key}",
         },
