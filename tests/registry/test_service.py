@@ -134,3 +134,11 @@ def test_archive_and_restore(client: Shipyard, iris_model) -> None:  # type: ign
         client.registry.archive("iris@staging")
     actions = [e.action for e in client.metadata.audit_log(model="iris")]
     assert actions == ["restore_version", "archive_version"]
+
+
+def test_reference_profile_is_stored_with_the_version(client: Shipyard, iris_model) -> None:  # type: ignore[no-untyped-def]
+    model, X, _ = iris_model
+    version = client.registry.log_model(model, "iris", sample=X)
+    profile = client.registry.reference_profile(version)
+    assert profile.n_rows == len(X)
+    assert sorted(profile.columns) == sorted(X.columns)

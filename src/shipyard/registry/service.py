@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from shipyard.drift.profile import ReferenceProfile
 from shipyard.errors import (
     IntegrityError,
     InvalidReferenceError,
@@ -32,12 +33,16 @@ from shipyard.registry.mlflow_import import read_mlflow_model
 from shipyard.registry.model import LoadedModel
 from shipyard.registry.package import MANIFEST_NAME, read_package, write_package
 from shipyard.registry.refs import ModelRef, check_alias, check_model_name, parse_ref
+from shipyard.registry.signature import Signature
 from shipyard.store import records
 from shipyard.store.artifacts import ArtifactStore, sha256_file
 from shipyard.store.metadata import MetadataStore
 from shipyard.store.validation_store import ValidationStore
 from shipyard.validation.approvals import enforce_promotion
 from shipyard.validation.service import store_contract_for_version
+
+#: Version tag holding the artifact digest of the version's drift reference profile.
+PROFILE_TAG = "drift_profile"
 
 
 class Registry:
@@ -95,10 +100,30 @@ class Registry:
             )
             version = self._register_package(package_dir, manifest, tags=tags)
         if sample is not None:
-            # The data contract (types, ranges, categories, quantiles) is inferred
-            # from the same sample and kept with the version for later checks.
+            # The data contract (types, ranges, categories, quantiles) and the drift
+            # reference profile come from the same sample and stay with the version,
+            # so later checks never have to re-read the training set.
             store_contract_for_version(self.metadata, version, sample, actor=self.actor)
+            self._store_reference_profile(version, sample)
+            version = self.metadata.get_version(version.model, version.version)
         return version
+
+    def _store_reference_profile(self, version: records.ModelVersion, sample: pd.DataFrame) -> None:
+        signature = Signature.from_dict(self.manifest(version).signature)
+        inputs = [c for c in signature.names if c in sample.columns]
+        profile = ReferenceProfile.from_frame(sample[inputs])
+        digest = self.artifacts.put_bytes(profile.to_bytes())
+        self.metadata.set_version_tags(version.model, version.version, {PROFILE_TAG: digest})
+
+    def reference_profile(self, version: records.ModelVersion) -> ReferenceProfile:
+        """The drift reference stored with ``version`` (its training sample, profiled)."""
+        digest = version.tags.get(PROFILE_TAG)
+        if digest is None:
+            raise NotFoundError(
+                f"{version.ref} has no stored drift reference (it was registered without a "
+                "training sample); pass --reference FILE instead."
+            )
+        return ReferenceProfile.from_bytes(self.artifacts.get_bytes(digest))
 
     def register_package(
         self, package_dir: Path, name: str, *, tags: dict[str, str] | None = None
