@@ -130,6 +130,8 @@ def test_split_shadows_kill_and_resume(reg: Registry) -> None:
     assert [(v.name, v.weight) for v in web.variants()] == [("primary", 50.0), ("ab:2", 50.0)]
     with pytest.raises(InvalidInputError, match="has no canary"):
         d.promote("web")
+    with pytest.raises(InvalidInputError, match="runs an A/B split"):
+        d.set_canary("web", GOOD2, 10)
     web = d.set_shadows("web", [BROKEN])
     assert web.shadows == (BROKEN,) and web.versions() == {GOOD, OTHER, BROKEN}
     web = d.promote("web", version=OTHER)

@@ -33,7 +33,9 @@ from rollout_support import (
     wait_ready,
 )
 from scipy.stats import chisquare
+from typer.testing import CliRunner
 
+from shipyard.cli.main import app
 from shipyard.rollout.records import RolloutPolicy
 from shipyard.rollout.reports import load_shadow_reports
 
@@ -146,6 +148,16 @@ def test_sticky_ab_split_matches_weights_and_shadows_are_logged(sqlite_reg: Regi
                     assert response.status_code == 200
                     variant = response.headers["x-shipyard-variant"]
                     assert first.setdefault(user, variant) == variant  # sticky
+        deadline = time.monotonic() + 30
+        epoch = d.get("web").epoch
+        while sum(c.requests for c in d.store.counters("web", epoch)) < 600:  # next poll
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        env = {"SHIPYARD_HOME": str(sqlite_reg.settings.home), "COLUMNS": "200"}
+        shown = CliRunner().invoke(app, ["deploy", "status", "web"], env=env)
+        assert shown.exit_code == 0, shown.output
+        assert "workers: 1/1 at revision 3" in shown.output
+        assert "shadow:5" in shown.output and "0 5xx" in shown.output
     finally:
         server.stop()
     counts = Counter(first.values())

@@ -504,7 +504,10 @@ def _render(d: Deployment, as_json: bool, service: Deployments, *, details: bool
         synced = sum(w.revision == d.revision for w in workers)
         parts.append(
             f"workers: {synced}/{len(workers)} at revision {d.revision} ("
-            + ", ".join(f"{w.worker}@{w.revision} {when(w.seen_at)}" for w in workers)
+            + ", ".join(
+                f"{w.worker}@{w.revision} seen {(_now() - w.seen_at).total_seconds():.0f} s ago"
+                for w in workers
+            )
             + ")"
         )
     if changes:

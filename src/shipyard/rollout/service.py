@@ -252,6 +252,11 @@ class Deployments:
                 f"{d.model}:{version} is already the primary of {name!r}; a canary must be "
                 "another version."
             )
+        if d.split:
+            raise InvalidInputError(
+                f"Deployment {name!r} runs an A/B split; end it first by promoting an arm "
+                f"(`shipyard promote {name} --version VERSION`, the primary's included)."
+            )
         if weight is None:
             if policy is None:
                 raise InvalidInputError("Give a canary weight (--canary 10) or a policy.")
