@@ -80,6 +80,11 @@ def test_tick_then_history(client: Shipyard, tmp_path: Path) -> None:
     assert [s["name"] for s in one["steps"]][-1] == "promote"
     assert all(s["duration_s"] >= 0 and "inputs" in s and "outputs" in s for s in one["steps"])
     assert json.loads(run(client, "history", "iris:7", "--json").output) == []
+    chain = run(client, "lineage", "iris")
+    assert chain.exit_code == 0, chain.output
+    assert f"data:        {tmp_path / 'iris.csv'} (150 rows, sha256 " in chain.output
+    assert "version:     iris:1 (production)" in chain.output
+    assert "deployments: none" in chain.output and "predictions: 0" in chain.output
     bad = run(client, "history", "iris:x")
     assert bad.exit_code == 1 and "is not MODEL or MODEL:VERSION" in bad.output
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from loop_support import Clock, make_config
@@ -9,6 +10,8 @@ from loop_support import Clock, make_config
 from shipyard.client import Shipyard
 from shipyard.loop.controller import LoopController
 from shipyard.loop.examples import FEATURES, iris_frame, train_iris
+from shipyard.loop.lineage import lineage
+from shipyard.monitoring.records import PredictionRecord
 from shipyard.rollout.policy import bucket_key
 from shipyard.rollout.service import Deployments
 from shipyard.store.rollout_store import VariantCounters
@@ -60,6 +63,26 @@ def test_healthy_canary_is_promoted_and_the_alias_follows(
     assert (d.primary, d.canary) == (2, None)
     assert client.registry.resolve("iris@production").version == 2
     assert [s.name for s in second.run.steps][-2:] == ["canary", "promote"]
+
+    # Lineage reads data snapshot -> run -> version -> deployment -> predictions.
+    served = datetime.now(UTC)  # after the version was registered (by the wall clock)
+    client.prediction_log.write(
+        [
+            PredictionRecord(f"r{i}", served, "iris", v, {"sepal_length": 5.0}, "setosa")
+            for i, v in enumerate([2] * 7 + [1] * 3)
+        ]
+    )
+    chain = lineage(client, "iris@production", until=served + timedelta(seconds=1))
+    version = client.registry.resolve("iris:2")
+    assert chain.version == "iris:2" and chain.aliases == ("production",)
+    assert chain.data == version.data_fingerprint and chain.run_id == version.run_id
+    assert chain.run_datasets["training"]["content_hash"] == chain.data["content_hash"]
+    assert chain.loop_run == second.run.id
+    assert chain.deployments == {"iris": "primary"} and chain.predictions == 7
+    lines = chain.describe()
+    assert lines[0].startswith(f"data:        {iris_csv} (150 rows, sha256 ")
+    assert lines[3:] == ["deployments: iris (primary)", lines[4]]
+    assert lines[4].startswith("predictions: 7 from ")
 
 
 def test_breaching_canary_is_rolled_back_and_the_champion_stays(

@@ -68,6 +68,9 @@ def test_good_challenger_ends_up_serving_and_history_records_every_step(
     assert lineage["content_hash"] == steps["validate_data"].outputs["content_hash"]
     assert lineage["source"] == str(iris_csv)
     assert lineage["loop_run"] == run.id and lineage["trigger"].startswith("schedule:")
+    holdout = lineage["holdout"]
+    assert holdout["seed"] == [3, run.id] and holdout["n_rows"] == round(210 * 0.25)
+    assert holdout["content_hash"] == steps["gates"].inputs["holdout_hash"]
     tracked = client.metadata.get_run(version.run_id or "")
     assert tracked.status == "FINISHED"
     assert tracked.datasets["training"]["content_hash"] == lineage["content_hash"]

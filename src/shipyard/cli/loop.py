@@ -9,6 +9,7 @@
 - ``loop trigger MODEL --config loop.yaml``: start a run now, whatever the triggers say.
 - ``loop history REF``: each run of a model (or of the run that made ``name:version``)
   with every step's status, duration, inputs and outputs.
+- ``loop lineage REF``: data snapshot -> run -> version -> deployment -> predictions.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from shipyard.cli._common import JsonOption, console, err_console, get_client, p
 from shipyard.errors import InvalidReferenceError
 from shipyard.loop.config import load_config
 from shipyard.loop.controller import LoopController, ModelTick
+from shipyard.loop.lineage import lineage
 from shipyard.store.loop_store import LoopRun, LoopStore
 
 app = typer.Typer(
@@ -176,6 +178,21 @@ def history_command(
         return
     for run in runs:
         _print_run(run, full=full)
+
+
+@app.command("lineage")
+def lineage_command(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="A version (iris:4) or alias (iris@production)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Show REF's lineage: data snapshot -> run -> version -> deployment -> predictions."""
+    chain = lineage(get_client(ctx), ref)
+    if as_json:
+        print_json(chain)
+        return
+    for line in chain.describe():
+        console.print(line, highlight=False, markup=False)
 
 
 def _short(value: dict[str, Any], full: bool) -> str:

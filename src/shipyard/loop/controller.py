@@ -84,7 +84,9 @@ class LoopController:
         client: the Shipyard client (stores, registry, prediction log).
         configs: one :class:`LoopConfig` per model.
         clock: returns the current aware UTC datetime (inject for tests).
-        rng: the random generator of holdout splits (default: seeded from ``seed``).
+        rng: the random generator of holdout splits. By default each run gets its
+            own, seeded from ``(seed, run id)`` and recorded in the lineage, so every
+            retrain holds out a fresh split that can still be reproduced.
         canary: the canary runner (default: :class:`RolloutCanaryRunner`).
         owner: recorded as the claimer of each run.
         timer: a monotonic clock in seconds for step durations.
@@ -108,7 +110,8 @@ class LoopController:
         self.client = client
         self.configs = {c.model: c for c in configs}
         self.clock = clock
-        self.rng = rng if rng is not None else np.random.default_rng(seed)
+        self.rng = rng
+        self.seed = seed
         self.canary = canary if canary is not None else RolloutCanaryRunner(client, now=clock)
         self.owner = owner or default_owner()
         self.timer = timer
@@ -228,7 +231,8 @@ class LoopController:
             config=config,
             store=self.store,
             run=run,
-            rng=self.rng,
+            rng=self.rng if self.rng is not None else np.random.default_rng([self.seed, run.id]),
+            split_seed=None if self.rng is not None else [self.seed, run.id],
             canary=self.canary,
             now=self.clock,
             champion=champion,

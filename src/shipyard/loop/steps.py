@@ -82,6 +82,8 @@ class RunState:
     store: LoopStore
     run: LoopRun
     rng: np.random.Generator
+    #: The seed ``rng`` was made from, when the controller derived it (kept in the lineage).
+    split_seed: list[int] | None
     canary: CanaryRunner
     now: Callable[[], datetime]
     champion: records.ModelVersion | None
@@ -186,7 +188,7 @@ def _split(state: RunState) -> None:
         order = state.rng.permutation(len(frame))
         state.holdout = frame.iloc[np.sort(order[:n_hold])].reset_index(drop=True)
         state.train = frame.iloc[np.sort(order[n_hold:])].reset_index(drop=True)
-        how = {"fraction": pipeline.holdout_fraction}
+        how = {"fraction": pipeline.holdout_fraction, "seed": state.split_seed}
     state.holdout_lineage = {**fingerprint(state.holdout).to_dict(), **how}
 
 
