@@ -28,6 +28,7 @@ _EXPORTS = {
     "ShipyardError": "shipyard.errors",
     "client": "shipyard.api",
     "configure": "shipyard.api",
+    "deployments": "shipyard.api",
     "fingerprint": "shipyard.tracking.fingerprint",
     "load_model": "shipyard.api",
     "log_model": "shipyard.api",
@@ -45,6 +46,7 @@ __all__ = [
     "ShipyardError",
     "client",
     "configure",
+    "deployments",
     "fingerprint",
     "load_model",
     "log_model",
@@ -68,7 +70,15 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # let type checkers and IDEs see the real objects
-    from shipyard.api import client, configure, load_model, log_model, set_alias, start_run
+    from shipyard.api import (
+        client,
+        configure,
+        deployments,
+        load_model,
+        log_model,
+        set_alias,
+        start_run,
+    )
     from shipyard.client import Shipyard
     from shipyard.config import Settings
     from shipyard.errors import ShipyardError

@@ -14,7 +14,7 @@ settings, e.g. in tests or notebooks that point at a shared server.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -23,6 +23,9 @@ from shipyard.config import Settings
 from shipyard.registry.model import LoadedModel
 from shipyard.store import records
 from shipyard.tracking.runs import ActiveRun
+
+if TYPE_CHECKING:
+    from shipyard.rollout.service import Deployments
 
 _default: Shipyard | None = None
 
@@ -109,3 +112,14 @@ def set_alias(
     approvals is refused unless ``force=True`` with a written ``reason``.
     """
     return client().registry.set_alias(name, alias, version, reason=reason, force=force)
+
+
+def deployments() -> Deployments:
+    """Deployments (canary, A/B, shadows, promote, rollback) on the default client.
+
+    >>> shipyard.deployments().set_canary("web", 4, 10)      # doctest: +SKIP
+    """
+    from shipyard.rollout.service import Deployments
+
+    shipyard = client()
+    return Deployments(shipyard.metadata, actor=shipyard.settings.actor)

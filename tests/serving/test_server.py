@@ -148,3 +148,32 @@ def test_worker_factory_rebuilds_settings_and_options(
     assert runtime.poll_interval == 0.5
     assert runtime.registry.cache_dir.is_relative_to(tmp_path / "h")
     assert app.title == "Shipyard: iris@staging"
+
+
+def test_serves_a_read_only_package_folder_without_the_source_registry(
+    iris: IrisRegistry, processes: list[ServeProcess], tmp_path: Path
+) -> None:
+    """What a container built by `shipyard package` runs: `shipyard serve /opt/model`."""
+    import shutil
+
+    from shipyard.registry.manifest import Manifest
+
+    version = iris.client.registry.resolve("iris:1")
+    folder = tmp_path / "opt-model"
+    shutil.copytree(iris.client.registry.package_dir(version), folder)
+    before = (folder / "shipyard.json").read_bytes()
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    empty = IrisRegistry(iris.client, Settings(home=tmp_path / "fresh-home", user="tester"))
+    try:
+        server = ServeProcess(empty, str(folder))
+        processes.append(server)
+        wait_ready(server.url, timeout=60)
+        answer = httpx.post(server.url + "/predict", json=SETOSA, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["prediction"] == "setosa"
+        assert (folder / "shipyard.json").read_bytes() == before  # left as it was
+        assert Manifest.load(folder).version == 1
+    finally:
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)

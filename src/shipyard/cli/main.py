@@ -16,6 +16,7 @@ from shipyard.cli import (
     predict,
     quickstart,
     runs,
+    serve,
     validate,
 )
 from shipyard.cli._common import ShipyardGroup
@@ -31,6 +32,7 @@ app.add_typer(runs.app, name="runs")
 app.command("audit")(audit.audit_command)
 app.command("package")(package.package_command)
 app.command("quickstart")(quickstart.quickstart_command)
+app.command("serve")(serve.serve_command)
 app.command("predict")(predict.predict_command)
 app.add_typer(validate.app, name="validate")
 app.add_typer(monitor.app, name="monitor")

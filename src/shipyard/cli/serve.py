@@ -5,19 +5,41 @@ Registered in the root app as ``app.command("serve")(serve_command)``.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import typer
 
 from shipyard.cli._common import err_console, get_client
+from shipyard.registry.manifest import Manifest
 from shipyard.serving.options import ServeOptions
 from shipyard.serving.runtime import DEFAULT_POLL_INTERVAL
 from shipyard.serving.security import DEFAULT_MAX_BODY_BYTES
 from shipyard.serving.server import DEFAULT_GRACEFUL_TIMEOUT, run_server
 
+if TYPE_CHECKING:
+    from shipyard.client import Shipyard
+
+
+def _register_package_folder(client: Shipyard, folder: Path) -> str:
+    """Serve a model package folder (as a container built by `shipyard package` does).
+
+    The folder is registered in this server's own registry (checksums verified
+    on the way in) and served by version; the registry it came from is not
+    needed at run time.
+    """
+    manifest = Manifest.load(folder)
+    version = client.registry.register_package(folder, manifest.name)
+    err_console.print(f"Registered package {folder} as {version.ref}.", highlight=False)
+    return version.ref
+
 
 def serve_command(
     ctx: typer.Context,
     ref: str | None = typer.Argument(
-        None, help="Model to serve: NAME (its production alias), NAME@ALIAS or NAME:VERSION."
+        None,
+        help="Model to serve: NAME (its production alias), NAME@ALIAS, NAME:VERSION, or a "
+        "model package folder (shipyard.json at its root).",
     ),
     deployment: str | None = typer.Option(
         None,
@@ -82,6 +104,8 @@ def serve_command(
         ref, now = deployment, f"deployment {deployment}, primary {served.model}:{served.primary}"
     else:
         assert ref is not None
+        if Path(ref).is_dir():
+            ref = _register_package_folder(client, Path(ref))
         # Fail now, with the registry's message, rather than from inside a worker.
         now = client.registry.resolve(ref).ref
     options = ServeOptions(

@@ -173,10 +173,11 @@ class Registry:
                 )
 
         def write_manifest(version: int) -> str:
+            # Written beside, not into, the package: it may be read-only (a
+            # container's /opt/model) and is the caller's to keep as it was.
             final = manifest.model_copy(update={"version": version})
-            path = package_dir / MANIFEST_NAME
-            final.dump(path)
-            return self.artifacts.put_file(path)
+            with tempfile.TemporaryDirectory(dir=self._scratch()) as tmp:
+                return self.artifacts.put_file(final.dump(Path(tmp) / MANIFEST_NAME))
 
         return self.metadata.create_version(
             manifest.name,
