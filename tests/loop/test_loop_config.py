@@ -41,6 +41,11 @@ def test_the_example_config_loads_with_every_trigger_kind() -> None:
     assert config.canary.policy["steps"] == [10, 50, 100]
 
 
+def test_a_dumped_config_loads_back() -> None:
+    [config] = load_config(EXAMPLE)
+    assert parse_configs(config.model_dump(mode="json")) == [config]
+
+
 def test_relative_paths_are_anchored_at_the_config_file(tmp_path: Path) -> None:
     text = BASE + "  - {kind: new_data, min_new_rows: 10, source: {path: more/}}\n"
     [config] = load_config(_write(tmp_path, text))

@@ -38,7 +38,15 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from shipyard.errors import ConfigError, ShipyardError
 from shipyard.monitoring.durations import parse_duration
@@ -49,11 +57,18 @@ from shipyard.validation.gates import DEFAULT_MIN_SLICE_ROWS, GateSpec, build_sp
 _ENTRY_POINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
+_TIMEDELTA: TypeAdapter[timedelta] = TypeAdapter(timedelta)
+
+
 def _duration(value: Any) -> timedelta:
+    """``1h``-style durations, and ISO 8601 (``PT1H``) so a dumped config loads back."""
     try:
         return parse_duration(value)
     except ShipyardError as exc:
-        raise ValueError(str(exc)) from exc
+        try:
+            return _TIMEDELTA.validate_python(value)
+        except ValidationError:
+            raise ValueError(str(exc)) from exc
 
 
 class _Strict(BaseModel):
