@@ -214,6 +214,16 @@ def test_manual_trigger_and_one_active_run_per_model(
         controller.trigger("wine")
 
 
+def test_a_tick_reports_an_unreachable_database_instead_of_dying(
+    tmp_path: Path, iris_csv: Path
+) -> None:
+    down = Settings(home=tmp_path, db="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    client = Shipyard(down)
+    [tick] = LoopController(client, [make_config(iris_csv)], canary=RecordingCanary()).tick()
+    assert tick.run is None and "Could not migrate the metadata database" in tick.errors[0]
+    assert tick.summary().startswith("iris: error: Could not migrate")
+
+
 def _tick_in_child(settings: Settings, config: LoopConfig, barrier: Any, queue: Any) -> None:
     client = Shipyard(settings)
     controller = LoopController(

@@ -64,6 +64,8 @@ class ModelTick:
     errors: tuple[str, ...] = field(default_factory=tuple)
 
     def summary(self) -> str:
+        if self.run is None and self.errors and not self.verdicts:
+            return f"{self.model}: error: {self.errors[0]}"
         if self.run is None:
             fired = [v.kind for v in self.verdicts if v.fired]
             if fired:
@@ -120,8 +122,15 @@ class LoopController:
     # -- public ---------------------------------------------------------------------
 
     def tick(self) -> list[ModelTick]:
-        """One pass over every model; never raises for one model's trouble."""
-        return [self.tick_model(name) for name in self.configs]
+        """One pass over every model; one model's trouble (even the database being down)
+        is reported in its :class:`ModelTick`, and the others still get their turn."""
+        ticks = []
+        for name in self.configs:
+            try:
+                ticks.append(self.tick_model(name))
+            except ShipyardError as exc:
+                ticks.append(ModelTick(name, errors=(str(exc),)))
+        return ticks
 
     def tick_model(self, model: str) -> ModelTick:
         config = self._config(model)
