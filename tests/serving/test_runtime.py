@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -35,8 +36,13 @@ def _samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
 
 
 def _corrupt_manifest(iris: IrisRegistry, version: int) -> None:
-    """Make ``version`` unloadable the way a damaged store would: its bytes no longer match."""
-    digest = iris.client.registry.resolve(f"iris:{version}").manifest_digest
+    """Make ``version`` unloadable the way a damaged store would: its bytes no longer match.
+
+    The local package cache is dropped too, so the load has to read the store.
+    """
+    registry = iris.client.registry
+    digest = registry.resolve(f"iris:{version}").manifest_digest
+    shutil.rmtree(registry.cache_dir / digest, ignore_errors=True)
     blob = Path(iris.settings.artifact_url) / "blobs" / digest[:2] / digest
     blob.chmod(0o644)
     blob.write_bytes(b'{"corrupted": true}')
