@@ -40,6 +40,7 @@ from shipyard.serving.fastpath import FastPath
 from shipyard.serving.inference import Inference
 from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.middleware import RequestMiddleware
+from shipyard.serving.monitor_job import MonitorJob
 from shipyard.serving.observer import PredictionObserver, close_all
 from shipyard.serving.options import ServeOptions
 from shipyard.serving.protocols import mlflow, native, v2
@@ -105,17 +106,22 @@ def create_app(
         )
     fast = FastPath.from_options(options, metrics.registry, parsed.name)
     inference = Inference(runtime, metrics, observers=observers, variant=options.variant, fast=fast)
+    monitor = MonitorJob(
+        client, runtime, metrics, interval=options.monitor_interval, window=options.monitor_window
+    )
     api_key = ApiKeyGuard(settings.api_keys)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         runtime.start()
+        monitor.start()
         try:
             yield
         finally:
             await runtime.stop()
             if fast is not None:
                 await fast.close()
+            await monitor.stop()
             board.mark_gone()
             close_all(inference.observers)
             metrics.mark_process_dead()
@@ -129,6 +135,7 @@ def create_app(
     app.state.runtime = runtime
     app.state.metrics = metrics
     app.state.inference = inference
+    app.state.monitor = monitor
     install_error_handlers(app)
     routers = [
         native.build_router(inference, api_key=api_key),

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from shipyard.errors import ConfigError
+from shipyard.serving.monitor_job import DEFAULT_MONITOR_INTERVAL, DEFAULT_MONITOR_WINDOW
 from shipyard.serving.runtime import DEFAULT_POLL_INTERVAL
 from shipyard.serving.security import DEFAULT_MAX_BODY_BYTES
 
@@ -55,6 +56,10 @@ class ServeOptions:
     worker_dir: Path | None = None
     variant: str = "default"
     deployment: str | None = None
+    #: Seconds between runs of the monitor job (drift, label coverage, accuracy gauges)
+    #: and seconds of prediction log each run reads (see :mod:`.monitor_job`).
+    monitor_interval: float = DEFAULT_MONITOR_INTERVAL
+    monitor_window: float = DEFAULT_MONITOR_WINDOW
     batching: bool = True
     max_batch_size: int = 64
     max_wait_ms: float = 2.0
@@ -100,7 +105,14 @@ class ServeOptions:
             raise ConfigError(f"Unknown serve options {unknown}; known: {sorted(known)}.")
         if data.get("worker_dir") is not None:
             data["worker_dir"] = Path(data["worker_dir"])
-        for key in ("poll_interval", "request_timeout", "max_wait_ms", "cache_ttl"):
+        for key in (
+            "poll_interval",
+            "request_timeout",
+            "max_wait_ms",
+            "cache_ttl",
+            "monitor_interval",
+            "monitor_window",
+        ):
             if key in data:
                 data[key] = float(data[key])
         return cls(**data)
