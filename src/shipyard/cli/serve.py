@@ -12,6 +12,7 @@ import typer
 
 from shipyard.cli._common import err_console, get_client
 from shipyard.registry.manifest import Manifest
+from shipyard.serving.monitor_job import DEFAULT_MONITOR_INTERVAL, DEFAULT_MONITOR_WINDOW
 from shipyard.serving.options import ServeOptions
 from shipyard.serving.runtime import DEFAULT_POLL_INTERVAL
 from shipyard.serving.security import DEFAULT_MAX_BODY_BYTES
@@ -86,6 +87,15 @@ def serve_command(
     ),
     cache_size: int = typer.Option(10_000, min=1, help="Entries kept by the memory cache."),
     cache_ttl: float = typer.Option(300.0, min=0.001, help="Seconds a cached answer is kept."),
+    monitor_interval: float = typer.Option(
+        DEFAULT_MONITOR_INTERVAL,
+        min=0.01,
+        help="Seconds between monitor runs: per-feature drift, label coverage and accuracy "
+        "gauges on /metrics, from the prediction log.",
+    ),
+    monitor_window: float = typer.Option(
+        DEFAULT_MONITOR_WINDOW, min=1.0, help="Seconds of prediction log each monitor run reads."
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve a registered model: /predict, /invocations (MLflow), /v2 (KServe), /metrics.
@@ -121,6 +131,8 @@ def serve_command(
         cache=cache,
         cache_size=cache_size,
         cache_ttl=cache_ttl,
+        monitor_interval=monitor_interval,
+        monitor_window=monitor_window,
     )
     where = f"http://{host}:{port}"
     err_console.print(
