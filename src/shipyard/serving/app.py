@@ -28,7 +28,7 @@ from fastapi.openapi.utils import get_openapi
 from shipyard import __version__
 from shipyard.client import Shipyard
 from shipyard.registry.refs import parse_ref
-from shipyard.serving import admin, ops
+from shipyard.serving import admin, feedback, ops
 from shipyard.serving.deployment import (
     DeploymentMiddleware,
     DeploymentRuntime,
@@ -84,6 +84,8 @@ def create_app(
     settings = client.settings
     metrics = ServingMetrics(multiprocess_dir=options.metrics_dir)
     board = WorkerBoard(options.ready_dir, expected=options.workers)
+    if options.prediction_log:  # created here, in the worker: never shared across a fork
+        observers = (*observers, client.prediction_log)
     runtime: ModelRuntime
     if options.deployment is not None:  # per-request variants, shadows, rollout
         runtime = DeploymentRuntime(
@@ -144,6 +146,8 @@ def create_app(
         ops.build_router(runtime, metrics),
         admin.build_router(runtime, AdminGuard(settings.admin_token)),
     ]
+    if options.prediction_log:
+        routers.append(feedback.build_router(client.prediction_log, parsed.name, api_key=api_key))
     direct: dict[tuple[str, str], DirectRoute] = {}
     for router in routers:
         direct.update(direct_routes(router.routes))

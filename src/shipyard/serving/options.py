@@ -67,6 +67,9 @@ class ServeOptions:
     cache: str | None = None
     cache_size: int = 10_000
     cache_ttl: float = 300.0
+    #: Log every prediction (inputs, outputs, latency, variant) for monitoring and
+    #: drift, and accept labels at ``POST /feedback``.
+    prediction_log: bool = True
 
     def __post_init__(self) -> None:
         if self.poll_interval <= 0:
