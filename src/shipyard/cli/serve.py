@@ -96,6 +96,9 @@ def serve_command(
     monitor_window: float = typer.Option(
         DEFAULT_MONITOR_WINDOW, min=1.0, help="Seconds of prediction log each monitor run reads."
     ),
+    prediction_log: bool = typer.Option(
+        True, help="Log every prediction for monitoring and drift; accept POST /feedback."
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve a registered model: /predict, /invocations (MLflow), /v2 (KServe), /metrics.
