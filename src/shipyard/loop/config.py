@@ -252,7 +252,12 @@ class ContractConfig(_Strict):
 
 
 class GatesConfig(_Strict):
-    """Model gates, in the forms of ``shipyard validate model`` (see :func:`build_spec`)."""
+    """Model gates, in the forms of ``shipyard validate model`` (see :func:`build_spec`).
+
+    They run on the fresh holdout against the champion. With no checks at all,
+    the challenger's primary metric (accuracy, or RMSE) must be no worse than
+    the champion's; the very first version, with no champion, is then not gated.
+    """
 
     thresholds: tuple[str, ...] = ()
     min_changes: tuple[str, ...] = ()
