@@ -1,0 +1,147 @@
+"""The monitor job of a real server: drift, label coverage and accuracy gauges on /metrics."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import timedelta
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from serving_helpers import IrisRegistry, LiveServer, serve
+
+from shipyard.errors import ConfigError
+from shipyard.quickstart import iris_frame
+from shipyard.serving.monitor_job import MonitorJob
+
+
+def scrape(http: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of /metrics, by name and sorted labels."""
+    text = http.get("/metrics").text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    key = (name, tuple(sorted(labels.items())))
+    assert key in samples, f"{name}{labels} not exported; have {sorted(k for k in samples)[:50]}"
+    return samples[key]
+
+
+IRIS = {"model": "iris", "version": "1"}
+
+
+@pytest.fixture
+def quiet_live(iris: IrisRegistry) -> LiveServer:
+    """A server whose periodic runs are an hour apart: the test runs the job itself."""
+    server = serve(iris.client, monitor_interval=3600)
+    yield server
+    server.stop()
+
+
+def predict(http: httpx.Client, rows: list[dict[str, float]]) -> str:
+    answer = http.post("/predict", json=rows)
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["request_id"])
+
+
+def test_drift_coverage_and_accuracy_follow_traffic_and_feedback(
+    iris: IrisRegistry, quiet_live: LiveServer
+) -> None:
+    X, y = iris_frame()
+    sample = X.sample(60, random_state=1)
+    truth = y.loc[sample.index].astype(str).tolist()
+    job: MonitorJob = quiet_live.app.state.monitor
+    with quiet_live.client() as http:
+        rid = predict(http, sample.to_dict("records"))
+        iris.client.prediction_log.flush()
+        job.run_once()
+        before = scrape(http)
+        assert value(before, "shipyard_monitor_window_predictions", **IRIS) == 60
+        assert value(before, "shipyard_dataset_drift_detected", **IRIS) == 0
+        assert value(before, "shipyard_drifted_features_ratio", **IRIS) == 0
+        assert value(before, "shipyard_label_coverage_ratio", **IRIS) == 0
+        assert math.isnan(value(before, "shipyard_realized_accuracy_ratio", **IRIS))
+        assert 0.5 < value(before, "shipyard_estimated_accuracy_ratio", **IRIS) <= 1
+        features = {
+            dict(labels)["feature"]
+            for (name, labels) in before
+            if name == "shipyard_feature_drift_score"
+        }
+        assert features == set(X.columns)
+
+        # Labels for half the rows: one of them deliberately wrong.
+        labels = [{"request_id": rid, "row": i, "label": truth[i]} for i in range(30)]
+        labels[0]["label"] = "virginica" if truth[0] != "virginica" else "setosa"
+        assert http.post("/feedback", json=labels).json()["accepted"] == 30
+        predicted = iris.client.prediction_log.read("iris", since="1h")["prediction"].tolist()
+        expected = sum(
+            str(p) == str(item["label"]) for p, item in zip(predicted[:30], labels, strict=True)
+        )
+        job.run_once()
+        after = scrape(http)
+        assert value(after, "shipyard_label_coverage_ratio", **IRIS) == pytest.approx(0.5)
+        assert value(after, "shipyard_realized_accuracy_ratio", **IRIS) == pytest.approx(
+            expected / 30
+        )
+        assert value(after, "shipyard_realized_accuracy_ratio", **IRIS) < 1
+
+        # Drifted traffic: every length doubled.
+        predict(http, (sample * 2.0).to_dict("records"))
+        predict(http, (sample * 2.0).to_dict("records"))
+        iris.client.prediction_log.flush()
+        job.run_once()
+        drifted = scrape(http)
+    assert value(drifted, "shipyard_dataset_drift_detected", **IRIS) == 1
+    assert value(drifted, "shipyard_drifted_features_ratio", **IRIS) > 0.5
+    flags = {
+        dict(labels)["feature"]: v
+        for (name, labels), v in drifted.items()
+        if name == "shipyard_feature_drift_detected"
+    }
+    assert flags and all(v == 1 for v in flags.values()), flags
+    assert value(drifted, "shipyard_monitor_window_predictions", **IRIS) == 180
+    assert value(drifted, "shipyard_monitor_runs_total") >= 3
+
+
+def test_the_window_follows_the_injected_clock(iris: IrisRegistry, quiet_live: LiveServer) -> None:
+    X, _ = iris_frame()
+    job: MonitorJob = quiet_live.app.state.monitor
+    with quiet_live.client() as http:
+        predict(http, X.head(40).to_dict("records"))
+        iris.client.prediction_log.flush()
+        later = job.now() + timedelta(hours=2)  # the rows fell out of the one-hour window
+        job.now = lambda: later
+        job.run_once()
+        samples = scrape(http)
+    assert value(samples, "shipyard_monitor_window_predictions", **IRIS) == 0
+    assert math.isnan(value(samples, "shipyard_label_coverage_ratio", **IRIS))
+
+
+def test_the_periodic_task_runs_by_itself(iris: IrisRegistry) -> None:
+    server = serve(iris.client, monitor_interval=0.05)
+    try:
+        with server.client() as http:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                samples = scrape(http)
+                if samples.get(("shipyard_monitor_runs_total", ()), 0) >= 2:
+                    break
+                time.sleep(0.05)
+            assert value(samples, "shipyard_monitor_runs_total") >= 2
+            assert value(samples, "shipyard_monitor_last_run_timestamp_seconds") > 0
+            assert value(samples, "process_resident_memory_bytes") > 0
+            assert "process_cpu_seconds_total" in {name for name, _ in samples}
+            assert ("shipyard_prediction_log_queue_depth", ()) in samples
+            assert ("shipyard_prediction_log_dropped_total", ()) in samples
+    finally:
+        server.stop()
+
+
+def test_bad_intervals_are_refused(iris: IrisRegistry) -> None:
+    with pytest.raises(ConfigError, match="monitor interval"):
+        serve(iris.client, monitor_interval=0)
