@@ -20,6 +20,7 @@ from shipyard.registry.optimize import (
     CompiledPredictor,
     compiled_model,
     describe_optimization,
+    log_model_optimized,
     optimize_version,
     reference_sample,
 )
@@ -101,8 +102,9 @@ def test_boosted_trees_convert_with_onnxmltools(client: Shipyard) -> None:
 def test_an_unconvertible_model_keeps_the_original_and_says_why(client: Shipyard) -> None:
     X, y = iris_frame()
     model = NearestMeanClassifier().fit(X, y)
-    version = client.registry.log_model(model, "custom", sample=X, trusted_pickle=True)
-    outcome = optimize_version(client.registry, version.ref, trusted_pickle=True)
+    version, outcome = log_model_optimized(
+        client.registry, model, "custom", sample=X, trusted_pickle=True
+    )
     assert outcome.status == "failed"
     assert "conversion failed" in outcome.detail and "NearestMeanClassifier" in outcome.detail
     record = client.registry.resolve(version.ref)

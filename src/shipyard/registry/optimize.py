@@ -322,6 +322,30 @@ def optimize_version(
     return outcome
 
 
+def log_model_optimized(
+    registry: Registry,
+    model: Any,
+    name: str,
+    *,
+    sample: pd.DataFrame,
+    atol: float = DEFAULT_ATOL,
+    **log_kwargs: Any,
+) -> tuple[records.ModelVersion, OptimizationOutcome]:
+    """Register ``model`` (as :meth:`Registry.log_model`), then compile it against ``sample``.
+
+    The training sample is the reference the ONNX graph must agree with. A model
+    that cannot be compiled is registered all the same; the outcome says why.
+
+    >>> version, outcome = log_model_optimized(registry, clf, "iris", sample=X)  # doctest: +SKIP
+    """
+    version = registry.log_model(model, name, sample=sample, **log_kwargs)
+    trusted = bool(log_kwargs.get("trusted_pickle", False))
+    outcome = optimize_version(
+        registry, version.ref, sample=sample, atol=atol, trusted_pickle=trusted
+    )
+    return registry.resolve(version.ref), outcome
+
+
 # -- serving and describing ------------------------------------------------------------------
 
 
@@ -383,6 +407,7 @@ __all__ = [
     "compiled_model",
     "convert",
     "describe_optimization",
+    "log_model_optimized",
     "optimize_version",
     "reference_sample",
     "runtime_name",
