@@ -109,16 +109,16 @@ class MonitorJob:
         self.gauges.process.sync()
 
     def run_once(self) -> None:
-        """One full run: drift and performance of the served version, then :meth:`sync`.
+        """One full run: :meth:`sync`, then drift and performance of the served version.
 
         Does nothing but sync while no model is loaded yet.
         """
+        self.sync()
         served = self.runtime.current
         if served is not None:
             self._measure(served)
             self.gauges.last_run.set(time.time())
             self.gauges.runs.inc()
-        self.sync()
 
     def _measure(self, served: ServedModel) -> None:
         until = self.now()
