@@ -41,6 +41,9 @@ from shipyard.errors import InvalidInputError, ShipyardError
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 3
 
 ReferenceLoader = Callable[[str], pd.DataFrame | ReferenceProfile]
+#: ``(reference, window)`` -> the current data: the inputs a registered model's
+#: prediction log holds for the last ``window`` (e.g. ``24h``).
+WindowLoader = Callable[[str, str], pd.DataFrame]
 
 
 def read_table(path: str | Path, *, role: str = "data") -> pd.DataFrame:
@@ -93,7 +96,7 @@ def result_table(result: DriftResult) -> Table:
 
 def run_drift(
     reference: str,
-    current: str,
+    current: str | pd.DataFrame,
     *,
     report: Path | None = None,
     json_path: str | None = None,
@@ -115,7 +118,7 @@ def run_drift(
     to_stdout = json_path == "-"
     with console.status("Reading data and testing columns...", spinner="dots"):
         ref = load_reference(reference, reference_loader)
-        cur = read_table(current, role="current")
+        cur = current if isinstance(current, pd.DataFrame) else read_table(current, role="current")
         detector = DriftDetector(
             stattest=stattest,
             threshold=threshold,
@@ -147,8 +150,11 @@ def run_drift(
     return EXIT_DRIFT if result.dataset_drift else EXIT_OK
 
 
-def make_drift_command(reference_loader: ReferenceLoader | None = None) -> Callable[..., None]:
-    """Build the Typer command; ``reference_loader`` resolves non-file references."""
+def make_drift_command(
+    reference_loader: ReferenceLoader | None = None, window_loader: WindowLoader | None = None
+) -> Callable[..., None]:
+    """Build the Typer command; ``reference_loader`` resolves non-file references and
+    ``window_loader`` reads ``--window`` of a model's prediction log."""
     ref_help, ref_metavar = "Reference data: a .parquet or .csv file.", "FILE"
     if reference_loader is not None:
         ref_help += " Or a registered model reference such as churn@production."
@@ -157,11 +163,19 @@ def make_drift_command(reference_loader: ReferenceLoader | None = None) -> Calla
     def drift_command(
         reference: Annotated[str, typer.Option("--reference", help=ref_help, metavar=ref_metavar)],
         current: Annotated[
-            str,
+            str | None,
             typer.Option(
                 "--current", help="Current data: a .parquet or .csv file.", metavar="FILE"
             ),
-        ],
+        ] = None,
+        window: Annotated[
+            str | None,
+            typer.Option(
+                "--window",
+                help="Instead of --current: the model's logged inputs of the last WINDOW "
+                "(e.g. 24h); --reference must then be a registered model.",
+            ),
+        ] = None,
         report: Annotated[
             Path | None,
             typer.Option(
@@ -194,9 +208,14 @@ def make_drift_command(reference_loader: ReferenceLoader | None = None) -> Calla
     ) -> None:
         """Test every column of CURRENT against REFERENCE; exit 3 if the dataset drifted."""
         try:
+            if (current is None) == (window is None):
+                raise InvalidInputError("Give exactly one of --current FILE and --window 24h.")
+            if window is not None and window_loader is None:
+                raise InvalidInputError("--window needs a registry; this command has none.")
+            data = current if window is None else window_loader(reference, window)  # type: ignore[misc]
             code = run_drift(
                 reference,
-                current,
+                data,
                 report=report,
                 json_path=json_path,
                 categorical=categorical,

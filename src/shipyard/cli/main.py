@@ -20,6 +20,8 @@ from shipyard.cli import (
     validate,
 )
 from shipyard.cli._common import ShipyardGroup
+from shipyard.cli.drift import make_drift_command
+from shipyard.cli.drift_registry import load_logged_window, load_model_reference
 
 app = typer.Typer(
     cls=ShipyardGroup,
@@ -34,6 +36,7 @@ app.command("package")(package.package_command)
 app.command("quickstart")(quickstart.quickstart_command)
 app.command("serve")(serve.serve_command)
 app.command("predict")(predict.predict_command)
+app.command("drift")(make_drift_command(load_model_reference, load_logged_window))
 app.add_typer(validate.app, name="validate")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(loop.app, name="loop")

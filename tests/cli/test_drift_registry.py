@@ -1,0 +1,69 @@
+"""``shipyard drift --reference MODEL (--current FILE | --window 1h)`` on a real registry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from typer.testing import CliRunner
+
+from shipyard.cli import drift_registry
+from shipyard.cli.main import app
+from shipyard.client import Shipyard
+from shipyard.config import Settings
+from shipyard.monitoring.records import PredictionBatch
+from shipyard.quickstart import iris_frame
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("SHIPYARD_HOME", str(home))
+    drift_registry._client.cache_clear()
+    X, y = iris_frame()
+    client = Shipyard(Settings(home=home))
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    client.registry.log_model(model, "iris", sample=X)
+    client.registry.set_alias("iris", "production", 1)
+    shifted = X.assign(sepal_length=X["sepal_length"] + 2.0, sepal_width=X["sepal_width"] + 1.5)
+    client.prediction_log.write(
+        PredictionBatch(
+            request_id="job-1",
+            timestamp=datetime.now(UTC),
+            model="iris",
+            version=1,
+            inputs=shifted,
+            predictions=np.asarray(model.predict(shifted)),
+            source="batch",
+        )
+    )
+    client.close()
+    X.to_csv(tmp_path / "same.csv", index=False)
+    yield home
+    drift_registry._client.cache_clear()
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["drift", *args])
+    return result.exit_code, result.output
+
+
+def test_window_of_the_prediction_log_against_the_stored_profile(home: Path) -> None:
+    code, out = run("--reference", "iris", "--window", "1h")
+    assert code == 3, out
+    assert "sepal_length" in out and "Dataset drift detected" in out
+
+
+def test_file_against_the_stored_profile(home: Path, tmp_path: Path) -> None:
+    code, out = run("--reference", "iris:1", "--current", str(tmp_path / "same.csv"))
+    assert code == 0, out
+
+
+def test_bad_combinations_exit_1(home: Path, tmp_path: Path) -> None:
+    code, out = run("--reference", "iris", "--window", "1h", "--current", "x.csv")
+    assert code == 1 and "exactly one" in out
+    code, out = run("--reference", "wine", "--window", "1h")
+    assert code == 1 and "No model named 'wine'" in out
