@@ -13,6 +13,7 @@ from serving_helpers import IrisRegistry, serve
 
 from shipyard.errors import ConfigError, SchemaError
 from shipyard.quickstart import iris_frame
+from shipyard.registry.optimize import optimize_version
 from shipyard.serving.batcher import (
     Batcher,
     BatchMetrics,
@@ -174,3 +175,30 @@ def test_one_unscorable_request_does_not_fail_its_batch_neighbours(iris: IrisReg
     assert isinstance(answers[3], SchemaError), answers[3]
     for X, answer in zip(good, [*answers[:3], *answers[4:]], strict=True):
         assert answer.labels.tolist() == served.model.predictor.predict(X).tolist()
+
+
+def test_a_fast_compiled_model_runs_on_the_loop_and_keeps_answers_apart(
+    iris: IrisRegistry,
+) -> None:
+    registry = iris.client.registry
+    assert optimize_version(registry, "iris:2").verified
+    served = load_served_model(registry, registry.resolve("iris:2"))
+    assert hasattr(served.model.predictor, "predict_both")  # the ONNX graph serves
+    batcher = Batcher(BatchSettings(max_batch_size=8), metrics=None)
+    inputs = [served.model.prepare(r) for r in _rows(60, seed=2)]
+
+    async def scenario() -> list[object]:
+        deadline = time.monotonic() + 30
+        first = await batcher.submit(served, inputs[0], deadline=deadline)  # measured
+        assert batcher._runs_inline(served)
+        rest = await asyncio.gather(
+            *(batcher.submit(served, X, deadline=deadline) for X in inputs[1:])
+        )
+        await batcher.close()
+        return [first, *rest]
+
+    answers = asyncio.run(scenario())
+    for X, answer in zip(inputs, answers, strict=True):
+        labels, proba = served.model.predictor.predict_both(X)
+        assert answer.labels.tolist() == labels.tolist()
+        np.testing.assert_allclose(answer.probabilities, proba, atol=1e-12)

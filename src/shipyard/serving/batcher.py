@@ -9,7 +9,9 @@ accepting requests meanwhile. Batches form by themselves under load: while
 one batch runs, the next requests queue up, and they leave together. When the
 model is idle a request leaves at once (no added latency at low load); only
 when recent batches held several requests does a batch wait up to
-``max_wait_ms`` for more company.
+``max_wait_ms`` for more company. A compiled (ONNX) model measured to answer a
+batch in under ``INLINE_SECONDS`` runs on the event loop itself: for it the
+thread hop costs more than the model.
 
 Guarantees:
 
@@ -54,6 +56,8 @@ from shipyard.serving.runtime import Prediction, ServedModel
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
+# A compiled model whose batch calls take less than this runs on the event loop.
+INLINE_SECONDS = 0.001
 # Errors a model raises for input it cannot score (see ServedModel.predict).
 _SCORING_ERRORS = (ValueError, TypeError, ArithmeticError)
 
@@ -166,6 +170,12 @@ def predict_prepared(served: ServedModel, X: Any) -> Prediction:
     return Prediction(labels, proba)
 
 
+def _timed(served: ServedModel, X: Any) -> tuple[Prediction, float]:
+    start = time.perf_counter()
+    result = predict_prepared(served, X)
+    return result, time.perf_counter() - start
+
+
 def predict_checked(served: ServedModel, X: Any) -> Prediction:
     """:func:`predict_prepared`, with a model's refusal turned into a named 422."""
     try:
@@ -203,6 +213,8 @@ class Batcher:
         # Exponential average of requests per batch: the "is there load?" signal
         # that decides whether a batch waits for company.
         self._load = 1.0
+        # (model, seconds per batch call), measured: decides thread or event loop.
+        self._cost: tuple[ServedModel, float] | None = None
         if metrics is not None:
             self._m_queue = metrics.queue_rows.labels(model)
             self._m_wait = metrics.queue_wait.labels(model)
@@ -333,13 +345,24 @@ class Batcher:
                 self._m_wait.observe(started - item.enqueued)
         served = batch[0].served
         X = _concat([item.X for item in batch])
-        call = asyncio.ensure_future(
-            anyio.to_thread.run_sync(predict_prepared, served, X, abandon_on_cancel=True)
-        )
-        if not await self._finished_or_abandoned(call, batch):
-            return
+        call: asyncio.Future[tuple[Prediction, float]]
+        if self._runs_inline(served):
+            # A compiled graph that answers in well under a millisecond: the hop to a
+            # thread (and the GIL hand-back) would cost more than the model itself.
+            call = asyncio.get_running_loop().create_future()
+            try:
+                call.set_result(_timed(served, X))
+            except Exception as exc:
+                call.set_exception(exc)
+        else:
+            call = asyncio.ensure_future(
+                anyio.to_thread.run_sync(_timed, served, X, abandon_on_cancel=True)
+            )
+            if not await self._finished_or_abandoned(call, batch):
+                return
         try:
-            result = call.result()
+            result, seconds = call.result()
+            self._note_cost(served, seconds)
         except _SCORING_ERRORS:
             # One request's rows broke the merged call: score each alone so every
             # request gets its own answer or its own 422.
@@ -364,6 +387,29 @@ class Batcher:
             if not item.future.done():
                 item.future.set_result(_slice(result, offset, offset + item.rows))
             offset += item.rows
+
+    def _runs_inline(self, served: ServedModel) -> bool:
+        """Whether a batch for ``served`` runs on the event loop instead of a thread.
+
+        Only compiled (ONNX) predictors qualify, whose cost per call is bounded and
+        steady, and only once their calls were measured below ``INLINE_SECONDS``.
+        Arbitrary Python models always run in a thread: one slow call must never
+        stall the loop that answers health checks and timeouts.
+        """
+        cost = self._cost
+        return (
+            cost is not None
+            and cost[0] is served
+            and cost[1] < INLINE_SECONDS
+            and hasattr(served.model.predictor, "predict_both")
+        )
+
+    def _note_cost(self, served: ServedModel, seconds: float) -> None:
+        cost = self._cost
+        if cost is None or cost[0] is not served:
+            self._cost = (served, seconds)
+        else:  # a slow outlier moves the average fast; back inline only once it settles
+            self._cost = (served, max(seconds, 0.7 * cost[1] + 0.3 * seconds))
 
     @staticmethod
     async def _finished_or_abandoned(call: asyncio.Future[Any], batch: list[_Item]) -> bool:
