@@ -11,6 +11,7 @@ import time
 from datetime import timedelta
 
 import httpx
+import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from serving_helpers import (
@@ -22,6 +23,7 @@ from serving_helpers import (
     subprocess_env,
     wait_ready,
 )
+from sklearn.linear_model import LinearRegression
 
 from shipyard.errors import ConfigError
 from shipyard.quickstart import iris_frame
@@ -201,3 +203,29 @@ def test_several_workers_export_process_and_monitor_metrics(iris: IrisRegistry) 
             with contextlib.suppress(ProcessLookupError):  # the group we created, by its id
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+def test_a_regressors_predicted_values_are_summarised(iris: IrisRegistry) -> None:
+    X, _ = iris_frame()
+    features, target = X.drop(columns="petal_width"), X["petal_width"]
+    model = LinearRegression().fit(features, target)
+    iris.client.registry.log_model(model, "petals", sample=features)
+    server = serve(iris.client, "petals:1", monitor_interval=3600)
+    try:
+        with server.client() as http:
+            answer = http.post(
+                "/predict", json=features.sample(50, random_state=0).to_dict("records")
+            )
+            assert answer.status_code == 200, answer.text
+            iris.client.prediction_log.flush()
+            server.app.state.monitor.run_once()
+            samples = scrape(http)
+    finally:
+        server.stop()
+    predicted = np.asarray(answer.json()["predictions"], dtype=float)
+    petals = {"model": "petals", "version": "1"}
+    for q in (0.05, 0.5, 0.95):
+        got = value(samples, "shipyard_window_prediction_quantile", **petals, quantile=str(q))
+        assert got == pytest.approx(np.quantile(predicted, q))
+    assert value(samples, "shipyard_dataset_drift_detected", **petals) == 0
+    assert math.isnan(value(samples, "shipyard_estimated_accuracy_ratio", **petals))

@@ -34,12 +34,16 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import numpy as np
+import pandas as pd
+
 from shipyard.client import Shipyard
 from shipyard.drift import DriftDetector
 from shipyard.errors import ConfigError, NotFoundError
 from shipyard.monitoring.durations import utc_now
 from shipyard.monitoring.log_metrics import PredictionLogMetrics
 from shipyard.monitoring.performance import baseline_metrics, performance
+from shipyard.monitoring.records import INPUT_PREFIX
 from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.monitor_metrics import MonitorMetrics
 from shipyard.serving.runtime import ModelRuntime, ServedModel
@@ -53,6 +57,7 @@ DEFAULT_MONITOR_WINDOW = 3600.0
 #: Fewer logged rows than this in the window and drift is not scored: a
 #: handful of requests says nothing about a distribution.
 DEFAULT_MIN_ROWS = 30
+PREDICTION_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
 class MonitorJob:
@@ -154,10 +159,11 @@ class MonitorJob:
     def _drift(
         self, served: ServedModel, labels: dict[str, str], since: datetime, until: datetime
     ) -> None:
-        current = self.client.prediction_log.read_inputs(
-            served.name, since, until, version=served.version
-        )
-        self.gauges.window_predictions.labels(**labels).set(len(current))
+        frame = self.client.prediction_log.read(served.name, since, until, version=served.version)
+        self.gauges.window_predictions.labels(**labels).set(len(frame))
+        self._prediction_quantiles(frame, labels)
+        inputs = [c for c in frame.columns if c.startswith(INPUT_PREFIX)]
+        current = frame[inputs].rename(columns=lambda c: c[len(INPUT_PREFIX) :])
         detector = self._detector(served)
         if detector is None or len(current) < self.min_rows:
             return
@@ -168,6 +174,21 @@ class MonitorJob:
             self.gauges.feature_drift_detected.labels(**tags).set(int(column.drift_detected))
         self.gauges.drifted_features.labels(**labels).set(result.share)
         self.gauges.dataset_drift_detected.labels(**labels).set(int(result.dataset_drift))
+
+    def _prediction_quantiles(self, frame: pd.DataFrame, labels: dict[str, str]) -> None:
+        """A regressor's predicted values: quantiles over the window (classes are counted
+        per request by ``shipyard_predictions_total``)."""
+        column = frame.get("prediction")
+        if column is None or not pd.api.types.is_float_dtype(column):
+            return
+        values = column.to_numpy(np.float64)
+        values = values[np.isfinite(values)]
+        if not len(values):
+            return
+        for q, v in zip(
+            PREDICTION_QUANTILES, np.quantile(values, PREDICTION_QUANTILES), strict=True
+        ):
+            self.gauges.prediction_quantile.labels(**labels, quantile=str(q)).set(float(v))
 
     def _performance(
         self, served: ServedModel, labels: dict[str, str], since: datetime, until: datetime

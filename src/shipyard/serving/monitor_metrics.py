@@ -65,6 +65,11 @@ class MonitorMetrics:
             "Prediction rows of the served version logged in the monitor window.",
             _MODEL,
         )
+        self.prediction_quantile = gauge(
+            "shipyard_window_prediction_quantile",
+            "Quantiles of a regressor's predicted values over the monitor window.",
+            [*_MODEL, "quantile"],
+        )
         self.label_coverage = gauge(
             "shipyard_label_coverage_ratio",
             "Share of the window's predictions that have a ground-truth label.",
