@@ -12,6 +12,7 @@ from shipyard.cli import (
     loop,
     models,
     monitor,
+    optimize,
     package,
     predict,
     quickstart,
@@ -36,6 +37,7 @@ app.command("package")(package.package_command)
 app.command("quickstart")(quickstart.quickstart_command)
 app.command("serve")(serve.serve_command)
 app.command("predict")(predict.predict_command)
+app.command("optimize")(optimize.optimize_command)
 app.command("drift")(make_drift_command(load_model_reference, load_logged_window))
 app.add_typer(validate.app, name="validate")
 app.add_typer(monitor.app, name="monitor")
