@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -196,14 +196,19 @@ def test_promtool_parses_every_dashboard_query(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
-    """Every series name (with _bucket/_count/_sum/_total) a real iris server exports."""
+    """Every series name (with _bucket/_count/_sum/_total) real servers export: a
+    classifier (iris, with labels) and a regressor (petals)."""
     settings = Settings(home=tmp_path_factory.mktemp("monitoring-configs") / "home", user="t")
     client = Shipyard(settings)
     X, y = iris_frame()
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
     client.registry.log_model(model, "iris", sample=X, metrics={"accuracy": 0.97})
     client.registry.set_alias("iris", "production", 1)
+    features = X.drop(columns="petal_width")
+    regressor = LinearRegression().fit(features, X["petal_width"])
+    client.registry.log_model(regressor, "petals", sample=features)
     options = ServeOptions(poll_interval=0.1, monitor_interval=3600)
+    texts = []
     server = LiveServer(create_app(client, "iris", options=options)).start()
     try:
         with httpx.Client(base_url=server.url, timeout=30) as http:
@@ -216,12 +221,27 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
             assert http.post("/feedback", json=labels).status_code == 200
             assert http.post("/predict", json={"bad": 1}).status_code == 422
             server.app.state.monitor.run_once()
-            text = http.get("/metrics").text
+            texts.append(http.get("/metrics").text)
+    finally:
+        server.stop()  # which closes the client's prediction log: the next server needs its own
+        client.close()
+    client = Shipyard(settings)
+    server = LiveServer(create_app(client, "petals:1", options=options)).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            answer = http.post("/predict", json=features.head(40).to_dict("records"))
+            assert answer.status_code == 200, answer.text
+            client.prediction_log.flush()
+            server.app.state.monitor.run_once()
+            texts.append(http.get("/metrics").text)
     finally:
         server.stop()
         client.close()
     yield {
-        sample.name for family in text_string_to_metric_families(text) for sample in family.samples
+        sample.name
+        for text in texts
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
     }
 
 
@@ -234,6 +254,7 @@ def test_the_server_exports_the_monitoring_metrics(exported: set[str]) -> None:
         "shipyard_label_coverage_ratio",
         "shipyard_realized_accuracy_ratio",
         "shipyard_estimated_accuracy_ratio",
+        "shipyard_window_prediction_quantile",
         "shipyard_prediction_log_queue_depth",
         "shipyard_prediction_log_dropped_total",
         "process_cpu_seconds_total",
