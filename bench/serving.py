@@ -137,9 +137,8 @@ def _reference_command(model: str, port: int) -> tuple[list[str], dict[str, str]
 def _shipyard_command(
     model: str, port: int, cli: list[str] | None = None
 ) -> tuple[list[str], dict[str, str]]:
-    """One worker with the prediction log; ``cli`` runs the plain CLI with those flags."""
-    mode = "--child-shipyard-logged" if cli is None else "--child-shipyard"
-    argv = [PYTHON, str(Path(__file__)), mode, "serve", f"bench-{model}"]
+    """``shipyard serve`` with its defaults (metrics, prediction log, batching), plus ``cli``."""
+    argv = [PYTHON, str(Path(__file__)), "--child-shipyard", "serve", f"bench-{model}"]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *(cli or [])]
     return argv, {"SHIPYARD_HOME": str(WORK_DIR / "home"), "SHIPYARD_USER": "bench"}
 
@@ -730,45 +729,8 @@ def child_shipyard(argv: list[str]) -> None:
     app(argv, prog_name="shipyard")
 
 
-def child_shipyard_logged(argv: list[str]) -> None:
-    """``shipyard serve REF`` (one worker, default options) with the prediction log on.
-
-    Same app, options and uvicorn settings as ``run_server`` for one worker, plus
-    the client's prediction log as an observer, so every answer is logged.
-    """
-    import uvicorn
-    from prometheus_client import disable_created_metrics
-
-    from shipyard.client import Shipyard
-    from shipyard.config import Settings
-    from shipyard.serving.app import create_app
-    from shipyard.serving.options import ServeOptions
-    from shipyard.serving.server import DrainingServer, uvicorn_kwargs
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["serve"])
-    parser.add_argument("ref")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--log-level", default="warning")
-    args = parser.parse_args(argv)
-    client = Shipyard(Settings())
-    disable_created_metrics()
-    app = create_app(client, args.ref, options=ServeOptions(), observers=[client.prediction_log])
-    kwargs = uvicorn_kwargs(
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=False,
-        graceful_timeout=30.0,
-    )
-    DrainingServer(uvicorn.Config(app, **kwargs)).run()
-
-
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child-shipyard":
         child_shipyard(sys.argv[2:])
-    elif len(sys.argv) > 1 and sys.argv[1] == "--child-shipyard-logged":
-        child_shipyard_logged(sys.argv[2:])
     else:
         main()
