@@ -7,7 +7,8 @@
    model version (HTML report);
 5. let the closed loop see the drift, retrain on the new data, gate the
    challenger against the champion, canary it under live traffic and promote it;
-6. show a bad candidate being stopped by its gates;
+6. show a bad candidate being stopped by its gates, and a slow one put on
+   canary and rolled back automatically by the rollout policy's p99 guard;
 7. print a summary of every step and stop the server.
 
 Traffic is bounded in count and time and goes only to 127.0.0.1.
@@ -42,6 +43,7 @@ from shipyard.errors import ShipyardError
 from shipyard.loop.config import load_config
 from shipyard.loop.controller import LoopController
 from shipyard.quickstart import COURSE_RECORD, QuickstartResult, iris_frame, run_quickstart
+from shipyard.rollout.records import RolloutPolicy
 from shipyard.rollout.service import Deployments
 from shipyard.validation.gates import build_spec
 from shipyard.validation.service import validate_model
@@ -120,7 +122,10 @@ def run_demo(client: Shipyard, *, say: Callable[[str], None] = print) -> DemoRes
         _step(result, "loop: retrain, gate, canary", outcome, t)
 
         t = time.perf_counter()
-        _step(result, "bad candidate", _bad_candidate(client, shifted), t)
+        _step(result, "bad candidate: gates", _bad_candidate(client, shifted), t)
+
+        t = time.perf_counter()
+        _step(result, "bad canary: auto-rollback", _slow_canary(client, http, shifted), t)
     return result
 
 
@@ -290,6 +295,72 @@ def _bad_candidate(client: Shipyard, holdout: pd.DataFrame) -> str:
             f"{bad.ref} gates {'passed' if report.passed else 'failed'}; production refused: {why}"
         )
     return f"{bad.ref} was NOT blocked (gates passed={report.passed})"
+
+
+class SlowIris:
+    """A candidate that answers right but 300 ms late (say, a slow new feature lookup).
+
+    Registered by import path (``shipyard.demo:SLOW_IRIS``), so no pickle is involved;
+    it fits a small model on iris the first time it is used.
+    """
+
+    delay = 0.3
+
+    def __init__(self) -> None:
+        self._model: Any = None
+
+    def _fitted(self) -> Any:
+        if self._model is None:
+            from sklearn.linear_model import LogisticRegression
+
+            X, y = iris_frame()
+            self._model = LogisticRegression(max_iter=500).fit(X, y)
+        return self._model
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.asarray(self._fitted().classes_)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        time.sleep(self.delay)
+        return np.asarray(self._fitted().predict_proba(X))
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+SLOW_IRIS = SlowIris()
+
+
+def _slow_canary(client: Shipyard, http: httpx.Client, traffic: pd.DataFrame) -> str:
+    """Canary a slow candidate with a p99 guard: the rollout policy rolls it back."""
+    X = traffic.drop(columns=["species"])
+    slow = client.registry.log_model(
+        "shipyard.demo:SLOW_IRIS", "iris", sample=X.head(5), description="slow candidate"
+    )
+    deployments = Deployments(client.metadata, actor=client.settings.actor)
+    policy = RolloutPolicy(
+        steps=(30.0, 100.0), step_seconds=None, step_requests=40, min_requests=10,
+        max_error_rate=0.05, max_p99_seconds=0.15,
+    )  # fmt: skip
+    deployments.set_canary(DEPLOYMENT, slow.version, policy=policy, reason="demo: slow one")
+    records = X.to_dict(orient="records")
+    deadline = time.monotonic() + 90
+    sent = 0
+    while time.monotonic() < deadline and sent < 600:
+        http.post("/predict", json=records[sent % len(records)])
+        sent += 1
+        if sent % 10 == 0 and deployments.get(DEPLOYMENT).canary is None:
+            break
+    state = deployments.get(DEPLOYMENT)
+    if state.canary is not None:
+        return f"{slow.ref} still on canary after {sent} requests"
+    entry = next(
+        (e for e in client.metadata.audit_log(model="iris", limit=20) if "roll" in e.action),
+        None,
+    )
+    why = f": {entry.reason}" if entry and entry.reason else ""
+    return f"{slow.ref} rolled back after {sent} requests; iris:{state.primary} serves{why}"
 
 
 def shifted_batch(rows: pd.DataFrame) -> pd.DataFrame:
