@@ -229,3 +229,30 @@ def test_a_regressors_predicted_values_are_summarised(iris: IrisRegistry) -> Non
         assert got == pytest.approx(np.quantile(predicted, q))
     assert value(samples, "shipyard_dataset_drift_detected", **petals) == 0
     assert math.isnan(value(samples, "shipyard_estimated_accuracy_ratio", **petals))
+
+
+def test_a_hot_swap_drops_the_old_versions_figures(
+    iris: IrisRegistry, quiet_live: LiveServer
+) -> None:
+    X, _ = iris_frame()
+    job: MonitorJob = quiet_live.app.state.monitor
+    with quiet_live.client() as http:
+        predict(http, X.sample(40, random_state=3).to_dict("records"))
+        iris.client.prediction_log.flush()
+        job.run_once()
+        assert value(scrape(http), "shipyard_dataset_drift_detected", **IRIS) == 0
+        iris.client.registry.set_alias("iris", "production", iris.forest)
+        deadline = time.monotonic() + 30
+        while job.runtime.current.version != iris.forest:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the server never swapped"
+            time.sleep(0.05)
+        job.run_once()
+        samples = scrape(http)
+    versions = {
+        dict(labels).get("version")
+        for (name, labels) in samples
+        if name.startswith(
+            ("shipyard_feature_drift", "shipyard_label_coverage", "shipyard_monitor_window")
+        )
+    }
+    assert versions == {str(iris.forest)}

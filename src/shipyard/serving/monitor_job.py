@@ -105,6 +105,7 @@ class MonitorJob:
         self.log_metrics = PredictionLogMetrics(client.prediction_log, metrics.registry)
         self._detectors: dict[tuple[str, int], DriftDetector | None] = {}
         self._task: asyncio.Task[None] | None = None
+        self._measured: tuple[str, int] | None = None
 
     # -- one run --------------------------------------------------------------
 
@@ -126,6 +127,10 @@ class MonitorJob:
             self.gauges.runs.inc()
 
     def _measure(self, served: ServedModel) -> None:
+        if self._measured not in (None, (served.name, served.version)):
+            # After a hot swap the old version's figures would linger as if current.
+            self.gauges.forget_versions()
+        self._measured = (served.name, served.version)
         until = self.now()
         since = until - self.window
         labels = {"model": served.name, "version": str(served.version)}

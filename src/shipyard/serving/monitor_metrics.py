@@ -21,11 +21,13 @@ Example:
 
 from __future__ import annotations
 
+from typing import Final
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 
 __all__ = ["MonitorMetrics", "ProcessMetrics"]
 
-_LATEST = "livemostrecent"
+_LATEST: Final = "livemostrecent"
 _MODEL = ["model", "version"]
 
 
@@ -108,6 +110,26 @@ class MonitorMetrics:
             registry=r,
         )
         self.process = ProcessMetrics(registry, multiprocess=multiprocess)
+
+    def forget_versions(self) -> None:
+        """Drop every per-version series (after a hot swap, before the new version's).
+
+        With several workers the shared files keep a dead label set's last value
+        until the server restarts; the ``version`` label tells them apart.
+        """
+        for metric in (
+            self.feature_drift_score,
+            self.feature_drift_detected,
+            self.dataset_drift_detected,
+            self.drifted_features,
+            self.window_predictions,
+            self.prediction_quantile,
+            self.label_coverage,
+            self.realized_accuracy,
+            self.estimated_accuracy,
+            self.baseline_accuracy,
+        ):
+            metric.clear()
 
 
 class ProcessMetrics:
