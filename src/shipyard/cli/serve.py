@@ -96,6 +96,10 @@ def serve_command(
     monitor_window: float = typer.Option(
         DEFAULT_MONITOR_WINDOW, min=1.0, help="Seconds of prediction log each monitor run reads."
     ),
+    contract_check: str = typer.Option(
+        "off",
+        help="Check inputs against the version's data contract: off, reject (422) or count.",
+    ),
     prediction_log: bool = typer.Option(
         True, help="Log every prediction for monitoring and drift; accept POST /feedback."
     ),

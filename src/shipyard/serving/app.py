@@ -29,6 +29,7 @@ from shipyard import __version__
 from shipyard.client import Shipyard
 from shipyard.registry.refs import parse_ref
 from shipyard.serving import admin, feedback, ops
+from shipyard.serving.contract_guard import ContractGuard
 from shipyard.serving.deployment import (
     DeploymentMiddleware,
     DeploymentRuntime,
@@ -107,7 +108,12 @@ def create_app(
             board=board,
         )
     fast = FastPath.from_options(options, metrics.registry, parsed.name)
-    inference = Inference(runtime, metrics, observers=observers, variant=options.variant, fast=fast)
+    guard = None
+    if options.contract_check != "off":
+        guard = ContractGuard(client.metadata, options.contract_check, metrics.registry)
+    inference = Inference(
+        runtime, metrics, observers=observers, variant=options.variant, fast=fast, contract=guard
+    )
     monitor = MonitorJob(
         client, runtime, metrics, interval=options.monitor_interval, window=options.monitor_window
     )

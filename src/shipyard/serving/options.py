@@ -70,8 +70,15 @@ class ServeOptions:
     #: Log every prediction (inputs, outputs, latency, variant) for monitoring and
     #: drift, and accept labels at ``POST /feedback``.
     prediction_log: bool = True
+    #: Check inputs against the served version's data contract: "off", "reject"
+    #: (422) or "count" (answer, and count violations in /metrics).
+    contract_check: str = "off"
 
     def __post_init__(self) -> None:
+        if self.contract_check not in ("off", "reject", "count"):
+            raise ConfigError(
+                f"contract_check must be off, reject or count; got {self.contract_check!r}."
+            )
         if self.poll_interval <= 0:
             raise ConfigError(f"poll_interval must be > 0 seconds, got {self.poll_interval}.")
         if self.max_body_bytes <= 0:
