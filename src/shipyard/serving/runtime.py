@@ -29,6 +29,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import anyio
@@ -87,6 +88,12 @@ class ServedModel:
     @property
     def ref(self) -> str:
         return self.record.ref
+
+    @cached_property
+    def columns(self) -> pd.Index:
+        """Input column names as a pandas Index, built once: constructing a DataFrame
+        from a list of names makes a new string Index each time, ~0.3 ms per call."""
+        return pd.Index(self.signature.names)
 
     @property
     def signature(self) -> Signature:
