@@ -27,6 +27,7 @@ import anyio
 import numpy as np
 import pandas as pd
 
+from shipyard.serving.contract_guard import ContractGuard
 from shipyard.serving.fastpath import FastPath
 from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.observer import (
@@ -51,9 +52,11 @@ class Inference:
         observers: Sequence[PredictionObserver] = (),
         variant: str = DEFAULT_VARIANT,
         fast: FastPath | None = None,
+        contract: ContractGuard | None = None,
     ) -> None:
         self.runtime = runtime
         self.fast = fast
+        self.contract = contract
         self.metrics = metrics
         self.observers = tuple(observers)
         self.variant = variant
@@ -75,6 +78,8 @@ class Inference:
         """
         if served is None:
             served = self.runtime.require()
+        if self.contract is not None:  # a database read on a version's first request
+            await anyio.to_thread.run_sync(self.contract.check, served, data)
         if self.fast is not None:  # batching and/or the prediction cache
             X, result = await self.fast.predict(served, data)
         else:
