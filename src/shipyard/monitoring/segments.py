@@ -37,7 +37,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shipyard.errors import ConfigError, StoreError
+from shipyard.errors import StoreError
+from shipyard.store.filesystems import open_filesystem
 
 __all__ = ["UNASSIGNED", "Partition", "SegmentSink", "SegmentStore"]
 
@@ -101,15 +102,9 @@ class SegmentStore:
     def fs(self) -> Any:
         """The fsspec filesystem, created on first use."""
         if self._fs is None:
-            import fsspec.core
-
-            try:
-                self._fs, self._root = fsspec.core.url_to_fs(self.url, **self.storage_options)
-            except (ImportError, ValueError, TypeError) as exc:
-                raise ConfigError(
-                    f"Cannot open the prediction log store {self.url}: {exc}. "
-                    f"Check the URL and its storage options."
-                ) from exc
+            self._fs, self._root = open_filesystem(
+                self.url, self.storage_options, what="prediction log store"
+            )
         return self._fs
 
     def _path(self, *parts: str) -> str:

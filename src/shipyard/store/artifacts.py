@@ -42,6 +42,7 @@ from shipyard.errors import (
     InvalidInputError,
     StoreError,
 )
+from shipyard.store.filesystems import open_filesystem
 
 __all__ = [
     "ArtifactStore",
@@ -260,15 +261,9 @@ class FsspecArtifactStore:
     def fs(self) -> Any:
         """The fsspec filesystem, created on first use."""
         if self._fs is None:
-            import fsspec.core
-
-            try:
-                self._fs, self._root = fsspec.core.url_to_fs(self.url, **self.storage_options)
-            except (ImportError, ValueError, TypeError) as exc:
-                raise ConfigError(
-                    f"Cannot open the artifact store {self.url}: {exc}. "
-                    f"Check the URL and its storage options."
-                ) from exc
+            self._fs, self._root = open_filesystem(
+                self.url, self.storage_options, what="artifact store"
+            )
         return self._fs
 
     @property
