@@ -88,3 +88,60 @@ def settings(tmp_path: Path) -> Settings:
 def backend_settings(database_url: str, tmp_path: Path) -> Settings:
     """Settings on each metadata back end (SQLite and PostgreSQL)."""
     return Settings(home=tmp_path / "home", db=database_url, user="tester")
+
+
+CHROMIUM = "/usr/bin/chromium"
+# Without the background-networking flags Chromium keeps dialling out, which this
+# machine's closed network refuses; --no-sandbox because tests run as root.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+class OfflinePage:
+    """A headless Chromium page that may only load ``file://`` URLs.
+
+    ``errors`` collects console errors and uncaught exceptions; ``blocked``
+    the URLs of any request that tried to leave the file.
+    """
+
+    def __init__(self, page: object) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        self.blocked: list[str] = []
+
+
+@pytest.fixture
+def offline_page() -> Iterator[OfflinePage]:
+    """Headless Chromium (Debian's package) with the network cut off, for HTML reports."""
+    from pathlib import Path as _Path
+
+    require_service(_Path(CHROMIUM).exists(), f"headless Chromium is not installed at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            offline = OfflinePage(page)
+
+            def route(r) -> None:  # type: ignore[no-untyped-def]
+                if r.request.url.startswith("file://"):
+                    r.continue_()
+                else:
+                    offline.blocked.append(r.request.url)
+                    r.abort()
+
+            page.route("**/*", route)
+            page.on(
+                "console", lambda m: offline.errors.append(m.text) if m.type == "error" else None
+            )
+            page.on("pageerror", lambda e: offline.errors.append(str(e)))
+            yield offline
+        finally:
+            browser.close()

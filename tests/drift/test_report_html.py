@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,16 +12,6 @@ import pytest
 
 from shipyard.drift import DriftDetector
 from shipyard.drift.report_html import render_html, write_html
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="module")
@@ -66,57 +55,30 @@ def test_summary_then_drifted_columns_first(report_inputs) -> None:
     assert "note" in html and "free text" in html  # the skipped column is listed
 
 
-def _require_chromium() -> None:
-    if Path(CHROMIUM).exists():
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{CHROMIUM} is missing (CI=true: the browser test must run)")
-    pytest.skip(f"headless Chromium not installed at {CHROMIUM}")
-
-
 @pytest.mark.browser
-def test_report_renders_in_chromium_without_network(report_inputs, tmp_path: Path) -> None:
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
+def test_report_renders_in_chromium_without_network(
+    report_inputs, tmp_path: Path, offline_page
+) -> None:
     result, det, cur = report_inputs
     path = write_html(tmp_path / "drift.html", result, det, cur)
-    requests: list[str] = []
-    errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-
-            def route(r) -> None:
-                if r.request.url.startswith("file://"):
-                    r.continue_()
-                else:
-                    requests.append(r.request.url)
-                    r.abort()
-
-            page.route("**/*", route)
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(path.as_uri())
-            page.wait_for_load_state("load")
-            assert (
-                page.locator("#verdict")
-                .inner_text()
-                .strip()
-                .endswith("Drift detected" if result.dataset_drift else "No drift")
-            )
-            assert page.locator("#drifted-count").inner_text() == (
-                f"{result.n_drifted} of {result.n_columns}"
-            )
-            for col in result.columns:
-                section = page.locator(f'section.column[data-column="{col.column}"]')
-                assert section.count() == 1
-                assert section.locator("svg").count() == 1
-                assert section.locator("svg").bounding_box()["height"] > 40
-            page.screenshot(path=str(tmp_path / "drift.png"), full_page=True)
-        finally:
-            browser.close()
-    assert requests == []
-    assert errors == []
+    page = offline_page.page
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+    assert (
+        page.locator("#verdict")
+        .inner_text()
+        .strip()
+        .endswith("Drift detected" if result.dataset_drift else "No drift")
+    )
+    assert page.locator("#drifted-count").inner_text() == (
+        f"{result.n_drifted} of {result.n_columns}"
+    )
+    for col in result.columns:
+        section = page.locator(f'section.column[data-column="{col.column}"]')
+        assert section.count() == 1
+        assert section.locator("svg").count() == 1
+        assert section.locator("svg").bounding_box()["height"] > 40
+    page.screenshot(path=str(tmp_path / "drift.png"), full_page=True)
+    assert offline_page.blocked == []
+    assert offline_page.errors == []
     assert (tmp_path / "drift.png").stat().st_size > 10_000

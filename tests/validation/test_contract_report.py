@@ -12,24 +12,6 @@ from shipyard.validation.contract_checks import check_contract
 from shipyard.validation.contract_report import render_contract_report
 from shipyard.validation.contracts import infer_contract
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def require_chromium() -> None:
-    if os.path.exists(CHROMIUM):
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"headless Chromium is not installed at {CHROMIUM} (CI=true)")
-    pytest.skip(f"headless Chromium is not installed at {CHROMIUM}")
-
 
 def bad_batch(adult: pd.DataFrame) -> pd.DataFrame:
     bad = adult.copy()
@@ -48,32 +30,22 @@ def test_report_is_self_contained_and_escaped(adult) -> None:
 
 
 @pytest.mark.browser
-def test_report_renders_in_chromium(adult, tmp_path: Path) -> None:
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
+def test_report_renders_in_chromium(adult, tmp_path: Path, offline_page) -> None:
     contract = infer_contract(adult)
     result = check_contract(contract, bad_batch(adult))
     page_path = tmp_path / "report.html"
     page_path.write_text(render_contract_report(contract, result, title="adult:1"), "utf-8")
-    errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(page_path.as_uri())
-            assert page.locator("#status").inner_text().strip() == "FAILED"
-            rows = page.locator("#violations tr.violation")
-            assert rows.count() == len(result.violations) == 2
-            texts = [rows.nth(i).inner_text() for i in range(rows.count())]
-            assert any("age" in t and "2 / 400" in t and "3, 8" in t for t in texts)
-            assert any("<script>alert(1)</script>" in t for t in texts)  # shown as text
-            assert page.locator("#contract tbody tr").count() == len(contract.columns)
-            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-            if os.environ.get("SHIPYARD_KEEP_SCREENSHOT"):
-                page.screenshot(path=os.environ["SHIPYARD_KEEP_SCREENSHOT"], full_page=True)
-        finally:
-            browser.close()
-    assert errors == []
+    page = offline_page.page
+    page.goto(page_path.as_uri())
+    assert page.locator("#status").inner_text().strip() == "FAILED"
+    rows = page.locator("#violations tr.violation")
+    assert rows.count() == len(result.violations) == 2
+    texts = [rows.nth(i).inner_text() for i in range(rows.count())]
+    assert any("age" in t and "2 / 400" in t and "3, 8" in t for t in texts)
+    assert any("<script>alert(1)</script>" in t for t in texts)  # shown as text
+    assert page.locator("#contract tbody tr").count() == len(contract.columns)
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    if os.environ.get("SHIPYARD_KEEP_SCREENSHOT"):
+        page.screenshot(path=os.environ["SHIPYARD_KEEP_SCREENSHOT"], full_page=True)
+    assert offline_page.errors == []
+    assert offline_page.blocked == []
