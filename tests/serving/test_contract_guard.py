@@ -42,6 +42,9 @@ def test_count_mode_answers_and_counts(iris: IrisRegistry) -> None:
         if s.name.endswith("_total")
     ]
     assert [(s.labels["column"], s.value) for s in samples] == [("petal_length", 1.0)]
+    # ...and the prediction log marks the offending row.
+    logged = iris.client.prediction_log.read("iris", since="1h").sort_values("timestamp")
+    assert logged["contract_violation"].tolist() == [True, False]
 
 
 def test_off_by_default_and_modes_are_checked(iris: IrisRegistry) -> None:

@@ -377,6 +377,16 @@ def events_table(events: Sequence[PredictionEventLike], source: Source | None = 
         offset += int(n)
     for key, values in probas.items():
         columns[key] = pa.array(values, pa.float64(), from_pandas=True)
+    flags = [getattr(e, "contract_violations", None) for e in events]
+    if any(f is not None for f in flags):  # inputs checked against the data contract
+        columns["contract_violation"] = pa.array(
+            np.concatenate(
+                [
+                    np.zeros(int(n), bool) if f is None else np.asarray(f, bool)
+                    for f, n in zip(flags, sizes, strict=True)
+                ]
+            )
+        )
     return pa.table(columns)
 
 

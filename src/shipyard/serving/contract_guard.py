@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter
 
 from shipyard.serving.runtime import ServedModel
@@ -56,14 +57,21 @@ class ContractGuard:
                 self._checkers[key] = None
         return self._checkers[key]
 
-    def check(self, served: ServedModel, data: Any) -> None:
-        """Raise ``ContractViolationError`` (422) in ``reject`` mode; count in ``count``."""
+    def check(self, served: ServedModel, data: Any) -> np.ndarray | None:
+        """Raise ``ContractViolationError`` (422) in ``reject`` mode; count in ``count``.
+
+        Returns the per-row violation flags (None when nothing was checked), which
+        the prediction log keeps beside each row.
+        """
         if self.mode is InputCheckMode.OFF:
-            return
+            return None
         checker = self.checker(served)
         if checker is None:
-            return
+            return None
         frame = served.model.signature.coerce(data)
         found = check_serving_input(checker, frame, self.mode)
         for (column, expectation), n in found.counts().items():
             self.violations.labels(served.name, str(served.version), column, expectation).inc(n)
+        if found.row_flags is None:
+            return np.zeros(len(frame), dtype=bool)
+        return np.asarray(found.row_flags, dtype=bool)

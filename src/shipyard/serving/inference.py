@@ -78,8 +78,9 @@ class Inference:
         """
         if served is None:
             served = self.runtime.require()
+        flags = None
         if self.contract is not None:  # a database read on a version's first request
-            await anyio.to_thread.run_sync(self.contract.check, served, data)
+            flags = await anyio.to_thread.run_sync(self.contract.check, served, data)
         if self.fast is not None:  # batching and/or the prediction cache
             X, result = await self.fast.predict(served, data)
         else:
@@ -105,6 +106,7 @@ class Inference:
                     probabilities=result.probabilities,
                     classes=None if served.classes is None else tuple(served.classes.tolist()),
                     latency_seconds=latency,
+                    contract_violations=flags,
                 ),
             )
         return served, X, result

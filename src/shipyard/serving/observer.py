@@ -54,6 +54,9 @@ class PredictionEvent:
     probabilities: np.ndarray | None
     classes: tuple[Any, ...] | None
     latency_seconds: float
+    #: Per row, True where the input broke the data contract (``--contract-check
+    #: count``); None when inputs were not checked.
+    contract_violations: np.ndarray | None = None
 
 
 @runtime_checkable
