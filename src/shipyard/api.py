@@ -61,6 +61,7 @@ def log_model(
     tags: dict[str, str] | None = None,
     flavor: str | None = None,
     trusted_pickle: bool = False,
+    optimize: bool = False,
 ) -> records.ModelVersion:
     """Package ``model`` and register it as the next version of ``name``.
 
@@ -68,6 +69,8 @@ def log_model(
     types, ranges, categories) is inferred from it. Inside :func:`start_run`
     the version links to the run, its params, and the training dataset
     fingerprint the run logged. ``alias`` moves that alias to the new version.
+    ``optimize=True`` also compiles it to ONNX, verified against the original on
+    ``sample`` (servers use the compiled form only when it agrees).
     """
     shipyard = client()
     run = shipyard.tracker.active_run
@@ -92,6 +95,10 @@ def log_model(
         flavor=flavor,
         trusted_pickle=trusted_pickle,
     )
+    if optimize:
+        from shipyard.registry.optimize import optimize_version
+
+        optimize_version(shipyard.registry, version.ref, sample=sample)
     if alias is not None:
         shipyard.registry.set_alias(name, alias, version.version)
         version = shipyard.metadata.get_version(name, version.version)
