@@ -38,6 +38,7 @@ def test_package_writes_dockerfile_requirements_and_model(
     wheel = shipyard_line.split("file:///opt/wheels/")[1]
     assert (out / "wheels" / wheel).is_file()
     assert "COPY wheels/ /opt/wheels/" in dockerfile
+    assert "kind: Deployment" in (out / "kubernetes.yaml").read_text()
     assert any(line.startswith("fastapi==") for line in pins)
     copied = client.registry.manifest(version)
     for relpath in copied.files:

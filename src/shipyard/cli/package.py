@@ -9,6 +9,7 @@ import typer
 
 from shipyard.cli._common import JsonOption, console, get_client, print_json
 from shipyard.deploy.docker import WHEELS_DIR, write_container_context
+from shipyard.deploy.kubernetes import write_kubernetes_manifests
 from shipyard.deploy.runtime import build_shipyard_wheel, serving_environment
 
 
@@ -23,7 +24,7 @@ def package_command(
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Write a Dockerfile, pinned requirements and the model package to a folder."""
+    """Write a Dockerfile, pinned requirements, Kubernetes manifests and the model package."""
     registry = get_client(ctx).registry
     version = registry.resolve(ref)
     package_dir = registry.package_dir(version)
@@ -40,10 +41,12 @@ def package_command(
             shipyard_requirement=requirement,
             wheels=wheels,
         )
+    image = f"{version.model}:{version.version}"
+    written.append(write_kubernetes_manifests(version.ref, out, image=image))
     if as_json:
         print_json({"ref": version.ref, "out": out, "files": written})
         return
     console.print(f"Wrote a build context for {version.ref} to {out}:")
     for path in written:
         console.print(f"  {path}")
-    console.print(f"Next: docker build -t {version.model}:{version.version} {out}")
+    console.print(f"Next: docker build -t {image} {out} && kubectl apply -f {out}/kubernetes.yaml")

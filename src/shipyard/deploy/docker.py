@@ -43,7 +43,7 @@ WHEELS_DIR = "/opt/wheels"
 #: The port ``shipyard serve`` listens on inside the container.
 SERVE_PORT = 8000
 # A fixed numeric uid/gid: Kubernetes' runAsNonRoot can only verify a number.
-_UID = 10001
+RUN_AS_USER = 10001
 _HOME = "/var/lib/shipyard"
 # Names and versions go into requirements.txt verbatim, so they must not be
 # able to smuggle in pip options ("--index-url ...") or extra lines.
@@ -249,8 +249,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \\
     SHIPYARD_HOME={_HOME}
 
 # The server runs as this unprivileged user; it owns only its data folder.
-RUN groupadd --system --gid {_UID} shipyard \\
- && useradd --system --uid {_UID} --gid {_UID} --home-dir {_HOME} --create-home shipyard
+RUN groupadd --system --gid {RUN_AS_USER} shipyard \\
+ && useradd --system --uid {RUN_AS_USER} --gid {RUN_AS_USER} \\
+    --home-dir {_HOME} --create-home shipyard
 
 # Dependencies first: a new model version with the same pins reuses this layer.
 {copy_wheels}COPY requirements.txt /tmp/requirements.txt
@@ -260,7 +261,7 @@ RUN pip install --no-cache-dir -r /tmp/requirements.txt && rm /tmp/requirements.
 COPY model/ {MODEL_DIR}/
 
 WORKDIR {_HOME}
-USER {_UID}:{_UID}
+USER {RUN_AS_USER}:{RUN_AS_USER}
 EXPOSE {SERVE_PORT}
 # python:*-slim has no curl; the standard library makes the probe.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \\
