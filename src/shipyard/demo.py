@@ -361,8 +361,3 @@ def _slow_canary(client: Shipyard, http: httpx.Client, traffic: pd.DataFrame) ->
     )
     why = f": {entry.reason}" if entry and entry.reason else ""
     return f"{slow.ref} rolled back after {sent} requests; iris:{state.primary} serves{why}"
-
-
-def shifted_batch(rows: pd.DataFrame) -> pd.DataFrame:
-    """The shift step 4 applies, for users who want to reproduce it."""
-    return rows.assign(**{c: np.asarray(rows[c]) + d for c, d in SHIFT.items()})

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import ConflictError, InvalidInputError, ManifestError
+from shipyard.registry.environment import canonical_name
 from shipyard.registry.refs import parse_ref
 
 __all__ = ["MODEL_DIR", "SERVE_PORT", "WHEELS_DIR", "write_container_context"]
@@ -156,10 +157,6 @@ def _python_series(environment: Mapping[str, Any]) -> str:
     return f"{match['major']}.{match['minor']}"
 
 
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _requirements(environment: Mapping[str, Any], shipyard_requirement: str, ref: str) -> str:
     packages = environment.get("packages")
     if not isinstance(packages, Mapping):
@@ -179,7 +176,7 @@ def _requirements(environment: Mapping[str, Any], shipyard_requirement: str, ref
                 f"The model environment pins {name} to {version!r}; expected one exact "
                 f"version such as '1.9.1'."
             )
-        key = _canonical(name)
+        key = canonical_name(name)
         if key in pins:
             raise ManifestError(
                 f"The model environment lists {key} twice (as {name!r} too); keep one pin."
@@ -200,7 +197,7 @@ def _requirements(environment: Mapping[str, Any], shipyard_requirement: str, ref
 def _shipyard_line(requirement: str) -> str:
     text = requirement.strip() if isinstance(requirement, str) else ""
     match = _SHIPYARD_REQ.fullmatch(text)
-    if match is None or _canonical(match["name"]) != "shipyard":
+    if match is None or canonical_name(match["name"]) != "shipyard":
         raise InvalidInputError(
             f"shipyard_requirement {requirement!r} is not an exact Shipyard requirement; "
             f"expected 'shipyard==<version>' or 'shipyard @ <wheel or source URL>'."

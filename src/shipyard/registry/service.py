@@ -301,13 +301,6 @@ class Registry:
                 parsed.name, parsed.version, not restore, actor=self.actor, reason=reason
             )
 
-    def exists(self, ref: str) -> bool:
-        try:
-            self.resolve(ref)
-        except NotFoundError:
-            return False
-        return True
-
     def _scratch(self) -> Path:
         scratch = self.cache_dir.parent / "tmp"
         scratch.mkdir(parents=True, exist_ok=True)

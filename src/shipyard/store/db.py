@@ -89,11 +89,6 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(config).get_current_head()
 
 
-def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
-
-
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision; safe to call from many processes.
 
