@@ -183,11 +183,14 @@ def test_several_workers_export_process_and_monitor_metrics(iris: IrisRegistry) 
         with httpx.Client(base_url=url, timeout=30) as http:
             predict(http, X.sample(40, random_state=2).to_dict("records"))
             deadline = time.monotonic() + 30
+            drift_key = ("shipyard_dataset_drift_detected", tuple(IRIS.items()))
             while True:  # the log flushes within a second, the job runs every 0.2 s
                 samples = scrape(http)
                 rows = samples.get(("shipyard_monitor_window_predictions", tuple(IRIS.items())))
                 written = samples.get(("shipyard_prediction_log_written_total", ()))
-                if (rows, written) == (40, 40) or time.monotonic() > deadline:
+                # The window's row count is set before its drift is scored: wait for both.
+                scored = drift_key in samples
+                if ((rows, written) == (40, 40) and scored) or time.monotonic() > deadline:
                     break
                 time.sleep(0.1)
         assert (rows, written) == (40, 40), sorted(samples.items())
