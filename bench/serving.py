@@ -16,6 +16,9 @@ Servers (each one uvicorn worker, on 127.0.0.1, started and stopped by PID):
 - ``shipyard``: ``shipyard serve MODEL`` (metrics on, the prediction log on as an
   observer, batching on, the model compiled with ``shipyard optimize`` at registration;
   signature-checked, with probabilities and request ids in the answer).
+- ``shipyard-plain``: the same, for the same fitted model registered without
+  optimization (scikit-learn answers): the default path, which the serving issue's
+  goal (at least the reference's throughput at every point) is about.
 
 A peer whose venv cannot be built or whose server does not start is reported and
 skipped; the others still run.
@@ -135,10 +138,10 @@ def _reference_command(model: str, port: int) -> tuple[list[str], dict[str, str]
 
 
 def _shipyard_command(
-    model: str, port: int, cli: list[str] | None = None
+    model: str, port: int, cli: list[str] | None = None, *, registered: str = "bench"
 ) -> tuple[list[str], dict[str, str]]:
     """``shipyard serve`` with its defaults (metrics, prediction log, batching), plus ``cli``."""
-    argv = [PYTHON, str(Path(__file__)), "--child-shipyard", "serve", f"bench-{model}"]
+    argv = [PYTHON, str(Path(__file__)), "--child-shipyard", "serve", f"{registered}-{model}"]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *(cli or [])]
     return argv, {"SHIPYARD_HOME": str(WORK_DIR / "home"), "SHIPYARD_USER": "bench"}
 
@@ -242,6 +245,11 @@ SERVERS = [
         versions=_peer_versions("bentoml", ["bentoml", "scikit-learn", "numpy"]),
     ),
     Server("shipyard", _shipyard_command, "/ready"),
+    Server(
+        "shipyard-plain",
+        lambda model, port: _shipyard_command(model, port, registered="plain"),
+        "/ready",
+    ),
 ]
 
 
@@ -421,6 +429,9 @@ def prepare_models(models: list[str]) -> None:
         outcome = optimize_version(client.registry, version.ref, sample=sample)
         print(f"  {version.ref}: ONNX {outcome.status} ({outcome.detail})", flush=True)
         client.registry.set_alias(f"bench-{key}", "production", version.version)
+        # The same fitted object, not compiled: what serving does without optimization.
+        plain = client.registry.log_model(estimator, f"plain-{key}", sample=sample)
+        client.registry.set_alias(f"plain-{key}", "production", plain.version)
     client.close()
 
 
@@ -532,6 +543,18 @@ def goals(points: list[Point]) -> list[str]:
                 f"{MODELS[model]} c=1 p50 no worse than reference",
                 ours50 <= ref50,
                 f"{ours50:.2f} ms vs {ref50:.2f} ms",
+            )
+    # The serving issue's goal, for the default path (no ONNX): >= reference everywhere.
+    for point in points:
+        plain, ref = (
+            get(point.model, point.concurrency, name, "rps")
+            for name in ("shipyard-plain", "reference")
+        )
+        if plain is not None and ref is not None:
+            check(
+                f"{MODELS[point.model]} c={point.concurrency} shipyard-plain >= reference",
+                plain >= ref,
+                f"{plain / ref:.2f}x",
             )
     return lines
 

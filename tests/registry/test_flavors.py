@@ -17,13 +17,23 @@ import skops.io as sio
 import xgboost as xgb
 from skl2onnx import to_onnx
 from sklearn.datasets import load_iris
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
 from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.naive_bayes import GaussianNB
+from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier
 
 from shipyard.errors import InvalidInputError, ManifestError, UnsafeArtifactError
 from shipyard.registry.flavors import FLAVORS, flavor_for_model, get_flavor
+from shipyard.registry.flavors.base import EstimatorPredictor, label_is_most_probable
 from shipyard.registry.flavors.sklearn import TRUSTED_TYPES, load_skops
 
 IRIS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -188,6 +198,75 @@ def test_xgboost_raw_booster(iris: tuple[pd.DataFrame, np.ndarray], tmp_path: Pa
     np.testing.assert_allclose(predictor.predict_proba(X)[:, 1], p)
     np.testing.assert_array_equal(predictor.predict(X), (p > 0.5).astype(int))
     assert predictor.classes.tolist() == [0, 1]
+    _assert_both_match(predictor, X)
+
+
+def _assert_both_match(predictor: Any, X: Any) -> None:
+    """One ``predict_both`` pass answers exactly what the two separate calls answer."""
+    labels, proba = predictor.predict_both(X)
+    np.testing.assert_array_equal(labels, predictor.predict(X))
+    np.testing.assert_array_equal(proba, predictor.predict_proba(X))
+
+
+# -- scikit-learn: labels from one predict_proba call --------------------------------------
+
+
+def _near_borders(X: pd.DataFrame, n: int = 3000) -> pd.DataFrame:
+    """Points between random pairs of rows: many land next to a class border."""
+    rng = np.random.default_rng(7)
+    a, b = rng.integers(0, len(X), n), rng.integers(0, len(X), n)
+    t = rng.random((n, 1))
+    mixed = X.to_numpy()[a] * t + X.to_numpy()[b] * (1 - t)
+    return pd.DataFrame(mixed, columns=X.columns)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: LogisticRegression(max_iter=1000),
+        lambda: RandomForestClassifier(n_estimators=20, random_state=0),
+        lambda: ExtraTreesClassifier(n_estimators=20, random_state=0),
+        lambda: DecisionTreeClassifier(random_state=0),
+        lambda: GradientBoostingClassifier(n_estimators=20, random_state=0),
+        lambda: HistGradientBoostingClassifier(max_iter=20),
+        lambda: GaussianNB(),
+        lambda: MLPClassifier(hidden_layer_sizes=(8,), max_iter=300, random_state=0),
+        lambda: make_pipeline(StandardScaler(), LogisticRegression()),
+    ],
+    ids=["lr", "forest", "extra", "tree", "gbm", "hgb", "nb", "mlp", "pipeline"],
+)
+@pytest.mark.parametrize("binary", [False, True], ids=["3 classes", "2 classes"])
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_most_probable_label_classifier_is_scored_in_one_call(
+    iris: tuple[pd.DataFrame, np.ndarray], make: Any, binary: bool
+) -> None:
+    X, y = iris
+    labels = np.where(y == 2, "virginica", "other") if binary else SPECIES[y]
+    model = make().fit(X, labels)
+    predictor = EstimatorPredictor(model)
+    assert label_is_most_probable(model) and hasattr(predictor, "predict_both")
+    grid = _near_borders(X)
+    got_labels, got_proba = predictor.predict_both(grid)
+    np.testing.assert_array_equal(got_labels, model.predict(grid))
+    np.testing.assert_array_equal(got_proba, model.predict_proba(grid))
+    assert got_labels.dtype == model.predict(grid).dtype
+
+
+@pytest.mark.filterwarnings("ignore:The `probability` parameter:FutureWarning")
+def test_other_classifiers_keep_two_calls(iris: tuple[pd.DataFrame, np.ndarray]) -> None:
+    """An SVC's Platt probabilities can disagree with its label: never derive one."""
+    X, y = iris
+    svc = SVC(probability=True, random_state=0).fit(X, y)
+    assert not hasattr(EstimatorPredictor(svc), "predict_both")
+    grid = _near_borders(X)
+    disagree = svc.classes_[svc.predict_proba(grid).argmax(axis=1)] != svc.predict(grid)
+    assert disagree.any(), "the case this guards against should exist"
+
+    class TunedForest(RandomForestClassifier):  # a subclass may redefine predict
+        pass
+
+    assert not label_is_most_probable(TunedForest())
+    assert not hasattr(EstimatorPredictor(LinearRegression().fit(X, y)), "predict_both")
 
 
 # -- LightGBM --------------------------------------------------------------------------------
@@ -203,6 +282,7 @@ def test_lightgbm_classifier_with_string_labels(
     np.testing.assert_array_equal(predictor.predict(X), clf.predict(X))
     np.testing.assert_allclose(predictor.predict_proba(X), clf.predict_proba(X))
     np.testing.assert_array_equal(predictor.predict(X.to_numpy()), clf.predict(X))
+    _assert_both_match(predictor, X)
 
 
 def test_lightgbm_binary_regressor_and_booster(
@@ -223,6 +303,7 @@ def test_lightgbm_binary_regressor_and_booster(
     predictor, options = _round_trip("lightgbm", booster, _mk(tmp_path / "raw"))
     assert options["classes"] == [0, 1, 2]
     np.testing.assert_array_equal(predictor.predict(X), booster.predict(X).argmax(axis=1))
+    _assert_both_match(predictor, X)
 
 
 # -- ONNX ------------------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import numpy as np
@@ -22,7 +24,7 @@ from shipyard.serving.batcher import (
     OverloadedError,
 )
 from shipyard.serving.metrics import ServingMetrics
-from shipyard.serving.runtime import load_served_model
+from shipyard.serving.runtime import ServedModel, load_served_model
 
 
 def _rows(n: int, seed: int = 0) -> list[dict[str, float]]:
@@ -125,31 +127,65 @@ def test_a_full_queue_answers_503_with_retry_after(iris: IrisRegistry) -> None:
     assert "queue" in refused[0].json()["error"]
 
 
-def test_overload_is_raised_at_submit(iris: IrisRegistry) -> None:
+def _gated(served: ServedModel, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Hold the model's calls until the returned event is set (the model stays busy)."""
+    gate = threading.Event()
+    predictor = served.model.predictor
+    for name in ("predict", "predict_both"):  # whichever one the server calls
+        original = getattr(predictor, name, None)
+        if original is None:
+            continue
+
+        def held(X: Any, original: Any = original) -> Any:
+            assert gate.wait(30), "the test never opened the gate"
+            return original(X)
+
+        monkeypatch.setattr(predictor, name, held)
+    return gate
+
+
+def test_overload_is_raised_at_submit(iris: IrisRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
     served = load_served_model(iris.client.registry, iris.client.registry.resolve("iris:1"))
     batcher = Batcher(BatchSettings(max_batch_size=2, max_queue_size=2), metrics=None)
     X = served.model.prepare(_rows(2))
+    gate = _gated(served, monkeypatch)
 
     async def scenario() -> None:
         deadline = time.monotonic() + 30
-        first = asyncio.ensure_future(batcher.submit(served, X, deadline=deadline))
-        await asyncio.sleep(0)  # queued, not yet taken
+        # The first runs at once (the model was idle); the second fills the queue.
+        running = asyncio.ensure_future(batcher.submit(served, X, deadline=deadline))
+        await asyncio.sleep(0.05)
+        queued = asyncio.ensure_future(batcher.submit(served, X, deadline=deadline))
+        await asyncio.sleep(0.05)
+        assert batcher.queued_rows == 2
         with pytest.raises(OverloadedError, match="full"):
             await batcher.submit(served, X, deadline=deadline)
-        assert len((await first).labels) == 2
+        gate.set()
+        assert len((await running).labels) == 2
+        assert len((await queued).labels) == 2
         await batcher.close()
 
     asyncio.run(scenario())
 
 
-def test_a_request_past_its_deadline_is_not_run(iris: IrisRegistry) -> None:
+def test_a_request_past_its_deadline_is_not_run(
+    iris: IrisRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     served = load_served_model(iris.client.registry, iris.client.registry.resolve("iris:1"))
     batcher = Batcher(BatchSettings(max_batch_size=4), metrics=None)
     X = served.model.prepare(_rows(1))
+    gate = _gated(served, monkeypatch)
 
     async def scenario() -> None:
+        # A request in flight keeps the model busy, so the late one has to queue.
+        running = asyncio.ensure_future(batcher.submit(served, X, deadline=time.monotonic() + 30))
+        await asyncio.sleep(0.05)
+        late = asyncio.ensure_future(batcher.submit(served, X, deadline=time.monotonic() + 0.01))
+        await asyncio.sleep(0.1)
+        gate.set()
+        assert len((await running).labels) == 1
         with pytest.raises(DeadlineExceededError, match="deadline"):
-            await batcher.submit(served, X, deadline=time.monotonic() - 1)
+            await late
         ok = await batcher.submit(served, X, deadline=time.monotonic() + 30)
         assert len(ok.labels) == 1
         await batcher.close()
@@ -202,3 +238,24 @@ def test_a_fast_compiled_model_runs_on_the_loop_and_keeps_answers_apart(
         labels, proba = served.model.predictor.predict_both(X)
         assert answer.labels.tolist() == labels.tolist()
         np.testing.assert_allclose(answer.probabilities, proba, atol=1e-12)
+
+
+def test_a_lone_request_skips_the_queue(iris: IrisRegistry) -> None:
+    """One client at a time: every request runs at once, none waits in the queue."""
+    served = load_served_model(iris.client.registry, iris.client.registry.resolve("iris:2"))
+    metrics = ServingMetrics()
+    batcher = Batcher(BatchSettings(), metrics=BatchMetrics(metrics.registry))
+    inputs = [served.model.prepare(r) for r in _rows(5)]
+
+    async def scenario() -> list[np.ndarray]:
+        deadline = time.monotonic() + 30
+        answers = [(await batcher.submit(served, X, deadline=deadline)).labels for X in inputs]
+        await batcher.close()
+        return answers
+
+    answers = asyncio.run(scenario())
+    for X, labels in zip(inputs, answers, strict=True):
+        assert labels.tolist() == served.model.predictor.predict(X).tolist()
+    text = metrics.render()[0].decode()
+    assert float(_sample(text, "shipyard_batch_queue_wait_seconds_count")) == 5
+    assert float(_sample(text, "shipyard_batch_queue_wait_seconds_sum")) == 0.0

@@ -7,9 +7,10 @@ validated requests and one loop that runs the model on as many queued rows
 as fit in ``max_batch_size``, in a worker thread so the event loop keeps
 accepting requests meanwhile. Batches form by themselves under load: while
 one batch runs, the next requests queue up, and they leave together. When the
-model is idle a request leaves at once (no added latency at low load); only
-when recent batches held several requests does a batch wait up to
-``max_wait_ms`` for more company. A compiled (ONNX) model measured to answer a
+model is idle and nobody is queued, a request skips the queue and runs at
+once in its own task (no queue, no loop wake-up: at one client at a time the
+batcher costs next to nothing); only when recent batches held several requests does a
+batch wait up to ``max_wait_ms`` for more company. A compiled (ONNX) model measured to answer a
 batch in under ``INLINE_SECONDS`` runs on the event loop itself: for it the
 thread hop costs more than the model.
 
@@ -42,6 +43,7 @@ import asyncio
 import collections
 import contextlib
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,14 +54,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from shipyard.errors import ConfigError
 from shipyard.serving.errors import ModelNotReadyError, RequestTimeoutError
-from shipyard.serving.runtime import Prediction, ServedModel
+from shipyard.serving.runtime import SCORING_ERRORS, Prediction, ServedModel
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 # A compiled model whose batch calls take less than this runs on the event loop.
 INLINE_SECONDS = 0.001
-# Errors a model raises for input it cannot score (see ServedModel.predict).
-_SCORING_ERRORS = (ValueError, TypeError, ArithmeticError)
 
 
 class OverloadedError(ModelNotReadyError):
@@ -150,38 +150,10 @@ class _Item:
         self.deadline = deadline
 
 
-def predict_prepared(served: ServedModel, X: Any) -> Prediction:
-    """Labels and probabilities for validated ``X``, in one model call when possible.
-
-    A predictor with ``predict_both`` (the compiled ONNX runtime) answers both in
-    one pass; otherwise ``predict`` then ``predict_proba``, as ServedModel does.
-    """
-    predictor = served.model.predictor
-    both = getattr(predictor, "predict_both", None)
-    if both is not None:
-        labels, proba = both(X)
-        labels = np.asarray(labels)
-        proba = None if proba is None else np.asarray(proba)
-    else:
-        labels = np.asarray(predictor.predict(X))
-        proba = np.asarray(predictor.predict_proba(X)) if served.has_proba else None  # type: ignore[attr-defined]
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    return Prediction(labels, proba)
-
-
 def _timed(served: ServedModel, X: Any) -> tuple[Prediction, float]:
     start = time.perf_counter()
-    result = predict_prepared(served, X)
+    result = served.score(X)
     return result, time.perf_counter() - start
-
-
-def predict_checked(served: ServedModel, X: Any) -> Prediction:
-    """:func:`predict_prepared`, with a model's refusal turned into a named 422."""
-    try:
-        return predict_prepared(served, X)
-    except _SCORING_ERRORS as exc:
-        raise served._unscorable(X, exc) from exc
 
 
 def _concat(parts: list[Any]) -> Any:
@@ -210,6 +182,8 @@ class Batcher:
         self._queued_rows = 0
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        # A model call (a batch, or a request that skipped the idle queue) is running.
+        self._busy = False
         # Exponential average of requests per batch: the "is there load?" signal
         # that decides whether a batch waits for company.
         self._load = 1.0
@@ -243,6 +217,8 @@ class Batcher:
                 f"The batch queue for {served.ref} is full ({self._queued_rows} rows waiting, "
                 f"limit {self.settings.max_queue_size}). Retry after a second, or add workers."
             )
+        if not self._busy and not self._queue and not self._runs_inline(served):
+            return await self._run_now(served, X, rows)
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done():
             self._wake = asyncio.Event()
@@ -277,15 +253,50 @@ class Batcher:
     async def _loop(self) -> None:
         assert self._wake is not None
         while True:
-            if not self._queue:
+            if not self._queue or self._busy:  # a request that skipped the queue wakes us
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            batch = self._take()
-            if batch and self._load > 1.5 and self.settings.max_wait_ms > 0:
-                batch = await self._wait_for_company(batch)
-            if batch:
-                await self._run(batch)
+            self._busy = True
+            try:
+                batch = self._take()
+                if batch and self._load > 1.5 and self.settings.max_wait_ms > 0:
+                    batch = await self._wait_for_company(batch)
+                if batch:
+                    await self._run(batch)
+            finally:
+                self._busy = False
+
+    async def _run_now(self, served: ServedModel, X: Any, rows: int) -> Prediction:
+        """Score one request at once, in a thread: the model is idle and nobody is queued.
+
+        Requests arriving meanwhile queue up and leave together once this call ends.
+        (An inline model always queues: its batches form among the requests parsed
+        in one turn of the event loop, and there is no thread hop to save.)
+        """
+        self._busy = True
+        self._record(requests=1, rows=rows, waits=(0.0,))
+        try:
+            result, seconds = await anyio.to_thread.run_sync(
+                _timed, served, X, abandon_on_cancel=True
+            )
+        except SCORING_ERRORS as exc:
+            raise served._unscorable(X, exc) from exc
+        finally:
+            self._busy = False
+            if self._queue and self._wake is not None:
+                self._wake.set()
+        self._note_cost(served, seconds)
+        _check_length(served, result, rows)
+        return result
+
+    def _record(self, *, requests: int, rows: int, waits: Iterable[float]) -> None:
+        """One model call of ``requests`` requests: the load signal and the histograms."""
+        self._load = 0.8 * self._load + 0.2 * requests
+        if self.metrics is not None:
+            self._m_rows.observe(rows)
+            for wait in waits:
+                self._m_wait.observe(wait)
 
     def _take(self, batch: list[_Item] | None = None) -> list[_Item]:
         """Pop queued requests of one version while their rows fit in a batch."""
@@ -338,11 +349,9 @@ class Batcher:
     async def _run(self, batch: list[_Item]) -> None:
         started = time.monotonic()
         rows = sum(item.rows for item in batch)
-        self._load = 0.8 * self._load + 0.2 * len(batch)
-        if self.metrics is not None:
-            self._m_rows.observe(rows)
-            for item in batch:
-                self._m_wait.observe(started - item.enqueued)
+        self._record(
+            requests=len(batch), rows=rows, waits=(started - item.enqueued for item in batch)
+        )
         served = batch[0].served
         X = _concat([item.X for item in batch])
         call: asyncio.Future[tuple[Prediction, float]]
@@ -363,7 +372,7 @@ class Batcher:
         try:
             result, seconds = call.result()
             self._note_cost(served, seconds)
-        except _SCORING_ERRORS:
+        except SCORING_ERRORS:
             # One request's rows broke the merged call: score each alone so every
             # request gets its own answer or its own 422.
             for item in batch:
@@ -374,10 +383,9 @@ class Batcher:
                 if not item.future.done():
                     item.future.set_exception(exc)
             return
-        if len(result.labels) != rows:
-            error = RuntimeError(
-                f"{served.ref} returned {len(result.labels)} predictions for {rows} rows."
-            )
+        try:
+            _check_length(served, result, rows)
+        except RuntimeError as error:
             for item in batch:
                 if not item.future.done():
                     item.future.set_exception(error)
@@ -430,13 +438,20 @@ class Batcher:
 
     async def _run_alone(self, item: _Item) -> None:
         try:
-            result = await anyio.to_thread.run_sync(predict_checked, item.served, item.X)
+            result = await anyio.to_thread.run_sync(item.served.score_checked, item.X)
         except Exception as exc:
             if not item.future.done():
                 item.future.set_exception(exc)
             return
         if not item.future.done():
             item.future.set_result(result)
+
+
+def _check_length(served: ServedModel, result: Prediction, rows: int) -> None:
+    if len(result.labels) != rows:
+        raise RuntimeError(
+            f"{served.ref} returned {len(result.labels)} predictions for {rows} rows."
+        )
 
 
 def _swallow(call: asyncio.Future[Any]) -> None:
@@ -451,6 +466,4 @@ __all__ = [
     "Batcher",
     "DeadlineExceededError",
     "OverloadedError",
-    "predict_checked",
-    "predict_prepared",
 ]

@@ -32,7 +32,7 @@ import pandas as pd
 from prometheus_client import CollectorRegistry
 
 from shipyard.errors import StoreError
-from shipyard.serving.batcher import Batcher, BatchMetrics, BatchSettings, predict_checked
+from shipyard.serving.batcher import Batcher, BatchMetrics, BatchSettings
 from shipyard.serving.cache import CacheMetrics, PredictionCache, build_cache, cache_key
 from shipyard.serving.runtime import Prediction, ServedModel
 
@@ -115,9 +115,7 @@ class FastPath:
             deadline = time.monotonic() + self.request_timeout
             result = await self.batcher.submit(served, X, deadline=deadline)
         else:
-            result = await anyio.to_thread.run_sync(
-                predict_checked, served, X, abandon_on_cancel=True
-            )
+            result = await anyio.to_thread.run_sync(served.score_checked, X, abandon_on_cancel=True)
         if key is not None:
             await self._cache_put(key, result)
         return X, result

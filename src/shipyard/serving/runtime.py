@@ -50,6 +50,8 @@ from shipyard.serving.workers import WorkerBoard
 from shipyard.store import records
 
 logger = logging.getLogger("shipyard.serving")
+# What a model raises for input that passed the signature but that it cannot score.
+SCORING_ERRORS = (ValueError, TypeError, ArithmeticError)
 
 DEFAULT_POLL_INTERVAL = 2.0
 
@@ -113,15 +115,34 @@ class ServedModel:
         Runs in a worker thread. Returns the validated input too, for observers.
         """
         X = self.model.prepare(data)
+        return X, self.score_checked(X)
+
+    def score(self, X: Any) -> Prediction:
+        """Labels and probabilities for validated ``X``, in one model call when possible.
+
+        A predictor with ``predict_both`` (ONNX, boosters, classifiers whose label
+        is their most probable class) answers both from one pass; otherwise
+        ``predict``, then ``predict_proba``.
+        """
         predictor = self.model.predictor
-        try:
+        both = getattr(predictor, "predict_both", None)
+        if both is not None:
+            labels, proba = both(X)
+            labels = np.asarray(labels)
+            proba = None if proba is None else np.asarray(proba)
+        else:
             labels = np.asarray(predictor.predict(X))
             proba = np.asarray(predictor.predict_proba(X)) if self.has_proba else None  # type: ignore[attr-defined]
-        except (ValueError, TypeError, ArithmeticError) as exc:
-            raise self._unscorable(X, exc) from exc
         if labels.ndim == 2 and labels.shape[1] == 1:
             labels = labels[:, 0]
-        return X, Prediction(labels, proba)
+        return Prediction(labels, proba)
+
+    def score_checked(self, X: Any) -> Prediction:
+        """:meth:`score`, with a model's refusal of the input turned into a named 422."""
+        try:
+            return self.score(X)
+        except SCORING_ERRORS as exc:
+            raise self._unscorable(X, exc) from exc
 
     def _unscorable(self, X: Any, exc: Exception) -> SchemaError:
         """Why input that passed the signature still broke the model, as a 422.

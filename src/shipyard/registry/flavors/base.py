@@ -114,11 +114,54 @@ def pickle_load(path: Path, *, trusted_pickle: bool, what: str) -> Any:
         return pickle.load(fh)  # guarded by trusted_pickle above
 
 
+# scikit-learn classifiers whose label is the most probable class: ``predict``
+# is computed from ``predict_proba`` (forests, trees, histogram boosting), or
+# both come from the same per-class scores through a function that keeps their
+# order (softmax, logistic: linear models, boosting, naive Bayes, MLP). Exact
+# class names, so a subclass with its own ``predict`` is not taken for one.
+_LABEL_IS_MOST_PROBABLE = frozenset(
+    {
+        "DecisionTreeClassifier",
+        "ExtraTreeClassifier",
+        "ExtraTreesClassifier",
+        "GaussianNB",
+        "GradientBoostingClassifier",
+        "HistGradientBoostingClassifier",
+        "LogisticRegression",
+        "LogisticRegressionCV",
+        "MLPClassifier",
+        "RandomForestClassifier",
+    }
+)
+
+
+def label_is_most_probable(model: Any) -> bool:
+    """Whether ``model.predict`` is the most probable class of ``model.predict_proba``.
+
+    Looks through a scikit-learn ``Pipeline`` to its final step.
+
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.svm import SVC
+    >>> label_is_most_probable(LogisticRegression()), label_is_most_probable(SVC())
+    (True, False)
+    """
+    if module_root(model) != "sklearn":
+        return False
+    if type(model).__name__ == "Pipeline":
+        return label_is_most_probable(model.steps[-1][1])
+    return type(model).__name__ in _LABEL_IS_MOST_PROBABLE
+
+
 class EstimatorPredictor:
     """Adapts an object with scikit-learn's ``predict``/``predict_proba``/``classes_``.
 
     ``predict_proba`` exists on the adapter only when the wrapped model has it, so
     ``hasattr(predictor, "predict_proba")`` answers the question truthfully.
+    For a classifier whose label is its most probable class
+    (:func:`label_is_most_probable`), ``predict_both`` answers labels and
+    probabilities from one ``predict_proba`` call instead of two model calls:
+    the same labels, except that an exact tie between two classes' probabilities
+    goes to the first class in ``classes_``.
     """
 
     def __init__(
@@ -142,9 +185,17 @@ class EstimatorPredictor:
         )
         if hasattr(model, "predict_proba"):
             self.predict_proba = model.predict_proba
+            single_output = self.classes is not None and self.classes.ndim == 1
+            if single_output and label_is_most_probable(model):
+                self.predict_both = self._predict_both
 
     def predict(self, X: Any) -> np.ndarray:
         return np.asarray(self.model.predict(X))
+
+    def _predict_both(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        assert self.classes is not None
+        proba = np.asarray(self.model.predict_proba(X))
+        return self.classes.take(proba.argmax(axis=1)), proba
 
 
 __all__ = [
@@ -152,6 +203,7 @@ __all__ = [
     "Flavor",
     "Predictor",
     "json_classes",
+    "label_is_most_probable",
     "module_root",
     "option_file",
     "pickle_dump",

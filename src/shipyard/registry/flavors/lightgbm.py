@@ -44,15 +44,22 @@ class LightGBMPredictor:
         self.classes = None if classes is None else np.asarray(classes)
         if self.classes is not None:
             self.predict_proba = self._predict_proba
+            self.predict_both = self._predict_both
 
     def _predict_proba(self, X: Any) -> np.ndarray:
         raw = np.asarray(self.booster.predict(X))
         return np.column_stack([1.0 - raw, raw]) if raw.ndim == 1 else raw
 
+    def _predict_both(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and probabilities from one pass over the trees."""
+        assert self.classes is not None
+        proba = self._predict_proba(X)
+        return self.classes[proba.argmax(axis=1)], proba
+
     def predict(self, X: Any) -> np.ndarray:
         if self.classes is None:
             return np.asarray(self.booster.predict(X))
-        return self.classes[self._predict_proba(X).argmax(axis=1)]
+        return self._predict_both(X)[0]
 
 
 class LightGBMFlavor:

@@ -49,18 +49,29 @@ class BoosterPredictor:
             self.classes = np.arange(num_class)
         if self.objective in ("binary:logistic", "multi:softprob"):
             self.predict_proba = self._predict_proba
+            self.predict_both = self._predict_both
 
     def _raw(self, X: Any) -> np.ndarray:
         import xgboost as xgb
 
         return np.asarray(self.booster.predict(xgb.DMatrix(X)))
 
-    def _predict_proba(self, X: Any) -> np.ndarray:
-        raw = self._raw(X)
+    @staticmethod
+    def _proba(raw: np.ndarray) -> np.ndarray:
         return np.column_stack([1.0 - raw, raw]) if raw.ndim == 1 else raw
 
-    def predict(self, X: Any) -> np.ndarray:
+    def _predict_proba(self, X: Any) -> np.ndarray:
+        return self._proba(self._raw(X))
+
+    def _predict_both(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and probabilities from one pass over the trees."""
         raw = self._raw(X)
+        return self._labels(raw), self._proba(raw)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self._labels(self._raw(X))
+
+    def _labels(self, raw: np.ndarray) -> np.ndarray:
         if self.objective == "binary:logistic":
             return (raw > 0.5).astype(np.int64)
         if self.objective == "multi:softprob":
