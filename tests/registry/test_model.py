@@ -98,6 +98,24 @@ def test_every_input_shape_gives_the_same_answer(
     assert proba.shape == (3, 3)
 
 
+def test_predictions_with_probabilities_in_one_pass(
+    classifier: tuple[LoadedModel, CountingPredictor, LogisticRegression],
+    iris: tuple[pd.DataFrame, np.ndarray],
+    tmp_path: Path,
+) -> None:
+    loaded, _, clf = classifier
+    X, _ = iris
+    labels, proba = loaded.predict_with_proba(X.to_dict("records"))
+    np.testing.assert_array_equal(labels, clf.predict(X))
+    assert proba is not None
+    np.testing.assert_array_equal(proba, clf.predict_proba(X))
+    reg = LinearRegression().fit(X[IRIS[:3]], X["petal_width"])
+    regressor, _ = _load(reg, X[IRIS[:3]].head(20), tmp_path / "pkg")
+    values, none = regressor.predict_with_proba(X[IRIS[:3]])
+    assert none is None
+    np.testing.assert_allclose(values, reg.predict(X[IRIS[:3]]))
+
+
 def test_bad_input_is_rejected_before_the_model_runs(
     classifier: tuple[LoadedModel, CountingPredictor, Any],
 ) -> None:

@@ -86,6 +86,8 @@ class BatchModel(Protocol):
 
     def predict_proba(self, data: Any) -> np.ndarray: ...
 
+    def predict_with_proba(self, data: Any) -> tuple[np.ndarray, np.ndarray | None]: ...
+
 
 ProgressCallback = Callable[[int, int | None], None]
 """Called with (rows done, total rows or None) at the start and after every chunk."""
@@ -358,10 +360,9 @@ class _Job:
                 return check, None, None, 0.0
             started = time.perf_counter()
             try:
-                predictions = np.asarray(self.model.predict(check.frame))
-                probabilities = (
-                    np.asarray(self.model.predict_proba(check.frame)) if self.has_proba else None
-                )
+                predictions, probabilities = self.model.predict_with_proba(check.frame)
+                if not self.has_proba:
+                    probabilities = None
             except SchemaError as exc:
                 if not exc.rows or exc.field not in self.signature.names:
                     raise

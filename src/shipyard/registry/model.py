@@ -76,7 +76,7 @@ class LoadedModel:
     def predict(self, data: Any) -> np.ndarray:
         """Predictions for every row of ``data``."""
         X = self.prepare(data)
-        return self._run(self.predictor.predict, X)
+        return np.asarray(self._run(self.predictor.predict, X))
 
     def predict_proba(self, data: Any) -> np.ndarray:
         """Class probabilities, one column per entry of :attr:`classes`."""
@@ -87,11 +87,38 @@ class LoadedModel:
                 f"Model {self.ref} ({self.flavor}, {kind}) does not estimate class "
                 "probabilities; call predict() instead."
             )
-        return self._run(fn, self.prepare(data))
+        return np.asarray(self._run(fn, self.prepare(data)))
 
-    def _run(self, fn: Any, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+    def predict_with_proba(self, data: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predictions and class probabilities (None without them), validating once.
+
+        One model call when the predictor answers both from one pass (see
+        :meth:`score`); otherwise ``predict`` then ``predict_proba``.
+        """
+        X = self.prepare(data)
+        return self._run(self.score, X)
+
+    def score(self, X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Labels and probabilities for already validated ``X`` (:meth:`prepare`).
+
+        A predictor with ``predict_both`` (ONNX, boosters, scikit-learn classifiers
+        whose label is their most probable class) answers both from one pass.
+        """
+        predictor = self.predictor
+        both = getattr(predictor, "predict_both", None)
+        if both is not None:
+            labels, proba = both(X)
+        else:
+            labels = predictor.predict(X)
+            proba = predictor.predict_proba(X) if self.has_proba else None  # type: ignore[attr-defined]
+        labels = np.asarray(labels)
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        return labels, None if proba is None else np.asarray(proba)
+
+    def _run(self, fn: Any, X: pd.DataFrame | np.ndarray) -> Any:
         try:
-            return np.asarray(fn(X))
+            return fn(X)
         except Exception as exc:
             # Input that passed the signature can still hold a category the model has
             # never seen (e.g. OneHotEncoder(handle_unknown="error")): say which.

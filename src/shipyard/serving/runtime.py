@@ -118,24 +118,9 @@ class ServedModel:
         return X, self.score_checked(X)
 
     def score(self, X: Any) -> Prediction:
-        """Labels and probabilities for validated ``X``, in one model call when possible.
-
-        A predictor with ``predict_both`` (ONNX, boosters, classifiers whose label
-        is their most probable class) answers both from one pass; otherwise
-        ``predict``, then ``predict_proba``.
-        """
-        predictor = self.model.predictor
-        both = getattr(predictor, "predict_both", None)
-        if both is not None:
-            labels, proba = both(X)
-            labels = np.asarray(labels)
-            proba = None if proba is None else np.asarray(proba)
-        else:
-            labels = np.asarray(predictor.predict(X))
-            proba = np.asarray(predictor.predict_proba(X)) if self.has_proba else None  # type: ignore[attr-defined]
-        if labels.ndim == 2 and labels.shape[1] == 1:
-            labels = labels[:, 0]
-        return Prediction(labels, proba)
+        """Labels and probabilities for validated ``X``, in one model call when possible
+        (:meth:`LoadedModel.score <shipyard.registry.model.LoadedModel.score>`)."""
+        return Prediction(*self.model.score(X))
 
     def score_checked(self, X: Any) -> Prediction:
         """:meth:`score`, with a model's refusal of the input turned into a named 422."""
