@@ -7,6 +7,7 @@ green CI run must mean the back end was really exercised.
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Iterator
@@ -22,6 +23,15 @@ POSTGRES_URL = os.environ.get(
     "SHIPYARD_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("SHIPYARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(autouse=True)
+def _thaw_frozen_objects() -> Iterator[None]:
+    """A server freezes the objects alive when its model loads (see
+    ``freeze_long_lived_objects``): right for one long-lived server, but a test
+    process starts hundreds. Thawing after each test lets their apps be collected."""
+    yield
+    gc.unfreeze()
 
 
 def require_service(available: bool, reason: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
 import threading
 import time
@@ -218,3 +219,19 @@ def test_load_served_model_warms_up_and_precomputes(iris: IrisRegistry) -> None:
     with pytest.raises(IntegrityError):
         _corrupt_manifest(iris, iris.forest)
         load_served_model(iris.client.registry, iris.client.registry.resolve("iris:2"))
+
+
+@pytest.mark.anyio
+async def test_a_loaded_version_is_kept_out_of_full_collections(iris: IrisRegistry) -> None:
+    """Full GC passes over the model and libraries paused requests 150-250 ms: freeze them."""
+    gc.unfreeze()  # whatever earlier tests froze in this process
+    assert gc.get_freeze_count() == 0
+    runtime = ModelRuntime(iris.client.registry, "iris", metrics=ServingMetrics(), poll_interval=60)
+    try:
+        assert (await runtime.refresh()).changed
+        assert gc.get_freeze_count() > 0
+        predictor = runtime.require().model.predictor
+        # Frozen objects sit in the permanent generation, which collections never walk.
+        assert all(obj is not predictor for obj in gc.get_objects())
+    finally:
+        gc.unfreeze()

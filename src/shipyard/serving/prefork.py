@@ -43,7 +43,7 @@ from shipyard.client import Shipyard
 from shipyard.config import Settings
 from shipyard.errors import ConfigError
 from shipyard.serving.options import ServeOptions
-from shipyard.serving.runtime import ServedModel, load_served_model
+from shipyard.serving.runtime import ServedModel, freeze_long_lived_objects, load_served_model
 
 logger = logging.getLogger("shipyard.serving")
 
@@ -122,8 +122,7 @@ def run_prefork(
     sock = _bind(uvicorn_options["host"], uvicorn_options["port"])
     # Objects alive now stay out of the collector's reach: a collection would write to
     # every object header and un-share the pages the workers inherited.
-    gc.collect()
-    gc.freeze()
+    freeze_long_lived_objects()
     children: dict[int, float] = {}
     stopping = False
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -211,6 +212,21 @@ def load_served_model(
     return served
 
 
+def freeze_long_lived_objects() -> None:
+    """Take every object alive now out of the cyclic garbage collector's sight.
+
+    With the libraries and a model loaded, a full collection walks over a million
+    objects: measured here, it paused the event loop 150-250 ms every few seconds
+    under load (the p99 of a one-client benchmark). Objects made later (each
+    request's garbage) are collected as usual. A frozen object is still freed by
+    reference counting once nothing holds it (an old version after a swap); only
+    reference cycles among frozen objects stay. Forked workers also keep sharing
+    the pages of frozen objects, which a collection would write to.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 class ModelRuntime:
     """Holds the served model and swaps it when the registry says so."""
 
@@ -352,6 +368,7 @@ class ModelRuntime:
             )
         # The swap itself: one reference assignment. In-flight requests hold `old`.
         self.current = new
+        freeze_long_lived_objects()
         if old is None:
             self.board.mark_ready()
         self._failed = None
