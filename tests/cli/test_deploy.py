@@ -109,6 +109,9 @@ def test_progressive_policy_kill_and_resume(home: Path) -> None:
     assert web["policy"]["steps"] == [5.0, 25.0, 100.0]
     assert web["policy"]["max_p99_seconds"] == 0.15
     assert web["variants"][1]["weight"] == 5.0
+    shown = " ".join(run("deploy", "status", "web").split())  # Rich wraps long lines
+    assert "guards: error rate <= 2.0%, p99 <= 150 ms" in shown, shown
+    assert "None" not in shown
     out = run("deploy", "watch", "web", "--once")
     assert out == "" or "hold" in out  # stderr is mixed in by CliRunner
     run("deploy", "kill", "web", "--reason", "incident 12")

@@ -67,3 +67,5 @@ def test_bad_combinations_exit_1(home: Path, tmp_path: Path) -> None:
     assert code == 1 and "exactly one" in out
     code, out = run("--reference", "wine", "--window", "1h")
     assert code == 1 and "No model named 'wine'" in out
+    code, out = run("--reference", str(tmp_path / "nope.parquet"), "--current", "x.csv")
+    assert code == 1 and "nope.parquet' does not exist" in out, out

@@ -87,3 +87,15 @@ def test_archive_and_runs(home: Path) -> None:
     assert [v["status"] for v in json.loads(out)] == ["ready", "archived"]
     code, out = run("runs", "list", "--json")
     assert code == 0 and json.loads(out) == []
+
+
+def test_runs_show_prints_the_dataset_context_and_source(home: Path) -> None:
+    client = Shipyard(Settings(home=home))
+    X, _ = iris_frame()
+    with client.tracker.start_run("exp", name="[fit]") as active:
+        active.log_dataset(X, context="training", source="s3://bucket/iris.parquet")
+    client.close()
+    code, out = run("runs", "show", active.id)
+    assert code == 0, out
+    assert "[fit]" in out
+    assert "dataset [training] from s3://bucket/iris.parquet: 150 rows, 4 columns" in out

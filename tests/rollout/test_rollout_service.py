@@ -42,9 +42,12 @@ def test_create_canary_promote_rollback(reg: Registry) -> None:
         OTHER,
     )
     web = d.rollback("web", reason="bad numbers")
-    assert (web.primary, web.history) == (GOOD, ())
+    assert (web.primary, web.history, web.last_known_good) == (GOOD, (), GOOD)
+    # The kill switch pins the version restored, not the one just rolled back from.
+    assert d.kill("web", reason="stop").primary == GOOD
+    d.resume("web")
     actions = [c.action for c in d.changes("web")]
-    assert actions == ["rollback", "promote", "deploy_canary", "deploy_create"]
+    assert actions[2:] == ["rollback", "promote", "deploy_canary", "deploy_create"]
     audit = reg.client.metadata.audit_log(model="m", limit=10)
     rollback = next(e for e in audit if e.action == "rollback")
     assert (rollback.subject, rollback.from_value, rollback.to_value, rollback.reason) == (

@@ -492,10 +492,16 @@ def _render(d: Deployment, as_json: bool, service: Deployments, *, details: bool
     parts: list[Any] = [head, table(None, ["variant", "version", "weight", "live (step)"], rows)]
     if d.policy is not None and d.canary is not None:
         p = d.policy
+        guards = []  # only the guards that are set
+        if p.max_error_rate is not None:
+            guards.append(f"error rate <= {p.max_error_rate:.1%}")
+        if p.max_p99_seconds is not None:
+            guards.append(f"p99 <= {_p99(p.max_p99_seconds)}")
+        if p.max_accuracy_drop is not None:
+            guards.append(f"accuracy drop <= {p.max_accuracy_drop:.1%}")
         parts.append(
             f"rollout: step {d.step + 1}/{len(p.steps)} ({', '.join(f'{s:g}' for s in p.steps)} %)"
-            f" since {when(d.step_started_at)}; guards: error rate <= {p.max_error_rate}, "
-            f"p99 <= {p.max_p99_seconds}, accuracy drop <= {p.max_accuracy_drop}"
+            f" since {when(d.step_started_at)}; guards: {', '.join(guards) or 'none'}"
         )
     if d.history:
         parts.append(f"previous primaries: {', '.join(map(str, d.history))} (rollback target "

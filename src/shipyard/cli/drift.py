@@ -46,6 +46,9 @@ ReferenceLoader = Callable[[str], pd.DataFrame | ReferenceProfile]
 WindowLoader = Callable[[str, str], pd.DataFrame]
 
 
+_DATA_SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz")
+
+
 def read_table(path: str | Path, *, role: str = "data") -> pd.DataFrame:
     """Read a Parquet (``.parquet``/``.pq``) or CSV (``.csv``, ``.csv.gz``) file."""
     path = Path(path)
@@ -68,8 +71,13 @@ def read_table(path: str | Path, *, role: str = "data") -> pd.DataFrame:
 def load_reference(
     value: str, reference_loader: ReferenceLoader | None = None
 ) -> pd.DataFrame | ReferenceProfile:
-    """A file path is read; anything else goes to ``reference_loader`` if given."""
-    if Path(value).is_file() or reference_loader is None:
+    """A file path is read; anything else goes to ``reference_loader`` if given.
+
+    A name with a data file's suffix is a file even when it is missing, so a typo
+    says "file does not exist" rather than "no model named 'ref.parquet'".
+    """
+    looks_like_file = value.lower().endswith(_DATA_SUFFIXES)
+    if looks_like_file or Path(value).is_file() or reference_loader is None:
         return read_table(value, role="reference")
     return reference_loader(value)
 

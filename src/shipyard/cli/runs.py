@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from shipyard.cli._common import JsonOption, console, get_client, print_json, table, when
 
@@ -44,7 +45,9 @@ def show_run(ctx: typer.Context, run_id: str, as_json: bool = JsonOption) -> Non
     if as_json:
         print_json(run)
         return
-    console.print(f"[bold]{run.name}[/] ({run.id}) in {run.experiment}: {run.status}")
+    console.print(
+        f"[bold]{escape(run.name)}[/] ({run.id}) in {escape(run.experiment)}: {run.status}"
+    )
     console.print(
         f"started {when(run.start_time)}, ended {when(run.end_time)}, by {run.created_by}"
     )
@@ -56,10 +59,12 @@ def show_run(ctx: typer.Context, run_id: str, as_json: bool = JsonOption) -> Non
     if run.tags:
         console.print(table("Tags", ["tag", "value"], [[k, v] for k, v in run.tags.items()]))
     for context, fp in run.datasets.items():
-        console.print(
-            f"dataset [{context}]: {fp.get('n_rows')} rows, {len(fp.get('schema', {}))} columns, "
-            f"hash {str(fp.get('content_hash'))[:16]}…"
+        source = f" from {fp['source']}" if fp.get("source") else ""
+        line = (
+            f"dataset [{context}]{source}: {fp.get('n_rows')} rows, "
+            f"{len(fp.get('schema', {}))} columns, hash {str(fp.get('content_hash'))[:16]}…"
         )
+        console.print(escape(line))  # "[training]" is text, not Rich markup
 
 
 def _expand(metadata, prefix: str) -> str:  # type: ignore[no-untyped-def]

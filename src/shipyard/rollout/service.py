@@ -413,6 +413,9 @@ class Deployments:
             step=0,
             history=d.history[:-1],
             shadows=tuple(s for s in d.shadows if s != previous),
+            # The version rolled back from is distrusted now: the kill switch must not
+            # pin it. The one restored served before it did.
+            last_known_good=previous,
         )
         return self._apply(
             d,

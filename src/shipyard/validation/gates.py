@@ -34,14 +34,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (
-    accuracy_score,
-    f1_score,
-    mean_absolute_error,
-    mean_squared_error,
-    r2_score,
-    roc_auc_score,
-)
 
 from shipyard.errors import InvalidInputError
 from shipyard.validation.gate_results import GateCheck, GateReport, SliceReport
@@ -354,6 +346,17 @@ def _metric(
     proba: np.ndarray | None,
     classes: np.ndarray | None,
 ) -> float:
+    # Imported here: scikit-learn takes seconds to import, and every CLI command
+    # (even --help) imports this module through the loop's configuration.
+    from sklearn.metrics import (
+        accuracy_score,
+        f1_score,
+        mean_absolute_error,
+        mean_squared_error,
+        r2_score,
+        roc_auc_score,
+    )
+
     if len(y) == 0:
         return math.nan
     if name == "accuracy":
