@@ -162,6 +162,22 @@ class Deployments:
         """A traffic change starts a new stats epoch (counters restart) and step clock."""
         return d.evolve(epoch=d.epoch + 1, step_started_at=self.now(), **changes)
 
+    def _all_traffic_to(
+        self, d: Deployment, version: int, *, history: tuple[int, ...], **changes: Any
+    ) -> Deployment:
+        """Every request to ``version`` as primary: no canary, A/B split or rollout policy."""
+        return self._new_traffic(
+            d,
+            primary=version,
+            canary=None,
+            canary_weight=0.0,
+            split=(),
+            policy=None,
+            step=0,
+            history=history,
+            **changes,
+        )
+
     def create(
         self,
         name: str,
@@ -207,14 +223,9 @@ class Deployments:
         forced = self._check_primary(d.model, version, force=force, reason=reason)
         if version == d.primary and d.mode == "primary":
             return d
-        new = self._new_traffic(
+        new = self._all_traffic_to(
             d,
-            primary=version,
-            canary=None,
-            canary_weight=0.0,
-            split=(),
-            policy=None,
-            step=0,
+            version,
             history=_push(d.history, d.primary, version),
             last_known_good=version,
             killed=False,
@@ -369,16 +380,11 @@ class Deployments:
         if version == d.primary and d.mode == "primary":
             raise InvalidInputError(f"{d.model}:{version} is already the primary of {name!r}.")
         forced = self._check_primary(d.model, version, force=force, reason=reason)
-        new = self._new_traffic(
+        new = self._all_traffic_to(
             d,
-            primary=version,
-            canary=None,
-            canary_weight=0.0,
-            split=(),
-            policy=None,
-            step=0,
-            shadows=tuple(s for s in d.shadows if s != version),
+            version,
             history=_push(d.history, d.primary, version),
+            shadows=tuple(s for s in d.shadows if s != version),
             last_known_good=version,
         )
         return self._apply(
@@ -403,14 +409,9 @@ class Deployments:
                 f"{name} --model {d.model}:VERSION`."
             )
         previous = d.history[-1]
-        new = self._new_traffic(
+        new = self._all_traffic_to(
             d,
-            primary=previous,
-            canary=None,
-            canary_weight=0.0,
-            split=(),
-            policy=None,
-            step=0,
+            previous,
             history=d.history[:-1],
             shadows=tuple(s for s in d.shadows if s != previous),
             # The version rolled back from is distrusted now: the kill switch must not
@@ -491,18 +492,7 @@ class Deployments:
         d = self.get(name)
         pinned = d.last_known_good if d.last_known_good is not None else d.primary
         history = d.history if pinned == d.primary else _push(d.history, d.primary, pinned)
-        new = self._new_traffic(
-            d,
-            primary=pinned,
-            canary=None,
-            canary_weight=0.0,
-            split=(),
-            shadows=(),
-            step=0,
-            paused=True,
-            killed=True,
-            history=history,
-        )
+        new = self._all_traffic_to(d, pinned, history=history, shadows=(), paused=True, killed=True)
         return self._apply(
             d,
             new,
