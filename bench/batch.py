@@ -10,7 +10,8 @@ Per size, model and repetition, interleaved (A B A B ...), each in its own proce
 
 - shipyard: ``shipyard predict MODEL --input rows.parquet --output scores.parquet --json``,
   the real CLI: streams the file in chunks, checks every row against the
-  signature, predicts with ``predict`` and ``predict_proba``, writes Parquet.
+  signature, scores labels and probabilities (one model pass where the model
+  allows), writes Parquet.
 - reference: ``joblib.load`` the estimator, ``pd.read_parquet`` the whole file
   into memory, then ``predict`` + ``predict_proba`` on it, as a notebook would.
 

@@ -94,8 +94,10 @@ def test_runs_show_prints_the_dataset_context_and_source(home: Path) -> None:
     X, _ = iris_frame()
     with client.tracker.start_run("exp", name="[fit]") as active:
         active.log_dataset(X, context="training", source="s3://bucket/iris.parquet")
+        active.log_param("note", "[v2]")
     client.close()
     code, out = run("runs", "show", active.id)
     assert code == 0, out
     assert "[fit]" in out
     assert "dataset [training] from s3://bucket/iris.parquet: 150 rows, 4 columns" in out
+    assert "[v2]" in out  # a table cell is text, not markup

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from loop_support import Clock
+from loop_support import T0, Clock
 
 from shipyard.client import Shipyard
 from shipyard.config import Settings
@@ -15,7 +15,7 @@ from shipyard.loop.examples import iris_frame
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture

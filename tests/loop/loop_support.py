@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from clock import Clock as Clock  # re-exported for the suite
 from shipyard.loop.canary import CanaryOutcome, CanaryRequest
 from shipyard.loop.config import LoopConfig
 from shipyard.loop.examples import iris_frame
 
 T0 = datetime(2026, 3, 2, 3, 0, 30, tzinfo=UTC)  # 30 s after a "0 3 * * *" schedule
-
-
-class Clock:
-    """A clock tests move by hand: ``clock()`` is now, ``clock.advance(...)`` moves it."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.value = start
-
-    def __call__(self) -> datetime:
-        return self.value
-
-    def advance(self, **delta: float) -> datetime:
-        self.value += timedelta(**delta)
-        return self.value
 
 
 class RecordingCanary:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loop_support import Clock, RecordingCanary, append_rows, make_config
+from loop_support import T0, Clock, RecordingCanary, append_rows, make_config
 
 from shipyard.client import Shipyard
 from shipyard.config import Settings
@@ -227,7 +227,7 @@ def test_a_tick_reports_an_unreachable_database_instead_of_dying(
 def _tick_in_child(settings: Settings, config: LoopConfig, barrier: Any, queue: Any) -> None:
     client = Shipyard(settings)
     controller = LoopController(
-        client, [config], clock=Clock(), canary=RecordingCanary(), owner=f"p{os.getpid()}"
+        client, [config], clock=Clock(T0), canary=RecordingCanary(), owner=f"p{os.getpid()}"
     )
     barrier.wait()
     [tick] = controller.tick()

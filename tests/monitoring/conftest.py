@@ -9,7 +9,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from monitoring_support import BUCKET, CREDENTIALS, REGION, Clock
+from monitoring_support import BUCKET, CREDENTIALS, REGION, T0, Clock
 from moto.server import ThreadedMotoServer
 
 from shipyard.monitoring.prediction_log import PredictionLog
@@ -18,7 +18,7 @@ from shipyard.monitoring.segments import SegmentStore
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture

@@ -3,8 +3,10 @@
 :func:`score_file` is the one service function behind ``shipyard predict`` and
 the Python API. Per chunk it finds the rows that break the model's signature
 with vectorised masks (:mod:`shipyard.batch.validate`), sets them aside (or
-stops, in strict mode), scores the rest with one ``predict`` and one
-``predict_proba`` call, and appends the result to the output. Memory is bounded
+stops, in strict mode), scores the rest with
+:meth:`~shipyard.registry.model.LoadedModel.predict_with_proba` (one model pass
+for labels and probabilities where the model allows, else ``predict`` then
+``predict_proba``), and appends the result to the output. Memory is bounded
 by the chunk size: nothing accumulates across chunks except counters and the
 first few rejects kept for the summary.
 
@@ -81,10 +83,6 @@ class BatchModel(Protocol):
 
     @property
     def has_proba(self) -> bool: ...
-
-    def predict(self, data: Any) -> np.ndarray: ...
-
-    def predict_proba(self, data: Any) -> np.ndarray: ...
 
     def predict_with_proba(self, data: Any) -> tuple[np.ndarray, np.ndarray | None]: ...
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -81,5 +82,6 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table
     for column in columns:
         out.add_column(column)
     for row in rows:
-        out.add_row(*("-" if cell is None else str(cell) for cell in row))
+        # Cells are data (names, reasons, params), never Rich markup: "[v2]" stays.
+        out.add_row(*("-" if cell is None else escape(str(cell)) for cell in row))
     return out

@@ -1,0 +1,87 @@
+"""Real servers for tests: uvicorn in a thread, readiness polling, free ports, child env.
+
+Shared by the serving, rollout and deploy suites (``tests/`` is on ``sys.path``
+through its conftest).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from shipyard.config import Settings
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+class LiveServer:
+    """A uvicorn server in a background thread, on 127.0.0.1 and a free port."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", access_log=False
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = ""
+
+    def start(self, *, ready: bool = True, timeout: float = 30.0) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        if ready:
+            wait_ready(self.url, timeout=timeout)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+def wait_ready(url: str, *, timeout: float = 30.0, path: str = "/ready") -> None:
+    """Poll ``url + path`` until it answers 200 (or fail after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = httpx.get(url + path, timeout=5)
+            if last.status_code == 200:  # type: ignore[attr-defined]
+                return
+        except httpx.TransportError as exc:
+            last = exc
+        time.sleep(0.05)
+    raise AssertionError(f"{url}{path} never became ready: {last!r}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def subprocess_env(settings: Settings, *, importable: Path) -> dict[str, str]:
+    """Environment for a server subprocess: these settings, and ``importable`` (the
+    folder of the suite's test models) plus the source tree on ``PYTHONPATH``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+    env["SHIPYARD_HOME"] = str(settings.home)
+    env["SHIPYARD_USER"] = "tester"
+    if settings.db:
+        env["SHIPYARD_DB"] = str(settings.db)
+    env["PYTHONPATH"] = os.pathsep.join([str(importable), str(SRC), env.get("PYTHONPATH", "")])
+    return env
