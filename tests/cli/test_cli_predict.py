@@ -264,3 +264,34 @@ def test_batch_predictions_are_logged_and_take_labels(client, rows, tmp_path):
         client.prediction_log, [FeedbackItem(request_id=job, label="setosa", row=1500)]
     )
     assert outcome.accepted == 1 and not outcome.unknown_ids
+
+
+def test_rows_whose_probabilities_are_not_finite_are_rejected_with_a_reason(client, rows, tmp_path):
+    """1e308 passes the signature but makes the model's probabilities NaN: such a row is
+    a reject naming why, never a label read off NaN (which would be the first class)."""
+    bad = rows.copy()
+    bad.loc[[5, 1_800], FEATURES] = 1e308
+    bad.to_parquet(tmp_path / "in.parquet")
+    result = run(
+        client, "iris", "-i", tmp_path / "in.parquet", "-o", tmp_path / "out.parquet",
+        "--rejects", tmp_path / "rejects.csv", "--chunk-size", "1000", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["rows_scored"], summary["rows_rejected"]) == (2_498, 2)
+    assert [r["row"] for r in summary["rejects"]] == [5, 1_800]
+    assert all("not finite" in r["reason"] for r in summary["rejects"])
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert 5 not in set(out["row_id"]) and 1_800 not in set(out["row_id"])
+    assert out[[c for c in out if c.startswith("proba_")]].notna().all().all()
+    expected = client.registry.load("iris").predict(rows.drop(index=[5, 1_800]))
+    assert out["prediction"].tolist() == expected.tolist()
+    rejects = pd.read_csv(tmp_path / "rejects.csv")
+    assert rejects["row_id"].tolist() == [5, 1_800]
+    assert rejects["reject_reason"].str.contains("not finite").all()
+    strict = run(
+        client, "iris", "-i", tmp_path / "in.parquet", "-o", tmp_path / "s.parquet", "--strict",
+    )  # fmt: skip
+    assert strict.exit_code == 1
+    assert "Row 5 (0-based)" in flat(strict.stderr) and "not finite" in flat(strict.stderr)
+    assert not (tmp_path / "s.parquet").exists()
