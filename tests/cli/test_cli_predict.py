@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import stat
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +25,7 @@ from shipyard.client import Shipyard
 from shipyard.config import Settings
 from shipyard.quickstart import iris_frame
 
+SHIPYARD = Path(sys.executable).with_name("shipyard")
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
 
@@ -295,3 +302,73 @@ def test_rows_whose_probabilities_are_not_finite_are_rejected_with_a_reason(clie
     assert strict.exit_code == 1
     assert "Row 5 (0-based)" in flat(strict.stderr) and "not finite" in flat(strict.stderr)
     assert not (tmp_path / "s.parquet").exists()
+
+
+def _shipyard_env(client: Shipyard) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+    env["SHIPYARD_HOME"] = str(client.settings.home)
+    env["SHIPYARD_USER"] = "tester"
+    return env
+
+
+def test_a_killed_job_leaves_temp_files_that_the_next_run_removes(client, tmp_path):
+    """kill -9 mid-write leaves the hidden temporary output behind (nothing can run at
+    SIGKILL); the next run in that folder removes it, since its writer is provably gone."""
+    X, _ = iris_frame()
+    big = X.sample(400_000, replace=True, random_state=0).reset_index(drop=True)
+    big.to_parquet(tmp_path / "in.parquet")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    args = [str(SHIPYARD), "predict", "iris", "-i", str(tmp_path / "in.parquet")]
+    proc = subprocess.Popen(
+        [*args, "-o", str(out_dir / "scores.csv"), "--rejects", str(out_dir / "bad.csv"),
+         "--chunk-size", "2000"],
+        env=_shipyard_env(client), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.suffix == ".tmp" for p in out_dir.iterdir()):
+            assert proc.poll() is None, "the job ended before it started writing"
+            assert time.monotonic() < deadline, "no temporary output appeared"
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    left = sorted(p.name for p in out_dir.iterdir())
+    assert left and all(name.endswith(".tmp") for name in left), left
+    # A temporary file of a writer that is still alive is not touched.
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        alive = out_dir / left[0].replace(f"-{proc.pid}-", f"-{sleeper.pid}-")
+        assert alive.name != left[0]
+        alive.write_bytes(b"in progress")
+        foreign = out_dir / ".notes.txt.tmp"  # not Shipyard's: never touched
+        foreign.write_bytes(b"mine")
+        again = subprocess.run(
+            [*args, "-o", str(out_dir / "scores.csv"), "--chunk-size", "100000"],
+            env=_shipyard_env(client), capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert again.returncode == 0, again.stderr
+        assert sorted(p.name for p in out_dir.iterdir()) == sorted(
+            ["scores.csv", alive.name, foreign.name]
+        )
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert len(pd.read_csv(out_dir / "scores.csv")) == len(big)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_outputs_get_the_users_umask(client, rows, tmp_path, umask):
+    rows.head(20).to_parquet(tmp_path / "in.parquet")
+    previous = os.umask(umask)
+    try:
+        result = run(
+            client, "iris", "-i", tmp_path / "in.parquet", "-o", tmp_path / "out.parquet",
+            "--rejects", tmp_path / "bad.csv",
+        )  # fmt: skip
+    finally:
+        os.umask(previous)
+    assert result.exit_code == 0, result.output
+    for name in ("out.parquet", "bad.csv"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name

@@ -7,6 +7,14 @@ next to the target, and only :meth:`ChunkSink.commit` renames it into place
 half-written file under the final name, and an older file of that name stays
 untouched until the new one is complete.
 
+A job killed outright (``kill -9``, the machine losing power) cannot clean up,
+so the temporary name says whose it is: ``.<target>.shipyard-<host>-<pid>-<token>.tmp``.
+The next sink that starts writing in that folder removes such files whose
+process, on this host, no longer exists; a file of a live process, another host's
+or one not named like this is never touched. The file is created with mode
+``0o666`` and the kernel applies the user's umask, so the output gets the same
+permissions as any file the user creates (a ``mkstemp`` file would stay ``0600``).
+
 The schema is fixed by the first table written; later tables are cast to it,
 so a chunk whose predictions came out as int64 joins a float64 column cleanly
 and a truly incompatible chunk fails loudly instead of corrupting the file.
@@ -20,7 +28,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import re
+import secrets
+import socket
+import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, runtime_checkable
@@ -100,15 +111,15 @@ class _AtomicFileSink:
             raise InvalidInputError(
                 f"Cannot write {self.description!r}: folder {str(parent)!r} does not exist."
             )
+        remove_stale_temp_files(parent)
         # Same folder as the target, so the final rename never crosses file systems.
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = _create_temp_file(parent, self.path.name)
         self._schema = schema
         try:
             self._writer = self._open(self._tmp, schema)
         except BaseException:
             self._tmp.unlink(missing_ok=True)
+            _release_temp_file(self._tmp)
             raise
 
     def commit(self) -> None:
@@ -122,6 +133,7 @@ class _AtomicFileSink:
         assert self._tmp is not None
         self._close()
         os.replace(self._tmp, self.path)
+        _release_temp_file(self._tmp)
         self._done = True
 
     def abort(self) -> None:
@@ -132,6 +144,7 @@ class _AtomicFileSink:
             with contextlib.suppress(Exception):  # the writer may be what broke
                 self._close()
             self._tmp.unlink(missing_ok=True)
+            _release_temp_file(self._tmp)
 
     def __enter__(self) -> _AtomicFileSink:
         return self
@@ -160,6 +173,89 @@ class _AtomicFileSink:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+# -- temporary files ------------------------------------------------------------------------
+
+_TEMP_NAME = re.compile(
+    r"^\.(?P<target>.+)\.shipyard-(?P<host>[A-Za-z0-9_]+)-(?P<pid>[0-9]+)-[0-9a-f]{8}\.tmp$"
+)
+
+
+def _host() -> str:
+    """This machine's name, reduced to characters the temporary-name pattern allows."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "localhost"
+
+
+# Temporary files this process is writing: a file named with this process's id but
+# not listed here was left by an earlier process that had the same id (a container's
+# processes often do), so it is stale too.
+_OWN_TEMP_FILES: set[str] = set()
+_OWN_LOCK = threading.Lock()
+
+
+def _create_temp_file(folder: Path, target: str) -> Path:
+    """A new, empty temporary file for ``target`` in ``folder``, named after this process.
+
+    Mode ``0o666`` minus the umask, as for any file the user creates.
+    """
+    while True:
+        name = f".{target}.shipyard-{_host()}-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        path = folder / name
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        with _OWN_LOCK:
+            _OWN_TEMP_FILES.add(name)
+        return path
+
+
+def _release_temp_file(path: Path) -> None:
+    with _OWN_LOCK:
+        _OWN_TEMP_FILES.discard(path.name)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete the temporary outputs in ``folder`` left by killed Shipyard jobs on this host.
+
+    Only files named by :func:`_create_temp_file` whose process is gone are removed;
+    returns them. Errors (a file removed meanwhile, no permission) are skipped: the
+    cleanup must never fail the job that runs it.
+    """
+    removed: list[Path] = []
+    host = _host()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None or match["host"] != host:
+            continue
+        pid = int(match["pid"])
+        if pid == os.getpid():
+            with _OWN_LOCK:
+                if entry.name in _OWN_TEMP_FILES:
+                    continue
+        elif _process_exists(pid):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
 
 
 class ParquetSink(_AtomicFileSink):
