@@ -372,3 +372,38 @@ def test_outputs_get_the_users_umask(client, rows, tmp_path, umask):
     assert result.exit_code == 0, result.output
     for name in ("out.parquet", "bad.csv"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+def test_csv_outputs_quote_only_what_csv_needs(client, rows, tmp_path):
+    """Numbers in the rejects file (kept as text) are written as numbers, not "4.7";
+    a value holding a comma or a quote is still quoted, so the file reads back."""
+    bad = rows.head(6).astype(object)
+    bad.loc[1, "sepal_width"] = "abc"
+    bad.loc[4, "petal_length"] = 'say "1,5"'
+    bad.loc[5, "petal_width"] = None
+    bad.insert(0, "visit", [f"v{i}" for i in range(6)])
+    bad.to_csv(tmp_path / "in.csv", index=False)
+    result = run(
+        client, "iris", "-i", tmp_path / "in.csv", "-o", tmp_path / "out.csv",
+        "--rejects", tmp_path / "rejects.csv", "--id-column", "visit", "--chunk-size", "2",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = (tmp_path / "rejects.csv").read_text().splitlines()
+    header = "visit,row_number,sepal_length,sepal_width,petal_length,petal_width,reject_reason"
+    assert lines[0] == header
+    r = bad.loc[1]
+    assert lines[1] == (
+        f"v1,1,{r.sepal_length},abc,{r.petal_length},{r.petal_width},"
+        "sepal_width: 'abc' is not a number; expected a float"
+    )
+    assert (
+        lines[2].startswith(f"v4,4,{bad.loc[4, 'sepal_length']},") and '"say ""1,5"""' in lines[2]
+    )
+    assert lines[3].startswith("v5,5,") and ",,petal_width: missing value" in lines[3]
+    back = pd.read_csv(tmp_path / "rejects.csv")
+    assert back["petal_length"].tolist()[1] == 'say "1,5"'
+    scores = (tmp_path / "out.csv").read_text().splitlines()
+    assert (
+        scores[0] == "visit,prediction,proba_setosa,proba_versicolor,proba_virginica,model_version"
+    )
+    assert re.fullmatch(r"v0,\w+,[-+.e0-9]+,[-+.e0-9]+,[-+.e0-9]+,iris:1", scores[1])

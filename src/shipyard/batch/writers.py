@@ -27,6 +27,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
 import re
 import secrets
@@ -34,9 +36,10 @@ import socket
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -291,15 +294,57 @@ class ParquetSink(_AtomicFileSink):
 
 
 class CsvSink(_AtomicFileSink):
-    """A CSV file with a header row, written with :class:`pyarrow.csv.CSVWriter`.
+    """A CSV file with a header row, values quoted only where CSV needs it.
+
+    ``0,setosa,0.98,iris:3`` rather than pyarrow's default, which quotes every text
+    value, so that the rejects file (whose values are kept as text) showed every
+    number in quotes. See :class:`_MinimalQuotingCsvWriter`.
 
     Example:
         >>> CsvSink("scores.csv").description
         'scores.csv'
     """
 
-    def _open(self, tmp: Path, schema: pa.Schema) -> pacsv.CSVWriter:
-        return pacsv.CSVWriter(tmp, schema)
+    def _open(self, tmp: Path, schema: pa.Schema) -> _MinimalQuotingCsvWriter:
+        return _MinimalQuotingCsvWriter(tmp, schema)
+
+
+class _MinimalQuotingCsvWriter:
+    """Writes Arrow tables as CSV, quoting a value only if it holds a comma, quote or newline.
+
+    A chunk goes through pyarrow's fast writer with quoting off; pyarrow refuses a
+    chunk holding such a value, and that chunk alone is written through Python's
+    :mod:`csv` with minimal quoting, its values first formatted by Arrow so that
+    numbers, booleans and times read the same either way.
+    """
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self._file = path.open("wb")
+        self._file.write(_csv_text([schema.names]))
+        self._options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+
+    def write_table(self, table: pa.Table) -> None:
+        # Into memory first: pyarrow may refuse the chunk after writing part of it.
+        buffer = pa.BufferOutputStream()
+        try:
+            pacsv.write_csv(table, buffer, self._options)
+            self._file.write(buffer.getvalue())
+        except pa.ArrowInvalid:  # a value with a comma, quote or newline in it
+            texts = [
+                column if pa.types.is_string(column.type) else pc.cast(column, pa.string())
+                for column in table.columns
+            ]
+            self._file.write(_csv_text(zip(*(c.to_pylist() for c in texts), strict=True)))
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _csv_text(rows: Any) -> bytes:
+    """``rows`` as UTF-8 CSV lines with minimal quoting (Python's :mod:`csv`)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue().encode("utf-8")
 
 
 def open_sink(path: str | Path, *, fmt: str | None = None) -> ParquetSink | CsvSink:
