@@ -96,7 +96,7 @@ def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
     rows = [
         [
             col["name"],
-            col["dtype"],
+            f"{col['dtype']} (category)" if col.get("categorical") else col["dtype"],
             "yes" if col.get("nullable") else "no",
             _range(col),
         ]
