@@ -168,3 +168,37 @@ def test_logged_inputs_keep_the_category_values(
     mine = logged[logged["request_id"] == "cat-log-1"].sort_values("row")
     assert len(mine) == 5, logged.columns.tolist()
     assert mine["in_radius_band"].astype(str).tolist() == rows["radius_band"].astype(str).tolist()
+
+
+@pytest.mark.parametrize(
+    ("flavor", "values"),
+    [("xgboost", [3, 1, 2]), ("lightgbm", [2.5, 0.5, 1.5])],  # XGBoost refuses float ones
+    ids=["integer", "float"],
+)
+def test_numeric_categories_warm_up_and_answer(
+    home: Path, data: tuple[pd.DataFrame, pd.Series], flavor: str, values: list[Any]
+) -> None:
+    """A category column of numbers: the warm-up record must pick a category (the middle
+    of a range is no category), and JSON numbers become the right codes."""
+    X, y = data
+    numbered = X.assign(
+        concavity_band=X["concavity_band"].cat.rename_categories(values)  # same codes
+    )
+    model = BUILDERS[flavor](numbered, y)
+    client = Shipyard(Settings(home=home, user="t"))
+    name = f"numbered-{type(values[0]).__name__}"
+    version = client.registry.log_model(model, name, sample=numbered)
+    client.registry.set_alias(name, "production", version.version)
+    spec = client.registry.load(version.ref).signature.inputs[4]
+    assert spec.categorical and list(spec.categories) == values
+    server = serve(client, name)
+    try:
+        rows = numbered.sample(30, random_state=6)
+        response = server.client().post("/predict", json=records(rows))
+        assert response.status_code == 200, response.text
+        assert response.json()["predictions"] == model.predict(rows).tolist()
+        bad = records(rows.head(1))[0] | {"concavity_band": 7}
+        assert server.client().post("/predict", json=bad).status_code == 422
+    finally:
+        server.stop()
+        client.close()
