@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -133,13 +134,7 @@ def _signature(
     if sample is not None and given is None:
         features = getattr(predictor, "feature_names", None)
         if features is not None:
-            missing = [f for f in features if f not in sample.columns]
-            if missing:
-                raise InvalidInputError(
-                    f"The model was fitted on columns {missing} that the sample lacks; pass a "
-                    "sample with the columns the model was trained on."
-                )
-            sample = sample[list(features)]
+            sample = sample[_fitted_columns(list(features), list(sample.columns))]
         levels_of = getattr(predictor, "category_levels", None)
         if levels_of is not None:
             sample = with_training_categories(sample, levels_of(sample))
@@ -156,6 +151,32 @@ def _signature(
     if given is not None:
         return given
     return infer_signature(sample, predictions=predictions, classes=probe.predictor.classes)
+
+
+def _fitted_columns(features: list[str], columns: list[Any]) -> list[Any]:
+    """The sample's columns the model was fitted on, in the model's order.
+
+    LightGBM records ``mean radius`` as ``mean_radius`` (it replaces whitespace), and
+    reads a frame by position: a column matching that way, and only one, is taken.
+    """
+    relaxed: dict[str, list[Any]] = {}
+    for column in columns:
+        relaxed.setdefault(re.sub(r"\s", "_", str(column)), []).append(column)
+    chosen: list[Any] = []
+    missing: list[str] = []
+    for feature in features:
+        if feature in columns:
+            chosen.append(feature)
+        elif len(relaxed.get(feature, [])) == 1:
+            chosen.append(relaxed[feature][0])
+        else:
+            missing.append(feature)
+    if missing:
+        raise InvalidInputError(
+            f"The model was fitted on columns {missing} that the sample lacks; pass a "
+            "sample with the columns the model was trained on."
+        )
+    return chosen
 
 
 def with_training_categories(sample: pd.DataFrame, levels: dict[str, list[Any]]) -> pd.DataFrame:
