@@ -22,7 +22,7 @@ import pandas as pd
 from shipyard.errors import InvalidInputError, ManifestError, SchemaError, UnscorableInputError
 from shipyard.registry.flavors.base import Predictor
 from shipyard.registry.manifest import Manifest
-from shipyard.registry.signature import Signature
+from shipyard.registry.signature import Signature, rows_text
 
 
 class LoadedModel:
@@ -141,12 +141,8 @@ class LoadedModel:
             return
         rows = np.flatnonzero(bad).tolist()
         what = "probabilities" if proba is not None else "prediction"
-        shown = ", ".join(map(str, rows[:10])) + (
-            f" and {len(rows) - 10} more" if len(rows) > 10 else ""
-        )
-        noun = "row" if len(rows) == 1 else "rows"
         raise UnscorableInputError(
-            f"The model's {what} for {noun} {shown} (0-based) are not finite (NaN or "
+            f"The model's {what} for {rows_text(rows)} are not finite (NaN or "
             f"infinity), so {self.ref} has no answer for {'it' if len(rows) == 1 else 'them'}: "
             f"the inputs are outside what the model can handle."
             f"{_outside_training(self.signature, X, rows[0])}",

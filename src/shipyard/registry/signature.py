@@ -150,7 +150,7 @@ class _Converter:
         first = values[rows[0]]
         return SchemaError(
             f"Column {spec.name!r} expects {_expected(spec.dtype)}, got "
-            f"{type(first).__name__} {_short(first)} at {_rows_text(rows)}.",
+            f"{type(first).__name__} {_short(first)} at {rows_text(rows)}.",
             field=spec.name,
             expected=spec.dtype,
             rows=rows,
@@ -161,7 +161,7 @@ class _Converter:
             rows = np.flatnonzero(mask).tolist()
             raise SchemaError(
                 f"Column {self.spec.name!r} has missing values (None/NaN) at "
-                f"{_rows_text(rows)}; expected {_expected(self.spec.dtype)}. The training "
+                f"{rows_text(rows)}; expected {_expected(self.spec.dtype)}. The training "
                 "sample had no missing values there, so the model may not handle them.",
                 field=self.spec.name,
                 expected=self.spec.dtype,
@@ -197,7 +197,7 @@ class _FloatConverter(_Converter):
             if inf.any():
                 rows = np.flatnonzero(inf).tolist()
                 raise SchemaError(
-                    f"Column {self.spec.name!r} has infinity at {_rows_text(rows)}; "
+                    f"Column {self.spec.name!r} has infinity at {rows_text(rows)}; "
                     "expected a finite float.",
                     field=self.spec.name,
                     expected="float",
@@ -363,7 +363,7 @@ class _CategoricalConverter(_Converter):
             rows = np.flatnonzero(unknown).tolist()
             first = plain[rows[0]]
             raise SchemaError(
-                f"Column {self.spec.name!r} has {_short(_py(first))} at {_rows_text(rows)}, "
+                f"Column {self.spec.name!r} has {_short(_py(first))} at {rows_text(rows)}, "
                 f"which is not one of the categories the model was trained with: "
                 f"{list(self.spec.categories or ())}.",
                 field=self.spec.name,
@@ -445,7 +445,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _rows_text(rows: list[int]) -> str:
+def rows_text(rows: list[int]) -> str:
     shown = ", ".join(str(r) for r in rows[:_MAX_ROWS_SHOWN])
     more = f" and {len(rows) - _MAX_ROWS_SHOWN} more" if len(rows) > _MAX_ROWS_SHOWN else ""
     noun = "row" if len(rows) == 1 else "rows"
@@ -650,7 +650,7 @@ class Signature:
     def _missing(
         self, spec: ColumnSpec, *, present: Any, rows: list[int] | None = None
     ) -> Exception:
-        where = f" in {_rows_text(rows)}" if rows else ""
+        where = f" in {rows_text(rows)}" if rows else ""
         extra = [str(k) for k in present if k not in self.names]
         hint = ""
         close = difflib.get_close_matches(spec.name, extra, n=1)
@@ -729,7 +729,7 @@ class Signature:
         bad = [i for i, r in enumerate(records) if not isinstance(r, Mapping)]
         if bad:
             raise SchemaError(
-                f"Expected a list of records (dicts); {_rows_text(bad)} "
+                f"Expected a list of records (dicts); {rows_text(bad)} "
                 f"{'is' if len(bad) == 1 else 'are'} {type(records[bad[0]]).__name__}.",
                 rows=bad,
             )
@@ -790,6 +790,20 @@ def infer_signature(
     return Signature(inputs, _infer_output(predictions, classes))
 
 
+# pandas' infer_dtype names for the values of an object column (or of categories).
+_INFERRED_DTYPES: dict[str, str] = {
+    "string": "string",
+    "empty": "string",
+    "boolean": "boolean",
+    "integer": "integer",
+    "floating": "float",
+    "mixed-integer-float": "float",
+    "datetime": "datetime",
+    "datetime64": "datetime",
+    "date": "datetime",
+}
+
+
 def _infer_column(name: str, s: pd.Series) -> ColumnSpec:
     nullable = bool(s.isna().any())
     dtype = s.dtype
@@ -800,13 +814,8 @@ def _infer_column(name: str, s: pd.Series) -> ColumnSpec:
                 "the categories the model was trained with."
             )
         inner = pd.api.types.infer_dtype(dtype.categories, skipna=True)
-        inner_dtypes: dict[str, DType] = {
-            "string": "string",
-            "integer": "integer",
-            "floating": "float",
-            "mixed-integer-float": "float",
-        }
-        if inner not in inner_dtypes:
+        inner_dtype = _INFERRED_DTYPES.get(inner)
+        if inner_dtype not in ("string", "integer", "float"):
             raise InvalidInputError(
                 f"Sample column {name!r} is a category column whose categories are "
                 f"{inner} values; Shipyard takes category columns of strings or numbers. "
@@ -814,7 +823,9 @@ def _infer_column(name: str, s: pd.Series) -> ColumnSpec:
                 ".astype('category') (pd.cut(..., labels=[...]) names the bins)."
             )
         cats = tuple(_py(v) for v in dtype.categories)
-        return ColumnSpec(name, inner_dtypes[inner], nullable, categories=cats, categorical=True)
+        return ColumnSpec(
+            name, cast(DType, inner_dtype), nullable, categories=cats, categorical=True
+        )
     if pd.api.types.is_bool_dtype(dtype):
         kind: str = "boolean"
     elif pd.api.types.is_datetime64_any_dtype(dtype):
@@ -825,23 +836,12 @@ def _infer_column(name: str, s: pd.Series) -> ColumnSpec:
         kind = "float"
     else:
         inferred = pd.api.types.infer_dtype(s, skipna=True)
-        kinds = {
-            "string": "string",
-            "empty": "string",
-            "boolean": "boolean",
-            "integer": "integer",
-            "floating": "float",
-            "mixed-integer-float": "float",
-            "datetime": "datetime",
-            "datetime64": "datetime",
-            "date": "datetime",
-        }
-        if inferred not in kinds:
+        if inferred not in _INFERRED_DTYPES:
             raise InvalidInputError(
                 f"Sample column {name!r} holds values of mixed or unsupported type "
                 f"({inferred}); convert it to one of {DTYPES} first."
             )
-        kind = kinds[inferred]
+        kind = _INFERRED_DTYPES[inferred]
     values = s.dropna()
     if kind in ("float", "integer") and len(values):
         arr = np.asarray(values, dtype=np.float64)
@@ -914,5 +914,6 @@ __all__ = [
     "Task",
     "encode_categories",
     "infer_signature",
+    "rows_text",
     "same_categories",
 ]
