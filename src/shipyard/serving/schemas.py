@@ -50,7 +50,7 @@ def _python_type(spec: ColumnSpec, example: Any) -> Any:
 
 
 def _describe(spec: ColumnSpec) -> str:
-    parts = [spec.dtype]
+    parts: list[str] = [spec.dtype]
     if spec.minimum is not None and spec.maximum is not None:
         parts.append(f"seen in training between {spec.minimum:g} and {spec.maximum:g}")
     if spec.categorical and spec.categories:
