@@ -133,6 +133,8 @@ class LoadedModel:
 
     def _check_finite(self, X: Any, labels: np.ndarray | None, proba: np.ndarray | None) -> None:
         """Refuse the rows whose numeric output is NaN or infinite, naming them."""
+        if _all_finite(labels) and _all_finite(proba):  # the hot path: one pass each
+            return
         bad = _non_finite_rows(labels)
         if proba is not None:
             proba_bad = _non_finite_rows(proba)
@@ -163,6 +165,13 @@ class LoadedModel:
     def __repr__(self) -> str:
         inputs = list(self.signature.names)
         return f"LoadedModel({self.ref!r}, flavor={self.flavor!r}, inputs={inputs})"
+
+
+def _all_finite(values: np.ndarray | None) -> bool:
+    """True unless ``values`` is a float output holding NaN or infinity."""
+    if values is None or values.dtype.kind not in "fc":
+        return True
+    return bool(np.isfinite(values).all())
 
 
 def _non_finite_rows(values: np.ndarray | None) -> np.ndarray | None:
