@@ -14,6 +14,7 @@ settings, e.g. in tests or notebooks that point at a shared server.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -98,7 +99,16 @@ def log_model(
     if optimize:
         from shipyard.registry.optimize import optimize_version
 
-        optimize_version(shipyard.registry, version.ref, sample=sample)
+        outcome = optimize_version(
+            shipyard.registry, version.ref, sample=sample, trusted_pickle=trusted_pickle
+        )
+        if not outcome.verified:
+            warnings.warn(
+                f"{version.ref} is registered, but not compiled to ONNX ({outcome.status}: "
+                f"{outcome.detail}); servers answer with the original model.",
+                stacklevel=2,
+            )
+        version = shipyard.metadata.get_version(name, version.version)  # with its ONNX tags
     if alias is not None:
         shipyard.registry.set_alias(name, alias, version.version)
         version = shipyard.metadata.get_version(name, version.version)

@@ -16,6 +16,7 @@ that met them (``raise ... from exc``).
     ├── InvalidInputError           user input that breaks a rule (a 4xx)
     │   ├── InvalidReferenceError   a model reference that does not parse
     │   └── SchemaError             data that does not match a signature
+    │       └── UnscorableInputError  right types, but the model cannot score it
     ├── ConflictError               already exists / changed concurrently
     ├── IntegrityError              stored bytes are not what was written
     ├── UnsafeArtifactError         loading would run untrusted code
@@ -90,6 +91,15 @@ class SchemaError(InvalidInputError):
         self.field = field
         self.expected = expected
         self.rows = rows or []
+
+
+class UnscorableInputError(SchemaError):
+    """Input of the right types that the model still cannot score (a 422 for that row).
+
+    E.g. a finite but huge number that overflows inside the model, so that its
+    probabilities or its regression value come out NaN or infinite: no label can
+    be read off them. ``rows`` names the rows.
+    """
 
 
 class ConflictError(ShipyardError):

@@ -89,7 +89,7 @@ def test_csv_and_parquet_both_ways_keep_ids_and_order(iris_model, iris_rows, tmp
 def test_output_format_can_be_forced(iris_model, iris_rows, tmp_path):
     write_any(iris_rows(10), tmp_path / "in.parquet")
     score_file(iris_model, tmp_path / "in.parquet", tmp_path / "scores.out", output_format="csv")
-    assert (tmp_path / "scores.out").read_text().startswith('"row_id","prediction"')
+    assert (tmp_path / "scores.out").read_text().startswith("row_id,prediction,")
 
 
 def test_bad_rows_go_to_the_rejects_file_with_their_row_numbers(iris_model, iris_rows, tmp_path):
@@ -209,7 +209,7 @@ def test_empty_inputs(iris_model, iris_rows, tmp_path):
     iris_rows(3).iloc[:0].to_parquet(tmp_path / "none.parquet")
     summary = score_file(iris_model, tmp_path / "none.parquet", tmp_path / "out.csv")
     assert summary.rows_read == 0
-    assert (tmp_path / "out.csv").read_text().startswith('"row_id","prediction"')
+    assert (tmp_path / "out.csv").read_text().startswith("row_id,prediction,")
     # A zero-byte file is not a CSV at all.
     (tmp_path / "empty.csv").write_bytes(b"")
     with pytest.raises(InvalidInputError, match="is empty; a CSV input needs a header row"):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shipyard.batch.writers import CsvSink, ParquetSink, open_sink
+from shipyard.batch.writers import CsvSink, ParquetSink, _host, open_sink
 from shipyard.errors import InvalidInputError, StoreError
 
 
@@ -53,3 +57,33 @@ def test_a_missing_folder_and_an_empty_commit_are_explained(tmp_path):
         ParquetSink(tmp_path / "no" / "out.parquet").write(pa.table({"x": [1]}))
     with pytest.raises(StoreError, match="Nothing was written"):
         CsvSink(tmp_path / "out.csv").commit()
+
+
+def test_stale_temp_files_are_removed_only_when_provably_shipyards_and_dead(tmp_path):
+    """Left by a killed job: removed when the next sink starts in the folder. Kept: a
+    file of another host (its process cannot be checked from here), one not named
+    like Shipyard's, and the temporary file of a sink of this process still writing."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    host = _host()
+    dead = tmp_path / f".a.csv.shipyard-{host}-{gone.pid}-0123abcd.tmp"
+    # Same id as this process but not one of its files: an earlier process with the
+    # same id (containers reuse small ids) left it.
+    reused = tmp_path / f".b.csv.shipyard-{host}-{os.getpid()}-89abcdef.tmp"
+    other_host = tmp_path / f".c.csv.shipyard-{host}x-{gone.pid}-0123abcd.tmp"
+    foreign = tmp_path / ".d.csv.12345.tmp"
+    for path in (dead, reused, other_host, foreign):
+        path.write_bytes(b"x")
+    writing = CsvSink(tmp_path / "first.csv")
+    writing.write(pa.table({"x": [1]}))
+    [mine] = [p for p in tmp_path.iterdir() if ".first.csv." in p.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [other_host.name, foreign.name, mine.name]
+    )
+    with CsvSink(tmp_path / "second.csv") as second:
+        second.write(pa.table({"x": [2]}))
+    assert mine.exists()  # a live sink's file survives another sink's sweep
+    writing.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [other_host.name, foreign.name, "first.csv", "second.csv"]
+    )

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import stat
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +25,7 @@ from shipyard.client import Shipyard
 from shipyard.config import Settings
 from shipyard.quickstart import iris_frame
 
+SHIPYARD = Path(sys.executable).with_name("shipyard")
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
 
@@ -264,3 +271,139 @@ def test_batch_predictions_are_logged_and_take_labels(client, rows, tmp_path):
         client.prediction_log, [FeedbackItem(request_id=job, label="setosa", row=1500)]
     )
     assert outcome.accepted == 1 and not outcome.unknown_ids
+
+
+def test_rows_whose_probabilities_are_not_finite_are_rejected_with_a_reason(client, rows, tmp_path):
+    """1e308 passes the signature but makes the model's probabilities NaN: such a row is
+    a reject naming why, never a label read off NaN (which would be the first class)."""
+    bad = rows.copy()
+    bad.loc[[5, 1_800], FEATURES] = 1e308
+    bad.to_parquet(tmp_path / "in.parquet")
+    result = run(
+        client, "iris", "-i", tmp_path / "in.parquet", "-o", tmp_path / "out.parquet",
+        "--rejects", tmp_path / "rejects.csv", "--chunk-size", "1000", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["rows_scored"], summary["rows_rejected"]) == (2_498, 2)
+    assert [r["row"] for r in summary["rejects"]] == [5, 1_800]
+    assert all("not finite" in r["reason"] for r in summary["rejects"])
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert 5 not in set(out["row_id"]) and 1_800 not in set(out["row_id"])
+    assert out[[c for c in out if c.startswith("proba_")]].notna().all().all()
+    expected = client.registry.load("iris").predict(rows.drop(index=[5, 1_800]))
+    assert out["prediction"].tolist() == expected.tolist()
+    rejects = pd.read_csv(tmp_path / "rejects.csv")
+    assert rejects["row_id"].tolist() == [5, 1_800]
+    assert rejects["reject_reason"].str.contains("not finite").all()
+    strict = run(
+        client, "iris", "-i", tmp_path / "in.parquet", "-o", tmp_path / "s.parquet", "--strict",
+    )  # fmt: skip
+    assert strict.exit_code == 1
+    assert "Row 5 (0-based)" in flat(strict.stderr) and "not finite" in flat(strict.stderr)
+    assert not (tmp_path / "s.parquet").exists()
+
+
+def _shipyard_env(client: Shipyard) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+    env["SHIPYARD_HOME"] = str(client.settings.home)
+    env["SHIPYARD_USER"] = "tester"
+    return env
+
+
+def test_a_killed_job_leaves_temp_files_that_the_next_run_removes(client, tmp_path):
+    """kill -9 mid-write leaves the hidden temporary output behind (nothing can run at
+    SIGKILL); the next run in that folder removes it, since its writer is provably gone."""
+    X, _ = iris_frame()
+    big = X.sample(400_000, replace=True, random_state=0).reset_index(drop=True)
+    big.to_parquet(tmp_path / "in.parquet")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    args = [str(SHIPYARD), "predict", "iris", "-i", str(tmp_path / "in.parquet")]
+    proc = subprocess.Popen(
+        [*args, "-o", str(out_dir / "scores.csv"), "--rejects", str(out_dir / "bad.csv"),
+         "--chunk-size", "2000"],
+        env=_shipyard_env(client), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.suffix == ".tmp" for p in out_dir.iterdir()):
+            assert proc.poll() is None, "the job ended before it started writing"
+            assert time.monotonic() < deadline, "no temporary output appeared"
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    left = sorted(p.name for p in out_dir.iterdir())
+    assert left and all(name.endswith(".tmp") for name in left), left
+    # A temporary file of a writer that is still alive is not touched.
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        alive = out_dir / left[0].replace(f"-{proc.pid}-", f"-{sleeper.pid}-")
+        assert alive.name != left[0]
+        alive.write_bytes(b"in progress")
+        foreign = out_dir / ".notes.txt.tmp"  # not Shipyard's: never touched
+        foreign.write_bytes(b"mine")
+        again = subprocess.run(
+            [*args, "-o", str(out_dir / "scores.csv"), "--chunk-size", "100000"],
+            env=_shipyard_env(client), capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert again.returncode == 0, again.stderr
+        assert sorted(p.name for p in out_dir.iterdir()) == sorted(
+            ["scores.csv", alive.name, foreign.name]
+        )
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert len(pd.read_csv(out_dir / "scores.csv")) == len(big)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_outputs_get_the_users_umask(client, rows, tmp_path, umask):
+    rows.head(20).to_parquet(tmp_path / "in.parquet")
+    previous = os.umask(umask)
+    try:
+        result = run(
+            client, "iris", "-i", tmp_path / "in.parquet", "-o", tmp_path / "out.parquet",
+            "--rejects", tmp_path / "bad.csv",
+        )  # fmt: skip
+    finally:
+        os.umask(previous)
+    assert result.exit_code == 0, result.output
+    for name in ("out.parquet", "bad.csv"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+def test_csv_outputs_quote_only_what_csv_needs(client, rows, tmp_path):
+    """Numbers in the rejects file (kept as text) are written as numbers, not "4.7";
+    a value holding a comma or a quote is still quoted, so the file reads back."""
+    bad = rows.head(6).astype(object)
+    bad.loc[1, "sepal_width"] = "abc"
+    bad.loc[4, "petal_length"] = 'say "1,5"'
+    bad.loc[5, "petal_width"] = None
+    bad.insert(0, "visit", [f"v{i}" for i in range(6)])
+    bad.to_csv(tmp_path / "in.csv", index=False)
+    result = run(
+        client, "iris", "-i", tmp_path / "in.csv", "-o", tmp_path / "out.csv",
+        "--rejects", tmp_path / "rejects.csv", "--id-column", "visit", "--chunk-size", "2",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = (tmp_path / "rejects.csv").read_text().splitlines()
+    header = "visit,row_number,sepal_length,sepal_width,petal_length,petal_width,reject_reason"
+    assert lines[0] == header
+    r = bad.loc[1]
+    assert lines[1] == (
+        f"v1,1,{r.sepal_length},abc,{r.petal_length},{r.petal_width},"
+        "sepal_width: 'abc' is not a number; expected a float"
+    )
+    assert (
+        lines[2].startswith(f"v4,4,{bad.loc[4, 'sepal_length']},") and '"say ""1,5"""' in lines[2]
+    )
+    assert lines[3].startswith("v5,5,") and ",,petal_width: missing value" in lines[3]
+    back = pd.read_csv(tmp_path / "rejects.csv")
+    assert back["petal_length"].tolist()[1] == 'say "1,5"'
+    scores = (tmp_path / "out.csv").read_text().splitlines()
+    assert (
+        scores[0] == "visit,prediction,proba_setosa,proba_versicolor,proba_virginica,model_version"
+    )
+    assert re.fullmatch(r"v0,\w+,[-+.e0-9]+,[-+.e0-9]+,[-+.e0-9]+,iris:1", scores[1])

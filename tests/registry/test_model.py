@@ -15,7 +15,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from shipyard.errors import InvalidInputError, ManifestError, SchemaError
+from shipyard.errors import InvalidInputError, ManifestError, SchemaError, UnscorableInputError
 from shipyard.registry.model import LoadedModel
 from shipyard.registry.package import read_package, write_package
 
@@ -177,3 +177,32 @@ def test_bad_signature_in_manifest(classifier: tuple[LoadedModel, CountingPredic
     broken = loaded.manifest.model_copy(update={"signature": {"inputs": "nope"}})
     with pytest.raises(ManifestError, match="bad signature"):
         LoadedModel(broken, counting)
+
+
+def test_non_finite_outputs_are_refused_for_their_rows(
+    classifier: tuple[LoadedModel, CountingPredictor, Any],
+    iris: tuple[pd.DataFrame, np.ndarray],
+    tmp_path: Path,
+) -> None:
+    """1e308 passes the signature but overflows inside the model: NaN probabilities must
+    not become the first class's label, nor an infinite regression value an answer."""
+    loaded, _, clf = classifier
+    huge = dict.fromkeys(IRIS, 1e308)
+    assert np.isnan(clf.predict_proba(pd.DataFrame([huge]))).all()  # the model's own output
+    for call in (loaded.predict_with_proba, loaded.predict_proba):
+        with pytest.raises(UnscorableInputError, match=r"row 1 .*not finite") as info:
+            call([RECORD, huge])
+        assert info.value.rows == [1]
+        assert "sepal_length 1e+308 (training 4.3..5.8)" in str(info.value)
+    X, _ = iris
+    _, proba = loaded.score(loaded.prepare(X.head(5)))
+    assert proba is not None and np.isfinite(proba).all()
+    # Fitted on an array: the fast array path is checked too.
+    reg = LinearRegression().fit(X[IRIS[:3]].to_numpy(), X["petal_width"] * 1000)
+    regressor, _ = _load(reg, X[IRIS[:3]].head(20), tmp_path / "reg")
+    assert isinstance(regressor.prepare(RECORD), np.ndarray)
+    rows = [dict.fromkeys(IRIS[:3], 1.0), dict.fromkeys(IRIS[:3], 1e308)]
+    for call in (regressor.predict, regressor.predict_with_proba):
+        with pytest.raises(UnscorableInputError, match="prediction for row 1") as info:
+            call(rows)
+        assert info.value.rows == [1]

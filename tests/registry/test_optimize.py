@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
 import typer
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from typer.testing import CliRunner
 
 from shipyard.client import Shipyard
@@ -161,3 +166,156 @@ def test_cli_optimize(client: Shipyard) -> None:
     shown = CliRunner().invoke(app, ["models", "show", "custom:1"])
     assert shown.exit_code == 0, shown.output
     assert "Runtime: original" in shown.output and "not converted" in shown.output
+
+
+# -- pipelines with text columns (per-column inputs, string tensors) -----------------------
+
+
+def diabetes_with_text() -> tuple[pd.DataFrame, pd.Series]:
+    """Diabetes with its sex as text and the age in named bands: real string columns."""
+    from shipyard.quickstart import diabetes_frame
+
+    X, target = diabetes_frame()
+    X = X.copy()
+    X["sex"] = np.where(X["sex"] > 0, "male", "female")
+    X["age_band"] = pd.cut(X["age"], 4, labels=["young", "adult", "middle", "senior"]).astype(str)
+    return X, (target > 140).map({True: "high", False: "low"}).rename("progression")
+
+
+def text_pipeline(final: object) -> Pipeline:
+    X, _ = diabetes_with_text()
+    numbers = [c for c in X.columns if c not in ("sex", "age_band")]
+    encode = ColumnTransformer(
+        [
+            ("num", StandardScaler(), numbers),
+            ("text", OneHotEncoder(handle_unknown="ignore"), ["sex", "age_band"]),
+        ]
+    )
+    return Pipeline([("pre", encode), ("clf", final)])
+
+
+def test_a_column_transformer_with_text_columns_converts_with_string_inputs(
+    client: Shipyard,
+) -> None:
+    import onnx
+
+    X, y = diabetes_with_text()
+    pipe = text_pipeline(LogisticRegression(max_iter=1000)).fit(X, y)
+    version = client.registry.log_model(pipe, "diabetes", sample=X)
+    for sample in (X, None):  # the training rows, then rows drawn from ranges and categories
+        outcome = optimize_version(client.registry, version.ref, sample=sample)
+        assert outcome.status == "verified", outcome.detail
+    record = client.registry.resolve(version.ref)
+    graph = onnx.load_model_from_string(client.registry.artifacts.get_bytes(outcome.digest))
+    kinds = {i.name: i.type.tensor_type.elem_type for i in graph.graph.input}
+    assert set(kinds) == set(X.columns)  # one input per column, by name
+    assert kinds["sex"] == onnx.TensorProto.STRING and kinds["bmi"] == onnx.TensorProto.FLOAT
+    fast = compiled_model(client.registry, record, client.registry.load(version.ref))
+    assert isinstance(fast.predictor, CompiledPredictor)
+    rows = X.sample(50, random_state=0)
+    assert fast.predict(rows.to_dict("records")).tolist() == pipe.predict(rows).tolist()
+    np.testing.assert_allclose(fast.predict_proba(rows), pipe.predict_proba(rows), atol=1e-5)
+
+
+def test_text_without_known_values_is_verified_on_the_stored_training_rows(
+    client: Shipyard,
+) -> None:
+    """A text column with more than 20 distinct values has no categories to draw from:
+    without a sample, the version's stored training rows are the reference."""
+    X, y = diabetes_with_text()
+    X["clinic"] = [f"clinic-{i % 37}" for i in range(len(X))]
+    numbers = [c for c in X.columns if c not in ("sex", "age_band", "clinic")]
+    encode = ColumnTransformer(
+        [
+            ("num", StandardScaler(), numbers),
+            ("text", OneHotEncoder(handle_unknown="ignore"), ["sex", "age_band", "clinic"]),
+        ]
+    )
+    pipe = Pipeline([("pre", encode), ("clf", LogisticRegression(max_iter=1000))]).fit(X, y)
+    version = client.registry.log_model(pipe, "clinics", sample=X)
+    outcome = optimize_version(client.registry, version.ref)
+    assert outcome.status == "verified", outcome.detail
+    assert outcome.detail.startswith(f"{len(X)} rows")
+
+
+def test_log_model_optimize_true_compiles_a_text_pipeline(tmp_path: Path) -> None:
+    import shipyard
+
+    X, y = diabetes_with_text()
+    pipe = text_pipeline(LogisticRegression(max_iter=1000)).fit(X, y)
+    configured = shipyard.configure(Settings(home=tmp_path / "home", user="api"))
+    try:
+        version = shipyard.log_model(pipe, "diabetes", sample=X, optimize=True)
+        assert version.tags["onnx_status"] == "verified", version.tags.get("onnx_detail")
+        # One that cannot be compiled is registered all the same, with a warning.
+        custom = NearestMeanClassifier().fit(X.select_dtypes("number"), y)
+        with pytest.warns(UserWarning, match="not compiled to ONNX"):
+            other = shipyard.log_model(
+                custom, "custom", sample=X.select_dtypes("number"), optimize=True,
+                trusted_pickle=True,
+            )  # fmt: skip
+        assert other.tags["onnx_status"] == "failed"
+    finally:
+        configured.close()
+
+
+def test_a_compiled_text_pipeline_serves_through_onnxruntime(client: Shipyard) -> None:
+    from live_server import LiveServer
+    from shipyard.serving import ServeOptions, create_app
+
+    X, y = diabetes_with_text()
+    pipe = text_pipeline(LogisticRegression(max_iter=1000)).fit(X, y)
+    version = client.registry.log_model(pipe, "diabetes", sample=X)
+    assert optimize_version(client.registry, version.ref, sample=X).verified
+    client.registry.set_alias("diabetes", "production", version.version)
+    app = create_app(client, "diabetes", options=ServeOptions(prediction_log=False))
+    server = LiveServer(app).start()
+    try:
+        assert isinstance(app.state.runtime.require().model.predictor, CompiledPredictor)
+        rows = X.sample(40, random_state=1)
+        with server.client() as http:
+            body = http.post("/predict", json=rows.to_dict("records")).json()
+            assert body["predictions"] == pipe.predict(rows).tolist()
+            got = np.array([[p[c] for c in pipe.classes_] for p in body["probabilities"]])
+            np.testing.assert_allclose(got, pipe.predict_proba(rows), atol=1e-5)
+            csv = http.post(
+                "/invocations", content=rows.to_csv(index=False),
+                headers={"content-type": "text/csv"},
+            )  # fmt: skip
+            assert csv.json()["predictions"] == pipe.predict(rows).tolist()
+    finally:
+        server.stop()
+
+
+def _cli(client: Shipyard, *args: str) -> Any:
+    from shipyard.cli.main import app
+
+    return CliRunner().invoke(app, list(args), obj=client)
+
+
+def test_cli_optimize_exit_status_says_whether_it_worked(client: Shipyard) -> None:
+    X, y = diabetes_with_text()
+    pipe = text_pipeline(LogisticRegression(max_iter=1000)).fit(X, y)
+    client.registry.log_model(pipe, "diabetes", sample=X)
+    done = _cli(client, "optimize", "diabetes:1")
+    assert done.exit_code == 0, done.output
+    assert "verified" in done.stdout and "onnxruntime" in done.stdout
+    # A graph that disagrees (a zero tolerance: float rounding) fails, and says why.
+    disagrees = _cli(client, "optimize", "diabetes:1", "--atol", "0")
+    assert disagrees.exit_code == 1
+    message = " ".join(disagrees.stderr.split())
+    assert message.startswith("Error: diabetes:1: the ONNX graph")
+    assert "does not answer like the original" in message and "--atol" in message
+    assert "keep answering with the original model (sklearn)" in message
+    # A model no converter knows fails without --strict too, naming it in plain words.
+    iris_x, labels = iris_frame()
+    client.registry.log_model(
+        NearestMeanClassifier().fit(iris_x, labels), "custom", sample=iris_x, trusted_pickle=True
+    )
+    failed = _cli(client, "optimize", "custom:1", "--trusted-pickle")
+    assert failed.exit_code == 1
+    message = " ".join(failed.stderr.split())
+    assert "ONNX conversion failed" in message and "NearestMeanClassifier" in message
+    assert "Traceback" not in failed.output and "shape calculator" not in message
+    as_json = _cli(client, "optimize", "custom:1", "--trusted-pickle", "--json")
+    assert as_json.exit_code == 1 and json.loads(as_json.stdout)["status"] == "failed"

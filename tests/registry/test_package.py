@@ -356,3 +356,22 @@ def test_pyfunc_import_path_package(
     _, predictor = read_package(tmp_path / "pkg")
     np.testing.assert_allclose(predictor.predict(X), X["sepal_width"] * 10)
     assert (tmp_path / "pkg" / MODEL_DIR / "entrypoint.txt").is_file()
+
+
+def test_lightgbm_on_column_names_with_spaces(tmp_path: Path) -> None:
+    """LightGBM records ``mean radius`` as ``mean_radius``: the signature keeps the data's
+    own names (what clients send), and a target column in the sample stays out."""
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    model = lgb.LGBMClassifier(n_estimators=10, verbose=-1).fit(X, y)
+    assert "mean_radius" in model.booster_.feature_name()
+    manifest = write_package(
+        model, tmp_path / "pkg", name="cancer", version=1, sample=X.assign(target=y)
+    )
+    loaded = LoadedModel(*read_package(tmp_path / "pkg"))
+    assert loaded.signature.names == tuple(X.columns)
+    assert manifest.signature["inputs"][0]["name"] == "mean radius"
+    record = X.iloc[0].to_dict()
+    assert loaded.predict(record).tolist() == model.predict(X.head(1)).tolist()
+    np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X))

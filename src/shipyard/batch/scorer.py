@@ -43,7 +43,7 @@ from shipyard.batch.pipeline import BackgroundWriter, prefetch
 from shipyard.batch.readers import ChunkSource, open_source
 from shipyard.batch.validate import ChunkCheck, check_chunk
 from shipyard.batch.writers import ChunkSink, open_sink
-from shipyard.errors import InvalidInputError, SchemaError
+from shipyard.errors import InvalidInputError, SchemaError, UnscorableInputError
 from shipyard.registry.signature import Signature
 
 DEFAULT_CHUNK_SIZE = 100_000
@@ -349,9 +349,10 @@ class _Job:
         """Predict the good rows; rows the model itself refuses are set aside too.
 
         A row can pass the signature and still break the model: a category it
-        never saw, with an encoder that errors on unknown values. LoadedModel
-        names those rows in a SchemaError; they are rejected like any other bad
-        row and the rest of the chunk is scored again.
+        never saw, with an encoder that errors on unknown values, or values so large
+        that the model's output is NaN or infinite. LoadedModel names those rows in
+        a SchemaError (UnscorableInputError for the latter); they are rejected like
+        any other bad row and the rest of the chunk is scored again.
         """
         for _ in range(_MODEL_REJECT_ROUNDS):
             if len(check.frame) == 0:
@@ -361,6 +362,16 @@ class _Job:
                 predictions, probabilities = self.model.predict_with_proba(check.frame)
                 if not self.has_proba:
                     probabilities = None
+            except UnscorableInputError as exc:
+                if not exc.rows:
+                    raise
+                positions = np.flatnonzero(check.good)[np.asarray(exc.rows)]
+                n = len(positions)
+                reason = (
+                    "the model's output for this row is not finite (NaN or infinity): its "
+                    "inputs are outside what the model can handle"
+                )
+                check = check.exclude(positions, [reason] * n, [""] * n, ["finite output"] * n)
             except SchemaError as exc:
                 if not exc.rows or exc.field not in self.signature.names:
                     raise
@@ -374,10 +385,10 @@ class _Job:
                 ]
                 n = len(reasons)
                 check = check.exclude(positions, reasons, [spec.name] * n, [spec.dtype] * n)
-                if self.strict:
-                    self._fail(check, offset)
-                continue
-            return check, predictions, probabilities, time.perf_counter() - started
+            else:
+                return check, predictions, probabilities, time.perf_counter() - started
+            if self.strict:
+                self._fail(check, offset)
         raise SchemaError(
             f"The model {self.model_ref} kept refusing rows of the chunk starting at row "
             f"{offset} after {_MODEL_REJECT_ROUNDS} rounds of setting them aside; check the "
@@ -427,7 +438,7 @@ class _Job:
             f"Row {row} (0-based) of {self.source.description!r} breaks the signature of "
             f"{self.model_ref}: {check.reasons[0]}. Stopped at the first bad row "
             "(--strict); no output was written.",
-            field=check.fields[0],
+            field=check.fields[0] or None,
             expected=check.expected[0],
             rows=[row],
         )

@@ -33,7 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shipyard.registry.signature import ColumnSpec, Signature
+from shipyard.registry.signature import ColumnSpec, Signature, encode_categories
 
 _ARTICLE = {
     "float": "a float",
@@ -116,7 +116,13 @@ def check_chunk(frame: pd.DataFrame, signature: Signature, *, text_numbers: bool
     bad_mask = np.zeros(n, dtype=bool)
     columns: dict[str, _Column] = {}
     for spec in signature.inputs:
-        col = _CHECKERS[spec.dtype](frame[spec.name], spec, text_numbers)
+        raw = frame[spec.name]
+        if isinstance(raw.dtype, pd.CategoricalDtype):
+            # A category column (Parquet dictionary, a pandas frame): check its values.
+            raw = pd.Series(np.asarray(raw), index=raw.index, name=spec.name)
+        col = _CHECKERS[spec.dtype](raw, spec, text_numbers)
+        if spec.categorical:
+            col.problems += _unknown_category_problem(spec, raw, col)
         columns[spec.name] = col
         for mask, _ in col.problems:
             bad_mask |= mask
@@ -158,11 +164,14 @@ def _finish(frame: pd.DataFrame, signature: Signature) -> pd.DataFrame:
     """Give the good rows the dtypes coerce() gives them.
 
     Integer columns with no missing value left become int64 (float64 + NaN
-    otherwise); boolean columns become bool, or pandas "boolean" around a missing value.
+    otherwise); boolean columns become bool, or pandas "boolean" around a missing value;
+    categorical columns the training ``category`` dtype, categories in their order.
     """
     for spec in signature.inputs:
         values = frame[spec.name].to_numpy()
-        if spec.dtype == "integer" and values.dtype.kind == "f" and not np.isnan(values).any():
+        if spec.categorical:
+            frame[spec.name] = encode_categories(spec, values)[0]
+        elif spec.dtype == "integer" and values.dtype.kind == "f" and not np.isnan(values).any():
             frame[spec.name] = values.astype(np.int64)
         elif spec.dtype == "boolean" and values.dtype == object:
             typed = pd.array(values, dtype="boolean")
@@ -204,6 +213,24 @@ def _wrong_type_problem(
         return f"{spec.name}: {got}; expected {expected_text(spec.dtype)}"
 
     return [(mask, describe)]
+
+
+def _unknown_category_problem(
+    spec: ColumnSpec, raw: pd.Series, col: _Column
+) -> list[tuple[np.ndarray, Callable[[int], str]]]:
+    """Values of a categorical column outside the training categories (rows not yet flagged)."""
+    flagged = np.zeros(len(raw), dtype=bool)
+    for mask, _ in col.problems:
+        flagged |= mask
+    unknown = encode_categories(spec, np.asarray(col.values, dtype=object))[1] & ~flagged
+    if not unknown.any():
+        return []
+    known = list(spec.categories or ())
+
+    def describe(pos: int) -> str:
+        return f"{spec.name}: {_short(raw.iloc[pos])} is not one of the model's categories {known}"
+
+    return [(unknown, describe)]
 
 
 def _is_text_dtype(dtype: Any) -> bool:

@@ -7,6 +7,14 @@ next to the target, and only :meth:`ChunkSink.commit` renames it into place
 half-written file under the final name, and an older file of that name stays
 untouched until the new one is complete.
 
+A job killed outright (``kill -9``, the machine losing power) cannot clean up,
+so the temporary name says whose it is: ``.<target>.shipyard-<host>-<pid>-<token>.tmp``.
+The next sink that starts writing in that folder removes such files whose
+process, on this host, no longer exists; a file of a live process, another host's
+or one not named like this is never touched. The file is created with mode
+``0o666`` and the kernel applies the user's umask, so the output gets the same
+permissions as any file the user creates (a ``mkstemp`` file would stay ``0600``).
+
 The schema is fixed by the first table written; later tables are cast to it,
 so a chunk whose predictions came out as int64 joins a float64 column cleanly
 and a truly incompatible chunk fails loudly instead of corrupting the file.
@@ -19,13 +27,19 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
-import tempfile
+import re
+import secrets
+import socket
+import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -100,15 +114,15 @@ class _AtomicFileSink:
             raise InvalidInputError(
                 f"Cannot write {self.description!r}: folder {str(parent)!r} does not exist."
             )
+        remove_stale_temp_files(parent)
         # Same folder as the target, so the final rename never crosses file systems.
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = _create_temp_file(parent, self.path.name)
         self._schema = schema
         try:
             self._writer = self._open(self._tmp, schema)
         except BaseException:
             self._tmp.unlink(missing_ok=True)
+            _release_temp_file(self._tmp)
             raise
 
     def commit(self) -> None:
@@ -122,6 +136,7 @@ class _AtomicFileSink:
         assert self._tmp is not None
         self._close()
         os.replace(self._tmp, self.path)
+        _release_temp_file(self._tmp)
         self._done = True
 
     def abort(self) -> None:
@@ -132,6 +147,7 @@ class _AtomicFileSink:
             with contextlib.suppress(Exception):  # the writer may be what broke
                 self._close()
             self._tmp.unlink(missing_ok=True)
+            _release_temp_file(self._tmp)
 
     def __enter__(self) -> _AtomicFileSink:
         return self
@@ -160,6 +176,89 @@ class _AtomicFileSink:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+# -- temporary files ------------------------------------------------------------------------
+
+_TEMP_NAME = re.compile(
+    r"^\.(?P<target>.+)\.shipyard-(?P<host>[A-Za-z0-9_]+)-(?P<pid>[0-9]+)-[0-9a-f]{8}\.tmp$"
+)
+
+
+def _host() -> str:
+    """This machine's name, reduced to characters the temporary-name pattern allows."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "localhost"
+
+
+# Temporary files this process is writing: a file named with this process's id but
+# not listed here was left by an earlier process that had the same id (a container's
+# processes often do), so it is stale too.
+_OWN_TEMP_FILES: set[str] = set()
+_OWN_LOCK = threading.Lock()
+
+
+def _create_temp_file(folder: Path, target: str) -> Path:
+    """A new, empty temporary file for ``target`` in ``folder``, named after this process.
+
+    Mode ``0o666`` minus the umask, as for any file the user creates.
+    """
+    while True:
+        name = f".{target}.shipyard-{_host()}-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        path = folder / name
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        with _OWN_LOCK:
+            _OWN_TEMP_FILES.add(name)
+        return path
+
+
+def _release_temp_file(path: Path) -> None:
+    with _OWN_LOCK:
+        _OWN_TEMP_FILES.discard(path.name)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete the temporary outputs in ``folder`` left by killed Shipyard jobs on this host.
+
+    Only files named by :func:`_create_temp_file` whose process is gone are removed;
+    returns them. Errors (a file removed meanwhile, no permission) are skipped: the
+    cleanup must never fail the job that runs it.
+    """
+    removed: list[Path] = []
+    host = _host()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None or match["host"] != host:
+            continue
+        pid = int(match["pid"])
+        if pid == os.getpid():
+            with _OWN_LOCK:
+                if entry.name in _OWN_TEMP_FILES:
+                    continue
+        elif _process_exists(pid):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
 
 
 class ParquetSink(_AtomicFileSink):
@@ -195,15 +294,57 @@ class ParquetSink(_AtomicFileSink):
 
 
 class CsvSink(_AtomicFileSink):
-    """A CSV file with a header row, written with :class:`pyarrow.csv.CSVWriter`.
+    """A CSV file with a header row, values quoted only where CSV needs it.
+
+    ``0,setosa,0.98,iris:3`` rather than pyarrow's default, which quotes every text
+    value, so that the rejects file (whose values are kept as text) showed every
+    number in quotes. See :class:`_MinimalQuotingCsvWriter`.
 
     Example:
         >>> CsvSink("scores.csv").description
         'scores.csv'
     """
 
-    def _open(self, tmp: Path, schema: pa.Schema) -> pacsv.CSVWriter:
-        return pacsv.CSVWriter(tmp, schema)
+    def _open(self, tmp: Path, schema: pa.Schema) -> _MinimalQuotingCsvWriter:
+        return _MinimalQuotingCsvWriter(tmp, schema)
+
+
+class _MinimalQuotingCsvWriter:
+    """Writes Arrow tables as CSV, quoting a value only if it holds a comma, quote or newline.
+
+    A chunk goes through pyarrow's fast writer with quoting off; pyarrow refuses a
+    chunk holding such a value, and that chunk alone is written through Python's
+    :mod:`csv` with minimal quoting, its values first formatted by Arrow so that
+    numbers, booleans and times read the same either way.
+    """
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self._file = path.open("wb")
+        self._file.write(_csv_text([schema.names]))
+        self._options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+
+    def write_table(self, table: pa.Table) -> None:
+        # Into memory first: pyarrow may refuse the chunk after writing part of it.
+        buffer = pa.BufferOutputStream()
+        try:
+            pacsv.write_csv(table, buffer, self._options)
+            self._file.write(buffer.getvalue())
+        except pa.ArrowInvalid:  # a value with a comma, quote or newline in it
+            texts = [
+                column if pa.types.is_string(column.type) else pc.cast(column, pa.string())
+                for column in table.columns
+            ]
+            self._file.write(_csv_text(zip(*(c.to_pylist() for c in texts), strict=True)))
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _csv_text(rows: Any) -> bytes:
+    """``rows`` as UTF-8 CSV lines with minimal quoting (Python's :mod:`csv`)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue().encode("utf-8")
 
 
 def open_sink(path: str | Path, *, fmt: str | None = None) -> ParquetSink | CsvSink:

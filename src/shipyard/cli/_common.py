@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
+from rich import box
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:
@@ -77,11 +79,70 @@ def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
-def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
-    out = Table(title=title, title_justify="left", header_style="bold")
-    for column in columns:
-        out.add_column(column)
-    for row in rows:
-        # Cells are data (names, reasons, params), never Rich markup: "[v2]" stays.
-        out.add_row(*("-" if cell is None else escape(str(cell)) for cell in row))
-    return out
+def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> FoldingTable:
+    """A table of plain-text cells that never cuts a value short (see :class:`FoldingTable`)."""
+    return FoldingTable(title, columns, rows)
+
+
+class FoldingTable:
+    """A Rich renderable: a table when it fits the terminal, else one block per row.
+
+    Rich squeezes a table that is too wide by cutting cells to ``accura…`` and
+    headers to ``vari…``. Here no value or column name is ever cut: when every
+    column can have at least its longest word, the table is laid out with those
+    widths and the spare room shared by need (cells wrap between words); when even
+    that does not fit, each row is folded into ``column  value`` lines, as
+    ``psql``'s expanded display does, so narrow terminals lose nothing.
+
+    Cells are data (names, reasons, params), never Rich markup: ``[v2]`` stays.
+    """
+
+    def __init__(self, title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+        self.title = title
+        self.columns = columns
+        self.rows = [[Text("-" if cell is None else str(cell)) for cell in row] for row in rows]
+
+    def _table(self, widths: list[int] | None = None) -> Table:
+        out = Table(title=self.title, title_justify="left", header_style="bold")
+        for i, column in enumerate(self.columns):
+            out.add_column(Text(column), width=None if widths is None else widths[i])
+        for row in self.rows:
+            out.add_row(*row)
+        return out
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        available = options.max_width
+        natural = self._table()
+        full = Measurement.get(console, options.update_width(10**6), natural).maximum
+        if full <= available:
+            yield natural
+            return
+        # Per column: the longest word (below it a word would be cut) and the longest line.
+        cells = [[Text(c), *(row[i] for row in self.rows)] for i, c in enumerate(self.columns)]
+        wide = options.update_width(10**6)
+        lows = [max(Measurement.get(console, wide, c).minimum for c in col) for col in cells]
+        highs = [max(Measurement.get(console, wide, c).maximum for c in col) for col in cells]
+        frame = full - sum(highs)  # borders and padding
+        room = available - frame - sum(lows)
+        if room < 0:
+            yield self._folded()
+            return
+        need = [h - lo for h, lo in zip(highs, lows, strict=True)]
+        total = sum(need) or 1
+        widths = [lo + room * n // total for lo, n in zip(lows, need, strict=True)]
+        yield self._table(widths)
+
+    def _folded(self) -> Table:
+        out = Table(
+            title=self.title,
+            title_justify="left",
+            show_header=False,
+            box=box.SIMPLE,
+            pad_edge=False,
+        )
+        out.add_column(style="bold", no_wrap=True)
+        out.add_column(overflow="fold")
+        for row in self.rows:
+            for i, (column, cell) in enumerate(zip(self.columns, row, strict=True)):
+                out.add_row(Text(column), cell, end_section=i == len(row) - 1)
+        return out

@@ -79,6 +79,9 @@ def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
     console.print(
         f"flavor: {manifest.flavor}   created: {when(version.created_at)} by {version.created_by}"
     )
+    description = manifest.description or version.description
+    if description:
+        console.print(f"description: {description}", markup=False, highlight=False)
     if manifest.trusted_pickle:
         console.print("[yellow]stored as pickle: loads only with an explicit trust flag[/]")
     if version.run_id:
@@ -93,7 +96,7 @@ def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
     rows = [
         [
             col["name"],
-            col["dtype"],
+            f"{col['dtype']} (category)" if col.get("categorical") else col["dtype"],
             "yes" if col.get("nullable") else "no",
             _range(col),
         ]
@@ -109,6 +112,9 @@ def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
     if manifest.metrics:
         metrics = [[k, f"{v:.6g}"] for k, v in sorted(manifest.metrics.items())]
         console.print(table("Metrics", ["metric", "value"], metrics))
+    if manifest.params:
+        params = [[k, v] for k, v in sorted(manifest.params.items())]
+        console.print(table("Params", ["param", "value"], params))
     env = manifest.environment
     packages = ", ".join(f"{k}=={v}" for k, v in sorted(env.get("packages", {}).items()))
     console.print(f"environment: Python {env.get('python')}; {packages}")

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shipyard.errors import InvalidInputError, ManifestError, SchemaError
+from shipyard.errors import InvalidInputError, ManifestError, SchemaError, UnscorableInputError
 from shipyard.registry.flavors.base import Predictor
 from shipyard.registry.manifest import Manifest
-from shipyard.registry.signature import Signature
+from shipyard.registry.signature import Signature, rows_text
 
 
 class LoadedModel:
@@ -74,9 +74,15 @@ class LoadedModel:
         return self.signature.coerce(data)
 
     def predict(self, data: Any) -> np.ndarray:
-        """Predictions for every row of ``data``."""
+        """Predictions for every row of ``data``.
+
+        A NaN or infinite value (a regression overflowing on huge inputs) raises
+        :class:`~shipyard.errors.UnscorableInputError` naming the rows.
+        """
         X = self.prepare(data)
-        return np.asarray(self._run(self.predictor.predict, X))
+        labels = np.asarray(self._run(self.predictor.predict, X))
+        self._check_finite(X, labels, None)
+        return labels
 
     def predict_proba(self, data: Any) -> np.ndarray:
         """Class probabilities, one column per entry of :attr:`classes`."""
@@ -87,7 +93,10 @@ class LoadedModel:
                 f"Model {self.ref} ({self.flavor}, {kind}) does not estimate class "
                 "probabilities; call predict() instead."
             )
-        return np.asarray(self._run(fn, self.prepare(data)))
+        X = self.prepare(data)
+        proba = np.asarray(self._run(fn, X))
+        self._check_finite(X, None, proba)
+        return proba
 
     def predict_with_proba(self, data: Any) -> tuple[np.ndarray, np.ndarray | None]:
         """Predictions and class probabilities (None without them), validating once.
@@ -103,6 +112,10 @@ class LoadedModel:
 
         A predictor with ``predict_both`` (ONNX, boosters, scikit-learn classifiers
         whose label is their most probable class) answers both from one pass.
+        Every route and batch scoring go through here, so this is where output that
+        is not an answer is refused: a row whose probabilities or regression value
+        are NaN or infinite raises :class:`~shipyard.errors.UnscorableInputError`
+        naming it (a label read off NaN probabilities would be the first class).
         """
         predictor = self.predictor
         both = getattr(predictor, "predict_both", None)
@@ -114,7 +127,29 @@ class LoadedModel:
         labels = np.asarray(labels)
         if labels.ndim == 2 and labels.shape[1] == 1:
             labels = labels[:, 0]
-        return labels, None if proba is None else np.asarray(proba)
+        proba = None if proba is None else np.asarray(proba)
+        self._check_finite(X, labels, proba)
+        return labels, proba
+
+    def _check_finite(self, X: Any, labels: np.ndarray | None, proba: np.ndarray | None) -> None:
+        """Refuse the rows whose numeric output is NaN or infinite, naming them."""
+        if _all_finite(labels) and _all_finite(proba):  # the hot path: one pass each
+            return
+        bad = _non_finite_rows(labels)
+        if proba is not None:
+            proba_bad = _non_finite_rows(proba)
+            bad = proba_bad if bad is None else bad | proba_bad
+        if bad is None or not bad.any():
+            return
+        rows = np.flatnonzero(bad).tolist()
+        what = "probabilities" if proba is not None else "prediction"
+        raise UnscorableInputError(
+            f"The model's {what} for {rows_text(rows)} are not finite (NaN or "
+            f"infinity), so {self.ref} has no answer for {'it' if len(rows) == 1 else 'them'}: "
+            f"the inputs are outside what the model can handle."
+            f"{_outside_training(self.signature, X, rows[0])}",
+            rows=rows,
+        )
 
     def _run(self, fn: Any, X: pd.DataFrame | np.ndarray) -> Any:
         try:
@@ -130,6 +165,39 @@ class LoadedModel:
     def __repr__(self) -> str:
         inputs = list(self.signature.names)
         return f"LoadedModel({self.ref!r}, flavor={self.flavor!r}, inputs={inputs})"
+
+
+def _all_finite(values: np.ndarray | None) -> bool:
+    """True unless ``values`` is a float output holding NaN or infinity."""
+    if values is None or values.dtype.kind not in "fc":
+        return True
+    return bool(np.isfinite(values).all())
+
+
+def _non_finite_rows(values: np.ndarray | None) -> np.ndarray | None:
+    """Per row, whether a float output holds NaN or infinity (None: not a float output)."""
+    if values is None or values.dtype.kind not in "fc" or values.ndim == 0:
+        return None
+    finite = np.isfinite(values)
+    return ~finite if finite.ndim == 1 else ~finite.reshape(len(finite), -1).all(axis=1)
+
+
+def _outside_training(signature: Signature, X: Any, row: int) -> str:
+    """`` Row 1: x 1e+308 (training 4.3..7.9).`` for the columns outside their sample range."""
+    parts = []
+    for j, spec in enumerate(signature.inputs):
+        if spec.minimum is None or spec.maximum is None:
+            continue
+        value = X[spec.name].iloc[row] if isinstance(X, pd.DataFrame) else X[row, j]
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        if not spec.minimum <= number <= spec.maximum:
+            parts.append(f"{spec.name} {number:g} (training {spec.minimum:g}..{spec.maximum:g})")
+    if not parts:
+        return ""
+    return f" Row {row}: {'; '.join(parts[:5])}."
 
 
 def _unseen_category(signature: Signature, X: Any) -> SchemaError | None:

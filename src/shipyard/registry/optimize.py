@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import importlib.metadata
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +44,7 @@ import pandas as pd
 
 from shipyard.registry.flavors.onnx import OnnxPredictor, _graph_classes
 from shipyard.registry.model import LoadedModel
-from shipyard.registry.service import Registry
+from shipyard.registry.service import PROFILE_TAG, Registry
 from shipyard.registry.signature import Signature
 from shipyard.store import records
 from shipyard.store.artifacts import sha256_bytes
@@ -181,24 +182,37 @@ def _zipmap_off(estimator: Any) -> dict[Any, Any]:
 
 
 def convert(model: LoadedModel, *, double: bool = False) -> tuple[bytes, str]:
-    """ONNX bytes for ``model`` and the converter used; ConversionError if impossible."""
+    """ONNX bytes for ``model`` and the converter used; ConversionError if impossible.
+
+    A model whose inputs are all numbers gets one matrix input (``input``), the
+    fastest to feed. A scikit-learn pipeline with text columns (a ``ColumnTransformer``
+    with a ``OneHotEncoder``...) gets one input per column instead, by name, with a
+    string tensor for each text or category column. Boosters take their category
+    columns as category codes in the matrix (see :mod:`shipyard.registry.flavors.onnx`).
+    """
     signature = model.signature
-    if not signature.is_numeric:
-        kinds = sorted({c.dtype for c in signature.inputs})
-        raise ConversionError(f"inputs are not all numeric ({', '.join(kinds)})")
     converter, estimator = _estimator(model)
     if estimator is None:
         raise ConversionError(f"the {model.flavor} predictor does not expose its model")
+    dates = [c.name for c in signature.inputs if c.dtype == "datetime"]
+    if dates:
+        raise ConversionError(
+            f"column(s) {dates} hold datetimes, and an ONNX graph takes only numbers and text"
+        )
+    text = [c.name for c in signature.inputs if c.dtype == "string" and not c.categorical]
+    if text and converter != "skl2onnx":
+        raise ConversionError(
+            f"text column(s) {text} that are not pandas category columns; only scikit-learn "
+            "pipelines (ColumnTransformer with an encoder) take text in an ONNX graph"
+        )
     n = len(signature.inputs)
     try:
         if converter == "skl2onnx":
             from skl2onnx import convert_sklearn
-            from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
-            kind = DoubleTensorType if double else FloatTensorType
             proto = convert_sklearn(
                 estimator,
-                initial_types=[("input", kind([None, n]))],
+                initial_types=_sklearn_inputs(signature, double=double),
                 options=_zipmap_off(estimator),
                 target_opset=None,
             )
@@ -219,8 +233,46 @@ def convert(model: LoadedModel, *, double: bool = False) -> tuple[bytes, str]:
     except ConversionError:
         raise
     except Exception as exc:  # converters raise many types (RuntimeError, MissingShape...)
-        raise ConversionError(f"{type(exc).__name__}: {exc}") from exc
+        raise ConversionError(_converter_failure(exc)) from exc
     return proto.SerializeToString(), version
+
+
+def _sklearn_inputs(signature: Signature, *, double: bool) -> list[tuple[str, Any]]:
+    """skl2onnx input types: one matrix for numbers only, else one typed input per column."""
+    from skl2onnx.common.data_types import (
+        DoubleTensorType,
+        FloatTensorType,
+        Int64TensorType,
+        StringTensorType,
+    )
+
+    number = DoubleTensorType if double else FloatTensorType
+    if signature.is_numeric:
+        return [("input", number([None, len(signature.inputs)]))]
+    types: list[tuple[str, Any]] = []
+    for spec in signature.inputs:
+        if spec.dtype == "string":
+            types.append((spec.name, StringTensorType([None, 1])))
+        elif spec.dtype == "integer":
+            types.append((spec.name, Int64TensorType([None, 1])))
+        else:
+            types.append((spec.name, number([None, 1])))
+    return types
+
+
+def _converter_failure(exc: Exception) -> str:
+    """The converter's error in a user's terms (its own text can run to a page)."""
+    text = str(exc)
+    unsupported = re.search(r"for type '?<class '([\w.]+)'>", text)
+    if unsupported:
+        name = unsupported.group(1).rsplit(".", 1)[-1]
+        return (
+            f"the converter has no translation for {name} (a custom estimator, or one "
+            "ONNX converters do not cover); only built-in scikit-learn, XGBoost and LightGBM "
+            "steps convert"
+        )
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(exc).__name__}: {first[:300]}"
 
 
 # -- verification --------------------------------------------------------------------------
@@ -229,13 +281,28 @@ def convert(model: LoadedModel, *, double: bool = False) -> tuple[bytes, str]:
 def reference_sample(
     signature: Signature, *, rows: int = SAMPLE_ROWS, seed: int = 0
 ) -> pd.DataFrame:
-    """Rows drawn uniformly from each column's training range (0..1 when unknown)."""
+    """Rows drawn uniformly from each column's training range (0..1 when unknown).
+
+    A column with known categories (text, or a category column) draws from them;
+    a text column without (more than 20 distinct values in training) raises
+    ConversionError: there is nothing plausible to draw.
+    """
     rng = np.random.default_rng(seed)
-    columns: dict[str, np.ndarray] = {}
+    columns: dict[str, Any] = {}
     for spec in signature.inputs:
         low = 0.0 if spec.minimum is None else float(spec.minimum)
         high = 1.0 if spec.maximum is None else float(spec.maximum)
-        if spec.dtype == "boolean":
+        if spec.categories:
+            known = np.asarray(spec.categories, dtype=object)
+            drawn = known[rng.integers(0, len(known), rows)]
+            columns[spec.name] = (
+                pd.Categorical(drawn, dtype=spec.pandas_dtype) if spec.categorical else drawn
+            )
+        elif spec.dtype in ("string", "datetime"):
+            raise ConversionError(
+                f"column {spec.name!r} has no known values to draw a verification sample from"
+            )
+        elif spec.dtype == "boolean":
             columns[spec.name] = rng.integers(0, 2, rows).astype(bool)
         elif spec.dtype == "integer":
             columns[spec.name] = rng.integers(int(low), int(high) + 1, rows)
@@ -252,7 +319,9 @@ def compare(
     labels = np.asarray(model.predictor.predict(X))
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
-    fast_labels, fast_proba = compiled.predict_both(model.signature.coerce_array(sample))
+    # The input exactly as a server would hand it to the compiled graph.
+    served = LoadedModel(model.manifest, compiled)
+    fast_labels, fast_proba = compiled.predict_both(served.prepare(sample))
     rows = len(sample)
     if model.has_proba and fast_proba is not None:
         proba = np.asarray(model.predictor.predict_proba(X))  # type: ignore[attr-defined]
@@ -286,10 +355,14 @@ def optimize_version(
     """
     record = registry.resolve(ref)
     model = registry.load(record.ref, trusted_pickle=trusted_pickle)
-    sample = sample if sample is not None else reference_sample(model.signature)
     digest: str | None = None
     converter: str | None = None
     status, detail = FAILED, ""
+    if sample is None:
+        try:
+            sample = _verification_sample(registry, record, model)
+        except ConversionError as exc:
+            return _record(registry, record, FAILED, f"conversion failed: {exc}", None, None)
     # float32 first: scikit-learn's trees compare features as float32, so a float32 graph
     # reproduces their splits exactly (a float64 one can differ on split-point values).
     for double in (False, True):
@@ -311,6 +384,31 @@ def optimize_version(
         if ok:
             detail += " (float64 graph)" if double else " (float32 graph)"
             break
+    return _record(registry, record, status, detail, digest, converter)
+
+
+def _verification_sample(
+    registry: Registry, record: records.ModelVersion, model: LoadedModel
+) -> pd.DataFrame:
+    """Rows drawn from the signature; for text columns without known values, the stored
+    rows of the training sample (the drift reference), if the version has them."""
+    try:
+        return reference_sample(model.signature)
+    except ConversionError:
+        if PROFILE_TAG not in record.tags:
+            raise
+    return registry.reference_profile(record).sample
+
+
+def _record(
+    registry: Registry,
+    record: records.ModelVersion,
+    status: str,
+    detail: str,
+    digest: str | None,
+    converter: str | None,
+) -> OptimizationOutcome:
+    """Write the outcome to the version's tags (see the module doc) and return it."""
     tags = {TAG_STATUS: status, TAG_DETAIL: detail[:1000]}
     if digest is not None:
         tags[TAG_DIGEST] = digest

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -39,7 +40,7 @@ from shipyard.registry.flavors import flavor_for_model, get_flavor
 from shipyard.registry.flavors.base import Predictor
 from shipyard.registry.manifest import MANIFEST_NAME, FileEntry, Manifest
 from shipyard.registry.model import LoadedModel
-from shipyard.registry.signature import Signature, infer_signature
+from shipyard.registry.signature import Signature, infer_signature, same_categories
 from shipyard.store.artifacts import sha256_file
 
 MODEL_DIR = "model"
@@ -133,13 +134,10 @@ def _signature(
     if sample is not None and given is None:
         features = getattr(predictor, "feature_names", None)
         if features is not None:
-            missing = [f for f in features if f not in sample.columns]
-            if missing:
-                raise InvalidInputError(
-                    f"The model was fitted on columns {missing} that the sample lacks; pass a "
-                    "sample with the columns the model was trained on."
-                )
-            sample = sample[list(features)]
+            sample = sample[_fitted_columns(list(features), list(sample.columns))]
+        levels_of = getattr(predictor, "category_levels", None)
+        if levels_of is not None:
+            sample = with_training_categories(sample, levels_of(sample))
     if sample is None:
         assert given is not None  # write_package requires one of the two
         return given
@@ -153,6 +151,66 @@ def _signature(
     if given is not None:
         return given
     return infer_signature(sample, predictions=predictions, classes=probe.predictor.classes)
+
+
+def _fitted_columns(features: list[str], columns: list[Any]) -> list[Any]:
+    """The sample's columns the model was fitted on, in the model's order.
+
+    LightGBM records ``mean radius`` as ``mean_radius`` (it replaces whitespace), and
+    reads a frame by position: a column matching that way, and only one, is taken.
+    """
+    relaxed: dict[str, list[Any]] = {}
+    for column in columns:
+        relaxed.setdefault(re.sub(r"\s", "_", str(column)), []).append(column)
+    chosen: list[Any] = []
+    missing: list[str] = []
+    for feature in features:
+        if feature in columns:
+            chosen.append(feature)
+        elif len(relaxed.get(feature, [])) == 1:
+            chosen.append(relaxed[feature][0])
+        else:
+            missing.append(feature)
+    if missing:
+        raise InvalidInputError(
+            f"The model was fitted on columns {missing} that the sample lacks; pass a "
+            "sample with the columns the model was trained on."
+        )
+    return chosen
+
+
+def with_training_categories(sample: pd.DataFrame, levels: dict[str, list[Any]]) -> pd.DataFrame:
+    """``sample`` with each column in ``levels`` as the model's training ``category`` dtype.
+
+    The model is the authority on its categories: a sample that was cut from the
+    training frame already has them, but one rebuilt elsewhere may list them in
+    another order, lack some, or hold plain strings. Values are matched by value;
+    one the model never saw is refused, since the dtype has no code for it.
+    """
+    out = sample
+    for name, known in levels.items():
+        if name not in sample.columns:
+            continue
+        column = sample[name]
+        if not known:  # the model did not save them: the sample's own dtype must do
+            if isinstance(column.dtype, pd.CategoricalDtype):
+                continue
+            raise InvalidInputError(
+                f"Column {name!r} is categorical in the model, but the sample holds it as "
+                f"{column.dtype}. Pass it as a pandas category column with the training "
+                f"categories (sample[{name!r}] = sample[{name!r}].astype('category'))."
+            )
+        unknown = column.notna() & ~column.isin(known)
+        if unknown.any():
+            raise InvalidInputError(
+                f"Sample column {name!r} holds {column[unknown].iloc[0]!r}, which is not one of "
+                f"the categories the model was trained with: {known}. Pass rows of the "
+                "training data as the sample."
+            )
+        dtype = pd.CategoricalDtype(known)
+        if not same_categories(column.dtype, dtype):  # by value, into the training order
+            out = out.assign(**{name: column.astype(object).astype(dtype)})
+    return out
 
 
 def _entry(path: Path) -> FileEntry:
@@ -238,5 +296,6 @@ __all__ = [
     "package_files",
     "read_package",
     "verify_package",
+    "with_training_categories",
     "write_package",
 ]

@@ -102,7 +102,9 @@ class Registry:
         if sample is not None:
             # The data contract (types, ranges, categories, quantiles) and the drift
             # reference profile come from the same sample and stay with the version,
-            # so later checks never have to re-read the training set.
+            # so later checks never have to re-read the training set. Category columns
+            # take the model's training categories, as the signature does.
+            sample = Signature.from_dict(manifest.signature).with_category_dtypes(sample)
             store_contract_for_version(self.metadata, version, sample, actor=self.actor)
             self._store_reference_profile(version, sample)
             version = self.metadata.get_version(version.model, version.version)

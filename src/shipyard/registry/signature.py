@@ -18,6 +18,12 @@ Rules, stated once:
 - ``minimum``/``maximum``/``categories`` describe the sample (monitoring and
   drift read them); they are not enforced here, because a value the sample
   merely did not contain is not an error.
+- The exception: a pandas ``category`` column (``categorical``), which boosters
+  such as LightGBM and XGBoost split on by category code. Its ``categories`` are
+  the training dtype's, in their order; input values (strings from JSON or CSV,
+  or a ``category`` column with the same or other categories) become a column of
+  that very dtype, so every category keeps its code, and a value outside it is
+  an error naming the column and the categories, since the dtype cannot hold it.
 
 Example:
     >>> import pandas as pd
@@ -33,6 +39,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any, Literal, cast, get_args
 
 import numpy as np
@@ -75,6 +82,9 @@ class ColumnSpec:
     minimum: float | None = None
     maximum: float | None = None
     categories: tuple[Any, ...] | None = None
+    #: A pandas ``category`` column: ``categories`` are its dtype's, in order, and
+    #: inputs are converted to that dtype (see the module's rules).
+    categorical: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -83,6 +93,15 @@ class ColumnSpec:
             raise InvalidInputError(
                 f"Column {self.name!r} has dtype {self.dtype!r}; expected one of {DTYPES}."
             )
+        if self.categorical and not self.categories:
+            raise InvalidInputError(f"Column {self.name!r} is categorical but lists no categories.")
+
+    @cached_property
+    def pandas_dtype(self) -> pd.CategoricalDtype | None:
+        """The training ``category`` dtype of a categorical column (None otherwise)."""
+        if not self.categorical:
+            return None
+        return pd.CategoricalDtype(list(self.categories or ()))
 
 
 @dataclass(frozen=True)
@@ -131,7 +150,7 @@ class _Converter:
         first = values[rows[0]]
         return SchemaError(
             f"Column {spec.name!r} expects {_expected(spec.dtype)}, got "
-            f"{type(first).__name__} {_short(first)} at {_rows_text(rows)}.",
+            f"{type(first).__name__} {_short(first)} at {rows_text(rows)}.",
             field=spec.name,
             expected=spec.dtype,
             rows=rows,
@@ -142,7 +161,7 @@ class _Converter:
             rows = np.flatnonzero(mask).tolist()
             raise SchemaError(
                 f"Column {self.spec.name!r} has missing values (None/NaN) at "
-                f"{_rows_text(rows)}; expected {_expected(self.spec.dtype)}. The training "
+                f"{rows_text(rows)}; expected {_expected(self.spec.dtype)}. The training "
                 "sample had no missing values there, so the model may not handle them.",
                 field=self.spec.name,
                 expected=self.spec.dtype,
@@ -178,7 +197,7 @@ class _FloatConverter(_Converter):
             if inf.any():
                 rows = np.flatnonzero(inf).tolist()
                 raise SchemaError(
-                    f"Column {self.spec.name!r} has infinity at {_rows_text(rows)}; "
+                    f"Column {self.spec.name!r} has infinity at {rows_text(rows)}; "
                     "expected a finite float.",
                     field=self.spec.name,
                     expected="float",
@@ -320,6 +339,74 @@ class _DatetimeConverter(_Converter):
             ) from exc
 
 
+class _CategoricalConverter(_Converter):
+    """The column's own type first, then the training ``category`` dtype, categories in order.
+
+    A value outside the categories is refused: the dtype has no code for it, and
+    pandas would silently turn it into a missing value.
+    """
+
+    def __init__(self, spec: ColumnSpec, others: str) -> None:
+        super().__init__(spec, others)
+        self.inner = _CONVERTERS[spec.dtype](spec, others)
+        self.dtype = spec.pandas_dtype
+
+    def __call__(self, values: Any) -> pd.Categorical:
+        if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+            if same_categories(values.dtype, self.dtype):
+                self.check_nulls(values.isna().to_numpy())
+                return values.array
+            values = pd.Series(np.asarray(values), index=values.index)  # re-encode by value
+        plain = self.inner(values)
+        encoded, unknown = encode_categories(self.spec, plain)
+        if unknown.any():
+            rows = np.flatnonzero(unknown).tolist()
+            first = plain[rows[0]]
+            raise SchemaError(
+                f"Column {self.spec.name!r} has {_short(_py(first))} at {rows_text(rows)}, "
+                f"which is not one of the categories the model was trained with: "
+                f"{list(self.spec.categories or ())}.",
+                field=self.spec.name,
+                expected=f"one of {list(self.spec.categories or ())}",
+                rows=rows,
+            )
+        return encoded
+
+
+def same_categories(dtype: Any, other: pd.CategoricalDtype | None) -> bool:
+    """Whether ``dtype`` is a category dtype with exactly ``other``'s categories, in order.
+
+    pandas calls two unordered category dtypes equal when they hold the same
+    categories in *any* order (and ``astype`` between them keeps the old order),
+    but a booster reads a category's position: here order counts.
+    """
+    return (
+        isinstance(dtype, pd.CategoricalDtype)
+        and other is not None
+        and dtype.categories.equals(other.categories)
+    )
+
+
+def encode_categories(spec: ColumnSpec, values: Any) -> tuple[pd.Categorical, np.ndarray]:
+    """``values`` as ``spec``'s training category dtype, and the mask of values outside it.
+
+    Values are matched by value, so every category keeps its training code whatever
+    order the input's own categories were in. Outside values become missing in the
+    result; the mask says where, so that callers refuse them.
+
+    >>> spec = ColumnSpec("band", "string", categories=("low", "mid", "high"), categorical=True)
+    >>> cat, unknown = encode_categories(spec, np.array(["high", "huge", None], dtype=object))
+    >>> cat.codes.tolist(), unknown.tolist()
+    ([2, -1, -1], [False, True, False])
+    """
+    dtype = spec.pandas_dtype
+    assert dtype is not None, "encode_categories takes a categorical column"
+    codes = dtype.categories.get_indexer(values)
+    unknown = (codes < 0) & ~pd.isna(values)
+    codes[unknown] = -1
+    return pd.Categorical.from_codes(codes, dtype=dtype), np.asarray(unknown)
+
+
 _CONVERTERS: dict[str, type[_Converter]] = {
     "float": _FloatConverter,
     "integer": _IntegerConverter,
@@ -358,7 +445,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _rows_text(rows: list[int]) -> str:
+def rows_text(rows: list[int]) -> str:
     shown = ", ".join(str(r) for r in rows[:_MAX_ROWS_SHOWN])
     more = f" and {len(rows) - _MAX_ROWS_SHOWN} more" if len(rows) > _MAX_ROWS_SHOWN else ""
     noun = "row" if len(rows) == 1 else "rows"
@@ -397,7 +484,10 @@ class Signature:
         if dupes:
             raise InvalidInputError(f"Signature lists columns more than once: {dupes}.")
         described = self.describe()
-        converters = tuple(_CONVERTERS[c.dtype](c, described) for c in self.inputs)
+        converters = tuple(
+            (_CategoricalConverter if c.categorical else _CONVERTERS[c.dtype])(c, described)
+            for c in self.inputs
+        )
         object.__setattr__(self, "_converters", converters)
         object.__setattr__(self, "_all_float", all(c.dtype == "float" for c in self.inputs))
         object.__setattr__(self, "_names", tuple(names))
@@ -410,12 +500,31 @@ class Signature:
 
     @property
     def is_numeric(self) -> bool:
-        """True when every input is a float, integer or boolean (see :meth:`coerce_array`)."""
-        return all(c.dtype in _NUMERIC for c in self.inputs)
+        """True when every input is a float, integer or boolean (see :meth:`coerce_array`).
+
+        A categorical column is not numeric, even with integer categories: it must
+        reach the model as a ``category`` column.
+        """
+        return all(c.dtype in _NUMERIC and not c.categorical for c in self.inputs)
 
     def describe(self) -> str:
         """``"sepal_length (float), sepal_width (float), ..."`` for messages."""
         return ", ".join(f"{c.name} ({c.dtype})" for c in self.inputs)
+
+    def with_category_dtypes(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with its categorical columns as the training ``category`` dtypes.
+
+        Values are matched by value (a category column listing its categories in
+        another order keeps its meaning); other columns are left as they are.
+        """
+        changed = {
+            c.name: encode_categories(c, np.asarray(frame[c.name], dtype=object))[0]
+            for c in self.inputs
+            if c.categorical
+            and c.name in frame
+            and not same_categories(frame[c.name].dtype, c.pandas_dtype)
+        }
+        return frame.assign(**changed) if changed else frame
 
     # -- serialisation --
     def to_dict(self) -> dict[str, Any]:
@@ -429,6 +538,7 @@ class Signature:
                     "minimum": _py(c.minimum),
                     "maximum": _py(c.maximum),
                     "categories": None if c.categories is None else [_py(v) for v in c.categories],
+                    **({"categorical": True} if c.categorical else {}),
                 }
                 for c in self.inputs
             ],
@@ -454,6 +564,7 @@ class Signature:
                     minimum=c.get("minimum"),
                     maximum=c.get("maximum"),
                     categories=None if c.get("categories") is None else tuple(c["categories"]),
+                    categorical=bool(c.get("categorical", False)),
                 )
                 for c in data["inputs"]
             )
@@ -539,7 +650,7 @@ class Signature:
     def _missing(
         self, spec: ColumnSpec, *, present: Any, rows: list[int] | None = None
     ) -> Exception:
-        where = f" in {_rows_text(rows)}" if rows else ""
+        where = f" in {rows_text(rows)}" if rows else ""
         extra = [str(k) for k in present if k not in self.names]
         hint = ""
         close = difflib.get_close_matches(spec.name, extra, n=1)
@@ -618,7 +729,7 @@ class Signature:
         bad = [i for i, r in enumerate(records) if not isinstance(r, Mapping)]
         if bad:
             raise SchemaError(
-                f"Expected a list of records (dicts); {_rows_text(bad)} "
+                f"Expected a list of records (dicts); {rows_text(bad)} "
                 f"{'is' if len(bad) == 1 else 'are'} {type(records[bad[0]]).__name__}.",
                 rows=bad,
             )
@@ -679,13 +790,42 @@ def infer_signature(
     return Signature(inputs, _infer_output(predictions, classes))
 
 
+# pandas' infer_dtype names for the values of an object column (or of categories).
+_INFERRED_DTYPES: dict[str, str] = {
+    "string": "string",
+    "empty": "string",
+    "boolean": "boolean",
+    "integer": "integer",
+    "floating": "float",
+    "mixed-integer-float": "float",
+    "datetime": "datetime",
+    "datetime64": "datetime",
+    "date": "datetime",
+}
+
+
 def _infer_column(name: str, s: pd.Series) -> ColumnSpec:
     nullable = bool(s.isna().any())
     dtype = s.dtype
     if isinstance(dtype, pd.CategoricalDtype):
-        inner = _infer_column(name, pd.Series(dtype.categories))
+        if len(dtype.categories) == 0:
+            raise InvalidInputError(
+                f"Sample column {name!r} is a category column with no categories; give it "
+                "the categories the model was trained with."
+            )
+        inner = pd.api.types.infer_dtype(dtype.categories, skipna=True)
+        inner_dtype = _INFERRED_DTYPES.get(inner)
+        if inner_dtype not in ("string", "integer", "float"):
+            raise InvalidInputError(
+                f"Sample column {name!r} is a category column whose categories are "
+                f"{inner} values; Shipyard takes category columns of strings or numbers. "
+                f"Convert them first, e.g. X[{name!r}] = X[{name!r}].astype(str)"
+                ".astype('category') (pd.cut(..., labels=[...]) names the bins)."
+            )
         cats = tuple(_py(v) for v in dtype.categories)
-        return ColumnSpec(name, inner.dtype, nullable, categories=cats)
+        return ColumnSpec(
+            name, cast(DType, inner_dtype), nullable, categories=cats, categorical=True
+        )
     if pd.api.types.is_bool_dtype(dtype):
         kind: str = "boolean"
     elif pd.api.types.is_datetime64_any_dtype(dtype):
@@ -696,23 +836,12 @@ def _infer_column(name: str, s: pd.Series) -> ColumnSpec:
         kind = "float"
     else:
         inferred = pd.api.types.infer_dtype(s, skipna=True)
-        kinds = {
-            "string": "string",
-            "empty": "string",
-            "boolean": "boolean",
-            "integer": "integer",
-            "floating": "float",
-            "mixed-integer-float": "float",
-            "datetime": "datetime",
-            "datetime64": "datetime",
-            "date": "datetime",
-        }
-        if inferred not in kinds:
+        if inferred not in _INFERRED_DTYPES:
             raise InvalidInputError(
                 f"Sample column {name!r} holds values of mixed or unsupported type "
                 f"({inferred}); convert it to one of {DTYPES} first."
             )
-        kind = kinds[inferred]
+        kind = _INFERRED_DTYPES[inferred]
     values = s.dropna()
     if kind in ("float", "integer") and len(values):
         arr = np.asarray(values, dtype=np.float64)
@@ -783,5 +912,8 @@ __all__ = [
     "OutputSpec",
     "Signature",
     "Task",
+    "encode_categories",
     "infer_signature",
+    "rows_text",
+    "same_categories",
 ]

@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from shipyard.errors import ConfigError
+from shipyard.errors import ConfigError, SchemaError
 from shipyard.serving.errors import ModelNotReadyError, RequestTimeoutError
 from shipyard.serving.runtime import SCORING_ERRORS, Prediction, ServedModel
 
@@ -372,9 +372,9 @@ class Batcher:
         try:
             result, seconds = call.result()
             self._note_cost(served, seconds)
-        except SCORING_ERRORS:
-            # One request's rows broke the merged call: score each alone so every
-            # request gets its own answer or its own 422.
+        except (SchemaError, *SCORING_ERRORS):
+            # One request's rows broke the merged call (or gave no finite answer):
+            # score each alone so every request gets its own answer or its own 422.
             for item in batch:
                 await self._run_alone(item)
             return

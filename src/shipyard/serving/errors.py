@@ -56,13 +56,6 @@ class PayloadTooLargeError(InvalidInputError):
     """The request body is larger than the server accepts (413)."""
 
 
-class UnscorableInputError(SchemaError):
-    """Input of the right types that the model still cannot score (422).
-
-    E.g. a finite but huge number that overflows to infinity inside a scaler.
-    """
-
-
 class UnsupportedMediaTypeError(InvalidInputError):
     """The request's Content-Type is not one the route reads (415)."""
 

@@ -38,14 +38,14 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from shipyard.errors import SchemaError, ShipyardError
+from shipyard.errors import SchemaError, ShipyardError, UnscorableInputError
 from shipyard.registry.model import LoadedModel
 from shipyard.registry.optimize import compiled_model
 from shipyard.registry.refs import ModelRef, parse_ref
 from shipyard.registry.service import Registry
 from shipyard.registry.signature import Signature
 from shipyard.serving import schemas
-from shipyard.serving.errors import ModelNotReadyError, UnscorableInputError
+from shipyard.serving.errors import ModelNotReadyError
 from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.workers import WorkerBoard
 from shipyard.store import records

@@ -50,10 +50,12 @@ def _python_type(spec: ColumnSpec, example: Any) -> Any:
 
 
 def _describe(spec: ColumnSpec) -> str:
-    parts = [spec.dtype]
+    parts: list[str] = [spec.dtype]
     if spec.minimum is not None and spec.maximum is not None:
         parts.append(f"seen in training between {spec.minimum:g} and {spec.maximum:g}")
-    if spec.categories:
+    if spec.categorical and spec.categories:
+        parts.append(f"one of the training categories: {', '.join(map(str, spec.categories))}")
+    elif spec.categories:
         shown = ", ".join(map(str, spec.categories[:10]))
         parts.append(f"seen in training: {shown}")
     if spec.nullable:
@@ -96,7 +98,9 @@ def warmup_record(signature: Signature) -> dict[str, Any]:
     """
     record: dict[str, Any] = {}
     for spec in signature.inputs:
-        if spec.dtype in ("float", "integer"):
+        if spec.categorical and spec.categories:  # only its categories are valid
+            record[spec.name] = spec.categories[0]
+        elif spec.dtype in ("float", "integer"):
             lo, hi = spec.minimum, spec.maximum
             mid = (lo + hi) / 2 if lo is not None and hi is not None else (lo or hi or 0)
             record[spec.name] = float(mid) if spec.dtype == "float" else round(mid)

@@ -33,6 +33,9 @@ class Predictor(Protocol):
     columns the model was fitted on, in order, when the framework records them.
     ``accepts_array`` says that a float matrix in signature order is as good as a
     DataFrame (it lets the serving path skip building a DataFrame).
+    A model trained on pandas ``category`` columns may also have
+    ``category_levels(frame)``: the training categories of those columns, by name
+    (the registry builds the signature's category dtypes from them).
     """
 
     classes: np.ndarray | None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from shipyard.errors import InvalidInputError, ManifestError
 from shipyard.registry.flavors.base import json_classes, module_root, option_file
@@ -60,6 +61,24 @@ class LightGBMPredictor:
         if self.classes is None:
             return np.asarray(self.booster.predict(X))
         return self._predict_both(X)[0]
+
+    def category_levels(self, frame: pd.DataFrame) -> dict[str, list[Any]]:
+        """The training categories of ``frame``'s category columns, by name.
+
+        LightGBM records the categories of the training frame's ``category`` columns in
+        column order, without their names, and pairs them with the category columns of
+        whatever frame it predicts on, in order: so does this.
+        """
+        recorded = self.booster.pandas_categorical or []
+        columns = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+        if len(columns) != len(recorded):
+            raise InvalidInputError(
+                f"The LightGBM model was trained with {len(recorded)} pandas category "
+                f"column(s) ({recorded}), but the sample has {len(columns)} ({columns}). Pass "
+                "a sample with the training frame's dtypes, e.g. rows of the training frame "
+                "(X_train.head(500))."
+            )
+        return {str(c): list(levels) for c, levels in zip(columns, recorded, strict=True)}
 
 
 class LightGBMFlavor:

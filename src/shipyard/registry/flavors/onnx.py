@@ -54,6 +54,35 @@ def _graph_classes(proto: Any) -> np.ndarray | None:
     return None
 
 
+def _matrix(X: pd.DataFrame, dtype: Any) -> np.ndarray:
+    """One numeric matrix; a ``category`` column goes in as its category codes.
+
+    Boosters split on a category's code (its position in the training categories,
+    which the signature's dtype keeps), so their converted graphs take the codes as
+    numbers, with NaN for a missing value as the boosters themselves do.
+    """
+    categorical = [isinstance(t, pd.CategoricalDtype) for t in X.dtypes]
+    if not any(categorical):
+        return X.to_numpy(dtype=dtype)
+    columns = [
+        np.where(X[c].cat.codes.to_numpy() < 0, np.nan, X[c].cat.codes.to_numpy())
+        if is_cat
+        else X[c].to_numpy(dtype=np.float64, na_value=np.nan)
+        for c, is_cat in zip(X.columns, categorical, strict=True)
+    ]
+    return np.column_stack(columns).astype(dtype, copy=False)
+
+
+def _column(values: pd.Series, dtype: Any) -> np.ndarray:
+    """One named input: a string tensor gets text (a missing value as ""), others numbers."""
+    if dtype is np.object_:
+        text = values.astype(object).to_numpy(dtype=object)
+        return np.where(pd.isna(text), "", text)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype(values.dtype.categories.dtype)
+    return values.to_numpy(dtype=dtype)
+
+
 class OnnxPredictor:
     """An onnxruntime session behind the Predictor interface."""
 
@@ -82,11 +111,11 @@ class OnnxPredictor:
     def _feed(self, X: Any) -> dict[str, np.ndarray]:
         if len(self.inputs) == 1:
             name, dtype = self.inputs[0]
-            arr = X.to_numpy(dtype=dtype) if isinstance(X, pd.DataFrame) else np.asarray(X)
+            arr = _matrix(X, dtype) if isinstance(X, pd.DataFrame) else np.asarray(X)
             return {name: arr.astype(dtype, copy=False)}
         if not isinstance(X, pd.DataFrame):
             raise InvalidInputError("This ONNX model takes named inputs; pass a DataFrame.")
-        return {name: X[name].to_numpy(dtype=dtype).reshape(-1, 1) for name, dtype in self.inputs}
+        return {name: _column(X[name], dtype).reshape(-1, 1) for name, dtype in self.inputs}
 
     def predict(self, X: Any) -> np.ndarray:
         (out,) = self.session.run([self.label_output], self._feed(X))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from shipyard.errors import InvalidInputError, ManifestError
 from shipyard.registry.flavors.base import (
@@ -54,7 +55,11 @@ class BoosterPredictor:
     def _raw(self, X: Any) -> np.ndarray:
         import xgboost as xgb
 
-        return np.asarray(self.booster.predict(xgb.DMatrix(X)))
+        # enable_categorical: a pandas category column reaches the trees by category.
+        return np.asarray(self.booster.predict(xgb.DMatrix(X, enable_categorical=True)))
+
+    def category_levels(self, frame: pd.DataFrame) -> dict[str, list[Any]]:
+        return booster_category_levels(self.booster)
 
     @staticmethod
     def _proba(raw: np.ndarray) -> np.ndarray:
@@ -79,6 +84,29 @@ class BoosterPredictor:
         if self.objective == "multi:softmax":
             return raw.astype(np.int64)
         return raw
+
+
+def booster_category_levels(booster: Any) -> dict[str, list[Any]]:
+    """The training categories of a booster's categorical features, by name.
+
+    XGBoost (3.1 and later) saves them with the model and re-codes input by them.
+    A categorical feature whose categories an older model did not save maps to an
+    empty list: its input must then already carry the training dtype.
+    """
+    names = booster.feature_names or []
+    kinds = booster.feature_types or []
+    categorical = [n for n, t in zip(names, kinds, strict=False) if t == "c"]
+    if not categorical:
+        return {}
+    levels: dict[str, list[Any]] = {name: [] for name in categorical}
+    try:
+        saved = booster.get_categories(export_to_arrow=True).to_arrow()
+    except (AttributeError, ValueError, TypeError):  # a model from before XGBoost 3.1
+        return levels
+    for name, values in saved:
+        if name in levels and values is not None:
+            levels[name] = values.to_pylist()
+    return levels
 
 
 class XGBoostFlavor:
@@ -121,9 +149,12 @@ class XGBoostFlavor:
         model = xgb.XGBClassifier() if kind == "classifier" else xgb.XGBRegressor()
         model.load_model(path)
         names = model.get_booster().feature_names
-        return EstimatorPredictor(
+        predictor = EstimatorPredictor(
             model, classes=options.get("classes"), feature_names=names, accepts_array=True
         )
+        booster = model.get_booster()
+        predictor.category_levels = lambda frame: booster_category_levels(booster)  # type: ignore[attr-defined]
+        return predictor
 
 
-__all__ = ["BoosterPredictor", "XGBoostFlavor"]
+__all__ = ["BoosterPredictor", "XGBoostFlavor", "booster_category_levels"]
