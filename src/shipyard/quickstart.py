@@ -22,7 +22,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from shipyard.client import Shipyard
+from shipyard._client import Shipyard
 from shipyard.store import records
 
 #: The field names of the course's FastAPI example, so its request body works as is.

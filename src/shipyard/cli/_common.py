@@ -21,7 +21,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:
-    from shipyard.client import Shipyard
+    from shipyard._client import Shipyard
 
 from shipyard.config import Settings
 from shipyard.errors import ShipyardError
@@ -45,7 +45,7 @@ class ShipyardGroup(TyperGroup):
 
 def get_client(ctx: typer.Context) -> Shipyard:
     """The client made once per command line from the environment and shipyard.toml."""
-    from shipyard.client import Shipyard  # the stores pull in SQLAlchemy and pandas
+    from shipyard._client import Shipyard  # the stores pull in SQLAlchemy and pandas
 
     root = ctx.find_root()
     if not isinstance(root.obj, Shipyard):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import typer
 
+from shipyard._client import Shipyard
 from shipyard.cli._common import JsonOption, console, err_console, get_client, print_json, table
-from shipyard.client import Shipyard
 from shipyard.errors import InvalidInputError, ShipyardError
 from shipyard.monitoring.concept import Degradation, detect_degradation
 from shipyard.monitoring.durations import parse_duration

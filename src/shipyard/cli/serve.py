@@ -19,7 +19,7 @@ from shipyard.serving.security import DEFAULT_MAX_BODY_BYTES
 from shipyard.serving.server import DEFAULT_GRACEFUL_TIMEOUT, run_server
 
 if TYPE_CHECKING:
-    from shipyard.client import Shipyard
+    from shipyard._client import Shipyard
 
 
 def _register_package_folder(client: Shipyard, folder: Path) -> str:
