@@ -57,6 +57,13 @@ def test_models_versions_and_show(home: Path) -> None:
     assert shown["manifest"]["flavor"] == "sklearn"
 
 
+@pytest.mark.parametrize("ref", ["iris@latest", "models:/iris/latest", "models:/iris/2"])
+def test_newest_version_by_every_documented_spelling(home: Path, ref: str) -> None:
+    code, out = run("models", "show", ref, "--json")
+    assert code == 0, out
+    assert json.loads(out)["manifest"]["version"] == 2
+
+
 def test_alias_move_is_audited(home: Path) -> None:
     code, out = run("models", "alias", "iris", "production", "2", "--reason", "better")
     assert code == 0 and "version 1 -> version 2" in out
