@@ -27,7 +27,7 @@ def package_command(
     """Write a Dockerfile, pinned requirements, Kubernetes manifests and the model package."""
     registry = get_client(ctx).registry
     version = registry.resolve(ref)
-    package_dir = registry.package_dir(version)
+    package_dir = registry.verified_package_dir(version)
     manifest = registry.manifest(version)
     environment = serving_environment(manifest.environment)
     with tempfile.TemporaryDirectory() as scratch:

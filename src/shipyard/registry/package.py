@@ -39,6 +39,7 @@ from shipyard.registry.flavors import flavor_for_model, get_flavor
 from shipyard.registry.flavors.base import Predictor
 from shipyard.registry.manifest import MANIFEST_NAME, FileEntry, Manifest
 from shipyard.registry.model import LoadedModel
+from shipyard.registry.refs import parse_ref
 from shipyard.registry.signature import Signature, infer_signature
 from shipyard.store.artifacts import sha256_file
 
@@ -207,6 +208,29 @@ def verify_package(src: Path, manifest: Manifest) -> None:
             )
 
 
+def package_folder(ref: str) -> Path | None:
+    """The package folder ``ref`` names, or None when ``ref`` is a model reference.
+
+    A folder is a package only when it holds a manifest, so a folder that happens
+    to be called like a model (``./iris``) never hides the model ``iris``. A folder
+    without a manifest that is not a model reference either gets an error that
+    says what a package folder holds.
+    """
+    path = Path(ref)
+    if (path / MANIFEST_NAME).is_file():
+        return path
+    if path.is_dir():
+        try:
+            parse_ref(ref)
+        except InvalidInputError as exc:
+            raise ManifestError(
+                f"{ref} is a folder without a {MANIFEST_NAME}, so it is not a model package "
+                "(in a build context written by `shipyard package`, the package is its "
+                "model/ folder), and not a model reference either."
+            ) from exc
+    return None
+
+
 def read_package(src: Path, *, trusted_pickle: bool = False) -> tuple[Manifest, Predictor]:
     """Read the manifest, verify every file, then load the model through its flavor.
 
@@ -236,6 +260,7 @@ __all__ = [
     "MODEL_DIR",
     "REQUIREMENTS_NAME",
     "package_files",
+    "package_folder",
     "read_package",
     "verify_package",
     "write_package",

@@ -228,6 +228,10 @@ class MetadataStore:
             row = self._run_row(session, run_id)
             return self._run_record(session, row)
 
+    def run_exists(self, run_id: str) -> bool:
+        with self._read() as session:
+            return session.get(RunRow, run_id) is not None
+
     def list_runs(self, experiment: str | None = None, limit: int = 100) -> list[records.Run]:
         with self._read() as session:
             query = select(RunRow).order_by(RunRow.start_time.desc()).limit(limit)
