@@ -128,7 +128,7 @@ def prune_command(
 ) -> None:
     """Apply retention: delete logged predictions and labels older than --older-than."""
     keep = parse_duration(older_than)
-    log = open_prediction_log(get_client(ctx).settings, retention=keep)
+    log = open_prediction_log(get_client(ctx).store_settings, retention=keep)
     removed = log.prune()
     console.print(f"Removed {len(removed)} day partition(s) older than {older_than}.")
 
