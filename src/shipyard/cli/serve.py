@@ -118,7 +118,9 @@ def serve_command(
     """
     client = get_client(ctx)
     if [ref, deployment, package].count(None) != 2:
-        raise typer.BadParameter("Give a model REF, --deployment NAME or --package DIR (one).")
+        raise typer.BadParameter(
+            "Give exactly one of a model REF, --deployment NAME or --package DIR."
+        )
     if deployment is not None:
         from shipyard.rollout.service import Deployments
 
