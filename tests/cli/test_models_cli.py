@@ -64,6 +64,13 @@ def test_newest_version_by_every_documented_spelling(home: Path, ref: str) -> No
     assert json.loads(out)["manifest"]["version"] == 2
 
 
+def test_error_messages_print_brackets_as_written(home: Path) -> None:
+    """Messages are text, not Rich markup: "[x]" is not a style tag to swallow."""
+    code, out = run("models", "show", "iris[x]")
+    assert code == 1
+    assert "'iris[x]' is not a model reference" in " ".join(out.split())
+
+
 def test_alias_move_is_audited(home: Path) -> None:
     code, out = run("models", "alias", "iris", "production", "2", "--reason", "better")
     assert code == 0 and "version 1 -> version 2" in out

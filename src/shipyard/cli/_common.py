@@ -39,7 +39,10 @@ class ShipyardGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except ShipyardError as exc:
-            err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+            # The message is text, not Rich markup: "shipyard[s3]" must print as written.
+            err_console.print(
+                f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(code=1) from exc
 
 

@@ -34,6 +34,7 @@ from shipyard.errors import (
     ManifestError,
     UnsafeArtifactError,
 )
+from shipyard.extras import require_flavor
 from shipyard.registry.environment import capture_environment, requirements_lines
 from shipyard.registry.flavors import flavor_for_model, get_flavor
 from shipyard.registry.flavors.base import Predictor
@@ -81,6 +82,7 @@ def write_package(
             "Pass sample= (a few rows of training data) so Shipyard can infer the signature."
         )
     chosen = get_flavor(flavor) if flavor else flavor_for_model(model)
+    require_flavor(chosen.name)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
     try:
@@ -244,6 +246,7 @@ def read_package(src: Path, *, trusted_pickle: bool = False) -> tuple[Manifest, 
         flavor = get_flavor(manifest.flavor)
     except InvalidInputError as exc:
         raise ManifestError(f"{src / MANIFEST_NAME}: {exc}") from exc
+    require_flavor(flavor.name)
     if manifest.flavor_options.get("format") == "pickle" and not manifest.trusted_pickle:
         raise UnsafeArtifactError(
             f"Package {src} holds a pickle, but its manifest does not record that it was "
