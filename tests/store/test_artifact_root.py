@@ -58,17 +58,15 @@ def _env(**values: str) -> dict[str, str]:
     return {**env, "SHIPYARD_USER": "tester", "COLUMNS": "1000", **values}
 
 
-def _python(code: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+def _run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     cwd.mkdir(parents=True, exist_ok=True)
     return subprocess.run(
-        [PYTHON, "-c", code],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
     )
+
+
+def _python(code: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return _run([PYTHON, "-c", code], cwd, env)
 
 
 def _expected() -> list[int]:
@@ -101,15 +99,7 @@ def test_two_clients_in_different_folders_share_one_postgres_store(
     # The real CLI from the second folder too: a batch job over the same model.
     X, _ = load_breast_cancer(return_X_y=True, as_frame=True)
     X.head(20).to_csv(second / "rows.csv", index=False)
-    done = subprocess.run(
-        [SHIPYARD, "predict", "cancer", "-i", "rows.csv", "-o", "scores.csv"],
-        cwd=second,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = _run([SHIPYARD, "predict", "cancer", "-i", "rows.csv", "-o", "scores.csv"], second, env)
     assert done.returncode == 0, done.stderr
     assert "cancer" in (second / "scores.csv").read_text()
 
@@ -233,6 +223,10 @@ def test_a_missing_artifact_names_the_model_and_version(tmp_path: Path) -> None:
 
     with pytest.raises(ArtifactNotFoundError, match=rf"cancer:1.*{relpath}"):
         client.registry.load("cancer:1")
+    profile = version.tags["drift_profile"]
+    (client.artifacts.root / "blobs" / profile[:2] / profile).unlink()  # type: ignore[attr-defined]
+    with pytest.raises(ArtifactNotFoundError, match="drift reference stored with cancer:1"):
+        client.registry.reference_profile(client.metadata.get_version("cancer", 1))
     client.close()
 
 

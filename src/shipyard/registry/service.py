@@ -134,7 +134,13 @@ class Registry:
                 f"{version.ref} has no stored drift reference (it was registered without a "
                 "training sample); pass --reference FILE instead."
             )
-        return ReferenceProfile.from_bytes(self.artifacts.get_bytes(digest))
+        try:
+            data = self.artifacts.get_bytes(digest)
+        except (ArtifactNotFoundError, IntegrityError) as exc:
+            raise type(exc)(
+                f"Cannot read the drift reference stored with {version.ref}. {exc}"
+            ) from exc
+        return ReferenceProfile.from_bytes(data)
 
     def register_package_folder(
         self, folder: Path, *, trusted_pickle: bool = False
