@@ -117,7 +117,7 @@ def ensure_models(home: Path) -> dict[str, Path]:
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
 
-    from shipyard.client import Shipyard
+    from shipyard._client import Shipyard
     from shipyard.config import Settings
     from shipyard.quickstart import iris_frame
 

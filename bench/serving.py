@@ -407,7 +407,7 @@ def prepare_models(models: list[str]) -> None:
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
 
-    from shipyard.client import Shipyard
+    from shipyard._client import Shipyard
     from shipyard.config import Settings
     from shipyard.quickstart import IRIS_FEATURES
     from shipyard.registry.optimize import optimize_version

@@ -48,3 +48,143 @@ def test_admin_token_is_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.admin_token is not None
     assert settings.admin_token.get_secret_value() == "s3cret"
     assert "s3cret" not in repr(settings)
+
+
+BAD_API_KEYS = [
+    ("not json", "not JSON"),
+    ("", "empty"),
+    ("   ", "empty"),
+    ('[""]', "empty key"),
+    ('["k1", " "]', "empty key"),
+    ('{"k": 1}', "JSON list"),
+    ("[1, 2]", "JSON list"),
+]
+COMMANDS = [
+    ["models", "list"],
+    ["serve", "iris", "--port", "0"],
+    ["predict", "iris", "-i", "in.csv", "-o", "out.csv"],
+    ["package", "iris", "--out", "ctx"],
+    ["deploy", "list"],
+    ["audit"],
+]
+
+
+def _one_line_error(result: object, *expected: str) -> None:
+    output = result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 1, output  # type: ignore[attr-defined]
+    assert "Traceback" not in output and output.startswith("Error: "), output
+    assert len(output.strip().splitlines()) == 1, output
+    for text in expected:
+        assert text in output, output
+
+
+@pytest.mark.parametrize(("value", "says"), BAD_API_KEYS)
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
+def test_a_bad_api_keys_setting_is_a_one_line_error_for_every_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, says: str, command: list[str]
+) -> None:
+    from typer.testing import CliRunner
+
+    from shipyard.cli.main import app
+
+    monkeypatch.chdir(tmp_path)
+    env = {"SHIPYARD_HOME": str(tmp_path / "home"), "SHIPYARD_API_KEYS": value}
+    result = CliRunner().invoke(app, command, env=env, terminal_width=1000)
+    _one_line_error(result, "SHIPYARD_API_KEYS", says)
+
+
+def test_an_empty_api_key_is_refused_from_python_too() -> None:
+    from shipyard.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="empty key"):
+        Settings(api_keys=["ok", ""])
+    assert Settings(api_keys=["k1", "k2"]).api_keys == ["k1", "k2"]
+
+
+def test_api_keys_from_the_environment_and_from_toml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SHIPYARD_API_KEYS", '["k1", "k2"]')
+    assert Settings().api_keys == ["k1", "k2"]
+    monkeypatch.delenv("SHIPYARD_API_KEYS")
+    (tmp_path / "shipyard.toml").write_text('api_keys = ["from-toml"]\n')
+    assert Settings().api_keys == ["from-toml"]
+    (tmp_path / "shipyard.toml").write_text('api_keys = [""]\n')
+    from shipyard.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"'api_keys' in shipyard\.toml.*empty key"):
+        Settings()
+
+
+def test_a_broken_config_file_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from shipyard.cli.main import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shipyard.toml").write_text("home = [\n")
+    result = CliRunner().invoke(app, ["models", "list"], env={}, terminal_width=1000)
+    _one_line_error(result, "shipyard.toml", "not valid TOML")
+    (tmp_path / "shipyard.toml").write_text("home = 5\n")
+    result = CliRunner().invoke(app, ["models", "list"], env={}, terminal_width=1000)
+    _one_line_error(result, "'home' in shipyard.toml")
+
+
+def test_the_real_command_prints_one_line_and_exits_1(tmp_path: Path) -> None:
+    """The installed ``shipyard`` executable, as a user runs it."""
+    import os
+    import subprocess
+    import sys
+
+    shipyard = Path(sys.executable).with_name("shipyard")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+    env.update(SHIPYARD_HOME=str(tmp_path / "home"), SHIPYARD_API_KEYS='[""]', COLUMNS="1000")
+    done = subprocess.run(
+        [str(shipyard), "models", "list"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: ") and len(done.stderr.strip().splitlines()) == 1
+    assert "SHIPYARD_API_KEYS" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--input-db", "not a url", "--input-table", "t"], "is not a database URL"),
+        (["--input-db", "sqlite:///rows.db"], "--input-table NAME"),
+        (["--input-db", "sqlite:///rows.db", "--input-table", "nope"], "no table 'nope'"),
+        (["--input-db", "sqlite:///rows.db", "--input-query", "select * from nope"], "nope"),
+        (["--input-table", "t"], "need --input-db"),
+    ],
+)
+def test_predict_from_a_database_misconfigured_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], says: str
+) -> None:
+    import sqlite3
+
+    from sklearn.linear_model import LogisticRegression
+    from typer.testing import CliRunner
+
+    from shipyard import Shipyard
+    from shipyard.cli.main import app
+    from shipyard.quickstart import iris_frame
+
+    monkeypatch.chdir(tmp_path)
+    sqlite3.connect(tmp_path / "rows.db").close()
+    client = Shipyard(Settings(home=tmp_path / "home"))
+    X, y = iris_frame()
+    client.registry.log_model(LogisticRegression(max_iter=300).fit(X, y), "iris", sample=X)
+    client.close()
+    env = {"SHIPYARD_HOME": str(tmp_path / "home")}
+    command = ["predict", "iris:1", *args, "-o", "out.csv"]
+    result = CliRunner().invoke(app, command, env=env, terminal_width=1000)
+    _one_line_error(result, says)

@@ -24,7 +24,7 @@ _EXPORTS = {
     "LoadedModel": "shipyard.registry.model",
     "ModelRef": "shipyard.registry.refs",
     "Settings": "shipyard.config",
-    "Shipyard": "shipyard.client",
+    "Shipyard": "shipyard._client",
     "ShipyardError": "shipyard.errors",
     "client": "shipyard.api",
     "configure": "shipyard.api",
@@ -70,6 +70,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # let type checkers and IDEs see the real objects
+    from shipyard._client import Shipyard
     from shipyard.api import (
         client,
         configure,
@@ -79,7 +80,6 @@ if TYPE_CHECKING:  # let type checkers and IDEs see the real objects
         set_alias,
         start_run,
     )
-    from shipyard.client import Shipyard
     from shipyard.config import Settings
     from shipyard.errors import ShipyardError
     from shipyard.registry.model import LoadedModel

@@ -1,6 +1,6 @@
 """Module-level Python API: ``shipyard.log_model``, ``shipyard.load_model``...
 
-These functions use a default :class:`~shipyard.client.Shipyard` client whose
+These functions use a default :class:`~shipyard.Shipyard` client whose
 settings are read once, the first time one of them is called (environment
 variables and ``shipyard.toml``). Call :func:`configure` to use other
 settings, e.g. in tests or notebooks that point at a shared server.
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from shipyard.client import Shipyard
+from shipyard._client import Shipyard
 from shipyard.config import Settings
 from shipyard.registry.model import LoadedModel
 from shipyard.store import records

@@ -12,16 +12,23 @@ variables, a ``shipyard.toml`` in the current folder (or the file named by
 from __future__ import annotations
 
 import getpass
+import json
 import os
+import tomllib
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
+
+from shipyard.errors import ConfigError
 
 DEFAULT_HOME = "shipyard-data"
 
@@ -47,13 +54,55 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token that admin HTTP routes require."
     )
-    api_keys: list[str] = Field(
+    # NoDecode: the variable's text reaches _parse_api_keys as is, so a bad value gets
+    # a message naming SHIPYARD_API_KEYS instead of pydantic-settings' traceback.
+    api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="If set, prediction routes need one of these keys."
     )
     user: str | None = Field(default=None, description="Who the audit log says acted.")
     s3_endpoint_url: str | None = Field(
         default=None, description="Endpoint for S3-compatible storage (MinIO, moto...)."
     )
+
+    def __init__(self, **values: Any) -> None:
+        """Read the settings; a value that cannot be used raises ConfigError naming it."""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{_setting_name(str(error['loc'][0]) if error['loc'] else '')}: "
+                f"{error['msg'].removeprefix('Value error, ')}"
+                for error in exc.errors()
+            )
+            raise ConfigError(f"Invalid setting. {problems}") from exc
+        except SettingsError as exc:
+            raise ConfigError(f"Invalid setting: {exc}.") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{_config_file()} is not valid TOML: {exc}.") from exc
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_api_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                raise ValueError(
+                    'it is empty; give a JSON list of keys such as ["key-1", "key-2"], or '
+                    "unset it to leave the prediction routes open"
+                )
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ValueError(
+                    'it is not JSON; give a JSON list of keys such as ["key-1", "key-2"]'
+                ) from None
+        if not isinstance(value, list) or not all(isinstance(key, str) for key in value):
+            raise ValueError('expected a JSON list of keys such as ["key-1", "key-2"]')
+        if any(not key.strip() for key in value):
+            raise ValueError(
+                "it holds an empty key, which would let any request in; remove it or "
+                "give every key a value"
+            )
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -88,3 +137,11 @@ class Settings(BaseSettings):
             return getpass.getuser()
         except (KeyError, OSError):  # no login name and no passwd entry (some containers)
             return "unknown"
+
+
+def _setting_name(field: str) -> str:
+    """How the user set ``field``: its variable if set, else its key in shipyard.toml."""
+    variable = f"SHIPYARD_{field.upper()}"
+    if variable in os.environ or not _config_file().is_file():
+        return variable
+    return f"{variable} (or {field!r} in {_config_file()})"

@@ -36,7 +36,7 @@ import yaml
 from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeClassifier
 
-from shipyard.client import Shipyard
+from shipyard._client import Shipyard
 from shipyard.drift.detector import DriftDetector
 from shipyard.drift.report_html import write_html
 from shipyard.errors import ShipyardError

@@ -6,6 +6,7 @@ that met them (``raise ... from exc``).
 
     ShipyardError
     ├── ConfigError                 settings that cannot be used
+    │   └── MissingExtraError       an optional dependency (shipyard[extra]) is missing
     ├── NotFoundError               something named does not exist
     │   ├── ModelNotFoundError
     │   ├── VersionNotFoundError
@@ -33,6 +34,10 @@ class ShipyardError(Exception):
 
 class ConfigError(ShipyardError):
     """A setting is missing or cannot be used."""
+
+
+class MissingExtraError(ConfigError):
+    """An optional dependency is not installed; the message names the extra to add."""
 
 
 class NotFoundError(ShipyardError):

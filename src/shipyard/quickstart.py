@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from lightgbm import LGBMRegressor
 from sklearn.datasets import load_diabetes, load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -22,7 +21,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from shipyard.client import Shipyard
+from shipyard._client import Shipyard
+from shipyard.extras import require_extra
 from shipyard.store import records
 
 #: The field names of the course's FastAPI example, so its request body works as is.
@@ -109,6 +109,9 @@ def _train_iris(client: Shipyard, result: QuickstartResult, seed: int) -> None:
 
 
 def _train_diabetes(client: Shipyard, result: QuickstartResult, seed: int) -> None:
+    require_extra("lightgbm", "the quickstart's LightGBM diabetes model")
+    from lightgbm import LGBMRegressor  # an optional extra: imported only when used
+
     X, y = diabetes_frame()
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=seed)
     estimator = LGBMRegressor(n_estimators=200, learning_rate=0.05, num_leaves=15, verbose=-1)

@@ -20,7 +20,7 @@ from category_data import (
     xgboost_model,
 )
 from shipyard.cli.main import app
-from shipyard.client import Shipyard
+from shipyard import Shipyard
 from shipyard.config import Settings
 
 BUILDERS = {"lightgbm": lightgbm_model, "xgboost": xgboost_model}

@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
+from shipyard import Shipyard
 from shipyard.cli.main import app as root_app
-from shipyard.client import Shipyard
 from shipyard.config import Settings
 from shipyard.quickstart import iris_frame
 

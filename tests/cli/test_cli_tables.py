@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from shipyard.cli._common import table
 from shipyard.cli.main import app
-from shipyard.client import Shipyard
+from shipyard import Shipyard
 from shipyard.config import Settings
 from shipyard.quickstart import iris_frame
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from shipyard import Shipyard
 from shipyard.cli.main import app
-from shipyard.client import Shipyard
 from shipyard.config import Settings
 from shipyard.monitoring.feedback import record_feedback
 from shipyard.monitoring.records import PredictionRecord

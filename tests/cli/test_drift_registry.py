@@ -10,9 +10,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
+from shipyard import Shipyard
 from shipyard.cli import drift_registry
 from shipyard.cli.main import app
-from shipyard.client import Shipyard
 from shipyard.config import Settings
 from shipyard.monitoring.records import PredictionBatch
 from shipyard.quickstart import iris_frame

@@ -16,9 +16,9 @@ import yaml
 from click.testing import Result
 from typer.testing import CliRunner
 
+from shipyard import Shipyard
 from shipyard.cli._common import console
 from shipyard.cli.main import app
-from shipyard.client import Shipyard
 from shipyard.config import Settings
 from shipyard.loop.examples import iris_frame
 

@@ -9,8 +9,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
+from shipyard import Shipyard
 from shipyard.cli.main import app
-from shipyard.client import Shipyard
 from shipyard.config import Settings
 from shipyard.quickstart import iris_frame
 
@@ -55,6 +55,20 @@ def test_models_versions_and_show(home: Path) -> None:
     shown = json.loads(out)
     assert shown["manifest"]["version"] == 2
     assert shown["manifest"]["flavor"] == "sklearn"
+
+
+@pytest.mark.parametrize("ref", ["iris@latest", "models:/iris/latest", "models:/iris/2"])
+def test_newest_version_by_every_documented_spelling(home: Path, ref: str) -> None:
+    code, out = run("models", "show", ref, "--json")
+    assert code == 0, out
+    assert json.loads(out)["manifest"]["version"] == 2
+
+
+def test_error_messages_print_brackets_as_written(home: Path) -> None:
+    """Messages are text, not Rich markup: "[x]" is not a style tag to swallow."""
+    code, out = run("models", "show", "iris[x]")
+    assert code == 1
+    assert "'iris[x]' is not a model reference" in " ".join(out.split())
 
 
 def test_alias_move_is_audited(home: Path) -> None:

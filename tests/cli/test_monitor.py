@@ -16,9 +16,9 @@ from click.testing import Result
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
+from shipyard import Shipyard
 from shipyard.cli._common import console
 from shipyard.cli.main import app as root_app
-from shipyard.client import Shipyard
 from shipyard.config import Settings
 from shipyard.monitoring.feedback import record_feedback
 from shipyard.monitoring.prediction_log import open_prediction_log

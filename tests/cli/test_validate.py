@@ -10,8 +10,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 from typer.testing import CliRunner
 
+from shipyard import Shipyard
 from shipyard.cli.main import app
-from shipyard.client import Shipyard
 from shipyard.config import Settings
 from shipyard.quickstart import iris_frame
 from shipyard.store.validation_store import ValidationStore

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import platform
+import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 
 from shipyard.deploy.docker import MODEL_DIR, SERVE_PORT, write_container_context
@@ -356,36 +357,68 @@ print(json.dumps({
     "executable": sys.executable,
 }))
 """
+#: Libraries only some models need: a plain scikit-learn image must not install them.
+OPTIONAL = ("xgboost", "xgboost-cpu", "lightgbm", "onnx", "onnxruntime", "skl2onnx",
+            "onnxmltools", "s3fs", "botocore")  # fmt: skip
+
+
+def _run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess:
+    return subprocess.run(  # type: ignore[call-overload, no-any-return]
+        command, capture_output=True, text=True, timeout=600, check=False, **kwargs
+    )
+
+
+def _fresh_env(home: Path, **values: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+    return {**env, "SHIPYARD_HOME": str(home), "SHIPYARD_USER": "tester", **values}
 
 
 @pytest.mark.slow
 def test_pinned_requirements_install_and_serve_the_model(tmp_path: Path) -> None:
-    import skops.io as sio
+    """A plain scikit-learn model packaged by `shipyard package`: its requirements install
+    into a fresh virtualenv without any optional extra, and that virtualenv's own
+    `shipyard serve` (the image's entrypoint) answers predictions over HTTP; the
+    extras other models need are reported by name when missing."""
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
+    from typer.testing import CliRunner
+    from xgboost import XGBClassifier
+
+    from live_server import free_port, wait_ready
+    from shipyard import Shipyard
+    from shipyard.cli.main import app
+    from shipyard.config import Settings
 
     if not UV.exists():
         pytest.fail(f"{UV} is missing; run `make venv` first.")
-    features, target = load_iris(return_X_y=True)
+    data = load_iris(as_frame=True)
+    features, target = data.data, data.target
     model = LogisticRegression(max_iter=500).fit(features, target)
-    package = tmp_path / "package"
-    package.mkdir()
-    sio.dump(model, package / "model.skops")
+    home = tmp_path / "home"
+    client = Shipyard(Settings(home=home, user="tester"))
+    version = client.registry.log_model(model, "iris", sample=features)
+    booster = XGBClassifier(n_estimators=5, max_depth=2).fit(features, target)
+    boosted = client.registry.log_model(booster, "boosted", sample=features)
+    boosted_package = tmp_path / "boosted-package"
+    shutil.copytree(client.registry.package_dir(boosted), boosted_package)
+    client.close()
+    context = tmp_path / "context"
+    packaged = CliRunner().invoke(
+        app,
+        # This checkout, as the image would get a released wheel: it proves the
+        # model's pins and Shipyard's own requirements resolve together.
+        ["package", version.ref, "--out", str(context),
+         "--shipyard-requirement", f"shipyard @ {REPO.as_uri()}"],
+        env={"SHIPYARD_HOME": str(home)},
+    )  # fmt: skip
+    assert packaged.exit_code == 0, packaged.output
+    pins = (context / "requirements.txt").read_text().lower().splitlines()
+    assert not [line for line in pins if line.split("==")[0] in OPTIONAL], pins
+    assert f"shipyard @ {REPO.as_uri()}".lower() in pins
     versions = {
         name: importlib.metadata.version(name)
         for name in ("scikit-learn", "numpy", "scipy", "skops")
     }
-    environment = {"python": platform.python_version(), "packages": versions}
-    context = tmp_path / "context"
-    write_container_context(
-        package,
-        environment,
-        context,
-        model_ref="iris:1",
-        # This checkout, as the image would get a released wheel: it proves the
-        # model's pins and Shipyard's own requirements resolve together.
-        shipyard_requirement=f"shipyard @ {REPO.as_uri()}",
-    )
 
     venv = tmp_path / "venv"
     try:
@@ -393,39 +426,62 @@ def test_pinned_requirements_install_and_serve_the_model(tmp_path: Path) -> None
             [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
         )
         python = venv / "bin" / "python"
-        install = subprocess.run(
-            [str(UV), "pip", "install", "--python", str(python), "-r", "requirements.txt"],
+        install = _run(
+            # uv caches a source folder's build by its pyproject.toml alone: refresh it,
+            # or the venv would get the Shipyard of an earlier run of this test.
+            [str(UV), "pip", "install", "--python", str(python), "-r", "requirements.txt",
+             "--refresh-package", "shipyard"],
             cwd=context,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert install.returncode == 0, install.stderr
-        rows = features[::25]
-        done = subprocess.run(
-            [str(python), "-c", _PREDICT, str(context / "model" / "model.skops"),
-             json.dumps(rows.tolist())],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
         )  # fmt: skip
+        assert install.returncode == 0, install.stderr
+        model_file = next((context / "model" / "model").glob("*.skops"))
+        rows = features.to_numpy()[::25]
+        done = _run([str(python), "-c", _PREDICT, str(model_file), json.dumps(rows.tolist())])
         assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout)
-        freeze = subprocess.run(
-            [str(UV), "pip", "freeze", "--python", str(python)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        ).stdout.lower()
+        freeze = _run([str(UV), "pip", "freeze", "--python", str(python)]).stdout.lower()
+
+        # The image's entrypoint, from the venv, in a home that never saw the registry.
+        port = free_port()
+        server = subprocess.Popen(
+            [str(venv / "bin" / "shipyard"), "serve", str(context / "model"),
+             "--port", str(port), "--log-level", "warning"],
+            env=_fresh_env(tmp_path / "image-home"),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", timeout=120)
+            record = dict(zip(features.columns, rows[0].tolist(), strict=True))
+            answer = httpx.post(f"http://127.0.0.1:{port}/predict", json=record, timeout=30)
+        finally:
+            server.terminate()
+            server.wait(60)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["prediction"] == int(model.predict(rows[:1])[0])
+
+        # What other models and set-ups need is asked for by its extra's name.
+        needs = [
+            (["serve", str(boosted_package), "--port", "0"], {}, "shipyard[xgboost]"),
+            (["optimize", "iris:1"], {}, "shipyard[onnx]"),
+            (["serve", str(context / "model"), "--port", "0"],
+             {"SHIPYARD_ARTIFACTS": "s3://models/team"}, "shipyard[s3]"),
+        ]  # fmt: skip
+        for args, env, extra in needs:
+            refused = _run(
+                [str(venv / "bin" / "shipyard"), *args],
+                env=_fresh_env(tmp_path / f"home-{extra}", **env),
+            )
+            assert refused.returncode == 1, refused.stdout + refused.stderr
+            assert extra in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
     finally:
         shutil.rmtree(venv, ignore_errors=True)  # ~750 MB of links; don't keep it around
 
     assert Path(result["executable"]).parent == venv / "bin"
     assert result["predictions"] == model.predict(rows).tolist()
     assert result["sklearn"] == versions["scikit-learn"]
-    for name, version in versions.items():
-        assert f"{name}=={version}" in freeze
+    for name, pinned in versions.items():
+        assert f"{name}=={pinned}" in freeze
     assert "shipyard @ file://" in freeze
+    installed = {line.split("==")[0].split(" @ ")[0] for line in freeze.splitlines()}
+    assert sorted(installed & set(OPTIONAL)) == []

@@ -26,7 +26,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from live_server import LiveServer
-from shipyard.client import Shipyard
+from shipyard import Shipyard
 from shipyard.config import Settings
 from shipyard.quickstart import iris_frame
 from shipyard.serving import ServeOptions, create_app

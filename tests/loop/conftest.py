@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from loop_support import T0, Clock
 
-from shipyard.client import Shipyard
+from shipyard import Shipyard
 from shipyard.config import Settings
 from shipyard.loop.examples import iris_frame
 

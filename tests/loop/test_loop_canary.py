@@ -7,7 +7,7 @@ from pathlib import Path
 
 from loop_support import Clock, make_config
 
-from shipyard.client import Shipyard
+from shipyard import Shipyard
 from shipyard.loop.controller import LoopController
 from shipyard.loop.examples import FEATURES, iris_frame, train_iris
 from shipyard.loop.lineage import lineage

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from loop_support import T0, Clock, RecordingCanary, append_rows, make_config
 
-from shipyard.client import Shipyard
+from shipyard import Shipyard
 from shipyard.config import Settings
 from shipyard.loop.canary import CanaryOutcome
 from shipyard.loop.config import LoopConfig

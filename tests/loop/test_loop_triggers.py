@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from loop_support import T0, Clock, RecordingCanary, append_rows, make_config
 
-from shipyard.client import Shipyard
+from shipyard import Shipyard
 from shipyard.loop.config import LoopConfig
 from shipyard.loop.controller import LoopController
 from shipyard.loop.examples import FEATURES, iris_frame, train_iris

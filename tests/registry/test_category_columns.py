@@ -25,7 +25,7 @@ from category_data import (
     records,
     xgboost_model,
 )
-from shipyard.client import Shipyard
+from shipyard import Shipyard
 from shipyard.config import Settings
 from shipyard.errors import InvalidInputError, SchemaError
 from shipyard.registry.optimize import (

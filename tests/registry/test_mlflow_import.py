@@ -263,3 +263,91 @@ def test_folder_problems(clf: LogisticRegression, tmp_path: Path) -> None:
     (folder / "MLmodel").write_text("flavors: [unclosed")
     with pytest.raises(ManifestError, match="not valid YAML"):
         read_mlflow_model(folder)
+
+
+def _point_outside(link: Path, target: Path) -> None:
+    """Replace ``link`` by a symbolic link to ``target`` (outside the model folder)."""
+    if link.is_dir():
+        import shutil
+
+        shutil.rmtree(link)
+    else:
+        link.unlink(missing_ok=True)
+    link.symlink_to(target)
+
+
+def test_a_model_file_linking_out_of_the_folder_is_refused(
+    clf: LogisticRegression, tmp_path: Path
+) -> None:
+    folder = _mlflow2_folder(tmp_path / "model", clf)
+    elsewhere = tmp_path / "elsewhere.pkl"
+    elsewhere.write_bytes((folder / "model.pkl").read_bytes())
+    _point_outside(folder / "model.pkl", elsewhere)
+    with pytest.raises(ManifestError, match=r"model\.pkl is a symbolic link .* leads out"):
+        read_mlflow_model(folder, trusted_pickle=True)
+
+
+def test_a_sub_folder_linking_out_of_the_folder_is_refused(
+    clf: LogisticRegression, tmp_path: Path
+) -> None:
+    folder = _mlflow2_folder(tmp_path / "model", clf)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "model.pkl").write_bytes((folder / "model.pkl").read_bytes())
+    (folder / "data").symlink_to(outside)
+    conf = yaml.safe_load((folder / "MLmodel").read_text())
+    conf["flavors"]["sklearn"]["pickled_model"] = "data/model.pkl"
+    (folder / "MLmodel").write_text(yaml.safe_dump(conf))
+    with pytest.raises(ManifestError, match=r"data/model\.pkl is a symbolic link .* leads out"):
+        read_mlflow_model(folder, trusted_pickle=True)
+
+
+def test_an_input_example_linking_out_of_the_folder_is_refused(
+    clf: LogisticRegression, iris: tuple[pd.DataFrame, np.ndarray], tmp_path: Path
+) -> None:
+    X, _ = iris
+    folder = _mlflow2_folder(tmp_path / "model", clf, example=X.head(5))
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps({"columns": ["password"], "data": [["hunter2"]]}))
+    _point_outside(folder / "input_example.json", secret)
+    with pytest.raises(ManifestError, match=r"input_example\.json is a symbolic link"):
+        read_mlflow_model(folder, trusted_pickle=True)
+
+
+def test_links_that_stay_inside_the_folder_are_followed(
+    clf: LogisticRegression, iris: tuple[pd.DataFrame, np.ndarray], tmp_path: Path
+) -> None:
+    X, _ = iris
+    folder = _mlflow2_folder(tmp_path / "model", clf, example=X.head(5))
+    (folder / "data").mkdir()
+    (folder / "model.pkl").rename(folder / "data" / "model.pkl")
+    (folder / "model.pkl").symlink_to(Path("data") / "model.pkl")
+    model, _, meta = read_mlflow_model(folder, trusted_pickle=True)
+    assert model.predict(X).tolist() == clf.predict(X).tolist()
+    assert len(meta["input_example"]) == 5
+    # The folder itself may be reached through a link (e.g. a "latest" link to a run).
+    (tmp_path / "latest").symlink_to(folder)
+    read_mlflow_model(tmp_path / "latest", trusted_pickle=True)
+
+
+def test_import_mlflow_command_refuses_a_link_out(
+    clf: LogisticRegression, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from shipyard.cli.main import app
+
+    folder = _mlflow2_folder(tmp_path / "model", clf)
+    elsewhere = tmp_path / "elsewhere.pkl"
+    elsewhere.write_bytes((folder / "model.pkl").read_bytes())
+    _point_outside(folder / "model.pkl", elsewhere)
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    result = CliRunner().invoke(
+        app,
+        ["models", "import-mlflow", str(folder), "--name", "iris", "--trust-pickle"],
+        terminal_width=1000,
+    )
+    assert result.exit_code == 1
+    assert "Error:" in result.output and "leads out of the model folder" in result.output
+    listed = CliRunner().invoke(app, ["models", "list", "--json"])
+    assert listed.output.strip() == "[]"

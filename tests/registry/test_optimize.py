@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from typer.testing import CliRunner
 
-from shipyard.client import Shipyard
+from shipyard import Shipyard
 from shipyard.config import Settings
 from shipyard.quickstart import iris_frame
 from shipyard.registry.optimize import (

@@ -12,6 +12,7 @@ from shipyard.registry.refs import ModelRef, check_alias, check_model_name, pars
         ("iris:3", ModelRef("iris", version=3)),
         ("models:/iris/3", ModelRef("iris", version=3)),
         ("models:/iris@champion", ModelRef("iris", alias="champion")),
+        ("models:/wine/latest", ModelRef("wine", alias="latest")),
         ("  churn-v2.1@latest ", ModelRef("churn-v2.1", alias="latest")),
     ],
 )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from shipyard.client import Shipyard
+from shipyard import Shipyard
 from shipyard.config import Settings
 from shipyard.errors import (
     AliasNotFoundError,
@@ -97,15 +99,53 @@ def test_tampered_artifact_is_refused(client: Shipyard, iris_model, tmp_path) ->
     assert client.metadata.get_version("iris", 1).status == "ready"
 
 
-def test_tampered_cache_is_refused(client: Shipyard, iris_model) -> None:  # type: ignore[no-untyped-def]
+def _damage(path: Path, how: str) -> None:
+    if how == "flipped":
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 0x01
+        path.write_bytes(bytes(data))
+    elif how == "truncated":
+        path.write_bytes(path.read_bytes()[:7])
+    elif how == "emptied":
+        path.write_bytes(b"")
+    else:
+        path.unlink()
+
+
+@pytest.mark.parametrize("how", ["flipped", "truncated", "emptied", "deleted"])
+def test_a_damaged_cache_entry_heals_from_the_artifact_store(
+    client: Shipyard, iris_model, how: str, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
     model, X, _ = iris_model
     version = client.registry.log_model(model, "iris", sample=X)
     package = client.registry.package_dir(version)
     target = next(p for p in (package / "model").rglob("*") if p.is_file())
-    data = bytearray(target.read_bytes())
-    data[-1] ^= 0x01
-    target.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError):
+    original = target.read_bytes()
+    _damage(target, how)
+
+    loaded = client.registry.load("iris:1")
+    assert loaded.predict(X).tolist() == model.predict(X).tolist()
+    assert target.read_bytes() == original  # the cached copy was fetched again
+    assert "iris:1" in caplog.text and "damaged" in caplog.text
+
+    _damage(target, how)  # the files `shipyard package` copies heal the same way
+    folder = client.registry.verified_package_dir(version)
+    assert (folder / target.relative_to(package)).read_bytes() == original
+
+
+def test_a_damaged_cache_over_a_damaged_store_names_the_version(
+    client: Shipyard, iris_model
+) -> None:  # type: ignore[no-untyped-def]
+    model, X, _ = iris_model
+    version = client.registry.log_model(model, "iris", sample=X)
+    package = client.registry.package_dir(version)
+    target = next(p for p in (package / "model").rglob("*") if p.is_file())
+    relpath = target.relative_to(package).as_posix()
+    digest = client.registry.manifest(version).files[relpath].sha256
+    _damage(client.settings.home / "artifacts" / "blobs" / digest[:2] / digest, "flipped")
+    _damage(target, "flipped")
+
+    with pytest.raises(IntegrityError, match=rf"iris:1.*{relpath}"):
         client.registry.load("iris:1")
 
 

@@ -12,8 +12,8 @@ import yaml
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
+from shipyard import Shipyard
 from shipyard.cli.main import app
-from shipyard.client import Shipyard
 from shipyard.config import Settings
 from shipyard.errors import UnsafeArtifactError
 from shipyard.quickstart import COURSE_RECORD, IRIS_FEATURES, iris_frame

@@ -22,7 +22,7 @@ import live_server
 from live_server import LiveServer as LiveServer  # re-exported for the suite
 from live_server import free_port as free_port
 from live_server import wait_ready as wait_ready
-from shipyard.client import Shipyard
+from shipyard import Shipyard
 from shipyard.config import Settings
 from shipyard.quickstart import COURSE_RECORD, iris_frame
 from shipyard.serving import ServeOptions, create_app

@@ -26,7 +26,7 @@ from category_data import (
     records,
     xgboost_model,
 )
-from shipyard.client import Shipyard
+from shipyard import Shipyard
 from shipyard.config import Settings
 from shipyard.registry.optimize import CompiledPredictor, optimize_version
 

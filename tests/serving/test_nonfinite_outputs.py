@@ -16,7 +16,7 @@ import pytest
 from serving_helpers import SETOSA, VIRGINICA, LiveServer, serve
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from shipyard.client import Shipyard
+from shipyard import Shipyard
 from shipyard.config import Settings
 from shipyard.quickstart import diabetes_frame, iris_frame
 

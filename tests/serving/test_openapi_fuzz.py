@@ -22,7 +22,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from serving_helpers import LiveServer
 
-from shipyard.client import Shipyard
+from shipyard import Shipyard
 from shipyard.config import Settings
 from shipyard.serving import create_app
 

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from serving_helpers import SETOSA, VIRGINICA, IrisRegistry, LiveServer, serve
 
-from shipyard.client import Shipyard
+from shipyard import Shipyard
 from shipyard.config import Settings
 from shipyard.errors import IntegrityError
 from shipyard.serving.metrics import ServingMetrics

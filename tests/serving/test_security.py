@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from serving_helpers import SETOSA, IrisRegistry, LiveServer, serve
 
-from shipyard.client import Shipyard
+from shipyard import Shipyard
 from shipyard.config import Settings
 from shipyard.serving.security import DEFAULT_MAX_BODY_BYTES
 

@@ -9,7 +9,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
-from shipyard.client import Shipyard
+from shipyard import Shipyard
 from shipyard.config import Settings
 from shipyard.errors import ConflictError, InvalidInputError
 from shipyard.quickstart import iris_frame

@@ -266,7 +266,13 @@ class SqlSource:
         self.url = url
         self.table = table
         self.query = query
-        where = sa.make_url(url).render_as_string(hide_password=True)
+        try:
+            where = sa.make_url(url).render_as_string(hide_password=True)
+        except sa.exc.ArgumentError as exc:
+            raise InvalidInputError(
+                f"{url!r} is not a database URL; expected e.g. "
+                "'sqlite:///rows.db' or 'postgresql+psycopg://user@host/db'."
+            ) from exc
         self.description = f"table {table!r} in {where}" if table else f"query in {where}"
 
     def _connect(self) -> sa.Connection:
@@ -276,12 +282,12 @@ class SqlSource:
             engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
         except (sa.exc.ArgumentError, ImportError) as exc:
             raise InvalidInputError(
-                f"Cannot use the database URL for the {self.description}: {exc}"
+                f"Cannot use the database URL for the {self.description}: {_reason(exc)}"
             ) from exc
         try:
             return engine.connect()
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"Cannot connect for the {self.description}: {exc}") from exc
+            raise StoreError(f"Cannot connect for the {self.description}: {_reason(exc)}") from exc
 
     def _table(self, conn: sa.Connection) -> sa.Table:
         assert self.table is not None
@@ -315,7 +321,7 @@ class SqlSource:
             try:
                 return list(conn.execute(probe).keys())
             except sa.exc.SQLAlchemyError as exc:
-                raise InvalidInputError(f"The {self.description} failed: {exc}") from exc
+                raise InvalidInputError(f"The {self.description} failed: {_reason(exc)}") from exc
 
     def total_rows(self) -> int | None:
         if self.table is None:
@@ -336,4 +342,12 @@ class SqlSource:
                     frame = pd.DataFrame.from_records(rows, columns=keys, coerce_float=True)
                     yield frame[list(columns)] if list(keys) != list(columns) else frame
             except sa.exc.SQLAlchemyError as exc:
-                raise InvalidInputError(f"Reading the {self.description} failed: {exc}") from exc
+                raise InvalidInputError(
+                    f"Reading the {self.description} failed: {_reason(exc)}"
+                ) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own first line: SQLAlchemy appends the SQL and a link on more lines."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -23,7 +23,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:
-    from shipyard.client import Shipyard
+    from shipyard._client import Shipyard
 
 from shipyard.config import Settings
 from shipyard.errors import ShipyardError
@@ -41,13 +41,16 @@ class ShipyardGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except ShipyardError as exc:
-            err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+            # The message is text, not Rich markup: "shipyard[s3]" must print as written.
+            err_console.print(
+                f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(code=1) from exc
 
 
 def get_client(ctx: typer.Context) -> Shipyard:
     """The client made once per command line from the environment and shipyard.toml."""
-    from shipyard.client import Shipyard  # the stores pull in SQLAlchemy and pandas
+    from shipyard._client import Shipyard  # the stores pull in SQLAlchemy and pandas
 
     root = ctx.find_root()
     if not isinstance(root.obj, Shipyard):

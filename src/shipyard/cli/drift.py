@@ -27,6 +27,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from shipyard.drift.columns import split_names
@@ -236,7 +237,7 @@ def make_drift_command(
             )
         except ShipyardError as exc:
             stderr = Console(stderr=True)
-            stderr.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+            stderr.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=EXIT_ERROR) from exc
         raise typer.Exit(code=code)
 

@@ -11,7 +11,7 @@ from functools import cache
 
 import pandas as pd
 
-from shipyard.client import Shipyard
+from shipyard._client import Shipyard
 from shipyard.config import Settings
 from shipyard.drift.profile import ReferenceProfile
 from shipyard.errors import InvalidInputError

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import typer
 
+from shipyard._client import Shipyard
 from shipyard.cli._common import JsonOption, console, err_console, get_client, print_json, table
-from shipyard.client import Shipyard
 from shipyard.errors import InvalidInputError, ShipyardError
 from shipyard.monitoring.concept import Degradation, detect_degradation
 from shipyard.monitoring.durations import parse_duration
@@ -128,7 +128,7 @@ def prune_command(
 ) -> None:
     """Apply retention: delete logged predictions and labels older than --older-than."""
     keep = parse_duration(older_than)
-    log = open_prediction_log(get_client(ctx).settings, retention=keep)
+    log = open_prediction_log(get_client(ctx).store_settings, retention=keep)
     removed = log.prune()
     console.print(f"Removed {len(removed)} day partition(s) older than {older_than}.")
 

@@ -10,7 +10,12 @@ import typer
 from shipyard.cli._common import JsonOption, console, get_client, print_json
 from shipyard.deploy.docker import WHEELS_DIR, write_container_context
 from shipyard.deploy.kubernetes import write_kubernetes_manifests
-from shipyard.deploy.runtime import build_shipyard_wheel, serving_environment
+from shipyard.deploy.runtime import (
+    build_shipyard_wheel,
+    image_extras,
+    serving_environment,
+    with_extras,
+)
 
 
 def package_command(
@@ -22,17 +27,45 @@ def package_command(
         "--shipyard-requirement",
         help="Install Shipyard from this requirement instead of a wheel built from source.",
     ),
+    image: str | None = typer.Option(
+        None,
+        "--image",
+        help="Image the Kubernetes Deployment runs (default: MODEL:VERSION, e.g. "
+        "registry.example.com/team/iris:3 for a registry).",
+    ),
+    name: str | None = typer.Option(
+        None,
+        "--name",
+        help="Name of the Kubernetes Deployment and Service (default: the model's name, so "
+        "the next version's manifests update them in place).",
+    ),
+    extra: list[str] = typer.Option(
+        [],
+        "--extra",
+        help="Also install this Shipyard extra in the image (s3 for an s3:// artifact "
+        "store; the model's flavor adds its own). Repeatable.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Write a Dockerfile, pinned requirements, Kubernetes manifests and the model package."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        # Checked first, with the flag's name: building the wheel takes a while.
+        raise typer.BadParameter(
+            f"{out} already exists and is not an empty folder; choose a new folder or "
+            "delete it first.",
+            param_hint="--out",
+        )
     registry = get_client(ctx).registry
     version = registry.resolve(ref)
-    package_dir = registry.package_dir(version)
+    package_dir = registry.verified_package_dir(version)
     manifest = registry.manifest(version)
-    environment = serving_environment(manifest.environment)
+    extras = image_extras(manifest.flavor, extra)
+    environment = serving_environment(manifest.environment, extras)
     with tempfile.TemporaryDirectory() as scratch:
         wheels = [] if shipyard_requirement else [build_shipyard_wheel(Path(scratch))]
-        requirement = shipyard_requirement or f"shipyard @ file://{WHEELS_DIR}/{wheels[0].name}"
+        requirement = with_extras(
+            shipyard_requirement or f"shipyard @ file://{WHEELS_DIR}/{wheels[0].name}", extras
+        )
         written = write_container_context(
             package_dir,
             environment,
@@ -41,10 +74,10 @@ def package_command(
             shipyard_requirement=requirement,
             wheels=wheels,
         )
-    image = f"{version.model}:{version.version}"
-    written.append(write_kubernetes_manifests(version.ref, out, image=image))
+    image = image or f"{version.model}:{version.version}"
+    written.append(write_kubernetes_manifests(version.ref, out, image=image, name=name))
     if as_json:
-        print_json({"ref": version.ref, "out": out, "files": written})
+        print_json({"ref": version.ref, "out": out, "files": written, "extras": extras})
         return
     console.print(f"Wrote a build context for {version.ref} to {out}:")
     for path in written:

@@ -33,6 +33,7 @@ from shipyard.batch.readers import ChunkSource, SqlSource, open_source
 from shipyard.batch.scorer import ChunkResult, ProgressCallback
 from shipyard.batch.writers import open_sink
 from shipyard.cli._common import console, err_console, get_client, print_json, to_jsonable
+from shipyard.errors import InvalidInputError
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.monitoring.records import PredictionBatch
 
@@ -139,23 +140,24 @@ def _chunk_logger(log: PredictionLog, job_id: str) -> Callable[[ChunkResult], No
 def _source(
     path: Path | None, db: str | None, table_name: str | None, query: str | None
 ) -> ChunkSource:
+    # InvalidInputError, not a usage error: one line saying which option to give.
     if db is None:
         if table_name is not None or query is not None:
-            raise typer.BadParameter(
-                "--input-table and --input-query need --input-db URL", param_hint="--input-db"
+            raise InvalidInputError(
+                "--input-table and --input-query need --input-db URL (the database to read)."
             )
         if path is None:
-            raise typer.BadParameter(
-                "give a file to score, or --input-db URL with --input-table NAME",
-                param_hint="--input",
+            raise InvalidInputError(
+                "Nothing to score: give a file to score with --input FILE, or --input-db URL "
+                "with --input-table NAME or --input-query SQL."
             )
         return open_source(path)
     if path is not None:
-        raise typer.BadParameter("give --input or --input-db, not both", param_hint="--input")
+        raise InvalidInputError("Give --input FILE or --input-db URL, not both.")
     if (table_name is None) == (query is None):
-        raise typer.BadParameter(
-            "give exactly one of --input-table NAME or --input-query SQL",
-            param_hint="--input-table",
+        raise InvalidInputError(
+            "--input-db needs the rows to score: give exactly one of --input-table NAME or "
+            "--input-query SQL."
         )
     return SqlSource(db, table=table_name, query=query)
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from shipyard.cli._common import err_console, get_client
-from shipyard.registry.manifest import Manifest
+from shipyard.registry.package import package_folder
 from shipyard.serving.monitor_job import DEFAULT_MONITOR_INTERVAL, DEFAULT_MONITOR_WINDOW
 from shipyard.serving.options import ServeOptions
 from shipyard.serving.runtime import DEFAULT_POLL_INTERVAL
@@ -19,19 +19,19 @@ from shipyard.serving.security import DEFAULT_MAX_BODY_BYTES
 from shipyard.serving.server import DEFAULT_GRACEFUL_TIMEOUT, run_server
 
 if TYPE_CHECKING:
-    from shipyard.client import Shipyard
+    from shipyard._client import Shipyard
 
 
-def _register_package_folder(client: Shipyard, folder: Path) -> str:
+def _register_package_folder(client: Shipyard, folder: Path, *, trusted_pickle: bool) -> str:
     """Serve a model package folder (as a container built by `shipyard package` does).
 
-    The folder is registered in this server's own registry (checksums verified
-    on the way in) and served by version; the registry it came from is not
-    needed at run time.
+    The folder is registered in this server's own registry (checksums verified and
+    the model loaded on the way in; the same bytes again reuse their version) and
+    served by version; the registry it came from is not needed at run time.
     """
-    manifest = Manifest.load(folder)
-    version = client.registry.register_package(folder, manifest.name)
-    err_console.print(f"Registered package {folder} as {version.ref}.", highlight=False)
+    version, reused = client.registry.register_package_folder(folder, trusted_pickle=trusted_pickle)
+    done = "is already registered as" if reused else "registered as"
+    err_console.print(f"Package {folder} {done} {version.ref}.", highlight=False)
     return version.ref
 
 
@@ -41,6 +41,12 @@ def serve_command(
         None,
         help="Model to serve: NAME (its production alias), NAME@ALIAS, NAME:VERSION, or a "
         "model package folder (shipyard.json at its root).",
+    ),
+    package: Path | None = typer.Option(
+        None,
+        "--package",
+        help="Serve the model package in this folder (shipyard.json at its root), "
+        "registered once in this server's registry.",
     ),
     deployment: str | None = typer.Option(
         None,
@@ -111,8 +117,10 @@ def serve_command(
     in-flight requests, then exits with status 0.
     """
     client = get_client(ctx)
-    if (ref is None) == (deployment is None):
-        raise typer.BadParameter("Give a model REF or --deployment NAME (exactly one).")
+    if [ref, deployment, package].count(None) != 2:
+        raise typer.BadParameter(
+            "Give exactly one of a model REF, --deployment NAME or --package DIR."
+        )
     if deployment is not None:
         from shipyard.rollout.service import Deployments
 
@@ -120,9 +128,10 @@ def serve_command(
         served = Deployments(client.metadata, actor=client.settings.actor).get(deployment)
         ref, now = deployment, f"deployment {deployment}, primary {served.model}:{served.primary}"
     else:
+        folder = package or package_folder(str(ref))
+        if folder is not None:
+            ref = _register_package_folder(client, folder, trusted_pickle=trusted_pickle)
         assert ref is not None
-        if Path(ref).is_dir():
-            ref = _register_package_folder(client, Path(ref))
         # Fail now, with the registry's message, rather than from inside a worker.
         now = client.registry.resolve(ref).ref
     options = ServeOptions(

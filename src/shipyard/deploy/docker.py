@@ -214,13 +214,13 @@ def _check_folders(package_dir: Path, out_dir: Path) -> None:
     package, out = package_dir.resolve(), out_dir.resolve()
     if out == package or out.is_relative_to(package):
         raise InvalidInputError(
-            f"out_dir {out_dir} is inside the model package {package_dir}; "
-            f"write the build context somewhere else."
+            f"The build context folder {out_dir} is inside the model package "
+            f"{package_dir}; write it somewhere else."
         )
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ConflictError(
-            f"out_dir {out_dir} already exists and is not an empty folder; choose a new "
-            f"folder or delete it first."
+            f"The build context folder {out_dir} already exists and is not an empty "
+            f"folder; choose a new folder or delete it first."
         )
 
 

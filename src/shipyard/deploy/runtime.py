@@ -1,29 +1,74 @@
 """What a serving image needs besides the model: Shipyard itself, pinned.
 
 The model's manifest pins the packages the model was saved with; the server
-also needs Shipyard and everything Shipyard imports. Both sets are pinned to
-the versions installed here, so the image runs what was tested. Shipyard is
-not on a public index under that name, so it travels as a wheel built from
-the installed source.
+also needs Shipyard, everything Shipyard imports, and the optional extras the
+model's flavor needs (``shipyard[xgboost]`` for an XGBoost model; a plain
+scikit-learn model needs none). All are pinned to the versions installed
+here, so the image runs what was tested. Shipyard is not on a public index
+under that name, so it travels as a wheel built from the installed source.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import ConfigError
+from packaging.requirements import Requirement
+
+from shipyard.errors import ConfigError, InvalidInputError
+from shipyard.extras import EXTRA_MODULES, FLAVOR_EXTRAS, require_extra
 from shipyard.registry.environment import canonical_name, capture_environment
 
 
-def serving_environment(model_environment: dict[str, Any]) -> dict[str, Any]:
-    """The model's pins plus Shipyard's own runtime closure (the model's pins win)."""
-    runtime = capture_environment(["shipyard"])["packages"]
+def image_extras(flavor: str, wanted: Iterable[str] = ()) -> list[str]:
+    """The extras an image serving a ``flavor`` model needs, plus ``wanted`` ones (sorted).
+
+    Raises :class:`InvalidInputError` for an extra Shipyard does not have.
+    """
+    extras = set(wanted)
+    unknown = sorted(extras - set(EXTRA_MODULES))
+    if unknown:
+        raise InvalidInputError(
+            f"Unknown extra {', '.join(unknown)}; Shipyard's extras are "
+            f"{', '.join(sorted(EXTRA_MODULES))}."
+        )
+    if flavor in FLAVOR_EXTRAS:
+        extras.add(FLAVOR_EXTRAS[flavor])
+    return sorted(extras)
+
+
+def _extra_distributions(extra: str) -> list[str]:
+    """The distributions Shipyard's ``extra`` adds (from its installed metadata)."""
+    names = []
+    for text in metadata.distribution("shipyard").requires or []:
+        requirement = Requirement(text)
+        marker = requirement.marker
+        # Required with this extra and not without it (not a core dependency).
+        if (
+            marker is not None
+            and marker.evaluate({"extra": extra})
+            and not marker.evaluate({"extra": ""})
+        ):
+            names.append(requirement.name)
+    return names
+
+
+def serving_environment(
+    model_environment: dict[str, Any], extras: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The model's pins plus Shipyard's own runtime closure and that of ``extras``
+    (the model's pins win)."""
+    for extra in extras:
+        require_extra(extra, f"an image with shipyard[{extra}]")
+    wanted = [name for extra in extras for name in _extra_distributions(extra)]
+    runtime = capture_environment(["shipyard", *wanted])["packages"]
     runtime.pop("shipyard", None)
     packages = {
         **runtime,
@@ -62,3 +107,17 @@ def build_shipyard_wheel(dest: Path) -> Path:
             f"Could not build a Shipyard wheel from {source}: {result.stderr.strip()[-800:]}"
         )
     return wheels[-1]
+
+
+def with_extras(requirement: str, extras: Iterable[str]) -> str:
+    """``shipyard @ URL`` -> ``shipyard[xgboost] @ URL``; a requirement naming extras is kept.
+
+    >>> with_extras("shipyard==0.1.0", ["xgboost"])
+    'shipyard[xgboost]==0.1.0'
+    """
+    chosen = sorted(extras)
+    text = requirement.strip()
+    name = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", text)
+    if not chosen or name is None or text[name.end() :].lstrip().startswith("["):
+        return text
+    return f"{text[: name.end()]}[{','.join(chosen)}]{text[name.end() :]}"

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from shipyard.errors import NotFoundError
 
 if TYPE_CHECKING:
-    from shipyard.client import Shipyard
+    from shipyard._client import Shipyard
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ Example (YAML)::
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -50,11 +51,12 @@ from pydantic import (
 
 from shipyard.errors import ConfigError, ShipyardError
 from shipyard.monitoring.durations import parse_duration
-from shipyard.registry.refs import check_model_name
+from shipyard.names import check_name
+from shipyard.registry.refs import check_alias
 from shipyard.validation.contract_checks import EXPECTATIONS
 from shipyard.validation.gates import DEFAULT_MIN_SLICE_ROWS, GateSpec, build_spec
 
-_ENTRY_POINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_ENTRY_POINT = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
 _TIMEDELTA: TypeAdapter[timedelta] = TypeAdapter(timedelta)
@@ -69,6 +71,14 @@ def _duration(value: Any) -> timedelta:
             return _TIMEDELTA.validate_python(value)
         except ValidationError:
             raise ValueError(str(exc)) from exc
+
+
+def _checked(check: Callable[..., str], value: str, **kwargs: Any) -> str:
+    """Run a Shipyard name check inside a pydantic validator (which wants ValueError)."""
+    try:
+        return check(value, **kwargs)
+    except ShipyardError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 class _Strict(BaseModel):
@@ -127,7 +137,7 @@ class PipelineConfig(_Strict):
     @field_validator("entry_point")
     @classmethod
     def _entry_point(cls, value: str) -> str:
-        if not _ENTRY_POINT.match(value):
+        if not _ENTRY_POINT.fullmatch(value):
             raise ValueError(f"{value!r} is not an entry point; expected 'package.module:function'")
         return value
 
@@ -301,6 +311,11 @@ class CanaryConfig(_Strict):
     )
     policy: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("deployment")
+    @classmethod
+    def _deployment(cls, value: str | None) -> str | None:
+        return None if value is None else _checked(check_name, value, kind="Deployment name")
+
 
 class LoopConfig(_Strict):
     """Everything the loop needs to know about one model."""
@@ -320,11 +335,12 @@ class LoopConfig(_Strict):
     @field_validator("model")
     @classmethod
     def _name(cls, value: str) -> str:
-        try:
-            check_model_name(value)
-        except ShipyardError as exc:
-            raise ValueError(str(exc)) from exc
-        return value
+        return _checked(check_name, value, kind="Model name")
+
+    @field_validator("alias")
+    @classmethod
+    def _alias(cls, value: str) -> str:
+        return _checked(check_alias, value)
 
     @field_validator("stale_after", mode="before")
     @classmethod

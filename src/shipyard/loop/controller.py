@@ -41,7 +41,7 @@ from shipyard.store import records
 from shipyard.store.loop_store import LoopRun, LoopStore
 
 if TYPE_CHECKING:
-    from shipyard.client import Shipyard
+    from shipyard._client import Shipyard
 
 
 def _utcnow() -> datetime:

@@ -20,7 +20,7 @@ from shipyard.errors import ShipyardError
 from shipyard.store.loop_store import LoopStore
 
 if TYPE_CHECKING:
-    from shipyard.client import Shipyard
+    from shipyard._client import Shipyard
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from shipyard.validation.contract_checks import check_contract
 from shipyard.validation.service import get_contract, validate_model
 
 if TYPE_CHECKING:
-    from shipyard.client import Shipyard
+    from shipyard._client import Shipyard
 
 
 class StepFailed(ShipyardError):

@@ -46,7 +46,7 @@ from shipyard.store import records
 from shipyard.store.loop_store import LoopStore
 
 if TYPE_CHECKING:
-    from shipyard.client import Shipyard
+    from shipyard._client import Shipyard
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

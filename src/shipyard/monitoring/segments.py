@@ -32,13 +32,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-import botocore.exceptions
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shipyard.errors import StoreError
-from shipyard.store.filesystems import open_filesystem
+from shipyard.store.filesystems import BACKEND_ERRORS, open_filesystem
 
 __all__ = ["UNASSIGNED", "Partition", "SegmentSink", "SegmentStore"]
 
@@ -49,7 +48,7 @@ KINDS: tuple[Kind, ...] = ("predictions", "feedback")
 UNASSIGNED = "_unassigned"
 _DAY_RE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 _PART_RE = re.compile(r"^part-[^/]+\.parquet$")
-_BACKEND_ERRORS = (OSError, botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+_BACKEND_ERRORS = BACKEND_ERRORS
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ def read_mlflow_model(
     """
     path = Path(path)
     mlmodel_path = path / MLMODEL_NAME
+    _stays_inside(path, mlmodel_path)
     conf = _read_mlmodel(mlmodel_path)
     flavors = conf.get("flavors") or {}
     if not isinstance(flavors, dict) or "sklearn" not in flavors:
@@ -123,17 +124,37 @@ def _inside(root: Path, rel: Any, mlmodel_path: Path) -> Path:
     if p.is_absolute() or ".." in p.parts:
         raise ManifestError(f"{mlmodel_path}: model path {rel!r} points outside the folder.")
     file = root / p
+    _stays_inside(root, file)
     if not file.is_file():
         raise ManifestError(f"{mlmodel_path} names {rel!r}, but {file} does not exist.")
     return file
+
+
+def _stays_inside(root: Path, file: Path) -> None:
+    """Refuse ``file`` if a symbolic link on its way (itself or a folder) leaves ``root``.
+
+    A model folder, like a Shipyard package, must hold its own bytes: a link out of
+    it would import whatever file it points at (another user's model, a secret read
+    as an input example) under the folder's name.
+    """
+    inside = root.resolve()
+    target = file.resolve()
+    if not target.is_relative_to(inside):
+        raise ManifestError(
+            f"{file} is a symbolic link (or lies under one) that leads out of the model folder "
+            f"{root}, to {target}; copy the file into the folder instead of linking to it."
+        )
 
 
 def _input_example(root: Path, conf: dict[str, Any]) -> pd.DataFrame | None:
     info = conf.get("saved_input_example_info")
     if not isinstance(info, dict) or info.get("type") != "dataframe":
         return None
+    rel = info.get("artifact_path")
+    if isinstance(rel, str) and rel:
+        _stays_inside(root, root / rel)  # a link out is refused, never silently skipped
     try:
-        file = _inside(root, info.get("artifact_path"), root / MLMODEL_NAME)
+        file = _inside(root, rel, root / MLMODEL_NAME)
         data = json.loads(file.read_text(encoding="utf-8"))
     except (ManifestError, ValueError, OSError):
         return None  # an example is a convenience; its absence is not an error

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shipyard.extras import require_extra
 from shipyard.registry.flavors.onnx import OnnxPredictor, _graph_classes
 from shipyard.registry.model import LoadedModel
 from shipyard.registry.service import PROFILE_TAG, Registry
@@ -353,6 +354,7 @@ def optimize_version(
 
     The outcome is also written to the version's tags (see the module doc).
     """
+    require_extra("onnx", "compiling a model to ONNX")
     record = registry.resolve(ref)
     model = registry.load(record.ref, trusted_pickle=trusted_pickle)
     digest: str | None = None

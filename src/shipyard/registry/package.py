@@ -35,11 +35,13 @@ from shipyard.errors import (
     ManifestError,
     UnsafeArtifactError,
 )
+from shipyard.extras import require_flavor
 from shipyard.registry.environment import capture_environment, requirements_lines
 from shipyard.registry.flavors import flavor_for_model, get_flavor
 from shipyard.registry.flavors.base import Predictor
 from shipyard.registry.manifest import MANIFEST_NAME, FileEntry, Manifest
 from shipyard.registry.model import LoadedModel
+from shipyard.registry.refs import parse_ref
 from shipyard.registry.signature import Signature, infer_signature, same_categories
 from shipyard.store.artifacts import sha256_file
 
@@ -81,6 +83,7 @@ def write_package(
             "Pass sample= (a few rows of training data) so Shipyard can infer the signature."
         )
     chosen = get_flavor(flavor) if flavor else flavor_for_model(model)
+    require_flavor(chosen.name)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
     try:
@@ -265,6 +268,29 @@ def verify_package(src: Path, manifest: Manifest) -> None:
             )
 
 
+def package_folder(ref: str) -> Path | None:
+    """The package folder ``ref`` names, or None when ``ref`` is a model reference.
+
+    A folder is a package only when it holds a manifest, so a folder that happens
+    to be called like a model (``./iris``) never hides the model ``iris``. A folder
+    without a manifest that is not a model reference either gets an error that
+    says what a package folder holds.
+    """
+    path = Path(ref)
+    if (path / MANIFEST_NAME).is_file():
+        return path
+    if path.is_dir():
+        try:
+            parse_ref(ref)
+        except InvalidInputError as exc:
+            raise ManifestError(
+                f"{ref} is a folder without a {MANIFEST_NAME}, so it is not a model package "
+                "(in a build context written by `shipyard package`, the package is its "
+                "model/ folder), and not a model reference either."
+            ) from exc
+    return None
+
+
 def read_package(src: Path, *, trusted_pickle: bool = False) -> tuple[Manifest, Predictor]:
     """Read the manifest, verify every file, then load the model through its flavor.
 
@@ -278,6 +304,7 @@ def read_package(src: Path, *, trusted_pickle: bool = False) -> tuple[Manifest, 
         flavor = get_flavor(manifest.flavor)
     except InvalidInputError as exc:
         raise ManifestError(f"{src / MANIFEST_NAME}: {exc}") from exc
+    require_flavor(flavor.name)
     if manifest.flavor_options.get("format") == "pickle" and not manifest.trusted_pickle:
         raise UnsafeArtifactError(
             f"Package {src} holds a pickle, but its manifest does not record that it was "
@@ -294,6 +321,7 @@ __all__ = [
     "MODEL_DIR",
     "REQUIREMENTS_NAME",
     "package_files",
+    "package_folder",
     "read_package",
     "verify_package",
     "with_training_categories",

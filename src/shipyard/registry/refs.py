@@ -14,22 +14,22 @@ import re
 from dataclasses import dataclass
 
 from shipyard.errors import InvalidInputError, InvalidReferenceError
+from shipyard.names import ALIAS, NAME, check_alias_name, check_name
 
 DEFAULT_ALIAS = "production"
-_NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}"
-_ALIAS = r"[A-Za-z][A-Za-z0-9_\-]{0,63}"
-_NAME_RE = re.compile(rf"^{_NAME}$")
-_ALIAS_RE = re.compile(rf"^{_ALIAS}$")
+# Each is matched against the whole reference (fullmatch): "iris\n" is not "iris".
 _PATTERNS = (
-    re.compile(rf"^models:/(?P<name>{_NAME})/(?P<version>\d+)$"),
-    re.compile(rf"^models:/(?P<name>{_NAME})@(?P<alias>{_ALIAS})$"),
-    re.compile(rf"^(?P<name>{_NAME}):(?P<version>\d+)$"),
-    re.compile(rf"^(?P<name>{_NAME})@(?P<alias>{_ALIAS})$"),
-    re.compile(rf"^(?P<name>{_NAME})$"),
+    re.compile(rf"models:/(?P<name>{NAME})/(?P<version>\d+)"),
+    # MLflow's own spelling of the newest version.
+    re.compile(rf"models:/(?P<name>{NAME})/(?P<alias>latest)"),
+    re.compile(rf"models:/(?P<name>{NAME})@(?P<alias>{ALIAS})"),
+    re.compile(rf"(?P<name>{NAME}):(?P<version>\d+)"),
+    re.compile(rf"(?P<name>{NAME})@(?P<alias>{ALIAS})"),
+    re.compile(rf"(?P<name>{NAME})"),
 )
 #: Alias names the registry keeps for itself: ``latest`` resolves to the newest
 #: live version, and ``v3`` would be confused with version 3.
-RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$")
+RESERVED_ALIAS = re.compile(r"latest|v\d+")
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,10 @@ class ModelRef:
 
 def parse_ref(text: str) -> ModelRef:
     """Parse a user's model reference; a bare name means ``@production``."""
-    candidate = text.strip()
+    # Surrounding spaces are forgiven; any other character outside a pattern is not.
+    candidate = text.strip(" ") if isinstance(text, str) else ""
     for pattern in _PATTERNS:
-        match = pattern.match(candidate)
+        match = pattern.fullmatch(candidate)
         if match is None:
             continue
         parts = match.groupdict()
@@ -62,27 +63,19 @@ def parse_ref(text: str) -> ModelRef:
         return ModelRef(parts["name"], alias=parts.get("alias") or DEFAULT_ALIAS)
     raise InvalidReferenceError(
         f"{text!r} is not a model reference. Use NAME (its production alias), NAME@ALIAS, "
-        "NAME:VERSION (versions start at 1), models:/NAME/VERSION or models:/NAME@ALIAS."
+        "NAME:VERSION (versions start at 1), models:/NAME/VERSION, models:/NAME/latest or "
+        "models:/NAME@ALIAS."
     )
 
 
 def check_model_name(name: str) -> str:
-    if not _NAME_RE.match(name):
-        raise InvalidInputError(
-            f"Model name {name!r} is not allowed: use letters, digits, '_', '-' or '.', "
-            "starting with a letter or digit (at most 255 characters)."
-        )
-    return name
+    return check_name(name, kind="Model name")
 
 
 def check_alias(alias: str) -> str:
     """Validate an alias a user wants to set."""
-    if not _ALIAS_RE.match(alias):
-        raise InvalidInputError(
-            f"Alias {alias!r} is not allowed: start with a letter, then letters, digits, "
-            "'_' or '-' (at most 64 characters)."
-        )
-    if RESERVED_ALIAS.match(alias):
+    check_alias_name(alias)
+    if RESERVED_ALIAS.fullmatch(alias):
         raise InvalidInputError(
             f"Alias {alias!r} is reserved: 'latest' always means the newest version and "
             "'v<digits>' would read as a version number. Pick another name."

@@ -13,25 +13,31 @@ local cache keyed by manifest digest, so a version is fetched once per machine.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
+import uuid
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
 from shipyard.drift.profile import ReferenceProfile
 from shipyard.errors import (
+    ArtifactNotFoundError,
     IntegrityError,
     InvalidReferenceError,
     ManifestError,
+    ModelNotFoundError,
     NotFoundError,
     UnsafeArtifactError,
 )
 from shipyard.registry.manifest import Manifest
 from shipyard.registry.mlflow_import import read_mlflow_model
 from shipyard.registry.model import LoadedModel
-from shipyard.registry.package import MANIFEST_NAME, read_package, write_package
+from shipyard.registry.package import MANIFEST_NAME, read_package, verify_package, write_package
 from shipyard.registry.refs import ModelRef, check_alias, check_model_name, parse_ref
 from shipyard.registry.signature import Signature
 from shipyard.store import records
@@ -41,8 +47,13 @@ from shipyard.store.validation_store import ValidationStore
 from shipyard.validation.approvals import enforce_promotion
 from shipyard.validation.service import store_contract_for_version
 
+logger = logging.getLogger("shipyard.registry")
+T = TypeVar("T")
+
 #: Version tag holding the artifact digest of the version's drift reference profile.
 PROFILE_TAG = "drift_profile"
+#: Version tag holding the SHA-256 of the package folder's manifest it was registered from.
+SOURCE_TAG = "package_manifest"
 
 
 class Registry:
@@ -98,7 +109,7 @@ class Registry:
                 flavor=flavor,
                 signature=signature,
             )
-            version = self._register_package(package_dir, manifest, tags=tags)
+            version = self._register_package(package_dir, manifest, tags=tags, run_id=run_id)
         if sample is not None:
             # The data contract (types, ranges, categories, quantiles) and the drift
             # reference profile come from the same sample and stay with the version,
@@ -125,17 +136,42 @@ class Registry:
                 f"{version.ref} has no stored drift reference (it was registered without a "
                 "training sample); pass --reference FILE instead."
             )
-        return ReferenceProfile.from_bytes(self.artifacts.get_bytes(digest))
+        try:
+            data = self.artifacts.get_bytes(digest)
+        except (ArtifactNotFoundError, IntegrityError) as exc:
+            raise type(exc)(
+                f"Cannot read the drift reference stored with {version.ref}. {exc}"
+            ) from exc
+        return ReferenceProfile.from_bytes(data)
 
-    def register_package(
-        self, package_dir: Path, name: str, *, tags: dict[str, str] | None = None
-    ) -> records.ModelVersion:
-        """Register an already written package folder (e.g. one exported elsewhere)."""
-        check_model_name(name)
-        manifest = Manifest.load(package_dir / MANIFEST_NAME)
-        return self._register_package(
-            package_dir, manifest.model_copy(update={"name": name}), tags=tags
-        )
+    def register_package_folder(
+        self, folder: Path, *, trusted_pickle: bool = False
+    ) -> tuple[records.ModelVersion, bool]:
+        """Register a package folder written elsewhere (``shipyard package``'s ``model/``).
+
+        Returns the version and whether it was already registered: a folder whose
+        manifest has the same SHA-256 as one registered before (so every file is the
+        same, the manifest listing each file's checksum) reuses that version instead
+        of adding a new one at every server start. A new folder is verified and
+        loaded first, so a package that cannot serve is refused before it is
+        registered. The run it was logged in belongs to the registry it came from:
+        the version links to it only when this registry knows that run (the
+        manifest keeps the run id either way).
+        """
+        folder = Path(folder)
+        manifest = Manifest.load(folder)
+        check_model_name(manifest.name)
+        source = sha256_file(folder / MANIFEST_NAME)
+        with suppress(ModelNotFoundError):  # a first version is always new
+            for existing in reversed(self.metadata.list_versions(manifest.name)):
+                if existing.tags.get(SOURCE_TAG) == source and existing.status != "archived":
+                    return existing, True
+        read_package(folder, trusted_pickle=trusted_pickle)
+        run_id = manifest.run_id
+        if run_id is not None and not self.metadata.run_exists(run_id):
+            run_id = None
+        version = self._register_package(folder, manifest, tags={SOURCE_TAG: source}, run_id=run_id)
+        return version, False
 
     def import_mlflow(
         self, path: Path, name: str, *, trusted_pickle: bool = False
@@ -164,8 +200,14 @@ class Registry:
             return self.log_model(model, name, trusted_pickle=True, **common)
 
     def _register_package(
-        self, package_dir: Path, manifest: Manifest, *, tags: dict[str, str] | None
+        self,
+        package_dir: Path,
+        manifest: Manifest,
+        *,
+        tags: dict[str, str] | None,
+        run_id: str | None,
     ) -> records.ModelVersion:
+        """Store the package's files and record the next version, linked to ``run_id``."""
         for relpath, entry in manifest.files.items():
             digest = self.artifacts.put_file(package_dir / relpath)
             if digest != entry.sha256:
@@ -185,7 +227,7 @@ class Registry:
             manifest.name,
             write_manifest=write_manifest,
             flavor=manifest.flavor,
-            run_id=manifest.run_id,
+            run_id=run_id,
             description=manifest.description,
             metrics=manifest.metrics,
             data_fingerprint=manifest.data_fingerprint,
@@ -211,21 +253,23 @@ class Registry:
         return Manifest.load(self.package_dir(version) / MANIFEST_NAME)
 
     def package_dir(self, version: records.ModelVersion) -> Path:
-        """The version's package folder in the local cache, fetched and verified on demand."""
+        """The version's package folder in the local cache, fetched on demand.
+
+        Only the manifest of a cached copy is checked here; callers that use the
+        model files go through :meth:`verified_package_dir` or :meth:`load`.
+        """
         target = self.cache_dir / version.manifest_digest
         manifest_path = target / MANIFEST_NAME
         if manifest_path.exists() and sha256_file(manifest_path) == version.manifest_digest:
             return target
         if target.exists():  # a cached copy whose manifest no longer matches: refetch it
-            shutil.rmtree(target)
+            self._evict(target)
         staging = Path(tempfile.mkdtemp(dir=self._scratch()))
         try:
-            self.artifacts.get_file(version.manifest_digest, staging / MANIFEST_NAME)
+            self._fetch(version, version.manifest_digest, staging / MANIFEST_NAME)
             manifest = Manifest.load(staging / MANIFEST_NAME)
             for relpath, entry in manifest.files.items():
-                dest = staging / relpath
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                self.artifacts.get_file(entry.sha256, dest)
+                self._fetch(version, entry.sha256, staging / relpath, relpath)
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 staging.rename(target)
@@ -236,16 +280,68 @@ class Registry:
             shutil.rmtree(staging, ignore_errors=True)
         return target
 
+    def _fetch(
+        self, version: records.ModelVersion, digest: str, dest: Path, relpath: str = MANIFEST_NAME
+    ) -> None:
+        """Copy one of the version's blobs to ``dest``; errors say whose file it is."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.artifacts.get_file(digest, dest)
+        except (ArtifactNotFoundError, IntegrityError) as exc:
+            raise type(exc)(
+                f"Cannot load {version.ref}: its file {relpath} is unavailable. {exc}"
+            ) from exc
+
+    def verified_package_dir(self, version: records.ModelVersion) -> Path:
+        """:meth:`package_dir` with every file checked against the manifest."""
+
+        def verified(folder: Path) -> Path:
+            verify_package(folder, Manifest.load(folder / MANIFEST_NAME))
+            return folder
+
+        return self._from_cache(version, verified)
+
     def load(self, ref: str | ModelRef, *, trusted_pickle: bool = False) -> LoadedModel:
         """Load a version for prediction; every file is checked against its checksum."""
         version = self.resolve(ref)
-        manifest, predictor = read_package(self.package_dir(version), trusted_pickle=trusted_pickle)
+        manifest, predictor = self._from_cache(
+            version, lambda folder: read_package(folder, trusted_pickle=trusted_pickle)
+        )
         if manifest.name != version.model or manifest.version != version.version:
             raise ManifestError(
                 f"The package stored for {version.ref} describes "
                 f"{manifest.name}:{manifest.version}; the registry entry is inconsistent."
             )
         return LoadedModel(manifest, predictor)
+
+    def _from_cache(self, version: records.ModelVersion, use: Callable[[Path], T]) -> T:
+        """``use(package folder)``; if the cached copy is damaged, fetch it again once.
+
+        The cache is only a copy: the artifact store holds the originals and checks
+        every blob it hands out, so a corrupted or truncated cache file heals
+        instead of failing every load until someone deletes it by hand.
+        """
+        try:
+            return use(self.package_dir(version))
+        except IntegrityError as exc:
+            folder = self.cache_dir / version.manifest_digest
+            if not folder.exists():
+                raise  # the store itself failed the check; nothing local to repair
+            logger.warning(
+                "The cached copy of %s in %s is damaged (%s); fetching it again from %s.",
+                version.ref, folder, exc, self.artifacts.url,
+            )  # fmt: skip
+            self._evict(folder)
+            return use(self.package_dir(version))
+
+    def _evict(self, folder: Path) -> None:
+        # Renamed away first, so no other process ever sees a half-deleted copy.
+        doomed = self._scratch() / f"evicted-{uuid.uuid4().hex}"
+        try:
+            folder.rename(doomed)
+        except FileNotFoundError:
+            return  # another process evicted it first
+        shutil.rmtree(doomed, ignore_errors=True)
 
     # -- aliases, archive, listing -------------------------------------------
 

@@ -11,7 +11,7 @@ body-size limit, then direct dispatch of ``/predict`` and ``/invocations``
 Errors of every kind are rendered by :mod:`shipyard.serving.errors`.
 
 Example:
-    >>> from shipyard.client import Shipyard
+    >>> from shipyard import Shipyard
     >>> app = create_app(Shipyard(), "iris")         # doctest: +SKIP
     >>> import uvicorn; uvicorn.run(app)              # doctest: +SKIP
 """
@@ -26,7 +26,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from shipyard import __version__
-from shipyard.client import Shipyard
+from shipyard._client import Shipyard
 from shipyard.registry.refs import parse_ref
 from shipyard.serving import admin, feedback, ops
 from shipyard.serving.contract_guard import ContractGuard

@@ -43,7 +43,7 @@ import anyio
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shipyard.client import Shipyard
+from shipyard._client import Shipyard
 from shipyard.errors import ShipyardError
 from shipyard.rollout.controller import RolloutController, log_accuracy
 from shipyard.rollout.metrics import RolloutMetrics

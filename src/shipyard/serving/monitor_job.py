@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from shipyard.client import Shipyard
+from shipyard._client import Shipyard
 from shipyard.drift import DriftDetector
 from shipyard.errors import ConfigError, NotFoundError
 from shipyard.monitoring.durations import utc_now

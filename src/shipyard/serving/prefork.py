@@ -39,7 +39,7 @@ from typing import Any
 import prometheus_client.values
 import uvicorn
 
-from shipyard.client import Shipyard
+from shipyard._client import Shipyard
 from shipyard.config import Settings
 from shipyard.errors import ConfigError
 from shipyard.serving.options import ServeOptions

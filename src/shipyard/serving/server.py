@@ -51,7 +51,7 @@ import uvicorn
 from fastapi import FastAPI
 from prometheus_client import disable_created_metrics
 
-from shipyard.client import Shipyard
+from shipyard._client import Shipyard
 from shipyard.config import Settings
 from shipyard.errors import ConfigError
 from shipyard.serving.app import create_app

@@ -32,8 +32,6 @@ from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
-import botocore.exceptions
-
 from shipyard.config import Settings
 from shipyard.errors import (
     ArtifactNotFoundError,
@@ -42,7 +40,7 @@ from shipyard.errors import (
     InvalidInputError,
     StoreError,
 )
-from shipyard.store.filesystems import open_filesystem
+from shipyard.store.filesystems import BACKEND_ERRORS, BOTO_ERRORS, open_filesystem
 
 __all__ = [
     "ArtifactStore",
@@ -61,9 +59,7 @@ _CHUNK = 1 << 20
 _PART = 8 << 20
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 _SUPPORTED = "a folder path, a file:// URL or an s3://bucket/prefix URL"
-# What a broken object store raises: s3fs turns most S3 answers into OSError,
-# but connection and credential problems arrive as botocore exceptions.
-_BACKEND_ERRORS = (OSError, botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+_BACKEND_ERRORS = BACKEND_ERRORS
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -354,7 +350,7 @@ class FsspecArtifactStore:
             raise _store_error("read", digest, self.url, exc) from exc
         try:
             return _copy_verified(source, digest, self._where(digest), Path(dest))
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        except BOTO_ERRORS as exc:
             raise _store_error("read", digest, self.url, exc) from exc
 
     def exists(self, digest: str) -> bool:

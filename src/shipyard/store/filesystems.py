@@ -9,12 +9,28 @@ from __future__ import annotations
 from typing import Any
 
 from shipyard.errors import ConfigError
+from shipyard.extras import require_extra
+
+try:  # botocore comes with shipyard[s3]; without it no S3 store exists to raise these
+    import botocore.exceptions
+
+    BOTO_ERRORS: tuple[type[Exception], ...] = (
+        botocore.exceptions.BotoCoreError,
+        botocore.exceptions.ClientError,
+    )
+except ImportError:
+    BOTO_ERRORS = ()
+#: What a broken object store raises: s3fs turns most S3 answers into OSError, but
+#: connection and credential problems arrive as botocore exceptions.
+BACKEND_ERRORS: tuple[type[Exception], ...] = (OSError, *BOTO_ERRORS)
 
 
 def open_filesystem(url: str, storage_options: dict[str, Any], *, what: str) -> tuple[Any, str]:
     """``(filesystem, root path)`` for ``url``; ``what`` names the store in errors."""
-    import fsspec.core  # s3fs and botocore load only when a store is first used
+    import fsspec.core  # s3fs loads only when a store is first used
 
+    if url.lower().startswith(("s3://", "s3a://")):
+        require_extra("s3", f"the {what} {url}")
     try:
         return fsspec.core.url_to_fs(url, **storage_options)
     except (ImportError, ValueError, TypeError) as exc:

@@ -34,6 +34,7 @@ from shipyard.errors import (
     StoreError,
     VersionNotFoundError,
 )
+from shipyard.names import check_alias_name, check_name
 from shipyard.store import records
 from shipyard.store.db import WRITE, create_db_engine, migrate
 from shipyard.store.schema import (
@@ -122,6 +123,8 @@ class MetadataStore:
     # -- experiments and runs ----------------------------------------------
 
     def get_or_create_experiment(self, name: str) -> records.Experiment:
+        check_name(name, kind="Experiment name")
+
         def work(session: Session) -> records.Experiment:
             row = session.scalar(select(ExperimentRow).where(ExperimentRow.name == name))
             if row is None:
@@ -212,6 +215,8 @@ class MetadataStore:
         self._write(work)
 
     def log_dataset(self, run_id: str, context: str, fingerprint: dict[str, Any]) -> None:
+        check_name(context, kind="Dataset context")
+
         def work(session: Session) -> None:
             self._run_row(session, run_id)
             session.merge(RunDatasetRow(run_id=run_id, context=context, fingerprint=fingerprint))
@@ -222,6 +227,10 @@ class MetadataStore:
         with self._read() as session:
             row = self._run_row(session, run_id)
             return self._run_record(session, row)
+
+    def run_exists(self, run_id: str) -> bool:
+        with self._read() as session:
+            return session.get(RunRow, run_id) is not None
 
     def list_runs(self, experiment: str | None = None, limit: int = 100) -> list[records.Run]:
         with self._read() as session:
@@ -295,6 +304,8 @@ class MetadataStore:
     # -- models ------------------------------------------------------------
 
     def create_model(self, name: str, description: str | None = None) -> records.Model:
+        check_name(name, kind="Model name")
+
         def work(session: Session) -> None:
             if session.scalar(select(ModelRow).where(ModelRow.name == name)) is not None:
                 raise ConflictError(f"Model {name!r} already exists.")
@@ -595,6 +606,7 @@ class MetadataStore:
         self, name: str, alias: str, version: int, *, actor: str, reason: str | None = None
     ) -> int | None:
         """Point ``alias`` at ``version``; returns the version it pointed to before."""
+        check_alias_name(alias)
 
         def work(session: Session) -> int | None:
             model = self._model_row(session, name)

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
 
 from shipyard.errors import ConflictError, InvalidInputError, NotFoundError, StoreError
-from shipyard.registry.refs import check_model_name
+from shipyard.names import check_name
 from shipyard.store.metadata import MetadataStore
 from shipyard.store.schema import utcnow
 from shipyard.store.schema_rollout import (
@@ -182,7 +182,7 @@ class RolloutStore:
         audit: dict[str, Any] | None = None,
     ) -> DeploymentRecord:
         """Create deployment ``name`` serving versions of ``model``; ConflictError if it exists."""
-        check_model_name(name)
+        check_name(name, kind="Deployment name")
 
         def work(session: Session) -> None:
             if session.scalar(select(DeploymentRow.id).where(DeploymentRow.name == name)):

@@ -31,7 +31,7 @@ from shipyard.validation.gate_results import GateReport
 from shipyard.validation.gates import GateSpec, evaluate_gates
 
 if TYPE_CHECKING:
-    from shipyard.client import Shipyard
+    from shipyard._client import Shipyard
 
 _READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
     ".csv": pd.read_csv,

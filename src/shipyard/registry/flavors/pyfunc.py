@@ -28,12 +28,12 @@ from shipyard.registry.flavors.base import option_file, pickle_dump, pickle_load
 
 ENTRYPOINT_FILE = "entrypoint.txt"
 PICKLE_FILE = "model.pkl"
-_TARGET = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+_TARGET = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
 def resolve_target(target: str) -> Any:
     """Import ``"module:attr.path"`` and return the attribute."""
-    if not _TARGET.match(target):
+    if not _TARGET.fullmatch(target):
         raise InvalidInputError(
             f"{target!r} is not an import path; expected 'package.module:function'."
         )
@@ -81,7 +81,7 @@ class PyfuncFlavor:
 
     def handles(self, model: Any) -> bool:
         if isinstance(model, str):
-            return bool(_TARGET.match(model))
+            return bool(_TARGET.fullmatch(model))
         return callable(model) or hasattr(model, "predict")
 
     def save(self, model: Any, dest: Path, *, trusted_pickle: bool) -> dict[str, Any]:

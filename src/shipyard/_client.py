@@ -15,6 +15,7 @@ from functools import cached_property
 from shipyard.config import Settings
 from shipyard.monitoring.prediction_log import PredictionLog, open_prediction_log
 from shipyard.registry.service import Registry
+from shipyard.store.artifact_root import resolve_artifact_root
 from shipyard.store.artifacts import ArtifactStore, open_artifact_store
 from shipyard.store.metadata import MetadataStore
 from shipyard.tracking.runs import Tracker
@@ -31,8 +32,13 @@ class Shipyard:
         return MetadataStore(self.settings.database_url)
 
     @cached_property
+    def artifact_root(self) -> str:
+        """Where this store keeps artifacts: recorded in its database at first use."""
+        return resolve_artifact_root(self.metadata, self.settings)
+
+    @cached_property
     def artifacts(self) -> ArtifactStore:
-        return open_artifact_store(self.settings)
+        return open_artifact_store(self.store_settings)
 
     @cached_property
     def registry(self) -> Registry:
@@ -46,11 +52,16 @@ class Shipyard:
     @cached_property
     def prediction_log(self) -> PredictionLog:
         """This process's prediction log (create it after a fork, never before)."""
-        return open_prediction_log(self.settings)
+        return open_prediction_log(self.store_settings)
 
     @cached_property
     def tracker(self) -> Tracker:
         return Tracker(self.metadata, actor=self.settings.actor)
+
+    @property
+    def store_settings(self) -> Settings:
+        """These settings with the store's own artifact root, for the stores that follow it."""
+        return self.settings.model_copy(update={"artifacts": self.artifact_root})
 
     def close(self) -> None:
         if "prediction_log" in self.__dict__:
