@@ -19,8 +19,8 @@ from category_data import (
     lightgbm_model,
     xgboost_model,
 )
-from shipyard.cli.main import app
 from shipyard import Shipyard
+from shipyard.cli.main import app
 from shipyard.config import Settings
 
 BUILDERS = {"lightgbm": lightgbm_model, "xgboost": xgboost_model}

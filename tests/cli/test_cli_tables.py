@@ -15,9 +15,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
+from shipyard import Shipyard
 from shipyard.cli._common import table
 from shipyard.cli.main import app
-from shipyard import Shipyard
 from shipyard.config import Settings
 from shipyard.quickstart import iris_frame
 
