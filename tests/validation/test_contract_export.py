@@ -47,14 +47,21 @@ def test_great_expectations_legacy_suite(adult) -> None:
         ]
 
     age = contract.column("age")
-    assert of("expect_column_values_to_be_between", "age")[0] == {
-        "column": "age",
-        "min_value": age.minimum,
-        "max_value": age.maximum,
-    }
-    tails = of("expect_column_values_to_be_between", "age")[1]
+    bounds, expected, tails = of("expect_column_values_to_be_between", "age")
+    assert bounds == {"column": "age", "min_value": 0.0, "max_value": None}
+    assert expected == {"column": "age", "min_value": age.minimum, "max_value": age.maximum}
     assert tails["mostly"] == pytest.approx(0.9)
     assert tails["min_value"] == age.quantiles["p01"]
+    # Soft expectations are warnings, hard ones critical (GX 0.x keeps it in meta).
+    severity = {
+        (e["kwargs"]["column"], e["meta"].get("shipyard_expectation", e["expectation_type"])): e[
+            "meta"
+        ]["severity"]
+        for e in expectations
+    }
+    assert severity["age", "bounds"] == "critical"
+    assert severity["age", "range"] == severity["age", "tails"] == "warning"
+    assert severity["workclass", "expect_column_values_to_be_in_set"] == "critical"
     assert of("expect_column_values_to_be_in_set", "workclass") == [
         {"column": "workclass", "value_set": ["Gov", "Private", "Self-emp"]}
     ]
@@ -68,6 +75,16 @@ def test_great_expectations_1x_suite_uses_type_and_name(adult) -> None:
     suite = to_great_expectations(infer_contract(adult), suite_name="s", gx_version="1")
     assert suite["name"] == "s"
     assert all("type" in e and "expectation_type" not in e for e in suite["expectations"])
+    by_rule = {e["meta"].get("shipyard_expectation"): e["severity"] for e in suite["expectations"]}
+    assert by_rule == {
+        None: "critical",
+        "bounds": "critical",
+        "range": "warning",
+        "tails": "warning",
+    }
+    strict = to_great_expectations(infer_contract(adult, strict=True), gx_version="1")
+    assert {e["severity"] for e in strict["expectations"]} == {"critical"}
+    assert strict["meta"]["shipyard"]["strict"] is True
     with pytest.raises(InvalidInputError):
         to_great_expectations(infer_contract(adult), gx_version="2")  # type: ignore[arg-type]
 
@@ -87,7 +104,14 @@ def test_pandera_source_is_valid_python_with_one_column_per_contract_column(adul
     assert [k.value for k in columns.keys] == list(contract.names)  # type: ignore[union-attr]
     assert "pa.Check.isin(['Gov', 'Private', 'Self-emp'])" in source
     age = contract.column("age")
-    assert f"pa.Check.in_range({age.minimum!r}, {age.maximum!r})" in source
+    assert "pa.Check.ge(0.0)" in source  # the hard sign bound fails validation
+    # The expected range and the tail share only warn, unless the contract is strict.
+    soft = f"pa.Check.in_range({age.minimum!r}, {age.maximum!r}, raise_warning=True)"
+    assert soft in source
+    assert source.count("raise_warning=True") == 2 * 3  # range + tails on 3 number columns
+    strict = to_pandera(infer_contract(adult, strict=True))
+    assert "raise_warning" not in strict
+    assert f"pa.Check.in_range({age.minimum!r}, {age.maximum!r})" in strict
     assert "nullable=True" in source and '"Int64"' not in source
 
 
