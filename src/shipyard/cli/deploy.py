@@ -455,6 +455,7 @@ def _render(d: Deployment, as_json: bool, service: Deployments, *, details: bool
 
     summary = _summary(d)
     workers = service.store.workers(d.name) if details else []
+    unserved = service.unserved(d.name) if details else None
     stats = merge_stats(service.store.counters(d.name, d.epoch)) if details else {}
     changes = service.changes(d.name, limit=10) if details else []
     if as_json:
@@ -462,6 +463,7 @@ def _render(d: Deployment, as_json: bool, service: Deployments, *, details: bool
             summary["workers"] = [
                 {"worker": w.worker, "revision": w.revision, "seen_at": w.seen_at} for w in workers
             ]
+            summary["unserved"] = unserved
             summary["live"] = {
                 k: {
                     "version": s.version,
@@ -506,6 +508,8 @@ def _render(d: Deployment, as_json: bool, service: Deployments, *, details: bool
     if d.history:
         parts.append(f"previous primaries: {', '.join(map(str, d.history))} (rollback target "
                      f"{d.history[-1]}); last known good: {d.last_known_good}")  # fmt: skip
+    if unserved is not None:
+        parts.append(f"[bold yellow]warning:[/] {unserved}.")
     if workers:
         synced = sum(w.revision == d.revision for w in workers)
         parts.append(

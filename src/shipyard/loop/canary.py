@@ -59,6 +59,10 @@ class CanaryRunner(Protocol):
         """The outcome once the canary was promoted or rolled back; None while it runs."""
         ...
 
+    def unserved(self, request: CanaryRequest) -> str | None:
+        """Why the canary gets no traffic (no server serves the deployment), or None."""
+        ...
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -134,6 +138,9 @@ class RolloutCanaryRunner:
         return CanaryOutcome(
             False, f"canary of {request.model}:{request.candidate} ended: {why}", facts
         )
+
+    def unserved(self, request: CanaryRequest) -> str | None:
+        return self._deployments().unserved(request.deployment)  # type: ignore[no-any-return]
 
 
 __all__ = ["CanaryOutcome", "CanaryRequest", "CanaryRunner", "RolloutCanaryRunner"]

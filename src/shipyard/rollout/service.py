@@ -24,18 +24,21 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shipyard.errors import ConflictError, InvalidInputError
 from shipyard.rollout.records import Deployment, RolloutPolicy, check_split
 from shipyard.store.metadata import MetadataStore
-from shipyard.store.rollout_store import DeploymentChange, RolloutStore
+from shipyard.store.rollout_store import DeploymentChange, RolloutStore, WorkerHeartbeat
 from shipyard.store.validation_store import ValidationStore
 from shipyard.validation.approvals import PromotionBlockedError, enforce_promotion
 
 #: How many earlier primaries a deployment remembers for ``rollback``.
 HISTORY_DEPTH = 20
+#: Each server worker reports the deployment it serves on every poll (2 s by default);
+#: no report for this long means no server serves it.
+SERVER_SILENCE_SECONDS = 60
 
 
 def _utcnow() -> datetime:
@@ -79,6 +82,30 @@ class Deployments:
 
     def changes(self, name: str, *, limit: int = 20) -> list[DeploymentChange]:
         return self.store.changes(name, limit=limit)
+
+    def live_workers(
+        self, name: str, *, within: float = SERVER_SILENCE_SECONDS
+    ) -> list[WorkerHeartbeat]:
+        """The server workers that reported serving ``name`` in the last ``within`` seconds."""
+        since = self.now() - timedelta(seconds=within)
+        return [w for w in self.store.workers(name) if w.seen_at >= since]
+
+    def unserved(self, name: str, *, within: float = SERVER_SILENCE_SECONDS) -> str | None:
+        """None while a server serves ``name``; otherwise what that means and what to do.
+
+        Example:
+            >>> deployments.unserved("web")                        # doctest: +SKIP
+            "no server has served deployment 'web' in the last 60 s (never seen); ..."
+        """
+        if self.live_workers(name, within=within):
+            return None
+        seen = [w.seen_at for w in self.store.workers(name)]
+        last = f"last seen {max(seen):%Y-%m-%d %H:%M:%S} UTC" if seen else "never seen"
+        return (
+            f"no server has served deployment {name!r} in the last {within:g} s ({last}): "
+            f"its traffic split only takes effect in servers, so a canary gets no requests. "
+            f"Start one with `shipyard serve --deployment {name}`"
+        )
 
     def _read(self, name: str, expected_revision: int | None) -> Deployment:
         """The deployment, if it is still at ``expected_revision`` (None: any)."""
@@ -526,4 +553,4 @@ def _listed(versions: Iterable[int]) -> str:
     return ",".join(str(v) for v in versions)
 
 
-__all__ = ["HISTORY_DEPTH", "Deployments"]
+__all__ = ["HISTORY_DEPTH", "SERVER_SILENCE_SECONDS", "Deployments"]
