@@ -142,6 +142,7 @@ def test_ab_and_shadow_reports(home: Path) -> None:
                 PredictionRecord(
                     request_id=rid, timestamp=now, model="m", version=ver, inputs={"x": 1.0},
                     prediction=a, latency_seconds=0.001 + rng.random() / 1000, variant=v,
+                    deployment="web",  # as web's server stamps it
                 )
             )  # fmt: skip
         labels.append({"request_id": rid, "label": truth})
