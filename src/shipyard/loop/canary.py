@@ -37,6 +37,8 @@ class CanaryRequest:
     deployment: str
     policy: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
+    #: The alias the champion serves under; a deployment created for the canary follows it.
+    alias: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ def _utcnow() -> datetime:
 class RolloutCanaryRunner:
     """Canary through :class:`shipyard.rollout.service.Deployments` and its rollout policy.
 
-    The deployment is created (champion as primary) if it does not exist. A
+    The deployment is created (champion as primary, following the loop's
+    alias, so its promotion moves the alias) if it does not exist. A
     canary ends promoted when the candidate became the primary, and rolled
     back when the canary left while the primary stayed; the reason is read
     from the deployment's change history.
@@ -96,7 +99,11 @@ class RolloutCanaryRunner:
             current = deployments.get(request.deployment)
         except NotFoundError:
             current = deployments.create(
-                request.deployment, request.model, request.champion, reason=request.reason
+                request.deployment,
+                request.model,
+                request.champion,
+                reason=request.reason,
+                follows=request.alias,
             )
             created = True
         if current.model != request.model:

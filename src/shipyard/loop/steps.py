@@ -120,6 +120,7 @@ class RunState:
             deployment=cfg.deployment or self.config.model,
             policy=dict(cfg.policy),
             reason=f"loop run {self.run.id}: {self.run.reason}",
+            alias=self.config.alias,
         )
 
 
@@ -380,6 +381,10 @@ def promote(state: RunState, log: StepLog) -> None:
         candidate.version,
         reason=f"promoted by loop run {state.run.id} ({state.run.reason})",
     )
+    if previous == candidate.version and state.champion is not None:
+        # The canary's deployment follows the alias: its promotion moved it already.
+        log.outputs["moved_by"] = "the canary deployment's promotion"
+        previous = state.champion.version
     log.outputs.update(
         alias=f"{candidate.model}@{alias}", version=candidate.version, previous=previous
     )
