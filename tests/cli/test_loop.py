@@ -247,25 +247,17 @@ def test_an_entry_point_beside_the_config_imports_without_pythonpath(tmp_path: P
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(SHIPYARD_HOME=str(tmp_path / "home"), SHIPYARD_USER="ci")
-    done = subprocess.run(
-        [str(SHIPYARD), "loop", "tick", "--config", "../project/loop.yaml"],
-        cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+
+    def shipyard(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(SHIPYARD), *args], cwd=elsewhere, env=env, capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+
+    done = shipyard("loop", "tick", "--config", "../project/loop.yaml")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "wine: new_data fired -> run 1 promoted" in done.stdout
-    shown = subprocess.run(
-        [str(SHIPYARD), "loop", "history", "wine", "--json"],
-        cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    [history] = json.loads(shown.stdout)
+    [history] = json.loads(shipyard("loop", "history", "wine", "--json").stdout)
     retrain = next(s for s in history["steps"] if s["name"] == "retrain")
     assert retrain["inputs"]["entry_point"] == "wine_training:train"
 
