@@ -214,7 +214,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], *, timeout: float) -> N
 def _replay(http: httpx.Client, rows: pd.DataFrame, *, labels: bool) -> int:
     """One request per row (a plain record, as a client sends it), then their labels."""
     features = rows.drop(columns=["species"])
-    feedback = []
+    feedback: list[dict[str, str]] = []
     for record, species in zip(features.to_dict(orient="records"), rows["species"], strict=True):
         answer = http.post("/predict", json=record, headers={"X-User-ID": str(len(feedback))})
         answer.raise_for_status()

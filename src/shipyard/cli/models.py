@@ -158,6 +158,7 @@ def alias(
 ) -> None:
     """Point an alias (production, staging, champion, ...) at a version, or delete it."""
     registry = get_client(ctx).registry
+    previous: int | None
     if delete:
         previous = registry.delete_alias(name, alias_name, reason=reason)
         result = {"model": name, "alias": alias_name, "from": previous, "to": None}
