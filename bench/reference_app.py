@@ -1,9 +1,9 @@
-"""The course's reference app (DATA 202 Module 9, "ML Model API"), as the course writes it.
+"""The reference app: the plain FastAPI model server one writes first.
 
 FastAPI + a joblib-loaded scikit-learn model, one ``predict`` and one
-``predict_proba`` per request, run by uvicorn with one worker. The only change:
-the model file comes from ``MODEL_PATH`` (default ``model.pkl``, as in the
-course) so the benchmark can point it at each model.
+``predict_proba`` per request, run by uvicorn with one worker. The model file
+comes from ``MODEL_PATH`` (default ``model.pkl``) so the benchmark can point
+it at each model.
 
     MODEL_PATH=model.pkl uvicorn reference_app:app --host 127.0.0.1 --port 8000
 """

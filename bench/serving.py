@@ -1,9 +1,9 @@
-"""Benchmark ``shipyard serve`` against the course's reference app, side by side.
+"""Benchmark ``shipyard serve`` against a reference app, MLflow and BentoML, side by side.
 
 Servers (each one uvicorn worker, on 127.0.0.1, started and stopped by PID):
 
-- ``reference``: ``bench/reference_app.py``, the course's FastAPI app (joblib model,
-  ``predict`` + ``predict_proba`` per request), started the way the course does
+- ``reference``: ``bench/reference_app.py``, a plain FastAPI app (joblib model,
+  ``predict`` + ``predict_proba`` per request), started the plain way
   (``uvicorn reference_app:app``, uvicorn's defaults).
 - ``mlflow``: ``mlflow models serve -m DIR --env-manager local -w 1`` from MLflow's own
   venv (``bench/.peers/mlflow``; the model saved with ``mlflow.sklearn.save_model`` in
@@ -23,11 +23,11 @@ Servers (each one uvicorn worker, on 127.0.0.1, started and stopped by PID):
 A peer whose venv cannot be built or whose server does not start is reported and
 skipped; the others still run.
 
-Models: iris LogisticRegression and RandomForest(100 trees), fitted once on the
-course's arrays; the *same fitted objects* are saved with joblib for the
-reference and registered in a private Shipyard home for shipyard.
+Models: iris LogisticRegression and RandomForest(100 trees), fitted once on
+scikit-learn's iris arrays; the *same fitted objects* are saved with joblib for
+the reference and registered in a private Shipyard home for shipyard.
 
-Load: wrk (Debian's ``wrk``) with a small Lua script that POSTs the course's
+Load: wrk (Debian's ``wrk``) with a small Lua script that POSTs one iris
 record to ``/predict``; non-2xx answers count as failures, not throughput. Each
 (model, concurrency) point runs every server in turn, interleaved A B A B over
 ``--reps`` repetitions, after a warm-up; the table shows the median
@@ -412,7 +412,7 @@ def prepare_models(models: list[str]) -> None:
     from shipyard.quickstart import IRIS_FEATURES
     from shipyard.registry.optimize import optimize_version
 
-    X, y = load_iris(return_X_y=True)  # the course's arrays: integer classes 0, 1, 2
+    X, y = load_iris(return_X_y=True)  # plain arrays: integer classes 0, 1, 2
     estimators = {
         "lr": LogisticRegression(max_iter=1000),
         "rf": RandomForestClassifier(n_estimators=100, random_state=0),
@@ -436,12 +436,12 @@ def prepare_models(models: list[str]) -> None:
 
 
 def check_answers(servers: list[Running]) -> None:
-    """Every server must predict the same class for the course's record before we time it."""
+    """Every server must predict the same class for the iris record before we time it."""
     answers = {
         r.server.name: r.server.answer(_post(r.url + r.server.path, r.server.body)) for r in servers
     }
     if len(set(map(str, answers.values()))) != 1:
-        raise RuntimeError(f"The servers disagree on the course record: {answers}")
+        raise RuntimeError(f"The servers disagree on the iris record: {answers}")
 
 
 # -- report -------------------------------------------------------------------------

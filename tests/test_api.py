@@ -6,7 +6,7 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 import shipyard
-from shipyard.quickstart import COURSE_RECORD, iris_frame
+from shipyard.quickstart import IRIS_RECORD, iris_frame
 
 
 @pytest.fixture
@@ -29,4 +29,4 @@ def test_run_log_load_with_lineage_and_onnx(configured) -> None:  # type: ignore
     assert version.data_fingerprint is not None
     assert configured.metadata.get_run(run.id).metrics == {"accuracy": 0.95}
     assert configured.metadata.get_version("iris", 1).tags.get("onnx_status") == "verified"
-    assert shipyard.load_model("iris").predict(COURSE_RECORD)[0] == "setosa"
+    assert shipyard.load_model("iris").predict(IRIS_RECORD)[0] == "setosa"

@@ -1,7 +1,7 @@
 """The whole story on the embedded defaults: ``shipyard quickstart`` (and ``make demo``).
 
-1. train and register the course's iris classifier (two candidates) and a regressor;
-2. serve the ``iris`` deployment on a free port of 127.0.0.1 and send the course's request;
+1. train and register an iris species classifier (two candidates) and a regressor;
+2. serve the ``iris`` deployment on a free port of 127.0.0.1 and send it one record;
 3. replay traffic and send the labels back (``POST /feedback``);
 4. shift the incoming data and detect drift against the reference stored with the
    model version (HTML report);
@@ -12,6 +12,11 @@
 7. print a summary of every step and stop the server.
 
 Traffic is bounded in count and time and goes only to 127.0.0.1.
+
+Every run starts from nothing, in a fresh folder of its own
+(``<home>/quickstart/run-<n>``, SQLite and local files whatever the settings
+say), so a second run tells the same story as the first: the loop's drift
+trigger is not cooling down from the last run, versions start at 1.
 """
 
 from __future__ import annotations
@@ -37,12 +42,13 @@ from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeClassifier
 
 from shipyard._client import Shipyard
+from shipyard.config import Settings
 from shipyard.drift.detector import DriftDetector
 from shipyard.drift.report_html import write_html
 from shipyard.errors import ShipyardError
 from shipyard.loop.config import load_config
 from shipyard.loop.controller import LoopController
-from shipyard.quickstart import COURSE_RECORD, QuickstartResult, iris_frame, run_quickstart
+from shipyard.quickstart import IRIS_RECORD, QuickstartResult, iris_frame, run_quickstart
 from shipyard.rollout.records import RolloutPolicy
 from shipyard.rollout.service import Deployments
 from shipyard.validation.gates import build_spec
@@ -51,6 +57,28 @@ from shipyard.validation.service import validate_model
 DEPLOYMENT = "iris"
 #: How the incoming data shifts in step 4: a recalibrated sepal sensor.
 SHIFT = {"sepal_length": 1.5, "sepal_width": 1.0}
+#: Where the runs go, under the configured home.
+RUNS_FOLDER = "quickstart"
+
+
+def fresh_run_settings(settings: Settings) -> Settings:
+    """Settings for a new run: an empty folder ``<home>/quickstart/run-<n>`` of its own.
+
+    The database and artifacts are the embedded defaults inside it, whatever
+    ``settings`` point at: the demo never writes into a shared registry.
+    """
+    runs = settings.home / RUNS_FOLDER
+    runs.mkdir(parents=True, exist_ok=True)
+    taken = [p.name.removeprefix("run-") for p in runs.glob("run-*")]
+    n = max((int(t) for t in taken if t.isdigit()), default=0)
+    while True:  # mkdir claims the number, even against a demo started at the same moment
+        n += 1
+        try:
+            (runs / f"run-{n}").mkdir()
+            break
+        except FileExistsError:
+            continue
+    return settings.model_copy(update={"home": runs / f"run-{n}", "db": None, "artifacts": None})
 
 
 @dataclass
@@ -65,7 +93,8 @@ class DemoResult:
     quickstart: QuickstartResult
     steps: list[Step] = field(default_factory=list)
     reports: dict[str, Path] = field(default_factory=dict)
-    course_answer: dict[str, Any] = field(default_factory=dict)
+    first_answer: dict[str, Any] = field(default_factory=dict)
+    home: Path | None = None
 
 
 def run_demo(client: Shipyard, *, say: Callable[[str], None] = print) -> DemoResult:
@@ -75,7 +104,7 @@ def run_demo(client: Shipyard, *, say: Callable[[str], None] = print) -> DemoRes
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     quick = run_quickstart(client)
-    result = DemoResult(quick)
+    result = DemoResult(quick, home=home)
     _step(result, "train and register", f"{len(quick.versions)} versions", started)
 
     X, y = iris_frame()
@@ -85,19 +114,18 @@ def run_demo(client: Shipyard, *, say: Callable[[str], None] = print) -> DemoRes
     train.drop(columns=["species"]).to_csv(folder / "reference.csv", index=False)
     champion = client.registry.resolve("iris")
     deployments = Deployments(client.metadata, actor=client.settings.actor)
-    if DEPLOYMENT in {d.name for d in deployments.list_deployments()}:
-        deployments.set_primary(DEPLOYMENT, champion.version, reason="demo")
-    else:
-        deployments.create(DEPLOYMENT, "iris", champion.version, reason="demo")
+    # Created from iris@production, the deployment follows that alias: promoting it
+    # (the loop's canary, below) moves production with it.
+    deployments.create(DEPLOYMENT, "iris", champion.version, reason="demo", follows="production")
 
     with _server(client, folder) as url, httpx.Client(base_url=url, timeout=30) as http:
         t = time.perf_counter()
-        answer = http.post("/predict", json=COURSE_RECORD).json()
-        result.course_answer = answer
-        say(f"POST {url}/predict {COURSE_RECORD}\n -> {answer}")
+        answer = http.post("/predict", json=IRIS_RECORD).json()
+        result.first_answer = answer
+        say(f"POST {url}/predict {IRIS_RECORD}\n -> {answer}")
         _step(
             result,
-            "serve + course request",
+            "serve + first request",
             f"{answer['prediction']} (iris:{answer['version']})",
             t,
         )
@@ -143,9 +171,14 @@ def _free_port() -> int:
 def _server(client: Shipyard, folder: Path) -> Iterator[str]:
     """``shipyard serve --deployment iris`` in a child process, stopped on the way out."""
     port = _free_port()
-    env = {**os.environ, "SHIPYARD_HOME": str(client.settings.home.resolve())}
-    if client.settings.db:
-        env["SHIPYARD_DB"] = client.settings.db
+    settings = client.settings
+    # Exactly this run's stores, whatever the environment or a shipyard.toml say.
+    env = {
+        **os.environ,
+        "SHIPYARD_HOME": str(settings.home.resolve()),
+        "SHIPYARD_DB": settings.database_url,
+        "SHIPYARD_ARTIFACTS": settings.artifact_url,
+    }
     log = (folder / "server.log").open("w")
     command = [
         sys.executable, "-m", "shipyard.cli", "serve", "--deployment", DEPLOYMENT,
@@ -179,9 +212,9 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], *, timeout: float) -> N
 
 
 def _replay(http: httpx.Client, rows: pd.DataFrame, *, labels: bool) -> int:
-    """One request per row (the course's record shape), then their labels."""
+    """One request per row (a plain record, as a client sends it), then their labels."""
     features = rows.drop(columns=["species"])
-    feedback = []
+    feedback: list[dict[str, str]] = []
     for record, species in zip(features.to_dict(orient="records"), rows["species"], strict=True):
         answer = http.post("/predict", json=record, headers={"X-User-ID": str(len(feedback))})
         answer.raise_for_status()
@@ -231,7 +264,7 @@ def _run_loop(
         stop.set()
         sender.join(30)
     if tick.run is None:
-        return "; ".join(tick.errors) or "no trigger fired"
+        return "; ".join(tick.errors) or tick.summary()
     serving = client.registry.resolve("iris")
     return (
         f"{tick.run.status}: iris:{serving.version} serves; {tick.run.message or tick.run.reason}"

@@ -1,4 +1,4 @@
-"""The quickstart: the course's iris classifier and a regression model, end to end.
+"""The quickstart: an iris species classifier and a regression model, end to end.
 
 Trains on data scikit-learn ships (no download), records runs with their
 params, metrics and training-data fingerprints, registers the versions, points
@@ -25,9 +25,10 @@ from shipyard._client import Shipyard
 from shipyard.extras import require_extra
 from shipyard.store import records
 
-#: The field names of the course's FastAPI example, so its request body works as is.
+#: Iris measurements (cm) as plain field names, the names requests and examples use.
 IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-COURSE_RECORD = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+#: One iris record (a setosa), the request body the README and the demo send.
+IRIS_RECORD = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 
 
 @dataclass
@@ -38,7 +39,7 @@ class QuickstartResult:
 
 
 def iris_frame() -> tuple[pd.DataFrame, pd.Series]:
-    """Iris with the course's column names and species names as labels."""
+    """Iris with plain column names (``sepal_length``...) and species names as labels."""
     bunch = load_iris(as_frame=True)
     features = bunch.data.set_axis(IRIS_FEATURES, axis=1)
     labels = pd.Series(np.asarray(bunch.target_names)[bunch.target], name="species")
@@ -55,7 +56,7 @@ def run_quickstart(client: Shipyard, *, seed: int = 0) -> QuickstartResult:
     _train_iris(client, result, seed)
     _train_diabetes(client, result, seed)
     iris = client.registry.load("iris")
-    records_in = [COURSE_RECORD, {**COURSE_RECORD, "petal_length": 5.0, "petal_width": 1.8}]
+    records_in = [IRIS_RECORD, {**IRIS_RECORD, "petal_length": 5.0, "petal_width": 1.8}]
     for record, label, proba in zip(
         records_in, iris.predict(records_in), iris.predict_proba(records_in), strict=True
     ):

@@ -57,6 +57,11 @@ def run(client: Shipyard, *args: str | Path) -> Result:
     return CliRunner().invoke(app, ["loop", *map(str, args)], obj=client)
 
 
+def flat(text: str) -> str:
+    """Output with the console's line wrapping undone."""
+    return " ".join(text.split())
+
+
 def test_tick_then_history(client: Shipyard, tmp_path: Path) -> None:
     config = _config(tmp_path)
     first = run(client, "tick", "--config", config)
@@ -138,3 +143,164 @@ def test_loop_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert proc.returncode == 0, "".join(lines) + out
     assert "SIGTERM: stopping after the current tick." in out
     assert re.search(r"Stopped after \d+ tick\(s\)\.", out)
+
+
+def _drift_config(tmp_path: Path, estimator: str) -> Path:
+    """A drift trigger (1 check, 24 h cool-down) on a drifted current file."""
+    iris_frame().to_csv(tmp_path / "iris.csv", index=False)
+    iris_frame(rows=150, seed=5, shift=1.5).drop(columns=["species"]).to_csv(
+        tmp_path / "current.csv", index=False
+    )
+    config = {
+        "model": "iris",
+        "pipeline": {
+            "entry_point": "shipyard.loop.examples:train_iris",
+            "params": {"cv": 2, "estimator": estimator},
+            "data": {"path": "iris.csv"},
+            "target": "species",
+        },
+        "triggers": [
+            {
+                "kind": "drift",
+                "current": {"path": "current.csv"},
+                "sustained": 1,
+                "cooldown": "24h",
+            },
+        ],
+        "contract": {"enabled": False},
+        "canary": {"enabled": False},
+    }
+    path = tmp_path / "loop.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_a_failed_run_starts_no_cooldown_and_messages_say_which_case_holds(
+    client: Shipyard, tmp_path: Path
+) -> None:
+    failed = run(client, "tick", "--config", _drift_config(tmp_path, "svm"))
+    assert failed.exit_code == 1
+    assert "drift fired -> run 1 failed: step retrain failed" in failed.output
+    assert "A failed run starts no cool-down" in flat(failed.output)
+    # The pipeline is fixed: the very next tick retries the same drift occurrence.
+    fixed = _drift_config(tmp_path, "logistic_regression")
+    retried = run(client, "tick", "--config", fixed)
+    assert retried.exit_code == 0, retried.output
+    assert "drift fired -> run 2 promoted" in retried.output
+    # Now the cool-down holds, and the tick says so: which run, until when, what to do.
+    cooling = run(client, "tick", "--config", fixed, "--json")
+    [tick] = json.loads(cooling.output)
+    assert tick["run"] is None and tick["verdicts"][0]["fired"]
+    [refused] = tick["refused"]
+    assert (refused["kind"], refused["why"], refused["run"]) == ("drift", "cooling_down", 2)
+    assert "cooling down: run 2 (drift, promoted)" in refused["message"]
+    assert "`shipyard loop trigger iris` retrains now" in refused["message"]
+    text = flat(run(client, "tick", "--config", fixed).output)
+    assert "iris: drift fired, but cooling down: run 2" in text
+    assert "claimed elsewhere" not in text
+    history = json.loads(run(client, "history", "iris", "--json").output)
+    assert [(r["id"], r["status"]) for r in history] == [(2, "promoted"), (1, "failed")]
+
+
+def test_a_failed_new_data_run_leaves_its_rows_to_train_on(
+    client: Shipyard, tmp_path: Path
+) -> None:
+    assert run(client, "tick", "--config", _config(tmp_path, estimator="svm")).exit_code == 1
+    retried = run(client, "tick", "--config", _config(tmp_path))
+    assert retried.exit_code == 0, retried.output
+    assert "new_data fired -> run 2 promoted" in retried.output
+
+
+def test_an_entry_point_beside_the_config_imports_without_pythonpath(tmp_path: Path) -> None:
+    """`shipyard loop tick` as a real process, from another folder, no PYTHONPATH."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "wine_training.py").write_text(
+        "from sklearn.linear_model import LogisticRegression\n"
+        "from sklearn.pipeline import make_pipeline\n"
+        "from sklearn.preprocessing import StandardScaler\n"
+        "from wine_features import FEATURES\n"  # a neighbour module, imported the same way
+        "def train(data, params):\n"
+        "    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))\n"
+        "    model.fit(data[FEATURES], data[params['target']])\n"
+        "    return model, {'train_rows': len(data)}\n"
+    )
+    from sklearn.datasets import load_wine
+
+    wine = load_wine(as_frame=True).frame
+    features = [c for c in wine.columns if c != "target"]
+    (project / "wine_features.py").write_text(f"FEATURES = {features!r}\n")
+    (project / "data").mkdir()
+    wine.to_csv(project / "data" / "wine.csv", index=False)
+    config = {
+        "model": "wine",
+        "pipeline": {
+            "entry_point": "wine_training:train",
+            "data": {"path": "data/wine.csv"},
+            "target": "target",
+        },
+        "triggers": [{"kind": "new_data", "min_new_rows": 1}],
+        "canary": {"enabled": False},
+    }
+    (project / "loop.yaml").write_text(yaml.safe_dump(config))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(SHIPYARD_HOME=str(tmp_path / "home"), SHIPYARD_USER="ci")
+
+    def shipyard(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(SHIPYARD), *args], cwd=elsewhere, env=env, capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+
+    done = shipyard("loop", "tick", "--config", "../project/loop.yaml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "wine: new_data fired -> run 1 promoted" in done.stdout
+    [history] = json.loads(shipyard("loop", "history", "wine", "--json").stdout)
+    retrain = next(s for s in history["steps"] if s["name"] == "retrain")
+    assert retrain["inputs"]["entry_point"] == "wine_training:train"
+
+
+def test_a_canary_no_server_serves_is_reported_by_tick_and_deploy_status(
+    client: Shipyard, tmp_path: Path
+) -> None:
+    from live_server import LiveServer
+    from shipyard.serving import ServeOptions, create_app
+
+    config = _config(tmp_path)
+    assert run(client, "tick", "--config", config).exit_code == 0  # iris:1, production
+    data = yaml.safe_load(config.read_text())
+    data["canary"] = {
+        "deployment": "web",
+        "policy": {"steps": [50, 100], "step_requests": 5, "min_requests": 1},
+    }
+    data["triggers"] = [{"kind": "new_data", "min_new_rows": 1}]
+    config.write_text(yaml.safe_dump(data))
+    iris_frame(rows=30, seed=3).to_csv(tmp_path / "iris.csv", mode="a", header=False, index=False)
+
+    waiting = run(client, "tick", "--config", config)
+    assert waiting.exit_code == 0, waiting.output
+    said = flat(waiting.output)
+    assert "run 2 canary" in said
+    assert "no server has served deployment 'web' in the last 60 s (never seen)" in said
+    assert "shipyard serve --deployment web" in said
+    status = CliRunner().invoke(app, ["deploy", "status", "web"], obj=client)
+    assert "no server has served deployment 'web' in the last 60 s" in flat(status.output)
+    as_json = json.loads(
+        CliRunner().invoke(app, ["deploy", "status", "web", "--json"], obj=client).output
+    )
+    assert as_json["unserved"].startswith("no server has served deployment 'web'")
+
+    options = ServeOptions(deployment="web", poll_interval=0.1)
+    server = LiveServer(create_app(client, "web", options=options)).start()
+    try:
+        served = json.loads(
+            CliRunner().invoke(app, ["deploy", "status", "web", "--json"], obj=client).output
+        )
+        assert served["unserved"] is None and len(served["workers"]) == 1
+        resumed = run(client, "tick", "--config", config, "--json")
+        [tick] = json.loads(resumed.output)
+        assert tick["resumed"] and "no server" not in (tick["run"]["message"] or "")
+    finally:
+        server.stop()

@@ -57,13 +57,22 @@ def test_validate_data_exit_codes_json_and_report(home: Path, tmp_path: Path) ->
     assert code == 1
     result = json.loads(out)
     assert result["passed"] is False and result["model"] == "iris:1"
-    [violation] = result["violations"]
-    assert (violation["column"], violation["count"], violation["rows"]) == (
+    # -3 cm is impossible (petals were never negative): an error. 40 cm is far past the
+    # expected range: a warning on its own, reported beside the error.
+    impossible, unusual = result["violations"]
+    assert (impossible["column"], impossible["severity"], impossible["rows"]) == (
         "petal_length",
-        2,
-        [2, 7],
+        "error",
+        [7],
     )
-    assert violation["values"] == [40.0, -3.0]
+    assert impossible["expectation"] == "bounds" and impossible["values"] == [-3.0]
+    assert (unusual["severity"], unusual["expectation"], unusual["rows"]) == (
+        "warning",
+        "range",
+        [2],
+    )
+    assert unusual["values"] == [40.0]
+    assert (result["errors"], result["warnings"]) == (1, 1)
     html = (tmp_path / "r" / "out.html").read_text()
     assert "petal_length" in html and "FAILED" in html
 
@@ -79,7 +88,7 @@ def test_contract_export_and_import(home: Path, tmp_path: Path) -> None:
     assert code == 0
     edited = json.loads((tmp_path / "c.json").read_text())
     petal = next(c for c in edited["columns"] if c["name"] == "petal_length")
-    petal["minimum"], petal["maximum"] = -5.0, 50.0
+    petal["minimum"], petal["maximum"], petal["lower_bound"] = -5.0, 50.0, None
     (tmp_path / "c.json").write_text(json.dumps(edited))
     code, out = run(
         "validate", "contract", "iris:1", "--import", "c.json", "--reason", "wider petals"
@@ -150,3 +159,55 @@ def test_approve_reject_and_policy(home: Path) -> None:
     assert code == 2  # --comment is required
     code, out = run("approve", "iris:9")
     assert code == 1 and "no version 9" in out
+
+
+def test_unusual_values_warn_and_strict_fails_on_them(home: Path, tmp_path: Path) -> None:
+    X, _ = iris_frame()
+    unusual = X.copy()
+    unusual.loc[4, "sepal_width"] = 9.5  # twice the widest sepal seen: unusual, not impossible
+    unusual.to_csv(tmp_path / "unusual.csv", index=False)
+    code, out = run("validate", "data", "iris:1", "unusual.csv")
+    assert code == 0, out
+    assert "passed with 1 warning" in out and "sepal_width" in out and "warning" in out
+    code, out = run("validate", "data", "iris:1", "unusual.csv", "--strict", "--json")
+    assert code == 1
+    result = json.loads(out)
+    assert result["strict"] is True and result["passed"] is False
+    # A contract made strict by editing it fails the same file without the flag.
+    run("validate", "contract", "iris:1", "-o", "c.json")
+    edited = json.loads((tmp_path / "c.json").read_text())
+    edited["strict"] = True
+    (tmp_path / "c.json").write_text(json.dumps(edited))
+    code, out = run("validate", "contract", "iris:1", "--import", "c.json", "--reason", "strict")
+    assert code == 0, out
+    code, out = run("validate", "data", "iris:1", "unusual.csv")
+    assert code == 1 and "strict" in out
+
+
+def test_held_out_rows_of_the_training_data_pass_their_contract(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wine trained on 70 %: the other 30 % (magnesium 151 and 162 among them) pass."""
+    from sklearn.datasets import load_wine
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    X, y = load_wine(return_X_y=True, as_frame=True)
+    X_train, X_test, y_train, _ = train_test_split(X, y, test_size=0.3, random_state=10)
+    assert {151.0, 162.0} <= set(X_test["magnesium"]) and X_train["magnesium"].max() == 139
+    client = Shipyard(Settings(home=tmp_path / "home"))
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    client.registry.log_model(model.fit(X_train, y_train), "wine", sample=X_train)
+    client.close()
+    X_test.to_csv(tmp_path / "holdout.csv", index=False)
+    code, out = run("validate", "data", "wine:1", "holdout.csv", "--strict")
+    assert code == 0, out
+    assert "no violations" in out
+    broken = X_test.copy()
+    broken.iloc[3, broken.columns.get_loc("magnesium")] = -151.0
+    broken.to_csv(tmp_path / "broken.csv", index=False)
+    code, out = run("validate", "data", "wine:1", "broken.csv")
+    assert code == 1 and "magnesium" in out and "at least 0" in out

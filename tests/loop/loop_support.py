@@ -20,9 +20,10 @@ class RecordingCanary:
     ``outcomes`` are returned by successive ``poll`` calls (None: still running).
     """
 
-    def __init__(self, *outcomes: CanaryOutcome | None) -> None:
+    def __init__(self, *outcomes: CanaryOutcome | None, unserved: str | None = None) -> None:
         self.outcomes = list(outcomes) or [CanaryOutcome(True, "all steps passed")]
         self.calls: list[tuple[str, CanaryRequest]] = []
+        self.unserved_note = unserved
 
     def start(self, request: CanaryRequest) -> dict[str, Any]:
         self.calls.append(("start", request))
@@ -31,6 +32,9 @@ class RecordingCanary:
     def poll(self, request: CanaryRequest) -> CanaryOutcome | None:
         self.calls.append(("poll", request))
         return self.outcomes.pop(0) if len(self.outcomes) > 1 else self.outcomes[0]
+
+    def unserved(self, request: CanaryRequest) -> str | None:
+        return self.unserved_note
 
 
 def append_rows(path: Path, rows: int, *, seed: int = 1, shift: float = 0.0) -> None:

@@ -16,7 +16,7 @@ from shipyard.loop.canary import CanaryOutcome
 from shipyard.loop.config import LoopConfig
 from shipyard.loop.controller import LoopController
 from shipyard.loop.examples import iris_frame, train_iris
-from shipyard.store.loop_store import LoopStore
+from shipyard.store.loop_store import ClaimRefused, LoopRun, LoopStore
 from shipyard.store.validation_store import ValidationStore
 
 ALL_STEPS = ["validate_data", "retrain", "register", "gates", "approval", "canary", "promote"]
@@ -163,7 +163,7 @@ def test_data_breaking_the_contract_stops_before_retraining(
     client: Shipyard, iris_csv: Path, clock: Clock
 ) -> None:
     _champion(client)
-    append_rows(iris_csv, 30, shift=40.0)  # 40 cm petals: outside every range seen
+    append_rows(iris_csv, 30, shift=-40.0)  # negative lengths: impossible, not unusual
     [tick] = LoopController(
         client, [make_config(iris_csv)], clock=clock, canary=RecordingCanary()
     ).tick()
@@ -171,8 +171,36 @@ def test_data_breaking_the_contract_stops_before_retraining(
     assert run is not None and run.status == "failed"
     assert [s.name for s in run.steps] == ["validate_data"]
     assert "breaks the data contract of iris:1" in (run.message or "")
-    assert run.steps[0].outputs["violations"]
+    assert "at least 0" in (run.message or "")
+    violations = run.steps[0].outputs["violations"]
+    assert violations and {v["severity"] for v in violations} == {"error"}
     assert client.metadata.count_versions("iris") == 1
+
+
+def test_unusual_new_data_warns_and_the_run_goes_on_unless_strict(
+    client: Shipyard, iris_csv: Path, clock: Clock
+) -> None:
+    """Drifted data is what the loop retrains for: range warnings do not stop it."""
+    _champion(client)
+    append_rows(iris_csv, 30, shift=40.0)  # 40 cm petals: far outside every range seen
+    strict = make_config(iris_csv, contract={"strict": True})
+    [tick] = LoopController(client, [strict], clock=clock, canary=RecordingCanary()).tick()
+    assert tick.run is not None and tick.run.status == "failed"
+    assert "breaks the data contract of iris:1" in (tick.run.message or "")
+    assert "usually between" in (tick.run.message or "")
+
+    # Not strict: the same scheduled retrain (a failed run does not use it up) goes on.
+    [tick] = LoopController(
+        client, [make_config(iris_csv)], clock=clock, canary=RecordingCanary()
+    ).tick()
+    run = tick.run
+    assert run is not None and run.status == "promoted", tick.summary()
+    validated = run.steps[0].outputs
+    assert validated["violations"] == []
+    assert {(w["column"], w["expectation"]) for w in validated["warnings"]} >= {
+        ("petal_length", "range")
+    }
+    assert "passed with" in validated["contract"]
 
 
 def test_failing_pipeline_is_recorded_and_stops_the_run(
@@ -208,8 +236,10 @@ def test_manual_trigger_and_one_active_run_per_model(
         client, [make_config(iris_csv)], clock=clock, canary=RecordingCanary(None)
     )
     run = controller.trigger("iris", reason="demo")
-    assert run is not None and run.trigger_kind == "manual" and run.status == "canary"
-    assert controller.trigger("iris") is None  # the canary run is still active
+    assert isinstance(run, LoopRun) and run.trigger_kind == "manual" and run.status == "canary"
+    blocked = controller.trigger("iris")  # the canary run is still active
+    assert isinstance(blocked, ClaimRefused) and blocked.why == "active"
+    assert f"run {run.id} is still canary" in blocked.describe()
     with pytest.raises(Exception, match="No loop config for model 'wine'"):
         controller.trigger("wine")
 

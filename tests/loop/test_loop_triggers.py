@@ -20,7 +20,7 @@ from shipyard.loop.triggers import TriggerContext, Verdict, evaluate_trigger, wi
 from shipyard.monitoring.feedback import record_feedback
 from shipyard.monitoring.records import PredictionRecord
 from shipyard.store import records
-from shipyard.store.loop_store import LoopStore
+from shipyard.store.loop_store import LoopRun, LoopStore
 
 
 def _evaluate(client: Shipyard, config: LoopConfig, now: datetime, champion: Any = None) -> Verdict:
@@ -40,7 +40,7 @@ def _claim(client: Shipyard, verdict: Verdict, now: datetime, **details: Any) ->
         now=now,
         details={**verdict.firing.details, **details},
     )
-    assert run is not None
+    assert isinstance(run, LoopRun)
     store.update_run(run.id, now=now, status="rejected")
 
 
@@ -165,7 +165,9 @@ def test_drift_cooldown_holds_one_incident_to_one_retrain(
     clock.advance(hours=23)  # a new cool-down window key, but still within 24 h of the run
     [cooling] = controller.tick()
     assert cooling.run is None and cooling.verdicts[0].fired
-    assert "cooling down" in cooling.summary()
+    summary = cooling.summary()
+    assert f"drift fired, but cooling down: run {first.run.id} (drift, promoted)" in summary
+    assert "no new drift run before 2026-03-03 03:00 UTC" in summary
     clock.advance(hours=2)
     [again] = controller.tick()
     assert again.run is not None and again.run.id != first.run.id

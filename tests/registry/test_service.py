@@ -19,7 +19,7 @@ from shipyard.errors import (
     SchemaError,
     VersionNotFoundError,
 )
-from shipyard.quickstart import COURSE_RECORD, iris_frame
+from shipyard.quickstart import IRIS_RECORD, iris_frame
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_log_load_predict_roundtrip(client: Shipyard, iris_model) -> None:  # ty
     client.registry.set_alias("iris", "production", 1)
     loaded = client.registry.load("iris")
     assert (loaded.name, loaded.version) == ("iris", 1)
-    assert loaded.predict(COURSE_RECORD).tolist() == model.predict(X.iloc[[0]]).tolist()
+    assert loaded.predict(IRIS_RECORD).tolist() == model.predict(X.iloc[[0]]).tolist()
     np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X))
     assert list(loaded.classes) == ["setosa", "versicolor", "virginica"]
 
@@ -71,13 +71,13 @@ def test_schema_errors_name_the_column(client: Shipyard, iris_model) -> None:  #
     model, X, _ = iris_model
     client.registry.log_model(model, "iris", sample=X)
     loaded = client.registry.load("iris:1")
-    record = dict(COURSE_RECORD)
+    record = dict(IRIS_RECORD)
     del record["petal_width"]
     with pytest.raises(SchemaError, match="petal_width") as info:
         loaded.predict(record)
     assert info.value.field == "petal_width"
     with pytest.raises(SchemaError, match="sepal_length") as info:
-        loaded.predict({**COURSE_RECORD, "sepal_length": "wide"})
+        loaded.predict({**IRIS_RECORD, "sepal_length": "wide"})
     assert info.value.expected is not None
 
 

@@ -16,7 +16,7 @@ from shipyard import Shipyard
 from shipyard.cli.main import app
 from shipyard.config import Settings
 from shipyard.errors import UnsafeArtifactError
-from shipyard.quickstart import COURSE_RECORD, IRIS_FEATURES, iris_frame
+from shipyard.quickstart import IRIS_FEATURES, IRIS_RECORD, iris_frame
 
 
 def write_mlflow_folder(root: Path, model: object, fmt: str) -> Path:
@@ -79,7 +79,7 @@ def test_import_skops_folder_keeps_signature(client: Shipyard, model, tmp_path: 
     assert version.tags["mlflow_run_id"] == "0123456789abcdef"
     loaded = client.registry.load("iris:1")
     assert [c.name for c in loaded.signature.inputs] == IRIS_FEATURES
-    assert loaded.predict(COURSE_RECORD)[0] == "setosa"
+    assert loaded.predict(IRIS_RECORD)[0] == "setosa"
     assert client.registry.manifest(version).trusted_pickle is False
 
 
@@ -91,7 +91,7 @@ def test_pickled_folder_needs_trust(client: Shipyard, model, tmp_path: Path) -> 
     version = client.registry.import_mlflow(folder, "iris", trusted_pickle=True)
     # Trusted once at import; re-stored as skops, so loading needs no trust.
     assert client.registry.manifest(version).trusted_pickle is False
-    assert client.registry.load("iris:1").predict(COURSE_RECORD)[0] == "setosa"
+    assert client.registry.load("iris:1").predict(IRIS_RECORD)[0] == "setosa"
 
 
 def test_cli_import(model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

@@ -108,10 +108,21 @@ def test_accuracy_guard_reads_labels_from_the_prediction_log(reg: Registry) -> N
         rows.append(
             PredictionRecord(
                 request_id=f"r{i}", timestamp=now, model="m", version=version,
-                inputs={"x": 1.0}, prediction=answer, variant=variant,
+                inputs={"x": 1.0}, prediction=answer, variant=variant, deployment="web",
             )
         )  # fmt: skip
         labels.append({"request_id": f"r{i}", "label": "big"})
+    # Another deployment's canary of the same version, and direct traffic, always right:
+    # counted in, they would hide the bad canary of "web".
+    for i in range(200):
+        rows.append(
+            PredictionRecord(
+                request_id=f"other{i}", timestamp=now, model="m", version=OTHER,
+                inputs={"x": 1.0}, prediction="big", variant="canary",
+                deployment="api" if i % 2 else None,
+            )
+        )  # fmt: skip
+        labels.append({"request_id": f"other{i}", "label": "big"})
     log.write(rows)
     record_feedback(log, labels, model="m")
     controller = RolloutController(

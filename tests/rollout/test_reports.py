@@ -49,15 +49,16 @@ def test_mean_interval_is_student_t() -> None:
     assert mean == 4.0 and (lo, hi) == pytest.approx(expected)
 
 
-def frame(variant: str, n: int, correct: int, latency: float) -> pd.DataFrame:
+def frame(variant: str, n: int, correct: int, latency: float, version: int = 1) -> pd.DataFrame:
     labels = ["a"] * n
     predictions = ["a"] * correct + ["b"] * (n - correct)
     return pd.DataFrame(
         {
             "request_id": [f"{variant}-{i}" for i in range(n)],
             "row": 0,
+            "deployment": "web",
             "variant": variant,
-            "version": 1,
+            "version": version,
             "latency_seconds": latency + np.linspace(0, 0.001, n),
             "prediction": predictions,
             "label": labels,
@@ -67,7 +68,7 @@ def frame(variant: str, n: int, correct: int, latency: float) -> pd.DataFrame:
 
 def test_no_winner_without_evidence_and_primary_wins_when_the_arm_errs() -> None:
     d = Deployment("web", "m", 1, split=((1, 50.0), (2, 50.0)))
-    rows = pd.concat([frame("primary", 50, 40, 0.002), frame("ab:2", 50, 41, 0.002)])
+    rows = pd.concat([frame("primary", 50, 40, 0.002), frame("ab:2", 50, 41, 0.002, 2)])
     report = ab_report(d, rows, {}, since="test")
     assert report.winner is None and "no significant difference" in report.verdict
     counters = {
@@ -78,7 +79,7 @@ def test_no_winner_without_evidence_and_primary_wins_when_the_arm_errs() -> None
     arm = next(a for a in report.arms if a.variant == "ab:2")
     assert arm.p_error_rate is not None and arm.p_error_rate < 1e-6
     assert report.winner == "primary"
-    slow = pd.concat([frame("primary", 50, 40, 0.002), frame("ab:2", 50, 41, 0.02)])
+    slow = pd.concat([frame("primary", 50, 40, 0.002), frame("ab:2", 50, 41, 0.02, 2)])
     arm = next(a for a in ab_report(d, slow, {}, since="t").arms if a.variant == "ab:2")
     assert arm.p_latency is not None and arm.p_latency < 1e-6
 
@@ -87,7 +88,7 @@ def test_shadow_report_numeric_differences() -> None:
     d = Deployment("web", "m", 1, shadows=(3,))
     answered = pd.DataFrame(
         {"request_id": ["a", "b", "c", "d"], "row": 0, "variant": "primary", "version": 1,
-         "prediction": [1.0, 2.0, 3.0, 4.0], "latency_seconds": 0.001}
+         "prediction": [1.0, 2.0, 3.0, 4.0], "latency_seconds": 0.001, "deployment": "web"}
     )  # fmt: skip
     shadow = answered.assign(variant="shadow:3", version=3, prediction=[1.0, 2.5, 3.0, 3.0])
     (report,) = shadow_reports(d, pd.concat([answered, shadow]), since="t")
@@ -101,7 +102,7 @@ def test_shadow_report_probability_gaps() -> None:
     answered = pd.DataFrame(
         {"request_id": ["a", "b"], "row": 0, "variant": "primary", "version": 1,
          "prediction": ["x", "y"], "proba_x": [0.9, 0.2], "proba_y": [0.1, 0.8],
-         "latency_seconds": 0.001}
+         "latency_seconds": 0.001, "deployment": "web"}
     )  # fmt: skip
     shadow = answered.assign(
         variant="shadow:3", version=3, prediction=["x", "x"], proba_x=[0.8, 0.6], proba_y=[0.2, 0.4]

@@ -24,13 +24,13 @@ from live_server import free_port as free_port
 from live_server import wait_ready as wait_ready
 from shipyard import Shipyard
 from shipyard.config import Settings
-from shipyard.quickstart import COURSE_RECORD, iris_frame
+from shipyard.quickstart import IRIS_RECORD, iris_frame
 from shipyard.serving import ServeOptions, create_app
 
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 #: Records the LogisticRegression and the RandomForest agree on.
-SETOSA = dict(COURSE_RECORD)
+SETOSA = dict(IRIS_RECORD)
 VIRGINICA = {"sepal_length": 7.7, "sepal_width": 3.0, "petal_length": 6.1, "petal_width": 2.3}
 
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from serving_helpers import SETOSA, VIRGINICA, IrisRegistry, LiveServer
 
-from shipyard.quickstart import COURSE_RECORD
+from shipyard.quickstart import IRIS_RECORD
 from shipyard.serving import ServeOptions, create_app
 
 
@@ -21,7 +21,7 @@ def http(shared_live: LiveServer) -> httpx.Client:
 def test_course_record_answers_prediction_probabilities_version_and_request_id(
     http: httpx.Client, shared_iris: IrisRegistry
 ) -> None:
-    response = http.post("/predict", json=COURSE_RECORD)
+    response = http.post("/predict", json=IRIS_RECORD)
     assert response.status_code == 200
     body = response.json()
     assert body["prediction"] == "setosa"

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from shipyard.errors import InvalidInputError
-from shipyard.store.loop_store import LoopRunNotFoundError, LoopStore, json_safe
+from shipyard.store.loop_store import (
+    ClaimRefused,
+    LoopRun,
+    LoopRunNotFoundError,
+    LoopStore,
+    json_safe,
+)
 from shipyard.store.metadata import MetadataStore
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -28,25 +34,34 @@ def _claim(store: LoopStore, key: str, now: datetime = NOW, **kw: Any) -> Any:
 
 def test_a_trigger_is_claimed_once(store: LoopStore) -> None:
     run = _claim(store, "k1", details={"x": float("nan")}, champion_version=3)
-    assert run is not None and run.status == "running" and run.active
+    assert isinstance(run, LoopRun) and run.status == "running" and run.active
     assert (run.model, run.trigger_kind, run.trigger_key) == ("iris", "schedule", "k1")
     assert run.details == {"x": None} and run.champion_version == 3
     assert store.is_claimed("iris", "schedule", "k1")
     store.update_run(run.id, now=NOW, status="promoted", message="done", candidate_version=4)
-    assert _claim(store, "k1") is None  # same trigger: never twice
+    again = _claim(store, "k1")  # same trigger: never twice
+    assert (
+        isinstance(again, ClaimRefused)
+        and again.why == "handled"
+        and again.run == store.get_run(run.id)
+    )
+    assert f"handled already by run {run.id} (promoted)" in again.describe()
     other = _claim(store, "k2")
-    assert other is not None and other.id != run.id
+    assert isinstance(other, LoopRun) and other.id != run.id
     # Another model's identical trigger is its own.
-    assert store.claim("wine", "schedule", "k1", reason="r", actor="a", now=NOW) is not None
+    wine = store.claim("wine", "schedule", "k1", reason="r", actor="a", now=NOW)
+    assert isinstance(wine, LoopRun)
 
 
 def test_an_active_run_blocks_claims_until_it_ends_or_goes_stale(store: LoopStore) -> None:
     run = _claim(store, "k1")
-    assert _claim(store, "k2", kind="drift") is None
+    blocked = _claim(store, "k2", kind="drift")
+    assert isinstance(blocked, ClaimRefused) and blocked.why == "active"
+    assert f"run {run.id} is still running" in blocked.describe()
     later = NOW + timedelta(hours=2)
-    assert _claim(store, "k2", now=later, stale_after=timedelta(hours=3)) is None
+    assert isinstance(_claim(store, "k2", now=later, stale_after=timedelta(hours=3)), ClaimRefused)
     revived = _claim(store, "k2", now=later, stale_after=timedelta(hours=1))
-    assert revived is not None
+    assert isinstance(revived, LoopRun)
     dead = store.get_run(run.id)
     assert dead.status == "failed" and "presumably died" in (dead.message or "")
     assert dead.finished_at == later
@@ -54,14 +69,45 @@ def test_an_active_run_blocks_claims_until_it_ends_or_goes_stale(store: LoopStor
 
 def test_cooldown_refuses_a_second_run_of_the_same_kind(store: LoopStore) -> None:
     first = _claim(store, "w1", kind="drift", cooldown=timedelta(hours=24))
-    assert first is not None
+    assert isinstance(first, LoopRun)
     store.update_run(first.id, now=NOW, status="rejected")
     soon = NOW + timedelta(hours=23)
-    assert _claim(store, "w2", soon, kind="drift", cooldown=timedelta(hours=24)) is None
-    assert _claim(store, "s1", soon, kind="schedule") is not None  # other kinds are not cooled
+    cooling = _claim(store, "w2", soon, kind="drift", cooldown=timedelta(hours=24))
+    assert isinstance(cooling, ClaimRefused) and cooling.why == "cooling_down"
+    assert cooling.until == NOW + timedelta(hours=24)
+    assert f"cooling down: run {first.id} (drift, rejected)" in cooling.describe()
+    assert "no new drift run before 2026-03-03 12:00 UTC" in cooling.describe()
+    assert isinstance(_claim(store, "s1", soon, kind="schedule"), LoopRun)  # others not cooled
     store.update_run(store.last_run("iris", "schedule").id, now=soon, status="failed")  # type: ignore[union-attr]
     late = NOW + timedelta(hours=25)
-    assert _claim(store, "w2", late, kind="drift", cooldown=timedelta(hours=24)) is not None
+    assert isinstance(
+        _claim(store, "w2", late, kind="drift", cooldown=timedelta(hours=24)), LoopRun
+    )
+
+
+def test_a_failed_run_starts_no_cooldown_and_its_occurrence_is_retried(store: LoopStore) -> None:
+    failed = _claim(store, "w1", kind="drift", cooldown=timedelta(hours=24))
+    assert isinstance(failed, LoopRun)
+    store.update_run(failed.id, now=NOW, status="failed", message="step retrain failed: boom")
+    assert not store.is_claimed("iris", "drift", "w1")
+    soon = NOW + timedelta(minutes=5)
+    retry = _claim(store, "w1", soon, kind="drift", cooldown=timedelta(hours=24))
+    assert isinstance(retry, LoopRun) and retry.trigger_key == "w1#retry1"
+    store.update_run(retry.id, now=soon, status="failed")
+    third = _claim(store, "w1", soon, kind="drift", cooldown=timedelta(hours=24))
+    assert isinstance(third, LoopRun) and third.trigger_key == "w1#retry2"
+    store.update_run(third.id, now=soon, status="promoted")
+    # A run that did not fail uses the occurrence up, and starts the cool-down.
+    assert store.is_claimed("iris", "drift", "w1")
+    handled = _claim(store, "w1", soon, kind="drift")
+    assert isinstance(handled, ClaimRefused) and handled.why == "handled"
+    assert handled.run is not None and handled.run.id == third.id
+    cooling = _claim(store, "w2", soon, kind="drift", cooldown=timedelta(hours=24))
+    assert isinstance(cooling, ClaimRefused) and cooling.why == "cooling_down"
+    # The last run of the kind, failed or not, for the drift trigger's check history.
+    assert store.last_run("iris", "drift").id == third.id  # type: ignore[union-attr]
+    store.update_run(third.id, now=soon, status="failed")
+    assert store.last_run("iris", "drift", include_failed=False) is None
 
 
 def test_steps_and_history(store: LoopStore) -> None:
@@ -117,10 +163,10 @@ def _race(url: str, barrier: Any, queue: Any, keys: list[str]) -> None:
     barrier.wait()
     won = []
     for key in keys:
-        # None also means "the other process has a run active": try again, as a next tick would.
+        # A refusal also means "the other process has a run active": try again, as a tick would.
         while not store.is_claimed("iris", "schedule", key):
             run = store.claim("iris", "schedule", key, reason="race", actor="p", now=NOW)
-            if run is not None:
+            if isinstance(run, LoopRun):
                 won.append(key)
                 store.update_run(run.id, now=NOW, status="promoted")
     queue.put(won)

@@ -79,6 +79,16 @@ def _version(client: Any, ref: str, model: str | None) -> tuple[str, int]:
     return version.model, version.version
 
 
+def _followed(ref: str) -> str | None:
+    """The alias a reference names (``iris`` -> production), if it is one that can move."""
+    from shipyard.registry.refs import RESERVED_ALIAS, parse_ref
+
+    parsed = parse_ref(ref)
+    if parsed.version is not None or parsed.alias is None or RESERVED_ALIAS.match(parsed.alias):
+        return None
+    return parsed.alias
+
+
 def _split(text: str) -> dict[int, float]:
     weights: dict[int, float] = {}
     for part in text.split(","):
@@ -165,7 +175,9 @@ def set_command(
                 f"(`shipyard deploy {name} --model MODEL:VERSION`), then add the canary."
             )
         model_name, version = _version(client, model, None)
-        current = service.create(name, model_name, version, force=force, reason=reason)
+        current = service.create(
+            name, model_name, version, force=force, reason=reason, follows=_followed(model)
+        )
     else:
         base = current.model
         if split is not None:
@@ -445,6 +457,7 @@ def _summary(d: Deployment) -> dict[str, Any]:
         "killed": d.killed,
         "previous_primaries": list(d.history),
         "last_known_good": d.last_known_good,
+        "follows": d.follows,
         "updated_at": d.updated_at,
         "updated_by": d.updated_by,
     }
@@ -455,6 +468,8 @@ def _render(d: Deployment, as_json: bool, service: Deployments, *, details: bool
 
     summary = _summary(d)
     workers = service.store.workers(d.name) if details else []
+    unserved = service.unserved(d.name) if details else None
+    alias_gap = service.alias_gap(d)
     stats = merge_stats(service.store.counters(d.name, d.epoch)) if details else {}
     changes = service.changes(d.name, limit=10) if details else []
     if as_json:
@@ -462,6 +477,8 @@ def _render(d: Deployment, as_json: bool, service: Deployments, *, details: bool
             summary["workers"] = [
                 {"worker": w.worker, "revision": w.revision, "seen_at": w.seen_at} for w in workers
             ]
+            summary["unserved"] = unserved
+            summary["alias_gap"] = alias_gap
             summary["live"] = {
                 k: {
                     "version": s.version,
@@ -506,6 +523,14 @@ def _render(d: Deployment, as_json: bool, service: Deployments, *, details: bool
     if d.history:
         parts.append(f"previous primaries: {', '.join(map(str, d.history))} (rollback target "
                      f"{d.history[-1]}); last known good: {d.last_known_good}")  # fmt: skip
+    if d.follows is not None:
+        parts.append(
+            f"follows {d.model}@{d.follows}: promotions and rollbacks move it to the primary"
+        )
+    if alias_gap is not None:
+        parts.append(f"[bold yellow]warning:[/] {alias_gap}.")
+    if unserved is not None:
+        parts.append(f"[bold yellow]warning:[/] {unserved}.")
     if workers:
         synced = sum(w.revision == d.revision for w in workers)
         parts.append(

@@ -28,7 +28,7 @@ from shipyard.errors import InvalidReferenceError
 from shipyard.loop.config import load_config
 from shipyard.loop.controller import LoopController, ModelTick
 from shipyard.loop.lineage import lineage
-from shipyard.store.loop_store import LoopRun, LoopStore
+from shipyard.store.loop_store import ClaimRefused, LoopRun, LoopStore
 
 app = typer.Typer(
     help="The closed loop: retraining triggers, retrain, gate, canary, promote.",
@@ -56,6 +56,16 @@ def _tick_json(tick: ModelTick) -> dict[str, Any]:
         "verdicts": [{"kind": v.kind, "fired": v.fired, "reason": v.reason} for v in tick.verdicts],
         "run": None if tick.run is None else _run_json(tick.run),
         "errors": list(tick.errors),
+        "refused": [
+            {
+                "kind": kind,
+                "why": r.why,
+                "run": None if r.run is None else r.run.id,
+                "until": r.until,
+                "message": r.describe(),
+            }
+            for kind, r in tick.refused
+        ],
     }
 
 
@@ -141,9 +151,9 @@ def trigger_command(
 ) -> None:
     """Start a loop run for MODEL now, whatever its triggers say."""
     run = _controller(ctx, config).trigger(model, reason=reason)
-    if run is None:
+    if isinstance(run, ClaimRefused):
         err_console.print(
-            f"{model} has a loop run in progress; see `shipyard loop history {model}`."
+            f"{model}: {run.describe()}; see `shipyard loop history {model}`.", highlight=False
         )
         raise typer.Exit(code=1)
     if as_json:

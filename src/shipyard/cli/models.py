@@ -63,14 +63,25 @@ def list_versions(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> 
 @app.command("show")
 def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
     """Show one version (REF: iris, iris@staging, iris:3) with its manifest."""
-    registry = get_client(ctx).registry
+    from shipyard.rollout.service import Deployments
+
+    client = get_client(ctx)
+    registry = client.registry
     version = registry.resolve(ref)
     manifest = registry.manifest(version)
     model = registry.metadata.get_model(version.model)
+    deployments = Deployments(client.metadata, actor=client.settings.actor)
+    where = deployments.describe_for_model(version.model)
     if as_json:
         validation = describe_validation(registry.metadata, version)
         print_json(
-            {"model": model, "version": version, "manifest": manifest, "validation": validation}
+            {
+                "model": model,
+                "version": version,
+                "manifest": manifest,
+                "validation": validation,
+                "deployments": where,
+            }
         )
         return
     console.print(
@@ -123,6 +134,10 @@ def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
         console.print(line)
     for line in describe_optimization(registry, version):  # ONNX runtime or why not
         console.print(line, markup=False, highlight=False)
+    aliases = ", ".join(f"{a} -> {model.name}:{v}" for a, v in sorted(model.aliases.items()))
+    console.print(f"aliases of {model.name}: {aliases or 'none'}", markup=False, highlight=False)
+    for line in where or [f"deployments: none serve {model.name}"]:
+        console.print(line, markup=False, highlight=False)
 
 
 def _range(col: dict) -> str:
@@ -149,6 +164,7 @@ def alias(
 ) -> None:
     """Point an alias (production, staging, champion, ...) at a version, or delete it."""
     registry = get_client(ctx).registry
+    previous: int | None
     if delete:
         previous = registry.delete_alias(name, alias_name, reason=reason)
         result = {"model": name, "alias": alias_name, "from": previous, "to": None}
@@ -163,6 +179,14 @@ def alias(
     before = "unset" if result["from"] is None else f"version {result['from']}"
     after = "removed" if result["to"] is None else f"version {result['to']}"
     console.print(f"{name}@{alias_name}: {before} -> {after}")
+    from shipyard.rollout.service import Deployments
+
+    client = get_client(ctx)
+    deployments = Deployments(client.metadata, actor=client.settings.actor)
+    for d in deployments.list_deployments(name):
+        gap = deployments.alias_gap(d) if d.follows == alias_name else None
+        if gap is not None:
+            console.print(f"note: {gap}.", markup=False, highlight=False)
 
 
 @app.command("archive")

@@ -1,4 +1,4 @@
-"""``shipyard quickstart``: the whole lifecycle, end to end, in the current folder."""
+"""``shipyard quickstart``: the whole lifecycle, end to end, in a fresh folder per run."""
 
 from __future__ import annotations
 
@@ -8,11 +8,19 @@ from shipyard.cli._common import JsonOption, console, get_client, print_json, ta
 
 
 def quickstart_command(ctx: typer.Context, as_json: bool = JsonOption) -> None:
-    """Train, register, serve, monitor, detect drift, retrain through the loop, gate, canary."""
-    from shipyard.demo import run_demo  # the ML stack and the server: load on use
+    """Train, register, serve, monitor, detect drift, retrain through the loop, gate, canary.
 
-    client = get_client(ctx)
-    result = run_demo(client, say=lambda text: None if as_json else console.print(text))
+    Each run works in a fresh folder, ``<home>/quickstart/run-<n>`` (SQLite and
+    local files), so every run tells the whole story from the start.
+    """
+    from shipyard.client import Shipyard
+    from shipyard.demo import fresh_run_settings, run_demo  # the ML stack: load on use
+
+    client = Shipyard(fresh_run_settings(get_client(ctx).settings))
+    try:
+        result = run_demo(client, say=lambda text: None if as_json else console.print(text))
+    finally:
+        client.close()
     if as_json:
         print_json(result)
         return
@@ -34,6 +42,9 @@ def quickstart_command(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     settings = client.settings
     console.print(f"Metadata: {settings.database_url}\nArtifacts: {settings.artifact_url}")
     console.print(
-        "Next: [bold]shipyard models show iris[/], [bold]shipyard loop history iris[/], "
-        "[bold]shipyard serve iris[/]"
+        f"This run lives in {settings.home}; explore it with\n"
+        f"  [bold]export SHIPYARD_HOME={settings.home}[/]\n"
+        "  [bold]shipyard models show iris[/], [bold]shipyard loop history iris[/], "
+        "[bold]shipyard deploy status iris[/]",
+        highlight=False,
     )

@@ -1,6 +1,7 @@
 """``shipyard validate ...``: data against a contract, a candidate model against gates.
 
-Exit codes CI can gate on: 0 passed, 1 failed (or an error).
+Exit codes CI can gate on: 0 passed (warnings about unusual values are shown
+but pass unless ``--strict`` or the contract is strict), 1 failed (or an error).
 """
 
 from __future__ import annotations
@@ -28,11 +29,20 @@ def data(
     ref: str = typer.Argument(..., help="Model version whose contract to check (iris:4)."),
     path: Path = typer.Argument(..., metavar="FILE", help="CSV, Parquet or JSON(L) file."),
     report: Path | None = typer.Option(None, "--report", help="Also write an HTML report here."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Fail on warnings too (values outside the expected range, tails)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Check FILE against the data contract of REF; exit 1 if any expectation is violated."""
+    """Check FILE against the data contract of REF; exit 1 on errors (and on warnings if strict).
+
+    Errors break a hard expectation: a missing column, a wrong type, a missing
+    value, a value past a bound (a negative one where the training data never
+    had any), an unknown category. Warnings are unusual values: outside the
+    expected range, or too many in the tails.
+    """
     client = get_client(ctx)
-    version, result = service.validate_data(client, ref, path)
+    version, result = service.validate_data(client, ref, path, strict=strict)
     if report is not None:
         contract = service.get_contract(client.metadata, version)
         html = render_contract_report(contract, result, title=version.ref, source=str(path))
@@ -41,12 +51,13 @@ def data(
     if as_json:
         print_json({"model": version.ref, "file": str(path), **result.to_dict()})
     else:
-        style = "green" if result.passed else "red"
+        style = "red" if not result.passed else "yellow" if result.violations else "green"
         console.print(f"[bold {style}]{version.ref}: {result.summary()}[/]", highlight=False)
         if result.violations:
             rows = [
                 [
                     v.column,
+                    v.severity,
                     v.expectation,
                     v.expected,
                     f"{v.count}/{v.checked}",
@@ -55,7 +66,7 @@ def data(
                 ]
                 for v in result.violations
             ]
-            columns = ["column", "expectation", "expected", "failing", "rows", "values"]
+            columns = ["column", "severity", "expectation", "expected", "failing", "rows", "values"]
             console.print(table("Violations", columns, rows))
         if report is not None:
             console.print(f"report: {report}")

@@ -37,6 +37,8 @@ class CanaryRequest:
     deployment: str
     policy: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
+    #: The alias the champion serves under; a deployment created for the canary follows it.
+    alias: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,10 @@ class CanaryRunner(Protocol):
         """The outcome once the canary was promoted or rolled back; None while it runs."""
         ...
 
+    def unserved(self, request: CanaryRequest) -> str | None:
+        """Why the canary gets no traffic (no server serves the deployment), or None."""
+        ...
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -67,7 +73,8 @@ def _utcnow() -> datetime:
 class RolloutCanaryRunner:
     """Canary through :class:`shipyard.rollout.service.Deployments` and its rollout policy.
 
-    The deployment is created (champion as primary) if it does not exist. A
+    The deployment is created (champion as primary, following the loop's
+    alias, so its promotion moves the alias) if it does not exist. A
     canary ends promoted when the candidate became the primary, and rolled
     back when the canary left while the primary stayed; the reason is read
     from the deployment's change history.
@@ -92,7 +99,11 @@ class RolloutCanaryRunner:
             current = deployments.get(request.deployment)
         except NotFoundError:
             current = deployments.create(
-                request.deployment, request.model, request.champion, reason=request.reason
+                request.deployment,
+                request.model,
+                request.champion,
+                reason=request.reason,
+                follows=request.alias,
             )
             created = True
         if current.model != request.model:
@@ -134,6 +145,9 @@ class RolloutCanaryRunner:
         return CanaryOutcome(
             False, f"canary of {request.model}:{request.candidate} ended: {why}", facts
         )
+
+    def unserved(self, request: CanaryRequest) -> str | None:
+        return self._deployments().unserved(request.deployment)  # type: ignore[no-any-return]
 
 
 __all__ = ["CanaryOutcome", "CanaryRequest", "CanaryRunner", "RolloutCanaryRunner"]

@@ -3,7 +3,10 @@
 Written in YAML (one model, or ``models:`` with a list) or built in Python
 from the same pydantic models. It is validated once, on load; an error names
 the file and the field (``iris.yaml: models[0].triggers[1].cron: ...``).
-Relative paths are read relative to the config file.
+Relative paths are read relative to the config file, code included: the
+entry point's module is imported from ``pipeline.code_path``, by default the
+config file's own folder, so a ``train.py`` beside ``loop.yaml`` needs no
+``PYTHONPATH``.
 
 Example (YAML)::
 
@@ -123,6 +126,11 @@ class PipelineConfig(_Strict):
     """The training pipeline: a ``module:function`` entry point, its params and its data."""
 
     entry_point: str
+    code_path: str | None = Field(
+        default=None,
+        description="Folder the entry point is imported from (before installed packages); "
+        "default: the config file's folder.",
+    )
     params: dict[str, Any] = Field(default_factory=dict)
     data: DataSource
     target: str
@@ -131,7 +139,10 @@ class PipelineConfig(_Strict):
     )
     holdout_fraction: float = Field(default=0.25, gt=0, lt=1)
     sample_rows: int = Field(
-        default=200, ge=1, description="Rows of inputs stored as the signature sample."
+        default=200,
+        ge=1,
+        description="Rows of inputs stored with the version, drawn at random from the training "
+        "data: the signature, data contract and drift reference are inferred from them.",
     )
 
     @field_validator("entry_point")
@@ -245,9 +256,16 @@ Trigger = Annotated[
 
 
 class ContractConfig(_Strict):
-    """Check new training data against the champion's data contract before retraining."""
+    """Check new training data against the champion's data contract before retraining.
+
+    Errors (wrong types, missing values, impossible values, unknown categories)
+    stop the run; warnings (values outside the expected range, a heavy tail
+    share: what drifted data looks like, and what the loop retrains for) are
+    recorded and the run goes on, unless ``strict``.
+    """
 
     enabled: bool = True
+    strict: bool = Field(default=False, description="Stop on warnings (range, tails) too.")
     ignore: tuple[str, ...] = Field(
         default=("tails",), description=f"Expectation kinds not to fail on: any of {EXPECTATIONS}."
     )
@@ -348,11 +366,13 @@ class LoopConfig(_Strict):
         return _duration(value)
 
     def anchored(self, base: Path) -> LoopConfig:
-        """This config with relative data paths read relative to ``base``."""
+        """This config with relative paths (data, code) read relative to ``base``."""
+        code = Path(self.pipeline.code_path) if self.pipeline.code_path is not None else base
         pipeline = self.pipeline.model_copy(
             update={
                 "data": self.pipeline.data.relative_to(base),
                 "holdout": self.pipeline.holdout and self.pipeline.holdout.relative_to(base),
+                "code_path": str(code if code.is_absolute() else base / code),
             }
         )
         triggers = []

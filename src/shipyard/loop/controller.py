@@ -38,7 +38,7 @@ from shipyard.loop.config import LoopConfig
 from shipyard.loop.steps import RESUME_AT, STEPS, RunState, StepFailed, StepLog
 from shipyard.loop.triggers import Firing, TriggerContext, Verdict, evaluate_trigger
 from shipyard.store import records
-from shipyard.store.loop_store import LoopRun, LoopStore
+from shipyard.store.loop_store import ClaimRefused, LoopRun, LoopStore
 
 if TYPE_CHECKING:
     from shipyard._client import Shipyard
@@ -62,17 +62,16 @@ class ModelTick:
     run: LoopRun | None = None
     resumed: bool = False
     errors: tuple[str, ...] = field(default_factory=tuple)
+    #: Triggers that fired but could not be claimed, each with why.
+    refused: tuple[tuple[str, ClaimRefused], ...] = ()
 
     def summary(self) -> str:
         if self.run is None and self.errors and not self.verdicts:
             return f"{self.model}: error: {self.errors[0]}"
         if self.run is None:
-            fired = [v.kind for v in self.verdicts if v.fired]
-            if fired:
-                return (
-                    f"{self.model}: {', '.join(fired)} fired, but the trigger was claimed "
-                    "elsewhere or is cooling down"
-                )
+            if self.refused:
+                why = "; ".join(f"{kind} fired, but {r.describe()}" for kind, r in self.refused)
+                return f"{self.model}: {why}"
             return f"{self.model}: no trigger fired"
         how = "resumed" if self.resumed else f"{self.run.trigger_kind} fired ->"
         text = f"{self.model}: {how} run {self.run.id} {self.run.status}"
@@ -142,6 +141,7 @@ class LoopController:
         ctx = TriggerContext(self.client, config, self.store, self.clock(), champion)
         verdicts: list[Verdict] = []
         errors: list[str] = []
+        refused: list[tuple[str, ClaimRefused]] = []
         for trigger in config.triggers:
             try:
                 verdict = evaluate_trigger(trigger, ctx)
@@ -153,19 +153,26 @@ class LoopController:
             if verdict.firing is None:
                 continue
             claimed = self._claim(config, verdict.firing, champion)
-            if claimed is not None:
-                run = self._execute(config, claimed, champion=champion)
-                return ModelTick(model, tuple(verdicts), run, errors=tuple(errors))
-        return ModelTick(model, tuple(verdicts), errors=tuple(errors))
+            if isinstance(claimed, ClaimRefused):
+                refused.append((verdict.kind, claimed))
+                continue
+            run = self._execute(config, claimed, champion=champion)
+            return ModelTick(model, tuple(verdicts), run, errors=tuple(errors))
+        return ModelTick(model, tuple(verdicts), errors=tuple(errors), refused=tuple(refused))
 
-    def trigger(self, model: str, reason: str = "manual retrain") -> LoopRun | None:
-        """Start a run of ``model`` now, whatever its triggers say (None: one is active)."""
+    def trigger(self, model: str, reason: str = "manual retrain") -> LoopRun | ClaimRefused:
+        """Start a run of ``model`` now, whatever its triggers and cool-downs say.
+
+        Refused (:class:`ClaimRefused`) only while a run of the model is active.
+        """
         config = self._config(model)
         champion = self._champion(config)
         now = self.clock()
         firing = Firing("manual", now.isoformat(), reason, {"actor": self.client.settings.actor})
         run = self._claim(config, firing, champion)
-        return None if run is None else self._execute(config, run, champion=champion)
+        return (
+            run if isinstance(run, ClaimRefused) else self._execute(config, run, champion=champion)
+        )
 
     def serve(
         self,
@@ -206,7 +213,7 @@ class LoopController:
 
     def _claim(
         self, config: LoopConfig, firing: Firing, champion: records.ModelVersion | None
-    ) -> LoopRun | None:
+    ) -> LoopRun | ClaimRefused:
         return self.store.claim(
             config.model,
             firing.kind,
@@ -275,8 +282,14 @@ class LoopController:
                     error=error,
                 )
             if error is not None:
+                message = f"step {name} failed: {error}"
+                if final == "failed":
+                    message += (
+                        ". A failed run starts no cool-down: the trigger retries when it "
+                        f"next fires, or `shipyard loop trigger {run.model}` retries now"
+                    )
                 return self.store.update_run(
-                    run.id, now=self.clock(), status=final, message=f"step {name} failed: {error}"
+                    run.id, now=self.clock(), status=final, message=message
                 )
             if log.status == "waiting":
                 assert log.run_status is not None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,17 +56,29 @@ class DataSnapshot:
         return len(self.frame)
 
 
-def resolve_entry_point(spec: str) -> Pipeline:
-    """Import ``package.module:function`` and return the function."""
+def resolve_entry_point(spec: str, code_path: str | Path | None = None) -> Pipeline:
+    """Import ``package.module:function`` and return the function.
+
+    ``code_path`` (the loop config's folder, unless it says otherwise) is put at
+    the front of the import path first, as Python does with a script's own
+    folder, and stays there: the pipeline may import its neighbours later.
+    """
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise ConfigError(f"Pipeline entry point {spec!r} is not 'package.module:function'.")
+    where = ""
+    if code_path is not None:
+        folder = str(Path(code_path).resolve())
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        where = f" (looked in {folder}, then the installed packages)"
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(
-            f"Cannot import module {module_name!r} of pipeline entry point {spec!r}: {exc}. "
-            "Is it installed, or on PYTHONPATH?"
+            f"Cannot import module {module_name!r} of pipeline entry point {spec!r}{where}: "
+            f"{exc}. Put the module beside the loop config, set `pipeline.code_path` to its "
+            "folder, or install its package."
         ) from exc
     fn = getattr(module, attr, None)
     if not callable(fn):
@@ -75,9 +88,15 @@ def resolve_entry_point(spec: str) -> Pipeline:
     return fn  # type: ignore[no-any-return]
 
 
-def run_pipeline(spec: str, data: pd.DataFrame, params: Mapping[str, Any]) -> TrainResult:
-    """Call the pipeline and check what it returned."""
-    out = resolve_entry_point(spec)(data, dict(params))
+def run_pipeline(
+    spec: str,
+    data: pd.DataFrame,
+    params: Mapping[str, Any],
+    *,
+    code_path: str | Path | None = None,
+) -> TrainResult:
+    """Call the pipeline (imported from ``code_path`` first) and check what it returned."""
+    out = resolve_entry_point(spec, code_path)(data, dict(params))
     if isinstance(out, TrainResult):
         result = out
     elif isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], Mapping):

@@ -120,6 +120,7 @@ class RunState:
             deployment=cfg.deployment or self.config.model,
             policy=dict(cfg.policy),
             reason=f"loop run {self.run.id}: {self.run.reason}",
+            alias=self.config.alias,
         )
 
 
@@ -153,16 +154,22 @@ def validate_data(state: RunState, log: StepLog) -> None:
     except NotFoundError:
         log.outputs["contract"] = f"{champion.ref} has no data contract"
         return
-    result = check_contract(contract, state.features(state.snapshot.frame))
-    counted = [v for v in result.violations if v.expectation not in cfg.contract.ignore]
+    result = check_contract(
+        contract, state.features(state.snapshot.frame), strict=cfg.contract.strict
+    )
+    failing = [v for v in result.failing if v.expectation not in cfg.contract.ignore]
+    warnings = [
+        v for v in result.warnings if v not in failing and v.expectation not in cfg.contract.ignore
+    ]
     log.outputs.update(
         contract=result.summary(),
-        violations=[v.to_dict() for v in counted],
-        ignored=len(result.violations) - len(counted),
+        violations=[v.to_dict() for v in failing],
+        warnings=[v.to_dict() for v in warnings],
+        ignored=len(result.violations) - len(failing) - len(warnings),
     )
-    if counted:
-        listed = "; ".join(v.message for v in counted[:5])
-        more = f" (and {len(counted) - 5} more)" if len(counted) > 5 else ""
+    if failing:
+        listed = "; ".join(v.message for v in failing[:5])
+        more = f" (and {len(failing) - 5} more)" if len(failing) > 5 else ""
         raise StepFailed(
             f"the new training data breaks the data contract of {champion.ref}: {listed}{more}. "
             f"Fix the data, or relax the contract (`shipyard validate contract {champion.ref} "
@@ -214,7 +221,9 @@ def retrain(state: RunState, log: StepLog) -> None:
         run.log_params({**params, "entry_point": pipeline.entry_point})
         state.client.metadata.log_dataset(run.id, "training", state.snapshot.lineage)
         state.client.metadata.log_dataset(run.id, "holdout", state.holdout_lineage or {})
-        result = run_pipeline(pipeline.entry_point, state.train, params)
+        result = run_pipeline(
+            pipeline.entry_point, state.train, params, code_path=pipeline.code_path
+        )
         metrics = finite_metrics(result.metrics)
         if metrics:
             run.log_metrics(metrics)
@@ -233,7 +242,13 @@ def register(state: RunState, log: StepLog) -> None:
         "trigger": f"{state.run.trigger_kind}:{state.run.trigger_key}",
     }
     log.inputs.update(tracking_run=state.tracking_run_id, data_fingerprint=lineage)
-    sample = state.features(state.train).head(cfg.pipeline.sample_rows)
+    # A random sample, not the first rows: the data contract is inferred from it, and the
+    # first rows of time-ordered data would make the next retrain's data look unusual.
+    features = state.features(state.train)
+    if len(features) > cfg.pipeline.sample_rows:
+        rows = np.sort(state.rng.choice(len(features), cfg.pipeline.sample_rows, replace=False))
+        features = features.iloc[rows]
+    sample = features
     version = state.client.registry.log_model(
         state.training.model,
         cfg.model,
@@ -341,7 +356,10 @@ def canary(state: RunState, log: StepLog) -> None:
         log.outputs["started"] = state.canary.start(request)
     outcome = state.canary.poll(request)
     if outcome is None:
-        log.wait("canary", f"canary of {candidate.ref} in {request.deployment!r} is running")
+        waiting = f"canary of {candidate.ref} in {request.deployment!r} is running"
+        unserved = state.canary.unserved(request)
+        log.outputs["unserved"] = unserved
+        log.wait("canary", waiting if unserved is None else f"{waiting}, but {unserved}")
         return
     log.outputs.update(promoted=outcome.promoted, outcome=outcome.reason, **outcome.details)
     if not outcome.promoted:
@@ -363,6 +381,10 @@ def promote(state: RunState, log: StepLog) -> None:
         candidate.version,
         reason=f"promoted by loop run {state.run.id} ({state.run.reason})",
     )
+    if previous == candidate.version and state.champion is not None:
+        # The canary's deployment follows the alias: its promotion moved it already.
+        log.outputs["moved_by"] = "the canary deployment's promotion"
+        previous = state.champion.version
     log.outputs.update(
         alias=f"{candidate.model}@{alias}", version=candidate.version, previous=previous
     )

@@ -270,7 +270,8 @@ def check_new_data(trigger: NewDataTrigger, ctx: TriggerContext) -> Verdict:
         n = ctx.champion.data_fingerprint.get("n_rows")
         if isinstance(n, int):
             seen.append(n)
-    last = ctx.store.last_run(ctx.config.model, "new_data")
+    # A failed run did not train on its rows: the growth it saw is still to be trained on.
+    last = ctx.store.last_run(ctx.config.model, "new_data", include_failed=False)
     if last is not None and isinstance(last.details.get("rows"), int):
         seen.append(last.details["rows"])
     baseline = max(seen, default=0)

@@ -41,6 +41,8 @@ META_COLUMNS = (
     "variant",
     "source",
     "latency_seconds",
+    # Only in segments a deployment's server wrote: the deployment that answered.
+    "deployment",
 )
 _SCAN = "read_parquet(?, hive_partitioning = true, union_by_name = true)"
 # Labels may be received a little "before" a prediction when the two machines'

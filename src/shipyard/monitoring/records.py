@@ -16,6 +16,8 @@ version        model version that answered
 variant        deployment variant that answered (``primary``, ``canary``, ...)
 source         ``online`` (HTTP) or ``batch``
 latency_seconds time from arrival to the model's answer
+deployment     the deployment that answered (only when a deployment's server logged
+               the segment; null for direct traffic)
 in_<feature>   one column per input feature
 prediction     the model's output
 proba_<class>  the probability of each class, for classifiers that give them
@@ -109,6 +111,7 @@ class PredictionRecord:
     variant: str = "primary"
     source: Source = "online"
     row: int = 0
+    deployment: str | None = None
 
     def __post_init__(self) -> None:
         if self.timestamp.tzinfo is None:
@@ -282,6 +285,8 @@ def records_table(records: Sequence[PredictionRecord]) -> pa.Table:
         [r.source for r in records],
         [float(r.latency_seconds) for r in records],
     )
+    if any(r.deployment is not None for r in records):
+        columns["deployment"] = pa.array([r.deployment for r in records], pa.string())
     features: dict[str, None] = {}
     classes: dict[str, None] = {}
     for record in records:
@@ -351,6 +356,11 @@ def events_table(events: Sequence[PredictionEventLike], source: Source | None = 
         ),
         np.repeat(np.array([float(e.latency_seconds) for e in events]), sizes),
     )
+    deployments = [getattr(e, "deployment", None) for e in events]
+    if any(name is not None for name in deployments):  # served through a deployment
+        columns["deployment"] = pa.array(
+            np.repeat(np.array(deployments, dtype=object), sizes), pa.string()
+        )
     frames = [_event_inputs(e, int(n)) for e, n in zip(events, sizes, strict=True)]
     inputs = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     for name in inputs.columns:

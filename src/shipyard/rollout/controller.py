@@ -28,6 +28,7 @@ from shipyard.errors import ConflictError, ShipyardError
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.monitoring.queries import read_labelled
 from shipyard.monitoring.records import class_key
+from shipyard.rollout.log_rows import deployment_rows
 from shipyard.rollout.metrics import RolloutMetrics
 from shipyard.rollout.policy import Accuracy, Verdict, decide, merge_stats
 from shipyard.rollout.records import Deployment
@@ -64,7 +65,7 @@ def log_accuracy(log: PredictionLog) -> AccuracySource:
     def source(d: Deployment, now: datetime) -> Mapping[str, Accuracy]:
         since = d.step_started_at or now
         frame = read_labelled(log.store, d.model, since=since, until=now)
-        return accuracy_by_variant(frame)
+        return accuracy_by_variant(deployment_rows(d, frame))
 
     return source
 

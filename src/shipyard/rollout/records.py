@@ -135,7 +135,12 @@ class RolloutPolicy:
 
 @dataclass(frozen=True)
 class Deployment:
-    """The desired state of one deployment (all versions belong to ``model``)."""
+    """The desired state of one deployment (all versions belong to ``model``).
+
+    ``follows`` names the alias of ``model`` the deployment was created from
+    (``iris`` or ``iris@production``): every change of its primary moves that
+    alias along, so the deployment and the registry tell one story.
+    """
 
     name: str
     model: str
@@ -153,6 +158,7 @@ class Deployment:
     killed: bool = False
     history: tuple[int, ...] = ()
     last_known_good: int | None = None
+    follows: str | None = None
     revision: int = 0
     updated_at: datetime | None = None
     updated_by: str | None = None
@@ -225,6 +231,7 @@ class Deployment:
             "killed": self.killed,
             "history": list(self.history),
             "last_known_good": self.last_known_good,
+            "follows": self.follows,
         }
 
     @classmethod
@@ -257,6 +264,7 @@ class Deployment:
             killed=bool(spec.get("killed")),
             history=tuple(int(v) for v in spec.get("history") or ()),
             last_known_good=spec.get("last_known_good"),
+            follows=spec.get("follows"),
             revision=revision,
             updated_at=updated_at,
             updated_by=updated_by,

@@ -1,8 +1,10 @@
 """A/B and shadow reports: per-variant evidence with intervals and tests, and shadow agreement.
 
-Both read what the servers logged for a deployment's model in a window (the
-prediction log, with labels joined by request id) and, for error rates, the
-counters the servers reported for the current traffic epoch.
+Both read what the servers logged for the deployment in a window (the
+prediction log, with labels joined by request id: only the deployment's own
+rows, per variant and version, see :mod:`shipyard.rollout.log_rows`; by
+default since its current traffic configuration began) and, for error rates,
+the counters the servers reported for the current traffic epoch.
 
 A/B report, per answering variant: requests and 5xx error rate (Wilson 95 %
 interval), mean latency (Student-t interval), and where labels arrived,
@@ -40,6 +42,7 @@ from shipyard.monitoring.durations import parse_instant
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.monitoring.queries import read_labelled
 from shipyard.monitoring.records import PROBA_PREFIX, class_key
+from shipyard.rollout.log_rows import deployment_rows
 from shipyard.rollout.policy import VariantStats, merge_stats
 from shipyard.rollout.records import PRIMARY, SHADOW_PREFIX, Deployment
 from shipyard.rollout.service import Deployments
@@ -134,11 +137,12 @@ def ab_report(
 ) -> ABReport:
     """Compare the answering variants of ``d`` (see the module doc).
 
-    ``log_rows``: labelled prediction-log rows of the window (columns variant,
-    version, latency_seconds, prediction, label); ``counters``: per-variant
-    requests and errors of the epoch.
+    ``log_rows``: labelled prediction-log rows of the window (columns deployment,
+    variant, version, latency_seconds, prediction, label), of which only ``d``'s
+    own count; ``counters``: per-variant requests and errors of the epoch.
     """
-    rows = log_rows[~log_rows["variant"].astype(str).str.startswith(SHADOW_PREFIX)]
+    own = deployment_rows(d, log_rows)
+    rows = own[~own["variant"].astype(str).str.startswith(SHADOW_PREFIX)]
     arms: list[ArmReport] = []
     latencies: dict[str, np.ndarray] = {}
     for v in d.variants():
@@ -263,7 +267,8 @@ class ShadowReport:
 
 
 def shadow_reports(d: Deployment, log_rows: pd.DataFrame, *, since: str) -> list[ShadowReport]:
-    """One report per shadow version seen in ``log_rows`` (or configured on ``d``)."""
+    """One report per shadow of ``d``, from ``d``'s own rows of ``log_rows``."""
+    log_rows = deployment_rows(d, log_rows)
     variants = log_rows["variant"].astype(str)
     answered = log_rows[~variants.str.startswith(SHADOW_PREFIX)]
     keys = ["request_id", "row"]

@@ -13,6 +13,13 @@ Safety rules, reusing :mod:`shipyard.validation.approvals`:
   approvals the model requires (:func:`enforce_promotion` on ``production``);
 - shadows answer nobody, so they need neither.
 
+A deployment created from an alias (``iris``, ``iris@production``) *follows*
+it: any change of its primary (promote, automatic promotion, rollback,
+``set_primary``, the kill switch) moves that alias to the new primary in the
+same transaction, audit-logged, so ``shipyard serve iris`` and ``models list``
+agree with the deployment. Rollback and the kill switch move it without the
+gate check: they restore a version that served before.
+
 Example:
     >>> deployments = Deployments(client.metadata, actor="ann")          # doctest: +SKIP
     >>> deployments.create("web", "iris", 3)                              # doctest: +SKIP
@@ -24,18 +31,22 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shipyard.errors import ConflictError, InvalidInputError
+from shipyard.errors import ConflictError, InvalidInputError, NotFoundError
+from shipyard.registry.refs import check_alias
 from shipyard.rollout.records import Deployment, RolloutPolicy, check_split
 from shipyard.store.metadata import MetadataStore
-from shipyard.store.rollout_store import DeploymentChange, RolloutStore
+from shipyard.store.rollout_store import DeploymentChange, RolloutStore, WorkerHeartbeat
 from shipyard.store.validation_store import ValidationStore
 from shipyard.validation.approvals import PromotionBlockedError, enforce_promotion
 
 #: How many earlier primaries a deployment remembers for ``rollback``.
 HISTORY_DEPTH = 20
+#: Each server worker reports the deployment it serves on every poll (2 s by default);
+#: no report for this long means no server serves it.
+SERVER_SILENCE_SECONDS = 60
 
 
 def _utcnow() -> datetime:
@@ -71,14 +82,82 @@ class Deployments:
             updated_by=record.updated_by,
         )
 
-    def list_deployments(self) -> list[Deployment]:
+    def list_deployments(self, model: str | None = None) -> list[Deployment]:
+        """Every deployment (of ``model``, if given), by name."""
         return [
             Deployment.from_spec(r.name, r.model, r.spec, revision=r.revision)
             for r in self.store.list_deployments()
+            if model is None or r.model == model
         ]
+
+    def describe_for_model(self, model: str) -> list[str]:
+        """Lines for ``models show``: each deployment of ``model``, what it routes, what it follows.
+
+        Example:
+            >>> deployments.describe_for_model("iris")              # doctest: +SKIP
+            ['deployment web: primary iris:3 (follows iris@production), canary iris:4 10%']
+        """
+        lines = []
+        for d in self.list_deployments(model):
+            routes = ", ".join(
+                f"{v.name} {d.model}:{v.version}" + ("" if v.weight == 100 else f" {v.weight:g}%")
+                for v in d.variants()
+            )
+            shadows = "".join(f", shadow {d.model}:{s}" for s in d.shadows)
+            follows = "" if d.follows is None else f"; follows {d.model}@{d.follows}"
+            lines.append(f"deployment {d.name}: {routes}{shadows}{follows}")
+            gap = self.alias_gap(d)
+            if gap is not None:
+                lines.append(f"  warning: {gap}")
+        return lines
+
+    def alias_gap(self, d: Deployment) -> str | None:
+        """None when ``d`` follows no alias or its alias points at its primary; else how not.
+
+        The gap opens when someone moves the alias by hand (``models alias``).
+        """
+        if d.follows is None:
+            return None
+        try:
+            pointed = self.metadata.get_alias(d.model, d.follows)
+        except NotFoundError:
+            pointed = None
+        if pointed == d.primary:
+            return None
+        where = "is not set" if pointed is None else f"points at {d.model}:{pointed}"
+        return (
+            f"{d.model}@{d.follows} {where}, but deployment {d.name!r} serves "
+            f"{d.model}:{d.primary} (the alias was moved by hand). Its next promotion or "
+            f"rollback moves the alias again; `shipyard deploy {d.name} --model "
+            f"{d.model}@{d.follows}` makes the deployment serve the alias's version now"
+        )
 
     def changes(self, name: str, *, limit: int = 20) -> list[DeploymentChange]:
         return self.store.changes(name, limit=limit)
+
+    def live_workers(
+        self, name: str, *, within: float = SERVER_SILENCE_SECONDS
+    ) -> list[WorkerHeartbeat]:
+        """The server workers that reported serving ``name`` in the last ``within`` seconds."""
+        since = self.now() - timedelta(seconds=within)
+        return [w for w in self.store.workers(name) if w.seen_at >= since]
+
+    def unserved(self, name: str, *, within: float = SERVER_SILENCE_SECONDS) -> str | None:
+        """None while a server serves ``name``; otherwise what that means and what to do.
+
+        Example:
+            >>> deployments.unserved("web")                        # doctest: +SKIP
+            "no server has served deployment 'web' in the last 60 s (never seen); ..."
+        """
+        if self.live_workers(name, within=within):
+            return None
+        seen = [w.seen_at for w in self.store.workers(name)]
+        last = f"last seen {max(seen):%Y-%m-%d %H:%M:%S} UTC" if seen else "never seen"
+        return (
+            f"no server has served deployment {name!r} in the last {within:g} s ({last}): "
+            f"its traffic split only takes effect in servers, so a canary gets no requests. "
+            f"Start one with `shipyard serve --deployment {name}`"
+        )
 
     def _read(self, name: str, expected_revision: int | None) -> Deployment:
         """The deployment, if it is still at ``expected_revision`` (None: any)."""
@@ -138,6 +217,11 @@ class Deployments:
         audit: dict[str, Any] | None = None,
     ) -> Deployment:
         expected = current.revision if expected_revision is None else expected_revision
+        move_alias = None
+        if new.follows is not None and new.primary != current.primary:
+            move_alias = (new.follows, new.primary)
+            audit = {**(audit or {})}
+            audit["details"] = {**audit.get("details", {}), "moves": f"{new.model}@{new.follows}"}
         record = self.store.update(
             current.name,
             new.to_spec(),
@@ -148,6 +232,7 @@ class Deployments:
             action=action,
             reason=reason,
             audit=audit,
+            move_alias=move_alias,
         )
         return Deployment.from_spec(
             record.name,
@@ -186,8 +271,21 @@ class Deployments:
         *,
         force: bool = False,
         reason: str | None = None,
+        follows: str | None = None,
     ) -> Deployment:
-        """Create deployment ``name`` with ``model:version`` as its primary."""
+        """Create deployment ``name`` with ``model:version`` as its primary.
+
+        ``follows``: the alias ``version`` was resolved from (``production`` for
+        ``iris``); promotions of the deployment will move it.
+        """
+        if follows is not None:
+            check_alias(follows)
+            pointed = self.metadata.get_alias(model, follows)
+            if pointed != version:
+                raise InvalidInputError(
+                    f"{model}@{follows} points at version {pointed}, not {version}: a "
+                    "deployment follows the alias it starts from."
+                )
         forced = self._check_primary(model, version, force=force, reason=reason)
         d = Deployment(
             name=name,
@@ -195,6 +293,7 @@ class Deployments:
             primary=version,
             last_known_good=version,
             step_started_at=self.now(),
+            follows=follows,
         )
         record = self.store.create(
             name,
@@ -203,7 +302,10 @@ class Deployments:
             versions=[version],
             actor=self.actor,
             reason=reason,
-            audit={"to": f"{model}:{version}", "details": {"forced": forced}},
+            audit={
+                "to": f"{model}:{version}",
+                "details": {"forced": forced, "follows": follows},
+            },
         )
         return Deployment.from_spec(
             record.name, record.model, record.spec, revision=record.revision
@@ -526,4 +628,4 @@ def _listed(versions: Iterable[int]) -> str:
     return ",".join(str(v) for v in versions)
 
 
-__all__ = ["HISTORY_DEPTH", "Deployments"]
+__all__ = ["HISTORY_DEPTH", "SERVER_SILENCE_SECONDS", "Deployments"]

@@ -153,7 +153,14 @@ def create_app(
         admin.build_router(runtime, AdminGuard(settings.admin_token)),
     ]
     if options.prediction_log:
-        routers.append(feedback.build_router(client.prediction_log, parsed.name, api_key=api_key))
+        # Labels are filed under the model whose predictions they join: for a deployment,
+        # its model, not the deployment's name.
+        labelled = (
+            runtime.deployments.get(runtime.deployment_name).model
+            if isinstance(runtime, DeploymentRuntime)
+            else parsed.name
+        )
+        routers.append(feedback.build_router(client.prediction_log, labelled, api_key=api_key))
     direct: dict[tuple[str, str], DirectRoute] = {}
     for router in routers:
         direct.update(direct_routes(router.routes))

@@ -9,8 +9,8 @@ single-model runtime, plus two small pieces:
   random otherwise), puts it in a context variable for the request's task,
   answers with ``X-Shipyard-Variant`` (and a ``variant`` field in JSON
   object bodies), and counts requests, 5xx errors and latency per variant;
-- :class:`DeploymentObserver` stamps the variant onto every prediction event
-  before the other observers (the prediction log) see it, and sends a copy of
+- :class:`DeploymentObserver` stamps the variant and the deployment's name onto
+  every prediction event before the other observers (the prediction log) see it, and sends a copy of
   each request to the shadows in the background, logging their answers as
   ``shadow:<version>`` under the same request id; shadows never answer anyone.
 
@@ -407,8 +407,8 @@ class DeploymentObserver:
 
     def observe(self, event: PredictionEvent) -> None:
         pick = _current.get()
-        if pick is not None:
-            event = replace(event, variant=pick.variant.name)
+        variant = event.variant if pick is None else pick.variant.name
+        event = replace(event, variant=variant, deployment=self.runtime.deployment_name)
         notify(self.observers, event)
         self.runtime.shadow(event, self.observers)
 

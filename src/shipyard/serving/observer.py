@@ -57,6 +57,8 @@ class PredictionEvent:
     #: Per row, True where the input broke the data contract (``--contract-check
     #: count``); None when inputs were not checked.
     contract_violations: np.ndarray | None = None
+    #: The deployment that answered (``serve --deployment``); None for direct traffic.
+    deployment: str | None = None
 
 
 @runtime_checkable

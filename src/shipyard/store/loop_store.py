@@ -5,14 +5,20 @@ transaction helpers) like :mod:`~shipyard.store.validation_store`. The one
 subtle method is :meth:`LoopStore.claim`: in a single write transaction,
 serialised per model (a PostgreSQL advisory lock; on SQLite the write lock
 ``BEGIN IMMEDIATE`` takes), it checks that no run of the model is active, that
-the trigger kind is out of its cool-down and that the trigger was never
-claimed, then inserts the run. The unique constraint on (model, kind, key)
+the trigger kind is out of its cool-down and that the trigger was not handled
+already, then inserts the run. The unique constraint on (model, kind, key)
 backs it up: whatever happens, two controllers never both own one trigger.
+When the claim is refused, :class:`ClaimRefused` says which of these held.
+
+A *failed* run (something broke: bad data, a pipeline error) neither starts
+the cool-down nor uses up its trigger: the next time the trigger fires, the
+occurrence is claimed again, under the key ``<key>#retry<n>``.
 
 >>> store = LoopStore(MetadataStore("sqlite:///:memory:"))          # doctest: +SKIP
 >>> run = store.claim("iris", "schedule", "2026-01-01T03:00", reason="cron",
 ...                   actor="host:1", now=now)                      # doctest: +SKIP
->>> run is None   # a second claim of the same trigger                # doctest: +SKIP
+>>> store.claim(...).why   # a second claim of the same trigger      # doctest: +SKIP
+'handled'
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import or_, select, text
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
 
@@ -44,6 +50,8 @@ RUN_STATUSES = (
 )
 ACTIVE_STATUSES = ("running", "awaiting_approval", "canary")
 STEP_STATUSES = ("succeeded", "failed", "skipped", "waiting")
+#: Marks a second (third...) claim of one trigger occurrence after failed runs.
+RETRY_MARK = "#retry"
 
 
 class LoopRunNotFoundError(NotFoundError):
@@ -92,6 +100,39 @@ class LoopRun:
 
 
 @dataclass(frozen=True)
+class ClaimRefused:
+    """Why a trigger could not be claimed, and the run in the way.
+
+    ``why`` is ``active`` (a run of the model is still going), ``handled``
+    (this occurrence already has a run that did not fail), ``cooling_down``
+    (a run of this trigger kind started within the cool-down; ``until`` is
+    when it ends) or ``race`` (another controller claimed it at the same moment).
+    """
+
+    why: str
+    run: LoopRun | None = None
+    until: datetime | None = None
+
+    def describe(self) -> str:
+        run = self.run
+        if self.why == "active" and run is not None:
+            return (
+                f"run {run.id} is still {run.status} (since {run.created_at:%Y-%m-%d %H:%M} "
+                "UTC); later ticks resume it"
+            )
+        if self.why == "handled" and run is not None:
+            return f"this occurrence was handled already by run {run.id} ({run.status})"
+        if self.why == "cooling_down" and run is not None and self.until is not None:
+            return (
+                f"cooling down: run {run.id} ({run.trigger_kind}, {run.status}) started "
+                f"{run.created_at:%Y-%m-%d %H:%M} UTC; no new {run.trigger_kind} run before "
+                f"{self.until:%Y-%m-%d %H:%M} UTC (failed runs do not count). "
+                f"`shipyard loop trigger {run.model}` retrains now"
+            )
+        return "another controller claimed it at the same moment"
+
+
+@dataclass(frozen=True)
 class TriggerCheck:
     """One evaluation of a trigger kept for "sustained over N checks" rules."""
 
@@ -132,6 +173,14 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+def _occurrence(key: str) -> Any:
+    """Runs of one trigger occurrence: its key, and the keys of its retries."""
+    return or_(
+        LoopRunRow.trigger_key == key,
+        LoopRunRow.trigger_key.startswith(key + RETRY_MARK, autoescape=True),
+    )
+
+
 def _lock_key(model: str) -> int:
     # A stable 31-bit key per model for pg_advisory_xact_lock (hash() is salted per process).
     return zlib.crc32(f"shipyard-loop:{model}".encode()) & 0x7FFFFFFF
@@ -158,18 +207,19 @@ class LoopStore:
         cooldown: timedelta | None = None,
         champion_version: int | None = None,
         stale_after: timedelta | None = None,
-    ) -> LoopRun | None:
-        """Claim trigger (``model``, ``kind``, ``key``) and open its run, or return None.
+    ) -> LoopRun | ClaimRefused:
+        """Claim trigger (``model``, ``kind``, ``key``) and open its run, or say why not.
 
-        None means someone else owns it: the trigger was claimed before, a run
-        of ``model`` is still active, or a run of this kind started less than
-        ``cooldown`` ago. A ``running`` run not updated for ``stale_after`` is
-        taken for a dead controller's and marked failed first.
+        Refused (:class:`ClaimRefused`) when a run of ``model`` is still active,
+        the occurrence was handled by a run that did not fail, or a run of this
+        kind that did not fail started less than ``cooldown`` ago. A ``running``
+        run not updated for ``stale_after`` is taken for a dead controller's and
+        marked failed first.
         """
-        if not key or len(key) > 255:
-            raise InvalidInputError(f"A trigger key must be 1-255 characters, got {key!r}.")
+        if not key or len(key) > 255 - len(RETRY_MARK) - 6:
+            raise InvalidInputError(f"A trigger key must be 1-240 characters, got {key!r}.")
 
-        def work(session: Session) -> int | None:
+        def work(session: Session) -> int | ClaimRefused:
             if session.bind is not None and session.bind.dialect.name == "postgresql":
                 session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(model)})
             active = session.scalars(
@@ -190,32 +240,40 @@ class LoopStore:
                     )
                     row.updated_at = row.finished_at = now
                 else:
-                    return None
-            taken = session.scalar(
-                select(LoopRunRow.id).where(
-                    LoopRunRow.model == model,
-                    LoopRunRow.trigger_kind == kind,
-                    LoopRunRow.trigger_key == key,
-                )
-            )
-            if taken is not None:
-                return None
+                    return ClaimRefused("active", self._run_record(session, row))
             if cooldown is not None:
                 recent = session.scalar(
-                    select(LoopRunRow.id)
+                    select(LoopRunRow)
                     .where(
                         LoopRunRow.model == model,
                         LoopRunRow.trigger_kind == kind,
+                        LoopRunRow.status != "failed",
                         LoopRunRow.created_at > now - cooldown,
                     )
+                    .order_by(LoopRunRow.created_at.desc())
                     .limit(1)
                 )
                 if recent is not None:
-                    return None
+                    return ClaimRefused(
+                        "cooling_down",
+                        self._run_record(session, recent),
+                        until=recent.created_at + cooldown,
+                    )
+            attempts = session.scalars(
+                select(LoopRunRow).where(
+                    LoopRunRow.model == model,
+                    LoopRunRow.trigger_kind == kind,
+                    _occurrence(key),
+                )
+            ).all()
+            handled = [r for r in attempts if r.status != "failed"]
+            if handled:
+                return ClaimRefused("handled", self._run_record(session, handled[0]))
             row = LoopRunRow(
                 model=model,
                 trigger_kind=kind,
-                trigger_key=key,
+                # Failed attempts keep their key (and their history); a retry gets its own.
+                trigger_key=f"{key}{RETRY_MARK}{len(attempts)}" if attempts else key,
                 reason=reason,
                 details=json_safe(details or {}),
                 status="running",
@@ -229,21 +287,23 @@ class LoopStore:
             return row.id
 
         try:
-            run_id = self.metadata._write(work)
+            outcome = self.metadata._write(work)
         except StoreError as exc:
             # The constraint caught a race the lock did not (it should not happen).
             if isinstance(exc.__cause__, SAIntegrityError):
-                return None
+                return ClaimRefused("race")
             raise
-        return None if run_id is None else self.get_run(run_id)
+        return outcome if isinstance(outcome, ClaimRefused) else self.get_run(outcome)
 
     def is_claimed(self, model: str, kind: str, key: str) -> bool:
+        """Whether this occurrence has a run that did not fail (a failed one is retried)."""
         with self.metadata._read() as session:
             found = session.scalar(
                 select(LoopRunRow.id).where(
                     LoopRunRow.model == model,
                     LoopRunRow.trigger_kind == kind,
-                    LoopRunRow.trigger_key == key,
+                    LoopRunRow.status != "failed",
+                    _occurrence(key),
                 )
             )
             return found is not None
@@ -341,15 +401,15 @@ class LoopStore:
                 query = query.where(LoopRunRow.status.in_(wanted))
             return [self._run_record(session, r) for r in session.scalars(query)]
 
-    def last_run(self, model: str, kind: str) -> LoopRun | None:
-        """The newest run of ``model`` started by a trigger of ``kind``."""
+    def last_run(self, model: str, kind: str, *, include_failed: bool = True) -> LoopRun | None:
+        """The newest run of ``model`` started by a trigger of ``kind`` (failed ones too?)."""
         with self.metadata._read() as session:
-            row = session.scalar(
-                select(LoopRunRow)
-                .where(LoopRunRow.model == model, LoopRunRow.trigger_kind == kind)
-                .order_by(LoopRunRow.id.desc())
-                .limit(1)
+            query = select(LoopRunRow).where(
+                LoopRunRow.model == model, LoopRunRow.trigger_kind == kind
             )
+            if not include_failed:
+                query = query.where(LoopRunRow.status != "failed")
+            row = session.scalar(query.order_by(LoopRunRow.id.desc()).limit(1))
             return None if row is None else self._run_record(session, row)
 
     # -- trigger checks ----------------------------------------------------------------

@@ -606,38 +606,52 @@ class MetadataStore:
         self, name: str, alias: str, version: int, *, actor: str, reason: str | None = None
     ) -> int | None:
         """Point ``alias`` at ``version``; returns the version it pointed to before."""
-        check_alias_name(alias)
-
-        def work(session: Session) -> int | None:
-            model = self._model_row(session, name)
-            row = self._version_row(session, model, version)
-            if row.status == "archived":
-                raise ConflictError(
-                    f"Version {name}:{version} is archived and cannot take alias {alias!r}; "
-                    f"restore it with `shipyard models archive {name}:{version} --restore`."
-                )
-            current = session.get(AliasRow, (model.id, alias), with_for_update=True)
-            previous = current.version if current else None
-            if previous == version:
-                return previous
-            if current is None:
-                session.add(AliasRow(model_id=model.id, alias=alias, version=version))
-            else:
-                current.version = version
-                current.updated_at = utcnow()
-            self._audit(
-                session,
-                actor=actor,
-                action="set_alias",
-                model=name,
-                subject=f"{name}@{alias}",
-                from_value=None if previous is None else str(previous),
-                to_value=str(version),
-                reason=reason,
+        return self._write(
+            lambda session: self.move_alias_in(
+                session, name, alias, version, actor=actor, reason=reason
             )
-            return previous
+        )
 
-        return self._write(work)
+    def move_alias_in(
+        self,
+        session: Session,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str | None = None,
+    ) -> int | None:
+        """:meth:`set_alias` inside the caller's write transaction (a deployment's change
+        moves the alias it follows in the same transaction)."""
+        check_alias_name(alias)
+        model = self._model_row(session, name)
+        row = self._version_row(session, model, version)
+        if row.status == "archived":
+            raise ConflictError(
+                f"Version {name}:{version} is archived and cannot take alias {alias!r}; "
+                f"restore it with `shipyard models archive {name}:{version} --restore`."
+            )
+        current = session.get(AliasRow, (model.id, alias), with_for_update=True)
+        previous = current.version if current else None
+        if previous == version:
+            return previous
+        if current is None:
+            session.add(AliasRow(model_id=model.id, alias=alias, version=version))
+        else:
+            current.version = version
+            current.updated_at = utcnow()
+        self._audit(
+            session,
+            actor=actor,
+            action="set_alias",
+            model=name,
+            subject=f"{name}@{alias}",
+            from_value=None if previous is None else str(previous),
+            to_value=str(version),
+            reason=reason,
+        )
+        return previous
 
     def delete_alias(self, name: str, alias: str, *, actor: str, reason: str | None = None) -> int:
         def work(session: Session) -> int:

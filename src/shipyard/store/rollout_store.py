@@ -217,12 +217,15 @@ class RolloutStore:
         action: str,
         reason: str | None = None,
         audit: dict[str, Any] | None = None,
+        move_alias: tuple[str, int] | None = None,
     ) -> DeploymentRecord:
         """Replace the spec if the deployment is still at ``expected_revision``.
 
         The compare-and-set is one ``UPDATE ... WHERE revision = ?``: of two
         writers that read the same revision exactly one matches a row; the
         other gets :class:`ConflictError` and nothing of its change is applied.
+        ``move_alias=(alias, version)`` points that alias of the deployment's
+        model at ``version`` in the same transaction (audit-logged as any move).
         """
 
         def work(session: Session) -> DeploymentRecord:
@@ -253,6 +256,12 @@ class RolloutStore:
             self._history(
                 session, row, action=action, actor=actor, reason=reason, audit=audit or {}
             )
+            if move_alias is not None:
+                alias, version = move_alias
+                why = f"deployment {name!r}: {action}" + (f" ({reason})" if reason else "")
+                self.metadata.move_alias_in(
+                    session, row.model, alias, version, actor=actor, reason=why
+                )
             return self._record(row)
 
         return self.metadata._write(work)

@@ -12,19 +12,29 @@ content: ``"5.1"`` in a float column counts as the number 5.1, ``"abc"`` counts
 as a type violation at its row. The serving boundary is stricter: the model
 signature has already typed the input before :func:`check_serving_input` runs.
 
+Each violation is an ``error`` (a hard expectation: type, missing values,
+bounds, categories, a missing column) or a ``warning`` (a soft one: the
+expected range and the tail share, which a shift in the world also breaks).
+A result passes when it has no errors, and, when the contract or the caller
+is strict, no warnings either.
+
 Serving inputs are checked in one of three :class:`InputCheckMode`\\ s: ``off``,
 ``reject`` (raise :class:`ContractViolationError`, a
-:class:`~shipyard.errors.SchemaError`, so the HTTP layer answers 422) or
-``count`` (accept, and return which rows broke which expectation so metrics
-and the prediction log can count them).
+:class:`~shipyard.errors.SchemaError`, so the HTTP layer answers 422, for the
+violations that fail the check: errors, and warnings under a strict contract;
+other warnings are counted as in ``count``) or ``count`` (accept, and return
+which rows broke which expectation so metrics and the prediction log can
+count them).
 
 Example:
     >>> import pandas as pd
     >>> from shipyard.validation.contracts import infer_contract
-    >>> contract = infer_contract(pd.DataFrame({"x": [1.0, 2.0, 3.0]}), range_margin=0)
+    >>> contract = infer_contract(pd.DataFrame({"x": [1.0, 2.0, 3.0]}), range_probability=None)
     >>> result = check_contract(contract, pd.DataFrame({"x": [2.0, 9.0, None]}))
-    >>> [(v.expectation, v.count, v.rows) for v in result.violations]
-    [('not_null', 1, (2,)), ('range', 1, (1,))]
+    >>> [(v.expectation, v.severity, v.rows) for v in result.violations]
+    [('not_null', 'error', (2,)), ('range', 'warning', (1,))]
+    >>> result.passed, result.summary()
+    (False, 'failed: 1 error, 1 warning in 3 expectations; 2 of 3 rows break at least one')
 """
 
 from __future__ import annotations
@@ -41,13 +51,16 @@ import pandas as pd
 
 from shipyard.errors import InvalidInputError, SchemaError
 from shipyard.validation.contracts import ColumnContract, DataContract
+from shipyard.validation.ranges import tail_count_is_chance
 
 MAX_EXAMPLES = 5
 _EXAMPLE_CHARS = 60
 _TRUE_FALSE = {"true": True, "false": False}
 
 #: Expectation kinds, in the order a column's expectations are checked.
-EXPECTATIONS = ("exists", "type", "not_null", "range", "in_set", "tails")
+EXPECTATIONS = ("exists", "type", "not_null", "bounds", "range", "in_set", "tails")
+#: The soft ones: breaking them is a warning unless the check is strict.
+SOFT_EXPECTATIONS = frozenset({"range", "tails"})
 
 
 class InputCheckMode(enum.StrEnum):
@@ -83,6 +96,11 @@ class Violation:
         return self.count / self.checked if self.checked else 1.0
 
     @property
+    def severity(self) -> str:
+        """``warning`` for a soft expectation (range, tails), ``error`` for the others."""
+        return "warning" if self.expectation in SOFT_EXPECTATIONS else "error"
+
+    @property
     def message(self) -> str:
         where = f" at rows {', '.join(map(str, self.rows))}" if self.rows else ""
         more = " and more" if self.count > len(self.rows) and self.rows else ""
@@ -96,6 +114,7 @@ class Violation:
         return {
             "column": self.column,
             "expectation": self.expectation,
+            "severity": self.severity,
             "expected": self.expected,
             "count": self.count,
             "checked": self.checked,
@@ -108,7 +127,11 @@ class Violation:
 
 @dataclass(frozen=True)
 class ContractResult:
-    """Outcome of checking one table: passed when no expectation was violated."""
+    """Outcome of checking one table.
+
+    It passes when no hard expectation was violated and, if ``strict``, no soft
+    one either; soft violations of a non-strict check are ``warnings``.
+    """
 
     n_rows: int
     n_columns: int
@@ -116,29 +139,54 @@ class ContractResult:
     violations: tuple[Violation, ...]
     rows_flagged: int
     extra_columns: tuple[str, ...] = ()
+    strict: bool = False
+
+    @property
+    def errors(self) -> tuple[Violation, ...]:
+        return tuple(v for v in self.violations if v.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Violation, ...]:
+        return tuple(v for v in self.violations if v.severity == "warning")
+
+    @property
+    def failing(self) -> tuple[Violation, ...]:
+        """The violations that fail the check: errors, and warnings when strict."""
+        return self.violations if self.strict else self.errors
 
     @property
     def passed(self) -> bool:
-        return not self.violations
+        return not self.failing
 
     def summary(self) -> str:
-        if self.passed:
+        if not self.violations:
             return (
                 f"passed: {self.n_rows} rows, {self.expectations_checked} expectations, "
                 "no violations"
             )
-        return (
-            f"failed: {len(self.violations)} of {self.expectations_checked} expectations "
-            f"violated; {self.rows_flagged} of {self.n_rows} rows break at least one"
+        counts = _plural(len(self.errors), "error") + ", " + _plural(len(self.warnings), "warning")
+        where = (
+            f"in {self.expectations_checked} expectations; {self.rows_flagged} of "
+            f"{self.n_rows} rows break at least one"
         )
+        if self.passed:
+            return (
+                f"passed with {_plural(len(self.warnings), 'warning')} {where} (soft "
+                "expectations: unusual values, not wrong ones; --strict fails on them)"
+            )
+        strict = " (strict: warnings fail)" if self.strict and self.warnings else ""
+        return f"failed: {counts} {where}{strict}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
+            "strict": self.strict,
             "summary": self.summary(),
             "n_rows": self.n_rows,
             "n_columns": self.n_columns,
             "expectations_checked": self.expectations_checked,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
             "rows_flagged": self.rows_flagged,
             "extra_columns": list(self.extra_columns),
             "violations": [v.to_dict() for v in self.violations],
@@ -175,13 +223,18 @@ class ContractChecker:
             c.name: pd.Index(list(c.categories)) for c in contract.columns if c.categories
         }
 
-    def check(self, data: pd.DataFrame, *, distribution: bool = True) -> ContractResult:
-        """Check ``data``; ``distribution=False`` skips the tail checks (e.g. for one request)."""
-        result, _ = self._check(data, distribution=distribution)
+    def check(
+        self, data: pd.DataFrame, *, distribution: bool = True, strict: bool = False
+    ) -> ContractResult:
+        """Check ``data``; ``distribution=False`` skips the tail checks (e.g. for one request).
+
+        ``strict`` fails the result on soft violations too (as a strict contract does).
+        """
+        result, _ = self._check(data, distribution=distribution, strict=strict)
         return result
 
     def _check(
-        self, data: pd.DataFrame, *, distribution: bool
+        self, data: pd.DataFrame, *, distribution: bool, strict: bool = False
     ) -> tuple[ContractResult, np.ndarray]:
         if not isinstance(data, pd.DataFrame):
             raise InvalidInputError(
@@ -229,6 +282,7 @@ class ContractChecker:
             violations=tuple(violations),
             rows_flagged=int(flagged.sum()),
             extra_columns=extra,
+            strict=strict or self.contract.strict,
         )
         return result, flagged
 
@@ -323,13 +377,16 @@ class ContractChecker:
         if not col.nullable:
             add("not_null", "no missing values", nulls, len(nulls))
         valid = present & ~bad_type
-        if numbers is not None and (col.minimum is not None or col.maximum is not None):
+        if numbers is not None and col.has_bounds:
             checked += 1
-            lo = -math.inf if col.minimum is None else col.minimum
-            hi = math.inf if col.maximum is None else col.maximum
-            with np.errstate(invalid="ignore"):
-                outside = valid & ((numbers < lo) | (numbers > hi))
-            add("range", f"between {_num(col.minimum)} and {_num(col.maximum)}", outside, n_present)
+            impossible = valid & _outside(numbers, col.lower_bound, col.upper_bound)
+            add("bounds", _bounds_text(col), impossible, n_present)
+            valid &= ~impossible  # one value, one violation: not also "unusual"
+        if numbers is not None and col.has_range:
+            checked += 1
+            unusual = valid & _outside(numbers, col.minimum, col.maximum)
+            expected = f"usually between {_num(col.minimum)} and {_num(col.maximum)}"
+            add("range", expected, unusual, n_present)
         if category_values is not None:
             checked += 1
             unknown = valid & ~np.asarray(category_values.isin(self._category_sets[col.name]))
@@ -345,7 +402,9 @@ class ContractChecker:
                     in_tails = valid & ((numbers < tails[0]) | (numbers > tails[1]))
                 count = int(in_tails.sum())
                 assert col.max_tail_fraction is not None
-                if count / n_valid > col.max_tail_fraction:
+                if count / n_valid > col.max_tail_fraction and not tail_count_is_chance(
+                    count, n_valid, self.contract.rows_profiled
+                ):
                     # Only the share is wrong, not any single row: examples, no row flags.
                     expected = (
                         f"at most {col.max_tail_fraction:.0%} outside training p01..p99 "
@@ -355,8 +414,12 @@ class ContractChecker:
         return out, checked
 
 
-def check_contract(contract: DataContract, data: pd.DataFrame) -> ContractResult:
+def check_contract(
+    contract: DataContract, data: pd.DataFrame, *, strict: bool = False
+) -> ContractResult:
     """Check ``data`` against ``contract`` (all expectations, tails included).
+
+    ``strict`` fails on soft violations too; a strict contract always does.
 
     Example:
         >>> import pandas as pd
@@ -365,7 +428,7 @@ def check_contract(contract: DataContract, data: pd.DataFrame) -> ContractResult
         >>> check_contract(c, pd.DataFrame({"s": ["a", "z"]})).violations[0].values
         ('z',)
     """
-    return ContractChecker(contract).check(data)
+    return ContractChecker(contract).check(data, strict=strict)
 
 
 def check_serving_input(
@@ -374,17 +437,18 @@ def check_serving_input(
     """Check one request's (already signature-coerced) frame according to ``mode``.
 
     ``reject`` raises :class:`ContractViolationError` naming the first column and
-    its rows; ``count`` returns the violations and per-row flags; ``off`` does
-    nothing. Tail checks never run here: a request is too small to say anything
-    about a distribution.
+    its rows when the input fails the check (an error, or a warning under a
+    strict contract), and otherwise counts like ``count``; ``count`` returns the
+    violations and per-row flags; ``off`` does nothing. Tail checks never run
+    here: a request is too small to say anything about a distribution.
     """
     mode = InputCheckMode(mode)
     if mode is InputCheckMode.OFF:
         return InputCheck(mode)
     result, flags = checker._check(frame, distribution=False)
-    if mode is InputCheckMode.REJECT and result.violations:
-        first = result.violations[0]
-        others = len(result.violations) - 1
+    if mode is InputCheckMode.REJECT and result.failing:
+        first = result.failing[0]
+        others = len(result.failing) - 1
         raise ContractViolationError(
             first.message
             + (f" {others} more expectation(s) broken." if others else "")
@@ -447,6 +511,25 @@ def _typed(
     return None, None, present & parsed.isna().to_numpy()
 
 
+def _outside(numbers: np.ndarray, low: float | None, high: float | None) -> np.ndarray:
+    lo = -math.inf if low is None else low
+    hi = math.inf if high is None else high
+    with np.errstate(invalid="ignore"):
+        return (numbers < lo) | (numbers > hi)
+
+
+def _bounds_text(col: ColumnContract) -> str:
+    if col.lower_bound is not None and col.upper_bound is not None:
+        return f"within {_num(col.lower_bound)} .. {_num(col.upper_bound)}"
+    if col.lower_bound is not None:
+        return f"at least {_num(col.lower_bound)}"
+    return f"at most {_num(col.upper_bound)}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _plain_number(col: ColumnContract, dtype: object) -> bool:
     """A numeric contract column held as a plain numpy int/float column, no categories."""
     return (
@@ -493,6 +576,7 @@ def _example(value: Any) -> Any:
 __all__ = [
     "EXPECTATIONS",
     "MAX_EXAMPLES",
+    "SOFT_EXPECTATIONS",
     "ContractChecker",
     "ContractResult",
     "ContractViolationError",

@@ -14,10 +14,19 @@ Each contract expectation maps onto the tools' own names: the column exists
 (``expect_column_to_exist`` / ``required=True``), the type
 (``expect_column_values_to_be_in_type_list`` / the column dtype), no missing
 values (``expect_column_values_to_not_be_null`` / ``nullable=False``), the
-range (``expect_column_values_to_be_between`` / ``Check.in_range``), the
-categories (``expect_column_values_to_be_in_set`` / ``Check.isin``) and the
-tail share (``expect_column_values_to_be_between`` over p01..p99 with
-``mostly`` / a custom ``Check``).
+bounds and the expected range (``expect_column_values_to_be_between`` /
+``Check.ge``, ``Check.le``, ``Check.in_range``), the categories
+(``expect_column_values_to_be_in_set`` / ``Check.isin``) and the tail share
+(``expect_column_values_to_be_between`` over p01..p99 with ``mostly`` / a
+custom ``Check``).
+
+Soft expectations (the expected range and the tail share) stay soft: a
+pandera ``Check`` with ``raise_warning=True``, a Great Expectations
+expectation of ``severity`` ``warning`` (in ``meta`` for the 0.x form, which
+has no severity of its own); hard ones are ``critical``. A strict contract
+exports every expectation as hard. The tail expectation's chance test (see
+:mod:`shipyard.validation.ranges`) has no equivalent in either tool: they
+apply the share alone, so they may warn on a small batch where Shipyard does not.
 
 Example:
     >>> from shipyard.validation.contracts import ColumnContract, DataContract
@@ -32,6 +41,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from shipyard.errors import InvalidInputError
+from shipyard.validation.contract_checks import SOFT_EXPECTATIONS
 from shipyard.validation.contracts import ColumnContract, DataContract
 
 EXPORT_FORMATS = ("json", "pandera", "gx")
@@ -80,15 +90,24 @@ def to_great_expectations(
     if gx_version not in ("0.18", "1"):
         raise InvalidInputError(f"gx_version must be '0.18' or '1', got {gx_version!r}.")
     key = "expectation_type" if gx_version == "0.18" else "type"
-    expectations = [
-        {key: kind, "kwargs": kwargs, "meta": meta}
-        for col in contract.columns
-        for kind, kwargs, meta in _expectations(col)
-    ]
+    expectations = []
+    for col in contract.columns:
+        for kind, kwargs, meta in _expectations(col):
+            soft = meta.get("shipyard_expectation") in SOFT_EXPECTATIONS and not contract.strict
+            severity = "warning" if soft else "critical"
+            if gx_version == "0.18":
+                expectations.append(
+                    {key: kind, "kwargs": kwargs, "meta": {**meta, "severity": severity}}
+                )
+            else:
+                expectations.append(
+                    {key: kind, "kwargs": kwargs, "meta": meta, "severity": severity}
+                )
     meta = {
         "shipyard": {
             "format_version": contract.format_version,
             "rows_profiled": contract.rows_profiled,
+            "strict": contract.strict,
         }
     }
     if gx_version == "0.18":
@@ -126,12 +145,20 @@ def _expectations(col: ColumnContract) -> list[tuple[str, dict[str, Any], dict[s
     )
     if not col.nullable:
         out.append(("expect_column_values_to_not_be_null", {"column": column}, {}))
-    if col.minimum is not None or col.maximum is not None:
+    if col.has_bounds:
+        out.append(
+            (
+                "expect_column_values_to_be_between",
+                {"column": column, "min_value": col.lower_bound, "max_value": col.upper_bound},
+                {"shipyard_expectation": "bounds"},
+            )
+        )
+    if col.has_range:
         out.append(
             (
                 "expect_column_values_to_be_between",
                 {"column": column, "min_value": col.minimum, "max_value": col.maximum},
-                {},
+                {"shipyard_expectation": "range", "notes": "expected range (soft)"},
             )
         )
     if col.categories is not None:
@@ -162,6 +189,17 @@ def _expectations(col: ColumnContract) -> list[tuple[str, dict[str, Any], dict[s
 
 # -- pandera ------------------------------------------------------------------------------
 
+
+def _pandera_between(low: float | None, high: float | None, extra: str) -> str | None:
+    if low is not None and high is not None:
+        return f"pa.Check.in_range({low!r}, {high!r}{extra})"
+    if low is not None:
+        return f"pa.Check.ge({low!r}{extra})"
+    if high is not None:
+        return f"pa.Check.le({high!r}{extra})"
+    return None
+
+
 _PANDERA_DTYPES = {
     ("float", False): '"float64"',
     ("float", True): '"float64"',
@@ -185,7 +223,7 @@ def to_pandera(contract: DataContract, *, name: str = "shipyard_contract") -> st
 
     Example:
         >>> from shipyard.validation.contracts import ColumnContract, DataContract
-        >>> src = to_pandera(DataContract((ColumnContract("x", "float", minimum=0.0),)))
+        >>> src = to_pandera(DataContract((ColumnContract("x", "float", lower_bound=0.0),)))
         >>> "pa.Check.ge(0.0)" in src
         True
     """
@@ -201,7 +239,7 @@ def to_pandera(contract: DataContract, *, name: str = "shipyard_contract") -> st
         "    {",
     ]
     for col in contract.columns:
-        lines.extend(_pandera_column(col, contract.min_rows_for_distribution))
+        lines.extend(_pandera_column(col, contract.min_rows_for_distribution, contract.strict))
     lines += [
         "    },",
         "    strict=False,",
@@ -212,14 +250,16 @@ def to_pandera(contract: DataContract, *, name: str = "shipyard_contract") -> st
     return "\n".join(lines)
 
 
-def _pandera_column(col: ColumnContract, min_rows: int) -> list[str]:
+def _pandera_column(col: ColumnContract, min_rows: int, strict: bool) -> list[str]:
+    # Soft expectations warn (pandera's raise_warning) unless the contract is strict.
+    soft = "" if strict else ", raise_warning=True"
     checks: list[str] = []
-    if col.minimum is not None and col.maximum is not None:
-        checks.append(f"pa.Check.in_range({col.minimum!r}, {col.maximum!r})")
-    elif col.minimum is not None:
-        checks.append(f"pa.Check.ge({col.minimum!r})")
-    elif col.maximum is not None:
-        checks.append(f"pa.Check.le({col.maximum!r})")
+    bounds = _pandera_between(col.lower_bound, col.upper_bound, "")
+    if bounds:
+        checks.append(bounds)
+    expected = _pandera_between(col.minimum, col.maximum, soft)
+    if expected:
+        checks.append(expected)
     if col.categories is not None:
         checks.append(f"pa.Check.isin({list(col.categories)!r})")
     tails = col.tails
@@ -233,7 +273,8 @@ def _pandera_column(col: ColumnContract, min_rows: int) -> list[str]:
             f"{pad}or ((s < {lo!r}) | (s > {hi!r})).mean() <= {frac!r},\n"
             f'{pad}name="tail_fraction",\n'
             f'{pad}error="at most {frac} outside training p01..p99",\n'
-            "                )"
+            + ("" if strict else f"{pad}raise_warning=True,\n")
+            + "                )"
         )
     dtype = _PANDERA_DTYPES[(col.dtype, col.nullable)]
     out = [

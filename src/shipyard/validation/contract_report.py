@@ -37,7 +37,7 @@ _TEMPLATE = """<!doctype html>
   .meta { color: #59636e; margin-bottom: 1rem; }
   .badge { display: inline-block; padding: .15rem .6rem; border-radius: 1rem; font-weight: 600;
            color: #fff; }
-  .pass { background: #1a7f37; } .fail { background: #cf222e; }
+  .pass { background: #1a7f37; } .fail { background: #cf222e; } .warn { background: #9a6700; }
   .cards { display: flex; gap: 1rem; flex-wrap: wrap; margin: 1rem 0; }
   .card { border: 1px solid #d1d9e0; border-radius: .5rem; padding: .6rem 1rem; min-width: 9rem; }
   .card b { display: block; font-size: 1.3rem; }
@@ -56,25 +56,27 @@ _TEMPLATE = """<!doctype html>
 <body>
 <h1>Data contract check: {{ title }}</h1>
 <div class="meta">{% if source %}{{ source }} &middot; {% endif %}checked {{ when }}</div>
-<span id="status" class="badge {{ 'pass' if result.passed else 'fail' }}">
-  {{ 'PASSED' if result.passed else 'FAILED' }}</span>
+<span id="status" class="badge {{ status_class }}">{{ status }}</span>
 <span>{{ result.summary() }}</span>
 <div class="cards">
   <div class="card"><b>{{ result.n_rows }}</b>rows</div>
   <div class="card"><b>{{ result.expectations_checked }}</b>expectations checked</div>
-  <div class="card"><b id="violation-count">{{ result.violations|length }}</b>violated</div>
+  <div class="card"><b id="error-count">{{ result.errors|length }}</b>errors</div>
+  <div class="card"><b id="warning-count">{{ result.warnings|length }}</b>warnings
+    {{ '(fail: strict)' if result.strict else '' }}</div>
   <div class="card"><b>{{ result.rows_flagged }}</b>rows with a violation</div>
 </div>
 
 <h2>Violations</h2>
 {% if result.violations %}
 <table id="violations">
-  <thead><tr><th>Column</th><th>Expectation</th><th>Expected</th><th>Failing</th>
+  <thead><tr><th>Column</th><th>Severity</th><th>Expectation</th><th>Expected</th><th>Failing</th>
   <th>Share</th><th>Example rows (0-based)</th><th>Example values</th></tr></thead>
   <tbody>
   {% for v in result.violations %}
-  <tr class="violation">
+  <tr class="violation" data-severity="{{ v.severity }}">
     <td><code>{{ v.column }}</code></td>
+    <td>{{ v.severity }}</td>
     <td>{{ v.expectation }}</td>
     <td>{{ v.expected }}</td>
     <td class="num">{{ v.count }} / {{ v.checked }}</td>
@@ -97,7 +99,8 @@ _TEMPLATE = """<!doctype html>
 
 <h2>The contract</h2>
 <table id="contract">
-  <thead><tr><th>Column</th><th>Type</th><th>Nullable</th><th>Range</th><th>Categories</th>
+  <thead><tr><th>Column</th><th>Type</th><th>Nullable</th><th>Bounds (hard)</th>
+  <th>Expected range (soft)</th><th>Categories</th>
   <th>p01 .. p99</th></tr></thead>
   <tbody>
   {% for c in contract.columns %}
@@ -105,6 +108,8 @@ _TEMPLATE = """<!doctype html>
     <td><code>{{ c.name }}</code>{{ '' if c.required else ' (optional)' }}</td>
     <td>{{ c.dtype }}</td>
     <td>{{ 'yes' if c.nullable else 'no' }}</td>
+    <td>{% if c.has_bounds %}{{ fmt(c.lower_bound) }} ..
+        {{ fmt(c.upper_bound) }}{% else %}-{% endif %}</td>
     <td>{% if c.minimum is not none or c.maximum is not none %}{{ fmt(c.minimum) }} ..
         {{ fmt(c.maximum) }}{% else %}-{% endif %}</td>
     <td>{{ c.categories|join(', ') if c.categories else '-' }}</td>
@@ -115,7 +120,10 @@ _TEMPLATE = """<!doctype html>
   </tbody>
 </table>
 <p class="meta">Contract inferred from {{ contract.rows_profiled }} rows; tail checks run on
-batches of {{ contract.min_rows_for_distribution }}+ values.</p>
+batches of {{ contract.min_rows_for_distribution }}+ values. Errors break a hard expectation
+(type, missing values, bounds, categories); warnings a soft one (expected range, tail share),
+which fail the check only when it is strict
+{{- ' (this contract is)' if contract.strict else '' }}.</p>
 </body>
 </html>
 """
@@ -138,8 +146,21 @@ def render_contract_report(
     """The HTML report of ``result`` (a check of data against ``contract``), as a string."""
     template = _ENV.from_string(_TEMPLATE)
     when = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if not result.passed:
+        status, status_class = "FAILED", "fail"
+    elif result.warnings:
+        status, status_class = "PASSED WITH WARNINGS", "warn"
+    else:
+        status, status_class = "PASSED", "pass"
     return template.render(
-        contract=contract, result=result, title=title, source=source, when=when, fmt=_fmt
+        contract=contract,
+        result=result,
+        title=title,
+        source=source,
+        when=when,
+        fmt=_fmt,
+        status=status,
+        status_class=status_class,
     )
 
 

@@ -3,21 +3,30 @@
 A :class:`DataContract` is inferred once from the training data when a model is
 logged and stored with the version. It builds on the model's signature
 (:func:`~shipyard.registry.signature.infer_signature` decides each column's
-type, nullability, range and categories) and adds what a signature does not
-need: quantiles, a widened range, and how much of a batch may fall in the
-tails. Contracts are plain JSON (:meth:`DataContract.to_dict`), so a person
+type, nullability and categories) and adds what a signature does not need:
+quantiles, an expected range, sign bounds, and how much of a batch may fall in
+the tails. Contracts are plain JSON (:meth:`DataContract.to_dict`), so a person
 can edit one and import it back.
 
-Expectations per column, each checked by :mod:`shipyard.validation.contract_checks`:
+Expectations per column, each checked by :mod:`shipyard.validation.contract_checks`.
+*Hard* ones are errors: the data is wrong.
 
 - the column exists (``required``);
 - values have the column's type;
 - no missing values unless ``nullable``;
-- numbers lie in ``[minimum, maximum]``;
-- strings are one of ``categories`` (when the training data had at most 20);
+- numbers lie within ``[lower_bound, upper_bound]`` (``bounds``): a sign the
+  training data never broke, or a physical bound set by editing the contract;
+- strings are one of ``categories`` (when the training data had at most 20).
+
+*Soft* ones are warnings: the data is unusual, which a shift in the world
+also explains. They fail a check only when the contract (or the caller) is
+``strict``.
+
+- numbers lie in ``[minimum, maximum]`` (``range``), the training range with
+  its tails extrapolated (see :mod:`shipyard.validation.ranges`);
 - at most ``max_tail_fraction`` of a batch lies outside the training data's
-  p01..p99 (a distribution check, only on batches of at least
-  ``min_rows_for_distribution`` values: one request says nothing about tails).
+  p01..p99, beyond what chance explains (``tails``; only on batches of at
+  least ``min_rows_for_distribution`` values: one request says nothing about tails).
 
 Example:
     >>> import pandas as pd
@@ -39,6 +48,7 @@ import pandas as pd
 
 from shipyard.errors import InvalidInputError
 from shipyard.registry.signature import DTYPES, DType, infer_signature
+from shipyard.validation.ranges import DEFAULT_RANGE_PROBABILITY, expected_range, sign_bounds
 
 CONTRACT_FORMAT = 1
 #: Quantiles recorded for numeric columns, by name.
@@ -51,12 +61,9 @@ QUANTILES: dict[str, float] = {
     "p95": 0.95,
     "p99": 0.99,
 }
-#: The training data has 2% of its values outside p01..p99; five times that is a shift.
+#: The training data has at most 2% of its values outside p01..p99; five times that is a shift.
 DEFAULT_TAIL_FRACTION = 0.10
 DEFAULT_MIN_ROWS_FOR_DISTRIBUTION = 50
-#: Inferred ranges are widened by this share of the observed span on each side:
-#: a holdout value just past the training maximum is not bad data.
-DEFAULT_RANGE_MARGIN = 0.10
 _NUMERIC = ("float", "integer")
 
 
@@ -64,9 +71,12 @@ _NUMERIC = ("float", "integer")
 class ColumnContract:
     """The expectations on one column.
 
+    ``lower_bound``/``upper_bound`` are hard (a value past them is wrong);
+    ``minimum``/``maximum`` the soft expected range (a value past them is unusual).
+
     Example:
-        >>> ColumnContract("age", "integer", minimum=17, maximum=90).describe()
-        'age: integer, not null, between 17 and 90'
+        >>> ColumnContract("age", "integer", minimum=17, maximum=90, lower_bound=0).describe()
+        'age: integer, not null, at least 0, usually between 17 and 90'
     """
 
     name: str
@@ -74,6 +84,8 @@ class ColumnContract:
     nullable: bool = False
     minimum: float | None = None
     maximum: float | None = None
+    lower_bound: float | None = None
+    upper_bound: float | None = None
     categories: tuple[Any, ...] | None = None
     quantiles: Mapping[str, float] = field(default_factory=dict, hash=False)
     max_tail_fraction: float | None = None
@@ -89,7 +101,7 @@ class ColumnContract:
             raise InvalidInputError(
                 f"Contract {where}: dtype {self.dtype!r} is not one of {DTYPES}."
             )
-        for bound in ("minimum", "maximum"):
+        for bound in ("minimum", "maximum", "lower_bound", "upper_bound"):
             value = getattr(self, bound)
             if value is not None and (not _is_number(value) or not math.isfinite(value)):
                 raise InvalidInputError(
@@ -102,6 +114,15 @@ class ColumnContract:
         if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
             raise InvalidInputError(
                 f"Contract {where}: minimum {self.minimum} is above maximum {self.maximum}."
+            )
+        if (
+            self.lower_bound is not None
+            and self.upper_bound is not None
+            and self.lower_bound > self.upper_bound
+        ):
+            raise InvalidInputError(
+                f"Contract {where}: lower_bound {self.lower_bound} is above "
+                f"upper_bound {self.upper_bound}."
             )
         if self.categories is not None:
             object.__setattr__(self, "categories", tuple(self.categories))
@@ -133,10 +154,26 @@ class ColumnContract:
             return None
         return self.quantiles["p01"], self.quantiles["p99"]
 
+    @property
+    def has_bounds(self) -> bool:
+        return self.lower_bound is not None or self.upper_bound is not None
+
+    @property
+    def has_range(self) -> bool:
+        return self.minimum is not None or self.maximum is not None
+
     def describe(self) -> str:
         parts = [self.dtype, "nullable" if self.nullable else "not null"]
-        if self.minimum is not None or self.maximum is not None:
-            parts.append(f"between {_fmt(self.minimum, '-inf')} and {_fmt(self.maximum, 'inf')}")
+        if self.lower_bound is not None and self.upper_bound is not None:
+            parts.append(f"within {_fmt(self.lower_bound, '')} .. {_fmt(self.upper_bound, '')}")
+        elif self.lower_bound is not None:
+            parts.append(f"at least {_fmt(self.lower_bound, '')}")
+        elif self.upper_bound is not None:
+            parts.append(f"at most {_fmt(self.upper_bound, '')}")
+        if self.has_range:
+            parts.append(
+                f"usually between {_fmt(self.minimum, '-inf')} and {_fmt(self.maximum, 'inf')}"
+            )
         if self.categories is not None:
             parts.append(f"one of {len(self.categories)} categories")
         return f"{self.name}: " + ", ".join(parts)
@@ -149,6 +186,8 @@ class ColumnContract:
             "required": self.required,
             "minimum": _py(self.minimum),
             "maximum": _py(self.maximum),
+            "lower_bound": _py(self.lower_bound),
+            "upper_bound": _py(self.upper_bound),
             "categories": None if self.categories is None else [_py(c) for c in self.categories],
             "quantiles": {k: _py(v) for k, v in self.quantiles.items()},
             "max_tail_fraction": self.max_tail_fraction,
@@ -161,6 +200,7 @@ class DataContract:
 
     ``rows_profiled`` is how many rows the contract was inferred from.
     ``min_rows_for_distribution`` is the smallest batch the tail checks run on.
+    ``strict`` makes soft expectations (range, tails) fail a check, not warn.
 
     Example:
         >>> c = DataContract((ColumnContract("x", "float"),))
@@ -172,6 +212,7 @@ class DataContract:
     rows_profiled: int = 0
     min_rows_for_distribution: int = DEFAULT_MIN_ROWS_FOR_DISTRIBUTION
     format_version: int = CONTRACT_FORMAT
+    strict: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "columns", tuple(self.columns))
@@ -214,6 +255,7 @@ class DataContract:
             "format_version": self.format_version,
             "rows_profiled": self.rows_profiled,
             "min_rows_for_distribution": self.min_rows_for_distribution,
+            "strict": self.strict,
             "columns": [c.to_dict() for c in self.columns],
         }
 
@@ -225,11 +267,14 @@ class DataContract:
         """Read a contract; InvalidInputError naming the column and key that is wrong."""
         if not isinstance(data, Mapping):
             raise InvalidInputError(f"A data contract is a JSON object, got {type(data).__name__}.")
-        unknown_top = sorted(
-            set(data) - {"format_version", "rows_profiled", "min_rows_for_distribution", "columns"}
-        )
+        unknown_top = sorted(set(data) - _CONTRACT_KEYS)
         if unknown_top:
-            raise InvalidInputError(f"Unknown data contract keys: {unknown_top}.")
+            raise InvalidInputError(
+                f"Unknown data contract keys: {unknown_top}; known: {sorted(_CONTRACT_KEYS)}."
+            )
+        strict = data.get("strict", False)
+        if not isinstance(strict, bool):
+            raise InvalidInputError(f"Data contract: strict must be true or false, got {strict!r}.")
         columns = data.get("columns")
         if not isinstance(columns, list):
             raise InvalidInputError('A data contract needs "columns": a list of column objects.')
@@ -242,6 +287,7 @@ class DataContract:
                     data.get("min_rows_for_distribution", DEFAULT_MIN_ROWS_FOR_DISTRIBUTION)
                 ),
                 format_version=int(data.get("format_version", CONTRACT_FORMAT)),
+                strict=strict,
             )
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"Malformed data contract: {exc}.") from exc
@@ -255,6 +301,13 @@ class DataContract:
         return cls.from_dict(data)
 
 
+_CONTRACT_KEYS = {
+    "format_version",
+    "rows_profiled",
+    "min_rows_for_distribution",
+    "strict",
+    "columns",
+}
 _COLUMN_KEYS = {
     "name",
     "dtype",
@@ -262,6 +315,8 @@ _COLUMN_KEYS = {
     "required",
     "minimum",
     "maximum",
+    "lower_bound",
+    "upper_bound",
     "categories",
     "quantiles",
     "max_tail_fraction",
@@ -298,6 +353,8 @@ def _column_from_dict(index: int, data: Any) -> ColumnContract:
         nullable=data.get("nullable", False),
         minimum=data.get("minimum"),
         maximum=data.get("maximum"),
+        lower_bound=data.get("lower_bound"),
+        upper_bound=data.get("upper_bound"),
         categories=None if categories is None else tuple(categories),
         quantiles={str(k): float(v) for k, v in quantiles.items()},
         max_tail_fraction=data.get("max_tail_fraction"),
@@ -311,26 +368,31 @@ def _column_from_dict(index: int, data: Any) -> ColumnContract:
 def infer_contract(
     data: pd.DataFrame,
     *,
-    range_margin: float = DEFAULT_RANGE_MARGIN,
+    range_probability: float | None = DEFAULT_RANGE_PROBABILITY,
     max_tail_fraction: float | None = DEFAULT_TAIL_FRACTION,
+    strict: bool = False,
 ) -> DataContract:
     """Infer a contract from training data (every row is used; pass a sample for speed).
 
-    Types, nullability, ranges and categories come from the signature inference.
-    Numeric ranges are widened by ``range_margin`` times the observed span on
-    each side, never across zero for a column that had no negative values;
-    ``range_margin=0`` keeps the observed extremes. Quantiles p01..p99 are
-    recorded for numbers, and the tail check is enabled with ``max_tail_fraction``
-    (None disables it).
+    Types, nullability and categories come from the signature inference. For
+    numbers: the expected range extrapolates each tail so that a value from
+    the same source falls past it with probability ``range_probability``
+    (:func:`~shipyard.validation.ranges.expected_range`; None keeps the
+    observed extremes); a sign never broken in the data becomes a hard bound;
+    quantiles p01..p99 are recorded (observed values, not interpolations) and
+    the tail check is enabled with ``max_tail_fraction`` (None disables it).
+    ``strict`` makes the soft expectations fail checks instead of warning.
 
     Example:
         >>> import pandas as pd
-        >>> c = infer_contract(pd.DataFrame({"x": [0.0, 10.0]}), range_margin=0.1)
+        >>> c = infer_contract(pd.DataFrame({"x": [0.0, 10.0]}), range_probability=None)
         >>> c.column("x").minimum, c.column("x").maximum
-        (0.0, 11.0)
+        (0.0, 10.0)
     """
-    if range_margin < 0:
-        raise InvalidInputError(f"range_margin must be 0 or more, got {range_margin}.")
+    if range_probability is not None and not 0 < range_probability < 1:
+        raise InvalidInputError(
+            f"range_probability must be between 0 and 1 (exclusive), got {range_probability}."
+        )
     signature = infer_signature(data)
     columns = []
     for spec in signature.inputs:
@@ -344,32 +406,31 @@ def infer_contract(
             values = pd.to_numeric(data[spec.name], errors="coerce").to_numpy(
                 dtype=np.float64, na_value=np.nan
             )
-            values = values[~np.isnan(values)]
+            values = values[np.isfinite(values)]
             quantiles = dict(
-                zip(QUANTILES, np.quantile(values, list(QUANTILES.values())).tolist(), strict=True)
+                zip(
+                    QUANTILES,
+                    np.quantile(values, list(QUANTILES.values()), method="inverted_cdf").tolist(),
+                    strict=True,
+                )
             )
-            lo, hi = _widen(
-                spec.minimum, spec.maximum, range_margin, integer=spec.dtype == "integer"
-            )
+            lo, hi = float(spec.minimum), float(spec.maximum)
+            if range_probability is not None:
+                lo, hi = expected_range(
+                    values, probability=range_probability, integer=spec.dtype == "integer"
+                )
+            lower_bound, upper_bound = sign_bounds(values)
             col = replace(
                 col,
                 minimum=lo,
                 maximum=hi,
+                lower_bound=lower_bound,
+                upper_bound=upper_bound,
                 quantiles=quantiles,
                 max_tail_fraction=max_tail_fraction,
             )
         columns.append(col)
-    return DataContract(tuple(columns), rows_profiled=len(data))
-
-
-def _widen(lo: float, hi: float, margin: float, *, integer: bool) -> tuple[float, float]:
-    pad = (hi - lo) * margin
-    new_lo, new_hi = lo - pad, hi + pad
-    if lo >= 0:
-        new_lo = max(new_lo, 0.0)  # a count or a length stays non-negative
-    if integer:
-        return math.floor(new_lo), math.ceil(new_hi)
-    return float(new_lo), float(new_hi)
+    return DataContract(tuple(columns), rows_profiled=len(data), strict=strict)
 
 
 # -- small helpers ------------------------------------------------------------------------
@@ -391,7 +452,6 @@ def _fmt(value: float | None, unbounded: str) -> str:
 
 __all__ = [
     "CONTRACT_FORMAT",
-    "DEFAULT_RANGE_MARGIN",
     "DEFAULT_TAIL_FRACTION",
     "QUANTILES",
     "ColumnContract",

@@ -113,12 +113,15 @@ def import_contract(
 
 
 def validate_data(
-    client: Shipyard, ref: str, path: Path | str
+    client: Shipyard, ref: str, path: Path | str, *, strict: bool = False
 ) -> tuple[records.ModelVersion, ContractResult]:
-    """Check the file at ``path`` against the contract of the version ``ref`` names."""
+    """Check the file at ``path`` against the contract of the version ``ref`` names.
+
+    ``strict`` fails the result on warnings (soft expectations) too.
+    """
     version = client.registry.resolve(ref)
     contract = get_contract(client.metadata, version)
-    return version, check_contract(contract, read_table(path))
+    return version, check_contract(contract, read_table(path), strict=strict)
 
 
 # -- gates ----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``POST /predict``: the course's plain record, a list of records, or ``{"instances": [...]}``.
+"""``POST /predict``: a plain record, a list of records, or ``{"instances": [...]}``.
 
 One record in, one answer out::
 
