@@ -13,7 +13,7 @@ def quickstart_command(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     Each run works in a fresh folder, ``<home>/quickstart/run-<n>`` (SQLite and
     local files), so every run tells the whole story from the start.
     """
-    from shipyard.client import Shipyard
+    from shipyard._client import Shipyard
     from shipyard.demo import fresh_run_settings, run_demo  # the ML stack: load on use
 
     client = Shipyard(fresh_run_settings(get_client(ctx).settings))
