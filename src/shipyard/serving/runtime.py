@@ -98,6 +98,11 @@ class ServedModel:
         from a list of names makes a new string Index each time, ~0.3 ms per call."""
         return pd.Index(self.signature.names)
 
+    @cached_property
+    def column_set(self) -> frozenset[str]:
+        """Input column names as a set, for finding fields the model does not take."""
+        return frozenset(self.signature.names)
+
     @property
     def signature(self) -> Signature:
         return self.model.signature
@@ -210,6 +215,30 @@ def load_served_model(
     served.predict([schemas.warmup_record(signature)])
     served.load_seconds = time.perf_counter() - start
     return served
+
+
+def input_changes(old: Signature, new: Signature) -> list[str]:
+    """How ``new`` takes requests differently from ``old``, in words (empty: the same).
+
+    Only what a request must change is compared (columns, types, whether null is
+    allowed); the ranges and categories seen in training are not requirements.
+    """
+    before = {c.name: c for c in old.inputs}
+    after = {c.name: c for c in new.inputs}
+    changes = [f"new column {c.name} ({c.dtype})" for c in new.inputs if c.name not in before]
+    changes += [f"no more column {c.name}" for c in old.inputs if c.name not in after]
+    for column in new.inputs:
+        was = before.get(column.name)
+        if was is None:
+            continue
+        if was.dtype != column.dtype:
+            changes.append(f"{column.name} is now {column.dtype} (was {was.dtype})")
+        if was.nullable != column.nullable:
+            allowed = "now allows" if column.nullable else "no longer allows"
+            changes.append(f"{column.name} {allowed} missing values")
+    if not changes and old.names != new.names:
+        changes.append(f"column order is now {', '.join(new.names)}")
+    return changes
 
 
 def freeze_long_lived_objects() -> None:
@@ -357,14 +386,14 @@ class ModelRuntime:
 
     def _swap(self, new: ServedModel) -> None:
         old = self.current
-        if old is not None and old.signature.inputs != new.signature.inputs:
+        changes = [] if old is None else input_changes(old.signature, new.signature)
+        if old is not None and changes:
             logger.warning(
-                "%s takes different inputs than %s (%s instead of %s); requests are "
-                "checked against the new signature from now on.",
+                "%s takes different inputs than %s: %s. Requests are checked against the "
+                "new signature from now on.",
                 new.ref,
                 old.ref,
-                new.signature.describe(),
-                old.signature.describe(),
+                "; ".join(changes),
             )
         # The swap itself: one reference assignment. In-flight requests hold `old`.
         self.current = new

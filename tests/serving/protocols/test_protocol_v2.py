@@ -46,7 +46,11 @@ NESTED = [[SETOSA[n] for n in NAMES], [VIRGINICA[n] for n in NAMES]]
 def test_health_and_server_metadata(http: httpx.Client) -> None:
     assert http.get("/v2/health/live").json() == {"live": True}
     assert http.get("/v2/health/ready").json() == {"ready": True}
-    assert http.get("/v2").json() == {"name": "shipyard", "version": __version__, "extensions": []}
+    assert http.get("/v2").json() == {
+        "name": "shipyard",
+        "version": __version__,
+        "extensions": ["binary_tensor_data", "classification"],
+    }
 
 
 def test_model_metadata_and_ready(http: httpx.Client, shared_iris: IrisRegistry) -> None:

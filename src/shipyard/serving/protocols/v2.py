@@ -11,9 +11,19 @@ Routes: ``GET /v2`` (server metadata), ``/v2/health/live``, ``/v2/health/ready``
 
 Outputs are ``predict`` (shape ``[N]``) and, for classifiers with
 probabilities, ``predict_proba`` (``[N, n_classes]``, FP64, the class labels in
-its ``parameters``); a request's ``outputs`` list picks among them. Errors
-answer ``{"error": "..."}``: 400 for bad input, 404 for an unknown model or
-version. The binary tensor extension is not supported.
+its ``parameters``); a request's ``outputs`` list picks among them. Asking
+``predict_proba`` for ``{"classification": k}`` answers the top ``k`` classes
+of each row as ``BYTES`` ``"probability:index:label"`` (shape ``[N, k]``), as
+Triton's classification extension does.
+
+Every value must fit its tensor's datatype (an ``INT8`` of 300, an ``FP16`` of
+70000 or a 400-digit integer are refused, naming the input). Tensors may come
+as JSON ``data`` or in the binary tensor extension (:mod:`.v2_binary`), and
+answers go back either way: Triton's and KServe's clients use binary by
+default. A request with no Content-Type is read as JSON (those clients send
+none); ``application/json`` and ``application/octet-stream`` are read too,
+anything else is 415. Errors answer ``{"error": "..."}``: 400 for bad input,
+404 for an unknown model or version.
 
 Example:
     >>> flat_values([[1, 2], [3, 4]], "x")
@@ -30,14 +40,30 @@ import numpy as np
 import orjson
 import pandas as pd
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from shipyard import __version__
-from shipyard.errors import ModelNotFoundError, SchemaError, VersionNotFoundError
+from shipyard.errors import (
+    InvalidInputError,
+    ModelNotFoundError,
+    SchemaError,
+    VersionNotFoundError,
+)
 from shipyard.registry.signature import Signature
-from shipyard.serving.errors import REQUEST_ID_KEY
+from shipyard.serving import schemas
+from shipyard.serving.errors import REQUEST_ID_KEY, validation_error
 from shipyard.serving.inference import Inference
+from shipyard.serving.jsonbody import loads_strict
+from shipyard.serving.media import JSON, OCTET_STREAM, media_type
+from shipyard.serving.protocols.v2_binary import (
+    HEADER_LENGTH,
+    NUMPY_DTYPES,
+    BinaryInputs,
+    decode_tensor,
+    encode_tensor,
+    split_body,
+)
 from shipyard.serving.runtime import ModelRuntime, Prediction, ServedModel
 from shipyard.serving.security import ApiKeyGuard
 
@@ -66,6 +92,8 @@ _SIGNATURE_DATATYPE = {
     "datetime": "BYTES",
 }
 _MAX_DEPTH = 8
+_MAX_DIMENSION = 2**31
+EXTENSIONS = ["binary_tensor_data", "classification"]
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
 
@@ -79,10 +107,11 @@ class RequestInput(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     name: str = Field(min_length=1)
-    shape: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
+    shape: list[Annotated[int, Field(ge=0, le=_MAX_DIMENSION)]] = Field(min_length=1)
     datatype: Datatype
     parameters: dict[str, Any] | None = None
-    data: list[Any]
+    #: JSON values; absent when the tensor comes as binary data (``binary_data_size``).
+    data: list[Any] | None = None
 
 
 class RequestOutput(BaseModel):
@@ -167,16 +196,13 @@ def flat_values(data: list[Any], name: str) -> list[Any]:
     return out
 
 
-def _check_types(values: list[Any], tensor: RequestInput) -> None:
+def _check_values(values: list[Any], tensor: RequestInput) -> None:
+    """Each JSON value has the tensor's datatype and fits in it, or a SchemaError naming it."""
     dt = tensor.datatype
     if dt == "BOOL":
         ok = [isinstance(v, bool) for v in values]
     elif dt in _INTEGER:
-        unsigned = dt.startswith("U")
-        ok = [
-            isinstance(v, int) and not isinstance(v, bool) and (v >= 0 or not unsigned)
-            for v in values
-        ]
+        ok = [isinstance(v, int) and not isinstance(v, bool) for v in values]
     elif dt in _FLOAT:
         ok = [isinstance(v, int | float) and not isinstance(v, bool) for v in values]
     else:
@@ -184,42 +210,104 @@ def _check_types(values: list[Any], tensor: RequestInput) -> None:
     if not all(ok):
         i = ok.index(False)
         raise SchemaError(
-            f"Input {tensor.name!r} is declared {dt}, but element {i} is {values[i]!r}.",
+            f"Input {tensor.name!r} is declared {dt}, but element {i} is {_short(values[i])}.",
             field=tensor.name,
             expected=dt,
             rows=[i],
         )
+    if not values or dt in ("BOOL", "BYTES"):
+        return
+    if dt in _INTEGER:
+        info = np.iinfo(NUMPY_DTYPES[dt])
+        lo, hi = int(info.min), int(info.max)
+        span = f"whose range is {lo} to {hi}"
+    else:
+        hi = float(np.finfo(NUMPY_DTYPES[dt]).max)
+        lo = -hi
+        span = f"whose largest magnitude is {hi:g}"
+    if lo <= min(values) and max(values) <= hi:
+        return
+    i = next(i for i, v in enumerate(values) if not lo <= v <= hi)
+    raise SchemaError(
+        f"Input {tensor.name!r} is declared {dt}, {span}, but element {i} is "
+        f"{_short(values[i])}. Declare a wider datatype or send values in range.",
+        field=tensor.name,
+        expected=dt,
+        rows=[i],
+    )
 
 
-def _values(tensor: RequestInput) -> list[Any]:
-    values = flat_values(tensor.data, tensor.name)
-    expected = math.prod(tensor.shape)
-    if len(values) != expected:
-        raise SchemaError(
-            f"Input {tensor.name!r} has shape {tensor.shape}, which holds {expected} values, "
-            f"but its data has {len(values)}.",
-            field=tensor.name,
-            expected=f"{expected} values",
-        )
-    _check_types(values, tensor)
-    return values
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}... ({len(text)} characters)"
 
 
 def _array(values: list[Any], datatype: str) -> np.ndarray:
     if datatype == "BOOL":
         return np.array(values, dtype=bool)
     if datatype in _INTEGER:
-        try:
-            return np.array(values, dtype=np.int64)
-        except OverflowError:  # beyond int64 (UINT64's top half): keep the exact values
-            return np.array(values, dtype=object)
+        if datatype == "UINT64" and values and max(values) > np.iinfo(np.int64).max:
+            return np.array(values, dtype=np.uint64)  # the signature says if it fits the model
+        return np.array(values, dtype=np.int64)
     if datatype in _FLOAT:
         return np.array(values, dtype=np.float64)
     return np.array(values, dtype=object)
 
 
-def tensors_to_frame(request: InferenceRequest, signature: Signature) -> Any:
-    """The request's input tensors as something :meth:`Signature.coerce` takes."""
+def _widen(arr: np.ndarray) -> np.ndarray:
+    """Binary tensor values in the width the signature checks (int64, float64)."""
+    kind = arr.dtype.kind
+    if kind == "f":
+        return arr.astype(np.float64)
+    if kind == "i" or (kind == "u" and arr.dtype.itemsize < 8):
+        return arr.astype(np.int64)
+    return arr
+
+
+def tensor_values(tensor: RequestInput, binary: BinaryInputs) -> np.ndarray:
+    """One input's values, flat, from its JSON ``data`` or its binary data."""
+    count = math.prod(tensor.shape)
+    size = (tensor.parameters or {}).get("binary_data_size")
+    if size is not None:
+        if tensor.data is not None:
+            raise SchemaError(
+                f"Input {tensor.name!r} has both 'data' and binary_data_size; send one.",
+                field=tensor.name,
+            )
+        raw = binary.take(tensor.name, size)
+        return _widen(decode_tensor(raw, tensor.datatype, tensor.name, count))
+    if tensor.data is None:
+        raise SchemaError(
+            f"Input {tensor.name!r} has no 'data' (and no binary_data_size).",
+            field=tensor.name,
+            expected="data",
+        )
+    values = flat_values(tensor.data, tensor.name)
+    if len(values) != count:
+        raise SchemaError(
+            f"Input {tensor.name!r} has shape {tensor.shape}, which holds {count} values, "
+            f"but its data has {len(values)}.",
+            field=tensor.name,
+            expected=f"{count} values",
+        )
+    _check_values(values, tensor)
+    return _array(values, tensor.datatype)
+
+
+def tensors_to_frame(
+    request: InferenceRequest, signature: Signature, binary: BinaryInputs | None = None
+) -> Any:
+    """The request's input tensors as something :meth:`Signature.coerce` takes.
+
+    ``binary`` holds the bytes after the JSON header (binary tensor extension).
+    """
+    binary = binary if binary is not None else BinaryInputs(b"")
+    frame = _tensors_to_frame(request, signature, binary)
+    binary.check_all_used()
+    return frame
+
+
+def _tensors_to_frame(request: InferenceRequest, signature: Signature, binary: BinaryInputs) -> Any:
     names = signature.names
     inputs = request.inputs
     seen = [t.name for t in inputs]
@@ -261,12 +349,12 @@ def tensors_to_frame(request: InferenceRequest, signature: Signature) -> Any:
                     expected=f"shape [{rows}]",
                 )
             rows = shape[0]
-            columns[tensor.name] = _array(_values(tensor), tensor.datatype)
+            columns[tensor.name] = tensor_values(tensor, binary)
         return pd.DataFrame({n: columns[n] for n in names}, copy=False)
     if len(inputs) == 1 and len(inputs[0].shape) == 2 and inputs[0].shape[1] == len(names):
         tensor = inputs[0]
         n, width = tensor.shape
-        return _array(_values(tensor), tensor.datatype).reshape(n, width)
+        return tensor_values(tensor, binary).reshape(n, width)
     got = ", ".join(f"{t.name} {t.shape}" for t in inputs)
     raise SchemaError(
         f"Send one tensor per input column named {', '.join(names)} (shape [N]), or one "
@@ -292,39 +380,92 @@ def _datatype(arr: np.ndarray) -> str:
 
 
 def output_tensors(
-    served: ServedModel, result: Prediction, wanted: list[RequestOutput] | None
-) -> list[dict[str, Any]]:
-    """The ``outputs`` of an inference response."""
+    served: ServedModel, result: Prediction, request: InferenceRequest
+) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """The ``outputs`` of an inference response, and the bytes of those sent as binary."""
     available = [PREDICT] + ([PREDICT_PROBA] if result.probabilities is not None else [])
-    names = available if not wanted else [o.name for o in wanted]
-    unknown = [n for n in names if n not in available]
+    wanted = request.outputs or [RequestOutput(name=name) for name in available]
+    unknown = [o.name for o in wanted if o.name not in available]
     if unknown:
         raise SchemaError(
             f"Unknown output {unknown[0]!r}; this model gives {', '.join(available)}.",
             field="outputs",
             expected=" or ".join(available),
         )
+    all_binary = _flag(request.parameters, "binary_data_output", default=False)
     outputs: list[dict[str, Any]] = []
-    for name in names:
-        if name == PREDICT:
-            labels = result.labels
-            datatype = _datatype(labels)
-            data = labels.tolist() if datatype != "BYTES" else [str(v) for v in labels.tolist()]
-            outputs.append(
-                {"name": PREDICT, "shape": list(labels.shape), "datatype": datatype, "data": data}
-            )
+    buffers: list[bytes] = []
+    for output in wanted:
+        params = output.parameters or {}
+        tensor, values = _output(served, result, output.name, params.get("classification"))
+        if _flag(params, "binary_data", default=all_binary):
+            raw = encode_tensor(values, tensor["datatype"])
+            tensor["parameters"] = {**tensor.get("parameters", {}), "binary_data_size": len(raw)}
+            buffers.append(raw)
         else:
-            proba = np.asarray(result.probabilities, dtype=np.float64)
-            outputs.append(
-                {
-                    "name": PREDICT_PROBA,
-                    "shape": list(proba.shape),
-                    "datatype": "FP64",
-                    "parameters": {"classes": list(served.class_keys or ())},
-                    "data": proba.ravel().tolist(),
-                }
-            )
-    return outputs
+            data = values.ravel().tolist()
+            tensor["data"] = [str(v) for v in data] if tensor["datatype"] == "BYTES" else data
+        outputs.append(tensor)
+    return outputs, buffers
+
+
+def _flag(parameters: dict[str, Any] | None, key: str, *, default: bool) -> bool:
+    value = (parameters or {}).get(key, default)
+    if not isinstance(value, bool):
+        raise SchemaError(
+            f"Parameter {key!r} must be true or false, got {_short(value)}.",
+            field=key,
+            expected="boolean",
+        )
+    return value
+
+
+def _output(
+    served: ServedModel, result: Prediction, name: str, classification: Any
+) -> tuple[dict[str, Any], np.ndarray]:
+    """One output tensor's description and its values."""
+    if classification is not None:
+        return _classification(served, result, name, classification)
+    if name == PREDICT:
+        labels = result.labels
+        return {"name": PREDICT, "shape": list(labels.shape), "datatype": _datatype(labels)}, labels
+    proba = np.asarray(result.probabilities, dtype=np.float64)
+    tensor = {
+        "name": PREDICT_PROBA,
+        "shape": list(proba.shape),
+        "datatype": "FP64",
+        "parameters": {"classes": list(served.class_keys or ())},
+    }
+    return tensor, proba
+
+
+def _classification(
+    served: ServedModel, result: Prediction, name: str, count: Any
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The top ``count`` classes per row, as ``"probability:index:label"`` strings."""
+    if name != PREDICT_PROBA:
+        raise SchemaError(
+            f"Classification (top classes) is answered from {PREDICT_PROBA!r}, not {name!r}: "
+            f"ask for {{'name': '{PREDICT_PROBA}', 'parameters': {{'classification': k}}}}.",
+            field="outputs",
+            expected=PREDICT_PROBA,
+        )
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise SchemaError(
+            f"'classification' must be a positive number of classes, got {_short(count)}.",
+            field="classification",
+            expected="integer >= 1",
+        )
+    proba = np.asarray(result.probabilities, dtype=np.float64)
+    keys = served.class_keys or tuple(str(i) for i in range(proba.shape[1]))
+    k = min(count, proba.shape[1])
+    top = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+    cells = [
+        [f"{row[j]!r}:{j}:{keys[j]}" for j in order]
+        for row, order in zip(proba.tolist(), top.tolist(), strict=True)
+    ]
+    values = np.array(cells, dtype=object).reshape(len(proba), k)
+    return {"name": name, "shape": [len(proba), k], "datatype": "BYTES"}, values
 
 
 def model_metadata(served: ServedModel) -> dict[str, Any]:
@@ -365,6 +506,50 @@ def _served_for(runtime: ModelRuntime, name: str, version: str | None) -> Served
     return served
 
 
+async def read_request(request: Request) -> tuple[InferenceRequest, BinaryInputs]:
+    """The JSON inference request and the binary tensor data after it, if any."""
+    mime = media_type(
+        request.headers.get("content-type"), accepted=(JSON, OCTET_STREAM), missing=JSON
+    )
+    header_length = request.headers.get(HEADER_LENGTH)
+    if mime == OCTET_STREAM and header_length is None:
+        raise InvalidInputError(
+            "An application/octet-stream body needs the Inference-Header-Content-Length "
+            "header (the length of the JSON request at its start)."
+        )
+    text, rest = split_body(await request.body(), header_length)
+    payload = loads_strict(text)
+    try:
+        return InferenceRequest.model_validate(payload), BinaryInputs(rest)
+    except ValidationError as exc:
+        raise validation_error(exc, payload) from None
+
+
+def document(spec: dict[str, Any]) -> None:
+    """Put the inference request's schema into an OpenAPI document."""
+    components = spec.setdefault("components", {}).setdefault("schemas", {})
+    components[InferenceRequest.__name__] = schemas.body_schema(
+        InferenceRequest, components=components
+    )
+
+
+_INFER_BODY = {
+    "required": True,
+    "content": {
+        JSON: {"schema": {"$ref": f"#/components/schemas/{InferenceRequest.__name__}"}},
+        OCTET_STREAM: {
+            "schema": {
+                "type": "string",
+                "format": "binary",
+                "description": "The JSON request, then each input's binary data "
+                "(binary tensor extension; the Inference-Header-Content-Length header gives "
+                "the JSON's length).",
+            }
+        },
+    },
+}
+
+
 def _json(content: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(content), status_code=status, media_type="application/json")
 
@@ -379,7 +564,7 @@ def build_router(inference: Inference, *, api_key: ApiKeyGuard) -> APIRouter:
 
     @router.get("", response_model=ServerMetadata, summary="Server metadata")
     async def server_metadata() -> Response:
-        return _json({"name": "shipyard", "version": __version__, "extensions": []})
+        return _json({"name": "shipyard", "version": __version__, "extensions": EXTENSIONS})
 
     @router.get("/health/live", summary="Liveness")
     async def live() -> Response:
@@ -402,28 +587,35 @@ def build_router(inference: Inference, *, api_key: ApiKeyGuard) -> APIRouter:
     async def version_ready(name: str, version: str) -> Response:
         return _json({"name": _served_for(runtime, name, version).name, "ready": True})
 
-    async def infer(request: Request, payload: InferenceRequest, name: str) -> Response:
-        return await _infer(request, payload, _served_for(runtime, name, None))
+    async def infer(request: Request, name: str) -> Response:
+        return await _infer(request, _served_for(runtime, name, None))
 
-    async def version_infer(
-        request: Request, payload: InferenceRequest, name: str, version: str
-    ) -> Response:
-        return await _infer(request, payload, _served_for(runtime, name, version))
+    async def version_infer(request: Request, name: str, version: str) -> Response:
+        return await _infer(request, _served_for(runtime, name, version))
 
-    async def _infer(request: Request, payload: InferenceRequest, served: ServedModel) -> Response:
+    async def _infer(request: Request, served: ServedModel) -> Response:
         started = time.perf_counter()
-        data = tensors_to_frame(payload, served.signature)
+        payload, binary = await read_request(request)
+        data = tensors_to_frame(payload, served.signature, binary)
         request_id = request.scope[REQUEST_ID_KEY]
         served, _, result = await inference.run(
             data, request_id=request_id, protocol="v2", started=started, served=served
         )
+        outputs, buffers = output_tensors(served, result, payload)
         body = {
             "model_name": served.name,
             "model_version": str(served.version),
             "id": payload.id if payload.id is not None else request_id,
-            "outputs": output_tensors(served, result, payload.outputs),
+            "outputs": outputs,
         }
-        return _json(body)
+        if not buffers:
+            return _json(body)
+        header = orjson.dumps(body)
+        return Response(
+            header + b"".join(buffers),
+            media_type=OCTET_STREAM,
+            headers={"Inference-Header-Content-Length": str(len(header))},
+        )
 
     base, versioned = "/models/{name}", "/models/{name}/versions/{version}"
     for path, endpoint in ((base, metadata), (versioned, version_metadata)):
@@ -445,9 +637,10 @@ def build_router(inference: Inference, *, api_key: ApiKeyGuard) -> APIRouter:
             endpoint,
             methods=["POST"],
             response_model=InferenceResponse,
-            responses=errors,
+            responses={**errors, 415: err},
             dependencies=guarded,
             summary="Inference",
+            openapi_extra={"requestBody": _INFER_BODY},
         )
     return router
 
