@@ -7,9 +7,10 @@ was wrong with its input:
   silently, so two layers that read the same body (a proxy, a WAF, this
   server) can disagree about what it says. They are refused, naming the key.
 - **Integers beyond 64 bits** (a 401-digit ``sepal_length``): orjson reads them
-  as an infinite float and fails the whole body as "not valid JSON". The
-  body *is* valid JSON; the value is out of range, and the signature says so
-  naming the column. So such a body is parsed again with the standard
+  as a rounded float, or fails the whole body as "not valid JSON" when the
+  float would be infinite. The body *is* valid JSON; the value is out of range,
+  and the signature says so naming the column. So such a body (any record
+  holding a float of 2**63 or more in size) is parsed again with the standard
   library, which keeps integers exact.
 
 Finding duplicates without slowing the hot path: every key in a JSON text is
@@ -38,6 +39,9 @@ import orjson
 from shipyard.errors import InvalidInputError, SchemaError
 
 
+_TWO_63 = 2.0**63
+
+
 class DuplicateKeyError(SchemaError):
     """A JSON object in the body has the same key twice (422, naming the key)."""
 
@@ -53,9 +57,16 @@ def loads_strict(body: bytes, *, hint: str = "") -> Any:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:
         return _loads_exact(body, hint)  # the exact parser's message, or big numbers
-    if _count_keys(value) != body.count(b":"):
-        return _loads_exact(body, hint)
-    return value
+    try:
+        if _count_keys(value) == body.count(b":"):
+            return value
+    except _MaybeRounded:
+        pass
+    return _loads_exact(body, hint)
+
+
+class _MaybeRounded(Exception):
+    """A record holds a float that may be an integer literal orjson could not keep."""
 
 
 def _count_keys(value: Any) -> int:
@@ -63,14 +74,19 @@ def _count_keys(value: Any) -> int:
 
     Lists whose first element is not a container are not walked: long tensors of
     numbers stay cheap, and an object hiding later in such a list only makes the
-    count short, which sends the body to the exact check.
+    count short, which sends the body to the exact check. A record value that is
+    a float of 2**63 or more in size raises :class:`_MaybeRounded`: orjson turns
+    integer literals beyond 64 bits into such floats, rounding them.
     """
     kind = type(value)
     if kind is dict:
         total = len(value)
         for item in value.values():
-            if type(item) in (dict, list):
+            item_kind = type(item)
+            if item_kind is dict or item_kind is list:
                 total += _count_keys(item)
+            elif item_kind is float and not -_TWO_63 < item < _TWO_63:
+                raise _MaybeRounded
         return total
     if kind is list and value and type(value[0]) in (dict, list):
         return sum(_count_keys(item) for item in value if type(item) in (dict, list))
