@@ -132,7 +132,9 @@ def uvicorn_kwargs(
         "timeout_graceful_shutdown": graceful_timeout,
         "header_timeout": options.header_timeout,
         "timeout_keep_alive": options.keep_alive_timeout,
-        "limit_concurrency": options.max_connections,
+        # uvicorn answers 503 once connections (this one included) reach the limit, so
+        # allowing max_connections of them takes a limit one higher.
+        "limit_concurrency": options.max_connections + 1,
         # uvloop when installed; httptools (uvicorn[standard]) with the header deadline.
         "loop": "auto",
         "http": HTTP_PROTOCOL,
