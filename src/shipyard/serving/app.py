@@ -56,7 +56,7 @@ from shipyard.serving.security import (
 )
 from shipyard.serving.workers import WorkerBoard
 
-#: Where the Swagger UI and ReDoc files for /docs and /redoc are served from.
+#: Where the Swagger UI files for /docs are served from.
 DOCS_ASSETS = "/docs-assets"
 _DESCRIPTION = """\
 Serves **{ref}** from the Shipyard registry.
@@ -144,14 +144,16 @@ def create_app(
             close_all(inference.observers)
             metrics.mark_process_dead()
 
-    # /docs and /redoc with Swagger UI's and ReDoc's files served from the installed
-    # package, not a CDN: the pages work on a machine without internet access.
+    # /docs with Swagger UI's files served from the installed package, not a CDN: the
+    # page works on a machine without internet access. No /redoc: ReDoc's bundle
+    # fetches its logo from its makers' site.
     app = FastAPIOffline(
         title=f"Shipyard: {parsed}",
         version=__version__,
         description=_DESCRIPTION.format(ref=parsed),
         lifespan=lifespan,
         static_url=DOCS_ASSETS,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.metrics = metrics
