@@ -154,9 +154,16 @@ class ServedModel:
             if c.minimum is not None and c.maximum is not None
         )
         seen = f" The training sample covered: {ranges}." if ranges else ""
+        culprit = furthest_out_of_range(self.signature, X)
+        named = ""
+        if culprit is not None:
+            name, value, row = culprit
+            named = f" Furthest outside it: {name} = {value:g} at row {row} (0-based)."
         return UnscorableInputError(
             f"{self.ref} could not score this input ({type(exc).__name__}: {exc}). The values "
-            f"have the right types but are outside what the model can handle.{seen}"
+            f"have the right types but are outside what the model can handle.{seen}{named}",
+            field=None if culprit is None else culprit[0],
+            rows=None if culprit is None else [culprit[2]],
         )
 
     def count(self, metrics: ServingMetrics, labels: np.ndarray) -> None:
@@ -178,6 +185,28 @@ class ServedModel:
             counter = metrics.predictions.labels(self.name, str(self.version), str(key))
             self.class_counters[key] = counter
         return counter
+
+
+def furthest_out_of_range(signature: Signature, X: Any) -> tuple[str, float, int] | None:
+    """The numeric value furthest outside its column's training range, in range widths.
+
+    Returns ``(column, value, row)``, or None when every value is inside its range.
+    """
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X, columns=list(signature.names))
+    best: tuple[float, str, float, int] | None = None
+    for spec in signature.inputs:
+        if spec.dtype not in ("float", "integer") or spec.minimum is None or spec.maximum is None:
+            continue
+        values = pd.to_numeric(frame[spec.name], errors="coerce").to_numpy(dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            width = max(float(spec.maximum) - float(spec.minimum), 1e-12)
+            outside = np.abs(values - np.clip(values, spec.minimum, spec.maximum)) / width
+        outside = np.nan_to_num(outside, nan=0.0, posinf=np.finfo(np.float64).max)
+        if outside.size and outside.max() > 0:
+            row = int(outside.argmax())
+            if best is None or outside[row] > best[0]:
+                best = (float(outside[row]), spec.name, float(values[row]), row)
+    return None if best is None else (best[1], best[2], best[3])
 
 
 @dataclass(frozen=True)
