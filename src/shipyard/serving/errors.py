@@ -248,6 +248,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 # -- helpers --------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _Problem:
     """One validation error, its path in the body, and the union alternative it is about."""

@@ -38,7 +38,6 @@ import orjson
 
 from shipyard.errors import InvalidInputError, SchemaError
 
-
 _TWO_63 = 2.0**63
 
 

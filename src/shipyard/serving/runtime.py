@@ -155,13 +155,13 @@ class ServedModel:
         )
         seen = f" The training sample covered: {ranges}." if ranges else ""
         culprit = furthest_out_of_range(self.signature, X)
-        named = ""
+        furthest = ""
         if culprit is not None:
             name, value, row = culprit
-            named = f" Furthest outside it: {name} = {value:g} at row {row} (0-based)."
+            furthest = f" Furthest outside it: {name} = {value:g} at row {row} (0-based)."
         return UnscorableInputError(
             f"{self.ref} could not score this input ({type(exc).__name__}: {exc}). The values "
-            f"have the right types but are outside what the model can handle.{seen}{named}",
+            f"have the right types but are outside what the model can handle.{seen}{furthest}",
             field=None if culprit is None else culprit[0],
             rows=None if culprit is None else [culprit[2]],
         )

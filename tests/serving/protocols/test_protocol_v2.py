@@ -10,7 +10,7 @@ from serving_helpers import SETOSA, VIRGINICA, IrisRegistry, LiveServer
 
 from shipyard import __version__
 from shipyard.errors import SchemaError
-from shipyard.serving.protocols.v2 import flat_values
+from shipyard.serving.protocols.v2_tensors import flat_values
 
 NAMES = list(SETOSA)
 
