@@ -117,8 +117,11 @@ def test_every_serve_option_is_a_flag_with_its_default() -> None:
 
 def test_contract_check_refuses_unknown_modes(settings: Settings) -> None:
     env = {"SHIPYARD_HOME": str(settings.home), "SHIPYARD_USER": "tester"}
-    result = CliRunner().invoke(app, ["serve", "iris", "--contract-check", "bogus"], env=env)
-    assert result.exit_code == 2
+    # An unknown model too: were the mode accepted, the command would stop there (exit 1)
+    # instead of starting a server in this process.
+    argv = ["serve", "no-such-model", "--contract-check", "bogus"]
+    result = CliRunner().invoke(app, argv, env=env)
+    assert result.exit_code == 2, result.output
     assert "bogus" in result.output
     assert all(mode in result.output for mode in ("off", "reject", "count"))
 
