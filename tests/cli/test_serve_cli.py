@@ -19,8 +19,8 @@ from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
 from live_server import ServeProcess, subprocess_env
+from shipyard import Shipyard
 from shipyard.cli.main import app
-from shipyard.client import Shipyard
 from shipyard.config import Settings
 from shipyard.quickstart import COURSE_RECORD, iris_frame
 from shipyard.rollout.service import Deployments
