@@ -22,11 +22,12 @@ from live_server import ServeProcess, subprocess_env
 from shipyard import Shipyard
 from shipyard.cli.main import app
 from shipyard.config import Settings
-from shipyard.quickstart import COURSE_RECORD, iris_frame
+from shipyard.quickstart import iris_frame
 from shipyard.rollout.service import Deployments
 from shipyard.serving.options import ServeOptions
 
 TOKEN = "serve-flags-token"
+RECORD = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 #: A value for every flag, each different from its default.
 VALUES: dict[str, Any] = {
     "poll_interval": 0.7,
@@ -136,17 +137,17 @@ def test_every_flag_reaches_the_running_server(
     assert status["options"] == ServeOptions(**VALUES).public()
     with httpx.Client(base_url=server.url, timeout=10) as http:
         # --contract-check reject: far outside the training range answers 422.
-        odd = http.post("/predict", json={**COURSE_RECORD, "petal_length": 60.0})
+        odd = http.post("/predict", json={**RECORD, "petal_length": 60.0})
         assert odd.status_code == 422 and "petal_length" in odd.text
         # --reject-unknown-fields
-        extra = http.post("/predict", json={**COURSE_RECORD, "customer_id": 1})
+        extra = http.post("/predict", json={**RECORD, "customer_id": 1})
         assert extra.status_code == 422 and extra.json()["field"] == "customer_id"
         # --no-prediction-log: no /feedback route
         assert http.post("/feedback", json={"request_id": "r", "label": 1}).status_code == 404
         # --max-body-bytes 5000
-        big = http.post("/predict", json=[COURSE_RECORD] * 100)
+        big = http.post("/predict", json=[RECORD] * 100)
         assert big.status_code == 413
-        assert http.post("/predict", json=COURSE_RECORD).status_code == 200
+        assert http.post("/predict", json=RECORD).status_code == 200
     server.stop()
     assert Shipyard(settings).prediction_log.read("iris", since="1h").empty
 
