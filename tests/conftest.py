@@ -114,10 +114,11 @@ CHROMIUM_ARGS = [
 
 
 class OfflinePage:
-    """A headless Chromium page that may only load ``file://`` URLs.
+    """A headless Chromium page that may only load ``file://`` URLs and servers on
+    127.0.0.1 (a test's own server).
 
     ``errors`` collects console errors and uncaught exceptions; ``blocked``
-    the URLs of any request that tried to leave the file.
+    the URLs of any request that tried to go anywhere else.
     """
 
     def __init__(self, page: object) -> None:
@@ -128,7 +129,8 @@ class OfflinePage:
 
 @pytest.fixture
 def offline_page() -> Iterator[OfflinePage]:
-    """Headless Chromium (Debian's package) with the network cut off, for HTML reports."""
+    """Headless Chromium (Debian's package) with the network cut off, for HTML reports
+    and the pages of a test server on 127.0.0.1."""
     from pathlib import Path as _Path
 
     require_service(_Path(CHROMIUM).exists(), f"headless Chromium is not installed at {CHROMIUM}")
@@ -141,7 +143,7 @@ def offline_page() -> Iterator[OfflinePage]:
             offline = OfflinePage(page)
 
             def route(r) -> None:  # type: ignore[no-untyped-def]
-                if r.request.url.startswith("file://"):
+                if r.request.url.startswith(("file://", "http://127.0.0.1:")):
                     r.continue_()
                 else:
                     offline.blocked.append(r.request.url)

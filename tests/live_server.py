@@ -1,4 +1,5 @@
-"""Real servers for tests: uvicorn in a thread, readiness polling, free ports, child env.
+"""Real servers for tests: uvicorn in a thread, ``shipyard serve`` processes, readiness
+polling, free ports, child env.
 
 Shared by the serving, rollout and deploy suites (``tests/`` is on ``sys.path``
 through its conftest).
@@ -6,8 +7,13 @@ through its conftest).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -85,3 +91,57 @@ def subprocess_env(settings: Settings, *, importable: Path) -> dict[str, str]:
         env["SHIPYARD_DB"] = str(settings.db)
     env["PYTHONPATH"] = os.pathsep.join([str(importable), str(SRC), env.get("PYTHONPATH", "")])
     return env
+
+
+class ServeProcess:
+    """``shipyard serve ARGS`` run through the CLI's real entry point, on a free port.
+
+    Output goes to a temporary file (a pipe nobody reads could fill up and stall
+    the server); :meth:`output` reads it. The process gets its own process group,
+    so :meth:`stop` also ends the workers it started.
+    """
+
+    def __init__(self, env: dict[str, str], *args: str, log_level: str = "warning") -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed by stop()
+        self.proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "shipyard.cli", "serve", *args),
+                *("--port", str(self.port), "--log-level", log_level),
+            ],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 90.0) -> ServeProcess:
+        """Wait for ``/ready``; fail with the server's output if it exits first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"shipyard serve exited with {self.proc.returncode}:\n{self.output()}"
+                )
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(self.url + "/ready", timeout=5).status_code == 200:
+                    return self
+            time.sleep(0.1)
+        raise AssertionError(f"{self.url}/ready never answered 200:\n{self.output()}")
+
+    def output(self) -> str:
+        self._log.seek(0)
+        return self._log.read()
+
+    def stop(self) -> None:
+        """SIGTERM (drain), then SIGKILL whatever of its process group is left."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(20)
+        with contextlib.suppress(ProcessLookupError):  # the group this process leads
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        self._log.close()

@@ -317,3 +317,46 @@ def test_any_non_numeric_string_names_its_column(
         assert info.value.field == column
         assert info.value.expected == "float"
         assert f"Column {column!r} expects a float" in str(info.value)
+
+
+_RANGES = Signature(
+    (ColumnSpec("x", "float"), ColumnSpec("n", "integer")), OutputSpec("regression", "float")
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "column"),
+    [
+        ({"x": int("1" * 401), "n": 1}, "x"),  # beyond the largest float: OverflowError before
+        ([{"x": 1.0, "n": 1}, {"x": -int("9" * 400), "n": 1}], "x"),
+        ({"x": 1.0, "n": 2**63}, "n"),  # one past int64: would wrap to a negative number
+        ({"x": 1.0, "n": -(2**63) - 1}, "n"),
+        ({"x": 1.0, "n": 1e30}, "n"),  # an integral float far beyond int64
+        (pd.DataFrame({"x": [1.0], "n": np.array([2**64 - 1], dtype=np.uint64)}), "n"),
+        (pd.DataFrame({"x": [1.0], "n": [2.0**63]}), "n"),
+        (pd.DataFrame({"x": [int("1" * 401)], "n": [1]}), "x"),  # as pandas reads a CSV
+    ],
+    ids=[
+        "huge-int-float",
+        "huge-negative-row-1",
+        "int64-max+1",
+        "int64-min-1",
+        "1e30",
+        "uint64",
+        "float-2**63",
+        "object-column",
+    ],
+)
+def test_numbers_out_of_range_are_schema_errors_naming_the_column(
+    data: object, column: str
+) -> None:
+    with pytest.raises(SchemaError, match="out of range") as info:
+        _RANGES.coerce(data)
+    assert info.value.field == column
+
+
+def test_integers_keep_every_digit_up_to_int64() -> None:
+    frame = _RANGES.coerce([{"x": 1.0, "n": 2**60 + 1}, {"x": 2.0, "n": -(2**63)}])
+    assert frame["n"].tolist() == [2**60 + 1, -(2**63)]
+    assert frame["n"].dtype == np.int64
+    assert _RANGES.coerce({"x": 2**53 + 1, "n": 2**63 - 1})["n"].tolist() == [2**63 - 1]

@@ -12,14 +12,18 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_wine
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import live_server
 from live_server import LiveServer as LiveServer  # re-exported for the suite
+from live_server import ServeProcess as ServeProcess
 from live_server import free_port as free_port
 from live_server import wait_ready as wait_ready
 from shipyard import Shipyard
@@ -36,8 +40,9 @@ VIRGINICA = {"sepal_length": 7.7, "sepal_width": 3.0, "petal_length": 6.1, "peta
 
 @dataclass
 class IrisRegistry:
-    """A client whose registry holds iris:1 (LogisticRegression), iris:2 (RandomForest)
-    and slow:1 (a pyfunc whose latency the request sets); production -> iris:1."""
+    """A client whose registry holds iris:1 (LogisticRegression), iris:2 (RandomForest),
+    slow:1 (a pyfunc whose latency the request sets) and wine:1 (a pipeline over float,
+    integer and string columns, see :func:`wine_frame`); production -> version 1 of each."""
 
     client: Shipyard
     settings: Settings
@@ -56,7 +61,25 @@ def register_models(settings: Settings) -> None:
     sample = pd.DataFrame({"x": [1.0, -1.0], "delay": [0.0, 0.0]})
     client.registry.log_model("serving_slow_model:MODEL", "slow", sample=sample)
     client.registry.set_alias("slow", "production", 1)
+    X, y = wine_frame()
+    encode = ColumnTransformer(
+        [("band", OneHotEncoder(handle_unknown="ignore"), ["hue_band"])],
+        remainder=StandardScaler(),
+    )
+    wine = make_pipeline(encode, LogisticRegression(max_iter=1000)).fit(X, y)
+    client.registry.log_model(wine, "wine", sample=X)
+    client.registry.set_alias("wine", "production", 1)
     client.close()
+
+
+def wine_frame() -> tuple[pd.DataFrame, pd.Series]:
+    """Part of scikit-learn's wine data with float, integer (int64) and string columns."""
+    data = load_wine(as_frame=True)
+    X = data.data[["alcohol", "malic_acid", "magnesium", "proline", "hue"]].copy()
+    X["magnesium"] = X["magnesium"].astype("int64")
+    X["proline"] = X["proline"].astype("int64")
+    X["hue_band"] = np.where(X["hue"] > 0.95, "pale", "deep")
+    return X, data.target
 
 
 def copy_registry(template: Path, home: Path) -> IrisRegistry:
@@ -74,3 +97,8 @@ def serve(client: Shipyard, ref: str = "iris", **options: object) -> LiveServer:
 def subprocess_env(settings: Settings) -> dict[str, str]:
     """Environment for a server subprocess: these settings, this folder's models importable."""
     return live_server.subprocess_env(settings, importable=HERE)
+
+
+def serve_process(registry: IrisRegistry, *args: str) -> ServeProcess:
+    """``shipyard serve ARGS`` as a process on this registry (not yet waited for)."""
+    return ServeProcess(subprocess_env(registry.settings), *args)

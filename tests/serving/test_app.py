@@ -63,6 +63,7 @@ def test_incoming_request_id_is_kept_and_a_bad_one_replaced(http: httpx.Client) 
 def test_extra_fields_are_ignored(http: httpx.Client) -> None:
     body = http.post("/predict", json={**SETOSA, "customer_id": 17}).json()
     assert body["prediction"] == "setosa"
+    assert body["ignored_fields"] == ["customer_id"]
 
 
 def test_health_ready_and_unknown_route(http: httpx.Client, shared_iris: IrisRegistry) -> None:
@@ -110,3 +111,22 @@ def test_not_ready_until_the_model_is_loaded(iris: IrisRegistry) -> None:
             assert http.post("/predict", json=SETOSA).json()["version"] == iris.forest
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("GET", "/predict", "POST"),
+        ("PUT", "/invocations", "POST"),
+        ("GET", "/v2/models/iris/infer", "POST"),
+        ("POST", "/health", "GET"),
+        ("DELETE", "/feedback", "POST"),
+    ],
+)
+def test_method_not_allowed_says_which_methods_are(
+    http: httpx.Client, method: str, path: str, allow: str
+) -> None:
+    response = http.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
+    assert "Method Not Allowed" in response.text

@@ -125,3 +125,50 @@ def test_malformed_json_is_a_400_not_a_422() -> None:
     assert not isinstance(exc, SchemaError)
     assert status_for(exc) == 400
     assert "not valid JSON" in str(exc)
+
+
+class _Label(BaseModel):
+    request_id: str
+    label: str
+
+
+def _union_error(body: object) -> Exception:
+    from fastapi.exceptions import RequestValidationError
+    from pydantic import TypeAdapter
+
+    with pytest.raises(ValidationError) as info:
+        TypeAdapter(_Label | list[_Label]).validate_python(body)
+    errors = [{**e, "loc": ("body", *e["loc"])} for e in info.value.errors()]
+    return validation_error(RequestValidationError(errors, body=body))
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "field"),
+    [
+        ({"label": "x"}, "Field 'request_id' is missing.", "request_id"),
+        ([{"label": "x"}], "Field '[0].request_id' is missing.", "[0].request_id"),
+        (
+            [{"request_id": "a", "label": "x"}, {"request_id": "b"}],
+            "Field '[1].label' is missing.",
+            "[1].label",
+        ),
+        ("text", "The request body must be an object or a list; got a string.", None),
+        ({}, "Field 'request_id' is missing. (1 more problem in the same body.)", "request_id"),
+    ],
+)
+def test_union_bodies_name_fields_by_their_path_not_by_class(
+    body: object, message: str, field: str | None
+) -> None:
+    """A body that is one record or a list of them: no class names, no phantom problems."""
+    exc = _union_error(body)
+    assert isinstance(exc, SchemaError)
+    assert str(exc) == message
+    assert exc.field == field
+    assert "_Label" not in str(exc)
+
+
+def test_http_errors_keep_their_headers() -> None:
+    scope = {"path": "/predict", "method": "GET", REQUEST_ID_KEY: "r"}
+    response = error_response(HTTPException(405, headers={"Allow": "POST"}), scope)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"

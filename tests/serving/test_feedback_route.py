@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from serving_helpers import SETOSA, IrisRegistry, LiveServer, serve
 
 
@@ -39,3 +40,41 @@ def test_logging_can_be_turned_off(iris: IrisRegistry) -> None:
     finally:
         server.stop()
     assert iris.client.prediction_log.read("iris", since="1h").empty
+
+
+def test_feedback_errors_name_the_field_without_internal_names(live: LiveServer) -> None:
+    with live.client() as http:
+        missing = http.post("/feedback", json={"label": "setosa"})
+        assert missing.status_code == 422
+        assert missing.json()["error"] == "Field 'request_id' is missing."
+        assert missing.json()["field"] == "request_id"
+        in_list = http.post("/feedback", json=[{"request_id": "a", "label": 1}, {"label": 1}])
+        assert in_list.json()["error"] == "Field '[1].request_id' is missing."
+        for response in (missing, in_list):
+            assert "FeedbackIn" not in response.text and "more problem" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        ("text/plain", 415),  # what another site's page can post without a preflight
+        ("application/x-www-form-urlencoded", 415),
+        (None, 415),
+        ("application/json", 200),
+    ],
+)
+def test_feedback_reads_only_json(live: LiveServer, content_type: str | None, status: int) -> None:
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    with live.client() as http:
+        body = b'{"request_id": "r1", "label": "setosa"}'
+        assert http.post("/feedback", content=body, headers=headers).status_code == status
+
+
+def test_feedback_refuses_duplicate_keys(live: LiveServer) -> None:
+    with live.client() as http:
+        body = b'{"request_id": "r1", "label": "setosa", "label": "virginica"}'
+        response = http.post(
+            "/feedback", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["field"] == "label"

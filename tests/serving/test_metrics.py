@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
-from serving_helpers import SETOSA, VIRGINICA, IrisRegistry, LiveServer
+from serving_helpers import SETOSA, VIRGINICA, IrisRegistry, LiveServer, serve
 
 from shipyard.serving.metrics import ServingMetrics
 
@@ -67,3 +67,29 @@ def test_each_app_has_its_own_registry() -> None:
     a.swaps.labels("iris").inc()
     assert b"shipyard_model_swaps_total" in a.render()[0]
     assert b'shipyard_model_swaps_total{model="iris"}' not in b.render()[0]
+
+
+def test_requests_answered_before_routing_count_under_their_route(iris: IrisRegistry) -> None:
+    """A 413 (the body limit answers before any route runs) counts under its route."""
+    server = serve(iris.client, max_body_bytes=1000)
+    try:
+        with server.client() as http:
+            big = b"[" + b",".join([b'{"sepal_length": 5.1}'] * 100) + b"]"
+            headers = {"Content-Type": "application/json"}
+            assert http.post("/predict", content=big, headers=headers).status_code == 413
+            assert http.post("/v2/models/iris/infer", content=big).status_code == 413
+            assert http.get("/predict").status_code == 405
+            assert http.get("/no/such/route").status_code == 404
+            text = http.get("/metrics").text
+    finally:
+        server.stop()
+    requests = {
+        (s.labels["route"], s.labels["method"], s.labels["status"]): s.value
+        for s in _families(text)["shipyard_http_requests"]
+        if s.name.endswith("_total")
+    }
+    assert requests[("/predict", "POST", "413")] == 1
+    assert requests[("/v2/models/{name}/infer", "POST", "413")] == 1
+    assert requests[("/predict", "GET", "405")] == 1
+    assert requests[("<unmatched>", "GET", "404")] == 1
+    assert not any(route == "<unmatched>" and status == "413" for route, _, status in requests)

@@ -235,3 +235,88 @@ async def test_a_loaded_version_is_kept_out_of_full_collections(iris: IrisRegist
         assert all(obj is not predictor for obj in gc.get_objects())
     finally:
         gc.unfreeze()
+
+
+def test_swap_warns_only_when_requests_must_change(
+    iris: IrisRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Different training ranges are not different inputs; a dropped column is."""
+    from sklearn.linear_model import LogisticRegression
+
+    from shipyard.quickstart import iris_frame
+
+    X, y = iris_frame()
+    registry = iris.client.registry
+    narrower = registry.log_model(  # same columns, other ranges (setosa/versicolor rows)
+        LogisticRegression(max_iter=500).fit(X.iloc[:100], y.iloc[:100]),
+        "iris",
+        sample=X.iloc[:100],
+    )
+    three = X.drop(columns=["petal_width"])
+    fewer = registry.log_model(LogisticRegression(max_iter=500).fit(three, y), "iris", sample=three)
+    server = serve(iris.client)
+    caplog.set_level("WARNING", logger="shipyard.serving")
+    try:
+        with server.client() as http:
+            registry.set_alias("iris", "production", narrower.version)
+            _wait_for_version(http, narrower.version)
+            assert "takes different inputs" not in caplog.text
+            registry.set_alias("iris", "production", fewer.version)
+            deadline = time.monotonic() + 20
+            while http.get("/ready").json().get("version") != fewer.version:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+    finally:
+        server.stop()
+    (warning,) = [
+        r.getMessage() for r in caplog.records if "takes different inputs" in r.getMessage()
+    ]
+    assert f"iris:{fewer.version} takes different inputs than iris:{narrower.version}" in warning
+    assert "no more column petal_width" in warning
+
+
+def test_input_changes_name_what_a_request_must_change() -> None:
+    from shipyard.registry.signature import ColumnSpec, OutputSpec, Signature
+    from shipyard.serving.runtime import input_changes
+
+    out = OutputSpec("regression", "float")
+    old = Signature(
+        (ColumnSpec("a", "float", minimum=0, maximum=1), ColumnSpec("b", "integer")), out
+    )
+    ranges = Signature(
+        (ColumnSpec("a", "float", minimum=5, maximum=9), ColumnSpec("b", "integer")), out
+    )
+    assert input_changes(old, ranges) == []
+    changed = Signature((ColumnSpec("a", "integer", nullable=True), ColumnSpec("c", "string")), out)
+    assert input_changes(old, changed) == [
+        "new column c (string)",
+        "no more column b",
+        "a is now integer (was float)",
+        "a now allows missing values",
+    ]
+    swapped = Signature((ColumnSpec("b", "integer"), ColumnSpec("a", "float")), out)
+    assert input_changes(old, swapped) == ["column order is now b, a"]
+
+
+def test_admin_bodies_must_be_json(iris: IrisRegistry) -> None:
+    client = Shipyard(Settings(home=iris.settings.home, user="tester", admin_token="t0ken"))
+    server = serve(client, poll_interval=60)
+    auth = {"Authorization": "Bearer t0ken"}
+    try:
+        with server.client() as http:
+            body = b'{"version": 2}'
+            plain = http.post(
+                "/admin/swap", content=body, headers={**auth, "Content-Type": "text/plain"}
+            )
+            assert plain.status_code == 415, plain.text
+            twice = http.post(
+                "/admin/swap",
+                content=b'{"version": 2, "version": 1}',
+                headers={**auth, "Content-Type": "application/json"},
+            )
+            assert twice.status_code == 422 and twice.json()["field"] == "version"
+            assert http.post("/admin/reload", headers=auth).status_code == 200  # no body
+            assert iris.client.registry.resolve("iris").version == iris.logistic  # unmoved
+    finally:
+        server.stop()
+        client.close()

@@ -1,25 +1,29 @@
 """``shipyard serve REF``: serve a registered model over HTTP until SIGTERM.
 
-Registered in the root app as ``app.command("serve")(serve_command)``.
+Registered in the root app as ``app.command("serve")(serve_command)``. Each
+:class:`~shipyard.serving.options.ServeOptions` field is a flag of the same name,
+with the field's default; :func:`options_from_flags` builds the options from the
+parsed flags by name.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from shipyard.cli._common import err_console, get_client
 from shipyard.registry.package import package_folder
-from shipyard.serving.monitor_job import DEFAULT_MONITOR_INTERVAL, DEFAULT_MONITOR_WINDOW
 from shipyard.serving.options import ServeOptions
-from shipyard.serving.runtime import DEFAULT_POLL_INTERVAL
-from shipyard.serving.security import DEFAULT_MAX_BODY_BYTES
 from shipyard.serving.server import DEFAULT_GRACEFUL_TIMEOUT, run_server
+from shipyard.validation.contract_checks import InputCheckMode
 
 if TYPE_CHECKING:
     from shipyard._client import Shipyard
+
+#: Every option flag's default is the option's own default.
+DEFAULTS = ServeOptions()
 
 
 def _register_package_folder(client: Shipyard, folder: Path, *, trusted_pickle: bool) -> str:
@@ -49,7 +53,7 @@ def serve_command(
         "registered once in this server's registry.",
     ),
     deployment: str | None = typer.Option(
-        None,
+        DEFAULTS.deployment,
         "--deployment",
         help="Serve a deployment instead of REF: primary/canary/A-B variants, shadows and "
         "its rollout policy, as `shipyard deploy` set them.",
@@ -57,57 +61,102 @@ def serve_command(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for all)."),
     port: int = typer.Option(8000, min=0, max=65535, help="TCP port to listen on."),
     workers: int = typer.Option(
-        1,
+        DEFAULTS.workers,
         min=1,
         help="Worker processes. Each loads the model and follows the alias itself; "
         "/metrics sums over all of them.",
     ),
     poll_interval: float = typer.Option(
-        DEFAULT_POLL_INTERVAL, min=0.05, help="Seconds between checks for a moved alias."
+        DEFAULTS.poll_interval, min=0.05, help="Seconds between checks for a moved alias."
     ),
     max_body_bytes: int = typer.Option(
-        DEFAULT_MAX_BODY_BYTES, min=1, help="Larger request bodies answer 413."
+        DEFAULTS.max_body_bytes, min=1, help="Larger request bodies answer 413."
     ),
-    timeout: float = typer.Option(30.0, min=0.001, help="Seconds before a request answers 504."),
+    request_timeout: float = typer.Option(
+        DEFAULTS.request_timeout,
+        "--timeout",
+        "--request-timeout",
+        min=0.001,
+        help="Seconds before a request answers 504.",
+    ),
     graceful_timeout: float = typer.Option(
         DEFAULT_GRACEFUL_TIMEOUT,
         min=0.0,
         help="On SIGTERM, seconds to let in-flight requests finish before cancelling them.",
     ),
     trusted_pickle: bool = typer.Option(
-        False, help="Allow pickled models (only if you trust whoever registered them)."
+        DEFAULTS.trusted_pickle,
+        help="Allow pickled models (only if you trust whoever registered them).",
+    ),
+    variant: str = typer.Option(
+        DEFAULTS.variant,
+        help="Variant name written into every logged prediction (with --deployment, each "
+        "variant's own name is used instead).",
     ),
     access_log: bool = typer.Option(False, help="Log one line per request (costs throughput)."),
     batching: bool = typer.Option(
-        True, help="Gather concurrent requests into one model call (adaptive micro-batching)."
+        DEFAULTS.batching,
+        help="Gather concurrent requests into one model call (adaptive micro-batching).",
     ),
-    max_batch_size: int = typer.Option(64, min=1, help="Rows per batched model call, at most."),
+    max_batch_size: int = typer.Option(
+        DEFAULTS.max_batch_size, min=1, help="Rows per batched model call, at most."
+    ),
     max_wait_ms: float = typer.Option(
-        2.0, min=0.0, help="Under load, how long a batch may wait for more requests."
+        DEFAULTS.max_wait_ms, min=0.0, help="Under load, how long a batch may wait for more."
     ),
     max_queue: int = typer.Option(
-        1024, min=1, help="Rows that may wait for the model; beyond that requests answer 503."
+        DEFAULTS.max_queue,
+        min=1,
+        help="Rows that may wait for the model; beyond that requests answer 503.",
     ),
     cache: str | None = typer.Option(
-        None, help="Prediction cache: 'memory' (per worker) or a redis:// URL (shared)."
+        DEFAULTS.cache, help="Prediction cache: 'memory' (per worker) or a redis:// URL (shared)."
     ),
-    cache_size: int = typer.Option(10_000, min=1, help="Entries kept by the memory cache."),
-    cache_ttl: float = typer.Option(300.0, min=0.001, help="Seconds a cached answer is kept."),
+    cache_size: int = typer.Option(
+        DEFAULTS.cache_size, min=1, help="Entries kept by the memory cache."
+    ),
+    cache_ttl: float = typer.Option(
+        DEFAULTS.cache_ttl, min=0.001, help="Seconds a cached answer is kept."
+    ),
     monitor_interval: float = typer.Option(
-        DEFAULT_MONITOR_INTERVAL,
+        DEFAULTS.monitor_interval,
         min=0.01,
         help="Seconds between monitor runs: per-feature drift, label coverage and accuracy "
         "gauges on /metrics, from the prediction log.",
     ),
     monitor_window: float = typer.Option(
-        DEFAULT_MONITOR_WINDOW, min=1.0, help="Seconds of prediction log each monitor run reads."
+        DEFAULTS.monitor_window, min=1.0, help="Seconds of prediction log each monitor run reads."
     ),
-    contract_check: str = typer.Option(
-        "off",
-        help="Check inputs against the version's data contract: off, reject (422) or count.",
+    contract_check: InputCheckMode = typer.Option(
+        DEFAULTS.contract_check,
+        case_sensitive=False,
+        help="Check inputs against the version's data contract: off, reject (422) or count "
+        "(answer, and count violations in /metrics).",
     ),
     prediction_log: bool = typer.Option(
-        True, help="Log every prediction for monitoring and drift; accept POST /feedback."
+        DEFAULTS.prediction_log,
+        help="Log every prediction for monitoring and drift; accept POST /feedback.",
+    ),
+    reject_unknown_fields: bool = typer.Option(
+        DEFAULTS.reject_unknown_fields,
+        help="Answer 422 to /predict records with fields the model does not take (by "
+        "default they are ignored and listed in the answer's ignored_fields).",
+    ),
+    header_timeout: float = typer.Option(
+        DEFAULTS.header_timeout,
+        min=0.001,
+        help="Seconds a client has to send a request's headers; then the connection closes.",
+    ),
+    keep_alive_timeout: float = typer.Option(
+        DEFAULTS.keep_alive_timeout,
+        min=0.001,
+        help="Seconds an idle keep-alive connection stays open between requests.",
+    ),
+    max_connections: int = typer.Option(
+        DEFAULTS.max_connections,
+        min=1,
+        help="Open connections (and requests in flight) per worker beyond which new "
+        "requests answer 503.",
     ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
@@ -134,22 +183,7 @@ def serve_command(
         assert ref is not None
         # Fail now, with the registry's message, rather than from inside a worker.
         now = client.registry.resolve(ref).ref
-    options = ServeOptions(
-        poll_interval=poll_interval,
-        max_body_bytes=max_body_bytes,
-        request_timeout=timeout,
-        trusted_pickle=trusted_pickle,
-        deployment=deployment,
-        batching=batching,
-        max_batch_size=max_batch_size,
-        max_wait_ms=max_wait_ms,
-        max_queue=max_queue,
-        cache=cache,
-        cache_size=cache_size,
-        cache_ttl=cache_ttl,
-        monitor_interval=monitor_interval,
-        monitor_window=monitor_window,
-    )
+    options = options_from_flags(ctx.params)
     where = f"http://{host}:{port}"
     err_console.print(
         f"Serving [bold]{ref}[/] (now {now}) on {where} with {workers} worker(s); "
@@ -161,9 +195,20 @@ def serve_command(
         ref,
         host=host,
         port=port,
-        workers=workers,
         options=options,
         log_level=log_level,
         access_log=access_log,
         graceful_timeout=graceful_timeout,
     )
+
+
+def options_from_flags(params: dict[str, Any]) -> ServeOptions:
+    """The :class:`ServeOptions` the parsed flags ask for: each field from its flag.
+
+    Every option field has a flag of the same name; a field without one is a bug
+    that this lookup (and the test that runs every flag) makes loud.
+    """
+    missing = [name for name in ServeOptions.flag_names() if name not in params]
+    if missing:
+        raise RuntimeError(f"`shipyard serve` has no flag for the serve option(s) {missing}.")
+    return ServeOptions(**{name: params[name] for name in ServeOptions.flag_names()})

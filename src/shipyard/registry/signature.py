@@ -56,6 +56,9 @@ MAX_CATEGORIES = 20
 _ARTICLE = {"float": "a float", "integer": "an integer", "boolean": "a boolean"}
 _MAX_ROWS_SHOWN = 10
 _NUMERIC: frozenset[str] = frozenset({"float", "integer", "boolean"})
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: Integers up to this size convert to float exactly (and never overflow).
+_FLOAT_EXACT_INT = 2**53
 
 
 def _expected(dtype: str) -> str:
@@ -156,6 +159,16 @@ class _Converter:
             rows=rows,
         )
 
+    def out_of_range(self, values: Sequence[Any], rows: list[int], expected: str) -> SchemaError:
+        spec = self.spec
+        return SchemaError(
+            f"Column {spec.name!r} has {_short(values[rows[0]])} at {rows_text(rows)}, which "
+            f"is out of range: expected {expected}.",
+            field=spec.name,
+            expected=spec.dtype,
+            rows=rows,
+        )
+
     def check_nulls(self, mask: np.ndarray) -> None:
         if not self.spec.nullable and mask.any():
             rows = np.flatnonzero(mask).tolist()
@@ -176,20 +189,26 @@ class _FloatConverter(_Converter):
             items = _as_list(values)
             arr = np.empty(len(items), dtype=np.float64)
             bad: list[int] = []
+            huge: list[int] = []
             for i, v in enumerate(items):
                 t = type(v)
-                if t is float or t is int:
-                    arr[i] = v
-                elif v is None or v is pd.NA:
-                    arr[i] = np.nan
-                elif isinstance(v, (float, int, np.floating, np.integer)) and not isinstance(
-                    v, (bool, np.bool_)
-                ):
-                    arr[i] = v
-                else:
-                    bad.append(i)
+                try:
+                    if t is float or t is int:
+                        arr[i] = v
+                    elif v is None or v is pd.NA:
+                        arr[i] = np.nan
+                    elif isinstance(v, (float, int, np.floating, np.integer)) and not isinstance(
+                        v, (bool, np.bool_)
+                    ):
+                        arr[i] = v
+                    else:
+                        bad.append(i)
+                except OverflowError:  # an integer beyond the largest float (1.8e308)
+                    huge.append(i)
             if bad:
                 raise self.wrong_type(items, bad)
+            if huge:
+                raise self.out_of_range(items, huge, "a finite float (at most about 1.8e308)")
         finite = np.isfinite(arr)
         if not finite.all():
             self.check_nulls(np.isnan(arr))
@@ -207,45 +226,67 @@ class _FloatConverter(_Converter):
 
     def scalar(self, value: Any) -> float:
         t = type(value)
-        if (t is float and math.isfinite(value)) or t is int:
+        if t is float and math.isfinite(value):
+            return float(value)
+        if t is int and -_FLOAT_EXACT_INT <= value <= _FLOAT_EXACT_INT:
             return float(value)
         return float(self([value])[0])
 
 
 class _IntegerConverter(_Converter):
-    """Integers stay int64; a nullable column with a missing value becomes float64 + NaN."""
+    """Integers stay int64; a nullable column with a missing value becomes float64 + NaN.
+
+    Values outside the int64 range are refused: converting them would wrap around.
+    """
 
     def __call__(self, values: Any) -> np.ndarray:
         arr = _numeric_array(values, keep_int=True)
         if arr is not None and arr.dtype.kind in "iu":
+            if arr.dtype.kind == "u" and arr.size and arr.max() > _INT64_MAX:
+                rows = np.flatnonzero(arr > _INT64_MAX).tolist()
+                raise self.out_of_range(arr.tolist(), rows, "a 64-bit integer")
             return arr.astype(np.int64, copy=False)
         if arr is None:
             items = _as_list(values)
-            arr = np.empty(len(items), dtype=np.float64)
             bad: list[int] = []
+            huge: list[int] = []
+            exact = True  # only integers: build int64 directly, without a float round trip
             for i, v in enumerate(items):
                 if v is None or v is pd.NA:
-                    arr[i] = np.nan
+                    exact = False
                 elif isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
-                    arr[i] = v
+                    if not _INT64_MIN <= v <= _INT64_MAX:
+                        huge.append(i)
                 elif isinstance(v, (float, np.floating)) and (
                     math.isnan(v) or float(v).is_integer()
                 ):
-                    arr[i] = v  # 3.0 from a JSON client is the integer 3
+                    exact = False  # 3.0 from a JSON client is the integer 3
                 else:
                     bad.append(i)
             if bad:
                 raise self.wrong_type(items, bad)
+            if huge:
+                raise self.out_of_range(items, huge, "a 64-bit integer")
+            if exact:
+                return np.array(items, dtype=np.int64)
+            arr = np.array(
+                [np.nan if v is None or v is pd.NA else float(v) for v in items], dtype=np.float64
+            )
         nan = np.isnan(arr)
         self.check_nulls(nan)
         fractional = ~nan & (np.isinf(arr) | (arr != np.round(arr)))
         if fractional.any():
             rows = np.flatnonzero(fractional).tolist()
             raise self.wrong_type(arr.tolist(), rows)
+        # 2**63 itself is a float64 but not an int64; -2**63 is both.
+        huge_rows = ~nan & ((arr >= 2.0**63) | (arr < -(2.0**63)))
+        if huge_rows.any():
+            rows = np.flatnonzero(huge_rows).tolist()
+            raise self.out_of_range(arr.tolist(), rows, "a 64-bit integer")
         return arr if nan.any() else arr.astype(np.int64)
 
     def scalar(self, value: Any) -> int | float:
-        if type(value) is int:
+        if type(value) is int and _INT64_MIN <= value <= _INT64_MAX:
             return value
         return _py(self([value])[0])
 

@@ -1,6 +1,8 @@
 """Admin routes, behind the admin bearer token (``SHIPYARD_ADMIN_TOKEN``).
 
-- ``GET /admin/status``: what is served, what the reference follows, the last error.
+- ``GET /admin/status``: what is served, what the reference follows, the last error,
+  and the options the server runs with (every ``shipyard serve`` flag; passwords in
+  URLs masked).
 - ``POST /admin/reload``: check the registry now (instead of at the next poll) and
   swap if the reference moved; retries a version that failed to load before.
 - ``POST /admin/swap {"version": 4, "reason": "..."}``: move the served alias to
@@ -26,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from shipyard.errors import ConflictError
+from shipyard.serving.media import JsonBodyRoute
+from shipyard.serving.options import ServeOptions
 from shipyard.serving.runtime import ModelRuntime, SwapOutcome
 from shipyard.serving.security import AdminGuard
 
@@ -53,8 +57,16 @@ def _outcome(outcome: SwapOutcome, runtime: ModelRuntime) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-def build_router(runtime: ModelRuntime, guard: AdminGuard) -> APIRouter:
-    router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(guard)])
+def build_router(
+    runtime: ModelRuntime, guard: AdminGuard, *, options: ServeOptions | None = None
+) -> APIRouter:
+    router = APIRouter(
+        prefix="/admin",
+        tags=["admin"],
+        dependencies=[Depends(guard)],
+        route_class=JsonBodyRoute,
+    )
+    settings = (options or ServeOptions()).public()
     responses: dict[int | str, dict[str, Any]] = {
         401: {"description": "Missing or wrong admin token"},
         403: {"description": "Admin routes disabled (no SHIPYARD_ADMIN_TOKEN)"},
@@ -73,6 +85,7 @@ def build_router(runtime: ModelRuntime, guard: AdminGuard) -> APIRouter:
             "flavor": served.model.flavor if served else None,
             "load_seconds": served.load_seconds if served else None,
             "last_error": runtime.last_error,
+            "options": settings,
         }
         return Response(orjson.dumps(body), media_type="application/json")
 

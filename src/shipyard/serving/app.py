@@ -24,9 +24,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 
 from shipyard import __version__
 from shipyard._client import Shipyard
+from shipyard.errors import ConfigError
 from shipyard.registry.refs import parse_ref
 from shipyard.serving import admin, feedback, ops
 from shipyard.serving.contract_guard import ContractGuard
@@ -54,6 +56,8 @@ from shipyard.serving.security import (
 )
 from shipyard.serving.workers import WorkerBoard
 
+#: Where the Swagger UI files for /docs are served from.
+DOCS_ASSETS = "/docs-assets"
 _DESCRIPTION = """\
 Serves **{ref}** from the Shipyard registry.
 
@@ -61,6 +65,10 @@ Serves **{ref}** from the Shipyard registry.
 - `POST /invocations`: MLflow's scoring protocol (JSON or CSV).
 - `/v2/...`: the Open Inference Protocol (KServe V2).
 - `GET /health`, `GET /ready`, `GET /metrics` (Prometheus).
+
+Request bodies are `application/json` (`/invocations` also reads `text/csv`; `/v2` also
+reads the binary tensor extension, and a V2 request without a Content-Type is JSON);
+other content types answer 415.
 
 The request schema below is the served version's signature; it follows hot swaps.
 """
@@ -82,6 +90,8 @@ def create_app(
     """
     options = options or ServeOptions()
     parsed = parse_ref(ref)  # a bad reference fails here, before any server starts
+    if options.workers > 1 and options.worker_dir is None:
+        raise ConfigError("Several workers need a shared worker_dir (run_server sets it).")
     settings = client.settings
     metrics = ServingMetrics(multiprocess_dir=options.metrics_dir)
     board = WorkerBoard(options.ready_dir, expected=options.workers)
@@ -134,11 +144,16 @@ def create_app(
             close_all(inference.observers)
             metrics.mark_process_dead()
 
-    app = FastAPI(
+    # /docs with Swagger UI's files served from the installed package, not a CDN: the
+    # page works on a machine without internet access. No /redoc: ReDoc's bundle
+    # fetches its logo from its makers' site.
+    app = FastAPIOffline(
         title=f"Shipyard: {parsed}",
         version=__version__,
         description=_DESCRIPTION.format(ref=parsed),
         lifespan=lifespan,
+        static_url=DOCS_ASSETS,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.metrics = metrics
@@ -146,11 +161,13 @@ def create_app(
     app.state.monitor = monitor
     install_error_handlers(app)
     routers = [
-        native.build_router(inference, api_key=api_key),
+        native.build_router(
+            inference, api_key=api_key, reject_unknown_fields=options.reject_unknown_fields
+        ),
         mlflow.build_router(inference, api_key=api_key),
         v2.build_router(inference, api_key=api_key),
         ops.build_router(runtime, metrics),
-        admin.build_router(runtime, AdminGuard(settings.admin_token)),
+        admin.build_router(runtime, AdminGuard(settings.admin_token), options=options),
     ]
     if options.prediction_log:
         # Labels are filed under the model whose predictions they join: for a deployment,
@@ -171,7 +188,10 @@ def create_app(
     app.add_middleware(TimeoutMiddleware, seconds=options.request_timeout)
     if isinstance(runtime, DeploymentRuntime):  # inside the request id, outside the timeout
         app.add_middleware(DeploymentMiddleware, runtime=runtime)
-    app.add_middleware(RequestMiddleware, metrics=metrics)
+    # Every route by its template, for counting requests answered before routing (413).
+    templates = [r for r in app.routes if hasattr(r, "path")]
+    templates += [route for router in routers for route in router.routes]
+    app.add_middleware(RequestMiddleware, metrics=metrics, routes=templates)
     _follow_served_schema(app, runtime)
     return app
 
@@ -192,6 +212,7 @@ def _follow_served_schema(app: FastAPI, runtime: ModelRuntime) -> None:
             )
             native.document(spec, served)
             mlflow.document(spec, served)
+            v2.document(spec)
             cache.update(key=key, spec=spec)
         spec_now: dict[str, Any] = cache["spec"]
         return spec_now

@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
@@ -47,6 +48,7 @@ logger = logging.getLogger("shipyard.serving")
 
 Dialect = Literal["native", "mlflow", "v2"]
 REQUEST_ID_KEY = "shipyard.request_id"
+_NO_BODY: Any = object()  # validation_error() without the input that was validated
 
 
 # -- errors that only exist at the HTTP edge ------------------------------------------------
@@ -155,6 +157,8 @@ def error_response(exc: BaseException, scope: Scope) -> Response:
     status = status_for(exc, dialect)
     request_id = scope.get(REQUEST_ID_KEY)
     headers: dict[str, str] = {}
+    if isinstance(exc, StarletteHTTPException) and exc.headers:
+        headers.update(exc.headers)  # e.g. the Allow header of a 405
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     elif status == 503:
@@ -171,27 +175,47 @@ def error_response(exc: BaseException, scope: Scope) -> Response:
     return Response(content, status_code=status, headers=headers, media_type="application/json")
 
 
-def validation_error(exc: ValidationError | RequestValidationError) -> ShipyardError:
-    """A pydantic/FastAPI validation failure as the SchemaError (or 400) it stands for."""
+def validation_error(
+    exc: ValidationError | RequestValidationError, body: Any = _NO_BODY
+) -> ShipyardError:
+    """A pydantic/FastAPI validation failure as the SchemaError (or 400) it stands for.
+
+    ``body`` is the input that was validated (a FastAPI error carries its own).
+    Messages name fields by their path in the body, never by the Python classes
+    behind the route: pydantic reports each alternative of a union (``FeedbackIn``
+    or ``list[FeedbackIn]``) under the alternative's name, so those names are
+    dropped from the path and only the alternative the body was closest to is
+    reported.
+    """
     errors = exc.errors()
     if not errors:
         return SchemaError("The request body is not valid.")
-    first = errors[0]
-    if first.get("type") == "json_invalid":
-        ctx = first.get("ctx") or {}
+    if errors[0].get("type") == "json_invalid":
+        ctx = errors[0].get("ctx") or {}
         return InvalidInputError(
             f"The request body is not valid JSON ({ctx.get('error', 'parse error')}). "
             "Send a JSON document with Content-Type: application/json."
         )
-    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
-    field = ".".join(loc) or None
+    if isinstance(exc, RequestValidationError):
+        body = exc.body
+        errors = [
+            {**e, "loc": tuple(e.get("loc", ()))[1:]} if _in_body(e) else dict(e) for e in errors
+        ]
+    problems = _closest_alternative([_located(e, body) for e in errors])
+    first = problems[0]
+    field = _field_name(first.path)
+    if not first.path and first.alternatives:
+        got = type(body).__name__ if body is not _NO_BODY else "something else"
+        wanted = " or ".join(first.alternatives)
+        return SchemaError(f"The request body must be {wanted}; got {_json_kind(got)}.")
     where = f"Field {field!r}" if field else "The request body"
-    more = f" ({len(errors) - 1} more problem(s) in the same body)" if len(errors) > 1 else ""
-    return SchemaError(
-        f"{where}: {first.get('msg', 'is not valid')}.{more}",
-        field=field,
-        expected=_expected_from_pydantic(first),
-    )
+    if first.error.get("type") == "missing":
+        what = f"{where} is missing."
+    else:
+        what = f"{where}: {str(first.error.get('msg', 'is not valid')).rstrip('.')}."
+    more = len(problems) - 1
+    rest = f" ({more} more problem{'s' if more > 1 else ''} in the same body.)" if more else ""
+    return SchemaError(what + rest, field=field, expected=_expected_from_pydantic(first.error))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -216,6 +240,92 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """One validation error, its path in the body, and the union alternative it is about."""
+
+    error: Any
+    path: tuple[str | int, ...]
+    branch: tuple[str, ...]
+    alternatives: tuple[str, ...] = ()
+
+
+def _in_body(error: Any) -> bool:
+    loc = tuple(error.get("loc", ()))
+    return bool(loc) and loc[0] == "body"
+
+
+def _located(error: Any, body: Any) -> _Problem:
+    """Split an error's location into its path in ``body`` and the union tags on the way.
+
+    A location part that is not a key (or index) of the input at that point is
+    the name of a union alternative, except a missing field's own name at the end.
+    """
+    loc = tuple(error.get("loc", ()))
+    node = body
+    path: list[str | int] = []
+    branch: list[str] = []
+    for i, part in enumerate(loc):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
+            path.append(part)
+            node = node[part]
+        elif i == len(loc) - 1 and error.get("type") == "missing":
+            path.append(part)
+        elif body is _NO_BODY:
+            path.append(part)  # nothing to check against: keep the location as given
+        else:
+            branch.append(str(part))
+    return _Problem(error, tuple(path), tuple(branch))
+
+
+def _closest_alternative(problems: list[_Problem]) -> list[_Problem]:
+    """The problems of the union alternative the body came closest to matching.
+
+    The alternative whose errors lie deepest in the body is the one the client
+    meant (a list whose item lacks a field, rather than "not an object"). When
+    every alternative fails at the top, one problem remains that names them all.
+    """
+    branches: dict[tuple[str, ...], list[_Problem]] = {}
+    for problem in problems:
+        branches.setdefault(problem.branch, []).append(problem)
+    if len(branches) == 1:
+        return problems
+    best = max(branches.values(), key=lambda group: max(len(p.path) for p in group))
+    if any(p.path for p in best):
+        return best
+    kinds = tuple(dict.fromkeys(_expected_words(p.error) for p in problems))
+    return [_Problem(problems[0].error, (), (), alternatives=kinds)]
+
+
+def _field_name(path: tuple[str | int, ...]) -> str | None:
+    """``items[0].request_id`` style: keys joined by dots, list positions in brackets."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or None
+
+
+def _expected_words(error: Any) -> str:
+    expected = _expected_from_pydantic(error) or "something else"
+    return {"object": "an object", "list": "a list", "integer": "an integer"}.get(
+        expected, f"a {expected}"
+    )
+
+
+def _json_kind(python_type: str) -> str:
+    return {
+        "dict": "an object",
+        "list": "a list",
+        "str": "a string",
+        "int": "a number",
+        "float": "a number",
+        "bool": "a boolean",
+        "NoneType": "null",
+    }.get(python_type, python_type)
 
 
 def _message(exc: BaseException, status: int, request_id: str | None) -> str:

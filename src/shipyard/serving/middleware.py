@@ -7,7 +7,8 @@ Pure ASGI (no ``BaseHTTPMiddleware``, which costs a task per request). It
   scope (``shipyard.request_id``) and echoes it in the answer's header;
 - counts requests by route *template* (``/v2/models/{name}/infer``, never the
   raw path, so a scanner cannot blow up the label set), method and status,
-  times them, and tracks how many are in flight.
+  times them, and tracks how many are in flight. A request answered before
+  routing (413 from the body limit) is counted under the route it was for.
 
 Example:
     >>> from shipyard.serving.metrics import ServingMetrics
@@ -19,7 +20,9 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Sequence
 
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.serving.errors import REQUEST_ID_KEY
@@ -37,22 +40,31 @@ def incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
-def _route_template(scope: Scope) -> str:
+def _route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
     route = scope.get("route")
     if route is not None:
         return str(getattr(route, "path", _UNMATCHED))
     # Plain Starlette routes (/openapi.json, /docs) have fixed paths: a bounded label set.
     if "endpoint" in scope:
         return str(scope["path"])
+    # Answered before routing (a 413 from the body limit, a 504): find the route the
+    # request was for, so it is counted there rather than as unmatched.
+    for candidate in routes:
+        match, _ = candidate.matches(scope)
+        if match is not Match.NONE:
+            return str(getattr(candidate, "path", _UNMATCHED))
     return _UNMATCHED
 
 
 class RequestMiddleware:
     """Assigns request ids and records request count, latency and in-flight gauge."""
 
-    def __init__(self, app: ASGIApp, metrics: ServingMetrics) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: ServingMetrics, routes: Sequence[BaseRoute] = ()
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,7 +90,7 @@ class RequestMiddleware:
         finally:
             elapsed = time.perf_counter() - start
             metrics.in_flight.dec()
-            template = _route_template(scope)
+            template = _route_template(scope, self.routes)
             method = scope["method"]
             metrics.requests.labels(template, method, str(status)).inc()
             metrics.latency.labels(template, method).observe(elapsed)

@@ -15,30 +15,41 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
 from shipyard.errors import ConfigError
+from shipyard.serving.connections import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_KEEP_ALIVE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+)
 from shipyard.serving.monitor_job import DEFAULT_MONITOR_INTERVAL, DEFAULT_MONITOR_WINDOW
 from shipyard.serving.runtime import DEFAULT_POLL_INTERVAL
 from shipyard.serving.security import DEFAULT_MAX_BODY_BYTES
+from shipyard.validation.contract_checks import InputCheckMode
+
+#: Field metadata key of options set by the server itself, never by a flag.
+INTERNAL = "internal"
 
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """How the server behaves.
+    """How the server behaves. Every field is a ``shipyard serve`` flag of the same name
+    (``--poll-interval`` for ``poll_interval``), except the internal ``worker_dir``.
 
     ``poll_interval``: seconds between registry checks for a moved alias.
     ``max_body_bytes``: larger request bodies answer 413.
-    ``request_timeout``: seconds before a request answers 504.
+    ``request_timeout``: seconds before a request answers 504 (``--timeout``).
     ``trusted_pickle``: allow loading pickled models (only if you trust their author).
     ``workers``: how many worker processes serve together (``/ready`` waits for all).
     ``worker_dir``: folder the workers share (metrics files, ready markers); set by
     :func:`~shipyard.serving.server.run_server` when ``workers > 1``.
-    ``variant``: the deployment variant name written into prediction events.
+    ``variant``: the variant name written into prediction events.
     ``deployment``: serve this deployment (variants, shadows, rollout) instead of one
     reference (see :mod:`~shipyard.serving.deployment`).
     ``batching``: gather concurrent requests into one model call (see
@@ -46,6 +57,10 @@ class ServeOptions:
     ``max_wait_ms`` for company under load, ``max_queue`` rows queued before 503.
     ``cache``: prediction cache, None (off), ``"memory"`` or a ``redis://`` URL
     (see :mod:`~shipyard.serving.cache`), ``cache_size`` entries, ``cache_ttl`` seconds.
+    ``reject_unknown_fields``: answer 422 to a ``/predict`` record with fields the model
+    does not take (by default they are ignored and listed in the answer).
+    ``header_timeout``, ``keep_alive_timeout``, ``max_connections``: connection limits
+    (see :mod:`~shipyard.serving.connections`).
     """
 
     poll_interval: float = DEFAULT_POLL_INTERVAL
@@ -53,7 +68,7 @@ class ServeOptions:
     request_timeout: float = 30.0
     trusted_pickle: bool = False
     workers: int = 1
-    worker_dir: Path | None = None
+    worker_dir: Path | None = field(default=None, metadata={INTERNAL: True})
     variant: str = "default"
     deployment: str | None = None
     #: Seconds between runs of the monitor job (drift, label coverage, accuracy gauges)
@@ -72,23 +87,39 @@ class ServeOptions:
     prediction_log: bool = True
     #: Check inputs against the served version's data contract: "off", "reject"
     #: (422) or "count" (answer, and count violations in /metrics).
-    contract_check: str = "off"
+    contract_check: InputCheckMode = InputCheckMode.OFF
+    reject_unknown_fields: bool = False
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    keep_alive_timeout: float = DEFAULT_KEEP_ALIVE_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
     def __post_init__(self) -> None:
-        if self.contract_check not in ("off", "reject", "count"):
+        try:
+            object.__setattr__(self, "contract_check", InputCheckMode(self.contract_check))
+        except ValueError:
             raise ConfigError(
                 f"contract_check must be off, reject or count; got {self.contract_check!r}."
-            )
-        if self.poll_interval <= 0:
-            raise ConfigError(f"poll_interval must be > 0 seconds, got {self.poll_interval}.")
-        if self.max_body_bytes <= 0:
-            raise ConfigError(f"max_body_bytes must be > 0, got {self.max_body_bytes}.")
-        if self.workers < 1:
-            raise ConfigError(f"workers must be at least 1, got {self.workers}.")
-        if self.workers > 1 and self.worker_dir is None:
-            raise ConfigError("Several workers need a shared worker_dir (run_server sets it).")
-        if self.request_timeout <= 0:
-            raise ConfigError(f"request_timeout must be > 0 seconds, got {self.request_timeout}.")
+            ) from None
+        # The monitor, batcher and cache check their own settings where they are built.
+        for name in ("poll_interval", "request_timeout", "header_timeout", "keep_alive_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0 seconds, got {getattr(self, name)}.")
+        for name in ("max_body_bytes", "workers", "max_connections"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}.")
+
+    @classmethod
+    def flag_names(cls) -> tuple[str, ...]:
+        """The fields ``shipyard serve`` sets from its flags (all but the internal ones)."""
+        return tuple(f.name for f in dataclasses.fields(cls) if not f.metadata.get(INTERNAL))
+
+    def public(self) -> dict[str, Any]:
+        """The flag fields as JSON-safe values, credentials in URLs masked (``/admin/status``)."""
+        data = {name: getattr(self, name) for name in self.flag_names()}
+        data["contract_check"] = str(self.contract_check)
+        if self.cache is not None:
+            data["cache"] = _mask_password(self.cache)
+        return data
 
     @property
     def metrics_dir(self) -> Path | None:
@@ -115,14 +146,18 @@ class ServeOptions:
             raise ConfigError(f"Unknown serve options {unknown}; known: {sorted(known)}.")
         if data.get("worker_dir") is not None:
             data["worker_dir"] = Path(data["worker_dir"])
-        for key in (
-            "poll_interval",
-            "request_timeout",
-            "max_wait_ms",
-            "cache_ttl",
-            "monitor_interval",
-            "monitor_window",
-        ):
-            if key in data:
-                data[key] = float(data[key])
+        for spec in dataclasses.fields(cls):
+            if spec.type == "float" and spec.name in data:
+                data[spec.name] = float(data[spec.name])
         return cls(**data)
+
+
+def _mask_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + host))

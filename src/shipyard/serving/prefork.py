@@ -37,11 +37,11 @@ import time
 from typing import Any
 
 import prometheus_client.values
-import uvicorn
 
 from shipyard._client import Shipyard
 from shipyard.config import Settings
 from shipyard.errors import ConfigError
+from shipyard.serving.connections import ServerConfig
 from shipyard.serving.options import ServeOptions
 from shipyard.serving.runtime import ServedModel, freeze_long_lived_objects, load_served_model
 
@@ -90,7 +90,7 @@ def _child(
         app = create_app(Shipyard(settings), ref, options=options)
         app.state.runtime.adopt(served)
         kwargs = {k: v for k, v in uvicorn_options.items() if k not in ("host", "port")}
-        DrainingServer(uvicorn.Config(app, **kwargs)).run(sockets=[sock])
+        DrainingServer(ServerConfig(app, **kwargs)).run(sockets=[sock])
     except BaseException:  # a worker must never return into the parent's code
         logger.exception("Worker %d failed", os.getpid())
         code = 1

@@ -98,6 +98,11 @@ class ServedModel:
         from a list of names makes a new string Index each time, ~0.3 ms per call."""
         return pd.Index(self.signature.names)
 
+    @cached_property
+    def column_set(self) -> frozenset[str]:
+        """Input column names as a set, for finding fields the model does not take."""
+        return frozenset(self.signature.names)
+
     @property
     def signature(self) -> Signature:
         return self.model.signature
@@ -149,9 +154,16 @@ class ServedModel:
             if c.minimum is not None and c.maximum is not None
         )
         seen = f" The training sample covered: {ranges}." if ranges else ""
+        culprit = furthest_out_of_range(self.signature, X)
+        furthest = ""
+        if culprit is not None:
+            name, value, row = culprit
+            furthest = f" Furthest outside it: {name} = {value:g} at row {row} (0-based)."
         return UnscorableInputError(
             f"{self.ref} could not score this input ({type(exc).__name__}: {exc}). The values "
-            f"have the right types but are outside what the model can handle.{seen}"
+            f"have the right types but are outside what the model can handle.{seen}{furthest}",
+            field=None if culprit is None else culprit[0],
+            rows=None if culprit is None else [culprit[2]],
         )
 
     def count(self, metrics: ServingMetrics, labels: np.ndarray) -> None:
@@ -173,6 +185,28 @@ class ServedModel:
             counter = metrics.predictions.labels(self.name, str(self.version), str(key))
             self.class_counters[key] = counter
         return counter
+
+
+def furthest_out_of_range(signature: Signature, X: Any) -> tuple[str, float, int] | None:
+    """The numeric value furthest outside its column's training range, in range widths.
+
+    Returns ``(column, value, row)``, or None when every value is inside its range.
+    """
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X, columns=list(signature.names))
+    best: tuple[float, str, float, int] | None = None
+    for spec in signature.inputs:
+        if spec.dtype not in ("float", "integer") or spec.minimum is None or spec.maximum is None:
+            continue
+        values = pd.to_numeric(frame[spec.name], errors="coerce").to_numpy(dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            width = max(float(spec.maximum) - float(spec.minimum), 1e-12)
+            outside = np.abs(values - np.clip(values, spec.minimum, spec.maximum)) / width
+        outside = np.nan_to_num(outside, nan=0.0, posinf=np.finfo(np.float64).max)
+        if outside.size and outside.max() > 0:
+            row = int(outside.argmax())
+            if best is None or outside[row] > best[0]:
+                best = (float(outside[row]), spec.name, float(values[row]), row)
+    return None if best is None else (best[1], best[2], best[3])
 
 
 @dataclass(frozen=True)
@@ -210,6 +244,30 @@ def load_served_model(
     served.predict([schemas.warmup_record(signature)])
     served.load_seconds = time.perf_counter() - start
     return served
+
+
+def input_changes(old: Signature, new: Signature) -> list[str]:
+    """How ``new`` takes requests differently from ``old``, in words (empty: the same).
+
+    Only what a request must change is compared (columns, types, whether null is
+    allowed); the ranges and categories seen in training are not requirements.
+    """
+    before = {c.name: c for c in old.inputs}
+    after = {c.name: c for c in new.inputs}
+    changes = [f"new column {c.name} ({c.dtype})" for c in new.inputs if c.name not in before]
+    changes += [f"no more column {c.name}" for c in old.inputs if c.name not in after]
+    for column in new.inputs:
+        was = before.get(column.name)
+        if was is None:
+            continue
+        if was.dtype != column.dtype:
+            changes.append(f"{column.name} is now {column.dtype} (was {was.dtype})")
+        if was.nullable != column.nullable:
+            allowed = "now allows" if column.nullable else "no longer allows"
+            changes.append(f"{column.name} {allowed} missing values")
+    if not changes and old.names != new.names:
+        changes.append(f"column order is now {', '.join(new.names)}")
+    return changes
 
 
 def freeze_long_lived_objects() -> None:
@@ -357,14 +415,14 @@ class ModelRuntime:
 
     def _swap(self, new: ServedModel) -> None:
         old = self.current
-        if old is not None and old.signature.inputs != new.signature.inputs:
+        changes = [] if old is None else input_changes(old.signature, new.signature)
+        if old is not None and changes:
             logger.warning(
-                "%s takes different inputs than %s (%s instead of %s); requests are "
-                "checked against the new signature from now on.",
+                "%s takes different inputs than %s: %s. Requests are checked against the "
+                "new signature from now on.",
                 new.ref,
                 old.ref,
-                new.signature.describe(),
-                old.signature.describe(),
+                "; ".join(changes),
             )
         # The swap itself: one reference assignment. In-flight requests hold `old`.
         self.current = new

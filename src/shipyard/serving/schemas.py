@@ -5,7 +5,7 @@ pydantic's ``create_model`` from the signature's columns. The rules match
 :meth:`Signature.coerce`, which does the actual checking on the request path
 (once, at the boundary): numbers must be JSON numbers (``"5.1"`` is refused),
 booleans must be booleans, ``null`` only where the training sample had missing
-values, never infinity or NaN; extra fields are ignored.
+values, never infinity or NaN; extra fields are ignored (and listed in the answer).
 
 Example:
     >>> from shipyard.registry.signature import ColumnSpec, OutputSpec, Signature
@@ -116,6 +116,10 @@ def warmup_record(signature: Signature) -> dict[str, Any]:
 # -- responses (static: the same for every model) ------------------------------------------
 
 Label = Union[StrictBool, StrictInt, float, str]  # noqa: UP007
+_IGNORED = (
+    "Fields sent that the model does not take (present only when there were some); "
+    "a server started with --reject-unknown-fields answers 422 instead."
+)
 
 
 class PredictResponse(BaseModel):
@@ -128,6 +132,7 @@ class PredictResponse(BaseModel):
     model: str
     version: int
     request_id: str
+    ignored_fields: list[str] | None = Field(default=None, description=_IGNORED)
 
 
 class PredictBatchResponse(BaseModel):
@@ -138,6 +143,7 @@ class PredictBatchResponse(BaseModel):
     model: str
     version: int
     request_id: str
+    ignored_fields: list[str] | None = Field(default=None, description=_IGNORED)
 
 
 class ErrorResponse(BaseModel):

@@ -50,11 +50,13 @@ import orjson
 import uvicorn
 from fastapi import FastAPI
 from prometheus_client import disable_created_metrics
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 from shipyard._client import Shipyard
 from shipyard.config import Settings
 from shipyard.errors import ConfigError
 from shipyard.serving.app import create_app
+from shipyard.serving.connections import HTTP_PROTOCOL, ServerConfig
 from shipyard.serving.options import ServeOptions
 
 ENV_REF = "SHIPYARD_SERVE_REF"
@@ -112,8 +114,15 @@ def app_from_environment() -> FastAPI:
 
 
 def uvicorn_kwargs(
-    *, host: str, port: int, log_level: str, access_log: bool, graceful_timeout: float
+    *,
+    host: str,
+    port: int,
+    log_level: str,
+    access_log: bool,
+    graceful_timeout: float,
+    options: ServeOptions,
 ) -> dict[str, Any]:
+    """Keyword arguments of :class:`~shipyard.serving.connections.ServerConfig`."""
     return {
         "host": host,
         "port": port,
@@ -121,9 +130,14 @@ def uvicorn_kwargs(
         "access_log": access_log,
         "lifespan": "on",
         "timeout_graceful_shutdown": graceful_timeout,
-        # uvloop and httptools when installed (uvicorn[standard] brings both).
+        "header_timeout": options.header_timeout,
+        "timeout_keep_alive": options.keep_alive_timeout,
+        # uvicorn answers 503 once connections (this one included) reach the limit, so
+        # allowing max_connections of them takes a limit one higher.
+        "limit_concurrency": options.max_connections + 1,
+        # uvloop when installed; httptools (uvicorn[standard]) with the header deadline.
         "loop": "auto",
-        "http": "auto",
+        "http": HTTP_PROTOCOL,
     }
 
 
@@ -133,27 +147,32 @@ def run_server(
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
-    workers: int = 1,
+    workers: int | None = None,
     options: ServeOptions | None = None,
     log_level: str = "info",
     access_log: bool = False,
     graceful_timeout: float = DEFAULT_GRACEFUL_TIMEOUT,
 ) -> None:
-    """Serve ``ref`` until SIGTERM/SIGINT, then drain and return."""
+    """Serve ``ref`` until SIGTERM/SIGINT, then drain and return.
+
+    ``workers`` defaults to ``options.workers``.
+    """
+    options = options or ServeOptions()
+    workers = options.workers if workers is None else workers
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}.")
-    options = options or ServeOptions()
     kwargs = uvicorn_kwargs(
         host=host,
         port=port,
         log_level=log_level,
         access_log=access_log,
         graceful_timeout=graceful_timeout,
+        options=options,
     )
     if workers == 1:
         disable_created_metrics()
         app = create_app(Shipyard(settings), ref, options=options)
-        DrainingServer(uvicorn.Config(app, **kwargs)).run()
+        DrainingServer(ServerConfig(app, **kwargs)).run()
         return
     worker_dir = Path(tempfile.mkdtemp(prefix="shipyard-workers-"))
     options = dataclasses.replace(options, workers=workers, worker_dir=worker_dir)
@@ -175,7 +194,12 @@ def run_server(
             disable_created_metrics()
             run_prefork(settings, ref, workers=workers, options=options, uvicorn_options=kwargs)
         else:
-            uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=workers, **kwargs)
+            # What uvicorn.run does for several workers, with this module's ServerConfig
+            # (it is pickled into each spawned worker, header deadline included).
+            config = ServerConfig(
+                f"{__name__}:app_from_environment", factory=True, workers=workers, **kwargs
+            )
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
     finally:
         for key, value in saved.items():
             if value is None:

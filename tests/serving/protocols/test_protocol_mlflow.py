@@ -119,3 +119,73 @@ def test_parse_content_type_and_csv() -> None:
     assert parse_csv(b"x,y\n1,2\n").to_dict(orient="records") == [{"x": 1, "y": 2}]
     with pytest.raises(InvalidInputError, match="CSV"):
         parse_csv(b"")
+
+
+BIG = "1" * 401
+HEADER = ",".join(SETOSA)
+
+
+@pytest.mark.parametrize(
+    ("csv", "line"),
+    [
+        # pandas would take the two extra leading fields as an index and score the rest.
+        (f"{HEADER}\n1,2,5.1,3.5,1.4,0.2\n", 2),
+        (f"{HEADER}\n5.1,3.5,1.4,0.2\n5.1,3.5,1.4,0.2,9\n", 3),
+        (f"{HEADER}\n5.1,3.5,1.4,0.2,\n", 2),  # a trailing separator is a fifth field
+        (f"{HEADER}\n5.1,3.5,1.4,0.2\n\n5.1,3.5,1.4\n", 4),  # too few; blank lines count
+        (f'{HEADER}\n"5.1,3.5",1.4,0.2\n', 2),  # quoting makes one field of two
+    ],
+    ids=["extra-leading", "extra-later", "trailing-comma", "too-few", "quoted"],
+)
+def test_csv_rows_with_the_wrong_field_count_name_the_line(
+    http: httpx.Client, csv: str, line: int
+) -> None:
+    response = http.post("/invocations", content=csv, headers={"Content-Type": "text/csv"})
+    assert response.status_code == 400, response.text
+    assert f"line {line}" in response.json()["message"]
+
+
+def test_csv_with_quoted_commas_and_blank_lines_is_read(http: httpx.Client) -> None:
+    csv = f'{HEADER},note\n5.1,3.5,1.4,0.2,"a, b"\n\n7.7,3.0,6.1,2.3,x\n'
+    response = http.post("/invocations", content=csv, headers={"Content-Type": "text/csv"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": ["setosa", "virginica"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (f"{HEADER}\n{BIG},3.5,1.4,0.2\n".encode(), "text/csv"),
+        (f"{HEADER}\n-{BIG},3.5,1.4,0.2\n".encode(), "text/csv"),
+        (
+            f'{{"dataframe_records": [{{"sepal_length": {BIG}, "sepal_width": 3.5, '
+            f'"petal_length": 1.4, "petal_width": 0.2}}]}}'.encode(),
+            "application/json",
+        ),
+        (
+            f'{{"dataframe_split": {{"columns": ["sepal_length", "sepal_width", "petal_length", '
+            f'"petal_width"], "data": [[5.1, 3.5, 1.4, {BIG}]]}}}}'.encode(),
+            "application/json",
+        ),
+    ],
+    ids=["csv", "csv-negative", "records", "split"],
+)
+def test_huge_numbers_are_a_400_naming_the_column(
+    http: httpx.Client, body: bytes, content_type: str
+) -> None:
+    response = http.post("/invocations", content=body, headers={"Content-Type": content_type})
+    assert response.status_code == 400, response.text
+    message = response.json()["message"]
+    assert "sepal_length" in message or "petal_width" in message, message
+
+
+def test_duplicate_keys_are_refused(http: httpx.Client) -> None:
+    body = b'{"dataframe_records": [], "dataframe_records": [{"sepal_length": 5.1}]}'
+    response = http.post("/invocations", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert "'dataframe_records'" in response.json()["message"]
+
+
+def test_missing_content_type_is_415(http: httpx.Client) -> None:
+    response = http.post("/invocations", content=b'{"instances": []}', headers={})
+    assert response.status_code == 415

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import io
 import time
 from typing import Any
@@ -31,49 +32,32 @@ from starlette.responses import Response
 from shipyard.errors import InvalidInputError, SchemaError
 from shipyard.serving import schemas
 from shipyard.serving.direct import direct
-from shipyard.serving.errors import REQUEST_ID_KEY, UnsupportedMediaTypeError
+from shipyard.serving.errors import REQUEST_ID_KEY
 from shipyard.serving.inference import Inference
+from shipyard.serving.jsonbody import DuplicateKeyError, loads_strict
+from shipyard.serving.media import CSV, JSON, media_type
 from shipyard.serving.runtime import ServedModel
 from shipyard.serving.security import ApiKeyGuard
 
 PATH = "/invocations"
 INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
-JSON = "application/json"
-CSV = "text/csv"
 
 
 def parse_content_type(header: str | None) -> str:
     """The media type, refusing what MLflow's scoring server refuses (415)."""
-    if not header:
-        raise UnsupportedMediaTypeError(
-            f"Send a Content-Type header: this endpoint reads {JSON!r} or {CSV!r}."
-        )
-    mime, *params = (part.strip() for part in header.split(";"))
-    mime = mime.lower()
-    for param in params:
-        key, _, value = param.partition("=")
-        key = key.strip().lower()
-        if key == "charset":
-            if value.strip().strip('"').lower() not in ("utf-8", "utf8"):
-                raise UnsupportedMediaTypeError("The scoring server only supports UTF-8.")
-        elif key:
-            raise UnsupportedMediaTypeError(f"Unrecognized content type parameters: {key}.")
-    if mime not in (JSON, CSV):
-        raise UnsupportedMediaTypeError(
-            f"This predictor only supports the following content types: [{CSV!r}, {JSON!r}]. "
-            f"Got {mime!r}."
-        )
-    return mime
+    return media_type(header, accepted=(JSON, CSV))
 
 
 def parse_json(body: bytes) -> Any:
     """Rows of an MLflow JSON request, in a form :meth:`Signature.coerce` takes."""
     try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        payload = loads_strict(body)
+    except DuplicateKeyError:
+        raise
+    except InvalidInputError as exc:
         raise InvalidInputError(
-            "Failed to parse input from JSON. Ensure that input is a valid JSON formatted "
-            f"string ({exc})."
+            f"Failed to parse input from JSON. Ensure that input is a valid JSON formatted "
+            f"string. {exc}"
         ) from None
     if not isinstance(payload, dict):
         raise InvalidInputError(_shape_message(f"a JSON {type(payload).__name__}"))
@@ -109,14 +93,52 @@ def parse_json(body: bytes) -> Any:
 
 
 def parse_csv(body: bytes) -> pd.DataFrame:
-    """A CSV body with a header row, as pandas reads it (MLflow's own behaviour)."""
+    """A CSV body with a header row, as pandas reads it (MLflow's own behaviour).
+
+    Every row must have as many fields as the header: pandas would otherwise take
+    the extra leading fields of a longer row as an index and score the rest
+    shifted by a column, or fill a shorter row with missing values.
+    """
     try:
-        return pd.read_csv(io.BytesIO(body))
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"The CSV body is not UTF-8 text ({exc}).") from None
+    _check_field_counts(text)
+    try:
+        return pd.read_csv(io.StringIO(text), index_col=False)
     except Exception as exc:  # any parser failure is the input's fault
         raise InvalidInputError(
             "Failed to parse input as a Pandas DataFrame. Ensure that the input is a valid "
             "CSV-formatted Pandas DataFrame produced using the `pandas.DataFrame.to_csv()` "
             f"method ({type(exc).__name__}: {exc})."
+        ) from None
+
+
+def _check_field_counts(text: str) -> None:
+    """Refuse a row whose field count differs from the header's, naming its line."""
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader, None)
+        if header is None:
+            return  # no header at all: pandas says so
+        row_number = 0
+        for fields in reader:
+            if not fields:
+                continue  # a blank line, which pandas skips too
+            if len(fields) != len(header):
+                line = reader.line_num
+                raise SchemaError(
+                    f"CSV line {line} has {len(fields)} fields but the header has "
+                    f"{len(header)} ({', '.join(header[:8])}{', ...' if len(header) > 8 else ''}). "
+                    "Send one value per header column in every row, without an index column.",
+                    field=f"line {line}",
+                    expected=f"{len(header)} fields",
+                    rows=[row_number],
+                )
+            row_number += 1
+    except csv.Error as exc:
+        raise InvalidInputError(
+            f"The CSV body cannot be read on line {reader.line_num} ({exc})."
         ) from None
 
 
