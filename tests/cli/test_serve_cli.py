@@ -136,8 +136,9 @@ def test_every_flag_reaches_the_running_server(
     status = _status(server)
     assert status["options"] == ServeOptions(**VALUES).public()
     with httpx.Client(base_url=server.url, timeout=10) as http:
-        # --contract-check reject: far outside the training range answers 422.
-        odd = http.post("/predict", json={**RECORD, "petal_length": 60.0})
+        # --contract-check reject: past a hard bound of the contract (a length that was
+        # never negative) answers 422.
+        odd = http.post("/predict", json={**RECORD, "petal_length": -1.0})
         assert odd.status_code == 422 and "petal_length" in odd.text
         # --reject-unknown-fields
         extra = http.post("/predict", json={**RECORD, "customer_id": 1})

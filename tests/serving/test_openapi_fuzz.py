@@ -41,12 +41,15 @@ EXAMPLES_WITHOUT_BODY = 10
 def _operations() -> list[tuple[str, str, GenerationMode, int]]:
     """Every (method, path) the app documents, with each mode that can generate input.
 
-    Building the app does no I/O. Only a body can be made invalid (path
-    parameters here are free strings), so only operations with one get the
-    negative mode.
+    Building the app opens the store (it reads the artifact root recorded there),
+    so it gets a home of its own, never one a run of another checkout migrated.
+    Only a body can be made invalid (path parameters here are free strings), so
+    only operations with one get the negative mode.
     """
-    home = Path(tempfile.gettempdir()) / "shipyard-fuzz-collect"
-    spec = create_app(Shipyard(Settings(home=home)), "iris").openapi()
+    with tempfile.TemporaryDirectory(prefix="shipyard-fuzz-collect-") as tmp:
+        client = Shipyard(Settings(home=Path(tmp) / "home"))
+        spec = create_app(client, "iris").openapi()
+        client.close()
     out = []
     for path, item in sorted(spec["paths"].items()):
         for method, operation in sorted(item.items()):
