@@ -78,3 +78,21 @@ def test_feedback_refuses_duplicate_keys(live: LiveServer) -> None:
         )
         assert response.status_code == 422, response.text
         assert response.json()["field"] == "label"
+
+
+@pytest.mark.parametrize("row", [2**31, 2**32, 2**63, 10**30, -1])
+def test_a_row_outside_32_bits_is_a_422_naming_the_field(live: LiveServer, row: int) -> None:
+    """Rows are stored as 32-bit integers: 2**32 must not become row 0, nor 2**31 a negative."""
+    with live.client() as http:
+        rid = http.post("/predict", json=SETOSA).json()["request_id"]
+        for body in (
+            {"request_id": rid, "label": "setosa", "row": row},
+            [{"request_id": rid, "label": "setosa", "row": row}],
+        ):
+            answer = http.post("/feedback", json=body)
+            assert answer.status_code == 422, answer.text
+            error = answer.json()
+            assert error["field"].endswith("row"), error
+            assert "row" in error["error"]
+        top = http.post("/feedback", json={"request_id": rid, "label": "setosa", "row": 2**31 - 1})
+        assert top.status_code == 200, top.text

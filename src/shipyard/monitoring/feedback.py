@@ -24,12 +24,22 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    Tag,
+)
 
 from shipyard.errors import InvalidInputError
 from shipyard.monitoring.durations import to_utc
@@ -41,6 +51,8 @@ from shipyard.registry.refs import check_model_name
 
 __all__ = [
     "FEEDBACK_FORMATS",
+    "MAX_ROW",
+    "FeedbackBody",
     "FeedbackIn",
     "FeedbackOut",
     "read_feedback_file",
@@ -53,6 +65,8 @@ FEEDBACK_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"} | {
     ".json": "jsonl",
 }
 _REQUIRED = ("request_id", "label")
+#: ``row`` is stored as a 32-bit integer, as the prediction log numbers rows.
+MAX_ROW = 2**31 - 1
 _OPTIONAL = ("row", "timestamp")
 # How long a feedback call waits for this process's queued predictions to be
 # written, so labels sent right after a prediction find it.
@@ -73,10 +87,19 @@ class FeedbackIn(BaseModel):
     label: StrictBool | StrictInt | StrictFloat | StrictStr = Field(
         description="The true class (classification) or value (regression)."
     )
-    row: int = Field(0, ge=0, description="Position of the record within its request.")
+    row: int = Field(0, ge=0, le=MAX_ROW, description="Position of the record within its request.")
     timestamp: datetime | None = Field(
         None, description="When the truth became known (default: when received)."
     )
+
+
+#: The body of ``POST /feedback``: one label or a list. The branch is chosen by the
+#: body's shape, so a bad field is reported in that branch only (``records.0.row``),
+#: not buried under "a list is not an object".
+FeedbackBody = Annotated[
+    Annotated[FeedbackIn, Tag("record")] | Annotated[list[FeedbackIn], Tag("records")],
+    Discriminator(lambda body: "records" if isinstance(body, list) else "record"),
+]
 
 
 class FeedbackOut(BaseModel):
@@ -208,11 +231,13 @@ def _normalize(
         )
     rows = frame["row"] if "row" in frame.columns else pd.Series(0, index=frame.index)
     row_values = pd.to_numeric(rows.fillna(0), errors="coerce")
-    bad_row = (row_values.isna() | (row_values < 0) | (row_values % 1 != 0)).to_numpy()
+    bad_row = (
+        row_values.isna() | (row_values < 0) | (row_values > MAX_ROW) | (row_values % 1 != 0)
+    ).to_numpy()
     if bad_row.any():
         raise InvalidInputError(
-            f"{_lines(where, first_line, bad_row)}: row must be a whole number >= 0 "
-            f"(the position of the record within its request)."
+            f"{_lines(where, first_line, bad_row)}: row must be a whole number from 0 to "
+            f"{MAX_ROW} (the position of the record within its request)."
         )
     stamps = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us, UTC]")
     if "timestamp" in frame.columns:

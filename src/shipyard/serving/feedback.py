@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from shipyard.monitoring.feedback import FeedbackIn, FeedbackOut, record_feedback
+from shipyard.monitoring.feedback import FeedbackBody, FeedbackOut, record_feedback
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.serving.media import JsonBodyRoute
 from shipyard.serving.security import ApiKeyGuard
@@ -28,7 +28,7 @@ def build_router(log: PredictionLog, model: str, *, api_key: ApiKeyGuard) -> API
     # A plain def: FastAPI runs it in its thread pool, since recording labels
     # flushes the log and touches storage.
     @router.post("/feedback", summary="Record ground-truth labels for answered requests")
-    def feedback(body: FeedbackIn | list[FeedbackIn]) -> FeedbackOut:
+    def feedback(body: FeedbackBody) -> FeedbackOut:
         return FeedbackOut.of(record_feedback(log, body, model=model))
 
     return router
