@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from shipyard.monitoring.feedback import (
     read_feedback_file,
     record_feedback,
 )
+from shipyard.monitoring.performance import performance
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.monitoring.queries import read_labelled
 from shipyard.monitoring.records import FeedbackItem
@@ -127,6 +129,32 @@ def test_labels_find_their_model_when_none_is_given(
     assert store.models("feedback") == ["churn", "iris"]
     assert _labels(store, "churn") == {("c1", 0): "1"}
     assert _labels(store, "iris") == {("i1", 0): "0"}
+
+
+def test_one_label_joins_one_row_even_when_ids_repeat(
+    log: PredictionLog, store: SegmentStore, clock: Clock
+) -> None:
+    """Fifty rows logged under one (request_id, row) by a client of the Python API:
+    one label for them judges one prediction (the newest), not fifty; a shadow's
+    copy of the newest is judged by it too."""
+    rows = [
+        record("same", T0 + timedelta(seconds=i), prediction="a" if i < 49 else "b")
+        for i in range(50)
+    ]
+    shadow = dataclasses.replace(rows[-1], variant="shadow:2", version=2, prediction="a")
+    log.submit([*rows, shadow])
+    clock.advance(hours=1)
+    record_feedback(log, [{"request_id": "same", "label": "b"}])
+
+    frame = read_labelled(store, "iris", since=T0 - HOUR, until=T0 + HOUR)
+    labelled = frame[frame["label"].notna()]
+    assert sorted(zip(labelled["variant"], labelled["prediction"], strict=True)) == [
+        ("primary", "b"),
+        ("shadow:2", "a"),
+    ]
+    report = performance(log, "iris", version=1, window="1h", since=T0, until=T0 + HOUR)
+    assert (report.overall.n_predictions, report.overall.n_labelled) == (50, 1)
+    assert report.overall.realized["accuracy"] == 1.0
 
 
 def test_label_timestamps_set_the_delay(log: PredictionLog, store: SegmentStore) -> None:

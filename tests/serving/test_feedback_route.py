@@ -96,3 +96,38 @@ def test_a_row_outside_32_bits_is_a_422_naming_the_field(live: LiveServer, row: 
             assert "row" in error["error"]
         top = http.post("/feedback", json={"request_id": rid, "label": "setosa", "row": 2**31 - 1})
         assert top.status_code == 200, top.text
+
+
+def test_one_client_request_id_sent_fifty_times_makes_fifty_ids_and_a_label_joins_one(
+    iris: IrisRegistry,
+) -> None:
+    """Labels join by request id: a client reusing its X-Request-ID must not make one
+    label judge fifty predictions (accuracy 0.0 from one post)."""
+    server = serve(iris.client, monitor_interval=3600)
+    try:
+        with server.client() as http:
+            answers = [
+                http.post("/predict", json=SETOSA, headers={"X-Request-ID": "order-7"})
+                for _ in range(50)
+            ]
+            ids = [a.json()["request_id"] for a in answers]
+            assert len(set(ids)) == 50
+            assert all(
+                a.headers["x-request-id"] == rid for a, rid in zip(answers, ids, strict=True)
+            )
+            assert all(rid.startswith("order-7.") for rid in ids)
+            # The bare client id names no prediction; the answer's id names exactly one.
+            for label in (
+                {"request_id": "order-7", "label": "virginica"},
+                {"request_id": ids[10], "label": "setosa"},
+            ):
+                assert http.post("/feedback", json=label).status_code == 200
+            iris.client.prediction_log.flush()
+            server.app.state.monitor.run_once()
+            metrics = http.get("/metrics").text
+    finally:
+        server.stop()
+    assert 'shipyard_label_coverage_ratio{model="iris",version="1"} 0.02' in metrics
+    assert 'shipyard_realized_accuracy_ratio{model="iris",version="1"} 1.0' in metrics
+    logged = iris.client.prediction_log.read("iris", since="1h", inputs=False)
+    assert sorted(logged["request_id"]) == sorted(ids)
