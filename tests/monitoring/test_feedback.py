@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 from monitoring_support import T0, Clock, record
 
-from shipyard.errors import InvalidInputError
+from shipyard.errors import InvalidInputError, StoreError
 from shipyard.monitoring.feedback import (
-    FeedbackIn,
+    FeedbackBody,
     FeedbackOut,
+    queue_feedback,
     read_feedback_file,
     record_feedback,
 )
@@ -242,24 +243,20 @@ def test_file_errors_name_the_file_column_and_line(tmp_path: Path) -> None:
         read_feedback_file(garbage)
 
 
-def test_the_route_models_parse_a_json_body_and_shape_the_answer(
+def test_the_route_models_parse_a_json_body_and_queue_it(
     log: PredictionLog, store: SegmentStore
 ) -> None:
     from pydantic import TypeAdapter, ValidationError
 
-    body = TypeAdapter(FeedbackIn | list[FeedbackIn])
+    body = TypeAdapter(FeedbackBody)
     log.submit([record("a", T0), record("b", T0)])
     items = body.validate_json(
         '[{"request_id": "a", "label": 1}, {"request_id": "b", "label": "1", "row": 0},'
         ' {"request_id": "c", "label": true, "timestamp": "2024-05-01T10:00:00Z"}]'
     )
-    answer = FeedbackOut.of(record_feedback(log, items, model="iris"))
-    assert answer.model_dump() == {
-        "accepted": 3,
-        "unknown": 1,
-        "unknown_ids": ["c"],
-        "duplicates": 0,
-    }
+    answer = FeedbackOut(accepted=queue_feedback(log, items, model="iris"))
+    assert answer.model_dump() == {"accepted": 3}
+    log.flush()
     assert _labels(store) == {("a", 0): "1", ("b", 0): "1"}
     single = body.validate_json('{"request_id": "b", "label": 0}')
     assert record_feedback(log, single).duplicates == 1
@@ -268,7 +265,46 @@ def test_the_route_models_parse_a_json_body_and_shape_the_answer(
         '{"request_id": "", "label": 1}',
         '{"request_id": "a"}',
         '{"request_id": "a", "label": 1, "row": -1}',
+        '{"request_id": "a", "label": 1, "row": 2147483648}',
+        '[{"request_id": "a", "label": 1, "row": 4294967296}]',
         '{"request_id": "a", "label": 1, "x": 1}',
     ):
         with pytest.raises(ValidationError):
             body.validate_json(bad)
+
+
+def test_queued_labels_make_one_segment_per_flush_and_join_like_stored_ones(
+    store: SegmentStore, clock: Clock
+) -> None:
+    """Many small posts: one feedback file per flush of the writer, not one per post."""
+    log = PredictionLog(store, flush_interval=3600, now=clock)
+    log.submit([record(f"r{i}", T0, prediction=i % 2) for i in range(300)])
+    for i in range(300):
+        assert queue_feedback(log, {"request_id": f"r{i}", "label": 1}, model="iris") == 1
+    assert store.files("feedback", "iris") == []  # nothing written in the callers' threads
+    log.flush()
+    assert len(store.files("feedback", "iris")) == 1
+    assert _labels(store) == {(f"r{i}", 0): "1" for i in range(300)}
+    stats = log.stats()
+    assert (stats.accepted_total, stats.written_total) == (300, 300)
+    assert (stats.labels_written_total, stats.labels_dropped_total) == (300, 0)
+    log.close()
+
+
+def test_a_full_queue_refuses_labels_whole_and_a_closed_log_too(
+    store: SegmentStore, clock: Clock
+) -> None:
+    log = PredictionLog(store, flush_interval=3600, max_queue_rows=10, now=clock)
+    log.submit([record(f"r{i}", T0) for i in range(8)])
+    three = [{"request_id": f"r{i}", "label": 0} for i in range(3)]
+    with pytest.raises(StoreError, match="retry the 3 label"):
+        queue_feedback(log, three, model="iris")
+    assert queue_feedback(log, three[:2], model="iris") == 2
+    log.close()
+    with pytest.raises(StoreError, match=r"full .* or closed"):
+        queue_feedback(log, three[:1], model="iris")
+    assert _labels(store) == {
+        **{(f"r{i}", 0): "0" for i in range(2)},
+        **{(f"r{i}", 0): None for i in range(2, 8)},
+    }
+    assert log.stats().dropped_total == 0  # refused, not lost: the caller was told

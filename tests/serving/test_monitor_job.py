@@ -92,6 +92,7 @@ def test_drift_coverage_and_accuracy_follow_traffic_and_feedback(
         labels = [{"request_id": rid, "row": i, "label": truth[i]} for i in range(30)]
         labels[0]["label"] = "virginica" if truth[0] != "virginica" else "setosa"
         assert http.post("/feedback", json=labels).json()["accepted"] == 30
+        iris.client.prediction_log.flush()  # labels are written in the background
         predicted = iris.client.prediction_log.read("iris", since="1h")["prediction"].tolist()
         expected = sum(
             str(p) == str(item["label"]) for p, item in zip(predicted[:30], labels, strict=True)

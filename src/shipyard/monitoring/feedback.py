@@ -3,8 +3,14 @@
 Labels are stored as Parquet segments of their own (``feedback/<model>/date=...``)
 and joined to predictions only when a report is computed, so a label that
 arrives before its prediction's segment was flushed (another worker's queue,
-say) still joins later. Nothing is dropped: labels whose request id no logged
-prediction had at the time are stored too, and reported back as unknown.
+say) still joins later. Two ways in:
+
+- :func:`queue_feedback` (``POST /feedback``): validate, then queue for the
+  prediction log's background writer; nothing is looked up, so a flood of
+  posts costs the same per post and makes one segment per flush;
+- :func:`record_feedback` (``shipyard monitor feedback FILE``, the Python
+  API): write at once and look every id up, reporting the ones no logged
+  prediction had (they are stored too) and the rows labelled before.
 
 Columns of a feedback segment: ``request_id``, ``row``, ``label`` (text, see
 :func:`~shipyard.monitoring.records.class_key`), ``label_timestamp`` (when the
@@ -24,7 +30,7 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -41,11 +47,17 @@ from pydantic import (
     Tag,
 )
 
-from shipyard.errors import InvalidInputError
+from shipyard.errors import InvalidInputError, StoreError
 from shipyard.monitoring.durations import to_utc
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.monitoring.queries import find_known, find_labelled
-from shipyard.monitoring.records import TIMESTAMP, FeedbackItem, FeedbackResult, class_key
+from shipyard.monitoring.records import (
+    TIMESTAMP,
+    FeedbackItem,
+    FeedbackResult,
+    LabelBatch,
+    class_key,
+)
 from shipyard.monitoring.segments import UNASSIGNED
 from shipyard.registry.refs import check_model_name
 
@@ -55,6 +67,7 @@ __all__ = [
     "FeedbackBody",
     "FeedbackIn",
     "FeedbackOut",
+    "queue_feedback",
     "read_feedback_file",
     "record_feedback",
 ]
@@ -103,29 +116,20 @@ FeedbackBody = Annotated[
 
 
 class FeedbackOut(BaseModel):
-    """What ``POST /feedback`` answers: counts, and the request ids nothing matched."""
+    """What ``POST /feedback`` answers: how many labels were queued.
 
-    accepted: int
-    unknown: int
-    unknown_ids: list[str]
-    duplicates: int
+    Labels are matched to predictions later, in bulk (coverage and realized
+    accuracy in ``/metrics`` and ``shipyard monitor performance``); checking
+    each id on arrival is what ``shipyard monitor feedback FILE`` does.
 
-    @classmethod
-    def of(cls, result: FeedbackResult) -> FeedbackOut:
-        """The answer for a :class:`FeedbackResult`.
+    >>> FeedbackOut(accepted=2).model_dump()
+    {'accepted': 2}
+    """
 
-        >>> FeedbackOut.of(FeedbackResult(2, ["x"], 0)).unknown
-        1
-        """
-        return cls(
-            accepted=result.accepted,
-            unknown=result.n_unknown,
-            unknown_ids=result.unknown_ids,
-            duplicates=result.duplicates,
-        )
+    accepted: int = Field(description="Labels queued; they are written within a second.")
 
 
-FeedbackInput = (
+FeedbackInput: TypeAlias = (
     pd.DataFrame
     | FeedbackItem
     | FeedbackIn
@@ -307,19 +311,60 @@ def record_feedback(
     batch = time.time_ns()
     for target in targets:
         mask = owners == target
-        part = frame[mask]
-        table = pa.table(
-            {
-                "request_id": pa.array(part["request_id"], pa.string()),
-                "row": pa.array(part["row"], pa.int32()),
-                "label": pa.array(part["label"], pa.string()),
-                "label_timestamp": pa.array(part["timestamp"], TIMESTAMP),
-                "received_at": pa.array([received] * len(part), TIMESTAMP),
-                "known": pa.array(is_known[mask], pa.bool_()),
-                "batch": pa.array([batch] * len(part), pa.int64()),
-                "seq": pa.array(np.flatnonzero(mask), pa.int64()),
-            }
-        )
+        table = _label_table(frame, mask, received, batch, known=is_known[mask])
         store.write_segment("feedback", target, received.date(), table)
     unknown = list(dict.fromkeys(frame.loc[~is_known, "request_id"].tolist()))
     return FeedbackResult(accepted=len(frame), unknown_ids=unknown, duplicates=duplicates)
+
+
+def queue_feedback(log: PredictionLog, items: FeedbackInput, *, model: str) -> int:
+    """Queue ground-truth labels of ``model`` for the log's background writer; return
+    how many. What ``POST /feedback`` does.
+
+    Nothing is looked up or written in the caller's thread: labels are joined
+    to predictions in bulk when a report or the monitor job runs (labels for
+    ids no prediction has simply join nothing), and a flood of posts makes one
+    segment per flush. Raises :class:`~shipyard.errors.InvalidInputError`
+    naming the item and field when any label is malformed (nothing is queued
+    then), and :class:`~shipyard.errors.StoreError` when the queue is full.
+    """
+    check_model_name(model)
+    frame = _normalize(_items_frame(items))
+    if frame.empty:
+        return 0
+    received = to_utc(log.now())
+    table = _label_table(frame, np.ones(len(frame), bool), received, time.time_ns(), known=None)
+    if not log.submit_labels(LabelBatch(model, received.date(), table)):
+        raise StoreError(
+            f"The label queue of {log.store.url} is full (its writer is behind) or closed; "
+            f"retry the {len(frame)} label(s) in a moment."
+        )
+    return len(frame)
+
+
+def _label_table(
+    frame: pd.DataFrame,
+    mask: np.ndarray,
+    received: datetime,
+    batch: int,
+    *,
+    known: np.ndarray | None,
+) -> pa.Table:
+    """The rows of ``frame`` under ``mask`` as a feedback segment (see the module doc).
+
+    ``known`` is null when the labels were queued without a lookup.
+    """
+    part = frame[mask]
+    n = len(part)
+    return pa.table(
+        {
+            "request_id": pa.array(part["request_id"], pa.string()),
+            "row": pa.array(part["row"], pa.int32()),
+            "label": pa.array(part["label"], pa.string()),
+            "label_timestamp": pa.array(part["timestamp"], TIMESTAMP),
+            "received_at": pa.array([received] * n, TIMESTAMP),
+            "known": pa.array([None] * n if known is None else known, pa.bool_()),
+            "batch": pa.array([batch] * n, pa.int64()),
+            "seq": pa.array(np.flatnonzero(mask), pa.int64()),
+        }
+    )
