@@ -1,0 +1,79 @@
+"""Write a big window of logged predictions straight into the prediction log's layout.
+
+A batch job that logged millions of rows leaves day-partitioned Parquet segments
+under ``<home>/predictions/<model>/date=.../``; building them here with numpy
+and pyarrow (one segment per million rows, zstd, as the log writes them) takes
+seconds instead of the minutes scoring them would. Used by the monitor tests
+and by ``bench/monitor_window.py``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pyarrow as pa
+
+from shipyard.monitoring.records import TIMESTAMP
+from shipyard.monitoring.segments import SegmentStore
+
+IRIS_CLASSES = ("setosa", "versicolor", "virginica")
+IRIS_MEANS = {"sepal_length": 5.8, "sepal_width": 3.1, "petal_length": 3.8, "petal_width": 1.2}
+
+
+def write_window(
+    store: SegmentStore,
+    rows: int,
+    *,
+    model: str = "iris",
+    version: int = 1,
+    end: datetime | None = None,
+    span: timedelta = timedelta(minutes=30),
+    chunk: int = 1_000_000,
+    seed: int = 0,
+) -> str:
+    """Log ``rows`` iris-like predictions of one batch job spread over ``span`` before
+    ``end`` (default: now); return the job's request id."""
+    end = end or datetime.now(UTC)
+    start_us = int((end - span).timestamp() * 1e6)
+    span_us = int(span.total_seconds() * 1e6)
+    job = f"batch-{uuid.uuid4().hex[:12]}"
+    rng = np.random.default_rng(seed)
+    size = min(chunk, rows)
+    # Inputs and outputs are drawn once and reused by every chunk (only row numbers
+    # and times differ): drawing them is what would make this slow.
+    proba = rng.dirichlet([4.0, 2.0, 2.0], size)
+    features = {
+        f"in_{name}": pa.array(rng.normal(mean, 0.5, size).round(2))
+        for name, mean in IRIS_MEANS.items()
+    }
+    outputs = {"prediction": pa.array(IRIS_CLASSES).take(pa.array(proba.argmax(axis=1)))}
+    for j, name in enumerate(IRIS_CLASSES):
+        outputs[f"proba_{name}"] = pa.array(proba[:, j])
+    for first in range(0, rows, chunk):
+        n = min(chunk, rows - first)
+        stamps = np.sort(rng.integers(start_us, start_us + span_us, n))
+        columns: dict[str, pa.Array] = {
+            "request_id": _repeat(job, n),
+            "row": pa.array(np.arange(first, first + n, dtype=np.int32)),
+            "timestamp": pa.array(stamps, pa.int64()).cast(TIMESTAMP),
+            "model": _repeat(model, n),
+            "version": pa.array(np.full(n, version, dtype=np.int64)),
+            "variant": _repeat("primary", n),
+            "source": _repeat("batch", n),
+            "latency_seconds": pa.array(np.zeros(n)),
+        }
+        for name, values in {**features, **outputs}.items():
+            columns[name] = values.slice(0, n)
+        table = pa.table(columns)
+        days = table.column("timestamp").to_numpy().astype("datetime64[D]")
+        for day in np.unique(days):
+            part = table.filter(pa.array(days == day)) if len(np.unique(days)) > 1 else table
+            store.write_segment("predictions", model, day.astype(object), part)
+    return job
+
+
+def _repeat(text: str, n: int) -> pa.Array:
+    """``n`` copies of ``text`` as a string column, without ``n`` Python objects."""
+    return pa.array([text], pa.string()).take(pa.array(np.zeros(n, dtype=np.int32)))
