@@ -176,11 +176,13 @@ def newest_labels(present: bool) -> str:
     )
 
 
-def _label_claim(columns: Sequence[str]) -> str:
+def _label_claim(columns: Sequence[str], table: str = "") -> str:
     """SQL that is true for the one prediction row per ``(request_id, row[, variant])``
-    that a label joins: the newest (see the module doc)."""
+    that a label joins: the newest (see the module doc). ``table`` qualifies the
+    column names (``"p."``) in a query that joins."""
     keys = ["request_id", '"row"'] + (["variant"] if "variant" in columns else [])
-    return f"row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY timestamp DESC) = 1"
+    partition = ", ".join(table + k for k in keys)
+    return f"row_number() OVER (PARTITION BY {partition} ORDER BY {table}timestamp DESC) = 1"
 
 
 def find_known(store: SegmentStore, keys: pd.DataFrame, model: str | None) -> pd.DataFrame:
