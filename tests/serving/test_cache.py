@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,14 +13,7 @@ import numpy as np
 import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from serving_helpers import (
-    PYTHON,
-    IrisRegistry,
-    free_port,
-    serve,
-    subprocess_env,
-    wait_ready,
-)
+from serving_helpers import IrisRegistry, cli_server, serve
 
 from shipyard.errors import ConfigError
 from shipyard.quickstart import iris_frame
@@ -164,25 +156,6 @@ def test_redis_cache_is_shared_but_never_across_versions(
     assert "shipyard_prediction_cache_misses_total 2.0" in text
 
 
-def _serve_cli(iris: IrisRegistry, *flags: str) -> tuple[subprocess.Popen[bytes], str]:
-    """``shipyard serve iris FLAGS`` in a subprocess, ready; returns it and its URL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "shipyard.cli", "serve", "iris", "--port", str(port), *flags],
-        env=subprocess_env(iris.settings),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, timeout=60)
-    except BaseException:
-        proc.kill()
-        proc.wait(10)
-        raise
-    return proc, url
-
-
 def _gauges(http: httpx.Client) -> dict[str, float]:
     return {
         s.name: s.value
@@ -198,49 +171,41 @@ def test_the_memory_cache_is_bounded_by_bytes_and_skips_large_batches(
     """`--cache-max-bytes`: distinct 500-row answers (~16 KB each) fill the cache up to the
     bound and no further, oldest out first; batches over 1000 rows are never cached."""
     limit = 200_000
-    proc, url = _serve_cli(iris, "--cache", "memory", "--cache-max-bytes", str(limit))
     X, _ = iris_frame()
     rng = np.random.default_rng(0)
     batches = [
         (X.sample(500, replace=True, random_state=i) + rng.normal(0, 0.01, (500, 4))).round(4)
         for i in range(30)
     ]
-    try:
-        with httpx.Client(base_url=url, timeout=30) as http:
-            sizes = []
-            for batch in batches:
-                assert http.post("/predict", json=batch.to_dict("records")).status_code == 200
-                sizes.append(_gauges(http)["shipyard_prediction_cache_bytes"])
-            assert _gauges(http)["shipyard_prediction_cache_max_bytes"] == limit
-            assert 0 < max(sizes) <= limit and sizes[-1] > limit / 2, sizes
-            assert sizes[1] > sizes[0]  # it grows while it has room...
-            hits = _gauges(http)["shipyard_prediction_cache_hits_total"]
-            http.post("/predict", json=batches[-1].to_dict("records"))  # ...the newest stays
-            assert _gauges(http)["shipyard_prediction_cache_hits_total"] == hits + 1
-            http.post("/predict", json=batches[0].to_dict("records"))  # ...the oldest went
-            assert _gauges(http)["shipyard_prediction_cache_hits_total"] == hits + 1
+    args = ("iris", "--cache", "memory", "--cache-max-bytes", str(limit))
+    with cli_server(iris.settings, *args) as (_, url), httpx.Client(base_url=url) as http:
+        sizes = []
+        for batch in batches:
+            assert http.post("/predict", json=batch.to_dict("records")).status_code == 200
+            sizes.append(_gauges(http)["shipyard_prediction_cache_bytes"])
+        assert _gauges(http)["shipyard_prediction_cache_max_bytes"] == limit
+        assert 0 < max(sizes) <= limit and sizes[-1] > limit / 2, sizes
+        assert sizes[1] > sizes[0]  # it grows while it has room...
+        hits = _gauges(http)["shipyard_prediction_cache_hits_total"]
+        http.post("/predict", json=batches[-1].to_dict("records"))  # ...the newest stays
+        assert _gauges(http)["shipyard_prediction_cache_hits_total"] == hits + 1
+        http.post("/predict", json=batches[0].to_dict("records"))  # ...the oldest went
+        assert _gauges(http)["shipyard_prediction_cache_hits_total"] == hits + 1
 
-            large = X.sample(1500, replace=True, random_state=99).to_dict("records")
-            before = _gauges(http)
-            for _ in range(2):
-                assert http.post("/predict", json=large).status_code == 200
-            after = _gauges(http)
-    finally:
-        proc.terminate()
-        proc.wait(30)
+        large = X.sample(1500, replace=True, random_state=99).to_dict("records")
+        before = _gauges(http)
+        for _ in range(2):
+            assert http.post("/predict", json=large).status_code == 200
+        after = _gauges(http)
     for name in ("hits_total", "misses_total", "bytes"):
         key = f"shipyard_prediction_cache_{name}"
         assert after[key] == before[key], name  # neither looked up nor stored
 
 
 def test_the_memory_cache_bound_defaults_to_a_small_share_of_memory(iris: IrisRegistry) -> None:
-    proc, url = _serve_cli(iris, "--cache", "memory")
-    try:
-        with httpx.Client(base_url=url, timeout=30) as http:
-            bound = _gauges(http)["shipyard_prediction_cache_max_bytes"]
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    server = cli_server(iris.settings, "iris", "--cache", "memory")
+    with server as (_, url), httpx.Client(base_url=url) as http:
+        bound = _gauges(http)["shipyard_prediction_cache_max_bytes"]
     assert bound == min(256 * 2**20, psutil.virtual_memory().total // 20)
 
 

@@ -32,9 +32,11 @@ def write_window(
     span: timedelta = timedelta(minutes=30),
     chunk: int = 1_000_000,
     seed: int = 0,
+    vanished: tuple[str, ...] = (),
 ) -> str:
     """Log ``rows`` iris-like predictions of one batch job spread over ``span`` before
-    ``end`` (default: now); return the job's request id."""
+    ``end`` (default: now); return the job's request id. Features named in
+    ``vanished`` are logged as NaN on every row."""
     end = end or datetime.now(UTC)
     start_us = int((end - span).timestamp() * 1e6)
     span_us = int(span.total_seconds() * 1e6)
@@ -45,7 +47,9 @@ def write_window(
     # and times differ): drawing them is what would make this slow.
     proba = rng.dirichlet([4.0, 2.0, 2.0], size)
     features = {
-        f"in_{name}": pa.array(rng.normal(mean, 0.5, size).round(2))
+        f"in_{name}": pa.array(
+            np.full(size, np.nan) if name in vanished else rng.normal(mean, 0.5, size).round(2)
+        )
         for name, mean in IRIS_MEANS.items()
     }
     outputs = {"prediction": pa.array(IRIS_CLASSES).take(pa.array(proba.argmax(axis=1)))}
