@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import numpy as np
@@ -26,6 +26,7 @@ from serving_helpers import (
 from sklearn.linear_model import LinearRegression
 
 from shipyard.errors import ConfigError
+from shipyard.monitoring.records import PredictionBatch
 from shipyard.quickstart import iris_frame
 from shipyard.serving.monitor_job import MonitorJob
 
@@ -260,3 +261,57 @@ def test_a_hot_swap_drops_the_old_versions_figures(
         )
     }
     assert versions == {str(iris.forest)}
+
+
+def test_a_feature_that_vanished_from_the_traffic_makes_the_dataset_drift(
+    iris: IrisRegistry, quiet_live: LiveServer
+) -> None:
+    """Real iris rows but one feature NaN on every row (a batch job whose column went
+    missing): that feature is drift and so is the dataset, though 3 of 4 are unchanged."""
+    X, _ = iris_frame()
+    iris.client.prediction_log.write(
+        PredictionBatch(
+            request_id="job-vanished",
+            timestamp=datetime.now(UTC),
+            model="iris",
+            version=1,
+            inputs=X.assign(petal_width=np.nan),
+            predictions=np.array(["setosa"] * len(X), dtype=object),
+        )
+    )
+    job: MonitorJob = quiet_live.app.state.monitor
+    with quiet_live.client() as http:
+        job.run_once()
+        samples = scrape(http)
+    vanished = {**IRIS, "feature": "petal_width", "stattest": "vanished"}
+    assert value(samples, "shipyard_feature_drift_detected", **vanished) == 1
+    assert value(samples, "shipyard_feature_drift_score", **vanished) == 0  # values left
+    others = {
+        dict(labels)["feature"]: v
+        for (name, labels), v in samples.items()
+        if name == "shipyard_feature_drift_detected" and dict(labels)["feature"] != "petal_width"
+    }
+    assert others == dict.fromkeys(["sepal_length", "sepal_width", "petal_length"], 0)
+    assert value(samples, "shipyard_dataset_drift_detected", **IRIS) == 1
+
+
+def test_the_monitor_compacts_label_files_and_labels_still_join(
+    iris: IrisRegistry, quiet_live: LiveServer
+) -> None:
+    X, y = iris_frame()
+    rows = X.sample(20, random_state=6)
+    truth = y.loc[rows.index].astype(str).tolist()
+    log = iris.client.prediction_log
+    job: MonitorJob = quiet_live.app.state.monitor
+    with quiet_live.client() as http:
+        rid = predict(http, rows.to_dict("records"))
+        for i in range(10):
+            answer = http.post("/feedback", json={"request_id": rid, "row": i, "label": truth[i]})
+            assert answer.status_code == 200, answer.text
+            log.flush()  # one label file per flush of the log's writer
+        assert len(log.store.files("feedback", "iris")) == 10
+        job.run_once()
+        assert len(log.store.files("feedback", "iris")) == 1
+        job.run_once()
+        samples = scrape(http)
+    assert value(samples, "shipyard_label_coverage_ratio", **IRIS) == 0.5

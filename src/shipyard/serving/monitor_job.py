@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import socket
@@ -155,7 +156,11 @@ class MonitorJob:
         return self._holder
 
     def _key(self, served: ServedModel) -> str:
-        return f"{served.name}:{served.version}:{int(self.window.total_seconds())}"
+        """What the lease and the stored figures are named by: version and window."""
+        key = f"{served.name}:{served.version}:{int(self.window.total_seconds())}"
+        if len(key) > 200:  # model names may be 255 characters; the columns hold 255
+            key = f"{served.name[:150]}~{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+        return key
 
     # -- one run --------------------------------------------------------------
 
