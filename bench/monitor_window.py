@@ -48,7 +48,8 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
-sys.path.insert(0, str(REPO_DIR / "tests" / "serving"))  # the window writer the tests use
+# The window writer and the server helpers the tests use.
+sys.path[:0] = [str(REPO_DIR / "tests" / "serving"), str(REPO_DIR / "tests")]
 SETOSA = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 INTERVAL = 5.0
 
@@ -112,13 +113,6 @@ def register(home: Path) -> None:
     client.close()
 
 
-def tree_rss(pid: int) -> int:
-    import psutil
-
-    root = psutil.Process(pid)
-    return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
-
-
 def metric(http: Any, name: str) -> float:
     for line in http.get("/metrics").text.splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):
@@ -127,6 +121,8 @@ def metric(http: Any, name: str) -> float:
 
 
 def traffic(http: Any, pid: int, seconds: float, until: Any = None) -> dict[str, float]:
+    from live_server import process_tree_rss
+
     latencies, peak, checked = [], 0, 0.0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -134,7 +130,7 @@ def traffic(http: Any, pid: int, seconds: float, until: Any = None) -> dict[str,
         answer = http.post("/predict", json=SETOSA)
         latencies.append(time.perf_counter() - sent)
         assert answer.status_code == 200, answer.text
-        peak = max(peak, tree_rss(pid))
+        peak = max(peak, process_tree_rss(pid))
         if until is not None and time.monotonic() - checked > 1:
             checked = time.monotonic()
             if until():
@@ -164,8 +160,7 @@ def move(files: list[Path], source: Path, target: Path) -> list[Path]:
 def serve_phases(home: Path, staging: Path, rows: int, repeats: int) -> list[dict[str, Any]]:
     import httpx
 
-    sys.path.insert(0, str(REPO_DIR / "tests"))
-    from live_server import free_port, subprocess_env, wait_ready
+    from live_server import free_port, process_tree_rss, subprocess_env, wait_ready
     from shipyard.config import Settings
 
     port = free_port()
@@ -183,7 +178,7 @@ def serve_phases(home: Path, staging: Path, rows: int, repeats: int) -> list[dic
             traffic(http, proc.pid, 5)  # warm up
             for _ in range(repeats):
                 idle = traffic(http, proc.pid, 20)
-                idle_rss = tree_rss(proc.pid)
+                idle_rss = process_tree_rss(proc.pid)
                 phases.append({"phase": "idle", **idle, "idle_rss": idle_rss})
                 files = move(files, staging / "predictions", log_root)
                 runs = metric(http, "shipyard_monitor_runs_total")

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import signal
-import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -14,15 +10,7 @@ import httpx
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from serving_helpers import (
-    PYTHON,
-    IrisRegistry,
-    LiveServer,
-    free_port,
-    serve,
-    subprocess_env,
-    wait_ready,
-)
+from serving_helpers import IrisRegistry, LiveServer, cli_server, serve
 from sklearn.linear_model import LinearRegression
 
 from shipyard.errors import ConfigError
@@ -165,22 +153,8 @@ def test_bad_intervals_are_refused(iris: IrisRegistry) -> None:
 
 def test_several_workers_export_process_and_monitor_metrics(iris: IrisRegistry) -> None:
     """With --workers 2 the gauges go through the shared multi-process files."""
-    port = free_port()
-    cli = (
-        "import typer; from shipyard.cli.serve import serve_command; "
-        "app = typer.Typer(); app.command()(serve_command); app()"
-    )
-    args = ["iris", "--workers", "2", "--monitor-interval", "0.2", "--port", str(port)]
-    proc = subprocess.Popen(
-        [PYTHON, "-c", cli, *args, "--log-level", "warning"],
-        env=subprocess_env(iris.settings),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: workers included
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, timeout=90)
+    args = ("iris", "--workers", "2", "--monitor-interval", "0.2", "--log-level", "warning")
+    with cli_server(iris.settings, *args) as (_, url):
         X, _ = iris_frame()
         with httpx.Client(base_url=url, timeout=30) as http:
             predict(http, X.sample(40, random_state=2).to_dict("records"))
@@ -195,19 +169,11 @@ def test_several_workers_export_process_and_monitor_metrics(iris: IrisRegistry) 
                 if ((rows, written) == (40, 40) and scored) or time.monotonic() > deadline:
                     break
                 time.sleep(0.1)
-        assert (rows, written) == (40, 40), sorted(samples.items())
-        assert value(samples, "shipyard_dataset_drift_detected", **IRIS) == 0
-        assert value(samples, "process_cpu_seconds_total") > 0
-        # Two workers, each with a model loaded: well over one worker's 20 MB.
-        assert value(samples, "process_resident_memory_bytes") > 40e6
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        finally:
-            with contextlib.suppress(ProcessLookupError):  # the group we created, by its id
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+    assert (rows, written) == (40, 40), sorted(samples.items())
+    assert value(samples, "shipyard_dataset_drift_detected", **IRIS) == 0
+    assert value(samples, "process_cpu_seconds_total") > 0
+    # Two workers, each with a model loaded: well over one worker's 20 MB.
+    assert value(samples, "process_resident_memory_bytes") > 40e6
 
 
 def test_a_regressors_predicted_values_are_summarised(iris: IrisRegistry) -> None:

@@ -15,21 +15,15 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import psutil
 from serving_helpers import SETOSA, IrisRegistry, cli_server
 from window_segments import write_window
 
+from live_server import process_tree_rss
 from shipyard.monitoring.segments import SegmentStore
 
 ROWS = 10_000_000
 RSS_ALLOWANCE = 300 * 2**20
 WINDOW_ROWS = ("shipyard_monitor_window_predictions", 'model="iris",version="1"')
-
-
-def tree_rss(pid: int) -> int:
-    """Resident memory of the server and any process it started."""
-    root = psutil.Process(pid)
-    return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
 
 
 def metric(http: httpx.Client, name: str, labels: str = "") -> float | None:
@@ -49,7 +43,7 @@ def light_traffic(http: httpx.Client, pid: int, seconds: float, until=None) -> t
         sent = time.perf_counter()
         assert http.post("/predict", json=SETOSA).status_code == 200
         latencies.append(time.perf_counter() - sent)
-        peak = max(peak, tree_rss(pid))
+        peak = max(peak, process_tree_rss(pid))
         if until is not None and time.monotonic() - last_check > 1:
             last_check = time.monotonic()
             if until():
@@ -72,7 +66,7 @@ def test_a_ten_million_row_window_keeps_the_servers_memory_within_300_mb(
     with cli_server(iris.settings, *args) as (pid, url), httpx.Client(base_url=url) as http:
         light_traffic(http, pid, 3)  # warm up; the monitor runs on a small window
         idle_latency, _ = light_traffic(http, pid, 6)
-        idle_rss = tree_rss(pid)
+        idle_rss = process_tree_rss(pid)
 
         # A batch job's rows appear in the log at once.
         log_root = Path(iris.settings.home) / "predictions" / "iris"
