@@ -61,7 +61,7 @@ def child(kind: str, home: str, until_text: str, minutes: str) -> None:
     """Summarize (or fully read) ``minutes`` of iris:1 before ``until`` and score drift;
     print JSON."""
 
-    from shipyard.client import Shipyard
+    from shipyard import Shipyard
     from shipyard.config import Settings
     from shipyard.drift import DriftDetector
     from shipyard.monitoring.window import summarize_window
@@ -113,7 +113,7 @@ def register(home: Path) -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from shipyard.client import Shipyard
+    from shipyard import Shipyard
     from shipyard.config import Settings
     from shipyard.quickstart import iris_frame
 

@@ -6,7 +6,7 @@ takes it over once it expired. The monitor job of every server worker (and
 every replica) serving one model version asks for the same lease, so the
 window is read once, not once per worker; the holder stores the figures in a
 snapshot row that every worker reads and exports. Migration
-``0005_monitor_leases`` creates them; :mod:`shipyard.store.monitor_store`
+``0006_monitor_leases`` creates them; :mod:`shipyard.store.monitor_store`
 turns rows into frozen records.
 """
 
