@@ -336,7 +336,7 @@ def queue_feedback(log: PredictionLog, items: FeedbackInput, *, model: str) -> i
     table = _label_table(frame, np.ones(len(frame), bool), received, time.time_ns(), known=None)
     if not log.submit_labels(LabelBatch(model, received.date(), table)):
         raise StoreError(
-            f"The label queue of {log.store.url} is full (its writer is behind) or closed; "
+            f"The label queue of {log.store.url} is full (its writer is behind); "
             f"retry the {len(frame)} label(s) in a moment."
         )
     return len(frame)

@@ -16,8 +16,9 @@ predictions go on, and the loss is visible.
 Ground-truth labels (``POST /feedback``) go through the same queue and writer
 (:meth:`PredictionLog.submit_labels`): a flood of label posts makes one
 feedback segment per flush, not one file per post. A batch of labels is
-queued whole or refused whole (the caller tells its client to retry), never
-cut.
+queued whole or refused whole when the queue is full (the caller tells its
+client to retry), never cut; once the log is closed (a server draining at
+shutdown) labels are written at once instead, in the caller's thread.
 
 Every process that uses a log gets its own queue and writer thread, even when
 the log object was created before a fork (uvicorn workers); segments carry
@@ -170,11 +171,21 @@ class PredictionLog:
     def submit_labels(self, batch: LabelBatch) -> bool:
         """Queue a batch of labels for writing without waiting.
 
-        All of it is queued, or none (False) when the queue is full or the log
-        closed: a label is never cut off silently, the caller can say "retry".
+        All of it is queued, or none (False) when the queue is full: a label is
+        never cut off silently, the caller can say "retry". A closed log writes
+        them now instead (StoreError if that fails).
         """
         n = batch.table.num_rows
-        return n == 0 or self._enqueue(batch, n) == n
+        if n == 0 or self._enqueue(batch, n) == n:
+            return True
+        with self._cond:
+            closing = self._closing
+        if not closing:
+            return False
+        self.sink.write_segment("feedback", batch.model, batch.day, batch.table)
+        with self._cond:
+            self._labels_written += n
+        return True
 
     def _enqueue(
         self, item: list[PredictionRecord] | PredictionEventLike | LabelBatch, n: int
