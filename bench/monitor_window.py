@@ -50,7 +50,6 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 # The window writer and the server helpers the tests use.
 sys.path[:0] = [str(REPO_DIR / "tests" / "serving"), str(REPO_DIR / "tests")]
-SETOSA = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 INTERVAL = 5.0
 
 
@@ -125,30 +124,11 @@ def register(home: Path) -> None:
     client.close()
 
 
-def metric(http: Any, name: str) -> float:
-    for line in http.get("/metrics").text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.split()[-1])
-    return 0.0
-
-
 def traffic(http: Any, pid: int, seconds: float, until: Any = None) -> dict[str, float]:
-    from live_server import process_tree_rss
+    from big_window import light_traffic
 
-    latencies, peak, checked = [], 0, 0.0
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        sent = time.perf_counter()
-        answer = http.post("/predict", json=SETOSA)
-        latencies.append(time.perf_counter() - sent)
-        assert answer.status_code == 200, answer.text
-        peak = max(peak, process_tree_rss(pid))
-        if until is not None and time.monotonic() - checked > 1:
-            checked = time.monotonic()
-            if until():
-                break
-        time.sleep(0.02)
-    latencies.sort()
+    found, peak = light_traffic(http, pid, seconds, until)
+    latencies = sorted(found.tolist())
     return {
         "requests": len(latencies),
         "p50_ms": statistics.median(latencies) * 1e3,
@@ -157,6 +137,12 @@ def traffic(http: Any, pid: int, seconds: float, until: Any = None) -> dict[str,
         "peak_rss": peak,
         "seconds": seconds if until is None else 0.0,
     }
+
+
+def metric(http: Any, name: str) -> float:
+    from big_window import metric as sample
+
+    return sample(http, name, 'model="iris",version="1"') or sample(http, name) or 0.0
 
 
 def move(files: list[Path], source: Path, target: Path) -> list[Path]:
@@ -234,7 +220,7 @@ def main() -> None:
         child(*args.child)
         return
 
-    from window_segments import write_window
+    from big_window import write_window
 
     from shipyard.monitoring.segments import SegmentStore
 

@@ -10,13 +10,12 @@ measured and printed, not asserted (timings belong to bench/monitor_window.py).
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import httpx
 import numpy as np
-from serving_helpers import SETOSA, IrisRegistry, cli_server
-from window_segments import write_window
+from big_window import light_traffic, metric, write_window
+from serving_helpers import IrisRegistry, cli_server
 
 from live_server import process_tree_rss
 from shipyard.monitoring.segments import SegmentStore
@@ -24,32 +23,6 @@ from shipyard.monitoring.segments import SegmentStore
 ROWS = 10_000_000
 RSS_ALLOWANCE = 300 * 2**20
 WINDOW_ROWS = ("shipyard_monitor_window_predictions", 'model="iris",version="1"')
-
-
-def metric(http: httpx.Client, name: str, labels: str = "") -> float | None:
-    prefix = f"{name}{{{labels}}} " if labels else f"{name} "
-    for line in http.get("/metrics").text.splitlines():
-        if line.startswith(prefix):
-            return float(line.split()[-1])
-    return None
-
-
-def light_traffic(http: httpx.Client, pid: int, seconds: float, until=None) -> tuple:
-    """One request every 20 ms; latencies (s) and the peak RSS seen between them."""
-    latencies, peak = [], 0
-    deadline = time.monotonic() + seconds
-    last_check = 0.0
-    while time.monotonic() < deadline:
-        sent = time.perf_counter()
-        assert http.post("/predict", json=SETOSA).status_code == 200
-        latencies.append(time.perf_counter() - sent)
-        peak = max(peak, process_tree_rss(pid))
-        if until is not None and time.monotonic() - last_check > 1:
-            last_check = time.monotonic()
-            if until():
-                break
-        time.sleep(0.02)
-    return np.array(latencies), peak
 
 
 def stage_window(tmp_path: Path, rows: int) -> list[Path]:

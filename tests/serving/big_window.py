@@ -1,20 +1,26 @@
-"""Write a big window of logged predictions straight into the prediction log's layout.
+"""A big window of logged predictions, and light traffic to a server while it is monitored.
 
 A batch job that logged millions of rows leaves day-partitioned Parquet segments
-under ``<home>/predictions/<model>/date=.../``; building them here with numpy
-and pyarrow (one segment per million rows, zstd, as the log writes them) takes
-seconds instead of the minutes scoring them would. Used by the monitor tests
-and by ``bench/monitor_window.py``.
+under ``<home>/predictions/<model>/date=.../``; :func:`write_window` builds them
+with numpy and pyarrow (one segment per million rows, zstd, as the log writes
+them) in seconds instead of the minutes scoring them would. :func:`light_traffic`
+sends one ``/predict`` every 20 ms and samples the server's memory between them.
+Used by the monitor tests and by ``bench/monitor_window.py``.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import numpy as np
 import pyarrow as pa
+from serving_helpers import SETOSA
 
+from live_server import process_tree_rss
 from shipyard.monitoring.records import TIMESTAMP
 from shipyard.monitoring.segments import SegmentStore
 
@@ -81,3 +87,36 @@ def write_window(
 def _repeat(text: str, n: int) -> pa.Array:
     """``n`` copies of ``text`` as a string column, without ``n`` Python objects."""
     return pa.array([text], pa.string()).take(pa.array(np.zeros(n, dtype=np.int32)))
+
+
+def metric(http: httpx.Client, name: str, labels: str = "") -> float | None:
+    """The value of one sample of ``/metrics`` (``labels`` as Prometheus prints them)."""
+    prefix = f"{name}{{{labels}}} " if labels else f"{name} "
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith(prefix):
+            return float(line.split()[-1])
+    return None
+
+
+def light_traffic(
+    http: httpx.Client,
+    pid: int,
+    seconds: float,
+    until: Callable[[], bool] | None = None,
+) -> tuple[np.ndarray, int]:
+    """One ``/predict`` every 20 ms for ``seconds`` (or until ``until()``, checked each
+    second); the latencies in seconds and the peak RSS of server ``pid``'s process tree."""
+    latencies, peak, checked = [], 0, 0.0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        sent = time.perf_counter()
+        answer = http.post("/predict", json=SETOSA)
+        latencies.append(time.perf_counter() - sent)
+        assert answer.status_code == 200, answer.text
+        peak = max(peak, process_tree_rss(pid))
+        if until is not None and time.monotonic() - checked > 1:
+            checked = time.monotonic()
+            if until():
+                break
+        time.sleep(0.02)
+    return np.array(latencies), peak
