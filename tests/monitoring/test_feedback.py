@@ -13,7 +13,7 @@ from monitoring_support import T0, Clock, record
 
 from shipyard.errors import InvalidInputError, StoreError
 from shipyard.monitoring.feedback import (
-    FeedbackBody,
+    FeedbackIn,
     FeedbackOut,
     queue_feedback,
     read_feedback_file,
@@ -248,7 +248,7 @@ def test_the_route_models_parse_a_json_body_and_queue_it(
 ) -> None:
     from pydantic import TypeAdapter, ValidationError
 
-    body = TypeAdapter(FeedbackBody)
+    body = TypeAdapter(FeedbackIn | list[FeedbackIn])
     log.submit([record("a", T0), record("b", T0)])
     items = body.validate_json(
         '[{"request_id": "a", "label": 1}, {"request_id": "b", "label": "1", "row": 0},'

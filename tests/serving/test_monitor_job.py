@@ -153,7 +153,7 @@ def test_bad_intervals_are_refused(iris: IrisRegistry) -> None:
 
 def test_several_workers_export_process_and_monitor_metrics(iris: IrisRegistry) -> None:
     """With --workers 2 the gauges go through the shared multi-process files."""
-    args = ("iris", "--workers", "2", "--monitor-interval", "0.2", "--log-level", "warning")
+    args = ("iris", "--workers", "2", "--monitor-interval", "0.2")
     with cli_server(iris.settings, *args) as (_, url):
         X, _ = iris_frame()
         with httpx.Client(base_url=url, timeout=30) as http:

@@ -76,7 +76,7 @@ def figures_include(url: str, n: int) -> bool:
 def test_two_servers_compute_once_export_the_same_and_a_dead_holder_is_replaced(
     iris: IrisRegistry,
 ) -> None:
-    args = ("iris", "--monitor-interval", str(INTERVAL), "--log-level", "warning")
+    args = ("iris", "--monitor-interval", str(INTERVAL))
     with (
         cli_server(iris.settings, *args) as (pid_a, a),
         cli_server(iris.settings, *args) as (
@@ -115,7 +115,7 @@ def test_two_servers_compute_once_export_the_same_and_a_dead_holder_is_replaced(
 
 def test_two_workers_of_one_server_compute_once(iris: IrisRegistry) -> None:
     args = ("iris", "--workers", "2", "--monitor-interval", str(INTERVAL))
-    with cli_server(iris.settings, *args, "--log-level", "warning") as (_, url):
+    with cli_server(iris.settings, *args) as (_, url):
         traffic(url)
         wait_for(lambda: figures_include(url, 60), "the figures")
         started = time.monotonic()

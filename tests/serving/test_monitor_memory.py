@@ -35,7 +35,7 @@ def test_a_ten_million_row_window_keeps_the_servers_memory_within_300_mb(
     iris: IrisRegistry, tmp_path: Path
 ) -> None:
     staged = stage_window(tmp_path, ROWS)
-    args = ("iris", "--monitor-interval", "3", "--log-level", "warning")
+    args = ("iris", "--monitor-interval", "3")
     with cli_server(iris.settings, *args) as (pid, url), httpx.Client(base_url=url) as http:
         light_traffic(http, pid, 3)  # warm up; the monitor runs on a small window
         idle_latency, _ = light_traffic(http, pid, 6)

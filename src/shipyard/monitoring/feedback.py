@@ -30,22 +30,12 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    StrictStr,
-    Tag,
-)
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from shipyard.errors import InvalidInputError, StoreError
 from shipyard.monitoring.durations import to_utc
@@ -64,7 +54,6 @@ from shipyard.registry.refs import check_model_name
 __all__ = [
     "FEEDBACK_FORMATS",
     "MAX_ROW",
-    "FeedbackBody",
     "FeedbackIn",
     "FeedbackOut",
     "queue_feedback",
@@ -104,15 +93,6 @@ class FeedbackIn(BaseModel):
     timestamp: datetime | None = Field(
         None, description="When the truth became known (default: when received)."
     )
-
-
-#: The body of ``POST /feedback``: one label or a list. The branch is chosen by the
-#: body's shape, so a bad field is reported in that branch only (``records.0.row``),
-#: not buried under "a list is not an object".
-FeedbackBody = Annotated[
-    Annotated[FeedbackIn, Tag("record")] | Annotated[list[FeedbackIn], Tag("records")],
-    Discriminator(lambda body: "records" if isinstance(body, list) else "record"),
-]
 
 
 class FeedbackOut(BaseModel):

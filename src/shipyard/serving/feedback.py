@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from shipyard.monitoring.feedback import FeedbackBody, FeedbackOut, queue_feedback
+from shipyard.monitoring.feedback import FeedbackIn, FeedbackOut, queue_feedback
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.serving.media import JsonBodyRoute
 from shipyard.serving.security import ApiKeyGuard
@@ -30,7 +30,7 @@ def build_router(log: PredictionLog, model: str, *, api_key: ApiKeyGuard) -> API
 
     # A plain def: FastAPI runs it in its thread pool (validation uses pandas).
     @router.post("/feedback", summary="Record ground-truth labels for answered requests")
-    def feedback(body: FeedbackBody) -> FeedbackOut:
+    def feedback(body: FeedbackIn | list[FeedbackIn]) -> FeedbackOut:
         return FeedbackOut(accepted=queue_feedback(log, body, model=model))
 
     return router
