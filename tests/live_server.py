@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import uvicorn
 from fastapi import FastAPI
 
@@ -145,3 +146,9 @@ class ServeProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
         self._log.close()
+
+
+def process_tree_rss(pid: int) -> int:
+    """Resident memory of process ``pid`` and every process it started, in bytes."""
+    root = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])

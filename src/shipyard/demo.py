@@ -137,7 +137,7 @@ def run_demo(client: Shipyard, *, say: Callable[[str], None] = print) -> DemoRes
         t = time.perf_counter()
         shifted = new.assign(**{c: new[c] + d for c, d in SHIFT.items()})
         _replay(http, shifted, labels=True)
-        client.prediction_log.flush()
+        _wait_logged(client, 1 + labelled + len(shifted))
         drift_path = folder / "drift.html"
         verdict = _drift_report(client, champion, drift_path)
         result.reports["drift"] = drift_path
@@ -222,6 +222,18 @@ def _replay(http: httpx.Client, rows: pd.DataFrame, *, labels: bool) -> int:
     if labels:
         http.post("/feedback", json=feedback).raise_for_status()
     return len(feedback)
+
+
+def _wait_logged(client: Shipyard, rows: int, timeout: float = 60.0) -> None:
+    """Wait until the server's prediction log holds ``rows`` rows of the last 10 minutes
+    (its writer flushes every second; a request's answer never waits for it)."""
+    deadline = time.monotonic() + timeout
+    while len(client.prediction_log.read("iris", since="10m", inputs=False)) < rows:
+        if time.monotonic() > deadline:
+            raise ShipyardError(
+                f"The demo server's prediction log did not reach {rows} rows in {timeout:.0f} s."
+            )
+        time.sleep(0.2)
 
 
 def _drift_report(client: Shipyard, version: Any, path: Path) -> str:

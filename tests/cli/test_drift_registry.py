@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -69,3 +70,39 @@ def test_bad_combinations_exit_1(home: Path, tmp_path: Path) -> None:
     assert code == 1 and "No model named 'wine'" in out
     code, out = run("--reference", str(tmp_path / "nope.parquet"), "--current", "x.csv")
     assert code == 1 and "nope.parquet' does not exist" in out, out
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_feature_that_vanished_exits_3_naming_it(home: Path, tmp_path: Path, suffix: str) -> None:
+    """A column that became all NaN/inf is drift (exit 3) against a file or the stored
+    profile, however few of the columns it is."""
+    X, _ = iris_frame()
+    current = X.assign(petal_width=np.where(np.arange(len(X)) % 2, np.nan, np.inf))
+    reference = tmp_path / f"reference{suffix}"
+    path = tmp_path / f"current{suffix}"
+    if suffix == ".csv":
+        X.to_csv(reference, index=False)
+        current.to_csv(path, index=False)  # inf is written as "inf", NaN as an empty field
+    else:
+        X.to_parquet(reference)
+        current.to_parquet(path)
+    json_out, html = tmp_path / "drift.json", tmp_path / "drift.html"
+    for ref in ("iris", str(reference)):
+        code, out = run(
+            "--reference",
+            ref,
+            "--current",
+            str(path),
+            "--json",
+            str(json_out),
+            "--report",
+            str(html),
+        )
+        assert code == 3, out
+        assert "Vanished" in out and "petal_width" in out
+        report = json.loads(json_out.read_text())
+        assert report["dataset"]["vanished"] == ["petal_width"]
+        assert report["dataset"]["dataset_drift"] is True
+        verdict = {c["column"]: c for c in report["columns"]}["petal_width"]
+        assert (verdict["stattest"], verdict["drift_detected"]) == ("vanished", True)
+        assert "vanished: no values left" in html.read_text()

@@ -130,6 +130,19 @@ def test_feedback_file_errors_exit_1_naming_the_file(client: Shipyard, tmp_path:
     assert "labels.csv: missing column(s) ['request_id']" in flat(result.stderr)
 
 
+@pytest.mark.parametrize("row", ["2147483648", "4294967296", "99999999999999999999", "-1"])
+def test_feedback_file_rows_outside_32_bits_exit_1_naming_the_line(
+    client: Shipyard, tmp_path: Path, row: str
+) -> None:
+    """Rows are stored as 32-bit integers: a larger one is refused, never wrapped."""
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"request_id,label,row\np-0,0,0\np-1,1,{row}\n")
+    result = run(client, "feedback", labels)
+    assert result.exit_code == 1, result.output
+    message = flat(result.stderr)
+    assert "labels.csv line 3: row must be a whole number from 0 to 2147483647" in message
+
+
 def test_healthy_model_exits_0_with_a_table(client: Shipyard) -> None:
     result = run(client, "performance", "iris", *RANGE)
     assert result.exit_code == 0, result.output

@@ -45,6 +45,7 @@ VALUES: dict[str, Any] = {
     "cache": "memory",
     "cache_size": 123,
     "cache_ttl": 45.0,
+    "cache_max_bytes": 250_000,
     "prediction_log": False,
     "contract_check": "reject",
     "reject_unknown_fields": True,

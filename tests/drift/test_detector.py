@@ -103,21 +103,65 @@ def test_empty_or_single_row_current_is_invalid_input(edge_1000, n_rows: int) ->
         DriftDetector().fit(ref).score(cur.head(n_rows))
 
 
-def test_all_nan_column_is_reported_not_judged(edge_1000) -> None:
+@pytest.mark.parametrize(
+    ("column", "values"),
+    [
+        ("normal", np.nan),
+        ("normal", np.inf),
+        ("normal", -np.inf),
+        ("nan_inf", "mixed"),
+        ("nan_inf", "one left"),
+        ("i21", np.nan),
+        ("cat2", None),
+        ("cat_nan", None),
+        ("flag", None),
+    ],
+)
+def test_a_column_that_became_all_nan_or_inf_vanished_and_the_dataset_drifts(
+    edge_1000, column: str, values: object
+) -> None:
+    """A feature that stopped arriving is drift: one such column is enough, never silence."""
     ref, cur = edge_1000
-    cur = cur.assign(normal=np.nan, cat2=None)
+    n = len(cur)
+    if values == "mixed":
+        values = np.where(
+            np.arange(n) % 3 == 0, np.nan, np.where(np.arange(n) % 3, np.inf, -np.inf)
+        )
+    elif values == "one left":
+        values = np.r_[1.0, np.full(n - 1, np.nan)]
+    cur = cur.assign(**{column: values})
     result = DriftDetector().fit(ref).score(cur)
+    vanished = result.column(column)
+    assert (vanished.stattest, vanished.drift_detected) == ("vanished", True)
+    assert vanished.score < vanished.threshold == 2  # values left vs the fewest a test needs
+    assert result.vanished_columns == [column]
+    assert result.dataset_drift  # though 1 of 14 columns is far below the 0.5 share
+    assert result.n_columns == len(EXPECTED_1000)
+    assert column not in {s.column for s in result.skipped}
+    assert result.to_dict()["dataset"]["vanished"] == [column]
+    # The same verdict whatever the test settings: named tests, FDR, a share of 1.
+    for options in ({"fdr": True}, {"drift_share": 1.0}, {"stattest": "psi"}):
+        assert DriftDetector(**options).fit(ref).score(cur).vanished_columns == [column]
+
+
+def test_every_column_vanished_is_drift_not_an_error() -> None:
+    ref = pd.DataFrame({"a": np.arange(50.0), "b": ["x", "y"] * 25})
+    result = DriftDetector().fit(ref).score(pd.DataFrame({"a": [np.nan, np.inf], "b": [None] * 2}))
+    assert result.vanished_columns == ["a", "b"] and result.dataset_drift
+
+
+def test_a_reference_column_without_data_is_not_tested() -> None:
+    ref = pd.DataFrame({"a": np.arange(50.0), "empty": np.nan})
+    result = DriftDetector().fit(ref).score(ref.assign(empty=1.0))
     skipped = {s.column: s.reason for s in result.skipped}
-    assert "0 value(s) in the current data" in skipped["normal"]
-    assert "0 value(s) in the current data" in skipped["cat2"]
-    assert "normal" not in [c.column for c in result.columns]
-    assert result.n_columns == len(EXPECTED_1000) - 2
+    assert "0 value(s) in the reference data" in skipped["empty"]
+    assert not result.dataset_drift and result.vanished_columns == []
 
 
-def test_all_columns_without_data_is_invalid_input() -> None:
-    ref = pd.DataFrame({"a": np.arange(50.0)})
+def test_all_columns_without_reference_data_is_invalid_input() -> None:
+    ref = pd.DataFrame({"a": [np.nan] * 50})
     with pytest.raises(InvalidInputError, match="No column could be tested"):
-        DriftDetector().fit(ref).score(pd.DataFrame({"a": [np.nan, np.inf]}))
+        DriftDetector().fit(ref).score(pd.DataFrame({"a": [1.0, 2.0]}))
 
 
 def test_text_and_datetime_columns_are_skipped_with_reason() -> None:

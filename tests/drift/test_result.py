@@ -39,6 +39,7 @@ def test_to_dict_has_exactly_the_documented_keys() -> None:
         "n_drifted": 1,
         "share": pytest.approx(1 / 3),
         "dataset_drift": False,
+        "vanished": [],
     }
     assert data["skipped"] == [{"column": "t", "type": "text", "reason": "free text"}]
 

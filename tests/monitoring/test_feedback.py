@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -10,13 +11,15 @@ import pandas as pd
 import pytest
 from monitoring_support import T0, Clock, record
 
-from shipyard.errors import InvalidInputError
+from shipyard.errors import InvalidInputError, StoreError
 from shipyard.monitoring.feedback import (
     FeedbackIn,
     FeedbackOut,
+    queue_feedback,
     read_feedback_file,
     record_feedback,
 )
+from shipyard.monitoring.performance import performance
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.monitoring.queries import read_labelled
 from shipyard.monitoring.records import FeedbackItem
@@ -129,6 +132,32 @@ def test_labels_find_their_model_when_none_is_given(
     assert _labels(store, "iris") == {("i1", 0): "0"}
 
 
+def test_one_label_joins_one_row_even_when_ids_repeat(
+    log: PredictionLog, store: SegmentStore, clock: Clock
+) -> None:
+    """Fifty rows logged under one (request_id, row) by a client of the Python API:
+    one label for them judges one prediction (the newest), not fifty; a shadow's
+    copy of the newest is judged by it too."""
+    rows = [
+        record("same", T0 + timedelta(seconds=i), prediction="a" if i < 49 else "b")
+        for i in range(50)
+    ]
+    shadow = dataclasses.replace(rows[-1], variant="shadow:2", version=2, prediction="a")
+    log.submit([*rows, shadow])
+    clock.advance(hours=1)
+    record_feedback(log, [{"request_id": "same", "label": "b"}])
+
+    frame = read_labelled(store, "iris", since=T0 - HOUR, until=T0 + HOUR)
+    labelled = frame[frame["label"].notna()]
+    assert sorted(zip(labelled["variant"], labelled["prediction"], strict=True)) == [
+        ("primary", "b"),
+        ("shadow:2", "a"),
+    ]
+    report = performance(log, "iris", version=1, window="1h", since=T0, until=T0 + HOUR)
+    assert (report.overall.n_predictions, report.overall.n_labelled) == (50, 1)
+    assert report.overall.realized["accuracy"] == 1.0
+
+
 def test_label_timestamps_set_the_delay(log: PredictionLog, store: SegmentStore) -> None:
     log.submit(record("a", T0))
     record_feedback(log, [{"request_id": "a", "label": 1, "timestamp": "2024-05-01T11:00:00Z"}])
@@ -214,7 +243,7 @@ def test_file_errors_name_the_file_column_and_line(tmp_path: Path) -> None:
         read_feedback_file(garbage)
 
 
-def test_the_route_models_parse_a_json_body_and_shape_the_answer(
+def test_the_route_models_parse_a_json_body_and_queue_it(
     log: PredictionLog, store: SegmentStore
 ) -> None:
     from pydantic import TypeAdapter, ValidationError
@@ -225,13 +254,9 @@ def test_the_route_models_parse_a_json_body_and_shape_the_answer(
         '[{"request_id": "a", "label": 1}, {"request_id": "b", "label": "1", "row": 0},'
         ' {"request_id": "c", "label": true, "timestamp": "2024-05-01T10:00:00Z"}]'
     )
-    answer = FeedbackOut.of(record_feedback(log, items, model="iris"))
-    assert answer.model_dump() == {
-        "accepted": 3,
-        "unknown": 1,
-        "unknown_ids": ["c"],
-        "duplicates": 0,
-    }
+    answer = FeedbackOut(accepted=queue_feedback(log, items, model="iris"))
+    assert answer.model_dump() == {"accepted": 3}
+    log.flush()
     assert _labels(store) == {("a", 0): "1", ("b", 0): "1"}
     single = body.validate_json('{"request_id": "b", "label": 0}')
     assert record_feedback(log, single).duplicates == 1
@@ -240,7 +265,47 @@ def test_the_route_models_parse_a_json_body_and_shape_the_answer(
         '{"request_id": "", "label": 1}',
         '{"request_id": "a"}',
         '{"request_id": "a", "label": 1, "row": -1}',
+        '{"request_id": "a", "label": 1, "row": 2147483648}',
+        '[{"request_id": "a", "label": 1, "row": 4294967296}]',
         '{"request_id": "a", "label": 1, "x": 1}',
     ):
         with pytest.raises(ValidationError):
             body.validate_json(bad)
+
+
+def test_queued_labels_make_one_segment_per_flush_and_join_like_stored_ones(
+    store: SegmentStore, clock: Clock
+) -> None:
+    """Many small posts: one feedback file per flush of the writer, not one per post."""
+    log = PredictionLog(store, flush_interval=3600, now=clock)
+    log.submit([record(f"r{i}", T0, prediction=i % 2) for i in range(300)])
+    for i in range(300):
+        assert queue_feedback(log, {"request_id": f"r{i}", "label": 1}, model="iris") == 1
+    assert store.files("feedback", "iris") == []  # nothing written in the callers' threads
+    log.flush()
+    assert len(store.files("feedback", "iris")) == 1
+    assert _labels(store) == {(f"r{i}", 0): "1" for i in range(300)}
+    stats = log.stats()
+    assert (stats.accepted_total, stats.written_total) == (300, 300)
+    assert (stats.labels_written_total, stats.labels_dropped_total) == (300, 0)
+    log.close()
+
+
+def test_a_full_queue_refuses_labels_whole_and_a_closed_log_writes_them_at_once(
+    store: SegmentStore, clock: Clock
+) -> None:
+    log = PredictionLog(store, flush_interval=3600, max_queue_rows=10, now=clock)
+    log.submit([record(f"r{i}", T0) for i in range(8)])
+    three = [{"request_id": f"r{i}", "label": 0} for i in range(3)]
+    with pytest.raises(StoreError, match=r"full .* retry the 3 label"):
+        queue_feedback(log, three, model="iris")
+    assert queue_feedback(log, three[:2], model="iris") == 2
+    log.close()  # a server draining at shutdown: labels still arriving are kept
+    assert queue_feedback(log, three[2:], model="iris") == 1
+    assert _labels(store) == {
+        **{(f"r{i}", 0): "0" for i in range(3)},
+        **{(f"r{i}", 0): None for i in range(3, 8)},
+    }
+    stats = log.stats()
+    assert stats.dropped_total == 0  # refused, not lost: the caller was told
+    assert (stats.labels_written_total, stats.labels_dropped_total) == (3, 0)

@@ -466,6 +466,8 @@ def test_stats_metric_names_follow_prometheus_conventions(log: PredictionLog) ->
         "shipyard_prediction_log_dropped_total",
         "shipyard_prediction_log_write_errors_total",
         "shipyard_prediction_log_queue_depth",
+        "shipyard_feedback_labels_written_total",
+        "shipyard_feedback_labels_dropped_total",
     }
     assert all(":" not in n for n in names)
 

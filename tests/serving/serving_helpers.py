@@ -7,8 +7,10 @@ after binding); tests talk to it over real HTTP with httpx. Subprocess servers
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,3 +104,15 @@ def subprocess_env(settings: Settings) -> dict[str, str]:
 def serve_process(registry: IrisRegistry, *args: str) -> ServeProcess:
     """``shipyard serve ARGS`` as a process on this registry (not yet waited for)."""
     return ServeProcess(subprocess_env(registry.settings), *args)
+
+
+@contextlib.contextmanager
+def cli_server(settings: Settings, *args: str, timeout: float = 90) -> Iterator[tuple[int, str]]:
+    """``shipyard serve ARGS`` (a :class:`ServeProcess`) on ``settings``, ready; yields its
+    pid and URL, and stops it, workers included, at the end."""
+    server = ServeProcess(subprocess_env(settings), *args)
+    try:
+        server.wait_ready(timeout)
+        yield server.proc.pid, server.url
+    finally:
+        server.stop()

@@ -52,12 +52,21 @@ def test_list_and_instances_forms_answer_in_order(http: httpx.Client) -> None:
         assert len(body["probabilities"]) == 3
 
 
-def test_incoming_request_id_is_kept_and_a_bad_one_replaced(http: httpx.Client) -> None:
-    response = http.post("/predict", json=SETOSA, headers={"X-Request-ID": "abc-123"})
-    assert response.headers["x-request-id"] == "abc-123"
-    assert response.json()["request_id"] == "abc-123"
+def test_incoming_request_id_prefixes_a_unique_id_and_a_bad_one_is_replaced(
+    http: httpx.Client,
+) -> None:
+    """Labels join by request id, so each answer has its own even when a client
+    sends one X-Request-ID many times; the client's id stays its prefix."""
+    ids = set()
+    for _ in range(3):
+        response = http.post("/predict", json=SETOSA, headers={"X-Request-ID": "abc-123"})
+        rid = response.headers["x-request-id"]
+        assert rid.startswith("abc-123.") and len(rid) > len("abc-123.")
+        assert response.json()["request_id"] == rid
+        ids.add(rid)
+    assert len(ids) == 3
     response = http.post("/predict", json=SETOSA, headers={"X-Request-ID": "bad id\twith space"})
-    assert response.headers["x-request-id"] != "bad id\twith space"
+    assert "bad id" not in response.headers["x-request-id"]
 
 
 def test_extra_fields_are_ignored(http: httpx.Client) -> None:

@@ -10,10 +10,13 @@ from collections.abc import Iterator
 
 import httpx
 import numpy as np
+import psutil
 import pytest
-from serving_helpers import IrisRegistry, serve
+from prometheus_client.parser import text_string_to_metric_families
+from serving_helpers import IrisRegistry, cli_server, serve
 
 from shipyard.errors import ConfigError
+from shipyard.quickstart import iris_frame
 from shipyard.serving.cache import (
     CacheMetrics,
     MemoryCache,
@@ -151,3 +154,72 @@ def test_redis_cache_is_shared_but_never_across_versions(
     text = metrics.render()[0].decode()
     assert "shipyard_prediction_cache_hits_total 1.0" in text
     assert "shipyard_prediction_cache_misses_total 2.0" in text
+
+
+def _gauges(http: httpx.Client) -> dict[str, float]:
+    return {
+        s.name: s.value
+        for family in text_string_to_metric_families(http.get("/metrics").text)
+        for s in family.samples
+        if s.name.startswith("shipyard_prediction_cache")
+    }
+
+
+def test_the_memory_cache_is_bounded_by_bytes_and_skips_large_batches(
+    iris: IrisRegistry,
+) -> None:
+    """`--cache-max-bytes`: distinct 500-row answers (~16 KB each) fill the cache up to the
+    bound and no further, oldest out first; batches over 1000 rows are never cached."""
+    limit = 200_000
+    X, _ = iris_frame()
+    rng = np.random.default_rng(0)
+    batches = [
+        (X.sample(500, replace=True, random_state=i) + rng.normal(0, 0.01, (500, 4))).round(4)
+        for i in range(30)
+    ]
+    args = ("iris", "--cache", "memory", "--cache-max-bytes", str(limit))
+    with cli_server(iris.settings, *args) as (_, url), httpx.Client(base_url=url) as http:
+        sizes = []
+        for batch in batches:
+            assert http.post("/predict", json=batch.to_dict("records")).status_code == 200
+            sizes.append(_gauges(http)["shipyard_prediction_cache_bytes"])
+        assert _gauges(http)["shipyard_prediction_cache_max_bytes"] == limit
+        assert 0 < max(sizes) <= limit and sizes[-1] > limit / 2, sizes
+        assert sizes[1] > sizes[0]  # it grows while it has room...
+        hits = _gauges(http)["shipyard_prediction_cache_hits_total"]
+        http.post("/predict", json=batches[-1].to_dict("records"))  # ...the newest stays
+        assert _gauges(http)["shipyard_prediction_cache_hits_total"] == hits + 1
+        http.post("/predict", json=batches[0].to_dict("records"))  # ...the oldest went
+        assert _gauges(http)["shipyard_prediction_cache_hits_total"] == hits + 1
+
+        large = X.sample(1500, replace=True, random_state=99).to_dict("records")
+        before = _gauges(http)
+        for _ in range(2):
+            assert http.post("/predict", json=large).status_code == 200
+        after = _gauges(http)
+    for name in ("hits_total", "misses_total", "bytes"):
+        key = f"shipyard_prediction_cache_{name}"
+        assert after[key] == before[key], name  # neither looked up nor stored
+
+
+def test_the_memory_cache_bound_defaults_to_a_small_share_of_memory(iris: IrisRegistry) -> None:
+    server = cli_server(iris.settings, "iris", "--cache", "memory")
+    with server as (_, url), httpx.Client(base_url=url) as http:
+        bound = _gauges(http)["shipyard_prediction_cache_max_bytes"]
+    assert bound == min(256 * 2**20, psutil.virtual_memory().total // 20)
+
+
+def test_answers_are_counted_by_their_bytes() -> None:
+    cache = MemoryCache(max_bytes=1_000_000)
+    shared = np.array(["setosa", "virginica"] * 500, dtype=object)  # the model's class objects
+    cache.put_sync("k1", Prediction(shared, np.zeros((1000, 3))))
+    arrays = 1000 * 8 + 1000 * 3 * 8
+    assert arrays < cache.bytes < arrays + 3_000  # not 1000 string objects
+    own = np.array([f"text {i}" for i in range(1000)], dtype=object)  # a string per row
+    cache.put_sync("k2", Prediction(own, None))
+    assert cache.bytes - arrays > 1000 * (8 + 50)
+    big = Prediction(np.zeros(20_000), None)  # 160 KB: over an eighth of the bound
+    cache.put_sync("k3", big)
+    assert cache.get_sync("k3") is None and len(cache) == 2
+    with pytest.raises(ConfigError, match="max_bytes"):
+        MemoryCache(max_bytes=0)

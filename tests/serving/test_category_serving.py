@@ -165,7 +165,10 @@ def test_logged_inputs_keep_the_category_values(
     assert response.status_code == 200
     served.client.prediction_log.flush()  # the server logs in the background, through it
     logged = served.client.prediction_log.read(served.name, since="1h")
-    mine = logged[logged["request_id"] == "cat-log-1"].sort_values("row")
+    # Logged under the answer's id: unique per request, the client's id as its prefix.
+    rid = response.json()["request_id"]
+    assert rid.startswith("cat-log-1.")
+    mine = logged[logged["request_id"] == rid].sort_values("row")
     assert len(mine) == 5, logged.columns.tolist()
     assert mine["in_radius_band"].astype(str).tolist() == rows["radius_band"].astype(str).tolist()
 

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import signal
-import subprocess
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from serving_helpers import (
-    PYTHON,
-    IrisRegistry,
-    LiveServer,
-    free_port,
-    serve,
-    subprocess_env,
-    wait_ready,
-)
+from serving_helpers import IrisRegistry, LiveServer, cli_server, serve
 from sklearn.linear_model import LinearRegression
 
 from shipyard.errors import ConfigError
+from shipyard.monitoring.records import PredictionBatch
 from shipyard.quickstart import iris_frame
 from shipyard.serving.monitor_job import MonitorJob
 
@@ -92,6 +81,7 @@ def test_drift_coverage_and_accuracy_follow_traffic_and_feedback(
         labels = [{"request_id": rid, "row": i, "label": truth[i]} for i in range(30)]
         labels[0]["label"] = "virginica" if truth[0] != "virginica" else "setosa"
         assert http.post("/feedback", json=labels).json()["accepted"] == 30
+        iris.client.prediction_log.flush()  # labels are written in the background
         predicted = iris.client.prediction_log.read("iris", since="1h")["prediction"].tolist()
         expected = sum(
             str(p) == str(item["label"]) for p, item in zip(predicted[:30], labels, strict=True)
@@ -163,22 +153,8 @@ def test_bad_intervals_are_refused(iris: IrisRegistry) -> None:
 
 def test_several_workers_export_process_and_monitor_metrics(iris: IrisRegistry) -> None:
     """With --workers 2 the gauges go through the shared multi-process files."""
-    port = free_port()
-    cli = (
-        "import typer; from shipyard.cli.serve import serve_command; "
-        "app = typer.Typer(); app.command()(serve_command); app()"
-    )
-    args = ["iris", "--workers", "2", "--monitor-interval", "0.2", "--port", str(port)]
-    proc = subprocess.Popen(
-        [PYTHON, "-c", cli, *args, "--log-level", "warning"],
-        env=subprocess_env(iris.settings),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: workers included
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, timeout=90)
+    args = ("iris", "--workers", "2", "--monitor-interval", "0.2")
+    with cli_server(iris.settings, *args) as (_, url):
         X, _ = iris_frame()
         with httpx.Client(base_url=url, timeout=30) as http:
             predict(http, X.sample(40, random_state=2).to_dict("records"))
@@ -193,19 +169,11 @@ def test_several_workers_export_process_and_monitor_metrics(iris: IrisRegistry) 
                 if ((rows, written) == (40, 40) and scored) or time.monotonic() > deadline:
                     break
                 time.sleep(0.1)
-        assert (rows, written) == (40, 40), sorted(samples.items())
-        assert value(samples, "shipyard_dataset_drift_detected", **IRIS) == 0
-        assert value(samples, "process_cpu_seconds_total") > 0
-        # Two workers, each with a model loaded: well over one worker's 20 MB.
-        assert value(samples, "process_resident_memory_bytes") > 40e6
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        finally:
-            with contextlib.suppress(ProcessLookupError):  # the group we created, by its id
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+    assert (rows, written) == (40, 40), sorted(samples.items())
+    assert value(samples, "shipyard_dataset_drift_detected", **IRIS) == 0
+    assert value(samples, "process_cpu_seconds_total") > 0
+    # Two workers, each with a model loaded: well over one worker's 20 MB.
+    assert value(samples, "process_resident_memory_bytes") > 40e6
 
 
 def test_a_regressors_predicted_values_are_summarised(iris: IrisRegistry) -> None:
@@ -259,3 +227,57 @@ def test_a_hot_swap_drops_the_old_versions_figures(
         )
     }
     assert versions == {str(iris.forest)}
+
+
+def test_a_feature_that_vanished_from_the_traffic_makes_the_dataset_drift(
+    iris: IrisRegistry, quiet_live: LiveServer
+) -> None:
+    """Real iris rows but one feature NaN on every row (a batch job whose column went
+    missing): that feature is drift and so is the dataset, though 3 of 4 are unchanged."""
+    X, _ = iris_frame()
+    iris.client.prediction_log.write(
+        PredictionBatch(
+            request_id="job-vanished",
+            timestamp=datetime.now(UTC),
+            model="iris",
+            version=1,
+            inputs=X.assign(petal_width=np.nan),
+            predictions=np.array(["setosa"] * len(X), dtype=object),
+        )
+    )
+    job: MonitorJob = quiet_live.app.state.monitor
+    with quiet_live.client() as http:
+        job.run_once()
+        samples = scrape(http)
+    vanished = {**IRIS, "feature": "petal_width", "stattest": "vanished"}
+    assert value(samples, "shipyard_feature_drift_detected", **vanished) == 1
+    assert value(samples, "shipyard_feature_drift_score", **vanished) == 0  # values left
+    others = {
+        dict(labels)["feature"]: v
+        for (name, labels), v in samples.items()
+        if name == "shipyard_feature_drift_detected" and dict(labels)["feature"] != "petal_width"
+    }
+    assert others == dict.fromkeys(["sepal_length", "sepal_width", "petal_length"], 0)
+    assert value(samples, "shipyard_dataset_drift_detected", **IRIS) == 1
+
+
+def test_the_monitor_compacts_label_files_and_labels_still_join(
+    iris: IrisRegistry, quiet_live: LiveServer
+) -> None:
+    X, y = iris_frame()
+    rows = X.sample(20, random_state=6)
+    truth = y.loc[rows.index].astype(str).tolist()
+    log = iris.client.prediction_log
+    job: MonitorJob = quiet_live.app.state.monitor
+    with quiet_live.client() as http:
+        rid = predict(http, rows.to_dict("records"))
+        for i in range(10):
+            answer = http.post("/feedback", json={"request_id": rid, "row": i, "label": truth[i]})
+            assert answer.status_code == 200, answer.text
+            log.flush()  # one label file per flush of the log's writer
+        assert len(log.store.files("feedback", "iris")) == 10
+        job.run_once()
+        assert len(log.store.files("feedback", "iris")) == 1
+        job.run_once()
+        samples = scrape(http)
+    assert value(samples, "shipyard_label_coverage_ratio", **IRIS) == 0.5

@@ -55,7 +55,7 @@ def test_observers_see_every_prediction_and_are_closed(iris: IrisRegistry) -> No
         server.stop()
     assert [e.protocol for e in recorder.events] == ["predict", "mlflow", "v2"]
     first = recorder.events[0]
-    assert first.request_id == "req-1"
+    assert first.request_id.startswith("req-1.")  # unique per request, the client's id first
     assert (first.model, first.version, first.variant) == ("iris", iris.logistic, "blue")
     assert isinstance(first.inputs, pd.DataFrame)
     assert first.inputs.to_dict(orient="records") == [SETOSA]

@@ -152,6 +152,12 @@ def run_drift(
             f"{verdict}: {result.n_drifted} of {result.n_columns} columns drifted "
             f"(share {result.share:.2f}, threshold {result.drift_share:g})."
         )
+        if result.vanished_columns:
+            console.print(
+                f"[bold red]Vanished[/] (every current value is missing, NaN or infinite; "
+                f"this alone is dataset drift): {', '.join(result.vanished_columns)}",
+                highlight=False,
+            )
         if json_path:
             console.print(f"JSON written to {write_json(json_path, result)}")
         if report is not None:

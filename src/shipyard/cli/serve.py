@@ -118,6 +118,12 @@ def serve_command(
     cache_ttl: float = typer.Option(
         DEFAULTS.cache_ttl, min=0.001, help="Seconds a cached answer is kept."
     ),
+    cache_max_bytes: int | None = typer.Option(
+        DEFAULTS.cache_max_bytes,
+        min=1,
+        help="Bytes of answers the memory cache holds per worker (default: 5% of the "
+        "machine's memory, at most 256 MiB). Requests over 1000 rows are never cached.",
+    ),
     monitor_interval: float = typer.Option(
         DEFAULTS.monitor_interval,
         min=0.01,

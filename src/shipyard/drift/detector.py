@@ -12,7 +12,11 @@ and the distinct values over both sides (see
 dataset drifts when the share of drifted columns is >= ``drift_share``.
 
 Where Evidently would crash or judge nothing meaningful, Shipyard reports
-instead: a column with fewer than 2 values on either side is listed in
+instead. A column whose *current* values are all NaN or +-inf (fewer than 2
+left) while the reference has values has vanished: it is reported as drifted
+(test ``vanished``) and makes the dataset drift, since a feature that stopped
+arriving is the loudest drift there is, never a reason to stay silent. A column
+with fewer than 2 values in the *reference* is listed in
 ``DriftResult.skipped`` ("not enough data"), as are free-text, datetime and
 unknown columns (Evidently runs a text-classifier test on text columns;
 Shipyard does not, so their verdicts do not count towards the share). An empty
@@ -39,7 +43,7 @@ import pandas as pd
 from shipyard.drift._parallel import parallel_map
 from shipyard.drift.columns import ColumnType, resolve_column_types
 from shipyard.drift.profile import DEFAULT_MAX_ROWS, ReferenceProfile
-from shipyard.drift.result import ColumnDrift, DriftResult, SkippedColumn
+from shipyard.drift.result import VANISHED, ColumnDrift, DriftResult, SkippedColumn
 from shipyard.drift.stattests import STATTESTS, StatTest, default_stattest, get_stattest
 from shipyard.drift.values import ColumnValues, union_n_unique
 from shipyard.errors import InvalidInputError, SchemaError, ShipyardError
@@ -193,14 +197,16 @@ class DriftDetector:
         ctype = self.column_types_[column]
         ref = self.profile_.values(column, ctype)
         cur = ColumnValues.from_series(current[column], ctype, column=column, side="current")
-        for side, values in (("reference", ref), ("current", cur)):
-            if values.n < MIN_VALUES:
-                return SkippedColumn(
-                    column,
-                    ctype.value,
-                    f"not enough data: {values.n} value(s) in the {side} data after dropping "
-                    f"NaN/inf (need {MIN_VALUES})",
-                )
+        if ref.n < MIN_VALUES:
+            return SkippedColumn(
+                column,
+                ctype.value,
+                f"not enough data: {ref.n} value(s) in the reference data after dropping "
+                f"NaN/inf (need {MIN_VALUES})",
+            )
+        if cur.n < MIN_VALUES:
+            # The current frame has rows (checked before), but this feature is gone.
+            return ColumnDrift(column, ctype.value, VANISHED, float(MIN_VALUES), float(cur.n), True)
         test = self.stattests_[column]
         if test is None:
             test = default_stattest(ctype, ref.n, union_n_unique(ref, cur))
@@ -235,7 +241,9 @@ def _adjust_fdr(columns: list[ColumnDrift]) -> list[ColumnDrift]:
     from scipy.stats import false_discovery_control  # heavy import, only when asked
 
     idx = [
-        i for i, c in enumerate(columns) if STATTESTS[c.stattest].is_pvalue and np.isfinite(c.score)
+        i
+        for i, c in enumerate(columns)
+        if c.stattest in STATTESTS and STATTESTS[c.stattest].is_pvalue and np.isfinite(c.score)
     ]
     if not idx:
         return columns

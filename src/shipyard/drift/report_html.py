@@ -29,7 +29,7 @@ from markupsafe import Markup
 
 from shipyard.drift.distributions import column_distributions
 from shipyard.drift.report_svg import CURRENT_COLOR, REFERENCE_COLOR, chart_svg, fmt_number
-from shipyard.drift.result import ColumnDrift, DriftResult
+from shipyard.drift.result import VANISHED, ColumnDrift, DriftResult
 from shipyard.drift.stattests import STATTESTS
 
 if TYPE_CHECKING:  # the detector imports nothing from here; avoid a cycle anyway
@@ -58,11 +58,19 @@ class _ColumnView:
 
 
 def _rule(col: ColumnDrift) -> str:
+    if col.stattest == VANISHED:
+        return "values left <"
     if col.stattest == "ks":
         return "p-value ≤"
     if STATTESTS[col.stattest].is_pvalue:
         return "p-value <"
     return "score ≥"
+
+
+def _test_name(col: ColumnDrift) -> str:
+    if col.stattest == VANISHED:
+        return "vanished: no values left after dropping NaN/inf"
+    return STATTESTS[col.stattest].display_name
 
 
 def _version() -> str:
@@ -90,7 +98,7 @@ def render_html(
             _ColumnView(
                 column=col.column,
                 type=col.type,
-                test_name=STATTESTS[col.stattest].display_name,
+                test_name=_test_name(col),
                 score_text=fmt_number(col.score),
                 threshold_text=fmt_number(col.threshold),
                 rule=_rule(col),

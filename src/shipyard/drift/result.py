@@ -3,7 +3,7 @@
 >>> col = ColumnDrift("age", "numerical", "wasserstein", 0.1, 0.31, True)
 >>> result = DriftResult.from_columns([col], drift_share=0.5)
 >>> result.to_dict()["dataset"]
-{'n_columns': 1, 'n_drifted': 1, 'share': 1.0, 'dataset_drift': True}
+{'n_columns': 1, 'n_drifted': 1, 'share': 1.0, 'dataset_drift': True, 'vanished': []}
 """
 
 from __future__ import annotations
@@ -11,6 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+#: The ``stattest`` of a column that vanished: the reference has values, the current
+#: data has (almost) none left once NaN and +-inf are dropped. Its score is the
+#: number of values left, its threshold the fewest a test needs; it always drifts.
+VANISHED = "vanished"
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,9 @@ class DriftResult:
     """The outcome of :meth:`DriftDetector.score <shipyard.drift.DriftDetector.score>`.
 
     ``share`` is ``n_drifted / n_columns`` over tested columns, and
-    ``dataset_drift`` is ``share >= drift_share`` (Evidently's rule).
+    ``dataset_drift`` is ``share >= drift_share`` (Evidently's rule), or any
+    column :data:`VANISHED`: a feature the model reads that no longer arrives
+    breaks its inputs whatever the other columns do.
     """
 
     columns: tuple[ColumnDrift, ...]
@@ -82,7 +89,8 @@ class DriftResult:
             n_columns=len(cols),
             n_drifted=n_drifted,
             share=share,
-            dataset_drift=bool(cols) and share >= drift_share,
+            dataset_drift=(bool(cols) and share >= drift_share)
+            or any(c.stattest == VANISHED for c in cols),
             drift_share=drift_share,
             skipped=tuple(skipped),
         )
@@ -91,6 +99,11 @@ class DriftResult:
     def drifted_columns(self) -> list[str]:
         """Names of the columns whose drift was detected."""
         return [c.column for c in self.columns if c.drift_detected]
+
+    @property
+    def vanished_columns(self) -> list[str]:
+        """Names of the columns with no values left in the current data (see :data:`VANISHED`)."""
+        return [c.column for c in self.columns if c.stattest == VANISHED]
 
     def column(self, name: str) -> ColumnDrift:
         """The verdict for one column (``KeyError`` if it was not tested)."""
@@ -112,6 +125,7 @@ class DriftResult:
                 "n_drifted": self.n_drifted,
                 "share": self.share,
                 "dataset_drift": self.dataset_drift,
+                "vanished": self.vanished_columns,
             },
             "skipped": [s.to_dict() for s in self.skipped],
         }

@@ -3,8 +3,14 @@
 Labels are stored as Parquet segments of their own (``feedback/<model>/date=...``)
 and joined to predictions only when a report is computed, so a label that
 arrives before its prediction's segment was flushed (another worker's queue,
-say) still joins later. Nothing is dropped: labels whose request id no logged
-prediction had at the time are stored too, and reported back as unknown.
+say) still joins later. Two ways in:
+
+- :func:`queue_feedback` (``POST /feedback``): validate, then queue for the
+  prediction log's background writer; nothing is looked up, so a flood of
+  posts costs the same per post and makes one segment per flush;
+- :func:`record_feedback` (``shipyard monitor feedback FILE``, the Python
+  API): write at once and look every id up, reporting the ones no logged
+  prediction had (they are stored too) and the rows labelled before.
 
 Columns of a feedback segment: ``request_id``, ``row``, ``label`` (text, see
 :func:`~shipyard.monitoring.records.class_key`), ``label_timestamp`` (when the
@@ -24,25 +30,33 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
-from shipyard.errors import InvalidInputError
+from shipyard.errors import InvalidInputError, StoreError
 from shipyard.monitoring.durations import to_utc
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.monitoring.queries import find_known, find_labelled
-from shipyard.monitoring.records import TIMESTAMP, FeedbackItem, FeedbackResult, class_key
+from shipyard.monitoring.records import (
+    TIMESTAMP,
+    FeedbackItem,
+    FeedbackResult,
+    LabelBatch,
+    class_key,
+)
 from shipyard.monitoring.segments import UNASSIGNED
 from shipyard.registry.refs import check_model_name
 
 __all__ = [
     "FEEDBACK_FORMATS",
+    "MAX_ROW",
     "FeedbackIn",
     "FeedbackOut",
+    "queue_feedback",
     "read_feedback_file",
     "record_feedback",
 ]
@@ -53,6 +67,8 @@ FEEDBACK_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"} | {
     ".json": "jsonl",
 }
 _REQUIRED = ("request_id", "label")
+#: ``row`` is stored as a 32-bit integer, as the prediction log numbers rows.
+MAX_ROW = 2**31 - 1
 _OPTIONAL = ("row", "timestamp")
 # How long a feedback call waits for this process's queued predictions to be
 # written, so labels sent right after a prediction find it.
@@ -73,36 +89,27 @@ class FeedbackIn(BaseModel):
     label: StrictBool | StrictInt | StrictFloat | StrictStr = Field(
         description="The true class (classification) or value (regression)."
     )
-    row: int = Field(0, ge=0, description="Position of the record within its request.")
+    row: int = Field(0, ge=0, le=MAX_ROW, description="Position of the record within its request.")
     timestamp: datetime | None = Field(
         None, description="When the truth became known (default: when received)."
     )
 
 
 class FeedbackOut(BaseModel):
-    """What ``POST /feedback`` answers: counts, and the request ids nothing matched."""
+    """What ``POST /feedback`` answers: how many labels were queued.
 
-    accepted: int
-    unknown: int
-    unknown_ids: list[str]
-    duplicates: int
+    Labels are matched to predictions later, in bulk (coverage and realized
+    accuracy in ``/metrics`` and ``shipyard monitor performance``); checking
+    each id on arrival is what ``shipyard monitor feedback FILE`` does.
 
-    @classmethod
-    def of(cls, result: FeedbackResult) -> FeedbackOut:
-        """The answer for a :class:`FeedbackResult`.
+    >>> FeedbackOut(accepted=2).model_dump()
+    {'accepted': 2}
+    """
 
-        >>> FeedbackOut.of(FeedbackResult(2, ["x"], 0)).unknown
-        1
-        """
-        return cls(
-            accepted=result.accepted,
-            unknown=result.n_unknown,
-            unknown_ids=result.unknown_ids,
-            duplicates=result.duplicates,
-        )
+    accepted: int = Field(description="Labels queued; they are written within a second.")
 
 
-FeedbackInput = (
+FeedbackInput: TypeAlias = (
     pd.DataFrame
     | FeedbackItem
     | FeedbackIn
@@ -208,11 +215,13 @@ def _normalize(
         )
     rows = frame["row"] if "row" in frame.columns else pd.Series(0, index=frame.index)
     row_values = pd.to_numeric(rows.fillna(0), errors="coerce")
-    bad_row = (row_values.isna() | (row_values < 0) | (row_values % 1 != 0)).to_numpy()
+    bad_row = (
+        row_values.isna() | (row_values < 0) | (row_values > MAX_ROW) | (row_values % 1 != 0)
+    ).to_numpy()
     if bad_row.any():
         raise InvalidInputError(
-            f"{_lines(where, first_line, bad_row)}: row must be a whole number >= 0 "
-            f"(the position of the record within its request)."
+            f"{_lines(where, first_line, bad_row)}: row must be a whole number from 0 to "
+            f"{MAX_ROW} (the position of the record within its request)."
         )
     stamps = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us, UTC]")
     if "timestamp" in frame.columns:
@@ -282,19 +291,60 @@ def record_feedback(
     batch = time.time_ns()
     for target in targets:
         mask = owners == target
-        part = frame[mask]
-        table = pa.table(
-            {
-                "request_id": pa.array(part["request_id"], pa.string()),
-                "row": pa.array(part["row"], pa.int32()),
-                "label": pa.array(part["label"], pa.string()),
-                "label_timestamp": pa.array(part["timestamp"], TIMESTAMP),
-                "received_at": pa.array([received] * len(part), TIMESTAMP),
-                "known": pa.array(is_known[mask], pa.bool_()),
-                "batch": pa.array([batch] * len(part), pa.int64()),
-                "seq": pa.array(np.flatnonzero(mask), pa.int64()),
-            }
-        )
+        table = _label_table(frame, mask, received, batch, known=is_known[mask])
         store.write_segment("feedback", target, received.date(), table)
     unknown = list(dict.fromkeys(frame.loc[~is_known, "request_id"].tolist()))
     return FeedbackResult(accepted=len(frame), unknown_ids=unknown, duplicates=duplicates)
+
+
+def queue_feedback(log: PredictionLog, items: FeedbackInput, *, model: str) -> int:
+    """Queue ground-truth labels of ``model`` for the log's background writer; return
+    how many. What ``POST /feedback`` does.
+
+    Nothing is looked up or written in the caller's thread: labels are joined
+    to predictions in bulk when a report or the monitor job runs (labels for
+    ids no prediction has simply join nothing), and a flood of posts makes one
+    segment per flush. Raises :class:`~shipyard.errors.InvalidInputError`
+    naming the item and field when any label is malformed (nothing is queued
+    then), and :class:`~shipyard.errors.StoreError` when the queue is full.
+    """
+    check_model_name(model)
+    frame = _normalize(_items_frame(items))
+    if frame.empty:
+        return 0
+    received = to_utc(log.now())
+    table = _label_table(frame, np.ones(len(frame), bool), received, time.time_ns(), known=None)
+    if not log.submit_labels(LabelBatch(model, received.date(), table)):
+        raise StoreError(
+            f"The label queue of {log.store.url} is full (its writer is behind); "
+            f"retry the {len(frame)} label(s) in a moment."
+        )
+    return len(frame)
+
+
+def _label_table(
+    frame: pd.DataFrame,
+    mask: np.ndarray,
+    received: datetime,
+    batch: int,
+    *,
+    known: np.ndarray | None,
+) -> pa.Table:
+    """The rows of ``frame`` under ``mask`` as a feedback segment (see the module doc).
+
+    ``known`` is null when the labels were queued without a lookup.
+    """
+    part = frame[mask]
+    n = len(part)
+    return pa.table(
+        {
+            "request_id": pa.array(part["request_id"], pa.string()),
+            "row": pa.array(part["row"], pa.int32()),
+            "label": pa.array(part["label"], pa.string()),
+            "label_timestamp": pa.array(part["timestamp"], TIMESTAMP),
+            "received_at": pa.array([received] * n, TIMESTAMP),
+            "known": pa.array([None] * n if known is None else known, pa.bool_()),
+            "batch": pa.array([batch] * n, pa.int64()),
+            "seq": pa.array(np.flatnonzero(mask), pa.int64()),
+        }
+    )

@@ -27,13 +27,18 @@ __all__ = ["PredictionLogMetrics"]
 
 
 class PredictionLogMetrics:
-    """``shipyard_prediction_log_{accepted,written,dropped,write_errors}_total`` and
-    ``shipyard_prediction_log_queue_depth`` for one log, registered in ``registry``."""
+    """``shipyard_prediction_log_{accepted,written,dropped,write_errors}_total``,
+    ``shipyard_prediction_log_queue_depth`` and
+    ``shipyard_feedback_labels_{written,dropped}_total`` for one log, registered in
+    ``registry``."""
 
     def __init__(self, log: PredictionLog, registry: CollectorRegistry) -> None:
         self.log = log
         self._lock = threading.Lock()
-        self._seen = {"accepted": 0, "written": 0, "dropped": 0, "write_errors": 0}
+        self._seen = dict.fromkeys(
+            ("accepted", "written", "dropped", "write_errors", "labels_written", "labels_dropped"),
+            0,
+        )
         self._counters = {
             "accepted": Counter(
                 "shipyard_prediction_log_accepted",
@@ -55,10 +60,20 @@ class PredictionLogMetrics:
                 "Failed attempts to write a prediction log segment.",
                 registry=registry,
             ),
+            "labels_written": Counter(
+                "shipyard_feedback_labels_written",
+                "Ground-truth labels (POST /feedback) written beside the prediction log.",
+                registry=registry,
+            ),
+            "labels_dropped": Counter(
+                "shipyard_feedback_labels_dropped",
+                "Queued ground-truth labels lost because their segment could not be written.",
+                registry=registry,
+            ),
         }
         self.queue_depth = Gauge(
             "shipyard_prediction_log_queue_depth",
-            "Prediction rows accepted but not yet written.",
+            "Rows (predictions and labels) accepted but not yet written.",
             registry=registry,
             multiprocess_mode="livesum",
         )
@@ -71,6 +86,8 @@ class PredictionLogMetrics:
             "written": stats.written_total,
             "dropped": stats.dropped_total,
             "write_errors": stats.write_errors_total,
+            "labels_written": stats.labels_written_total,
+            "labels_dropped": stats.labels_dropped_total,
         }
         with self._lock:
             for name, value in now.items():

@@ -13,6 +13,13 @@ When the writer falls behind and the queue holds ``max_queue_rows`` rows,
 new rows are dropped and counted (``shipyard_prediction_log_dropped_total``):
 predictions go on, and the loss is visible.
 
+Ground-truth labels (``POST /feedback``) go through the same queue and writer
+(:meth:`PredictionLog.submit_labels`): a flood of label posts makes one
+feedback segment per flush, not one file per post. A batch of labels is
+queued whole or refused whole when the queue is full (the caller tells its
+client to retry), never cut; once the log is closed (a server draining at
+shutdown) labels are written at once instead, in the caller's thread.
+
 Every process that uses a log gets its own queue and writer thread, even when
 the log object was created before a fork (uvicorn workers); segments carry
 the pid in their names, so workers never write the same file.
@@ -39,7 +46,7 @@ import time
 import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +61,7 @@ from shipyard.monitoring.durations import parse_duration, parse_instant, utc_now
 from shipyard.monitoring.queries import read_window
 from shipyard.monitoring.records import (
     INPUT_PREFIX,
+    LabelBatch,
     LogStats,
     PredictionBatch,
     PredictionEventLike,
@@ -69,8 +77,9 @@ __all__ = ["DEFAULT_RETENTION", "PredictionLog", "open_prediction_log"]
 logger = logging.getLogger("shipyard.monitoring")
 
 DEFAULT_RETENTION = timedelta(days=30)
-# A queued item: a list of rows, or one answered request (columns), with its row count.
-_Item = tuple[list[PredictionRecord] | PredictionEventLike, int]
+# A queued item: a list of rows, one answered request (columns) or a batch of
+# labels, with its row count.
+_Item = tuple[list[PredictionRecord] | PredictionEventLike | LabelBatch, int]
 
 
 class PredictionLog:
@@ -119,8 +128,11 @@ class PredictionLog:
         self._pending_rows = 0
         self._oldest: float | None = None  # monotonic time the oldest pending row arrived
         self._in_flight_rows = 0
-        self._accepted = 0
+        self._accepted = 0  # rows of every kind: flush() waits for all of them
         self._processed = 0  # accepted rows that were written or failed
+        self._labels_accepted = 0
+        self._labels_written = 0
+        self._labels_dropped = 0
         self._flush_target = 0
         self._written = 0
         self._dropped = 0
@@ -156,10 +168,34 @@ class PredictionLog:
         """
         self._enqueue(event, len(event.predictions))
 
-    def _enqueue(self, item: list[PredictionRecord] | PredictionEventLike, n: int) -> int:
+    def submit_labels(self, batch: LabelBatch) -> bool:
+        """Queue a batch of labels for writing without waiting.
+
+        All of it is queued, or none (False) when the queue is full: a label is
+        never cut off silently, the caller can say "retry". A closed log writes
+        them now instead (StoreError if that fails).
+        """
+        n = batch.table.num_rows
+        if n == 0 or self._enqueue(batch, n) == n:
+            return True
+        with self._cond:
+            closing = self._closing
+        if not closing:
+            return False
+        self.sink.write_segment("feedback", batch.model, batch.day, batch.table)
+        with self._cond:
+            self._labels_written += n
+        return True
+
+    def _enqueue(
+        self, item: list[PredictionRecord] | PredictionEventLike | LabelBatch, n: int
+    ) -> int:
         if n == 0:
             return 0
+        labels = isinstance(item, LabelBatch)
         with self._cond:
+            if self._closing and labels:
+                return 0
             if self._closing:
                 self._dropped += n
                 if not self._warned_closed:  # once: a busy server would flood the log
@@ -170,6 +206,8 @@ class PredictionLog:
                     )
                 return 0
             room = self.max_queue_rows - self._pending_rows - self._in_flight_rows
+            if room < n and labels:
+                return 0
             if room < n:
                 if room <= 0 or not isinstance(item, list):
                     self._dropped += n
@@ -183,6 +221,8 @@ class PredictionLog:
             self._pending.append((item, n))
             self._pending_rows += n
             self._accepted += n
+            if labels:
+                self._labels_accepted += n
             # Wake the writer for a new deadline or a full batch; otherwise let it sleep.
             if len(self._pending) == 1 or self._pending_rows >= self.batch_rows:
                 self._cond.notify_all()
@@ -217,22 +257,28 @@ class PredictionLog:
                 items, rows = self._pending, self._pending_rows
                 self._pending, self._pending_rows, self._oldest = [], 0, None
                 self._in_flight_rows = rows
-            written = self._write_items(items)
+            written, labels_written = self._write_items(items)
+            label_rows = sum(n for payload, n in items if isinstance(payload, LabelBatch))
             with self._cond:
                 self._in_flight_rows = 0
                 self._processed += rows
                 self._written += written
-                lost = rows - written
-                self._dropped += lost
+                self._dropped += rows - label_rows - written
+                self._labels_written += labels_written
+                self._labels_dropped += label_rows - labels_written
                 self._cond.notify_all()
 
-    def _write_items(self, items: list[_Item]) -> int:
-        """Write queued items grouped by model and day; return the rows written."""
+    def _write_items(self, items: list[_Item]) -> tuple[int, int]:
+        """Write queued items grouped by model and day; return the prediction rows
+        and the label rows written."""
         by_model: dict[str, tuple[list[PredictionRecord], list[Any]]] = defaultdict(
             lambda: ([], [])
         )
+        labels: dict[tuple[str, date], list[pa.Table]] = defaultdict(list)
         for payload, _ in items:
-            if isinstance(payload, list):
+            if isinstance(payload, LabelBatch):
+                labels[(payload.model, payload.day)].append(payload.table)
+            elif isinstance(payload, list):
                 for record in payload:
                     by_model[record.model][0].append(record)
             else:
@@ -251,6 +297,20 @@ class PredictionLog:
             except Exception:
                 logger.exception("Could not write predictions of %r to %s", model, self.store.url)
                 self._count_error()
+        return written, self._write_labels(labels)
+
+    def _write_labels(self, labels: dict[tuple[str, date], list[pa.Table]]) -> int:
+        """One feedback segment per model and day, whatever the number of posts."""
+        written = 0
+        for (model, day), tables in labels.items():
+            table = _concat(tables)
+            try:
+                self.sink.write_segment("feedback", model, day, table)
+            except Exception:
+                logger.exception("Could not write labels of %r to %s", model, self.store.url)
+                self._count_error()
+                continue
+            written += table.num_rows
         return written
 
     def _convert(
@@ -337,11 +397,13 @@ class PredictionLog:
         """This process's counters; ``.metrics()`` names them for Prometheus."""
         with self._cond:
             return LogStats(
-                accepted_total=self._accepted,
+                accepted_total=self._accepted - self._labels_accepted,
                 written_total=self._written,
                 dropped_total=self._dropped,
                 write_errors_total=self._errors,
                 queue_depth=self._pending_rows + self._in_flight_rows,
+                labels_written_total=self._labels_written,
+                labels_dropped_total=self._labels_dropped,
             )
 
     @property

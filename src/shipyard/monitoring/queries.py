@@ -7,7 +7,11 @@ on the timestamp inside them. ``union_by_name`` lets segments written by
 different model versions (say, one with an extra feature) be read together.
 
 Labels are joined at query time by ``(request_id, row)``; when a row was
-labelled more than once, the label received last wins.
+labelled more than once, the label received last wins. A label joins exactly
+one prediction per deployment variant (a shadow's copy of a request is judged
+by the same label as its primary): should several logged rows share a
+``(request_id, row)`` (ids chosen by a client of the Python API, say), only
+the newest of them takes it, so one label can never count fifty times.
 
 >>> import tempfile
 >>> from datetime import UTC, datetime
@@ -30,7 +34,7 @@ from shipyard.monitoring.compaction import dedupe_clause
 from shipyard.monitoring.records import INPUT_PREFIX, PROBA_PREFIX
 from shipyard.monitoring.segments import UNASSIGNED, SegmentStore
 
-__all__ = ["find_known", "find_labelled", "read_labelled", "read_window"]
+__all__ = ["find_known", "find_labelled", "newest_labels", "read_labelled", "read_window"]
 
 META_COLUMNS = (
     "request_id",
@@ -135,24 +139,16 @@ def read_labelled(
         wanted = [n for n in names if n in META_COLUMNS or n == "prediction"]
         wanted += [n for n in names if n.startswith(PROBA_PREFIX)]
         version_filter = "" if version is None else " AND version = ?"
-        if labels:
-            feedback = (
-                'SELECT request_id, "row", label, coalesce(label_timestamp, received_at) '
-                f"AS labelled_at FROM {_SCAN} QUALIFY row_number() OVER ("
-                'PARTITION BY request_id, "row" '
-                "ORDER BY received_at DESC, batch DESC, seq DESC) = 1"
-            )
-        else:
-            feedback = (
-                'SELECT NULL::VARCHAR AS request_id, NULL::INTEGER AS "row", '
-                "NULL::VARCHAR AS label, NULL::TIMESTAMPTZ AS labelled_at WHERE false"
-            )
+        claim = _label_claim(names)
         sql = (
-            f"WITH p AS (SELECT {', '.join(_q(n) for n in wanted)} FROM {_SCAN} "
-            f"WHERE timestamp >= ? AND timestamp < ?{version_filter}"
+            f"WITH p AS (SELECT {', '.join(_q(n) for n in wanted)}, {claim} AS _claim "
+            f"FROM {_SCAN} WHERE timestamp >= ? AND timestamp < ?{version_filter}"
             f"{dedupe_clause('predictions', files)}), "
-            f"f AS ({feedback}) "
-            "SELECT p.*, f.label, f.labelled_at FROM p LEFT JOIN f "
+            f"f AS ({newest_labels(bool(labels))}) "
+            "SELECT p.* EXCLUDE (_claim), "
+            "CASE WHEN p._claim THEN f.label END AS label, "
+            "CASE WHEN p._claim THEN f.labelled_at END AS labelled_at "
+            "FROM p LEFT JOIN f "
             'ON p.request_id = f.request_id AND p."row" = f."row" '
             'ORDER BY p.timestamp, p.request_id, p."row"'
         )
@@ -162,6 +158,31 @@ def read_labelled(
         if labels:
             params.append(labels)
         return con.execute(sql, params).df()
+
+
+def newest_labels(present: bool) -> str:
+    """SQL for the newest label of each ``(request_id, row)``, from the ``?`` list of
+    feedback files (an empty relation of the same shape when there are none)."""
+    if not present:
+        return (
+            'SELECT NULL::VARCHAR AS request_id, NULL::INTEGER AS "row", '
+            "NULL::VARCHAR AS label, NULL::TIMESTAMPTZ AS labelled_at WHERE false"
+        )
+    return (
+        'SELECT request_id, "row", label, coalesce(label_timestamp, received_at) '
+        f"AS labelled_at FROM {_SCAN} QUALIFY row_number() OVER ("
+        'PARTITION BY request_id, "row" '
+        "ORDER BY received_at DESC, batch DESC, seq DESC) = 1"
+    )
+
+
+def _label_claim(columns: Sequence[str], table: str = "") -> str:
+    """SQL that is true for the one prediction row per ``(request_id, row[, variant])``
+    that a label joins: the newest (see the module doc). ``table`` qualifies the
+    column names (``"p."``) in a query that joins."""
+    keys = ["request_id", '"row"'] + (["variant"] if "variant" in columns else [])
+    partition = ", ".join(table + k for k in keys)
+    return f"row_number() OVER (PARTITION BY {partition} ORDER BY {table}timestamp DESC) = 1"
 
 
 def find_known(store: SegmentStore, keys: pd.DataFrame, model: str | None) -> pd.DataFrame:

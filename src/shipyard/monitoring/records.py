@@ -55,6 +55,7 @@ __all__ = [
     "PROBA_PREFIX",
     "FeedbackItem",
     "FeedbackResult",
+    "LabelBatch",
     "LogStats",
     "PredictionBatch",
     "PredictionEventLike",
@@ -217,15 +218,35 @@ class FeedbackResult:
         return len(self.unknown_ids)
 
 
+@dataclass(frozen=True, slots=True)
+class LabelBatch:
+    """Labels of one model received together, as the columns of a feedback segment.
+
+    Queued with :meth:`~shipyard.monitoring.prediction_log.PredictionLog.submit_labels`
+    and written by the log's background writer beside the predictions, in the
+    ``feedback/<model>/date=<day>`` partition.
+    """
+
+    model: str
+    day: date
+    table: pa.Table
+
+
 @dataclass(frozen=True)
 class LogStats:
-    """Counters of one :class:`~shipyard.monitoring.prediction_log.PredictionLog` (this process)."""
+    """Counters of one :class:`~shipyard.monitoring.prediction_log.PredictionLog` (this process).
+
+    The ``*_total`` and ``queue_depth`` figures count prediction rows; labels
+    queued through the same writer are counted apart (``labels_*``).
+    """
 
     accepted_total: int
     written_total: int
     dropped_total: int
     write_errors_total: int
     queue_depth: int
+    labels_written_total: int = 0
+    labels_dropped_total: int = 0
 
     def metrics(self) -> dict[str, float]:
         """The counters under their Prometheus names."""
@@ -235,6 +256,8 @@ class LogStats:
             "shipyard_prediction_log_dropped_total": float(self.dropped_total),
             "shipyard_prediction_log_write_errors_total": float(self.write_errors_total),
             "shipyard_prediction_log_queue_depth": float(self.queue_depth),
+            "shipyard_feedback_labels_written_total": float(self.labels_written_total),
+            "shipyard_feedback_labels_dropped_total": float(self.labels_dropped_total),
         }
 
 

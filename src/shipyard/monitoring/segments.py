@@ -26,6 +26,7 @@ import contextlib
 import os
 import re
 import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -251,10 +252,25 @@ class SegmentStore:
 
     # -- reading ---------------------------------------------------------------
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        """A fresh in-memory DuckDB connection that can read this store's files, in UTC."""
+    def connect(
+        self, *, memory_limit_mb: int | None = None, threads: int | None = None
+    ) -> duckdb.DuckDBPyConnection:
+        """A fresh in-memory DuckDB connection that can read this store's files, in UTC.
+
+        ``memory_limit_mb`` and ``threads`` bound what its queries may use (DuckDB
+        spills to a temporary folder beyond the memory limit instead of growing).
+        """
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
+        if memory_limit_mb is not None:
+            con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
+            con.execute("SET preserve_insertion_order = false")
+            # The default spill folder is ".tmp" in the working directory, which a
+            # server may not be allowed to write.
+            spill = Path(tempfile.gettempdir()) / "shipyard-duckdb"
+            con.execute(f"SET temp_directory = '{str(spill).replace(chr(39), chr(39) * 2)}'")
+        if threads is not None:
+            con.execute(f"SET threads = {int(threads)}")
         if not self.is_local:
             con.register_filesystem(self.fs)
         return con

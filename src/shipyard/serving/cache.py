@@ -8,17 +8,25 @@ outlives a hot swap.
 
 Two stores behind one small Protocol:
 
-- :class:`MemoryCache` (default): an LRU bounded by entry count and TTL, in
-  the process (each worker has its own);
+- :class:`MemoryCache` (default): an LRU in the process (each worker has its
+  own), bounded by the bytes its answers hold (``--cache-max-bytes``, by
+  default :func:`default_cache_bytes`: 5 % of the machine's memory, at most
+  256 MiB), by entry count and by TTL;
 - :class:`RedisCache`: shared by every worker and replica pointing at the same
   Redis (``redis://127.0.0.1:6379/0``), entries expire by TTL on the server.
 
+Requests of more than :data:`MAX_CACHED_ROWS` rows skip the cache (neither
+looked up nor stored): a large batch is rarely sent twice, and one would
+crowd out thousands of small answers. An answer bigger than an eighth of the
+memory cache is not stored either.
+
 Hits and misses are counted (``shipyard_prediction_cache_hits_total``,
 ``..._misses_total``) and their ratio exported as
-``shipyard_prediction_cache_hit_ratio``.
+``shipyard_prediction_cache_hit_ratio``; the memory cache's size and bound as
+``shipyard_prediction_cache_bytes`` and ``..._max_bytes``.
 
 Example:
-    >>> cache = MemoryCache(max_entries=2, ttl_seconds=60)
+    >>> cache = MemoryCache(max_bytes=1_000_000, ttl_seconds=60)
     >>> from shipyard.serving.runtime import Prediction
     >>> import numpy as np
     >>> cache.put_sync("k", Prediction(np.array([1]), None))
@@ -30,6 +38,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -37,12 +46,44 @@ from typing import Any, Protocol
 import numpy as np
 import orjson
 import pandas as pd
+import psutil
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from shipyard.errors import ConfigError, StoreError
 from shipyard.serving.runtime import Prediction, ServedModel
 
 DEFAULT_PREFIX = "shipyard:predcache:"
+#: Requests with more rows than this are never cached (see the module doc).
+MAX_CACHED_ROWS = 1_000
+#: What the bookkeeping of one entry costs beyond its arrays (dict slot, tuple,
+#: Prediction object, array headers), roughly.
+_ENTRY_OVERHEAD = 400
+
+
+def default_cache_bytes() -> int:
+    """The memory cache's default bound: 5 % of the machine's memory, at most 256 MiB."""
+    return min(256 * 2**20, psutil.virtual_memory().total // 20)
+
+
+def _array_bytes(array: np.ndarray) -> int:
+    if array.dtype != object or not array.size:
+        return int(array.nbytes)
+    # Objects (strings, mostly) beyond their pointers, estimated from a sample: the
+    # distinct objects in it, scaled by how many distinct ones the whole array would
+    # hold at that rate. A classifier's labels are its few class objects, shared.
+    step = max(1, array.size // 64)
+    sample = array.ravel()[::step]
+    distinct = {id(v): v for v in sample}.values()
+    per_object = sum(map(sys.getsizeof, distinct)) / len(distinct)
+    return int(array.nbytes + per_object * len(distinct) / len(sample) * array.size)
+
+
+def prediction_bytes(value: Prediction) -> int:
+    """About how much memory a cached answer holds."""
+    size = _array_bytes(np.asarray(value.labels))
+    if value.probabilities is not None:
+        size += _array_bytes(np.asarray(value.probabilities))
+    return size + _ENTRY_OVERHEAD
 
 
 def input_digest(X: pd.DataFrame | np.ndarray) -> str:
@@ -74,25 +115,36 @@ class PredictionCache(Protocol):
 
 
 class MemoryCache:
-    """An in-process LRU of at most ``max_entries``, each kept ``ttl_seconds`` at most."""
+    """An in-process LRU holding at most ``max_bytes`` of answers and ``max_entries``
+    entries, each kept ``ttl_seconds`` at most.
+
+    ``max_bytes`` defaults to :func:`default_cache_bytes`; an answer bigger than
+    an eighth of it is not stored.
+    """
 
     def __init__(
         self,
         *,
+        max_bytes: int | None = None,
         max_entries: int = 10_000,
         ttl_seconds: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        max_bytes = default_cache_bytes() if max_bytes is None else max_bytes
+        if max_bytes < 1:
+            raise ConfigError(f"cache max_bytes must be at least 1, got {max_bytes}.")
         if max_entries < 1:
             raise ConfigError(f"cache max_entries must be at least 1, got {max_entries}.")
         if ttl_seconds <= 0:
             raise ConfigError(f"cache ttl_seconds must be > 0, got {ttl_seconds}.")
+        self.max_bytes = max_bytes
         self.max_entries = max_entries
         self.ttl_seconds = ttl_seconds
         self._clock = clock
-        self._entries: collections.OrderedDict[str, tuple[float, Prediction]] = (
+        self._entries: collections.OrderedDict[str, tuple[float, int, Prediction]] = (
             collections.OrderedDict()
         )
+        self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -101,18 +153,28 @@ class MemoryCache:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        expires, value = entry
+        expires, _, value = entry
         if expires <= self._clock():
-            del self._entries[key]
+            self._drop(key)
             return None
         self._entries.move_to_end(key)
         return value
 
     def put_sync(self, key: str, value: Prediction) -> None:
-        self._entries[key] = (self._clock() + self.ttl_seconds, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        size = prediction_bytes(value) + len(key)
+        if size > self.max_bytes // 8:
+            return
+        self._drop(key)
+        self._entries[key] = (self._clock() + self.ttl_seconds, size, value)
+        self.bytes += size
+        while self.bytes > self.max_bytes or len(self._entries) > self.max_entries:
+            _, (_, evicted, _) = self._entries.popitem(last=False)
+            self.bytes -= evicted
+
+    def _drop(self, key: str) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.bytes -= entry[1]
 
     async def get(self, key: str) -> Prediction | None:
         return self.get_sync(key)
@@ -122,6 +184,7 @@ class MemoryCache:
 
     async def close(self) -> None:
         self._entries.clear()
+        self.bytes = 0
 
 
 def _encode(value: Prediction) -> bytes:
@@ -184,7 +247,7 @@ class RedisCache:
 
 
 class CacheMetrics:
-    """Hit/miss counters and the hit ratio, in the app's registry."""
+    """Hit/miss counters, the hit ratio and the memory cache's size, in the app's registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.hits = Counter(
@@ -201,8 +264,26 @@ class CacheMetrics:
             registry=registry,
             multiprocess_mode="mostrecent",
         )
+        self.bytes = Gauge(
+            "shipyard_prediction_cache_bytes",
+            "Memory the in-process prediction cache's answers hold (summed over workers).",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.max_bytes = Gauge(
+            "shipyard_prediction_cache_max_bytes",
+            "The in-process prediction cache's bound (per worker; --cache-max-bytes).",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
         self._hits = 0
         self._total = 0
+
+    def size(self, cache: PredictionCache) -> None:
+        """Copy the memory cache's size (other caches keep theirs elsewhere)."""
+        if isinstance(cache, MemoryCache):
+            self.bytes.set(cache.bytes)
+            self.max_bytes.set(cache.max_bytes)
 
     def record(self, hit: bool) -> None:
         self._total += 1
@@ -215,13 +296,18 @@ class CacheMetrics:
 
 
 def build_cache(
-    spec: str | None, *, max_entries: int, ttl_seconds: float, prefix: str = DEFAULT_PREFIX
+    spec: str | None,
+    *,
+    max_entries: int,
+    ttl_seconds: float,
+    max_bytes: int | None = None,
+    prefix: str = DEFAULT_PREFIX,
 ) -> PredictionCache | None:
     """The cache ``--cache`` asks for: None/"" (off), "memory", or a ``redis://`` URL."""
     if not spec:
         return None
     if spec == "memory":
-        return MemoryCache(max_entries=max_entries, ttl_seconds=ttl_seconds)
+        return MemoryCache(max_bytes=max_bytes, max_entries=max_entries, ttl_seconds=ttl_seconds)
     if spec.startswith(("redis://", "rediss://", "unix://")):
         return RedisCache(spec, ttl_seconds=ttl_seconds, prefix=prefix)
     raise ConfigError(
@@ -231,11 +317,14 @@ def build_cache(
 
 
 __all__ = [
+    "MAX_CACHED_ROWS",
     "CacheMetrics",
     "MemoryCache",
     "PredictionCache",
     "RedisCache",
     "build_cache",
     "cache_key",
+    "default_cache_bytes",
     "input_digest",
+    "prediction_bytes",
 ]

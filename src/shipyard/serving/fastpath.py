@@ -7,6 +7,8 @@ when batching or caching is on (the default). For one request it:
    small payload (cheaper than a thread hop), in a thread for a large one;
 2. answers from the prediction cache when the same version already scored the
    same validated input;
+   (requests of more than :data:`~shipyard.serving.cache.MAX_CACHED_ROWS` rows
+   skip the cache both ways);
 3. otherwise queues it in the :class:`~shipyard.serving.batcher.Batcher`
    (requests that fit in a batch), or predicts it alone in a worker thread;
 4. stores the answer in the cache.
@@ -33,7 +35,13 @@ from prometheus_client import CollectorRegistry
 
 from shipyard.errors import StoreError
 from shipyard.serving.batcher import Batcher, BatchMetrics, BatchSettings
-from shipyard.serving.cache import CacheMetrics, PredictionCache, build_cache, cache_key
+from shipyard.serving.cache import (
+    MAX_CACHED_ROWS,
+    CacheMetrics,
+    PredictionCache,
+    build_cache,
+    cache_key,
+)
 from shipyard.serving.runtime import Prediction, ServedModel
 
 if TYPE_CHECKING:
@@ -84,11 +92,16 @@ class FastPath:
             )
             batcher = Batcher(settings, metrics=BatchMetrics(registry), model=model)
         cache = build_cache(
-            options.cache, max_entries=options.cache_size, ttl_seconds=options.cache_ttl
+            options.cache,
+            max_entries=options.cache_size,
+            ttl_seconds=options.cache_ttl,
+            max_bytes=options.cache_max_bytes,
         )
         if batcher is None and cache is None:
             return None
         metrics = CacheMetrics(registry) if cache is not None else None
+        if metrics is not None and cache is not None:
+            metrics.size(cache)
         return cls(
             batcher=batcher,
             cache=cache,
@@ -104,7 +117,7 @@ class FastPath:
         else:
             X = await anyio.to_thread.run_sync(served.model.prepare, data, abandon_on_cancel=True)
         key = None
-        if self.cache is not None:
+        if self.cache is not None and len(X) <= MAX_CACHED_ROWS:
             key = cache_key(served, X)
             hit = await self._cache_get(key)
             assert self.cache_metrics is not None
@@ -129,11 +142,12 @@ class FastPath:
             return None
 
     async def _cache_put(self, key: str, value: Prediction) -> None:
-        assert self.cache is not None
+        assert self.cache is not None and self.cache_metrics is not None
         try:
             await self.cache.put(key, value)
         except StoreError as exc:
             logger.warning("Prediction not cached: %s", exc)
+        self.cache_metrics.size(self.cache)
 
     async def close(self) -> None:
         if self.batcher is not None:

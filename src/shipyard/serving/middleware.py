@@ -2,9 +2,13 @@
 
 Pure ASGI (no ``BaseHTTPMiddleware``, which costs a task per request). It
 
-- takes the caller's ``X-Request-ID`` when it is a sane token (letters, digits,
-  ``._:-``, at most 128 characters), otherwise makes one, stores it in the
-  scope (``shipyard.request_id``) and echoes it in the answer's header;
+- gives every request an id of its own, unique per request because labels
+  (``POST /feedback``) join predictions by it: a fresh one, or the caller's
+  ``X-Request-ID`` (when it is a sane token: letters, digits, ``._:-``, at most
+  128 characters) followed by ``.`` and a random suffix, so a client that sends
+  one id many times still gets one id per prediction and traces still find it
+  by prefix. The id goes into the scope (``shipyard.request_id``) and the
+  answer's ``X-Request-ID`` header (and the body of ``/predict``);
 - counts requests by route *template* (``/v2/models/{name}/infer``, never the
   raw path, so a scanner cannot blow up the label set), method and status,
   times them, and tracks how many are in flight. A request answered before
@@ -30,6 +34,13 @@ from shipyard.serving.metrics import ServingMetrics
 
 _VALID_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 _UNMATCHED = "<unmatched>"
+
+
+def request_id_for(scope: Scope) -> str:
+    """A new id, unique to this request: the caller's id (if sane) plus a random suffix."""
+    suffix = uuid.uuid4().hex
+    incoming = incoming_request_id(scope)
+    return suffix if incoming is None else f"{incoming}.{suffix[:16]}"
 
 
 def incoming_request_id(scope: Scope) -> str | None:
@@ -70,7 +81,7 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = request_id_for(scope)
         scope[REQUEST_ID_KEY] = request_id
         header = (b"x-request-id", request_id.encode("ascii"))
         status = 500  # what the client sees if the app dies before answering

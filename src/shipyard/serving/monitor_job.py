@@ -1,22 +1,36 @@
 """The periodic monitor job of a server: drift, label coverage and accuracy into ``/metrics``.
 
 Every ``interval`` seconds (``shipyard serve --monitor-interval``, default 60)
-each worker reads the last ``window`` seconds of the prediction log for the
-version it serves and sets the gauges of
-:mod:`~shipyard.serving.monitor_metrics`:
+the last ``window`` seconds of the prediction log for the served version are
+summarized and the gauges of :mod:`~shipyard.serving.monitor_metrics` set:
 
 - per-feature drift against the reference profile stored with the version
   (:class:`~shipyard.drift.DriftDetector`, Evidently's default tests), the
   share of drifted features and the dataset verdict;
 - label coverage, realized accuracy (labels joined by ``POST /feedback``) and
-  CBPE-estimated accuracy (:func:`~shipyard.monitoring.performance`), beside
-  the accuracy the version recorded at training time.
+  CBPE-estimated accuracy, beside the accuracy the version recorded at
+  training time.
+
+**Once per version, not per worker.** Every worker of every server serving a
+version asks for one lease in the metadata database
+(:class:`~shipyard.store.monitor_store.MonitorStore`); the holder computes,
+stores the figures there, and renews the lease every ``sync_interval``
+seconds, even while it computes. Every worker (the holder too) reads the
+stored figures and sets its gauges from them, so all ``/metrics`` agree. A
+holder that stops releases the lease; one that dies loses it after
+``lease_ttl`` seconds, and the next worker whose run is due takes over.
+
+**Bounded.** The window is never loaded: DuckDB counts it, samples at most
+``limits.sample_rows`` rows for the drift tests and sums labels per class
+(:func:`~shipyard.monitoring.window.summarize_window`) under a memory limit
+and one thread, in a thread of its own running at a lower CPU priority
+(Linux), so requests keep being answered while it runs. The holder also
+compacts the model's label files (one per flush of the prediction log).
 
 Cheaper figures (the prediction log's queue depth and drops, process CPU and
-memory with several workers) are copied every ``sync_interval`` seconds.
-The work runs in a thread, so requests never wait for it; a failing run is
-logged and counted (``shipyard_monitor_errors_total``) and the next one tries
-again.
+memory with several workers) are copied every ``sync_interval`` seconds. A
+failing run is logged and counted (``shipyard_monitor_errors_total``) and the
+next one tries again.
 
 Example:
     >>> job = MonitorJob(client, runtime, metrics, interval=60, window=3600)  # doctest: +SKIP
@@ -28,49 +42,67 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
-import math
+import os
+import socket
+import sys
+import threading
 import time
+import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-
-import numpy as np
-import pandas as pd
+from typing import TypeVar
 
 from shipyard._client import Shipyard
 from shipyard.drift import DriftDetector
 from shipyard.errors import ConfigError, NotFoundError
+from shipyard.monitoring.compaction import compact_partition
 from shipyard.monitoring.durations import utc_now
 from shipyard.monitoring.log_metrics import PredictionLogMetrics
-from shipyard.monitoring.performance import baseline_metrics, performance
-from shipyard.monitoring.records import INPUT_PREFIX
+from shipyard.monitoring.performance import baseline_metrics
+from shipyard.monitoring.window import WindowLimits, summarize_window
 from shipyard.serving.metrics import ServingMetrics
+from shipyard.serving.monitor_figures import MonitorFigures, compute_figures, show_figures
 from shipyard.serving.monitor_metrics import MonitorMetrics
 from shipyard.serving.runtime import ModelRuntime, ServedModel
+from shipyard.store.monitor_store import MonitorStore
 
 __all__ = ["DEFAULT_MONITOR_INTERVAL", "DEFAULT_MONITOR_WINDOW", "MonitorJob"]
 
 logger = logging.getLogger("shipyard.serving")
+
+T = TypeVar("T")
 
 DEFAULT_MONITOR_INTERVAL = 60.0
 DEFAULT_MONITOR_WINDOW = 3600.0
 #: Fewer logged rows than this in the window and drift is not scored: a
 #: handful of requests says nothing about a distribution.
 DEFAULT_MIN_ROWS = 30
-PREDICTION_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+#: The holder's lease lasts this long after its last renewal, at least.
+MIN_LEASE_TTL = 10.0
+#: A label partition with this many files is merged into one by the holder.
+FEEDBACK_COMPACT_FILES = 8
+#: Nice value of the thread that computes (higher is gentler; 0 is the default).
+COMPUTE_NICENESS = 10
 
 
 class MonitorJob:
     """Recompute the served version's drift and accuracy gauges from the prediction log.
 
     Args:
-        client: where the registry (reference profiles, training metrics) and the
-            prediction log are.
+        client: where the registry (reference profiles, training metrics), the
+            metadata database (lease, figures) and the prediction log are.
         runtime: the served version is ``runtime.current``.
         metrics: the app's metrics; the job registers its gauges in their registry.
         interval: seconds between runs; ``window``: seconds of log each run reads.
         min_rows: fewer rows in the window and drift is left unscored.
-        sync_interval: seconds between copies of the cheap figures (log, process).
+        sync_interval: seconds between copies of the cheap figures, renewals of the
+            lease and reads of the stored figures.
+        lease_ttl: seconds a lease outlives its holder's last renewal (default:
+            three sync intervals, at least ten seconds).
+        limits: sample size, DuckDB memory and threads of one window's summary.
         now: the clock (inject one in tests).
     """
 
@@ -84,6 +116,8 @@ class MonitorJob:
         window: float = DEFAULT_MONITOR_WINDOW,
         min_rows: int = DEFAULT_MIN_ROWS,
         sync_interval: float = 5.0,
+        lease_ttl: float | None = None,
+        limits: WindowLimits | None = None,
         now: Callable[[], datetime] = utc_now,
     ) -> None:
         if not interval > 0 or not window > 0 or not sync_interval > 0:
@@ -97,7 +131,11 @@ class MonitorJob:
         self.window = timedelta(seconds=window)
         self.min_rows = min_rows
         self.sync_interval = min(float(sync_interval), self.interval)
+        ttl = max(3 * self.sync_interval, MIN_LEASE_TTL) if lease_ttl is None else lease_ttl
+        self.lease_ttl = timedelta(seconds=ttl)
+        self.limits = limits or WindowLimits()
         self.now = now
+        self.store = MonitorStore(client.metadata)
         self.gauges = MonitorMetrics(
             metrics.registry, multiprocess=metrics.multiprocess_dir is not None
         )
@@ -105,7 +143,24 @@ class MonitorJob:
         self.log_metrics = PredictionLogMetrics(client.prediction_log, metrics.registry)
         self._detectors: dict[tuple[str, int], DriftDetector | None] = {}
         self._task: asyncio.Task[None] | None = None
-        self._measured: tuple[str, int] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._holder: str | None = None
+        self._held: str | None = None  # the lease this job holds now, if any
+        self._shown: tuple[str, int, datetime] | None = None
+
+    @property
+    def holder(self) -> str:
+        """This job's name in the lease table: host, process and a random part."""
+        if self._holder is None:  # made in the worker, after any fork
+            self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        return self._holder
+
+    def _key(self, served: ServedModel) -> str:
+        """What the lease and the stored figures are named by: version and window."""
+        key = f"{served.name}:{served.version}:{int(self.window.total_seconds())}"
+        if len(key) > 200:  # model names may be 255 characters; the columns hold 255
+            key = f"{served.name[:150]}~{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+        return key
 
     # -- one run --------------------------------------------------------------
 
@@ -115,35 +170,88 @@ class MonitorJob:
         self.gauges.process.sync()
 
     def run_once(self) -> None:
-        """One full run: :meth:`sync`, then drift and performance of the served version.
+        """One full run, in the calling thread: :meth:`sync`; compute and store the
+        figures if this job holds (or can take) the lease; show the stored figures.
 
         Does nothing but sync while no model is loaded yet.
         """
         self.sync()
         served = self.runtime.current
-        if served is not None:
-            self._measure(served)
-            self.gauges.last_run.set(time.time())
-            self.gauges.runs.inc()
+        if served is None:
+            return
+        if self.acquire(served):
+            self.compute(served)
+        self.follow(served)
 
-    def _measure(self, served: ServedModel) -> None:
-        if self._measured not in (None, (served.name, served.version)):
-            # After a hot swap the old version's figures would linger as if current.
-            self.gauges.forget_versions()
-        self._measured = (served.name, served.version)
+    def acquire(self, served: ServedModel) -> bool:
+        """Take or renew the lease of ``served``'s figures; True while this job holds it."""
+        name = f"monitor:{self._key(served)}"
+        if self._held is not None and self._held != name:  # a hot swap: free the old one
+            self.store.release(self._held, self.holder)
+        held = self.store.acquire(name, self.holder, ttl=self.lease_ttl, now=self.now())
+        self._held = name if held else None
+        self.gauges.leader.set(int(held))
+        return held
+
+    def compute(self, served: ServedModel) -> None:
+        """Summarize the window, compute and store the figures, compact label files."""
         until = self.now()
-        since = until - self.window
-        labels = {"model": served.name, "version": str(served.version)}
         try:
-            self._drift(served, labels, since, until)
+            summary = summarize_window(
+                self.client.prediction_log.store,
+                served.name,
+                since=until - self.window,
+                until=until,
+                version=served.version,
+                classifier=served.classes is not None,
+                limits=self.limits,
+            )
+        except Exception:
+            self.gauges.errors.labels(stage="window").inc()
+            logger.exception("Monitor job: reading the window of %s failed", served.ref)
+            return
+        baseline = baseline_metrics(served.record.metrics or {}, "classification")
+        try:
+            figures = compute_figures(
+                summary,
+                self._detector(served),
+                min_rows=self.min_rows,
+                baseline_accuracy=baseline.get("accuracy"),
+            )
         except Exception:  # a bad window must not stop the accuracy figures
             self.gauges.errors.labels(stage="drift").inc()
             logger.exception("Monitor job: drift of %s failed", served.ref)
-        try:
-            self._performance(served, labels, since, until)
-        except Exception:
-            self.gauges.errors.labels(stage="performance").inc()
-            logger.exception("Monitor job: performance of %s failed", served.ref)
+            figures = compute_figures(
+                summary, None, min_rows=self.min_rows, baseline_accuracy=baseline.get("accuracy")
+            )
+        self.store.save_snapshot(
+            self._key(served),
+            model=served.name,
+            version=served.version,
+            window_seconds=self.window.total_seconds(),
+            computed_at=until,
+            computed_by=self.holder,
+            figures=figures.to_dict(),
+        )
+        self.gauges.runs.inc()
+        self._compact_labels(served.name)
+
+    def follow(self, served: ServedModel) -> None:
+        """Set the gauges from the newest figures stored for ``served`` (by any worker)."""
+        snapshot = self.store.snapshot(self._key(served))
+        if snapshot is None:
+            return
+        shown = (served.name, served.version, snapshot.computed_at)
+        if shown == self._shown:
+            return
+        if self._shown is not None and self._shown[:2] != shown[:2]:
+            # After a hot swap the old version's figures would linger as if current.
+            self.gauges.forget_versions()
+        show_figures(
+            MonitorFigures.from_dict(snapshot.figures), self.gauges, served.name, served.version
+        )
+        self.gauges.last_run.set(snapshot.computed_at.timestamp())
+        self._shown = shown
 
     def _detector(self, served: ServedModel) -> DriftDetector | None:
         key = (served.name, served.version)
@@ -157,68 +265,22 @@ class MonitorJob:
                     served.ref,
                 )
                 profile = None
-            # Fitting on the stored profile is cheap, but there is no need to repeat it.
-            self._detectors[key] = None if profile is None else DriftDetector().fit(profile)
+            # One thread: the job must leave the cores to the requests.
+            detector = None if profile is None else DriftDetector(n_jobs=1).fit(profile)
+            self._detectors[key] = detector
         return self._detectors[key]
 
-    def _drift(
-        self, served: ServedModel, labels: dict[str, str], since: datetime, until: datetime
-    ) -> None:
-        frame = self.client.prediction_log.read(served.name, since, until, version=served.version)
-        self.gauges.window_predictions.labels(**labels).set(len(frame))
-        self._prediction_quantiles(frame, labels)
-        inputs = [c for c in frame.columns if c.startswith(INPUT_PREFIX)]
-        current = frame[inputs].rename(columns=lambda c: c[len(INPUT_PREFIX) :])
-        detector = self._detector(served)
-        if detector is None or len(current) < self.min_rows:
-            return
-        result = detector.score(current)
-        for column in result.columns:
-            tags = {**labels, "feature": column.column, "stattest": column.stattest}
-            self.gauges.feature_drift_score.labels(**tags).set(column.score)
-            self.gauges.feature_drift_detected.labels(**tags).set(int(column.drift_detected))
-        self.gauges.drifted_features.labels(**labels).set(result.share)
-        self.gauges.dataset_drift_detected.labels(**labels).set(int(result.dataset_drift))
-
-    def _prediction_quantiles(self, frame: pd.DataFrame, labels: dict[str, str]) -> None:
-        """A regressor's predicted values: quantiles over the window (classes are counted
-        per request by ``shipyard_predictions_total``)."""
-        column = frame.get("prediction")
-        if column is None or not pd.api.types.is_float_dtype(column):
-            return
-        values = column.to_numpy(np.float64)
-        values = values[np.isfinite(values)]
-        if not len(values):
-            return
-        for q, v in zip(
-            PREDICTION_QUANTILES, np.quantile(values, PREDICTION_QUANTILES), strict=True
-        ):
-            self.gauges.prediction_quantile.labels(**labels, quantile=str(q)).set(float(v))
-
-    def _performance(
-        self, served: ServedModel, labels: dict[str, str], since: datetime, until: datetime
-    ) -> None:
-        recorded = served.record.metrics or {}
-        # One bucket the size of the window: the overall figures are what we export.
-        report = performance(
-            self.client.prediction_log,
-            served.name,
-            served.version,
-            window=self.window,
-            since=since,
-            until=until,
-            baseline=recorded,
-        )
-        overall = report.overall
-        self.gauges.label_coverage.labels(**labels).set(_number(overall.coverage))
-        self.gauges.realized_accuracy.labels(**labels).set(
-            _number(overall.realized.get("accuracy"))
-        )
-        self.gauges.estimated_accuracy.labels(**labels).set(
-            _number(overall.estimated.get("accuracy"))
-        )
-        baseline = baseline_metrics(recorded, "classification").get("accuracy")
-        self.gauges.baseline_accuracy.labels(**labels).set(_number(baseline))
+    def _compact_labels(self, model: str) -> None:
+        """Merge label partitions of many small files (one per flush, per worker)."""
+        store = self.client.prediction_log.store
+        try:
+            for partition in store.partitions("feedback", model):
+                compact_partition(
+                    store, "feedback", model, partition.day, min_files=FEEDBACK_COMPACT_FILES
+                )
+        except Exception:
+            self.gauges.errors.labels(stage="compaction").inc()
+            logger.exception("Monitor job: compacting the labels of %s failed", model)
 
     # -- the periodic task ----------------------------------------------------
 
@@ -230,22 +292,34 @@ class MonitorJob:
             )
 
     async def stop(self) -> None:
-        """Cancel the periodic task and wait for it."""
+        """Cancel the periodic task, wait for it, and give the lease up."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._held is not None:
+            held, self._held = self._held, None
+            with contextlib.suppress(Exception):  # a database gone at shutdown: it expires
+                await asyncio.to_thread(self.store.release, held, self.holder)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
     async def _loop(self) -> None:
         next_run = time.monotonic()  # a first run as soon as the model is loaded
         while True:
             try:
-                if time.monotonic() >= next_run and self.runtime.current is not None:
-                    await asyncio.to_thread(self.run_once)
-                    next_run = time.monotonic() + self.interval
-                else:
-                    await asyncio.to_thread(self.sync)
+                await asyncio.to_thread(self.sync)
+                served = self.runtime.current
+                if served is not None:
+                    if time.monotonic() >= next_run:
+                        next_run = time.monotonic() + self.interval
+                        if await asyncio.to_thread(self.acquire, served):
+                            await self._compute_holding_lease(served)
+                    elif self._held is not None:  # keep it between runs
+                        await asyncio.to_thread(self.acquire, served)
+                    await asyncio.to_thread(self.follow, served)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -253,6 +327,23 @@ class MonitorJob:
                 logger.exception("Monitor job: a run failed")
             await asyncio.sleep(self.sync_interval)
 
+    async def _compute_holding_lease(self, served: ServedModel) -> None:
+        """Compute in the job's own low-priority thread, renewing the lease meanwhile."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                1, thread_name_prefix="shipyard-monitor", initializer=_lower_priority
+            )
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self.compute, served)
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=self.sync_interval)
+            if done:
+                future.result()
+                return
+            await asyncio.to_thread(self.acquire, served)
 
-def _number(value: float | None) -> float:
-    return math.nan if value is None else float(value)
+
+def _lower_priority() -> None:
+    """Run the calling thread at a lower CPU priority (Linux: niceness is per thread)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), COMPUTE_NICENESS)

@@ -6,10 +6,12 @@ declares them, in the app's own registry, with Prometheus naming conventions
 counters, no colons). Unknown values (no labels yet, a regressor's accuracy)
 are NaN, which PromQL comparisons treat as false, so no alert fires on them.
 
-With several workers (``PROMETHEUS_MULTIPROC_DIR``) every worker computes the
-same figures from the same prediction log; the gauges keep the most recent
-value of a live worker (``livemostrecent``). The process gauges are summed
-over live workers: the server's memory is that of all its workers.
+One worker of one server (whichever holds the monitor's lease) computes the
+figures; every worker, of every server, sets the same values from what it
+stored. With several workers (``PROMETHEUS_MULTIPROC_DIR``) the gauges keep
+the most recent value of a live worker (``livemostrecent``). The process
+gauges are summed over live workers: the server's memory is that of all its
+workers.
 
 Example:
     >>> from prometheus_client import CollectorRegistry, generate_latest
@@ -94,14 +96,21 @@ class MonitorMetrics:
         )
         self.last_run = Gauge(
             "shipyard_monitor_last_run_timestamp_seconds",
-            "Unix time at which the monitor job last finished a run.",
+            "Unix time at which the figures exported now were computed (by any worker).",
             registry=r,
             multiprocess_mode="livemax",
         )
         self.runs = Counter(
             "shipyard_monitor_runs",
-            "Runs of the periodic monitor job (drift, coverage, accuracy).",
+            "Monitor runs (drift, coverage, accuracy) this server computed; 0 on servers "
+            "whose figures another worker or replica computes.",
             registry=r,
+        )
+        self.leader = Gauge(
+            "shipyard_monitor_leader",
+            "1 while this server's worker holds the monitor lease and computes the figures.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.errors = Counter(
             "shipyard_monitor_errors",

@@ -56,7 +56,9 @@ class ServeOptions:
     :mod:`~shipyard.serving.batcher`): ``max_batch_size`` rows per call,
     ``max_wait_ms`` for company under load, ``max_queue`` rows queued before 503.
     ``cache``: prediction cache, None (off), ``"memory"`` or a ``redis://`` URL
-    (see :mod:`~shipyard.serving.cache`), ``cache_size`` entries, ``cache_ttl`` seconds.
+    (see :mod:`~shipyard.serving.cache`), ``cache_size`` entries, ``cache_ttl`` seconds,
+    ``cache_max_bytes`` bytes of answers a memory cache holds (None: 5 % of the
+    machine's memory, at most 256 MiB).
     ``reject_unknown_fields``: answer 422 to a ``/predict`` record with fields the model
     does not take (by default they are ignored and listed in the answer).
     ``header_timeout``, ``keep_alive_timeout``, ``max_connections``: connection limits
@@ -82,6 +84,7 @@ class ServeOptions:
     cache: str | None = None
     cache_size: int = 10_000
     cache_ttl: float = 300.0
+    cache_max_bytes: int | None = None
     #: Log every prediction (inputs, outputs, latency, variant) for monitoring and
     #: drift, and accept labels at ``POST /feedback``.
     prediction_log: bool = True

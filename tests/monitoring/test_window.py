@@ -1,0 +1,116 @@
+"""summarize_window: the monitor's bounded summary agrees with the full reads it replaces."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from monitoring_support import T0, Clock, classifier_records, record
+
+from shipyard.monitoring.compaction import COMPACTED, compact_partition
+from shipyard.monitoring.feedback import record_feedback
+from shipyard.monitoring.performance import performance
+from shipyard.monitoring.prediction_log import PredictionLog
+from shipyard.monitoring.segments import SegmentStore
+from shipyard.monitoring.window import WindowLimits, summarize_window
+
+CLASSES = ["setosa", "versicolor", "virginica"]
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture
+def labelled_log(log: PredictionLog, clock: Clock) -> PredictionLog:
+    """400 classifier rows over an hour in 8 segments, 150 of them labelled."""
+    rng = np.random.default_rng(3)
+    proba = rng.dirichlet([3, 2, 1], 400)
+    proba[::37, 1] = np.nan  # some rows without usable probabilities
+    stamps = [T0 + timedelta(seconds=9 * i) for i in range(400)]
+    records = classifier_records(proba, stamps, classes=CLASSES)
+    for start in range(0, 400, 50):
+        log.write(records[start : start + 50])
+    clock.advance(hours=2)
+    truth = rng.choice(CLASSES, 150)
+    record_feedback(log, [{"request_id": f"r{i}", "label": truth[i]} for i in range(150)])
+    return log
+
+
+def _summary(log: PredictionLog, **options: object) -> object:
+    return summarize_window(
+        log.store, "iris", since=T0, until=T0 + HOUR, version=1, classifier=True, **options
+    )
+
+
+def test_the_summary_matches_the_performance_report_and_the_window(
+    labelled_log: PredictionLog,
+) -> None:
+    summary = _summary(labelled_log)
+    report = performance(labelled_log, "iris", 1, window="1h", since=T0, until=T0 + HOUR)
+    assert summary.n_rows == report.overall.n_predictions == 400
+    assert summary.n_labelled == report.overall.n_labelled == 150
+    assert summary.coverage == report.overall.coverage
+    assert summary.realized_accuracy == pytest.approx(report.overall.realized["accuracy"])
+    assert summary.estimated_accuracy == pytest.approx(report.overall.estimated["accuracy"])
+    window = labelled_log.read("iris", since=T0, until=T0 + HOUR)
+    # The window is smaller than the sample: the sample is every row.
+    assert sorted(summary.inputs["x"]) == sorted(window["in_x"])
+    assert sorted(summary.predictions) == sorted(window["prediction"])
+
+
+def test_a_window_larger_than_the_sample_is_sampled_uniformly(
+    labelled_log: PredictionLog,
+) -> None:
+    summary = _summary(labelled_log, limits=WindowLimits(sample_rows=100, seed=5))
+    assert summary.n_rows == 400 and len(summary.inputs) == len(summary.predictions) == 100
+    xs = summary.inputs["x"].to_numpy()
+    assert len(set(xs)) == 100 and set(xs) <= set(np.arange(400.0))
+    assert 0.35 < np.mean(xs < 200) < 0.65  # from the whole hour, not its first rows
+    again = _summary(labelled_log, limits=WindowLimits(sample_rows=100, seed=5))
+    assert again.inputs.equals(summary.inputs)  # repeatable: figures do not flicker
+    assert summary.n_labelled == 150  # counts never come from the sample
+
+
+def test_rows_seen_twice_during_a_compaction_count_once(
+    labelled_log: PredictionLog, store: SegmentStore
+) -> None:
+    day = Path(store.files("predictions", "iris")[0]).parent
+    keep = day.parent / "kept"
+    keep.mkdir()
+    for source in sorted(day.glob("part-*.parquet"))[:3]:
+        shutil.copy(source, keep / source.name)
+    compact_partition(store, "predictions", "iris", T0.date())
+    for copy in keep.iterdir():  # sources a reader still sees beside the merged file
+        shutil.copy(copy, day / copy.name)
+    assert any(COMPACTED in f for f in store.files("predictions", "iris"))
+    summary = _summary(labelled_log)
+    assert (summary.n_rows, summary.n_labelled, len(summary.inputs)) == (400, 150, 400)
+
+
+def test_one_label_judges_one_of_the_rows_sharing_an_id(log: PredictionLog, clock: Clock) -> None:
+    log.write([record("same", T0 + timedelta(seconds=i), prediction="a") for i in range(50)])
+    clock.advance(hours=2)
+    record_feedback(log, [{"request_id": "same", "label": "a"}])
+    summary = _summary(log)
+    assert (summary.n_rows, summary.n_labelled, summary.realized_accuracy) == (50, 1, 1.0)
+
+
+def test_a_regressor_counts_labels_but_no_accuracy(log: PredictionLog, clock: Clock) -> None:
+    log.write([record(f"v{i}", T0, prediction=i * 0.37) for i in range(60)])
+    clock.advance(hours=2)
+    record_feedback(log, [{"request_id": f"v{i}", "label": i * 0.3} for i in range(20)])
+    summary = summarize_window(
+        log.store, "iris", since=T0, until=T0 + HOUR, version=1, classifier=False
+    )
+    assert (summary.n_rows, summary.n_labelled, summary.coverage) == (60, 20, 20 / 60)
+    assert summary.realized_accuracy is None and summary.estimated_accuracy is None
+    assert pd.api.types.is_float_dtype(summary.predictions)
+
+
+def test_an_empty_window_is_empty(log: PredictionLog) -> None:
+    summary = _summary(log)
+    assert (summary.n_rows, summary.coverage, summary.realized_accuracy) == (0, None, None)
+    log.write([record("old", T0 - 2 * HOUR)])
+    assert _summary(log).n_rows == 0
