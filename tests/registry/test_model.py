@@ -187,13 +187,15 @@ def test_non_finite_outputs_are_refused_for_their_rows(
     """1e308 passes the signature but overflows inside the model: NaN probabilities must
     not become the first class's label, nor an infinite regression value an answer."""
     loaded, _, clf = classifier
-    huge = dict.fromkeys(IRIS, 1e308)
+    huge = {**dict.fromkeys(IRIS, 1e300), "petal_width": 1e308}
     assert np.isnan(clf.predict_proba(pd.DataFrame([huge]))).all()  # the model's own output
     for call in (loaded.predict_with_proba, loaded.predict_proba):
         with pytest.raises(UnscorableInputError, match=r"row 1 .*not finite") as info:
             call([RECORD, huge])
         assert info.value.rows == [1]
-        assert "sepal_length 1e+308 (training 4.3..5.8)" in str(info.value)
+        assert "petal_width 1e+308 (training" in str(info.value)
+        # The field an HTTP answer names: the column furthest outside its training range.
+        assert info.value.field == "petal_width"
     X, _ = iris
     _, proba = loaded.score(loaded.prepare(X.head(5)))
     assert proba is not None and np.isfinite(proba).all()

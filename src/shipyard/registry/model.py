@@ -143,11 +143,14 @@ class LoadedModel:
             return
         rows = np.flatnonzero(bad).tolist()
         what = "probabilities" if proba is not None else "prediction"
+        failed = X.iloc[rows] if isinstance(X, pd.DataFrame) else np.asarray(X)[rows]
+        culprit = furthest_out_of_range(self.signature, failed)
         raise UnscorableInputError(
             f"The model's {what} for {rows_text(rows)} are not finite (NaN or "
             f"infinity), so {self.ref} has no answer for {'it' if len(rows) == 1 else 'them'}: "
             f"the inputs are outside what the model can handle."
             f"{_outside_training(self.signature, X, rows[0])}",
+            field=None if culprit is None else culprit[0],
             rows=rows,
         )
 
@@ -180,6 +183,28 @@ def _non_finite_rows(values: np.ndarray | None) -> np.ndarray | None:
         return None
     finite = np.isfinite(values)
     return ~finite if finite.ndim == 1 else ~finite.reshape(len(finite), -1).all(axis=1)
+
+
+def furthest_out_of_range(signature: Signature, X: Any) -> tuple[str, float, int] | None:
+    """The numeric value furthest outside its column's training range, in range widths.
+
+    Returns ``(column, value, row)``, or None when every value is inside its range.
+    """
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X, columns=list(signature.names))
+    best: tuple[float, str, float, int] | None = None
+    for spec in signature.inputs:
+        if spec.dtype not in ("float", "integer") or spec.minimum is None or spec.maximum is None:
+            continue
+        values = pd.to_numeric(frame[spec.name], errors="coerce").to_numpy(dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            width = max(float(spec.maximum) - float(spec.minimum), 1e-12)
+            outside = np.abs(values - np.clip(values, spec.minimum, spec.maximum)) / width
+        outside = np.nan_to_num(outside, nan=0.0, posinf=np.finfo(np.float64).max)
+        if outside.size and outside.max() > 0:
+            row = int(outside.argmax())
+            if best is None or outside[row] > best[0]:
+                best = (float(outside[row]), spec.name, float(values[row]), row)
+    return None if best is None else (best[1], best[2], best[3])
 
 
 def _outside_training(signature: Signature, X: Any, row: int) -> str:

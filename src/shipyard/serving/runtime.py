@@ -39,7 +39,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from shipyard.errors import SchemaError, ShipyardError, UnscorableInputError
-from shipyard.registry.model import LoadedModel
+from shipyard.registry.model import LoadedModel, furthest_out_of_range
 from shipyard.registry.optimize import compiled_model
 from shipyard.registry.refs import ModelRef, parse_ref
 from shipyard.registry.service import Registry
@@ -185,28 +185,6 @@ class ServedModel:
             counter = metrics.predictions.labels(self.name, str(self.version), str(key))
             self.class_counters[key] = counter
         return counter
-
-
-def furthest_out_of_range(signature: Signature, X: Any) -> tuple[str, float, int] | None:
-    """The numeric value furthest outside its column's training range, in range widths.
-
-    Returns ``(column, value, row)``, or None when every value is inside its range.
-    """
-    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X, columns=list(signature.names))
-    best: tuple[float, str, float, int] | None = None
-    for spec in signature.inputs:
-        if spec.dtype not in ("float", "integer") or spec.minimum is None or spec.maximum is None:
-            continue
-        values = pd.to_numeric(frame[spec.name], errors="coerce").to_numpy(dtype=np.float64)
-        with np.errstate(over="ignore", invalid="ignore"):
-            width = max(float(spec.maximum) - float(spec.minimum), 1e-12)
-            outside = np.abs(values - np.clip(values, spec.minimum, spec.maximum)) / width
-        outside = np.nan_to_num(outside, nan=0.0, posinf=np.finfo(np.float64).max)
-        if outside.size and outside.max() > 0:
-            row = int(outside.argmax())
-            if best is None or outside[row] > best[0]:
-                best = (float(outside[row]), spec.name, float(values[row]), row)
-    return None if best is None else (best[1], best[2], best[3])
 
 
 @dataclass(frozen=True)
