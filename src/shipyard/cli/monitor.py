@@ -17,7 +17,12 @@ from shipyard.errors import InvalidInputError, ShipyardError
 from shipyard.monitoring.concept import Degradation, detect_degradation
 from shipyard.monitoring.durations import parse_duration
 from shipyard.monitoring.feedback import read_feedback_file, record_feedback
-from shipyard.monitoring.performance import BucketPerformance, PerformanceReport, performance
+from shipyard.monitoring.performance import (
+    BucketPerformance,
+    PerformanceReport,
+    Task,
+    performance,
+)
 from shipyard.monitoring.prediction_log import open_prediction_log
 from shipyard.store.records import ModelVersion
 
@@ -144,14 +149,18 @@ def compact_command(
     console.print(f"Merged {files} segment(s) into {len(done)} file(s).")
 
 
-def _task_of(client: Shipyard, version: ModelVersion) -> str | None:
+def _task_of(client: Shipyard, version: ModelVersion) -> Task | None:
     """The task from the version's signature; None (inferred from the log) if unreadable."""
     try:
         signature = client.registry.manifest(version).signature
     except ShipyardError:
         return None
     task = (signature.get("output") or {}).get("task")
-    return task if task in ("classification", "regression") else None
+    if task == "classification":
+        return "classification"
+    if task == "regression":
+        return "regression"
+    return None
 
 
 def _judge(

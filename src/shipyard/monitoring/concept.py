@@ -99,13 +99,15 @@ def detect_degradation(
     evaluated = []
     for bucket in report.buckets:
         realized = bucket.realized.get(metric)
+        estimated = bucket.estimated.get(metric)
+        value: float
+        source: Literal["realized", "estimated"]
         if realized is not None and bucket.n_labelled >= min_labels:
             value, source = realized, "realized"
-        elif bucket.estimated.get(metric) is not None:
-            value, source = bucket.estimated[metric], "estimated"
+        elif estimated is not None:
+            value, source = estimated, "estimated"
         else:
             continue
-        assert value is not None
         worse = value < threshold if higher else value > threshold
         evaluated.append(BucketVerdict(bucket.start, bucket.end, value, source, worse))
 

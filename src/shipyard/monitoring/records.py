@@ -315,7 +315,8 @@ def records_table(records: Sequence[PredictionRecord]) -> pa.Table:
     for record in records:
         features.update(dict.fromkeys(record.inputs))
         if record.probabilities:
-            classes.update(dict.fromkeys(class_key(c) for c in record.probabilities))
+            # A class is a label, never missing, so its key is text.
+            classes.update(dict.fromkeys(str(class_key(c)) for c in record.probabilities))
     for name in features:
         columns[INPUT_PREFIX + str(name)] = _array([r.inputs.get(name) for r in records])
     columns["prediction"] = _array([r.prediction for r in records])

@@ -64,7 +64,7 @@ def direct_routes(routes: Iterable[Any]) -> dict[tuple[str, str], DirectRoute]:
         if isinstance(route, APIRoute) and is_direct(route.endpoint):
             if route.param_convertors:
                 raise ValueError(f"Direct routes need a fixed path, not {route.path!r}.")
-            for method in route.methods:
+            for method in route.methods or ():
                 table[(method, route.path)] = DirectRoute(route.path, route.endpoint)
     return table
 

@@ -83,10 +83,12 @@ def record_model(signature: Signature, model: str) -> type[BaseModel]:
 
 def instances_model(record: type[BaseModel], model: str) -> type[BaseModel]:
     """``{"instances": [record, ...]}`` (TF-Serving style batch)."""
+    # The record type is made at run time, which static checkers cannot follow.
+    instances: Any = Annotated[list[record], Field(min_length=1)]  # type: ignore[valid-type]
     return create_model(  # type: ignore[call-overload, no-any-return]
         _model_name(model, "Instances"),
         __config__=ConfigDict(extra="forbid"),
-        instances=(Annotated[list[record], Field(min_length=1)], ...),  # type: ignore[valid-type]
+        instances=(instances, ...),
     )
 
 
