@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import array
+import gc
 import json
 import sys
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -304,6 +306,38 @@ def test_lightgbm_binary_regressor_and_booster(
     assert options["classes"] == [0, 1, 2]
     np.testing.assert_array_equal(predictor.predict(X), booster.predict(X).argmax(axis=1))
     _assert_both_match(predictor, X)
+
+
+def _classifiers(X: pd.DataFrame, y: np.ndarray) -> dict[str, Any]:
+    return {
+        "sklearn": RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y),
+        "xgboost": xgb.train(
+            {"objective": "multi:softprob", "num_class": 3}, xgb.DMatrix(X, label=y), 3
+        ),
+        "lightgbm": lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, SPECIES[y]),
+        "onnx": to_onnx(LogisticRegression(max_iter=300).fit(X, y), X.to_numpy(np.float32)[:1]),
+    }
+
+
+@pytest.mark.parametrize("flavor", ["sklearn", "xgboost", "lightgbm", "onnx"])
+def test_a_loaded_classifier_is_freed_without_the_cycle_collector(
+    iris: tuple[pd.DataFrame, np.ndarray], tmp_path: Path, flavor: str
+) -> None:
+    """A predictor that kept its own bound method (``self.predict_both =
+    self._predict_both``) was a reference cycle: once a server froze it (its first
+    model), it stayed in memory after every hot swap."""
+    X, y = iris
+    predictor, _ = _round_trip(flavor, _classifiers(X, y)[flavor], tmp_path)
+    assert hasattr(predictor, "predict_proba")  # the capabilities are still there
+    if flavor != "onnx":
+        _assert_both_match(predictor, X)
+    gone = weakref.ref(predictor)
+    gc.disable()  # only reference counting may free it
+    try:
+        del predictor
+        assert gone() is None, f"a loaded {flavor} predictor is part of a reference cycle"
+    finally:
+        gc.enable()
 
 
 # -- ONNX ------------------------------------------------------------------------------------

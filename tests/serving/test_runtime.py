@@ -6,6 +6,7 @@ import gc
 import shutil
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import httpx
@@ -234,6 +235,37 @@ async def test_a_loaded_version_is_kept_out_of_full_collections(iris: IrisRegist
         # Frozen objects sit in the permanent generation, which collections never walk.
         assert all(obj is not predictor for obj in gc.get_objects())
     finally:
+        gc.unfreeze()
+
+
+def test_a_version_swapped_out_is_freed(iris: IrisRegistry) -> None:
+    """Every hot swap froze whatever was alive, the old version included, and frozen
+    objects in a reference cycle are never collected: each alias move kept the old
+    model and its request schema for good (found by bench/soak.py)."""
+    gc.unfreeze()  # whatever earlier tests froze in this process
+    server = serve(iris.client)
+    runtime = server.app.state.runtime
+    try:
+        with server.client() as http:
+            _wait_for_version(http, iris.logistic)
+            first = weakref.ref(runtime.require().model.predictor)  # loaded at start-up
+            iris.client.registry.set_alias("iris", "production", iris.forest)
+            _wait_for_version(http, iris.forest)
+            swapped_in = runtime.require()
+            second = weakref.ref(swapped_in.model.predictor)
+            second_schema = weakref.ref(swapped_in.record_model)
+            del swapped_in
+            iris.client.registry.set_alias("iris", "production", iris.logistic)
+            _wait_for_version(http, iris.logistic)
+            for _ in range(5):  # requests after the swap: none still holds the forest
+                assert http.post("/predict", json=VIRGINICA).status_code == 200
+        gc.collect()
+        assert first() is None, "the version loaded at start-up outlived its swap"
+        assert second() is None, "a version swapped in and out again stayed in memory"
+        assert second_schema() is None, "its request schema stayed in memory"
+        assert gc.get_freeze_count() > 0  # start-up still froze libraries and model
+    finally:
+        server.stop()
         gc.unfreeze()
 
 

@@ -255,9 +255,10 @@ def freeze_long_lived_objects() -> None:
     objects: measured here, it paused the event loop 150-250 ms every few seconds
     under load (the p99 of a one-client benchmark). Objects made later (each
     request's garbage) are collected as usual. A frozen object is still freed by
-    reference counting once nothing holds it (an old version after a swap); only
-    reference cycles among frozen objects stay. Forked workers also keep sharing
-    the pages of frozen objects, which a collection would write to.
+    reference counting once nothing holds it (the first version after a swap);
+    only reference cycles among frozen objects stay for good, which is why it is
+    called once, when the first model is loaded, never at a swap. Forked workers
+    also keep sharing the pages of frozen objects, which a collection would write to.
     """
     gc.collect()
     gc.freeze()
@@ -404,8 +405,13 @@ class ModelRuntime:
             )
         # The swap itself: one reference assignment. In-flight requests hold `old`.
         self.current = new
-        freeze_long_lived_objects()
         if old is None:
+            # Only the first model: freezing at a swap would freeze `old` too (and
+            # whatever requests hold), and frozen objects in a reference cycle (a
+            # request schema class, a model's own cycles) are never freed. A version
+            # swapped in later stays with the collector, which walks its few objects
+            # quickly; the libraries it walked before are frozen by now.
+            freeze_long_lived_objects()
             self.board.mark_ready()
         self._failed = None
         self.last_error = None

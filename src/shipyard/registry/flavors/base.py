@@ -155,6 +155,42 @@ def label_is_most_probable(model: Any) -> bool:
     return type(model).__name__ in _LABEL_IS_MOST_PROBABLE
 
 
+class OptionalMethod:
+    """A method that an instance has only while its ``flag`` attribute is true.
+
+    ``hasattr(predictor, "predict_proba")`` must tell the truth. Setting
+    ``self.predict_proba = self._predict_proba`` in ``__init__`` does that too, but a
+    bound method kept on its own instance is a reference cycle: the predictor, and
+    the model it holds, are then freed only by the cyclic garbage collector, and
+    never once a server has frozen them (``gc.freeze``, done when its first model
+    loads): that model stayed in memory after every hot swap.
+
+    >>> class Model:
+    ...     both = OptionalMethod("_both", flag="fast")
+    ...     def __init__(self, fast: bool) -> None:
+    ...         self.fast = fast
+    ...     def _both(self) -> int:
+    ...         return 1
+    >>> hasattr(Model(False), "both"), Model(True).both()
+    (False, 1)
+    """
+
+    def __init__(self, method: str, *, flag: str) -> None:
+        self.method = method
+        self.flag = flag
+        self.name = method
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        if not getattr(obj, self.flag, False):
+            raise AttributeError(f"{type(obj).__name__!r} object has no attribute {self.name!r}")
+        return getattr(obj, self.method)
+
+
 class EstimatorPredictor:
     """Adapts an object with scikit-learn's ``predict``/``predict_proba``/``classes_``.
 
@@ -166,6 +202,8 @@ class EstimatorPredictor:
     the same labels, except that an exact tie between two classes' probabilities
     goes to the first class in ``classes_``.
     """
+
+    predict_both = OptionalMethod("_predict_both", flag="_label_is_most_probable")
 
     def __init__(
         self,
@@ -186,11 +224,11 @@ class EstimatorPredictor:
         self.accepts_array = (
             accepts_array if accepts_array is not None else self.feature_names is None
         )
+        self._label_is_most_probable = False
         if hasattr(model, "predict_proba"):
-            self.predict_proba = model.predict_proba
+            self.predict_proba = model.predict_proba  # the model's own: no cycle
             single_output = self.classes is not None and self.classes.ndim == 1
-            if single_output and label_is_most_probable(model):
-                self.predict_both = self._predict_both
+            self._label_is_most_probable = single_output and label_is_most_probable(model)
 
     def predict(self, X: Any) -> np.ndarray:
         return np.asarray(self.model.predict(X))
@@ -204,6 +242,7 @@ class EstimatorPredictor:
 __all__ = [
     "EstimatorPredictor",
     "Flavor",
+    "OptionalMethod",
     "Predictor",
     "json_classes",
     "label_is_most_probable",

@@ -19,7 +19,12 @@ import numpy as np
 import pandas as pd
 
 from shipyard.errors import InvalidInputError, ManifestError
-from shipyard.registry.flavors.base import json_classes, module_root, option_file
+from shipyard.registry.flavors.base import (
+    OptionalMethod,
+    json_classes,
+    module_root,
+    option_file,
+)
 
 MODEL_FILE = "model.txt"
 # LightGBM's classification objectives and their aliases.
@@ -38,14 +43,14 @@ class LightGBMPredictor:
     """A ``lightgbm.Booster`` with scikit-learn-style predict / predict_proba / classes."""
 
     accepts_array = True
+    predict_proba = OptionalMethod("_predict_proba", flag="_classifier")
+    predict_both = OptionalMethod("_predict_both", flag="_classifier")
 
     def __init__(self, booster: Any, *, classes: list[Any] | None) -> None:
         self.booster = booster
         self.feature_names = tuple(booster.feature_name())
         self.classes = None if classes is None else np.asarray(classes)
-        if self.classes is not None:
-            self.predict_proba = self._predict_proba
-            self.predict_both = self._predict_both
+        self._classifier = self.classes is not None
 
     def _predict_proba(self, X: Any) -> np.ndarray:
         raw = np.asarray(self.booster.predict(X))

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from shipyard.errors import InvalidInputError, ManifestError
-from shipyard.registry.flavors.base import module_root, option_file
+from shipyard.registry.flavors.base import OptionalMethod, module_root, option_file
 
 MODEL_FILE = "model.onnx"
 _NP_TYPES = {
@@ -87,6 +87,7 @@ class OnnxPredictor:
     """An onnxruntime session behind the Predictor interface."""
 
     feature_names: tuple[str, ...] | None = None
+    predict_proba = OptionalMethod("_predict_proba", flag="_is_classifier")
 
     def __init__(self, session: Any, classes: np.ndarray | None) -> None:
         self.session = session
@@ -105,8 +106,7 @@ class OnnxPredictor:
         self.label_output = outputs[0].name
         self.proba_output = outputs[1].name if is_classifier else None
         self.classes = classes if is_classifier else None
-        if is_classifier:
-            self.predict_proba = self._predict_proba
+        self._is_classifier = is_classifier
 
     def _feed(self, X: Any) -> dict[str, np.ndarray]:
         if len(self.inputs) == 1:

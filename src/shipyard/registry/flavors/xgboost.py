@@ -21,6 +21,7 @@ import pandas as pd
 from shipyard.errors import InvalidInputError, ManifestError
 from shipyard.registry.flavors.base import (
     EstimatorPredictor,
+    OptionalMethod,
     json_classes,
     module_root,
     option_file,
@@ -34,6 +35,8 @@ class BoosterPredictor:
     """A raw ``xgboost.Booster`` behind the Predictor interface."""
 
     accepts_array = True
+    predict_proba = OptionalMethod("_predict_proba", flag="_probabilities")
+    predict_both = OptionalMethod("_predict_both", flag="_probabilities")
 
     def __init__(self, booster: Any) -> None:
         self.booster = booster
@@ -48,9 +51,7 @@ class BoosterPredictor:
             self.classes = np.arange(2)
         elif self.objective.startswith("multi:"):
             self.classes = np.arange(num_class)
-        if self.objective in ("binary:logistic", "multi:softprob"):
-            self.predict_proba = self._predict_proba
-            self.predict_both = self._predict_both
+        self._probabilities = self.objective in ("binary:logistic", "multi:softprob")
 
     def _raw(self, X: Any) -> np.ndarray:
         import xgboost as xgb
