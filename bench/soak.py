@@ -433,6 +433,7 @@ class Run:
 
     def window(self, at: float | None = None) -> Window:
         at = time.monotonic() if at is None else at
+        at = min(at, self.stop_at - 1e-6)  # an answer after the end counts in the last window
         index = max(0, int((at - self.start) // self.window_seconds))
         while len(self.windows) <= index:
             self.windows.append(Window(len(self.windows)))
@@ -488,6 +489,9 @@ async def traffic(http: httpx.AsyncClient, mix: Mix, run: Run, args: argparse.Na
         while due < stop_at:
             await anyio.sleep(max(0.0, due - time.monotonic()))
             await slots.acquire()
+            if time.monotonic() >= stop_at:  # waited for a slot past the end
+                slots.release()
+                break
             tg.start_soon(one, mix.next())
             # After a stall, carry on at the rate instead of sending the backlog in a burst.
             due = max(due + interval, time.monotonic())
