@@ -66,7 +66,7 @@ app = typer.Typer(
 
 def _service(ctx: typer.Context) -> tuple[Any, Deployments]:
     client = get_client(ctx)
-    return client, Deployments(client.metadata, actor=client.settings.actor)
+    return client, client.deployments
 
 
 def _version(client: Any, ref: str, model: str | None) -> tuple[str, int]:

@@ -1,7 +1,7 @@
 """Repository for the closed loop: claimed triggers (runs), their steps, trigger checks.
 
-It composes a :class:`~shipyard.store.metadata.MetadataStore` (same engine, same
-transaction helpers) like :mod:`~shipyard.store.validation_store`. The one
+It works on the shared :class:`~shipyard.store.database.Database` (same engine,
+same transactions) like :mod:`~shipyard.store.validation_store`. The one
 subtle method is :meth:`LoopStore.claim`: in a single write transaction,
 serialised per model (a PostgreSQL advisory lock; on SQLite the write lock
 ``BEGIN IMMEDIATE`` takes), it checks that no run of the model is active, that
@@ -14,7 +14,7 @@ A *failed* run (something broke: bad data, a pipeline error) neither starts
 the cool-down nor uses up its trigger: the next time the trigger fires, the
 occurrence is claimed again, under the key ``<key>#retry<n>``.
 
->>> store = LoopStore(MetadataStore("sqlite:///:memory:"))          # doctest: +SKIP
+>>> store = LoopStore(Database("sqlite:///:memory:"))          # doctest: +SKIP
 >>> run = store.claim("iris", "schedule", "2026-01-01T03:00", reason="cron",
 ...                   actor="host:1", now=now)                      # doctest: +SKIP
 >>> store.claim(...).why   # a second claim of the same trigger      # doctest: +SKIP
@@ -28,6 +28,7 @@ import math
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import or_, select, text
@@ -35,20 +36,27 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
 
 from shipyard.errors import InvalidInputError, NotFoundError, StoreError
-from shipyard.store.metadata import MetadataStore
+from shipyard.store.database import Database
 from shipyard.store.schema_loop import LoopCheckRow, LoopRunRow, LoopStepRow
 
-#: Run statuses. Active runs block new claims for their model.
-RUN_STATUSES = (
-    "running",
-    "awaiting_approval",
-    "canary",
-    "promoted",
-    "rejected",
-    "rolled_back",
-    "failed",
-)
-ACTIVE_STATUSES = ("running", "awaiting_approval", "canary")
+
+class RunStatus(StrEnum):
+    """Where a loop run is. Active runs (the first three) block new claims for their model."""
+
+    RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
+    CANARY = "canary"
+    PROMOTED = "promoted"
+    #: The champion stays: the challenger was not good enough (gates, a rejection).
+    REJECTED = "rejected"
+    #: The champion stays: the challenger's canary was not good enough.
+    ROLLED_BACK = "rolled_back"
+    #: Something broke; the trigger is retried and no cool-down starts.
+    FAILED = "failed"
+
+
+RUN_STATUSES = tuple(s.value for s in RunStatus)
+ACTIVE_STATUSES = (RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL, RunStatus.CANARY)
 STEP_STATUSES = ("succeeded", "failed", "skipped", "waiting")
 #: Marks a second (third...) claim of one trigger occurrence after failed runs.
 RETRY_MARK = "#retry"
@@ -189,8 +197,8 @@ def _lock_key(model: str) -> int:
 class LoopStore:
     """Runs, steps and trigger checks of the closed loop, on the metadata database."""
 
-    def __init__(self, metadata: MetadataStore) -> None:
-        self.metadata = metadata
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # -- claiming triggers -----------------------------------------------------
 
@@ -287,7 +295,7 @@ class LoopStore:
             return row.id
 
         try:
-            outcome = self.metadata._write(work)
+            outcome = self.db.write(work)
         except StoreError as exc:
             # The constraint caught a race the lock did not (it should not happen).
             if isinstance(exc.__cause__, SAIntegrityError):
@@ -297,7 +305,7 @@ class LoopStore:
 
     def is_claimed(self, model: str, kind: str, key: str) -> bool:
         """Whether this occurrence has a run that did not fail (a failed one is retried)."""
-        with self.metadata._read() as session:
+        with self.db.read() as session:
             found = session.scalar(
                 select(LoopRunRow.id).where(
                     LoopRunRow.model == model,
@@ -338,7 +346,7 @@ class LoopStore:
                 row.champion_version = champion_version
             row.updated_at = now
 
-        self.metadata._write(work)
+        self.db.write(work)
         return self.get_run(run_id)
 
     def record_step(
@@ -376,12 +384,12 @@ class LoopStore:
             session.flush()
             return row.id
 
-        step_id = self.metadata._write(work)
-        with self.metadata._read() as session:
+        step_id = self.db.write(work)
+        with self.db.read() as session:
             return self._step_record(session.get_one(LoopStepRow, step_id))
 
     def get_run(self, run_id: int) -> LoopRun:
-        with self.metadata._read() as session:
+        with self.db.read() as session:
             return self._run_record(session, self._run_row(session, run_id))
 
     def list_runs(
@@ -392,7 +400,7 @@ class LoopStore:
         limit: int = 20,
     ) -> list[LoopRun]:
         """Runs, newest first, with their steps."""
-        with self.metadata._read() as session:
+        with self.db.read() as session:
             query = select(LoopRunRow).order_by(LoopRunRow.id.desc()).limit(limit)
             if model is not None:
                 query = query.where(LoopRunRow.model == model)
@@ -403,7 +411,7 @@ class LoopStore:
 
     def last_run(self, model: str, kind: str, *, include_failed: bool = True) -> LoopRun | None:
         """The newest run of ``model`` started by a trigger of ``kind`` (failed ones too?)."""
-        with self.metadata._read() as session:
+        with self.db.read() as session:
             query = select(LoopRunRow).where(
                 LoopRunRow.model == model, LoopRunRow.trigger_kind == kind
             )
@@ -425,15 +433,15 @@ class LoopStore:
             session.flush()
             return row.id
 
-        check_id = self.metadata._write(work)
-        with self.metadata._read() as session:
+        check_id = self.db.write(work)
+        with self.db.read() as session:
             return self._check_record(session.get_one(LoopCheckRow, check_id))
 
     def recent_checks(
         self, model: str, kind: str, *, limit: int, after: datetime | None = None
     ) -> list[TriggerCheck]:
         """The newest ``limit`` checks of ``model``/``kind`` later than ``after``, newest first."""
-        with self.metadata._read() as session:
+        with self.db.read() as session:
             query = (
                 select(LoopCheckRow)
                 .where(LoopCheckRow.model == model, LoopCheckRow.kind == kind)

@@ -1,12 +1,11 @@
 """Repository for the validation stage: contracts, gate results, approvals, policies.
 
-It composes a :class:`~shipyard.store.metadata.MetadataStore` (same engine,
-same transaction helpers, same audit log) rather than growing it: the store
-stays one class per concept. Methods take plain values and return the frozen
-records defined here; ORM rows never leave ``store/``.
+It works on the shared :class:`~shipyard.store.database.Database` (same engine,
+same transactions, same audit log) through its public methods only. Methods
+take plain values and return the frozen records defined here; ORM rows never
+leave ``store/``.
 
->>> meta = MetadataStore("sqlite:///:memory:")        # doctest: +SKIP
->>> store = ValidationStore(meta)                     # doctest: +SKIP
+>>> store = ValidationStore(Database("sqlite:///:memory:"))  # doctest: +SKIP
 >>> store.record_decision("iris", 4, "approve", actor="ann", comment="looks good")  # doctest: +SKIP
 """
 
@@ -22,7 +21,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shipyard.errors import InvalidInputError, NotFoundError
-from shipyard.store.metadata import MetadataStore
+from shipyard.store.database import Database
+from shipyard.store.rows import model_row, named_version_row
 from shipyard.store.schema import ModelVersionRow
 from shipyard.store.schema_validation import (
     ApprovalPolicyRow,
@@ -106,17 +106,10 @@ def contract_digest(contract: dict[str, Any]) -> str:
 
 
 class ValidationStore:
-    """Contracts, gate results and approvals, on the metadata store's database."""
+    """Contracts, gate results and approvals, on the metadata database."""
 
-    def __init__(self, metadata: MetadataStore) -> None:
-        self.metadata = metadata
-
-    # -- helpers -------------------------------------------------------------
-
-    @staticmethod
-    def _version(session: Session, name: str, version: int) -> ModelVersionRow:
-        model = MetadataStore._model_row(session, name)
-        return MetadataStore._version_row(session, model, version)
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # -- data contracts ------------------------------------------------------
 
@@ -141,7 +134,7 @@ class ValidationStore:
         digest = contract_digest(contract)
 
         def work(session: Session) -> int:
-            row = self._version(session, name, version)
+            row = named_version_row(session, name, version)
             previous = session.scalar(
                 select(DataContractRow)
                 .where(DataContractRow.version_id == row.id)
@@ -161,7 +154,7 @@ class ValidationStore:
                 )
             )
             if source == "imported" or previous is not None:
-                MetadataStore._audit(
+                Database.audit(
                     session,
                     actor=actor,
                     action="edit_contract",
@@ -174,15 +167,15 @@ class ValidationStore:
                 )
             return revision
 
-        revision = self.metadata._write(work)
+        revision = self.db.write(work)
         return self.get_contract(name, version, revision=revision)
 
     def get_contract(
         self, name: str, version: int, *, revision: int | None = None
     ) -> ContractRecord:
         """The contract in force (or one ``revision`` of it); ContractNotFoundError if none."""
-        with self.metadata._read() as session:
-            row = self._version(session, name, version)
+        with self.db.read() as session:
+            row = named_version_row(session, name, version)
             query = select(DataContractRow).where(DataContractRow.version_id == row.id)
             if revision is not None:
                 query = query.where(DataContractRow.revision == revision)
@@ -197,8 +190,8 @@ class ValidationStore:
             return self._contract_record(name, version, found)
 
     def contract_history(self, name: str, version: int) -> list[ContractRecord]:
-        with self.metadata._read() as session:
-            row = self._version(session, name, version)
+        with self.db.read() as session:
+            row = named_version_row(session, name, version)
             rows = session.scalars(
                 select(DataContractRow)
                 .where(DataContractRow.version_id == row.id)
@@ -234,13 +227,13 @@ class ValidationStore:
         """Store one run of the gates; it is audit-logged as ``gate_passed``/``gate_failed``."""
 
         def work(session: Session) -> int:
-            row = self._version(session, name, version)
+            row = named_version_row(session, name, version)
             result = GateResultRow(
                 version_id=row.id, passed=passed, against=against, report=report, created_by=actor
             )
             session.add(result)
             session.flush()
-            MetadataStore._audit(
+            Database.audit(
                 session,
                 actor=actor,
                 action="gate_passed" if passed else "gate_failed",
@@ -251,20 +244,22 @@ class ValidationStore:
             )
             return result.id
 
-        result_id = self.metadata._write(work)
-        with self.metadata._read() as session:
+        result_id = self.db.write(work)
+        with self.db.read() as session:
             found = session.get(GateResultRow, result_id)
             assert found is not None
             return self._gate_record(name, version, found)
 
     def latest_gate_result(self, name: str, version: int) -> GateRecord | None:
         """The most recent gate run on ``name:version``, or None if it was never gated."""
-        with self.metadata._read() as session:
-            return self._latest_gate(session, name, version, self._version(session, name, version))
+        with self.db.read() as session:
+            return self._latest_gate(
+                session, name, version, named_version_row(session, name, version)
+            )
 
     def gate_results(self, name: str, version: int) -> list[GateRecord]:
-        with self.metadata._read() as session:
-            row = self._version(session, name, version)
+        with self.db.read() as session:
+            row = named_version_row(session, name, version)
             rows = session.scalars(
                 select(GateResultRow)
                 .where(GateResultRow.version_id == row.id)
@@ -306,7 +301,7 @@ class ValidationStore:
             raise InvalidInputError(f"Decision {decision!r} is not one of {DECISIONS}.")
 
         def work(session: Session) -> int:
-            row = self._version(session, name, version)
+            row = named_version_row(session, name, version)
             if row.status == "archived":
                 raise InvalidInputError(
                     f"Version {name}:{version} is archived; restore it before deciding on it."
@@ -314,7 +309,7 @@ class ValidationStore:
             entry = ApprovalRow(version_id=row.id, decision=decision, actor=actor, comment=comment)
             session.add(entry)
             session.flush()
-            MetadataStore._audit(
+            Database.audit(
                 session,
                 actor=actor,
                 action=decision,
@@ -325,13 +320,15 @@ class ValidationStore:
             )
             return entry.id
 
-        decision_id = self.metadata._write(work)
+        decision_id = self.db.write(work)
         return next(d for d in self.decisions(name, version) if d.id == decision_id)
 
     def decisions(self, name: str, version: int) -> list[Decision]:
         """Every decision on ``name:version``, oldest first."""
-        with self.metadata._read() as session:
-            return self._decisions(session, name, version, self._version(session, name, version))
+        with self.db.read() as session:
+            return self._decisions(
+                session, name, version, named_version_row(session, name, version)
+            )
 
     @staticmethod
     def _decisions(
@@ -355,7 +352,7 @@ class ValidationStore:
 
         def work(session: Session) -> None:
             if model is not None:
-                MetadataStore._model_row(session, model)  # a clear error for unknown names
+                model_row(session, model)  # a clear error for unknown names
             scope = REGISTRY_SCOPE if model is None else model
             existing = session.get(ApprovalPolicyRow, scope, with_for_update=True)
             previous = None if existing is None else existing.required_approvals
@@ -369,7 +366,7 @@ class ValidationStore:
             else:
                 existing.required_approvals = required
                 existing.updated_by = actor
-            MetadataStore._audit(
+            Database.audit(
                 session,
                 actor=actor,
                 action="set_required_approvals",
@@ -380,11 +377,11 @@ class ValidationStore:
                 reason=reason,
             )
 
-        self.metadata._write(work)
+        self.db.write(work)
 
     def required_approvals(self, model: str) -> tuple[int, str | None]:
         """(approvals required for ``model``, the scope that says so: its name, ``*`` or None)."""
-        with self.metadata._read() as session:
+        with self.db.read() as session:
             return self._required(session, model)
 
     @staticmethod
@@ -399,8 +396,8 @@ class ValidationStore:
 
     def promotion_facts(self, name: str, version: int) -> PromotionFacts:
         """Latest gate result, decisions and approval policy of a version, in one read."""
-        with self.metadata._read() as session:
-            row = self._version(session, name, version)
+        with self.db.read() as session:
+            row = named_version_row(session, name, version)
             required, scope = self._required(session, name)
             n_contracts = session.scalar(
                 select(func.count())
