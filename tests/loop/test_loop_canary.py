@@ -13,7 +13,7 @@ from shipyard.loop.examples import FEATURES, iris_frame, train_iris
 from shipyard.loop.lineage import lineage
 from shipyard.monitoring.records import PredictionRecord
 from shipyard.rollout.policy import bucket_key
-from shipyard.store.rollout_store import VariantCounters
+from shipyard.store.rollout_records import VariantCounters
 
 POLICY = {"steps": [10, 100], "step_requests": 30, "min_requests": 20, "max_error_rate": 0.1}
 

@@ -16,7 +16,7 @@ from shipyard.loop.canary import CanaryOutcome
 from shipyard.loop.config import LoopConfig
 from shipyard.loop.controller import LoopController
 from shipyard.loop.examples import iris_frame, train_iris
-from shipyard.store.loop_store import ClaimRefused, LoopRun
+from shipyard.store.loop_records import ClaimRefused, LoopRun
 
 ALL_STEPS = ["validate_data", "retrain", "register", "gates", "approval", "canary", "promote"]
 

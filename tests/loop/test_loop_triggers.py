@@ -20,7 +20,7 @@ from shipyard.loop.triggers import TriggerContext, Verdict, evaluate_trigger, wi
 from shipyard.monitoring.feedback import record_feedback
 from shipyard.monitoring.records import PredictionRecord
 from shipyard.store import records
-from shipyard.store.loop_store import LoopRun
+from shipyard.store.loop_records import LoopRun
 
 
 def _evaluate(client: Shipyard, config: LoopConfig, now: datetime, champion: Any = None) -> Verdict:

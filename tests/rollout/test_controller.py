@@ -11,7 +11,7 @@ from shipyard.rollout.controller import RolloutController, accuracy_by_variant
 from shipyard.rollout.metrics import RolloutMetrics
 from shipyard.rollout.policy import bucket_key
 from shipyard.rollout.records import RolloutPolicy
-from shipyard.store.rollout_store import VariantCounters
+from shipyard.store.rollout_records import VariantCounters
 
 
 def report(reg: Registry, epoch: int, requests: int, errors: int, worker: str = "w1") -> None:

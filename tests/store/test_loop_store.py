@@ -10,13 +10,8 @@ import pytest
 
 from shipyard.errors import InvalidInputError
 from shipyard.store.database import Database
-from shipyard.store.loop_store import (
-    ClaimRefused,
-    LoopRun,
-    LoopRunNotFoundError,
-    LoopStore,
-    json_safe,
-)
+from shipyard.store.loop_records import ClaimRefused, LoopRun, LoopRunNotFoundError, json_safe
+from shipyard.store.loop_store import LoopStore
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 

@@ -14,7 +14,8 @@ from shipyard.store.artifacts import LocalArtifactStore
 from shipyard.store.audit_store import AuditStore
 from shipyard.store.database import Database
 from shipyard.store.model_store import ModelStore
-from shipyard.store.rollout_store import DeploymentNotFoundError, RolloutStore, VariantCounters
+from shipyard.store.rollout_records import DeploymentNotFoundError, VariantCounters
+from shipyard.store.rollout_store import RolloutStore
 from shipyard.store.run_store import RunStore
 
 

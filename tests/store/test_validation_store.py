@@ -10,11 +10,8 @@ from shipyard.errors import InvalidInputError, ModelNotFoundError, VersionNotFou
 from shipyard.store.audit_store import AuditStore
 from shipyard.store.database import Database
 from shipyard.store.model_store import ModelStore
-from shipyard.store.validation_store import (
-    ContractNotFoundError,
-    ValidationStore,
-    contract_digest,
-)
+from shipyard.store.validation_records import ContractNotFoundError, contract_digest
+from shipyard.store.validation_store import ValidationStore
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from shipyard import Shipyard
 from shipyard.config import Settings
 from shipyard.errors import ConflictError, InvalidInputError
 from shipyard.quickstart import iris_frame
-from shipyard.store.validation_store import Decision
+from shipyard.store.validation_records import Decision
 from shipyard.validation.approvals import (
     PROTECTED_ALIASES,
     PromotionBlockedError,

@@ -44,7 +44,7 @@ from shipyard.cli._common import (
 from shipyard.errors import InvalidInputError, NotFoundError
 from shipyard.rollout.records import Deployment, RolloutPolicy
 from shipyard.rollout.service import Deployments
-from shipyard.store.rollout_store import DeploymentNotFoundError
+from shipyard.store.rollout_records import DeploymentNotFoundError
 
 
 class DeployGroup(TyperGroup):

@@ -28,7 +28,7 @@ from shipyard.errors import InvalidReferenceError
 from shipyard.loop.config import load_config
 from shipyard.loop.controller import LoopController, ModelTick
 from shipyard.loop.lineage import lineage
-from shipyard.store.loop_store import ClaimRefused, LoopRun
+from shipyard.store.loop_records import ClaimRefused, LoopRun
 
 app = typer.Typer(
     help="The closed loop: retraining triggers, retrain, gate, canary, promote.",

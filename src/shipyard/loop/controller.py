@@ -38,7 +38,7 @@ from shipyard.loop.config import LoopConfig
 from shipyard.loop.steps import RESUME_AT, STEPS, RunState, StepFailed, StepLog
 from shipyard.loop.triggers import Firing, TriggerContext, Verdict, evaluate_trigger
 from shipyard.store import records
-from shipyard.store.loop_store import ClaimRefused, LoopRun, RunStatus
+from shipyard.store.loop_records import ClaimRefused, LoopRun, RunStatus
 
 if TYPE_CHECKING:
     from shipyard._client import Shipyard

@@ -35,7 +35,8 @@ from shipyard.loop.pipelines import (
     snapshot,
 )
 from shipyard.store import records
-from shipyard.store.loop_store import LoopRun, LoopStore, RunStatus
+from shipyard.store.loop_records import LoopRun, RunStatus
+from shipyard.store.loop_store import LoopStore
 from shipyard.tracking.fingerprint import fingerprint
 from shipyard.validation.approvals import current_status
 from shipyard.validation.contract_checks import check_contract

@@ -38,7 +38,8 @@ from shipyard.errors import ConflictError, InvalidInputError, NotFoundError
 from shipyard.registry.refs import check_alias
 from shipyard.rollout.records import Deployment, RolloutPolicy, check_split
 from shipyard.store.alias_store import AliasStore
-from shipyard.store.rollout_store import DeploymentChange, RolloutStore, WorkerHeartbeat
+from shipyard.store.rollout_records import DeploymentChange, WorkerHeartbeat
+from shipyard.store.rollout_store import RolloutStore
 from shipyard.store.validation_store import ValidationStore
 from shipyard.validation.approvals import PromotionBlockedError, enforce_promotion
 

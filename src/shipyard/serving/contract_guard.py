@@ -20,7 +20,8 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter
 
 from shipyard.serving.runtime import ServedModel
-from shipyard.store.validation_store import ContractNotFoundError, ValidationStore
+from shipyard.store.validation_records import ContractNotFoundError
+from shipyard.store.validation_store import ValidationStore
 from shipyard.validation.contract_checks import (
     ContractChecker,
     InputCheckMode,

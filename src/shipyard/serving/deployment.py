@@ -55,7 +55,7 @@ from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.observer import PredictionEvent, PredictionObserver, notify
 from shipyard.serving.runtime import ModelRuntime, ServedModel, SwapOutcome
 from shipyard.serving.workers import WorkerBoard
-from shipyard.store.rollout_store import VariantCounters
+from shipyard.store.rollout_records import VariantCounters
 
 logger = logging.getLogger("shipyard.serving")
 

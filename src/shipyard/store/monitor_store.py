@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from shipyard.errors import InvalidInputError, StoreError
 from shipyard.store.database import Database
-from shipyard.store.loop_store import json_safe
+from shipyard.store.loop_records import json_safe
 from shipyard.store.schema_monitor import LeaseRow, MonitorSnapshotRow
 
 __all__ = ["Lease", "MonitorSnapshot", "MonitorStore"]

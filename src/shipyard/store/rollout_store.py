@@ -22,18 +22,23 @@ this module only guarantees that
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
 
-from shipyard.errors import ConflictError, InvalidInputError, NotFoundError, StoreError
+from shipyard.errors import ConflictError, InvalidInputError, StoreError
 from shipyard.names import check_name
 from shipyard.store import alias_store
 from shipyard.store.database import Database
+from shipyard.store.rollout_records import (
+    DeploymentChange,
+    DeploymentNotFoundError,
+    DeploymentRecord,
+    VariantCounters,
+    WorkerHeartbeat,
+)
 from shipyard.store.rows import model_row, version_row
 from shipyard.store.schema import utcnow
 from shipyard.store.schema_rollout import (
@@ -42,56 +47,6 @@ from shipyard.store.schema_rollout import (
     DeploymentStatsRow,
     DeploymentWorkerRow,
 )
-
-
-class DeploymentNotFoundError(NotFoundError):
-    """No deployment has that name."""
-
-
-@dataclass(frozen=True)
-class DeploymentRecord:
-    """A deployment as stored: its spec (JSON) at ``revision``."""
-
-    name: str
-    model: str
-    spec: dict[str, Any]
-    revision: int
-    created_at: datetime
-    updated_at: datetime
-    updated_by: str
-
-
-@dataclass(frozen=True)
-class DeploymentChange:
-    """One applied change: the spec after it, who, what, why."""
-
-    revision: int
-    action: str
-    actor: str
-    reason: str | None
-    spec: dict[str, Any]
-    at: datetime
-
-
-@dataclass(frozen=True)
-class VariantCounters:
-    """What one worker saw of one variant in one epoch (``latency``: bucket -> count)."""
-
-    variant: str
-    version: int
-    requests: int
-    errors: int
-    latency: dict[str, int] = field(default_factory=dict)
-    worker: str = ""
-
-
-@dataclass(frozen=True)
-class WorkerHeartbeat:
-    """The revision a server worker routes by, and when it last said so."""
-
-    worker: str
-    revision: int
-    seen_at: datetime
 
 
 class RolloutStore:
@@ -380,11 +335,4 @@ class RolloutStore:
         self.db.write(work)
 
 
-__all__ = [
-    "DeploymentChange",
-    "DeploymentNotFoundError",
-    "DeploymentRecord",
-    "RolloutStore",
-    "VariantCounters",
-    "WorkerHeartbeat",
-]
+__all__ = ["RolloutStore"]

@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shipyard.errors import ConflictError, InvalidInputError
-from shipyard.store.validation_store import Decision, PromotionFacts, ValidationStore
+from shipyard.store.validation_records import Decision, PromotionFacts
+from shipyard.store.validation_store import ValidationStore
 
 #: Aliases a version can only take after passing its gates and approvals (or by force).
 PROTECTED_ALIASES: frozenset[str] = frozenset({"production"})

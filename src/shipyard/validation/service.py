@@ -24,7 +24,8 @@ from shipyard.errors import InvalidInputError, NotFoundError
 from shipyard.registry.hooks import LoggedVersion
 from shipyard.registry.service import Registry
 from shipyard.store import records
-from shipyard.store.validation_store import ContractRecord, GateRecord, ValidationStore
+from shipyard.store.validation_records import ContractRecord, GateRecord
+from shipyard.store.validation_store import ValidationStore
 from shipyard.validation.approvals import current_status
 from shipyard.validation.contract_checks import ContractResult, check_contract
 from shipyard.validation.contracts import DataContract, infer_contract
