@@ -67,7 +67,7 @@ def child(kind: str, home: str, until_text: str, minutes: str) -> None:
 
     client = Shipyard(Settings(home=home))
     record = client.registry.resolve("iris:1")
-    detector = DriftDetector(n_jobs=1).fit(client.registry.reference_profile(record))
+    detector = DriftDetector(n_jobs=1).fit(client.references.load(record))
     until = datetime.fromisoformat(until_text)
     since = until - timedelta(minutes=float(minutes))
     loaded = _status_kb("VmRSS")

@@ -17,7 +17,11 @@ import pytest
 import sqlalchemy as sa
 
 from shipyard.config import Settings
-from shipyard.store.metadata import MetadataStore
+from shipyard.store.alias_store import AliasStore
+from shipyard.store.audit_store import AuditStore
+from shipyard.store.database import Database
+from shipyard.store.model_store import ModelStore
+from shipyard.store.run_store import RunStore
 
 POSTGRES_URL = os.environ.get(
     "SHIPYARD_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -82,10 +86,31 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def metadata_store(database_url: str) -> Iterator[MetadataStore]:
-    store = MetadataStore(database_url)
-    yield store
-    store.close()
+def database(database_url: str) -> Iterator[Database]:
+    db = Database(database_url)
+    yield db
+    db.close()
+
+
+# One store per aggregate, all on the same database (as the client wires them).
+@pytest.fixture
+def models(database: Database) -> ModelStore:
+    return ModelStore(database)
+
+
+@pytest.fixture
+def aliases(database: Database) -> AliasStore:
+    return AliasStore(database)
+
+
+@pytest.fixture
+def audit(database: Database) -> AuditStore:
+    return AuditStore(database)
+
+
+@pytest.fixture
+def runs(database: Database) -> RunStore:
+    return RunStore(database)
 
 
 @pytest.fixture

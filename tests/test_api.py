@@ -27,6 +27,6 @@ def test_run_log_load_with_lineage_and_onnx(configured) -> None:  # type: ignore
     assert version.aliases == ("production",)
     assert version.run_id == run.id
     assert version.data_fingerprint is not None
-    assert configured.metadata.get_run(run.id).metrics == {"accuracy": 0.95}
-    assert configured.metadata.get_version("iris", 1).tags.get("onnx_status") == "verified"
+    assert configured.runs.get_run(run.id).metrics == {"accuracy": 0.95}
+    assert configured.models.get_version("iris", 1).tags.get("onnx_status") == "verified"
     assert shipyard.load_model("iris").predict(IRIS_RECORD)[0] == "setosa"

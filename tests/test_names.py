@@ -24,7 +24,6 @@ from shipyard.errors import ConfigError, InvalidInputError
 from shipyard.loop.config import load_config
 from shipyard.names import check_alias_name, check_name
 from shipyard.quickstart import iris_frame
-from shipyard.rollout.service import Deployments
 
 CONTROL = ["\n", "\r", "\t", "\x00"]
 
@@ -70,7 +69,7 @@ def test_python_api_refuses_every_kind_of_name_with_a_control_character(
     with pytest.raises(InvalidInputError, match="Alias"):
         shipyard.set_alias("iris", "production" + char, 1)
     with pytest.raises(InvalidInputError, match="Alias"):
-        client.metadata.set_alias("iris", "production" + char, 1, actor="tester")
+        client.aliases.set_alias("iris", "production" + char, 1, actor="tester")
     with pytest.raises(InvalidInputError, match="Experiment name"):
         shipyard.start_run("iris" + char)
     with shipyard.start_run("iris") as run, pytest.raises(InvalidInputError, match="Dataset"):
@@ -80,10 +79,10 @@ def test_python_api_refuses_every_kind_of_name_with_a_control_character(
     with pytest.raises(InvalidInputError, match="not a model reference"):
         shipyard.load_model("iris" + char)
     # Nothing was registered under a look-alike name, no alias moved, no deployment made.
-    assert [m.name for m in client.metadata.list_models()] == ["iris"]
-    assert client.metadata.get_model("iris").aliases == {}
-    assert Deployments(client.metadata, actor="tester").list_deployments() == []
-    assert [e.name for e in client.metadata.list_experiments()] == ["iris"]
+    assert [m.name for m in client.models.list_models()] == ["iris"]
+    assert client.models.get_model("iris").aliases == {}
+    assert client.deployments.list_deployments() == []
+    assert {r.experiment for r in client.runs.list_runs()} == {"iris"}
 
 
 @pytest.mark.parametrize("char", CONTROL)
@@ -102,8 +101,8 @@ def test_cli_refuses_names_with_a_control_character(
         result = runner.invoke(app, args)
         assert result.exit_code == 1, (args, result.output)
         assert "Error:" in result.output and "Traceback" not in result.output, result.output
-    assert client.metadata.get_model("iris").aliases == {}
-    assert Deployments(client.metadata, actor="tester").list_deployments() == []
+    assert client.models.get_model("iris").aliases == {}
+    assert client.deployments.list_deployments() == []
 
 
 @pytest.mark.parametrize(

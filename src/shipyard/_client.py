@@ -1,8 +1,10 @@
-"""The Shipyard client: one object holding the stores for one set of settings.
+"""The Shipyard client: one object holding the stores and services for one set of settings.
 
 The CLI, the HTTP server and the module-level Python API all go through a
 client, so they share one code path. Constructing it does no I/O: the database
-is opened (and migrated) on first use.
+is opened (and migrated) on first use. Every store and service is built once
+(a cached property), and this is the one place the stages are plugged into the
+registry (:mod:`shipyard.registry.hooks`).
 
 >>> client = Shipyard(Settings(home="/tmp/demo"))     # doctest: +SKIP
 >>> client.registry.load("iris@production")           # doctest: +SKIP
@@ -11,14 +13,29 @@ is opened (and migrated) on first use.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from shipyard.config import Settings
 from shipyard.monitoring.prediction_log import PredictionLog, open_prediction_log
-from shipyard.registry.service import Registry
+from shipyard.registry.service import Registry, RegistryStores
+from shipyard.store.alias_store import AliasStore
 from shipyard.store.artifact_root import resolve_artifact_root
 from shipyard.store.artifacts import ArtifactStore, open_artifact_store
-from shipyard.store.metadata import MetadataStore
+from shipyard.store.audit_store import AuditStore
+from shipyard.store.database import Database
+from shipyard.store.loop_store import LoopStore
+from shipyard.store.model_store import ModelStore
+from shipyard.store.monitor_store import MonitorStore
+from shipyard.store.rollout_store import RolloutStore
+from shipyard.store.run_store import RunStore
+from shipyard.store.validation_store import ValidationStore
 from shipyard.tracking.runs import Tracker
+
+if TYPE_CHECKING:
+    # The stages are imported where they are wired, so a client that only reads
+    # the registry does not load them.
+    from shipyard.monitoring.references import ReferenceProfiles
+    from shipyard.rollout.service import Deployments
 
 
 class Shipyard:
@@ -27,27 +44,87 @@ class Shipyard:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings if settings is not None else Settings()
 
+    # -- stores (one database) -------------------------------------------------------
+
     @cached_property
-    def metadata(self) -> MetadataStore:
-        return MetadataStore(self.settings.database_url)
+    def database(self) -> Database:
+        return Database(self.settings.database_url)
+
+    @cached_property
+    def runs(self) -> RunStore:
+        return RunStore(self.database)
+
+    @cached_property
+    def models(self) -> ModelStore:
+        return ModelStore(self.database)
+
+    @cached_property
+    def aliases(self) -> AliasStore:
+        return AliasStore(self.database)
+
+    @cached_property
+    def audit(self) -> AuditStore:
+        return AuditStore(self.database)
+
+    @cached_property
+    def validation(self) -> ValidationStore:
+        return ValidationStore(self.database)
+
+    @cached_property
+    def rollouts(self) -> RolloutStore:
+        return RolloutStore(self.database)
+
+    @cached_property
+    def loops(self) -> LoopStore:
+        return LoopStore(self.database)
+
+    @cached_property
+    def monitors(self) -> MonitorStore:
+        return MonitorStore(self.database)
 
     @cached_property
     def artifact_root(self) -> str:
         """Where this store keeps artifacts: recorded in its database at first use."""
-        return resolve_artifact_root(self.metadata, self.settings)
+        return resolve_artifact_root(self.database, self.settings)
 
     @cached_property
     def artifacts(self) -> ArtifactStore:
         return open_artifact_store(self.store_settings)
 
+    # -- services ----------------------------------------------------------------------
+
+    @cached_property
+    def references(self) -> ReferenceProfiles:
+        """The drift reference stored with each version logged with a sample."""
+        from shipyard.monitoring.references import ReferenceProfiles
+
+        return ReferenceProfiles(self.models, self.artifacts)
+
     @cached_property
     def registry(self) -> Registry:
+        from shipyard.validation.approvals import PromotionPolicy
+        from shipyard.validation.service import ContractInference
+
+        # The contract is inferred before the drift reference is stored, as before.
         return Registry(
-            self.metadata,
+            RegistryStores(self.models, self.aliases, self.audit, self.runs),
             self.artifacts,
             cache_dir=self.settings.home / "cache" / "packages",
             actor=self.settings.actor,
+            after_log=[
+                ContractInference(self.validation, actor=self.settings.actor),
+                self.references,
+            ],
+            promotion_guard=PromotionPolicy(self.validation),
+            reference_sample=self.references.sample,
         )
+
+    @cached_property
+    def deployments(self) -> Deployments:
+        """Deployments changed as this client's actor (``acting_as`` for another)."""
+        from shipyard.rollout.service import Deployments
+
+        return Deployments(self.rollouts, self.validation, self.aliases, actor=self.settings.actor)
 
     @cached_property
     def prediction_log(self) -> PredictionLog:
@@ -56,7 +133,7 @@ class Shipyard:
 
     @cached_property
     def tracker(self) -> Tracker:
-        return Tracker(self.metadata, actor=self.settings.actor)
+        return Tracker(self.runs, actor=self.settings.actor)
 
     @property
     def store_settings(self) -> Settings:
@@ -66,5 +143,5 @@ class Shipyard:
     def close(self) -> None:
         if "prediction_log" in self.__dict__:
             self.prediction_log.close()
-        if "metadata" in self.__dict__:
-            self.metadata.close()
+        if "database" in self.__dict__:
+            self.database.close()

@@ -108,10 +108,10 @@ def log_model(
                 f"{outcome.detail}); servers answer with the original model.",
                 stacklevel=2,
             )
-        version = shipyard.metadata.get_version(name, version.version)  # with its ONNX tags
+        version = shipyard.models.get_version(name, version.version)  # with its ONNX tags
     if alias is not None:
         shipyard.registry.set_alias(name, alias, version.version)
-        version = shipyard.metadata.get_version(name, version.version)
+        version = shipyard.models.get_version(name, version.version)
     return version
 
 
@@ -136,7 +136,6 @@ def deployments() -> Deployments:
 
     >>> shipyard.deployments().set_canary("web", 4, 10)      # doctest: +SKIP
     """
-    from shipyard.rollout.service import Deployments
 
     shipyard = client()
-    return Deployments(shipyard.metadata, actor=shipyard.settings.actor)
+    return shipyard.deployments

@@ -50,7 +50,6 @@ from shipyard.loop.config import load_config
 from shipyard.loop.controller import LoopController
 from shipyard.quickstart import IRIS_RECORD, QuickstartResult, iris_frame, run_quickstart
 from shipyard.rollout.records import RolloutPolicy
-from shipyard.rollout.service import Deployments
 from shipyard.validation.gates import build_spec
 from shipyard.validation.service import validate_model
 
@@ -113,7 +112,7 @@ def run_demo(client: Shipyard, *, say: Callable[[str], None] = print) -> DemoRes
     train.to_csv(data_path, index=False)
     train.drop(columns=["species"]).to_csv(folder / "reference.csv", index=False)
     champion = client.registry.resolve("iris")
-    deployments = Deployments(client.metadata, actor=client.settings.actor)
+    deployments = client.deployments
     # Created from iris@production, the deployment follows that alias: promoting it
     # (the loop's canary, below) moves production with it.
     deployments.create(DEPLOYMENT, "iris", champion.version, reason="demo", follows="production")
@@ -237,7 +236,7 @@ def _wait_logged(client: Shipyard, rows: int, timeout: float = 60.0) -> None:
 
 
 def _drift_report(client: Shipyard, version: Any, path: Path) -> str:
-    reference = client.registry.reference_profile(version)
+    reference = client.references.load(version)
     current = client.prediction_log.read_inputs("iris", since="10m")
     current = current.tail(len(current) // 2)  # the shifted half of the window
     detector = DriftDetector().fit(reference)
@@ -331,7 +330,9 @@ def _bad_candidate(client: Shipyard, holdout: pd.DataFrame) -> str:
     stump = DecisionTreeClassifier(max_depth=1, random_state=0).fit(X, y)
     bad = client.registry.log_model(stump, "iris", sample=X, description="a one-split tree")
     spec = build_spec(thresholds=["accuracy>=0.9"], min_changes=["accuracy:+0"])
-    _, report = validate_model(client, bad.ref, data=holdout, target="species", spec=spec)
+    _, report = validate_model(
+        client.registry, client.validation, bad.ref, data=holdout, target="species", spec=spec
+    )
     try:
         client.registry.set_alias("iris", "production", bad.version)
     except ShipyardError as exc:
@@ -383,7 +384,7 @@ def _slow_canary(client: Shipyard, http: httpx.Client, traffic: pd.DataFrame) ->
     slow = client.registry.log_model(
         "shipyard.demo:SLOW_IRIS", "iris", sample=X.head(5), description="slow candidate"
     )
-    deployments = Deployments(client.metadata, actor=client.settings.actor)
+    deployments = client.deployments
     policy = RolloutPolicy(
         steps=(30.0, 100.0), step_seconds=None, step_requests=40, min_requests=10,
         max_error_rate=0.05, max_p99_seconds=0.15,
@@ -401,7 +402,7 @@ def _slow_canary(client: Shipyard, http: httpx.Client, traffic: pd.DataFrame) ->
     if state.canary is not None:
         return f"{slow.ref} still on canary after {sent} requests"
     entry = next(
-        (e for e in client.metadata.audit_log(model="iris", limit=20) if "roll" in e.action),
+        (e for e in client.audit.log(model="iris", limit=20) if "roll" in e.action),
         None,
     )
     why = f": {entry.reason}" if entry and entry.reason else ""

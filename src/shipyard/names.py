@@ -25,6 +25,10 @@ NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}"
 #: Aliases (``production``, ``staging``, ``champion``...).
 ALIAS = r"[A-Za-z][A-Za-z0-9_\-]{0,63}"
 
+#: Alias names the registry keeps for itself: ``latest`` resolves to the newest
+#: live version, and ``v3`` would be confused with version 3.
+RESERVED_ALIAS = re.compile(r"latest|v\d+")
+
 _NAME_RE = re.compile(NAME)
 _ALIAS_RE = re.compile(ALIAS)
 _NAME_RULE = (
@@ -40,11 +44,34 @@ def check_name(value: object, *, kind: str) -> str:
     return value
 
 
+def check_model_name(name: object) -> str:
+    return check_name(name, kind="Model name")
+
+
 def check_alias_name(value: object) -> str:
-    """``value`` if it is shaped like an alias (reserved names are the registry's call)."""
+    """``value`` if it is shaped like an alias (:func:`check_alias` also refuses reserved ones)."""
     if not isinstance(value, str) or _ALIAS_RE.fullmatch(value) is None:
         raise InvalidInputError(f"Alias {value!r} is not allowed: {_ALIAS_RULE}.")
     return value
 
 
-__all__ = ["ALIAS", "NAME", "check_alias_name", "check_name"]
+def check_alias(alias: str) -> str:
+    """Validate an alias a user wants to set: its shape, and not a reserved name."""
+    check_alias_name(alias)
+    if RESERVED_ALIAS.fullmatch(alias):
+        raise InvalidInputError(
+            f"Alias {alias!r} is reserved: 'latest' always means the newest version and "
+            "'v<digits>' would read as a version number. Pick another name."
+        )
+    return alias
+
+
+__all__ = [
+    "ALIAS",
+    "NAME",
+    "RESERVED_ALIAS",
+    "check_alias",
+    "check_alias_name",
+    "check_model_name",
+    "check_name",
+]

@@ -30,7 +30,6 @@ from shipyard.config import Settings
 from shipyard.monitoring.feedback import record_feedback
 from shipyard.monitoring.records import PredictionRecord
 from shipyard.serving import ServeOptions, create_app
-from shipyard.store.validation_store import ValidationStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rollout"))
 from rollout_support import GOOD, GOOD2, OTHER, register
@@ -101,7 +100,7 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(home: Path) -> None:
 def test_gate_failing_version_needs_force_and_reason(home: Path) -> None:
     run("deploy", "web", "--model", "m:1")
     client = Shipyard(Settings(home=home))
-    ValidationStore(client.metadata).save_gate_result(
+    client.validation.save_gate_result(
         "m",
         OTHER,
         passed=False,
@@ -311,7 +310,7 @@ def test_a_deployment_of_a_pinned_version_moves_no_alias(wine_home: Path) -> Non
 def test_production_gates_hold_when_a_promotion_would_move_it(wine_home: Path) -> None:
     run("deploy", "web", "--model", "wine")
     client = Shipyard(Settings(home=wine_home))
-    ValidationStore(client.metadata).save_gate_result(
+    client.validation.save_gate_result(
         "wine",
         2,
         passed=False,

@@ -23,7 +23,6 @@ from shipyard import Shipyard
 from shipyard.cli.main import app
 from shipyard.config import Settings
 from shipyard.quickstart import iris_frame
-from shipyard.rollout.service import Deployments
 from shipyard.serving.options import ServeOptions
 
 TOKEN = "serve-flags-token"
@@ -64,7 +63,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         LogisticRegression(max_iter=500).fit(X, y), "iris", sample=X
     )
     client.registry.set_alias("iris", "production", version.version)
-    Deployments(client.metadata, actor="tester").create("web", "iris", version.version)
+    client.deployments.create("web", "iris", version.version)
     client.close()
     return settings
 

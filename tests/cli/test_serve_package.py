@@ -139,7 +139,7 @@ def test_a_version_logged_in_a_run_serves_from_its_package_in_a_fresh_home(
     # The fresh registry knows nothing of the source's run; the version still says where
     # it came from, through the manifest it was registered from.
     client = Shipyard(Settings(home=fresh, user="tester"))
-    [version] = client.metadata.list_versions("wine")
+    [version] = client.models.list_versions("wine")
     assert version.run_id is None
     assert client.registry.manifest(version).run_id is not None
     client.close()

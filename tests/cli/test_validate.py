@@ -14,7 +14,6 @@ from shipyard import Shipyard
 from shipyard.cli.main import app
 from shipyard.config import Settings
 from shipyard.quickstart import iris_frame
-from shipyard.store.validation_store import ValidationStore
 
 
 @pytest.fixture
@@ -97,7 +96,7 @@ def test_contract_export_and_import(home: Path, tmp_path: Path) -> None:
     code, _ = run("validate", "data", "iris:1", "bad.csv")
     assert code == 0
     client = Shipyard(Settings(home=home))
-    edits = [a for a in client.metadata.audit_log(model="iris") if a.action == "edit_contract"]
+    edits = [a for a in client.audit.log(model="iris") if a.action == "edit_contract"]
     # Newest first: the import above, then the re-inference at the top of the test.
     assert (edits[0].actor, edits[0].reason) == ("cli-tester", "wider petals")
     client.close()
@@ -136,7 +135,7 @@ def test_validate_model_gates_and_stores(home: Path) -> None:
     assert code == 0, out
     assert "passed" in out and "accuracy by petal_width" in out
     client = Shipyard(Settings(home=home))
-    store = ValidationStore(client.metadata)
+    store = client.validation
     assert not store.latest_gate_result("iris", 2).passed
     assert store.latest_gate_result("iris", 1).passed
     client.close()

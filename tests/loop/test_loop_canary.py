@@ -13,8 +13,7 @@ from shipyard.loop.examples import FEATURES, iris_frame, train_iris
 from shipyard.loop.lineage import lineage
 from shipyard.monitoring.records import PredictionRecord
 from shipyard.rollout.policy import bucket_key
-from shipyard.rollout.service import Deployments
-from shipyard.store.rollout_store import VariantCounters
+from shipyard.store.rollout_records import VariantCounters
 
 POLICY = {"steps": [10, 100], "step_requests": 30, "min_requests": 20, "max_error_rate": 0.1}
 
@@ -28,7 +27,7 @@ def _champion(client: Shipyard) -> None:
 
 def _serve_canary(client: Shipyard, requests: int, errors: int) -> None:
     """What serving workers report: the canary's cumulative counters in this epoch."""
-    deployments = Deployments(client.metadata, actor="worker")
+    deployments = client.deployments.acting_as("worker")
     d = deployments.get("iris")
     deployments.store.report_worker(
         "iris",
@@ -50,7 +49,7 @@ def test_healthy_canary_is_promoted_and_the_alias_follows(
 
     [first] = controller.tick()
     assert first.run is not None and first.run.status == "canary", first.summary()
-    d = Deployments(client.metadata, actor="t").get("iris")
+    d = client.deployments.acting_as("t").get("iris")
     assert (d.primary, d.canary, d.canary_weight) == (1, 2, 10.0)
     started = first.run.steps[-1].outputs["started"]
     assert started["created"] is True and started["policy"]["step_requests"] == 30
@@ -59,7 +58,7 @@ def test_healthy_canary_is_promoted_and_the_alias_follows(
     clock.advance(minutes=5)
     [second] = controller.tick()
     assert second.run is not None and second.run.status == "promoted", second.summary()
-    d = Deployments(client.metadata, actor="t").get("iris")
+    d = client.deployments.acting_as("t").get("iris")
     assert (d.primary, d.canary) == (2, None)
     assert client.registry.resolve("iris@production").version == 2
     assert [s.name for s in second.run.steps][-2:] == ["canary", "promote"]
@@ -99,6 +98,6 @@ def test_breaching_canary_is_rolled_back_and_the_champion_stays(
     run = second.run
     assert run is not None and run.status == "rolled_back", second.summary()
     assert "error rate" in (run.message or "") and "keeps serving" in (run.message or "")
-    d = Deployments(client.metadata, actor="t").get("iris")
+    d = client.deployments.acting_as("t").get("iris")
     assert (d.primary, d.canary) == (1, None)
     assert client.registry.resolve("iris@production").version == 1

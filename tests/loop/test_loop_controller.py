@@ -16,8 +16,7 @@ from shipyard.loop.canary import CanaryOutcome
 from shipyard.loop.config import LoopConfig
 from shipyard.loop.controller import LoopController
 from shipyard.loop.examples import iris_frame, train_iris
-from shipyard.store.loop_store import ClaimRefused, LoopRun, LoopStore
-from shipyard.store.validation_store import ValidationStore
+from shipyard.store.loop_records import ClaimRefused, LoopRun
 
 ALL_STEPS = ["validate_data", "retrain", "register", "gates", "approval", "canary", "promote"]
 
@@ -71,7 +70,7 @@ def test_good_challenger_ends_up_serving_and_history_records_every_step(
     holdout = lineage["holdout"]
     assert holdout["seed"] == [3, run.id] and holdout["n_rows"] == round(210 * 0.25)
     assert holdout["content_hash"] == steps["gates"].inputs["holdout_hash"]
-    tracked = client.metadata.get_run(version.run_id or "")
+    tracked = client.runs.get_run(version.run_id or "")
     assert tracked.status == "FINISHED"
     assert tracked.datasets["training"]["content_hash"] == lineage["content_hash"]
     assert tracked.params["entry_point"] == "shipyard.loop.examples:train_iris"
@@ -138,7 +137,7 @@ def test_approval_required_waits_then_resumes(
     client: Shipyard, iris_csv: Path, clock: Clock
 ) -> None:
     _champion(client)
-    validation = ValidationStore(client.metadata)
+    validation = client.validation
     validation.set_required_approvals("iris", 1, actor="admin")
     controller = LoopController(
         client, [make_config(iris_csv)], clock=clock, canary=RecordingCanary()
@@ -174,7 +173,7 @@ def test_data_breaking_the_contract_stops_before_retraining(
     assert "at least 0" in (run.message or "")
     violations = run.steps[0].outputs["violations"]
     assert violations and {v["severity"] for v in violations} == {"error"}
-    assert client.metadata.count_versions("iris") == 1
+    assert client.models.count_versions("iris") == 1
 
 
 def test_unusual_new_data_warns_and_the_run_goes_on_unless_strict(
@@ -212,7 +211,7 @@ def test_failing_pipeline_is_recorded_and_stops_the_run(
     assert run is not None and run.status == "failed"
     assert run.steps[-1].name == "retrain" and run.steps[-1].status == "failed"
     assert "params.estimator is 'svm'" in (run.steps[-1].error or "")
-    [tracked] = client.metadata.list_runs("loop-iris")
+    [tracked] = client.runs.list_runs("loop-iris")
     assert tracked.status == "FAILED"
 
 
@@ -267,7 +266,7 @@ def _tick_in_child(settings: Settings, config: LoopConfig, barrier: Any, queue: 
 
 def test_two_controllers_at_once_retrain_once(backend_settings: Settings, iris_csv: Path) -> None:
     config = make_config(iris_csv)  # the same schedule trigger, due for both
-    Shipyard(backend_settings).metadata.close()  # migrate before the race
+    Shipyard(backend_settings).database.close()  # migrate before the race
     ctx = multiprocessing.get_context("fork")
     barrier, queue = ctx.Barrier(2), ctx.Queue()
     procs = [
@@ -283,6 +282,6 @@ def test_two_controllers_at_once_retrain_once(backend_settings: Settings, iris_c
     runs = [r for r in results if r is not None]
     assert len(runs) == 1 and runs[0][1] == "promoted", results
     client = Shipyard(backend_settings)
-    assert len(LoopStore(client.metadata).list_runs("iris")) == 1
-    assert client.metadata.count_versions("iris") == 1
+    assert len(client.loops.list_runs("iris")) == 1
+    assert client.models.count_versions("iris") == 1
     client.close()

@@ -20,17 +20,17 @@ from shipyard.loop.triggers import TriggerContext, Verdict, evaluate_trigger, wi
 from shipyard.monitoring.feedback import record_feedback
 from shipyard.monitoring.records import PredictionRecord
 from shipyard.store import records
-from shipyard.store.loop_store import LoopRun, LoopStore
+from shipyard.store.loop_records import LoopRun
 
 
 def _evaluate(client: Shipyard, config: LoopConfig, now: datetime, champion: Any = None) -> Verdict:
-    ctx = TriggerContext(client, config, LoopStore(client.metadata), now, champion)
+    ctx = TriggerContext(client, config, client.loops, now, champion)
     return evaluate_trigger(config.triggers[0], ctx)
 
 
 def _claim(client: Shipyard, verdict: Verdict, now: datetime, **details: Any) -> None:
     assert verdict.firing is not None
-    store = LoopStore(client.metadata)
+    store = client.loops
     run = store.claim(
         "iris",
         verdict.firing.kind,
@@ -107,7 +107,7 @@ def test_drift_fires_only_when_sustained_over_n_checks(
     assert third.firing.key == window_key(T0 + timedelta(hours=3), timedelta(hours=24))
     assert third.firing.cooldown == timedelta(hours=24)
     assert set(third.firing.details["drifted_columns"]) >= {"petal_length", "petal_width"}
-    checks = LoopStore(client.metadata).recent_checks("iris", "drift", limit=10)
+    checks = client.loops.recent_checks("iris", "drift", limit=10)
     assert [c.positive for c in checks] == [True, True, True, False]
 
     # After a drift run, only checks after it count: the next incident starts from zero.
@@ -123,7 +123,7 @@ def test_drift_check_needs_enough_rows_and_shared_columns(
     iris_frame(rows=5).to_csv(current, index=False)
     few = _evaluate(client, _drift_config(iris_csv, current), T0)
     assert not few.fired and "only 5 current rows" in few.reason
-    assert LoopStore(client.metadata).recent_checks("iris", "drift", limit=5) == []
+    assert client.loops.recent_checks("iris", "drift", limit=5) == []
     pd.DataFrame({"other": np.arange(50.0)}).to_csv(current, index=False)
     with pytest.raises(Exception, match="shares no column with the reference"):
         _evaluate(client, _drift_config(iris_csv, current), T0)
@@ -222,7 +222,7 @@ def test_performance_does_not_fire_on_a_short_dip(client: Shipyard, iris_csv: Pa
     _log_predictions(client, [0.95, 0.5, 0.6, 0.9, 0.92], champion.version)
     verdict = _evaluate(client, config, T0, champion)
     assert not verdict.fired and "3 are needed" in verdict.reason
-    [check] = LoopStore(client.metadata).recent_checks("iris", "performance", limit=5)
+    [check] = client.loops.recent_checks("iris", "performance", limit=5)
     assert check.positive is False and check.details["threshold"] == 0.8
 
 

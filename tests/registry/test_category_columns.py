@@ -85,14 +85,14 @@ def test_the_data_contract_and_drift_profile_know_the_categories(
     ref, _ = logged
     X, _ = data
     record = client.registry.resolve(ref)
-    contract = get_contract(client.metadata, record)
+    contract = get_contract(client.validation, record)
     assert list(contract.column("radius_band").categories) == RADIUS_BANDS
     assert check_contract(contract, X).passed
     assert check_contract(contract, X.astype({c: object for c in CATEGORICAL})).passed
     unknown = X.astype({"radius_band": object}).head(3).copy()
     unknown.loc[0, "radius_band"] = "r9"
     assert not check_contract(contract, unknown).passed
-    profile = client.registry.reference_profile(record)
+    profile = client.references.load(record)
     assert profile.columns["radius_band"].type.value == "categorical"
     assert sorted(profile.columns["radius_band"].keys) == sorted(RADIUS_BANDS)
 
@@ -143,7 +143,7 @@ def test_the_model_is_the_authority_on_its_categories(
         version = client.registry.log_model(xgb, "rebuilt-xgb", sample=sample)
         spec = client.registry.load(version.ref).signature.inputs[3]
         assert spec.name == "radius_band" and list(spec.categories) == RADIUS_BANDS
-        contract = get_contract(client.metadata, version)
+        contract = get_contract(client.validation, version)
         assert list(contract.column("radius_band").categories) == RADIUS_BANDS
     lgb = lightgbm_model(X, y)
     version = client.registry.log_model(lgb, "rebuilt-lgb", sample=partial)

@@ -96,7 +96,7 @@ def test_tampered_artifact_is_refused(client: Shipyard, iris_model, tmp_path) ->
     shutil.rmtree(client.registry.cache_dir)
     with pytest.raises(IntegrityError):
         client.registry.load("iris:1")
-    assert client.metadata.get_version("iris", 1).status == "ready"
+    assert client.models.get_version("iris", 1).status == "ready"
 
 
 def _damage(path: Path, how: str) -> None:
@@ -167,18 +167,18 @@ def test_archive_and_restore(client: Shipyard, iris_model) -> None:  # type: ign
     model, X, _ = iris_model
     client.registry.log_model(model, "iris", sample=X)
     client.registry.archive("iris:1", reason="superseded")
-    assert client.metadata.get_version("iris", 1).status == "archived"
+    assert client.models.get_version("iris", 1).status == "archived"
     client.registry.archive("iris:1", restore=True)
-    assert client.metadata.get_version("iris", 1).status == "ready"
+    assert client.models.get_version("iris", 1).status == "ready"
     with pytest.raises(InvalidReferenceError):
         client.registry.archive("iris@staging")
-    actions = [e.action for e in client.metadata.audit_log(model="iris")]
+    actions = [e.action for e in client.audit.log(model="iris")]
     assert actions == ["restore_version", "archive_version"]
 
 
 def test_reference_profile_is_stored_with_the_version(client: Shipyard, iris_model) -> None:  # type: ignore[no-untyped-def]
     model, X, _ = iris_model
     version = client.registry.log_model(model, "iris", sample=X)
-    profile = client.registry.reference_profile(version)
+    profile = client.references.load(version)
     assert profile.n_rows == len(X)
     assert sorted(profile.columns) == sorted(X.columns)

@@ -87,7 +87,7 @@ def test_pickled_folder_needs_trust(client: Shipyard, model, tmp_path: Path) -> 
     folder = write_mlflow_folder(tmp_path / "mlflow-model", model, "cloudpickle")
     with pytest.raises(UnsafeArtifactError):
         client.registry.import_mlflow(folder, "iris")
-    assert client.metadata.list_models() == []  # refused before anything was stored
+    assert client.models.list_models() == []  # refused before anything was stored
     version = client.registry.import_mlflow(folder, "iris", trusted_pickle=True)
     # Trusted once at import; re-stored as skops, so loading needs no trust.
     assert client.registry.manifest(version).trusted_pickle is False

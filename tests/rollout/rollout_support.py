@@ -44,7 +44,7 @@ def register(client: Shipyard) -> None:
 def make_registry(settings: Settings) -> Registry:
     client = Shipyard(settings)
     register(client)
-    return Registry(client, settings, Deployments(client.metadata, actor="tester"))
+    return Registry(client, settings, client.deployments)
 
 
 def serve_deployment(client: Shipyard, name: str, **options: object) -> LiveServer:

@@ -11,8 +11,7 @@ from shipyard.rollout.controller import RolloutController, accuracy_by_variant
 from shipyard.rollout.metrics import RolloutMetrics
 from shipyard.rollout.policy import bucket_key
 from shipyard.rollout.records import RolloutPolicy
-from shipyard.rollout.service import Deployments
-from shipyard.store.rollout_store import VariantCounters
+from shipyard.store.rollout_records import VariantCounters
 
 
 def report(reg: Registry, epoch: int, requests: int, errors: int, worker: str = "w1") -> None:
@@ -29,7 +28,7 @@ def report(reg: Registry, epoch: int, requests: int, errors: int, worker: str = 
 
 def test_time_steps_advance_and_promote_with_an_injected_clock(reg: Registry) -> None:
     clock = [datetime(2026, 1, 1, tzinfo=UTC)]
-    d = Deployments(reg.client.metadata, actor="rollout", now=lambda: clock[0])
+    d = reg.client.deployments.acting_as("rollout", now=lambda: clock[0])
     d.create("web", "m", GOOD)
     d.set_canary("web", OTHER, policy=RolloutPolicy(steps=(5, 25, 100), step_seconds=60))
     controller = RolloutController(d, clock=lambda: clock[0])
@@ -59,7 +58,7 @@ def test_breach_rolls_back_with_reason_and_counter(reg: Registry) -> None:
     report(reg, d.get("web").epoch, 20, 9, worker="w2")  # 9/40 over both workers
     metrics = RolloutMetrics(CollectorRegistry())
     first = RolloutController(d, metrics=metrics)
-    second = RolloutController(Deployments(reg.client.metadata, actor="other"))
+    second = RolloutController(reg.client.deployments.acting_as("other"))
     stale = d.get("web")
     verdict = first.evaluate("web", stale)
     assert (verdict.action, verdict.guard) == ("rollback", "error_rate")
@@ -67,7 +66,7 @@ def test_breach_rolls_back_with_reason_and_counter(reg: Registry) -> None:
     assert second.evaluate("web", stale).reason == "another controller or a person acted first"
     web = d.get("web")
     assert (web.primary, web.canary) == (GOOD, None)
-    entry = reg.client.metadata.audit_log(model="m", limit=1)[0]
+    entry = reg.client.audit.log(model="m", limit=1)[0]
     assert entry.action == "auto_rollback"
     assert entry.reason is not None and "error rate 22.5% (9/40)" in entry.reason
     assert metrics.rollbacks.labels("web", "error_rate")._value.get() == 1

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from shipyard.rollout.policy import Accuracy, VariantStats, bucket_key, decide, merge_stats
 from shipyard.rollout.records import Deployment, RolloutPolicy
-from shipyard.store.rollout_store import VariantCounters
+from shipyard.store.rollout_records import VariantCounters
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

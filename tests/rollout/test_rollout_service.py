@@ -9,13 +9,11 @@ from rollout_support import BROKEN, GOOD, GOOD2, OTHER, SLOW, Registry
 
 from shipyard.errors import ConflictError, InvalidInputError, NotFoundError
 from shipyard.rollout.records import RolloutPolicy
-from shipyard.rollout.service import Deployments
-from shipyard.store.validation_store import ValidationStore
 from shipyard.validation.approvals import PromotionBlockedError
 
 
 def fail_gates(reg: Registry, version: int) -> None:
-    ValidationStore(reg.client.metadata).save_gate_result(
+    reg.client.validation.save_gate_result(
         "m",
         version,
         passed=False,
@@ -48,7 +46,7 @@ def test_create_canary_promote_rollback(reg: Registry) -> None:
     d.resume("web")
     actions = [c.action for c in d.changes("web")]
     assert actions[2:] == ["rollback", "promote", "deploy_canary", "deploy_create"]
-    audit = reg.client.metadata.audit_log(model="m", limit=10)
+    audit = reg.client.audit.log(model="m", limit=10)
     rollback = next(e for e in audit if e.action == "rollback")
     assert (rollback.subject, rollback.from_value, rollback.to_value, rollback.reason) == (
         "deployment:web",
@@ -85,7 +83,7 @@ def test_bad_input_changes_nothing(reg: Registry) -> None:
 def test_concurrent_changes_one_wins_the_other_is_told(reg: Registry) -> None:
     d = reg.deployments
     d.create("web", "m", GOOD)
-    other = Deployments(reg.client.metadata, actor="bob")
+    other = reg.client.deployments.acting_as("bob")
     read = d.get("web").revision
     d.set_canary("web", OTHER, 10, expected_revision=read)
     with pytest.raises(ConflictError, match=r"changed by someone else.*re-read"):
@@ -108,7 +106,7 @@ def test_gate_failing_version_needs_force_and_a_reason(reg: Registry) -> None:
     assert d.get("web").primary == GOOD
     web = d.promote("web", force=True, reason="the gate dataset is stale")
     assert web.primary == OTHER
-    entry = next(e for e in reg.client.metadata.audit_log(model="m") if e.action == "promote")
+    entry = next(e for e in reg.client.audit.log(model="m") if e.action == "promote")
     assert entry.reason == "the gate dataset is stale"
     assert "failed" in entry.details["forced"][0]
 
@@ -116,13 +114,11 @@ def test_gate_failing_version_needs_force_and_a_reason(reg: Registry) -> None:
 def test_required_approvals_block_primary_but_not_canary(reg: Registry) -> None:
     d = reg.deployments
     d.create("web", "m", GOOD)
-    ValidationStore(reg.client.metadata).set_required_approvals("m", 1, actor="admin")
+    reg.client.validation.set_required_approvals("m", 1, actor="admin")
     d.set_canary("web", OTHER, 10)  # a canary is evidence-gathering: no approval needed
     with pytest.raises(PromotionBlockedError, match="requires 1 approvals"):
         d.promote("web")
-    ValidationStore(reg.client.metadata).record_decision(
-        "m", OTHER, "approve", actor="ann", comment="ok"
-    )
+    reg.client.validation.record_decision("m", OTHER, "approve", actor="ann", comment="ok")
     assert d.promote("web").primary == OTHER
 
 
@@ -156,7 +152,7 @@ def test_split_shadows_kill_and_resume(reg: Registry) -> None:
 
 def test_policy_steps_advance_then_promote(reg: Registry) -> None:
     clock = [datetime(2026, 1, 1, tzinfo=UTC)]
-    d = Deployments(reg.client.metadata, actor="tester", now=lambda: clock[0])
+    d = reg.client.deployments.acting_as("tester", now=lambda: clock[0])
     d.create("web", "m", GOOD)
     policy = RolloutPolicy(steps=(5, 50, 100), step_seconds=60)
     web = d.set_canary("web", OTHER, policy=policy)

@@ -118,7 +118,7 @@ def test_bad_canary_is_rolled_back_and_no_primary_request_fails(
     assert d.get("web").canary is None and d.get("web").primary == GOOD
     assert {status for (variant, status) in outcomes if variant == "primary"} == {200}
     assert outcomes[("primary", 200)] > 0
-    entry = sqlite_reg.client.metadata.audit_log(model="m", limit=1)[0]
+    entry = sqlite_reg.client.audit.log(model="m", limit=1)[0]
     assert entry.action == "auto_rollback" and entry.details["guard"] == guard
     assert entry.reason is not None and entry.reason.startswith("automatic rollback: canary m:")
     assert metric(text, "shipyard_rollout_rollbacks_total", deployment="web", guard=guard) == 1

@@ -51,10 +51,10 @@ def test_reject_mode_rejects_unusual_values_under_a_strict_contract(
 ) -> None:
     client = iris.client
     version = client.registry.resolve("iris:1")
-    strict = {**get_contract(client.metadata, version).to_dict(), "strict": True}
+    strict = {**get_contract(client.validation, version).to_dict(), "strict": True}
     path = tmp_path / "strict.json"
     path.write_text(json.dumps(strict))
-    import_contract(client.metadata, version, path, actor="tester", reason="strict")
+    import_contract(client.validation, version, path, actor="tester", reason="strict")
     assert DataContract.from_dict(strict).strict
     server = serve(client, contract_check="reject")
     try:

@@ -13,7 +13,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from serving_helpers import IrisRegistry, cli_server
 
 from shipyard.quickstart import iris_frame
-from shipyard.store.monitor_store import MonitorStore
 
 INTERVAL = 0.5
 IRIS = (("model", "iris"), ("version", "1"))
@@ -98,7 +97,7 @@ def test_two_servers_compute_once_export_the_same_and_a_dead_holder_is_replaced(
         assert len(shared(samples[a])) == 6 + 2 * 4  # and four features' drift gauges
         # Both show the figures of the same runs (the other reads them a moment later).
         assert abs(samples[a][LAST_RUN] - samples[b][LAST_RUN]) <= 4 * INTERVAL
-        lease = MonitorStore(iris.client.metadata).lease("monitor:iris:1:3600")
+        lease = iris.client.monitors.lease("monitor:iris:1:3600")
         assert lease is not None and lease.holder.split(":")[1] == str(
             pid_a if holder == a else pid_b
         )
@@ -128,5 +127,5 @@ def test_two_workers_of_one_server_compute_once(iris: IrisRegistry) -> None:
         # interval (two computing workers would make about twice as many runs).
         assert samples[("shipyard_monitor_leader", ())] == 1
         assert 1 <= runs <= elapsed / INTERVAL + 2, (runs, elapsed)
-        lease = MonitorStore(iris.client.metadata).lease("monitor:iris:1:3600")
+        lease = iris.client.monitors.lease("monitor:iris:1:3600")
         assert lease is not None and lease.holder.split(":")[1] != ""

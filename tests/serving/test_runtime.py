@@ -165,7 +165,7 @@ def test_admin_swap_moves_the_alias_in_the_registry(iris: IrisRegistry) -> None:
             }
             assert http.post("/predict", json=SETOSA).json()["version"] == iris.forest
             assert iris.client.registry.resolve("iris").version == iris.forest
-            audit = iris.client.metadata.audit_log(model="iris", limit=1)[0]
+            audit = iris.client.audit.log(model="iris", limit=1)[0]
             assert audit.reason == "test"
             missing = http.post("/admin/swap", json={"version": 99}, headers=auth)
             assert missing.status_code == 404

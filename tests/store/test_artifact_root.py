@@ -28,7 +28,7 @@ from shipyard.cli.main import app
 from shipyard.config import Settings
 from shipyard.errors import ArtifactNotFoundError, ConfigError
 from shipyard.store.artifact_root import resolve_artifact_root
-from shipyard.store.metadata import MetadataStore
+from shipyard.store.database import Database
 
 SHIPYARD = str(Path(sys.executable).with_name("shipyard"))
 PYTHON = sys.executable
@@ -130,7 +130,7 @@ def test_a_client_pointing_elsewhere_is_refused_with_both_locations(
 
 @pytest.mark.postgres
 def test_clients_racing_to_first_use_agree_on_one_root(postgres_url: str, tmp_path: Path) -> None:
-    stores = [MetadataStore(postgres_url) for _ in range(4)]
+    stores = [Database(postgres_url) for _ in range(4)]
     for store in stores:
         _ = store.engine  # migrated before the race: the race is about the record
     barrier = threading.Barrier(len(stores))
@@ -226,7 +226,7 @@ def test_a_missing_artifact_names_the_model_and_version(tmp_path: Path) -> None:
     profile = version.tags["drift_profile"]
     (client.artifacts.root / "blobs" / profile[:2] / profile).unlink()  # type: ignore[attr-defined]
     with pytest.raises(ArtifactNotFoundError, match="drift reference stored with cancer:1"):
-        client.registry.reference_profile(client.metadata.get_version("cancer", 1))
+        client.references.load(client.models.get_version("cancer", 1))
     client.close()
 
 

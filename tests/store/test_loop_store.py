@@ -9,21 +9,16 @@ from typing import Any
 import pytest
 
 from shipyard.errors import InvalidInputError
-from shipyard.store.loop_store import (
-    ClaimRefused,
-    LoopRun,
-    LoopRunNotFoundError,
-    LoopStore,
-    json_safe,
-)
-from shipyard.store.metadata import MetadataStore
+from shipyard.store.database import Database
+from shipyard.store.loop_records import ClaimRefused, LoopRun, LoopRunNotFoundError, json_safe
+from shipyard.store.loop_store import LoopStore
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(metadata_store: MetadataStore) -> LoopStore:
-    return LoopStore(metadata_store)
+def store(database: Database) -> LoopStore:
+    return LoopStore(database)
 
 
 def _claim(store: LoopStore, key: str, now: datetime = NOW, **kw: Any) -> Any:
@@ -159,7 +154,7 @@ def test_json_safe() -> None:
 
 
 def _race(url: str, barrier: Any, queue: Any, keys: list[str]) -> None:
-    store = LoopStore(MetadataStore(url))
+    store = LoopStore(Database(url))
     barrier.wait()
     won = []
     for key in keys:
@@ -170,11 +165,11 @@ def _race(url: str, barrier: Any, queue: Any, keys: list[str]) -> None:
                 won.append(key)
                 store.update_run(run.id, now=NOW, status="promoted")
     queue.put(won)
-    store.metadata.close()
+    store.db.close()
 
 
 def test_two_processes_never_claim_the_same_trigger(database_url: str) -> None:
-    MetadataStore(database_url).engine.dispose()  # migrate once, before the race
+    Database(database_url).engine.dispose()  # migrate once, before the race
     ctx = multiprocessing.get_context("fork")
     barrier, queue = ctx.Barrier(2), ctx.Queue()
     keys = [f"k{i}" for i in range(15)]

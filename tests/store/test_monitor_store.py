@@ -13,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from shipyard.errors import InvalidInputError
-from shipyard.store.metadata import MetadataStore
+from shipyard.store.database import Database
 from shipyard.store.monitor_store import MonitorStore
 from shipyard.store.schema import Base
 
@@ -22,8 +22,8 @@ TTL = timedelta(seconds=30)
 
 
 @pytest.fixture
-def store(metadata_store: MetadataStore) -> Iterator[MonitorStore]:
-    yield MonitorStore(metadata_store)
+def store(database: Database) -> Iterator[MonitorStore]:
+    yield MonitorStore(database)
 
 
 def test_one_holder_until_the_lease_expires_or_is_released(store: MonitorStore) -> None:
@@ -72,7 +72,7 @@ def test_snapshots_replace_each_other_and_store_no_nan(store: MonitorStore) -> N
 
 
 def _race(url: str, barrier: Any, queue: Any, holder: str, rounds: int) -> None:
-    store = MonitorStore(MetadataStore(url))
+    store = MonitorStore(Database(url))
     barrier.wait()
     won = []
     for i in range(rounds):
@@ -80,11 +80,11 @@ def _race(url: str, barrier: Any, queue: Any, holder: str, rounds: int) -> None:
         if store.acquire(f"race-{i}", holder, ttl=TTL, now=NOW):
             won.append(i)
     queue.put(won)
-    store.metadata.close()
+    store.db.close()
 
 
 def test_racing_processes_never_both_hold_a_lease(database_url: str) -> None:
-    MetadataStore(database_url).engine.dispose()  # migrate once, before the race
+    Database(database_url).engine.dispose()  # migrate once, before the race
     ctx = multiprocessing.get_context("fork")
     barrier, queue = ctx.Barrier(3), ctx.Queue()
     procs = [
@@ -102,7 +102,7 @@ def test_racing_processes_never_both_hold_a_lease(database_url: str) -> None:
 
 
 def test_the_migrations_create_what_the_tables_declare(database_url: str) -> None:
-    engine = MetadataStore(database_url).engine
+    engine = Database(database_url).engine
     try:
         with engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)

@@ -8,16 +8,24 @@ import pandas as pd
 import pytest
 
 from shipyard.errors import ConflictError, InvalidInputError, VersionNotFoundError
-from shipyard.registry.service import Registry
+from shipyard.registry.service import Registry, RegistryStores
+from shipyard.store.alias_store import AliasStore
 from shipyard.store.artifacts import LocalArtifactStore
-from shipyard.store.metadata import MetadataStore
-from shipyard.store.rollout_store import DeploymentNotFoundError, RolloutStore, VariantCounters
+from shipyard.store.audit_store import AuditStore
+from shipyard.store.database import Database
+from shipyard.store.model_store import ModelStore
+from shipyard.store.rollout_records import DeploymentNotFoundError, VariantCounters
+from shipyard.store.rollout_store import RolloutStore
+from shipyard.store.run_store import RunStore
 
 
 @pytest.fixture
-def store(metadata_store: MetadataStore, tmp_path) -> RolloutStore:  # type: ignore[no-untyped-def]
+def store(database: Database, tmp_path) -> RolloutStore:  # type: ignore[no-untyped-def]
+    stores = RegistryStores(
+        ModelStore(database), AliasStore(database), AuditStore(database), RunStore(database)
+    )
     registry = Registry(
-        metadata_store,
+        stores,
         LocalArtifactStore(tmp_path / "artifacts"),
         cache_dir=tmp_path / "cache",
         actor="t",
@@ -25,8 +33,8 @@ def store(metadata_store: MetadataStore, tmp_path) -> RolloutStore:  # type: ign
     sample = pd.DataFrame({"x": [1.0, 2.0]})
     for _ in range(3):
         registry.log_model("numpy:asarray", "m", sample=sample)
-    metadata_store.set_version_archived("m", 3, True, actor="t", reason="old")
-    return RolloutStore(metadata_store)
+    stores.models.set_version_archived("m", 3, True, actor="t", reason="old")
+    return RolloutStore(database)
 
 
 def test_create_update_history(store: RolloutStore) -> None:

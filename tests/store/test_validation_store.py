@@ -7,21 +7,20 @@ from collections.abc import Iterator
 import pytest
 
 from shipyard.errors import InvalidInputError, ModelNotFoundError, VersionNotFoundError
-from shipyard.store.metadata import MetadataStore
-from shipyard.store.validation_store import (
-    ContractNotFoundError,
-    ValidationStore,
-    contract_digest,
-)
+from shipyard.store.audit_store import AuditStore
+from shipyard.store.database import Database
+from shipyard.store.model_store import ModelStore
+from shipyard.store.validation_records import ContractNotFoundError, contract_digest
+from shipyard.store.validation_store import ValidationStore
 
 
 @pytest.fixture
-def stores(metadata_store: MetadataStore) -> Iterator[tuple[MetadataStore, ValidationStore]]:
+def stores(database: Database) -> Iterator[tuple[AuditStore, ValidationStore]]:
     for _ in range(2):
-        metadata_store.create_version(
+        ModelStore(database).create_version(
             "iris", write_manifest=lambda v: f"{v:064x}", flavor="sklearn"
         )
-    yield metadata_store, ValidationStore(metadata_store)
+    yield AuditStore(database), ValidationStore(database)
 
 
 def test_contract_revisions_and_audit(stores) -> None:  # type: ignore[no-untyped-def]
@@ -34,7 +33,7 @@ def test_contract_revisions_and_audit(stores) -> None:  # type: ignore[no-untype
         "inferred",
         contract_digest({"columns": [1]}),
     )
-    assert not [a for a in meta.audit_log(model="iris") if a.action == "edit_contract"]
+    assert not [a for a in meta.log(model="iris") if a.action == "edit_contract"]
     edited = store.save_contract(
         "iris", 1, {"columns": [2]}, source="imported", actor="bob", reason="widen age"
     )
@@ -42,7 +41,7 @@ def test_contract_revisions_and_audit(stores) -> None:  # type: ignore[no-untype
     assert store.get_contract("iris", 1).contract == {"columns": [2]}
     assert store.get_contract("iris", 1, revision=1).contract == {"columns": [1]}
     assert [r.revision for r in store.contract_history("iris", 1)] == [1, 2]
-    [audit] = [a for a in meta.audit_log(model="iris") if a.action == "edit_contract"]
+    [audit] = [a for a in meta.log(model="iris") if a.action == "edit_contract"]
     assert (audit.actor, audit.reason, audit.subject) == ("bob", "widen age", "iris:1")
     assert audit.from_value == first.digest[:16] and audit.to_value == edited.digest[:16]
     with pytest.raises(ContractNotFoundError):
@@ -64,7 +63,7 @@ def test_gate_results_latest_wins(stores) -> None:  # type: ignore[no-untyped-de
     assert latest == second and latest.passed and latest.report == {"n": 2}
     assert [g.passed for g in store.gate_results("iris", 2)] == [False, True]
     assert store.latest_gate_result("iris", 1) is None
-    actions = [a.action for a in meta.audit_log(model="iris")]
+    actions = [a.action for a in meta.log(model="iris")]
     assert actions[:2] == ["gate_passed", "gate_failed"]
     with pytest.raises(VersionNotFoundError):
         store.latest_gate_result("iris", 9)
@@ -98,13 +97,13 @@ def test_decisions_and_policy_scopes(stores) -> None:  # type: ignore[no-untyped
 
     facts = store.promotion_facts("iris", 2)
     assert (facts.required_approvals, facts.policy_scope, len(facts.decisions)) == (1, "*", 2)
-    actions = [a.action for a in meta.audit_log(model="iris")]
+    actions = [a.action for a in meta.log(model="iris")]
     assert actions.count("set_required_approvals") == 2  # registry-wide ones have no model
     assert {"approve", "reject"} <= set(actions)
 
 
 def test_archived_versions_take_no_decisions(stores) -> None:  # type: ignore[no-untyped-def]
-    meta, store = stores
-    meta.set_version_archived("iris", 1, True, actor="ann", reason=None)
+    _, store = stores
+    ModelStore(store.db).set_version_archived("iris", 1, True, actor="ann", reason=None)
     with pytest.raises(InvalidInputError, match="archived"):
         store.record_decision("iris", 1, "approve", actor="ann", comment=None)

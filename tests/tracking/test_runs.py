@@ -1,13 +1,14 @@
 import pandas as pd
 import pytest
 
-from shipyard.store.metadata import MetadataStore
+from shipyard.store.database import Database
+from shipyard.store.run_store import RunStore
 from shipyard.tracking.runs import Tracker
 
 
 @pytest.fixture
-def tracker(metadata_store: MetadataStore) -> Tracker:
-    return Tracker(metadata_store, actor="ann")
+def tracker(database: Database) -> Tracker:
+    return Tracker(RunStore(database), actor="ann")
 
 
 def test_run_context_records_everything(tracker: Tracker) -> None:

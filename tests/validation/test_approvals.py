@@ -13,7 +13,7 @@ from shipyard import Shipyard
 from shipyard.config import Settings
 from shipyard.errors import ConflictError, InvalidInputError
 from shipyard.quickstart import iris_frame
-from shipyard.store.validation_store import Decision, ValidationStore
+from shipyard.store.validation_records import Decision
 from shipyard.validation.approvals import (
     PROTECTED_ALIASES,
     PromotionBlockedError,
@@ -72,46 +72,49 @@ def test_gate_failing_version_needs_force_with_reason(client: Shipyard) -> None:
     assert "production" in PROTECTED_ALIASES
     client.registry.set_alias("iris", "production", 1)
     record, report = validate_model(
-        client,
+        client.registry,
+        client.validation,
         "iris:2",
         data=holdout(),
         target="species",
         spec=build_spec(thresholds=["accuracy>=0.9"]),
     )
     assert not report.passed and record.against == "iris:1"  # production by default
-    latest = ValidationStore(client.metadata).latest_gate_result("iris", 2)
+    latest = client.validation.latest_gate_result("iris", 2)
     assert latest is not None and latest.id == record.id and not latest.passed
 
     with pytest.raises(PromotionBlockedError, match=r"accuracy >= 0\.9") as info:
         client.registry.set_alias("iris", "production", 2)
     assert isinstance(info.value, ConflictError)
     assert "--force --reason" in str(info.value)
-    assert client.metadata.get_alias("iris", "production") == 1  # nothing changed
+    assert client.aliases.get_alias("iris", "production") == 1  # nothing changed
     with pytest.raises(InvalidInputError, match="reason"):
         client.registry.set_alias("iris", "production", 2, force=True, reason="  ")
     client.registry.set_alias("iris", "staging", 2)  # other aliases are not protected
 
     client.registry.set_alias("iris", "production", 2, force=True, reason="hotfix, approved by CTO")
-    assert client.metadata.get_alias("iris", "production") == 2
-    forced = [a for a in client.metadata.audit_log(model="iris") if a.action == "force_alias"]
+    assert client.aliases.get_alias("iris", "production") == 2
+    forced = [a for a in client.audit.log(model="iris") if a.action == "force_alias"]
     [entry] = forced
     assert entry.reason == "hotfix, approved by CTO"
     assert (entry.from_value, entry.to_value, entry.actor) == ("1", "2", "tester")
     assert "accuracy >= 0.9" in entry.details["overridden"][0]
 
-    lines = describe_validation(client.metadata, client.metadata.get_version("iris", 2))
+    lines = describe_validation(client.validation, client.models.get_version("iris", 2))
     assert any(line.startswith("gates: FAILED") for line in lines)
 
 
 def test_passing_gates_unblock(client: Shipyard) -> None:
     spec = build_spec(thresholds=["accuracy>=0.5"])
-    validate_model(client, "iris:2", data=holdout(), target="species", spec=spec)
+    validate_model(
+        client.registry, client.validation, "iris:2", data=holdout(), target="species", spec=spec
+    )
     client.registry.set_alias("iris", "production", 2)
-    assert not [a for a in client.metadata.audit_log(model="iris") if a.action == "force_alias"]
+    assert not [a for a in client.audit.log(model="iris") if a.action == "force_alias"]
 
 
 def test_required_approvals_block_until_given(client: Shipyard) -> None:
-    store = ValidationStore(client.metadata)
+    store = client.validation
     store.set_required_approvals("iris", 2, actor="admin")
     with pytest.raises(PromotionBlockedError, match="requires 2 approvals; it has 0/2"):
         client.registry.set_alias("iris", "production", 1)
@@ -126,8 +129,8 @@ def test_required_approvals_block_until_given(client: Shipyard) -> None:
         reject(store, "iris", 1, actor="cat", comment="")
     approve(store, "iris", 1, actor="cat", comment="fixed")
     client.registry.set_alias("iris", "production", 1)
-    assert client.metadata.get_alias("iris", "production") == 1
-    lines = describe_validation(client.metadata, client.metadata.get_version("iris", 1))
+    assert client.aliases.get_alias("iris", "production") == 1
+    lines = describe_validation(client.validation, client.models.get_version("iris", 1))
     assert lines[2].startswith("approvals: 3/2 approvals (ann, bob, cat)")
-    actions = [a.action for a in client.metadata.audit_log(model="iris")]
+    actions = [a.action for a in client.audit.log(model="iris")]
     assert actions.count("approve") == 3 and actions.count("reject") == 1

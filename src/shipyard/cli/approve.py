@@ -10,7 +10,6 @@ from __future__ import annotations
 import typer
 
 from shipyard.cli._common import JsonOption, console, get_client, print_json
-from shipyard.store.validation_store import ValidationStore
 from shipyard.validation.approvals import ApprovalStatus, approve, reject
 
 
@@ -24,7 +23,7 @@ def approve_command(
     client = get_client(ctx)
     version = client.registry.resolve(ref)
     status = approve(
-        ValidationStore(client.metadata),
+        client.validation,
         version.model,
         version.version,
         actor=client.settings.actor,
@@ -43,7 +42,7 @@ def reject_command(
     client = get_client(ctx)
     version = client.registry.resolve(ref)
     status = reject(
-        ValidationStore(client.metadata),
+        client.validation,
         version.model,
         version.version,
         actor=client.settings.actor,

@@ -14,7 +14,7 @@ def audit_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Show the audit log of changes to aliases, archives and deployments."""
-    entries = get_client(ctx).metadata.audit_log(model=model, limit=limit)
+    entries = get_client(ctx).audit.log(model=model, limit=limit)
     if as_json:
         print_json(entries)
         return

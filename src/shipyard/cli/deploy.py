@@ -44,7 +44,7 @@ from shipyard.cli._common import (
 from shipyard.errors import InvalidInputError, NotFoundError
 from shipyard.rollout.records import Deployment, RolloutPolicy
 from shipyard.rollout.service import Deployments
-from shipyard.store.rollout_store import DeploymentNotFoundError
+from shipyard.store.rollout_records import DeploymentNotFoundError
 
 
 class DeployGroup(TyperGroup):
@@ -66,7 +66,7 @@ app = typer.Typer(
 
 def _service(ctx: typer.Context) -> tuple[Any, Deployments]:
     client = get_client(ctx)
-    return client, Deployments(client.metadata, actor=client.settings.actor)
+    return client, client.deployments
 
 
 def _version(client: Any, ref: str, model: str | None) -> tuple[str, int]:

@@ -27,7 +27,7 @@ def _client() -> Shipyard:
 def load_model_reference(ref: str) -> ReferenceProfile:
     """The drift reference profile stored with the version ``ref`` resolves to."""
     client = _client()
-    return client.registry.reference_profile(client.registry.resolve(ref))
+    return client.references.load(client.registry.resolve(ref))
 
 
 def load_logged_window(ref: str, window: str) -> pd.DataFrame:

@@ -28,7 +28,7 @@ from shipyard.errors import InvalidReferenceError
 from shipyard.loop.config import load_config
 from shipyard.loop.controller import LoopController, ModelTick
 from shipyard.loop.lineage import lineage
-from shipyard.store.loop_store import ClaimRefused, LoopRun, LoopStore
+from shipyard.store.loop_records import ClaimRefused, LoopRun
 
 app = typer.Typer(
     help="The closed loop: retraining triggers, retrain, gate, canary, promote.",
@@ -176,7 +176,7 @@ def history_command(
     name, _, version_text = ref.partition(":")
     if not name or (version_text and not version_text.isdigit()):
         raise InvalidReferenceError(f"{ref!r} is not MODEL or MODEL:VERSION (e.g. iris:4).")
-    store = LoopStore(get_client(ctx).metadata)
+    store = get_client(ctx).loops
     runs = store.list_runs(name, limit=limit if not version_text else 10_000)
     if version_text:
         runs = [r for r in runs if r.candidate_version == int(version_text)]

@@ -20,7 +20,7 @@ def list_models(
     as_json: bool = JsonOption,
 ) -> None:
     """List registered models."""
-    models = get_client(ctx).metadata.list_models(include_archived=archived)
+    models = get_client(ctx).models.list_models(include_archived=archived)
     if as_json:
         print_json(models)
         return
@@ -40,7 +40,7 @@ def list_models(
 @app.command("versions")
 def list_versions(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> None:
     """List the versions of one model."""
-    versions = get_client(ctx).metadata.list_versions(name)
+    versions = get_client(ctx).models.list_versions(name)
     if as_json:
         print_json(versions)
         return
@@ -63,17 +63,16 @@ def list_versions(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> 
 @app.command("show")
 def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
     """Show one version (REF: iris, iris@staging, iris:3) with its manifest."""
-    from shipyard.rollout.service import Deployments
 
     client = get_client(ctx)
     registry = client.registry
     version = registry.resolve(ref)
     manifest = registry.manifest(version)
-    model = registry.metadata.get_model(version.model)
-    deployments = Deployments(client.metadata, actor=client.settings.actor)
+    model = registry.models.get_model(version.model)
+    deployments = client.deployments
     where = deployments.describe_for_model(version.model)
     if as_json:
-        validation = describe_validation(registry.metadata, version)
+        validation = describe_validation(client.validation, version)
         print_json(
             {
                 "model": model,
@@ -130,7 +129,7 @@ def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
     packages = ", ".join(f"{k}=={v}" for k, v in sorted(env.get("packages", {}).items()))
     console.print(f"environment: Python {env.get('python')}; {packages}")
     console.print(f"files: {len(manifest.files)}, each checked against its SHA-256 on load")
-    for line in describe_validation(registry.metadata, version):
+    for line in describe_validation(client.validation, version):
         console.print(line)
     for line in describe_optimization(registry, version):  # ONNX runtime or why not
         console.print(line, markup=False, highlight=False)
@@ -179,10 +178,9 @@ def alias(
     before = "unset" if result["from"] is None else f"version {result['from']}"
     after = "removed" if result["to"] is None else f"version {result['to']}"
     console.print(f"{name}@{alias_name}: {before} -> {after}")
-    from shipyard.rollout.service import Deployments
 
     client = get_client(ctx)
-    deployments = Deployments(client.metadata, actor=client.settings.actor)
+    deployments = client.deployments
     for d in deployments.list_deployments(name):
         gap = deployments.alias_gap(d) if d.follows == alias_name else None
         if gap is not None:
@@ -217,7 +215,7 @@ def import_mlflow(
     version = client.registry.import_mlflow(path, name, trusted_pickle=trust_pickle)
     if alias_name:
         client.registry.set_alias(name, alias_name, version.version, reason="import-mlflow")
-        version = client.metadata.get_version(name, version.version)
+        version = client.models.get_version(name, version.version)
     if as_json:
         print_json(version)
         return

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.markup import escape
 
 from shipyard.cli._common import JsonOption, console, get_client, print_json, table, when
+
+if TYPE_CHECKING:
+    from shipyard.store.run_store import RunStore
 
 app = typer.Typer(help="Experiment runs: params, metrics, datasets.", no_args_is_help=True)
 
@@ -18,7 +23,7 @@ def list_runs(
     as_json: bool = JsonOption,
 ) -> None:
     """List runs, newest first."""
-    runs = get_client(ctx).metadata.list_runs(experiment, limit=limit)
+    runs = get_client(ctx).runs.list_runs(experiment, limit=limit)
     if as_json:
         print_json(runs)
         return
@@ -40,8 +45,8 @@ def list_runs(
 @app.command("show")
 def show_run(ctx: typer.Context, run_id: str, as_json: bool = JsonOption) -> None:
     """Show one run: params, latest metrics, tags and dataset fingerprints."""
-    metadata = get_client(ctx).metadata
-    run = metadata.get_run(_expand(metadata, run_id))
+    runs = get_client(ctx).runs
+    run = runs.get_run(_expand(runs, run_id))
     if as_json:
         print_json(run)
         return
@@ -67,9 +72,9 @@ def show_run(ctx: typer.Context, run_id: str, as_json: bool = JsonOption) -> Non
         console.print(escape(line))  # "[training]" is text, not Rich markup
 
 
-def _expand(metadata, prefix: str) -> str:  # type: ignore[no-untyped-def]
+def _expand(runs: RunStore, prefix: str) -> str:
     """Accept the 12-character prefix the list shows, like git's short hashes."""
     if len(prefix) >= 32:
         return prefix
-    matches = [r.id for r in metadata.list_runs(limit=10_000) if r.id.startswith(prefix)]
+    matches = [r.id for r in runs.list_runs(limit=10_000) if r.id.startswith(prefix)]
     return matches[0] if len(matches) == 1 else prefix

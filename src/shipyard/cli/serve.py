@@ -177,10 +177,8 @@ def serve_command(
             "Give exactly one of a model REF, --deployment NAME or --package DIR."
         )
     if deployment is not None:
-        from shipyard.rollout.service import Deployments
-
         # Fail now, with the store's message, rather than from inside a worker.
-        served = Deployments(client.metadata, actor=client.settings.actor).get(deployment)
+        served = client.deployments.get(deployment)
         ref, now = deployment, f"deployment {deployment}, primary {served.model}:{served.primary}"
     else:
         folder = package or package_folder(str(ref))

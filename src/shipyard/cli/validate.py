@@ -11,7 +11,6 @@ from pathlib import Path
 import typer
 
 from shipyard.cli._common import JsonOption, console, get_client, print_json, table
-from shipyard.store.validation_store import ValidationStore
 from shipyard.validation import service
 from shipyard.validation.contract_export import EXPORT_FORMATS, export_contract
 from shipyard.validation.contract_report import render_contract_report
@@ -42,9 +41,11 @@ def data(
     expected range, or too many in the tails.
     """
     client = get_client(ctx)
-    version, result = service.validate_data(client, ref, path, strict=strict)
+    version, result = service.validate_data(
+        client.registry, client.validation, ref, path, strict=strict
+    )
     if report is not None:
-        contract = service.get_contract(client.metadata, version)
+        contract = service.get_contract(client.validation, version)
         html = render_contract_report(contract, result, title=version.ref, source=str(path))
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(html, encoding="utf-8")
@@ -123,7 +124,13 @@ def model(
     )
     holdout = service.read_table(data_path)
     record, report = service.validate_model(
-        client, candidate, data=holdout, target=target, spec=spec, against=against
+        client.registry,
+        client.validation,
+        candidate,
+        data=holdout,
+        target=target,
+        spec=spec,
+        against=against,
     )
     if as_json:
         print_json(
@@ -176,7 +183,7 @@ def contract(
         raise typer.BadParameter("give --import or --infer, not both")
     if import_path is not None:
         record = service.import_contract(
-            client.metadata, version, import_path, actor=actor, reason=reason
+            client.validation, version, import_path, actor=actor, reason=reason
         )
         console.print(
             f"{version.ref}: contract revision {record.revision} imported from {import_path}"
@@ -184,13 +191,13 @@ def contract(
         return
     if infer_path is not None:
         record = service.store_contract_for_version(
-            client.metadata, version, service.read_table(infer_path), actor=actor
+            client.validation, version, service.read_table(infer_path), actor=actor
         )
         console.print(
             f"{version.ref}: contract revision {record.revision} inferred from {infer_path}"
         )
         return
-    current = service.get_contract(client.metadata, version)
+    current = service.get_contract(client.validation, version)
     text = export_contract(current, export, name=version.ref)
     if output is not None:
         output.write_text(text, encoding="utf-8")
@@ -212,7 +219,7 @@ def policy(
 ) -> None:
     """Show or set how many approvals production needs (per model or registry-wide)."""
     client = get_client(ctx)
-    store = ValidationStore(client.metadata)
+    store = client.validation
     scope = "the registry" if model_name is None else f"model {model_name!r}"
     if required_approvals is not None:
         store.set_required_approvals(

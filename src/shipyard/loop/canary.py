@@ -85,9 +85,8 @@ class RolloutCanaryRunner:
         self.now = now
 
     def _deployments(self) -> Any:
-        from shipyard.rollout.service import Deployments  # rollout is optional to the loop
 
-        return Deployments(self.client.metadata, actor=self.client.settings.actor, now=self.now)
+        return self.client.deployments.acting_as(self.client.settings.actor, now=self.now)
 
     def start(self, request: CanaryRequest) -> dict[str, Any]:
         from shipyard.rollout.records import RolloutPolicy

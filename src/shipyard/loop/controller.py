@@ -38,7 +38,7 @@ from shipyard.loop.config import LoopConfig
 from shipyard.loop.steps import RESUME_AT, STEPS, RunState, StepFailed, StepLog
 from shipyard.loop.triggers import Firing, TriggerContext, Verdict, evaluate_trigger
 from shipyard.store import records
-from shipyard.store.loop_store import ClaimRefused, LoopRun, LoopStore
+from shipyard.store.loop_records import ClaimRefused, LoopRun, RunStatus
 
 if TYPE_CHECKING:
     from shipyard._client import Shipyard
@@ -116,7 +116,7 @@ class LoopController:
         self.canary = canary if canary is not None else RolloutCanaryRunner(client, now=clock)
         self.owner = owner or default_owner()
         self.timer = timer
-        self.store = LoopStore(client.metadata)
+        self.store = client.loops
 
     # -- public ---------------------------------------------------------------------
 
@@ -240,7 +240,7 @@ class LoopController:
             champion = (
                 None
                 if run.champion_version is None
-                else self.client.metadata.get_version(run.model, run.champion_version)
+                else self.client.models.get_version(run.model, run.champion_version)
             )
         state = RunState(
             client=self.client,
@@ -260,13 +260,13 @@ class LoopController:
             log = StepLog()
             started, t0 = self.clock(), self.timer()
             error: str | None = None
-            final: str | None = None
+            final: RunStatus | None = None
             try:
                 step(state, log)
             except StepFailed as exc:
                 error, final = str(exc), exc.run_status
             except Exception as exc:
-                error, final = f"{type(exc).__name__}: {exc}", "failed"
+                error, final = f"{type(exc).__name__}: {exc}", RunStatus.FAILED
             waited_again = resume and log.status == "waiting" and name == names[start]
             if not waited_again:
                 # A resumed run still waiting records nothing new: one waiting step per wait.
@@ -283,7 +283,7 @@ class LoopController:
                 )
             if error is not None:
                 message = f"step {name} failed: {error}"
-                if final == "failed":
+                if final == RunStatus.FAILED:
                     message += (
                         ". A failed run starts no cool-down: the trigger retries when it "
                         f"next fires, or `shipyard loop trigger {run.model}` retries now"
@@ -302,7 +302,7 @@ class LoopController:
         return self.store.update_run(
             run.id,
             now=self.clock(),
-            status="promoted",
+            status=RunStatus.PROMOTED,
             message=f"{candidate.ref} promoted to {config.alias}",
         )
 

@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import ShipyardError
-from shipyard.store.loop_store import LoopStore
 
 if TYPE_CHECKING:
     from shipyard._client import Shipyard
@@ -86,17 +85,15 @@ def lineage(client: Shipyard, ref: str, *, until: datetime | None = None) -> Lin
     version = client.registry.resolve(ref)
     datasets: dict[str, dict[str, Any]] = {}
     if version.run_id is not None:
-        datasets = dict(client.metadata.get_run(version.run_id).datasets)
+        datasets = dict(client.runs.get_run(version.run_id).datasets)
     loop_run = (version.data_fingerprint or {}).get("loop_run")
     if loop_run is None and version.tags.get("loop.run", "").isdigit():
         loop_run = int(version.tags["loop.run"])
     if isinstance(loop_run, int):
-        LoopStore(client.metadata).get_run(loop_run)  # a dangling id is an error, not a link
+        client.loops.get_run(loop_run)  # a dangling id is an error, not a link
     deployments: dict[str, str] = {}
     try:
-        from shipyard.rollout.service import Deployments
-
-        for d in Deployments(client.metadata, actor=client.settings.actor).list_deployments():
+        for d in client.deployments.list_deployments():
             role = _roles(d, version.version) if d.model == version.model else None
             if role is not None:
                 deployments[d.name] = role

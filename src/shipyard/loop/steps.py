@@ -9,8 +9,8 @@ because the challenger was not good enough, ``rolled_back`` because its
 canary was not, ``failed`` for anything broken). ``approval`` and ``canary``
 may leave the run *waiting*; a later tick resumes it there.
 
->>> StepFailed("gates failed", run_status="rejected").run_status
-'rejected'
+>>> StepFailed("gates failed", run_status=RunStatus.REJECTED).run_status == "rejected"
+True
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from shipyard.loop.pipelines import (
     snapshot,
 )
 from shipyard.store import records
-from shipyard.store.loop_store import LoopRun, LoopStore
-from shipyard.store.validation_store import ValidationStore
+from shipyard.store.loop_records import LoopRun, RunStatus
+from shipyard.store.loop_store import LoopStore
 from shipyard.tracking.fingerprint import fingerprint
 from shipyard.validation.approvals import current_status
 from shipyard.validation.contract_checks import check_contract
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 class StepFailed(ShipyardError):
     """A step could not do its job; the run ends with ``run_status`` and this message."""
 
-    def __init__(self, message: str, *, run_status: str = "failed") -> None:
+    def __init__(self, message: str, *, run_status: RunStatus = RunStatus.FAILED) -> None:
         super().__init__(message)
         self.run_status = run_status
 
@@ -62,14 +62,14 @@ class StepLog:
     outputs: dict[str, Any] = field(default_factory=dict)
     status: str = "succeeded"
     #: For a waiting step: the run status to wait in, and what it waits for.
-    run_status: str | None = None
+    run_status: RunStatus | None = None
     message: str | None = None
 
     def skip(self, why: str) -> None:
         self.status = "skipped"
         self.outputs["skipped"] = why
 
-    def wait(self, run_status: str, message: str) -> None:
+    def wait(self, run_status: RunStatus, message: str) -> None:
         self.status, self.run_status, self.message = "waiting", run_status, message
 
 
@@ -105,7 +105,7 @@ class RunState:
         if self.candidate is None:
             if self.run.candidate_version is None:
                 raise StepFailed("The run has no registered challenger to carry on with.")
-            self.candidate = self.client.metadata.get_version(
+            self.candidate = self.client.models.get_version(
                 self.run.model, self.run.candidate_version
             )
         return self.candidate
@@ -150,7 +150,7 @@ def validate_data(state: RunState, log: StepLog) -> None:
         log.outputs["contract"] = "no champion yet: nothing to check against"
         return
     try:
-        contract = get_contract(state.client.metadata, champion)
+        contract = get_contract(state.client.validation, champion)
     except NotFoundError:
         log.outputs["contract"] = f"{champion.ref} has no data contract"
         return
@@ -219,8 +219,8 @@ def retrain(state: RunState, log: StepLog) -> None:
         run.set_tag("loop.run", str(state.run.id))
         run.set_tag("loop.trigger", f"{state.run.trigger_kind}:{state.run.trigger_key}")
         run.log_params({**params, "entry_point": pipeline.entry_point})
-        state.client.metadata.log_dataset(run.id, "training", state.snapshot.lineage)
-        state.client.metadata.log_dataset(run.id, "holdout", state.holdout_lineage or {})
+        state.client.runs.log_dataset(run.id, "training", state.snapshot.lineage)
+        state.client.runs.log_dataset(run.id, "holdout", state.holdout_lineage or {})
         result = run_pipeline(
             pipeline.entry_point, state.train, params, code_path=pipeline.code_path
         )
@@ -291,7 +291,8 @@ def gates(state: RunState, log: StepLog) -> None:
         columns=[c for c in [state.config.pipeline.data.time_column] if c in state.holdout]
     )
     _, report = validate_model(
-        state.client,
+        state.client.registry,
+        state.client.validation,
         candidate.ref,
         data=holdout,
         target=state.config.pipeline.target,
@@ -308,29 +309,27 @@ def gates(state: RunState, log: StepLog) -> None:
         raise StepFailed(
             f"{candidate.ref} failed its gates on the holdout: {failed}. "
             f"The champion {champion.ref if champion else '(none)'} keeps serving.",
-            run_status="rejected",
+            run_status=RunStatus.REJECTED,
         )
 
 
 def approval(state: RunState, log: StepLog) -> None:
     """Wait for the approvals the model requires (``shipyard approve``), if any."""
     candidate = state.require_candidate()
-    status = current_status(
-        ValidationStore(state.client.metadata), candidate.model, candidate.version
-    )
+    status = current_status(state.client.validation, candidate.model, candidate.version)
     log.inputs.update(candidate=candidate.ref, required=status.required)
     log.outputs.update(approvers=list(status.approvers), rejected_by=list(status.rejected_by))
     if status.rejected_after_last_approval:
         raise StepFailed(
             f"{candidate.ref} was rejected by {', '.join(status.rejected_by)}.",
-            run_status="rejected",
+            run_status=RunStatus.REJECTED,
         )
     if status.required == 0:
         log.skip("no approvals required")
         return
     if not status.satisfied:
         log.wait(
-            "awaiting_approval",
+            RunStatus.AWAITING_APPROVAL,
             f"{candidate.ref} waits for approvals: {status.describe()}. Approve it with "
             f"`shipyard approve {candidate.ref} --comment '...'`.",
         )
@@ -359,14 +358,14 @@ def canary(state: RunState, log: StepLog) -> None:
         waiting = f"canary of {candidate.ref} in {request.deployment!r} is running"
         unserved = state.canary.unserved(request)
         log.outputs["unserved"] = unserved
-        log.wait("canary", waiting if unserved is None else f"{waiting}, but {unserved}")
+        log.wait(RunStatus.CANARY, waiting if unserved is None else f"{waiting}, but {unserved}")
         return
     log.outputs.update(promoted=outcome.promoted, outcome=outcome.reason, **outcome.details)
     if not outcome.promoted:
         raise StepFailed(
             f"canary rolled back: {outcome.reason}. The champion {state.champion.ref} keeps "
             "serving.",
-            run_status="rolled_back",
+            run_status=RunStatus.ROLLED_BACK,
         )
 
 

@@ -45,7 +45,7 @@ import pandas as pd
 from shipyard.extras import require_extra
 from shipyard.registry.flavors.onnx import OnnxPredictor, _graph_classes
 from shipyard.registry.model import LoadedModel
-from shipyard.registry.service import PROFILE_TAG, Registry
+from shipyard.registry.service import Registry
 from shipyard.registry.signature import Signature
 from shipyard.store import records
 from shipyard.store.artifacts import sha256_bytes
@@ -397,9 +397,10 @@ def _verification_sample(
     try:
         return reference_sample(model.signature)
     except ConversionError:
-        if PROFILE_TAG not in record.tags:
+        stored = registry.reference_sample(record)
+        if stored is None:
             raise
-    return registry.reference_profile(record).sample
+    return stored
 
 
 def _record(
@@ -416,7 +417,7 @@ def _record(
         tags[TAG_DIGEST] = digest
     if converter is not None:
         tags[TAG_CONVERTER] = converter
-    registry.metadata.set_version_tags(record.model, record.version, tags)
+    registry.models.set_version_tags(record.model, record.version, tags)
     outcome = OptimizationOutcome(record.ref, status, detail, digest, converter)
     logger.info("ONNX for %s: %s (%s)", record.ref, status, detail)
     return outcome

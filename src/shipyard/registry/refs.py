@@ -13,8 +13,26 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from shipyard.errors import InvalidInputError, InvalidReferenceError
-from shipyard.names import ALIAS, NAME, check_alias_name, check_name
+from shipyard.errors import InvalidReferenceError
+
+# The name rules live in the base layer (the store checks them too); re-exported here
+# for the registry's callers.
+from shipyard.names import (
+    ALIAS,
+    NAME,
+    RESERVED_ALIAS,
+    check_alias,
+    check_model_name,
+)
+
+__all__ = [
+    "DEFAULT_ALIAS",
+    "RESERVED_ALIAS",
+    "ModelRef",
+    "check_alias",
+    "check_model_name",
+    "parse_ref",
+]
 
 DEFAULT_ALIAS = "production"
 # Each is matched against the whole reference (fullmatch): "iris\n" is not "iris".
@@ -27,9 +45,6 @@ _PATTERNS = (
     re.compile(rf"(?P<name>{NAME})@(?P<alias>{ALIAS})"),
     re.compile(rf"(?P<name>{NAME})"),
 )
-#: Alias names the registry keeps for itself: ``latest`` resolves to the newest
-#: live version, and ``v3`` would be confused with version 3.
-RESERVED_ALIAS = re.compile(r"latest|v\d+")
 
 
 @dataclass(frozen=True)
@@ -66,18 +81,3 @@ def parse_ref(text: str) -> ModelRef:
         "NAME:VERSION (versions start at 1), models:/NAME/VERSION, models:/NAME/latest or "
         "models:/NAME@ALIAS."
     )
-
-
-def check_model_name(name: str) -> str:
-    return check_name(name, kind="Model name")
-
-
-def check_alias(alias: str) -> str:
-    """Validate an alias a user wants to set."""
-    check_alias_name(alias)
-    if RESERVED_ALIAS.fullmatch(alias):
-        raise InvalidInputError(
-            f"Alias {alias!r} is reserved: 'latest' always means the newest version and "
-            "'v<digits>' would read as a version number. Pick another name."
-        )
-    return alias

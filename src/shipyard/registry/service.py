@@ -1,11 +1,12 @@
 """The model registry: register, resolve, load, alias and archive versions.
 
-It ties the three stores together: model files go to the artifact store
+It ties the stores together: model files go to the artifact store
 (content-addressed, checked on read), the manifest's digest and the version's
-metadata to the metadata store, and loaded packages are materialised in a
+metadata to the model store, and loaded packages are materialised in a
 local cache keyed by manifest digest, so a version is fetched once per machine.
+Stages plug in through :mod:`shipyard.registry.hooks`; the registry imports none.
 
->>> registry = Registry(metadata, artifacts, cache_dir=Path("cache"), actor="ann")  # doctest: +SKIP
+>>> registry = Registry(stores, artifacts, cache_dir=Path("cache"), actor="ann")  # doctest: +SKIP
 >>> version = registry.log_model(clf, "iris", sample=X_train)                       # doctest: +SKIP
 >>> registry.set_alias("iris", "production", version.version)                       # doctest: +SKIP
 >>> registry.load("iris").predict({"sepal_length": 5.1, ...})                       # doctest: +SKIP
@@ -17,22 +18,27 @@ import logging
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pandas as pd
 
-from shipyard.drift.profile import ReferenceProfile
 from shipyard.errors import (
     ArtifactNotFoundError,
     IntegrityError,
     InvalidReferenceError,
     ManifestError,
     ModelNotFoundError,
-    NotFoundError,
     UnsafeArtifactError,
+)
+from shipyard.registry.hooks import (
+    LoggedVersion,
+    PromotionGuard,
+    ReferenceSampleSource,
+    VersionLoggedHook,
 )
 from shipyard.registry.manifest import Manifest
 from shipyard.registry.mlflow_import import read_mlflow_model
@@ -41,36 +47,59 @@ from shipyard.registry.package import MANIFEST_NAME, read_package, verify_packag
 from shipyard.registry.refs import ModelRef, check_alias, check_model_name, parse_ref
 from shipyard.registry.signature import Signature
 from shipyard.store import records
+from shipyard.store.alias_store import AliasStore
 from shipyard.store.artifacts import ArtifactStore, sha256_file
-from shipyard.store.metadata import MetadataStore
-from shipyard.store.validation_store import ValidationStore
-from shipyard.validation.approvals import enforce_promotion
-from shipyard.validation.service import store_contract_for_version
+from shipyard.store.audit_store import AuditStore
+from shipyard.store.model_store import ModelStore
+from shipyard.store.run_store import RunStore
 
 logger = logging.getLogger("shipyard.registry")
 T = TypeVar("T")
 
-#: Version tag holding the artifact digest of the version's drift reference profile.
-PROFILE_TAG = "drift_profile"
 #: Version tag holding the SHA-256 of the package folder's manifest it was registered from.
 SOURCE_TAG = "package_manifest"
 
 
+@dataclass(frozen=True)
+class RegistryStores:
+    """The metadata stores the registry writes to (all on one database)."""
+
+    models: ModelStore
+    aliases: AliasStore
+    audit: AuditStore
+    runs: RunStore
+
+
 class Registry:
-    """Service functions behind the CLI, the Python API and the HTTP admin routes."""
+    """Service functions behind the CLI, the Python API and the HTTP admin routes.
+
+    ``after_log`` hooks run, in order, after a version is logged with a sample;
+    ``promotion_guard`` is asked before every alias move, and ``reference_sample``
+    gives back stored training rows (see :mod:`shipyard.registry.hooks`).
+    Without them the registry checks names only.
+    """
 
     def __init__(
         self,
-        metadata: MetadataStore,
+        stores: RegistryStores,
         artifacts: ArtifactStore,
         *,
         cache_dir: Path,
         actor: str,
+        after_log: Sequence[VersionLoggedHook] = (),
+        promotion_guard: PromotionGuard | None = None,
+        reference_sample: ReferenceSampleSource | None = None,
     ) -> None:
-        self.metadata = metadata
+        self.models = stores.models
+        self.aliases = stores.aliases
+        self.audit = stores.audit
+        self.runs = stores.runs
         self.artifacts = artifacts
         self.cache_dir = cache_dir
         self.actor = actor
+        self.after_log = tuple(after_log)
+        self.promotion_guard = promotion_guard
+        self._reference_sample = reference_sample
 
     # -- registering -------------------------------------------------------
 
@@ -110,39 +139,21 @@ class Registry:
                 signature=signature,
             )
             version = self._register_package(package_dir, manifest, tags=tags, run_id=run_id)
-        if sample is not None:
-            # The data contract (types, ranges, categories, quantiles) and the drift
-            # reference profile come from the same sample and stay with the version,
-            # so later checks never have to re-read the training set. Category columns
-            # take the model's training categories, as the signature does.
-            sample = Signature.from_dict(manifest.signature).with_category_dtypes(sample)
-            store_contract_for_version(self.metadata, version, sample, actor=self.actor)
-            self._store_reference_profile(version, sample)
-            version = self.metadata.get_version(version.model, version.version)
+        if sample is not None and self.after_log:
+            # The stages keep what they derive from the training sample with the
+            # version (data contract, drift reference), so later checks never have to
+            # re-read the training set. Category columns take the model's training
+            # categories, as the signature does.
+            signature = Signature.from_dict(manifest.signature)
+            logged = LoggedVersion(version, signature.with_category_dtypes(sample), signature)
+            for hook in self.after_log:
+                hook(logged)
+            version = self.models.get_version(version.model, version.version)
         return version
 
-    def _store_reference_profile(self, version: records.ModelVersion, sample: pd.DataFrame) -> None:
-        signature = Signature.from_dict(self.manifest(version).signature)
-        inputs = [c for c in signature.names if c in sample.columns]
-        profile = ReferenceProfile.from_frame(sample[inputs])
-        digest = self.artifacts.put_bytes(profile.to_bytes())
-        self.metadata.set_version_tags(version.model, version.version, {PROFILE_TAG: digest})
-
-    def reference_profile(self, version: records.ModelVersion) -> ReferenceProfile:
-        """The drift reference stored with ``version`` (its training sample, profiled)."""
-        digest = version.tags.get(PROFILE_TAG)
-        if digest is None:
-            raise NotFoundError(
-                f"{version.ref} has no stored drift reference (it was registered without a "
-                "training sample); pass --reference FILE instead."
-            )
-        try:
-            data = self.artifacts.get_bytes(digest)
-        except (ArtifactNotFoundError, IntegrityError) as exc:
-            raise type(exc)(
-                f"Cannot read the drift reference stored with {version.ref}. {exc}"
-            ) from exc
-        return ReferenceProfile.from_bytes(data)
+    def reference_sample(self, version: records.ModelVersion) -> pd.DataFrame | None:
+        """Rows kept from ``version``'s training sample by a stage, or None if none were."""
+        return None if self._reference_sample is None else self._reference_sample(version)
 
     def register_package_folder(
         self, folder: Path, *, trusted_pickle: bool = False
@@ -163,12 +174,12 @@ class Registry:
         check_model_name(manifest.name)
         source = sha256_file(folder / MANIFEST_NAME)
         with suppress(ModelNotFoundError):  # a first version is always new
-            for existing in reversed(self.metadata.list_versions(manifest.name)):
+            for existing in reversed(self.models.list_versions(manifest.name)):
                 if existing.tags.get(SOURCE_TAG) == source and existing.status != "archived":
                     return existing, True
         read_package(folder, trusted_pickle=trusted_pickle)
         run_id = manifest.run_id
-        if run_id is not None and not self.metadata.run_exists(run_id):
+        if run_id is not None and not self.runs.run_exists(run_id):
             run_id = None
         version = self._register_package(folder, manifest, tags={SOURCE_TAG: source}, run_id=run_id)
         return version, False
@@ -223,7 +234,7 @@ class Registry:
             with tempfile.TemporaryDirectory(dir=self._scratch()) as tmp:
                 return self.artifacts.put_file(final.dump(Path(tmp) / MANIFEST_NAME))
 
-        return self.metadata.create_version(
+        return self.models.create_version(
             manifest.name,
             write_manifest=write_manifest,
             flavor=manifest.flavor,
@@ -241,12 +252,12 @@ class Registry:
         """The version a reference points at (``iris`` means ``iris@production``)."""
         parsed = parse_ref(ref) if isinstance(ref, str) else ref
         if parsed.version is not None:
-            return self.metadata.get_version(parsed.name, parsed.version)
+            return self.models.get_version(parsed.name, parsed.version)
         if parsed.alias == "latest":
-            return self.metadata.latest_version(parsed.name)
+            return self.models.latest_version(parsed.name)
         assert parsed.alias is not None
-        return self.metadata.get_version(
-            parsed.name, self.metadata.get_alias(parsed.name, parsed.alias)
+        return self.models.get_version(
+            parsed.name, self.aliases.get_alias(parsed.name, parsed.alias)
         )
 
     def manifest(self, version: records.ModelVersion) -> Manifest:
@@ -356,19 +367,17 @@ class Registry:
     ) -> int | None:
         """Point ``alias`` at ``version``; returns the version it pointed to before.
 
-        A protected alias (``production``) is refused with
-        :class:`~shipyard.validation.approvals.PromotionBlockedError` while the
-        version's latest gates failed or it lacks the approvals its model needs,
-        unless ``force=True`` with a written ``reason``; the override is
-        audit-logged as ``force_alias`` with what it overrode.
+        The promotion guard may refuse a protected alias (``production``: failed
+        gates, missing approvals) unless ``force=True`` with a written ``reason``;
+        the override is audit-logged as ``force_alias`` with what it overrode.
         """
         check_alias(alias)
-        overridden = enforce_promotion(
-            ValidationStore(self.metadata), name, alias, version, force=force, reason=reason
-        )
-        previous = self.metadata.set_alias(name, alias, version, actor=self.actor, reason=reason)
+        overridden = []
+        if self.promotion_guard is not None:
+            overridden = self.promotion_guard(name, alias, version, force=force, reason=reason)
+        previous = self.aliases.set_alias(name, alias, version, actor=self.actor, reason=reason)
         if overridden:
-            self.metadata.record_audit(
+            self.audit.record(
                 actor=self.actor,
                 action="force_alias",
                 model=name,
@@ -381,7 +390,7 @@ class Registry:
         return previous
 
     def delete_alias(self, name: str, alias: str, *, reason: str | None = None) -> int:
-        return self.metadata.delete_alias(name, alias, actor=self.actor, reason=reason)
+        return self.aliases.delete_alias(name, alias, actor=self.actor, reason=reason)
 
     def archive(self, ref: str, *, restore: bool = False, reason: str | None = None) -> None:
         """Archive (or restore) a model ``iris`` or a single version ``iris:3``."""
@@ -391,11 +400,11 @@ class Registry:
                 raise InvalidReferenceError(
                     f"Archive takes a model name or NAME:VERSION, not an alias ({ref!r})."
                 )
-            self.metadata.set_model_archived(
+            self.models.set_model_archived(
                 parsed.name, not restore, actor=self.actor, reason=reason
             )
         else:
-            self.metadata.set_version_archived(
+            self.models.set_version_archived(
                 parsed.name, parsed.version, not restore, actor=self.actor, reason=reason
             )
 

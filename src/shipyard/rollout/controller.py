@@ -11,7 +11,7 @@ A rollback records the policy's reason in the audit log (action
 ``auto_rollback``) and counts ``shipyard_rollout_rollbacks_total``.
 
 Example:
-    >>> controller = RolloutController(Deployments(meta, actor="rollout"))   # doctest: +SKIP
+    >>> controller = RolloutController(client.deployments.acting_as("rollout"))  # doctest: +SKIP
     >>> controller.evaluate("web").action                                    # doctest: +SKIP
     'hold'
 """

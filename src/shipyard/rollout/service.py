@@ -21,7 +21,7 @@ agree with the deployment. Rollback and the kill switch move it without the
 gate check: they restore a version that served before.
 
 Example:
-    >>> deployments = Deployments(client.metadata, actor="ann")          # doctest: +SKIP
+    >>> deployments = client.deployments                                  # doctest: +SKIP
     >>> deployments.create("web", "iris", 3)                              # doctest: +SKIP
     >>> deployments.set_canary("web", 4, 10)                              # doctest: +SKIP
     >>> deployments.promote("web").primary                                # doctest: +SKIP
@@ -37,8 +37,9 @@ from typing import Any
 from shipyard.errors import ConflictError, InvalidInputError, NotFoundError
 from shipyard.registry.refs import check_alias
 from shipyard.rollout.records import Deployment, RolloutPolicy, check_split
-from shipyard.store.metadata import MetadataStore
-from shipyard.store.rollout_store import DeploymentChange, RolloutStore, WorkerHeartbeat
+from shipyard.store.alias_store import AliasStore
+from shipyard.store.rollout_records import DeploymentChange, WorkerHeartbeat
+from shipyard.store.rollout_store import RolloutStore
 from shipyard.store.validation_store import ValidationStore
 from shipyard.validation.approvals import PromotionBlockedError, enforce_promotion
 
@@ -58,16 +59,24 @@ class Deployments:
 
     def __init__(
         self,
-        metadata: MetadataStore,
+        store: RolloutStore,
+        validation: ValidationStore,
+        aliases: AliasStore,
         *,
         actor: str,
         now: Callable[[], datetime] = _utcnow,
     ) -> None:
-        self.metadata = metadata
-        self.store = RolloutStore(metadata)
-        self.validation = ValidationStore(metadata)
+        self.store = store
+        self.validation = validation
+        self.aliases = aliases
         self.actor = actor
         self.now = now
+
+    def acting_as(self, actor: str, *, now: Callable[[], datetime] | None = None) -> Deployments:
+        """The same deployments, changed by ``actor`` (a controller, a server worker)."""
+        return Deployments(
+            self.store, self.validation, self.aliases, actor=actor, now=now or self.now
+        )
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -119,7 +128,7 @@ class Deployments:
         if d.follows is None:
             return None
         try:
-            pointed = self.metadata.get_alias(d.model, d.follows)
+            pointed = self.aliases.get_alias(d.model, d.follows)
         except NotFoundError:
             pointed = None
         if pointed == d.primary:
@@ -280,7 +289,7 @@ class Deployments:
         """
         if follows is not None:
             check_alias(follows)
-            pointed = self.metadata.get_alias(model, follows)
+            pointed = self.aliases.get_alias(model, follows)
             if pointed != version:
                 raise InvalidInputError(
                     f"{model}@{follows} points at version {pointed}, not {version}: a "

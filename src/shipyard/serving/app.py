@@ -120,7 +120,7 @@ def create_app(
     fast = FastPath.from_options(options, metrics.registry, parsed.name)
     guard = None
     if options.contract_check != "off":
-        guard = ContractGuard(client.metadata, options.contract_check, metrics.registry)
+        guard = ContractGuard(client.validation, options.contract_check, metrics.registry)
     inference = Inference(
         runtime, metrics, observers=observers, variant=options.variant, fast=fast, contract=guard
     )

@@ -8,7 +8,7 @@ request); ``count`` answers as usual and counts each violation in
 served unchecked.
 
 Example:
-    >>> guard = ContractGuard(client.metadata, "reject", registry)  # doctest: +SKIP
+    >>> guard = ContractGuard(client.validation, "reject", registry)  # doctest: +SKIP
     >>> guard.check(served, {"sepal_length": 500.0, ...})            # raises: 422
 """
 
@@ -20,8 +20,8 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter
 
 from shipyard.serving.runtime import ServedModel
-from shipyard.store.metadata import MetadataStore
-from shipyard.store.validation_store import ContractNotFoundError, ValidationStore
+from shipyard.store.validation_records import ContractNotFoundError
+from shipyard.store.validation_store import ValidationStore
 from shipyard.validation.contract_checks import (
     ContractChecker,
     InputCheckMode,
@@ -34,10 +34,10 @@ class ContractGuard:
     """Checks each request's rows against its version's contract, by mode."""
 
     def __init__(
-        self, metadata: MetadataStore, mode: InputCheckMode | str, registry: CollectorRegistry
+        self, store: ValidationStore, mode: InputCheckMode | str, registry: CollectorRegistry
     ) -> None:
         self.mode = InputCheckMode(mode)
-        self._store = ValidationStore(metadata)
+        self._store = store
         # One checker per (model, version); None: that version has no contract.
         self._checkers: dict[tuple[str, int], ContractChecker | None] = {}
         self.violations = Counter(

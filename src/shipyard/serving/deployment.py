@@ -50,13 +50,12 @@ from shipyard.rollout.metrics import RolloutMetrics
 from shipyard.rollout.policy import LATENCY_BOUNDS, bucket_key
 from shipyard.rollout.records import PRIMARY, Deployment, Variant, shadow_variant
 from shipyard.rollout.router import Router
-from shipyard.rollout.service import Deployments
 from shipyard.serving.errors import ModelNotReadyError, error_response
 from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.observer import PredictionEvent, PredictionObserver, notify
 from shipyard.serving.runtime import ModelRuntime, ServedModel, SwapOutcome
 from shipyard.serving.workers import WorkerBoard
-from shipyard.store.rollout_store import VariantCounters
+from shipyard.store.rollout_records import VariantCounters
 
 logger = logging.getLogger("shipyard.serving")
 
@@ -138,7 +137,7 @@ class DeploymentRuntime(ModelRuntime):
         )
         self.client = client
         self.deployment_name = name
-        self.deployments = Deployments(client.metadata, actor=f"rollout@{socket.gethostname()}")
+        self.deployments = client.deployments.acting_as(f"rollout@{socket.gethostname()}")
         self.rollout_metrics = RolloutMetrics(metrics.registry)
         self.controller = (
             RolloutController(

@@ -67,7 +67,6 @@ from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.monitor_figures import MonitorFigures, compute_figures, show_figures
 from shipyard.serving.monitor_metrics import MonitorMetrics
 from shipyard.serving.runtime import ModelRuntime, ServedModel
-from shipyard.store.monitor_store import MonitorStore
 
 __all__ = ["DEFAULT_MONITOR_INTERVAL", "DEFAULT_MONITOR_WINDOW", "MonitorJob"]
 
@@ -135,7 +134,7 @@ class MonitorJob:
         self.lease_ttl = timedelta(seconds=ttl)
         self.limits = limits or WindowLimits()
         self.now = now
-        self.store = MonitorStore(client.metadata)
+        self.store = client.monitors
         self.gauges = MonitorMetrics(
             metrics.registry, multiprocess=metrics.multiprocess_dir is not None
         )
@@ -257,7 +256,7 @@ class MonitorJob:
         key = (served.name, served.version)
         if key not in self._detectors:
             try:
-                profile = self.client.registry.reference_profile(served.record)
+                profile = self.client.references.load(served.record)
             except NotFoundError:
                 logger.warning(
                     "Monitor job: %s has no stored reference profile; drift is not scored "

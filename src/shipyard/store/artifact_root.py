@@ -20,7 +20,7 @@ relative to that folder, so a home that is moved or copied keeps working. A
 shared database (anything but SQLite) whose root is a local folder gets a
 warning: only this machine can read that folder.
 
->>> resolve_artifact_root(metadata, settings)       # doctest: +SKIP
+>>> resolve_artifact_root(db, settings)       # doctest: +SKIP
 '/srv/shipyard/artifacts'
 """
 
@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from shipyard.config import Settings
 from shipyard.errors import ConfigError, StoreError
-from shipyard.store.metadata import MetadataStore
+from shipyard.store.database import Database
 from shipyard.store.schema import StoreSettingRow
 
 logger = logging.getLogger("shipyard.store")
@@ -45,17 +45,17 @@ logger = logging.getLogger("shipyard.store")
 ARTIFACT_ROOT = "artifact_root"
 
 
-def resolve_artifact_root(metadata: MetadataStore, settings: Settings) -> str:
-    """The artifact root every client of ``metadata``'s database uses (see module doc)."""
+def resolve_artifact_root(db: Database, settings: Settings) -> str:
+    """The artifact root every client of ``db``'s database uses (see module doc)."""
     shared, base = _database_location(settings.database_url)
     configured = _normalise(settings.artifact_url)
-    recorded = _recorded(metadata)
+    recorded = _recorded(db)
     if recorded is None:
-        recorded = _record(metadata, _relative_to(configured, base), actor=settings.actor)
+        recorded = _record(db, _relative_to(configured, base), actor=settings.actor)
     root = _absolute(recorded, base)
     if settings.artifacts is not None and configured != root:
         raise ConfigError(
-            f"The database {metadata._safe_url} keeps its artifacts in {root} (recorded when it "
+            f"The database {db.safe_url} keeps its artifacts in {root} (recorded when it "
             f"was first used), but SHIPYARD_ARTIFACTS says {configured}. Versions written "
             f"there could not be loaded by the other clients: unset SHIPYARD_ARTIFACTS to "
             f"use {root}, or set it to that location."
@@ -66,19 +66,19 @@ def resolve_artifact_root(metadata: MetadataStore, settings: Settings) -> str:
             "machines see the models but cannot load them. Use a shared location "
             "(SHIPYARD_ARTIFACTS=s3://bucket/prefix, or a folder every machine mounts) "
             "when the database is first used.",
-            metadata._safe_url,
+            db.safe_url,
             root,
         )
     return root
 
 
-def _recorded(metadata: MetadataStore) -> str | None:
-    with metadata._read() as session:
+def _recorded(db: Database) -> str | None:
+    with db.read() as session:
         row = session.get(StoreSettingRow, ARTIFACT_ROOT)
         return None if row is None else row.value
 
 
-def _record(metadata: MetadataStore, value: str, *, actor: str) -> str:
+def _record(db: Database, value: str, *, actor: str) -> str:
     """Record ``value`` unless another client recorded one first; return the winner."""
 
     def work(session: Session) -> None:
@@ -86,11 +86,11 @@ def _record(metadata: MetadataStore, value: str, *, actor: str) -> str:
             session.add(StoreSettingRow(key=ARTIFACT_ROOT, value=value, created_by=actor))
 
     try:
-        metadata._write(work)
+        db.write(work)
     except StoreError as exc:
         if not isinstance(exc.__cause__, SAIntegrityError):
             raise
-    recorded = _recorded(metadata)
+    recorded = _recorded(db)
     assert recorded is not None
     return recorded
 

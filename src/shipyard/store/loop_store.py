@@ -1,7 +1,7 @@
 """Repository for the closed loop: claimed triggers (runs), their steps, trigger checks.
 
-It composes a :class:`~shipyard.store.metadata.MetadataStore` (same engine, same
-transaction helpers) like :mod:`~shipyard.store.validation_store`. The one
+It works on the shared :class:`~shipyard.store.database.Database` (same engine,
+same transactions) like :mod:`~shipyard.store.validation_store`. The one
 subtle method is :meth:`LoopStore.claim`: in a single write transaction,
 serialised per model (a PostgreSQL advisory lock; on SQLite the write lock
 ``BEGIN IMMEDIATE`` takes), it checks that no run of the model is active, that
@@ -14,7 +14,7 @@ A *failed* run (something broke: bad data, a pipeline error) neither starts
 the cool-down nor uses up its trigger: the next time the trigger fires, the
 occurrence is claimed again, under the key ``<key>#retry<n>``.
 
->>> store = LoopStore(MetadataStore("sqlite:///:memory:"))          # doctest: +SKIP
+>>> store = LoopStore(Database("sqlite:///:memory:"))          # doctest: +SKIP
 >>> run = store.claim("iris", "schedule", "2026-01-01T03:00", reason="cron",
 ...                   actor="host:1", now=now)                      # doctest: +SKIP
 >>> store.claim(...).why   # a second claim of the same trigger      # doctest: +SKIP
@@ -23,10 +23,7 @@ occurrence is claimed again, under the key ``<key>#retry<n>``.
 
 from __future__ import annotations
 
-import json
-import math
 import zlib
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,143 +31,21 @@ from sqlalchemy import or_, select, text
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
 
-from shipyard.errors import InvalidInputError, NotFoundError, StoreError
-from shipyard.store.metadata import MetadataStore
-from shipyard.store.schema_loop import LoopCheckRow, LoopRunRow, LoopStepRow
-
-#: Run statuses. Active runs block new claims for their model.
-RUN_STATUSES = (
-    "running",
-    "awaiting_approval",
-    "canary",
-    "promoted",
-    "rejected",
-    "rolled_back",
-    "failed",
+from shipyard.errors import InvalidInputError, StoreError
+from shipyard.store.database import Database
+from shipyard.store.loop_records import (
+    ACTIVE_STATUSES,
+    RETRY_MARK,
+    RUN_STATUSES,
+    STEP_STATUSES,
+    ClaimRefused,
+    LoopRun,
+    LoopRunNotFoundError,
+    LoopStep,
+    TriggerCheck,
+    json_safe,
 )
-ACTIVE_STATUSES = ("running", "awaiting_approval", "canary")
-STEP_STATUSES = ("succeeded", "failed", "skipped", "waiting")
-#: Marks a second (third...) claim of one trigger occurrence after failed runs.
-RETRY_MARK = "#retry"
-
-
-class LoopRunNotFoundError(NotFoundError):
-    """No loop run with that id."""
-
-
-@dataclass(frozen=True)
-class LoopStep:
-    """One recorded step of a loop run."""
-
-    id: int
-    run_id: int
-    name: str
-    status: str
-    inputs: dict[str, Any]
-    outputs: dict[str, Any]
-    error: str | None
-    started_at: datetime
-    finished_at: datetime
-    duration_s: float
-
-
-@dataclass(frozen=True)
-class LoopRun:
-    """One pass of the loop for one model, started by one claimed trigger."""
-
-    id: int
-    model: str
-    trigger_kind: str
-    trigger_key: str
-    reason: str
-    details: dict[str, Any]
-    status: str
-    message: str | None
-    champion_version: int | None
-    candidate_version: int | None
-    claimed_by: str
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None
-    steps: tuple[LoopStep, ...] = field(default_factory=tuple)
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE_STATUSES
-
-
-@dataclass(frozen=True)
-class ClaimRefused:
-    """Why a trigger could not be claimed, and the run in the way.
-
-    ``why`` is ``active`` (a run of the model is still going), ``handled``
-    (this occurrence already has a run that did not fail), ``cooling_down``
-    (a run of this trigger kind started within the cool-down; ``until`` is
-    when it ends) or ``race`` (another controller claimed it at the same moment).
-    """
-
-    why: str
-    run: LoopRun | None = None
-    until: datetime | None = None
-
-    def describe(self) -> str:
-        run = self.run
-        if self.why == "active" and run is not None:
-            return (
-                f"run {run.id} is still {run.status} (since {run.created_at:%Y-%m-%d %H:%M} "
-                "UTC); later ticks resume it"
-            )
-        if self.why == "handled" and run is not None:
-            return f"this occurrence was handled already by run {run.id} ({run.status})"
-        if self.why == "cooling_down" and run is not None and self.until is not None:
-            return (
-                f"cooling down: run {run.id} ({run.trigger_kind}, {run.status}) started "
-                f"{run.created_at:%Y-%m-%d %H:%M} UTC; no new {run.trigger_kind} run before "
-                f"{self.until:%Y-%m-%d %H:%M} UTC (failed runs do not count). "
-                f"`shipyard loop trigger {run.model}` retrains now"
-            )
-        return "another controller claimed it at the same moment"
-
-
-@dataclass(frozen=True)
-class TriggerCheck:
-    """One evaluation of a trigger kept for "sustained over N checks" rules."""
-
-    id: int
-    model: str
-    kind: str
-    at: datetime
-    positive: bool
-    details: dict[str, Any]
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` as plain JSON: NaN/inf become None, unknown objects their ``str``.
-
-    PostgreSQL's JSON type refuses NaN, and step outputs carry metrics that may be NaN.
-
-    >>> json_safe({"a": float("nan"), "b": (1, 2)})
-    {'a': None, 'b': [1, 2]}
-    """
-
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {str(k): clean(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [clean(x) for x in v]
-        return v
-
-    return clean(json.loads(json.dumps(value, default=_default)))
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if hasattr(value, "tolist"):  # numpy arrays and scalars
-        return value.tolist()
-    return str(value)
+from shipyard.store.schema_loop import LoopCheckRow, LoopRunRow, LoopStepRow
 
 
 def _occurrence(key: str) -> Any:
@@ -189,8 +64,8 @@ def _lock_key(model: str) -> int:
 class LoopStore:
     """Runs, steps and trigger checks of the closed loop, on the metadata database."""
 
-    def __init__(self, metadata: MetadataStore) -> None:
-        self.metadata = metadata
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # -- claiming triggers -----------------------------------------------------
 
@@ -287,7 +162,7 @@ class LoopStore:
             return row.id
 
         try:
-            outcome = self.metadata._write(work)
+            outcome = self.db.write(work)
         except StoreError as exc:
             # The constraint caught a race the lock did not (it should not happen).
             if isinstance(exc.__cause__, SAIntegrityError):
@@ -297,7 +172,7 @@ class LoopStore:
 
     def is_claimed(self, model: str, kind: str, key: str) -> bool:
         """Whether this occurrence has a run that did not fail (a failed one is retried)."""
-        with self.metadata._read() as session:
+        with self.db.read() as session:
             found = session.scalar(
                 select(LoopRunRow.id).where(
                     LoopRunRow.model == model,
@@ -338,7 +213,7 @@ class LoopStore:
                 row.champion_version = champion_version
             row.updated_at = now
 
-        self.metadata._write(work)
+        self.db.write(work)
         return self.get_run(run_id)
 
     def record_step(
@@ -376,12 +251,12 @@ class LoopStore:
             session.flush()
             return row.id
 
-        step_id = self.metadata._write(work)
-        with self.metadata._read() as session:
+        step_id = self.db.write(work)
+        with self.db.read() as session:
             return self._step_record(session.get_one(LoopStepRow, step_id))
 
     def get_run(self, run_id: int) -> LoopRun:
-        with self.metadata._read() as session:
+        with self.db.read() as session:
             return self._run_record(session, self._run_row(session, run_id))
 
     def list_runs(
@@ -392,7 +267,7 @@ class LoopStore:
         limit: int = 20,
     ) -> list[LoopRun]:
         """Runs, newest first, with their steps."""
-        with self.metadata._read() as session:
+        with self.db.read() as session:
             query = select(LoopRunRow).order_by(LoopRunRow.id.desc()).limit(limit)
             if model is not None:
                 query = query.where(LoopRunRow.model == model)
@@ -403,7 +278,7 @@ class LoopStore:
 
     def last_run(self, model: str, kind: str, *, include_failed: bool = True) -> LoopRun | None:
         """The newest run of ``model`` started by a trigger of ``kind`` (failed ones too?)."""
-        with self.metadata._read() as session:
+        with self.db.read() as session:
             query = select(LoopRunRow).where(
                 LoopRunRow.model == model, LoopRunRow.trigger_kind == kind
             )
@@ -425,15 +300,15 @@ class LoopStore:
             session.flush()
             return row.id
 
-        check_id = self.metadata._write(work)
-        with self.metadata._read() as session:
+        check_id = self.db.write(work)
+        with self.db.read() as session:
             return self._check_record(session.get_one(LoopCheckRow, check_id))
 
     def recent_checks(
         self, model: str, kind: str, *, limit: int, after: datetime | None = None
     ) -> list[TriggerCheck]:
         """The newest ``limit`` checks of ``model``/``kind`` later than ``after``, newest first."""
-        with self.metadata._read() as session:
+        with self.db.read() as session:
             query = (
                 select(LoopCheckRow)
                 .where(LoopCheckRow.model == model, LoopCheckRow.kind == kind)

@@ -8,7 +8,7 @@ collide on the primary key, and the loser is told no. Leases expire, so a
 holder that died (``kill -9``, a lost replica) is replaced once its lease
 runs out; a holder that stops cleanly releases it at once.
 
->>> store = MonitorStore(MetadataStore("sqlite:///:memory:"))              # doctest: +SKIP
+>>> store = MonitorStore(Database("sqlite:///:memory:"))              # doctest: +SKIP
 >>> store.acquire("monitor:iris:3", "host:12", ttl=timedelta(seconds=30), now=now)  # doctest: +SKIP
 True
 """
@@ -24,8 +24,8 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
 
 from shipyard.errors import InvalidInputError, StoreError
-from shipyard.store.loop_store import json_safe
-from shipyard.store.metadata import MetadataStore
+from shipyard.store.database import Database
+from shipyard.store.loop_records import json_safe
 from shipyard.store.schema_monitor import LeaseRow, MonitorSnapshotRow
 
 __all__ = ["Lease", "MonitorSnapshot", "MonitorStore"]
@@ -57,8 +57,8 @@ class MonitorSnapshot:
 class MonitorStore:
     """Leases and monitor snapshots, on the metadata database."""
 
-    def __init__(self, metadata: MetadataStore) -> None:
-        self.metadata = metadata
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # -- leases ----------------------------------------------------------------------
 
@@ -88,7 +88,7 @@ class MonitorStore:
             return True
 
         try:
-            return self.metadata._write(work)
+            return self.db.write(work)
         except StoreError as exc:
             if isinstance(exc.__cause__, SAIntegrityError):
                 return False  # another process inserted the lease first: it holds it
@@ -102,11 +102,11 @@ class MonitorStore:
                 delete(LeaseRow).where(LeaseRow.name == name, LeaseRow.holder == holder)
             )
 
-        self.metadata._write(work)
+        self.db.write(work)
 
     def lease(self, name: str) -> Lease | None:
         """The lease ``name`` as stored (possibly expired), or None."""
-        with self.metadata._read() as session:
+        with self.db.read() as session:
             row = session.get(LeaseRow, name)
             if row is None:
                 return None
@@ -136,11 +136,11 @@ class MonitorStore:
             row.model, row.version, row.window_seconds = model, version, window_seconds
             row.computed_at, row.computed_by, row.figures = computed_at, computed_by, clean
 
-        self.metadata._write(work)
+        self.db.write(work)
 
     def snapshot(self, key: str) -> MonitorSnapshot | None:
         """The newest figures stored under ``key``, or None."""
-        with self.metadata._read() as session:
+        with self.db.read() as session:
             row = session.scalar(select(MonitorSnapshotRow).where(MonitorSnapshotRow.key == key))
             if row is None:
                 return None

@@ -1,6 +1,6 @@
 """Repository for deployments: desired state with optimistic concurrency, history, live stats.
 
-It composes a :class:`~shipyard.store.metadata.MetadataStore` (same engine,
+It works on the shared :class:`~shipyard.store.database.Database` (same engine,
 same transactions, same audit log) like
 :class:`~shipyard.store.validation_store.ValidationStore` does. A deployment's
 desired state is a JSON ``spec`` (its meaning belongs to :mod:`shipyard.rollout`);
@@ -12,7 +12,7 @@ this module only guarantees that
   in that same transaction;
 - every change leaves a history row (the whole spec after it) and an audit entry.
 
->>> store = RolloutStore(MetadataStore("sqlite:///:memory:"))     # doctest: +SKIP
+>>> store = RolloutStore(Database("sqlite:///:memory:"))     # doctest: +SKIP
 >>> record = store.create("web", "iris", {"primary": 1},          # doctest: +SKIP
 ...                       versions=[1], actor="ann")
 >>> store.update("web", {"primary": 2}, expected_revision=record.revision,  # doctest: +SKIP
@@ -22,17 +22,24 @@ this module only guarantees that
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
 
-from shipyard.errors import ConflictError, InvalidInputError, NotFoundError, StoreError
+from shipyard.errors import ConflictError, InvalidInputError, StoreError
 from shipyard.names import check_name
-from shipyard.store.metadata import MetadataStore
+from shipyard.store import alias_store
+from shipyard.store.database import Database
+from shipyard.store.rollout_records import (
+    DeploymentChange,
+    DeploymentNotFoundError,
+    DeploymentRecord,
+    VariantCounters,
+    WorkerHeartbeat,
+)
+from shipyard.store.rows import model_row, version_row
 from shipyard.store.schema import utcnow
 from shipyard.store.schema_rollout import (
     DeploymentChangeRow,
@@ -42,61 +49,11 @@ from shipyard.store.schema_rollout import (
 )
 
 
-class DeploymentNotFoundError(NotFoundError):
-    """No deployment has that name."""
-
-
-@dataclass(frozen=True)
-class DeploymentRecord:
-    """A deployment as stored: its spec (JSON) at ``revision``."""
-
-    name: str
-    model: str
-    spec: dict[str, Any]
-    revision: int
-    created_at: datetime
-    updated_at: datetime
-    updated_by: str
-
-
-@dataclass(frozen=True)
-class DeploymentChange:
-    """One applied change: the spec after it, who, what, why."""
-
-    revision: int
-    action: str
-    actor: str
-    reason: str | None
-    spec: dict[str, Any]
-    at: datetime
-
-
-@dataclass(frozen=True)
-class VariantCounters:
-    """What one worker saw of one variant in one epoch (``latency``: bucket -> count)."""
-
-    variant: str
-    version: int
-    requests: int
-    errors: int
-    latency: dict[str, int] = field(default_factory=dict)
-    worker: str = ""
-
-
-@dataclass(frozen=True)
-class WorkerHeartbeat:
-    """The revision a server worker routes by, and when it last said so."""
-
-    worker: str
-    revision: int
-    seen_at: datetime
-
-
 class RolloutStore:
-    """Deployments on the metadata store's database."""
+    """Deployments on the metadata database."""
 
-    def __init__(self, metadata: MetadataStore) -> None:
-        self.metadata = metadata
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -114,9 +71,9 @@ class RolloutStore:
     @staticmethod
     def _check_versions(session: Session, model: str, versions: Iterable[int]) -> None:
         """Every version traffic would reach exists and is live (same transaction)."""
-        model_row = MetadataStore._model_row(session, model)
+        found = model_row(session, model)
         for version in sorted(set(versions)):
-            row = MetadataStore._version_row(session, model_row, version)
+            row = version_row(session, found, version)
             if row.status == "archived":
                 raise InvalidInputError(
                     f"Version {model}:{version} is archived and cannot take traffic; restore "
@@ -156,7 +113,7 @@ class RolloutStore:
                 spec=dict(row.spec),
             )
         )
-        MetadataStore._audit(
+        Database.audit(
             session,
             actor=actor,
             action=action,
@@ -199,7 +156,7 @@ class RolloutStore:
             )
 
         try:
-            self.metadata._write(work)
+            self.db.write(work)
         except StoreError as exc:  # two creators raced past the check: the index says who won
             if isinstance(exc.__cause__, SAIntegrityError):
                 raise ConflictError(f"Deployment {name!r} already exists.") from exc
@@ -259,25 +216,23 @@ class RolloutStore:
             if move_alias is not None:
                 alias, version = move_alias
                 why = f"deployment {name!r}: {action}" + (f" ({reason})" if reason else "")
-                self.metadata.move_alias_in(
-                    session, row.model, alias, version, actor=actor, reason=why
-                )
+                alias_store.move_alias(session, row.model, alias, version, actor=actor, reason=why)
             return self._record(row)
 
-        return self.metadata._write(work)
+        return self.db.write(work)
 
     def get(self, name: str) -> DeploymentRecord:
-        with self.metadata._read() as session:
+        with self.db.read() as session:
             return self._record(self._row(session, name))
 
     def list_deployments(self) -> list[DeploymentRecord]:
-        with self.metadata._read() as session:
+        with self.db.read() as session:
             rows = session.scalars(select(DeploymentRow).order_by(DeploymentRow.name))
             return [self._record(r) for r in rows]
 
     def changes(self, name: str, *, limit: int = 50) -> list[DeploymentChange]:
         """The latest changes, newest first."""
-        with self.metadata._read() as session:
+        with self.db.read() as session:
             row = self._row(session, name)
             rows = session.scalars(
                 select(DeploymentChangeRow)
@@ -332,11 +287,11 @@ class RolloutStore:
                 stats.latency = dict(c.latency)
                 stats.updated_at = now
 
-        self.metadata._write(work)
+        self.db.write(work)
 
     def counters(self, name: str, epoch: int) -> list[VariantCounters]:
         """Every worker's counters for ``epoch`` (sum them per variant)."""
-        with self.metadata._read() as session:
+        with self.db.read() as session:
             row = self._row(session, name)
             rows = session.scalars(
                 select(DeploymentStatsRow).where(
@@ -356,7 +311,7 @@ class RolloutStore:
             ]
 
     def workers(self, name: str) -> list[WorkerHeartbeat]:
-        with self.metadata._read() as session:
+        with self.db.read() as session:
             row = self._row(session, name)
             rows = session.scalars(
                 select(DeploymentWorkerRow)
@@ -377,14 +332,7 @@ class RolloutStore:
                 )
             )
 
-        self.metadata._write(work)
+        self.db.write(work)
 
 
-__all__ = [
-    "DeploymentChange",
-    "DeploymentNotFoundError",
-    "DeploymentRecord",
-    "RolloutStore",
-    "VariantCounters",
-    "WorkerHeartbeat",
-]
+__all__ = ["RolloutStore"]

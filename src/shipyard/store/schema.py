@@ -1,6 +1,6 @@
 """Tables of the metadata database (SQLAlchemy 2 declarative).
 
-ORM rows never leave ``store/``: :mod:`shipyard.store.metadata` turns them into
+ORM rows never leave ``store/``: :mod:`shipyard.store.rows` turns them into
 the frozen records of :mod:`shipyard.store.records`. Every change to these
 classes ships with an Alembic migration in ``store/migrations/versions``.
 """

@@ -1,28 +1,24 @@
 """Repository for the validation stage: contracts, gate results, approvals, policies.
 
-It composes a :class:`~shipyard.store.metadata.MetadataStore` (same engine,
-same transaction helpers, same audit log) rather than growing it: the store
-stays one class per concept. Methods take plain values and return the frozen
-records defined here; ORM rows never leave ``store/``.
+It works on the shared :class:`~shipyard.store.database.Database` (same engine,
+same transactions, same audit log) through its public methods only. Methods
+take plain values and return the frozen records of ``validation_records``; ORM rows never
+leave ``store/``.
 
->>> meta = MetadataStore("sqlite:///:memory:")        # doctest: +SKIP
->>> store = ValidationStore(meta)                     # doctest: +SKIP
+>>> store = ValidationStore(Database("sqlite:///:memory:"))  # doctest: +SKIP
 >>> store.record_decision("iris", 4, "approve", actor="ann", comment="looks good")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shipyard.errors import InvalidInputError, NotFoundError
-from shipyard.store.metadata import MetadataStore
+from shipyard.errors import InvalidInputError
+from shipyard.store.database import Database
+from shipyard.store.rows import model_row, named_version_row
 from shipyard.store.schema import ModelVersionRow
 from shipyard.store.schema_validation import (
     ApprovalPolicyRow,
@@ -30,93 +26,24 @@ from shipyard.store.schema_validation import (
     DataContractRow,
     GateResultRow,
 )
-
-#: The policy scope that applies to every model without a policy of its own.
-REGISTRY_SCOPE = "*"
-DECISIONS = ("approve", "reject")
-CONTRACT_SOURCES = ("inferred", "imported")
-
-
-class ContractNotFoundError(NotFoundError):
-    """The version has no data contract stored."""
-
-
-@dataclass(frozen=True)
-class ContractRecord:
-    """One stored revision of a version's data contract (``contract`` is its JSON form)."""
-
-    model: str
-    version: int
-    revision: int
-    contract: dict[str, Any]
-    digest: str
-    source: str
-    created_by: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class GateRecord:
-    """One stored run of the model gates on a version (``report`` is its JSON form)."""
-
-    id: int
-    model: str
-    version: int
-    passed: bool
-    against: str | None
-    report: dict[str, Any]
-    created_by: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class Decision:
-    """An approve or reject decision on a version."""
-
-    id: int
-    model: str
-    version: int
-    decision: str
-    actor: str
-    comment: str | None
-    at: datetime
-
-
-@dataclass(frozen=True)
-class PromotionFacts:
-    """What the promotion policy needs to know about one version, read at once."""
-
-    model: str
-    version: int
-    latest_gate: GateRecord | None
-    decisions: tuple[Decision, ...] = ()
-    required_approvals: int = 0
-    policy_scope: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def contract_digest(contract: dict[str, Any]) -> str:
-    """SHA-256 of the contract's canonical JSON, so two equal contracts share a digest.
-
-    >>> contract_digest({"b": 1, "a": 2}) == contract_digest({"a": 2, "b": 1})
-    True
-    """
-    text = json.dumps(contract, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+from shipyard.store.validation_records import (
+    CONTRACT_SOURCES,
+    DECISIONS,
+    REGISTRY_SCOPE,
+    ContractNotFoundError,
+    ContractRecord,
+    Decision,
+    GateRecord,
+    PromotionFacts,
+    contract_digest,
+)
 
 
 class ValidationStore:
-    """Contracts, gate results and approvals, on the metadata store's database."""
+    """Contracts, gate results and approvals, on the metadata database."""
 
-    def __init__(self, metadata: MetadataStore) -> None:
-        self.metadata = metadata
-
-    # -- helpers -------------------------------------------------------------
-
-    @staticmethod
-    def _version(session: Session, name: str, version: int) -> ModelVersionRow:
-        model = MetadataStore._model_row(session, name)
-        return MetadataStore._version_row(session, model, version)
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # -- data contracts ------------------------------------------------------
 
@@ -141,7 +68,7 @@ class ValidationStore:
         digest = contract_digest(contract)
 
         def work(session: Session) -> int:
-            row = self._version(session, name, version)
+            row = named_version_row(session, name, version)
             previous = session.scalar(
                 select(DataContractRow)
                 .where(DataContractRow.version_id == row.id)
@@ -161,7 +88,7 @@ class ValidationStore:
                 )
             )
             if source == "imported" or previous is not None:
-                MetadataStore._audit(
+                Database.audit(
                     session,
                     actor=actor,
                     action="edit_contract",
@@ -174,15 +101,15 @@ class ValidationStore:
                 )
             return revision
 
-        revision = self.metadata._write(work)
+        revision = self.db.write(work)
         return self.get_contract(name, version, revision=revision)
 
     def get_contract(
         self, name: str, version: int, *, revision: int | None = None
     ) -> ContractRecord:
         """The contract in force (or one ``revision`` of it); ContractNotFoundError if none."""
-        with self.metadata._read() as session:
-            row = self._version(session, name, version)
+        with self.db.read() as session:
+            row = named_version_row(session, name, version)
             query = select(DataContractRow).where(DataContractRow.version_id == row.id)
             if revision is not None:
                 query = query.where(DataContractRow.revision == revision)
@@ -197,8 +124,8 @@ class ValidationStore:
             return self._contract_record(name, version, found)
 
     def contract_history(self, name: str, version: int) -> list[ContractRecord]:
-        with self.metadata._read() as session:
-            row = self._version(session, name, version)
+        with self.db.read() as session:
+            row = named_version_row(session, name, version)
             rows = session.scalars(
                 select(DataContractRow)
                 .where(DataContractRow.version_id == row.id)
@@ -234,13 +161,13 @@ class ValidationStore:
         """Store one run of the gates; it is audit-logged as ``gate_passed``/``gate_failed``."""
 
         def work(session: Session) -> int:
-            row = self._version(session, name, version)
+            row = named_version_row(session, name, version)
             result = GateResultRow(
                 version_id=row.id, passed=passed, against=against, report=report, created_by=actor
             )
             session.add(result)
             session.flush()
-            MetadataStore._audit(
+            Database.audit(
                 session,
                 actor=actor,
                 action="gate_passed" if passed else "gate_failed",
@@ -251,20 +178,22 @@ class ValidationStore:
             )
             return result.id
 
-        result_id = self.metadata._write(work)
-        with self.metadata._read() as session:
+        result_id = self.db.write(work)
+        with self.db.read() as session:
             found = session.get(GateResultRow, result_id)
             assert found is not None
             return self._gate_record(name, version, found)
 
     def latest_gate_result(self, name: str, version: int) -> GateRecord | None:
         """The most recent gate run on ``name:version``, or None if it was never gated."""
-        with self.metadata._read() as session:
-            return self._latest_gate(session, name, version, self._version(session, name, version))
+        with self.db.read() as session:
+            return self._latest_gate(
+                session, name, version, named_version_row(session, name, version)
+            )
 
     def gate_results(self, name: str, version: int) -> list[GateRecord]:
-        with self.metadata._read() as session:
-            row = self._version(session, name, version)
+        with self.db.read() as session:
+            row = named_version_row(session, name, version)
             rows = session.scalars(
                 select(GateResultRow)
                 .where(GateResultRow.version_id == row.id)
@@ -306,7 +235,7 @@ class ValidationStore:
             raise InvalidInputError(f"Decision {decision!r} is not one of {DECISIONS}.")
 
         def work(session: Session) -> int:
-            row = self._version(session, name, version)
+            row = named_version_row(session, name, version)
             if row.status == "archived":
                 raise InvalidInputError(
                     f"Version {name}:{version} is archived; restore it before deciding on it."
@@ -314,7 +243,7 @@ class ValidationStore:
             entry = ApprovalRow(version_id=row.id, decision=decision, actor=actor, comment=comment)
             session.add(entry)
             session.flush()
-            MetadataStore._audit(
+            Database.audit(
                 session,
                 actor=actor,
                 action=decision,
@@ -325,13 +254,15 @@ class ValidationStore:
             )
             return entry.id
 
-        decision_id = self.metadata._write(work)
+        decision_id = self.db.write(work)
         return next(d for d in self.decisions(name, version) if d.id == decision_id)
 
     def decisions(self, name: str, version: int) -> list[Decision]:
         """Every decision on ``name:version``, oldest first."""
-        with self.metadata._read() as session:
-            return self._decisions(session, name, version, self._version(session, name, version))
+        with self.db.read() as session:
+            return self._decisions(
+                session, name, version, named_version_row(session, name, version)
+            )
 
     @staticmethod
     def _decisions(
@@ -355,7 +286,7 @@ class ValidationStore:
 
         def work(session: Session) -> None:
             if model is not None:
-                MetadataStore._model_row(session, model)  # a clear error for unknown names
+                model_row(session, model)  # a clear error for unknown names
             scope = REGISTRY_SCOPE if model is None else model
             existing = session.get(ApprovalPolicyRow, scope, with_for_update=True)
             previous = None if existing is None else existing.required_approvals
@@ -369,7 +300,7 @@ class ValidationStore:
             else:
                 existing.required_approvals = required
                 existing.updated_by = actor
-            MetadataStore._audit(
+            Database.audit(
                 session,
                 actor=actor,
                 action="set_required_approvals",
@@ -380,11 +311,11 @@ class ValidationStore:
                 reason=reason,
             )
 
-        self.metadata._write(work)
+        self.db.write(work)
 
     def required_approvals(self, model: str) -> tuple[int, str | None]:
         """(approvals required for ``model``, the scope that says so: its name, ``*`` or None)."""
-        with self.metadata._read() as session:
+        with self.db.read() as session:
             return self._required(session, model)
 
     @staticmethod
@@ -399,8 +330,8 @@ class ValidationStore:
 
     def promotion_facts(self, name: str, version: int) -> PromotionFacts:
         """Latest gate result, decisions and approval policy of a version, in one read."""
-        with self.metadata._read() as session:
-            row = self._version(session, name, version)
+        with self.db.read() as session:
+            row = named_version_row(session, name, version)
             required, scope = self._required(session, name)
             n_contracts = session.scalar(
                 select(func.count())
@@ -418,15 +349,4 @@ class ValidationStore:
             )
 
 
-__all__ = [
-    "CONTRACT_SOURCES",
-    "DECISIONS",
-    "REGISTRY_SCOPE",
-    "ContractNotFoundError",
-    "ContractRecord",
-    "Decision",
-    "GateRecord",
-    "PromotionFacts",
-    "ValidationStore",
-    "contract_digest",
-]
+__all__ = ["ValidationStore"]

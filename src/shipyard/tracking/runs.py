@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from shipyard.store import records
-from shipyard.store.metadata import MetadataStore
+from shipyard.store.run_store import RunStore
 from shipyard.tracking.fingerprint import DatasetFingerprint, fingerprint
 
 
@@ -82,7 +82,7 @@ class ActiveRun:
 class Tracker:
     """Starts runs and remembers which one is active in this process."""
 
-    def __init__(self, store: MetadataStore, *, actor: str) -> None:
+    def __init__(self, store: RunStore, *, actor: str) -> None:
         self.store = store
         self.actor = actor
         self._stack: list[ActiveRun] = []

@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shipyard.errors import ConflictError, InvalidInputError
-from shipyard.store.validation_store import Decision, PromotionFacts, ValidationStore
+from shipyard.store.validation_records import Decision, PromotionFacts
+from shipyard.store.validation_store import ValidationStore
 
 #: Aliases a version can only take after passing its gates and approvals (or by force).
 PROTECTED_ALIASES: frozenset[str] = frozenset({"production"})
@@ -139,6 +140,20 @@ def enforce_promotion(
     return problems
 
 
+class PromotionPolicy:
+    """The registry's promotion guard (:class:`~shipyard.registry.hooks.PromotionGuard`):
+    :func:`enforce_promotion` on every alias move, so protected aliases need passed
+    gates and their approvals."""
+
+    def __init__(self, store: ValidationStore) -> None:
+        self.store = store
+
+    def __call__(
+        self, name: str, alias: str, version: int, *, force: bool, reason: str | None
+    ) -> list[str]:
+        return enforce_promotion(self.store, name, alias, version, force=force, reason=reason)
+
+
 def approve(
     store: ValidationStore, name: str, version: int, *, actor: str, comment: str | None = None
 ) -> ApprovalStatus:
@@ -166,6 +181,7 @@ __all__ = [
     "PROTECTED_ALIASES",
     "ApprovalStatus",
     "PromotionBlockedError",
+    "PromotionPolicy",
     "approval_status",
     "approve",
     "current_status",

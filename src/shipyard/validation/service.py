@@ -6,7 +6,8 @@ and store the outcome with the version through
 :class:`~shipyard.store.validation_store.ValidationStore`.
 
 >>> client = Shipyard(Settings(home="/tmp/demo"))                        # doctest: +SKIP
->>> version, result = validate_data(client, "iris:4", Path("batch.csv"))  # doctest: +SKIP
+>>> version, result = validate_data(                                      # doctest: +SKIP
+...     client.registry, client.validation, "iris:4", Path("batch.csv"))
 >>> result.passed                                                         # doctest: +SKIP
 True
 """
@@ -16,22 +17,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from shipyard.errors import InvalidInputError, NotFoundError
+from shipyard.registry.hooks import LoggedVersion
+from shipyard.registry.service import Registry
 from shipyard.store import records
-from shipyard.store.metadata import MetadataStore
-from shipyard.store.validation_store import ContractRecord, GateRecord, ValidationStore
+from shipyard.store.validation_records import ContractRecord, GateRecord
+from shipyard.store.validation_store import ValidationStore
 from shipyard.validation.approvals import current_status
 from shipyard.validation.contract_checks import ContractResult, check_contract
 from shipyard.validation.contracts import DataContract, infer_contract
 from shipyard.validation.gate_results import GateReport
 from shipyard.validation.gates import GateSpec, evaluate_gates
-
-if TYPE_CHECKING:
-    from shipyard._client import Shipyard
 
 _READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
     ".csv": pd.read_csv,
@@ -64,7 +63,7 @@ def read_table(path: Path | str) -> pd.DataFrame:
 
 
 def store_contract_for_version(
-    metadata: MetadataStore,
+    store: ValidationStore,
     version: records.ModelVersion,
     training_data: pd.DataFrame,
     *,
@@ -72,24 +71,35 @@ def store_contract_for_version(
 ) -> ContractRecord:
     """Infer the data contract from ``training_data`` and store it with ``version``.
 
-    The hook the registry calls right after a version is logged. Pass the
-    training inputs (all of them, or a large sample: the ranges and quantiles
-    are only as good as the rows they saw).
+    Pass the training inputs (all of them, or a large sample: the ranges and
+    quantiles are only as good as the rows they saw).
     """
     contract = infer_contract(training_data)
-    return ValidationStore(metadata).save_contract(
+    return store.save_contract(
         version.model, version.version, contract.to_dict(), source="inferred", actor=actor
     )
 
 
-def get_contract(metadata: MetadataStore, version: records.ModelVersion) -> DataContract:
+class ContractInference:
+    """Registry hook (:class:`~shipyard.registry.hooks.VersionLoggedHook`): every version
+    logged with a training sample gets the data contract inferred from it."""
+
+    def __init__(self, store: ValidationStore, *, actor: str) -> None:
+        self.store = store
+        self.actor = actor
+
+    def __call__(self, logged: LoggedVersion) -> None:
+        store_contract_for_version(self.store, logged.version, logged.sample, actor=self.actor)
+
+
+def get_contract(store: ValidationStore, version: records.ModelVersion) -> DataContract:
     """The contract in force for ``version`` (ContractNotFoundError if it has none)."""
-    record = ValidationStore(metadata).get_contract(version.model, version.version)
+    record = store.get_contract(version.model, version.version)
     return DataContract.from_dict(record.contract)
 
 
 def import_contract(
-    metadata: MetadataStore,
+    store: ValidationStore,
     version: records.ModelVersion,
     path: Path,
     *,
@@ -102,7 +112,7 @@ def import_contract(
     except OSError as exc:
         raise InvalidInputError(f"Cannot read contract file {path}: {exc}") from exc
     contract = DataContract.from_json(text, source=str(path))
-    return ValidationStore(metadata).save_contract(
+    return store.save_contract(
         version.model,
         version.version,
         contract.to_dict(),
@@ -113,14 +123,19 @@ def import_contract(
 
 
 def validate_data(
-    client: Shipyard, ref: str, path: Path | str, *, strict: bool = False
+    registry: Registry,
+    store: ValidationStore,
+    ref: str,
+    path: Path | str,
+    *,
+    strict: bool = False,
 ) -> tuple[records.ModelVersion, ContractResult]:
     """Check the file at ``path`` against the contract of the version ``ref`` names.
 
     ``strict`` fails the result on warnings (soft expectations) too.
     """
-    version = client.registry.resolve(ref)
-    contract = get_contract(client.metadata, version)
+    version = registry.resolve(ref)
+    contract = get_contract(store, version)
     return version, check_contract(contract, read_table(path), strict=strict)
 
 
@@ -128,7 +143,8 @@ def validate_data(
 
 
 def validate_model(
-    client: Shipyard,
+    registry: Registry,
+    store: ValidationStore,
     candidate_ref: str,
     *,
     data: pd.DataFrame,
@@ -140,9 +156,8 @@ def validate_model(
     """Gate ``candidate_ref`` on ``data`` and store the result with the candidate version.
 
     ``against`` defaults to the model's ``production`` alias when it has one and
-    it is not the candidate itself.
+    it is not the candidate itself. The result is stored as the registry's actor.
     """
-    registry = client.registry
     candidate_version = registry.resolve(candidate_ref)
     champion_version = None
     if against is not None:
@@ -158,7 +173,7 @@ def validate_model(
     champion = None if champion_version is None else registry.load(champion_version.ref)
     package_bytes = None
     if spec.size_budget_mb is not None:
-        package_bytes = package_size(client, candidate_version)
+        package_bytes = package_size(registry, candidate_version)
     report = evaluate_gates(
         candidate,
         data,
@@ -168,44 +183,42 @@ def validate_model(
         package_bytes=package_bytes,
         clock=clock,
     )
-    stored = ValidationStore(client.metadata).save_gate_result(
+    stored = store.save_gate_result(
         candidate_version.model,
         candidate_version.version,
         passed=report.passed,
         report=report.to_dict(),
         against=None if champion_version is None else champion_version.ref,
-        actor=client.settings.actor,
+        actor=registry.actor,
     )
     return stored, report
 
 
-def package_size(client: Shipyard, version: records.ModelVersion) -> int:
+def package_size(registry: Registry, version: records.ModelVersion) -> int:
     """Bytes of the version's package: every file plus the manifest."""
-    registry = client.registry
     manifest = registry.manifest(version)
     manifest_path = registry.package_dir(version) / "shipyard.json"
     return sum(f.size for f in manifest.files.values()) + manifest_path.stat().st_size
 
 
 def latest_gate_report(
-    metadata: MetadataStore, name: str, version: int
+    store: ValidationStore, name: str, version: int
 ) -> tuple[GateRecord, GateReport] | None:
     """The latest stored gate run of ``name:version`` with its report, or None."""
-    record = ValidationStore(metadata).latest_gate_result(name, version)
+    record = store.latest_gate_result(name, version)
     return None if record is None else (record, GateReport.from_dict(record.report))
 
 
 # -- for `models show` ----------------------------------------------------------------------
 
 
-def describe_validation(metadata: MetadataStore, version: records.ModelVersion) -> list[str]:
+def describe_validation(store: ValidationStore, version: records.ModelVersion) -> list[str]:
     """Lines for ``shipyard models show``: contract, latest gates, approvals.
 
     Example:
-        >>> describe_validation(client.metadata, version)  # doctest: +SKIP
+        >>> describe_validation(client.validation, version)  # doctest: +SKIP
         ['contract: revision 1 (inferred), 4 columns', 'gates: passed ...', 'approvals: 1/1 ...']
     """
-    store = ValidationStore(metadata)
     facts = store.promotion_facts(version.model, version.version)
     lines = []
     if facts.extra.get("contract_revisions"):
@@ -235,6 +248,7 @@ def describe_validation(metadata: MetadataStore, version: records.ModelVersion) 
 
 
 __all__ = [
+    "ContractInference",
     "describe_validation",
     "get_contract",
     "import_contract",

@@ -1,0 +1,161 @@
+"""Shared row lookups and row -> record conversions for the stores.
+
+Several stores check a model, a version or a run inside their own
+transaction (a gate result needs its version, a deployment the versions it
+routes to); they all use these functions, so each "not found" message is
+written once and no store reaches into another's internals.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shipyard.errors import ModelNotFoundError, RunNotFoundError, VersionNotFoundError
+from shipyard.store import records
+from shipyard.store.schema import (
+    AliasRow,
+    ExperimentRow,
+    ModelRow,
+    ModelTagRow,
+    ModelVersionRow,
+    RunDatasetRow,
+    RunMetricRow,
+    RunParamRow,
+    RunRow,
+    RunTagRow,
+    VersionTagRow,
+)
+
+
+def model_row(session: Session, name: str) -> ModelRow:
+    """The model ``name``; ModelNotFoundError listing the registered models otherwise."""
+    row = session.scalar(select(ModelRow).where(ModelRow.name == name))
+    if row is None:
+        known = ", ".join(session.scalars(select(ModelRow.name).order_by(ModelRow.name)))
+        raise ModelNotFoundError(
+            f"No model named {name!r}. Registered models: {known or 'none yet'}."
+        )
+    return row
+
+
+def version_row(session: Session, model: ModelRow, version: int) -> ModelVersionRow:
+    """Version ``version`` of ``model``; VersionNotFoundError listing its versions otherwise."""
+    row = session.scalar(
+        select(ModelVersionRow).where(
+            ModelVersionRow.model_id == model.id, ModelVersionRow.version == version
+        )
+    )
+    if row is None:
+        existing = list(
+            session.scalars(
+                select(ModelVersionRow.version)
+                .where(ModelVersionRow.model_id == model.id)
+                .order_by(ModelVersionRow.version)
+            )
+        )
+        listed = ", ".join(str(v) for v in existing) or "none yet"
+        raise VersionNotFoundError(
+            f"Model {model.name!r} has no version {version}. Versions: {listed}."
+        )
+    return row
+
+
+def named_version_row(session: Session, name: str, version: int) -> ModelVersionRow:
+    """:func:`version_row` by model name."""
+    return version_row(session, model_row(session, name), version)
+
+
+def run_row(session: Session, run_id: str) -> RunRow:
+    row = session.get(RunRow, run_id)
+    if row is None:
+        raise RunNotFoundError(f"No run with id {run_id!r}. List runs with `shipyard runs list`.")
+    return row
+
+
+def model_record(session: Session, row: ModelRow) -> records.Model:
+    aliases = {
+        a.alias: a.version
+        for a in session.scalars(select(AliasRow).where(AliasRow.model_id == row.id))
+    }
+    tags = {
+        t.key: t.value
+        for t in session.scalars(select(ModelTagRow).where(ModelTagRow.model_id == row.id))
+    }
+    return records.Model(
+        name=row.name,
+        description=row.description,
+        archived=row.archived,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        latest_version=row.last_version,
+        aliases=dict(sorted(aliases.items())),
+        tags=tags,
+    )
+
+
+def version_record(session: Session, model: ModelRow, row: ModelVersionRow) -> records.ModelVersion:
+    aliases = tuple(
+        sorted(
+            session.scalars(
+                select(AliasRow.alias).where(
+                    AliasRow.model_id == model.id, AliasRow.version == row.version
+                )
+            )
+        )
+    )
+    tags = {
+        t.key: t.value
+        for t in session.scalars(select(VersionTagRow).where(VersionTagRow.version_id == row.id))
+    }
+    return records.ModelVersion(
+        model=model.name,
+        version=row.version,
+        manifest_digest=row.manifest_digest,
+        flavor=row.flavor,
+        run_id=row.run_id,
+        status=row.status,
+        description=row.description,
+        metrics=dict(row.metrics or {}),
+        data_fingerprint=row.data_fingerprint,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        aliases=aliases,
+        tags=tags,
+    )
+
+
+def run_record(session: Session, row: RunRow) -> records.Run:
+    experiment = session.get(ExperimentRow, row.experiment_id)
+    params = {
+        p.key: p.value
+        for p in session.scalars(select(RunParamRow).where(RunParamRow.run_id == row.id))
+    }
+    tags = {
+        t.key: t.value for t in session.scalars(select(RunTagRow).where(RunTagRow.run_id == row.id))
+    }
+    # The latest value of each metric: highest step, then the last logged.
+    metrics: dict[str, float] = {}
+    for m in session.scalars(
+        select(RunMetricRow)
+        .where(RunMetricRow.run_id == row.id)
+        .order_by(RunMetricRow.step, RunMetricRow.id)
+    ):
+        metrics[m.key] = m.value
+    datasets = {
+        d.context: d.fingerprint
+        for d in session.scalars(select(RunDatasetRow).where(RunDatasetRow.run_id == row.id))
+    }
+    return records.Run(
+        id=row.id,
+        experiment=experiment.name if experiment else "",
+        name=row.name,
+        status=row.status,
+        start_time=row.start_time,
+        end_time=row.end_time,
+        created_by=row.created_by,
+        params=params,
+        metrics=metrics,
+        tags=tags,
+        datasets=datasets,
+    )
