@@ -29,6 +29,7 @@ from fastapi_offline import FastAPIOffline
 from shipyard import __version__
 from shipyard._client import Shipyard
 from shipyard.errors import ConfigError
+from shipyard.monitoring.monitor_job import MonitorJob
 from shipyard.registry.refs import parse_ref
 from shipyard.serving import admin, feedback, ops
 from shipyard.serving.contract_guard import ContractGuard
@@ -43,7 +44,6 @@ from shipyard.serving.fastpath import FastPath
 from shipyard.serving.inference import Inference
 from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.middleware import RequestMiddleware
-from shipyard.serving.monitor_job import MonitorJob
 from shipyard.serving.observer import PredictionObserver, close_all
 from shipyard.serving.options import ServeOptions
 from shipyard.serving.protocols import mlflow, native, v2
@@ -55,6 +55,7 @@ from shipyard.serving.security import (
     TimeoutMiddleware,
 )
 from shipyard.serving.workers import WorkerBoard
+from shipyard.store.monitor_store import MonitorStore
 
 #: Where the Swagger UI files for /docs are served from.
 DOCS_ASSETS = "/docs-assets"
@@ -125,7 +126,14 @@ def create_app(
         runtime, metrics, observers=observers, variant=options.variant, fast=fast, contract=guard
     )
     monitor = MonitorJob(
-        client, runtime, metrics, interval=options.monitor_interval, window=options.monitor_window
+        runtime,
+        store=MonitorStore(client.metadata),
+        log=client.prediction_log,  # opened lazily: only its metric objects exist yet
+        profiles=client.registry,
+        registry=metrics.registry,
+        multiprocess=metrics.multiprocess_dir is not None,
+        interval=options.monitor_interval,
+        window=options.monitor_window,
     )
     api_key = ApiKeyGuard(settings.api_keys)
 

@@ -23,12 +23,12 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 
 from shipyard.errors import ConfigError
+from shipyard.monitoring.monitor_job import DEFAULT_MONITOR_INTERVAL, DEFAULT_MONITOR_WINDOW
 from shipyard.serving.connections import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_KEEP_ALIVE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
 )
-from shipyard.serving.monitor_job import DEFAULT_MONITOR_INTERVAL, DEFAULT_MONITOR_WINDOW
 from shipyard.serving.runtime import DEFAULT_POLL_INTERVAL
 from shipyard.serving.security import DEFAULT_MAX_BODY_BYTES
 from shipyard.validation.contract_checks import InputCheckMode

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from shipyard.clock import utc_now
 from shipyard.errors import (
     AliasNotFoundError,
     ConflictError,
@@ -50,7 +51,6 @@ from shipyard.store.schema import (
     RunRow,
     RunTagRow,
     VersionTagRow,
-    utcnow,
 )
 
 T = TypeVar("T")
@@ -169,7 +169,7 @@ class MetadataStore:
         def work(session: Session) -> None:
             row = self._run_row(session, run_id)
             row.status = status
-            row.end_time = utcnow()
+            row.end_time = utc_now()
 
         self._write(work)
 
@@ -200,7 +200,7 @@ class MetadataStore:
                         key=key,
                         value=float(value),
                         step=step,
-                        timestamp=at or utcnow(),
+                        timestamp=at or utc_now(),
                     )
                 )
 
@@ -344,7 +344,7 @@ class MetadataStore:
                 row.description = description
             for key, value in (tags or {}).items():
                 session.merge(ModelTagRow(model_id=row.id, key=key, value=value))
-            row.updated_at = utcnow()
+            row.updated_at = utc_now()
 
         self._write(work)
         return self.get_model(name)
@@ -365,7 +365,7 @@ class MetadataStore:
                         f"first with `shipyard models alias {name} ALIAS --delete`."
                     )
             row.archived = archived
-            row.updated_at = utcnow()
+            row.updated_at = utc_now()
             self._audit(
                 session,
                 actor=actor,
@@ -445,7 +445,7 @@ class MetadataStore:
             version = model.last_version + 1
             digest = write_manifest(version)
             model.last_version = version
-            model.updated_at = utcnow()
+            model.updated_at = utc_now()
             row = ModelVersionRow(
                 model_id=model.id,
                 version=version,
@@ -640,7 +640,7 @@ class MetadataStore:
             session.add(AliasRow(model_id=model.id, alias=alias, version=version))
         else:
             current.version = version
-            current.updated_at = utcnow()
+            current.updated_at = utc_now()
         self._audit(
             session,
             actor=actor,

@@ -30,10 +30,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
 
+from shipyard.clock import utc_now
 from shipyard.errors import ConflictError, InvalidInputError, NotFoundError, StoreError
 from shipyard.names import check_name
 from shipyard.store.metadata import MetadataStore
-from shipyard.store.schema import utcnow
 from shipyard.store.schema_rollout import (
     DeploymentChangeRow,
     DeploymentRow,
@@ -231,7 +231,7 @@ class RolloutStore:
         def work(session: Session) -> DeploymentRecord:
             row = self._row(session, name)
             self._check_versions(session, row.model, versions)
-            now = utcnow()
+            now = utc_now()
             result = session.execute(
                 update(DeploymentRow)
                 .where(DeploymentRow.id == row.id, DeploymentRow.revision == expected_revision)
@@ -308,7 +308,7 @@ class RolloutStore:
 
         def work(session: Session) -> None:
             row = self._row(session, name)
-            now = utcnow()
+            now = utc_now()
             beat = session.get(DeploymentWorkerRow, (row.id, worker))
             if beat is None:
                 session.add(

@@ -13,13 +13,13 @@ True
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from shipyard.clock import SYSTEM_CLOCK, Clock
 from shipyard.errors import InvalidInputError, NotFoundError
 from shipyard.store import records
 from shipyard.store.metadata import MetadataStore
@@ -135,7 +135,7 @@ def validate_model(
     target: str,
     spec: GateSpec,
     against: str | None = None,
-    clock: Callable[[], float] = time.perf_counter,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> tuple[GateRecord, GateReport]:
     """Gate ``candidate_ref`` on ``data`` and store the result with the candidate version.
 
