@@ -74,7 +74,7 @@ class ServeOptions:
     variant: str = "default"
     deployment: str | None = None
     #: Seconds between runs of the monitor job (drift, label coverage, accuracy gauges)
-    #: and seconds of prediction log each run reads (see :mod:`.monitor_job`).
+    #: and seconds of prediction log each run reads (see :mod:`shipyard.monitoring.monitor_job`).
     monitor_interval: float = DEFAULT_MONITOR_INTERVAL
     monitor_window: float = DEFAULT_MONITOR_WINDOW
     batching: bool = True
