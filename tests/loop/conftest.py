@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from loop_support import T0, Clock
+from loop_support import T0, ManualClock
 
 from shipyard import Shipyard
 from shipyard.config import Settings
@@ -14,8 +14,8 @@ from shipyard.loop.examples import iris_frame
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(T0)
+def clock() -> ManualClock:
+    return ManualClock(T0)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from clock import Clock as Clock  # re-exported for the suite
+from shipyard.clock import ManualClock as ManualClock  # re-exported for the suite
 from shipyard.loop.canary import CanaryOutcome, CanaryRequest
 from shipyard.loop.config import LoopConfig
 from shipyard.loop.examples import iris_frame

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from loop_support import Clock, make_config
+from loop_support import ManualClock, make_config
 
 from shipyard import Shipyard
 from shipyard.loop.controller import LoopController
@@ -41,7 +41,7 @@ def _serve_canary(client: Shipyard, requests: int, errors: int) -> None:
 
 
 def test_healthy_canary_is_promoted_and_the_alias_follows(
-    client: Shipyard, iris_csv: Path, clock: Clock
+    client: Shipyard, iris_csv: Path, clock: ManualClock
 ) -> None:
     _champion(client)
     config = make_config(iris_csv, canary={"policy": POLICY})
@@ -85,7 +85,7 @@ def test_healthy_canary_is_promoted_and_the_alias_follows(
 
 
 def test_breaching_canary_is_rolled_back_and_the_champion_stays(
-    client: Shipyard, iris_csv: Path, clock: Clock
+    client: Shipyard, iris_csv: Path, clock: ManualClock
 ) -> None:
     _champion(client)
     config = make_config(iris_csv, canary={"policy": POLICY})

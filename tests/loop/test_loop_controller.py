@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loop_support import T0, Clock, RecordingCanary, append_rows, make_config
+from loop_support import T0, ManualClock, RecordingCanary, append_rows, make_config
 
 from shipyard import Shipyard
 from shipyard.config import Settings
@@ -32,7 +32,7 @@ def _champion(client: Shipyard, estimator: str = "logistic_regression") -> int:
 
 
 def test_good_challenger_ends_up_serving_and_history_records_every_step(
-    client: Shipyard, iris_csv: Path, clock: Clock
+    client: Shipyard, iris_csv: Path, clock: ManualClock
 ) -> None:
     _champion(client)
     append_rows(iris_csv, 60)
@@ -78,7 +78,9 @@ def test_good_challenger_ends_up_serving_and_history_records_every_step(
     assert version.tags["loop.pipeline"] == "shipyard.loop.examples:train_iris"
 
 
-def test_failing_gate_keeps_the_champion(client: Shipyard, iris_csv: Path, clock: Clock) -> None:
+def test_failing_gate_keeps_the_champion(
+    client: Shipyard, iris_csv: Path, clock: ManualClock
+) -> None:
     _champion(client)
     canary = RecordingCanary()
     config = make_config(
@@ -99,7 +101,7 @@ def test_failing_gate_keeps_the_champion(client: Shipyard, iris_csv: Path, clock
 
 
 def test_rolled_back_canary_keeps_the_champion(
-    client: Shipyard, iris_csv: Path, clock: Clock
+    client: Shipyard, iris_csv: Path, clock: ManualClock
 ) -> None:
     _champion(client)
     canary = RecordingCanary(CanaryOutcome(False, "error rate 0.2 > 0.05 at step 10%"))
@@ -112,7 +114,7 @@ def test_rolled_back_canary_keeps_the_champion(
 
 
 def test_canary_in_progress_is_resumed_by_later_ticks(
-    client: Shipyard, iris_csv: Path, clock: Clock
+    client: Shipyard, iris_csv: Path, clock: ManualClock
 ) -> None:
     _champion(client)
     canary = RecordingCanary(None, None, CanaryOutcome(True, "promoted at 100%"))
@@ -134,7 +136,7 @@ def test_canary_in_progress_is_resumed_by_later_ticks(
 
 
 def test_approval_required_waits_then_resumes(
-    client: Shipyard, iris_csv: Path, clock: Clock
+    client: Shipyard, iris_csv: Path, clock: ManualClock
 ) -> None:
     _champion(client)
     validation = client.validation
@@ -159,7 +161,7 @@ def test_approval_required_waits_then_resumes(
 
 
 def test_data_breaking_the_contract_stops_before_retraining(
-    client: Shipyard, iris_csv: Path, clock: Clock
+    client: Shipyard, iris_csv: Path, clock: ManualClock
 ) -> None:
     _champion(client)
     append_rows(iris_csv, 30, shift=-40.0)  # negative lengths: impossible, not unusual
@@ -177,7 +179,7 @@ def test_data_breaking_the_contract_stops_before_retraining(
 
 
 def test_unusual_new_data_warns_and_the_run_goes_on_unless_strict(
-    client: Shipyard, iris_csv: Path, clock: Clock
+    client: Shipyard, iris_csv: Path, clock: ManualClock
 ) -> None:
     """Drifted data is what the loop retrains for: range warnings do not stop it."""
     _champion(client)
@@ -203,7 +205,7 @@ def test_unusual_new_data_warns_and_the_run_goes_on_unless_strict(
 
 
 def test_failing_pipeline_is_recorded_and_stops_the_run(
-    client: Shipyard, iris_csv: Path, clock: Clock
+    client: Shipyard, iris_csv: Path, clock: ManualClock
 ) -> None:
     config = make_config(iris_csv, pipeline={"params": {"estimator": "svm"}})
     [tick] = LoopController(client, [config], clock=clock, canary=RecordingCanary()).tick()
@@ -216,7 +218,7 @@ def test_failing_pipeline_is_recorded_and_stops_the_run(
 
 
 def test_first_version_is_promoted_without_champion(
-    client: Shipyard, iris_csv: Path, clock: Clock
+    client: Shipyard, iris_csv: Path, clock: ManualClock
 ) -> None:
     canary = RecordingCanary()
     [tick] = LoopController(client, [make_config(iris_csv)], clock=clock, canary=canary).tick()
@@ -228,7 +230,7 @@ def test_first_version_is_promoted_without_champion(
 
 
 def test_manual_trigger_and_one_active_run_per_model(
-    client: Shipyard, iris_csv: Path, clock: Clock
+    client: Shipyard, iris_csv: Path, clock: ManualClock
 ) -> None:
     _champion(client)
     controller = LoopController(
@@ -256,7 +258,7 @@ def test_a_tick_reports_an_unreachable_database_instead_of_dying(
 def _tick_in_child(settings: Settings, config: LoopConfig, barrier: Any, queue: Any) -> None:
     client = Shipyard(settings)
     controller = LoopController(
-        client, [config], clock=Clock(T0), canary=RecordingCanary(), owner=f"p{os.getpid()}"
+        client, [config], clock=ManualClock(T0), canary=RecordingCanary(), owner=f"p{os.getpid()}"
     )
     barrier.wait()
     [tick] = controller.tick()

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from loop_support import T0, Clock, RecordingCanary, append_rows, make_config
+from loop_support import T0, ManualClock, RecordingCanary, append_rows, make_config
 
 from shipyard import Shipyard
 from shipyard.loop.config import LoopConfig
@@ -151,7 +151,7 @@ def test_drift_on_the_prediction_log_window(client: Shipyard, iris_csv: Path) ->
 
 
 def test_drift_cooldown_holds_one_incident_to_one_retrain(
-    client: Shipyard, iris_csv: Path, tmp_path: Path, clock: Clock
+    client: Shipyard, iris_csv: Path, tmp_path: Path, clock: ManualClock
 ) -> None:
     current = tmp_path / "current.csv"
     iris_frame(rows=150, seed=5, shift=1.5).to_csv(current, index=False)

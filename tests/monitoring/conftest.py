@@ -9,7 +9,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from monitoring_support import BUCKET, CREDENTIALS, REGION, T0, Clock
+from monitoring_support import BUCKET, CREDENTIALS, REGION, T0, ManualClock
 from moto.server import ThreadedMotoServer
 
 from shipyard.monitoring.prediction_log import PredictionLog
@@ -17,8 +17,8 @@ from shipyard.monitoring.segments import SegmentStore
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(T0)
+def clock() -> ManualClock:
+    return ManualClock(T0)
 
 
 @pytest.fixture
@@ -27,8 +27,8 @@ def store(tmp_path: Path) -> SegmentStore:
 
 
 @pytest.fixture
-def log(store: SegmentStore, clock: Clock) -> Iterator[PredictionLog]:
-    log = PredictionLog(store, flush_interval=0.05, now=clock)
+def log(store: SegmentStore, clock: ManualClock) -> Iterator[PredictionLog]:
+    log = PredictionLog(store, flush_interval=0.05, clock=clock)
     yield log
     log.close()
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from clock import Clock as Clock  # re-exported for the suite
+from shipyard.clock import ManualClock as ManualClock  # re-exported for the suite
 from shipyard.monitoring.records import PredictionRecord
 
 BUCKET = "shipyard-monitoring"

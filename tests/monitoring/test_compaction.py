@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from monitoring_support import T0, Clock, record
+from monitoring_support import T0, ManualClock, record
 
 from shipyard.monitoring.compaction import COMPACTED, compact, compact_partition
 from shipyard.monitoring.feedback import record_feedback
@@ -19,7 +19,7 @@ from shipyard.monitoring.segments import SegmentStore
 HOUR = timedelta(hours=1)
 
 
-def _many_segments(log: PredictionLog, clock: Clock) -> None:
+def _many_segments(log: PredictionLog, clock: ManualClock) -> None:
     # Ten flushes on day one, three on day two, and labels in two calls.
     for i in range(10):
         log.write([record(f"a{i}-{j}", T0 + timedelta(minutes=i, seconds=j)) for j in range(5)])
@@ -36,7 +36,7 @@ def _everything(store: SegmentStore) -> list[str]:
 
 
 def test_compaction_merges_each_day_into_one_sorted_file(
-    log: PredictionLog, store: SegmentStore, clock: Clock
+    log: PredictionLog, store: SegmentStore, clock: ManualClock
 ) -> None:
     _many_segments(log, clock)
     before = _everything(store)
@@ -63,7 +63,7 @@ def test_compaction_merges_each_day_into_one_sorted_file(
 
 
 def test_rows_seen_twice_during_a_race_are_counted_once(
-    log: PredictionLog, store: SegmentStore, clock: Clock
+    log: PredictionLog, store: SegmentStore, clock: ManualClock
 ) -> None:
     _many_segments(log, clock)
     before = _everything(store)
@@ -91,8 +91,8 @@ def test_rows_seen_twice_during_a_race_are_counted_once(
     assert _everything(store) == before
 
 
-def test_compaction_works_on_s3(s3_store: SegmentStore, clock: Clock) -> None:
-    log = PredictionLog(s3_store, now=clock)
+def test_compaction_works_on_s3(s3_store: SegmentStore, clock: ManualClock) -> None:
+    log = PredictionLog(s3_store, clock=clock)
     for i in range(4):
         log.write([record(f"r{i}", T0 + timedelta(minutes=i))])
     (done,) = log.compact()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from monitoring_support import T0, Clock, record
+from monitoring_support import T0, ManualClock, record
 
 from shipyard.errors import InvalidInputError, StoreError
 from shipyard.monitoring.feedback import (
@@ -36,7 +36,7 @@ def _labels(store: SegmentStore, model: str = "iris") -> dict[tuple[str, int], s
 
 
 def test_labels_join_their_predictions(
-    log: PredictionLog, store: SegmentStore, clock: Clock
+    log: PredictionLog, store: SegmentStore, clock: ManualClock
 ) -> None:
     log.submit([record("a", T0, prediction=1), record("b", T0, prediction=0)])
     clock.advance(minutes=30)
@@ -80,12 +80,12 @@ def test_unknown_ids_are_reported_and_stored(log: PredictionLog, store: SegmentS
 
 
 def test_labels_sent_before_the_prediction_is_flushed_join_later(
-    store: SegmentStore, clock: Clock
+    store: SegmentStore, clock: ManualClock
 ) -> None:
     # Two workers: the prediction sits in worker A's queue while worker B takes
     # its label. B cannot see it yet, says so, keeps the label, and it joins later.
-    worker_a = PredictionLog(store, flush_interval=60, now=clock)
-    worker_b = PredictionLog(store, flush_interval=0.05, now=clock)
+    worker_a = PredictionLog(store, flush_interval=60, clock=clock)
+    worker_b = PredictionLog(store, flush_interval=0.05, clock=clock)
     worker_a.submit(record("slow", T0, prediction=2))
 
     result = record_feedback(worker_b, [{"request_id": "slow", "label": 2}])
@@ -98,7 +98,7 @@ def test_labels_sent_before_the_prediction_is_flushed_join_later(
 
 
 def test_duplicates_are_counted_and_the_newest_label_wins(
-    log: PredictionLog, store: SegmentStore, clock: Clock
+    log: PredictionLog, store: SegmentStore, clock: ManualClock
 ) -> None:
     log.submit([record("a", T0), record("b", T0)])
     first = record_feedback(
@@ -133,7 +133,7 @@ def test_labels_find_their_model_when_none_is_given(
 
 
 def test_one_label_joins_one_row_even_when_ids_repeat(
-    log: PredictionLog, store: SegmentStore, clock: Clock
+    log: PredictionLog, store: SegmentStore, clock: ManualClock
 ) -> None:
     """Fifty rows logged under one (request_id, row) by a client of the Python API:
     one label for them judges one prediction (the newest), not fifty; a shadow's
@@ -274,10 +274,10 @@ def test_the_route_models_parse_a_json_body_and_queue_it(
 
 
 def test_queued_labels_make_one_segment_per_flush_and_join_like_stored_ones(
-    store: SegmentStore, clock: Clock
+    store: SegmentStore, clock: ManualClock
 ) -> None:
     """Many small posts: one feedback file per flush of the writer, not one per post."""
-    log = PredictionLog(store, flush_interval=3600, now=clock)
+    log = PredictionLog(store, flush_interval=3600, clock=clock)
     log.submit([record(f"r{i}", T0, prediction=i % 2) for i in range(300)])
     for i in range(300):
         assert queue_feedback(log, {"request_id": f"r{i}", "label": 1}, model="iris") == 1
@@ -292,9 +292,9 @@ def test_queued_labels_make_one_segment_per_flush_and_join_like_stored_ones(
 
 
 def test_a_full_queue_refuses_labels_whole_and_a_closed_log_writes_them_at_once(
-    store: SegmentStore, clock: Clock
+    store: SegmentStore, clock: ManualClock
 ) -> None:
-    log = PredictionLog(store, flush_interval=3600, max_queue_rows=10, now=clock)
+    log = PredictionLog(store, flush_interval=3600, max_queue_rows=10, clock=clock)
     log.submit([record(f"r{i}", T0) for i in range(8)])
     three = [{"request_id": f"r{i}", "label": 0} for i in range(3)]
     with pytest.raises(StoreError, match=r"full .* retry the 3 label"):

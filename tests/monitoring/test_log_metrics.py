@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from monitoring_support import T0, Clock, record
+from monitoring_support import T0, ManualClock, record
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -33,9 +33,9 @@ class _Blocked:
         return self.store.write_segment(kind, model, day, table)
 
 
-def test_metrics_follow_the_log(store: SegmentStore, clock: Clock) -> None:
+def test_metrics_follow_the_log(store: SegmentStore, clock: ManualClock) -> None:
     sink = _Blocked(store)
-    log = PredictionLog(store, sink=sink, flush_interval=0.01, max_queue_rows=5, now=clock)
+    log = PredictionLog(store, sink=sink, flush_interval=0.01, max_queue_rows=5, clock=clock)
     registry = CollectorRegistry()
     metrics = PredictionLogMetrics(log, registry)
     metrics.sync()

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from monitoring_support import T0, Clock, classifier_records, record
+from monitoring_support import T0, ManualClock, classifier_records, record
 from sklearn import metrics as skm
 
 from shipyard.errors import InvalidInputError
@@ -28,7 +28,7 @@ def _calibrated(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarra
 
 
 @pytest.fixture
-def three_hours(log: PredictionLog, clock: Clock) -> dict[str, np.ndarray]:
+def three_hours(log: PredictionLog, clock: ManualClock) -> dict[str, np.ndarray]:
     """500 predictions over 09:00-12:00; hour 9 fully labelled, hour 10 half, hour 11 not."""
     rng = np.random.default_rng(7)
     sizes = [200, 200, 100]
@@ -105,7 +105,9 @@ def test_buckets_report_counts_coverage_delay_and_sklearn_metrics(
     json.dumps(report.to_dict())  # the CLI's --json output
 
 
-def test_estimated_accuracy_tracks_realized_end_to_end(log: PredictionLog, clock: Clock) -> None:
+def test_estimated_accuracy_tracks_realized_end_to_end(
+    log: PredictionLog, clock: ManualClock
+) -> None:
     rng = np.random.default_rng(11)
     n = 4_000
     proba, labels = _calibrated(rng, n)
@@ -120,7 +122,7 @@ def test_estimated_accuracy_tracks_realized_end_to_end(log: PredictionLog, clock
     assert abs(bucket.estimated["accuracy"] - bucket.realized["accuracy"]) < 4 * sd
 
 
-def test_regression_reports_mae_and_rmse(log: PredictionLog, clock: Clock) -> None:
+def test_regression_reports_mae_and_rmse(log: PredictionLog, clock: ManualClock) -> None:
     rng = np.random.default_rng(3)
     truth = rng.normal(10, 2, size=50)
     predicted = truth + rng.normal(0, 0.5, size=50)
@@ -175,10 +177,10 @@ def test_versions_are_reported_separately(log: PredictionLog) -> None:
 
 
 def test_buckets_align_to_the_window_and_relative_times_use_the_clock(
-    log: PredictionLog, clock: Clock
+    log: PredictionLog, clock: ManualClock
 ) -> None:
     log.write([record("a", T0 + timedelta(minutes=50)), record("b", T0 + timedelta(minutes=70))])
-    clock.value = T0 + timedelta(hours=2, minutes=17)
+    clock.set(T0 + timedelta(hours=2, minutes=17))
     report = performance(log, "iris", window="1h", since="2h")  # 00:17 -> 09:00 bucket start
     assert report.since == T0
     assert [b.n_predictions for b in report.buckets] == [1, 1, 0]

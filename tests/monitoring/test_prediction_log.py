@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from monitoring_support import T0, Clock, record
+from monitoring_support import T0, ManualClock, record
 
 from shipyard.config import Settings
 from shipyard.errors import InvalidInputError
@@ -137,9 +137,9 @@ def test_the_log_is_the_servers_prediction_observer(log: PredictionLog) -> None:
 
 
 def test_many_threads_submit_concurrently_and_nothing_is_lost(
-    store: SegmentStore, clock: Clock
+    store: SegmentStore, clock: ManualClock
 ) -> None:
-    log = PredictionLog(store, flush_interval=0.02, batch_rows=500, now=clock)
+    log = PredictionLog(store, flush_interval=0.02, batch_rows=500, clock=clock)
     threads, per_thread = 8, 1_000
     start = threading.Barrier(threads)
 
@@ -176,10 +176,12 @@ def _child_logs(root: str, tag: str, n: int) -> None:
 _INHERITED: list[PredictionLog] = []
 
 
-def test_two_worker_processes_write_their_own_segments(store: SegmentStore, clock: Clock) -> None:
+def test_two_worker_processes_write_their_own_segments(
+    store: SegmentStore, clock: ManualClock
+) -> None:
     # A log made before the fork, as with uvicorn workers: each child gets its own
     # queue and writer thread, and names its files with its own pid.
-    log = PredictionLog(store, flush_interval=0.02, now=clock)
+    log = PredictionLog(store, flush_interval=0.02, clock=clock)
     log.submit(record("parent-0", T0))
     log.flush(timeout=10)
     _INHERITED[:] = [log]
@@ -204,9 +206,9 @@ def test_two_worker_processes_write_their_own_segments(store: SegmentStore, cloc
     assert str(os.getpid()) in pids
 
 
-def test_close_flushes_everything_still_queued(store: SegmentStore, clock: Clock) -> None:
+def test_close_flushes_everything_still_queued(store: SegmentStore, clock: ManualClock) -> None:
     # A minute-long interval and huge batches: nothing would be written before close.
-    log = PredictionLog(store, flush_interval=60, batch_rows=1_000_000, now=clock)
+    log = PredictionLog(store, flush_interval=60, batch_rows=1_000_000, clock=clock)
     log.submit([record(f"r{i}", T0) for i in range(250)])
     assert log.queue_depth == 250
     assert _segments(Path(store.url)) == []
@@ -235,10 +237,10 @@ class GatedSink:
 
 
 def test_a_full_queue_drops_and_counts_instead_of_blocking(
-    store: SegmentStore, clock: Clock
+    store: SegmentStore, clock: ManualClock
 ) -> None:
     sink = GatedSink(store)
-    log = PredictionLog(store, sink=sink, flush_interval=0.01, max_queue_rows=100, now=clock)
+    log = PredictionLog(store, sink=sink, flush_interval=0.01, max_queue_rows=100, clock=clock)
     assert log.submit([record(f"first-{i}", T0) for i in range(10)]) == 10
     assert sink.entered.wait(timeout=10)  # the writer holds these 10 rows, stuck in the sink
 
@@ -263,8 +265,8 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking(
     }
 
 
-def test_partial_fit_keeps_the_first_rows(store: SegmentStore, clock: Clock) -> None:
-    log = PredictionLog(store, flush_interval=60, max_queue_rows=7, now=clock)
+def test_partial_fit_keeps_the_first_rows(store: SegmentStore, clock: ManualClock) -> None:
+    log = PredictionLog(store, flush_interval=60, max_queue_rows=7, clock=clock)
     assert log.submit([record(f"r{i}", T0) for i in range(10)]) == 7
     assert log.dropped == 3
     log.close()
@@ -286,9 +288,9 @@ class FailingOnceSink:
 
 
 def test_a_failed_write_is_counted_and_the_writer_goes_on(
-    store: SegmentStore, clock: Clock
+    store: SegmentStore, clock: ManualClock
 ) -> None:
-    log = PredictionLog(store, sink=FailingOnceSink(store), flush_interval=0.01, now=clock)
+    log = PredictionLog(store, sink=FailingOnceSink(store), flush_interval=0.01, clock=clock)
     log.submit([record(f"lost-{i}", T0) for i in range(3)])
     assert log.flush(timeout=10)
     log.submit([record(f"kept-{i}", T0) for i in range(4)])
@@ -348,8 +350,8 @@ def test_rows_fall_into_the_day_partition_of_their_timestamp(
     assert before.column("request_id").to_pylist() == ["before"]
 
 
-def test_write_is_synchronous_and_never_drops(store: SegmentStore, clock: Clock) -> None:
-    log = PredictionLog(store, max_queue_rows=1, now=clock)
+def test_write_is_synchronous_and_never_drops(store: SegmentStore, clock: ManualClock) -> None:
+    log = PredictionLog(store, max_queue_rows=1, clock=clock)
     batch = PredictionBatch(
         request_id="job-1",
         timestamp=T0,
@@ -369,7 +371,7 @@ def test_write_is_synchronous_and_never_drops(store: SegmentStore, clock: Clock)
 
 
 def test_reads_take_relative_times_from_the_injected_clock(
-    log: PredictionLog, clock: Clock
+    log: PredictionLog, clock: ManualClock
 ) -> None:
     log.submit([record("old", T0), record("new", T0 + timedelta(hours=2))])
     log.flush(timeout=10)

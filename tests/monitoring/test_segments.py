@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from monitoring_support import T0, Clock, record
+from monitoring_support import T0, ManualClock, record
 
 from shipyard.errors import StoreError
 from shipyard.monitoring.feedback import record_feedback
@@ -85,13 +85,13 @@ def test_an_empty_window_is_an_empty_frame(log: PredictionLog, store: SegmentSto
 
 
 def test_prune_deletes_whole_days_past_retention(store: SegmentStore, tmp_path: Path) -> None:
-    clock = Clock(DAY1 + timedelta(days=2, hours=6))  # 2024-05-03 06:00
-    log = PredictionLog(store, retention=timedelta(days=1), now=clock)
+    clock = ManualClock(DAY1 + timedelta(days=2, hours=6))  # 2024-05-03 06:00
+    log = PredictionLog(store, retention=timedelta(days=1), clock=clock)
     _three_days(log)
     record_feedback(log, [{"request_id": "d0h0", "label": 0}])  # received 05-03
-    clock.value = DAY1 + timedelta(hours=1)
+    clock.set(DAY1 + timedelta(hours=1))
     record_feedback(log, [{"request_id": "d0h6", "label": 0}])  # received 05-01
-    clock.value = DAY1 + timedelta(days=2, hours=6)
+    clock.set(DAY1 + timedelta(days=2, hours=6))
 
     removed = log.prune()
 
@@ -100,7 +100,7 @@ def test_prune_deletes_whole_days_past_retention(store: SegmentStore, tmp_path: 
         ("feedback", "2024-05-01"),
         ("predictions", "2024-05-01"),
     ]
-    left = read_window(store, "iris", since=DAY1 - timedelta(days=5), until=clock.value)
+    left = read_window(store, "iris", since=DAY1 - timedelta(days=5), until=clock.now())
     assert left["request_id"].str[:2].unique().tolist() == ["d1", "d2"]
     assert [p.day for p in store.partitions("feedback", "iris")] == [date(2024, 5, 3)]
     assert log.prune() == []  # idempotent
@@ -114,8 +114,8 @@ def test_no_temporary_files_are_left_behind(log: PredictionLog, store: SegmentSt
     assert leftovers == []
 
 
-def test_s3_round_trip_through_moto(s3_store: SegmentStore, clock: Clock) -> None:
-    log = PredictionLog(s3_store, flush_interval=0.05, now=clock)
+def test_s3_round_trip_through_moto(s3_store: SegmentStore, clock: ManualClock) -> None:
+    log = PredictionLog(s3_store, flush_interval=0.05, clock=clock)
     proba = {0: 0.8, 1: 0.2}
     log.submit([record(f"r{i}", T0 + timedelta(minutes=i), probabilities=proba) for i in range(6)])
     log.write([record("old", T0 - timedelta(days=40))])

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from monitoring_support import T0, Clock, classifier_records, record
+from monitoring_support import T0, ManualClock, classifier_records, record
 
 from shipyard.monitoring.compaction import COMPACTED, compact_partition
 from shipyard.monitoring.feedback import record_feedback
@@ -23,7 +23,7 @@ HOUR = timedelta(hours=1)
 
 
 @pytest.fixture
-def labelled_log(log: PredictionLog, clock: Clock) -> PredictionLog:
+def labelled_log(log: PredictionLog, clock: ManualClock) -> PredictionLog:
     """400 classifier rows over an hour in 8 segments, 150 of them labelled."""
     rng = np.random.default_rng(3)
     proba = rng.dirichlet([3, 2, 1], 400)
@@ -89,7 +89,9 @@ def test_rows_seen_twice_during_a_compaction_count_once(
     assert (summary.n_rows, summary.n_labelled, len(summary.inputs)) == (400, 150, 400)
 
 
-def test_one_label_judges_one_of_the_rows_sharing_an_id(log: PredictionLog, clock: Clock) -> None:
+def test_one_label_judges_one_of_the_rows_sharing_an_id(
+    log: PredictionLog, clock: ManualClock
+) -> None:
     log.write([record("same", T0 + timedelta(seconds=i), prediction="a") for i in range(50)])
     clock.advance(hours=2)
     record_feedback(log, [{"request_id": "same", "label": "a"}])
@@ -97,7 +99,7 @@ def test_one_label_judges_one_of_the_rows_sharing_an_id(log: PredictionLog, cloc
     assert (summary.n_rows, summary.n_labelled, summary.realized_accuracy) == (50, 1, 1.0)
 
 
-def test_a_regressor_counts_labels_but_no_accuracy(log: PredictionLog, clock: Clock) -> None:
+def test_a_regressor_counts_labels_but_no_accuracy(log: PredictionLog, clock: ManualClock) -> None:
     log.write([record(f"v{i}", T0, prediction=i * 0.37) for i in range(60)])
     clock.advance(hours=2)
     record_feedback(log, [{"request_id": f"v{i}", "label": i * 0.3} for i in range(20)])

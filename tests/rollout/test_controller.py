@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client import CollectorRegistry
 from rollout_support import GOOD, OTHER, Registry
 
+from shipyard.clock import ManualClock
 from shipyard.rollout.controller import RolloutController, accuracy_by_variant
 from shipyard.rollout.metrics import RolloutMetrics
 from shipyard.rollout.policy import bucket_key
@@ -27,16 +28,16 @@ def report(reg: Registry, epoch: int, requests: int, errors: int, worker: str = 
 
 
 def test_time_steps_advance_and_promote_with_an_injected_clock(reg: Registry) -> None:
-    clock = [datetime(2026, 1, 1, tzinfo=UTC)]
-    d = reg.client.deployments.acting_as("rollout", now=lambda: clock[0])
+    clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
+    d = reg.client.deployments.acting_as("rollout", clock=clock)
     d.create("web", "m", GOOD)
     d.set_canary("web", OTHER, policy=RolloutPolicy(steps=(5, 25, 100), step_seconds=60))
-    controller = RolloutController(d, clock=lambda: clock[0])
+    controller = RolloutController(d)  # the deployments' clock
     weights = []
     for _ in range(3):
         report(reg, d.get("web").epoch, 30, 0)
         assert controller.evaluate("web").action == "hold"  # the step's minute is not up
-        clock[0] += timedelta(seconds=61)
+        clock.advance(seconds=61)
         assert controller.evaluate("web").action == "advance"
         weights.append(d.get("web").canary_weight)
         if d.get("web").canary is None:
@@ -125,7 +126,7 @@ def test_accuracy_guard_reads_labels_from_the_prediction_log(reg: Registry) -> N
     log.write(rows)
     record_feedback(log, labels, model="m")
     controller = RolloutController(
-        d, clock=lambda: datetime.now(UTC) + timedelta(seconds=1), accuracy=log_accuracy(log)
+        d, clock=ManualClock(datetime.now(UTC) + timedelta(seconds=1)), accuracy=log_accuracy(log)
     )
     verdict = controller.evaluate("web")
     assert (verdict.action, verdict.guard) == ("rollback", "accuracy"), verdict

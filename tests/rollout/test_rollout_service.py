@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from rollout_support import BROKEN, GOOD, GOOD2, OTHER, SLOW, Registry
 
+from shipyard.clock import ManualClock
 from shipyard.errors import ConflictError, InvalidInputError, NotFoundError
 from shipyard.rollout.records import RolloutPolicy
 from shipyard.validation.approvals import PromotionBlockedError
@@ -151,15 +152,15 @@ def test_split_shadows_kill_and_resume(reg: Registry) -> None:
 
 
 def test_policy_steps_advance_then_promote(reg: Registry) -> None:
-    clock = [datetime(2026, 1, 1, tzinfo=UTC)]
-    d = reg.client.deployments.acting_as("tester", now=lambda: clock[0])
+    clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
+    d = reg.client.deployments.acting_as("tester", clock=clock)
     d.create("web", "m", GOOD)
     policy = RolloutPolicy(steps=(5, 50, 100), step_seconds=60)
     web = d.set_canary("web", OTHER, policy=policy)
-    assert (web.canary_weight, web.step, web.step_started_at) == (5.0, 0, clock[0])
-    clock[0] += timedelta(minutes=1)
+    assert (web.canary_weight, web.step, web.step_started_at) == (5.0, 0, clock.now())
+    clock.advance(minutes=1)
     web = d.advance("web", reason="step done")
-    assert (web.canary_weight, web.step, web.step_started_at) == (50.0, 1, clock[0])
+    assert (web.canary_weight, web.step, web.step_started_at) == (50.0, 1, clock.now())
     web = d.advance("web", reason="step done")
     assert (web.primary, web.canary, web.policy) == (OTHER, None, None)
     assert d.changes("web")[0].action == "auto_promote"

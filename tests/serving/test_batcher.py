@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from serving_helpers import IrisRegistry, serve
 
+from shipyard.clock import ManualClock
 from shipyard.errors import ConfigError, SchemaError
 from shipyard.quickstart import iris_frame
 from shipyard.registry.optimize import optimize_version
@@ -127,9 +129,13 @@ def test_a_full_queue_answers_503_with_retry_after(iris: IrisRegistry) -> None:
     assert "queue" in refused[0].json()["error"]
 
 
-def _gated(served: ServedModel, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
-    """Hold the model's calls until the returned event is set (the model stays busy)."""
+def _gated(
+    served: ServedModel, monkeypatch: pytest.MonkeyPatch
+) -> tuple[threading.Event, threading.Event]:
+    """Hold the model's calls until ``gate`` is set (the model stays busy); ``entered``
+    is set by the first call as it starts, so a test knows the model is busy."""
     gate = threading.Event()
+    entered = threading.Event()
     predictor = served.model.predictor
     for name in ("predict", "predict_both"):  # whichever one the server calls
         original = getattr(predictor, name, None)
@@ -137,27 +143,37 @@ def _gated(served: ServedModel, monkeypatch: pytest.MonkeyPatch) -> threading.Ev
             continue
 
         def held(X: Any, original: Any = original) -> Any:
+            entered.set()
             assert gate.wait(30), "the test never opened the gate"
             return original(X)
 
         monkeypatch.setattr(predictor, name, held)
-    return gate
+    return gate, entered
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Let the event loop run other tasks until ``condition()`` holds: no wall-clock sleep."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the batcher never reached the expected state")
 
 
 def test_overload_is_raised_at_submit(iris: IrisRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
     served = load_served_model(iris.client.registry, iris.client.registry.resolve("iris:1"))
-    batcher = Batcher(BatchSettings(max_batch_size=2, max_queue_size=2), metrics=None)
+    clock = ManualClock()
+    batcher = Batcher(BatchSettings(max_batch_size=2, max_queue_size=2), metrics=None, clock=clock)
     X = served.model.prepare(_rows(2))
-    gate = _gated(served, monkeypatch)
+    gate, entered = _gated(served, monkeypatch)
 
     async def scenario() -> None:
-        deadline = time.monotonic() + 30
+        deadline = clock.monotonic() + 30
         # The first runs at once (the model was idle); the second fills the queue.
         running = asyncio.ensure_future(batcher.submit(served, X, deadline=deadline))
-        await asyncio.sleep(0.05)
+        assert await asyncio.to_thread(entered.wait, 30), "the model was never called"
         queued = asyncio.ensure_future(batcher.submit(served, X, deadline=deadline))
-        await asyncio.sleep(0.05)
-        assert batcher.queued_rows == 2
+        await _until(lambda: batcher.queued_rows == 2)
         with pytest.raises(OverloadedError, match="full"):
             await batcher.submit(served, X, deadline=deadline)
         gate.set()
@@ -172,22 +188,50 @@ def test_a_request_past_its_deadline_is_not_run(
     iris: IrisRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     served = load_served_model(iris.client.registry, iris.client.registry.resolve("iris:1"))
-    batcher = Batcher(BatchSettings(max_batch_size=4), metrics=None)
+    clock = ManualClock()
+    batcher = Batcher(BatchSettings(max_batch_size=4), metrics=None, clock=clock)
     X = served.model.prepare(_rows(1))
-    gate = _gated(served, monkeypatch)
+    gate, entered = _gated(served, monkeypatch)
 
     async def scenario() -> None:
         # A request in flight keeps the model busy, so the late one has to queue.
-        running = asyncio.ensure_future(batcher.submit(served, X, deadline=time.monotonic() + 30))
-        await asyncio.sleep(0.05)
-        late = asyncio.ensure_future(batcher.submit(served, X, deadline=time.monotonic() + 0.01))
-        await asyncio.sleep(0.1)
+        running = asyncio.ensure_future(batcher.submit(served, X, deadline=clock.monotonic() + 30))
+        assert await asyncio.to_thread(entered.wait, 30), "the model was never called"
+        late = asyncio.ensure_future(batcher.submit(served, X, deadline=clock.monotonic() + 0.01))
+        await _until(lambda: batcher.queued_rows == 1)
+        clock.advance(seconds=1)  # the late request's deadline passes while it waits
         gate.set()
         assert len((await running).labels) == 1
-        with pytest.raises(DeadlineExceededError, match="deadline"):
+        with pytest.raises(DeadlineExceededError, match=r"waited 1\.000 s .* past its deadline"):
             await late
-        ok = await batcher.submit(served, X, deadline=time.monotonic() + 30)
+        ok = await batcher.submit(served, X, deadline=clock.monotonic() + 30)
         assert len(ok.labels) == 1
+        await batcher.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_waiting_for_company_ends_when_its_real_wait_does(
+    iris: IrisRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load a batch waits up to max_wait_ms for more requests; with a clock that
+    never moves (a manual one) that wait must still end once it timed out."""
+    served = load_served_model(iris.client.registry, iris.client.registry.resolve("iris:1"))
+    clock = ManualClock()
+    batcher = Batcher(BatchSettings(max_batch_size=8, max_wait_ms=20), metrics=None, clock=clock)
+    X = served.model.prepare(_rows(1))
+    gate, entered = _gated(served, monkeypatch)
+
+    async def scenario() -> None:
+        deadline = clock.monotonic() + 30
+        running = asyncio.ensure_future(batcher.submit(served, X, deadline=deadline))
+        assert await asyncio.to_thread(entered.wait, 30), "the model was never called"
+        batcher._load = 4.0  # recent batches were crowded: the next one waits for company
+        queued = asyncio.ensure_future(batcher.submit(served, X, deadline=deadline))
+        await _until(lambda: batcher.queued_rows == 1)
+        gate.set()
+        assert len((await running).labels) == 1
+        assert len((await asyncio.wait_for(queued, 10)).labels) == 1
         await batcher.close()
 
     asyncio.run(scenario())

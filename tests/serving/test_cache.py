@@ -15,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from serving_helpers import IrisRegistry, cli_server, serve
 
+from shipyard.clock import ManualClock
 from shipyard.errors import ConfigError
 from shipyard.quickstart import iris_frame
 from shipyard.serving.cache import (
@@ -35,15 +36,15 @@ BORDER = {"sepal_length": 6.0, "sepal_width": 2.8, "petal_length": 4.9, "petal_w
 
 
 def test_memory_cache_is_a_bounded_lru_with_ttl() -> None:
-    now = [0.0]
-    cache = MemoryCache(max_entries=2, ttl_seconds=10, clock=lambda: now[0])
+    clock = ManualClock()
+    cache = MemoryCache(max_entries=2, ttl_seconds=10, clock=clock)
     one = Prediction(np.array([1]), None)
     cache.put_sync("a", one)
     cache.put_sync("b", one)
     assert cache.get_sync("a") is one  # "a" is now the most recent
     cache.put_sync("c", one)
     assert cache.get_sync("b") is None and cache.get_sync("a") is one and len(cache) == 2
-    now[0] = 11.0
+    clock.advance(seconds=11)
     assert cache.get_sync("a") is None
 
 

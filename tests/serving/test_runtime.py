@@ -141,11 +141,37 @@ def test_a_pinned_version_ignores_alias_moves(iris: IrisRegistry) -> None:
     server = serve(iris.client, f"iris:{iris.logistic}")
     try:
         with server.client() as http:
+            runtime = server.app.state.runtime
+            # Loaded, the pinned runtime stopped polling: nothing is left that could
+            # move it, however long one waited. A follower keeps its task running.
+            deadline = time.monotonic() + 10
+            while runtime.polling:  # its task ends right after the load that made it ready
+                assert time.monotonic() < deadline, "the pinned runtime kept polling"
+                time.sleep(0.01)
             iris.client.registry.set_alias("iris", "production", iris.forest)
-            time.sleep(0.5)  # five poll intervals: a follower would have moved by now
             assert http.post("/predict", json=SETOSA).json()["version"] == iris.logistic
     finally:
         server.stop()
+
+
+@pytest.mark.anyio
+async def test_a_pinned_runtime_keeps_its_version_when_checked_after_a_move(
+    iris: IrisRegistry,
+) -> None:
+    """What a poll would do, done by hand: a pinned reference resolves to its version."""
+    runtime = ModelRuntime(
+        iris.client.registry, f"iris:{iris.logistic}", metrics=ServingMetrics(), poll_interval=60
+    )
+    assert (await runtime.refresh()).version == iris.logistic
+    iris.client.registry.set_alias("iris", "production", iris.forest)
+    outcome = await runtime.refresh(force=True)
+    assert not outcome.changed and runtime.require().version == iris.logistic
+
+
+def test_a_following_runtime_keeps_polling(live: LiveServer) -> None:
+    with live.client() as http:
+        assert http.get("/ready").status_code == 200
+        assert live.app.state.runtime.polling
 
 
 def test_admin_swap_moves_the_alias_in_the_registry(iris: IrisRegistry) -> None:

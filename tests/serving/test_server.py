@@ -8,7 +8,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -35,12 +35,12 @@ CLI = (
 
 
 class ServeProcess:
-    def __init__(self, iris: IrisRegistry, *args: str) -> None:
+    def __init__(self, iris: IrisRegistry, *args: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [PYTHON, "-c", CLI, *args, "--port", str(self.port), "--log-level", "warning"],
-            env=subprocess_env(iris.settings),
+            env={**subprocess_env(iris.settings), **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -65,26 +65,48 @@ def processes() -> Iterator[list[ServeProcess]]:
         server.proc.wait(10)
 
 
+def _until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def _refuses_connections(url: str) -> bool:
+    try:
+        httpx.get(url + "/health", timeout=2)
+    except httpx.TransportError:
+        return True
+    return False
+
+
 def test_sigterm_drains_in_flight_requests_then_exits_zero(
-    iris: IrisRegistry, processes: list[ServeProcess]
+    iris: IrisRegistry, processes: list[ServeProcess], tmp_path: Path
 ) -> None:
-    server = ServeProcess(iris, "slow", "--poll-interval", "0.2")
+    # The slow model marks when the request is inside it and holds it until released.
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    server = ServeProcess(
+        iris, "slow", "--poll-interval", "0.2", env={"SHIPYARD_TEST_SLOW_GATE": str(gate)}
+    )
     processes.append(server)
     wait_ready(server.url, timeout=60)
     result: dict[str, httpx.Response] = {}
 
     def slow_request() -> None:
         result["slow"] = httpx.post(
-            server.url + "/predict", json={"x": 1.0, "delay": 1.5}, timeout=30
+            server.url + "/predict", json={"x": 1.0, "delay": 60}, timeout=90
         )
 
     worker = threading.Thread(target=slow_request)
     worker.start()
-    time.sleep(0.5)  # the request is now sleeping inside the model
+    _until((gate / "entered").exists, "the request never reached the model")
     server.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
-    with pytest.raises(httpx.TransportError):  # no new connections once draining
-        httpx.get(server.url + "/health", timeout=2)
+    # No new connections once draining, while the request is still inside the model.
+    _until(lambda: _refuses_connections(server.url), "the draining server kept accepting")
+    assert worker.is_alive() and "slow" not in result
+    (gate / "release").touch()
     worker.join(30)
     assert result["slow"].status_code == 200
     assert result["slow"].json()["prediction"] == "big"

@@ -13,6 +13,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from sklearn.svm import LinearSVC
 
+from shipyard.clock import ManualClock
 from shipyard.errors import InvalidInputError
 from shipyard.validation.gate_results import GateReport
 from shipyard.validation.gates import (
@@ -217,10 +218,13 @@ def test_latency_budget_uses_the_median_of_single_row_calls(models, frames) -> N
     durations = itertools.cycle([0.002, 0.002, 0.002, 0.002, 0.040])
     now = [0.0]
 
-    def clock() -> float:
-        if next(ticks) % 2:  # the end of a call
-            now[0] += next(durations)
-        return now[0]
+    class Stopwatch(ManualClock):
+        def monotonic(self) -> float:
+            if next(ticks) % 2:  # the end of a call
+                now[0] += next(durations)
+            return now[0]
+
+    clock = Stopwatch()
 
     model = models["better"]
     assert measure_latency_ms(model, holdout[FEATURES], samples=25, clock=clock) == pytest.approx(2)

@@ -43,6 +43,7 @@ from shipyard.batch.pipeline import BackgroundWriter, prefetch
 from shipyard.batch.readers import ChunkSource, open_source
 from shipyard.batch.validate import ChunkCheck, check_chunk
 from shipyard.batch.writers import ChunkSink, open_sink
+from shipyard.clock import SYSTEM_CLOCK, Clock
 from shipyard.errors import InvalidInputError, SchemaError, UnscorableInputError
 from shipyard.registry.signature import Signature
 
@@ -157,7 +158,7 @@ def score_file(
     on_chunk: Callable[[ChunkResult], None] | None = None,
     output_format: str | None = None,
     overlap_io: bool = True,
-    clock: Callable[[], float] = time.perf_counter,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> BatchSummary:
     """Score every row of ``source`` with ``model`` and write the results to ``sink``.
 
@@ -181,7 +182,7 @@ def score_file(
     job = _Job(
         model, src, out, rej, strict=strict, id_column=id_column, on_chunk=on_chunk, writer=writer
     )
-    start = clock()
+    start = clock.monotonic()
     try:
         columns = job.check_columns()
         total = src.total_rows()
@@ -210,7 +211,7 @@ def score_file(
         if rej is not None:
             rej.abort()
         raise
-    seconds = max(clock() - start, 1e-9)
+    seconds = max(clock.monotonic() - start, 1e-9)
     return BatchSummary(
         model=job.model_ref,
         source=src.description,

@@ -414,9 +414,9 @@ def rollback_command(
 
 
 def _now() -> Any:
-    from datetime import UTC, datetime
+    from shipyard.clock import utc_now
 
-    return datetime.now(UTC)
+    return utc_now()
 
 
 def _rate(value: float, ci: tuple[float, float]) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -121,7 +120,7 @@ def _chunk_logger(log: PredictionLog, job_id: str) -> Callable[[ChunkResult], No
         log.write(
             PredictionBatch(
                 request_id=job_id,
-                timestamp=datetime.now(UTC),
+                timestamp=log.clock.now(),
                 model=chunk.model_name,
                 version=int(chunk.model_version or 0),
                 inputs=chunk.inputs,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib.metadata
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
+from shipyard.clock import utc_now
 from shipyard.drift.distributions import column_distributions
 from shipyard.drift.report_svg import CURRENT_COLOR, REFERENCE_COLOR, chart_svg, fmt_number
 from shipyard.drift.result import VANISHED, ColumnDrift, DriftResult
@@ -107,7 +108,7 @@ def render_html(
                 svg=Markup(chart_svg(dist, col.column)) if dist else None,
             )
         )
-    when = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    when = (generated_at or utc_now()).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
     return _ENV.get_template("drift_report.html.j2").render(
         title=title,
         result=result,

@@ -16,11 +16,10 @@ with the same two methods.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from shipyard.clock import SYSTEM_CLOCK, Clock
 from shipyard.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -66,10 +65,6 @@ class CanaryRunner(Protocol):
         ...
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class RolloutCanaryRunner:
     """Canary through :class:`shipyard.rollout.service.Deployments` and its rollout policy.
 
@@ -80,13 +75,13 @@ class RolloutCanaryRunner:
     from the deployment's change history.
     """
 
-    def __init__(self, client: Shipyard, *, now: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(self, client: Shipyard, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.client = client
-        self.now = now
+        self.clock = clock
 
     def _deployments(self) -> Any:
 
-        return self.client.deployments.acting_as(self.client.settings.actor, now=self.now)
+        return self.client.deployments.acting_as(self.client.settings.actor, clock=self.clock)
 
     def start(self, request: CanaryRequest) -> dict[str, Any]:
         from shipyard.rollout.records import RolloutPolicy
@@ -131,7 +126,7 @@ class RolloutCanaryRunner:
         # canary would otherwise never advance. Servers doing the same is safe: each
         # change is a compare-and-set, and the loser simply holds.
         RolloutController(
-            deployments, clock=self.now, accuracy=log_accuracy(self.client.prediction_log)
+            deployments, clock=self.clock, accuracy=log_accuracy(self.client.prediction_log)
         ).evaluate(request.deployment)
         d = deployments.get(request.deployment)
         if d.canary == request.candidate:

@@ -24,14 +24,13 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from shipyard.clock import SYSTEM_CLOCK, Clock
 from shipyard.errors import ConfigError, NotFoundError, ShipyardError
 from shipyard.loop.canary import CanaryRunner, RolloutCanaryRunner
 from shipyard.loop.config import LoopConfig
@@ -42,10 +41,6 @@ from shipyard.store.loop_records import ClaimRefused, LoopRun, RunStatus
 
 if TYPE_CHECKING:
     from shipyard._client import Shipyard
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def default_owner() -> str:
@@ -84,13 +79,13 @@ class LoopController:
     Args:
         client: the Shipyard client (stores, registry, prediction log).
         configs: one :class:`LoopConfig` per model.
-        clock: returns the current aware UTC datetime (inject for tests).
+        clock: the time of runs and steps, and the timer of step durations
+            (inject a :class:`~shipyard.clock.ManualClock` in tests).
         rng: the random generator of holdout splits. By default each run gets its
             own, seeded from ``(seed, run id)`` and recorded in the lineage, so every
             retrain holds out a fresh split that can still be reproduced.
         canary: the canary runner (default: :class:`RolloutCanaryRunner`).
         owner: recorded as the claimer of each run.
-        timer: a monotonic clock in seconds for step durations.
     """
 
     def __init__(
@@ -98,12 +93,11 @@ class LoopController:
         client: Shipyard,
         configs: Sequence[LoopConfig],
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Clock = SYSTEM_CLOCK,
         rng: np.random.Generator | None = None,
         seed: int = 0,
         canary: CanaryRunner | None = None,
         owner: str | None = None,
-        timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         names = [c.model for c in configs]
         if len(set(names)) != len(names):
@@ -113,9 +107,8 @@ class LoopController:
         self.clock = clock
         self.rng = rng
         self.seed = seed
-        self.canary = canary if canary is not None else RolloutCanaryRunner(client, now=clock)
+        self.canary = canary if canary is not None else RolloutCanaryRunner(client, clock=clock)
         self.owner = owner or default_owner()
-        self.timer = timer
         self.store = client.loops
 
     # -- public ---------------------------------------------------------------------
@@ -138,7 +131,7 @@ class LoopController:
         if waiting:
             run = self._execute(config, waiting[0], champion=None, resume=True)
             return ModelTick(model, run=run, resumed=True)
-        ctx = TriggerContext(self.client, config, self.store, self.clock(), champion)
+        ctx = TriggerContext(self.client, config, self.store, self.clock.now(), champion)
         verdicts: list[Verdict] = []
         errors: list[str] = []
         refused: list[tuple[str, ClaimRefused]] = []
@@ -167,7 +160,7 @@ class LoopController:
         """
         config = self._config(model)
         champion = self._champion(config)
-        now = self.clock()
+        now = self.clock.now()
         firing = Firing("manual", now.isoformat(), reason, {"actor": self.client.settings.actor})
         run = self._claim(config, firing, champion)
         return (
@@ -220,7 +213,7 @@ class LoopController:
             firing.key,
             reason=firing.reason,
             actor=self.owner,
-            now=self.clock(),
+            now=self.clock.now(),
             details=firing.details,
             cooldown=firing.cooldown,
             champion_version=None if champion is None else champion.version,
@@ -250,7 +243,7 @@ class LoopController:
             rng=self.rng if self.rng is not None else np.random.default_rng([self.seed, run.id]),
             split_seed=None if self.rng is not None else [self.seed, run.id],
             canary=self.canary,
-            now=self.clock,
+            clock=self.clock,
             champion=champion,
             resuming=resume,
         )
@@ -258,7 +251,7 @@ class LoopController:
         start = names.index(RESUME_AT[run.status]) if resume else 0
         for name, step in STEPS[start:]:
             log = StepLog()
-            started, t0 = self.clock(), self.timer()
+            started, t0 = self.clock.now(), self.clock.monotonic()
             error: str | None = None
             final: RunStatus | None = None
             try:
@@ -275,8 +268,8 @@ class LoopController:
                     name,
                     status="failed" if error else log.status,
                     started_at=started,
-                    finished_at=self.clock(),
-                    duration_s=self.timer() - t0,
+                    finished_at=self.clock.now(),
+                    duration_s=self.clock.monotonic() - t0,
                     inputs=log.inputs,
                     outputs=log.outputs,
                     error=error,
@@ -289,19 +282,19 @@ class LoopController:
                         f"next fires, or `shipyard loop trigger {run.model}` retries now"
                     )
                 return self.store.update_run(
-                    run.id, now=self.clock(), status=final, message=message
+                    run.id, now=self.clock.now(), status=final, message=message
                 )
             if log.status == "waiting":
                 assert log.run_status is not None
                 return self.store.update_run(
-                    run.id, now=self.clock(), status=log.run_status, message=log.message
+                    run.id, now=self.clock.now(), status=log.run_status, message=log.message
                 )
             resume = False
             state.resuming = False
         candidate = state.require_candidate()
         return self.store.update_run(
             run.id,
-            now=self.clock(),
+            now=self.clock.now(),
             status=RunStatus.PROMOTED,
             message=f"{candidate.ref} promoted to {config.alias}",
         )

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from shipyard.clock import Clock
 from shipyard.errors import NotFoundError, ShipyardError
 from shipyard.loop.canary import CanaryRequest, CanaryRunner
 from shipyard.loop.config import LoopConfig
@@ -85,7 +85,7 @@ class RunState:
     #: The seed ``rng`` was made from, when the controller derived it (kept in the lineage).
     split_seed: list[int] | None
     canary: CanaryRunner
-    now: Callable[[], datetime]
+    clock: Clock
     champion: records.ModelVersion | None
     resuming: bool = False
     snapshot: DataSnapshot | None = None
@@ -266,7 +266,7 @@ def register(state: RunState, log: StepLog) -> None:
     )
     state.candidate = version
     state.run = state.store.update_run(
-        state.run.id, now=state.now(), candidate_version=version.version
+        state.run.id, now=state.clock.now(), candidate_version=version.version
     )
     log.outputs.update(version=version.ref, manifest_digest=version.manifest_digest)
 

@@ -22,12 +22,13 @@ from __future__ import annotations
 import tempfile
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
 
+from shipyard.clock import utc_now
 from shipyard.errors import StoreError
 from shipyard.monitoring.segments import KINDS, Kind, SegmentStore
 
@@ -72,7 +73,8 @@ def compact_partition(
     files = store.files(kind, model, first=day, last=day)
     if len(files) < min_files:
         return None
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    # Real write time, not an injected clock: file names order by it across processes.
+    stamp = utc_now().strftime("%Y%m%dT%H%M%S%fZ")
     name = f"part-{stamp}{COMPACTED}{uuid.uuid4().hex}.parquet"
     sql = (
         "SELECT * EXCLUDE (date) FROM "

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from shipyard.errors import InvalidInputError
 
-__all__ = ["floor_time", "parse_duration", "parse_instant", "to_utc", "utc_now"]
+__all__ = ["floor_time", "parse_duration", "parse_instant", "to_utc"]
 
 _UNITS = {
     "s": 1,
@@ -33,11 +33,6 @@ _UNITS = {
 }
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def utc_now() -> datetime:
-    """The current time as an aware UTC datetime: the default clock everywhere here."""
-    return datetime.now(UTC)
 
 
 def to_utc(value: datetime) -> datetime:

@@ -287,7 +287,7 @@ def record_feedback(
     repeated = keys.duplicated(keep="first").to_numpy()
     duplicates = int((seen_before | repeated).sum())
 
-    received = to_utc(log.now())
+    received = to_utc(log.clock.now())
     batch = time.time_ns()
     for target in targets:
         mask = owners == target
@@ -312,7 +312,7 @@ def queue_feedback(log: PredictionLog, items: FeedbackInput, *, model: str) -> i
     frame = _normalize(_items_frame(items))
     if frame.empty:
         return 0
-    received = to_utc(log.now())
+    received = to_utc(log.clock.now())
     table = _label_table(frame, np.ones(len(frame), bool), received, time.time_ns(), known=None)
     if not log.submit_labels(LabelBatch(model, received.date(), table)):
         raise StoreError(

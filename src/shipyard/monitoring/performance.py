@@ -162,7 +162,7 @@ def performance(
     """
     check_model_name(model)
     step = parse_duration(window)
-    now = log.now()
+    now = log.clock.now()
     end = now if until is None else parse_instant(until, now=now)
     start = end - timedelta(hours=24) if since is None else parse_instant(since, now=now)
     if start >= end:

@@ -54,10 +54,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from shipyard.clock import SYSTEM_CLOCK, Clock
 from shipyard.config import Settings
 from shipyard.errors import InvalidInputError, StoreError
 from shipyard.monitoring.compaction import Compaction, compact
-from shipyard.monitoring.durations import parse_duration, parse_instant, utc_now
+from shipyard.monitoring.durations import parse_duration, parse_instant
 from shipyard.monitoring.queries import read_window
 from shipyard.monitoring.records import (
     INPUT_PREFIX,
@@ -87,7 +88,8 @@ class PredictionLog:
 
     ``store`` is where segments live and are read from; ``sink`` is where the
     writer sends them (default: the store itself; tests inject a slow one).
-    ``now`` is the clock used for relative windows and retention.
+    ``clock`` gives the time for relative windows and retention. The writer
+    thread's flush interval is paced on the real timer: it is a real wait.
     """
 
     def __init__(
@@ -99,7 +101,7 @@ class PredictionLog:
         batch_rows: int = 5_000,
         max_queue_rows: int = 100_000,
         retention: timedelta = DEFAULT_RETENTION,
-        now: Callable[[], datetime] = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not flush_interval > 0:
             raise InvalidInputError(f"flush_interval must be positive, got {flush_interval}.")
@@ -114,7 +116,7 @@ class PredictionLog:
         self.batch_rows = batch_rows
         self.max_queue_rows = max_queue_rows
         self.retention = retention
-        self.now = now
+        self.clock = clock
         self._reset()
         ref = weakref.ref(self)
         # A forked worker must not inherit the parent's queue, lock or (dead) thread.
@@ -432,7 +434,7 @@ class PredictionLog:
         Rows still queued in any process are not included (flush first).
         """
         check_model_name(model)
-        now = self.now()
+        now = self.clock.now()
         end = now if until is None else parse_instant(until, now=now)
         start = parse_instant(since, now=now)
         return read_window(
@@ -459,7 +461,7 @@ class PredictionLog:
     def prune(self, older_than: timedelta | str | None = None) -> list[Partition]:
         """Delete day partitions older than ``older_than`` (default: the log's retention)."""
         keep = self.retention if older_than is None else parse_duration(older_than)
-        return self.store.prune(keep, now=self.now())
+        return self.store.prune(keep, now=self.clock.now())
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:

@@ -37,6 +37,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shipyard.clock import utc_now
 from shipyard.errors import StoreError
 from shipyard.store.filesystems import BACKEND_ERRORS, open_filesystem
 
@@ -118,7 +119,8 @@ class SegmentStore:
     # -- writing ---------------------------------------------------------------
 
     def write_segment(self, kind: Kind, model: str, day: date, table: pa.Table) -> str:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        # Real write time, not an injected clock: file names order by it across processes.
+        stamp = utc_now().strftime("%Y%m%dT%H%M%S%fZ")
         name = f"part-{stamp}-{os.getpid()}-{uuid.uuid4().hex}.parquet"
         folder = self._path(kind, model, f"date={day.isoformat()}")
         target = f"{folder}/{name}"

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from shipyard.clock import utc_now
 from shipyard.errors import ManifestError
 
 MANIFEST_NAME = "shipyard.json"
@@ -62,7 +63,7 @@ class Manifest(BaseModel):
     run_id: str | None = None
     files: dict[str, FileEntry] = Field(default_factory=dict)
     trusted_pickle: bool = False
-    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    created_at: datetime = Field(default_factory=utc_now)
     description: str | None = None
 
     @field_validator("format_version")

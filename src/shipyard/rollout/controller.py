@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pandas as pd
 
+from shipyard.clock import Clock
 from shipyard.errors import ConflictError, ShipyardError
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.monitoring.queries import read_labelled
@@ -77,12 +78,13 @@ class RolloutController:
         self,
         deployments: Deployments,
         *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock | None = None,
         accuracy: AccuracySource | None = None,
         metrics: RolloutMetrics | None = None,
     ) -> None:
         self.deployments = deployments
-        self.clock = clock
+        # One clock for the decision and the step it records: the deployments' own.
+        self.clock = clock if clock is not None else deployments.clock
         self.accuracy = accuracy
         self.metrics = metrics
 
@@ -91,7 +93,7 @@ class RolloutController:
         d = deployment if deployment is not None else self.deployments.get(name)
         if d.canary is None or d.policy is None or d.paused or d.killed:
             return Verdict("hold", "no active progressive rollout")
-        now = self.clock()
+        now = self.clock.now()
         stats = merge_stats(self.deployments.store.counters(name, d.epoch))
         accuracy = None
         if self.accuracy is not None and d.policy.max_accuracy_drop is not None:

@@ -326,7 +326,7 @@ def _window(
     deployments: Deployments, log: PredictionLog, name: str, since: str | None
 ) -> tuple[Deployment, pd.DataFrame, str]:
     d = deployments.get(name)
-    now = log.now()
+    now = log.clock.now()
     if since is None:  # the current traffic configuration (epoch) started then
         start = d.step_started_at or now - timedelta(days=1)
         label = f"revision {d.revision} configuration, since {start:%Y-%m-%d %H:%M:%S} UTC"

@@ -30,10 +30,11 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
+from shipyard.clock import SYSTEM_CLOCK, Clock
 from shipyard.errors import ConflictError, InvalidInputError, NotFoundError
 from shipyard.registry.refs import check_alias
 from shipyard.rollout.records import Deployment, RolloutPolicy, check_split
@@ -50,10 +51,6 @@ HISTORY_DEPTH = 20
 SERVER_SILENCE_SECONDS = 60
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class Deployments:
     """Create and change deployments; every method is one optimistic transaction."""
 
@@ -64,18 +61,18 @@ class Deployments:
         aliases: AliasStore,
         *,
         actor: str,
-        now: Callable[[], datetime] = _utcnow,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.store = store
         self.validation = validation
         self.aliases = aliases
         self.actor = actor
-        self.now = now
+        self.clock = clock
 
-    def acting_as(self, actor: str, *, now: Callable[[], datetime] | None = None) -> Deployments:
+    def acting_as(self, actor: str, *, clock: Clock | None = None) -> Deployments:
         """The same deployments, changed by ``actor`` (a controller, a server worker)."""
         return Deployments(
-            self.store, self.validation, self.aliases, actor=actor, now=now or self.now
+            self.store, self.validation, self.aliases, actor=actor, clock=clock or self.clock
         )
 
     # -- reading ---------------------------------------------------------------------------
@@ -148,7 +145,7 @@ class Deployments:
         self, name: str, *, within: float = SERVER_SILENCE_SECONDS
     ) -> list[WorkerHeartbeat]:
         """The server workers that reported serving ``name`` in the last ``within`` seconds."""
-        since = self.now() - timedelta(seconds=within)
+        since = self.clock.now() - timedelta(seconds=within)
         return [w for w in self.store.workers(name) if w.seen_at >= since]
 
     def unserved(self, name: str, *, within: float = SERVER_SILENCE_SECONDS) -> str | None:
@@ -254,7 +251,7 @@ class Deployments:
 
     def _new_traffic(self, d: Deployment, **changes: Any) -> Deployment:
         """A traffic change starts a new stats epoch (counters restart) and step clock."""
-        return d.evolve(epoch=d.epoch + 1, step_started_at=self.now(), **changes)
+        return d.evolve(epoch=d.epoch + 1, step_started_at=self.clock.now(), **changes)
 
     def _all_traffic_to(
         self, d: Deployment, version: int, *, history: tuple[int, ...], **changes: Any
@@ -301,7 +298,7 @@ class Deployments:
             model=model,
             primary=version,
             last_known_good=version,
-            step_started_at=self.now(),
+            step_started_at=self.clock.now(),
             follows=follows,
         )
         record = self.store.create(

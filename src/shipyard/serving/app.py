@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,8 +29,11 @@ from fastapi_offline import FastAPIOffline
 
 from shipyard import __version__
 from shipyard._client import Shipyard
+from shipyard.config import Settings
 from shipyard.errors import ConfigError
+from shipyard.monitoring.monitor_job import MonitorJob
 from shipyard.registry.refs import parse_ref
+from shipyard.rollout.worker import RolloutWorker
 from shipyard.serving import admin, feedback, ops
 from shipyard.serving.contract_guard import ContractGuard
 from shipyard.serving.deployment import (
@@ -43,11 +47,10 @@ from shipyard.serving.fastpath import FastPath
 from shipyard.serving.inference import Inference
 from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.middleware import RequestMiddleware
-from shipyard.serving.monitor_job import MonitorJob
 from shipyard.serving.observer import PredictionObserver, close_all
 from shipyard.serving.options import ServeOptions
 from shipyard.serving.protocols import mlflow, native, v2
-from shipyard.serving.runtime import ModelRuntime
+from shipyard.serving.runtime import ModelRuntime, ServedModel, load_served_model
 from shipyard.serving.security import (
     AdminGuard,
     ApiKeyGuard,
@@ -72,6 +75,26 @@ other content types answer 415.
 
 The request schema below is the served version's signature; it follows hot swaps.
 """
+
+
+def app_for_settings(settings: Settings, ref: str, *, options: ServeOptions) -> FastAPI:
+    """:func:`create_app` on a client of ``settings``: what each server process builds.
+
+    The server runners (:mod:`.server`, :mod:`.prefork`) start from settings; this
+    is the one place in ``serving`` that opens the Shipyard client to wire the app.
+    """
+    return create_app(Shipyard(settings), ref, options=options)
+
+
+def preload_model(settings: Settings, ref: str, *, trusted_pickle: bool = False) -> ServedModel:
+    """Load and warm up the version ``ref`` resolves to, then close every connection
+    (a pre-fork parent: no database connection may cross the fork)."""
+    client = Shipyard(settings)
+    try:
+        record = client.registry.resolve(ref)
+        return load_served_model(client.registry, record, trusted_pickle=trusted_pickle)
+    finally:
+        client.close()
 
 
 def create_app(
@@ -99,15 +122,22 @@ def create_app(
         observers = (*observers, client.prediction_log)
     runtime: ModelRuntime
     if options.deployment is not None:  # per-request variants, shadows, rollout
+        rollout = RolloutWorker(
+            client.deployments,
+            log=client.prediction_log,
+            registry=metrics.registry,
+            actor=f"rollout@{socket.gethostname()}",
+        )
         runtime = DeploymentRuntime(
-            client,
+            client.registry,
             options.deployment,
+            rollout=rollout,
             metrics=metrics,
             poll_interval=options.poll_interval,
             trusted_pickle=options.trusted_pickle,
             board=board,
         )
-        observers = deployment_observers(runtime, client, observers)
+        observers = deployment_observers(runtime, client.prediction_log, observers)
     else:
         runtime = ModelRuntime(
             client.registry,
@@ -125,7 +155,14 @@ def create_app(
         runtime, metrics, observers=observers, variant=options.variant, fast=fast, contract=guard
     )
     monitor = MonitorJob(
-        client, runtime, metrics, interval=options.monitor_interval, window=options.monitor_window
+        runtime,
+        store=client.monitors,
+        log=client.prediction_log,  # opened lazily: only its metric objects exist yet
+        profiles=client.references,
+        registry=metrics.registry,
+        multiprocess=metrics.multiprocess_dir is not None,
+        interval=options.monitor_interval,
+        window=options.monitor_window,
     )
     api_key = ApiKeyGuard(settings.api_keys)
 
@@ -173,7 +210,7 @@ def create_app(
         # Labels are filed under the model whose predictions they join: for a deployment,
         # its model, not the deployment's name.
         labelled = (
-            runtime.deployments.get(runtime.deployment_name).model
+            runtime.rollout.get(runtime.deployment_name).model
             if isinstance(runtime, DeploymentRuntime)
             else parsed.name
         )

@@ -33,7 +33,7 @@ and ``shipyard_batch_rows`` (histograms).
 
 Example:
     >>> batcher = Batcher(BatchSettings(max_batch_size=32), metrics=None)   # doctest: +SKIP
-    >>> deadline = time.monotonic() + 5                                      # doctest: +SKIP
+    >>> deadline = batcher.clock.monotonic() + 5                             # doctest: +SKIP
     >>> prediction = await batcher.submit(served, X, deadline=deadline)       # doctest: +SKIP
 """
 
@@ -41,8 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +50,8 @@ import numpy as np
 import pandas as pd
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from shipyard.background import BackgroundTask
+from shipyard.clock import SYSTEM_CLOCK, Clock
 from shipyard.errors import ConfigError, SchemaError
 from shipyard.serving.errors import ModelNotReadyError, RequestTimeoutError
 from shipyard.serving.runtime import SCORING_ERRORS, Prediction, ServedModel
@@ -141,19 +141,20 @@ class _Item:
         rows: int,
         future: asyncio.Future[Prediction],
         deadline: float,
+        enqueued: float,
     ) -> None:
         self.served = served
         self.X = X
         self.rows = rows
         self.future = future
-        self.enqueued = time.monotonic()
+        self.enqueued = enqueued
         self.deadline = deadline
 
 
-def _timed(served: ServedModel, X: Any) -> tuple[Prediction, float]:
-    start = time.perf_counter()
+def _timed(served: ServedModel, X: Any, clock: Clock) -> tuple[Prediction, float]:
+    start = clock.monotonic()
     result = served.score(X)
-    return result, time.perf_counter() - start
+    return result, clock.monotonic() - start
 
 
 def _concat(parts: list[Any]) -> Any:
@@ -170,18 +171,28 @@ def _slice(result: Prediction, start: int, stop: int) -> Prediction:
 
 
 class Batcher:
-    """Gathers queued requests into model calls; one loop per app, started on first use."""
+    """Gathers queued requests into model calls; one loop per app, started on first use.
+
+    ``clock`` times queue waits, deadlines and model calls (deadlines passed to
+    :meth:`submit` are on its ``monotonic`` timer); tests inject a manual one.
+    """
 
     def __init__(
-        self, settings: BatchSettings, *, metrics: BatchMetrics | None, model: str = ""
+        self,
+        settings: BatchSettings,
+        *,
+        metrics: BatchMetrics | None,
+        model: str = "",
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.model = model
+        self.clock = clock
         self._queue: collections.deque[_Item] = collections.deque()
         self._queued_rows = 0
         self._wake: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(f"shipyard-batcher-{model}")
         # A model call (a batch, or a request that skipped the idle queue) is running.
         self._busy = False
         # Exponential average of requests per batch: the "is there load?" signal
@@ -206,7 +217,7 @@ class Batcher:
     async def submit(self, served: ServedModel, X: Any, *, deadline: float) -> Prediction:
         """Queue validated ``X`` (``len(X)`` rows) and wait for its own predictions.
 
-        ``deadline`` is on the ``time.monotonic`` clock. Raises
+        ``deadline`` is on the batcher's ``clock.monotonic()`` timer. Raises
         :class:`OverloadedError` at once when the queue is full.
         """
         rows = len(X)
@@ -219,12 +230,11 @@ class Batcher:
             )
         if not self._busy and not self._queue and not self._runs_inline(served):
             return await self._run_now(served, X, rows)
-        loop = asyncio.get_running_loop()
-        if self._task is None or self._task.done():
+        if not self._task.running:
             self._wake = asyncio.Event()
-            self._task = loop.create_task(self._loop(), name=f"shipyard-batcher-{self.model}")
-        future: asyncio.Future[Prediction] = loop.create_future()
-        self._queue.append(_Item(served, X, rows, future, deadline))
+            self._task.start(self._loop)
+        future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Item(served, X, rows, future, deadline, self.clock.monotonic()))
         self._add_rows(rows)
         assert self._wake is not None
         self._wake.set()
@@ -232,11 +242,7 @@ class Batcher:
 
     async def close(self) -> None:
         """Stop the loop; requests still queued get a 503."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()
         while self._queue:
             item = self._queue.popleft()
             if not item.future.done():
@@ -278,7 +284,7 @@ class Batcher:
         self._record(requests=1, rows=rows, waits=(0.0,))
         try:
             result, seconds = await anyio.to_thread.run_sync(
-                _timed, served, X, abandon_on_cancel=True
+                _timed, served, X, self.clock, abandon_on_cancel=True
             )
         except SCORING_ERRORS as exc:
             raise served._unscorable(X, exc) from exc
@@ -302,7 +308,7 @@ class Batcher:
         """Pop queued requests of one version while their rows fit in a batch."""
         batch = batch if batch is not None else []
         rows = sum(item.rows for item in batch)
-        now = time.monotonic()
+        now = self.clock.monotonic()
         while self._queue:
             item = self._queue[0]
             if item.future.done():  # the client gave up (timeout, disconnect)
@@ -332,22 +338,27 @@ class Batcher:
 
     async def _wait_for_company(self, batch: list[_Item]) -> list[_Item]:
         assert self._wake is not None
-        until = time.monotonic() + self.settings.max_wait_ms / 1000
+        until = self.clock.monotonic() + self.settings.max_wait_ms / 1000
         while sum(item.rows for item in batch) < self.settings.max_batch_size:
-            remaining = until - time.monotonic()
+            remaining = until - self.clock.monotonic()
             if remaining <= 0:
                 break
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
+            timed_out = False
+            try:
                 await asyncio.wait_for(self._wake.wait(), remaining)
+            except TimeoutError:
+                # The wait itself is real time: once it ran out, the window is over,
+                # whatever an injected clock says (a manual one may never move).
+                timed_out = True
             before = len(batch)
             batch = self._take(batch)
-            if len(batch) == before and self._queue:
-                break  # the next request belongs to another version or does not fit
+            if timed_out or (len(batch) == before and self._queue):
+                break  # out of time, or the next request is another version / does not fit
         return batch
 
     async def _run(self, batch: list[_Item]) -> None:
-        started = time.monotonic()
+        started = self.clock.monotonic()
         rows = sum(item.rows for item in batch)
         self._record(
             requests=len(batch), rows=rows, waits=(started - item.enqueued for item in batch)
@@ -360,12 +371,12 @@ class Batcher:
             # thread (and the GIL hand-back) would cost more than the model itself.
             call = asyncio.get_running_loop().create_future()
             try:
-                call.set_result(_timed(served, X))
+                call.set_result(_timed(served, X, self.clock))
             except Exception as exc:
                 call.set_exception(exc)
         else:
             call = asyncio.ensure_future(
-                anyio.to_thread.run_sync(_timed, served, X, abandon_on_cancel=True)
+                anyio.to_thread.run_sync(_timed, served, X, self.clock, abandon_on_cancel=True)
             )
             if not await self._finished_or_abandoned(call, batch):
                 return

@@ -39,8 +39,6 @@ from __future__ import annotations
 import collections
 import hashlib
 import sys
-import time
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -49,6 +47,7 @@ import pandas as pd
 import psutil
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from shipyard.clock import SYSTEM_CLOCK, Clock
 from shipyard.errors import ConfigError, StoreError
 from shipyard.serving.runtime import Prediction, ServedModel
 
@@ -128,7 +127,7 @@ class MemoryCache:
         max_bytes: int | None = None,
         max_entries: int = 10_000,
         ttl_seconds: float = 300.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         max_bytes = default_cache_bytes() if max_bytes is None else max_bytes
         if max_bytes < 1:
@@ -154,7 +153,7 @@ class MemoryCache:
         if entry is None:
             return None
         expires, _, value = entry
-        if expires <= self._clock():
+        if expires <= self._clock.monotonic():
             self._drop(key)
             return None
         self._entries.move_to_end(key)
@@ -165,7 +164,7 @@ class MemoryCache:
         if size > self.max_bytes // 8:
             return
         self._drop(key)
-        self._entries[key] = (self._clock() + self.ttl_seconds, size, value)
+        self._entries[key] = (self._clock.monotonic() + self.ttl_seconds, size, value)
         self.bytes += size
         while self.bytes > self.max_bytes or len(self._entries) > self.max_entries:
             _, (_, evicted, _) = self._entries.popitem(last=False)

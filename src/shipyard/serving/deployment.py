@@ -43,19 +43,24 @@ import anyio
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shipyard._client import Shipyard
 from shipyard.errors import ShipyardError
-from shipyard.rollout.controller import RolloutController, log_accuracy
-from shipyard.rollout.metrics import RolloutMetrics
-from shipyard.rollout.policy import LATENCY_BOUNDS, bucket_key
-from shipyard.rollout.records import PRIMARY, Deployment, Variant, shadow_variant
-from shipyard.rollout.router import Router
+from shipyard.monitoring.prediction_log import PredictionLog
+from shipyard.registry.service import Registry
+from shipyard.rollout.worker import (
+    PRIMARY,
+    Deployment,
+    RolloutWorker,
+    Router,
+    Variant,
+    VariantCounters,
+    latency_bucket,
+    shadow_variant,
+)
 from shipyard.serving.errors import ModelNotReadyError, error_response
 from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.observer import PredictionEvent, PredictionObserver, notify
 from shipyard.serving.runtime import ModelRuntime, ServedModel, SwapOutcome
 from shipyard.serving.workers import WorkerBoard
-from shipyard.store.rollout_records import VariantCounters
 
 logger = logging.getLogger("shipyard.serving")
 
@@ -118,36 +123,26 @@ class DeploymentRuntime(ModelRuntime):
 
     def __init__(
         self,
-        client: Shipyard,
+        registry: Registry,
         name: str,
         *,
+        rollout: RolloutWorker,
         metrics: ServingMetrics,
         poll_interval: float,
         trusted_pickle: bool = False,
         board: WorkerBoard | None = None,
-        controller: bool = True,
     ) -> None:
         super().__init__(
-            client.registry,
+            registry,
             name,
             metrics=metrics,
             poll_interval=poll_interval,
             trusted_pickle=trusted_pickle,
             board=board,
         )
-        self.client = client
         self.deployment_name = name
-        self.deployments = client.deployments.acting_as(f"rollout@{socket.gethostname()}")
-        self.rollout_metrics = RolloutMetrics(metrics.registry)
-        self.controller = (
-            RolloutController(
-                self.deployments,
-                accuracy=log_accuracy(client.prediction_log),
-                metrics=self.rollout_metrics,
-            )
-            if controller
-            else None
-        )
+        self.rollout = rollout
+        self.rollout_metrics = rollout.metrics
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.table: Table | None = None
         self._versions: dict[int, ModelRuntime] = {}
@@ -193,16 +188,14 @@ class DeploymentRuntime(ModelRuntime):
         for task in list(self._shadow_tasks):
             task.cancel()
         with contextlib.suppress(ShipyardError):
-            await anyio.to_thread.run_sync(
-                self.deployments.store.forget_worker, self.deployment_name, self.worker
-            )
+            await anyio.to_thread.run_sync(self.rollout.forget, self.deployment_name, self.worker)
 
     async def refresh(self, *, force: bool = False) -> SwapOutcome:
         """Read the deployment; on a new revision, load what is new and swap the table."""
         async with self._lock:
             previous = self.current.version if self.current is not None else None
             try:
-                d = await anyio.to_thread.run_sync(self.deployments.get, self.deployment_name)
+                d = await anyio.to_thread.run_sync(self.rollout.get, self.deployment_name)
             except ShipyardError as exc:
                 self.metrics.poll_errors.labels(self.deployment_name).inc()
                 self.last_error = f"cannot read deployment {self.deployment_name!r}: {exc}"
@@ -311,8 +304,7 @@ class DeploymentRuntime(ModelRuntime):
         counter.requests += 1
         error = status >= 500
         counter.errors += error
-        bound = next(b for b in LATENCY_BOUNDS if seconds <= b)
-        key = bucket_key(bound)
+        key = latency_bucket(seconds)
         counter.latency[key] = counter.latency.get(key, 0) + 1
         labels = (self.deployment_name, variant.name, str(variant.version))
         self.rollout_metrics.requests.labels(*labels, "error" if error else "ok").inc()
@@ -328,11 +320,9 @@ class DeploymentRuntime(ModelRuntime):
             self._counters = {}
         self._epoch = d.epoch
         await self._report(d.revision, d.epoch)
-        if self.controller is not None and d.canary is not None and d.policy is not None:
-            verdict = await anyio.to_thread.run_sync(
-                self.controller.evaluate, self.deployment_name, d
-            )
-            if verdict.action != "hold":
+        if d.canary is not None and d.policy is not None:
+            verdict = await anyio.to_thread.run_sync(self.rollout.evaluate, self.deployment_name, d)
+            if verdict is not None and verdict.action != "hold":
                 await self.refresh()  # act on our own change at once
 
     async def _report(self, revision: int, epoch: int) -> None:
@@ -341,7 +331,7 @@ class DeploymentRuntime(ModelRuntime):
             for name, c in self._counters.items()
         ]
         await anyio.to_thread.run_sync(
-            lambda: self.deployments.store.report_worker(
+            lambda: self.rollout.report(
                 self.deployment_name,
                 worker=self.worker,
                 revision=revision,
@@ -505,13 +495,12 @@ def _with_variant(body: bytes, variant: str) -> bytes:
 
 
 def deployment_observers(
-    runtime: DeploymentRuntime, client: Shipyard, observers: Sequence[PredictionObserver]
+    runtime: DeploymentRuntime, log: PredictionLog, observers: Sequence[PredictionObserver]
 ) -> tuple[PredictionObserver, ...]:
     """``observers`` plus this process's prediction log, behind the variant-stamping observer.
 
     The log is what the A/B and shadow reports and the accuracy guard read.
     """
-    log = client.prediction_log
     inner = tuple(observers) if any(o is log for o in observers) else (*observers, log)
     return (DeploymentObserver(runtime, inner),)
 

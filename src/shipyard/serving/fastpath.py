@@ -24,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping, Sized
 from typing import TYPE_CHECKING, Any
 
@@ -125,7 +124,7 @@ class FastPath:
             if hit is not None:
                 return X, hit
         if self.batcher is not None and self.batcher.accepts(len(X)):
-            deadline = time.monotonic() + self.request_timeout
+            deadline = self.batcher.clock.monotonic() + self.request_timeout
             result = await self.batcher.submit(served, X, deadline=deadline)
         else:
             result = await anyio.to_thread.run_sync(served.score_checked, X, abandon_on_cancel=True)

@@ -27,6 +27,7 @@ import anyio
 import numpy as np
 import pandas as pd
 
+from shipyard.clock import SYSTEM_CLOCK, Clock
 from shipyard.serving.contract_guard import ContractGuard
 from shipyard.serving.fastpath import FastPath
 from shipyard.serving.metrics import ServingMetrics
@@ -53,8 +54,10 @@ class Inference:
         variant: str = DEFAULT_VARIANT,
         fast: FastPath | None = None,
         contract: ContractGuard | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.runtime = runtime
+        self.clock = clock  # the wall time observers (the prediction log) are stamped with
         self.fast = fast
         self.contract = contract
         self.metrics = metrics
@@ -96,7 +99,7 @@ class Inference:
                 self.observers,
                 PredictionEvent(
                     request_id=request_id,
-                    timestamp=time.time() - latency,
+                    timestamp=self.clock.now().timestamp() - latency,
                     model=served.name,
                     version=served.version,
                     variant=self.variant,

@@ -23,12 +23,12 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 
 from shipyard.errors import ConfigError
+from shipyard.monitoring.monitor_job import DEFAULT_MONITOR_INTERVAL, DEFAULT_MONITOR_WINDOW
 from shipyard.serving.connections import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_KEEP_ALIVE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
 )
-from shipyard.serving.monitor_job import DEFAULT_MONITOR_INTERVAL, DEFAULT_MONITOR_WINDOW
 from shipyard.serving.runtime import DEFAULT_POLL_INTERVAL
 from shipyard.serving.security import DEFAULT_MAX_BODY_BYTES
 from shipyard.validation.contract_checks import InputCheckMode
@@ -74,7 +74,7 @@ class ServeOptions:
     variant: str = "default"
     deployment: str | None = None
     #: Seconds between runs of the monitor job (drift, label coverage, accuracy gauges)
-    #: and seconds of prediction log each run reads (see :mod:`.monitor_job`).
+    #: and seconds of prediction log each run reads (see :mod:`shipyard.monitoring.monitor_job`).
     monitor_interval: float = DEFAULT_MONITOR_INTERVAL
     monitor_window: float = DEFAULT_MONITOR_WINDOW
     batching: bool = True

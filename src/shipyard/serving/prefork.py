@@ -38,12 +38,13 @@ from typing import Any
 
 import prometheus_client.values
 
-from shipyard._client import Shipyard
 from shipyard.config import Settings
 from shipyard.errors import ConfigError
+from shipyard.serving.app import app_for_settings, preload_model
 from shipyard.serving.connections import ServerConfig
+from shipyard.serving.draining import DrainingServer
 from shipyard.serving.options import ServeOptions
-from shipyard.serving.runtime import ServedModel, freeze_long_lived_objects, load_served_model
+from shipyard.serving.runtime import ServedModel, freeze_long_lived_objects
 
 logger = logging.getLogger("shipyard.serving")
 
@@ -63,12 +64,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def preload(settings: Settings, ref: str, options: ServeOptions) -> ServedModel:
     """Load and warm up the version ``ref`` resolves to, in the parent, before forking."""
-    client = Shipyard(settings)
-    try:
-        record = client.registry.resolve(ref)
-        return load_served_model(client.registry, record, trusted_pickle=options.trusted_pickle)
-    finally:
-        client.close()  # no database connection may cross the fork
+    return preload_model(settings, ref, trusted_pickle=options.trusted_pickle)
 
 
 def _child(
@@ -80,14 +76,11 @@ def _child(
     uvicorn_options: dict[str, Any],
 ) -> None:
     """A worker: its own app and metrics, the parent's model, the shared socket. Never returns."""
-    from shipyard.serving.app import create_app
-    from shipyard.serving.server import DrainingServer
-
     code = 0
     try:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
-        app = create_app(Shipyard(settings), ref, options=options)
+        app = app_for_settings(settings, ref, options=options)
         app.state.runtime.adopt(served)
         kwargs = {k: v for k, v in uvicorn_options.items() if k not in ("host", "port")}
         DrainingServer(ServerConfig(app, **kwargs)).run(sockets=[sock])

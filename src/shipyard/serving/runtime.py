@@ -25,7 +25,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
@@ -38,6 +37,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+from shipyard.background import BackgroundTask
 from shipyard.errors import SchemaError, ShipyardError, UnscorableInputError
 from shipyard.registry.model import LoadedModel, furthest_out_of_range
 from shipyard.registry.optimize import compiled_model
@@ -287,11 +287,16 @@ class ModelRuntime:
         self.last_error: str | None = None
         self._failed: tuple[int, str] | None = None  # (version, digest) that failed to load
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(f"shipyard-model-runtime-{self.ref}")
 
     @property
     def name(self) -> str:
         return self.ref.name
+
+    @property
+    def polling(self) -> bool:
+        """Whether the background task still runs: it ends once a pinned version loaded."""
+        return self._task.running
 
     @property
     def follows_alias(self) -> bool:
@@ -328,17 +333,10 @@ class ModelRuntime:
 
     def start(self) -> None:
         """Start the background task: first load, then polling (if the ref can move)."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"shipyard-model-runtime-{self.ref}"
-            )
+        self._task.start(self._run)
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:

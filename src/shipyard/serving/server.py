@@ -35,57 +35,31 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import shutil
-import signal
 import tempfile
-import threading
-from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import orjson
-import uvicorn
 from fastapi import FastAPI
 from prometheus_client import disable_created_metrics
 from uvicorn.supervisors.multiprocess import Multiprocess
 
-from shipyard._client import Shipyard
 from shipyard.config import Settings
 from shipyard.errors import ConfigError
-from shipyard.serving.app import create_app
+from shipyard.serving.app import app_for_settings
 from shipyard.serving.connections import HTTP_PROTOCOL, ServerConfig
+from shipyard.serving.draining import DrainingServer
 from shipyard.serving.options import ServeOptions
+from shipyard.serving.prefork import run_prefork
 
 ENV_REF = "SHIPYARD_SERVE_REF"
 ENV_SETTINGS = "SHIPYARD_SERVE_SETTINGS"
 ENV_OPTIONS = "SHIPYARD_SERVE_OPTIONS"
 ENV_PROMETHEUS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 DEFAULT_GRACEFUL_TIMEOUT = 30.0
-
-
-class DrainingServer(uvicorn.Server):
-    """A uvicorn server whose SIGTERM/SIGINT drain ends in a clean exit (status 0).
-
-    Stock uvicorn re-raises the signal after its graceful shutdown, so the process
-    dies "killed by SIGTERM" even though it drained every request. Here the drain
-    is the whole answer to the signal.
-    """
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        handled = (signal.SIGINT, signal.SIGTERM)
-        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
-        try:
-            yield
-        finally:
-            for sig, handler in original.items():
-                signal.signal(sig, handler)
 
 
 def settings_to_json(settings: Settings) -> str:
@@ -110,7 +84,7 @@ def app_from_environment() -> FastAPI:
     options_json = os.environ.get(ENV_OPTIONS)
     options = ServeOptions.from_json(options_json) if options_json else ServeOptions()
     disable_created_metrics()
-    return create_app(Shipyard(settings), ref, options=options)
+    return app_for_settings(settings, ref, options=options)
 
 
 def uvicorn_kwargs(
@@ -171,7 +145,7 @@ def run_server(
     )
     if workers == 1:
         disable_created_metrics()
-        app = create_app(Shipyard(settings), ref, options=options)
+        app = app_for_settings(settings, ref, options=options)
         DrainingServer(ServerConfig(app, **kwargs)).run()
         return
     worker_dir = Path(tempfile.mkdtemp(prefix="shipyard-workers-"))
@@ -189,8 +163,6 @@ def run_server(
     try:
         if hasattr(os, "fork") and getattr(options, "deployment", None) is None:
             # Load once, then fork: the workers share the model's memory (copy-on-write).
-            from shipyard.serving.prefork import run_prefork
-
             disable_created_metrics()
             run_prefork(settings, ref, workers=workers, options=options, uvicorn_options=kwargs)
         else:

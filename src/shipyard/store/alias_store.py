@@ -12,11 +12,12 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shipyard.clock import utc_now
 from shipyard.errors import AliasNotFoundError, ConflictError
 from shipyard.names import check_alias_name
 from shipyard.store.database import Database
 from shipyard.store.rows import model_row, version_row
-from shipyard.store.schema import AliasRow, ModelRow, utcnow
+from shipyard.store.schema import AliasRow, ModelRow
 
 
 def move_alias(
@@ -45,7 +46,7 @@ def move_alias(
         session.add(AliasRow(model_id=model.id, alias=alias, version=version))
     else:
         current.version = version
-        current.updated_at = utcnow()
+        current.updated_at = utc_now()
     Database.audit(
         session,
         actor=actor,

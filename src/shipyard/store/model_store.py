@@ -18,12 +18,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
 
+from shipyard.clock import utc_now
 from shipyard.errors import ConflictError, ModelNotFoundError, StoreError, VersionNotFoundError
 from shipyard.names import check_model_name
 from shipyard.store import records
 from shipyard.store.database import Database
 from shipyard.store.rows import model_record, model_row, run_row, version_record, version_row
-from shipyard.store.schema import AliasRow, ModelRow, ModelVersionRow, VersionTagRow, utcnow
+from shipyard.store.schema import AliasRow, ModelRow, ModelVersionRow, VersionTagRow
 
 
 class ModelStore:
@@ -82,7 +83,7 @@ class ModelStore:
                         f"first with `shipyard models alias {name} ALIAS --delete`."
                     )
             row.archived = archived
-            row.updated_at = utcnow()
+            row.updated_at = utc_now()
             self.db.audit(
                 session,
                 actor=actor,
@@ -131,7 +132,7 @@ class ModelStore:
             version = model.last_version + 1
             digest = write_manifest(version)
             model.last_version = version
-            model.updated_at = utcnow()
+            model.updated_at = utc_now()
             row = ModelVersionRow(
                 model_id=model.id,
                 version=version,

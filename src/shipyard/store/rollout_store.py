@@ -28,6 +28,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
 
+from shipyard.clock import utc_now
 from shipyard.errors import ConflictError, InvalidInputError, StoreError
 from shipyard.names import check_name
 from shipyard.store import alias_store
@@ -40,7 +41,6 @@ from shipyard.store.rollout_records import (
     WorkerHeartbeat,
 )
 from shipyard.store.rows import model_row, version_row
-from shipyard.store.schema import utcnow
 from shipyard.store.schema_rollout import (
     DeploymentChangeRow,
     DeploymentRow,
@@ -188,7 +188,7 @@ class RolloutStore:
         def work(session: Session) -> DeploymentRecord:
             row = self._row(session, name)
             self._check_versions(session, row.model, versions)
-            now = utcnow()
+            now = utc_now()
             result = session.execute(
                 update(DeploymentRow)
                 .where(DeploymentRow.id == row.id, DeploymentRow.revision == expected_revision)
@@ -263,7 +263,7 @@ class RolloutStore:
 
         def work(session: Session) -> None:
             row = self._row(session, name)
-            now = utcnow()
+            now = utc_now()
             beat = session.get(DeploymentWorkerRow, (row.id, worker))
             if beat is None:
                 session.add(

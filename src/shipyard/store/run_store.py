@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shipyard.clock import utc_now
 from shipyard.errors import ConflictError, ExperimentNotFoundError, InvalidInputError
 from shipyard.names import check_name
 from shipyard.store import records
@@ -26,7 +27,6 @@ from shipyard.store.schema import (
     RunParamRow,
     RunRow,
     RunTagRow,
-    utcnow,
 )
 
 RUN_STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
@@ -80,7 +80,7 @@ class RunStore:
         def work(session: Session) -> None:
             row = run_row(session, run_id)
             row.status = status
-            row.end_time = utcnow()
+            row.end_time = utc_now()
 
         self.db.write(work)
 
@@ -111,7 +111,7 @@ class RunStore:
                         key=key,
                         value=float(value),
                         step=step,
-                        timestamp=at or utcnow(),
+                        timestamp=at or utc_now(),
                     )
                 )
 

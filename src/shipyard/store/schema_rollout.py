@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shipyard.store.schema import Base, utcnow
+from shipyard.clock import utc_now
+from shipyard.store.schema import Base
 
 
 class DeploymentRow(Base):
@@ -31,8 +32,8 @@ class DeploymentRow(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     # Optimistic concurrency: a change applies only if the revision it read is current.
     revision: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_by: Mapped[str] = mapped_column(String(255))
 
 
@@ -51,7 +52,7 @@ class DeploymentChangeRow(Base):
     actor: Mapped[str] = mapped_column(String(255))
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
 class DeploymentStatsRow(Base):
@@ -73,7 +74,7 @@ class DeploymentStatsRow(Base):
     requests: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[int] = mapped_column(Integer, default=0)
     latency: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
 class DeploymentWorkerRow(Base):
@@ -86,4 +87,4 @@ class DeploymentWorkerRow(Base):
     )
     worker: Mapped[str] = mapped_column(String(128), primary_key=True)
     revision: Mapped[int] = mapped_column(Integer)
-    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utc_now)

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shipyard.store.schema import Base, utcnow
+from shipyard.clock import utc_now
+from shipyard.store.schema import Base
 
 
 class DataContractRow(Base):
@@ -36,7 +37,7 @@ class DataContractRow(Base):
     digest: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16))
     created_by: Mapped[str] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
 class GateResultRow(Base):
@@ -52,7 +53,7 @@ class GateResultRow(Base):
     against: Mapped[str | None] = mapped_column(String(255), nullable=True)
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_by: Mapped[str] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
 class ApprovalRow(Base):
@@ -67,7 +68,7 @@ class ApprovalRow(Base):
     decision: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str] = mapped_column(String(255))
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
 class ApprovalPolicyRow(Base):
@@ -78,4 +79,4 @@ class ApprovalPolicyRow(Base):
     scope: Mapped[str] = mapped_column(String(255), primary_key=True)
     required_approvals: Mapped[int] = mapped_column(Integer)
     updated_by: Mapped[str] = mapped_column(String(255))
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)

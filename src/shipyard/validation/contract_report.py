@@ -16,10 +16,11 @@ Example:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from jinja2 import Environment, select_autoescape
 
+from shipyard.clock import utc_now
 from shipyard.validation.contract_checks import ContractResult
 from shipyard.validation.contracts import DataContract
 
@@ -145,7 +146,7 @@ def render_contract_report(
 ) -> str:
     """The HTML report of ``result`` (a check of data against ``contract``), as a string."""
     template = _ENV.from_string(_TEMPLATE)
-    when = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    when = (now or utc_now()).strftime("%Y-%m-%d %H:%M:%S UTC")
     if not result.passed:
         status, status_class = "FAILED", "fail"
     elif result.warnings:

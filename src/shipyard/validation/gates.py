@@ -27,14 +27,14 @@ from __future__ import annotations
 import math
 import re
 import statistics
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
+from shipyard.clock import SYSTEM_CLOCK, Clock
 from shipyard.errors import InvalidInputError
 from shipyard.validation.gate_results import GateCheck, GateReport, SliceReport
 
@@ -395,13 +395,13 @@ def evaluate_gates(
     *,
     champion: Scorable | None = None,
     package_bytes: int | None = None,
-    clock: Callable[[], float] = time.perf_counter,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> GateReport:
     """Run every check of ``spec`` on ``data`` (features plus the ``target`` column).
 
     With no checks at all and a champion, the candidate's primary metric
     (accuracy, or RMSE for regression) must be no worse than the champion's.
-    ``clock`` returns seconds; tests inject one to make the latency check exact.
+    ``clock`` times the latency check; tests inject one to make it exact.
     """
     if target not in data.columns:
         raise InvalidInputError(
@@ -658,7 +658,7 @@ def measure_latency_ms(
     X: pd.DataFrame,
     *,
     samples: int = DEFAULT_LATENCY_SAMPLES,
-    clock: Callable[[], float] = time.perf_counter,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> float:
     """Median milliseconds of ``samples`` single-record predictions (after a warm-up).
 
@@ -671,9 +671,9 @@ def measure_latency_ms(
     times = []
     for i in range(samples):
         record = records[i % len(records)]
-        start = clock()
+        start = clock.monotonic()
         model.predict(record)
-        times.append((clock() - start) * 1000.0)
+        times.append((clock.monotonic() - start) * 1000.0)
     return float(statistics.median(times))
 
 

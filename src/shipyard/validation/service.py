@@ -14,12 +14,12 @@ True
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
+from shipyard.clock import SYSTEM_CLOCK, Clock
 from shipyard.errors import InvalidInputError, NotFoundError
 from shipyard.registry.hooks import LoggedVersion
 from shipyard.registry.service import Registry
@@ -151,7 +151,7 @@ def validate_model(
     target: str,
     spec: GateSpec,
     against: str | None = None,
-    clock: Callable[[], float] = time.perf_counter,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> tuple[GateRecord, GateReport]:
     """Gate ``candidate_ref`` on ``data`` and store the result with the candidate version.
 

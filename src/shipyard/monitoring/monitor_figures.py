@@ -6,7 +6,7 @@ the version's reference profile, quantiles of a regressor's predicted values,
 label coverage, realized and CBPE-estimated accuracy, and the training
 baseline. The figures travel as JSON (``None`` for unknown values) through the
 metadata database, and :func:`show_figures` sets the gauges of
-:class:`~shipyard.serving.monitor_metrics.MonitorMetrics` from them, the same
+:class:`~shipyard.monitoring.monitor_metrics.MonitorMetrics` from them, the same
 way in the worker that computed them and in every other.
 
 Example:
@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from shipyard.drift import DriftDetector
+from shipyard.monitoring.monitor_metrics import MonitorMetrics
 from shipyard.monitoring.window import WindowSummary
-from shipyard.serving.monitor_metrics import MonitorMetrics
 
 __all__ = [
     "PREDICTION_QUANTILES",

@@ -2,7 +2,7 @@
 
 Every ``interval`` seconds (``shipyard serve --monitor-interval``, default 60)
 the last ``window`` seconds of the prediction log for the served version are
-summarized and the gauges of :mod:`~shipyard.serving.monitor_metrics` set:
+summarized and the gauges of :mod:`~shipyard.monitoring.monitor_metrics` set:
 
 - per-feature drift against the reference profile stored with the version
   (:class:`~shipyard.drift.DriftDetector`, Evidently's default tests), the
@@ -32,8 +32,14 @@ memory with several workers) are copied every ``sync_interval`` seconds. A
 failing run is logged and counted (``shipyard_monitor_errors_total``) and the
 next one tries again.
 
+The job takes what it reads and writes, not the whole client: the served
+version (anything with a ``current`` :class:`ServedVersion`, such as the
+serving runtime), the lease and figures store, the prediction log, the
+registry's reference profiles and the Prometheus registry its gauges go to.
+
 Example:
-    >>> job = MonitorJob(client, runtime, metrics, interval=60, window=3600)  # doctest: +SKIP
+    >>> job = MonitorJob(runtime, store=MonitorStore(metadata), log=log,    # doctest: +SKIP
+    ...                  profiles=registry, registry=metrics.registry)
     >>> job.run_once()                                                          # doctest: +SKIP
     >>> job.start(); ...; await job.stop()                                      # doctest: +SKIP
 """
@@ -48,31 +54,39 @@ import os
 import socket
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, Protocol
 
-from shipyard._client import Shipyard
+import numpy as np
+from prometheus_client import CollectorRegistry
+
+from shipyard.background import BackgroundTask
+from shipyard.clock import SYSTEM_CLOCK, Clock
 from shipyard.drift import DriftDetector
 from shipyard.errors import ConfigError, NotFoundError
 from shipyard.monitoring.compaction import compact_partition
-from shipyard.monitoring.durations import utc_now
 from shipyard.monitoring.log_metrics import PredictionLogMetrics
+from shipyard.monitoring.monitor_figures import MonitorFigures, compute_figures, show_figures
+from shipyard.monitoring.monitor_metrics import MonitorMetrics
 from shipyard.monitoring.performance import baseline_metrics
+from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.monitoring.window import WindowLimits, summarize_window
-from shipyard.serving.metrics import ServingMetrics
-from shipyard.serving.monitor_figures import MonitorFigures, compute_figures, show_figures
-from shipyard.serving.monitor_metrics import MonitorMetrics
-from shipyard.serving.runtime import ModelRuntime, ServedModel
+from shipyard.store import records
+from shipyard.store.monitor_store import MonitorStore
 
-__all__ = ["DEFAULT_MONITOR_INTERVAL", "DEFAULT_MONITOR_WINDOW", "MonitorJob"]
+__all__ = [
+    "DEFAULT_MONITOR_INTERVAL",
+    "DEFAULT_MONITOR_WINDOW",
+    "MonitorJob",
+    "ReferenceProfiles",
+    "ServedVersion",
+    "VersionSource",
+]
 
+# The logger name servers configure (the job runs inside ``shipyard serve``).
 logger = logging.getLogger("shipyard.serving")
-
-T = TypeVar("T")
 
 DEFAULT_MONITOR_INTERVAL = 60.0
 DEFAULT_MONITOR_WINDOW = 3600.0
@@ -87,14 +101,44 @@ FEEDBACK_COMPACT_FILES = 8
 COMPUTE_NICENESS = 10
 
 
+class ServedVersion(Protocol):
+    """The loaded version the job watches (the serving runtime's ``ServedModel``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def ref(self) -> str: ...
+    @property
+    def record(self) -> records.ModelVersion: ...
+    @property
+    def classes(self) -> np.ndarray | None: ...
+
+
+class VersionSource(Protocol):
+    """What serves now: ``current`` is None until a version is loaded."""
+
+    @property
+    def current(self) -> ServedVersion | None: ...
+
+
+class ReferenceProfiles(Protocol):
+    """Where a version's drift reference comes from (the model registry)."""
+
+    def load(self, version: records.ModelVersion) -> Any: ...
+
+
 class MonitorJob:
     """Recompute the served version's drift and accuracy gauges from the prediction log.
 
     Args:
-        client: where the registry (reference profiles, training metrics), the
-            metadata database (lease, figures) and the prediction log are.
         runtime: the served version is ``runtime.current``.
-        metrics: the app's metrics; the job registers its gauges in their registry.
+        store: the lease and the stored figures (the metadata database).
+        log: the prediction log whose window is summarized.
+        profiles: the reference profile of a version (the model registry).
+        registry: the Prometheus registry the job's gauges are registered in;
+            ``multiprocess`` when several workers share it.
         interval: seconds between runs; ``window``: seconds of log each run reads.
         min_rows: fewer rows in the window and drift is left unscored.
         sync_interval: seconds between copies of the cheap figures, renewals of the
@@ -102,30 +146,34 @@ class MonitorJob:
         lease_ttl: seconds a lease outlives its holder's last renewal (default:
             three sync intervals, at least ten seconds).
         limits: sample size, DuckDB memory and threads of one window's summary.
-        now: the clock (inject one in tests).
+        clock: the time of leases and windows, the timer of runs (inject one in tests).
     """
 
     def __init__(
         self,
-        client: Shipyard,
-        runtime: ModelRuntime,
-        metrics: ServingMetrics,
+        runtime: VersionSource,
         *,
+        store: MonitorStore,
+        log: PredictionLog,
+        profiles: ReferenceProfiles,
+        registry: CollectorRegistry,
+        multiprocess: bool = False,
         interval: float = DEFAULT_MONITOR_INTERVAL,
         window: float = DEFAULT_MONITOR_WINDOW,
         min_rows: int = DEFAULT_MIN_ROWS,
         sync_interval: float = 5.0,
         lease_ttl: float | None = None,
         limits: WindowLimits | None = None,
-        now: Callable[[], datetime] = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not interval > 0 or not window > 0 or not sync_interval > 0:
             raise ConfigError(
                 f"monitor interval, window and sync interval must be > 0 seconds, got "
                 f"{interval}, {window} and {sync_interval}."
             )
-        self.client = client
         self.runtime = runtime
+        self.log = log
+        self.profiles = profiles
         self.interval = float(interval)
         self.window = timedelta(seconds=window)
         self.min_rows = min_rows
@@ -133,15 +181,12 @@ class MonitorJob:
         ttl = max(3 * self.sync_interval, MIN_LEASE_TTL) if lease_ttl is None else lease_ttl
         self.lease_ttl = timedelta(seconds=ttl)
         self.limits = limits or WindowLimits()
-        self.now = now
-        self.store = client.monitors
-        self.gauges = MonitorMetrics(
-            metrics.registry, multiprocess=metrics.multiprocess_dir is not None
-        )
-        # The log is opened lazily by the client; only the metric objects exist yet.
-        self.log_metrics = PredictionLogMetrics(client.prediction_log, metrics.registry)
+        self.clock = clock
+        self.store = store
+        self.gauges = MonitorMetrics(registry, multiprocess=multiprocess)
+        self.log_metrics = PredictionLogMetrics(log, registry)
         self._detectors: dict[tuple[str, int], DriftDetector | None] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("shipyard-monitor")
         self._executor: ThreadPoolExecutor | None = None
         self._holder: str | None = None
         self._held: str | None = None  # the lease this job holds now, if any
@@ -154,7 +199,7 @@ class MonitorJob:
             self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         return self._holder
 
-    def _key(self, served: ServedModel) -> str:
+    def _key(self, served: ServedVersion) -> str:
         """What the lease and the stored figures are named by: version and window."""
         key = f"{served.name}:{served.version}:{int(self.window.total_seconds())}"
         if len(key) > 200:  # model names may be 255 characters; the columns hold 255
@@ -182,22 +227,22 @@ class MonitorJob:
             self.compute(served)
         self.follow(served)
 
-    def acquire(self, served: ServedModel) -> bool:
+    def acquire(self, served: ServedVersion) -> bool:
         """Take or renew the lease of ``served``'s figures; True while this job holds it."""
         name = f"monitor:{self._key(served)}"
         if self._held is not None and self._held != name:  # a hot swap: free the old one
             self.store.release(self._held, self.holder)
-        held = self.store.acquire(name, self.holder, ttl=self.lease_ttl, now=self.now())
+        held = self.store.acquire(name, self.holder, ttl=self.lease_ttl, now=self.clock.now())
         self._held = name if held else None
         self.gauges.leader.set(int(held))
         return held
 
-    def compute(self, served: ServedModel) -> None:
+    def compute(self, served: ServedVersion) -> None:
         """Summarize the window, compute and store the figures, compact label files."""
-        until = self.now()
+        until = self.clock.now()
         try:
             summary = summarize_window(
-                self.client.prediction_log.store,
+                self.log.store,
                 served.name,
                 since=until - self.window,
                 until=until,
@@ -235,7 +280,7 @@ class MonitorJob:
         self.gauges.runs.inc()
         self._compact_labels(served.name)
 
-    def follow(self, served: ServedModel) -> None:
+    def follow(self, served: ServedVersion) -> None:
         """Set the gauges from the newest figures stored for ``served`` (by any worker)."""
         snapshot = self.store.snapshot(self._key(served))
         if snapshot is None:
@@ -252,11 +297,11 @@ class MonitorJob:
         self.gauges.last_run.set(snapshot.computed_at.timestamp())
         self._shown = shown
 
-    def _detector(self, served: ServedModel) -> DriftDetector | None:
+    def _detector(self, served: ServedVersion) -> DriftDetector | None:
         key = (served.name, served.version)
         if key not in self._detectors:
             try:
-                profile = self.client.references.load(served.record)
+                profile = self.profiles.load(served.record)
             except NotFoundError:
                 logger.warning(
                     "Monitor job: %s has no stored reference profile; drift is not scored "
@@ -271,7 +316,7 @@ class MonitorJob:
 
     def _compact_labels(self, model: str) -> None:
         """Merge label partitions of many small files (one per flush, per worker)."""
-        store = self.client.prediction_log.store
+        store = self.log.store
         try:
             for partition in store.partitions("feedback", model):
                 compact_partition(
@@ -285,18 +330,11 @@ class MonitorJob:
 
     def start(self) -> None:
         """Start the periodic task on the running event loop (idempotent)."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._loop(), name="shipyard-monitor"
-            )
+        self._task.start(self._loop)
 
     async def stop(self) -> None:
         """Cancel the periodic task, wait for it, and give the lease up."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()
         if self._held is not None:
             held, self._held = self._held, None
             with contextlib.suppress(Exception):  # a database gone at shutdown: it expires
@@ -306,14 +344,14 @@ class MonitorJob:
             self._executor = None
 
     async def _loop(self) -> None:
-        next_run = time.monotonic()  # a first run as soon as the model is loaded
+        next_run = self.clock.monotonic()  # a first run as soon as the model is loaded
         while True:
             try:
                 await asyncio.to_thread(self.sync)
                 served = self.runtime.current
                 if served is not None:
-                    if time.monotonic() >= next_run:
-                        next_run = time.monotonic() + self.interval
+                    if self.clock.monotonic() >= next_run:
+                        next_run = self.clock.monotonic() + self.interval
                         if await asyncio.to_thread(self.acquire, served):
                             await self._compute_holding_lease(served)
                     elif self._held is not None:  # keep it between runs
@@ -326,7 +364,7 @@ class MonitorJob:
                 logger.exception("Monitor job: a run failed")
             await asyncio.sleep(self.sync_interval)
 
-    async def _compute_holding_lease(self, served: ServedModel) -> None:
+    async def _compute_holding_lease(self, served: ServedVersion) -> None:
         """Compute in the job's own low-priority thread, renewing the lease meanwhile."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(

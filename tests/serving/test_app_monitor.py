@@ -1,4 +1,4 @@
-"""The monitor job of a real server: drift, label coverage and accuracy gauges on /metrics."""
+"""The monitor job wired into a real server: drift, label coverage and accuracy on /metrics."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from serving_helpers import IrisRegistry, LiveServer, cli_server, serve
 from sklearn.linear_model import LinearRegression
 
+from shipyard.clock import ManualClock
 from shipyard.errors import ConfigError
+from shipyard.monitoring.monitor_job import MonitorJob
 from shipyard.monitoring.records import PredictionBatch
 from shipyard.quickstart import iris_frame
-from shipyard.serving.monitor_job import MonitorJob
 
 
 def scrape(http: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -118,8 +119,8 @@ def test_the_window_follows_the_injected_clock(iris: IrisRegistry, quiet_live: L
     with quiet_live.client() as http:
         predict(http, X.head(40).to_dict("records"))
         iris.client.prediction_log.flush()
-        later = job.now() + timedelta(hours=2)  # the rows fell out of the one-hour window
-        job.now = lambda: later
+        # The rows fell out of the one-hour window.
+        job.clock = ManualClock(job.clock.now() + timedelta(hours=2))
         job.run_once()
         samples = scrape(http)
     assert value(samples, "shipyard_monitor_window_predictions", **IRIS) == 0

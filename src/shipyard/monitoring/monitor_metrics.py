@@ -1,6 +1,6 @@
 """The monitoring gauges of ``/metrics``: drift, label coverage, accuracy, process CPU and memory.
 
-:class:`~shipyard.serving.monitor_job.MonitorJob` fills them; this module only
+:class:`~shipyard.monitoring.monitor_job.MonitorJob` fills them; this module only
 declares them, in the app's own registry, with Prometheus naming conventions
 (``_ratio`` for 0..1 figures, ``_seconds`` and ``_bytes`` base units, ``_total``
 counters, no colons). Unknown values (no labels yet, a regressor's accuracy)
