@@ -11,14 +11,18 @@ is opened (and migrated) on first use.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from shipyard.config import Settings
-from shipyard.monitoring.prediction_log import PredictionLog, open_prediction_log
-from shipyard.registry.service import Registry
-from shipyard.store.artifact_root import resolve_artifact_root
-from shipyard.store.artifacts import ArtifactStore, open_artifact_store
 from shipyard.store.metadata import MetadataStore
-from shipyard.tracking.runs import Tracker
+
+# Each service is imported with its first use, so a command that only reads the
+# metadata (``shipyard models list``) does not load pandas, pyarrow and the registry.
+if TYPE_CHECKING:
+    from shipyard.monitoring.prediction_log import PredictionLog
+    from shipyard.registry.service import Registry
+    from shipyard.store.artifacts import ArtifactStore
+    from shipyard.tracking.runs import Tracker
 
 
 class Shipyard:
@@ -34,14 +38,20 @@ class Shipyard:
     @cached_property
     def artifact_root(self) -> str:
         """Where this store keeps artifacts: recorded in its database at first use."""
+        from shipyard.store.artifact_root import resolve_artifact_root
+
         return resolve_artifact_root(self.metadata, self.settings)
 
     @cached_property
     def artifacts(self) -> ArtifactStore:
+        from shipyard.store.artifacts import open_artifact_store
+
         return open_artifact_store(self.store_settings)
 
     @cached_property
     def registry(self) -> Registry:
+        from shipyard.registry.service import Registry
+
         return Registry(
             self.metadata,
             self.artifacts,
@@ -52,10 +62,14 @@ class Shipyard:
     @cached_property
     def prediction_log(self) -> PredictionLog:
         """This process's prediction log (create it after a fork, never before)."""
+        from shipyard.monitoring.prediction_log import open_prediction_log
+
         return open_prediction_log(self.store_settings)
 
     @cached_property
     def tracker(self) -> Tracker:
+        from shipyard.tracking.runs import Tracker
+
         return Tracker(self.metadata, actor=self.settings.actor)
 
     @property
