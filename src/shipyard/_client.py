@@ -16,11 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from shipyard.config import Settings
-from shipyard.monitoring.prediction_log import PredictionLog, open_prediction_log
-from shipyard.registry.service import Registry, RegistryStores
 from shipyard.store.alias_store import AliasStore
-from shipyard.store.artifact_root import resolve_artifact_root
-from shipyard.store.artifacts import ArtifactStore, open_artifact_store
 from shipyard.store.audit_store import AuditStore
 from shipyard.store.database import Database
 from shipyard.store.loop_store import LoopStore
@@ -29,7 +25,14 @@ from shipyard.store.monitor_store import MonitorStore
 from shipyard.store.rollout_store import RolloutStore
 from shipyard.store.run_store import RunStore
 from shipyard.store.validation_store import ValidationStore
-from shipyard.tracking.runs import Tracker
+
+# Each service is imported with its first use, so a command that only reads the
+# metadata (``shipyard models list``) does not load pandas, pyarrow and the registry.
+if TYPE_CHECKING:
+    from shipyard.monitoring.prediction_log import PredictionLog
+    from shipyard.registry.service import Registry
+    from shipyard.store.artifacts import ArtifactStore
+    from shipyard.tracking.runs import Tracker
 
 if TYPE_CHECKING:
     # The stages are imported where they are wired, so a client that only reads
@@ -85,10 +88,14 @@ class Shipyard:
     @cached_property
     def artifact_root(self) -> str:
         """Where this store keeps artifacts: recorded in its database at first use."""
+        from shipyard.store.artifact_root import resolve_artifact_root
+
         return resolve_artifact_root(self.database, self.settings)
 
     @cached_property
     def artifacts(self) -> ArtifactStore:
+        from shipyard.store.artifacts import open_artifact_store
+
         return open_artifact_store(self.store_settings)
 
     # -- services ----------------------------------------------------------------------
@@ -102,6 +109,7 @@ class Shipyard:
 
     @cached_property
     def registry(self) -> Registry:
+        from shipyard.registry.service import Registry, RegistryStores
         from shipyard.validation.approvals import PromotionPolicy
         from shipyard.validation.service import ContractInference
 
@@ -129,10 +137,14 @@ class Shipyard:
     @cached_property
     def prediction_log(self) -> PredictionLog:
         """This process's prediction log (create it after a fork, never before)."""
+        from shipyard.monitoring.prediction_log import open_prediction_log
+
         return open_prediction_log(self.store_settings)
 
     @cached_property
     def tracker(self) -> Tracker:
+        from shipyard.tracking.runs import Tracker
+
         return Tracker(self.runs, actor=self.settings.actor)
 
     @property

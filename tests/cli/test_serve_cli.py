@@ -104,7 +104,7 @@ def started() -> Iterator[list[ServeProcess]]:
 
 def test_every_serve_option_is_a_flag_with_its_default() -> None:
     command = typer.main.get_command(app)
-    serve = command.commands["serve"]  # type: ignore[attr-defined]
+    serve = command.get_command(typer.Context(command), "serve")  # type: ignore[attr-defined]
     params = {p.name: p for p in serve.params}
     defaults = ServeOptions()
     for name in ServeOptions.flag_names():

@@ -59,7 +59,9 @@ def test_cronjob_runs_a_real_loop_tick_with_real_settings() -> None:
     [container] = _manifest()["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     command = container["command"]
     assert command[:3] == ["shipyard", "loop", "tick"]
-    tick = typer.main.get_command(app).commands["loop"].commands["tick"]  # type: ignore[attr-defined]
+    root = typer.main.get_command(app)
+    loop = root.get_command(typer.Context(root), "loop")  # type: ignore[attr-defined]
+    tick = loop.commands["tick"]
     options = {opt for p in tick.params for opt in p.opts}
     assert all(arg in options for arg in command[3:] if arg.startswith("-"))
     mount = container["volumeMounts"][0]["mountPath"]

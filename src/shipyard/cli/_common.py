@@ -23,11 +23,10 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
+from shipyard.errors import ShipyardError
+
 if TYPE_CHECKING:
     from shipyard._client import Shipyard
-
-from shipyard.config import Settings
-from shipyard.errors import ShipyardError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -51,7 +50,9 @@ class ShipyardGroup(TyperGroup):
 
 def get_client(ctx: typer.Context) -> Shipyard:
     """The client made once per command line from the environment and shipyard.toml."""
-    from shipyard._client import Shipyard  # the stores pull in SQLAlchemy and pandas
+    # Imported here, not at start-up: the settings need pydantic, the stores SQLAlchemy.
+    from shipyard._client import Shipyard
+    from shipyard.config import Settings
 
     root = ctx.find_root()
     if not isinstance(root.obj, Shipyard):

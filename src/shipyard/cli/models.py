@@ -7,8 +7,6 @@ from pathlib import Path
 import typer
 
 from shipyard.cli._common import JsonOption, console, get_client, print_json, table, when
-from shipyard.registry.optimize import describe_optimization
-from shipyard.validation.service import describe_validation
 
 app = typer.Typer(help="Registered models, their versions and aliases.", no_args_is_help=True)
 
@@ -63,6 +61,9 @@ def list_versions(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> 
 @app.command("show")
 def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
     """Show one version (REF: iris, iris@staging, iris:3) with its manifest."""
+    # The registry and validation pull in pandas; `models list` should not pay for them.
+    from shipyard.registry.optimize import describe_optimization
+    from shipyard.validation.service import describe_validation
 
     client = get_client(ctx)
     registry = client.registry
