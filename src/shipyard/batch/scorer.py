@@ -40,11 +40,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shipyard.batch.pipeline import BackgroundWriter, prefetch
-from shipyard.batch.readers import ChunkSource, open_source
 from shipyard.batch.validate import ChunkCheck, check_chunk
 from shipyard.batch.writers import ChunkSink, open_sink
 from shipyard.errors import InvalidInputError, SchemaError, UnscorableInputError
 from shipyard.registry.signature import Signature
+from shipyard.tables import ChunkSource, open_source
 
 DEFAULT_CHUNK_SIZE = 100_000
 #: How many rejects the summary keeps in memory; all of them go to the rejects file.

@@ -21,8 +21,7 @@ from shipyard.cli import (
     validate,
 )
 from shipyard.cli._common import ShipyardGroup
-from shipyard.cli.drift import make_drift_command
-from shipyard.cli.drift_registry import load_logged_window, load_model_reference
+from shipyard.cli.drift import drift_command
 
 app = typer.Typer(
     cls=ShipyardGroup,
@@ -38,7 +37,7 @@ app.command("quickstart")(quickstart.quickstart_command)
 app.command("serve")(serve.serve_command)
 app.command("predict")(predict.predict_command)
 app.command("optimize")(optimize.optimize_command)
-app.command("drift")(make_drift_command(load_model_reference, load_logged_window))
+app.command("drift")(drift_command)
 app.add_typer(validate.app, name="validate")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(loop.app, name="loop")

@@ -7,8 +7,6 @@ cron can gate on it.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from shipyard._client import Shipyard
@@ -38,8 +36,11 @@ _SHOW_UNKNOWN = 10
 @app.command("feedback")
 def feedback_command(
     ctx: typer.Context,
-    file: Path = typer.Argument(
-        ..., help="CSV, Parquet or JSON Lines: request_id,label[,timestamp]"
+    file: str = typer.Argument(
+        ...,
+        metavar="TABLE",
+        help="CSV, Parquet or JSON lines file (also .gz, s3://) or URL#TABLE with "
+        "request_id,label[,timestamp][,row].",
     ),
     model: str | None = typer.Option(
         None, "--model", "-m", help="Model the labels are for (default: found by request id)."
@@ -47,8 +48,10 @@ def feedback_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Store late-arriving labels; they join the logged predictions by request id."""
+    from shipyard.tables import storage_options
+
     client = get_client(ctx)
-    labels = read_feedback_file(file)
+    labels = read_feedback_file(file, storage_options=storage_options(client.settings))
     result = record_feedback(client.prediction_log, labels, model=model)
     if as_json:
         print_json(

@@ -27,14 +27,18 @@ app = typer.Typer(
 def data(
     ctx: typer.Context,
     ref: str = typer.Argument(..., help="Model version whose contract to check (iris:4)."),
-    path: Path = typer.Argument(..., metavar="FILE", help="CSV, Parquet or JSON(L) file."),
+    path: str = typer.Argument(
+        ...,
+        metavar="TABLE",
+        help="CSV, Parquet or JSON lines file (also .gz, s3://) or a database URL#TABLE.",
+    ),
     report: Path | None = typer.Option(None, "--report", help="Also write an HTML report here."),
     strict: bool = typer.Option(
         False, "--strict", help="Fail on warnings too (values outside the expected range, tails)."
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Check FILE against the data contract of REF; exit 1 on errors (and on warnings if strict).
+    """Check TABLE against the data contract of REF; exit 1 on errors (and on warnings if strict).
 
     Errors break a hard expectation: a missing column, a wrong type, a missing
     value, a value past a bound (a negative one where the training data never
@@ -81,7 +85,9 @@ def model(
     against: str | None = typer.Option(
         None, "--against", help="Champion to compare with (default: the model's production)."
     ),
-    data_path: Path = typer.Option(..., "--data", help="Holdout file with the target column."),
+    data_path: str = typer.Option(
+        ..., "--data", help="Holdout table (file, s3:// or URL#TABLE) with the target column."
+    ),
     target: str = typer.Option(..., "--target", help="Name of the label column in --data."),
     threshold: list[str] = typer.Option(
         [], "--threshold", help="METRIC>=VALUE or METRIC<=VALUE, e.g. accuracy>=0.9 (repeatable)."
@@ -121,7 +127,7 @@ def model(
         size_budget_mb=size_budget_mb,
         latency_samples=latency_samples,
     )
-    holdout = service.read_table(data_path)
+    holdout = service.read_data(client, data_path)
     record, report = service.validate_model(
         client, candidate, data=holdout, target=target, spec=spec, against=against
     )
@@ -163,8 +169,8 @@ def contract(
     import_path: Path | None = typer.Option(
         None, "--import", help="Replace the contract with this (edited) JSON contract."
     ),
-    infer_path: Path | None = typer.Option(
-        None, "--infer", help="Infer a new contract from this training-data file."
+    infer_path: str | None = typer.Option(
+        None, "--infer", help="Infer a new contract from this training-data table."
     ),
     reason: str | None = typer.Option(None, "--reason", help="Why; kept in the audit log."),
 ) -> None:
@@ -184,7 +190,7 @@ def contract(
         return
     if infer_path is not None:
         record = service.store_contract_for_version(
-            client.metadata, version, service.read_table(infer_path), actor=actor
+            client.metadata, version, service.read_data(client, infer_path), actor=actor
         )
         console.print(
             f"{version.ref}: contract revision {record.revision} inferred from {infer_path}"

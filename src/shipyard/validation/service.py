@@ -24,6 +24,7 @@ from shipyard.errors import InvalidInputError, NotFoundError
 from shipyard.store import records
 from shipyard.store.metadata import MetadataStore
 from shipyard.store.validation_store import ContractRecord, GateRecord, ValidationStore
+from shipyard.tables import read_table, storage_options
 from shipyard.validation.approvals import current_status
 from shipyard.validation.contract_checks import ContractResult, check_contract
 from shipyard.validation.contracts import DataContract, infer_contract
@@ -33,31 +34,11 @@ from shipyard.validation.gates import GateSpec, evaluate_gates
 if TYPE_CHECKING:
     from shipyard._client import Shipyard
 
-_READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
-    ".csv": pd.read_csv,
-    ".tsv": lambda p: pd.read_csv(p, sep="\t"),
-    ".parquet": pd.read_parquet,
-    ".pq": pd.read_parquet,
-    ".jsonl": lambda p: pd.read_json(p, lines=True),
-    ".json": pd.read_json,
-}
 
-
-def read_table(path: Path | str) -> pd.DataFrame:
-    """Read a CSV, TSV, Parquet, JSON or JSON-lines file into a DataFrame."""
-    path = Path(path)
-    reader = _READERS.get(path.suffix.lower())
-    if reader is None:
-        raise InvalidInputError(
-            f"Cannot read {path}: unknown file type {path.suffix or '(none)'!r}; "
-            f"use one of {', '.join(sorted(_READERS))}."
-        )
-    if not path.is_file():
-        raise InvalidInputError(f"No file at {path}.")
-    try:
-        return reader(path)
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise InvalidInputError(f"Cannot read {path} as {path.suffix[1:]}: {exc}") from exc
+def read_data(client: Shipyard, source: str | Path) -> pd.DataFrame:
+    """The table at ``source``: a file (CSV, Parquet, JSON lines; local or s3://) or
+    ``URL#TABLE`` (see :mod:`shipyard.tables`), read with the client's S3 settings."""
+    return read_table(source, storage_options=storage_options(client.settings))
 
 
 # -- contracts ------------------------------------------------------------------------------
@@ -115,13 +96,13 @@ def import_contract(
 def validate_data(
     client: Shipyard, ref: str, path: Path | str, *, strict: bool = False
 ) -> tuple[records.ModelVersion, ContractResult]:
-    """Check the file at ``path`` against the contract of the version ``ref`` names.
+    """Check the table at ``path`` against the contract of the version ``ref`` names.
 
     ``strict`` fails the result on warnings (soft expectations) too.
     """
     version = client.registry.resolve(ref)
     contract = get_contract(client.metadata, version)
-    return version, check_contract(contract, read_table(path), strict=strict)
+    return version, check_contract(contract, read_data(client, path), strict=strict)
 
 
 # -- gates ----------------------------------------------------------------------------------
@@ -187,14 +168,6 @@ def package_size(client: Shipyard, version: records.ModelVersion) -> int:
     return sum(f.size for f in manifest.files.values()) + manifest_path.stat().st_size
 
 
-def latest_gate_report(
-    metadata: MetadataStore, name: str, version: int
-) -> tuple[GateRecord, GateReport] | None:
-    """The latest stored gate run of ``name:version`` with its report, or None."""
-    record = ValidationStore(metadata).latest_gate_result(name, version)
-    return None if record is None else (record, GateReport.from_dict(record.report))
-
-
 # -- for `models show` ----------------------------------------------------------------------
 
 
@@ -238,9 +211,8 @@ __all__ = [
     "describe_validation",
     "get_contract",
     "import_contract",
-    "latest_gate_report",
     "package_size",
-    "read_table",
+    "read_data",
     "store_contract_for_version",
     "validate_data",
     "validate_model",

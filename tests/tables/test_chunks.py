@@ -7,26 +7,14 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from shipyard.batch.readers import (
+from shipyard.errors import InvalidInputError, TableError
+from shipyard.tables import (
     CsvSource,
     ParquetSource,
     SqlSource,
-    format_of,
     open_source,
     rechunk,
 )
-from shipyard.errors import InvalidInputError, NotFoundError
-
-
-def test_format_comes_from_the_extension_or_the_override():
-    assert format_of("a/b.parquet") == "parquet"
-    assert format_of("b.PQ") == "parquet"
-    assert format_of("b.csv") == "csv"
-    assert format_of("b.txt", "CSV") == "csv"
-    with pytest.raises(InvalidInputError, match=r"extension '\.txt'.*--format parquet\|csv"):
-        format_of("b.txt")
-    with pytest.raises(InvalidInputError, match="Unknown format 'json'"):
-        format_of("b.csv", "json")
 
 
 def test_rechunk_makes_fixed_size_tables_in_order():
@@ -72,7 +60,7 @@ def test_csv_is_streamed_as_text_so_odd_values_do_not_break_the_stream(tmp_path)
 
 
 def test_missing_and_broken_files_are_named(tmp_path):
-    with pytest.raises(NotFoundError, match=r"nope\.parquet' does not exist"):
+    with pytest.raises(TableError, match=r"nope\.parquet': there is no such file"):
         ParquetSource(tmp_path / "nope.parquet").columns()
     (tmp_path / "bad.parquet").write_text("not parquet")
     with pytest.raises(InvalidInputError, match="not a readable Parquet file"):
@@ -101,7 +89,7 @@ def test_sql_table_and_query_on_sqlite(tmp_path):
     query = SqlSource(url, query="SELECT id, v FROM t WHERE id > 3;")
     assert query.columns() == ["id", "v"]
     assert pd.concat(query.chunks(["id"], 2))["id"].tolist() == [4, 5, 6]
-    with pytest.raises(NotFoundError, match="There is no table 'missing'"):
+    with pytest.raises(TableError, match="there is no table 'missing'"):
         SqlSource(url, table="missing").columns()
     with pytest.raises(InvalidInputError, match="either a table name or a query"):
         SqlSource(url)
