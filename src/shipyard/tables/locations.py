@@ -61,9 +61,11 @@ _QUERY = re.compile(r"\s*(select|with)\b", re.IGNORECASE)
 def table_error(where: str, problem: str) -> TableError:
     """The one error for a table that cannot be read: where, what went wrong, what works."""
     problem = problem.strip()
-    if problem.endswith(".") and not problem.endswith("..."):
-        problem = problem[:-1]  # a library's own message often ends a sentence already
-    return TableError(f"Cannot read {where}: {problem}. {ACCEPTED}")
+    # A library's own message often ends its sentence already; "..." ends one too.
+    end = " " if problem.endswith("...") else ". "
+    if end == ". " and problem.endswith("."):
+        problem = problem[:-1]
+    return TableError(f"Cannot read {where}: {problem}{end}{ACCEPTED}")
 
 
 @dataclass(frozen=True)
