@@ -41,10 +41,9 @@ from shipyard.cli._common import (
     table,
     when,
 )
-from shipyard.errors import InvalidInputError, NotFoundError
-from shipyard.rollout.records import Deployment, RolloutPolicy
+from shipyard.errors import InvalidInputError
+from shipyard.rollout.records import Deployment
 from shipyard.rollout.service import Deployments
-from shipyard.store.rollout_store import DeploymentNotFoundError
 
 
 class DeployGroup(TyperGroup):
@@ -67,26 +66,6 @@ app = typer.Typer(
 def _service(ctx: typer.Context) -> tuple[Any, Deployments]:
     client = get_client(ctx)
     return client, Deployments(client.metadata, actor=client.settings.actor)
-
-
-def _version(client: Any, ref: str, model: str | None) -> tuple[str, int]:
-    version = client.registry.resolve(ref)
-    if model is not None and version.model != model:
-        raise InvalidInputError(
-            f"{version.ref} is a version of {version.model!r}, but this deployment serves "
-            f"{model!r}; a deployment's variants are versions of one model."
-        )
-    return version.model, version.version
-
-
-def _followed(ref: str) -> str | None:
-    """The alias a reference names (``iris`` -> production), if it is one that can move."""
-    from shipyard.registry.refs import RESERVED_ALIAS, parse_ref
-
-    parsed = parse_ref(ref)
-    if parsed.version is not None or parsed.alias is None or RESERVED_ALIAS.match(parsed.alias):
-        return None
-    return parsed.alias
 
 
 def _split(text: str) -> dict[int, float]:
@@ -156,59 +135,27 @@ def set_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Create deployment NAME or change its traffic (one change, one transaction)."""
+    from shipyard.rollout.changes import DeployRequest, apply_deploy
+
     client, service = _service(ctx)
-    try:
-        current: Deployment | None = service.get(name)
-    except DeploymentNotFoundError:
-        current = None
-    if steps is not None and canary is not None:
-        raise InvalidInputError("Give --canary or --steps, not both (--steps starts at its first).")
-    if current is None:
-        if model is None:
-            raise NotFoundError(
-                f"No deployment named {name!r}. Create it with `shipyard deploy {name} --model "
-                "MODEL:VERSION` (that version becomes its primary)."
-            )
-        if canary is not None or steps is not None:
-            raise InvalidInputError(
-                f"Deployment {name!r} does not exist yet; create it with its primary first "
-                f"(`shipyard deploy {name} --model MODEL:VERSION`), then add the canary."
-            )
-        model_name, version = _version(client, model, None)
-        current = service.create(
-            name, model_name, version, force=force, reason=reason, follows=_followed(model)
-        )
-    else:
-        base = current.model
-        if split is not None:
-            current = service.set_split(
-                name, _split(split), sticky_header=sticky_header, force=force, reason=reason
-            )
-        elif model is not None:
-            _, version = _version(client, model, base)
-            if canary is not None or steps is not None:
-                policy = None
-                if steps is not None:
-                    policy = RolloutPolicy(
-                        steps=_steps(steps),
-                        step_seconds=step_seconds
-                        if step_seconds is not None or step_requests is not None
-                        else 300.0,
-                        step_requests=step_requests,
-                        min_requests=min_requests,
-                        max_error_rate=max_error_rate,
-                        max_p99_seconds=None if max_p99_ms is None else max_p99_ms / 1000,
-                        max_accuracy_drop=max_accuracy_drop,
-                    )
-                current = service.set_canary(
-                    name, version, canary, policy=policy, force=force, reason=reason
-                )
-            else:
-                current = service.set_primary(name, version, force=force, reason=reason)
-    if shadow or no_shadows:
-        versions = [] if no_shadows else [_version(client, s, current.model)[1] for s in shadow]
-        current = service.set_shadows(name, versions, reason=reason)
-    _render(current, as_json, service)
+    request = DeployRequest(
+        model=model,
+        canary=canary,
+        steps=None if steps is None else _steps(steps),
+        step_seconds=step_seconds,
+        step_requests=step_requests,
+        min_requests=min_requests,
+        max_error_rate=max_error_rate,
+        max_p99_seconds=None if max_p99_ms is None else max_p99_ms / 1000,
+        max_accuracy_drop=max_accuracy_drop,
+        split=None if split is None else _split(split),
+        sticky_header=sticky_header,
+        shadows=tuple(shadow),
+        no_shadows=no_shadows,
+        force=force,
+        reason=reason,
+    )
+    _render(apply_deploy(service, client.registry.resolve, name, request), as_json, service)
 
 
 @app.command("status")
