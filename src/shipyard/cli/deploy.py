@@ -30,6 +30,7 @@ from typing import Any
 
 import typer
 from rich.console import Group
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from shipyard.cli._common import (
@@ -238,7 +239,9 @@ def watch_command(
     )
     while True:
         verdict = controller.evaluate(name)
-        err_console.print(f"{when(_now())} {name}: {verdict.action}: {verdict.reason}")
+        err_console.print(
+            f"{when(_now())} {name}: {verdict.action}: {verdict.reason}", markup=False
+        )
         if once:
             return
         time.sleep(interval)
@@ -282,7 +285,7 @@ def ab_report_command(
         "labelled", "accuracy", "p acc", "p err", "p latency",
     ]  # fmt: skip
     console.print(table(f"A/B report: {name} ({report.since})", columns, rows))
-    console.print(f"Verdict: {report.verdict}", highlight=False)
+    console.print(f"Verdict: {report.verdict}", highlight=False, markup=False)
 
 
 @app.command("shadow-report")
@@ -301,7 +304,7 @@ def shadow_report_command(
         print_json([report_to_dict(r) for r in reports])
         return
     if not reports:
-        console.print(f"Deployment {name!r} has no shadows and none were logged.")
+        console.print(f"Deployment {name!r} has no shadows and none were logged.", markup=False)
         return
     for r in reports:
         console.print(
@@ -323,11 +326,13 @@ def shadow_report_command(
                 "largest class-probability gap per row: "
                 + ", ".join(f"{k} {v:.3g}" for k, v in r.proba_difference.items()),
                 highlight=False,
+                markup=False,
             )
         if r.difference:
             console.print(
                 "shadow - answered: " + ", ".join(f"{k} {v:.4g}" for k, v in r.difference.items()),
                 highlight=False,
+                markup=False,
             )
 
 
@@ -475,15 +480,16 @@ def _render(d: Deployment, as_json: bool, service: Deployments, *, details: bool
             f"follows {d.model}@{d.follows}: promotions and rollbacks move it to the primary"
         )
     if alias_gap is not None:
-        parts.append(f"[bold yellow]warning:[/] {alias_gap}.")
+        parts.append(f"[bold yellow]warning:[/] {escape(alias_gap)}.")
     if unserved is not None:
-        parts.append(f"[bold yellow]warning:[/] {unserved}.")
+        parts.append(f"[bold yellow]warning:[/] {escape(unserved)}.")
     if workers:
         synced = sum(w.revision == d.revision for w in workers)
         parts.append(
             f"workers: {synced}/{len(workers)} at revision {d.revision} ("
             + ", ".join(
-                f"{w.worker}@{w.revision} seen {(_now() - w.seen_at).total_seconds():.0f} s ago"
+                f"{escape(w.worker)}@{w.revision} seen "
+                f"{(_now() - w.seen_at).total_seconds():.0f} s ago"
                 for w in workers
             )
             + ")"

@@ -8,6 +8,7 @@ cron can gate on it.
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from shipyard._client import Shipyard
 from shipyard.cli._common import JsonOption, console, err_console, get_client, print_json, table
@@ -66,10 +67,11 @@ def feedback_command(
     console.print(
         f"Accepted {result.accepted} label(s) from {file}: "
         f"{result.accepted - result.n_unknown} matched a logged prediction, "
-        f"{result.n_unknown} unknown request id(s), {result.duplicates} duplicate(s)."
+        f"{result.n_unknown} unknown request id(s), {result.duplicates} duplicate(s).",
+        markup=False,
     )
     if result.unknown_ids:
-        shown = ", ".join(result.unknown_ids[:_SHOW_UNKNOWN])
+        shown = escape(", ".join(result.unknown_ids[:_SHOW_UNKNOWN]))
         more = f" and {result.n_unknown - _SHOW_UNKNOWN} more" if result.n_unknown > 10 else ""
         err_console.print(
             f"[yellow]Unknown request ids[/] (stored; they join if their predictions "
@@ -255,13 +257,13 @@ def _render(
         highlight=False,
     )
     for note in report.notes:
-        console.print(f"[dim]{note}[/]", highlight=False)
+        console.print(f"[dim]{escape(note)}[/]", highlight=False)
     if verdict is None:
-        console.print(f"Verdict: not judged. {why_not}", highlight=False)
+        console.print(f"Verdict: not judged. {why_not}", highlight=False, markup=False)
     elif verdict.flagged:
-        console.print(f"[bold red]Degraded:[/] {verdict.reason}", highlight=False)
+        console.print(f"[bold red]Degraded:[/] {escape(verdict.reason)}", highlight=False)
     else:
-        console.print(f"[green]Healthy:[/] {verdict.reason}", highlight=False)
+        console.print(f"[green]Healthy:[/] {escape(verdict.reason)}", highlight=False)
 
 
 __all__ = ["app"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from shipyard.cli._common import JsonOption, console, get_client, print_json, table
 from shipyard.store.validation_store import ValidationStore
@@ -56,7 +57,9 @@ def data(
         print_json({"model": version.ref, "file": str(path), **result.to_dict()})
     else:
         style = "red" if not result.passed else "yellow" if result.violations else "green"
-        console.print(f"[bold {style}]{version.ref}: {result.summary()}[/]", highlight=False)
+        console.print(
+            f"[bold {style}]{version.ref}: {escape(result.summary())}[/]", highlight=False
+        )
         if result.violations:
             rows = [
                 [
@@ -73,7 +76,7 @@ def data(
             columns = ["column", "severity", "expectation", "expected", "failing", "rows", "values"]
             console.print(table("Violations", columns, rows))
         if report is not None:
-            console.print(f"report: {report}")
+            console.print(f"report: {report}", markup=False)
     if not result.passed:
         raise typer.Exit(1)
 
@@ -137,7 +140,7 @@ def model(
         )
     else:
         style = "green" if report.passed else "red"
-        console.print(f"[bold {style}]{report.summary()}[/]", highlight=False)
+        console.print(f"[bold {style}]{escape(report.summary())}[/]", highlight=False)
         metrics = sorted(set(report.candidate_metrics) | set(report.champion_metrics))
         rows = [
             [m, _fmt(report.candidate_metrics.get(m)), _fmt(report.champion_metrics.get(m))]
@@ -185,7 +188,8 @@ def contract(
             client.metadata, version, import_path, actor=actor, reason=reason
         )
         console.print(
-            f"{version.ref}: contract revision {record.revision} imported from {import_path}"
+            f"{version.ref}: contract revision {record.revision} imported from {import_path}",
+            markup=False,
         )
         return
     if infer_path is not None:
@@ -193,14 +197,15 @@ def contract(
             client.metadata, version, service.read_data(client, infer_path), actor=actor
         )
         console.print(
-            f"{version.ref}: contract revision {record.revision} inferred from {infer_path}"
+            f"{version.ref}: contract revision {record.revision} inferred from {infer_path}",
+            markup=False,
         )
         return
     current = service.get_contract(client.metadata, version)
     text = export_contract(current, export, name=version.ref)
     if output is not None:
         output.write_text(text, encoding="utf-8")
-        console.print(f"{version.ref}: contract written to {output} ({export})")
+        console.print(f"{version.ref}: contract written to {output} ({export})", markup=False)
     else:
         typer.echo(text, nl=False)
 
