@@ -161,8 +161,9 @@ def score_file(
 ) -> BatchSummary:
     """Score every row of ``source`` with ``model`` and write the results to ``sink``.
 
-    ``source`` and ``sink`` are paths (Parquet or CSV, by extension; ``output_format``
-    overrides the sink's) or :class:`ChunkSource`/:class:`ChunkSink` objects.
+    ``source`` is a table location (any format :mod:`shipyard.tables` reads) or a
+    :class:`ChunkSource`; ``sink`` a path (Parquet or CSV, by extension;
+    ``output_format`` overrides it) or a :class:`ChunkSink`.
     Rows breaking the signature go to ``rejects`` (same kinds, with a
     ``reject_reason`` column) and to the summary; with ``strict=True`` the first
     one raises :class:`SchemaError` naming its row, column and expected type, and
