@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -322,9 +323,13 @@ class JsonArraySource(_FileSource):
     _format = "json"
 
     def _frame(self) -> pd.DataFrame:
-        from shipyard.tables.frames import read_table
-
-        return read_table(self.location, storage_options=self.storage_options)
+        with self._open() as handle:
+            try:
+                return parse_json(handle.read(), kind=self.location.format)
+            except READ_ERRORS as exc:
+                raise table_error(
+                    self.location.describe(), f"not a readable JSON file: {exc}"
+                ) from exc
 
     def columns(self) -> list[str]:
         return [str(c) for c in self._frame().columns]
@@ -337,6 +342,23 @@ class JsonArraySource(_FileSource):
         frame = self._frame().reindex(columns=list(columns))
         for start in range(0, len(frame), chunk_size):
             yield frame.iloc[start : start + chunk_size].reset_index(drop=True)
+
+
+def parse_json(data: bytes, *, kind: str, dtype: dict[str, Any] | None = None) -> pd.DataFrame:
+    """A JSON lines (``kind="jsonl"``) or ``.json`` file's bytes as a frame.
+
+    A ``.json`` file holding an array of records is read as such, else as one
+    object per line. Raises ValueError on damaged or empty input.
+
+    Example:
+        >>> parse_json(b'[{"x": 1}, {"x": 2}]', kind="json")["x"].tolist()
+        [1, 2]
+    """
+    if not data.strip():
+        # pandas reads an empty JSON lines file as a table of nothing; say so instead.
+        raise ValueError("the file is empty")
+    lines = kind == "jsonl" or not data.lstrip().startswith(b"[")
+    return pd.read_json(io.BytesIO(data), lines=lines, dtype=dtype if dtype else True)
 
 
 class SqlSource:
@@ -463,6 +485,7 @@ __all__ = [
     "ParquetSource",
     "SqlSource",
     "open_source",
+    "parse_json",
     "rechunk",
     "to_frame",
 ]

@@ -11,13 +11,13 @@ here: a whole table is in hand, so one odd value does not stop a stream.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Collection
 from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
 
+from shipyard.tables.chunks import SqlSource, parse_json
 from shipyard.tables.files import READ_ERRORS, open_file
 from shipyard.tables.locations import TableLocation, locate, table_error
 
@@ -65,18 +65,10 @@ def _parse(where: TableLocation, handle: IO[bytes], *, dtype: dict[str, Any] | N
         return pd.read_parquet(handle)
     if kind in ("csv", "tsv"):
         return pd.read_csv(handle, sep="\t" if kind == "tsv" else ",", dtype=dtype)
-    data = handle.read()
-    if not data.strip():
-        # pandas reads an empty JSON lines file as a table of nothing; say so instead.
-        raise ValueError("the file is empty")
-    # A .json file holding an array of records is read as such; else one object per line.
-    lines = kind == "jsonl" or not data.lstrip().startswith(b"[")
-    return pd.read_json(io.BytesIO(data), lines=lines, dtype=dtype if dtype else True)
+    return parse_json(handle.read(), kind=kind, dtype=dtype)
 
 
 def _read_sql(where: TableLocation) -> pd.DataFrame:
-    from shipyard.tables.chunks import SqlSource
-
     source = SqlSource(where.path, table=where.table, query=where.query)
     columns = source.columns()
     frames = list(source.chunks(columns, _SQL_FETCH_ROWS))
