@@ -16,6 +16,7 @@ that met them (``raise ... from exc``).
     │   └── ArtifactNotFoundError
     ├── InvalidInputError           user input that breaks a rule (a 4xx)
     │   ├── InvalidReferenceError   a model reference that does not parse
+    │   ├── TableError              a table (file, s3:// object, SQL) that cannot be read
     │   └── SchemaError             data that does not match a signature
     │       └── UnscorableInputError  right types, but the model cannot score it
     ├── ConflictError               already exists / changed concurrently
@@ -74,6 +75,14 @@ class InvalidInputError(ShipyardError):
 
 class InvalidReferenceError(InvalidInputError):
     """A model reference such as ``iris@staging`` does not parse."""
+
+
+class TableError(InvalidInputError):
+    """A table cannot be read: missing, of a format Shipyard does not read, or damaged.
+
+    The message names the table and ends with the formats Shipyard reads, so
+    every command that takes a table answers a bad one the same way.
+    """
 
 
 class SchemaError(InvalidInputError):

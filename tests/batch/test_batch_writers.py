@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shipyard.batch.writers import CsvSink, ParquetSink, _host, open_sink
+from shipyard.batch.writers import CsvSink, ParquetSink, _host, format_of, open_sink
 from shipyard.errors import InvalidInputError, StoreError
 
 
@@ -87,3 +87,14 @@ def test_stale_temp_files_are_removed_only_when_provably_shipyards_and_dead(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [other_host.name, foreign.name, "first.csv", "second.csv"]
     )
+
+
+def test_format_comes_from_the_extension_or_the_override():
+    assert format_of("a/b.parquet") == "parquet"
+    assert format_of("b.PQ") == "parquet"
+    assert format_of("b.csv") == "csv"
+    assert format_of("b.txt", "CSV") == "csv"
+    with pytest.raises(InvalidInputError, match=r"extension '\.txt'.*--format parquet\|csv"):
+        format_of("b.txt")
+    with pytest.raises(InvalidInputError, match="Unknown output format 'json'"):
+        format_of("b.csv", "json")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from shipyard.errors import ConfigError, InvalidInputError
+from shipyard.errors import ConfigError, InvalidInputError, TableError
 from shipyard.loop.config import DataSource
 from shipyard.loop.examples import iris_frame, train_iris
 from shipyard.loop.pipelines import (
@@ -101,7 +101,7 @@ def test_folders_tables_and_row_counts(tmp_path: Path) -> None:
         iris_frame().to_sql("iris", conn, index=False)
     table = DataSource(table="iris", url=f"sqlite:///{db}")
     assert len(read_source(table)) == count_rows(table) == 150
-    with pytest.raises(InvalidInputError, match="Cannot read table"):
+    with pytest.raises(TableError, match="Cannot read the table 'nope' in sqlite"):
         read_source(DataSource(table="nope", url=f"sqlite:///{db}"))
     with pytest.raises(InvalidInputError, match="does not exist"):
         count_rows(DataSource(path=str(tmp_path / "missing.csv")))

@@ -233,7 +233,8 @@ def test_file_errors_name_the_file_column_and_line(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"ids.csv: missing column\(s\) \['label'\]"):
         read_feedback_file(no_label)
 
-    with pytest.raises(InvalidInputError, match=r"unknown file type '\.xlsx'"):
+    bad_type = r"labels\.xlsx'.*extension '\.xlsx'.*Shipyard reads CSV"
+    with pytest.raises(InvalidInputError, match=bad_type):
         read_feedback_file(tmp_path / "labels.xlsx")
     with pytest.raises(InvalidInputError, match="no such file"):
         read_feedback_file(tmp_path / "missing.csv")

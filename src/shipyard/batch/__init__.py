@@ -1,11 +1,12 @@
 """Batch scoring: large files and tables, streamed in chunks through a registered model.
 
+The sources are :mod:`shipyard.tables`' chunked readers (re-exported here).
+
 Example:
     >>> from shipyard.batch import score_file
     >>> summary = score_file(model, "rows.parquet", "scores.parquet")  # doctest: +SKIP
 """
 
-from shipyard.batch.readers import ChunkSource, CsvSource, ParquetSource, SqlSource, open_source
 from shipyard.batch.scorer import (
     DEFAULT_CHUNK_SIZE,
     BatchSummary,
@@ -14,6 +15,7 @@ from shipyard.batch.scorer import (
     score_file,
 )
 from shipyard.batch.writers import ChunkSink, CsvSink, ParquetSink, open_sink
+from shipyard.tables import ChunkSource, CsvSource, ParquetSource, SqlSource, open_source
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",

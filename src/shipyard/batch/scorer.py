@@ -40,12 +40,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shipyard.batch.pipeline import BackgroundWriter, prefetch
-from shipyard.batch.readers import ChunkSource, open_source
 from shipyard.batch.validate import ChunkCheck, check_chunk
 from shipyard.batch.writers import ChunkSink, open_sink
 from shipyard.clock import SYSTEM_CLOCK, Clock
 from shipyard.errors import InvalidInputError, SchemaError, UnscorableInputError
 from shipyard.registry.signature import Signature
+from shipyard.tables import ChunkSource, open_source
 
 DEFAULT_CHUNK_SIZE = 100_000
 #: How many rejects the summary keeps in memory; all of them go to the rejects file.
@@ -162,8 +162,9 @@ def score_file(
 ) -> BatchSummary:
     """Score every row of ``source`` with ``model`` and write the results to ``sink``.
 
-    ``source`` and ``sink`` are paths (Parquet or CSV, by extension; ``output_format``
-    overrides the sink's) or :class:`ChunkSource`/:class:`ChunkSink` objects.
+    ``source`` is a table location (any format :mod:`shipyard.tables` reads) or a
+    :class:`ChunkSource`; ``sink`` a path (Parquet or CSV, by extension;
+    ``output_format`` overrides it) or a :class:`ChunkSink`.
     Rows breaking the signature go to ``rejects`` (same kinds, with a
     ``reject_reason`` column) and to the summary; with ``strict=True`` the first
     one raises :class:`SchemaError` naming its row, column and expected type, and

@@ -43,7 +43,6 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from shipyard.batch.readers import format_of
 from shipyard.errors import InvalidInputError, StoreError
 
 
@@ -345,6 +344,34 @@ def _csv_text(rows: Any) -> bytes:
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(rows)
     return out.getvalue().encode("utf-8")
+
+
+#: Output formats, by extension.
+OUTPUT_FORMATS = ("parquet", "csv")
+_EXTENSIONS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+
+
+def format_of(path: str | Path, override: str | None = None) -> str:
+    """``"parquet"`` or ``"csv"`` for an output: ``override`` if given, else the extension.
+
+    Example:
+        >>> format_of("out/scores.parquet")
+        'parquet'
+    """
+    if override is not None:
+        fmt = override.lower()
+        if fmt not in OUTPUT_FORMATS:
+            raise InvalidInputError(
+                f"Unknown output format {override!r}; expected one of {OUTPUT_FORMATS}."
+            )
+        return fmt
+    suffix = Path(path).suffix.lower()
+    if suffix not in _EXTENSIONS:
+        raise InvalidInputError(
+            f"Cannot tell the output format of {str(path)!r} from its extension "
+            f"{suffix or '(none)'!r}; name it .parquet or .csv, or pass --format parquet|csv."
+        )
+    return _EXTENSIONS[suffix]
 
 
 def open_sink(path: str | Path, *, fmt: str | None = None) -> ParquetSink | CsvSink:

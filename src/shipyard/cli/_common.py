@@ -107,8 +107,12 @@ class FoldingTable:
         self.columns = columns
         self.rows = [[Text("-" if cell is None else str(cell)) for cell in row] for row in rows]
 
+    def _title(self) -> Text | None:
+        # A title names user things ("Versions of x", "A/B report: web"): text, not markup.
+        return None if self.title is None else Text(self.title, style="table.title")
+
     def _table(self, widths: list[int] | None = None) -> Table:
-        out = Table(title=self.title, title_justify="left", header_style="bold")
+        out = Table(title=self._title(), title_justify="left", header_style="bold")
         for i, column in enumerate(self.columns):
             out.add_column(Text(column), width=None if widths is None else widths[i])
         for row in self.rows:
@@ -139,7 +143,7 @@ class FoldingTable:
 
     def _folded(self) -> Table:
         out = Table(
-            title=self.title,
+            title=self._title(),
             title_justify="left",
             show_header=False,
             box=box.SIMPLE,

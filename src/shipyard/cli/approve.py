@@ -8,6 +8,7 @@ the approvals table and the audit log. ``shipyard validate policy
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from shipyard.cli._common import JsonOption, console, get_client, print_json
 from shipyard.validation.approvals import ApprovalStatus, approve, reject
@@ -66,4 +67,7 @@ def _render(ref: str, what: str, actor: str, status: ApprovalStatus, as_json: bo
         )
         return
     ready = "[green]ready for production[/]" if status.satisfied else "[yellow]not yet[/]"
-    console.print(f"{ref} {what} by {actor}: {status.describe()}; {ready}", highlight=False)
+    console.print(
+        f"{escape(ref)} {what} by {escape(actor)}: {escape(status.describe())}; {ready}",
+        highlight=False,
+    )

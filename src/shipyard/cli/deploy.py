@@ -30,6 +30,7 @@ from typing import Any
 
 import typer
 from rich.console import Group
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from shipyard.cli._common import (
@@ -41,10 +42,9 @@ from shipyard.cli._common import (
     table,
     when,
 )
-from shipyard.errors import InvalidInputError, NotFoundError
-from shipyard.rollout.records import Deployment, RolloutPolicy
+from shipyard.errors import InvalidInputError
+from shipyard.rollout.records import Deployment
 from shipyard.rollout.service import Deployments
-from shipyard.store.rollout_records import DeploymentNotFoundError
 
 
 class DeployGroup(TyperGroup):
@@ -67,26 +67,6 @@ app = typer.Typer(
 def _service(ctx: typer.Context) -> tuple[Any, Deployments]:
     client = get_client(ctx)
     return client, client.deployments
-
-
-def _version(client: Any, ref: str, model: str | None) -> tuple[str, int]:
-    version = client.registry.resolve(ref)
-    if model is not None and version.model != model:
-        raise InvalidInputError(
-            f"{version.ref} is a version of {version.model!r}, but this deployment serves "
-            f"{model!r}; a deployment's variants are versions of one model."
-        )
-    return version.model, version.version
-
-
-def _followed(ref: str) -> str | None:
-    """The alias a reference names (``iris`` -> production), if it is one that can move."""
-    from shipyard.registry.refs import RESERVED_ALIAS, parse_ref
-
-    parsed = parse_ref(ref)
-    if parsed.version is not None or parsed.alias is None or RESERVED_ALIAS.match(parsed.alias):
-        return None
-    return parsed.alias
 
 
 def _split(text: str) -> dict[int, float]:
@@ -156,59 +136,27 @@ def set_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Create deployment NAME or change its traffic (one change, one transaction)."""
+    from shipyard.rollout.changes import DeployRequest, apply_deploy
+
     client, service = _service(ctx)
-    try:
-        current: Deployment | None = service.get(name)
-    except DeploymentNotFoundError:
-        current = None
-    if steps is not None and canary is not None:
-        raise InvalidInputError("Give --canary or --steps, not both (--steps starts at its first).")
-    if current is None:
-        if model is None:
-            raise NotFoundError(
-                f"No deployment named {name!r}. Create it with `shipyard deploy {name} --model "
-                "MODEL:VERSION` (that version becomes its primary)."
-            )
-        if canary is not None or steps is not None:
-            raise InvalidInputError(
-                f"Deployment {name!r} does not exist yet; create it with its primary first "
-                f"(`shipyard deploy {name} --model MODEL:VERSION`), then add the canary."
-            )
-        model_name, version = _version(client, model, None)
-        current = service.create(
-            name, model_name, version, force=force, reason=reason, follows=_followed(model)
-        )
-    else:
-        base = current.model
-        if split is not None:
-            current = service.set_split(
-                name, _split(split), sticky_header=sticky_header, force=force, reason=reason
-            )
-        elif model is not None:
-            _, version = _version(client, model, base)
-            if canary is not None or steps is not None:
-                policy = None
-                if steps is not None:
-                    policy = RolloutPolicy(
-                        steps=_steps(steps),
-                        step_seconds=step_seconds
-                        if step_seconds is not None or step_requests is not None
-                        else 300.0,
-                        step_requests=step_requests,
-                        min_requests=min_requests,
-                        max_error_rate=max_error_rate,
-                        max_p99_seconds=None if max_p99_ms is None else max_p99_ms / 1000,
-                        max_accuracy_drop=max_accuracy_drop,
-                    )
-                current = service.set_canary(
-                    name, version, canary, policy=policy, force=force, reason=reason
-                )
-            else:
-                current = service.set_primary(name, version, force=force, reason=reason)
-    if shadow or no_shadows:
-        versions = [] if no_shadows else [_version(client, s, current.model)[1] for s in shadow]
-        current = service.set_shadows(name, versions, reason=reason)
-    _render(current, as_json, service)
+    request = DeployRequest(
+        model=model,
+        canary=canary,
+        steps=None if steps is None else _steps(steps),
+        step_seconds=step_seconds,
+        step_requests=step_requests,
+        min_requests=min_requests,
+        max_error_rate=max_error_rate,
+        max_p99_seconds=None if max_p99_ms is None else max_p99_ms / 1000,
+        max_accuracy_drop=max_accuracy_drop,
+        split=None if split is None else _split(split),
+        sticky_header=sticky_header,
+        shadows=tuple(shadow),
+        no_shadows=no_shadows,
+        force=force,
+        reason=reason,
+    )
+    _render(apply_deploy(service, client.registry.resolve, name, request), as_json, service)
 
 
 @app.command("status")
@@ -291,7 +239,9 @@ def watch_command(
     )
     while True:
         verdict = controller.evaluate(name)
-        err_console.print(f"{when(_now())} {name}: {verdict.action}: {verdict.reason}")
+        err_console.print(
+            f"{when(_now())} {name}: {verdict.action}: {verdict.reason}", markup=False
+        )
         if once:
             return
         time.sleep(interval)
@@ -335,7 +285,7 @@ def ab_report_command(
         "labelled", "accuracy", "p acc", "p err", "p latency",
     ]  # fmt: skip
     console.print(table(f"A/B report: {name} ({report.since})", columns, rows))
-    console.print(f"Verdict: {report.verdict}", highlight=False)
+    console.print(f"Verdict: {report.verdict}", highlight=False, markup=False)
 
 
 @app.command("shadow-report")
@@ -354,7 +304,7 @@ def shadow_report_command(
         print_json([report_to_dict(r) for r in reports])
         return
     if not reports:
-        console.print(f"Deployment {name!r} has no shadows and none were logged.")
+        console.print(f"Deployment {name!r} has no shadows and none were logged.", markup=False)
         return
     for r in reports:
         console.print(
@@ -376,11 +326,13 @@ def shadow_report_command(
                 "largest class-probability gap per row: "
                 + ", ".join(f"{k} {v:.3g}" for k, v in r.proba_difference.items()),
                 highlight=False,
+                markup=False,
             )
         if r.difference:
             console.print(
                 "shadow - answered: " + ", ".join(f"{k} {v:.4g}" for k, v in r.difference.items()),
                 highlight=False,
+                markup=False,
             )
 
 
@@ -528,15 +480,16 @@ def _render(d: Deployment, as_json: bool, service: Deployments, *, details: bool
             f"follows {d.model}@{d.follows}: promotions and rollbacks move it to the primary"
         )
     if alias_gap is not None:
-        parts.append(f"[bold yellow]warning:[/] {alias_gap}.")
+        parts.append(f"[bold yellow]warning:[/] {escape(alias_gap)}.")
     if unserved is not None:
-        parts.append(f"[bold yellow]warning:[/] {unserved}.")
+        parts.append(f"[bold yellow]warning:[/] {escape(unserved)}.")
     if workers:
         synced = sum(w.revision == d.revision for w in workers)
         parts.append(
             f"workers: {synced}/{len(workers)} at revision {d.revision} ("
             + ", ".join(
-                f"{w.worker}@{w.revision} seen {(_now() - w.seen_at).total_seconds():.0f} s ago"
+                f"{escape(w.worker)}@{w.revision} seen "
+                f"{(_now() - w.seen_at).total_seconds():.0f} s ago"
                 for w in workers
             )
             + ")"

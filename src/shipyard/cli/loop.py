@@ -22,6 +22,7 @@ from types import FrameType
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from shipyard.cli._common import JsonOption, console, err_console, get_client, print_json, when
 from shipyard.errors import InvalidReferenceError
@@ -77,12 +78,13 @@ def _run_json(run: LoopRun) -> dict[str, Any]:
 
 def _print_ticks(ticks: list[ModelTick]) -> None:
     for tick in ticks:
-        console.print(f"[bold]{tick.model}[/]: {tick.summary().split(': ', 1)[1]}", highlight=False)
+        summary = escape(tick.summary().split(": ", 1)[1])
+        console.print(f"[bold]{tick.model}[/]: {summary}", highlight=False)
         for verdict in tick.verdicts:
             mark = "[green]fired[/]" if verdict.fired else "[dim]-[/]"
-            console.print(f"  {verdict.kind:<12} {mark} {verdict.reason}", highlight=False)
+            console.print(f"  {verdict.kind:<12} {mark} {escape(verdict.reason)}", highlight=False)
         for error in tick.errors:
-            err_console.print(f"  [red]error:[/] {error}", highlight=False)
+            err_console.print(f"  [red]error:[/] {escape(str(error))}", highlight=False)
 
 
 def _failed(ticks: list[ModelTick]) -> bool:
@@ -153,7 +155,9 @@ def trigger_command(
     run = _controller(ctx, config).trigger(model, reason=reason)
     if isinstance(run, ClaimRefused):
         err_console.print(
-            f"{model}: {run.describe()}; see `shipyard loop history {model}`.", highlight=False
+            f"{model}: {run.describe()}; see `shipyard loop history {model}`.",
+            highlight=False,
+            markup=False,
         )
         raise typer.Exit(code=1)
     if as_json:
@@ -215,15 +219,17 @@ def _print_run(run: LoopRun, *, full: bool) -> None:
     status = f"[{color.get(run.status, 'cyan')}]{run.status}[/]"
     console.print(
         f"[bold]run {run.id}[/] {run.model} {status} - {run.trigger_kind} "
-        f"({run.trigger_key}) at {when(run.created_at)} by {run.claimed_by}",
+        f"({escape(run.trigger_key)}) at {when(run.created_at)} by {escape(run.claimed_by)}",
         highlight=False,
     )
-    console.print(f"  trigger: {run.reason}", highlight=False)
+    console.print(f"  trigger: {run.reason}", highlight=False, markup=False)
     if run.message:
-        console.print(f"  result:  {run.message}", highlight=False)
+        console.print(f"  result:  {run.message}", highlight=False, markup=False)
     for step in run.steps:
         console.print(
-            f"  {step.name:<14} {step.status:<9} {step.duration_s:8.3f} s", highlight=False
+            f"  {step.name:<14} {step.status:<9} {step.duration_s:8.3f} s",
+            highlight=False,
+            markup=False,
         )
         console.print(f"      in:  {_short(step.inputs, full)}", highlight=False, markup=False)
         console.print(f"      out: {_short(step.outputs, full)}", highlight=False, markup=False)

@@ -165,7 +165,10 @@ def _serve() -> Loaded:
     return serve_command
 
 
-@command("predict", "Score a Parquet/CSV file or a SQL table with a registered model, in chunks.")
+@command(
+    "predict",
+    "Score a Parquet/CSV/JSON lines file or a SQL table with a registered model, in chunks.",
+)
 def _predict() -> Loaded:
     from shipyard.cli.predict import predict_command
 
@@ -181,10 +184,9 @@ def _optimize() -> Loaded:
 
 @command("drift", "Test every column of CURRENT against REFERENCE; exit 3 if the dataset drifted.")
 def _drift() -> Loaded:
-    from shipyard.cli.drift import make_drift_command
-    from shipyard.cli.drift_registry import load_logged_window, load_model_reference
+    from shipyard.cli.drift import drift_command
 
-    return make_drift_command(load_model_reference, load_logged_window)
+    return drift_command
 
 
 @command("approve", "Approve a model version for production.")

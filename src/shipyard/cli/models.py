@@ -88,7 +88,8 @@ def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
         f"[bold]{version.ref}[/]  ({version.status})  aliases: {', '.join(version.aliases) or '-'}"
     )
     console.print(
-        f"flavor: {manifest.flavor}   created: {when(version.created_at)} by {version.created_by}"
+        f"flavor: {manifest.flavor}   created: {when(version.created_at)} by {version.created_by}",
+        markup=False,
     )
     description = manifest.description or version.description
     if description:
@@ -101,7 +102,8 @@ def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
         fp = version.data_fingerprint
         console.print(
             f"training data: {fp.get('n_rows')} rows, hash {str(fp.get('content_hash'))[:16]}…"
-            + (f", from {fp['source']}" if fp.get("source") else "")
+            + (f", from {fp['source']}" if fp.get("source") else ""),
+            markup=False,
         )
     signature = manifest.signature
     rows = [
@@ -118,7 +120,8 @@ def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
     classes = output.get("classes")
     console.print(
         f"output: {output.get('task', '?')} ({output.get('dtype', '?')})"
-        + (f", classes {list(classes)}" if classes else "")
+        + (f", classes {list(classes)}" if classes else ""),
+        markup=False,
     )
     if manifest.metrics:
         metrics = [[k, f"{v:.6g}"] for k, v in sorted(manifest.metrics.items())]
@@ -128,10 +131,10 @@ def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
         console.print(table("Params", ["param", "value"], params))
     env = manifest.environment
     packages = ", ".join(f"{k}=={v}" for k, v in sorted(env.get("packages", {}).items()))
-    console.print(f"environment: Python {env.get('python')}; {packages}")
+    console.print(f"environment: Python {env.get('python')}; {packages}", markup=False)
     console.print(f"files: {len(manifest.files)}, each checked against its SHA-256 on load")
-    for line in describe_validation(client.validation, version):
-        console.print(line)
+    for line in describe_validation(client.validation, version):  # holds reviewers' comments
+        console.print(line, markup=False, highlight=False)
     for line in describe_optimization(registry, version):  # ONNX runtime or why not
         console.print(line, markup=False, highlight=False)
     aliases = ", ".join(f"{a} -> {model.name}:{v}" for a, v in sorted(model.aliases.items()))
@@ -220,5 +223,5 @@ def import_mlflow(
     if as_json:
         print_json(version)
         return
-    console.print(f"Imported {path} as {version.ref}")
+    console.print(f"Imported {path} as {version.ref}", markup=False)
     console.print(f"Next: shipyard models show {version.ref}")

@@ -7,9 +7,8 @@ cron can gate on it.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
+from rich.markup import escape
 
 from shipyard._client import Shipyard
 from shipyard.cli._common import JsonOption, console, err_console, get_client, print_json, table
@@ -38,8 +37,11 @@ _SHOW_UNKNOWN = 10
 @app.command("feedback")
 def feedback_command(
     ctx: typer.Context,
-    file: Path = typer.Argument(
-        ..., help="CSV, Parquet or JSON Lines: request_id,label[,timestamp]"
+    file: str = typer.Argument(
+        ...,
+        metavar="TABLE",
+        help="CSV, Parquet or JSON lines file (also .gz, s3://) or URL#TABLE with "
+        "request_id,label[,timestamp][,row].",
     ),
     model: str | None = typer.Option(
         None, "--model", "-m", help="Model the labels are for (default: found by request id)."
@@ -47,8 +49,10 @@ def feedback_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Store late-arriving labels; they join the logged predictions by request id."""
+    from shipyard.tables import storage_options
+
     client = get_client(ctx)
-    labels = read_feedback_file(file)
+    labels = read_feedback_file(file, storage_options=storage_options(client.settings))
     result = record_feedback(client.prediction_log, labels, model=model)
     if as_json:
         print_json(
@@ -63,10 +67,11 @@ def feedback_command(
     console.print(
         f"Accepted {result.accepted} label(s) from {file}: "
         f"{result.accepted - result.n_unknown} matched a logged prediction, "
-        f"{result.n_unknown} unknown request id(s), {result.duplicates} duplicate(s)."
+        f"{result.n_unknown} unknown request id(s), {result.duplicates} duplicate(s).",
+        markup=False,
     )
     if result.unknown_ids:
-        shown = ", ".join(result.unknown_ids[:_SHOW_UNKNOWN])
+        shown = escape(", ".join(result.unknown_ids[:_SHOW_UNKNOWN]))
         more = f" and {result.n_unknown - _SHOW_UNKNOWN} more" if result.n_unknown > 10 else ""
         err_console.print(
             f"[yellow]Unknown request ids[/] (stored; they join if their predictions "
@@ -252,13 +257,13 @@ def _render(
         highlight=False,
     )
     for note in report.notes:
-        console.print(f"[dim]{note}[/]", highlight=False)
+        console.print(f"[dim]{escape(note)}[/]", highlight=False)
     if verdict is None:
-        console.print(f"Verdict: not judged. {why_not}", highlight=False)
+        console.print(f"Verdict: not judged. {why_not}", highlight=False, markup=False)
     elif verdict.flagged:
-        console.print(f"[bold red]Degraded:[/] {verdict.reason}", highlight=False)
+        console.print(f"[bold red]Degraded:[/] {escape(verdict.reason)}", highlight=False)
     else:
-        console.print(f"[green]Healthy:[/] {verdict.reason}", highlight=False)
+        console.print(f"[green]Healthy:[/] {escape(verdict.reason)}", highlight=False)
 
 
 __all__ = ["app"]

@@ -13,6 +13,7 @@ agreement with the original (the original keeps serving), as for any error.
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from shipyard.cli._common import JsonOption, console, err_console, get_client, print_json
 from shipyard.registry.optimize import DEFAULT_ATOL, DISAGREES, optimize_version
@@ -45,7 +46,7 @@ def optimize_command(
         print_json(outcome)
     elif outcome.verified:
         console.print(
-            f"{outcome.ref}: [green]verified[/] ({outcome.converter}): {outcome.detail}. "
+            f"{outcome.ref}: [green]verified[/] ({outcome.converter}): {escape(outcome.detail)}. "
             "Servers loading it now answer with onnxruntime.",
             highlight=False,
             soft_wrap=True,
@@ -62,7 +63,7 @@ def optimize_command(
             detail = outcome.detail.removeprefix("conversion failed: ")
             what = f"ONNX conversion failed: {detail}"
         err_console.print(
-            f"[bold red]Error:[/] {outcome.ref}: {what}. Servers keep answering with the "
+            f"[bold red]Error:[/] {outcome.ref}: {escape(what)}. Servers keep answering with the "
             f"original model ({runtime}); `shipyard models show {outcome.ref}` shows why.",
             highlight=False,
             soft_wrap=True,

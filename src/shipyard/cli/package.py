@@ -79,7 +79,10 @@ def package_command(
     if as_json:
         print_json({"ref": version.ref, "out": out, "files": written, "extras": extras})
         return
-    console.print(f"Wrote a build context for {version.ref} to {out}:")
+    console.print(f"Wrote a build context for {version.ref} to {out}:", markup=False)
     for path in written:
-        console.print(f"  {path}")
-    console.print(f"Next: docker build -t {image} {out} && kubectl apply -f {out}/kubernetes.yaml")
+        console.print(f"  {path}", markup=False)
+    console.print(
+        f"Next: docker build -t {image} {out} && kubectl apply -f {out}/kubernetes.yaml",
+        markup=False,
+    )

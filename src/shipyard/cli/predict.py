@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.progress import (
@@ -28,13 +29,13 @@ from rich.progress import (
 from rich.table import Table
 
 from shipyard.batch import DEFAULT_CHUNK_SIZE, BatchSummary, score_file
-from shipyard.batch.readers import ChunkSource, SqlSource, open_source
 from shipyard.batch.scorer import ChunkResult, ProgressCallback
 from shipyard.batch.writers import open_sink
 from shipyard.cli._common import console, err_console, get_client, print_json, to_jsonable
 from shipyard.errors import InvalidInputError
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.monitoring.records import PredictionBatch
+from shipyard.tables import ChunkSource, SqlSource, open_source, storage_options
 
 #: How many rejected rows the summary lists; the rejects file holds all of them.
 REJECTS_SHOWN = 10
@@ -43,8 +44,13 @@ REJECTS_SHOWN = 10
 def predict_command(
     ctx: typer.Context,
     ref: str = typer.Argument(..., help="Model reference: iris, iris@staging or iris:3."),
-    input: Path | None = typer.Option(
-        None, "--input", "-i", help="Parquet or CSV file to score (format from the extension)."
+    input: str | None = typer.Option(
+        None,
+        "--input",
+        "-i",
+        metavar="TABLE",
+        help="Table to score: a Parquet, CSV or JSON lines file (format from the extension; "
+        "also .gz and s3://) or a database URL#TABLE / URL#SELECT ....",
     ),
     output: Path = typer.Option(
         ..., "--output", "-o", help="Where to write the scores (.parquet or .csv)."
@@ -79,13 +85,13 @@ def predict_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Score a Parquet/CSV file or a SQL table with a registered model, in chunks."""
-    source = _source(input, input_db, input_table, input_query)
-    if input is not None and input.resolve() == output.resolve():
+    """Score a Parquet/CSV/JSON lines file or a SQL table with a registered model, in chunks."""
+    client = get_client(ctx)
+    source = _source(input, input_db, input_table, input_query, storage_options(client.settings))
+    if input is not None and Path(input).resolve() == output.resolve():
         raise typer.BadParameter("must differ from --input", param_hint="--output")
     sink = open_sink(output, fmt=fmt)
     reject_sink = open_sink(rejects) if rejects is not None else None
-    client = get_client(ctx)
     model = client.registry.load(ref)
     job_id = f"batch-{uuid.uuid4().hex[:12]}"
     log_chunk = _chunk_logger(client.prediction_log, job_id)
@@ -137,7 +143,11 @@ def _chunk_logger(log: PredictionLog, job_id: str) -> Callable[[ChunkResult], No
 
 
 def _source(
-    path: Path | None, db: str | None, table_name: str | None, query: str | None
+    path: str | None,
+    db: str | None,
+    table_name: str | None,
+    query: str | None,
+    options: dict[str, Any],
 ) -> ChunkSource:
     # InvalidInputError, not a usage error: one line saying which option to give.
     if db is None:
@@ -150,7 +160,7 @@ def _source(
                 "Nothing to score: give a file to score with --input FILE, or --input-db URL "
                 "with --input-table NAME or --input-query SQL."
             )
-        return open_source(path)
+        return open_source(path, storage_options=options)
     if path is not None:
         raise InvalidInputError("Give --input FILE or --input-db URL, not both.")
     if (table_name is None) == (query is None):

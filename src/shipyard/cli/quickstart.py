@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from shipyard.cli._common import JsonOption, console, get_client, print_json, table
 
@@ -38,12 +39,14 @@ def quickstart_command(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     rows = [[s.name, s.outcome, f"{s.seconds:.1f}"] for s in result.steps]
     console.print(table("What happened", ["step", "outcome", "seconds"], rows))
     for name, path in result.reports.items():
-        console.print(f"{name} report: {path}")
+        console.print(f"{name} report: {path}", markup=False)
     settings = client.settings
-    console.print(f"Metadata: {settings.database_url}\nArtifacts: {settings.artifact_url}")
     console.print(
-        f"This run lives in {settings.home}; explore it with\n"
-        f"  [bold]export SHIPYARD_HOME={settings.home}[/]\n"
+        f"Metadata: {settings.database_url}\nArtifacts: {settings.artifact_url}", markup=False
+    )
+    console.print(
+        f"This run lives in {escape(str(settings.home))}; explore it with\n"
+        f"  [bold]export SHIPYARD_HOME={escape(str(settings.home))}[/]\n"
         "  [bold]shipyard models show iris[/], [bold]shipyard loop history iris[/], "
         "[bold]shipyard deploy status iris[/]",
         highlight=False,

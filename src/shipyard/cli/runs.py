@@ -54,7 +54,8 @@ def show_run(ctx: typer.Context, run_id: str, as_json: bool = JsonOption) -> Non
         f"[bold]{escape(run.name)}[/] ({run.id}) in {escape(run.experiment)}: {run.status}"
     )
     console.print(
-        f"started {when(run.start_time)}, ended {when(run.end_time)}, by {run.created_by}"
+        f"started {when(run.start_time)}, ended {when(run.end_time)}, by {run.created_by}",
+        markup=False,
     )
     if run.params:
         console.print(table("Params", ["param", "value"], [[k, v] for k, v in run.params.items()]))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.markup import escape
 
 from shipyard.cli._common import err_console, get_client
 from shipyard.registry.package import package_folder
@@ -35,7 +36,7 @@ def _register_package_folder(client: Shipyard, folder: Path, *, trusted_pickle: 
     """
     version, reused = client.registry.register_package_folder(folder, trusted_pickle=trusted_pickle)
     done = "is already registered as" if reused else "registered as"
-    err_console.print(f"Package {folder} {done} {version.ref}.", highlight=False)
+    err_console.print(f"Package {folder} {done} {version.ref}.", highlight=False, markup=False)
     return version.ref
 
 
@@ -190,7 +191,7 @@ def serve_command(
     options = options_from_flags(ctx.params)
     where = f"http://{host}:{port}"
     err_console.print(
-        f"Serving [bold]{ref}[/] (now {now}) on {where} with {workers} worker(s); "
+        f"Serving [bold]{escape(ref)}[/] (now {now}) on {where} with {workers} worker(s); "
         f"docs at {where}/docs. SIGTERM or Ctrl+C drains and stops.",
         highlight=False,
     )

@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from shipyard.cli._common import JsonOption, console, get_client, print_json, table
+from shipyard.tables import storage_options
 from shipyard.validation import service
 from shipyard.validation.contract_export import EXPORT_FORMATS, export_contract
 from shipyard.validation.contract_report import render_contract_report
@@ -26,14 +28,18 @@ app = typer.Typer(
 def data(
     ctx: typer.Context,
     ref: str = typer.Argument(..., help="Model version whose contract to check (iris:4)."),
-    path: Path = typer.Argument(..., metavar="FILE", help="CSV, Parquet or JSON(L) file."),
+    path: str = typer.Argument(
+        ...,
+        metavar="TABLE",
+        help="CSV, Parquet or JSON lines file (also .gz, s3://) or a database URL#TABLE.",
+    ),
     report: Path | None = typer.Option(None, "--report", help="Also write an HTML report here."),
     strict: bool = typer.Option(
         False, "--strict", help="Fail on warnings too (values outside the expected range, tails)."
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Check FILE against the data contract of REF; exit 1 on errors (and on warnings if strict).
+    """Check TABLE against the data contract of REF; exit 1 on errors (and on warnings if strict).
 
     Errors break a hard expectation: a missing column, a wrong type, a missing
     value, a value past a bound (a negative one where the training data never
@@ -42,7 +48,12 @@ def data(
     """
     client = get_client(ctx)
     version, result = service.validate_data(
-        client.registry, client.validation, ref, path, strict=strict
+        client.registry,
+        client.validation,
+        ref,
+        path,
+        strict=strict,
+        options=storage_options(client.settings),
     )
     if report is not None:
         contract = service.get_contract(client.validation, version)
@@ -53,7 +64,9 @@ def data(
         print_json({"model": version.ref, "file": str(path), **result.to_dict()})
     else:
         style = "red" if not result.passed else "yellow" if result.violations else "green"
-        console.print(f"[bold {style}]{version.ref}: {result.summary()}[/]", highlight=False)
+        console.print(
+            f"[bold {style}]{version.ref}: {escape(result.summary())}[/]", highlight=False
+        )
         if result.violations:
             rows = [
                 [
@@ -70,7 +83,7 @@ def data(
             columns = ["column", "severity", "expectation", "expected", "failing", "rows", "values"]
             console.print(table("Violations", columns, rows))
         if report is not None:
-            console.print(f"report: {report}")
+            console.print(f"report: {report}", markup=False)
     if not result.passed:
         raise typer.Exit(1)
 
@@ -82,7 +95,9 @@ def model(
     against: str | None = typer.Option(
         None, "--against", help="Champion to compare with (default: the model's production)."
     ),
-    data_path: Path = typer.Option(..., "--data", help="Holdout file with the target column."),
+    data_path: str = typer.Option(
+        ..., "--data", help="Holdout table (file, s3:// or URL#TABLE) with the target column."
+    ),
     target: str = typer.Option(..., "--target", help="Name of the label column in --data."),
     threshold: list[str] = typer.Option(
         [], "--threshold", help="METRIC>=VALUE or METRIC<=VALUE, e.g. accuracy>=0.9 (repeatable)."
@@ -122,7 +137,7 @@ def model(
         size_budget_mb=size_budget_mb,
         latency_samples=latency_samples,
     )
-    holdout = service.read_table(data_path)
+    holdout = service.read_data(client.settings, data_path)
     record, report = service.validate_model(
         client.registry,
         client.validation,
@@ -138,7 +153,7 @@ def model(
         )
     else:
         style = "green" if report.passed else "red"
-        console.print(f"[bold {style}]{report.summary()}[/]", highlight=False)
+        console.print(f"[bold {style}]{escape(report.summary())}[/]", highlight=False)
         metrics = sorted(set(report.candidate_metrics) | set(report.champion_metrics))
         rows = [
             [m, _fmt(report.candidate_metrics.get(m)), _fmt(report.champion_metrics.get(m))]
@@ -170,8 +185,8 @@ def contract(
     import_path: Path | None = typer.Option(
         None, "--import", help="Replace the contract with this (edited) JSON contract."
     ),
-    infer_path: Path | None = typer.Option(
-        None, "--infer", help="Infer a new contract from this training-data file."
+    infer_path: str | None = typer.Option(
+        None, "--infer", help="Infer a new contract from this training-data table."
     ),
     reason: str | None = typer.Option(None, "--reason", help="Why; kept in the audit log."),
 ) -> None:
@@ -186,22 +201,24 @@ def contract(
             client.validation, version, import_path, actor=actor, reason=reason
         )
         console.print(
-            f"{version.ref}: contract revision {record.revision} imported from {import_path}"
+            f"{version.ref}: contract revision {record.revision} imported from {import_path}",
+            markup=False,
         )
         return
     if infer_path is not None:
         record = service.store_contract_for_version(
-            client.validation, version, service.read_table(infer_path), actor=actor
+            client.validation, version, service.read_data(client.settings, infer_path), actor=actor
         )
         console.print(
-            f"{version.ref}: contract revision {record.revision} inferred from {infer_path}"
+            f"{version.ref}: contract revision {record.revision} inferred from {infer_path}",
+            markup=False,
         )
         return
     current = service.get_contract(client.validation, version)
     text = export_contract(current, export, name=version.ref)
     if output is not None:
         output.write_text(text, encoding="utf-8")
-        console.print(f"{version.ref}: contract written to {output} ({export})")
+        console.print(f"{version.ref}: contract written to {output} ({export})", markup=False)
     else:
         typer.echo(text, nl=False)
 

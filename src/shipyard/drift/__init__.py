@@ -8,6 +8,7 @@ True
 """
 
 from shipyard.drift.columns import ColumnType, infer_column_type
+from shipyard.drift.compare import compare
 from shipyard.drift.detector import DriftDetector, NotFittedError, score_frames
 from shipyard.drift.distributions import Distribution, column_distributions
 from shipyard.drift.prediction import model_prediction_drift, prediction_drift, prediction_frame
@@ -30,6 +31,7 @@ __all__ = [
     "SkippedColumn",
     "StatTest",
     "column_distributions",
+    "compare",
     "default_stattest",
     "get_stattest",
     "infer_column_type",

@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
 from shipyard.errors import InvalidInputError
-from shipyard.validation.service import read_table
+from shipyard.tables import read_table
 
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 ESTIMATORS = ("logistic_regression", "random_forest", "dummy")

@@ -24,14 +24,12 @@ from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
-import sqlalchemy as sa
 
 from shipyard.errors import ConfigError, InvalidInputError
 from shipyard.loop.config import DataSource
+from shipyard.tables import SqlSource, locate, read_table
+from shipyard.tables.locations import ACCEPTED, is_table_file
 from shipyard.tracking.fingerprint import fingerprint
-from shipyard.validation.service import read_table
-
-_SUFFIXES = (".csv", ".parquet", ".pq", ".jsonl", ".tsv")
 
 Pipeline = Callable[[pd.DataFrame, dict[str, Any]], Any]
 
@@ -127,9 +125,9 @@ def run_pipeline(
 
 def _files(path: Path) -> list[Path]:
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _SUFFIXES)
+        files = sorted(p for p in path.rglob("*") if p.is_file() and is_table_file(p))
         if not files:
-            raise InvalidInputError(f"Data folder {path} holds no {', '.join(_SUFFIXES)} files.")
+            raise InvalidInputError(f"Data folder {path} holds no table files. {ACCEPTED}")
         return files
     if not path.exists():
         raise InvalidInputError(f"Data source {path} does not exist.")
@@ -139,13 +137,7 @@ def _files(path: Path) -> list[Path]:
 def read_source(source: DataSource) -> pd.DataFrame:
     """Read a file, every data file of a folder (concatenated, in name order), or a table."""
     if source.table is not None:
-        engine = sa.create_engine(str(source.url))
-        try:
-            return pd.read_sql_table(source.table, engine)
-        except (sa.exc.SQLAlchemyError, ValueError) as exc:
-            raise InvalidInputError(f"Cannot read table {source.describe()}: {exc}") from exc
-        finally:
-            engine.dispose()
+        return read_table(locate(str(source.url), table=source.table))
     frames = [read_table(f) for f in _files(Path(str(source.path)))]
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
@@ -153,15 +145,7 @@ def read_source(source: DataSource) -> pd.DataFrame:
 def count_rows(source: DataSource) -> int:
     """Rows in a source without loading it where the format allows (Parquet footers, COUNT)."""
     if source.table is not None:
-        engine = sa.create_engine(str(source.url))
-        try:
-            with engine.connect() as conn:
-                table = sa.table(source.table)
-                return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
-        except sa.exc.SQLAlchemyError as exc:
-            raise InvalidInputError(f"Cannot count rows of {source.describe()}: {exc}") from exc
-        finally:
-            engine.dispose()
+        return int(SqlSource(str(source.url), table=source.table).total_rows() or 0)
     total = 0
     for file in _files(Path(str(source.path))):
         if file.suffix in (".parquet", ".pq"):

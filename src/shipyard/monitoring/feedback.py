@@ -25,7 +25,6 @@ the newest label of a row wins).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -50,9 +49,9 @@ from shipyard.monitoring.records import (
 )
 from shipyard.monitoring.segments import UNASSIGNED
 from shipyard.registry.refs import check_model_name
+from shipyard.tables import locate, read_table
 
 __all__ = [
-    "FEEDBACK_FORMATS",
     "MAX_ROW",
     "FeedbackIn",
     "FeedbackOut",
@@ -61,11 +60,6 @@ __all__ = [
     "record_feedback",
 ]
 
-FEEDBACK_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"} | {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-}
 _REQUIRED = ("request_id", "label")
 #: ``row`` is stored as a 32-bit integer, as the prediction log numbers rows.
 MAX_ROW = 2**31 - 1
@@ -118,33 +112,21 @@ FeedbackInput: TypeAlias = (
 )
 
 
-def read_feedback_file(path: str | Path) -> pd.DataFrame:
-    """Labels from a CSV, Parquet or JSON Lines file with ``request_id,label[,timestamp][,row]``.
+def read_feedback_file(
+    path: str | Path, *, storage_options: dict[str, Any] | None = None
+) -> pd.DataFrame:
+    """Labels from a table with ``request_id,label[,timestamp][,row]``: a CSV, Parquet or
+    JSON lines file (local or s3://) or a database ``URL#TABLE``, as :mod:`shipyard.tables`
+    reads them.
 
     Returns the validated frame :func:`record_feedback` takes; errors name the
     file, the column and the offending line.
     """
-    path = Path(path)
-    kind = FEEDBACK_FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise InvalidInputError(
-            f"Cannot read labels from {path}: unknown file type {path.suffix!r}; "
-            f"use .csv, .parquet or .jsonl."
-        )
-    if not path.is_file():
-        raise InvalidInputError(f"Cannot read labels from {path}: no such file.")
-    try:
-        if kind == "csv":
-            # Ids are text even when they look like numbers ("007" stays "007").
-            frame = pd.read_csv(path, dtype={"request_id": str}, keep_default_na=True)
-        elif kind == "parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_json(path, lines=True, dtype={"request_id": str})
-    except (ValueError, OSError, pa.ArrowException, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"Cannot read labels from {path}: {exc}") from exc
+    where = locate(path)
+    # Ids are text even when they look like numbers ("007" stays "007").
+    frame = read_table(where, storage_options=storage_options, text_columns=("request_id",))
     # Line numbers in messages: the header is line 1 of a CSV, data starts at 2.
-    first_line = 2 if kind == "csv" else 1
+    first_line = 2 if where.format in ("csv", "tsv") else 1
     return _normalize(frame, where=str(path), first_line=first_line)
 
 

@@ -427,13 +427,3 @@ def events_table(events: Sequence[PredictionEventLike], source: Source | None = 
 def event_table(event: PredictionEventLike, source: Source | None = None) -> pa.Table:
     """One answered request (all its rows) as a table with the log's columns."""
     return events_table([event], source)
-
-
-def day_of(table: pa.Table) -> np.ndarray:
-    """The UTC calendar day of each row's timestamp (the partition it belongs to)."""
-    stamps = table.column("timestamp").to_numpy()
-    return stamps.astype("datetime64[D]")
-
-
-def as_date(day: np.datetime64) -> date:
-    return date.fromisoformat(str(day))

@@ -474,11 +474,6 @@ def compiled_model(
     return compiled
 
 
-def runtime_name(model: LoadedModel) -> str:
-    """``onnxruntime`` for a compiled model, else the flavor's own runtime."""
-    return str(getattr(model, "runtime", model.flavor))
-
-
 def describe_optimization(registry_or_client: Any, version: records.ModelVersion) -> list[str]:
     """Lines for ``shipyard models show``: how this version is served, and why.
 
@@ -511,5 +506,4 @@ __all__ = [
     "log_model_optimized",
     "optimize_version",
     "reference_sample",
-    "runtime_name",
 ]

@@ -242,12 +242,6 @@ class DataContract:
             f"The data contract has no column {name!r}; it has {', '.join(self.names)}."
         )
 
-    def with_column(self, column: ColumnContract) -> DataContract:
-        """A copy with ``column`` replacing the column of the same name (for edits in code)."""
-        self.column(column.name)
-        cols = tuple(column if c.name == column.name else c for c in self.columns)
-        return replace(self, columns=cols)
-
     # -- serialisation --
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form; :meth:`from_dict` reads it back (and edited copies of it)."""

@@ -14,8 +14,8 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -26,37 +26,21 @@ from shipyard.registry.service import Registry
 from shipyard.store import records
 from shipyard.store.validation_records import ContractRecord, GateRecord
 from shipyard.store.validation_store import ValidationStore
+from shipyard.tables import read_table, storage_options
 from shipyard.validation.approvals import current_status
 from shipyard.validation.contract_checks import ContractResult, check_contract
 from shipyard.validation.contracts import DataContract, infer_contract
 from shipyard.validation.gate_results import GateReport
 from shipyard.validation.gates import GateSpec, evaluate_gates
 
-_READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
-    ".csv": pd.read_csv,
-    ".tsv": lambda p: pd.read_csv(p, sep="\t"),
-    ".parquet": pd.read_parquet,
-    ".pq": pd.read_parquet,
-    ".jsonl": lambda p: pd.read_json(p, lines=True),
-    ".json": pd.read_json,
-}
+if TYPE_CHECKING:
+    from shipyard.config import Settings
 
 
-def read_table(path: Path | str) -> pd.DataFrame:
-    """Read a CSV, TSV, Parquet, JSON or JSON-lines file into a DataFrame."""
-    path = Path(path)
-    reader = _READERS.get(path.suffix.lower())
-    if reader is None:
-        raise InvalidInputError(
-            f"Cannot read {path}: unknown file type {path.suffix or '(none)'!r}; "
-            f"use one of {', '.join(sorted(_READERS))}."
-        )
-    if not path.is_file():
-        raise InvalidInputError(f"No file at {path}.")
-    try:
-        return reader(path)
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise InvalidInputError(f"Cannot read {path} as {path.suffix[1:]}: {exc}") from exc
+def read_data(settings: Settings, source: str | Path) -> pd.DataFrame:
+    """The table at ``source``: a file (CSV, Parquet, JSON lines; local or s3://) or
+    ``URL#TABLE`` (see :mod:`shipyard.tables`), read with the settings' S3 options."""
+    return read_table(source, storage_options=storage_options(settings))
 
 
 # -- contracts ------------------------------------------------------------------------------
@@ -129,14 +113,18 @@ def validate_data(
     path: Path | str,
     *,
     strict: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> tuple[records.ModelVersion, ContractResult]:
-    """Check the file at ``path`` against the contract of the version ``ref`` names.
+    """Check the table at ``path`` against the contract of the version ``ref`` names.
 
-    ``strict`` fails the result on warnings (soft expectations) too.
+    ``strict`` fails the result on warnings (soft expectations) too; ``options``
+    are the storage options of an ``s3://`` table.
     """
     version = registry.resolve(ref)
     contract = get_contract(store, version)
-    return version, check_contract(contract, read_table(path), strict=strict)
+    return version, check_contract(
+        contract, read_table(path, storage_options=options), strict=strict
+    )
 
 
 # -- gates ----------------------------------------------------------------------------------
@@ -201,14 +189,6 @@ def package_size(registry: Registry, version: records.ModelVersion) -> int:
     return sum(f.size for f in manifest.files.values()) + manifest_path.stat().st_size
 
 
-def latest_gate_report(
-    store: ValidationStore, name: str, version: int
-) -> tuple[GateRecord, GateReport] | None:
-    """The latest stored gate run of ``name:version`` with its report, or None."""
-    record = store.latest_gate_result(name, version)
-    return None if record is None else (record, GateReport.from_dict(record.report))
-
-
 # -- for `models show` ----------------------------------------------------------------------
 
 
@@ -252,9 +232,8 @@ __all__ = [
     "describe_validation",
     "get_contract",
     "import_contract",
-    "latest_gate_report",
     "package_size",
-    "read_table",
+    "read_data",
     "store_contract_for_version",
     "validate_data",
     "validate_model",

@@ -7,26 +7,16 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from shipyard.batch.readers import (
+from shipyard.errors import InvalidInputError, TableError
+from shipyard.tables import (
     CsvSource,
+    JsonArraySource,
+    JsonLinesSource,
     ParquetSource,
     SqlSource,
-    format_of,
     open_source,
     rechunk,
 )
-from shipyard.errors import InvalidInputError, NotFoundError
-
-
-def test_format_comes_from_the_extension_or_the_override():
-    assert format_of("a/b.parquet") == "parquet"
-    assert format_of("b.PQ") == "parquet"
-    assert format_of("b.csv") == "csv"
-    assert format_of("b.txt", "CSV") == "csv"
-    with pytest.raises(InvalidInputError, match=r"extension '\.txt'.*--format parquet\|csv"):
-        format_of("b.txt")
-    with pytest.raises(InvalidInputError, match="Unknown format 'json'"):
-        format_of("b.csv", "json")
 
 
 def test_rechunk_makes_fixed_size_tables_in_order():
@@ -72,7 +62,7 @@ def test_csv_is_streamed_as_text_so_odd_values_do_not_break_the_stream(tmp_path)
 
 
 def test_missing_and_broken_files_are_named(tmp_path):
-    with pytest.raises(NotFoundError, match=r"nope\.parquet' does not exist"):
+    with pytest.raises(TableError, match=r"nope\.parquet': there is no such file"):
         ParquetSource(tmp_path / "nope.parquet").columns()
     (tmp_path / "bad.parquet").write_text("not parquet")
     with pytest.raises(InvalidInputError, match="not a readable Parquet file"):
@@ -101,7 +91,59 @@ def test_sql_table_and_query_on_sqlite(tmp_path):
     query = SqlSource(url, query="SELECT id, v FROM t WHERE id > 3;")
     assert query.columns() == ["id", "v"]
     assert pd.concat(query.chunks(["id"], 2))["id"].tolist() == [4, 5, 6]
-    with pytest.raises(NotFoundError, match="There is no table 'missing'"):
+    with pytest.raises(TableError, match="there is no table 'missing'"):
         SqlSource(url, table="missing").columns()
     with pytest.raises(InvalidInputError, match="either a table name or a query"):
         SqlSource(url)
+
+
+@pytest.mark.parametrize("name", ["f.tsv", "f.csv.gz"])
+def test_tsv_and_gzipped_csv_stream_as_text(tmp_path, name):
+    frame = pd.DataFrame({"a": range(7), "b": [f"v{i}" for i in range(7)]})
+    path = tmp_path / name
+    frame.to_csv(path, index=False, sep="\t" if name.endswith(".tsv") else ",")
+    source = open_source(path)
+    assert isinstance(source, CsvSource) and source.columns() == ["a", "b"]
+    chunks = list(source.chunks(["b", "a"], 3))
+    assert [len(c) for c in chunks] == [3, 3, 1]
+    assert pd.concat(chunks)["a"].tolist() == [str(i) for i in range(7)]
+
+
+def test_json_lines_stream_in_chunks_and_keep_their_types(tmp_path):
+    path = tmp_path / "f.jsonl"
+    pd.DataFrame({"id": ["007", "1"] * 5, "x": [0.5 * i for i in range(10)]}).to_json(
+        path, orient="records", lines=True
+    )
+    source = open_source(path)
+    assert isinstance(source, JsonLinesSource) and not source.text_numbers
+    assert source.columns() == ["id", "x"]
+    chunks = list(source.chunks(["x", "id", "absent"], 4))
+    assert [len(c) for c in chunks] == [4, 4, 2]
+    assert list(chunks[0].columns) == ["x", "id", "absent"]
+    whole = pd.concat(chunks, ignore_index=True)
+    assert whole["id"].tolist()[:2] == ["007", "1"]  # text stays text
+    assert whole["x"].tolist() == [0.5 * i for i in range(10)]
+    assert whole["absent"].isna().all()
+    with pytest.raises(InvalidInputError, match="at least 1"):
+        list(source.chunks(["x"], 0))
+
+
+def test_a_json_array_is_read_whole_then_sliced(tmp_path):
+    path = tmp_path / "f.json"
+    pd.DataFrame({"x": range(5)}).to_json(path, orient="records")
+    source = open_source(path)
+    assert isinstance(source, JsonArraySource) and source.columns() == ["x"]
+    assert [c["x"].tolist() for c in source.chunks(["x"], 2)] == [[0, 1], [2, 3], [4]]
+
+
+def test_a_database_location_string_opens_a_sql_source(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        pd.DataFrame({"id": range(4)}).to_sql("t", conn, index=False)
+    engine.dispose()
+    source = open_source(f"{url}#SELECT id FROM t WHERE id >= 2")
+    assert isinstance(source, SqlSource) and source.description == f"query in {url}"
+    assert pd.concat(source.chunks(["id"], 10))["id"].tolist() == [2, 3]
+    with pytest.raises(TableError, match=r"table 't' in .*no column\(s\) \['nope'\]"):
+        list(open_source(f"{url}#t").chunks(["nope"], 10))

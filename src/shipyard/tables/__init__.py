@@ -1,0 +1,47 @@
+"""Table I/O for every command and stage: one location string, one error, any format.
+
+A table is a CSV / TSV, Parquet or JSON lines file (text formats also
+gzipped), local or on ``s3://``, or a database table or query given as
+``URL#TABLE`` / ``URL#SELECT ...``. :func:`read_table` reads one whole;
+:func:`open_source` hands out bounded chunks (batch scoring). Whatever goes
+wrong, the error is :class:`~shipyard.errors.TableError`, naming the table and
+listing the formats accepted.
+
+This is a base module: it imports nothing from the stages.
+
+>>> frame = read_table("current.csv.gz")                          # doctest: +SKIP
+>>> for chunk in open_source("big.parquet").chunks(["x"], 10_000): ...  # doctest: +SKIP
+"""
+
+from shipyard.errors import TableError
+from shipyard.tables.chunks import (
+    ChunkSource,
+    CsvSource,
+    JsonArraySource,
+    JsonLinesSource,
+    ParquetSource,
+    SqlSource,
+    open_source,
+    rechunk,
+)
+from shipyard.tables.files import storage_options
+from shipyard.tables.frames import read_table
+from shipyard.tables.locations import ACCEPTED, FORMATS, TableLocation, locate
+
+__all__ = [
+    "ACCEPTED",
+    "FORMATS",
+    "ChunkSource",
+    "CsvSource",
+    "JsonArraySource",
+    "JsonLinesSource",
+    "ParquetSource",
+    "SqlSource",
+    "TableError",
+    "TableLocation",
+    "locate",
+    "open_source",
+    "read_table",
+    "rechunk",
+    "storage_options",
+]
