@@ -36,8 +36,8 @@ from sklearn.utils import all_estimators
 import shipyard
 from shipyard.config import Settings
 from shipyard.errors import UnsafeArtifactError
-from shipyard.registry.flavors.skops_trust import is_trusted_type
 from shipyard.registry.flavors.sklearn import load_skops
+from shipyard.registry.flavors.skops_trust import is_trusted_type
 
 
 def double_features(X: Any) -> Any:
@@ -108,7 +108,7 @@ def _components_needing_more_than_a_hand_list() -> list[tuple[str, Any, str]]:
         ("gpc", GaussianProcessClassifier(kernel=kernel, n_restarts_optimizer=0), "iris"),
         ("gpr", GaussianProcessRegressor(kernel=kernel), "diabetes"),
         ("kbest-f", make_pipeline(SelectKBest(f_classif, k=2), LogisticRegression()), "iris"),
-        ("kbest-mi", make_pipeline(SelectKBest(mutual_info_classif, k=2), LogisticRegression()), "iris"),
+        ("kbest-mi", make_pipeline(SelectKBest(mutual_info_classif, k=2), Ridge()), "iris"),
         ("kbest-chi2", make_pipeline(SelectKBest(chi2, k=2), LogisticRegression()), "iris"),
         ("kbest-fr", make_pipeline(SelectKBest(f_regression, k=4), Ridge()), "diabetes"),
         ("kbest-mir", make_pipeline(SelectKBest(mutual_info_regression, k=4), Ridge()), "diabetes"),

@@ -4,8 +4,9 @@ skops stores the object graph as data, not as a pickle; loading it imports
 only the types it is told to trust. What is trusted is decided by the platform
 from scikit-learn itself (:mod:`~shipyard.registry.flavors.skops_trust`: its
 classes, its exported score functions and metrics, the SciPy structures its
-estimators hold), never read from the artifact. A file naming any other type (a custom function in a ``FunctionTransformer``,
-a home-made estimator) is refused with :class:`UnsafeArtifactError` unless
+estimators hold), never read from the artifact. A file naming any other type
+(a custom function in a ``FunctionTransformer``, a home-made estimator) is
+refused with :class:`UnsafeArtifactError` unless
 both the package and the caller trust its author (``trusted_pickle``).
 
 Example:
