@@ -74,6 +74,9 @@ def package_command(
             shipyard_requirement=requirement,
             wheels=wheels,
         )
+    # The version's data contract and drift reference travel with the package, so a
+    # server started on it checks and monitors as one started on the registry would.
+    registry.write_version_reference(version, out / "model")
     image = image or f"{version.model}:{version.version}"
     written.append(write_kubernetes_manifests(version.ref, out, image=image, name=name))
     if as_json:

@@ -40,11 +40,13 @@ from shipyard.registry.model import LoadedModel
 from shipyard.registry.package import MANIFEST_NAME, read_package, verify_package, write_package
 from shipyard.registry.refs import ModelRef, check_alias, check_model_name, parse_ref
 from shipyard.registry.signature import Signature
+from shipyard.registry.version_reference import read_version_reference, write_version_reference
 from shipyard.store import records
 from shipyard.store.artifacts import ArtifactStore, sha256_file
 from shipyard.store.metadata import MetadataStore
-from shipyard.store.validation_store import ValidationStore
+from shipyard.store.validation_store import ContractNotFoundError, ValidationStore
 from shipyard.validation.approvals import enforce_promotion
+from shipyard.validation.contracts import DataContract
 from shipyard.validation.service import store_contract_for_version
 
 logger = logging.getLogger("shipyard.registry")
@@ -167,11 +169,48 @@ class Registry:
                 if existing.tags.get(SOURCE_TAG) == source and existing.status != "archived":
                     return existing, True
         read_package(folder, trusted_pickle=trusted_pickle)
+        contract, profile = read_version_reference(folder, manifest_sha256=source)
+        if contract is not None:  # refuse a contract that does not parse before registering
+            contract = DataContract.from_dict(contract).to_dict()
         run_id = manifest.run_id
         if run_id is not None and not self.metadata.run_exists(run_id):
             run_id = None
-        version = self._register_package(folder, manifest, tags={SOURCE_TAG: source}, run_id=run_id)
+        tags = {SOURCE_TAG: source}
+        if profile is not None:
+            ReferenceProfile.from_bytes(profile)  # refuse an unreadable one before registering
+            tags[PROFILE_TAG] = self.artifacts.put_bytes(profile)
+        version = self._register_package(folder, manifest, tags=tags, run_id=run_id)
+        if contract is not None:
+            # The contract the version had where it was packaged, so the server started
+            # on the package (--contract-check, `validate data`) checks the same one.
+            ValidationStore(self.metadata).save_contract(
+                version.model, version.version, contract, source="packaged", actor=self.actor
+            )
         return version, False
+
+    def write_version_reference(
+        self, version: records.ModelVersion, package_dir: Path
+    ) -> Path | None:
+        """Copy ``version``'s data contract and drift profile into ``package_dir``/reference.
+
+        ``package_dir`` is a copy of the version's package (``shipyard package``);
+        returns the folder written, or None when the version has neither.
+        """
+        try:
+            contract = (
+                ValidationStore(self.metadata).get_contract(version.model, version.version).contract
+            )
+        except ContractNotFoundError:
+            contract = None
+        profile = None
+        if PROFILE_TAG in version.tags:
+            profile = self.artifacts.get_bytes(version.tags[PROFILE_TAG])
+        return write_version_reference(
+            package_dir,
+            manifest_sha256=version.manifest_digest,
+            contract=contract,
+            profile=profile,
+        )
 
     def import_mlflow(
         self, path: Path, name: str, *, trusted_pickle: bool = False
