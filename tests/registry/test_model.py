@@ -231,3 +231,21 @@ def test_a_model_that_raises_on_huge_inputs_names_the_row_and_field(tmp_path: Pa
         assert info.value.field == "bmi"
         assert "bmi = 1e+308" in str(info.value) or "bmi = -1e+308" in str(info.value)
     np.testing.assert_allclose(loaded.predict(X.head(3)), forest.predict(X.head(3)))
+
+
+def test_a_model_failing_on_in_range_input_keeps_its_own_error(
+    classifier: tuple[LoadedModel, CountingPredictor, Any],
+    iris: tuple[pd.DataFrame, np.ndarray],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only input outside the training ranges is the caller's fault (a 4xx); a model that
+    fails on ordinary rows is a fault of the model, and its error is not disguised."""
+    loaded, counting, _ = classifier
+
+    def broken(X: Any) -> np.ndarray:
+        raise ValueError("the model is broken")
+
+    monkeypatch.setattr(counting, "predict", broken)
+    X, _ = iris
+    with pytest.raises(ValueError, match="the model is broken"):
+        loaded.predict(X.head(3))

@@ -182,16 +182,22 @@ class LoadedModel:
             unseen = _unseen_category(self.signature, X)
             if unseen is not None:
                 raise unseen from exc
-            raise self._unscorable(fn, X, exc) from exc
+            unscorable = self._unscorable(fn, X, exc)
+            if unscorable is None:
+                raise  # nothing is outside the training ranges: the model itself is at fault
+            raise unscorable from exc
 
-    def _unscorable(self, fn: Any, X: Any, exc: Exception) -> UnscorableInputError:
+    def _unscorable(self, fn: Any, X: Any, exc: Exception) -> UnscorableInputError | None:
+        """The error naming the rows ``fn`` fails on; None when no value is out of range."""
+        if furthest_out_of_range(self.signature, X) is None:
+            return None
         rows = failing_rows(fn, X)
         failed = X.iloc[rows] if isinstance(X, pd.DataFrame) else np.asarray(X)[rows]
         culprit = furthest_out_of_range(self.signature, failed)
         where = (
             ""
             if culprit is None
-            else (f" Furthest outside the training range: {culprit[0]} = {culprit[1]:g}.")
+            else f" Furthest outside the training range: {culprit[0]} = {culprit[1]:g}."
         )
         return UnscorableInputError(
             f"{self.ref} could not score {rows_text(rows)}: {type(exc).__name__}: {exc} "
