@@ -407,3 +407,39 @@ def test_csv_outputs_quote_only_what_csv_needs(client, rows, tmp_path):
         scores[0] == "visit,prediction,proba_setosa,proba_versicolor,proba_virginica,model_version"
     )
     assert re.fullmatch(r"v0,\w+,[-+.e0-9]+,[-+.e0-9]+,[-+.e0-9]+,iris:1", scores[1])
+
+
+def test_rows_a_model_raises_on_are_rejected_and_the_rest_scored(tmp_path):
+    """A forest raises on 1e308 for the whole chunk; batch scoring sets aside only the rows
+    that fail (with the column and why) and scores the others, chunk by chunk."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import RandomForestRegressor
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    forest = RandomForestRegressor(n_estimators=3, random_state=0).fit(X, y)
+    client = Shipyard(Settings(home=tmp_path / "home", user="tester"))
+    try:
+        client.registry.log_model(forest, "diabetes", sample=X)
+        data = X.copy()
+        data.loc[[3, 250, 251], "bmi"] = 1e308
+        data.loc[400, "s5"] = -1e308
+        data.to_csv(tmp_path / "in.csv", index=False)
+        result = run(
+            client, "diabetes:1", "-i", tmp_path / "in.csv", "-o", tmp_path / "out.csv",
+            "--rejects", tmp_path / "rejects.csv", "--chunk-size", "100", "--json",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.stdout)
+        assert (summary["rows_scored"], summary["rows_rejected"]) == (len(X) - 4, 4)
+        rejects = pd.read_csv(tmp_path / "rejects.csv")
+        assert rejects["row_id"].tolist() == [3, 250, 251, 400]
+        reasons = rejects["reject_reason"].tolist()
+        assert all(r.startswith("bmi: 1e+308 is outside") for r in reasons[:3]), reasons
+        assert reasons[3].startswith("s5: -1e+308 is outside"), reasons
+        assert "model refused this row" in reasons[0]
+        out = pd.read_csv(tmp_path / "out.csv")
+        good = X.drop(index=[3, 250, 251, 400])
+        assert out["row_id"].tolist() == good.index.tolist()
+        np.testing.assert_allclose(out["prediction"], forest.predict(good))
+    finally:
+        client.close()

@@ -236,3 +236,40 @@ def test_a_folder_named_like_the_model_does_not_hide_it(tmp_path: Path) -> None:
     done = _cli(home, "serve", "build/ctx", "--port", "0", cwd=tmp_path)
     assert done.returncode == 1
     assert "without a shipyard.json" in done.stderr and "model/ folder" in done.stderr
+
+
+def test_a_package_carries_its_contract_and_drift_reference(tmp_path: Path) -> None:
+    """The packaged server checks the version's data contract (--contract-check reject)
+    and has its drift reference: `validate data` and `drift --reference wine` work in the
+    fresh home, and the reference cannot be swapped for another package's."""
+    source, fresh = tmp_path / "source-home", tmp_path / "fresh-home"
+    record, expected = _wine(source)
+    folder = _package(source, "wine", tmp_path / "build" / "wine")
+    assert sorted(p.name for p in (folder / "reference").iterdir()) == [
+        "contract.json",
+        "drift_profile.parquet",
+        "index.json",
+    ]
+    past_bound = {**record, "alcohol": -5.0}  # below the contract's lower bound, 0
+    with _serving(fresh, folder, "--contract-check", "reject") as url:
+        assert _predict(url, record)["prediction"] == expected
+        refused = httpx.post(url + "/predict", json=past_bound, timeout=30)
+    assert refused.status_code == 422, refused.text
+    assert "alcohol" in refused.text
+
+    data = load_wine(as_frame=True).data
+    data.head(60).to_csv(tmp_path / "held.csv", index=False)
+    checked = _cli(fresh, "validate", "data", "wine:1", tmp_path / "held.csv")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    shifted = data.head(60).assign(alcohol=data["alcohol"].head(60) + 5, proline=1e5)
+    shifted.to_csv(tmp_path / "shifted.csv", index=False)
+    drift = _cli(fresh, "drift", "--reference", "wine:1", "--current", tmp_path / "shifted.csv")
+    assert drift.returncode == 3, drift.stdout + drift.stderr  # 3: the dataset drifted
+
+    # A reference/ edited after packaging is refused before anything is registered.
+    (folder / "reference" / "contract.json").chmod(0o644)
+    (folder / "reference" / "contract.json").write_text('{"columns": []}')
+    other_home = tmp_path / "other-home"
+    refused_start = _cli(other_home, "serve", folder, "--port", "0")
+    assert refused_start.returncode == 1
+    assert "contract.json does not match its checksum" in refused_start.stderr.replace("\n", "")

@@ -208,3 +208,44 @@ def test_non_finite_outputs_are_refused_for_their_rows(
         with pytest.raises(UnscorableInputError, match="prediction for row 1") as info:
             call(rows)
         assert info.value.rows == [1]
+
+
+def test_a_model_that_raises_on_huge_inputs_names_the_row_and_field(tmp_path: Path) -> None:
+    """A forest refuses 1e308 (its float32 cast overflows: "Input X contains infinity or a
+    value too large"); through load_model that is UnscorableInputError naming the row and
+    the column, not the model's ValueError."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import RandomForestRegressor
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    forest = RandomForestRegressor(n_estimators=3, random_state=0).fit(X, y)
+    loaded, _ = _load(forest, X.head(100), tmp_path / "rf")
+    rows = X.head(6).copy()
+    rows.loc[[1, 4], "bmi"] = [1e308, -1e308]
+    with pytest.raises(ValueError, match="too large"):
+        forest.predict(rows)  # the model's own answer
+    for call in (loaded.predict, loaded.predict_with_proba):
+        with pytest.raises(UnscorableInputError, match=r"score rows 1, 4 \(0-based\)") as info:
+            call(rows)
+        assert info.value.rows == [1, 4]
+        assert info.value.field == "bmi"
+        assert "bmi = 1e+308" in str(info.value) or "bmi = -1e+308" in str(info.value)
+    np.testing.assert_allclose(loaded.predict(X.head(3)), forest.predict(X.head(3)))
+
+
+def test_a_model_failing_on_in_range_input_keeps_its_own_error(
+    classifier: tuple[LoadedModel, CountingPredictor, Any],
+    iris: tuple[pd.DataFrame, np.ndarray],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only input outside the training ranges is the caller's fault (a 4xx); a model that
+    fails on ordinary rows is a fault of the model, and its error is not disguised."""
+    loaded, counting, _ = classifier
+
+    def broken(X: Any) -> np.ndarray:
+        raise ValueError("the model is broken")
+
+    monkeypatch.setattr(counting, "predict", broken)
+    X, _ = iris
+    with pytest.raises(ValueError, match="the model is broken"):
+        loaded.predict(X.head(3))

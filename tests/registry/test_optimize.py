@@ -319,3 +319,59 @@ def test_cli_optimize_exit_status_says_whether_it_worked(client: Shipyard) -> No
     assert "Traceback" not in failed.output and "shape calculator" not in message
     as_json = _cli(client, "optimize", "custom:1", "--trusted-pickle", "--json")
     assert as_json.exit_code == 1 and json.loads(as_json.stdout)["status"] == "failed"
+
+
+@pytest.mark.parametrize("kind", ["forest", "boosting"])
+def test_cli_optimize_verifies_regressors_with_a_relative_tolerance(
+    client: Shipyard, kind: str
+) -> None:
+    """Regression values in the hundreds of thousands (a price) come out of a float32
+    graph a few hundredths apart: exact to 7 digits, so verified; an absolute tolerance
+    made for probabilities refused every such regressor."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    price = y * 1_000 + 100_000
+    model = (
+        RandomForestRegressor(n_estimators=10, random_state=0)
+        if kind == "forest"
+        else GradientBoostingRegressor(n_estimators=30, random_state=0)
+    ).fit(X, price)
+    client.registry.log_model(model, "price", sample=X)
+    done = _cli(client, "optimize", "price:1", "--json")
+    assert done.exit_code == 0, done.output
+    outcome = json.loads(done.stdout)
+    assert outcome["status"] == "verified", outcome["detail"]
+    assert "rtol" in outcome["detail"]
+    served = compiled_model(
+        client.registry, client.registry.resolve("price:1"), client.registry.load("price:1")
+    )
+    np.testing.assert_allclose(served.predict(X.head(50)), model.predict(X.head(50)), rtol=1e-4)
+
+
+def test_cli_optimize_refuses_a_regressor_graph_that_answers_wrong(
+    client: Shipyard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conversion that gives other values (here: the graph of a forest fitted on another
+    target) is refused whatever the relative tolerance allows for rounding."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import RandomForestRegressor
+
+    from shipyard.registry import optimize as optimize_module
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    client.registry.log_model(
+        RandomForestRegressor(n_estimators=10, random_state=0).fit(X, y * 1_000), "price", sample=X
+    )
+    client.registry.log_model(
+        RandomForestRegressor(n_estimators=10, random_state=1).fit(X, y * 1_010), "other", sample=X
+    )
+    wrong = client.registry.load("other:1")
+    real_convert = optimize_module.convert
+    monkeypatch.setattr(optimize_module, "convert", lambda _m, **kw: real_convert(wrong, **kw))
+    refused = _cli(client, "optimize", "price:1", "--json")
+    assert refused.exit_code == 1
+    outcome = json.loads(refused.stdout)
+    assert outcome["status"] == "disagrees", outcome["detail"]
+    assert "max |prediction diff|" in outcome["detail"]

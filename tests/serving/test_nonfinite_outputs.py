@@ -119,3 +119,46 @@ def test_an_infinite_or_nan_regression_value_is_refused(
     _assert_names_row(diabetes_http.post("/predict", json=[signs]), 0)
     ok = diabetes_http.post("/predict", json=good)
     assert ok.status_code == 200 and np.isfinite(ok.json()["prediction"])
+
+
+def test_a_model_that_raises_answers_4xx_naming_the_field_on_every_route(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A forest raises on 1e308 (its float32 cast): /predict, /invocations and V2 answer
+    4xx naming the column, and the good rows of other requests still score."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    D, target = diabetes_frame()
+    home = tmp_path_factory.mktemp("raising") / "home"
+    client = Shipyard(Settings(home=home, user="t"))
+    client.registry.log_model(
+        RandomForestRegressor(n_estimators=3, random_state=0).fit(D, target), "forest", sample=D
+    )
+    client.registry.set_alias("forest", "production", 1)
+    good = D.iloc[0].to_dict()
+    bad = {**good, "bmi": 1e308}
+    server = serve(client, "forest", prediction_log=False)
+    try:
+        with server.client() as http:
+            answers = {
+                "/predict": http.post("/predict", json=[good, bad]),
+                "/invocations": http.post("/invocations", json={"dataframe_records": [bad]}),
+                "/v2": http.post(
+                    "/v2/models/forest/infer",
+                    json={
+                        "inputs": [
+                            {"name": k, "shape": [1], "datatype": "FP64", "data": [v]}
+                            for k, v in bad.items()
+                        ]
+                    },
+                ),
+            }
+            for route, response in answers.items():
+                assert 400 <= response.status_code < 500, (route, response.text)
+                assert "bmi" in response.text, (route, response.text)
+            assert answers["/predict"].json()["field"] == "bmi"
+            assert answers["/predict"].json()["rows"] == [1]
+            assert http.post("/predict", json=good).status_code == 200
+    finally:
+        server.stop()
+        client.close()

@@ -44,6 +44,7 @@ from shipyard.batch.validate import ChunkCheck, check_chunk
 from shipyard.batch.writers import ChunkSink, open_sink
 from shipyard.clock import SYSTEM_CLOCK, Clock
 from shipyard.errors import InvalidInputError, SchemaError, UnscorableInputError
+from shipyard.registry.model import furthest_out_of_range
 from shipyard.registry.signature import Signature
 from shipyard.tables import ChunkSource, open_source
 
@@ -368,12 +369,9 @@ class _Job:
                 if not exc.rows:
                     raise
                 positions = np.flatnonzero(check.good)[np.asarray(exc.rows)]
+                reasons, fields = _unscorable_reasons(self.signature, frame, positions, exc)
                 n = len(positions)
-                reason = (
-                    "the model's output for this row is not finite (NaN or infinity): its "
-                    "inputs are outside what the model can handle"
-                )
-                check = check.exclude(positions, [reason] * n, [""] * n, ["finite output"] * n)
+                check = check.exclude(positions, reasons, fields, ["finite output"] * n)
             except SchemaError as exc:
                 if not exc.rows or exc.field not in self.signature.names:
                     raise
@@ -489,6 +487,32 @@ class _Job:
         fields += [pa.field(n, pa.float64()) for n in self._proba_names()]
         fields.append(pa.field(MODEL_VERSION, pa.dictionary(pa.int32(), pa.string())))
         return pa.schema(fields).empty_table()
+
+
+def _unscorable_reasons(
+    signature: Signature, frame: pd.DataFrame, positions: np.ndarray, exc: UnscorableInputError
+) -> tuple[list[str], list[str]]:
+    """Per rejected row: why the model had no answer, and the column furthest out of range."""
+    cause = exc.__cause__
+    if cause is None:  # the model answered, with NaN or infinity
+        why = "the model's output for this row is not finite (NaN or infinity)"
+    else:  # the model raised on it
+        why = f"the model refused this row ({type(cause).__name__}: {str(cause)[:200]})"
+    reasons, fields = [], []
+    for position in positions.tolist():
+        culprit = furthest_out_of_range(signature, frame.iloc[[position]])
+        if culprit is None:
+            reasons.append(f"{why}: its inputs are outside what the model can handle")
+            fields.append("")
+            continue
+        name, value, _ = culprit
+        spec = next(c for c in signature.inputs if c.name == name)
+        reasons.append(
+            f"{name}: {value:g} is outside what the model can handle (training range "
+            f"{spec.minimum:g}..{spec.maximum:g}); {why}"
+        )
+        fields.append(name)
+    return reasons, fields
 
 
 def _as_text(values: pd.Series) -> pa.Array:

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from shipyard.cli._common import JsonOption, console, err_console, get_client, print_json
-from shipyard.registry.optimize import DEFAULT_ATOL, DISAGREES, optimize_version
+from shipyard.registry.optimize import DEFAULT_ATOL, DEFAULT_RTOL, DISAGREES, optimize_version
 
 
 def optimize_command(
@@ -24,6 +24,12 @@ def optimize_command(
     ref: str = typer.Argument(..., help="Version to compile: NAME, NAME@ALIAS or NAME:VERSION."),
     atol: float = typer.Option(
         DEFAULT_ATOL, min=0.0, help="Largest allowed |probability difference| (classes: exact)."
+    ),
+    rtol: float = typer.Option(
+        DEFAULT_RTOL,
+        min=0.0,
+        help="Regressors: allowed |prediction difference| relative to the largest "
+        "|prediction| on the sample (added to --atol).",
     ),
     strict: bool = typer.Option(
         True,
@@ -41,7 +47,9 @@ def optimize_command(
     original model; servers then keep answering with the original.
     """
     client = get_client(ctx)
-    outcome = optimize_version(client.registry, ref, atol=atol, trusted_pickle=trusted_pickle)
+    outcome = optimize_version(
+        client.registry, ref, atol=atol, rtol=rtol, trusted_pickle=trusted_pickle
+    )
     if as_json:
         print_json(outcome)
     elif outcome.verified:
@@ -57,7 +65,7 @@ def optimize_command(
             what = (
                 f"the ONNX graph ({outcome.converter}) does not answer like the original: "
                 f"{outcome.detail}. It is kept for inspection but never served; a larger "
-                "--atol accepts rounding differences in probabilities"
+                "--atol (--rtol for regression values) accepts rounding differences"
             )
         else:
             detail = outcome.detail.removeprefix("conversion failed: ")

@@ -55,7 +55,8 @@ def package_command(
             "delete it first.",
             param_hint="--out",
         )
-    registry = get_client(ctx).registry
+    client = get_client(ctx)
+    registry = client.registry
     version = registry.resolve(ref)
     package_dir = registry.verified_package_dir(version)
     manifest = registry.manifest(version)
@@ -74,6 +75,11 @@ def package_command(
             shipyard_requirement=requirement,
             wheels=wheels,
         )
+    # The version's data contract and drift reference travel with the package, so a
+    # server started on it checks and monitors as one started on the registry would.
+    from shipyard.deploy.references import write_package_references
+
+    write_package_references(client.validation, client.references, version, out / "model")
     image = image or f"{version.model}:{version.version}"
     written.append(write_kubernetes_manifests(version.ref, out, image=image, name=name))
     if as_json:

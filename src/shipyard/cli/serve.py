@@ -34,7 +34,16 @@ def _register_package_folder(client: Shipyard, folder: Path, *, trusted_pickle: 
     the model loaded on the way in; the same bytes again reuse their version) and
     served by version; the registry it came from is not needed at run time.
     """
-    version, reused = client.registry.register_package_folder(folder, trusted_pickle=trusted_pickle)
+    from shipyard.deploy.references import register_packaged
+
+    version, reused = register_packaged(
+        client.registry,
+        client.validation,
+        client.references,
+        folder,
+        trusted_pickle=trusted_pickle,
+        actor=client.settings.actor,
+    )
     done = "is already registered as" if reused else "registered as"
     err_console.print(f"Package {folder} {done} {version.ref}.", highlight=False, markup=False)
     return version.ref

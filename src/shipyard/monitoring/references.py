@@ -41,10 +41,16 @@ class ReferenceProfiles:
         """Profile the model's inputs in the training sample and tag the version with it."""
         sample = logged.sample
         inputs = [c for c in logged.signature.names if c in sample.columns]
-        profile = ReferenceProfile.from_frame(sample[inputs])
+        self.attach(logged.version, ReferenceProfile.from_frame(sample[inputs]))
+
+    def attach(self, version: records.ModelVersion, profile: ReferenceProfile) -> None:
+        """Store ``profile`` as ``version``'s drift reference."""
         digest = self.artifacts.put_bytes(profile.to_bytes())
-        version = logged.version
         self.models.set_version_tags(version.model, version.version, {PROFILE_TAG: digest})
+
+    def has(self, version: records.ModelVersion) -> bool:
+        """Whether ``version`` has a stored drift reference."""
+        return PROFILE_TAG in version.tags
 
     def load(self, version: records.ModelVersion) -> ReferenceProfile:
         """The drift reference stored with ``version`` (its training sample, profiled)."""

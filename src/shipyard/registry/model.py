@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shipyard.errors import InvalidInputError, ManifestError, SchemaError, UnscorableInputError
+from shipyard.errors import (
+    InvalidInputError,
+    ManifestError,
+    SchemaError,
+    ShipyardError,
+    UnscorableInputError,
+)
 from shipyard.registry.flavors.base import Predictor
 from shipyard.registry.manifest import Manifest
 from shipyard.registry.signature import Signature, rows_text
@@ -104,8 +110,7 @@ class LoadedModel:
         One model call when the predictor answers both from one pass (see
         :meth:`score`); otherwise ``predict`` then ``predict_proba``.
         """
-        X = self.prepare(data)
-        return self._run(self.score, X)
+        return self.score(self.prepare(data))
 
     def score(self, X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Labels and probabilities for already validated ``X`` (:meth:`prepare`).
@@ -117,18 +122,21 @@ class LoadedModel:
         are NaN or infinite raises :class:`~shipyard.errors.UnscorableInputError`
         naming it (a label read off NaN probabilities would be the first class).
         """
-        predictor = self.predictor
-        both = getattr(predictor, "predict_both", None)
-        if both is not None:
-            labels, proba = both(X)
-        else:
-            labels = predictor.predict(X)
-            proba = predictor.predict_proba(X) if self.has_proba else None  # type: ignore[attr-defined]
+        labels, proba = self._run(self._raw_score, X)
         labels = np.asarray(labels)
         if labels.ndim == 2 and labels.shape[1] == 1:
             labels = labels[:, 0]
         proba = None if proba is None else np.asarray(proba)
         self._check_finite(X, labels, proba)
+        return labels, proba
+
+    def _raw_score(self, X: pd.DataFrame | np.ndarray) -> tuple[Any, Any]:
+        predictor = self.predictor
+        both = getattr(predictor, "predict_both", None)
+        if both is not None:
+            return both(X)
+        labels = predictor.predict(X)
+        proba = predictor.predict_proba(X) if self.has_proba else None  # type: ignore[attr-defined]
         return labels, proba
 
     def _check_finite(self, X: Any, labels: np.ndarray | None, proba: np.ndarray | None) -> None:
@@ -155,19 +163,94 @@ class LoadedModel:
         )
 
     def _run(self, fn: Any, X: pd.DataFrame | np.ndarray) -> Any:
+        """``fn(X)``; when the model raises on input that passed the signature, say why.
+
+        A category the model never saw (``OneHotEncoder(handle_unknown="error")``)
+        is a :class:`~shipyard.errors.SchemaError` naming the column. Otherwise the
+        rows the model refuses are found (by halving the input) and raised as
+        :class:`~shipyard.errors.UnscorableInputError` naming them and the column
+        furthest outside its training range: a finite but huge value makes
+        scikit-learn refuse "a value too large for dtype('float32')", or overflows.
+        """
         try:
             return fn(X)
+        except ShipyardError:
+            raise
+        except MemoryError:
+            raise
         except Exception as exc:
-            # Input that passed the signature can still hold a category the model has
-            # never seen (e.g. OneHotEncoder(handle_unknown="error")): say which.
             unseen = _unseen_category(self.signature, X)
             if unseen is not None:
                 raise unseen from exc
-            raise
+            unscorable = self._unscorable(fn, X, exc)
+            if unscorable is None:
+                raise  # nothing is outside the training ranges: the model itself is at fault
+            raise unscorable from exc
+
+    def _unscorable(self, fn: Any, X: Any, exc: Exception) -> UnscorableInputError | None:
+        """The error naming the rows ``fn`` fails on; None when no value is out of range."""
+        if furthest_out_of_range(self.signature, X) is None:
+            return None
+        rows = failing_rows(fn, X)
+        failed = X.iloc[rows] if isinstance(X, pd.DataFrame) else np.asarray(X)[rows]
+        culprit = furthest_out_of_range(self.signature, failed)
+        where = (
+            ""
+            if culprit is None
+            else f" Furthest outside the training range: {culprit[0]} = {culprit[1]:g}."
+        )
+        return UnscorableInputError(
+            f"{self.ref} could not score {rows_text(rows)}: {type(exc).__name__}: {exc} "
+            f"The values have the right types but are outside what the model can handle."
+            f"{where}{_outside_training(self.signature, X, rows[0])}",
+            field=None if culprit is None else culprit[0],
+            expected=None if culprit is None else _training_range(self.signature, culprit[0]),
+            rows=rows,
+        )
 
     def __repr__(self) -> str:
         inputs = list(self.signature.names)
         return f"LoadedModel({self.ref!r}, flavor={self.flavor!r}, inputs={inputs})"
+
+
+#: At most this many model calls go into finding the rows a model refuses.
+_MAX_ISOLATION_CALLS = 512
+
+
+def failing_rows(fn: Any, X: Any) -> list[int]:
+    """The rows of ``X`` on which ``fn`` raises, found by halving (few calls for few bad rows).
+
+    Past :data:`_MAX_ISOLATION_CALLS` calls the parts not yet split count as failing
+    whole: they are reported, never scored silently. All rows when ``fn`` fails on
+    none of the parts alone (the failure needs the rows together).
+    """
+    n = len(X)
+    calls = 0
+    bad: list[int] = []
+    pending = [(0, n)]
+    while pending:
+        start, stop = pending.pop()
+        if calls >= _MAX_ISOLATION_CALLS:
+            bad.extend(range(start, stop))
+            continue
+        part = X.iloc[start:stop] if isinstance(X, pd.DataFrame) else X[start:stop]
+        calls += 1
+        try:
+            fn(part)
+        except Exception:
+            if stop - start == 1:
+                bad.append(start)
+            else:
+                middle = (start + stop) // 2
+                pending.extend([(middle, stop), (start, middle)])
+    return sorted(bad) if bad else list(range(n))
+
+
+def _training_range(signature: Signature, name: str) -> str | None:
+    spec = next((c for c in signature.inputs if c.name == name), None)
+    if spec is None or spec.minimum is None or spec.maximum is None:
+        return None
+    return f"a number near the training range {spec.minimum:g}..{spec.maximum:g}"
 
 
 def _all_finite(values: np.ndarray | None) -> bool:
@@ -240,7 +323,7 @@ def _unseen_category(signature: Signature, X: Any) -> SchemaError | None:
                 f"(0-based), which the model never saw and cannot handle; expected one of "
                 f"{list(spec.categories)}.",
                 field=spec.name,
-                expected="string",
+                expected=f"one of {list(spec.categories)}",
                 rows=rows,
             )
     return None

@@ -43,6 +43,7 @@ from shipyard.registry.manifest import MANIFEST_NAME, FileEntry, Manifest
 from shipyard.registry.model import LoadedModel
 from shipyard.registry.refs import parse_ref
 from shipyard.registry.signature import Signature, infer_signature, same_categories
+from shipyard.registry.version_reference import REFERENCE_DIR
 from shipyard.store.artifacts import sha256_file
 
 MODEL_DIR = "model"
@@ -241,7 +242,10 @@ def package_files(src: Path) -> list[Path]:
 def verify_package(src: Path, manifest: Manifest) -> None:
     """Check that ``src`` holds exactly the manifest's files with the right checksums."""
     src = Path(src)
-    actual = {p.as_posix() for p in package_files(src)} - {MANIFEST_NAME}
+    # reference/ (contract and drift profile, see version_reference) has checksums of its own.
+    actual = {p.as_posix() for p in package_files(src) if p.parts[0] != REFERENCE_DIR} - {
+        MANIFEST_NAME
+    }
     listed = set(manifest.files)
     missing = sorted(listed - actual)
     if missing:

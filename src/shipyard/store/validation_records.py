@@ -17,7 +17,7 @@ from shipyard.errors import NotFoundError
 #: The policy scope that applies to every model without a policy of its own.
 REGISTRY_SCOPE = "*"
 DECISIONS = ("approve", "reject")
-CONTRACT_SOURCES = ("inferred", "imported")
+CONTRACT_SOURCES = ("inferred", "imported", "packaged")
 
 
 class ContractNotFoundError(NotFoundError):

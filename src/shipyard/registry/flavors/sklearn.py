@@ -1,14 +1,16 @@
-"""scikit-learn estimators and pipelines, saved with skops and checked against a trust list.
+"""scikit-learn estimators and pipelines, saved with skops and checked against a trust rule.
 
 skops stores the object graph as data, not as a pickle; loading it imports
-only the types it is told to trust. The trust list is held here, by the
-platform, as a frozenset of type names: it is never read from the artifact.
-A file naming any other type (a custom function in a ``FunctionTransformer``,
-a home-made estimator) is refused with :class:`UnsafeArtifactError` unless
+only the types it is told to trust. What is trusted is decided by the platform
+from scikit-learn itself (:mod:`~shipyard.registry.flavors.skops_trust`: its
+classes, its exported score functions and metrics, the SciPy structures its
+estimators hold), never read from the artifact. A file naming any other type
+(a custom function in a ``FunctionTransformer``, a home-made estimator) is
+refused with :class:`UnsafeArtifactError` unless
 both the package and the caller trust its author (``trusted_pickle``).
 
 Example:
-    >>> "sklearn.tree._tree.Tree" in TRUSTED_TYPES
+    >>> is_trusted_type("sklearn.tree._tree.Tree")
     True
 """
 
@@ -25,47 +27,14 @@ from shipyard.registry.flavors.base import (
     pickle_dump,
     pickle_load,
 )
-
-# Types skops does not trust by default but that are plain data inside scikit-learn
-# and numpy models: tree structures, neighbour indexes, distance metrics, dtypes,
-# which skops rebuilds from arrays and numbers. Extend with care: an entry here lets
-# every package load objects of that type.
-_DISTANCES = (
-    "Euclidean",
-    "SEuclidean",
-    "Manhattan",
-    "Chebyshev",
-    "Minkowski",
-    "Mahalanobis",
-    "Hamming",
-    "Canberra",
-    "BrayCurtis",
-    "Jaccard",
-    "Haversine",
-)
-TRUSTED_TYPES: frozenset[str] = frozenset(
-    {
-        "numpy.dtype",
-        "sklearn.tree._tree.Tree",
-        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-        "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
-        "sklearn.neighbors._kd_tree.KDTree",
-        "sklearn.neighbors._ball_tree.BallTree",
-        "sklearn.calibration._CalibratedClassifier",
-        "sklearn.calibration._SigmoidCalibration",
-        "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
-        "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
-        "sklearn.utils._bunch.Bunch",
-        *(f"sklearn.metrics._dist_metrics.{d}Distance{b}" for d in _DISTANCES for b in (32, 64)),
-    }
-)
+from shipyard.registry.flavors.skops_trust import is_trusted_type
 
 SKOPS_FILE = "model.skops"
 PICKLE_FILE = "model.pkl"
 
 
 def load_skops(path: Path, *, allow_untrusted: bool = False) -> Any:
-    """Load a skops file, refusing types outside :data:`TRUSTED_TYPES`.
+    """Load a skops file, refusing types :func:`is_trusted_type` does not accept.
 
     ``allow_untrusted`` is for callers who trust the file's author as they would
     a pickle; it is never inferred from the file.
@@ -76,7 +45,7 @@ def load_skops(path: Path, *, allow_untrusted: bool = False) -> Any:
         found = sio.get_untrusted_types(file=path)
     except Exception as exc:  # a corrupt or foreign file: skops raises many kinds
         raise ManifestError(f"{path} is not a readable skops file: {exc}") from exc
-    unknown = sorted(set(found) - TRUSTED_TYPES)
+    unknown = sorted(t for t in set(found) if not is_trusted_type(t))
     if unknown and not allow_untrusted:
         raise UnsafeArtifactError(
             f"{path} holds types outside Shipyard's trust list: {unknown}. Loading them "
@@ -148,4 +117,4 @@ class SklearnFlavor:
         return EstimatorPredictor(model)
 
 
-__all__ = ["TRUSTED_TYPES", "SklearnFlavor", "load_skops"]
+__all__ = ["SklearnFlavor", "is_trusted_type", "load_skops"]
