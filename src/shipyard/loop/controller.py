@@ -64,13 +64,18 @@ class ModelTick:
     errors: tuple[str, ...] = field(default_factory=tuple)
     #: Triggers that fired but could not be claimed, each with why.
     refused: tuple[tuple[str, ClaimRefused], ...] = ()
+    #: The command that retrains the model now (named in hints).
+    retrain_command: str | None = None
 
     def summary(self) -> str:
         if self.run is None and self.errors and not self.verdicts:
             return f"{self.model}: error: {self.errors[0]}"
         if self.run is None:
             if self.refused:
-                why = "; ".join(f"{kind} fired, but {r.describe()}" for kind, r in self.refused)
+                why = "; ".join(
+                    f"{kind} fired, but {r.describe(self.retrain_command)}"
+                    for kind, r in self.refused
+                )
                 return f"{self.model}: {why}"
             return f"{self.model}: no trigger fired"
         how = "resumed" if self.resumed else f"{self.run.trigger_kind} fired ->"
@@ -137,7 +142,9 @@ class LoopController:
         waiting = self.store.list_runs(model, status=tuple(RESUME_AT), limit=1)
         if waiting:
             run = self._execute(config, waiting[0], champion=None, resume=True)
-            return ModelTick(model, run=run, resumed=True)
+            return ModelTick(
+                model, run=run, resumed=True, retrain_command=config.retrain_command
+            )
         ctx = TriggerContext(self.client, config, self.store, self.clock(), champion)
         verdicts: list[Verdict] = []
         errors: list[str] = []
@@ -157,8 +164,20 @@ class LoopController:
                 refused.append((verdict.kind, claimed))
                 continue
             run = self._execute(config, claimed, champion=champion)
-            return ModelTick(model, tuple(verdicts), run, errors=tuple(errors))
-        return ModelTick(model, tuple(verdicts), errors=tuple(errors), refused=tuple(refused))
+            return ModelTick(
+                model,
+                tuple(verdicts),
+                run,
+                errors=tuple(errors),
+                retrain_command=config.retrain_command,
+            )
+        return ModelTick(
+            model,
+            tuple(verdicts),
+            errors=tuple(errors),
+            refused=tuple(refused),
+            retrain_command=config.retrain_command,
+        )
 
     def trigger(self, model: str, reason: str = "manual retrain") -> LoopRun | ClaimRefused:
         """Start a run of ``model`` now, whatever its triggers and cool-downs say.
@@ -286,7 +305,7 @@ class LoopController:
                 if final == "failed":
                     message += (
                         ". A failed run starts no cool-down: the trigger retries when it "
-                        f"next fires, or `shipyard loop trigger {run.model}` retries now"
+                        f"next fires, or `{config.retrain_command}` retries now"
                     )
                 return self.store.update_run(
                     run.id, now=self.clock(), status=final, message=message
