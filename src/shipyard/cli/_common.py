@@ -1,15 +1,18 @@
 """What every CLI command shares: the client, output helpers, error handling.
 
 Commands stay thin: parse, call a service function, render. Any
-:class:`~shipyard.errors.ShipyardError` becomes ``Error: <message>`` on
-stderr and exit code 1; drift detection uses exit code 3 of its own.
+:class:`~shipyard.errors.ShipyardError`, and any ``OSError`` from the file
+system (named by its path), becomes one line ``Error: <message>`` on stderr
+and exit code 1; a usage error (a bad flag) is Click's exit code 2.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,11 +45,42 @@ class ShipyardGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except ShipyardError as exc:
-            # The message is text, not Rich markup: "shipyard[s3]" must print as written.
-            err_console.print(
-                f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
-            )
+            print_error(str(exc))
             raise typer.Exit(code=1) from exc
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): nothing to tell anyone
+        except OSError as exc:
+            # The file system said no (permission, missing folder, full disk, a folder
+            # where a file belongs): one line naming the path, never a traceback.
+            print_error(os_error_message(exc))
+            raise typer.Exit(code=1) from exc
+
+
+def print_error(message: str) -> None:
+    """``Error: message`` on stderr; the message is text, not Rich markup
+    (``shipyard[s3]`` must print as written)."""
+    err_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def writing_to(path: str | Path) -> Iterator[None]:
+    """Name ``path`` in an ``OSError`` that does not (a full disk says only "No space
+    left on device"), so the handler above can say which file it was."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
+
+
+def os_error_message(exc: OSError) -> str:
+    """``<path>: <what the system said>``, e.g. ``/data/out.csv: Permission denied``."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    if not paths:
+        return f"{what} ({type(exc).__name__})"
+    return f"{' -> '.join(paths)}: {what}."
 
 
 def get_client(ctx: typer.Context) -> Shipyard:

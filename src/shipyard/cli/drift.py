@@ -1,7 +1,8 @@
 """``shipyard drift``: compare current data with a reference, gate CI on the verdict.
 
-Exit codes: 0 no dataset drift, 3 dataset drift detected, 1 error (with a
-message naming the file or column and what was expected).
+Exit codes (those of every command): 0 no dataset drift, 1 dataset drift
+detected (a failing verdict, for CI to gate on) or an error (with a message
+naming the file or column and what was expected), 2 a usage error.
 
 Register it on the root app with::
 
@@ -30,6 +31,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from shipyard.cli._common import writing_to
 from shipyard.drift.columns import split_names
 from shipyard.drift.detector import DriftDetector
 from shipyard.drift.profile import ReferenceProfile
@@ -39,7 +41,7 @@ from shipyard.drift.result import DriftResult
 from shipyard.drift.stattests import STATTESTS
 from shipyard.errors import InvalidInputError, ShipyardError
 
-EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 3
+EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 1
 
 ReferenceLoader = Callable[[str], pd.DataFrame | ReferenceProfile]
 #: ``(reference, window)`` -> the current data: the inputs a registered model's
@@ -118,7 +120,7 @@ def run_drift(
     reference_loader: ReferenceLoader | None = None,
     console: Console | None = None,
 ) -> int:
-    """Do the work of ``shipyard drift`` and return its exit code (0 or 3).
+    """Do the work of ``shipyard drift`` and return its exit code (0, or 1 on drift).
 
     Raises :class:`~shipyard.errors.ShipyardError` on bad input; the command
     turns that into exit code 1.
@@ -138,7 +140,8 @@ def run_drift(
         )
         result = detector.fit(ref).score(cur)
         if report is not None:
-            write_html(report, result, detector, cur)
+            with writing_to(report):
+                write_html(report, result, detector, cur)
     if to_stdout:
         typer.echo(to_json(result))
     else:
@@ -159,7 +162,9 @@ def run_drift(
                 highlight=False,
             )
         if json_path:
-            console.print(f"JSON written to {write_json(json_path, result)}")
+            with writing_to(json_path):
+                written = write_json(json_path, result)
+            console.print(f"JSON written to {written}")
         if report is not None:
             console.print(f"HTML report written to {report}")
     return EXIT_DRIFT if result.dataset_drift else EXIT_OK
@@ -221,7 +226,7 @@ def make_drift_command(
             bool, typer.Option("--fdr", help="Benjamini-Hochberg FDR control of p-value tests.")
         ] = False,
     ) -> None:
-        """Test every column of CURRENT against REFERENCE; exit 3 if the dataset drifted."""
+        """Test every column of CURRENT against REFERENCE; exit 1 if the dataset drifted."""
         try:
             if (current is None) == (window is None):
                 raise InvalidInputError("Give exactly one of --current FILE and --window 24h.")

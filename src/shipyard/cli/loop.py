@@ -47,7 +47,7 @@ _CELL = 160
 
 
 def _controller(ctx: typer.Context, config: Path) -> LoopController:
-    return LoopController(get_client(ctx), load_config(config))
+    return LoopController(get_client(ctx), load_config(config), source=config)
 
 
 def _tick_json(tick: ModelTick) -> dict[str, Any]:
@@ -154,7 +154,7 @@ def trigger_command(
     controller = _controller(ctx, config)
     run = controller.trigger(model, reason=reason)
     if isinstance(run, ClaimRefused):
-        retrain = controller.configs[model].retrain_command
+        retrain = controller.retrain_command(model)
         err_console.print(
             f"{model}: {run.describe(retrain)}; see `shipyard loop history {model}`.",
             highlight=False,
@@ -232,7 +232,7 @@ def _inline(item: Any) -> str:
 
 def _details(value: dict[str, Any], full: bool) -> list[str]:
     """``key: value`` lines; a nested mapping gets one line per key (``params.C: 1.0``)."""
-    lines = []
+    lines: list[str] = []
     for key, item in value.items():
         if isinstance(item, dict) and item:
             lines.extend(f"{key}.{k}: {_short(_inline(v), full)}" for k, v in item.items())

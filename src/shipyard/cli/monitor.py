@@ -1,8 +1,8 @@
 """``shipyard monitor ...``: ground-truth labels, performance over time, log retention.
 
-Exit codes of ``performance``: 0 healthy (or nothing to judge), 3 when a
-sustained drop below the training baseline is flagged, 1 on errors, so CI and
-cron can gate on it.
+Exit codes of ``performance``: 0 healthy (or nothing to judge), 1 when a
+sustained drop below the training baseline is flagged (a failing verdict) or
+on errors, so CI and cron can gate on it; 2 on a usage error.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-DEGRADED_EXIT_CODE = 3
+DEGRADED_EXIT_CODE = 1
 _SHOW_UNKNOWN = 10
 
 

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import typer
 
-from shipyard.cli._common import JsonOption, console, get_client, print_json, table
+from shipyard.cli._common import (
+    JsonOption,
+    console,
+    get_client,
+    print_json,
+    table,
+    writing_to,
+)
 from shipyard.store.validation_store import ValidationStore
 from shipyard.validation import service
 from shipyard.validation.contract_export import EXPORT_FORMATS, export_contract
@@ -46,8 +53,9 @@ def data(
     if report is not None:
         contract = service.get_contract(client.metadata, version)
         html = render_contract_report(contract, result, title=version.ref, source=str(path))
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(html, encoding="utf-8")
+        with writing_to(report):
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(html, encoding="utf-8")
     if as_json:
         print_json({"model": version.ref, "file": str(path), **result.to_dict()})
     else:
@@ -193,7 +201,8 @@ def contract(
     current = service.get_contract(client.metadata, version)
     text = export_contract(current, export, name=version.ref)
     if output is not None:
-        output.write_text(text, encoding="utf-8")
+        with writing_to(output):
+            output.write_text(text, encoding="utf-8")
         console.print(f"{version.ref}: contract written to {output} ({export})")
     else:
         typer.echo(text, nl=False)

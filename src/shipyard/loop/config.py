@@ -35,7 +35,6 @@ Example (YAML)::
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -47,7 +46,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     TypeAdapter,
     ValidationError,
     field_validator,
@@ -351,14 +349,6 @@ class LoopConfig(_Strict):
         default=timedelta(hours=6),
         description="A run without progress this long is taken for dead.",
     )
-    #: The file or folder this config was loaded from, as the user named it (for hints).
-    _source: str | None = PrivateAttr(default=None)
-
-    @property
-    def retrain_command(self) -> str:
-        """What retrains this model now: ``shipyard loop trigger iris -c loop.yaml``."""
-        config = shlex.quote(self._source) if self._source else "LOOP_CONFIG"
-        return f"shipyard loop trigger {self.model} -c {config}"
 
     @field_validator("model")
     @classmethod
@@ -458,8 +448,7 @@ def load_config(path: Path | str) -> list[LoopConfig]:
         files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
         if not files:
             raise ConfigError(f"No *.yaml loop configs in folder {path}.")
-        # Hints name the folder the user gave: `-c configs/` runs every model in it.
-        configs = [_from(c, path) for f in files for c in load_config(f)]
+        configs = [c for f in files for c in load_config(f)]
         names = [c.model for c in configs]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -474,12 +463,7 @@ def load_config(path: Path | str) -> list[LoopConfig]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     base = path.resolve().parent
-    return [_from(c.anchored(base), path) for c in parse_configs(data, source=str(path))]
-
-
-def _from(config: LoopConfig, path: Path) -> LoopConfig:
-    config._source = str(path)
-    return config
+    return [c.anchored(base) for c in parse_configs(data, source=str(path))]
 
 
 __all__ = [

@@ -22,12 +22,14 @@ to stop. The clock and the random generator (the holdout split) are injected.
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -96,6 +98,8 @@ class LoopController:
         canary: the canary runner (default: :class:`RolloutCanaryRunner`).
         owner: recorded as the claimer of each run.
         timer: a monotonic clock in seconds for step durations.
+        source: the config file or folder, as the user named it; hints that say how
+            to retrain now name it (``shipyard loop trigger iris -c loop.yaml``).
     """
 
     def __init__(
@@ -109,6 +113,7 @@ class LoopController:
         canary: CanaryRunner | None = None,
         owner: str | None = None,
         timer: Callable[[], float] = time.perf_counter,
+        source: str | Path | None = None,
     ) -> None:
         names = [c.model for c in configs]
         if len(set(names)) != len(names):
@@ -122,6 +127,12 @@ class LoopController:
         self.owner = owner or default_owner()
         self.timer = timer
         self.store = LoopStore(client.metadata)
+        self.source = None if source is None else str(source)
+
+    def retrain_command(self, model: str) -> str:
+        """The full command that retrains ``model`` now."""
+        config = shlex.quote(self.source) if self.source else "LOOP_CONFIG"
+        return f"shipyard loop trigger {model} -c {config}"
 
     # -- public ---------------------------------------------------------------------
 
@@ -143,7 +154,7 @@ class LoopController:
         if waiting:
             run = self._execute(config, waiting[0], champion=None, resume=True)
             return ModelTick(
-                model, run=run, resumed=True, retrain_command=config.retrain_command
+                model, run=run, resumed=True, retrain_command=self.retrain_command(model)
             )
         ctx = TriggerContext(self.client, config, self.store, self.clock(), champion)
         verdicts: list[Verdict] = []
@@ -169,14 +180,14 @@ class LoopController:
                 tuple(verdicts),
                 run,
                 errors=tuple(errors),
-                retrain_command=config.retrain_command,
+                retrain_command=self.retrain_command(model),
             )
         return ModelTick(
             model,
             tuple(verdicts),
             errors=tuple(errors),
             refused=tuple(refused),
-            retrain_command=config.retrain_command,
+            retrain_command=self.retrain_command(model),
         )
 
     def trigger(self, model: str, reason: str = "manual retrain") -> LoopRun | ClaimRefused:
@@ -305,7 +316,7 @@ class LoopController:
                 if final == "failed":
                     message += (
                         ". A failed run starts no cool-down: the trigger retries when it "
-                        f"next fires, or `{config.retrain_command}` retries now"
+                        f"next fires, or `{self.retrain_command(run.model)}` retries now"
                     )
                 return self.store.update_run(
                     run.id, now=self.clock(), status=final, message=message
