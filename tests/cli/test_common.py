@@ -98,7 +98,7 @@ def test_a_registry_home_under_a_file(home: Path) -> None:
 # -- exit codes ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(  # fmt: skip
+@pytest.mark.parametrize(
     ("args", "code"),
     [
         (["models", "list"], 0),
@@ -109,10 +109,20 @@ def test_a_registry_home_under_a_file(home: Path) -> None:
         (["drift", "--reference", "{root}/iris.csv", "--current", "{root}/shifted.csv"], 1),
         (["validate", "model", "iris:1", "--data", "{root}/iris.csv", "--target", "x"], 1),
         # Failing verdicts: gates that do not pass, and dataset drift (above).
-        ([*("validate", "model", "iris:1", "--data", "{root}/labelled.csv"),
-          *("--target", "species", "--threshold", "accuracy>=0.999")], 1),
-        ([*("validate", "model", "iris:1", "--data", "{root}/labelled.csv"),
-          *("--target", "species", "--threshold", "accuracy>=0.5")], 0),
+        (
+            [
+                *("validate", "model", "iris:1", "--data", "{root}/labelled.csv"),
+                *("--target", "species", "--threshold", "accuracy>=0.999"),
+            ],
+            1,
+        ),
+        (
+            [
+                *("validate", "model", "iris:1", "--data", "{root}/labelled.csv"),
+                *("--target", "species", "--threshold", "accuracy>=0.5"),
+            ],
+            0,
+        ),
         (["models", "list", "--no-such-flag"], 2),
         (["models", "show"], 2),
         (["drift", "--reference", "{root}/iris.csv", "--drift-share", "x"], 2),

@@ -38,7 +38,27 @@ err_console = Console(stderr=True)
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
 
 
-class ShipyardGroup(TyperGroup):
+class HelpGroup(TyperGroup):
+    """A command group whose help never cuts a word short.
+
+    Every app is made with ``rich_markup_mode=None``: Click's plain help lays out
+    option names in full at any width, where Rich's panels cut them to
+    ``--monitor-interv…`` at 80 columns. Click still shortens each command's
+    summary in a group's list; here it is shown whole, wrapped.
+    """
+
+    def format_commands(self, ctx: typer.Context, formatter: Any) -> None:  # type: ignore[override]
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class ShipyardGroup(HelpGroup):
     """Root command group: turns Shipyard's own errors into clean exits."""
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
@@ -117,9 +137,20 @@ def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
-def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> FoldingTable:
-    """A table of plain-text cells that never cuts a value short (see :class:`FoldingTable`)."""
-    return FoldingTable(title, columns, rows)
+def table(
+    title: str | None, columns: list[str], rows: list[list[Any]], *, right: tuple[str, ...] = ()
+) -> FoldingTable:
+    """A table of plain-text cells that never cuts a value short (see :class:`FoldingTable`);
+    ``right`` names the columns of numbers."""
+    return FoldingTable(title, columns, rows, right=right)
+
+
+def _cell(value: Any) -> Text:
+    """A cell as text: a styled :class:`Text` stays as it is; anything else is plain
+    text, never markup."""
+    if isinstance(value, Text):
+        return value
+    return Text("-" if value is None else str(value))
 
 
 class FoldingTable:
@@ -132,18 +163,31 @@ class FoldingTable:
     that does not fit, each row is folded into ``column  value`` lines, as
     ``psql``'s expanded display does, so narrow terminals lose nothing.
 
-    Cells are data (names, reasons, params), never Rich markup: ``[v2]`` stays.
+    Cells are data (names, reasons, params), never Rich markup: ``[v2]`` stays;
+    a cell that must be styled is passed as a :class:`rich.text.Text`.
     """
 
-    def __init__(self, title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    def __init__(
+        self,
+        title: str | None,
+        columns: list[str],
+        rows: list[list[Any]],
+        *,
+        right: tuple[str, ...] = (),
+    ) -> None:
         self.title = title
         self.columns = columns
-        self.rows = [[Text("-" if cell is None else str(cell)) for cell in row] for row in rows]
+        self.right = right  # columns of numbers, aligned right in the table layout
+        self.rows = [[_cell(cell) for cell in row] for row in rows]
 
     def _table(self, widths: list[int] | None = None) -> Table:
         out = Table(title=self.title, title_justify="left", header_style="bold")
         for i, column in enumerate(self.columns):
-            out.add_column(Text(column), width=None if widths is None else widths[i])
+            out.add_column(
+                Text(column),
+                width=None if widths is None else widths[i],
+                justify="right" if column in self.right else "left",
+            )
         for row in self.rows:
             out.add_row(*row)
         return out

@@ -29,9 +29,9 @@ import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
-from shipyard.cli._common import writing_to
+from shipyard.cli._common import FoldingTable, table, writing_to
 from shipyard.drift.columns import split_names
 from shipyard.drift.detector import DriftDetector
 from shipyard.drift.profile import ReferenceProfile
@@ -85,24 +85,21 @@ def load_reference(
     return reference_loader(value)
 
 
-def result_table(result: DriftResult) -> Table:
-    """Rich table of every tested column, drifted first."""
-    out = Table(title="Drift by column", title_justify="left", header_style="bold")
-    for name, justify in (
-        ("Column", "left"),
-        ("Type", "left"),
-        ("Test", "left"),
-        ("Score", "right"),
-        ("Threshold", "right"),
-        ("Drift", "left"),
-    ):
-        out.add_column(name, justify=justify)  # type: ignore[arg-type]
+def result_table(result: DriftResult) -> FoldingTable:
+    """Every tested column, drifted first; on a narrow terminal it wraps or folds each
+    row into ``column  value`` lines rather than cutting a name short."""
+    rows = []
     for col in result.sorted_columns():
-        verdict = "[bold red]DRIFT[/]" if col.drift_detected else "[green]ok[/]"
-        out.add_row(
-            col.column, col.type, col.stattest, f"{col.score:.4g}", f"{col.threshold:g}", verdict
+        verdict = Text("DRIFT", style="bold red") if col.drift_detected else Text("ok", "green")
+        rows.append(
+            [col.column, col.type, col.stattest, f"{col.score:.4g}", f"{col.threshold:g}", verdict]
         )
-    return out
+    return table(
+        "Drift by column",
+        ["Column", "Type", "Test", "Score", "Threshold", "Drift"],
+        rows,
+        right=("Score", "Threshold"),
+    )
 
 
 def run_drift(

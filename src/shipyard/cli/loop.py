@@ -24,7 +24,15 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from shipyard.cli._common import JsonOption, console, err_console, get_client, print_json, when
+from shipyard.cli._common import (
+    HelpGroup,
+    JsonOption,
+    console,
+    err_console,
+    get_client,
+    print_json,
+    when,
+)
 from shipyard.errors import InvalidReferenceError
 from shipyard.loop.config import load_config
 from shipyard.loop.controller import LoopController, ModelTick
@@ -32,6 +40,8 @@ from shipyard.loop.lineage import lineage
 from shipyard.store.loop_store import ClaimRefused, LoopRun, LoopStore
 
 app = typer.Typer(
+    cls=HelpGroup,
+    rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
     help="The closed loop: retraining triggers, retrain, gate, canary, promote.",
     no_args_is_help=True,
 )

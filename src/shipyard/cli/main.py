@@ -25,6 +25,7 @@ from shipyard.cli.drift import make_drift_command
 from shipyard.cli.drift_registry import load_logged_window, load_model_reference
 
 app = typer.Typer(
+    rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
     cls=ShipyardGroup,
     help="Shipyard: take a trained model to production and keep it healthy there.",
     no_args_is_help=True,

@@ -6,11 +6,16 @@ from pathlib import Path
 
 import typer
 
-from shipyard.cli._common import JsonOption, console, get_client, print_json, table, when
+from shipyard.cli._common import HelpGroup, JsonOption, console, get_client, print_json, table, when
 from shipyard.registry.optimize import describe_optimization
 from shipyard.validation.service import describe_validation
 
-app = typer.Typer(help="Registered models, their versions and aliases.", no_args_is_help=True)
+app = typer.Typer(
+    cls=HelpGroup,
+    rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
+    help="Registered models, their versions and aliases.",
+    no_args_is_help=True,
+)
 
 
 @app.command("list")

@@ -12,7 +12,15 @@ from pathlib import Path
 import typer
 
 from shipyard._client import Shipyard
-from shipyard.cli._common import JsonOption, console, err_console, get_client, print_json, table
+from shipyard.cli._common import (
+    HelpGroup,
+    JsonOption,
+    console,
+    err_console,
+    get_client,
+    print_json,
+    table,
+)
 from shipyard.errors import InvalidInputError, ShipyardError
 from shipyard.monitoring.concept import Degradation, detect_degradation
 from shipyard.monitoring.durations import parse_duration
@@ -27,6 +35,8 @@ from shipyard.monitoring.prediction_log import open_prediction_log
 from shipyard.store.records import ModelVersion
 
 app = typer.Typer(
+    cls=HelpGroup,
+    rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
     help="Monitoring: ground-truth labels, performance over time, concept drift.",
     no_args_is_help=True,
 )

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from shipyard.cli._common import (
+    HelpGroup,
     JsonOption,
     console,
     get_client,
@@ -25,6 +26,8 @@ from shipyard.validation.contract_report import render_contract_report
 from shipyard.validation.gates import DEFAULT_LATENCY_SAMPLES, DEFAULT_MIN_SLICE_ROWS, build_spec
 
 app = typer.Typer(
+    cls=HelpGroup,
+    rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
     help="Check data against a model's contract, and candidate models against gates.",
     no_args_is_help=True,
 )
