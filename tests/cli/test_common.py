@@ -127,9 +127,17 @@ def test_a_registry_home_under_a_file(home: Path) -> None:
         (["models", "show"], 2),
         (["drift", "--reference", "{root}/iris.csv", "--drift-share", "x"], 2),
         (["no-such-command"], 2),
+        (["audit", "--model", "nosuchmodel"], 1),
     ],
 )
 def test_exit_codes(home: Path, args: list[str], code: int) -> None:
     result = run(home, *[a.format(root=home) for a in args])
     assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
+
+
+def test_audit_of_an_unknown_model_is_an_error_naming_it(home: Path) -> None:
+    result = run(home, "audit", "--model", "irsi")
+    _one_error_line(result, "No model named 'irsi'", "Registered models: iris")
+    assert "Audit log" not in result.output
+    assert run(home, "audit", "--model", "iris").exit_code == 0

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from shipyard.cli._common import HelpGroup, JsonOption, console, get_client, print_json, table, when
+from shipyard.errors import NotFoundError
 from shipyard.registry.optimize import describe_optimization
 from shipyard.validation.service import describe_validation
 
@@ -128,9 +130,15 @@ def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
     if manifest.metrics:
         metrics = [[k, f"{v:.6g}"] for k, v in sorted(manifest.metrics.items())]
         console.print(table("Metrics", ["metric", "value"], metrics))
-    if manifest.params:
-        params = [[k, v] for k, v in sorted(manifest.params.items())]
-        console.print(table("Params", ["param", "value"], params))
+    run = _run_of(registry.metadata, version.run_id)
+    # The version's own params, else those of the run that made it (and its tags).
+    params = manifest.params or (run.params if run is not None else {})
+    if params:
+        rows = [[k, v] for k, v in sorted(params.items())]
+        console.print(table("Params", ["param", "value"], rows))
+    if run is not None and run.tags:
+        tags = [[k, v] for k, v in sorted(run.tags.items())]
+        console.print(table(f"Tags of run {run.id[:12]}", ["tag", "value"], tags))
     env = manifest.environment
     packages = ", ".join(f"{k}=={v}" for k, v in sorted(env.get("packages", {}).items()))
     console.print(f"environment: Python {env.get('python')}; {packages}")
@@ -143,6 +151,16 @@ def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
     console.print(f"aliases of {model.name}: {aliases or 'none'}", markup=False, highlight=False)
     for line in where or [f"deployments: none serve {model.name}"]:
         console.print(line, markup=False, highlight=False)
+
+
+def _run_of(metadata: Any, run_id: str | None) -> Any:
+    """The tracking run that made a version, or None (none recorded, or since deleted)."""
+    if not run_id:
+        return None
+    try:
+        return metadata.get_run(run_id)
+    except NotFoundError:
+        return None
 
 
 def _range(col: dict) -> str:
