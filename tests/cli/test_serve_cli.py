@@ -145,7 +145,8 @@ def test_every_flag_reaches_the_running_server(
         extra = http.post("/predict", json={**RECORD, "customer_id": 1})
         assert extra.status_code == 422 and extra.json()["field"] == "customer_id"
         # --no-prediction-log: no /feedback route
-        assert http.post("/feedback", json={"request_id": "r", "label": 1}).status_code == 404
+        off = http.post("/feedback", json={"request_id": "r", "label": 1})
+        assert off.status_code == 409 and "needs the prediction log" in off.text
         # --max-body-bytes 5000
         big = http.post("/predict", json=[RECORD] * 100)
         assert big.status_code == 413
