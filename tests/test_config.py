@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from shipyard.config import Settings
+from shipyard.errors import ConfigError
 
 
 def test_defaults_live_under_the_current_folder(
@@ -133,6 +134,43 @@ def test_a_broken_config_file_is_a_one_line_error(
     _one_line_error(result, "'home' in shipyard.toml")
 
 
+def test_a_missing_config_file_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from shipyard.cli.main import app
+
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "conf" / "shipyard.toml"
+    env = {"SHIPYARD_CONFIG": str(missing)}
+    result = CliRunner().invoke(app, ["models", "list"], env=env, terminal_width=1000)
+    _one_line_error(result, f"SHIPYARD_CONFIG names {missing}, which does not exist")
+    env = {"SHIPYARD_CONFIG": str(tmp_path)}
+    result = CliRunner().invoke(app, ["models", "list"], env=env, terminal_width=1000)
+    _one_line_error(result, f"SHIPYARD_CONFIG names {tmp_path}, which is a folder")
+    with pytest.raises(ConfigError, match="does not exist"):
+        monkeypatch.setenv("SHIPYARD_CONFIG", str(missing))
+        Settings()
+
+
+def test_an_unknown_key_in_the_config_file_names_it_and_the_valid_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from shipyard.cli.main import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shipyard.toml").write_text('databse = "sqlite:///x.db"\nhome = "h"\n')
+    result = CliRunner().invoke(app, ["models", "list"], env={}, terminal_width=1000)
+    _one_line_error(
+        result,
+        "shipyard.toml: unknown setting 'databse'",
+        "the settings are admin_token, api_keys, artifacts, db, home, s3_endpoint_url, user",
+    )
+
+
 def test_the_real_command_prints_one_line_and_exits_1(tmp_path: Path) -> None:
     """The installed ``shipyard`` executable, as a user runs it."""
     import os
@@ -159,7 +197,7 @@ def test_the_real_command_prints_one_line_and_exits_1(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["--input-db", "not a url", "--input-table", "t"], "is not a database URL"),
+        (["--input-db", "not a url", "--input-table", "t"], "not a database URL"),
         (["--input-db", "sqlite:///rows.db"], "--input-table NAME"),
         (["--input-db", "sqlite:///rows.db", "--input-table", "nope"], "no table 'nope'"),
         (["--input-db", "sqlite:///rows.db", "--input-query", "select * from nope"], "nope"),

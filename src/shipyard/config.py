@@ -66,6 +66,7 @@ class Settings(BaseSettings):
 
     def __init__(self, **values: Any) -> None:
         """Read the settings; a value that cannot be used raises ConfigError naming it."""
+        _check_config_file(sorted(type(self).model_fields))
         try:
             super().__init__(**values)
         except ValidationError as exc:
@@ -137,6 +138,37 @@ class Settings(BaseSettings):
             return getpass.getuser()
         except (KeyError, OSError):  # no login name and no passwd entry (some containers)
             return "unknown"
+
+
+def _check_config_file(valid: list[str]) -> None:
+    """The config file a user named exists, and holds only keys Shipyard knows.
+
+    ``shipyard.toml`` is optional; a file named by ``SHIPYARD_CONFIG`` is not (a
+    typo would otherwise be ignored silently), and a misspelt key (``databse``)
+    is refused rather than left to fall back to the default.
+    """
+    path = _config_file()
+    if not path.is_file():
+        if "SHIPYARD_CONFIG" in os.environ:
+            what = "is a folder" if path.is_dir() else "does not exist"
+            raise ConfigError(
+                f"SHIPYARD_CONFIG names {path}, which {what}; point it at a shipyard.toml "
+                "file, or unset it."
+            )
+        return
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read the config file {path}: {exc}.") from exc
+    unknown = [key for key in data if key not in valid]
+    if unknown:
+        keys = ", ".join(repr(k) for k in unknown)
+        raise ConfigError(
+            f"{path}: unknown setting{'s' if len(unknown) > 1 else ''} {keys}; "
+            f"the settings are {', '.join(valid)}."
+        )
 
 
 def _setting_name(field: str) -> str:

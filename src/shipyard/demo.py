@@ -258,7 +258,7 @@ def _run_loop(
     config_path = folder / "loop.yaml"
     config_path.write_text(yaml.safe_dump(_loop_config(data_path)))
     [config] = load_config(config_path)
-    loop = LoopController(client, [config])
+    loop = LoopController(client, [config], source=config_path)
     stop = threading.Event()
     sender = threading.Thread(target=_keep_sending, args=(http.base_url, traffic, stop))
     sender.start()

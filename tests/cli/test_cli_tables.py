@@ -9,7 +9,9 @@ root app with ``COLUMNS=80``, and ``models show`` shows the description and para
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -118,3 +120,57 @@ def test_a_table_that_fits_is_unchanged_and_a_narrow_one_folds_rows(home: Path) 
         # A folded row shows each column name beside its value.
         if width == 24:
             assert re.search(r"variant\s+canary", text), text
+
+
+def test_drift_results_wrap_or_fold_instead_of_cutting_names(home: Path, tmp_path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    long_names = [
+        "customer_lifetime_value_in_euros_last_quarter",
+        "number_of_support_tickets_opened_recently",
+        "preferred_communication_channel_category",
+    ]
+    reference = pd.DataFrame(
+        {
+            long_names[0]: rng.normal(size=500),
+            long_names[1]: rng.normal(size=500),
+            long_names[2]: rng.choice(["email", "phone", "sms"], 500),
+        }
+    )
+    current = reference.assign(**{long_names[0]: reference[long_names[0]] + 1})
+    reference.to_csv(tmp_path / "reference.csv", index=False)
+    current.to_csv(tmp_path / "current.csv", index=False)
+    out = run80(home, "drift", "--reference", str(tmp_path / "reference.csv"),
+                "--current", str(tmp_path / "current.csv"))  # fmt: skip
+    found = words(out)
+    assert set(long_names) <= found, out
+    assert {"Column", "Type", "Test", "Score", "Threshold", "Drift", "DRIFT", "ks"} <= found, out
+    # Too wide for a table even with wrapping: each row folds into `column  value` lines.
+    assert re.search(rf"Column\s+{long_names[0]}\s+Type\s+numerical", out), out
+
+
+def _commands(command: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
+    yield path, command
+    if not hasattr(command, "list_commands"):
+        return
+    # Through the group's own lookup: the root imports a command only when asked for it.
+    ctx = command.make_context("shipyard", ["--help"], resilient_parsing=True)
+    for name in command.list_commands(ctx):
+        yield from _commands(command.get_command(ctx, name), [*path, name])
+
+
+def test_every_help_shows_every_option_name_in_full(home: Path) -> None:
+    from typer.main import get_command
+
+    seen = 0
+    for path, command in _commands(get_command(app), []):
+        out = run80(home, *path, "--help")
+        for param in command.params:
+            if param.param_type_name != "option" or param.hidden:
+                continue
+            for name in (*param.opts, *param.secondary_opts):
+                assert re.search(re.escape(name) + r"(?![\w-])", out), (path, name, out)
+                seen += 1
+    assert seen > 150  # every command was looked at, not just the root

@@ -64,11 +64,11 @@ def test_no_drift_exits_zero_with_a_table(files) -> None:
         assert column in out.output
 
 
-def test_drift_exits_three_and_writes_reports(files, tmp_path: Path) -> None:
+def test_drift_exits_one_and_writes_reports(files, tmp_path: Path) -> None:
     html, js = tmp_path / "drift.html", tmp_path / "drift.json"
     args = ["drift", "--reference", str(files["ref"]), "--current", str(files["drifted"])]
     out = runner.invoke(_app(), [*args, "--report", str(html), "--json", str(js)])
-    assert out.exit_code == 3, out.output
+    assert out.exit_code == 1, out.output
     assert "Dataset drift detected" in out.output
     data = json.loads(js.read_text())
     assert data["dataset"]["dataset_drift"] is True
@@ -80,7 +80,7 @@ def test_options_reach_the_detector(files) -> None:
     args = ["drift", "--reference", str(files["ref"]), "--current", str(files["drifted"])]
     opts = ["--json", "-", "--categorical", "code", "--stattest", "psi", "--threshold", "0.3"]
     out = runner.invoke(_app(), [*args, *opts, "--drift-share", "0.9"])
-    assert out.exit_code == 0, out.output  # 3 of 4 drifted < 0.9
+    assert out.exit_code == 0, out.output  # 3 of 4 drifted < 0.9: no dataset drift
     data = json.loads(out.output)
     code = next(c for c in data["columns"] if c["column"] == "code")
     assert (code["type"], code["stattest"], code["threshold"]) == ("categorical", "psi", 0.3)

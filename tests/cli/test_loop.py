@@ -78,7 +78,11 @@ def test_tick_then_history(client: Shipyard, tmp_path: Path) -> None:
     for step in ("validate_data", "retrain", "register", "gates", "approval", "canary"):
         assert re.search(rf"{step}\s+(succeeded|skipped)\s+[\d.]+ s", shown.output), step
     assert re.search(r"promote\s+succeeded", shown.output)
-    assert "in:  {" in shown.output and "out: {" in shown.output
+    # Step details read as `key: value` lines, nested mappings with dotted keys.
+    assert re.search(r"\n    in:\n      source: .*iris\.csv\n", shown.output), shown.output
+    assert re.search(r"\n      params\.cv: 2\n", shown.output)
+    assert re.search(r"\n      version: iris:1\n", shown.output)
+    assert "{" not in shown.output.split("gates ")[0]  # no JSON blobs before the gate checks
     as_json = json.loads(run(client, "history", "iris:1", "--json").output)
     [one] = as_json
     assert one["status"] == "promoted" and one["candidate_version"] == 1
@@ -194,12 +198,42 @@ def test_a_failed_run_starts_no_cooldown_and_messages_say_which_case_holds(
     [refused] = tick["refused"]
     assert (refused["kind"], refused["why"], refused["run"]) == ("drift", "cooling_down", 2)
     assert "cooling down: run 2 (drift, promoted)" in refused["message"]
-    assert "`shipyard loop trigger iris` retrains now" in refused["message"]
+    assert f"`shipyard loop trigger iris -c {fixed}` retrains now" in refused["message"]
     text = flat(run(client, "tick", "--config", fixed).output)
     assert "iris: drift fired, but cooling down: run 2" in text
     assert "claimed elsewhere" not in text
     history = json.loads(run(client, "history", "iris", "--json").output)
     assert [(r["id"], r["status"]) for r in history] == [(2, "promoted"), (1, "failed")]
+
+
+def test_a_fresh_registry_bootstraps_on_its_first_tick(client: Shipyard, tmp_path: Path) -> None:
+    """No production model yet: the data counts as new whatever the thresholds, and
+    the champion-relative gates are skipped with a note instead of failing the run."""
+    config = yaml.safe_load(_config(tmp_path, min_new_rows=500).read_text())
+    config["triggers"] = [{"kind": "new_data", "min_new_rows": 500, "min_growth": 0.2}]
+    config["gates"] = {"thresholds": ["accuracy>=0.5"], "min_changes": ["accuracy:+0"]}
+    path = tmp_path / "loop.yaml"
+    path.write_text(yaml.safe_dump(config))
+    first = run(client, "tick", "--config", path)
+    assert first.exit_code == 0, first.output
+    text = flat(first.output)
+    assert "iris: new_data fired -> run 1 promoted: iris:1 promoted to production" in text
+    assert "has 150 rows and no model was trained on it yet" in text
+    shown = run(client, "history", "iris")
+    assert "note: min_changes accuracy:+0 skipped: no champion to compare with yet" in flat(
+        shown.output
+    )
+    assert re.search(r"gates\s+succeeded", shown.output)
+    # The 150 rows are now trained on: the next tick waits for the thresholds again.
+    second = run(client, "tick", "--config", path)
+    assert "iris: no trigger fired" in second.output and "+0 since the 150" in second.output
+
+
+def test_loop_hints_are_full_commands(client: Shipyard, tmp_path: Path) -> None:
+    config = _config(tmp_path, estimator="svm")
+    failed = run(client, "tick", "--config", config)
+    assert failed.exit_code == 1
+    assert f"`shipyard loop trigger iris -c {config}` retries now" in flat(failed.output)
 
 
 def test_a_failed_new_data_run_leaves_its_rows_to_train_on(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,19 @@ def test_runs_show_prints_the_dataset_context_and_source(home: Path) -> None:
     assert "[fit]" in out
     assert "dataset [training] from s3://bucket/iris.parquet: 150 rows, 4 columns" in out
     assert "[v2]" in out  # a table cell is text, not markup
+
+
+def test_models_show_has_the_params_and_tags_of_the_run_that_made_it(home: Path) -> None:
+    client = Shipyard(Settings(home=home))
+    X, y = iris_frame()
+    with client.tracker.start_run("iris-runs") as tracked:
+        tracked.log_params({"C": 0.25, "solver": "lbfgs"})
+        tracked.set_tag("owner", "team-flowers")
+        model = LogisticRegression(C=0.25, max_iter=500).fit(X, y)
+        version = client.registry.log_model(model, "iris", sample=X, run_id=tracked.id)
+    client.close()
+    code, out = run("models", "show", version.ref)
+    assert code == 0, out
+    assert "Params" in out and re.search(r"C\s+.?\s*0\.25", out), out
+    assert re.search(r"solver\s+.?\s*lbfgs", out), out
+    assert f"Tags of run {tracked.id[:12]}" in out and re.search(r"owner\s+.?\s*team-flowers", out)

@@ -157,9 +157,9 @@ def test_healthy_model_exits_0_with_a_table(client: Shipyard) -> None:
     assert "Healthy:" in out
 
 
-def test_degraded_model_exits_3_and_says_why(client: Shipyard) -> None:
+def test_degraded_model_exits_1_and_says_why(client: Shipyard) -> None:
     result = run(client, "performance", "iris:2", "--window", "1h", *RANGE)
-    assert result.exit_code == 3, result.output
+    assert result.exit_code == 1, result.output
     out = flat(result.stdout)
     assert "Degraded:" in out
     assert "accuracy worse than 0.92 (baseline 0.97 - margin 0.05)" in out

@@ -143,8 +143,9 @@ def test_every_flag_reaches_the_running_server(
         # --reject-unknown-fields
         extra = http.post("/predict", json={**RECORD, "customer_id": 1})
         assert extra.status_code == 422 and extra.json()["field"] == "customer_id"
-        # --no-prediction-log: no /feedback route
-        assert http.post("/feedback", json={"request_id": "r", "label": 1}).status_code == 404
+        # --no-prediction-log: /feedback answers 409 saying it needs the log
+        off = http.post("/feedback", json={"request_id": "r", "label": 1})
+        assert off.status_code == 409 and "needs the prediction log" in off.text
         # --max-body-bytes 5000
         big = http.post("/predict", json=[RECORD] * 100)
         assert big.status_code == 413

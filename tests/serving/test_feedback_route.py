@@ -49,10 +49,32 @@ def test_logging_can_be_turned_off(iris: IrisRegistry) -> None:
     try:
         with server.client() as http:
             assert http.post("/predict", json=SETOSA).status_code == 200
-            assert http.post("/feedback", json={"request_id": "x", "label": 1}).status_code == 404
+            off = http.post("/feedback", json={"request_id": "x", "label": 1})
+            assert off.status_code == 409, off.text
+            assert "Feedback needs the prediction log" in off.json()["error"]
+            assert "without --no-prediction-log" in off.json()["error"]
     finally:
         server.stop()
     assert iris.client.prediction_log.read("iris", since="1h").empty
+
+
+def test_a_label_that_is_not_a_class_is_a_400_listing_the_classes(live: LiveServer) -> None:
+    with live.client() as http:
+        answer = http.post("/predict", json=SETOSA).json()
+        bad = http.post("/feedback", json={"request_id": answer["request_id"], "label": "setsoa"})
+        assert bad.status_code == 400, bad.text
+        assert bad.json()["error"] == (
+            "label 'setsoa' is not a class of model 'iris'; its classes are "
+            "'setosa', 'versicolor', 'virginica'."
+        )
+        many = [{"request_id": answer["request_id"], "label": "setosa"}] * 2
+        many.append({"request_id": answer["request_id"], "label": 7})
+        bad = http.post("/feedback", json=many)
+        assert bad.status_code == 400 and bad.json()["error"].startswith(
+            "feedback item 2: label '7' is not a class of model 'iris'"
+        )
+        good = http.post("/feedback", json={"request_id": answer["request_id"], "label": "setosa"})
+        assert good.status_code == 200 and good.json() == {"accepted": 1}
 
 
 def test_feedback_errors_name_the_field_without_internal_names(live: LiveServer) -> None:

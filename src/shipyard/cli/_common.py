@@ -1,15 +1,18 @@
 """What every CLI command shares: the client, output helpers, error handling.
 
 Commands stay thin: parse, call a service function, render. Any
-:class:`~shipyard.errors.ShipyardError` becomes ``Error: <message>`` on
-stderr and exit code 1; drift detection uses exit code 3 of its own.
+:class:`~shipyard.errors.ShipyardError`, and any ``OSError`` from the file
+system (named by its path), becomes one line ``Error: <message>`` on stderr
+and exit code 1; a usage error (a bad flag) is Click's exit code 2.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,18 +37,69 @@ err_console = Console(stderr=True)
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
 
 
-class ShipyardGroup(TyperGroup):
+class HelpGroup(TyperGroup):
+    """A command group whose help never cuts a word short.
+
+    Every app is made with ``rich_markup_mode=None``: Click's plain help lays out
+    option names in full at any width, where Rich's panels cut them to
+    ``--monitor-interv…`` at 80 columns. Click still shortens each command's
+    summary in a group's list; here it is shown whole, wrapped.
+    """
+
+    def format_commands(self, ctx: typer.Context, formatter: Any) -> None:  # type: ignore[override]
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class ShipyardGroup(HelpGroup):
     """Root command group: turns Shipyard's own errors into clean exits."""
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except ShipyardError as exc:
-            # The message is text, not Rich markup: "shipyard[s3]" must print as written.
-            err_console.print(
-                f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
-            )
+            print_error(str(exc))
             raise typer.Exit(code=1) from exc
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): nothing to tell anyone
+        except OSError as exc:
+            # The file system said no (permission, missing folder, full disk, a folder
+            # where a file belongs): one line naming the path, never a traceback.
+            print_error(os_error_message(exc))
+            raise typer.Exit(code=1) from exc
+
+
+def print_error(message: str) -> None:
+    """``Error: message`` on stderr; the message is text, not Rich markup
+    (``shipyard[s3]`` must print as written)."""
+    err_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def writing_to(path: str | Path) -> Iterator[None]:
+    """Name ``path`` in an ``OSError`` that does not (a full disk says only "No space
+    left on device"), so the handler above can say which file it was."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
+
+
+def os_error_message(exc: OSError) -> str:
+    """``<path>: <what the system said>``, e.g. ``/data/out.csv: Permission denied``."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    if not paths:
+        return f"{what} ({type(exc).__name__})"
+    return f"{' -> '.join(paths)}: {what}."
 
 
 def get_client(ctx: typer.Context) -> Shipyard:
@@ -84,9 +138,20 @@ def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
-def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> FoldingTable:
-    """A table of plain-text cells that never cuts a value short (see :class:`FoldingTable`)."""
-    return FoldingTable(title, columns, rows)
+def table(
+    title: str | None, columns: list[str], rows: list[list[Any]], *, right: tuple[str, ...] = ()
+) -> FoldingTable:
+    """A table of plain-text cells that never cuts a value short (see :class:`FoldingTable`);
+    ``right`` names the columns of numbers."""
+    return FoldingTable(title, columns, rows, right=right)
+
+
+def _cell(value: Any) -> Text:
+    """A cell as text: a styled :class:`Text` stays as it is; anything else is plain
+    text, never markup."""
+    if isinstance(value, Text):
+        return value
+    return Text("-" if value is None else str(value))
 
 
 class FoldingTable:
@@ -99,13 +164,22 @@ class FoldingTable:
     that does not fit, each row is folded into ``column  value`` lines, as
     ``psql``'s expanded display does, so narrow terminals lose nothing.
 
-    Cells are data (names, reasons, params), never Rich markup: ``[v2]`` stays.
+    Cells are data (names, reasons, params), never Rich markup: ``[v2]`` stays;
+    a cell that must be styled is passed as a :class:`rich.text.Text`.
     """
 
-    def __init__(self, title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    def __init__(
+        self,
+        title: str | None,
+        columns: list[str],
+        rows: list[list[Any]],
+        *,
+        right: tuple[str, ...] = (),
+    ) -> None:
         self.title = title
         self.columns = columns
-        self.rows = [[Text("-" if cell is None else str(cell)) for cell in row] for row in rows]
+        self.right = right  # columns of numbers, aligned right in the table layout
+        self.rows = [[_cell(cell) for cell in row] for row in rows]
 
     def _title(self) -> Text | None:
         # A title names user things ("Versions of x", "A/B report: web"): text, not markup.
@@ -114,7 +188,11 @@ class FoldingTable:
     def _table(self, widths: list[int] | None = None) -> Table:
         out = Table(title=self._title(), title_justify="left", header_style="bold")
         for i, column in enumerate(self.columns):
-            out.add_column(Text(column), width=None if widths is None else widths[i])
+            out.add_column(
+                Text(column),
+                width=None if widths is None else widths[i],
+                justify="right" if column in self.right else "left",
+            )
         for row in self.rows:
             out.add_row(*row)
         return out

@@ -14,7 +14,10 @@ def audit_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Show the audit log of changes to aliases, archives and deployments."""
-    entries = get_client(ctx).audit.log(model=model, limit=limit)
+    client = get_client(ctx)
+    entries = client.audit.log(model=model, limit=limit)
+    if model is not None and not entries:
+        client.models.get_model(model)  # an unknown model is an error naming it, not an empty table
     if as_json:
         print_json(entries)
         return

@@ -31,9 +31,9 @@ from typing import Any
 import typer
 from rich.console import Group
 from rich.markup import escape
-from typer.core import TyperGroup
 
 from shipyard.cli._common import (
+    HelpGroup,
     JsonOption,
     console,
     err_console,
@@ -47,7 +47,7 @@ from shipyard.rollout.records import Deployment
 from shipyard.rollout.service import Deployments
 
 
-class DeployGroup(TyperGroup):
+class DeployGroup(HelpGroup):
     """``deploy NAME ...`` means ``deploy set NAME ...`` unless NAME is a subcommand."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
@@ -57,6 +57,7 @@ class DeployGroup(TyperGroup):
 
 
 app = typer.Typer(
+    rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
     cls=DeployGroup,
     help="Deployments: primary, canary, A/B split, shadows; progressive rollout and reports. "
     "`shipyard deploy NAME --model REF [--canary W]` creates or changes one.",

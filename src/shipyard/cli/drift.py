@@ -1,7 +1,8 @@
 """``shipyard drift``: compare current data with a reference, gate CI on the verdict.
 
-Exit codes: 0 no dataset drift, 3 dataset drift detected, 1 error (with a
-message naming the table or column and what was expected).
+Exit codes (those of every command): 0 no dataset drift, 1 dataset drift
+detected (a failing verdict, for CI to gate on) or an error (with a message
+naming the table or column and what was expected), 2 a usage error.
 
 Thin: parse the options, turn a model reference into its stored profile (and
 ``--window`` into the model's logged inputs), call
@@ -15,9 +16,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
-from shipyard.cli._common import console, get_client
+from shipyard.cli._common import FoldingTable, console, get_client, table
 from shipyard.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from shipyard.drift.profile import ReferenceProfile
     from shipyard.drift.result import DriftResult
 
-EXIT_OK, EXIT_DRIFT = 0, 3
+EXIT_OK, EXIT_DRIFT = 0, 1
 
 _TABLE_HELP = (
     "a CSV, Parquet or JSON lines file (also .gz, s3://) or a database URL#TABLE / URL#SELECT ..."
@@ -89,7 +90,7 @@ def drift_command(
         bool, typer.Option("--fdr", help="Benjamini-Hochberg FDR control of p-value tests.")
     ] = False,
 ) -> None:
-    """Test every column of CURRENT against REFERENCE; exit 3 if the dataset drifted."""
+    """Test every column of CURRENT against REFERENCE; exit 1 if the dataset drifted."""
     from shipyard.config import Settings
     from shipyard.drift.compare import compare
     from shipyard.tables import storage_options
@@ -159,29 +160,21 @@ def _logged_window(client: Shipyard, ref: str, window: str) -> pd.DataFrame:
     return current
 
 
-def result_table(result: DriftResult) -> Table:
-    """Rich table of every tested column, drifted first (column names printed as written)."""
-    out = Table(title="Drift by column", title_justify="left", header_style="bold")
-    for name, justify in (
-        ("Column", "left"),
-        ("Type", "left"),
-        ("Test", "left"),
-        ("Score", "right"),
-        ("Threshold", "right"),
-        ("Drift", "left"),
-    ):
-        out.add_column(name, justify=justify)  # type: ignore[arg-type]
+def result_table(result: DriftResult) -> FoldingTable:
+    """Every tested column, drifted first; on a narrow terminal it wraps or folds each
+    row into ``column  value`` lines rather than cutting a name short."""
+    rows = []
     for col in result.sorted_columns():
-        verdict = "[bold red]DRIFT[/]" if col.drift_detected else "[green]ok[/]"
-        out.add_row(
-            escape(col.column),
-            col.type,
-            col.stattest,
-            f"{col.score:.4g}",
-            f"{col.threshold:g}",
-            verdict,
+        verdict = Text("DRIFT", style="bold red") if col.drift_detected else Text("ok", "green")
+        rows.append(
+            [col.column, col.type, col.stattest, f"{col.score:.4g}", f"{col.threshold:g}", verdict]
         )
-    return out
+    return table(
+        "Drift by column",
+        ["Column", "Type", "Test", "Score", "Threshold", "Drift"],
+        rows,
+        right=("Score", "Threshold"),
+    )
 
 
 def _render(result: DriftResult, *, json_path: str | None, report: Path | None) -> None:

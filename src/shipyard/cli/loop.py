@@ -24,7 +24,15 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from shipyard.cli._common import JsonOption, console, err_console, get_client, print_json, when
+from shipyard.cli._common import (
+    HelpGroup,
+    JsonOption,
+    console,
+    err_console,
+    get_client,
+    print_json,
+    when,
+)
 from shipyard.errors import InvalidReferenceError
 from shipyard.loop.config import load_config
 from shipyard.loop.controller import LoopController, ModelTick
@@ -32,6 +40,8 @@ from shipyard.loop.lineage import lineage
 from shipyard.store.loop_records import ClaimRefused, LoopRun
 
 app = typer.Typer(
+    cls=HelpGroup,
+    rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
     help="The closed loop: retraining triggers, retrain, gate, canary, promote.",
     no_args_is_help=True,
 )
@@ -47,7 +57,7 @@ _CELL = 160
 
 
 def _controller(ctx: typer.Context, config: Path) -> LoopController:
-    return LoopController(get_client(ctx), load_config(config))
+    return LoopController(get_client(ctx), load_config(config), source=config)
 
 
 def _tick_json(tick: ModelTick) -> dict[str, Any]:
@@ -63,7 +73,7 @@ def _tick_json(tick: ModelTick) -> dict[str, Any]:
                 "why": r.why,
                 "run": None if r.run is None else r.run.id,
                 "until": r.until,
-                "message": r.describe(),
+                "message": r.describe(tick.retrain_command),
             }
             for kind, r in tick.refused
         ],
@@ -152,10 +162,12 @@ def trigger_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Start a loop run for MODEL now, whatever its triggers say."""
-    run = _controller(ctx, config).trigger(model, reason=reason)
+    controller = _controller(ctx, config)
+    run = controller.trigger(model, reason=reason)
     if isinstance(run, ClaimRefused):
+        retrain = controller.retrain_command(model)
         err_console.print(
-            f"{model}: {run.describe()}; see `shipyard loop history {model}`.",
+            f"{model}: {run.describe(retrain)}; see `shipyard loop history {model}`.",
             highlight=False,
             markup=False,
         )
@@ -209,9 +221,35 @@ def lineage_command(
         console.print(line, highlight=False, markup=False)
 
 
-def _short(value: dict[str, Any], full: bool) -> str:
-    text = json.dumps(value, default=str, separators=(",", ":"))
+def _short(text: str, full: bool) -> str:
     return text if full or len(text) <= _CELL else text[: _CELL - 1] + "…"
+
+
+def _inline(item: Any) -> str:
+    """One value on one line: ``a=1, b=x`` for a mapping, ``x, y`` for a list."""
+    if item is None or item == {} or item == []:
+        return "-"
+    if isinstance(item, dict):
+        return ", ".join(
+            f"{k}=({_inline(v)})" if isinstance(v, dict) else f"{k}={_inline(v)}"
+            for k, v in item.items()
+        )
+    if isinstance(item, list) and all(not isinstance(v, dict | list) for v in item):
+        return ", ".join(str(v) for v in item)
+    if isinstance(item, list):
+        return json.dumps(item, default=str, separators=(", ", ": "))
+    return str(item)
+
+
+def _details(value: dict[str, Any], full: bool) -> list[str]:
+    """``key: value`` lines; a nested mapping gets one line per key (``params.C: 1.0``)."""
+    lines: list[str] = []
+    for key, item in value.items():
+        if isinstance(item, dict) and item:
+            lines.extend(f"{key}.{k}: {_short(_inline(v), full)}" for k, v in item.items())
+        else:
+            lines.append(f"{key}: {_short(_inline(item), full)}")
+    return lines
 
 
 def _print_run(run: LoopRun, *, full: bool) -> None:
@@ -231,7 +269,12 @@ def _print_run(run: LoopRun, *, full: bool) -> None:
             highlight=False,
             markup=False,
         )
-        console.print(f"      in:  {_short(step.inputs, full)}", highlight=False, markup=False)
-        console.print(f"      out: {_short(step.outputs, full)}", highlight=False, markup=False)
+        for label, values in (("in", step.inputs), ("out", step.outputs)):
+            lines = _details(values, full)
+            if not lines:
+                continue
+            console.print(f"    {label}:", highlight=False)
+            for line in lines:
+                console.print(f"      {line}", highlight=False, markup=False)
         if step.error:
-            console.print(f"      error: {step.error}", highlight=False, markup=False)
+            console.print(f"    error: {step.error}", highlight=False, markup=False)

@@ -107,6 +107,7 @@ class RootGroup(ShipyardGroup):
 
 
 app = typer.Typer(
+    rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
     cls=RootGroup,
     help="Shipyard: take a trained model to production and keep it healthy there.",
     no_args_is_help=True,
@@ -182,7 +183,7 @@ def _optimize() -> Loaded:
     return optimize_command
 
 
-@command("drift", "Test every column of CURRENT against REFERENCE; exit 3 if the dataset drifted.")
+@command("drift", "Test every column of CURRENT against REFERENCE; exit 1 if the dataset drifted.")
 def _drift() -> Loaded:
     from shipyard.cli.drift import drift_command
 

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from shipyard.cli._common import JsonOption, console, get_client, print_json, table, when
+from shipyard.cli._common import HelpGroup, JsonOption, console, get_client, print_json, table, when
+from shipyard.errors import NotFoundError
 
-app = typer.Typer(help="Registered models, their versions and aliases.", no_args_is_help=True)
+app = typer.Typer(
+    cls=HelpGroup,
+    rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
+    help="Registered models, their versions and aliases.",
+    no_args_is_help=True,
+)
 
 
 @app.command("list")
@@ -126,9 +133,15 @@ def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
     if manifest.metrics:
         metrics = [[k, f"{v:.6g}"] for k, v in sorted(manifest.metrics.items())]
         console.print(table("Metrics", ["metric", "value"], metrics))
-    if manifest.params:
-        params = [[k, v] for k, v in sorted(manifest.params.items())]
-        console.print(table("Params", ["param", "value"], params))
+    run = _run_of(client.runs, version.run_id)
+    # The version's own params, else those of the run that made it (and its tags).
+    params = manifest.params or (run.params if run is not None else {})
+    if params:
+        rows = [[k, v] for k, v in sorted(params.items())]
+        console.print(table("Params", ["param", "value"], rows))
+    if run is not None and run.tags:
+        tags = [[k, v] for k, v in sorted(run.tags.items())]
+        console.print(table(f"Tags of run {run.id[:12]}", ["tag", "value"], tags))
     env = manifest.environment
     packages = ", ".join(f"{k}=={v}" for k, v in sorted(env.get("packages", {}).items()))
     console.print(f"environment: Python {env.get('python')}; {packages}", markup=False)
@@ -141,6 +154,16 @@ def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
     console.print(f"aliases of {model.name}: {aliases or 'none'}", markup=False, highlight=False)
     for line in where or [f"deployments: none serve {model.name}"]:
         console.print(line, markup=False, highlight=False)
+
+
+def _run_of(runs: Any, run_id: str | None) -> Any:
+    """The tracking run that made a version, or None (none recorded, or since deleted)."""
+    if not run_id:
+        return None
+    try:
+        return runs.get_run(run_id)
+    except NotFoundError:
+        return None
 
 
 def _range(col: dict) -> str:

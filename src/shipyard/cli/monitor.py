@@ -1,8 +1,8 @@
 """``shipyard monitor ...``: ground-truth labels, performance over time, log retention.
 
-Exit codes of ``performance``: 0 healthy (or nothing to judge), 3 when a
-sustained drop below the training baseline is flagged, 1 on errors, so CI and
-cron can gate on it.
+Exit codes of ``performance``: 0 healthy (or nothing to judge), 1 when a
+sustained drop below the training baseline is flagged (a failing verdict) or
+on errors, so CI and cron can gate on it; 2 on a usage error.
 """
 
 from __future__ import annotations
@@ -11,7 +11,15 @@ import typer
 from rich.markup import escape
 
 from shipyard._client import Shipyard
-from shipyard.cli._common import JsonOption, console, err_console, get_client, print_json, table
+from shipyard.cli._common import (
+    HelpGroup,
+    JsonOption,
+    console,
+    err_console,
+    get_client,
+    print_json,
+    table,
+)
 from shipyard.errors import InvalidInputError, ShipyardError
 from shipyard.monitoring.concept import Degradation, detect_degradation
 from shipyard.monitoring.durations import parse_duration
@@ -26,11 +34,13 @@ from shipyard.monitoring.prediction_log import open_prediction_log
 from shipyard.store.records import ModelVersion
 
 app = typer.Typer(
+    cls=HelpGroup,
+    rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
     help="Monitoring: ground-truth labels, performance over time, concept drift.",
     no_args_is_help=True,
 )
 
-DEGRADED_EXIT_CODE = 3
+DEGRADED_EXIT_CODE = 1
 _SHOW_UNKNOWN = 10
 
 

@@ -7,12 +7,17 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
-from shipyard.cli._common import JsonOption, console, get_client, print_json, table, when
+from shipyard.cli._common import HelpGroup, JsonOption, console, get_client, print_json, table, when
 
 if TYPE_CHECKING:
     from shipyard.store.run_store import RunStore
 
-app = typer.Typer(help="Experiment runs: params, metrics, datasets.", no_args_is_help=True)
+app = typer.Typer(
+    cls=HelpGroup,
+    rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
+    help="Experiment runs: params, metrics, datasets.",
+    no_args_is_help=True,
+)
 
 
 @app.command("list")

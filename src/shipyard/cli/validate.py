@@ -11,7 +11,15 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from shipyard.cli._common import JsonOption, console, get_client, print_json, table
+from shipyard.cli._common import (
+    HelpGroup,
+    JsonOption,
+    console,
+    get_client,
+    print_json,
+    table,
+    writing_to,
+)
 from shipyard.tables import storage_options
 from shipyard.validation import service
 from shipyard.validation.contract_export import EXPORT_FORMATS, export_contract
@@ -19,6 +27,8 @@ from shipyard.validation.contract_report import render_contract_report
 from shipyard.validation.gates import DEFAULT_LATENCY_SAMPLES, DEFAULT_MIN_SLICE_ROWS, build_spec
 
 app = typer.Typer(
+    cls=HelpGroup,
+    rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
     help="Check data against a model's contract, and candidate models against gates.",
     no_args_is_help=True,
 )
@@ -58,8 +68,9 @@ def data(
     if report is not None:
         contract = service.get_contract(client.validation, version)
         html = render_contract_report(contract, result, title=version.ref, source=str(path))
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(html, encoding="utf-8")
+        with writing_to(report):
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(html, encoding="utf-8")
     if as_json:
         print_json({"model": version.ref, "file": str(path), **result.to_dict()})
     else:
@@ -217,7 +228,8 @@ def contract(
     current = service.get_contract(client.validation, version)
     text = export_contract(current, export, name=version.ref)
     if output is not None:
-        output.write_text(text, encoding="utf-8")
+        with writing_to(output):
+            output.write_text(text, encoding="utf-8")
         console.print(f"{version.ref}: contract written to {output} ({export})", markup=False)
     else:
         typer.echo(text, nl=False)

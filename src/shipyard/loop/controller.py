@@ -22,10 +22,12 @@ to stop. The clock and the random generator (the holdout split) are injected.
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -59,13 +61,18 @@ class ModelTick:
     errors: tuple[str, ...] = field(default_factory=tuple)
     #: Triggers that fired but could not be claimed, each with why.
     refused: tuple[tuple[str, ClaimRefused], ...] = ()
+    #: The command that retrains the model now (named in hints).
+    retrain_command: str | None = None
 
     def summary(self) -> str:
         if self.run is None and self.errors and not self.verdicts:
             return f"{self.model}: error: {self.errors[0]}"
         if self.run is None:
             if self.refused:
-                why = "; ".join(f"{kind} fired, but {r.describe()}" for kind, r in self.refused)
+                why = "; ".join(
+                    f"{kind} fired, but {r.describe(self.retrain_command)}"
+                    for kind, r in self.refused
+                )
                 return f"{self.model}: {why}"
             return f"{self.model}: no trigger fired"
         how = "resumed" if self.resumed else f"{self.run.trigger_kind} fired ->"
@@ -86,6 +93,8 @@ class LoopController:
             retrain holds out a fresh split that can still be reproduced.
         canary: the canary runner (default: :class:`RolloutCanaryRunner`).
         owner: recorded as the claimer of each run.
+        source: the config file or folder, as the user named it; hints that say how
+            to retrain now name it (``shipyard loop trigger iris -c loop.yaml``).
     """
 
     def __init__(
@@ -98,6 +107,7 @@ class LoopController:
         seed: int = 0,
         canary: CanaryRunner | None = None,
         owner: str | None = None,
+        source: str | Path | None = None,
     ) -> None:
         names = [c.model for c in configs]
         if len(set(names)) != len(names):
@@ -110,6 +120,12 @@ class LoopController:
         self.canary = canary if canary is not None else RolloutCanaryRunner(client, clock=clock)
         self.owner = owner or default_owner()
         self.store = client.loops
+        self.source = None if source is None else str(source)
+
+    def retrain_command(self, model: str) -> str:
+        """The full command that retrains ``model`` now."""
+        config = shlex.quote(self.source) if self.source else "LOOP_CONFIG"
+        return f"shipyard loop trigger {model} -c {config}"
 
     # -- public ---------------------------------------------------------------------
 
@@ -130,7 +146,9 @@ class LoopController:
         waiting = self.store.list_runs(model, status=tuple(RESUME_AT), limit=1)
         if waiting:
             run = self._execute(config, waiting[0], champion=None, resume=True)
-            return ModelTick(model, run=run, resumed=True)
+            return ModelTick(
+                model, run=run, resumed=True, retrain_command=self.retrain_command(model)
+            )
         ctx = TriggerContext(self.client, config, self.store, self.clock.now(), champion)
         verdicts: list[Verdict] = []
         errors: list[str] = []
@@ -150,8 +168,20 @@ class LoopController:
                 refused.append((verdict.kind, claimed))
                 continue
             run = self._execute(config, claimed, champion=champion)
-            return ModelTick(model, tuple(verdicts), run, errors=tuple(errors))
-        return ModelTick(model, tuple(verdicts), errors=tuple(errors), refused=tuple(refused))
+            return ModelTick(
+                model,
+                tuple(verdicts),
+                run,
+                errors=tuple(errors),
+                retrain_command=self.retrain_command(model),
+            )
+        return ModelTick(
+            model,
+            tuple(verdicts),
+            errors=tuple(errors),
+            refused=tuple(refused),
+            retrain_command=self.retrain_command(model),
+        )
 
     def trigger(self, model: str, reason: str = "manual retrain") -> LoopRun | ClaimRefused:
         """Start a run of ``model`` now, whatever its triggers and cool-downs say.
@@ -279,7 +309,7 @@ class LoopController:
                 if final == RunStatus.FAILED:
                     message += (
                         ". A failed run starts no cool-down: the trigger retries when it "
-                        f"next fires, or `shipyard loop trigger {run.model}` retries now"
+                        f"next fires, or `{self.retrain_command(run.model)}` retries now"
                     )
                 return self.store.update_run(
                     run.id, now=self.clock.now(), status=final, message=message

@@ -275,8 +275,18 @@ def gates(state: RunState, log: StepLog) -> None:
     """Gate the challenger against the champion on the fresh holdout."""
     assert state.holdout is not None
     candidate = state.require_candidate()
-    spec = state.config.gates.to_spec()
     champion = state.champion
+    gate_config = state.config.gates
+    no_champion_note = None
+    if champion is None and gate_config.min_changes:
+        # A first model has nothing to beat: its champion-relative gates are skipped
+        # (and said so), its absolute ones still hold.
+        no_champion_note = (
+            f"min_changes {', '.join(gate_config.min_changes)} skipped: "
+            "no champion to compare with yet"
+        )
+        gate_config = gate_config.model_copy(update={"min_changes": []})
+    spec = gate_config.to_spec()
     log.inputs.update(
         candidate=candidate.ref,
         champion=None if champion is None else champion.ref,
@@ -284,8 +294,10 @@ def gates(state: RunState, log: StepLog) -> None:
         holdout_hash=(state.holdout_lineage or {}).get("content_hash"),
         gates=state.config.gates.model_dump(mode="json"),
     )
+    if no_champion_note is not None:
+        log.outputs["note"] = no_champion_note
     if spec.is_empty and champion is None:
-        log.skip("no gates configured and no champion to compare with")
+        log.skip(no_champion_note or "no gates configured and no champion to compare with")
         return
     holdout = state.holdout.drop(
         columns=[c for c in [state.config.pipeline.data.time_column] if c in state.holdout]

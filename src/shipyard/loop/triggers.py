@@ -15,7 +15,8 @@ compute the same key and only one can claim it) or the reason it did not fire.
   ``threshold`` for ``sustained`` buckets and still worse in the latest one
   (:func:`~shipyard.monitoring.concept.detect_degradation`); key as for drift.
 - ``new_data``: the source grew by ``min_new_rows`` rows or ``min_growth``
-  since the data the champion (or the last new-data run) saw; key = the row count.
+  since the data the champion (or the last new-data run) saw, or nothing was
+  trained on it yet (no champion fingerprint, no earlier run); key = the row count.
 
 >>> window_key(datetime(2026, 1, 1, 13, 5, tzinfo=UTC), timedelta(hours=24))
 '2026-01-01T00:00:00+00:00'
@@ -276,6 +277,21 @@ def check_new_data(trigger: NewDataTrigger, ctx: TriggerContext) -> Verdict:
         seen.append(last.details["rows"])
     baseline = max(seen, default=0)
     grown = rows - baseline
+    if not seen and rows > 0:
+        # Nothing was ever trained on this source (a fresh registry, no champion):
+        # all of it is new data, whatever the thresholds say.
+        why = f"{source.describe()} has {rows} rows and no model was trained on it yet"
+        return Verdict(
+            "new_data",
+            Firing(
+                "new_data",
+                f"rows:{rows}",
+                f"new data: {why}",
+                {"rows": rows, "baseline_rows": 0},
+                trigger.cooldown or None,
+            ),
+            why,
+        )
     why = f"{source.describe()} has {rows} rows, {grown:+d} since the {baseline} last trained on"
     enough_rows = trigger.min_new_rows is not None and grown >= trigger.min_new_rows
     enough_growth = (

@@ -26,7 +26,7 @@ the newest label of a row wins).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -55,6 +55,7 @@ __all__ = [
     "MAX_ROW",
     "FeedbackIn",
     "FeedbackOut",
+    "check_classes",
     "queue_feedback",
     "read_feedback_file",
     "record_feedback",
@@ -279,7 +280,28 @@ def record_feedback(
     return FeedbackResult(accepted=len(frame), unknown_ids=unknown, duplicates=duplicates)
 
 
-def queue_feedback(log: PredictionLog, items: FeedbackInput, *, model: str) -> int:
+def check_classes(frame: pd.DataFrame, classes: Sequence[Any], *, model: str) -> None:
+    """Every label of ``frame`` (normalized) is one of ``classes``, or InvalidInputError
+    naming the first that is not, its item, and the classes the model knows."""
+    known = {class_key(c) for c in classes}
+    bad = ~frame["label"].isin(known).to_numpy()
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        listed = ", ".join(repr(k) for k in sorted(known, key=str))
+        where = f"feedback item {first}: " if len(frame) > 1 else ""
+        raise InvalidInputError(
+            f"{where}label {frame['label'].iloc[first]!r} is not a class of model {model!r}; "
+            f"its classes are {listed}."
+        )
+
+
+def queue_feedback(
+    log: PredictionLog,
+    items: FeedbackInput,
+    *,
+    model: str,
+    classes: Sequence[Any] | None = None,
+) -> int:
     """Queue ground-truth labels of ``model`` for the log's background writer; return
     how many. What ``POST /feedback`` does.
 
@@ -287,13 +309,16 @@ def queue_feedback(log: PredictionLog, items: FeedbackInput, *, model: str) -> i
     to predictions in bulk when a report or the monitor job runs (labels for
     ids no prediction has simply join nothing), and a flood of posts makes one
     segment per flush. Raises :class:`~shipyard.errors.InvalidInputError`
-    naming the item and field when any label is malformed (nothing is queued
-    then), and :class:`~shipyard.errors.StoreError` when the queue is full.
+    naming the item and field when any label is malformed or, given the
+    model's ``classes``, is not one of them (nothing is queued then), and
+    :class:`~shipyard.errors.StoreError` when the queue is full.
     """
     check_model_name(model)
     frame = _normalize(_items_frame(items))
     if frame.empty:
         return 0
+    if classes is not None:
+        check_classes(frame, classes, model=model)
     received = to_utc(log.clock.now())
     table = _label_table(frame, np.ones(len(frame), bool), received, time.time_ns(), known=None)
     if not log.submit_labels(LabelBatch(model, received.date(), table)):

@@ -214,7 +214,16 @@ def create_app(
             if isinstance(runtime, DeploymentRuntime)
             else parsed.name
         )
-        routers.append(feedback.build_router(client.prediction_log, labelled, api_key=api_key))
+        routers.append(
+            feedback.build_router(
+                client.prediction_log,
+                labelled,
+                api_key=api_key,
+                classes=lambda: _served_classes(runtime),
+            )
+        )
+    else:
+        routers.append(feedback.build_disabled_router(api_key=api_key))
     direct: dict[tuple[str, str], DirectRoute] = {}
     for router in routers:
         direct.update(direct_routes(router.routes))
@@ -231,6 +240,15 @@ def create_app(
     app.add_middleware(RequestMiddleware, metrics=metrics, routes=templates)
     _follow_served_schema(app, runtime)
     return app
+
+
+def _served_classes(runtime: ModelRuntime) -> list[Any] | None:
+    """The classes of the model being served (its primary, for a deployment); None
+    for a regressor or before the first load."""
+    served = runtime.current
+    if served is None or served.classes is None:
+        return None
+    return list(served.classes)
 
 
 def _follow_served_schema(app: FastAPI, runtime: ModelRuntime) -> None:

@@ -97,7 +97,8 @@ class ClaimRefused:
     run: LoopRun | None = None
     until: datetime | None = None
 
-    def describe(self) -> str:
+    def describe(self, retrain_command: str | None = None) -> str:
+        """Why, in a sentence; ``retrain_command`` is the full command that retrains now."""
         run = self.run
         if self.why == "active" and run is not None:
             return (
@@ -111,7 +112,8 @@ class ClaimRefused:
                 f"cooling down: run {run.id} ({run.trigger_kind}, {run.status}) started "
                 f"{run.created_at:%Y-%m-%d %H:%M} UTC; no new {run.trigger_kind} run before "
                 f"{self.until:%Y-%m-%d %H:%M} UTC (failed runs do not count). "
-                f"`shipyard loop trigger {run.model}` retrains now"
+                f"`{retrain_command or f'shipyard loop trigger {run.model} -c LOOP_CONFIG'}` "
+                "retrains now"
             )
         return "another controller claimed it at the same moment"
 
