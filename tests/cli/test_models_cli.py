@@ -115,3 +115,22 @@ def test_runs_show_prints_the_dataset_context_and_source(home: Path) -> None:
     assert "[fit]" in out
     assert "dataset [training] from s3://bucket/iris.parquet: 150 rows, 4 columns" in out
     assert "[v2]" in out  # a table cell is text, not markup
+
+
+def test_models_show_says_which_runtime_serves_and_why(home: Path) -> None:
+    """Registered with no extra argument, a model is compiled to ONNX and verified on its
+    sample; ``optimize=False`` opts out, and ``models show`` says which runtime serves."""
+    code, out = run("models", "show", "iris:1")
+    flat = " ".join(out.split())
+    assert code == 0
+    assert "Runtime: onnxruntime" in flat and "verified" in flat and "classes equal" in flat
+    assert "--no-onnx" in flat  # how to serve the original instead
+    client = Shipyard(Settings(home=home))
+    X, y = iris_frame()
+    client.registry.log_model(
+        LogisticRegression(max_iter=500).fit(X, y), "plain", sample=X, optimize=False
+    )
+    client.close()
+    code, out = run("models", "show", "plain:1")
+    flat = " ".join(out.split())
+    assert code == 0 and "Runtime: original (sklearn); not optimized" in flat

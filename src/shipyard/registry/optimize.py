@@ -37,18 +37,21 @@ import importlib.metadata
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from shipyard.extras import require_extra
+from shipyard.errors import NotFoundError
+from shipyard.extras import missing_modules, require_extra
 from shipyard.registry.flavors.onnx import OnnxPredictor, _graph_classes
 from shipyard.registry.model import LoadedModel
-from shipyard.registry.service import PROFILE_TAG, Registry
 from shipyard.registry.signature import Signature
 from shipyard.store import records
 from shipyard.store.artifacts import sha256_bytes
+
+if TYPE_CHECKING:  # the registry calls in here at registration: no import back at run time
+    from shipyard.registry.service import Registry
 
 logger = logging.getLogger("shipyard.registry")
 
@@ -61,6 +64,8 @@ TAG_CONVERTER = "onnx_converter"
 VERIFIED = "verified"
 DISAGREES = "disagrees"
 FAILED = "failed"
+#: Rows of the registration sample the compiled graph is checked on (drawn evenly).
+REGISTRATION_ROWS = 2000
 
 
 class ConversionError(Exception):
@@ -397,9 +402,13 @@ def _verification_sample(
     try:
         return reference_sample(model.signature)
     except ConversionError:
-        if PROFILE_TAG not in record.tags:
-            raise
-    return registry.reference_profile(record).sample
+        try:
+            return registry.reference_profile(record).sample
+        except NotFoundError:
+            raise ConversionError(
+                "a text column has no known values to draw a verification sample from, and "
+                "the version has no stored training sample"
+            ) from None
 
 
 def _record(
@@ -438,12 +447,46 @@ def log_model_optimized(
 
     >>> version, outcome = log_model_optimized(registry, clf, "iris", sample=X)  # doctest: +SKIP
     """
-    version = registry.log_model(model, name, sample=sample, **log_kwargs)
+    version = registry.log_model(model, name, sample=sample, optimize=False, **log_kwargs)
     trusted = bool(log_kwargs.get("trusted_pickle", False))
     outcome = optimize_version(
         registry, version.ref, sample=sample, atol=atol, trusted_pickle=trusted
     )
     return registry.resolve(version.ref), outcome
+
+
+def compile_onnx_at_registration(
+    registry: Registry,
+    version: records.ModelVersion,
+    sample: pd.DataFrame | None,
+    *,
+    requested: bool | None,
+    trusted_pickle: bool = False,
+) -> OptimizationOutcome | None:
+    """The default last step of ``log_model``: compile to ONNX, verified on ``sample``.
+
+    ``requested`` is ``log_model``'s ``optimize``: ``None`` (the default) compiles when
+    the onnx extra is installed and the version has a sample to verify against, and
+    records why not otherwise; ``False`` skips it (the version stays "not optimized");
+    ``True`` insists (a missing extra raises). A graph is served only when it answers
+    like the original on the sample; otherwise the original serves and the version's
+    tags say why (``shipyard models show``).
+    """
+    if requested is False:
+        return None
+    if requested is None and missing_modules("onnx"):
+        detail = "conversion failed: the onnx extra is not installed (pip install 'shipyard[onnx]')"
+        return _record(registry, version, FAILED, detail, None, None)
+    if sample is not None and len(sample) > REGISTRATION_ROWS:
+        # Evenly spaced rows keep the check's cost bounded on a large training sample.
+        sample = sample.iloc[np.linspace(0, len(sample) - 1, REGISTRATION_ROWS).astype(int)]
+    try:
+        return optimize_version(registry, version.ref, sample=sample, trusted_pickle=trusted_pickle)
+    except Exception as exc:  # by default, compiling must never fail a registration
+        if requested:
+            raise
+        detail = f"conversion failed: {type(exc).__name__}: {exc}"
+        return _record(registry, version, FAILED, detail, None, None)
 
 
 # -- serving and describing ------------------------------------------------------------------
@@ -494,7 +537,8 @@ def describe_optimization(registry_or_client: Any, version: records.ModelVersion
     if status == VERIFIED:
         digest = tags.get(TAG_DIGEST, "")[:12]
         return [
-            f"Runtime: onnxruntime (ONNX graph {digest}…, {converter}), verified: {detail}",
+            f"Runtime: onnxruntime (ONNX graph {digest}…, {converter}), verified: {detail}. "
+            f"`shipyard serve --no-onnx` serves the original ({version.flavor}) instead.",
         ]
     why = "disagrees with the original" if status == DISAGREES else "not converted"
     return [f"Runtime: original ({version.flavor}); ONNX {why}: {detail}"]
@@ -504,6 +548,7 @@ __all__ = [
     "DEFAULT_ATOL",
     "CompiledPredictor",
     "OptimizationOutcome",
+    "compile_onnx_at_registration",
     "compiled_model",
     "convert",
     "describe_optimization",

@@ -37,6 +37,7 @@ from shipyard.errors import (
 from shipyard.registry.manifest import Manifest
 from shipyard.registry.mlflow_import import read_mlflow_model
 from shipyard.registry.model import LoadedModel
+from shipyard.registry.optimize import compile_onnx_at_registration
 from shipyard.registry.package import MANIFEST_NAME, read_package, verify_package, write_package
 from shipyard.registry.refs import ModelRef, check_alias, check_model_name, parse_ref
 from shipyard.registry.signature import Signature
@@ -89,8 +90,13 @@ class Registry:
         flavor: str | None = None,
         trusted_pickle: bool = False,
         signature: Any = None,
+        optimize: bool | None = None,
     ) -> records.ModelVersion:
-        """Package ``model``, store its files and register it as the next version."""
+        """Package ``model``, store its files and register it as the next version.
+
+        ``optimize``: see :func:`~shipyard.registry.optimize.compile_onnx_at_registration`
+        (by default a verified ONNX graph is compiled and serves; False opts out).
+        """
         check_model_name(name)
         with tempfile.TemporaryDirectory(dir=self._scratch()) as tmp:
             package_dir = Path(tmp) / "package"
@@ -118,8 +124,10 @@ class Registry:
             sample = Signature.from_dict(manifest.signature).with_category_dtypes(sample)
             store_contract_for_version(self.metadata, version, sample, actor=self.actor)
             self._store_reference_profile(version, sample)
-            version = self.metadata.get_version(version.model, version.version)
-        return version
+        compile_onnx_at_registration(
+            self, version, sample, requested=optimize, trusted_pickle=trusted_pickle
+        )
+        return self.metadata.get_version(version.model, version.version)
 
     def _store_reference_profile(self, version: records.ModelVersion, sample: pd.DataFrame) -> None:
         signature = Signature.from_dict(self.manifest(version).signature)

@@ -105,6 +105,7 @@ def create_app(
             metrics=metrics,
             poll_interval=options.poll_interval,
             trusted_pickle=options.trusted_pickle,
+            onnx=options.onnx,
             board=board,
         )
         observers = deployment_observers(runtime, client, observers)
@@ -115,6 +116,7 @@ def create_app(
             metrics=metrics,
             poll_interval=options.poll_interval,
             trusted_pickle=options.trusted_pickle,
+            onnx=options.onnx,
             board=board,
         )
     fast = FastPath.from_options(options, metrics.registry, parsed.name)

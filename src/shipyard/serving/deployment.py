@@ -125,6 +125,7 @@ class DeploymentRuntime(ModelRuntime):
         metrics: ServingMetrics,
         poll_interval: float,
         trusted_pickle: bool = False,
+        onnx: bool = True,
         board: WorkerBoard | None = None,
         controller: bool = True,
     ) -> None:
@@ -134,6 +135,7 @@ class DeploymentRuntime(ModelRuntime):
             metrics=metrics,
             poll_interval=poll_interval,
             trusted_pickle=trusted_pickle,
+            onnx=onnx,
             board=board,
         )
         self.client = client
@@ -226,6 +228,7 @@ class DeploymentRuntime(ModelRuntime):
                 f"{model}:{version}",
                 metrics=self.metrics,
                 trusted_pickle=self.trusted_pickle,
+                onnx=self.onnx,
             )
             self._versions[version] = runtime
         if runtime.current is None:

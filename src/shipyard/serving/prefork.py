@@ -66,7 +66,9 @@ def preload(settings: Settings, ref: str, options: ServeOptions) -> ServedModel:
     client = Shipyard(settings)
     try:
         record = client.registry.resolve(ref)
-        return load_served_model(client.registry, record, trusted_pickle=options.trusted_pickle)
+        return load_served_model(
+            client.registry, record, trusted_pickle=options.trusted_pickle, onnx=options.onnx
+        )
     finally:
         client.close()  # no database connection may cross the fork
 
