@@ -8,19 +8,25 @@ log. The drift package itself never imports the registry.
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from shipyard._client import Shipyard
-from shipyard.config import Settings
 from shipyard.drift.profile import ReferenceProfile
 from shipyard.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from shipyard._client import Shipyard
 
 
 @cache
 def _client() -> Shipyard:
     # The drift command has no context object to hand a client down; one per
-    # process, from the same settings sources as every other command.
+    # process, from the same settings sources as every other command. Imported
+    # here: comparing two files never needs the registry's database code.
+    from shipyard._client import Shipyard
+    from shipyard.config import Settings
+
     return Shipyard(Settings())
 
 
