@@ -393,3 +393,27 @@ def test_numeric_dataframe_models_score_a_matrix_unless_onnx_answers(
         original = load_served_model(registry, record, onnx=False)
         assert original.runtime == "sklearn"
         assert original.model.takes_array == (name != "mixed"), name
+
+
+def test_a_value_beyond_float32_is_answered_by_the_original_model(
+    dataframe_models: tuple[Shipyard, dict],
+) -> None:
+    """The ONNX graph computes in float32, where 1e39 is infinity; the original (float64)
+    has an answer for it, so the server gives that answer rather than a 422."""
+    client, fitted = dataframe_models
+    model, frame = fitted["logistic"]
+    record = {**frame.iloc[0].to_dict(), "petal_length": 1e39}
+    served = load_served_model(client.registry, client.registry.resolve("logistic"))
+    assert served.runtime == "onnxruntime"
+    server = serve(client, "logistic")
+    try:
+        with server.client() as http:
+            response = http.post("/predict", json=record)
+    finally:
+        server.stop()
+    assert response.status_code == 200, response.text
+    want = model.predict_proba(frame.iloc[[0]].assign(petal_length=1e39))[0]
+    assert (
+        response.json()["prediction"] == model.predict(frame.iloc[[0]].assign(petal_length=1e39))[0]
+    )
+    np.testing.assert_allclose(list(response.json()["probabilities"].values()), want)

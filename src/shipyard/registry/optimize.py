@@ -101,6 +101,9 @@ class CompiledPredictor(OnnxPredictor):
         self, session: Any, graph_classes: np.ndarray | None, original_classes: Any
     ) -> None:
         super().__init__(session, graph_classes)
+        #: The original model, for input a float32 graph cannot hold (set when served).
+        self.fallback: LoadedModel | None = None
+        self._float32 = any(dtype is np.float32 for _, dtype in self.inputs)
         self._label_map: np.ndarray | None = None
         if original_classes is not None and self.proba_output is not None:
             original = np.asarray(original_classes)
@@ -123,7 +126,19 @@ class CompiledPredictor(OnnxPredictor):
         return np.asarray(out, dtype=np.float64)
 
     def predict_both(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        """Labels and probabilities (None for regressors) from a single session run."""
+        """Labels and probabilities (None for regressors) from a single session run.
+
+        A value beyond float32's range would reach a float32 graph as infinity, where
+        the original computes in float64: such input is answered by the original.
+        """
+        if self.fallback is not None and self._float32 and _beyond_float32(X):
+            original = self.fallback
+            frame = (
+                X
+                if isinstance(X, pd.DataFrame)
+                else pd.DataFrame(X, columns=original.signature.names)
+            )
+            return original.score(original.prepare(frame))
         feed = self._feed(X)
         if self.proba_output is None:
             (out,) = self.session.run([self.label_output], feed)
@@ -139,6 +154,23 @@ class CompiledPredictor(OnnxPredictor):
         proba = self.predict_both(X)[1]
         assert proba is not None
         return proba
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _beyond_float32(X: Any) -> bool:
+    """Whether a finite number in ``X`` is too large for float32 (NaN is not)."""
+    if isinstance(X, pd.DataFrame):
+        numbers = X.select_dtypes(include="number")
+        return any(_beyond_float32(numbers[c].to_numpy()) for c in numbers.columns)
+    values = np.asarray(X)
+    if values.dtype.kind != "f":
+        return bool(
+            values.dtype.kind in "iu" and values.size and np.abs(values).max() > _FLOAT32_MAX
+        )
+    with np.errstate(invalid="ignore"):
+        return bool((np.abs(values) > _FLOAT32_MAX).any())
 
 
 def session_from_bytes(data: bytes) -> Any:
@@ -472,7 +504,7 @@ def compile_onnx_at_registration(
     like the original on the sample; otherwise the original serves and the version's
     tags say why (``shipyard models show``).
     """
-    if requested is False:
+    if requested is False or version.flavor == "onnx":  # an ONNX model is a graph already
         return None
     if requested is None and missing_modules("onnx"):
         detail = "conversion failed: the onnx extra is not installed (pip install 'shipyard[onnx]')"
@@ -511,6 +543,7 @@ def compiled_model(
     except Exception as exc:  # serve the original rather than fail to serve
         logger.warning("Serving %s without its ONNX graph: %s", record.ref, exc)
         return model
+    predictor.fallback = model
     compiled = LoadedModel(model.manifest, predictor)
     compiled.runtime = "onnxruntime"  # type: ignore[attr-defined]
     return compiled
