@@ -570,7 +570,7 @@ def describe_optimization(registry_or_client: Any, version: records.ModelVersion
     if status == VERIFIED:
         digest = tags.get(TAG_DIGEST, "")[:12]
         return [
-            f"Runtime: onnxruntime (ONNX graph {digest}…, {converter}), verified: {detail}. "
+            f"Runtime: onnxruntime (ONNX graph {digest}, {converter}), verified: {detail}. "
             f"`shipyard serve --no-onnx` serves the original ({version.flavor}) instead.",
         ]
     why = "disagrees with the original" if status == DISAGREES else "not converted"
