@@ -3,7 +3,8 @@
 FastAPI + a joblib-loaded scikit-learn model, one ``predict`` and one
 ``predict_proba`` per request, run by uvicorn with one worker. The model file
 comes from ``MODEL_PATH`` (default ``model.pkl``) so the benchmark can point
-it at each model.
+it at each model. ``MODEL_INPUT=mixed`` takes a string ``colour`` beside the
+iris measurements (for a pipeline that one-hot encodes it), as an object row.
 
     MODEL_PATH=model.pkl uvicorn reference_app:app --host 127.0.0.1 --port 8000
 """
@@ -28,21 +29,44 @@ class Features(BaseModel):
     petal_width: float
 
 
-@app.post("/predict")
-def predict(features: Features):
-    X = np.array(
-        [
-            [
-                features.sepal_length,
-                features.sepal_width,
-                features.petal_length,
-                features.petal_width,
-            ]
-        ]
-    )
+class MixedFeatures(Features):
+    colour: str
+
+
+def answer(X):
     prediction = model.predict(X)[0]
     probabilities = model.predict_proba(X)[0].tolist()
     return {"prediction": int(prediction), "probabilities": probabilities}
+
+
+if os.environ.get("MODEL_INPUT") == "mixed":
+
+    @app.post("/predict")
+    def predict_mixed(features: MixedFeatures):
+        row = [
+            features.sepal_length,
+            features.sepal_width,
+            features.petal_length,
+            features.petal_width,
+            features.colour,
+        ]
+        return answer(np.array([row], dtype=object))
+
+else:
+
+    @app.post("/predict")
+    def predict(features: Features):
+        X = np.array(
+            [
+                [
+                    features.sepal_length,
+                    features.sepal_width,
+                    features.petal_length,
+                    features.petal_width,
+                ]
+            ]
+        )
+        return answer(X)
 
 
 @app.get("/health")

@@ -62,7 +62,7 @@ def log_model(
     tags: dict[str, str] | None = None,
     flavor: str | None = None,
     trusted_pickle: bool = False,
-    optimize: bool = False,
+    optimize: bool | None = None,
 ) -> records.ModelVersion:
     """Package ``model`` and register it as the next version of ``name``.
 
@@ -70,8 +70,11 @@ def log_model(
     types, ranges, categories) is inferred from it. Inside :func:`start_run`
     the version links to the run, its params, and the training dataset
     fingerprint the run logged. ``alias`` moves that alias to the new version.
-    ``optimize=True`` also compiles it to ONNX, verified against the original on
-    ``sample`` (servers use the compiled form only when it agrees).
+    By default it is also compiled to ONNX, verified against the original on
+    ``sample``; servers use the compiled form only when it agrees (``shipyard
+    models show`` says which runtime serves and why). ``optimize=False`` skips
+    it; ``optimize=True`` insists (a missing onnx extra raises, and a model that
+    does not compile warns).
     """
     shipyard = client()
     run = shipyard.tracker.active_run
@@ -95,20 +98,15 @@ def log_model(
         tags=tags,
         flavor=flavor,
         trusted_pickle=trusted_pickle,
+        optimize=optimize,
     )
-    if optimize:
-        from shipyard.registry.optimize import optimize_version
-
-        outcome = optimize_version(
-            shipyard.registry, version.ref, sample=sample, trusted_pickle=trusted_pickle
+    if optimize and version.tags.get("onnx_status") != "verified":
+        warnings.warn(
+            f"{version.ref} is registered, but not compiled to ONNX "
+            f"({version.tags.get('onnx_status')}: {version.tags.get('onnx_detail')}); "
+            "servers answer with the original model.",
+            stacklevel=2,
         )
-        if not outcome.verified:
-            warnings.warn(
-                f"{version.ref} is registered, but not compiled to ONNX ({outcome.status}: "
-                f"{outcome.detail}); servers answer with the original model.",
-                stacklevel=2,
-            )
-        version = shipyard.models.get_version(name, version.version)  # with its ONNX tags
     if alias is not None:
         shipyard.registry.set_alias(name, alias, version.version)
         version = shipyard.models.get_version(name, version.version)

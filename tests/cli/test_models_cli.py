@@ -132,3 +132,22 @@ def test_models_show_has_the_params_and_tags_of_the_run_that_made_it(home: Path)
     assert "Params" in out and re.search(r"C\s+.?\s*0\.25", out), out
     assert re.search(r"solver\s+.?\s*lbfgs", out), out
     assert f"Tags of run {tracked.id[:12]}" in out and re.search(r"owner\s+.?\s*team-flowers", out)
+
+
+def test_models_show_says_which_runtime_serves_and_why(home: Path) -> None:
+    """Registered with no extra argument, a model is compiled to ONNX and verified on its
+    sample; ``optimize=False`` opts out, and ``models show`` says which runtime serves."""
+    code, out = run("models", "show", "iris:1")
+    flat = " ".join(out.split())
+    assert code == 0
+    assert "Runtime: onnxruntime" in flat and "verified" in flat and "classes equal" in flat
+    assert "--no-onnx" in flat  # how to serve the original instead
+    client = Shipyard(Settings(home=home))
+    X, y = iris_frame()
+    client.registry.log_model(
+        LogisticRegression(max_iter=500).fit(X, y), "plain", sample=X, optimize=False
+    )
+    client.close()
+    code, out = run("models", "show", "plain:1")
+    flat = " ".join(out.split())
+    assert code == 0 and "Runtime: original (sklearn); not optimized" in flat

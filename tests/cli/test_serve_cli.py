@@ -33,6 +33,7 @@ VALUES: dict[str, Any] = {
     "max_body_bytes": 5000,
     "request_timeout": 12.5,
     "trusted_pickle": True,
+    "onnx": False,
     "workers": 2,
     "variant": "blue",
     "monitor_interval": 33.0,
@@ -135,6 +136,8 @@ def test_every_flag_reaches_the_running_server(
     server.wait_ready()
     status = _status(server)
     assert status["options"] == ServeOptions(**VALUES).public()
+    # --no-onnx: the original model answers, not the ONNX graph compiled at registration.
+    assert status["runtime"] == "sklearn"
     with httpx.Client(base_url=server.url, timeout=10) as http:
         # --contract-check reject: past a hard bound of the contract (a length that was
         # never negative) answers 422.
@@ -158,7 +161,10 @@ def test_defaults_reach_the_running_server(settings: Settings, started: list[Ser
     server = ServeProcess(_env(settings), "iris")
     started.append(server)
     server.wait_ready()
-    assert _status(server)["options"] == ServeOptions().public()
+    status = _status(server)
+    assert status["options"] == ServeOptions().public()
+    # Registered with no extra argument: the verified ONNX graph answers by default.
+    assert status["runtime"] == "onnxruntime"
 
 
 def test_deployment_flag_and_connection_limits_reach_spawned_workers(

@@ -44,7 +44,11 @@ VIRGINICA = {"sepal_length": 7.7, "sepal_width": 3.0, "petal_length": 6.1, "peta
 class IrisRegistry:
     """A client whose registry holds iris:1 (LogisticRegression), iris:2 (RandomForest),
     slow:1 (a pyfunc whose latency the request sets) and wine:1 (a pipeline over float,
-    integer and string columns, see :func:`wine_frame`); production -> version 1 of each."""
+    integer and string columns, see :func:`wine_frame`); production -> version 1 of each.
+
+    They are registered with ``optimize=False``: these tests check that every route
+    carries the model's own answer exactly, so the original model serves them (the
+    default ONNX graph, verified to 1e-4, is served in test_runtime.py)."""
 
     client: Shipyard
     settings: Settings
@@ -57,8 +61,8 @@ def register_models(settings: Settings) -> None:
     client = Shipyard(settings)
     logistic = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
     forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y)
-    assert client.registry.log_model(logistic, "iris", sample=X).version == 1
-    assert client.registry.log_model(forest, "iris", sample=X).version == 2
+    assert client.registry.log_model(logistic, "iris", sample=X, optimize=False).version == 1
+    assert client.registry.log_model(forest, "iris", sample=X, optimize=False).version == 2
     client.registry.set_alias("iris", "production", 1)
     sample = pd.DataFrame({"x": [1.0, -1.0], "delay": [0.0, 0.0]})
     client.registry.log_model("serving_slow_model:MODEL", "slow", sample=sample)
@@ -69,7 +73,7 @@ def register_models(settings: Settings) -> None:
         remainder=StandardScaler(),
     )
     wine = make_pipeline(encode, LogisticRegression(max_iter=1000)).fit(X, y)
-    client.registry.log_model(wine, "wine", sample=X)
+    client.registry.log_model(wine, "wine", sample=X, optimize=False)
     client.registry.set_alias("wine", "production", 1)
     client.close()
 

@@ -69,7 +69,8 @@ def served(
     model = BUILDERS[flavor](X, y)
     name = f"{flavor}-{runtime}"
     client = Shipyard(Settings(home=home, user="t"))
-    version = client.registry.log_model(model, name, sample=X)
+    # "native": registered without the ONNX graph registration compiles by default.
+    version = client.registry.log_model(model, name, sample=X, optimize=runtime == "onnx")
     if runtime == "onnx":
         assert optimize_version(client.registry, version.ref, sample=X).verified
     client.registry.set_alias(name, "production", version.version)

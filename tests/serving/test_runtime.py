@@ -7,9 +7,11 @@ import shutil
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from serving_helpers import SETOSA, VIRGINICA, IrisRegistry, LiveServer, serve
@@ -388,3 +390,98 @@ def test_admin_bodies_must_be_json(iris: IrisRegistry) -> None:
     finally:
         server.stop()
         client.close()
+
+
+@pytest.fixture(scope="module")
+def dataframe_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Shipyard, dict]]:
+    """Models fitted on a DataFrame (they remember their column names), registered with
+    no extra argument: the default path users take."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from shipyard.quickstart import iris_frame
+
+    settings = Settings(home=tmp_path_factory.mktemp("df-models") / "home", user="tester")
+    client = Shipyard(settings)
+    X, y = iris_frame()
+    mixed = X.assign(size=np.where(X["petal_length"] > 4, "big", "small"))
+    encode = ColumnTransformer([("size", OneHotEncoder(), ["size"])], remainder=StandardScaler())
+    fitted = {
+        "logistic": (LogisticRegression(max_iter=500).fit(X, y), X),
+        "scaled": (make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y), X),
+        "forest": (RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y), X),
+        "mixed": (make_pipeline(encode, LogisticRegression(max_iter=500)).fit(mixed, y), mixed),
+    }
+    for name, (model, frame) in fitted.items():
+        version = client.registry.log_model(model, name, sample=frame)
+        assert version.tags["onnx_status"] == "verified", version.tags.get("onnx_detail")
+        client.registry.set_alias(name, "production", version.version)
+    yield client, fitted
+    client.close()
+
+
+@pytest.mark.parametrize("name", ["logistic", "scaled", "forest", "mixed"])
+@pytest.mark.parametrize("onnx", [True, False], ids=["default", "no-onnx"])
+def test_a_dataframe_fitted_model_answers_as_its_own_predict(
+    dataframe_models: tuple[Shipyard, dict], name: str, onnx: bool
+) -> None:
+    """Served on every training row over HTTP: the classes ``model.predict`` gives, and
+    its probabilities (exactly for the original model, which now scores a matrix for the
+    numeric ones; within the 1e-4 the ONNX graph was verified to at registration)."""
+    client, fitted = dataframe_models
+    model, frame = fitted[name]
+    server = serve(client, name, onnx=onnx)
+    try:
+        with server.client() as http:
+            body = http.post("/predict", json=frame.to_dict(orient="records")).json()
+    finally:
+        server.stop()
+    assert body["predictions"] == model.predict(frame).tolist()
+    got = np.array([list(p.values()) for p in body["probabilities"]])
+    want = model.predict_proba(frame)
+    if onnx:
+        np.testing.assert_allclose(got, want, atol=1e-4)
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+def test_numeric_dataframe_models_score_a_matrix_unless_onnx_answers(
+    dataframe_models: tuple[Shipyard, dict],
+) -> None:
+    """What answers: the ONNX graph by default; with it off, the numeric models score a
+    float matrix (no DataFrame per request), the pipeline with a text column a DataFrame."""
+    client, _ = dataframe_models
+    registry = client.registry
+    for name in ("logistic", "scaled", "forest", "mixed"):
+        record = registry.resolve(name)
+        assert load_served_model(registry, record).runtime == "onnxruntime"
+        original = load_served_model(registry, record, onnx=False)
+        assert original.runtime == "sklearn"
+        assert original.model.takes_array == (name != "mixed"), name
+
+
+def test_a_value_beyond_float32_is_answered_by_the_original_model(
+    dataframe_models: tuple[Shipyard, dict],
+) -> None:
+    """The ONNX graph computes in float32, where 1e39 is infinity; the original (float64)
+    has an answer for it, so the server gives that answer rather than a 422."""
+    client, fitted = dataframe_models
+    model, frame = fitted["logistic"]
+    record = {**frame.iloc[0].to_dict(), "petal_length": 1e39}
+    served = load_served_model(client.registry, client.registry.resolve("logistic"))
+    assert served.runtime == "onnxruntime"
+    server = serve(client, "logistic")
+    try:
+        with server.client() as http:
+            response = http.post("/predict", json=record)
+    finally:
+        server.stop()
+    assert response.status_code == 200, response.text
+    want = model.predict_proba(frame.iloc[[0]].assign(petal_length=1e39))[0]
+    assert (
+        response.json()["prediction"] == model.predict(frame.iloc[[0]].assign(petal_length=1e39))[0]
+    )
+    np.testing.assert_allclose(list(response.json()["probabilities"].values()), want)

@@ -98,6 +98,13 @@ def serve_command(
         DEFAULTS.trusted_pickle,
         help="Allow pickled models (only if you trust whoever registered them).",
     ),
+    onnx: bool = typer.Option(
+        DEFAULTS.onnx,
+        "--onnx/--no-onnx",
+        help="Answer with the version's verified ONNX graph when it has one (compiled at "
+        "registration; `shipyard models show` says which runtime serves). --no-onnx always "
+        "answers with the original model.",
+    ),
     variant: str = typer.Option(
         DEFAULTS.variant,
         help="Variant name written into every logged prediction (with --deployment, each "

@@ -33,6 +33,7 @@ or single-row current frame is an :class:`~shipyard.errors.InvalidInputError`.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Self
@@ -116,6 +117,10 @@ class DriftDetector:
         self.n_jobs = n_jobs
         self.max_rows = max_rows
         self.seed = seed
+        # The current side's cleaned values from the last score(), for the frame they came
+        # from (held weakly): the report drawn right after reuses them instead of cleaning
+        # and counting a million values again.
+        self._scored: tuple[weakref.ref[pd.DataFrame], dict[str, ColumnValues]] | None = None
 
     # -- fit --------------------------------------------------------------------
 
@@ -193,10 +198,21 @@ class DriftDetector:
             )
         return current
 
-    def _score_column(self, column: str, current: pd.DataFrame) -> ColumnDrift | SkippedColumn:
+    def current_values(self, current: pd.DataFrame) -> dict[str, ColumnValues]:
+        """The cleaned values of ``current`` kept by the last :meth:`score` of that very
+        frame (empty for any other frame)."""
+        scored = self._scored
+        if scored is None or scored[0]() is not current:
+            return {}
+        return scored[1]
+
+    def _score_column(
+        self, column: str, current: pd.DataFrame, kept: dict[str, ColumnValues]
+    ) -> ColumnDrift | SkippedColumn:
         ctype = self.column_types_[column]
         ref = self.profile_.values(column, ctype)
         cur = ColumnValues.from_series(current[column], ctype, column=column, side="current")
+        kept[column] = cur
         if ref.n < MIN_VALUES:
             return SkippedColumn(
                 column,
@@ -218,14 +234,16 @@ class DriftDetector:
     def score(self, current: pd.DataFrame) -> DriftResult:
         """Test every column of ``current`` against the reference."""
         self._check_fitted()
-        current = self._check_current(current)
+        given, current = current, self._check_current(current)
         skipped = [
             SkippedColumn(c, t.value, _UNTESTED_REASONS[t])
             for c, t in self.column_types_.items()
             if not t.testable
         ]
         tested = [c for c, t in self.column_types_.items() if t.testable]
-        outcomes = parallel_map(lambda c: self._score_column(c, current), tested, self.n_jobs)
+        kept: dict[str, ColumnValues] = {}
+        outcomes = parallel_map(lambda c: self._score_column(c, current, kept), tested, self.n_jobs)
+        self._scored = (weakref.ref(given), kept)
         columns = [o for o in outcomes if isinstance(o, ColumnDrift)]
         skipped += [o for o in outcomes if isinstance(o, SkippedColumn)]
         if not columns:

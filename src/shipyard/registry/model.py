@@ -61,6 +61,11 @@ class LoadedModel:
         return self.name if self.version is None else f"{self.name}:{self.version}"
 
     @property
+    def takes_array(self) -> bool:
+        """Whether :meth:`prepare` hands the predictor a float matrix (not a DataFrame)."""
+        return self._use_array
+
+    @property
     def classes(self) -> np.ndarray | None:
         """Class labels in ``predict_proba`` column order; None for regressors."""
         classes = getattr(self.predictor, "classes", None)

@@ -40,18 +40,20 @@ import importlib.metadata
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from shipyard.extras import require_extra
+from shipyard.extras import missing_modules, require_extra
 from shipyard.registry.flavors.onnx import OnnxPredictor, _graph_classes
 from shipyard.registry.model import LoadedModel
-from shipyard.registry.service import Registry
 from shipyard.registry.signature import Signature
 from shipyard.store import records
 from shipyard.store.artifacts import sha256_bytes
+
+if TYPE_CHECKING:  # the registry calls in here at registration: no import back at run time
+    from shipyard.registry.service import Registry
 
 logger = logging.getLogger("shipyard.registry")
 
@@ -66,6 +68,8 @@ TAG_CONVERTER = "onnx_converter"
 VERIFIED = "verified"
 DISAGREES = "disagrees"
 FAILED = "failed"
+#: Rows of the registration sample the compiled graph is checked on (drawn evenly).
+REGISTRATION_ROWS = 2000
 
 
 class ConversionError(Exception):
@@ -101,6 +105,9 @@ class CompiledPredictor(OnnxPredictor):
         self, session: Any, graph_classes: np.ndarray | None, original_classes: Any
     ) -> None:
         super().__init__(session, graph_classes)
+        #: The original model, for input a float32 graph cannot hold (set when served).
+        self.fallback: LoadedModel | None = None
+        self._float32 = any(dtype is np.float32 for _, dtype in self.inputs)
         self._label_map: np.ndarray | None = None
         if original_classes is not None and self.proba_output is not None:
             original = np.asarray(original_classes)
@@ -123,7 +130,19 @@ class CompiledPredictor(OnnxPredictor):
         return np.asarray(out, dtype=np.float64)
 
     def predict_both(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        """Labels and probabilities (None for regressors) from a single session run."""
+        """Labels and probabilities (None for regressors) from a single session run.
+
+        A value beyond float32's range would reach a float32 graph as infinity, where
+        the original computes in float64: such input is answered by the original.
+        """
+        if self.fallback is not None and self._float32 and _beyond_float32(X):
+            original = self.fallback
+            frame = (
+                X
+                if isinstance(X, pd.DataFrame)
+                else pd.DataFrame(X, columns=original.signature.names)
+            )
+            return original.score(original.prepare(frame))
         feed = self._feed(X)
         if self.proba_output is None:
             (out,) = self.session.run([self.label_output], feed)
@@ -139,6 +158,23 @@ class CompiledPredictor(OnnxPredictor):
         proba = self.predict_both(X)[1]
         assert proba is not None
         return proba
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _beyond_float32(X: Any) -> bool:
+    """Whether a finite number in ``X`` is too large for float32 (NaN is not)."""
+    if isinstance(X, pd.DataFrame):
+        numbers = X.select_dtypes(include="number")
+        return any(_beyond_float32(numbers[c].to_numpy()) for c in numbers.columns)
+    values = np.asarray(X)
+    if values.dtype.kind != "f":
+        return bool(
+            values.dtype.kind in "iu" and values.size and np.abs(values).max() > _FLOAT32_MAX
+        )
+    with np.errstate(invalid="ignore"):
+        return bool((np.abs(values) > _FLOAT32_MAX).any())
 
 
 def session_from_bytes(data: bytes) -> Any:
@@ -427,7 +463,10 @@ def _verification_sample(
     except ConversionError:
         stored = registry.reference_sample(record)
         if stored is None:
-            raise
+            raise ConversionError(
+                "a text column has no known values to draw a verification sample from, and "
+                "the version has no stored training sample"
+            ) from None
     return stored
 
 
@@ -467,12 +506,46 @@ def log_model_optimized(
 
     >>> version, outcome = log_model_optimized(registry, clf, "iris", sample=X)  # doctest: +SKIP
     """
-    version = registry.log_model(model, name, sample=sample, **log_kwargs)
+    version = registry.log_model(model, name, sample=sample, optimize=False, **log_kwargs)
     trusted = bool(log_kwargs.get("trusted_pickle", False))
     outcome = optimize_version(
         registry, version.ref, sample=sample, atol=atol, trusted_pickle=trusted
     )
     return registry.resolve(version.ref), outcome
+
+
+def compile_onnx_at_registration(
+    registry: Registry,
+    version: records.ModelVersion,
+    sample: pd.DataFrame | None,
+    *,
+    requested: bool | None,
+    trusted_pickle: bool = False,
+) -> OptimizationOutcome | None:
+    """The default last step of ``log_model``: compile to ONNX, verified on ``sample``.
+
+    ``requested`` is ``log_model``'s ``optimize``: ``None`` (the default) compiles when
+    the onnx extra is installed and the version has a sample to verify against, and
+    records why not otherwise; ``False`` skips it (the version stays "not optimized");
+    ``True`` insists (a missing extra raises). A graph is served only when it answers
+    like the original on the sample; otherwise the original serves and the version's
+    tags say why (``shipyard models show``).
+    """
+    if requested is False or version.flavor == "onnx":  # an ONNX model is a graph already
+        return None
+    if requested is None and missing_modules("onnx"):
+        detail = "conversion failed: the onnx extra is not installed (pip install 'shipyard[onnx]')"
+        return _record(registry, version, FAILED, detail, None, None)
+    if sample is not None and len(sample) > REGISTRATION_ROWS:
+        # Evenly spaced rows keep the check's cost bounded on a large training sample.
+        sample = sample.iloc[np.linspace(0, len(sample) - 1, REGISTRATION_ROWS).astype(int)]
+    try:
+        return optimize_version(registry, version.ref, sample=sample, trusted_pickle=trusted_pickle)
+    except Exception as exc:  # by default, compiling must never fail a registration
+        if requested:
+            raise
+        detail = f"conversion failed: {type(exc).__name__}: {exc}"
+        return _record(registry, version, FAILED, detail, None, None)
 
 
 # -- serving and describing ------------------------------------------------------------------
@@ -497,9 +570,15 @@ def compiled_model(
     except Exception as exc:  # serve the original rather than fail to serve
         logger.warning("Serving %s without its ONNX graph: %s", record.ref, exc)
         return model
+    predictor.fallback = model
     compiled = LoadedModel(model.manifest, predictor)
     compiled.runtime = "onnxruntime"  # type: ignore[attr-defined]
     return compiled
+
+
+def runtime_name(model: LoadedModel) -> str:
+    """``onnxruntime`` for a compiled model, else the flavor's own runtime."""
+    return str(getattr(model, "runtime", model.flavor))
 
 
 def describe_optimization(registry_or_client: Any, version: records.ModelVersion) -> list[str]:
@@ -518,7 +597,8 @@ def describe_optimization(registry_or_client: Any, version: records.ModelVersion
     if status == VERIFIED:
         digest = tags.get(TAG_DIGEST, "")[:12]
         return [
-            f"Runtime: onnxruntime (ONNX graph {digest}…, {converter}), verified: {detail}",
+            f"Runtime: onnxruntime (ONNX graph {digest}, {converter}), verified: {detail}. "
+            f"`shipyard serve --no-onnx` serves the original ({version.flavor}) instead.",
         ]
     why = "disagrees with the original" if status == DISAGREES else "not converted"
     return [f"Runtime: original ({version.flavor}); ONNX {why}: {detail}"]
@@ -529,10 +609,12 @@ __all__ = [
     "DEFAULT_RTOL",
     "CompiledPredictor",
     "OptimizationOutcome",
+    "compile_onnx_at_registration",
     "compiled_model",
     "convert",
     "describe_optimization",
     "log_model_optimized",
     "optimize_version",
     "reference_sample",
+    "runtime_name",
 ]

@@ -43,6 +43,7 @@ from shipyard.registry.hooks import (
 from shipyard.registry.manifest import Manifest
 from shipyard.registry.mlflow_import import read_mlflow_model
 from shipyard.registry.model import LoadedModel
+from shipyard.registry.optimize import compile_onnx_at_registration
 from shipyard.registry.package import MANIFEST_NAME, read_package, verify_package, write_package
 from shipyard.registry.refs import ModelRef, check_alias, check_model_name, parse_ref
 from shipyard.registry.signature import Signature
@@ -118,8 +119,13 @@ class Registry:
         flavor: str | None = None,
         trusted_pickle: bool = False,
         signature: Any = None,
+        optimize: bool | None = None,
     ) -> records.ModelVersion:
-        """Package ``model``, store its files and register it as the next version."""
+        """Package ``model``, store its files and register it as the next version.
+
+        ``optimize``: see :func:`~shipyard.registry.optimize.compile_onnx_at_registration`
+        (by default a verified ONNX graph is compiled and serves; False opts out).
+        """
         check_model_name(name)
         with tempfile.TemporaryDirectory(dir=self._scratch()) as tmp:
             package_dir = Path(tmp) / "package"
@@ -148,8 +154,11 @@ class Registry:
             logged = LoggedVersion(version, signature.with_category_dtypes(sample), signature)
             for hook in self.after_log:
                 hook(logged)
-            version = self.models.get_version(version.model, version.version)
-        return version
+        # A verified ONNX graph serves by default (checked against the model on the sample).
+        compile_onnx_at_registration(
+            self, version, sample, requested=optimize, trusted_pickle=trusted_pickle
+        )
+        return self.models.get_version(version.model, version.version)
 
     def reference_sample(self, version: records.ModelVersion) -> pd.DataFrame | None:
         """Rows kept from ``version``'s training sample by a stage, or None if none were."""

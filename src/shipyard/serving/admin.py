@@ -1,6 +1,7 @@
 """Admin routes, behind the admin bearer token (``SHIPYARD_ADMIN_TOKEN``).
 
-- ``GET /admin/status``: what is served, what the reference follows, the last error,
+- ``GET /admin/status``: what is served (and which runtime answers: ``onnxruntime`` or
+  the flavor's own), what the reference follows, the last error,
   and the options the server runs with (every ``shipyard serve`` flag; passwords in
   URLs masked).
 - ``POST /admin/reload``: check the registry now (instead of at the next poll) and
@@ -83,6 +84,7 @@ def build_router(
             "model": runtime.name,
             "version": served.version if served else None,
             "flavor": served.model.flavor if served else None,
+            "runtime": served.runtime if served else None,
             "load_seconds": served.load_seconds if served else None,
             "last_error": runtime.last_error,
             "options": settings,

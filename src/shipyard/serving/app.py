@@ -86,13 +86,15 @@ def app_for_settings(settings: Settings, ref: str, *, options: ServeOptions) -> 
     return create_app(Shipyard(settings), ref, options=options)
 
 
-def preload_model(settings: Settings, ref: str, *, trusted_pickle: bool = False) -> ServedModel:
+def preload_model(
+    settings: Settings, ref: str, *, trusted_pickle: bool = False, onnx: bool = True
+) -> ServedModel:
     """Load and warm up the version ``ref`` resolves to, then close every connection
     (a pre-fork parent: no database connection may cross the fork)."""
     client = Shipyard(settings)
     try:
         record = client.registry.resolve(ref)
-        return load_served_model(client.registry, record, trusted_pickle=trusted_pickle)
+        return load_served_model(client.registry, record, trusted_pickle=trusted_pickle, onnx=onnx)
     finally:
         client.close()
 
@@ -135,6 +137,7 @@ def create_app(
             metrics=metrics,
             poll_interval=options.poll_interval,
             trusted_pickle=options.trusted_pickle,
+            onnx=options.onnx,
             board=board,
         )
         observers = deployment_observers(runtime, client.prediction_log, observers)
@@ -145,6 +148,7 @@ def create_app(
             metrics=metrics,
             poll_interval=options.poll_interval,
             trusted_pickle=options.trusted_pickle,
+            onnx=options.onnx,
             board=board,
         )
     fast = FastPath.from_options(options, metrics.registry, parsed.name)

@@ -130,6 +130,7 @@ class DeploymentRuntime(ModelRuntime):
         metrics: ServingMetrics,
         poll_interval: float,
         trusted_pickle: bool = False,
+        onnx: bool = True,
         board: WorkerBoard | None = None,
     ) -> None:
         super().__init__(
@@ -138,6 +139,7 @@ class DeploymentRuntime(ModelRuntime):
             metrics=metrics,
             poll_interval=poll_interval,
             trusted_pickle=trusted_pickle,
+            onnx=onnx,
             board=board,
         )
         self.deployment_name = name
@@ -218,6 +220,7 @@ class DeploymentRuntime(ModelRuntime):
                 f"{model}:{version}",
                 metrics=self.metrics,
                 trusted_pickle=self.trusted_pickle,
+                onnx=self.onnx,
             )
             self._versions[version] = runtime
         if runtime.current is None:

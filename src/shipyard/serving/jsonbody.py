@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -49,10 +50,11 @@ class DuplicateKeyError(SchemaError):
     """A JSON object in the body has the same key twice (422, naming the key)."""
 
 
-def loads_strict(body: bytes, *, hint: str = "") -> Any:
+def loads_strict(body: bytes, *, hint: str | Callable[[], str] = "") -> Any:
     """Parse ``body`` as JSON, refusing duplicate keys and keeping big integers exact.
 
-    ``hint`` is appended to the "not valid JSON" message (what to send instead).
+    ``hint`` is appended to the "not valid JSON" message (what to send instead); a
+    function is called only then, so a valid body never pays for building it.
     Raises :class:`InvalidInputError` (400) for text that is not JSON and
     :class:`DuplicateKeyError` (422) for a key given twice in one object.
     """
@@ -109,7 +111,7 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
-def _loads_exact(body: bytes, hint: str) -> Any:
+def _loads_exact(body: bytes, hint: str | Callable[[], str]) -> Any:
     try:
         return json.loads(
             body, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant
@@ -117,6 +119,7 @@ def _loads_exact(body: bytes, hint: str) -> Any:
     except DuplicateKeyError:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, 4300+ digits
+        hint = hint() if callable(hint) else hint
         raise InvalidInputError(
             f"The request body is not valid JSON ({exc}).{' ' + hint if hint else ''}"
         ) from None

@@ -46,6 +46,8 @@ class ServeOptions:
     ``max_body_bytes``: larger request bodies answer 413.
     ``request_timeout``: seconds before a request answers 504 (``--timeout``).
     ``trusted_pickle``: allow loading pickled models (only if you trust their author).
+    ``onnx``: serve a version's verified ONNX graph when it has one (compiled at
+    registration by default); False always serves the original model.
     ``workers``: how many worker processes serve together (``/ready`` waits for all).
     ``worker_dir``: folder the workers share (metrics files, ready markers); set by
     :func:`~shipyard.serving.server.run_server` when ``workers > 1``.
@@ -69,6 +71,7 @@ class ServeOptions:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     request_timeout: float = 30.0
     trusted_pickle: bool = False
+    onnx: bool = True
     workers: int = 1
     worker_dir: Path | None = field(default=None, metadata={INTERNAL: True})
     variant: str = "default"

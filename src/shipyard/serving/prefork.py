@@ -64,7 +64,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def preload(settings: Settings, ref: str, options: ServeOptions) -> ServedModel:
     """Load and warm up the version ``ref`` resolves to, in the parent, before forking."""
-    return preload_model(settings, ref, trusted_pickle=options.trusted_pickle)
+    return preload_model(settings, ref, trusted_pickle=options.trusted_pickle, onnx=options.onnx)
 
 
 def _child(

@@ -39,8 +39,9 @@ from pydantic import BaseModel
 
 from shipyard.background import BackgroundTask
 from shipyard.errors import SchemaError, ShipyardError, UnscorableInputError
+from shipyard.registry.array_input import array_input_model
 from shipyard.registry.model import LoadedModel, furthest_out_of_range
-from shipyard.registry.optimize import compiled_model
+from shipyard.registry.optimize import compiled_model, runtime_name
 from shipyard.registry.refs import ModelRef, parse_ref
 from shipyard.registry.service import Registry
 from shipyard.registry.signature import Signature
@@ -106,6 +107,11 @@ class ServedModel:
     @property
     def signature(self) -> Signature:
         return self.model.signature
+
+    @property
+    def runtime(self) -> str:
+        """What answers: ``onnxruntime`` (a verified ONNX graph), else the flavor's own."""
+        return runtime_name(self.model)
 
     @property
     def classes(self) -> np.ndarray | None:
@@ -198,9 +204,16 @@ class SwapOutcome:
 
 
 def load_served_model(
-    registry: Registry, record: records.ModelVersion, *, trusted_pickle: bool = False
+    registry: Registry,
+    record: records.ModelVersion,
+    *,
+    trusted_pickle: bool = False,
+    onnx: bool = True,
 ) -> ServedModel:
     """Load ``record``'s version, precompute request schemas, and warm it up.
+
+    ``onnx``: answer with the version's verified ONNX graph when it has one
+    (``shipyard serve --no-onnx`` passes False: always the original model).
 
     The warm-up predicts one row built from the signature (and its probabilities),
     so the first real request does not pay for lazy initialisation, and a version
@@ -208,8 +221,10 @@ def load_served_model(
     """
     start = time.perf_counter()
     model = registry.load(record.ref, trusted_pickle=trusted_pickle)
-    # A verified ONNX graph (``shipyard optimize``) answers instead of the original.
-    model = compiled_model(registry, record, model)
+    if onnx:  # a verified ONNX graph (compiled at registration) answers instead
+        model = compiled_model(registry, record, model)
+    # Otherwise a scikit-learn model fitted on a DataFrame skips building one per request.
+    model = array_input_model(model)
     signature = model.signature
     classes = model.classes
     served = ServedModel(
@@ -275,6 +290,7 @@ class ModelRuntime:
         metrics: ServingMetrics,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         trusted_pickle: bool = False,
+        onnx: bool = True,
         board: WorkerBoard | None = None,
     ) -> None:
         self.registry = registry
@@ -283,6 +299,7 @@ class ModelRuntime:
         self.metrics = metrics
         self.poll_interval = poll_interval
         self.trusted_pickle = trusted_pickle
+        self.onnx = onnx
         self.current: ServedModel | None = None
         self.last_error: str | None = None
         self._failed: tuple[int, str] | None = None  # (version, digest) that failed to load
@@ -388,7 +405,9 @@ class ModelRuntime:
             return SwapOutcome(True, new.version, previous)
 
     def _load(self, record: records.ModelVersion) -> ServedModel:
-        return load_served_model(self.registry, record, trusted_pickle=self.trusted_pickle)
+        return load_served_model(
+            self.registry, record, trusted_pickle=self.trusted_pickle, onnx=self.onnx
+        )
 
     def _swap(self, new: ServedModel) -> None:
         old = self.current

@@ -60,6 +60,8 @@ ENV_SETTINGS = "SHIPYARD_SERVE_SETTINGS"
 ENV_OPTIONS = "SHIPYARD_SERVE_OPTIONS"
 ENV_PROMETHEUS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 DEFAULT_GRACEFUL_TIMEOUT = 30.0
+#: Seconds a worker may take to answer its supervisor's ping before it counts as hung.
+WORKER_HEALTHCHECK_SECONDS = 60
 
 
 def settings_to_json(settings: Settings) -> str:
@@ -111,6 +113,11 @@ def uvicorn_kwargs(
         "limit_concurrency": options.max_connections + 1,
         # uvloop when installed; httptools (uvicorn[standard]) with the header deadline.
         "loop": "auto",
+        # A spawned worker imports the libraries and loads the model (onnxruntime's
+        # session, a full garbage collection) in calls that hold the GIL for seconds on a
+        # busy machine; at uvicorn's 5 s its supervisor took that for a hang and killed
+        # it, again and again.
+        "timeout_worker_healthcheck": WORKER_HEALTHCHECK_SECONDS,
         "http": HTTP_PROTOCOL,
     }
 

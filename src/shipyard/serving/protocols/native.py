@@ -52,8 +52,10 @@ def parse_body(body: bytes, signature: Signature) -> tuple[Any, bool]:
     """The rows of a ``/predict`` body and whether it was a single record."""
     payload = loads_strict(
         body,
-        hint=f"Send a record such as {example_text(signature)}, a list of records, or "
-        '{"instances": [...]}.',
+        hint=lambda: (
+            f"Send a record such as {example_text(signature)}, a list of records, "
+            'or {"instances": [...]}.'
+        ),
     )
     if isinstance(payload, dict):
         if schemas.INSTANCES_KEY in payload and schemas.INSTANCES_KEY not in signature.names:
