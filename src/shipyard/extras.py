@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from functools import cache
 
 from shipyard.errors import MissingExtraError
 
@@ -58,9 +59,23 @@ def require_flavor(flavor: str) -> None:
         require_extra(extra, f"the {flavor} flavor")
 
 
+@cache
+def boto_errors() -> tuple[type[Exception], ...]:
+    """What S3 raises besides OSError (s3fs turns most S3 answers into OSError, but
+    connection and credential problems arrive as botocore exceptions); empty
+    without ``shipyard[s3]``, where no S3 read or store exists to raise them.
+    Imported on first call: botocore is slow to import."""
+    try:
+        import botocore.exceptions
+    except ImportError:
+        return ()
+    return (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+
+
 __all__ = [
     "EXTRA_MODULES",
     "FLAVOR_EXTRAS",
+    "boto_errors",
     "missing_modules",
     "require_extra",
     "require_flavor",

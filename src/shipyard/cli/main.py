@@ -22,7 +22,7 @@ from typer.core import TyperCommand
 from typer.main import get_command_from_info, get_group_from_info
 from typer.models import CommandInfo, TyperInfo
 
-from shipyard import __version__
+from shipyard._version import __version__
 from shipyard.cli._common import ShipyardGroup
 
 # What a loader returns: a command group (a Typer app) or one command's function.

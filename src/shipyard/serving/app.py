@@ -27,8 +27,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
-from shipyard import __version__
 from shipyard._client import Shipyard
+from shipyard._version import __version__
 from shipyard.config import Settings
 from shipyard.errors import ConfigError
 from shipyard.monitoring.monitor_job import MonitorJob

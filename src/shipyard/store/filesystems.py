@@ -9,17 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from shipyard.errors import ConfigError
-from shipyard.extras import require_extra
+from shipyard.extras import boto_errors, require_extra
 
-try:  # botocore comes with shipyard[s3]; without it no S3 store exists to raise these
-    import botocore.exceptions
-
-    BOTO_ERRORS: tuple[type[Exception], ...] = (
-        botocore.exceptions.BotoCoreError,
-        botocore.exceptions.ClientError,
-    )
-except ImportError:
-    BOTO_ERRORS = ()
+BOTO_ERRORS = boto_errors()
 #: What a broken object store raises: s3fs turns most S3 answers into OSError, but
 #: connection and credential problems arrive as botocore exceptions.
 BACKEND_ERRORS: tuple[type[Exception], ...] = (OSError, *BOTO_ERRORS)

@@ -15,18 +15,8 @@ from typing import IO, Any
 import pyarrow as pa
 
 from shipyard.config import Settings
-from shipyard.extras import require_extra
+from shipyard.extras import boto_errors, require_extra
 from shipyard.tables.locations import TableLocation, table_error
-
-try:  # botocore comes with shipyard[s3]; without it no S3 read exists to raise these
-    import botocore.exceptions
-
-    _BOTO_ERRORS: tuple[type[Exception], ...] = (
-        botocore.exceptions.BotoCoreError,
-        botocore.exceptions.ClientError,
-    )
-except ImportError:
-    _BOTO_ERRORS = ()
 
 #: What parsing a damaged or foreign file raises in pandas, pyarrow and fsspec:
 #: ValueError covers pandas' ParserError / EmptyDataError and JSONDecodeError.
@@ -35,7 +25,7 @@ READ_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     UnicodeError,
     pa.ArrowException,
-    *_BOTO_ERRORS,
+    *boto_errors(),
 )
 
 

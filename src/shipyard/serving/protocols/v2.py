@@ -42,7 +42,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from shipyard import __version__
+from shipyard._version import __version__
 from shipyard.errors import InvalidInputError, ModelNotFoundError, VersionNotFoundError
 from shipyard.serving import schemas
 from shipyard.serving.errors import REQUEST_ID_KEY, validation_error
