@@ -4,9 +4,10 @@
 :mod:`shipyard.registry.version_reference` for the layout and checksums), and a
 server started on the folder in a fresh home registers them with the version,
 so ``--contract-check``, ``validate data`` and drift monitoring work there as at
-the source. Both directions live here, above the registry: the registry keeps
-packages, the validation store keeps contracts and the drift references are
-monitoring's, and only this step needs all three.
+the source; the version is compiled to ONNX there as ``log_model`` does at the
+source, so both answer with the same runtime. Both directions live here, above
+the registry: the registry keeps packages, the validation store keeps contracts
+and the drift references are monitoring's, and only this step needs all three.
 
 Example:
     >>> stores = (client.validation, client.references)
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from shipyard.drift.profile import ReferenceProfile
 from shipyard.monitoring.references import ReferenceProfiles
+from shipyard.registry.optimize import compile_onnx_at_registration
 from shipyard.registry.package import MANIFEST_NAME
 from shipyard.registry.service import Registry
 from shipyard.registry.version_reference import read_version_reference, write_version_reference
@@ -82,6 +84,15 @@ def register_packaged(
         )
     if parsed_profile is not None:
         references.attach(version, parsed_profile)
+    # Compiled as at the source (the graph is not part of the package), so the
+    # container answers with the same runtime as the registry it came from.
+    compile_onnx_at_registration(
+        registry,
+        version,
+        None if parsed_profile is None else parsed_profile.sample,
+        requested=None,
+        trusted_pickle=trusted_pickle,
+    )
     return registry.models.get_version(version.model, version.version), False
 
 
