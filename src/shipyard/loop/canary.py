@@ -23,7 +23,7 @@ from shipyard.clock import SYSTEM_CLOCK, Clock
 from shipyard.errors import NotFoundError
 
 if TYPE_CHECKING:
-    from shipyard._client import Shipyard
+    from shipyard.loop.services import LoopServices
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class RolloutCanaryRunner:
     from the deployment's change history.
     """
 
-    def __init__(self, client: Shipyard, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, client: LoopServices, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.client = client
         self.clock = clock
 

@@ -42,7 +42,7 @@ from shipyard.store import records
 from shipyard.store.loop_records import ClaimRefused, LoopRun, RunStatus
 
 if TYPE_CHECKING:
-    from shipyard._client import Shipyard
+    from shipyard.loop.services import LoopServices
 
 
 def default_owner() -> str:
@@ -99,7 +99,7 @@ class LoopController:
 
     def __init__(
         self,
-        client: Shipyard,
+        client: LoopServices,
         configs: Sequence[LoopConfig],
         *,
         clock: Clock = SYSTEM_CLOCK,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from shipyard.errors import ShipyardError
 
 if TYPE_CHECKING:
-    from shipyard._client import Shipyard
+    from shipyard.loop.services import LoopServices
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def _roles(d: Any, version: int) -> str | None:
     return None
 
 
-def lineage(client: Shipyard, ref: str, *, until: datetime | None = None) -> Lineage:
+def lineage(client: LoopServices, ref: str, *, until: datetime | None = None) -> Lineage:
     """Follow ``ref``'s lineage from its training data to the predictions it answered."""
     version = client.registry.resolve(ref)
     datasets: dict[str, dict[str, Any]] = {}

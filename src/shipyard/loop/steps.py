@@ -43,7 +43,7 @@ from shipyard.validation.contract_checks import check_contract
 from shipyard.validation.service import get_contract, validate_model
 
 if TYPE_CHECKING:
-    from shipyard._client import Shipyard
+    from shipyard.loop.services import LoopServices
 
 
 class StepFailed(ShipyardError):
@@ -77,7 +77,7 @@ class StepLog:
 class RunState:
     """Everything the steps of one run share; built by the controller."""
 
-    client: Shipyard
+    client: LoopServices
     config: LoopConfig
     store: LoopStore
     run: LoopRun

@@ -47,7 +47,7 @@ from shipyard.store import records
 from shipyard.store.loop_store import LoopStore
 
 if TYPE_CHECKING:
-    from shipyard._client import Shipyard
+    from shipyard.loop.services import LoopServices
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -80,7 +80,7 @@ class Verdict:
 class TriggerContext:
     """What a trigger may look at: the client, the model's config, the loop store, the time."""
 
-    client: Shipyard
+    client: LoopServices
     config: LoopConfig
     store: LoopStore
     now: datetime
