@@ -391,9 +391,12 @@ def _slow_canary(client: Shipyard, http: httpx.Client, traffic: pd.DataFrame) ->
     )  # fmt: skip
     deployments.set_canary(DEPLOYMENT, slow.version, policy=policy, reason="demo: slow one")
     records = X.to_dict(orient="records")
-    deadline = time.monotonic() + 90
+    # Traffic until the guard acts, bounded by time rather than a request count: on
+    # a busy machine the server may take a while to load the canary, and requests
+    # sent before that all go to the primary and prove nothing about the canary.
+    deadline = time.monotonic() + 120
     sent = 0
-    while time.monotonic() < deadline and sent < 600:
+    while time.monotonic() < deadline:
         http.post("/predict", json=records[sent % len(records)])
         sent += 1
         if sent % 10 == 0 and deployments.get(DEPLOYMENT).canary is None:
