@@ -11,11 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -76,7 +73,15 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
     return engine
 
 
-def _alembic_config(connection: Connection) -> Config:
+#: The newest migration. A database already there is opened without loading
+#: Alembic (a tenth of a second of every command); tests/store/test_db.py checks
+#: it names the head of ``migrations/``.
+HEAD_REVISION = "0006"
+
+
+def _alembic_config(connection: Connection) -> Any:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.attributes["connection"] = connection
@@ -84,6 +89,10 @@ def _alembic_config(connection: Connection) -> Config:
 
 
 def head_revision() -> str | None:
+    """The head of ``migrations/`` as Alembic reads it."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     return ScriptDirectory.from_config(config).get_current_head()
@@ -96,12 +105,25 @@ def migrate(engine: Engine) -> None:
     SQLite write lock that ``BEGIN IMMEDIATE`` takes.
     """
     try:
+        if _current_revision(engine) == HEAD_REVISION:
+            return
+        from alembic import command
+        from alembic.runtime.migration import MigrationContext
+
         with engine.connect().execution_options(**WRITE) as conn, conn.begin():
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(727274)"))
-            if MigrationContext.configure(conn).get_current_revision() != head_revision():
+            if MigrationContext.configure(conn).get_current_revision() != HEAD_REVISION:
                 command.upgrade(_alembic_config(conn), "head")
     except SQLAlchemyError as exc:
         raise StoreError(
             f"Could not migrate the metadata database at {engine.url!r}: {exc}"
         ) from exc
+
+
+def _current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, read without Alembic (None: not migrated yet)."""
+    with engine.connect() as conn:
+        if not sa_inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
