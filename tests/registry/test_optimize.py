@@ -375,3 +375,21 @@ def test_cli_optimize_refuses_a_regressor_graph_that_answers_wrong(
     outcome = json.loads(refused.stdout)
     assert outcome["status"] == "disagrees", outcome["detail"]
     assert "max |prediction diff|" in outcome["detail"]
+
+
+def test_cli_optimize_rtol_flag_reaches_the_verification(client: Shipyard) -> None:
+    """``--rtol`` is what verifies a large-valued regressor: with it at zero (and
+    ``--atol`` at zero) the same float32 graph is refused, with the default it passes."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import RandomForestRegressor
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    price = y * 1_000.37 + 100_000.123  # not whole: float32 rounds it
+    model = RandomForestRegressor(n_estimators=10, random_state=0).fit(X, price)
+    client.registry.log_model(model, "price", sample=X, optimize=False)
+    refused = _cli(client, "optimize", "price:1", "--rtol", "0", "--atol", "0", "--json")
+    assert refused.exit_code == 1, refused.output
+    assert json.loads(refused.stdout)["status"] != "verified"
+    done = _cli(client, "optimize", "price:1", "--json")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["status"] == "verified"
