@@ -420,7 +420,8 @@ class Batcher:
             cost is not None
             and cost[0] is served
             and cost[1] < INLINE_SECONDS
-            and hasattr(served.model.predictor, "predict_both")
+            # Not "has predict_both": scikit-learn classifiers have it too.
+            and served.runtime == "onnxruntime"
         )
 
     def _note_cost(self, served: ServedModel, seconds: float) -> None:
