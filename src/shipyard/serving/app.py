@@ -172,6 +172,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # In each worker (after a fork): open files fixed from the start.
+        client.database.open_pool()
         runtime.start()
         monitor.start()
         try:

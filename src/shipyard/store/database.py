@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import QueuePool
 
 from shipyard.errors import ShipyardError, StoreError
 from shipyard.store.db import WRITE, create_db_engine, migrate
@@ -44,6 +45,19 @@ class Database:
             migrate(engine)
             self._engine = engine
         return self._engine
+
+    def open_pool(self) -> None:
+        """Open every connection the pool keeps, now rather than when load first needs them.
+
+        For a long-running server: its open files (a SQLite database and its WAL
+        per connection) are then fixed from start-up instead of growing the first
+        time requests, the monitor job and the log writer meet in the database.
+        """
+        engine = self.engine
+        size = engine.pool.size() if isinstance(engine.pool, QueuePool) else 1
+        connections = [engine.connect() for _ in range(size)]
+        for connection in connections:
+            connection.close()
 
     @property
     def safe_url(self) -> str:

@@ -21,6 +21,13 @@ from shipyard.errors import ConfigError, StoreError
 _MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
+#: Connections an engine keeps open between uses (SQLAlchemy's default, stated
+#: here because a long-running server opens all of them at start, see
+#: :meth:`shipyard.store.database.Database.open_pool`). Up to ``POOL_OVERFLOW``
+#: more are opened at peaks and closed as soon as they are returned.
+POOL_SIZE = 5
+POOL_OVERFLOW = 10
+
 #: Execution option that marks a connection about to write (see module doc).
 WRITE = {"shipyard_write": True}
 
@@ -42,7 +49,9 @@ def create_db_engine(url: str) -> Engine:
             and parsed.drivername == "postgresql"
         ):
             url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW
+        )
     raise ConfigError(
         f"SHIPYARD_DB uses {parsed.get_backend_name()!r}; supported back ends are "
         "SQLite and PostgreSQL."
@@ -52,7 +61,10 @@ def create_db_engine(url: str) -> Engine:
 def _sqlite_engine(url: str, database: str | None) -> Engine:
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    pool: dict[str, Any] = {}
+    if database and database != ":memory:":  # an in-memory database has one connection
+        pool = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pool)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
