@@ -463,17 +463,18 @@ def test_numeric_dataframe_models_score_a_matrix_unless_onnx_answers(
         assert original.model.takes_array == (name != "mixed"), name
 
 
+@pytest.mark.parametrize("name", ["logistic", "mixed"])  # one matrix input; named inputs
 def test_a_value_beyond_float32_is_answered_by_the_original_model(
-    dataframe_models: tuple[Shipyard, dict],
+    dataframe_models: tuple[Shipyard, dict], name: str
 ) -> None:
     """The ONNX graph computes in float32, where 1e39 is infinity; the original (float64)
     has an answer for it, so the server gives that answer rather than a 422."""
     client, fitted = dataframe_models
-    model, frame = fitted["logistic"]
+    model, frame = fitted[name]
     record = {**frame.iloc[0].to_dict(), "petal_length": 1e39}
-    served = load_served_model(client.registry, client.registry.resolve("logistic"))
+    served = load_served_model(client.registry, client.registry.resolve(name))
     assert served.runtime == "onnxruntime"
-    server = serve(client, "logistic")
+    server = serve(client, name)
     try:
         with server.client() as http:
             response = http.post("/predict", json=record)

@@ -135,7 +135,14 @@ class CompiledPredictor(OnnxPredictor):
         A value beyond float32's range would reach a float32 graph as infinity, where
         the original computes in float64: such input is answered by the original.
         """
-        if self.fallback is not None and self._float32 and _beyond_float32(X):
+        feed = self._feed(X)
+        # A value beyond float32 became infinity in the feed: only then look closer.
+        if (
+            self.fallback is not None
+            and self._float32
+            and _has_infinity(feed)
+            and _beyond_float32(X)
+        ):
             original = self.fallback
             frame = (
                 X
@@ -143,7 +150,6 @@ class CompiledPredictor(OnnxPredictor):
                 else pd.DataFrame(X, columns=original.signature.names)
             )
             return original.score(original.prepare(frame))
-        feed = self._feed(X)
         if self.proba_output is None:
             (out,) = self.session.run([self.label_output], feed)
             return self._labels(out, None), None
@@ -161,6 +167,11 @@ class CompiledPredictor(OnnxPredictor):
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _has_infinity(feed: dict[str, np.ndarray]) -> bool:
+    """Whether a floating-point input of the graph holds an infinity."""
+    return any(a.dtype.kind == "f" and bool(np.isinf(a).any()) for a in feed.values())
 
 
 def _beyond_float32(X: Any) -> bool:
