@@ -258,6 +258,13 @@ def _loop() -> Loaded:
     return app
 
 
+@command("features", "Feature store: definitions, point-in-time training sets, online features, skew.")
+def _features() -> Loaded:
+    from shipyard.cli.features import app
+
+    return app
+
+
 @command(
     "deploy",
     "Deployments: primary, canary, A/B split, shadows; progressive rollout and reports. "
