@@ -258,7 +258,9 @@ def _loop() -> Loaded:
     return app
 
 
-@command("features", "Feature store: definitions, point-in-time training sets, online features, skew.")
+@command(
+    "features", "Feature store: definitions, point-in-time training sets, online features, skew."
+)
 def _features() -> Loaded:
     from shipyard.cli.features import app
 

@@ -14,6 +14,7 @@ naive values are taken to be UTC, and everything is compared in UTC.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import duckdb
@@ -59,8 +60,11 @@ def entity_frame(entity_df: pd.DataFrame, keys: list[str], timestamp_column: str
         )
     raw = entity_df[timestamp_column]
     try:
-        # utc=True: naive values are read as UTC, aware ones converted to it.
-        stamps = pd.to_datetime(raw, utc=True)
+        with warnings.catch_warnings():
+            # Text times parse one by one (pandas warns about it); that is what is wanted.
+            warnings.simplefilter("ignore", UserWarning)
+            # utc=True: naive values are read as UTC, aware ones converted to it.
+            stamps = pd.to_datetime(raw, utc=True)
     except (ValueError, TypeError) as exc:
         raise InvalidInputError(
             f"Entity column {timestamp_column!r} is not a timestamp: {str(exc).splitlines()[0]}"
