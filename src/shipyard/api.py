@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from shipyard._client import Shipyard
 from shipyard import features as _features
+from shipyard._client import Shipyard
 from shipyard.config import Settings
 from shipyard.registry.model import LoadedModel
 from shipyard.store import records
@@ -78,8 +78,8 @@ def log_model(
     fingerprint the run logged; a feature-store training set built in the run
     (:func:`shipyard.features.training_set`) puts its feature references in the
     manifest, so a server fetches them by entity key. ``alias`` moves that
-    alias to the new version. By default it is also compiled to ONNX, verified against the original on
-    ``sample``; servers use the compiled form only when it agrees (``shipyard
+    alias to the new version. By default it is also compiled to ONNX, verified
+    against the original on ``sample``; servers use the compiled form only when it agrees (``shipyard
     models show`` says which runtime serves and why). ``optimize=False`` skips
     it; ``optimize=True`` insists (a missing onnx extra raises, and a model that
     does not compile warns).

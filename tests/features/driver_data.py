@@ -92,7 +92,7 @@ def reference(
     groups = {(k if isinstance(k, tuple) else (k,)): g for k, g in src.groupby(keys)}
     out = []
     for row in entities.itertuples(index=False):
-        at = pd.Timestamp(getattr(row, "event_timestamp"))
+        at = pd.Timestamp(row.event_timestamp)
         at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
         key = tuple(getattr(row, k) for k in keys)
         group = groups.get(key)

@@ -35,7 +35,6 @@ from shipyard.features.refs import FeatureRef, parse_refs
 from shipyard.features.registry import ApplyResult
 from shipyard.features.service import FeatureService, FeatureSet, MaterializeResult
 
-
 _default: Callable[[], FeatureService] | None = None
 
 
