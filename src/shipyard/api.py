@@ -79,8 +79,8 @@ def log_model(
     (:func:`shipyard.features.training_set`) puts its feature references in the
     manifest, so a server fetches them by entity key. ``alias`` moves that
     alias to the new version. By default it is also compiled to ONNX, verified
-    against the original on ``sample``; servers use the compiled form only when it agrees (``shipyard
-    models show`` says which runtime serves and why). ``optimize=False`` skips
+    against the original on ``sample``; servers use the compiled form only when
+    it agrees (``shipyard models show`` says which runtime serves and why). ``optimize=False`` skips
     it; ``optimize=True`` insists (a missing onnx extra raises, and a model that
     does not compile warns).
     """
