@@ -100,5 +100,5 @@ def test_sqlite_store_keys_are_text_so_int_and_str_agree(tmp_path: Path) -> None
 
 def test_redis_down_is_a_clear_unavailable_error() -> None:
     store = RedisOnlineStore("redis://127.0.0.1:1/0")  # nothing listens on port 1
-    with pytest.raises(OnlineStoreUnavailable, match="cannot be reached.*Check that Redis"):
+    with pytest.raises(OnlineStoreUnavailable, match=r"cannot be reached.*Check that Redis"):
         store.read("v", [("1",)])
