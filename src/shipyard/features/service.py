@@ -57,6 +57,8 @@ class FeatureSet:
     request_fields: list[str]
     full_feature_names: bool = False
     training_set: dict[str, Any] = field(default_factory=dict)
+    key_types: dict[str, str] = field(default_factory=dict)  # int64 / string / float64
+    request_types: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +68,8 @@ class FeatureSet:
             "request_fields": self.request_fields,
             "full_feature_names": self.full_feature_names,
             "training_set": self.training_set,
+            "key_types": self.key_types,
+            "request_types": self.request_types,
         }
 
     @staticmethod
@@ -77,6 +81,8 @@ class FeatureSet:
             list(data.get("request_fields", [])),
             bool(data.get("full_feature_names", False)),
             dict(data.get("training_set", {})),
+            dict(data.get("key_types", {})),
+            dict(data.get("request_types", {})),
         )
 
 
@@ -227,17 +233,18 @@ class FeatureService:
             for key in catalog.views[view].join_keys:
                 if key not in keys:
                     keys.append(key)
-        request_fields = [
-            f.name for name in on_demand for f in catalog.on_demand[name][0].request_fields
-        ]
+        request_types: dict[str, str] = {
+            f.name: f.dtype for name in on_demand for f in catalog.on_demand[name][0].request_fields
+        }
         versions = catalog.versions()
         used = [*stored, *on_demand]
         return FeatureSet(
             [str(r) for r in refs],
             {v: versions[v] for v in used},
             keys,
-            list(dict.fromkeys(request_fields)),
+            list(request_types),
             full_feature_names,
+            request_types=request_types,
         )
 
     def training_set(
@@ -320,6 +327,8 @@ class FeatureService:
             feature_set.request_fields,
             feature_set.full_feature_names,
             {"content_hash": fp.content_hash, "n_rows": fp.n_rows},
+            key_types={k: _kind(frame[k]) for k in feature_set.join_keys},
+            request_types=feature_set.request_types,
         )
         run.set_tag("shipyard.features", json.dumps(recorded.to_dict(), sort_keys=True))
         run.features = recorded.to_dict()
@@ -384,14 +393,16 @@ class FeatureService:
         *,
         full_feature_names: bool = False,
         now: datetime | None = None,
+        catalog: Catalog | None = None,
     ) -> pd.DataFrame:
         """Features for ``entity_rows`` from the online store; missing or stale values are null.
 
         ``features`` are ``view:feature`` references or view names (all their
         features). On-demand features are computed from the request fields in
-        ``entity_rows`` and the fetched features, as in training.
+        ``entity_rows`` and the fetched features, as in training. A server passes
+        the ``catalog`` it keeps, sparing a database read per request.
         """
-        catalog = self.catalog()
+        catalog = catalog if catalog is not None else self.catalog()
         refs = self._expand(catalog, features)
         stored, on_demand = self._split(catalog, refs)
         frame = pd.DataFrame([dict(r) for r in entity_rows])
@@ -473,6 +484,17 @@ def _typed(values: list[Any], dtype: str) -> pd.Series:
     if dtype.startswith("float"):
         return series.astype("float64").astype(_PANDAS_TYPES[dtype])
     return series.astype(_PANDAS_TYPES[dtype])
+
+
+def _kind(column: pd.Series) -> str:
+    """The dtype name a request field of this column takes (for the served schema)."""
+    if pd.api.types.is_bool_dtype(column):
+        return "bool"
+    if pd.api.types.is_integer_dtype(column):
+        return "int64"
+    if pd.api.types.is_float_dtype(column):
+        return "float64"
+    return "string"
 
 
 def _utc(moment: datetime) -> datetime:

@@ -31,6 +31,7 @@ from shipyard._client import Shipyard
 from shipyard._version import __version__
 from shipyard.config import Settings
 from shipyard.errors import ConfigError
+from shipyard.features.serving import OnlineJoin
 from shipyard.monitoring.monitor_job import MonitorJob
 from shipyard.registry.refs import parse_ref
 from shipyard.rollout.worker import RolloutWorker
@@ -156,7 +157,13 @@ def create_app(
     if options.contract_check != "off":
         guard = ContractGuard(client.validation, options.contract_check, metrics.registry)
     inference = Inference(
-        runtime, metrics, observers=observers, variant=options.variant, fast=fast, contract=guard
+        runtime,
+        metrics,
+        observers=observers,
+        variant=options.variant,
+        fast=fast,
+        contract=guard,
+        features=OnlineJoin(client.features).join,
     )
     monitor = MonitorJob(
         runtime,

@@ -20,7 +20,7 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from shipyard.clock import SYSTEM_CLOCK, Clock
+from shipyard.errors import ConfigError
 from shipyard.serving.contract_guard import ContractGuard
 from shipyard.serving.fastpath import FastPath
 from shipyard.serving.metrics import ServingMetrics
@@ -40,6 +41,9 @@ from shipyard.serving.observer import (
 from shipyard.serving.runtime import ModelRuntime, Prediction, ServedModel
 
 DEFAULT_VARIANT = "default"
+
+#: Request rows of a feature-backed model -> its inputs (keys, request fields, features).
+FeatureJoin = Callable[[Mapping[str, Any], Any], pd.DataFrame]
 
 
 class Inference:
@@ -55,8 +59,10 @@ class Inference:
         fast: FastPath | None = None,
         contract: ContractGuard | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        features: FeatureJoin | None = None,
     ) -> None:
         self.runtime = runtime
+        self.features = features  # fetches a feature-backed model's inputs by entity key
         self.clock = clock  # the wall time observers (the prediction log) are stamped with
         self.fast = fast
         self.contract = contract
@@ -81,6 +87,17 @@ class Inference:
         """
         if served is None:
             served = self.runtime.require()
+        joined = None
+        spec = served.model.manifest.features
+        if spec is not None:
+            if self.features is None:
+                raise ConfigError(
+                    f"{served.ref} fetches its features from the feature store, which this "
+                    "server was not given."
+                )
+            # One batched online read per view for the request's rows (503 if unreachable).
+            joined = await anyio.to_thread.run_sync(self.features, spec, data)
+            data = joined
         flags = None
         if self.contract is not None:  # a database read on a version's first request
             flags = await anyio.to_thread.run_sync(self.contract.check, served, data)
@@ -95,6 +112,13 @@ class Inference:
             latency = time.perf_counter() - started
             if isinstance(X, np.ndarray):  # observers always get named columns
                 X = pd.DataFrame(X, columns=served.columns, copy=False)
+            if joined is not None and spec is not None:
+                # The log keeps the feature values the model saw and the keys they were
+                # fetched by, so skew checks can rebuild the training set for those rows.
+                keys = [k for k in spec["join_keys"] if k not in X.columns]
+                X = pd.concat(
+                    [joined[keys].reset_index(drop=True), X.reset_index(drop=True)], axis=1
+                )
             notify(
                 self.observers,
                 PredictionEvent(
