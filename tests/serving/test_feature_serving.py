@@ -144,3 +144,66 @@ def test_an_unreachable_online_store_is_a_503_never_a_guess(trained: Trained) ->
     finally:
         server.stop()
         down.close()
+
+
+def _cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHIPYARD_HOME", str(settings.home))
+    if settings.db:
+        monkeypatch.setenv("SHIPYARD_DB", settings.db)
+    if settings.online_store:
+        monkeypatch.setenv("SHIPYARD_ONLINE_STORE", settings.online_store)
+
+
+def test_features_skew_through_the_cli(
+    trained: Trained, served: LiveServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from shipyard.cli.main import app
+
+    rng = np.random.default_rng(1)
+    rows = [
+        {"driver_id": int(d), "trip_distance": float(t)}
+        for d, t in zip(rng.integers(1001, 1007, 40), rng.uniform(1, 9, 40), strict=True)
+    ]
+    with served.client() as http:
+        for i in range(0, 40, 8):
+            assert http.post("/predict", json=rows[i : i + 8]).is_success
+    trained.client.prediction_log.flush()
+    _cli_env(trained.client.settings, monkeypatch)
+    runner = CliRunner()
+    report = tmp_path / "skew.html"
+    same = runner.invoke(
+        app, ["features", "skew", "eta:1", "--window", "1h", "--report", str(report)]
+    )
+    assert same.exit_code == 0, same.output
+    assert "No skew over 40 served rows of eta:1" in same.output
+    assert "conv_per_km" in same.output and "1.0000" in same.output
+    assert "<html" in report.read_text().lower()
+
+    # The source changes after materialization: served values no longer match offline ones.
+    source = Path(trained.client.features.catalog().view("driver_stats").source.path)
+    changed = pd.read_parquet(source)
+    changed["conv_rate"] = (changed["conv_rate"] * 0.5).astype("float32")
+    changed.to_parquet(source, index=False)
+    skewed = runner.invoke(app, ["features", "skew", "eta:1", "--window", "1h"])
+    assert skewed.exit_code == 1, skewed.output
+    assert "Skew detected" in skewed.output
+
+
+def test_skew_of_a_model_without_features_is_refused(
+    trained: Trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sklearn.linear_model import LinearRegression
+    from typer.testing import CliRunner
+
+    from shipyard.cli.main import app
+
+    X = pd.DataFrame({"x": np.arange(20.0)})
+    trained.client.registry.log_model(
+        LinearRegression().fit(X, X["x"]), "plain", sample=X, optimize=False
+    )
+    _cli_env(trained.client.settings, monkeypatch)
+    out = CliRunner().invoke(app, ["features", "skew", "plain:1"])
+    assert out.exit_code == 1
+    assert "was not trained on feature-store features" in out.output

@@ -282,3 +282,50 @@ def get_command(
         return
     columns = list(frame.columns)
     console.print(table(None, columns, [[r[c] for c in columns] for r in records]))
+
+
+@app.command("skew")
+def skew_command(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="A feature-backed model: eta, eta@staging, eta:3."),
+    window: str = typer.Option("24h", "--window", help="Served rows of the last WINDOW."),
+    report: Path | None = typer.Option(None, "--report", help="Write the HTML report here."),
+    json_path: str | None = typer.Option(None, "--json", help="Write the JSON result here."),
+    stattest: str | None = typer.Option(None, "--stattest", help="Test for every feature."),
+    threshold: float | None = typer.Option(None, "--threshold", help="Threshold for every test."),
+) -> None:
+    """Served feature values against a point-in-time training set for the same keys and
+    times; exit 1 if any feature is skewed."""
+    from shipyard.cli.drift import result_table
+    from shipyard.features.service import FeatureSet
+    from shipyard.features.skew import feature_skew
+
+    client = get_client(ctx)
+    version = client.registry.resolve(model)
+    spec = client.registry.load(version.ref).manifest.features
+    if spec is None:
+        raise InvalidInputError(
+            f"{version.ref} was not trained on feature-store features: log it inside a run "
+            "that built its training set with `shipyard.features.training_set`."
+        )
+    logged = client.prediction_log.read(version.model, since=window, version=version.version)
+    with console.status("Rebuilding the training set for the served rows...", spinner="dots"):
+        result = feature_skew(
+            client.features,
+            logged,
+            FeatureSet.from_dict(spec),
+            html=report,
+            json_path=json_path,
+            stattest=stattest,
+            threshold=threshold,
+        )
+    console.print(result_table(result.drift))
+    rows = [[name, f"{share:.4f}"] for name, share in result.equal_share.items()]
+    console.print(
+        table("Served = offline", ["feature", "share of rows"], rows, right=("share of rows",))
+    )
+    verdict = "Skew detected" if result.skewed else "No skew"
+    console.print(f"{verdict} over {result.rows} served rows of {version.ref}.", markup=False)
+    if report is not None:
+        console.print(f"HTML report written to {report}", markup=False)
+    raise typer.Exit(code=1 if result.skewed else 0)

@@ -255,12 +255,14 @@ class FeatureService:
         timestamp_column: str = "event_timestamp",
         full_feature_names: bool = False,
         source: str | None = None,
+        record: bool = True,
     ) -> pd.DataFrame:
         """Point-in-time correct features for every row of ``entity_df``, in its order.
 
         The entity columns come out as given, followed by one column per feature.
         Inside a run, the training set's fingerprint (context ``training``) and the
-        view versions are recorded on it, so ``log_model`` keeps the references.
+        view versions are recorded on it, so ``log_model`` keeps the references
+        (``record=False`` skips it: a skew check is not a training set).
         """
         catalog = self.catalog()
         refs = parse_refs(features)
@@ -287,7 +289,8 @@ class FeatureService:
             con.close()
         values.index = entity_df.index
         result = self._finish(entity_df, values, refs, on_demand, catalog, full_feature_names)
-        self._record(result, feature_set, source)
+        if record:
+            self._record(result, feature_set, source)
         return result
 
     def _finish(

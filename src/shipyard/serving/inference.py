@@ -113,9 +113,10 @@ class Inference:
             if isinstance(X, np.ndarray):  # observers always get named columns
                 X = pd.DataFrame(X, columns=served.columns, copy=False)
             if joined is not None and spec is not None:
-                # The log keeps the feature values the model saw and the keys they were
-                # fetched by, so skew checks can rebuild the training set for those rows.
-                keys = [k for k in spec["join_keys"] if k not in X.columns]
+                # The log keeps the feature values the model saw, the keys they were fetched
+                # by and the request-time fields, so a skew check can rebuild those rows.
+                sent = [*spec["join_keys"], *spec.get("request_fields", [])]
+                keys = [k for k in sent if k not in X.columns and k in joined.columns]
                 X = pd.concat(
                     [joined[keys].reset_index(drop=True), X.reset_index(drop=True)], axis=1
                 )
