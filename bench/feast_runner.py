@@ -24,6 +24,13 @@ from datetime import timedelta
 from pathlib import Path
 
 FEATURES = ["conv_rate", "acc_rate", "avg_daily_trips"]
+#: Feast's type of each feature these scripts generate.
+FEAST_TYPES = {
+    "conv_rate": "Float32",
+    "acc_rate": "Float64",
+    "avg_daily_trips": "Int64",
+    "rating": "Float64",
+}
 #: Feast's venv: its DuckDB offline store needs the duckdb extra (BENCHMARKING.md).
 FEAST_REQUIREMENTS = ["feast[duckdb]==0.67.*", "pandas<3"]
 
@@ -35,12 +42,15 @@ def main() -> None:
     parser.add_argument("--ttl-seconds", type=int, required=True)
     parser.add_argument("--store", choices=["duckdb", "file"], default="duckdb")
     parser.add_argument("--output", required=True)
+    parser.add_argument("--features", default=",".join(FEATURES))
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
 
     import pandas as pd
     from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType
-    from feast.types import Float32, Float64, Int64
+    from feast import types as feast_types
+
+    features = args.features.split(",")
 
     repo = Path(tempfile.mkdtemp(prefix="feast-repo-"))
     (repo / "data").mkdir()
@@ -63,11 +73,7 @@ def main() -> None:
         name="driver_stats",
         entities=[driver],
         ttl=timedelta(seconds=args.ttl_seconds),
-        schema=[
-            Field(name="conv_rate", dtype=Float32),
-            Field(name="acc_rate", dtype=Float64),
-            Field(name="avg_daily_trips", dtype=Int64),
-        ],
+        schema=[Field(name=f, dtype=getattr(feast_types, FEAST_TYPES[f])) for f in features],
         source=source,
         online=False,
     )
@@ -76,7 +82,7 @@ def main() -> None:
     entities = pd.read_parquet(args.entities)
     started = time.perf_counter()
     frame = store.get_historical_features(
-        entity_df=entities, features=[f"driver_stats:{f}" for f in FEATURES]
+        entity_df=entities, features=[f"driver_stats:{f}" for f in features]
     ).to_df()
     seconds = time.perf_counter() - started
     frame = frame.sort_values("row_id").reset_index(drop=True)

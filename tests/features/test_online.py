@@ -102,3 +102,17 @@ def test_redis_down_is_a_clear_unavailable_error() -> None:
     store = RedisOnlineStore("redis://127.0.0.1:1/0")  # nothing listens on port 1
     with pytest.raises(OnlineStoreUnavailable, match=r"cannot be reached.*Check that Redis"):
         store.read("v", [("1",)])
+
+
+def test_get_online_records_equal_the_dataframe(service: FeatureService) -> None:
+    service.materialize(end=END)
+    rows = [{"driver_id": 1001}, {"driver_id": 1003}, {"driver_id": 5}]
+    records = service.get_online("driver_stats", rows, now=END)
+    frame = service.online("driver_stats", rows, now=END)
+    for record, (_, row) in zip(records, frame.iterrows(), strict=True):
+        for feature in ("acc_rate", "avg_daily_trips"):
+            if record[feature] is None:
+                assert pd.isna(row[feature])
+            else:
+                assert record[feature] == row[feature]
+    assert records[2]["acc_rate"] is None

@@ -272,16 +272,13 @@ def get_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Read features from the online store; values older than the view's TTL are null."""
-    import json
-
     rows = [_parse_key(k) for k in keys]
-    frame = get_client(ctx).features.online(view, rows)
-    records = json.loads(frame.to_json(orient="records", date_format="iso"))
+    records = get_client(ctx).features.get_online(view, rows)
     if as_json:
         print_json(records)
         return
-    columns = list(frame.columns)
-    console.print(table(None, columns, [[r[c] for c in columns] for r in records]))
+    columns = list(records[0])
+    console.print(table(None, columns, [[r.get(c) for c in columns] for r in records]))
 
 
 @app.command("skew")

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from shipyard.clock import Clock, SystemClock
@@ -408,9 +409,53 @@ class FeatureService:
         catalog = catalog if catalog is not None else self.catalog()
         refs = self._expand(catalog, features)
         stored, on_demand = self._split(catalog, refs)
-        frame = pd.DataFrame([dict(r) for r in entity_rows])
-        fetched = self._fetch(catalog, stored, frame, full_feature_names, now)
+        rows = [dict(r) for r in entity_rows]
+        values = self._read_values(catalog, stored, rows, full_feature_names, now)
+        types = {
+            FeatureRef(view, f).column(full=full_feature_names): catalog.views[view]
+            .view.feature(f)
+            .dtype
+            for view, fs in stored.items()
+            for f in fs
+        }
+        given = list(dict.fromkeys(c for row in rows for c in row))
+        if not on_demand:  # the common case: one DataFrame built once, no concat or copies
+            data: dict[str, Any] = {c: [row.get(c) for row in rows] for c in given}
+            for r in refs:
+                column = r.column(full=full_feature_names)
+                if column not in data:
+                    data[column] = _typed(values[column], types[column])
+            return pd.DataFrame(data)
+        frame = pd.DataFrame(rows, columns=given)
+        fetched = pd.DataFrame(
+            {c: _typed(v, types[c]) for c, v in values.items()}, index=frame.index
+        )
         return self._finish(frame, fetched, refs, on_demand, catalog, full_feature_names)
+
+    def get_online(
+        self,
+        features: str | Iterable[str],
+        entity_rows: Sequence[Mapping[str, Any]],
+        *,
+        now: datetime | None = None,
+        catalog: Catalog | None = None,
+    ) -> list[dict[str, Any]]:
+        """Like :meth:`online` for stored features, as plain records (no pandas): the
+        quickest way to look a few keys up (``shipyard features get``)."""
+        catalog = catalog if catalog is not None else self.catalog()
+        refs = self._expand(catalog, features)
+        stored, on_demand = self._split(catalog, refs)
+        if on_demand:
+            raise InvalidInputError(
+                f"On-demand features ({', '.join(on_demand)}) need request fields: use "
+                "online() with them in the entity rows."
+            )
+        rows = [dict(r) for r in entity_rows]
+        values = self._read_values(catalog, stored, rows, False, now)
+        for column, column_values in values.items():
+            for row, value in zip(rows, column_values, strict=True):
+                row[column] = value
+        return rows
 
     def _expand(self, catalog: Catalog, features: str | Iterable[str]) -> list[FeatureRef]:
         items = features.split(",") if isinstance(features, str) else list(features)
@@ -425,48 +470,44 @@ class FeatureService:
                 refs += [f"{text}:{f.name}" for f in catalog.view(text).view.features]
         return parse_refs(refs)
 
-    def _fetch(
+    def _read_values(
         self,
         catalog: Catalog,
         stored: dict[str, list[str]],
-        frame: pd.DataFrame,
+        entity_rows: list[dict[str, Any]],
         full: bool,
         now: datetime | None,
-    ) -> pd.DataFrame:
+    ) -> dict[str, list[Any]]:
         """One batched read per view; values past the TTL are nulls (counted as stale)."""
         moment = (_utc(now) if now is not None else self.clock.now()).timestamp()
-        columns: dict[str, pd.Series] = {}
+        columns: dict[str, list[Any]] = {}
         for name, wanted in stored.items():
             applied = catalog.views[name]
-            missing_keys = [k for k in applied.join_keys if k not in frame.columns]
-            if missing_keys:
-                raise InvalidInputError(
-                    f"Entity rows have no {', '.join(repr(k) for k in missing_keys)}: feature "
-                    f"view {name!r} is keyed by {', '.join(applied.join_keys)}."
-                )
-            keys = [
-                tuple(str(v) for v in row)
-                for row in frame[applied.join_keys].itertuples(index=False, name=None)
-            ]
+            for key in applied.join_keys:
+                if any(key not in row for row in entity_rows):
+                    raise InvalidInputError(
+                        f"Entity rows have no {key!r}: feature view {name!r} is keyed by "
+                        f"{', '.join(applied.join_keys)}."
+                    )
+            keys = [tuple(str(row[k]) for k in applied.join_keys) for row in entity_rows]
             records = self.online_store.read(name, keys)
             ttl = applied.view.ttl
-            rows: list[dict[str, Any] | None] = []
+            found: list[dict[str, Any] | None] = []
             for record in records:
                 self.counters.lookups += 1
                 if record is None:
                     self.counters.missing += 1
-                    rows.append(None)
+                    found.append(None)
                 elif ttl > 0 and record.event_ts < moment - ttl:
                     self.counters.stale += 1
-                    rows.append(None)
+                    found.append(None)
                 else:
-                    rows.append(record.values)
+                    found.append(record.values)
             for feature in wanted:
-                dtype = applied.view.feature(feature).dtype
-                values = [None if r is None else r.get(feature) for r in rows]
-                columns[FeatureRef(name, feature).column(full=full)] = _typed(values, dtype)
-        out = pd.DataFrame(columns, index=frame.index)
-        return out
+                columns[FeatureRef(name, feature).column(full=full)] = [
+                    None if r is None else r.get(feature) for r in found
+                ]
+        return columns
 
 
 _PANDAS_TYPES = {
@@ -479,14 +520,13 @@ _PANDAS_TYPES = {
 }
 
 
-def _typed(values: list[Any], dtype: str) -> pd.Series:
+def _typed(values: list[Any], dtype: str) -> Any:
     """Online values in the dtype the training set gives them (float32 stays float32)."""
     if dtype == "timestamp":
-        return pd.Series(pd.to_datetime(values))
-    series = pd.Series(values, dtype="object")
+        return pd.to_datetime(values)
     if dtype.startswith("float"):
-        return series.astype("float64").astype(_PANDAS_TYPES[dtype])
-    return series.astype(_PANDAS_TYPES[dtype])
+        return np.array([np.nan if v is None else v for v in values], dtype=dtype)
+    return pd.array(values, dtype=_PANDAS_TYPES[dtype])
 
 
 def _kind(column: pd.Series) -> str:
