@@ -226,11 +226,12 @@ def online_latency(folder: Path, redis_url: str | None) -> dict[str, tuple[float
         service.materialize()
         catalog = service.catalog()
         refs = [f"driver_stats:{f}" for f in FEATURES]
+        # Called at once, inside this iteration: the loop variables are the current ones.
         out[f"{name}, features get (records)"] = _percentiles(
-            lambda i: service.get_online(refs, [{"driver_id": 1001 + i % 400}], catalog=catalog)
+            lambda i: service.get_online(refs, [{"driver_id": 1001 + i % 400}], catalog=catalog)  # noqa: B023
         )
         out[f"{name}, DataFrame (serving)"] = _percentiles(
-            lambda i: service.online(refs, [{"driver_id": 1001 + i % 400}], catalog=catalog)
+            lambda i: service.online(refs, [{"driver_id": 1001 + i % 400}], catalog=catalog)  # noqa: B023
         )
         if name == "redis":
             import redis
