@@ -130,6 +130,9 @@ def test_unknown_or_missing_key_is_a_422_naming_it(served: LiveServer) -> None:
     assert "No online features for driver_id=77 in view 'driver_stats'" in unknown.text
     assert missing.status_code == 422
     assert "missing entity key 'driver_id'" in missing.text
+    with served.client() as http:
+        metrics = http.get("/metrics").text
+    assert 'shipyard_feature_lookups_total{outcome="missing",view="driver_stats"} 1.0' in metrics
 
 
 def test_an_unreachable_online_store_is_a_503_never_a_guess(trained: Trained) -> None:

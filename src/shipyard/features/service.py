@@ -96,6 +96,10 @@ class MaterializeResult:
     written: int
 
 
+#: Told, per view and read, how many keys were ``found``, ``missing`` or ``stale``.
+LookupCounter = Callable[[str, str, int], None]
+
+
 @dataclass
 class OnlineCounters:
     """Keys asked for online that had no row (missing) or only one older than the TTL (stale)."""
@@ -398,6 +402,7 @@ class FeatureService:
         full_feature_names: bool = False,
         now: datetime | None = None,
         catalog: Catalog | None = None,
+        on_lookup: LookupCounter | None = None,
     ) -> pd.DataFrame:
         """Features for ``entity_rows`` from the online store; missing or stale values are null.
 
@@ -410,7 +415,7 @@ class FeatureService:
         refs = self._expand(catalog, features)
         stored, on_demand = self._split(catalog, refs)
         rows = [dict(r) for r in entity_rows]
-        values = self._read_values(catalog, stored, rows, full_feature_names, now)
+        values = self._read_values(catalog, stored, rows, full_feature_names, now, on_lookup)
         types = {
             FeatureRef(view, f).column(full=full_feature_names): catalog.views[view]
             .view.feature(f)
@@ -477,6 +482,7 @@ class FeatureService:
         entity_rows: list[dict[str, Any]],
         full: bool,
         now: datetime | None,
+        on_lookup: LookupCounter | None = None,
     ) -> dict[str, list[Any]]:
         """One batched read per view; values past the TTL are nulls (counted as stale)."""
         moment = (_utc(now) if now is not None else self.clock.now()).timestamp()
@@ -493,16 +499,23 @@ class FeatureService:
             records = self.online_store.read(name, keys)
             ttl = applied.view.ttl
             found: list[dict[str, Any] | None] = []
+            missing = stale = 0
             for record in records:
-                self.counters.lookups += 1
                 if record is None:
-                    self.counters.missing += 1
+                    missing += 1
                     found.append(None)
                 elif ttl > 0 and record.event_ts < moment - ttl:
-                    self.counters.stale += 1
+                    stale += 1
                     found.append(None)
                 else:
                     found.append(record.values)
+            self.counters.lookups += len(records)
+            self.counters.missing += missing
+            self.counters.stale += stale
+            if on_lookup is not None:
+                on_lookup(name, "found", len(records) - missing - stale)
+                on_lookup(name, "missing", missing)
+                on_lookup(name, "stale", stale)
             for feature in wanted:
                 columns[FeatureRef(name, feature).column(full=full)] = [
                     None if r is None else r.get(feature) for r in found

@@ -21,7 +21,7 @@ import pandas as pd
 
 from shipyard.errors import SchemaError
 from shipyard.features.registry import Catalog
-from shipyard.features.service import FeatureService, FeatureSet
+from shipyard.features.service import FeatureService, FeatureSet, LookupCounter
 
 __all__ = ["OnlineJoin", "request_fields"]
 
@@ -39,8 +39,9 @@ def request_fields(spec: Mapping[str, Any]) -> dict[str, str]:
 class OnlineJoin:
     """Builds model inputs from request rows, on one :class:`FeatureService`."""
 
-    def __init__(self, service: FeatureService) -> None:
+    def __init__(self, service: FeatureService, *, on_lookup: LookupCounter | None = None) -> None:
         self.service = service
+        self.on_lookup = on_lookup  # e.g. a Prometheus counter of missing and stale keys
         self._catalog: Catalog | None = None
         self._catalog_at = 0.0
 
@@ -71,6 +72,7 @@ class OnlineJoin:
             rows,
             full_feature_names=feature_set.full_feature_names,
             catalog=self.catalog(),
+            on_lookup=self.on_lookup,
         )
         self._refuse_missing(frame, feature_set)
         return frame

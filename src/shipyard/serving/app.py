@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -163,7 +163,7 @@ def create_app(
         variant=options.variant,
         fast=fast,
         contract=guard,
-        features=OnlineJoin(client.features).join,
+        features=OnlineJoin(client.features, on_lookup=_count_lookups(metrics)).join,
     )
     monitor = MonitorJob(
         runtime,
@@ -253,6 +253,14 @@ def create_app(
     app.add_middleware(RequestMiddleware, metrics=metrics, routes=templates)
     _follow_served_schema(app, runtime)
     return app
+
+
+def _count_lookups(metrics: ServingMetrics) -> Callable[[str, str, int], None]:
+    def count(view: str, outcome: str, n: int) -> None:
+        if n:
+            metrics.feature_lookups.labels(view, outcome).inc(n)
+
+    return count
 
 
 def _served_classes(runtime: ModelRuntime) -> list[Any] | None:
