@@ -37,6 +37,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -182,6 +183,123 @@ def child_shipyard(folder: Path, output: Path) -> None:
     print(json.dumps({"seconds": seconds, "peak_rss_mb": peak, "rows": len(result)}))
 
 
+# -- serving: a feature-backed model against the same model with inputs in the request --
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = '%s'
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+  io.write(string.format('WRKJSON {"requests": %%d, "duration_us": %%d, "non2xx": %%d, ' ..
+    '"errors": %%d, "p99_us": %%d}\\n', summary.requests, summary.duration, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(99)))
+end
+"""
+
+
+def serving_models(folder: Path, home: Path) -> dict[str, dict[str, Any]]:
+    """Register ``eta-features`` (fetches by driver_id) and ``eta-inputs`` (the same fitted
+    model, features in the request); materialize; return each one's request body."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from shipyard._client import Shipyard
+    from shipyard.config import Settings
+
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    (home / "features.yaml").write_text(
+        DEFINITIONS.format(path=folder / "driver_stats.parquet", ttl="0")
+    )
+    client = Shipyard(Settings(home=home, user="bench"))
+    client.features.apply(home / "features.yaml")
+    entities = pd.read_parquet(folder / "entities.parquet").head(20_000)
+    refs = [f"driver_stats:{f}" for f in FEATURES]
+    with client.tracker.start_run("eta") as run:
+        train = client.features.training_set(entities, refs).dropna()
+        X = train[FEATURES].astype("float64")
+        model = LogisticRegression().fit(X, train["label"])
+        client.registry.log_model(
+            model, "eta-features", sample=X.head(200), run_id=run.id, features=run.features
+        )
+    client.registry.log_model(model, "eta-inputs", sample=X.head(200))
+    client.features.materialize()
+    online = client.features.get_online(refs, [{"driver_id": 1001}])[0]
+    client.close()
+    return {
+        "eta-features": {"driver_id": 1001},
+        "eta-inputs": {f: float(online[f]) for f in FEATURES},
+    }
+
+
+def _serve(model: str, home: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "SHIPYARD_HOME": str(home), "SHIPYARD_USER": "bench"}
+    env.pop("SHIPYARD_ONLINE_STORE", None)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shipyard.cli", "serve", f"{model}:1", "--host", "127.0.0.1",
+             "--port", str(port), "--log-level", "warning"],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    import httpx
+
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{model} server exited; see {log}")
+        try:
+            if httpx.get(url + "/ready", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{model} server never became ready; see {log}")
+
+
+def _wrk(url: str, body: dict[str, Any], script: Path, seconds: float) -> tuple[float, float, int]:
+    script.write_text(WRK_SCRIPT % json.dumps(body))
+    done = subprocess.run(
+        ["wrk", "-t1", "-c64", f"-d{seconds:g}s", "--timeout", "60s", "-s", str(script),
+         url + "/predict"],
+        capture_output=True, text=True, check=True, timeout=seconds + 120,
+    )  # fmt: skip
+    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("WRKJSON "))
+    data = json.loads(line.removeprefix("WRKJSON "))
+    ok = data["requests"] - data["non2xx"]
+    return ok / (data["duration_us"] / 1e6), data["p99_us"] / 1000, data["non2xx"] + data["errors"]
+
+
+def serving_throughput(folder: Path, seconds: float, repeats: int) -> dict[str, list[Any]]:
+    """requests/s and p99 at 64 clients, each server alone, interleaved A B A B."""
+    home = folder / "serving-home"
+    bodies = serving_models(folder, home)
+    servers = {m: _serve(m, home, folder / f"{m}.log") for m in bodies}
+    results: dict[str, list[Any]] = {m: [] for m in bodies}
+    try:
+        for model, (_, url) in servers.items():  # warm-up
+            _wrk(url, bodies[model], folder / f"{model}.lua", 3)
+        for _ in range(repeats):
+            for model, (_, url) in servers.items():
+                results[model].append(_wrk(url, bodies[model], folder / f"{model}.lua", seconds))
+    finally:
+        for proc, _ in servers.values():
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+    return results
+
+
 # -- parent -------------------------------------------------------------------------
 
 
@@ -256,6 +374,13 @@ def main() -> None:
         default=100_000,
         help="entity rows given to Feast's file store (0: skip it)",
     )
+    parser.add_argument(
+        "--serving-seconds",
+        type=float,
+        default=15.0,
+        help="seconds of wrk load per serving run (0: skip serving)",
+    )
+    parser.add_argument("--repeats", type=int, default=2, help="serving runs per server")
     parser.add_argument("--child", choices=["shipyard"])
     parser.add_argument("--folder")
     parser.add_argument("--output")
@@ -265,6 +390,7 @@ def main() -> None:
         return
     if args.small:
         args.drivers, args.entities, args.file_rows = 500, 20_000, min(args.file_rows, 5_000)
+        args.serving_seconds = min(args.serving_seconds, 5.0)
 
     import pandas as pd
     from _peers import ensure_peer_venv, peer_python, peer_versions
@@ -362,6 +488,11 @@ def main() -> None:
     except Exception:
         redis_url = None  # type: ignore[assignment]
     latency = online_latency(folder, redis_url)
+    serving = (
+        serving_throughput(folder, args.serving_seconds, args.repeats)
+        if (args.serving_seconds and shutil.which("wrk"))
+        else {}
+    )
 
     versions = peer_versions(feast.parent.parent, ["feast", "duckdb", "pandas"])
     import duckdb
@@ -392,6 +523,21 @@ def main() -> None:
     print("|---|---:|---:|")
     for name, (p50, p99) in latency.items():
         print(f"| {name} | {p50:.3f} ms | {p99:.3f} ms |")
+    if serving:
+        print(
+            "\n| serving at 64 clients (wrk, 1 worker) | requests/s: median (runs) "
+            "| p99 | failures |"
+        )
+        print("|---|---:|---:|---:|")
+        rps = {}
+        for model, results in serving.items():
+            rps[model] = statistics.median(r[0] for r in results)
+            p99 = statistics.median(r[1] for r in results)
+            runs_text = ", ".join(f"{r[0]:.0f}" for r in results)
+            failures = sum(r[2] for r in results)
+            print(f"| {model} | {rps[model]:.0f} ({runs_text}) | {p99:.1f} ms | {failures} |")
+        ratio = rps["eta-features"] / rps["eta-inputs"]
+        print(f"\nfeature-backed / inputs in the request: {ratio:.2f}x the requests/s")
     print(
         f"\nFeast {versions['feast']} (its venv: duckdb {versions['duckdb']}, pandas "
         f"{versions['pandas']}); Shipyard's duckdb {duckdb.__version__}; "

@@ -444,6 +444,7 @@ class FeatureService:
         *,
         now: datetime | None = None,
         catalog: Catalog | None = None,
+        on_lookup: LookupCounter | None = None,
     ) -> list[dict[str, Any]]:
         """Like :meth:`online` for stored features, as plain records (no pandas): the
         quickest way to look a few keys up (``shipyard features get``)."""
@@ -456,7 +457,7 @@ class FeatureService:
                 "online() with them in the entity rows."
             )
         rows = [dict(r) for r in entity_rows]
-        values = self._read_values(catalog, stored, rows, False, now)
+        values = self._read_values(catalog, stored, rows, False, now, on_lookup)
         for column, column_values in values.items():
             for row, value in zip(rows, column_values, strict=True):
                 row[column] = value

@@ -52,8 +52,13 @@ class OnlineJoin:
             self._catalog_at = now
         return self._catalog
 
-    def join(self, spec: Mapping[str, Any], data: Any) -> pd.DataFrame:
-        """Request rows + fetched and on-demand features, one row per request row."""
+    def join(self, spec: Mapping[str, Any], data: Any) -> list[dict[str, Any]] | pd.DataFrame:
+        """Request rows + fetched (and on-demand) features, one row per request row.
+
+        Without on-demand features the rows stay plain records (the request's own
+        form, no DataFrame built per request); with them, a DataFrame, since the
+        functions take one.
+        """
         feature_set = FeatureSet.from_dict(spec)
         rows = _records(data)
         for i, row in enumerate(rows):
@@ -67,46 +72,51 @@ class OnlineJoin:
                     field=missing[0],
                     expected="an entity key",
                 )
-        frame = self.service.online(
-            feature_set.refs,
-            rows,
-            full_feature_names=feature_set.full_feature_names,
-            catalog=self.catalog(),
-            on_lookup=self.on_lookup,
-        )
-        self._refuse_missing(frame, feature_set)
-        return frame
-
-    def _refuse_missing(self, frame: pd.DataFrame, feature_set: FeatureSet) -> None:
-        """A row whose stored features are all null found no fresh row: say which key."""
         catalog = self.catalog()
+        full = feature_set.full_feature_names
+        if full or any(r.partition(":")[0] in catalog.on_demand for r in feature_set.refs):
+            frame = self.service.online(
+                feature_set.refs, rows, full_feature_names=full, catalog=catalog,
+                on_lookup=self.on_lookup,
+            )  # fmt: skip
+            self._refuse_missing(frame.to_dict(orient="records"), feature_set, catalog)
+            return frame
+        records = self.service.get_online(
+            feature_set.refs, rows, catalog=catalog, on_lookup=self.on_lookup
+        )
+        self._refuse_missing(records, feature_set, catalog)
+        return records
+
+    def _refuse_missing(
+        self, rows: list[dict[str, Any]], feature_set: FeatureSet, catalog: Catalog
+    ) -> None:
+        """A row whose stored features of a view are all null found no fresh row there."""
         for view in feature_set.views:
             if view not in catalog.views:
                 continue
             applied = catalog.views[view]
             columns = [
-                c
+                f"{view}__{feature}" if feature_set.full_feature_names else feature
                 for ref in feature_set.refs
-                if ref.startswith(f"{view}:")
-                for c in [
-                    f"{view}__{ref.partition(':')[2]}"
-                    if feature_set.full_feature_names
-                    else ref.partition(":")[2]
-                ]
-                if c in frame.columns
+                for name, _, feature in [ref.partition(":")]
+                if name == view
             ]
             if not columns:
                 continue
-            empty = frame[columns].isna().all(axis=1)
-            if empty.any():
-                i = int(empty.to_numpy().argmax())
-                key = ", ".join(f"{k}={frame[k].iloc[i]}" for k in applied.join_keys)
-                raise SchemaError(
-                    f"No online features for {key} in view {view!r}: never materialized, or "
-                    f"older than its TTL. Run `shipyard features materialize`, or check the key.",
-                    field=applied.join_keys[0],
-                    expected="a key with fresh feature values",
-                )
+            for row in rows:
+                if all(_is_null(row.get(c)) for c in columns):
+                    key = ", ".join(f"{k}={row.get(k)}" for k in applied.join_keys)
+                    raise SchemaError(
+                        f"No online features for {key} in view {view!r}: never materialized, "
+                        "or older than its TTL. Run `shipyard features materialize`, or check "
+                        "the key.",
+                        field=applied.join_keys[0],
+                        expected="a key with fresh feature values",
+                    )
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or value is pd.NA
 
 
 def _records(data: Any) -> list[dict[str, Any]]:

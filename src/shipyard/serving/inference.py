@@ -42,8 +42,9 @@ from shipyard.serving.runtime import ModelRuntime, Prediction, ServedModel
 
 DEFAULT_VARIANT = "default"
 
-#: Request rows of a feature-backed model -> its inputs (keys, request fields, features).
-FeatureJoin = Callable[[Mapping[str, Any], Any], pd.DataFrame]
+#: Request rows of a feature-backed model -> its inputs (keys, request fields, features),
+#: as records or a DataFrame.
+FeatureJoin = Callable[[Mapping[str, Any], Any], Any]
 
 
 class Inference:
@@ -116,10 +117,12 @@ class Inference:
                 # The log keeps the feature values the model saw, the keys they were fetched
                 # by and the request-time fields, so a skew check can rebuild those rows.
                 sent = [*spec["join_keys"], *spec.get("request_fields", [])]
-                keys = [k for k in sent if k not in X.columns and k in joined.columns]
-                X = pd.concat(
-                    [joined[keys].reset_index(drop=True), X.reset_index(drop=True)], axis=1
-                )
+                X = X.copy(deep=False)  # new columns, never on a frame someone else holds
+                for position, key in enumerate(k for k in sent if k not in X.columns):
+                    if isinstance(joined, pd.DataFrame):
+                        X.insert(position, key, joined[key].to_numpy())
+                    else:
+                        X.insert(position, key, [row.get(key) for row in joined])
             notify(
                 self.observers,
                 PredictionEvent(
