@@ -45,6 +45,14 @@ class OnlineJoin:
         self._catalog: Catalog | None = None
         self._catalog_at = 0.0
 
+    @property
+    def inline(self) -> bool:
+        """An SQLite online store answers in microseconds from a local file: the server
+        reads it on the event loop; a networked one (Redis) is read in a thread."""
+        from shipyard.features.online import SqliteOnlineStore
+
+        return isinstance(self.service.online_store, SqliteOnlineStore)
+
     def catalog(self) -> Catalog:
         now = time.monotonic()
         if self._catalog is None or now - self._catalog_at > _CATALOG_SECONDS:

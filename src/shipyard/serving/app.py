@@ -163,7 +163,7 @@ def create_app(
         variant=options.variant,
         fast=fast,
         contract=guard,
-        features=OnlineJoin(client.features, on_lookup=_count_lookups(metrics)).join,
+        features=OnlineJoin(client.features, on_lookup=_count_lookups(metrics)),
     )
     monitor = MonitorJob(
         runtime,

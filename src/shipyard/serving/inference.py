@@ -20,8 +20,8 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import anyio
 import numpy as np
@@ -42,9 +42,16 @@ from shipyard.serving.runtime import ModelRuntime, Prediction, ServedModel
 
 DEFAULT_VARIANT = "default"
 
-#: Request rows of a feature-backed model -> its inputs (keys, request fields, features),
-#: as records or a DataFrame.
-FeatureJoin = Callable[[Mapping[str, Any], Any], Any]
+
+class FeatureJoin(Protocol):
+    """Request rows of a feature-backed model -> its inputs (keys, request fields,
+    features), as records or a DataFrame; ``inline`` when the read is local and quick
+    enough to run on the event loop (an SQLite file), else it runs in a thread."""
+
+    @property
+    def inline(self) -> bool: ...
+
+    def join(self, spec: Mapping[str, Any], data: Any) -> Any: ...
 
 
 class Inference:
@@ -97,7 +104,10 @@ class Inference:
                     "server was not given."
                 )
             # One batched online read per view for the request's rows (503 if unreachable).
-            joined = await anyio.to_thread.run_sync(self.features, spec, data)
+            if self.features.inline:
+                joined = self.features.join(spec, data)
+            else:
+                joined = await anyio.to_thread.run_sync(self.features.join, spec, data)
             data = joined
         flags = None
         if self.contract is not None:  # a database read on a version's first request
