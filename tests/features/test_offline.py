@@ -213,3 +213,37 @@ def test_bad_requests_name_what_is_wrong(tmp_path: Path) -> None:
         service.training_set(entities.assign(event_timestamp="soon"), REFS)
     with pytest.raises(InvalidInputError, match="same type"):
         service.training_set(entities.assign(driver_id="x"), REFS)
+
+
+def test_on_demand_features_in_a_training_set(tmp_path: Path) -> None:
+    from driver_fx import ON_DEMAND_YAML
+
+    stats = driver_stats(n_drivers=4, hours=24)
+    path = write_definitions(tmp_path / "repo", stats, ttl="3h")
+    path.write_text(path.read_text() + ON_DEMAND_YAML)
+    service = _service(tmp_path)
+    service.apply(path)
+    entities = entity_rows(stats, 80).assign(trip_distance=np.linspace(1, 9, 80))
+    result = service.training_set(entities, ["trip_features:conv_per_km", REFS[2]])
+    # Only what was asked for comes out; the function's input is fetched but not returned.
+    assert list(result.columns) == [*entities.columns, "conv_per_km", "avg_daily_trips"]
+    with_inputs = service.training_set(entities, ["driver_stats:conv_rate"])
+    expected = with_inputs["conv_rate"].astype("float64") / entities["trip_distance"]
+    pd.testing.assert_series_equal(result["conv_per_km"], expected, check_names=False)
+    with pytest.raises(InvalidInputError, match="needs 'trip_distance'"):
+        service.training_set(
+            entities.drop(columns=["trip_distance"]), ["trip_features:conv_per_km"]
+        )
+
+
+def test_an_on_demand_function_that_cannot_be_imported(tmp_path: Path) -> None:
+    from driver_fx import ON_DEMAND_YAML
+
+    stats = driver_stats(n_drivers=2, hours=6)
+    path = write_definitions(tmp_path / "repo", stats)
+    path.write_text(path.read_text() + ON_DEMAND_YAML.replace("driver_fx:", "no_such_mod:"))
+    service = _service(tmp_path)
+    service.apply(path)
+    entities = entity_rows(stats, 5).assign(trip_distance=2.0)
+    with pytest.raises(InvalidInputError, match="cannot import module 'no_such_mod'"):
+        service.training_set(entities, ["trip_features:conv_per_km"])
