@@ -121,3 +121,44 @@ def test_breaking_change_to_a_view_a_model_uses_needs_force_and_reason(
 def test_unknown_view(client: Shipyard) -> None:
     with pytest.raises(NotFoundError, match="No feature view named 'ghost'"):
         client.features.catalog().view("ghost")
+
+
+def test_s3_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+    import uuid
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        for name, value in (
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ):
+            monkeypatch.setenv(name, value)
+        bucket = f"features-{uuid.uuid4().hex[:8]}"
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        s3.create_bucket(Bucket=bucket)
+        stats = driver_stats(n_drivers=3, hours=6)
+        local = write_definitions(tmp_path / "local", stats, ttl="1d")
+        s3.upload_file(str(tmp_path / "local" / "driver_stats.parquet"), bucket, "stats.parquet")
+        (tmp_path / "s3.yaml").write_text(
+            YAML.format(path=f"s3://{bucket}/stats.parquet", ttl="1d")
+        )
+        client = Shipyard(Settings(home=tmp_path / "home", user="t", s3_endpoint_url=endpoint))
+        entities = entity_rows(stats, 40)
+        client.features.apply(local)
+        expected = client.features.training_set(entities, "driver_stats:avg_daily_trips")
+        client.features.apply(tmp_path / "s3.yaml")
+        assert client.features.catalog().view("driver_stats").source.path.startswith("s3://")
+        got = client.features.training_set(entities, "driver_stats:avg_daily_trips")
+        pd.testing.assert_series_equal(got["avg_daily_trips"], expected["avg_daily_trips"])
+        client.close()
+    finally:
+        server.stop()
