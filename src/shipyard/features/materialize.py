@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import duckdb
 import pyarrow as pa
 
+from shipyard.features.offline import micros
 from shipyard.features.online import Record
 from shipyard.features.registry import AppliedView
 from shipyard.features.sources import SQL_TYPES, quote
@@ -25,8 +26,10 @@ _BATCH = 10_000
 
 
 def _literal(moment: datetime) -> str:
-    naive = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
-    return f"TIMESTAMP '{naive.isoformat(sep=' ')}'"
+    """Microseconds since the epoch (UTC), as the time columns are compared."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    delta = aware - datetime(1970, 1, 1, tzinfo=UTC)
+    return str((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds)
 
 
 def latest_rows(
@@ -40,12 +43,8 @@ def latest_rows(
     """Batches of records: per key, its newest row with ``start < event <= end``."""
     src, view = applied.source, applied.view
     keys = ", ".join(quote(k) for k in applied.join_keys)
-    event = f"CAST({quote(src.timestamp_field)} AS TIMESTAMP)"
-    created = (
-        f"CAST({quote(src.created_timestamp_column)} AS TIMESTAMP)"
-        if src.created_timestamp_column
-        else "CAST(NULL AS TIMESTAMP)"
-    )
+    event = micros(src.timestamp_field)
+    created = micros(src.created_timestamp_column) if src.created_timestamp_column else "NULL"
     features = ", ".join(
         # Timestamps travel as ISO text (JSON has no time type); the reader casts back.
         f"CAST({quote(f.name)} AS {'VARCHAR' if f.dtype == 'timestamp' else SQL_TYPES[f.dtype]})"
@@ -56,7 +55,7 @@ def latest_rows(
     if start is not None:
         window += f" AND {event} > {_literal(start)}"
     sql = (
-        f"SELECT {keys}, epoch_us({event}) / 1e6 AS __event, epoch_us({created}) / 1e6 "
+        f"SELECT {keys}, {event} / 1e6 AS __event, {created} / 1e6 "
         f"AS __created, {features} FROM {quote(alias)} WHERE {event} IS NOT NULL AND {window} "
         f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {event} DESC, "
         f"{created} DESC NULLS LAST) = 1"
