@@ -182,3 +182,38 @@ def offline_page() -> Iterator[OfflinePage]:
             yield offline
         finally:
             browser.close()
+
+
+@pytest.fixture
+def redis_online_url() -> Iterator[str]:
+    """A Redis online feature store URL under a key prefix of its own, emptied afterwards."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+        available = True
+    except (redis.RedisError, OSError):
+        available = False
+    require_service(available, f"Redis is not reachable at {REDIS_URL}")
+    prefix = f"shipyard-test-{uuid.uuid4().hex}"
+    yield f"{REDIS_URL}?key_prefix={prefix}"
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=prefix + ":*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres+redis"])
+def feature_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """The embedded set-up (SQLite, local files, SQLite online store) and the scaled one
+    (PostgreSQL metadata, Redis online store)."""
+    home = tmp_path / "home"
+    if request.param == "sqlite":
+        return Settings(home=home, user="tester")
+    return Settings(
+        home=home,
+        user="tester",
+        db=request.getfixturevalue("postgres_url"),
+        online_store=request.getfixturevalue("redis_online_url"),
+    )

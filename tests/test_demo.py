@@ -43,6 +43,7 @@ def test_a_second_quickstart_run_tells_the_same_full_story(tmp_path: Path) -> No
             "loop: retrain, gate, canary",
             "bad candidate: gates",
             "bad canary: auto-rollback",
+            "feature store: serve by id",
         ]
         assert steps["serve + first request"].startswith("setosa")
         assert steps["shifted data -> drift"].startswith("drift:")

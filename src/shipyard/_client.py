@@ -19,6 +19,7 @@ from shipyard.config import Settings
 from shipyard.store.alias_store import AliasStore
 from shipyard.store.audit_store import AuditStore
 from shipyard.store.database import Database
+from shipyard.store.feature_store import FeatureStore
 from shipyard.store.loop_store import LoopStore
 from shipyard.store.model_store import ModelStore
 from shipyard.store.monitor_store import MonitorStore
@@ -29,6 +30,7 @@ from shipyard.store.validation_store import ValidationStore
 # Each service is imported with its first use, so a command that only reads the
 # metadata (``shipyard models list``) does not load pandas, pyarrow and the registry.
 if TYPE_CHECKING:
+    from shipyard.features.service import FeatureService
     from shipyard.monitoring.prediction_log import PredictionLog
     from shipyard.registry.service import Registry
     from shipyard.store.artifacts import ArtifactStore
@@ -84,6 +86,10 @@ class Shipyard:
     @cached_property
     def monitors(self) -> MonitorStore:
         return MonitorStore(self.database)
+
+    @cached_property
+    def feature_store(self) -> FeatureStore:
+        return FeatureStore(self.database)
 
     @cached_property
     def artifact_root(self) -> str:
@@ -147,12 +153,23 @@ class Shipyard:
 
         return Tracker(self.runs, actor=self.settings.actor)
 
+    @cached_property
+    def features(self) -> FeatureService:
+        """The feature store: definitions, training sets, online features."""
+        from shipyard.features.service import FeatureService
+
+        return FeatureService.from_settings(
+            self.settings, self.feature_store, active_run=lambda: self.tracker.active_run
+        )
+
     @property
     def store_settings(self) -> Settings:
         """These settings with the store's own artifact root, for the stores that follow it."""
         return self.settings.model_copy(update={"artifacts": self.artifact_root})
 
     def close(self) -> None:
+        if "features" in self.__dict__:
+            self.features.close()
         if "prediction_log" in self.__dict__:
             self.prediction_log.close()
         if "database" in self.__dict__:

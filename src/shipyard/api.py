@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from shipyard import features as _features
 from shipyard._client import Shipyard
 from shipyard.config import Settings
 from shipyard.registry.model import LoadedModel
@@ -45,6 +46,11 @@ def client() -> Shipyard:
     return _default if _default is not None else configure()
 
 
+# shipyard.features.training_set(...) and friends use this client's feature store,
+# so a training set built inside shipyard.start_run(...) is recorded on that run.
+_features.use_default(lambda: client().features)
+
+
 def start_run(experiment: str = "default", *, name: str | None = None) -> ActiveRun:
     """Start a tracking run; use it as a context manager."""
     return client().tracker.start_run(experiment, name=name)
@@ -69,16 +75,19 @@ def log_model(
     ``sample`` is a slice of the training inputs: the signature (columns,
     types, ranges, categories) is inferred from it. Inside :func:`start_run`
     the version links to the run, its params, and the training dataset
-    fingerprint the run logged. ``alias`` moves that alias to the new version.
-    By default it is also compiled to ONNX, verified against the original on
-    ``sample``; servers use the compiled form only when it agrees (``shipyard
-    models show`` says which runtime serves and why). ``optimize=False`` skips
+    fingerprint the run logged; a feature-store training set built in the run
+    (:func:`shipyard.features.training_set`) puts its feature references in the
+    manifest, so a server fetches them by entity key. ``alias`` moves that
+    alias to the new version. By default it is also compiled to ONNX, verified
+    against the original on ``sample``; servers use the compiled form only when
+    it agrees (``shipyard models show`` says which runtime serves and why). ``optimize=False`` skips
     it; ``optimize=True`` insists (a missing onnx extra raises, and a model that
     does not compile warns).
     """
     shipyard = client()
     run = shipyard.tracker.active_run
     fingerprint = None
+    features = run.features if run is not None else None
     if run is not None:
         training = run.datasets.get("training")
         fingerprint = training.to_dict() if training else None
@@ -99,7 +108,11 @@ def log_model(
         flavor=flavor,
         trusted_pickle=trusted_pickle,
         optimize=optimize,
+        features=features,
     )
+    if features:
+        # A breaking change to these views is refused while this version uses them.
+        shipyard.feature_store.add_consumers(name, version.version, features["views"])
     if optimize and version.tags.get("onnx_status") != "verified":
         warnings.warn(
             f"{version.ref} is registered, but not compiled to ONNX "

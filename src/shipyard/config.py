@@ -60,6 +60,10 @@ class Settings(BaseSettings):
         default_factory=list, description="If set, prediction routes need one of these keys."
     )
     user: str | None = Field(default=None, description="Who the audit log says acted.")
+    online_store: str | None = Field(
+        default=None,
+        description="Online feature store: redis://HOST:PORT/DB (default: SQLite in home).",
+    )
     s3_endpoint_url: str | None = Field(
         default=None, description="Endpoint for S3-compatible storage (MinIO, moto...)."
     )

@@ -9,7 +9,10 @@
    challenger against the champion, canary it under live traffic and promote it;
 6. show a bad candidate being stopped by its gates, and a slow one put on
    canary and rolled back automatically by the rollout policy's p99 guard;
-7. print a summary of every step and stop the server.
+7. the feature store: define driver features, build a point-in-time training set,
+   train, materialize, serve a model called by driver id, check training/serving
+   skew (:mod:`shipyard.demo_features`);
+8. print a summary of every step and stop the servers.
 
 Traffic is bounded in count and time and goes only to 127.0.0.1.
 
@@ -43,6 +46,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from shipyard._client import Shipyard
 from shipyard.config import Settings
+from shipyard.demo_features import feature_act
 from shipyard.drift.detector import DriftDetector
 from shipyard.drift.report_html import write_html
 from shipyard.errors import ShipyardError
@@ -153,6 +157,11 @@ def run_demo(client: Shipyard, *, say: Callable[[str], None] = print) -> DemoRes
 
         t = time.perf_counter()
         _step(result, "bad canary: auto-rollback", _slow_canary(client, http, shifted), t)
+
+    t = time.perf_counter()
+    outcome, skew_report = feature_act(client, folder / "features", say)
+    result.reports["feature skew"] = skew_report
+    _step(result, "feature store: serve by id", outcome, t)
     return result
 
 

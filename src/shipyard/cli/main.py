@@ -259,6 +259,15 @@ def _loop() -> Loaded:
 
 
 @command(
+    "features", "Feature store: definitions, point-in-time training sets, online features, skew."
+)
+def _features() -> Loaded:
+    from shipyard.cli.features import app
+
+    return app
+
+
+@command(
     "deploy",
     "Deployments: primary, canary, A/B split, shadows; progressive rollout and reports. "
     "`shipyard deploy NAME --model REF [--canary W]` creates or changes one.",

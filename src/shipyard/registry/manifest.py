@@ -61,6 +61,9 @@ class Manifest(BaseModel):
     params: dict[str, str] = Field(default_factory=dict)
     data_fingerprint: dict[str, Any] | None = None
     run_id: str | None = None
+    # The feature-store features the model was trained on (references, view
+    # versions, join keys, request fields): a server fetches them by entity key.
+    features: dict[str, Any] | None = None
     files: dict[str, FileEntry] = Field(default_factory=dict)
     trusted_pickle: bool = False
     created_at: datetime = Field(default_factory=utc_now)

@@ -65,6 +65,7 @@ def write_package(
     description: str | None = None,
     flavor: str | None = None,
     signature: Signature | None = None,
+    features: dict[str, Any] | None = None,
 ) -> Manifest:
     """Save ``model`` as a package at ``dest`` (which must not exist or be empty).
 
@@ -109,6 +110,7 @@ def write_package(
             params=dict(params or {}),
             data_fingerprint=data_fingerprint,
             run_id=run_id,
+            features=features,
             files=files,
             trusted_pickle=trusted_pickle,
             description=description,

@@ -120,6 +120,7 @@ class Registry:
         trusted_pickle: bool = False,
         signature: Any = None,
         optimize: bool | None = None,
+        features: dict[str, Any] | None = None,
     ) -> records.ModelVersion:
         """Package ``model``, store its files and register it as the next version.
 
@@ -143,6 +144,7 @@ class Registry:
                 description=description,
                 flavor=flavor,
                 signature=signature,
+                features=features,
             )
             version = self._register_package(package_dir, manifest, tags=tags, run_id=run_id)
         if sample is not None and self.after_log:

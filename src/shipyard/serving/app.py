@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -31,6 +31,7 @@ from shipyard._client import Shipyard
 from shipyard._version import __version__
 from shipyard.config import Settings
 from shipyard.errors import ConfigError
+from shipyard.features.serving import OnlineJoin
 from shipyard.monitoring.monitor_job import MonitorJob
 from shipyard.registry.refs import parse_ref
 from shipyard.rollout.worker import RolloutWorker
@@ -156,7 +157,13 @@ def create_app(
     if options.contract_check != "off":
         guard = ContractGuard(client.validation, options.contract_check, metrics.registry)
     inference = Inference(
-        runtime, metrics, observers=observers, variant=options.variant, fast=fast, contract=guard
+        runtime,
+        metrics,
+        observers=observers,
+        variant=options.variant,
+        fast=fast,
+        contract=guard,
+        features=OnlineJoin(client.features, on_lookup=_count_lookups(metrics)),
     )
     monitor = MonitorJob(
         runtime,
@@ -246,6 +253,14 @@ def create_app(
     app.add_middleware(RequestMiddleware, metrics=metrics, routes=templates)
     _follow_served_schema(app, runtime)
     return app
+
+
+def _count_lookups(metrics: ServingMetrics) -> Callable[[str, str, int], None]:
+    def count(view: str, outcome: str, n: int) -> None:
+        if n:
+            metrics.feature_lookups.labels(view, outcome).inc(n)
+
+    return count
 
 
 def _served_classes(runtime: ModelRuntime) -> list[Any] | None:

@@ -20,14 +20,15 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import anyio
 import numpy as np
 import pandas as pd
 
 from shipyard.clock import SYSTEM_CLOCK, Clock
+from shipyard.errors import ConfigError
 from shipyard.serving.contract_guard import ContractGuard
 from shipyard.serving.fastpath import FastPath
 from shipyard.serving.metrics import ServingMetrics
@@ -40,6 +41,17 @@ from shipyard.serving.observer import (
 from shipyard.serving.runtime import ModelRuntime, Prediction, ServedModel
 
 DEFAULT_VARIANT = "default"
+
+
+class FeatureJoin(Protocol):
+    """Request rows of a feature-backed model -> its inputs (keys, request fields,
+    features), as records or a DataFrame; ``inline`` when the read is local and quick
+    enough to run on the event loop (an SQLite file), else it runs in a thread."""
+
+    @property
+    def inline(self) -> bool: ...
+
+    def join(self, spec: Mapping[str, Any], data: Any) -> Any: ...
 
 
 class Inference:
@@ -55,8 +67,10 @@ class Inference:
         fast: FastPath | None = None,
         contract: ContractGuard | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        features: FeatureJoin | None = None,
     ) -> None:
         self.runtime = runtime
+        self.features = features  # fetches a feature-backed model's inputs by entity key
         self.clock = clock  # the wall time observers (the prediction log) are stamped with
         self.fast = fast
         self.contract = contract
@@ -81,6 +95,20 @@ class Inference:
         """
         if served is None:
             served = self.runtime.require()
+        joined = None
+        spec = served.model.manifest.features
+        if spec is not None:
+            if self.features is None:
+                raise ConfigError(
+                    f"{served.ref} fetches its features from the feature store, which this "
+                    "server was not given."
+                )
+            # One batched online read per view for the request's rows (503 if unreachable).
+            if self.features.inline:
+                joined = self.features.join(spec, data)
+            else:
+                joined = await anyio.to_thread.run_sync(self.features.join, spec, data)
+            data = joined
         flags = None
         if self.contract is not None:  # a database read on a version's first request
             flags = await anyio.to_thread.run_sync(self.contract.check, served, data)
@@ -95,6 +123,16 @@ class Inference:
             latency = time.perf_counter() - started
             if isinstance(X, np.ndarray):  # observers always get named columns
                 X = pd.DataFrame(X, columns=served.columns, copy=False)
+            if joined is not None and spec is not None:
+                # The log keeps the feature values the model saw, the keys they were fetched
+                # by and the request-time fields, so a skew check can rebuild those rows.
+                sent = [*spec["join_keys"], *spec.get("request_fields", [])]
+                X = X.copy(deep=False)  # new columns, never on a frame someone else holds
+                for position, key in enumerate(k for k in sent if k not in X.columns):
+                    if isinstance(joined, pd.DataFrame):
+                        X.insert(position, key, joined[key].to_numpy())
+                    else:
+                        X.insert(position, key, [row.get(key) for row in joined])
             notify(
                 self.observers,
                 PredictionEvent(

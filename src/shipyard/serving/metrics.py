@@ -119,6 +119,13 @@ class ServingMetrics:
             ["model"],
             registry=r,
         )
+        self.feature_lookups = Counter(
+            "shipyard_feature_lookups",
+            "Entity keys looked up in the online feature store, by view and outcome "
+            "(found, missing: never materialized, stale: older than the view's TTL).",
+            ["view", "outcome"],
+            registry=r,
+        )
         self.poll_errors = Counter(
             "shipyard_registry_poll_errors",
             "Times the registry could not be read while checking for a new version.",

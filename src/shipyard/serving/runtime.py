@@ -101,8 +101,21 @@ class ServedModel:
 
     @cached_property
     def column_set(self) -> frozenset[str]:
-        """Input column names as a set, for finding fields the model does not take."""
+        """Input column names as a set, for finding fields the model does not take
+        (a feature-backed model takes its entity keys and request-time fields)."""
+        if self.request_fields is not None:
+            return frozenset(self.request_fields)
         return frozenset(self.signature.names)
+
+    @cached_property
+    def request_fields(self) -> dict[str, str] | None:
+        """A feature-backed model's request fields (keys, request-time), else None."""
+        spec = self.model.manifest.features
+        if spec is None:
+            return None
+        from shipyard.features.serving import request_fields
+
+        return request_fields(spec)
 
     @property
     def signature(self) -> Signature:
@@ -227,11 +240,18 @@ def load_served_model(
     model = array_input_model(model)
     signature = model.signature
     classes = model.classes
+    features = model.manifest.features
+    if features is not None:  # the caller sends keys and request-time fields only
+        from shipyard.features.serving import request_fields
+
+        record_model = schemas.request_model(request_fields(features), record.model)
+    else:
+        record_model = schemas.record_model(signature, record.model)
     served = ServedModel(
         model=model,
         record=record,
         load_seconds=0.0,
-        record_model=schemas.record_model(signature, record.model),
+        record_model=record_model,
         class_keys=None if classes is None else tuple(str(c) for c in np.asarray(classes)),
     )
     served.predict([schemas.warmup_record(signature)])

@@ -81,6 +81,30 @@ def record_model(signature: Signature, model: str) -> type[BaseModel]:
     )
 
 
+_DTYPE_TYPES: dict[str, Any] = {
+    "int32": int,
+    "int64": int,
+    "float32": float,
+    "float64": float,
+    "bool": bool,
+    "string": str,
+    "timestamp": str,
+}
+
+
+def request_model(fields: dict[str, str], model: str) -> type[BaseModel]:
+    """The record of a feature-backed model: its entity keys and request-time fields only
+    (the features it fetches are not the caller's to send)."""
+    typed: dict[str, Any] = {
+        name: (_DTYPE_TYPES.get(dtype, str), ...) for name, dtype in fields.items()
+    }
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        _model_name(model, "Record"),
+        __config__=ConfigDict(extra="ignore", title=_model_name(model, "Record")),
+        **typed,
+    )
+
+
 def instances_model(record: type[BaseModel], model: str) -> type[BaseModel]:
     """``{"instances": [record, ...]}`` (TF-Serving style batch)."""
     # The record type is made at run time, which static checkers cannot follow.

@@ -32,6 +32,8 @@ class ActiveRun:
         self.name = run.name
         self.experiment = run.experiment
         self.datasets: dict[str, DatasetFingerprint] = {}
+        # What a feature-store training set in this run used; log_model keeps it.
+        self.features: dict[str, Any] | None = None
         self.ended = False
 
     def log_param(self, key: str, value: Any) -> None:

@@ -1,0 +1,141 @@
+"""Serving a feature-backed model: request rows (entity keys + request-time fields) in,
+model inputs out, fetched from the online store and computed by the same on-demand
+functions as in training.
+
+A model logged in a run that built a training set carries a ``features`` entry
+in its manifest (:class:`~shipyard.features.service.FeatureSet`). The server
+hands each request's rows to :meth:`OnlineJoin.join`: one batched online read
+per view for all the rows of the request, then the on-demand functions. A key
+with no fresh row is refused with a 422 naming the key and the view (counted),
+never predicted from missing values; an online store that cannot be reached
+is a 503 (:class:`~shipyard.features.online.OnlineStoreUnavailable`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from shipyard.errors import SchemaError
+from shipyard.features.registry import Catalog
+from shipyard.features.service import FeatureService, FeatureSet, LookupCounter
+
+__all__ = ["OnlineJoin", "request_fields"]
+
+_CATALOG_SECONDS = 30.0  # how long a server trusts its copy of the definitions
+
+
+def request_fields(spec: Mapping[str, Any]) -> dict[str, str]:
+    """The fields a request carries: each join key and request-time field, with its dtype."""
+    feature_set = FeatureSet.from_dict(spec)
+    fields = {key: feature_set.key_types.get(key, "string") for key in feature_set.join_keys}
+    fields.update(feature_set.request_types)
+    return fields
+
+
+class OnlineJoin:
+    """Builds model inputs from request rows, on one :class:`FeatureService`."""
+
+    def __init__(self, service: FeatureService, *, on_lookup: LookupCounter | None = None) -> None:
+        self.service = service
+        self.on_lookup = on_lookup  # e.g. a Prometheus counter of missing and stale keys
+        self._catalog: Catalog | None = None
+        self._catalog_at = 0.0
+
+    @property
+    def inline(self) -> bool:
+        """An SQLite online store answers in microseconds from a local file: the server
+        reads it on the event loop; a networked one (Redis) is read in a thread."""
+        from shipyard.features.online import SqliteOnlineStore
+
+        return isinstance(self.service.online_store, SqliteOnlineStore)
+
+    def catalog(self) -> Catalog:
+        now = time.monotonic()
+        if self._catalog is None or now - self._catalog_at > _CATALOG_SECONDS:
+            self._catalog = self.service.catalog()
+            self._catalog_at = now
+        return self._catalog
+
+    def join(self, spec: Mapping[str, Any], data: Any) -> list[dict[str, Any]] | pd.DataFrame:
+        """Request rows + fetched (and on-demand) features, one row per request row.
+
+        Without on-demand features the rows stay plain records (the request's own
+        form, no DataFrame built per request); with them, a DataFrame, since the
+        functions take one.
+        """
+        feature_set = FeatureSet.from_dict(spec)
+        rows = _records(data)
+        for i, row in enumerate(rows):
+            missing = [k for k in feature_set.join_keys if row.get(k) is None]
+            if missing:
+                where = f"record {i}: " if len(rows) > 1 else ""
+                raise SchemaError(
+                    f"{where}missing entity key {missing[0]!r}: this model fetches its "
+                    f"features by {', '.join(feature_set.join_keys)}; send e.g. "
+                    f'{{"{feature_set.join_keys[0]}": 1001, ...}}.',
+                    field=missing[0],
+                    expected="an entity key",
+                )
+        catalog = self.catalog()
+        full = feature_set.full_feature_names
+        if full or any(r.partition(":")[0] in catalog.on_demand for r in feature_set.refs):
+            frame = self.service.online(
+                feature_set.refs, rows, full_feature_names=full, catalog=catalog,
+                on_lookup=self.on_lookup,
+            )  # fmt: skip
+            self._refuse_missing(frame.to_dict(orient="records"), feature_set, catalog)
+            return frame
+        records = self.service.get_online(
+            feature_set.refs, rows, catalog=catalog, on_lookup=self.on_lookup
+        )
+        self._refuse_missing(records, feature_set, catalog)
+        return records
+
+    def _refuse_missing(
+        self, rows: list[dict[str, Any]], feature_set: FeatureSet, catalog: Catalog
+    ) -> None:
+        """A row whose stored features of a view are all null found no fresh row there."""
+        for view in feature_set.views:
+            if view not in catalog.views:
+                continue
+            applied = catalog.views[view]
+            columns = [
+                f"{view}__{feature}" if feature_set.full_feature_names else feature
+                for ref in feature_set.refs
+                for name, _, feature in [ref.partition(":")]
+                if name == view
+            ]
+            if not columns:
+                continue
+            for row in rows:
+                if all(_is_null(row.get(c)) for c in columns):
+                    key = ", ".join(f"{k}={row.get(k)}" for k in applied.join_keys)
+                    raise SchemaError(
+                        f"No online features for {key} in view {view!r}: never materialized, "
+                        "or older than its TTL. Run `shipyard features materialize`, or check "
+                        "the key.",
+                        field=applied.join_keys[0],
+                        expected="a key with fresh feature values",
+                    )
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or value is pd.NA
+
+
+def _records(data: Any) -> list[dict[str, Any]]:
+    if isinstance(data, pd.DataFrame):
+        return list(data.to_dict(orient="records"))
+    if isinstance(data, Mapping):
+        return [dict(data)]
+    if isinstance(data, list) and all(isinstance(r, Mapping) for r in data):
+        return [dict(r) for r in data]
+    raise SchemaError(
+        "A feature-backed model takes records: send a JSON object (or a list of them) with "
+        "the entity keys and request-time fields.",
+        expected="object",
+    )

@@ -1,0 +1,184 @@
+"""Feature sources in DuckDB: a relation per source, its real schema, and checks against views.
+
+Local Parquet and CSV files (and folders of them) are scanned by DuckDB where
+they lie, so a 2-million-row source is never copied into pandas; an
+``s3://`` object or a SQL table/query (``URL#TABLE``) is read once through
+Shipyard's table reader and handed to DuckDB as an Arrow table.
+
+Time columns are compared in UTC: the connection's time zone is UTC, so a
+``TIMESTAMP WITH TIME ZONE`` cast to ``TIMESTAMP`` is its UTC wall time, and
+a naive timestamp is taken to be UTC already.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from shipyard.errors import InvalidInputError
+from shipyard.features.definitions import Definitions, FeatureView, Source
+from shipyard.tables import locate, read_table
+
+__all__ = ["check_view_schema", "connect", "quote", "register_source", "source_schema"]
+
+_INTEGER = {
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+}
+_FLOAT = {"FLOAT", "DOUBLE", "REAL"}
+_TIME = ("TIMESTAMP", "DATE")
+
+#: Which source column types each declared dtype accepts.
+_ACCEPTS: dict[str, str] = {
+    "float32": "numeric",
+    "float64": "numeric",
+    "int32": "integer",
+    "int64": "integer",
+    "string": "text",
+    "bool": "bool",
+    "timestamp": "time",
+}
+
+#: The DuckDB type each dtype is cast to.
+SQL_TYPES: dict[str, str] = {
+    "float32": "FLOAT",
+    "float64": "DOUBLE",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "string": "VARCHAR",
+    "bool": "BOOLEAN",
+    "timestamp": "TIMESTAMP",
+}
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """A private in-memory DuckDB connection, in UTC."""
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _scan(source: Source) -> str | None:
+    """The DuckDB table function reading ``source`` in place, or None to read it via pandas."""
+    path = source.path
+    if "://" in path:
+        return None
+    local = Path(path)
+    text = path.replace("'", "''")
+    if local.is_dir():
+        if any(local.rglob("*.parquet")):
+            return f"read_parquet('{text}/**/*.parquet', union_by_name = true)"
+        if any(local.rglob("*.csv")):
+            return f"read_csv('{text}/**/*.csv', union_by_name = true)"
+        raise InvalidInputError(
+            f"Source {source.name!r}: folder {path} holds no .parquet or .csv file."
+        )
+    if not local.exists():
+        raise InvalidInputError(f"Source {source.name!r}: {path} does not exist.")
+    fmt = locate(path).format
+    if fmt == "parquet":
+        return f"read_parquet('{text}')"
+    if fmt in ("csv", "tsv"):
+        sep = "\\t" if fmt == "tsv" else ","
+        return f"read_csv('{text}', delim = '{sep}', header = true)"
+    return None
+
+
+def register_source(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    *,
+    alias: str,
+    storage_options: dict[str, Any] | None = None,
+) -> None:
+    """Make ``alias`` a view (or table) of ``source`` on ``con``."""
+    scan = _scan(source)
+    try:
+        if scan is not None:
+            con.execute(f"CREATE OR REPLACE VIEW {quote(alias)} AS SELECT * FROM {scan}")
+            return
+        frame = read_table(source.path, storage_options=storage_options)
+        con.register(alias, frame)
+    except duckdb.Error as exc:
+        raise InvalidInputError(
+            f"Source {source.name!r}: cannot read {source.path}: {str(exc).splitlines()[0]}"
+        ) from exc
+
+
+def source_schema(con: duckdb.DuckDBPyConnection, alias: str) -> dict[str, str]:
+    """Column name -> DuckDB type name of a registered source."""
+    try:
+        rows = con.execute(f"DESCRIBE SELECT * FROM {quote(alias)}").fetchall()
+    except duckdb.Error as exc:
+        raise InvalidInputError(f"Cannot read the schema of {alias}: {exc}") from exc
+    return {str(row[0]): str(row[1]) for row in rows}
+
+
+def _family(sql_type: str) -> str:
+    base = sql_type.split("(")[0].strip().upper()
+    if base in _INTEGER:
+        return "integer"
+    if base in _FLOAT or base.startswith("DECIMAL"):
+        return "float"
+    if base == "VARCHAR":
+        return "text"
+    if base == "BOOLEAN":
+        return "bool"
+    if base.startswith(_TIME):
+        return "time"
+    return base.lower()
+
+
+def _accepts(dtype: str, sql_type: str) -> bool:
+    family = _family(sql_type)
+    wanted = _ACCEPTS[dtype]
+    if wanted == "numeric":
+        return family in ("integer", "float")
+    return family == wanted
+
+
+def check_view_schema(defs: Definitions, view: FeatureView, schema: dict[str, str]) -> None:
+    """Refuse a view whose source lacks a column it names, or holds one of another type."""
+    source = defs.source(view.source)
+    where = f"Feature view {view.name!r} (source {source.name!r}, {source.path})"
+    problems = []
+    columns = ", ".join(f"{k} {v}" for k, v in schema.items())
+    for key in defs.join_keys(view):
+        if key not in schema:
+            problems.append(f"join key {key!r} is not a column")
+    for name, label in (
+        (source.timestamp_field, "timestamp_field"),
+        (source.created_timestamp_column, "created_timestamp_column"),
+    ):
+        if name is None:
+            continue
+        if name not in schema:
+            problems.append(f"{label} {name!r} is not a column")
+        elif _family(schema[name]) != "time":
+            problems.append(f"{label} {name!r} is {schema[name]}, not a timestamp")
+    for feature in view.features:
+        if feature.name not in schema:
+            problems.append(f"feature {feature.name!r} is not a column")
+        elif not _accepts(feature.dtype, schema[feature.name]):
+            problems.append(
+                f"feature {feature.name!r} is declared {feature.dtype} but the column is "
+                f"{schema[feature.name]}"
+            )
+    if problems:
+        raise InvalidInputError(
+            f"{where} does not match its source: {'; '.join(problems)}. "
+            f"The source's columns are: {columns}."
+        )

@@ -1,0 +1,249 @@
+"""Point-in-time training sets against a brute-force reference, on edge cases and random data."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from driver_data import assert_matches, driver_stats, entity_rows, reference, write_definitions
+
+from shipyard.config import Settings
+from shipyard.errors import InvalidInputError
+from shipyard.features.service import FeatureService
+
+FEATURES = ["conv_rate", "acc_rate", "avg_daily_trips"]
+REFS = [f"driver_stats:{f}" for f in FEATURES]
+T0 = pd.Timestamp("2026-03-01 00:00", tz="UTC")
+
+
+def _service(tmp_path: Path) -> FeatureService:
+    return FeatureService.from_settings(Settings(home=tmp_path / "home", user="tester"))
+
+
+def _applied(tmp_path: Path, stats: pd.DataFrame, ttl: str = "2h") -> FeatureService:
+    service = _service(tmp_path)
+    service.apply(write_definitions(tmp_path / "repo", stats, ttl=ttl))
+    return service
+
+
+def _rows(*rows: tuple) -> pd.DataFrame:
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "driver_id",
+            "event_timestamp",
+            "created",
+            "conv_rate",
+            "acc_rate",
+            "avg_daily_trips",
+        ],
+    ).astype({"conv_rate": "float32", "avg_daily_trips": "int64"})
+
+
+def test_random_entities_match_the_reference_in_input_order(tmp_path: Path) -> None:
+    stats = driver_stats(n_drivers=15, hours=60)
+    service = _applied(tmp_path, stats, ttl="3h")
+    entities = entity_rows(stats, 600)
+    result = service.training_set(entities, REFS)
+    # Every entity row once, in input order, its own columns untouched.
+    pd.testing.assert_frame_equal(result[entities.columns], entities)
+    expected = reference(
+        entities, stats, keys=["driver_id"], features=FEATURES, ttl=timedelta(hours=3)
+    )
+    assert_matches(result, expected, FEATURES)
+    # The data is not trivial: some rows found values, some (unknown, stale) did not.
+    found = result["conv_rate"].notna()
+    assert 0.3 < found.mean() < 1.0
+    assert result["avg_daily_trips"].dtype == "Int64"
+    assert result["conv_rate"].dtype == "float32"
+
+
+def test_exact_time_match_and_ttl_boundary_are_inclusive(tmp_path: Path) -> None:
+    stats = _rows(
+        (1001, T0, T0, 0.5, 0.1, 7),
+        (1001, T0 + pd.Timedelta(hours=5), T0 + pd.Timedelta(hours=5), 0.25, 0.2, 9),
+    )
+    service = _applied(tmp_path, stats, ttl="2h")
+    entities = pd.DataFrame(
+        {
+            "driver_id": [1001, 1001, 1001, 1001, 1001],
+            "event_timestamp": [
+                T0,  # exact match
+                T0 + pd.Timedelta(hours=2),  # exactly the TTL: still valid
+                T0 + pd.Timedelta(hours=2, microseconds=1),  # just past it: null
+                T0 - pd.Timedelta(seconds=1),  # before any row: null
+                T0 + pd.Timedelta(hours=5),  # exact match on the second row
+            ],
+        }
+    )
+    result = service.training_set(entities, REFS)
+    assert result["avg_daily_trips"].tolist()[:2] == [7, 7]
+    assert result["avg_daily_trips"].isna().tolist() == [False, False, True, True, False]
+    assert result["avg_daily_trips"].iloc[4] == 9
+    assert_matches(
+        result,
+        reference(entities, stats, keys=["driver_id"], features=FEATURES, ttl=timedelta(hours=2)),
+        FEATURES,
+    )
+
+
+def test_ties_on_event_time_go_to_the_latest_created(tmp_path: Path) -> None:
+    stats = _rows(
+        (1001, T0, T0 + pd.Timedelta(minutes=5), 0.1, 0.1, 1),
+        (1001, T0, T0 + pd.Timedelta(minutes=9), 0.2, 0.2, 2),  # created last: wins
+        (1001, T0, T0 + pd.Timedelta(minutes=1), 0.3, 0.3, 3),
+        (1001, T0 - pd.Timedelta(minutes=1), T0 + pd.Timedelta(hours=1), 0.4, 0.4, 4),
+    )
+    service = _applied(tmp_path, stats, ttl="1d")
+    entities = pd.DataFrame({"driver_id": [1001], "event_timestamp": [T0 + pd.Timedelta(1, "h")]})
+    result = service.training_set(entities, REFS)
+    # The latest event time wins even against a row created later; then created breaks the tie.
+    assert result["avg_daily_trips"].tolist() == [2]
+
+
+def test_unknown_keys_and_null_times_give_nulls_and_keep_every_row(tmp_path: Path) -> None:
+    stats = driver_stats(n_drivers=3, hours=10)
+    service = _applied(tmp_path, stats, ttl="0")  # no TTL
+    entities = pd.DataFrame(
+        {
+            "driver_id": [424242, 1001, 1001, 1002],
+            "event_timestamp": [T0, None, pd.Timestamp("2027-01-01", tz="UTC"), T0],
+            "label": [1, 2, 3, 4],
+        }
+    )
+    result = service.training_set(entities, REFS)
+    assert result["label"].tolist() == [1, 2, 3, 4]
+    assert result["conv_rate"].isna().tolist()[:2] == [True, True]
+    # No TTL: a value from two months before still counts.
+    assert result["conv_rate"].notna().tolist()[2:] == [True, True]
+
+
+def test_naive_timestamps_are_utc_and_aware_ones_are_converted(tmp_path: Path) -> None:
+    stats = _rows(
+        (1001, T0, T0, 0.5, 0.5, 1),
+        (1001, T0 + pd.Timedelta(hours=1), T0 + pd.Timedelta(hours=1), 0.6, 0.6, 2),
+    )
+    service = _applied(tmp_path, stats, ttl="1d")
+    at = T0 + pd.Timedelta(minutes=30)
+    naive = pd.DataFrame({"driver_id": [1001], "event_timestamp": [at.tz_localize(None)]})
+    # 01:30 in Paris (UTC+1 in March) is 00:30 UTC: the first row, not the second.
+    paris = pd.DataFrame({"driver_id": [1001], "event_timestamp": [at.tz_convert("Europe/Paris")]})
+    text = pd.DataFrame({"driver_id": [1001], "event_timestamp": ["2026-03-01T00:30:00"]})
+    for frame in (naive, paris, text):
+        assert service.training_set(frame, REFS)["avg_daily_trips"].tolist() == [1]
+
+
+def test_several_views_and_composite_keys(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    n = 400
+    trips = pd.DataFrame(
+        {
+            "driver_id": rng.integers(1001, 1006, n),
+            "city": rng.choice(["paris", "lyon"], n),
+            "event_timestamp": T0 + pd.to_timedelta(rng.integers(0, 48 * 3600, n), "s"),
+            "surge": rng.random(n),
+        }
+    )
+    trips["created"] = trips["event_timestamp"]
+    stats = driver_stats(n_drivers=5, hours=48, start="2026-03-01")
+    root = tmp_path / "repo"
+    write_definitions(root, stats, ttl="2h")
+    trips.to_parquet(root / "trips.parquet", index=False)
+    text = (root / "features.yaml").read_text()
+    text = text.replace(
+        "entities:\n", "entities:\n  - name: driver_city\n    join_keys: [driver_id, city]\n", 1
+    )
+    text = text.replace("sources:\n", "sources:\n  - name: trips\n    path: trips.parquet\n", 1)
+    text += (
+        "  - name: city_surge\n    entities: [driver_city]\n    source: trips\n    ttl: 6h\n"
+        "    features:\n      - {name: surge, dtype: float64}\n"
+    )
+    (root / "features.yaml").write_text(text)
+    service = _service(tmp_path)
+    service.apply(root / "features.yaml")
+    entities = pd.DataFrame(
+        {
+            "driver_id": rng.integers(1001, 1007, 300),
+            "city": rng.choice(["paris", "lyon", "nice"], 300),
+            "event_timestamp": T0 + pd.to_timedelta(rng.integers(0, 50 * 3600, 300), "s"),
+        }
+    )
+    result = service.training_set(entities, ["driver_stats:conv_rate", "city_surge:surge"])
+    assert list(result.columns) == ["driver_id", "city", "event_timestamp", "conv_rate", "surge"]
+    assert_matches(
+        result,
+        reference(
+            entities, stats, keys=["driver_id"], features=["conv_rate"], ttl=timedelta(hours=2)
+        ),
+        ["conv_rate"],
+    )
+    expected = reference(
+        entities, trips, keys=["driver_id", "city"], features=["surge"], ttl=timedelta(hours=6)
+    )
+    assert_matches(result, expected, ["surge"])
+    assert result["surge"].notna().sum() > 20
+
+
+def test_full_feature_names_and_other_timestamp_column(tmp_path: Path) -> None:
+    stats = driver_stats(n_drivers=4, hours=24)
+    service = _applied(tmp_path, stats, ttl="2h")
+    entities = entity_rows(stats, 50).rename(columns={"event_timestamp": "at"})
+    result = service.training_set(
+        entities, REFS[:1], timestamp_column="at", full_feature_names=True
+    )
+    assert list(result.columns) == ["driver_id", "at", "label", "driver_stats__conv_rate"]
+
+
+def test_bad_requests_name_what_is_wrong(tmp_path: Path) -> None:
+    stats = driver_stats(n_drivers=2, hours=5)
+    service = _applied(tmp_path, stats)
+    entities = entity_rows(stats, 5)
+    with pytest.raises(InvalidInputError, match="no feature view 'nope'"):
+        service.training_set(entities, ["nope:x"])
+    with pytest.raises(InvalidInputError, match="has no feature 'speed'"):
+        service.training_set(entities, ["driver_stats:speed"])
+    with pytest.raises(InvalidInputError, match="must read view:feature"):
+        service.training_set(entities, ["conv_rate"])
+    with pytest.raises(InvalidInputError, match="no column 'driver_id'"):
+        service.training_set(entities.drop(columns=["driver_id"]), REFS)
+    with pytest.raises(InvalidInputError, match="not a timestamp"):
+        service.training_set(entities.assign(event_timestamp="soon"), REFS)
+    with pytest.raises(InvalidInputError, match="same type"):
+        service.training_set(entities.assign(driver_id="x"), REFS)
+
+
+def test_on_demand_features_in_a_training_set(tmp_path: Path) -> None:
+    from driver_fx import ON_DEMAND_YAML
+
+    stats = driver_stats(n_drivers=4, hours=24)
+    path = write_definitions(tmp_path / "repo", stats, ttl="3h")
+    path.write_text(path.read_text() + ON_DEMAND_YAML)
+    service = _service(tmp_path)
+    service.apply(path)
+    entities = entity_rows(stats, 80).assign(trip_distance=np.linspace(1, 9, 80))
+    result = service.training_set(entities, ["trip_features:conv_per_km", REFS[2]])
+    # Only what was asked for comes out; the function's input is fetched but not returned.
+    assert list(result.columns) == [*entities.columns, "conv_per_km", "avg_daily_trips"]
+    with_inputs = service.training_set(entities, ["driver_stats:conv_rate"])
+    expected = with_inputs["conv_rate"].astype("float64") / entities["trip_distance"]
+    pd.testing.assert_series_equal(result["conv_per_km"], expected, check_names=False)
+    with pytest.raises(InvalidInputError, match="needs 'trip_distance'"):
+        service.training_set(
+            entities.drop(columns=["trip_distance"]), ["trip_features:conv_per_km"]
+        )
+
+
+def test_an_on_demand_function_that_cannot_be_imported(tmp_path: Path) -> None:
+    from driver_fx import ON_DEMAND_YAML
+
+    stats = driver_stats(n_drivers=2, hours=6)
+    path = write_definitions(tmp_path / "repo", stats)
+    path.write_text(path.read_text() + ON_DEMAND_YAML.replace("driver_fx:", "no_such_mod:"))
+    service = _service(tmp_path)
+    service.apply(path)
+    entities = entity_rows(stats, 5).assign(trip_distance=2.0)
+    with pytest.raises(InvalidInputError, match="cannot import module 'no_such_mod'"):
+        service.training_set(entities, ["trip_features:conv_per_km"])

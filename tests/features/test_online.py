@@ -1,0 +1,118 @@
+"""Materialize and read online, on SQLite (embedded) and on PostgreSQL + Redis."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from driver_data import driver_stats, write_definitions
+
+from shipyard.config import Settings
+from shipyard.errors import InvalidInputError
+from shipyard.features.online import (
+    OnlineStoreUnavailable,
+    Record,
+    RedisOnlineStore,
+    SqliteOnlineStore,
+)
+from shipyard.features.service import FeatureService
+
+END = datetime(2026, 1, 2, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def service(feature_settings: Settings, tmp_path: Path) -> FeatureService:
+    svc = FeatureService.from_settings(feature_settings)
+    svc.stats = driver_stats(n_drivers=6, hours=48)  # type: ignore[attr-defined]
+    svc.apply(write_definitions(tmp_path / "repo", svc.stats, ttl="2h"))  # type: ignore[attr-defined]
+    yield svc
+    svc.close()
+
+
+def _latest(stats: pd.DataFrame, end: datetime) -> pd.DataFrame:
+    upto = stats[stats["event_timestamp"] <= end]
+    return upto.sort_values(["event_timestamp", "created"]).groupby("driver_id").tail(1)
+
+
+def test_materialize_writes_each_keys_latest_row_and_is_idempotent(
+    service: FeatureService,
+) -> None:
+    stats = service.stats  # type: ignore[attr-defined]
+    [first] = service.materialize(end=END)
+    assert (first.read, first.written) == (6, 6)
+    [again] = service.materialize(end=END)
+    assert (again.read, again.written) == (6, 0)  # nothing newer: nothing written
+    older = service.materialize(end=END - timedelta(hours=5))[0]
+    assert older.written == 0  # an older window never overwrites newer values
+    latest = _latest(stats, END)
+    rows = [{"driver_id": int(d)} for d in latest["driver_id"]] + [{"driver_id": 77}]
+    got = service.online("driver_stats", rows, now=END)
+    assert got["avg_daily_trips"].tolist()[:6] == latest["avg_daily_trips"].tolist()
+    assert got["conv_rate"].tolist()[:6] == latest["conv_rate"].tolist()  # float32 both sides
+    assert got.iloc[6].isna()[["conv_rate", "avg_daily_trips"]].all()
+    assert service.counters.missing == 1
+
+
+def test_values_older_than_the_ttl_are_null_online_as_offline(service: FeatureService) -> None:
+    stats = service.stats  # type: ignore[attr-defined]
+    # Everything materialized: offline, too, no row comes after each driver's latest.
+    end = stats["event_timestamp"].max().to_pydatetime()
+    service.materialize(end=end)
+    latest = _latest(stats, end).iloc[0]
+    row = [{"driver_id": int(latest["driver_id"])}]
+    at_ttl = latest["event_timestamp"].to_pydatetime() + timedelta(hours=2)
+    assert service.online(["driver_stats:acc_rate"], row, now=at_ttl)["acc_rate"].notna().all()
+    stale = service.online(["driver_stats:acc_rate"], row, now=at_ttl + timedelta(seconds=1))
+    assert stale["acc_rate"].isna().all()
+    assert service.counters.stale == 1
+    offline = service.training_set(
+        pd.DataFrame({**row[0], "event_timestamp": [at_ttl, at_ttl + timedelta(seconds=1)]}),
+        ["driver_stats:acc_rate"],
+    )
+    assert offline["acc_rate"].isna().tolist() == [False, True]
+
+
+def test_incremental_reads_only_newer_rows(service: FeatureService) -> None:
+    [first] = service.materialize(incremental=True, end=END - timedelta(hours=10))
+    assert first.start is None and first.read == 6
+    [second] = service.materialize(incremental=True, end=END)
+    assert second.start == END - timedelta(hours=10)
+    assert second.written == 6
+    [third] = service.materialize(incremental=True, end=END)
+    assert third.read == 0  # no source row after the watermark
+    with pytest.raises(InvalidInputError, match="not before"):
+        service.materialize(start=END, end=END)
+
+
+def test_a_missing_key_column_is_named(service: FeatureService) -> None:
+    with pytest.raises(InvalidInputError, match="no 'driver_id'"):
+        service.online("driver_stats", [{"driver": 1}])
+
+
+def test_sqlite_store_keys_are_text_so_int_and_str_agree(tmp_path: Path) -> None:
+    store = SqliteOnlineStore(tmp_path / "o.db")
+    store.write("v", [Record(("1001",), 5.0, None, {"x": 1})])
+    assert store.read("v", [("1001",)])[0].values == {"x": 1}  # type: ignore[union-attr]
+    store.close()
+
+
+def test_redis_down_is_a_clear_unavailable_error() -> None:
+    store = RedisOnlineStore("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    with pytest.raises(OnlineStoreUnavailable, match=r"cannot be reached.*Check that Redis"):
+        store.read("v", [("1",)])
+
+
+def test_get_online_records_equal_the_dataframe(service: FeatureService) -> None:
+    service.materialize(end=END)
+    rows = [{"driver_id": 1001}, {"driver_id": 1003}, {"driver_id": 5}]
+    records = service.get_online("driver_stats", rows, now=END)
+    frame = service.online("driver_stats", rows, now=END)
+    for record, (_, row) in zip(records, frame.iterrows(), strict=True):
+        for feature in ("acc_rate", "avg_daily_trips"):
+            if record[feature] is None:
+                assert pd.isna(row[feature])
+            else:
+                assert record[feature] == row[feature]
+    assert records[2]["acc_rate"] is None

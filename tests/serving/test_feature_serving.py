@@ -1,0 +1,212 @@
+"""Serving a feature-backed model over real HTTP: keys and request-time fields in, features
+fetched from the online store (SQLite, or Redis next to PostgreSQL), the same on-demand
+function as in training, the features logged, a clear 422 / 503 when they cannot be had."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from live_server import LiveServer
+from shipyard._client import Shipyard
+from shipyard.config import Settings
+from shipyard.serving import ServeOptions, create_app
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "features"))
+from driver_data import driver_stats, entity_rows, write_definitions
+from driver_fx import ON_DEMAND_YAML
+
+REFS = [
+    "driver_stats:conv_rate",
+    "driver_stats:acc_rate",
+    "driver_stats:avg_daily_trips",
+    "trip_features:conv_per_km",
+]
+INPUTS = ["conv_rate", "acc_rate", "avg_daily_trips", "conv_per_km"]
+
+
+class Trained:
+    def __init__(self, client: Shipyard, model: LogisticRegression, stats: pd.DataFrame) -> None:
+        self.client = client
+        self.model = model
+        self.stats = stats
+
+
+@pytest.fixture
+def trained(feature_settings: Settings, tmp_path: Path) -> Iterator[Trained]:
+    client = Shipyard(feature_settings)
+    # Hourly rows up to the last full hour: fresh within the 1-day TTL whenever the test runs.
+    start = (pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=47)).floor("h")
+    stats = driver_stats(n_drivers=6, hours=48, start=str(start))
+    path = write_definitions(tmp_path / "repo", stats, ttl="1d")
+    path.write_text(path.read_text() + ON_DEMAND_YAML)
+    client.features.apply(path)
+    entities = entity_rows(stats, 300)
+    entities = entities[entities["driver_id"] > 1000]  # known drivers only
+    entities["trip_distance"] = np.random.default_rng(0).uniform(1, 20, len(entities))
+    with client.tracker.start_run("eta") as run:
+        train = client.features.training_set(entities, REFS).dropna()
+        X = train[INPUTS].astype("float64")
+        model = LogisticRegression().fit(X, train["label"])
+        version = client.registry.log_model(
+            model,
+            "eta",
+            sample=X.head(40),
+            run_id=run.id,
+            features=run.features,
+            optimize=False,
+        )
+        client.feature_store.add_consumers("eta", version.version, run.features["views"])
+    client.features.materialize()
+    yield Trained(client, model, stats)
+    client.close()
+
+
+@pytest.fixture
+def served(trained: Trained) -> Iterator[LiveServer]:
+    server = LiveServer(create_app(trained.client, "eta:1", options=ServeOptions())).start()
+    yield server
+    server.stop()
+
+
+def test_keys_and_request_fields_in_prediction_out_as_offline(
+    trained: Trained, served: LiveServer
+) -> None:
+    rows = [
+        {"driver_id": 1001, "trip_distance": 3.2},
+        {"driver_id": 1004, "trip_distance": 12.5},
+    ]
+    with served.client() as http:
+        answer = http.post("/predict", json=rows)
+    assert answer.status_code == 200, answer.text
+    # The same features built offline for "now" give the same prediction: the on-demand
+    # function and the values are identical offline and online.
+    now = pd.Timestamp.now(tz="UTC")
+    offline = trained.client.features.training_set(
+        pd.DataFrame(rows).assign(event_timestamp=now), REFS
+    )
+    online = trained.client.features.online(REFS, rows)
+    for column in INPUTS:
+        assert online[column].astype("float64").tolist() == pytest.approx(
+            offline[column].astype("float64").tolist(), rel=0, abs=0
+        )
+    expected = trained.model.predict(offline[INPUTS].astype("float64"))
+    assert answer.json()["predictions"] == expected.tolist()
+
+
+def test_the_prediction_log_keeps_the_feature_values_used(
+    trained: Trained, served: LiveServer
+) -> None:
+    with served.client() as http:
+        assert http.post("/predict", json={"driver_id": 1002, "trip_distance": 4.0}).is_success
+    log = trained.client.prediction_log
+    log.flush()
+    logged = log.read_inputs("eta", "1h")
+    online = trained.client.features.online(REFS, [{"driver_id": 1002, "trip_distance": 4.0}])
+    assert logged["driver_id"].tolist() == [1002]
+    for column in INPUTS:
+        assert logged[column].iloc[0] == pytest.approx(float(online[column].iloc[0]))
+
+
+def test_openapi_shows_request_fields_not_fetched_features(served: LiveServer) -> None:
+    with served.client() as http:
+        spec = http.get("/openapi.json").json()
+    record = spec["components"]["schemas"]["EtaRecord"]
+    assert set(record["properties"]) == {"driver_id", "trip_distance"}
+    assert record["properties"]["driver_id"]["type"] == "integer"
+
+
+def test_unknown_or_missing_key_is_a_422_naming_it(served: LiveServer) -> None:
+    with served.client() as http:
+        unknown = http.post("/predict", json={"driver_id": 77, "trip_distance": 1.0})
+        missing = http.post("/predict", json={"trip_distance": 1.0})
+    assert unknown.status_code == 422
+    assert "No online features for driver_id=77 in view 'driver_stats'" in unknown.text
+    assert missing.status_code == 422
+    assert "missing entity key 'driver_id'" in missing.text
+    with served.client() as http:
+        metrics = http.get("/metrics").text
+    assert 'shipyard_feature_lookups_total{outcome="missing",view="driver_stats"} 1.0' in metrics
+
+
+def test_an_unreachable_online_store_is_a_503_never_a_guess(trained: Trained) -> None:
+    settings = trained.client.settings.model_copy(update={"online_store": "redis://127.0.0.1:1/0"})
+    down = Shipyard(settings)
+    server = LiveServer(create_app(down, "eta:1", options=ServeOptions())).start()
+    try:
+        with server.client() as http:
+            answer = http.post("/predict", json={"driver_id": 1001, "trip_distance": 2.0})
+        assert answer.status_code == 503
+        assert "online store" in answer.text and "cannot be reached" in answer.text
+    finally:
+        server.stop()
+        down.close()
+
+
+def _cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHIPYARD_HOME", str(settings.home))
+    if settings.db:
+        monkeypatch.setenv("SHIPYARD_DB", settings.db)
+    if settings.online_store:
+        monkeypatch.setenv("SHIPYARD_ONLINE_STORE", settings.online_store)
+
+
+def test_features_skew_through_the_cli(
+    trained: Trained, served: LiveServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from shipyard.cli.main import app
+
+    rng = np.random.default_rng(1)
+    rows = [
+        {"driver_id": int(d), "trip_distance": float(t)}
+        for d, t in zip(rng.integers(1001, 1007, 40), rng.uniform(1, 9, 40), strict=True)
+    ]
+    with served.client() as http:
+        for i in range(0, 40, 8):
+            assert http.post("/predict", json=rows[i : i + 8]).is_success
+    trained.client.prediction_log.flush()
+    _cli_env(trained.client.settings, monkeypatch)
+    runner = CliRunner()
+    report = tmp_path / "skew.html"
+    same = runner.invoke(
+        app, ["features", "skew", "eta:1", "--window", "1h", "--report", str(report)]
+    )
+    assert same.exit_code == 0, same.output
+    assert "No skew over 40 served rows of eta:1" in same.output
+    assert "conv_per_km" in same.output and "1.0000" in same.output
+    assert "<html" in report.read_text().lower()
+
+    # The source changes after materialization: served values no longer match offline ones.
+    source = Path(trained.client.features.catalog().view("driver_stats").source.path)
+    changed = pd.read_parquet(source)
+    changed["conv_rate"] = (changed["conv_rate"] * 0.5).astype("float32")
+    changed.to_parquet(source, index=False)
+    skewed = runner.invoke(app, ["features", "skew", "eta:1", "--window", "1h"])
+    assert skewed.exit_code == 1, skewed.output
+    assert "Skew detected" in skewed.output
+
+
+def test_skew_of_a_model_without_features_is_refused(
+    trained: Trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sklearn.linear_model import LinearRegression
+    from typer.testing import CliRunner
+
+    from shipyard.cli.main import app
+
+    X = pd.DataFrame({"x": np.arange(20.0)})
+    trained.client.registry.log_model(
+        LinearRegression().fit(X, X["x"]), "plain", sample=X, optimize=False
+    )
+    _cli_env(trained.client.settings, monkeypatch)
+    out = CliRunner().invoke(app, ["features", "skew", "plain:1"])
+    assert out.exit_code == 1
+    assert "was not trained on feature-store features" in out.output
