@@ -67,6 +67,9 @@ def seed(client: Shipyard) -> dict[str, object]:
         "web", v2.version, policy=RolloutPolicy(steps=(10, 50, 100)), force=True, reason="try v2"
     )
     deployments.abort_canary("web", reason=f"canary errors {XSS}")
+    deployments.set_canary(
+        "web", v2.version, policy=RolloutPolicy(steps=(10, 50, 100)), force=True, reason="again"
+    )
     _log_predictions(client, X, y, v1.version)
     return {"runs": run_ids, "v1": v1.version, "v2": v2.version}
 
