@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD
 from ui_seed import XSS
+
+from conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
