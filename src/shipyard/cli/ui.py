@@ -44,7 +44,7 @@ def ui_command(
     logins = bool(settings.ui_users) or settings.admin_token is not None
     warning = warning_for(host, logins=logins)
     if warning:
-        err_console.print(f"[yellow]{escape(warning)}[/]", highlight=False)
+        err_console.print(f"[yellow]{escape(warning)}[/]", highlight=False, soft_wrap=True)
     where = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
     console.print(
         f"Shipyard UI on {where} ({'log in to change things' if logins else 'read-only'}); "
