@@ -66,7 +66,9 @@ def fill_runs(client: Shipyard, n_runs: int, n_metrics: int, n_steps: int) -> li
     rng = np.random.default_rng(0)
     ids = [uuid.uuid4().hex for _ in range(n_runs)]
     with engine.begin() as conn:
-        conn.execute(ExperimentRow.__table__.insert(), [{"id": 1, "name": "bench", "created_at": now}])
+        conn.execute(
+            ExperimentRow.__table__.insert(), [{"id": 1, "name": "bench", "created_at": now}]
+        )
         conn.execute(
             RunRow.__table__.insert(),
             [
@@ -92,7 +94,10 @@ def fill_runs(client: Shipyard, n_runs: int, n_metrics: int, n_steps: int) -> li
         )
         conn.execute(
             RunTagRow.__table__.insert(),
-            [{"run_id": r, "key": "team", "value": ("red", "blue")[i % 2]} for i, r in enumerate(ids)],
+            [
+                {"run_id": r, "key": "team", "value": ("red", "blue")[i % 2]}
+                for i, r in enumerate(ids)
+            ],
         )
     steps = np.arange(n_steps)
     for run_index, run_id in enumerate(ids):
@@ -203,7 +208,9 @@ def fill_log(client: Shipyard, n_rows: int, version: int, days: int = 30) -> Non
         store.write_segment("predictions", "bench-00", day_start.date(), table)
 
 
-def time_pages(client: Shipyard, pages: list[tuple[str, str, float]]) -> list[tuple[str, float, float, float, int]]:
+def time_pages(
+    client: Shipyard, pages: list[tuple[str, str, float]]
+) -> list[tuple[str, float, float, float, int]]:
     from fastapi.testclient import TestClient
 
     from shipyard.ui.app import create_app
@@ -281,7 +288,9 @@ def main() -> None:
         mark = "" if median <= goal else "  OVER"
         failed += median > goal
         print(f"{label:58} {median:10.1f} {worst:8.1f} {goal:8.0f}  {size / 1024:6.0f}{mark}")
-    print(f"{len(results) - failed} of {len(results)} pages within their goal (median of {REPEATS}).")
+    print(
+        f"{len(results) - failed} of {len(results)} pages within their goal (median of {REPEATS})."
+    )
     client.close()
 
 
