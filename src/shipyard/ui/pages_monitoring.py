@@ -92,6 +92,72 @@ def _detector(ui: UiState, version: records.ModelVersion | None) -> Any | None:
     return DriftDetector().fit(ui.client.references.load(version))
 
 
+def _performance(
+    ui: UiState,
+    model: str,
+    version: int | None,
+    buckets: Buckets,
+    task: str | None,
+    reference: records.ModelVersion | None,
+) -> tuple[list[Series], list[float | None], float | None, str, list[str]]:
+    """Realized and estimated accuracy (or a regressor's error) per bucket, label coverage,
+    the training baseline, the metric's name and notes."""
+    from shipyard.monitoring.bucket_figures import bucket_accuracy
+    from shipyard.monitoring.performance import baseline_metrics, performance
+
+    log = ui.client.prediction_log
+    xs = buckets.starts()
+    recorded = reference.metrics if reference is not None else {}
+    if task == "regression":
+        # A regressor's errors need every value; its log is read whole.
+        report = performance(
+            log,
+            model,
+            version,
+            window=buckets.step,
+            since=buckets.start,
+            until=buckets.start + buckets.count * buckets.step,
+            task="regression",
+            baseline=recorded,
+        )
+        metric = report.metrics[0]
+        series = [
+            Series(
+                f"realized {metric}",
+                [(x, b.realized.get(metric)) for x, b in zip(xs, report.buckets, strict=False)],
+            )
+        ]
+        coverage = [b.coverage for b in report.buckets]
+        return series, coverage, report.baseline.get(metric), metric, list(report.notes)
+    # A classifier's accuracy figures are sums: DuckDB adds them up over the whole window.
+    sums = {
+        b.index: b
+        for b in bucket_accuracy(
+            log.store,
+            model,
+            since=buckets.start,
+            step=buckets.step,
+            count=buckets.count,
+            version=version,
+        )
+    }
+    realized = [sums[i].realized_accuracy if i in sums else None for i in range(buckets.count)]
+    estimated = [sums[i].estimated_accuracy if i in sums else None for i in range(buckets.count)]
+    coverage = [sums[i].coverage if i in sums else None for i in range(buckets.count)]
+    notes = []
+    if sums and not any(b.n_estimated for b in sums.values()):
+        notes.append(
+            "No class probabilities were logged for this model, so accuracy cannot be "
+            "estimated before labels arrive (CBPE needs probabilities)."
+        )
+    series = [
+        Series("realized accuracy", list(zip(xs, realized, strict=True))),
+        Series("estimated accuracy (CBPE)", list(zip(xs, estimated, strict=True)), dashed=True),
+    ]
+    baseline = baseline_metrics(recorded, "classification").get("accuracy")
+    return series, coverage, baseline, "accuracy", notes
+
+
 @router.get("/monitoring/{model}")
 def monitoring_page(
     request: Request,
@@ -101,8 +167,6 @@ def monitoring_page(
     deployment: str = "",
     until: str = "",
 ) -> Response:
-    from shipyard.monitoring.performance import performance
-
     if window not in WINDOWS:
         raise HTTPException(400, f"The window {window!r} is not one of {', '.join(WINDOWS)}.")
     ui = state(request)
@@ -165,40 +229,18 @@ def monitoring_page(
                 x_label=time_label,
             )
         )
-    report = performance(
-        log,
-        model,
-        version,
-        window=step,
-        since=start,
-        until=start + count * step,
-        task=task,  # type: ignore[arg-type]
-        baseline=reference.metrics if reference is not None else None,
+    perf_series, coverage, baseline, metric, notes = _performance(
+        ui, model, version, buckets, task, reference
     )
-    metric = report.metrics[0] if report.metrics else None
-    perf_series = []
-    if metric is not None:
-        perf_series = [
-            Series(
-                f"realized {metric}",
-                [(b.start.timestamp(), b.realized.get(metric)) for b in report.buckets],
-            ),
-            Series(
-                f"estimated {metric} (CBPE)",
-                [(b.start.timestamp(), b.estimated.get(metric)) for b in report.buckets],
-                dashed=True,
-            ),
-        ]
-    baseline = report.baseline.get(metric) if metric else None
     charts["performance"] = line_chart(
         perf_series,
-        title=f"{metric or 'performance'} against the training baseline",
+        title=f"{metric} against the training baseline",
         threshold=baseline,
         threshold_label="training baseline",
         x_label=time_label,
     )
     charts["coverage"] = line_chart(
-        [Series("label coverage", [(b.start.timestamp(), b.coverage) for b in report.buckets])],
+        [Series("label coverage", list(zip(xs, coverage, strict=True)))],
         title="Label coverage",
         x_label=time_label,
         y_min=0,
@@ -217,7 +259,7 @@ def monitoring_page(
         data=data,
         charts=charts,
         drift_charts=drift_charts,
-        notes=report.notes,
+        notes=notes,
         since=start,
         until=start + count * step,
         until_param=until,
