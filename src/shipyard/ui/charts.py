@@ -33,6 +33,8 @@ PALETTE = (
     "#bab0ac",
 )
 WIDTH, HEIGHT = 760, 240
+#: Series longer than this are drawn without a marker per point.
+MAX_MARKERS = 60
 LEFT, RIGHT, TOP, BOTTOM = 60, 16, 14, 30
 
 
@@ -144,15 +146,20 @@ def line_chart(
         parts.append(
             f'<path d="{" ".join(path)}" fill="none" stroke="{color}" stroke-width="2"{dash}/>'
         )
+        # A long series is a line: a marker (and its tooltip) per point would weigh more
+        # than the rest of the page. Linked points always get theirs: they are clicked.
+        markers = len(s.points) <= MAX_MARKERS
         for j, (x, y) in enumerate(s.points):
             if y is None or not math.isfinite(y):
+                continue
+            link = s.links[j] if j < len(s.links) else None
+            if not markers and not link:
                 continue
             tip = f"<title>{name} at {escape(x_label(x))}: {escape(fmt(y))}</title>"
             dot = (
                 f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.5" fill="{color}" '
                 f'class="point">{tip}</circle>'
             )
-            link = s.links[j] if j < len(s.links) else None
             if link:
                 dot = f'<a href="{escape(link)}" class="point-link">{dot}</a>'
             parts.append(dot)
@@ -163,4 +170,7 @@ def line_chart(
         f"{escape(s.name)}</span>"
         for i, s in enumerate(series)
     )
-    return f'<figure class="figure">{"".join(parts)}<figcaption>{legend}</figcaption></figure>'
+    return (
+        f'<figure class="figure"><div class="chart-title">{label}</div>{"".join(parts)}'
+        f"<figcaption>{legend}</figcaption></figure>"
+    )
