@@ -6,15 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ui_seed import seed
+from ui_seed import PASSWORD, seed
 
 from live_server import LiveServer
 from shipyard._client import Shipyard
 from shipyard.config import Settings
 from shipyard.ui.app import create_app
 from shipyard.ui.auth import Users, hash_password
-
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture

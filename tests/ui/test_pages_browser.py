@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ui_seed import XSS
-
-from conftest import PASSWORD
+from ui_seed import PASSWORD, XSS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

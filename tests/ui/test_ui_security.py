@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from ui_seed import PASSWORD
 
-from conftest import PASSWORD
 from shipyard.ui.app import create_app
 from shipyard.ui.auth import COOKIE, Sessions, Users, hash_password
 

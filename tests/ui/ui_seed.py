@@ -20,6 +20,7 @@ from shipyard.monitoring.records import PredictionBatch
 from shipyard.quickstart import iris_frame
 from shipyard.rollout.records import RolloutPolicy
 
+PASSWORD = "correct horse battery"
 XSS = "<script>window.__xss = 1</script>"
 HOURS = 24
 
