@@ -40,6 +40,7 @@ sys.path[:0] = [str(REPO_DIR / "src")]
 from shipyard._client import Shipyard  # noqa: E402
 from shipyard.config import Settings  # noqa: E402
 from shipyard.monitoring.records import PredictionBatch, events_table  # noqa: E402
+from shipyard.store.run_query import RunQuery  # noqa: E402
 from shipyard.store.schema import (  # noqa: E402
     ExperimentRow,
     ModelRow,
@@ -236,21 +237,27 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="Fraction of the full sizes.")
     parser.add_argument("--db", default=None, help="Metadata database URL (default: SQLite).")
     parser.add_argument("--keep", action="store_true", help="Keep the store's folder (printed).")
+    parser.add_argument(
+        "--reuse", type=Path, default=None, help="Time the pages of a store kept by --keep."
+    )
     args = parser.parse_args()
     n_runs = max(4, int(2000 * args.scale))
     n_models = max(2, int(50 * args.scale))
     n_versions = max(2, int(20 * min(1.0, args.scale * 4)))
     n_rows = max(30_000, int(1_000_000 * args.scale))
-    home = Path(tempfile.mkdtemp(prefix="shipyard-bench-ui-"))
+    home = args.reuse or Path(tempfile.mkdtemp(prefix="shipyard-bench-ui-"))
     client = Shipyard(Settings(home=home, db=args.db, user="bench"))
     print(f"store: {home}", file=sys.stderr)
     t0 = time.perf_counter()
-    print(f"filling {n_runs} runs x 20 metrics x 100 steps...", file=sys.stderr)
-    ids = fill_runs(client, n_runs, 20, 100)
-    print(f"filling {n_models} models x {n_versions} versions...", file=sys.stderr)
-    fill_models(client, n_models, n_versions)
-    print(f"filling {n_rows} prediction-log rows...", file=sys.stderr)
-    fill_log(client, n_rows, n_versions)
+    if args.reuse is None:
+        print(f"filling {n_runs} runs x 20 metrics x 100 steps...", file=sys.stderr)
+        ids = fill_runs(client, n_runs, 20, 100)
+        print(f"filling {n_models} models x {n_versions} versions...", file=sys.stderr)
+        fill_models(client, n_models, n_versions)
+        print(f"filling {n_rows} prediction-log rows...", file=sys.stderr)
+        fill_log(client, n_rows, n_versions)
+    else:
+        ids = [r.id for r in client.run_queries.page(RunQuery(limit=2)).runs]
     fill_seconds = time.perf_counter() - t0
     pages = [
         ("models list", "/models", GOAL_MS),

@@ -167,7 +167,8 @@ def test_an_unknown_key_in_the_config_file_names_it_and_the_valid_ones(
     _one_line_error(
         result,
         "shipyard.toml: unknown setting 'databse'",
-        "the settings are admin_token, api_keys, artifacts, db, home, s3_endpoint_url, ui_secret, ui_users, user",
+        "the settings are admin_token, api_keys, artifacts, db, home, s3_endpoint_url, "
+        "ui_secret, ui_users, user",
     )
 
 
