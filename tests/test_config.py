@@ -168,7 +168,7 @@ def test_an_unknown_key_in_the_config_file_names_it_and_the_valid_ones(
         result,
         "shipyard.toml: unknown setting 'databse'",
         "the settings are admin_token, api_keys, artifacts, db, home, online_store, "
-        "s3_endpoint_url, user",
+        "s3_endpoint_url, ui_secret, ui_users, user",
     )
 
 
@@ -227,3 +227,17 @@ def test_predict_from_a_database_misconfigured_is_a_one_line_error(
     command = ["predict", "iris:1", *args, "-o", "out.csv"]
     result = CliRunner().invoke(app, command, env=env, terminal_width=1000)
     _one_line_error(result, says)
+
+
+def test_ui_users_must_be_a_json_map_of_argon2_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    for value, message in (
+        ("not json", "not JSON"),
+        ('["ann"]', "user names mapped to password hashes"),
+        ('{"ann": "secret"}', "the password of ann is not an argon2 hash"),
+    ):
+        monkeypatch.setenv("SHIPYARD_UI_USERS", value)
+        with pytest.raises(ConfigError, match="SHIPYARD_UI_USERS") as caught:
+            Settings()
+        assert message in str(caught.value)
+    monkeypatch.setenv("SHIPYARD_UI_USERS", '{"ann": "$argon2id$v=19$m=65536,t=3,p=4$x$y"}')
+    assert list(Settings().ui_users) == ["ann"]

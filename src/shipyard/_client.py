@@ -24,6 +24,7 @@ from shipyard.store.loop_store import LoopStore
 from shipyard.store.model_store import ModelStore
 from shipyard.store.monitor_store import MonitorStore
 from shipyard.store.rollout_store import RolloutStore
+from shipyard.store.run_query import RunQueries
 from shipyard.store.run_store import RunStore
 from shipyard.store.validation_store import ValidationStore
 
@@ -58,6 +59,11 @@ class Shipyard:
     @cached_property
     def runs(self) -> RunStore:
         return RunStore(self.database)
+
+    @cached_property
+    def run_queries(self) -> RunQueries:
+        """The runs table's filtered, sorted, paged queries (the web UI's)."""
+        return RunQueries(self.database)
 
     @cached_property
     def models(self) -> ModelStore:

@@ -64,6 +64,15 @@ class Settings(BaseSettings):
         default=None,
         description="Online feature store: redis://HOST:PORT/DB (default: SQLite in home).",
     )
+    # NoDecode for the same reason as api_keys: a bad value names SHIPYARD_UI_USERS.
+    ui_users: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="Web UI logins: a JSON map of user name to argon2 password hash.",
+    )
+    ui_secret: SecretStr | None = Field(
+        default=None,
+        description="Key signing the web UI's session cookie (default: a new one per start).",
+    )
     s3_endpoint_url: str | None = Field(
         default=None, description="Endpoint for S3-compatible storage (MinIO, moto...)."
     )
@@ -107,6 +116,24 @@ class Settings(BaseSettings):
                 "it holds an empty key, which would let any request in; remove it or "
                 "give every key a value"
             )
+        return value
+
+    @field_validator("ui_users", mode="before")
+    @classmethod
+    def _parse_ui_users(cls, value: Any) -> Any:
+        example = 'give a JSON map such as {"ann": "$argon2id$..."} (`shipyard ui --hash-password`)'
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError:
+                raise ValueError(f"it is not JSON; {example}") from None
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and k.strip() and isinstance(v, str) for k, v in value.items()
+        ):
+            raise ValueError(f"expected user names mapped to password hashes; {example}")
+        weak = sorted(k for k, v in value.items() if not v.startswith("$argon2"))
+        if weak:
+            raise ValueError(f"the password of {', '.join(weak)} is not an argon2 hash; {example}")
         return value
 
     @classmethod

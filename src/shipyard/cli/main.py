@@ -223,6 +223,13 @@ def _rollback() -> Loaded:
     return rollback_command
 
 
+@command("ui", "Serve the web UI: models, runs, deployments, monitoring, loop and audit pages.")
+def _ui() -> Loaded:
+    from shipyard.cli.ui import ui_command
+
+    return ui_command
+
+
 @command("models", "Registered models, their versions and aliases.")
 def _models() -> Loaded:
     from shipyard.cli.models import app

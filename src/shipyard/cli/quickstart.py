@@ -51,3 +51,11 @@ def quickstart_command(ctx: typer.Context, as_json: bool = JsonOption) -> None:
         "[bold]shipyard deploy status iris[/]",
         highlight=False,
     )
+    # Last, so it is what a person sees when the demo ends: the story in a browser.
+    console.print(
+        "See the whole story (runs, versions, the canary, the rollback, the drift) in the "
+        f"web UI:\n  [bold]SHIPYARD_HOME={escape(str(settings.home))} shipyard ui[/]   "
+        "then open http://127.0.0.1:5050/",
+        highlight=False,
+        soft_wrap=True,
+    )

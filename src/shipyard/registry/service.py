@@ -14,6 +14,7 @@ Stages plug in through :mod:`shipyard.registry.hooks`; the registry imports none
 
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
 import tempfile
@@ -101,6 +102,12 @@ class Registry:
         self.after_log = tuple(after_log)
         self.promotion_guard = promotion_guard
         self._reference_sample = reference_sample
+
+    def acting_as(self, actor: str) -> Registry:
+        """The same registry, its changes audit-logged as ``actor`` (a web UI user)."""
+        other = copy.copy(self)
+        other.actor = actor
+        return other
 
     # -- registering -------------------------------------------------------
 

@@ -54,12 +54,27 @@ class AuditStore:
 
         self.db.write(work)
 
-    def log(self, *, model: str | None = None, limit: int = 100) -> list[records.AuditEntry]:
-        """The newest ``limit`` entries (of ``model``, if given), newest first."""
+    def log(
+        self,
+        *,
+        model: str | None = None,
+        limit: int = 100,
+        actor: str | None = None,
+        action: str | None = None,
+        before: int | None = None,
+    ) -> list[records.AuditEntry]:
+        """The newest ``limit`` entries (of ``model``, ``actor``, ``action``, if given), newest
+        first; ``before`` an entry id pages back from it."""
         with self.db.read() as session:
             query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
             if model is not None:
                 query = query.where(AuditRow.model == model)
+            if actor is not None:
+                query = query.where(AuditRow.actor == actor)
+            if action is not None:
+                query = query.where(AuditRow.action == action)
+            if before is not None:
+                query = query.where(AuditRow.id < before)
             return [
                 records.AuditEntry(
                     id=r.id,
@@ -75,3 +90,13 @@ class AuditStore:
                 )
                 for r in session.scalars(query)
             ]
+
+    def facets(self) -> tuple[list[str], list[str], list[str]]:
+        """The models, actors and actions the log names (for the UI's filter lists)."""
+        with self.db.read() as session:
+            models = session.scalars(
+                select(AuditRow.model).where(AuditRow.model.is_not(None)).distinct()
+            )
+            actors = session.scalars(select(AuditRow.actor).distinct())
+            actions = session.scalars(select(AuditRow.action).distinct())
+            return sorted(m for m in models if m), sorted(actors), sorted(actions)

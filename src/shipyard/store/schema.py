@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -91,6 +92,8 @@ class RunTagRow(Base):
 
 class RunMetricRow(Base):
     __tablename__ = "run_metrics"
+    # A run's latest value of one metric is one index seek (the UI's runs table sorts on it).
+    __table_args__ = (Index("ix_run_metrics_run_key_step", "run_id", "key", "step", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)

@@ -1,0 +1,234 @@
+"""The runs table, queried in SQL: chosen columns, filters, sort and one page at a time.
+
+A table of thousands of runs with a hundred steps of twenty metrics each must
+not load every run to show fifty: filters, the sort and the page are one SQL
+statement, and a run's latest value of a metric (highest step, then the last
+logged) is a correlated sub-query answered by one seek in the
+``(run_id, key, step, id)`` index.
+
+>>> query = RunQuery(metric_columns=("accuracy",), order_by="metric:accuracy")
+>>> RunQueries(Database("sqlite:///:memory:")).page(query).total
+0
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy.orm import aliased
+
+from shipyard.errors import InvalidInputError
+from shipyard.store.database import Database
+from shipyard.store.schema import ExperimentRow, RunMetricRow, RunParamRow, RunRow, RunTagRow
+
+__all__ = ["MetricCondition", "RunPage", "RunQueries", "RunQuery", "RunSummary"]
+
+OPERATORS = ("<", "<=", ">", ">=", "=", "!=")
+ORDER_FIELDS = ("start_time", "name", "status", "experiment")
+
+
+@dataclass(frozen=True)
+class MetricCondition:
+    """``key op value`` on a run's latest value of metric ``key`` (``accuracy >= 0.9``)."""
+
+    key: str
+    op: str
+    value: float
+
+    def __post_init__(self) -> None:
+        if self.op not in OPERATORS:
+            raise InvalidInputError(
+                f"Metric filter operator {self.op!r} is not one of {', '.join(OPERATORS)}."
+            )
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    """Which runs, which columns, in which order, which page.
+
+    ``order_by`` is a run field (``start_time``, ``name``, ``status``,
+    ``experiment``), ``metric:KEY`` or ``param:KEY``.
+    """
+
+    experiment: str | None = None
+    status: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    metrics: tuple[MetricCondition, ...] = ()
+    metric_columns: tuple[str, ...] = ()
+    param_columns: tuple[str, ...] = ()
+    order_by: str = "start_time"
+    descending: bool = True
+    offset: int = 0
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One line of the runs table: the run and the chosen columns' values."""
+
+    id: str
+    name: str
+    experiment: str
+    status: str
+    start_time: datetime
+    end_time: datetime | None
+    created_by: str
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    params: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """One page of runs and how many runs match in all."""
+
+    runs: list[RunSummary]
+    total: int
+    query: RunQuery
+
+
+def _latest_metric(key: str) -> Any:
+    m = aliased(RunMetricRow)
+    return (
+        select(m.value)
+        .where(m.run_id == RunRow.id, m.key == key)
+        .order_by(m.step.desc(), m.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _param(key: str) -> Any:
+    p = aliased(RunParamRow)
+    return select(p.value).where(p.run_id == RunRow.id, p.key == key).scalar_subquery()
+
+
+def _compare(column: Any, op: str, value: float) -> ColumnElement[bool]:
+    if op == "<":
+        return column < value
+    if op == "<=":
+        return column <= value
+    if op == ">":
+        return column > value
+    if op == ">=":
+        return column >= value
+    if op == "=":
+        return column == value
+    return column != value
+
+
+class RunQueries:
+    """Read-only queries over experiments and runs for tables and charts."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _filtered(self, query: RunQuery, base: Select[Any]) -> Select[Any]:
+        stmt = base.join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id)
+        if query.experiment:
+            stmt = stmt.where(ExperimentRow.name == query.experiment)
+        if query.status:
+            stmt = stmt.where(RunRow.status == query.status)
+        for key, value in query.tags:
+            t = aliased(RunTagRow)
+            stmt = stmt.where(
+                select(t.run_id)
+                .where(and_(t.run_id == RunRow.id, t.key == key, t.value == value))
+                .exists()
+            )
+        for cond in query.metrics:
+            stmt = stmt.where(_compare(_latest_metric(cond.key), cond.op, cond.value))
+        return stmt
+
+    def _order(self, query: RunQuery) -> list[Any]:
+        field_ = query.order_by
+        column: Any
+        if field_.startswith("metric:"):
+            column = _latest_metric(field_[len("metric:") :])
+        elif field_.startswith("param:"):
+            column = _param(field_[len("param:") :])
+        elif field_ == "name":
+            column = RunRow.name
+        elif field_ == "status":
+            column = RunRow.status
+        elif field_ == "experiment":
+            column = ExperimentRow.name
+        elif field_ == "start_time":
+            column = RunRow.start_time
+        else:
+            raise InvalidInputError(
+                f"Cannot sort runs by {field_!r}: use one of {', '.join(ORDER_FIELDS)}, "
+                "metric:KEY or param:KEY."
+            )
+        # Runs without the value go last either way, as a person expects.
+        ordered = column.desc() if query.descending else column.asc()
+        return [column.is_(None), ordered, RunRow.id]
+
+    def page(self, query: RunQuery) -> RunPage:
+        """The runs matching ``query``, its page of them, with the chosen columns."""
+        columns: list[Any] = [RunRow, ExperimentRow.name]
+        columns += [_latest_metric(k).label(f"m{i}") for i, k in enumerate(query.metric_columns)]
+        columns += [_param(k).label(f"p{i}") for i, k in enumerate(query.param_columns)]
+        stmt = self._filtered(query, select(*columns))
+        stmt = stmt.order_by(*self._order(query)).offset(query.offset).limit(query.limit)
+        count = self._filtered(query, select(func.count(RunRow.id)))
+        with self.db.read() as session:
+            total = int(session.scalar(count) or 0)
+            runs = []
+            n_metrics = len(query.metric_columns)
+            for row in session.execute(stmt):
+                run, experiment, *values = row
+                runs.append(
+                    RunSummary(
+                        id=run.id,
+                        name=run.name,
+                        experiment=experiment,
+                        status=run.status,
+                        start_time=run.start_time,
+                        end_time=run.end_time,
+                        created_by=run.created_by,
+                        metrics=dict(zip(query.metric_columns, values[:n_metrics], strict=True)),
+                        params=dict(zip(query.param_columns, values[n_metrics:], strict=True)),
+                    )
+                )
+        return RunPage(runs, total, query)
+
+    def experiments(self) -> list[str]:
+        with self.db.read() as session:
+            return list(session.scalars(select(ExperimentRow.name).order_by(ExperimentRow.name)))
+
+    def recent_keys(self, *, runs: int = 50) -> tuple[list[str], list[str]]:
+        """Metric and param keys of the newest ``runs`` runs (for column pickers).
+
+        Only recent runs are looked at: listing every key of every run would
+        read the whole metric history.
+        """
+        recent = select(RunRow.id).order_by(RunRow.start_time.desc()).limit(runs).subquery()
+        with self.db.read() as session:
+            metric_keys = session.scalars(
+                select(RunMetricRow.key).where(RunMetricRow.run_id.in_(select(recent))).distinct()
+            )
+            param_keys = session.scalars(
+                select(RunParamRow.key).where(RunParamRow.run_id.in_(select(recent))).distinct()
+            )
+            return sorted(metric_keys), sorted(param_keys)
+
+    def histories(
+        self, run_ids: list[str], keys: list[str] | None = None
+    ) -> dict[str, dict[str, list[tuple[int, float]]]]:
+        """Every logged point of the runs' metrics: run -> key -> [(step, value)] by step."""
+        out: dict[str, dict[str, list[tuple[int, float]]]] = {r: defaultdict(list) for r in run_ids}
+        stmt = select(RunMetricRow.run_id, RunMetricRow.key, RunMetricRow.step, RunMetricRow.value)
+        stmt = stmt.where(RunMetricRow.run_id.in_(run_ids))
+        if keys is not None:
+            stmt = stmt.where(RunMetricRow.key.in_(keys))
+        stmt = stmt.order_by(
+            RunMetricRow.run_id, RunMetricRow.key, RunMetricRow.step, RunMetricRow.id
+        )
+        with self.db.read() as session:
+            for run_id, key, step, value in session.execute(stmt):
+                out[run_id][key].append((int(step), float(value)))
+        return {r: dict(v) for r, v in out.items()}

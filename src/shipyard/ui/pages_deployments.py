@@ -1,0 +1,39 @@
+"""Deployments: traffic per variant, guards, the canary's steps, rollbacks, shadows."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from shipyard.ui.web import render, state
+
+router = APIRouter()
+
+#: The changes that took a version out of service, shown as the rollback history.
+ROLLBACK_ACTIONS = ("rollback", "auto_rollback", "abort_canary", "kill")
+
+
+@router.get("/deployments")
+def deployments_page(request: Request) -> Response:
+    deployments = state(request).client.deployments.list_deployments()
+    return render(request, "deployments.html", deployments=deployments)
+
+
+@router.get("/deployments/{name}")
+def deployment_page(request: Request, name: str) -> Response:
+    client = state(request).client
+    service = client.deployments
+    d = service.get(name)
+    changes = service.changes(name, limit=50)
+    rollbacks = [c for c in changes if c.action in ROLLBACK_ACTIONS or "rollback" in c.action]
+    counters = client.rollouts.counters(name, d.epoch)
+    return render(
+        request,
+        "deployment.html",
+        d=d,
+        changes=changes,
+        rollbacks=rollbacks,
+        counters=counters,
+        gap=service.alias_gap(d),
+        unserved=service.unserved(name),
+    )

@@ -1,0 +1,136 @@
+"""Experiments and runs: the runs table, a run's page, and runs compared.
+
+The table's filters, sort and page are the URL's query string (a person can
+bookmark it); htmx swaps only the table when they change. A run's page draws
+every stepped metric; the comparison overlays the runs' metrics on one chart
+per metric and marks the params that differ.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from starlette.responses import Response
+
+from shipyard.store.run_query import RunQuery
+from shipyard.ui.charts import Series, line_chart
+from shipyard.ui.filters import columns, parse_metric_filter, parse_status, parse_tags
+from shipyard.ui.web import render, state
+
+router = APIRouter()
+
+PAGE_SIZES = (25, 50, 100, 200)
+#: Metric columns shown before the user picks any.
+DEFAULT_METRIC_COLUMNS = 4
+MAX_COMPARED = 10
+
+
+@router.get("/runs")
+def runs_page(
+    request: Request,
+    experiment: str = "",
+    status: str = "",
+    tag: list[str] = Query(default=[]),
+    metric: str = "",
+    metrics: str | None = None,
+    params: str = "",
+    sort: str = "start_time",
+    desc: bool = True,
+    page: int = Query(default=1, ge=1),
+    size: int = Query(default=50, ge=1, le=max(PAGE_SIZES)),
+) -> Response:
+    ui = state(request)
+    queries = ui.client.run_queries
+    metric_keys, param_keys = queries.recent_keys()
+    chosen_metrics = (
+        columns(metrics) if metrics is not None else metric_keys[:DEFAULT_METRIC_COLUMNS]
+    )
+    query = RunQuery(
+        experiment=experiment or None,
+        status=parse_status(status),
+        tags=tuple(parse_tags(tag)),
+        metrics=tuple(parse_metric_filter(metric)),
+        metric_columns=tuple(chosen_metrics),
+        param_columns=tuple(columns(params)),
+        order_by=sort,
+        descending=desc,
+        offset=(page - 1) * size,
+        limit=size,
+    )
+    result = queries.page(query)
+    pages = max(1, -(-result.total // size))
+    context: dict[str, Any] = {
+        "result": result,
+        "page": page,
+        "pages": pages,
+        "size": size,
+        "filters": {
+            "experiment": experiment,
+            "status": status,
+            "tag": tag,
+            "metric": metric,
+            "metrics": ",".join(chosen_metrics),
+            "params": params,
+            "sort": sort,
+            "desc": desc,
+            "size": size,
+        },
+        "metric_keys": metric_keys,
+        "param_keys": param_keys,
+        "experiments": queries.experiments(),
+    }
+    # htmx asks for the table alone when a filter or the page changes.
+    partial = (
+        request.headers.get("HX-Request") == "true"
+        and request.headers.get("HX-Target") == "runs-table"
+    )
+    return render(request, "runs_table.html" if partial else "runs.html", **context)
+
+
+def _metric_charts(
+    histories: dict[str, dict[str, list[tuple[int, float]]]], names: dict[str, str]
+) -> list[str]:
+    keys = sorted({k for per_run in histories.values() for k in per_run})
+    charts = []
+    for key in keys:
+        series = [
+            Series(names[run_id], [(float(s), v) for s, v in per_run[key]])
+            for run_id, per_run in histories.items()
+            if key in per_run
+        ]
+        charts.append(line_chart(series, title=key))
+    return charts
+
+
+@router.get("/runs/{run_id}")
+def run_page(request: Request, run_id: str) -> Response:
+    client = state(request).client
+    run = client.runs.get_run(run_id)
+    histories = client.run_queries.histories([run.id])
+    charts = _metric_charts(histories, {run.id: run.name})
+    return render(request, "run.html", run=run, charts=charts)
+
+
+@router.get("/compare")
+def compare_page(request: Request, run: list[str] = Query(default=[])) -> Response:
+    ids = list(dict.fromkeys(r for r in run if r))
+    if len(ids) < 2:
+        raise HTTPException(400, "Compare needs two or more runs: tick them in the runs table.")
+    if len(ids) > MAX_COMPARED:
+        raise HTTPException(400, f"Compare at most {MAX_COMPARED} runs at once, got {len(ids)}.")
+    client = state(request).client
+    runs = [client.runs.get_run(r) for r in ids]
+    names = {r.id: f"{r.name} ({r.id[:6]})" for r in runs}
+    charts = _metric_charts(client.run_queries.histories(ids), names)
+    param_keys = sorted({k for r in runs for k in r.params})
+    params = [
+        (key, [r.params.get(key) for r in runs], len({r.params.get(key) for r in runs}) > 1)
+        for key in param_keys
+    ]
+    metric_keys = sorted({k for r in runs for k in r.metrics})
+    metrics = [
+        (key, [r.metrics.get(key) for r in runs], len({r.metrics.get(key) for r in runs}) > 1)
+        for key in metric_keys
+    ]
+    return render(request, "compare.html", runs=runs, charts=charts, params=params, metrics=metrics)

@@ -1,0 +1,74 @@
+"""The dashboard's accuracy sums in DuckDB equal what ``performance`` computes in pandas."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from monitoring_support import T0
+
+from shipyard.monitoring.bucket_figures import bucket_accuracy
+from shipyard.monitoring.feedback import record_feedback
+from shipyard.monitoring.performance import performance
+from shipyard.monitoring.prediction_log import PredictionLog
+from shipyard.monitoring.records import PredictionBatch
+
+STEP = timedelta(minutes=30)
+
+
+def _fill(log: PredictionLog, classes: tuple, predicted_as: str) -> None:  # type: ignore[type-arg]
+    rng = np.random.default_rng(3)
+    labels = []
+    for i in range(24):
+        proba = rng.dirichlet(np.ones(len(classes)), 10)
+        if i % 5 == 0:
+            proba[0, 1] = np.nan  # a row CBPE leaves out
+        chosen = proba.argmax(axis=1) if predicted_as == "argmax" else rng.integers(0, 3, 10)
+        predictions = np.asarray(classes, dtype=object)[chosen]
+        if classes[0] == 0.0:
+            predictions = predictions.astype(np.float64)
+        log.write(
+            PredictionBatch(
+                request_id=f"r{i}",
+                timestamp=T0 + timedelta(minutes=7 * i),
+                model="m",
+                version=1,
+                inputs=pd.DataFrame({"x": rng.random(10)}),
+                predictions=predictions,
+                probabilities=proba,
+                classes=classes,
+                source="online",
+            )
+        )
+        for row in range(0, 10, 3):
+            labels.append({"request_id": f"r{i}", "row": row, "label": classes[row % 3]})
+    labels.append({"request_id": "r0", "row": 0, "label": classes[2]})  # newest wins
+    record_feedback(log, labels, model="m")
+    log.flush(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("classes", "predicted_as"),
+    [(("a", "b", "c"), "argmax"), (("a", "b", "c"), "any"), ((0.0, 1.0, 2.0), "argmax")],
+)
+def test_bucket_accuracy_equals_performance(
+    log: PredictionLog,
+    classes: tuple,
+    predicted_as: str,  # type: ignore[type-arg]
+) -> None:
+    _fill(log, classes, predicted_as)
+    count = 6
+    sums = {b.index: b for b in bucket_accuracy(log.store, "m", since=T0, step=STEP, count=count)}
+    report = performance(
+        log, "m", None, window=STEP, since=T0, until=T0 + count * STEP, task="classification"
+    )
+    assert len(sums) == count
+    for i, bucket in enumerate(report.buckets):
+        mine = sums[i]
+        assert mine.n_predictions == bucket.n_predictions
+        assert mine.n_labelled == bucket.n_labelled
+        assert mine.coverage == pytest.approx(bucket.coverage)
+        assert mine.realized_accuracy == pytest.approx(bucket.realized["accuracy"])
+        assert mine.estimated_accuracy == pytest.approx(bucket.estimated["accuracy"])
