@@ -145,7 +145,7 @@ class Shipyard:
     def tracker(self) -> Tracker:
         from shipyard.tracking.runs import Tracker
 
-        return Tracker(self.runs, actor=self.settings.actor)
+        return Tracker(self.runs, actor=self.settings.actor, artifacts=lambda: self.artifacts)
 
     @property
     def store_settings(self) -> Settings:

@@ -45,9 +45,30 @@ def client() -> Shipyard:
     return _default if _default is not None else configure()
 
 
-def start_run(experiment: str = "default", *, name: str | None = None) -> ActiveRun:
-    """Start a tracking run; use it as a context manager."""
-    return client().tracker.start_run(experiment, name=name)
+def start_run(
+    experiment: str | None = None,
+    *,
+    name: str | None = None,
+    parent: ActiveRun | str | None = None,
+    nested: bool = False,
+    tags: dict[str, str] | None = None,
+    system_metrics: bool = False,
+    system_metrics_interval: float = 10.0,
+) -> ActiveRun:
+    """Start a tracking run; use it as a context manager.
+
+    ``nested=True`` makes it a child of the active run (``parent=run`` of any
+    run); ``system_metrics=True`` samples CPU and memory in the background.
+    """
+    return client().tracker.start_run(
+        experiment,
+        name=name,
+        parent=parent,
+        nested=nested,
+        tags=tags,
+        system_metrics=system_metrics,
+        system_metrics_interval=system_metrics_interval,
+    )
 
 
 def log_model(
@@ -86,6 +107,7 @@ def log_model(
             run.log_params(params)
         if metrics:
             run.log_metrics(metrics)
+        run.flush()
     version = shipyard.registry.log_model(
         model,
         name,

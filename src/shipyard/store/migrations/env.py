@@ -8,6 +8,7 @@ from alembic import context
 import shipyard.store.schema_loop
 import shipyard.store.schema_monitor
 import shipyard.store.schema_rollout
+import shipyard.store.schema_tracking
 import shipyard.store.schema_validation  # noqa: F401
 from shipyard.store.schema import Base
 

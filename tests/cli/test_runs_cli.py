@@ -1,0 +1,82 @@
+"""``shipyard runs ...`` through the real root app: tree, show, artifacts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from shipyard import Shipyard
+from shipyard.cli.main import app
+from shipyard.config import Settings
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("SHIPYARD_HOME", str(home))
+    monkeypatch.setenv("SHIPYARD_USER", "cli-tester")
+    monkeypatch.setenv("COLUMNS", "200")  # one table row per run
+    monkeypatch.chdir(tmp_path)
+    return home
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def _client(home: Path) -> Shipyard:
+    return Shipyard(Settings(home=home))
+
+
+def test_list_shows_nested_runs_under_their_parent(home: Path) -> None:
+    client = _client(home)
+    tracker = client.tracker
+    with tracker.start_run("search", name="grid") as parent:
+        for c in ("cand-a", "cand-b"):
+            with tracker.start_run(nested=True, name=c):
+                pass
+    with tracker.start_run("search", name="alone"):
+        pass
+    client.close()
+    code, out = run("runs", "list")
+    assert code == 0, out
+    lines = [line for line in out.splitlines() if "search" in line]
+    names = [next(n for n in ("grid", "cand-a", "cand-b", "alone") if n in line) for line in lines]
+    assert names == ["alone", "grid", "cand-a", "cand-b"]
+    assert "├─ cand-a" in out and "└─ cand-b" in out
+    code, out = run("runs", "list", "--json")
+    listed = {r["name"]: r for r in json.loads(out)}
+    assert listed["cand-a"]["parent_id"] == parent.id
+    code, out = run("runs", "show", parent.id[:12])
+    assert code == 0 and "Nested runs" in out and "cand-a" in out
+
+
+def test_artifacts_listed_shown_and_downloaded(home: Path, tmp_path: Path) -> None:
+    client = _client(home)
+    with client.tracker.start_run("iris", name="r") as r:
+        r.log_text("hello", "notes/hello.txt")
+        r.log_dict({"C": 1}, "config.json")
+    client.close()
+    code, out = run("runs", "artifacts", r.id[:12])
+    assert code == 0, out
+    assert "notes/hello.txt" in out and "config.json" in out and "text" in out
+    code, out = run("runs", "show", r.id)
+    assert code == 0 and "Artifacts" in out and "notes/hello.txt" in out
+    code, out = run("runs", "show", r.id, "--json")
+    assert [a["path"] for a in json.loads(out)["artifacts"]] == ["config.json", "notes/hello.txt"]
+    dest = tmp_path / "dl"
+    code, out = run("runs", "artifacts", r.id, "--download", str(dest))
+    assert code == 0, out
+    assert (dest / "notes" / "hello.txt").read_text() == "hello"
+    assert json.loads((dest / "config.json").read_text()) == {"C": 1}
+
+
+def test_artifacts_of_an_unknown_run_is_one_line_error(home: Path) -> None:
+    result = CliRunner().invoke(app, ["runs", "artifacts", "deadbeef"])
+    assert result.exit_code == 1
+    assert "No run with id 'deadbeef'" in result.output
+    assert "Traceback" not in result.output
