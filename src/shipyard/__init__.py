@@ -33,6 +33,7 @@ _EXPORTS = {
     "load_model": "shipyard.api",
     "log_model": "shipyard.api",
     "parse_ref": "shipyard.registry.refs",
+    "search_runs": "shipyard.api",
     "set_alias": "shipyard.api",
     "start_run": "shipyard.api",
 }
@@ -51,6 +52,7 @@ __all__ = [
     "load_model",
     "log_model",
     "parse_ref",
+    "search_runs",
     "set_alias",
     "start_run",
 ]
@@ -77,6 +79,7 @@ if TYPE_CHECKING:  # let type checkers and IDEs see the real objects
         deployments,
         load_model,
         log_model,
+        search_runs,
         set_alias,
         start_run,
     )

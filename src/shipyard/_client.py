@@ -23,6 +23,7 @@ from shipyard.store.loop_store import LoopStore
 from shipyard.store.model_store import ModelStore
 from shipyard.store.monitor_store import MonitorStore
 from shipyard.store.rollout_store import RolloutStore
+from shipyard.store.run_search import RunSearch
 from shipyard.store.run_store import RunStore
 from shipyard.store.validation_store import ValidationStore
 
@@ -56,6 +57,10 @@ class Shipyard:
     @cached_property
     def runs(self) -> RunStore:
         return RunStore(self.database)
+
+    @cached_property
+    def run_search(self) -> RunSearch:
+        return RunSearch(self.database)
 
     @cached_property
     def models(self) -> ModelStore:

@@ -15,6 +15,7 @@ settings, e.g. in tests or notebooks that point at a shared server.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -69,6 +70,22 @@ def start_run(
         system_metrics=system_metrics,
         system_metrics_interval=system_metrics_interval,
     )
+
+
+def search_runs(
+    experiment: str | Sequence[str] | None = None,
+    filter: str | None = None,
+    order_by: list[str] | None = None,
+    max_results: int = 1000,
+) -> pd.DataFrame:
+    """Runs matching ``filter`` (MLflow's syntax), one row each, run in SQL.
+
+    >>> shipyard.search_runs("iris", filter="metrics.accuracy > 0.9 and params.C = '1.0'",
+    ...                      order_by=["metrics.accuracy DESC"], max_results=10)  # doctest: +SKIP
+    """
+    from shipyard.tracking.search import search_runs as search
+
+    return search(client().run_search, experiment, filter, order_by, max_results)
 
 
 def log_model(

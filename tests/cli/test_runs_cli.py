@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +21,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("SHIPYARD_HOME", str(home))
     monkeypatch.setenv("SHIPYARD_USER", "cli-tester")
-    monkeypatch.setenv("COLUMNS", "200")  # one table row per run
     monkeypatch.chdir(tmp_path)
     return home
 
@@ -42,8 +44,17 @@ def test_list_shows_nested_runs_under_their_parent(home: Path) -> None:
     with tracker.start_run("search", name="alone"):
         pass
     client.close()
-    code, out = run("runs", "list")
-    assert code == 0, out
+    # The real command in a wide terminal: one table row per run.
+    env = {**os.environ, "SHIPYARD_HOME": str(home), "COLUMNS": "200"}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("shipyard")), "runs", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    out = done.stdout
+    assert done.returncode == 0, done.stderr
     lines = [line for line in out.splitlines() if "search" in line]
     names = [next(n for n in ("grid", "cand-a", "cand-b", "alone") if n in line) for line in lines]
     assert names == ["alone", "grid", "cand-a", "cand-b"]
@@ -80,3 +91,27 @@ def test_artifacts_of_an_unknown_run_is_one_line_error(home: Path) -> None:
     assert result.exit_code == 1
     assert "No run with id 'deadbeef'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_search_filters_sorts_and_explains_bad_filters(home: Path) -> None:
+    client = _client(home)
+    for c, acc in [(0.1, 0.8), (1.0, 0.95), (10.0, 0.97)]:
+        with client.tracker.start_run("iris", name=f"C={c}") as r:
+            r.log_param("C", c)
+            r.log_metric("accuracy", acc)
+    client.close()
+    code, out = run(
+        "runs", "search", "metrics.accuracy > 0.9", "-e", "iris", "-o", "metrics.accuracy ASC"
+    )
+    assert code == 0, out
+    assert "C=1.0" in out and "C=10.0" in out and "C=0.1" not in out
+    assert out.index("C=1.0") < out.index("C=10.0")
+    code, out = run("runs", "search", "params.C = '10.0'", "--json")
+    assert [r["name"] for r in json.loads(out)] == ["C=10.0"]
+    code, out = run("runs", "search", "metrics.accuracy > 0.9", "-n", "1", "--json")
+    assert len(json.loads(out)) == 1
+    result = CliRunner().invoke(app, ["runs", "search", "metrics.accuracy > high"])
+    assert result.exit_code == 1
+    assert "Invalid filter at 'high'" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["runs", "search", "-e", "nope"])
+    assert result.exit_code == 1 and "No experiment named 'nope'" in result.output

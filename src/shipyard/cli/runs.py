@@ -173,3 +173,39 @@ def _size(n: int) -> str:
         if size < 1024 or unit == "GB":
             break
     return f"{size:.1f} {unit}"
+
+
+@app.command("search")
+def search_command(
+    ctx: typer.Context,
+    filter: str | None = typer.Argument(
+        None, help="e.g. \"metrics.accuracy > 0.9 and params.C = '1.0' and tags.team = 'risk'\""
+    ),
+    experiment: list[str] | None = typer.Option(
+        None, "--experiment", "-e", help="Only these experiments (repeat the option)."
+    ),
+    order_by: list[str] | None = typer.Option(
+        None, "--order-by", "-o", help="e.g. 'metrics.accuracy DESC' (repeat for ties)."
+    ),
+    max_results: int = typer.Option(100, "--max-results", "-n", min=1, help="At most this many."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Find runs with MLflow's filter syntax: metrics., params., tags., attributes.; and; LIKE."""
+    runs = get_client(ctx).run_search.search(experiment or None, filter, order_by, max_results)
+    if as_json:
+        print_json(runs)
+        return
+    if not runs:
+        console.print("No run matches.", markup=False)
+        return
+    metric_keys = sorted({k for r in runs for k in r.metrics})[:6]
+    param_keys = sorted({k for r in runs for k in r.params})[:6]
+    columns = ["run", "experiment", "name", "status"]
+    columns += [f"metrics.{k}" for k in metric_keys] + [f"params.{k}" for k in param_keys]
+    rows = [
+        [r.id[:12], r.experiment, r.name, r.status]
+        + [f"{r.metrics[k]:.6g}" if k in r.metrics else "-" for k in metric_keys]
+        + [r.params.get(k, "-") for k in param_keys]
+        for r in runs
+    ]
+    console.print(table(f"{len(runs)} run(s)", columns, rows))
