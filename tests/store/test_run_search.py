@@ -140,7 +140,7 @@ def test_bad_filters_name_the_token(database: Database, bad: str, token: str) ->
 
 def test_bad_arguments(database: Database, grid: dict[str, str]) -> None:
     search = RunSearch(database)
-    with pytest.raises(ExperimentNotFoundError, match="'nope'.*iris"):
+    with pytest.raises(ExperimentNotFoundError, match=r"'nope'.*iris"):
         search.search(["nope"], None)
     with pytest.raises(InvalidInputError, match="max_results=0"):
         search.search(None, None, None, 0)
