@@ -115,3 +115,28 @@ def test_search_filters_sorts_and_explains_bad_filters(home: Path) -> None:
     assert "Invalid filter at 'high'" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(app, ["runs", "search", "-e", "nope"])
     assert result.exit_code == 1 and "No experiment named 'nope'" in result.output
+
+
+def test_compare_side_by_side_and_json(home: Path) -> None:
+    client = _client(home)
+    ids = []
+    for c in (0.5, 2.0):
+        with client.tracker.start_run("iris", name=f"C={c}") as r:
+            r.log_params({"C": c, "solver": "lbfgs"})
+            for step in range(4):
+                r.log_metric("loss", 1.0 / (step + 1) / c, step=step)
+            r.log_metric("accuracy", 0.9 + c / 100)
+        ids.append(r.id)
+    client.close()
+    code, out = run("runs", "compare", ids[0][:12], ids[1][:12])
+    assert code == 0, out
+    assert "Params (* differs)" in out and "solver" in out
+    assert "Stepped metrics" in out and "4 steps" in out and "best 0.125 (min)" in out
+    code, out = run("runs", "compare", *ids, "--json")
+    data = json.loads(out)
+    params = {p["key"]: p for p in data["params"]}
+    assert params["C"]["differs"] and not params["solver"]["differs"]
+    loss = next(m for m in data["metrics"] if m["key"] == "loss")
+    assert loss["values"][ids[1]] == {"last": 0.125, "best": 0.125, "steps": 4, "last_step": 3}
+    result = CliRunner().invoke(app, ["runs", "compare", ids[0]])
+    assert result.exit_code == 1 and "at least two runs" in result.output

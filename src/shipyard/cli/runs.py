@@ -209,3 +209,58 @@ def search_command(
         for r in runs
     ]
     console.print(table(f"{len(runs)} run(s)", columns, rows))
+
+
+@app.command("compare")
+def compare_command(
+    ctx: typer.Context,
+    run_ids: list[str] = typer.Argument(..., help="Two or more run ids (or 12-char prefixes)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Runs side by side: params (differences marked *), final metrics, stepped metrics'
+    last, best and number of steps."""
+    from rich.text import Text
+
+    from shipyard.tracking.compare import compare_runs
+
+    comparison = compare_runs(get_client(ctx).runs, run_ids)
+    if as_json:
+        print_json(comparison)
+        return
+    runs = comparison.runs
+    heads = [f"{r.name} ({r.id[:8]})" for r in runs]
+    rows: list[list[object]] = []
+    for p in comparison.params:
+        mark = Text("*", style="bold yellow") if p.differs else ""
+        rows.append([mark, p.key, *[p.values[r.id] for r in runs]])
+    if rows:
+        console.print(table("Params (* differs)", ["", "param", *heads], rows))
+    finals = [m for m in comparison.metrics if not m.stepped]
+    stepped = [m for m in comparison.metrics if m.stepped]
+    if finals:
+        rows = [
+            [
+                Text("*", style="bold yellow") if m.differs else "",
+                m.key,
+                *[_number(m.values[r.id], "last") for r in runs],
+            ]
+            for m in finals
+        ]
+        console.print(table("Metrics (* differs)", ["", "metric", *heads], rows))
+    if stepped:
+        rows = []
+        for m in stepped:
+            cells = []
+            for r in runs:
+                v = m.values[r.id]
+                cells.append(
+                    "-"
+                    if v is None
+                    else f"last {v.last:.6g} · best {v.best:.6g} ({m.goal}) · {v.steps} steps"
+                )
+            rows.append([Text("*", style="bold yellow") if m.differs else "", m.key, *cells])
+        console.print(table("Stepped metrics", ["", "metric", *heads], rows))
+
+
+def _number(value: object, attr: str) -> str:
+    return "-" if value is None else f"{getattr(value, attr):.6g}"
