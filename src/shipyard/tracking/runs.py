@@ -9,8 +9,10 @@
 ...         fold.log_metric("accuracy", 0.95)
 
 A run that leaves its ``with`` block through an exception ends ``FAILED``,
-otherwise ``FINISHED``; a run still open when the process exits is ended
-then (``FAILED`` after an uncaught exception). The innermost open run is the
+otherwise ``FINISHED`` (``sys.exit(n)`` with n other than 0 counts as a
+failure). A run still open when the process exits is ended then: ``FAILED``
+after an uncaught exception, otherwise ``FINISHED`` (a ``sys.exit(n)`` outside
+every ``with`` block cannot be told from a normal exit). The innermost open run is the
 *active* run, which :func:`shipyard.log_model` links a new version to.
 
 Metrics are written in batches by a background thread
