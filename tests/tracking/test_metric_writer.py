@@ -23,7 +23,7 @@ from shipyard.tracking.runs import Tracker
 
 STEPS, METRICS = 200, 25  # 5,000 points: several background batches
 
-_PRELUDE = """
+_PRELUDE = f"""
 import sys
 from pathlib import Path
 from shipyard.store.database import Database
@@ -33,10 +33,10 @@ from shipyard.tracking.runs import Tracker
 tracker = Tracker(RunStore(Database(sys.argv[1])), actor="child")
 tracker.writer.max_pending = 1_000
 def train(run):
-    for step in range({steps}):
-        run.log_metrics({{f"m{{i}}": step + i / 100 for i in range({metrics})}}, step=step)
+    for step in range({STEPS}):
+        run.log_metrics({{f"m{{i}}": step + i / 100 for i in range({METRICS})}}, step=step)
     Path(sys.argv[2]).write_text(run.id)
-""".format(steps=STEPS, metrics=METRICS)
+"""
 
 ENDINGS = {
     # the run is never ended by the script: the exit hook ends it and writes its points
