@@ -26,6 +26,7 @@ _EXPORTS = {
     "Settings": "shipyard.config",
     "Shipyard": "shipyard._client",
     "ShipyardError": "shipyard.errors",
+    "autolog": "shipyard.api",
     "client": "shipyard.api",
     "configure": "shipyard.api",
     "deployments": "shipyard.api",
@@ -45,6 +46,7 @@ __all__ = [
     "Settings",
     "Shipyard",
     "ShipyardError",
+    "autolog",
     "client",
     "configure",
     "deployments",
@@ -74,6 +76,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # let type checkers and IDEs see the real objects
     from shipyard._client import Shipyard
     from shipyard.api import (
+        autolog,
         client,
         configure,
         deployments,

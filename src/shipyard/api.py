@@ -88,6 +88,65 @@ def search_runs(
     return search(client().run_search, experiment, filter, order_by, max_results)
 
 
+def autolog(
+    disable: bool = False,
+    *,
+    experiment: str | None = None,
+    log_models: bool = True,
+    register_as: str | None = None,
+    max_candidates: int = 200,
+) -> None:
+    """Log scikit-learn, XGBoost and LightGBM training by itself; ``disable=True`` stops it.
+
+    Each outermost ``fit`` (or ``xgboost.train``/``lightgbm.train``) logs its
+    params, training scores, per-iteration evaluation metrics, signature and
+    model into the active run, or a run of its own in ``experiment``; a search
+    logs a parent run and one child run per candidate (at most
+    ``max_candidates``). ``register_as="churn"`` also registers every fitted
+    model as a new version of ``churn``.
+
+    >>> shipyard.autolog()                                   # doctest: +SKIP
+    >>> GridSearchCV(SVC(), {"C": [1, 10]}).fit(X, y)        # doctest: +SKIP
+    """
+    from shipyard.tracking.autolog import Hooks
+    from shipyard.tracking.autolog import autolog as switch
+
+    switch(
+        client().tracker,
+        disable=disable,
+        experiment=experiment,
+        log_models=log_models,
+        register_as=register_as,
+        max_candidates=max_candidates,
+        hooks=Hooks(signature=_signature, register=_register),
+    )
+
+
+def _frame(X: Any) -> pd.DataFrame:
+    import numpy as np
+
+    if isinstance(X, pd.DataFrame):
+        return X
+    array = np.asarray(X)
+    return pd.DataFrame(array.reshape(len(array), -1))
+
+
+def _signature(model: Any, X: Any) -> dict[str, Any]:
+    from shipyard.registry.signature import infer_signature
+
+    sample = _frame(X).head(1000)
+    predictions = model.predict(X[:1000]) if hasattr(model, "predict") else None
+    return infer_signature(
+        sample.rename(columns=str),
+        predictions=predictions,
+        classes=getattr(model, "classes_", None),
+    ).to_dict()
+
+
+def _register(model: Any, name: str, X: Any) -> records.ModelVersion:
+    return log_model(model, name, sample=_frame(X).head(1000))
+
+
 def log_model(
     model: Any,
     name: str,
