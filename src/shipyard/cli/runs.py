@@ -264,3 +264,38 @@ def compare_command(
 
 def _number(value: object, attr: str) -> str:
     return "-" if value is None else f"{getattr(value, attr):.6g}"
+
+
+@app.command("import-mlflow")
+def import_mlflow_command(
+    ctx: typer.Context,
+    source: str = typer.Argument(
+        ..., help="MLflow file store folder (mlruns) or SQLite tracking DB (path or sqlite:///...)."
+    ),
+    experiment: str | None = typer.Option(
+        None, "--experiment", "-e", help="Only this MLflow experiment (by its MLflow name)."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Copy experiments, runs, params, metrics (steps, times), tags and artifacts from MLflow."""
+    from shipyard.tracking.mlflow_import import import_mlflow
+
+    client = get_client(ctx)
+    report = import_mlflow(
+        client.runs, client.artifacts, source, experiment=experiment, actor=client.settings.actor
+    )
+    if as_json:
+        print_json(report)
+        return
+    for name, target in report.experiments.items():
+        console.print(f"experiment {name} -> {target}", markup=False)
+    console.print(
+        f"Imported {report.runs} run(s): {report.params} params, {report.tags} tags, "
+        f"{report.metric_points} metric points, {report.artifacts} artifacts. "
+        f"Skipped {report.skipped_existing} already imported, {report.skipped_deleted} deleted.",
+        markup=False,
+    )
+    for warning in report.warnings[:20]:
+        console.print(f"warning: {warning}", markup=False)
+    if len(report.warnings) > 20:
+        console.print(f"... and {len(report.warnings) - 20} more warnings (--json lists all).")
