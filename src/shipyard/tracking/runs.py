@@ -212,6 +212,11 @@ class Tracker:
         otherwise. ``system_metrics=True`` samples CPU and memory (and GPU where
         present) every ``system_metrics_interval`` seconds as stepped metrics.
         """
+        if system_metrics and not system_metrics_interval > 0:
+            raise InvalidInputError(
+                f"system_metrics_interval={system_metrics_interval!r}: expected a positive "
+                "number of seconds."
+            )
         if parent is None and nested:
             parent = self.active_run
         parent_id = parent.id if isinstance(parent, ActiveRun) else parent
