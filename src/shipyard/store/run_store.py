@@ -175,7 +175,8 @@ class RunStore:
 
         def work(session: Session) -> None:
             run_row(session, run_id)
-            session.execute(insert(RunMetricRow), rows)
+            # Core, not the ORM's bulk insert: the same multi-row INSERT at half the cost.
+            session.connection().execute(insert(RunMetricRow.__table__), rows)
             current = {
                 r.key: r
                 for r in session.scalars(
