@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from shipyard.clock import utc_now
@@ -33,6 +33,7 @@ from shipyard.store.schema import (
 from shipyard.store.schema_tracking import RunArtifactRow, RunLatestMetricRow
 
 RUN_STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
+_METRICS_TABLE: Table = RunMetricRow.__table__  # type: ignore[assignment]
 
 
 class Point(NamedTuple):
@@ -176,7 +177,7 @@ class RunStore:
         def work(session: Session) -> None:
             run_row(session, run_id)
             # Core, not the ORM's bulk insert: the same multi-row INSERT at half the cost.
-            session.connection().execute(insert(RunMetricRow.__table__), rows)
+            session.connection().execute(insert(_METRICS_TABLE), rows)
             current = {
                 r.key: r
                 for r in session.scalars(
