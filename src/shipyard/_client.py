@@ -158,6 +158,10 @@ class Shipyard:
         return self.settings.model_copy(update={"artifacts": self.artifact_root})
 
     def close(self) -> None:
+        if (
+            "tracker" in self.__dict__
+        ):  # metrics still queued are written before the database closes
+            self.tracker.writer.close()
         if "prediction_log" in self.__dict__:
             self.prediction_log.close()
         if "database" in self.__dict__:

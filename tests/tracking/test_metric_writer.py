@@ -136,3 +136,19 @@ def test_a_failed_write_is_raised_not_swallowed(database: Database) -> None:
     with pytest.raises(RunNotFoundError, match="0000"):
         writer.flush()
     writer.close()
+
+
+def test_closing_the_client_writes_what_is_queued(database_url: str, tmp_path) -> None:
+    from shipyard import Shipyard
+    from shipyard.config import Settings
+
+    client = Shipyard(Settings(home=tmp_path / "home", db=database_url))
+    client.tracker.writer.interval = 3600
+    run = client.tracker.start_run("x")
+    run.log_metrics({"a": 1.0, "b": 2.0}, step=3)
+    client.close()
+    reopened = Shipyard(Settings(home=tmp_path / "home", db=database_url))
+    assert reopened.runs.get_run(run.id).metrics == {"a": 1.0, "b": 2.0}
+    run.end()  # not left for the exit hook, after this test's database is gone
+    client.database.close()
+    reopened.close()
