@@ -67,6 +67,12 @@ with shipyard.start_run("iris", name="api") as run:
         LogisticRegression(max_iter=500).fit(X, y), "iris", sample=X, alias="staging"
     )
 assert version.run_id == run.id
+shipyard.autolog(experiment="auto")
+LogisticRegression(max_iter=500).fit(X, y)
+shipyard.autolog(disable=True)
+assert len(shipyard.search_runs("auto")) == 1
+found = shipyard.search_runs("iris", filter="attributes.run_name = 'api'")
+assert list(found["run_id"]) == [run.id]
 assert shipyard.set_alias("iris", "production", version.version) is None
 model = shipyard.load_model("iris")
 assert isinstance(model, shipyard.LoadedModel)
@@ -96,8 +102,8 @@ def test_every_public_name_can_be_called_in_a_fresh_process(tmp_path: Path) -> N
 
     called = {
         "DatasetFingerprint", "LoadedModel", "ModelRef", "Settings", "Shipyard",
-        "ShipyardError", "client", "configure", "deployments", "fingerprint",
-        "load_model", "log_model", "parse_ref", "set_alias", "start_run",
+        "ShipyardError", "autolog", "client", "configure", "deployments", "fingerprint",
+        "load_model", "log_model", "parse_ref", "search_runs", "set_alias", "start_run",
     }  # fmt: skip
     assert called == set(shipyard.__all__), "call the new public name in the script above"
     out = subprocess.run(

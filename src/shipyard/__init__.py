@@ -26,6 +26,7 @@ _EXPORTS = {
     "Settings": "shipyard.config",
     "Shipyard": "shipyard._client",
     "ShipyardError": "shipyard.errors",
+    "autolog": "shipyard.api",
     "client": "shipyard.api",
     "configure": "shipyard.api",
     "deployments": "shipyard.api",
@@ -33,6 +34,7 @@ _EXPORTS = {
     "load_model": "shipyard.api",
     "log_model": "shipyard.api",
     "parse_ref": "shipyard.registry.refs",
+    "search_runs": "shipyard.api",
     "set_alias": "shipyard.api",
     "start_run": "shipyard.api",
 }
@@ -44,6 +46,7 @@ __all__ = [
     "Settings",
     "Shipyard",
     "ShipyardError",
+    "autolog",
     "client",
     "configure",
     "deployments",
@@ -51,6 +54,7 @@ __all__ = [
     "load_model",
     "log_model",
     "parse_ref",
+    "search_runs",
     "set_alias",
     "start_run",
 ]
@@ -72,11 +76,13 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # let type checkers and IDEs see the real objects
     from shipyard._client import Shipyard
     from shipyard.api import (
+        autolog,
         client,
         configure,
         deployments,
         load_model,
         log_model,
+        search_runs,
         set_alias,
         start_run,
     )

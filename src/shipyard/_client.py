@@ -25,6 +25,7 @@ from shipyard.store.model_store import ModelStore
 from shipyard.store.monitor_store import MonitorStore
 from shipyard.store.rollout_store import RolloutStore
 from shipyard.store.run_query import RunQueries
+from shipyard.store.run_search import RunSearch
 from shipyard.store.run_store import RunStore
 from shipyard.store.validation_store import ValidationStore
 
@@ -64,6 +65,10 @@ class Shipyard:
     def run_queries(self) -> RunQueries:
         """The runs table's filtered, sorted, paged queries (the web UI's)."""
         return RunQueries(self.database)
+
+    @cached_property
+    def run_search(self) -> RunSearch:
+        return RunSearch(self.database)
 
     @cached_property
     def models(self) -> ModelStore:
@@ -157,7 +162,7 @@ class Shipyard:
     def tracker(self) -> Tracker:
         from shipyard.tracking.runs import Tracker
 
-        return Tracker(self.runs, actor=self.settings.actor)
+        return Tracker(self.runs, actor=self.settings.actor, artifacts=lambda: self.artifacts)
 
     @cached_property
     def features(self) -> FeatureService:
@@ -176,6 +181,10 @@ class Shipyard:
     def close(self) -> None:
         if "features" in self.__dict__:
             self.features.close()
+        if (
+            "tracker" in self.__dict__
+        ):  # metrics still queued are written before the database closes
+            self.tracker.writer.close()
         if "prediction_log" in self.__dict__:
             self.prediction_log.close()
         if "database" in self.__dict__:

@@ -15,6 +15,7 @@ settings, e.g. in tests or notebooks that point at a shared server.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -51,9 +52,105 @@ def client() -> Shipyard:
 _features.use_default(lambda: client().features)
 
 
-def start_run(experiment: str = "default", *, name: str | None = None) -> ActiveRun:
-    """Start a tracking run; use it as a context manager."""
-    return client().tracker.start_run(experiment, name=name)
+def start_run(
+    experiment: str | None = None,
+    *,
+    name: str | None = None,
+    parent: ActiveRun | str | None = None,
+    nested: bool = False,
+    tags: dict[str, str] | None = None,
+    system_metrics: bool = False,
+    system_metrics_interval: float = 10.0,
+) -> ActiveRun:
+    """Start a tracking run; use it as a context manager.
+
+    ``nested=True`` makes it a child of the active run (``parent=run`` of any
+    run); ``system_metrics=True`` samples CPU and memory in the background.
+    """
+    return client().tracker.start_run(
+        experiment,
+        name=name,
+        parent=parent,
+        nested=nested,
+        tags=tags,
+        system_metrics=system_metrics,
+        system_metrics_interval=system_metrics_interval,
+    )
+
+
+def search_runs(
+    experiment: str | Sequence[str] | None = None,
+    filter: str | None = None,
+    order_by: list[str] | None = None,
+    max_results: int = 1000,
+) -> pd.DataFrame:
+    """Runs matching ``filter`` (MLflow's syntax), one row each, run in SQL.
+
+    >>> shipyard.search_runs("iris", filter="metrics.accuracy > 0.9 and params.C = '1.0'",
+    ...                      order_by=["metrics.accuracy DESC"], max_results=10)  # doctest: +SKIP
+    """
+    from shipyard.tracking.search import search_runs as search
+
+    return search(client().run_search, experiment, filter, order_by, max_results)
+
+
+def autolog(
+    disable: bool = False,
+    *,
+    experiment: str | None = None,
+    log_models: bool = True,
+    register_as: str | None = None,
+    max_candidates: int = 200,
+) -> None:
+    """Log scikit-learn, XGBoost and LightGBM training by itself; ``disable=True`` stops it.
+
+    Each outermost ``fit`` (or ``xgboost.train``/``lightgbm.train``) logs its
+    params, training scores, per-iteration evaluation metrics, signature and
+    model into the active run, or a run of its own in ``experiment``; a search
+    logs a parent run and one child run per candidate (at most
+    ``max_candidates``). ``register_as="churn"`` also registers every fitted
+    model as a new version of ``churn``.
+
+    >>> shipyard.autolog()                                   # doctest: +SKIP
+    >>> GridSearchCV(SVC(), {"C": [1, 10]}).fit(X, y)        # doctest: +SKIP
+    """
+    from shipyard.tracking.autolog import Hooks
+    from shipyard.tracking.autolog import autolog as switch
+
+    switch(
+        client().tracker,
+        disable=disable,
+        experiment=experiment,
+        log_models=log_models,
+        register_as=register_as,
+        max_candidates=max_candidates,
+        hooks=Hooks(signature=_signature, register=_register),
+    )
+
+
+def _frame(X: Any) -> pd.DataFrame:
+    import numpy as np
+
+    if isinstance(X, pd.DataFrame):
+        return X
+    array = np.asarray(X)
+    return pd.DataFrame(array.reshape(len(array), -1))
+
+
+def _signature(model: Any, X: Any) -> dict[str, Any]:
+    from shipyard.registry.signature import infer_signature
+
+    sample = _frame(X).head(1000)
+    predictions = model.predict(X[:1000]) if hasattr(model, "predict") else None
+    return infer_signature(
+        sample.rename(columns=str),
+        predictions=predictions,
+        classes=getattr(model, "classes_", None),
+    ).to_dict()
+
+
+def _register(model: Any, name: str, X: Any) -> records.ModelVersion:
+    return log_model(model, name, sample=_frame(X).head(1000))
 
 
 def log_model(
@@ -95,6 +192,7 @@ def log_model(
             run.log_params(params)
         if metrics:
             run.log_metrics(metrics)
+        run.flush()
     version = shipyard.registry.log_model(
         model,
         name,

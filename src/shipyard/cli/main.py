@@ -237,7 +237,7 @@ def _models() -> Loaded:
     return app
 
 
-@command("runs", "Experiment runs: params, metrics, datasets.")
+@command("runs", "Experiment runs: params, metrics, datasets, artifacts; search, compare, import.")
 def _runs() -> Loaded:
     from shipyard.cli.runs import app
 

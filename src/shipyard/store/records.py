@@ -35,6 +35,30 @@ class Run:
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    parent_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RunArtifact:
+    """A file a run kept: its path in the run, the blob holding its bytes, what it is."""
+
+    path: str
+    digest: str
+    size: int
+    kind: str  # file, image, table, text, json, model
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """One metric of one run: its latest value and the range of its history."""
+
+    key: str
+    last: float
+    last_step: int
+    minimum: float
+    maximum: float
+    steps: int
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,12 @@ from shipyard.store.schema import (
     ModelTagRow,
     ModelVersionRow,
     RunDatasetRow,
-    RunMetricRow,
     RunParamRow,
     RunRow,
     RunTagRow,
     VersionTagRow,
 )
+from shipyard.store.schema_tracking import RunLatestMetricRow
 
 
 def model_row(session: Session, name: str) -> ModelRow:
@@ -134,14 +134,16 @@ def run_record(session: Session, row: RunRow) -> records.Run:
     tags = {
         t.key: t.value for t in session.scalars(select(RunTagRow).where(RunTagRow.run_id == row.id))
     }
-    # The latest value of each metric: highest step, then the last logged.
-    metrics: dict[str, float] = {}
-    for m in session.scalars(
-        select(RunMetricRow)
-        .where(RunMetricRow.run_id == row.id)
-        .order_by(RunMetricRow.step, RunMetricRow.id)
-    ):
-        metrics[m.key] = m.value
+    # The latest value of each metric (highest step, then the last logged), kept
+    # as points are written, so a run with a long history shows as fast as any.
+    metrics = {
+        m.key: m.value
+        for m in session.scalars(
+            select(RunLatestMetricRow)
+            .where(RunLatestMetricRow.run_id == row.id)
+            .order_by(RunLatestMetricRow.key)
+        )
+    }
     datasets = {
         d.context: d.fingerprint
         for d in session.scalars(select(RunDatasetRow).where(RunDatasetRow.run_id == row.id))
@@ -158,4 +160,5 @@ def run_record(session: Session, row: RunRow) -> records.Run:
         metrics=metrics,
         tags=tags,
         datasets=datasets,
+        parent_id=row.parent_id,
     )

@@ -72,6 +72,10 @@ class RunRow(Base):
     start_time: Mapped[datetime] = mapped_column(default=utc_now)
     end_time: Mapped[datetime | None] = mapped_column(nullable=True)
     created_by: Mapped[str] = mapped_column(String(255), default="unknown")
+    # The run this one is nested in (a search's candidate in its search, a fold in its CV).
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL"), nullable=True, index=True
+    )
 
 
 class RunParamRow(Base):
@@ -92,7 +96,8 @@ class RunTagRow(Base):
 
 class RunMetricRow(Base):
     __tablename__ = "run_metrics"
-    # A run's latest value of one metric is one index seek (the UI's runs table sorts on it).
+    # One metric of one run in step order (history, compare), and its latest value
+    # as one index seek (the web UI's runs table sorts on it).
     __table_args__ = (Index("ix_run_metrics_run_key_step", "run_id", "key", "step", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

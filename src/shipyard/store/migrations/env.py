@@ -9,6 +9,7 @@ import shipyard.store.schema_features
 import shipyard.store.schema_loop
 import shipyard.store.schema_monitor
 import shipyard.store.schema_rollout
+import shipyard.store.schema_tracking
 import shipyard.store.schema_validation  # noqa: F401
 from shipyard.store.schema import Base
 

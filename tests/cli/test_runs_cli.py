@@ -1,0 +1,142 @@
+"""``shipyard runs ...`` through the real root app: tree, show, artifacts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from shipyard import Shipyard
+from shipyard.cli.main import app
+from shipyard.config import Settings
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("SHIPYARD_HOME", str(home))
+    monkeypatch.setenv("SHIPYARD_USER", "cli-tester")
+    monkeypatch.chdir(tmp_path)
+    return home
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def _client(home: Path) -> Shipyard:
+    return Shipyard(Settings(home=home))
+
+
+def test_list_shows_nested_runs_under_their_parent(home: Path) -> None:
+    client = _client(home)
+    tracker = client.tracker
+    with tracker.start_run("search", name="grid") as parent:
+        for c in ("cand-a", "cand-b"):
+            with tracker.start_run(nested=True, name=c):
+                pass
+    with tracker.start_run("search", name="alone"):
+        pass
+    client.close()
+    # The real command in a wide terminal: one table row per run.
+    env = {**os.environ, "SHIPYARD_HOME": str(home), "COLUMNS": "200"}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("shipyard")), "runs", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    out = done.stdout
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in out.splitlines() if "search" in line]
+    names = [next(n for n in ("grid", "cand-a", "cand-b", "alone") if n in line) for line in lines]
+    assert names == ["alone", "grid", "cand-a", "cand-b"]
+    assert "├─ cand-a" in out and "└─ cand-b" in out
+    code, out = run("runs", "list", "--json")
+    listed = {r["name"]: r for r in json.loads(out)}
+    assert listed["cand-a"]["parent_id"] == parent.id
+    code, out = run("runs", "show", parent.id[:12])
+    assert code == 0 and "Nested runs" in out and "cand-a" in out
+
+
+def test_artifacts_listed_shown_and_downloaded(home: Path, tmp_path: Path) -> None:
+    client = _client(home)
+    with client.tracker.start_run("iris", name="r") as r:
+        r.log_text("hello", "notes/hello.txt")
+        r.log_dict({"C": 1}, "config.json")
+    client.close()
+    code, out = run("runs", "artifacts", r.id[:12])
+    assert code == 0, out
+    assert "notes/hello.txt" in out and "config.json" in out and "text" in out
+    code, out = run("runs", "show", r.id)
+    assert code == 0 and "Artifacts" in out and "notes/hello.txt" in out
+    code, out = run("runs", "show", r.id, "--json")
+    assert [a["path"] for a in json.loads(out)["artifacts"]] == ["config.json", "notes/hello.txt"]
+    dest = tmp_path / "dl"
+    code, out = run("runs", "artifacts", r.id, "--download", str(dest))
+    assert code == 0, out
+    assert (dest / "notes" / "hello.txt").read_text() == "hello"
+    assert json.loads((dest / "config.json").read_text()) == {"C": 1}
+
+
+def test_artifacts_of_an_unknown_run_is_one_line_error(home: Path) -> None:
+    result = CliRunner().invoke(app, ["runs", "artifacts", "deadbeef"])
+    assert result.exit_code == 1
+    assert "No run with id 'deadbeef'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_search_filters_sorts_and_explains_bad_filters(home: Path) -> None:
+    client = _client(home)
+    for c, acc in [(0.1, 0.8), (1.0, 0.95), (10.0, 0.97)]:
+        with client.tracker.start_run("iris", name=f"C={c}") as r:
+            r.log_param("C", c)
+            r.log_metric("accuracy", acc)
+    client.close()
+    code, out = run(
+        "runs", "search", "metrics.accuracy > 0.9", "-e", "iris", "-o", "metrics.accuracy ASC"
+    )
+    assert code == 0, out
+    assert "C=1.0" in out and "C=10.0" in out and "C=0.1" not in out
+    assert out.index("C=1.0") < out.index("C=10.0")
+    code, out = run("runs", "search", "params.C = '10.0'", "--json")
+    assert [r["name"] for r in json.loads(out)] == ["C=10.0"]
+    code, out = run("runs", "search", "metrics.accuracy > 0.9", "-n", "1", "--json")
+    assert len(json.loads(out)) == 1
+    result = CliRunner().invoke(app, ["runs", "search", "metrics.accuracy > high"])
+    assert result.exit_code == 1
+    assert "Invalid filter at 'high'" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["runs", "search", "-e", "nope"])
+    assert result.exit_code == 1 and "No experiment named 'nope'" in result.output
+
+
+def test_compare_side_by_side_and_json(home: Path) -> None:
+    client = _client(home)
+    ids = []
+    for c in (0.5, 2.0):
+        with client.tracker.start_run("iris", name=f"C={c}") as r:
+            r.log_params({"C": c, "solver": "lbfgs"})
+            for step in range(4):
+                r.log_metric("loss", 1.0 / (step + 1) / c, step=step)
+            r.log_metric("accuracy", 0.9 + c / 100)
+        ids.append(r.id)
+    client.close()
+    code, out = run("runs", "compare", ids[0][:12], ids[1][:12])
+    assert code == 0, out
+    assert "Params (* differs)" in out and "solver" in out
+    assert "Stepped metrics" in out and "4 steps" in out and "best 0.125 (min)" in out
+    code, out = run("runs", "compare", *ids, "--json")
+    data = json.loads(out)
+    params = {p["key"]: p for p in data["params"]}
+    assert params["C"]["differs"] and not params["solver"]["differs"]
+    loss = next(m for m in data["metrics"] if m["key"] == "loss")
+    assert loss["values"][ids[1]] == {"last": 0.125, "best": 0.125, "steps": 4, "last_step": 3}
+    result = CliRunner().invoke(app, ["runs", "compare", ids[0]])
+    assert result.exit_code == 1 and "at least two runs" in result.output
