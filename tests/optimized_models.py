@@ -24,7 +24,7 @@ Made = tuple[Any, pd.DataFrame, pd.DataFrame, pd.Series]
 
 
 def _split(X: pd.DataFrame, y: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame, Any, Any]:
-    X = X.rename(columns=lambda c: str(c).replace(" ", "_"))
+    X = X.rename(columns=lambda c: str(c).replace(" ", "_").replace("/", "_"))
     return train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
 
 
@@ -72,7 +72,7 @@ def lightgbm_model() -> Made:
 def wine_frame() -> tuple[pd.DataFrame, pd.Series]:
     """Wine with a text column: the alcohol level in named bands."""
     data = load_wine(as_frame=True)
-    X = data.data.copy()
+    X = data.data.rename(columns=lambda c: c.replace("/", "_"))
     X["strength"] = np.where(X["alcohol"] > 13.0, "strong", "light")
     labels = np.array(["barolo", "grignolino", "barbera"], dtype=object)
     return X, pd.Series(labels[data.target], name="cultivar")

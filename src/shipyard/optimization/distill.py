@@ -116,10 +116,22 @@ def _swapped(column: pd.Series, rng: np.random.Generator) -> pd.Series:
     return out
 
 
-def distill(teacher: LoadedModel, student: Any, sample: pd.DataFrame, *, seed: int = 0) -> Any:
-    """The fitted student (a pipeline when the teacher is one), ready to register."""
+def distill(
+    teacher: LoadedModel,
+    student: Any,
+    sample: pd.DataFrame,
+    *,
+    estimator: Any = None,
+    seed: int = 0,
+) -> Any:
+    """The fitted student (a pipeline when the teacher is one), ready to register.
+
+    ``teacher`` answers the labels (as it is served: its ONNX graph, say);
+    ``estimator`` is the teacher's own model object, whose preprocessing steps the
+    student keeps when it is a scikit-learn pipeline.
+    """
     rows = jittered(sample[list(teacher.signature.names)], seed=seed)
-    inner = getattr(teacher.predictor, "model", None)
+    inner = estimator if estimator is not None else getattr(teacher.predictor, "model", None)
     pipeline = inner if inner is not None and hasattr(inner, "steps") else None
     if pipeline is None and not teacher.signature.is_numeric:
         raise InvalidInputError(

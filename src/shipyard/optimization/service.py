@@ -30,16 +30,9 @@ from shipyard.optimization import lineage
 from shipyard.optimization.distill import distill, parse_student
 from shipyard.optimization.prune import pruning_plan, smallest_passing
 from shipyard.optimization.quantize import quantize_graph
-from shipyard.registry.flavors.onnx import MODEL_FILE
+from shipyard.registry.graphs import version_graph
 from shipyard.registry.model import LoadedModel
-from shipyard.registry.optimize import (
-    TAG_DIGEST,
-    TAG_STATUS,
-    VERIFIED,
-    compiled_model,
-    optimize_version,
-)
-from shipyard.registry.package import MODEL_DIR
+from shipyard.registry.optimize import TAG_DIGEST, compiled_model
 from shipyard.registry.service import Registry
 from shipyard.store import records
 from shipyard.store.validation_store import ValidationStore
@@ -158,7 +151,13 @@ def optimize_model(
         candidate, detail = plan.model(level), plan.describe(level)
     else:
         student = parse_student(method.student)
-        candidate = distill(served_source, student, sample, seed=seed)
+        candidate = distill(
+            served_source,
+            student,
+            sample,
+            estimator=getattr(source.predictor, "model", None),
+            seed=seed,
+        )
         detail = f"student {method.student} trained on the teacher's probabilities over " + (
             f"{len(sample)} training rows and jittered copies"
         )
@@ -212,18 +211,7 @@ def source_graph(
     registry: Registry, record: records.ModelVersion, *, trusted_pickle: bool = False
 ) -> bytes:
     """The source's ONNX graph: its own model file, its verified graph, or compiled now."""
-    if record.flavor == "onnx":
-        manifest = registry.manifest(record)
-        file = manifest.flavor_options.get("file", MODEL_FILE)
-        return (registry.verified_package_dir(record) / MODEL_DIR / file).read_bytes()
-    if record.tags.get(TAG_STATUS) != VERIFIED:
-        outcome = optimize_version(registry, record.ref, trusted_pickle=trusted_pickle)
-        if not outcome.verified:
-            raise InvalidInputError(
-                f"{record.ref} has no verified ONNX graph to quantize: {outcome.detail}"
-            )
-        record = registry.resolve(record.ref)
-    return registry.artifacts.get_bytes(record.tags[TAG_DIGEST])
+    return version_graph(registry, record, trusted_pickle=trusted_pickle)
 
 
 def footprint(
