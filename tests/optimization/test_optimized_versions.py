@@ -77,6 +77,7 @@ def test_int8_quantization_makes_a_new_gated_version_with_lineage(
     assert "optimized from digits:1 by int8 quantization" in text
     assert "accuracy cost: accuracy 0." in text and "agreement" in text
     assert "gates against the source: passed" in text
+    assert "Runtime: onnxruntime (this version is an ONNX graph)." in text
     # It answers like its source on the holdout through the registry (what a server loads).
     X = pd.read_csv(holdout).drop(columns=["label"])
     same = client.registry.load("digits:2").predict(X) == client.registry.load("digits:1").predict(
