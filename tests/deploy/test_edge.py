@@ -216,6 +216,16 @@ def test_bad_rows_are_refused_by_the_python_runner(
         assert ran.returncode == 1, name
         assert ran.stderr.strip() == f"Error: {expected}", ran.stderr
         assert "Traceback" not in ran.stderr
+    # A graph changed after export is refused against the manifest's checksum.
+    path = tmp_path / "good.jsonl"
+    path.write_text(json.dumps(good) + "\n")
+    with (out / "model.onnx").open("ab") as f:
+        f.write(b"\0")
+    ran = subprocess.run(
+        [str(device_python), str(out / "predict.py"), str(path)], capture_output=True, text=True
+    )
+    assert ran.returncode == 1
+    assert "model.onnx does not match its SHA-256 in manifest.json" in ran.stderr
 
 
 def test_a_model_that_cannot_be_compiled_is_refused_with_the_reason(
@@ -232,6 +242,21 @@ def test_a_model_that_cannot_be_compiled_is_refused_with_the_reason(
     assert "custom:1 cannot be compiled to an ONNX graph" in message
     assert "_Majority" in message and "Traceback" not in done.output
     assert not out.exists()
+
+
+def test_export_without_the_browser_files_says_how_to_install_them(
+    client: Shipyard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shipyard.deploy.edge as edge
+
+    monkeypatch.setattr(edge, "VENDOR_DIR", tmp_path / "no-vendor")
+    model, X_train, _, _ = MAKERS["forest"]()
+    client.registry.log_model(model, "cancer", sample=X_train)
+    done = _cli(client, "export", "cancer:1", "--out", str(tmp_path / "bundle"))
+    assert done.exit_code == 1
+    message = " ".join(done.stderr.split())
+    assert "onnxruntime-web files are not installed" in message and "make edge-web" in message
+    assert not (tmp_path / "bundle").exists()
 
 
 def test_export_refuses_a_full_folder_and_other_targets(client: Shipyard, tmp_path: Path) -> None:
