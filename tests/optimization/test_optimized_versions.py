@@ -86,6 +86,27 @@ def test_int8_quantization_makes_a_new_gated_version_with_lineage(
     assert same.mean() >= 0.95
 
 
+def test_int8_quantization_of_a_linear_pipeline_with_a_text_column(
+    client: Shipyard, tmp_path: Path
+) -> None:
+    """LinearClassifier has no int8 kernel: it is rewritten as MatMul + Add + Softmax first."""
+    holdout = _register(client, tmp_path, "pipeline", "wine")
+    done = _cli(
+        client, "optimize", "wine:1", "--quantize", "int8",
+        "--holdout", str(holdout), "--target", "label", "--max-drop", "accuracy:0.02",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    version = client.registry.resolve("wine:2")
+    assert version.tags["optimization_detail"].startswith("int8: MatMul; kept float:")
+    graph = onnx.load_model_from_string(source_graph(client.registry, version))
+    ops = {n.op_type for n in graph.graph.node}
+    assert "MatMulInteger" in ops and "LinearClassifier" not in ops
+    X = pd.read_csv(holdout).drop(columns=["label"])
+    labels = client.registry.load("wine:2").predict(X)
+    assert set(labels) <= {"barolo", "grignolino", "barbera"}
+    assert (labels == client.registry.load("wine:1").predict(X)).mean() >= 0.95
+
+
 def test_fp16_quantization_says_which_operators_stay_float(
     client: Shipyard, tmp_path: Path
 ) -> None:

@@ -58,6 +58,9 @@ def quantize_graph(data: bytes, mode: str) -> tuple[bytes, QuantizationReport]:
     import onnx
 
     proto = onnx.load_model_from_string(data)
+    # int8: a linear model's one ml operator becomes a matrix product it can quantize.
+    if mode == "int8" and _linear_as_matmul(proto) | _one_opset_per_domain(proto):
+        data = bytes(proto.SerializeToString())
     ops = [(n.op_type, n.domain or "ai.onnx") for n in proto.graph.node]
     if mode == "int8":
         changed = [op for op, domain in ops if op in _INT8_OPS and domain == "ai.onnx"]
@@ -78,6 +81,101 @@ def quantize_graph(data: bytes, mode: str) -> tuple[bytes, QuantizationReport]:
     return out, QuantizationReport(mode, _counted(changed), _counted(kept))
 
 
+def _one_opset_per_domain(proto: Any) -> bool:
+    """Drop repeated opset imports (skl2onnx may list the standard one twice), which
+    onnxruntime's quantizer refuses; the highest version of each domain is kept."""
+    best: dict[str, int] = {}
+    for opset in proto.opset_import:
+        domain = "" if opset.domain == "ai.onnx" else opset.domain
+        best[domain] = max(best.get(domain, 0), opset.version)
+    if len(best) == len(proto.opset_import):
+        return False
+    from onnx import helper
+
+    del proto.opset_import[:]
+    proto.opset_import.extend(helper.make_opsetid(d, v) for d, v in best.items())
+    return True
+
+
+_POST = {"SOFTMAX": "Softmax", "LOGISTIC": "Sigmoid", "NONE": "Identity"}
+
+
+def _linear_as_matmul(proto: Any) -> bool:
+    """Rewrite ``LinearClassifier``/``LinearRegressor`` (``ai.onnx.ml``, which has no
+    int8 kernel) as ``MatMul`` + ``Add`` (+ ``Softmax``/``Sigmoid`` and, for labels,
+    ``ArgMax`` + ``Gather``): the same arithmetic in standard operators. Only in
+    float32 graphs, and only the shapes scikit-learn's converter writes (one
+    coefficient row per class or target). Returns whether anything was rewritten."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    if any(
+        i.type.tensor_type.elem_type != TensorProto.FLOAT
+        for i in proto.graph.input
+        if i.type.tensor_type.elem_type != TensorProto.STRING
+    ):
+        return False
+    changed = False
+    nodes = []
+    for node in proto.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.domain != "ai.onnx.ml" or node.op_type not in (
+            "LinearClassifier",
+            "LinearRegressor",
+        ):
+            nodes.append(node)
+            continue
+        coefficients = np.asarray(attrs.get("coefficients", []), dtype=np.float32)
+        intercepts = np.asarray(attrs.get("intercepts", []), dtype=np.float32)
+        post = attrs.get("post_transform", b"NONE")
+        post = post.decode() if isinstance(post, bytes) else str(post)
+        if node.op_type == "LinearClassifier":
+            labels = attrs.get("classlabels_ints") or attrs.get("classlabels_strings")
+            rows = len(labels or [])
+        else:
+            labels, rows = None, int(attrs.get("targets", 1))
+        if not rows or coefficients.size % rows or len(intercepts) != rows or post not in _POST:
+            nodes.append(node)
+            continue
+        prefix = f"{node.name or node.op_type}_int8able"
+        weights = coefficients.reshape(rows, -1).T.copy()
+        proto.graph.initializer.extend(
+            [
+                numpy_helper.from_array(weights, f"{prefix}_W"),
+                numpy_helper.from_array(intercepts, f"{prefix}_B"),
+            ]
+        )
+        raw = f"{prefix}_raw"
+        scores = node.output[1] if node.op_type == "LinearClassifier" else node.output[0]
+        nodes.append(helper.make_node("MatMul", [node.input[0], f"{prefix}_W"], [f"{prefix}_xw"]))
+        nodes.append(helper.make_node("Add", [f"{prefix}_xw", f"{prefix}_B"], [raw]))
+        if post == "SOFTMAX":
+            nodes.append(helper.make_node("Softmax", [raw], [scores], axis=1))
+        else:
+            nodes.append(helper.make_node(_POST[post], [raw], [scores]))
+        if node.op_type == "LinearClassifier":
+            assert labels is not None
+            if isinstance(labels[0], bytes):
+                classes = np.array([c.decode() for c in labels], dtype=object)
+            else:
+                classes = np.array(labels, dtype=np.int64)
+            proto.graph.initializer.append(numpy_helper.from_array(classes, f"{prefix}_classes"))
+            nodes.append(helper.make_node("ArgMax", [raw], [f"{prefix}_best"], axis=1, keepdims=0))
+            nodes.append(
+                helper.make_node(
+                    "Gather", [f"{prefix}_classes", f"{prefix}_best"], [node.output[0]], axis=0
+                )
+            )
+        changed = True
+    if changed:
+        del proto.graph.node[:]
+        proto.graph.node.extend(nodes)
+        if not any(o.domain in ("", "ai.onnx") for o in proto.opset_import):
+            # A graph of ml operators only imports no standard opset; the new nodes need one.
+            proto.opset_import.append(helper.make_opsetid("", 17))
+    return changed
+
+
 def _int8(data: bytes) -> bytes:
     import logging
 
@@ -88,7 +186,18 @@ def _int8(data: bytes) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "source.onnx", Path(tmp) / "int8.onnx"
         source.write_bytes(data)
-        quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+        import onnx
+
+        try:
+            quantize_dynamic(
+                source,
+                target,
+                weight_type=QuantType.QInt8,
+                # ml operators (scalers, encoders) have outputs shape inference cannot type.
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+        except Exception as exc:  # the quantizer raises bare RuntimeError/ValueError
+            raise InvalidInputError(f"int8 quantization failed: {exc}") from exc
         return target.read_bytes()
 
 
@@ -104,9 +213,12 @@ def _fp16_blocked(proto: Any) -> set[str]:
 def _fp16(proto: Any, blocked: set[str]) -> bytes:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    converted = convert_float_to_float16(
-        proto, keep_io_types=True, op_block_list=sorted(blocked), disable_shape_infer=True
-    )
+    try:
+        converted = convert_float_to_float16(
+            proto, keep_io_types=True, op_block_list=sorted(blocked), disable_shape_infer=True
+        )
+    except Exception as exc:  # the converter raises bare errors
+        raise InvalidInputError(f"float16 conversion failed: {exc}") from exc
     _sort_nodes(converted.graph)
     return bytes(converted.SerializeToString())
 
