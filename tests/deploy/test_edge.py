@@ -268,3 +268,26 @@ def test_export_refuses_a_full_folder_and_other_targets(client: Shipyard, tmp_pa
     assert done.exit_code == 1 and "already exists and is not empty" in done.stderr
     other = _cli(client, "export", "cancer:1", "--target", "phone", "--out", str(tmp_path / "x"))
     assert other.exit_code == 2 and "--target takes edge" in " ".join(other.output.split())
+
+
+def test_a_quantized_version_exports_and_answers_like_its_server(
+    client: Shipyard, tmp_path: Path, device_python: Path
+) -> None:
+    model, X_train, _, _ = MAKERS["mlp"]()
+    client.registry.log_model(model, "digits", sample=X_train)
+    assert _cli(client, "optimize", "digits:1", "--quantize", "int8").exit_code == 0
+    client.registry.set_alias("digits", "production", 2)
+    out = tmp_path / "bundle"
+    assert _cli(client, "export", "digits", "--out", str(out)).exit_code == 0
+    assert json.loads((out / "manifest.json").read_text())["ref"] == "digits:2"
+    rows = X_train.head(200)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    ran = subprocess.run(
+        [str(device_python), str(out / "predict.py"), str(tmp_path / "rows.csv")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    served = _served(client, "digits", rows)
+    assert [json.loads(line)["prediction"] for line in ran.stdout.splitlines()] == served[
+        "predictions"
+    ]
