@@ -119,6 +119,8 @@ def _probabilities(items: list[dict[str, Any]], classes: list[str]) -> np.ndarra
     return np.array([[item[c] for c in classes] for item in items], dtype=np.float64)
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 @pytest.mark.parametrize("kind", list(MAKERS))
 def test_edge_runners_answer_like_serve_on_the_reference_sample(
     client: Shipyard, tmp_path: Path, kind: str, device_python: Path, offline_page: Any
@@ -192,6 +194,7 @@ def test_edge_runners_answer_like_serve_on_the_reference_sample(
     assert offline_page.blocked == [] and offline_page.errors == []
 
 
+@pytest.mark.slow
 def test_bad_rows_are_refused_by_the_python_runner(
     client: Shipyard, tmp_path: Path, device_python: Path
 ) -> None:
@@ -270,6 +273,7 @@ def test_export_refuses_a_full_folder_and_other_targets(client: Shipyard, tmp_pa
     assert other.exit_code == 2 and "--target takes edge" in " ".join(other.output.split())
 
 
+@pytest.mark.slow
 def test_a_quantized_version_exports_and_answers_like_its_server(
     client: Shipyard, tmp_path: Path, device_python: Path
 ) -> None:
