@@ -27,6 +27,7 @@ over 2000 runs, not a median).
 
     .venv/bin/python bench/optimize.py                 # full size
     .venv/bin/python bench/optimize.py --quick         # small: 1 s of wrk, fewer calls
+    .venv/bin/python bench/optimize.py --browser-only  # only the browser runner, 3 loads
 """
 
 from __future__ import annotations
@@ -364,9 +365,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for development")
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument(
+        "--browser-only",
+        action="store_true",
+        help="only the browser runner's ms per row (3 page loads per model, 2000 runs each)",
+    )
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="shipyard-bench-optimize-"))
     client = Shipyard(Settings(home=home))
+    if args.browser_only:
+        for name in args.models:
+            model, Xtr, Xte, _ = MODELS[name]()
+            ref = client.registry.log_model(model, name, sample=Xtr).ref
+            runs = [browser_ms(client, ref, Xte, 2000) for _ in range(3)]
+            print(f"{name}: browser runner ms per row after load: {runs}")
+        print(f"load average {os.getloadavg()[0]:.2f} at the end")
+        return
     rows: list[Row] = []
     for name in args.models:
         print(f"... {name}", file=sys.stderr, flush=True)
