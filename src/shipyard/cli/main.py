@@ -183,6 +183,16 @@ def _optimize() -> Loaded:
     return optimize_command
 
 
+@command(
+    "export",
+    "Export a version to run without Shipyard: ONNX graph, manifest, Python and browser runners.",
+)
+def _export() -> Loaded:
+    from shipyard.cli.export import export_command
+
+    return export_command
+
+
 @command("drift", "Test every column of CURRENT against REFERENCE; exit 1 if the dataset drifted.")
 def _drift() -> Loaded:
     from shipyard.cli.drift import drift_command

@@ -69,6 +69,7 @@ def list_versions(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> 
 def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
     """Show one version (REF: iris, iris@staging, iris:3) with its manifest."""
     # The registry and validation pull in pandas; `models list` should not pay for them.
+    from shipyard.optimization.lineage import describe_lineage
     from shipyard.registry.optimize import describe_optimization
     from shipyard.validation.service import describe_validation
 
@@ -150,6 +151,8 @@ def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
         console.print(line, markup=False, highlight=False)
     for line in describe_optimization(registry, version):  # ONNX runtime or why not
         console.print(line, markup=False, highlight=False)
+    for line in describe_lineage(version.tags):  # quantized / pruned / distilled from what
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     aliases = ", ".join(f"{a} -> {model.name}:{v}" for a, v in sorted(model.aliases.items()))
     console.print(f"aliases of {model.name}: {aliases or 'none'}", markup=False, highlight=False)
     for line in where or [f"deployments: none serve {model.name}"]:

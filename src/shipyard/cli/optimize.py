@@ -1,4 +1,5 @@
-"""``shipyard optimize REF``: compile a version to ONNX, verify it, record the outcome.
+"""``shipyard optimize REF``: compile a version to ONNX, verify it, record the outcome;
+with ``--quantize``, ``--prune`` or ``--distill``, make a new gated version from it.
 
 Registered in the root app as ``app.command("optimize")(optimize_command)``.
 A server loading the version afterwards answers with onnxruntime when the
@@ -8,6 +9,11 @@ agreement with the original (the original keeps serving), as for any error.
 
     $ shipyard optimize iris:3
     iris:3: verified (skl2onnx 1.20.0): 500 rows: classes equal; max |probability diff| ...
+    $ shipyard optimize iris:3 --quantize int8 --holdout holdout.csv --target species
+    iris:4: optimized from iris:3 by int8 quantization ... gates against iris:3: PASSED
+
+An optimized version exits 0 when it passes its gates against the source, 1 when it
+fails them (it is kept, and refused production).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from rich.markup import escape
 
 from shipyard.cli._common import JsonOption, console, err_console, get_client, print_json
 from shipyard.registry.optimize import DEFAULT_ATOL, DEFAULT_RTOL, DISAGREES, optimize_version
+from shipyard.validation.fidelity import DEFAULT_MIN_AGREEMENT
 
 
 def optimize_command(
@@ -39,14 +46,81 @@ def optimize_command(
     trusted_pickle: bool = typer.Option(
         False, help="Allow loading a pickled original (only if you trust its author)."
     ),
+    quantize: str | None = typer.Option(
+        None,
+        "--quantize",
+        metavar="int8|fp16",
+        help="Make a new version: the ONNX graph with int8 weights (dynamic) or in float16.",
+    ),
+    prune: bool = typer.Option(
+        False,
+        "--prune",
+        help="Make a new version: the fewest trees (forests, boosting) or hidden neurons (MLPs) "
+        "that keep the gates.",
+    ),
+    distill: str | None = typer.Option(
+        None,
+        "--distill",
+        metavar="STUDENT",
+        help="Make a new version: STUDENT (e.g. sklearn.tree:DecisionTreeClassifier?max_depth=6) "
+        "trained on the model's probabilities.",
+    ),
+    holdout: str | None = typer.Option(
+        None, "--holdout", help="Labelled rows to gate the new version on (CSV, Parquet, ...)."
+    ),
+    target: str | None = typer.Option(None, "--target", help="The label column of --holdout."),
+    max_drop: list[str] = typer.Option(
+        [],
+        "--max-drop",
+        help="METRIC:AMOUNT the new version may lose against its source (default accuracy:0.01, "
+        "r2:0.01 for regressors). Repeatable.",
+    ),
+    min_agreement: float = typer.Option(
+        DEFAULT_MIN_AGREEMENT,
+        "--min-agreement",
+        min=0.0,
+        max=1.0,
+        help="Share of rows where the new version must predict the source's label.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Convert a version to ONNX and keep it only if it answers like the original.
 
     Exits 1 when the version could not be converted or its graph disagrees with the
-    original model; servers then keep answering with the original.
+    original model; servers then keep answering with the original. With --quantize,
+    --prune or --distill it registers a new version optimized from REF instead, gated
+    against REF (exit 1 when it fails: kept, but refused production).
     """
     client = get_client(ctx)
+    chosen = [
+        flag
+        for flag, on in (("--quantize", quantize), ("--prune", prune), ("--distill", distill))
+        if on
+    ]
+    if len(chosen) > 1:
+        raise typer.BadParameter(f"choose one of {', '.join(chosen)}")
+    if chosen:
+        from shipyard.cli.optimize_versions import optimize_new_version
+
+        optimize_new_version(
+            client,
+            ref,
+            quantize=quantize,
+            prune=prune,
+            distill=distill,
+            holdout=holdout,
+            target=target,
+            max_drop=max_drop,
+            min_agreement=min_agreement,
+            trusted_pickle=trusted_pickle,
+            as_json=as_json,
+        )
+        return
+    if holdout or target or max_drop:
+        raise typer.BadParameter(
+            "--holdout, --target and --max-drop gate a new version: add --quantize, --prune "
+            "or --distill"
+        )
     outcome = optimize_version(
         client.registry, ref, atol=atol, rtol=rtol, trusted_pickle=trusted_pickle
     )

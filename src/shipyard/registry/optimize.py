@@ -600,6 +600,8 @@ def describe_optimization(registry_or_client: Any, version: records.ModelVersion
     """
     tags = version.tags
     status = tags.get(TAG_STATUS)
+    if version.flavor == "onnx":
+        return ["Runtime: onnxruntime (this version is an ONNX graph)."]
     if status is None:
         hint = f"Run `shipyard optimize {version.ref}`."
         return [f"Runtime: original ({version.flavor}); not optimized. {hint}"]

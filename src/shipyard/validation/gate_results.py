@@ -25,6 +25,8 @@ CHECK_KINDS = (
     "slice_gap",
     "latency",
     "size",
+    "max_drop",  # an optimized version against its source (validation/fidelity.py)
+    "agreement",
 )
 
 

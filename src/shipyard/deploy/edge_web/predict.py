@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Score rows with the model in this folder: needs only onnxruntime and numpy.
+
+Written by ``shipyard export REF --target edge``; runs with no Shipyard and no server.
+
+    python predict.py rows.csv               # CSV with a header row
+    python predict.py rows.jsonl             # JSON lines: one object per row
+    python predict.py - --format csv < rows.csv
+
+Every row is checked against the signature in ``manifest.json`` (columns present,
+numbers that are numbers, categories the model knows) before the model runs; a row
+that does not fit is refused with one line naming the row and the column. Output:
+one JSON object per row, ``{"prediction": ..., "probabilities": {class: p, ...}}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+HERE = Path(__file__).resolve().parent
+_TYPES = {"float": np.float32, "double": np.float64, "int64": np.int64, "string": np.object_}
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+class InputError(Exception):
+    """Input that does not fit the model's signature."""
+
+
+class EdgeModel:
+    """The bundle's graph and manifest: ``predict(rows)`` on a list of dicts."""
+
+    def __init__(self, folder: Path = HERE) -> None:
+        self.manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        data = (folder / "model.onnx").read_bytes()
+        expected = self.manifest["files"]["model.onnx"]
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise InputError(f"model.onnx does not match its SHA-256 in manifest.json ({expected})")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        self.inputs = self.manifest["signature"]["inputs"]
+        self.graph = self.manifest["graph"]
+
+    def check(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        """Columns of checked values, one list per signature input."""
+        if not rows:
+            raise InputError("no rows to score")
+        columns: dict[str, list[Any]] = {spec["name"]: [] for spec in self.inputs}
+        for i, row in enumerate(rows, start=1):
+            for spec in self.inputs:
+                name = spec["name"]
+                if name not in row:
+                    raise InputError(f"row {i}: column {name!r} is missing")
+                columns[name].append(_value(row[name], spec, i))
+        return columns
+
+    def feed(self, columns: dict[str, list[Any]]) -> dict[str, np.ndarray]:
+        graph_inputs = self.graph["inputs"]
+        if self.graph["layout"] == "matrix":
+            (only,) = graph_inputs
+            matrix = np.column_stack(
+                [_numbers(columns[spec["name"]], spec) for spec in self.inputs]
+            )
+            return {only["name"]: matrix.astype(_TYPES[only["type"]])}
+        out = {}
+        for item in graph_inputs:
+            values = columns[item["name"]]
+            if item["type"] == "string":
+                text = ["" if v is None else str(v) for v in values]
+                out[item["name"]] = np.array(text, dtype=object).reshape(-1, 1)
+            else:
+                spec = next(s for s in self.inputs if s["name"] == item["name"])
+                array = _numbers(values, spec).astype(_TYPES[item["type"]])
+                out[item["name"]] = array.reshape(-1, 1)
+        return out
+
+    def predict(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One ``{"prediction", "probabilities"}`` per row (probabilities for classifiers)."""
+        feed = self.feed(self.check(rows))
+        wanted = [self.graph["label_output"]]
+        if self.graph.get("proba_output"):
+            wanted.append(self.graph["proba_output"])
+        outs = self.session.run(wanted, feed)
+        labels = np.asarray(outs[0]).reshape(len(rows), -1)[:, 0]
+        classes = self.manifest["signature"]["output"].get("classes")
+        results = []
+        proba = np.asarray(outs[1], dtype=np.float64) if len(outs) > 1 else None
+        for r in range(len(rows)):
+            if proba is not None and self.graph.get("label_from") == "argmax":
+                label = classes[int(np.argmax(proba[r]))]
+            else:
+                label = labels[r].item() if hasattr(labels[r], "item") else labels[r]
+            item: dict[str, Any] = {"prediction": label}
+            if proba is not None and classes is not None:
+                item["probabilities"] = {
+                    str(c): float(p) for c, p in zip(classes, proba[r], strict=True)
+                }
+            results.append(item)
+        return results
+
+
+def _value(raw: Any, spec: dict[str, Any], row: int) -> Any:
+    """One value checked against its column's type (None for a missing value)."""
+    name, dtype = spec["name"], spec["dtype"]
+    missing = raw is None or (isinstance(raw, str) and raw.strip() == "")
+    if not missing and isinstance(raw, float) and math.isnan(raw):
+        missing = True
+    if missing:
+        if not spec.get("nullable"):
+            raise InputError(f"row {row}: column {name!r} is empty, and the model needs a value")
+        return None
+    if dtype == "string":
+        value = str(raw)
+        if spec.get("categorical") and value not in spec.get("categories", []):
+            known = ", ".join(map(str, spec.get("categories", [])))
+            raise InputError(f"row {row}: column {name!r}: {value!r} is not one of {known}")
+        return value
+    if dtype == "boolean":
+        text = str(raw).strip().lower()
+        if text in _TRUE or raw is True:
+            return 1.0
+        if text in _FALSE or raw is False:
+            return 0.0
+        raise InputError(f"row {row}: column {name!r}: {raw!r} is not true or false")
+    if isinstance(raw, bool):
+        raise InputError(f"row {row}: column {name!r}: expected a number, got {raw!r}")
+    try:
+        number = float(raw)
+    except (TypeError, ValueError):
+        raise InputError(f"row {row}: column {name!r}: expected a number, got {raw!r}") from None
+    if dtype == "integer" and not number.is_integer():
+        raise InputError(f"row {row}: column {name!r}: expected a whole number, got {raw!r}")
+    return number
+
+
+def _numbers(values: list[Any], spec: dict[str, Any]) -> np.ndarray:
+    """A column as float64: a category column as its code (position), missing as NaN."""
+    if spec.get("categorical"):
+        categories = [str(c) for c in spec.get("categories", [])]
+        return np.array([np.nan if v is None else categories.index(str(v)) for v in values])
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def read_rows(text: str, fmt: str) -> list[dict[str, Any]]:
+    if fmt == "csv":
+        return list(csv.DictReader(io.StringIO(text)))
+    rows = []
+    for i, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"line {i}: not JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise InputError(f"line {i}: expected a JSON object of column: value")
+            rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Score CSV or JSON lines with model.onnx.")
+    parser.add_argument("input", help="a .csv or .jsonl file, or - for standard input")
+    parser.add_argument("--format", choices=["csv", "jsonl"], help="default: from the suffix")
+    args = parser.parse_args(argv)
+    fmt = args.format or ("csv" if str(args.input).lower().endswith(".csv") else "jsonl")
+    try:
+        text = sys.stdin.read() if args.input == "-" else Path(args.input).read_text("utf-8")
+        results = EdgeModel().predict(read_rows(text, fmt))
+    except (InputError, OSError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    for item in results:
+        print(json.dumps(item))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

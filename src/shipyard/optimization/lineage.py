@@ -1,0 +1,47 @@
+"""Lineage of an optimized version, kept in its tags (no table of its own).
+
+Tags written by :mod:`shipyard.optimization.service` on the new version:
+
+- ``optimized_from``: the source version (``iris:3``);
+- ``optimization``: how (``int8 quantization``, ``pruning``, ``distillation``);
+- ``optimization_detail``: what changed (operators quantized, trees kept, student);
+- ``optimization_cost``: the metric before -> after and the label agreement;
+- ``optimization_size`` / ``optimization_latency``: before -> after;
+- ``optimization_gates``: ``passed`` or ``failed``.
+
+Example:
+    >>> describe_lineage({"optimized_from": "iris:3", "optimization": "int8 quantization"})
+    ['optimized from iris:3 by int8 quantization']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+FROM = "optimized_from"
+HOW = "optimization"
+DETAIL = "optimization_detail"
+COST = "optimization_cost"
+SIZE = "optimization_size"
+LATENCY = "optimization_latency"
+GATES = "optimization_gates"
+
+
+def describe_lineage(tags: Mapping[str, str]) -> list[str]:
+    """Lines for ``shipyard models show``; empty for a version that was not optimized."""
+    if FROM not in tags:
+        return []
+    lines = [f"optimized from {tags[FROM]} by {tags.get(HOW, '?')}"]
+    for key, label in (
+        (DETAIL, "what changed"),
+        (COST, "accuracy cost"),
+        (SIZE, "size"),
+        (LATENCY, "single-row latency"),
+        (GATES, "gates against the source"),
+    ):
+        if tags.get(key):
+            lines.append(f"  {label}: {tags[key]}")
+    return lines
+
+
+__all__ = ["describe_lineage"]

@@ -1,0 +1,297 @@
+"""``shipyard export REF --target edge``: the bundle's runners answer like ``shipyard serve``.
+
+The Python runner runs in a fresh virtualenv holding only onnxruntime and numpy; the
+browser runner in headless Chromium with every host but 127.0.0.1 cut off.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import importlib.util
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
+from typer.testing import CliRunner
+
+from live_server import LiveServer
+from optimized_models import MAKERS
+from shipyard import Shipyard
+from shipyard.config import Settings
+from shipyard.serving import ServeOptions, create_app
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+#: The device: nothing but the two libraries the runner needs.
+RUNNER_REQUIREMENTS = ["onnxruntime==1.32.0", "numpy==2.4.6"]
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[Shipyard]:
+    c = Shipyard(settings)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def device_python() -> Path:
+    spec = importlib.util.spec_from_file_location("bench_peers", BENCH / "_peers.py")
+    assert spec and spec.loader
+    peers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(peers)
+    python = Path(peers.peer_python(peers.ensure_peer_venv("edge-runner", RUNNER_REQUIREMENTS)))
+    # A device without Shipyard, pandas or scikit-learn.
+    for module in ("shipyard", "pandas", "sklearn"):
+        probe = subprocess.run([str(python), "-c", f"import {module}"], capture_output=True)
+        assert probe.returncode != 0, f"{module} is importable in the runner's virtualenv"
+    return python
+
+
+class _Majority(ClassifierMixin, BaseEstimator):
+    """A home-made classifier: no ONNX converter knows it."""
+
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> _Majority:
+        values, counts = np.unique(y, return_counts=True)
+        self.classes_ = values
+        self.majority_ = values[np.argmax(counts)]
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return np.full(len(X), self.majority_)
+
+
+def _cli(client: Shipyard, *args: str) -> Any:
+    from shipyard.cli.main import app
+
+    return CliRunner().invoke(app, list(args), obj=client)
+
+
+def _served(client: Shipyard, name: str, rows: pd.DataFrame) -> dict[str, Any]:
+    """What `shipyard serve` answers for ``rows`` (the production version of ``name``)."""
+    app = create_app(client, name, options=ServeOptions(prediction_log=False))
+    server = LiveServer(app).start()
+    try:
+        answers: dict[str, list[Any]] = {"predictions": [], "probabilities": []}
+        records = json.loads(rows.to_json(orient="records"))
+        with server.client() as http:
+            for start in range(0, len(records), 300):  # under the server's body limit
+                response = http.post("/predict", json=records[start : start + 300])
+                assert response.status_code == 200, response.text
+                for key in answers:
+                    answers[key].extend(response.json()[key])
+        return answers
+    finally:
+        server.stop()
+
+
+class _Folder(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@functools.cache
+def _handler(folder: str) -> type:
+    return type("Handler", (_Folder,), {"__init__": _init_for(folder)})
+
+
+def _init_for(folder: str) -> Any:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        http.server.SimpleHTTPRequestHandler.__init__(self, *args, directory=folder, **kwargs)
+
+    return __init__
+
+
+def _static_server(folder: Path) -> http.server.ThreadingHTTPServer:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _probabilities(items: list[dict[str, Any]], classes: list[str]) -> np.ndarray:
+    return np.array([[item[c] for c in classes] for item in items], dtype=np.float64)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("kind", list(MAKERS))
+def test_edge_runners_answer_like_serve_on_the_reference_sample(
+    client: Shipyard, tmp_path: Path, kind: str, device_python: Path, offline_page: Any
+) -> None:
+    model, X_train, _, _ = MAKERS[kind]()
+    version = client.registry.log_model(model, kind, sample=X_train)
+    client.registry.set_alias(kind, "production", version.version)
+    sample = client.registry.reference_sample(version)
+    assert sample is not None
+    out = tmp_path / "bundle"
+    done = _cli(client, "export", kind, "--target", "edge", "--out", str(out))
+    assert done.exit_code == 0, done.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["ref"] == f"{kind}:1" and manifest["files"]
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest, name
+    served = _served(client, kind, sample)
+    classes = [str(c) for c in manifest["signature"]["output"]["classes"]]
+    expected = _probabilities(served["probabilities"], classes)
+
+    # The Python runner on the device: CSV and JSON lines give the same answers.
+    sample.to_csv(tmp_path / "rows.csv", index=False)
+    (tmp_path / "rows.jsonl").write_text(sample.to_json(orient="records", lines=True))
+    for rows in ("rows.csv", "rows.jsonl"):
+        ran = subprocess.run(
+            [str(device_python), str(out / "predict.py"), str(tmp_path / rows)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert ran.returncode == 0, ran.stderr
+        items = [json.loads(line) for line in ran.stdout.splitlines()]
+        assert [i["prediction"] for i in items] == served["predictions"], rows
+        got = _probabilities([i["probabilities"] for i in items], classes)
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+
+    # The browser runner: the page and onnxruntime-web come from the bundle on 127.0.0.1.
+    static = _static_server(out)
+    try:
+        page = offline_page.page
+        page.goto(f"http://127.0.0.1:{static.server_address[1]}/index.html")
+        page.wait_for_function("document.body.dataset.ready", timeout=120_000)
+        assert page.evaluate("document.body.dataset.ready") == "true", page.text_content("#status")
+        # A CSV given to the page (as a dropped file is) is scored in the page.
+        page.set_input_files("#file", str(tmp_path / "rows.csv"))
+        page.wait_for_selector("#predictions", timeout=60_000)
+        labels = page.eval_on_selector_all(
+            "#predictions td[data-prediction]",
+            "cells => cells.map(c => JSON.parse(c.dataset.prediction))",
+        )
+        assert labels == served["predictions"]
+        scored = page.evaluate(
+            "async (text) => window.shipyardEdge.scoreRecords(window.shipyardEdge.parseCsv(text))",
+            (tmp_path / "rows.csv").read_text(),
+        )
+        got = _probabilities([i["probabilities"] for i in scored], classes)
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+        # A record typed into the form.
+        first = sample.iloc[0]
+        for column in manifest["signature"]["inputs"]:
+            field = page.locator(f'#record [name="{column["name"]}"]')
+            value = str(first[column["name"]])
+            if column.get("categories"):
+                field.select_option(value)
+            else:
+                field.fill(value)
+        page.click("#score")
+        page.wait_for_function("document.getElementById('result').dataset.prediction")
+        typed = json.loads(page.get_attribute("#result", "data-prediction") or "null")
+        assert typed == served["predictions"][0]
+    finally:
+        static.shutdown()
+    assert offline_page.blocked == [] and offline_page.errors == []
+
+
+@pytest.mark.slow
+def test_bad_rows_are_refused_by_the_python_runner(
+    client: Shipyard, tmp_path: Path, device_python: Path
+) -> None:
+    model, X_train, _, _ = MAKERS["pipeline"]()
+    client.registry.log_model(model, "wine", sample=X_train)
+    out = tmp_path / "bundle"
+    assert _cli(client, "export", "wine:1", "--out", str(out)).exit_code == 0
+    good = json.loads(X_train.head(1).to_json(orient="records"))[0]
+    cases = {
+        "missing": (
+            {k: v for k, v in good.items() if k != "hue"},
+            "row 1: column 'hue' is missing",
+        ),
+        "text": ({**good, "hue": "pale"}, "row 1: column 'hue': expected a number, got 'pale'"),
+    }
+    for name, (row, expected) in cases.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text(json.dumps(row) + "\n")
+        ran = subprocess.run(
+            [str(device_python), str(out / "predict.py"), str(path)], capture_output=True, text=True
+        )
+        assert ran.returncode == 1, name
+        assert ran.stderr.strip() == f"Error: {expected}", ran.stderr
+        assert "Traceback" not in ran.stderr
+    # A graph changed after export is refused against the manifest's checksum.
+    path = tmp_path / "good.jsonl"
+    path.write_text(json.dumps(good) + "\n")
+    with (out / "model.onnx").open("ab") as f:
+        f.write(b"\0")
+    ran = subprocess.run(
+        [str(device_python), str(out / "predict.py"), str(path)], capture_output=True, text=True
+    )
+    assert ran.returncode == 1
+    assert "model.onnx does not match its SHA-256 in manifest.json" in ran.stderr
+
+
+def test_a_model_that_cannot_be_compiled_is_refused_with_the_reason(
+    client: Shipyard, tmp_path: Path
+) -> None:
+    from shipyard.quickstart import iris_frame
+
+    X, y = iris_frame()
+    client.registry.log_model(_Majority().fit(X, y), "custom", sample=X, trusted_pickle=True)
+    out = tmp_path / "bundle"
+    done = _cli(client, "export", "custom:1", "--out", str(out), "--trusted-pickle")
+    assert done.exit_code == 1
+    message = " ".join(done.stderr.split())
+    assert "custom:1 cannot be compiled to an ONNX graph" in message
+    assert "_Majority" in message and "Traceback" not in done.output
+    assert not out.exists()
+
+
+def test_export_without_the_browser_files_says_how_to_install_them(
+    client: Shipyard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shipyard.deploy.edge as edge
+
+    monkeypatch.setattr(edge, "VENDOR_DIR", tmp_path / "no-vendor")
+    model, X_train, _, _ = MAKERS["forest"]()
+    client.registry.log_model(model, "cancer", sample=X_train)
+    done = _cli(client, "export", "cancer:1", "--out", str(tmp_path / "bundle"))
+    assert done.exit_code == 1
+    message = " ".join(done.stderr.split())
+    assert "onnxruntime-web files are not installed" in message and "make edge-web" in message
+    assert not (tmp_path / "bundle").exists()
+
+
+def test_export_refuses_a_full_folder_and_other_targets(client: Shipyard, tmp_path: Path) -> None:
+    model, X_train, _, _ = MAKERS["forest"]()
+    client.registry.log_model(model, "cancer", sample=X_train)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    done = _cli(client, "export", "cancer:1", "--out", str(tmp_path / "full"))
+    assert done.exit_code == 1 and "already exists and is not empty" in done.stderr
+    other = _cli(client, "export", "cancer:1", "--target", "phone", "--out", str(tmp_path / "x"))
+    assert other.exit_code == 2 and "--target takes edge" in " ".join(other.output.split())
+
+
+@pytest.mark.slow
+def test_a_quantized_version_exports_and_answers_like_its_server(
+    client: Shipyard, tmp_path: Path, device_python: Path
+) -> None:
+    model, X_train, _, _ = MAKERS["mlp"]()
+    client.registry.log_model(model, "digits", sample=X_train)
+    assert _cli(client, "optimize", "digits:1", "--quantize", "int8").exit_code == 0
+    client.registry.set_alias("digits", "production", 2)
+    out = tmp_path / "bundle"
+    assert _cli(client, "export", "digits", "--out", str(out)).exit_code == 0
+    assert json.loads((out / "manifest.json").read_text())["ref"] == "digits:2"
+    rows = X_train.head(200)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    ran = subprocess.run(
+        [str(device_python), str(out / "predict.py"), str(tmp_path / "rows.csv")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    served = _served(client, "digits", rows)
+    assert [json.loads(line)["prediction"] for line in ran.stdout.splitlines()] == served[
+        "predictions"
+    ]
