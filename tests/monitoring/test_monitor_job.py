@@ -98,7 +98,9 @@ def make_job(
 
 
 def gauge(registry: CollectorRegistry, name: str) -> float | None:
-    return registry.get_sample_value(name, {"model": "iris", "version": "1"})
+    return registry.get_sample_value(
+        name, {"model": "iris", "version": "1", "deployment": "", "variant": "default"}
+    )
 
 
 def test_the_window_and_the_lease_follow_the_injected_clock(

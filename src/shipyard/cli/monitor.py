@@ -122,6 +122,7 @@ def performance_command(
         until=until,
         task=_task_of(client, version),
         baseline=version.metrics,
+        calibration=client.calibrations.latest,
     )
     verdict, why_not = _judge(report, metric, margin, sustained, min_labels)
     if as_json:
@@ -261,8 +262,23 @@ def _render(
     width = _delay(report.window.total_seconds()).replace(".0", "")
     title = f"Performance of {version.ref} ({scope}), {report.task}, {width} buckets"
     console.print(table(title, columns, rows))
+    if len(report.variants) > 1 or any(v.variant not in ("default", "") for v in report.variants):
+        per_variant = [
+            _row(v.figures, report.metrics, f"{v.variant} ({version.model}:{v.version})")
+            for v in report.variants
+        ]
+        console.print(table("Per variant, whole range", ["variant", *columns[1:]], per_variant))
+    estimated = ""
+    if report.task == "classification" and report.has_probabilities:
+        if report.calibrated is None:
+            estimated = "; estimates: calibrated for some versions only"
+        elif report.calibrated:
+            estimated = "; estimates: calibrated on reference data"
+        else:
+            estimated = "; estimates: raw probabilities, not calibrated"
     console.print(
-        "Metric cells: realized on labelled rows / estimated from probabilities (CBPE).",
+        "Metric cells: realized on labelled rows / estimated from probabilities (CBPE)"
+        f"{estimated}.",
         style="dim",
         highlight=False,
     )

@@ -129,6 +129,7 @@ def create_app(
             log=client.prediction_log,
             registry=metrics.registry,
             actor=f"rollout@{socket.gethostname()}",
+            calibration=client.calibrations.latest,
         )
         runtime = DeploymentRuntime(
             client.registry,
@@ -164,6 +165,8 @@ def create_app(
         log=client.prediction_log,  # opened lazily: only its metric objects exist yet
         profiles=client.references,
         registry=metrics.registry,
+        calibrations=client.calibrations,
+        variant=options.variant,
         multiprocess=metrics.multiprocess_dir is not None,
         interval=options.monitor_interval,
         window=options.monitor_window,
