@@ -7,6 +7,7 @@ but pass unless ``--strict`` or the contract is strict), 1 failed (or an error).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -20,6 +21,7 @@ from shipyard.cli._common import (
     table,
     writing_to,
 )
+from shipyard.errors import InvalidInputError
 from shipyard.tables import storage_options
 from shipyard.validation import service
 from shipyard.validation.contract_export import EXPORT_FORMATS, export_contract
@@ -158,13 +160,21 @@ def model(
         spec=spec,
         against=against,
     )
+    calibration = _calibrate_on_holdout(client, candidate, holdout, target)
     if as_json:
         print_json(
-            {"gate_result_id": record.id, "created_at": record.created_at, **report.to_dict()}
+            {
+                "gate_result_id": record.id,
+                "created_at": record.created_at,
+                **report.to_dict(),
+                "cbpe_calibration": calibration,
+            }
         )
     else:
         style = "green" if report.passed else "red"
         console.print(f"[bold {style}]{escape(report.summary())}[/]", highlight=False)
+        if calibration is not None:
+            console.print(calibration, style="dim", markup=False, highlight=False)
         metrics = sorted(set(report.candidate_metrics) | set(report.champion_metrics))
         rows = [
             [m, _fmt(report.candidate_metrics.get(m)), _fmt(report.champion_metrics.get(m))]
@@ -183,6 +193,26 @@ def model(
             )
     if not report.passed:
         raise typer.Exit(1)
+
+
+def _calibrate_on_holdout(client: Any, ref: str, holdout: Any, target: str) -> str | None:
+    """Fit the candidate's CBPE calibration on the labelled holdout and store it with the
+    version, so performance estimates of it are calibrated from then on; None for a
+    model without class probabilities (a regressor: nothing to calibrate)."""
+    version = client.registry.resolve(ref)
+    model = client.registry.load(version.ref)
+    if model.classes is None or not model.has_proba:
+        return None
+    try:
+        fitted = client.calibrations.fit(version, model, holdout, target)
+    except InvalidInputError as exc:  # too few rows, say: the gates' verdict stands
+        return f"CBPE calibration not fitted: {exc}"
+    mapped = sum(m is not None for m in fitted.maps)
+    return (
+        f"CBPE calibration fitted on the holdout ({fitted.rows} labelled rows, {mapped} "
+        f"class map(s)) and stored with {version.ref}: its performance estimates are "
+        "calibrated from now on."
+    )
 
 
 @app.command("contract")
