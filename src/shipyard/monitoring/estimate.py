@@ -47,6 +47,7 @@ DEFAULT_CHUNK_SIZE = 500
 #: Simulated label sets per chunk for the band of macro F1 and ROC AUC.
 BAND_DRAWS = 200
 BAND_SIGMAS = 3.0
+_MAX_CELLS = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,14 @@ def estimate_classifier(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     calibration: Calibration | None = None,
     seed: int = 0,
+    draws: int = BAND_DRAWS,
 ) -> list[ChunkEstimate]:
     """CBPE per chunk: ``proba`` in the calibration's class order, ``predicted`` holds
-    column indices of the predicted classes (-1: not a class of the columns)."""
+    column indices of the predicted classes (-1: not a class of the columns).
+
+    ``draws`` simulated label sets give the band of macro F1 and ROC AUC (0: no
+    band for them; accuracy's is exact and always given).
+    """
     if chunk_size < 1:
         raise InvalidInputError(f"--chunk-size must be at least 1 row, got {chunk_size}.")
     proba = np.asarray(proba, dtype=np.float64)
@@ -94,7 +100,11 @@ def estimate_classifier(
         }
         out.append(
             ChunkEstimate(
-                start, len(p), metrics, calibration is not None, _bands(p, chosen, metrics, rng)
+                start,
+                len(p),
+                metrics,
+                calibration is not None,
+                _bands(p, chosen, metrics, rng, draws),
             )
         )
     return out
@@ -105,27 +115,28 @@ def _bands(
     chosen: np.ndarray,
     metrics: dict[str, float | None],
     rng: np.random.Generator,
+    draws: int,
 ) -> dict[str, tuple[float, float] | None]:
     keep = ~np.isnan(proba).any(axis=1)
     proba, chosen = proba[keep], chosen[keep]
-    chosen = np.where(chosen >= 0, chosen, proba.argmax(axis=1)) if len(proba) else chosen
     bands: dict[str, tuple[float, float] | None] = dict.fromkeys(metrics)
     if not len(proba):
         return bands
+    chosen = np.where(chosen >= 0, chosen, proba.argmax(axis=1))
     q = proba[np.arange(len(proba)), chosen]
     sd = {"accuracy": float(np.sqrt(np.sum(q * (1 - q))) / len(q))}
-    # Labels drawn from each row's probabilities: the realized F1 and AUC they give.
-    cumulative = np.cumsum(proba, axis=1)
-    f1s, aucs = [], []
-    for _ in range(BAND_DRAWS):
-        u = rng.random(len(proba))[:, None]
-        y = np.minimum((u > cumulative).sum(axis=1), proba.shape[1] - 1)
-        f1s.append(_f1_macro(y, chosen, proba.shape[1]))
-        aucs.append(_roc_auc(y, proba))
-    for name, draws in (("f1_macro", f1s), ("roc_auc", aucs)):
-        finite = [d for d in draws if d is not None]
-        if len(finite) > 1:
-            sd[name] = float(np.std(finite))
+    # Bounded memory on big chunks: fewer draws (never under 20) past ~20M cells.
+    draws = min(draws, max(20, _MAX_CELLS // (len(proba) * proba.shape[1])))
+    if draws > 1:
+        # ``draws`` label sets, each row's label drawn from its probabilities (one
+        # matrix: draws x rows), and the realized F1 and AUC of each.
+        u = rng.random((draws, len(proba)))[:, :, None]
+        y = np.minimum((u > np.cumsum(proba, axis=1)[None]).sum(axis=2), proba.shape[1] - 1)
+        for name, values in (("f1_macro", _f1_draws(y, chosen, proba.shape[1])),
+                             ("roc_auc", _auc_draws(y, proba))):  # fmt: skip
+            finite = values[np.isfinite(values)]
+            if len(finite) > 1:
+                sd[name] = float(np.std(finite))
     for name, value in metrics.items():
         if value is not None and name in sd:
             half = BAND_SIGMAS * sd[name]
@@ -133,31 +144,40 @@ def _bands(
     return bands
 
 
-def _f1_macro(y: np.ndarray, chosen: np.ndarray, k: int) -> float | None:
-    scores = []
+def _f1_draws(y: np.ndarray, chosen: np.ndarray, k: int) -> np.ndarray:
+    """Macro F1 of each row of ``y`` (draws x rows) against the predictions ``chosen``."""
+    total = np.zeros(len(y))
+    present = np.zeros(len(y))
     for c in range(k):
-        tp = np.sum((chosen == c) & (y == c))
-        fp = np.sum((chosen == c) & (y != c))
-        fn = np.sum((chosen != c) & (y == c))
-        if tp + fp + fn:
-            scores.append(tp / (tp + 0.5 * (fp + fn)))
-    return float(np.mean(scores)) if scores else None
+        said, truly = chosen == c, y == c
+        tp = (truly & said).sum(axis=1)
+        fp = said.sum() - tp
+        fn = truly.sum(axis=1) - tp
+        seen = (tp + fp + fn) > 0
+        total += np.where(seen, tp / np.maximum(tp + 0.5 * (fp + fn), 1e-12), 0.0)
+        present += seen
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(total / present)
 
 
-def _roc_auc(y: np.ndarray, proba: np.ndarray) -> float | None:
-    """Realized one-vs-rest ROC AUC (mean over classes present), by ranks."""
+def _auc_draws(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """One-vs-rest ROC AUC (mean over classes present) of each row of ``y``, by ranks."""
     from scipy.stats import rankdata
 
     columns = [1] if proba.shape[1] == 2 else range(proba.shape[1])
-    found = []
+    total = np.zeros(len(y))
+    present = np.zeros(len(y))
     for c in columns:
+        ranks = rankdata(proba[:, c])  # the same for every draw
         positive = y == c
-        n_pos = int(positive.sum())
-        n_neg = len(y) - n_pos
-        if n_pos and n_neg:
-            ranks = rankdata(proba[:, c])
-            found.append((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-    return float(np.mean(found)) if found else None
+        n_pos = positive.sum(axis=1)
+        n_neg = y.shape[1] - n_pos
+        defined = (n_pos > 0) & (n_neg > 0)
+        u = positive.astype(np.float64) @ ranks - n_pos * (n_pos + 1) / 2
+        total += np.where(defined, u / np.maximum(n_pos * n_neg, 1), 0.0)
+        present += defined
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(total / present)
 
 
 class DirectLossEstimator:
