@@ -230,6 +230,7 @@ class MonitorJob:
         self._holder: str | None = None
         self._held: set[str] = set()  # the leases this job holds now
         self._shown: dict[str, datetime] | None = None  # snapshot key -> computed_at
+        self._serving: frozenset[tuple[str, str, str, str]] = frozenset()
 
     @property
     def holder(self) -> str:
@@ -364,6 +365,9 @@ class MonitorJob:
         """
         if not isinstance(targets, Sequence):
             targets = [MonitorTarget(targets, "", self.variant)]
+        self._serving = frozenset(
+            (t.served.name, str(t.served.version), t.deployment, t.variant) for t in targets
+        )
         found = {}
         for target in targets:
             snapshot = self.store.snapshot(self._key(target))
@@ -389,6 +393,15 @@ class MonitorJob:
         if shown:
             self.gauges.last_run.set(max(shown.values()).timestamp())
         self._shown = shown
+
+    def is_current(self, labels: dict[str, str]) -> bool:
+        """False for a per-version series of what no longer serves (``/metrics`` with
+        several workers leaves those out: the shared files keep them); True otherwise."""
+        try:
+            key = (labels["model"], labels["version"], labels["deployment"], labels["variant"])
+        except KeyError:
+            return True  # not a per-version series
+        return key in self._serving
 
     def _calibration(self, served: ServedVersion) -> Calibration | None:
         """The version's stored calibration (read again each run: it may be fitted later)."""

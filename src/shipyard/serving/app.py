@@ -171,6 +171,7 @@ def create_app(
         interval=options.monitor_interval,
         window=options.monitor_window,
     )
+    metrics.series_filter = monitor.is_current
     api_key = ApiKeyGuard(settings.api_keys)
 
     @asynccontextmanager
