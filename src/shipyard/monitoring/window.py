@@ -130,6 +130,8 @@ def summarize_window(
             return WindowSummary()
         inputs, predictions = window.sample(limits)
         n_labelled, correct = window.labels(labels, classifier=classifier)
+        if calibration is not None and not window.fits(calibration):
+            calibration = None  # logged with other classes: the raw probabilities it is
         expected, scored = window.expected_correct(calibration) if classifier else (None, 0)
     return WindowSummary(
         n_rows=n_rows,
@@ -214,6 +216,11 @@ class _Window:
         correct = sum(int(c) for p, label, c in groups if class_key(p) == label)
         return n, correct
 
+    def fits(self, calibration: Calibration) -> bool:
+        """Whether the logged probability columns are the calibration's classes."""
+        logged = [n[len(PROBA_PREFIX) :] for n in self.names if n.startswith(PROBA_PREFIX)]
+        return sorted(logged) == sorted(calibration.classes)
+
     def expected_correct(self, calibration: Calibration | None) -> tuple[float | None, int]:
         """CBPE's sum of the predicted class's probability, and the rows it covers.
 
@@ -230,7 +237,7 @@ class _Window:
         # isfinite, not NOT isnan: DuckDB prunes the latter with Parquet statistics,
         # which ignore NaN, and lets NaN rows through.
         complete = " AND ".join(f"isfinite({c})" for c in quoted)
-        if calibration is not None:
+        if calibration is not None and sorted(classes) == sorted(calibration.classes):
             return self._calibrated_sum(calibration, classes, quoted, complete)
         sums = ", ".join(f"sum({c})" for c in quoted)
         sql = (
@@ -248,8 +255,6 @@ class _Window:
     def _calibrated_sum(
         self, calibration: Calibration, classes: list[str], quoted: list[str], complete: str
     ) -> tuple[float | None, int]:
-        if sorted(classes) != sorted(calibration.classes):
-            return None, 0  # logged by another model: the calibration does not apply
         # The calibration's column order, whatever order the log's columns came in.
         ordered = [quoted[classes.index(c)] for c in calibration.classes]
         inner = self._rows(["prediction", *[PROBA_PREFIX + c for c in classes]])
