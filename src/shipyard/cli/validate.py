@@ -21,7 +21,6 @@ from shipyard.cli._common import (
     table,
     writing_to,
 )
-from shipyard.errors import InvalidInputError
 from shipyard.tables import storage_options
 from shipyard.validation import service
 from shipyard.validation.contract_export import EXPORT_FORMATS, export_contract
@@ -197,22 +196,12 @@ def model(
 
 def _calibrate_on_holdout(client: Any, ref: str, holdout: Any, target: str) -> str | None:
     """Fit the candidate's CBPE calibration on the labelled holdout and store it with the
-    version, so performance estimates of it are calibrated from then on; None for a
-    model without class probabilities (a regressor: nothing to calibrate)."""
+    version, so performance estimates of it are calibrated from then on."""
     version = client.registry.resolve(ref)
-    model = client.registry.load(version.ref)
-    if model.classes is None or not model.has_proba:
-        return None
-    try:
-        fitted = client.calibrations.fit(version, model, holdout, target)
-    except InvalidInputError as exc:  # too few rows, say: the gates' verdict stands
-        return f"CBPE calibration not fitted: {exc}"
-    mapped = sum(m is not None for m in fitted.maps)
-    return (
-        f"CBPE calibration fitted on the holdout ({fitted.rows} labelled rows, {mapped} "
-        f"class map(s)) and stored with {version.ref}: its performance estimates are "
-        "calibrated from now on."
+    note: str | None = client.calibrations.fit_on_holdout(
+        version, client.registry.load(version.ref), holdout, target
     )
+    return note
 
 
 @app.command("contract")

@@ -55,6 +55,27 @@ class Calibrations:
         self.attach(version, calibration)
         return calibration
 
+    def fit_on_holdout(
+        self, version: records.ModelVersion, model: Any, holdout: pd.DataFrame, target: str
+    ) -> str | None:
+        """Fit and store the calibration on the model gates' labelled holdout; a line
+        saying what was done, or None for a model without class probabilities.
+
+        Too few usable rows is said, not raised: the gates' verdict stands.
+        """
+        if model.classes is None or not model.has_proba:
+            return None
+        try:
+            fitted = self.fit(version, model, holdout, target)
+        except InvalidInputError as exc:
+            return f"CBPE calibration not fitted: {exc}"
+        mapped = sum(m is not None for m in fitted.maps)
+        return (
+            f"CBPE calibration fitted on the holdout ({fitted.rows} labelled rows, {mapped} "
+            f"class map(s)) and stored with {version.ref}: its performance estimates are "
+            "calibrated from now on."
+        )
+
     def load(self, version: records.ModelVersion) -> Calibration | None:
         """``version``'s stored calibration, or None if it has none."""
         digest = version.tags.get(CALIBRATION_TAG)
