@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 if TYPE_CHECKING:
     # The stages are imported where they are wired, so a client that only reads
     # the registry does not load them.
+    from shipyard.monitoring.calibrations import Calibrations
     from shipyard.monitoring.references import ReferenceProfiles
     from shipyard.rollout.service import Deployments
 
@@ -123,6 +124,13 @@ class Shipyard:
         from shipyard.monitoring.references import ReferenceProfiles
 
         return ReferenceProfiles(self.models, self.artifacts)
+
+    @cached_property
+    def calibrations(self) -> Calibrations:
+        """The CBPE calibration fitted on labelled reference data, stored with each version."""
+        from shipyard.monitoring.calibrations import Calibrations
+
+        return Calibrations(self.models, self.artifacts)
 
     @cached_property
     def registry(self) -> Registry:

@@ -59,6 +59,9 @@ def test_good_challenger_ends_up_serving_and_history_records_every_step(
     assert steps["retrain"].inputs["train_rows"] + steps["retrain"].inputs["holdout_rows"] == 210
     assert steps["gates"].outputs["passed"] is True
     assert steps["gates"].inputs["champion"] == "iris:1"
+    # The gates' holdout calibrated the candidate's performance estimates.
+    assert steps["gates"].outputs["cbpe_calibration"].startswith("CBPE calibration fitted")
+    assert client.calibrations.load(client.registry.resolve("iris:2")) is not None
     assert steps["promote"].outputs == {"alias": "iris@production", "version": 2, "previous": 1}
     # Lineage: data snapshot -> run -> version.
     version = client.registry.resolve("iris:2")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from monitoring_support import T0, ManualClock, record
 from prometheus_client import CollectorRegistry
 
 from shipyard.errors import NotFoundError
-from shipyard.monitoring.monitor_job import MonitorJob
+from shipyard.monitoring.monitor_job import MonitorJob, MonitorTarget
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.monitoring.segments import SegmentStore
 from shipyard.store import records
@@ -98,7 +98,9 @@ def make_job(
 
 
 def gauge(registry: CollectorRegistry, name: str) -> float | None:
-    return registry.get_sample_value(name, {"model": "iris", "version": "1"})
+    return registry.get_sample_value(
+        name, {"model": "iris", "version": "1", "deployment": "", "variant": "default"}
+    )
 
 
 def test_the_window_and_the_lease_follow_the_injected_clock(
@@ -154,3 +156,61 @@ def test_stop_ends_the_periodic_task_and_gives_the_lease_up(
     asyncio.run(scenario())
     lease = MonitorStore(database).lease("monitor:iris:1:3600")
     assert lease is None or lease.holder != job.holder
+
+
+@dataclass
+class Deployed:
+    """A deployment's runtime as the job sees it: the variants serving now."""
+
+    targets: list[MonitorTarget]
+
+    @property
+    def current(self) -> Served | None:
+        return self.targets[0].served if self.targets else None
+
+    def monitor_targets(self) -> list[MonitorTarget]:
+        return list(self.targets)
+
+
+def test_each_variant_has_its_own_window_lease_and_series_until_it_stops_serving(
+    log: PredictionLog, database: Database, clock: ManualClock
+) -> None:
+    canary_version = records.ModelVersion(**{**VERSION.__dict__, "version": 2})
+    primary = MonitorTarget(Served(VERSION, np.array([0, 1, 2])), "web", "primary")
+    canary = MonitorTarget(Served(canary_version, np.array([0, 1, 2])), "web", "canary")
+    shadow = MonitorTarget(Served(canary_version, np.array([0, 1, 2])), "web", "shadow:2")
+    rows = [
+        replace(record(f"p{i}", T0 - timedelta(minutes=5), version=1), variant="primary")
+        for i in range(30)
+    ]
+    rows += [
+        replace(record(f"c{i}", T0 - timedelta(minutes=5), version=2), variant="canary")
+        for i in range(10)
+    ]
+    rows += [replace(r, variant="shadow:2", version=2) for r in rows[:30]]
+    log.write(rows)
+    log.flush()
+    runtime = Deployed([primary, canary, shadow])
+    registry = CollectorRegistry()
+    store = MonitorStore(database)
+    job = MonitorJob(runtime, store=store, log=log, profiles=NoProfiles(), registry=registry,
+                     window=3600, clock=clock)  # fmt: skip
+
+    def window_rows(variant: str, version: str) -> float | None:
+        labels = {"model": "iris", "version": version, "deployment": "web", "variant": variant}
+        return registry.get_sample_value("shipyard_monitor_window_predictions", labels)
+
+    job.run_once()
+    assert window_rows("primary", "1") == 30
+    assert window_rows("canary", "2") == 10
+    assert window_rows("shadow:2", "2") == 30
+    assert store.lease("monitor:web/shadow:2:iris:2:3600") is not None
+    shown = {"model": "iris", "version": "2", "deployment": "web", "variant": "shadow:2"}
+    assert job.is_current(shown) and job.is_current({"route": "/predict"})
+
+    runtime.targets = [primary, canary]  # the shadow was removed
+    job.run_once()
+    assert window_rows("shadow:2", "2") is None
+    assert window_rows("canary", "2") == 10
+    assert not job.is_current(shown)
+    assert store.lease("monitor:web/shadow:2:iris:2:3600") is None  # given up at once

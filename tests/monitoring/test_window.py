@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from monitoring_support import T0, ManualClock, classifier_records, record
 
+from shipyard.monitoring.calibration import fit_calibration
 from shipyard.monitoring.compaction import COMPACTED, compact_partition
 from shipyard.monitoring.feedback import record_feedback
 from shipyard.monitoring.performance import performance
@@ -116,3 +117,27 @@ def test_an_empty_window_is_empty(log: PredictionLog) -> None:
     assert (summary.n_rows, summary.coverage, summary.realized_accuracy) == (0, None, None)
     log.write([record("old", T0 - 2 * HOUR)])
     assert _summary(log).n_rows == 0
+
+
+def test_a_calibrated_summary_streams_the_same_estimate_as_the_performance_report(
+    labelled_log: PredictionLog,
+) -> None:
+    """The window (streamed in batches) and the report (in memory) map the same rows
+    through the same calibration; one fitted for other classes is not applied."""
+    rng = np.random.default_rng(5)
+    proba = rng.dirichlet([1, 1, 1], 300)
+    calibration = fit_calibration(proba, rng.integers(0, 3, 300), classes=CLASSES[::-1])
+    assert not calibration.identity  # labels unrelated to the probabilities: maps flatten
+    summary = _summary(labelled_log, calibration=calibration)
+    report = performance(
+        labelled_log, "iris", 1, window="1h", since=T0, until=T0 + HOUR,
+        calibration=lambda model, version: calibration,
+    )  # fmt: skip
+    assert summary.calibrated and report.calibrated is True
+    assert summary.estimated_accuracy == pytest.approx(report.overall.estimated["accuracy"])
+    assert summary.estimated_accuracy != pytest.approx(_summary(labelled_log).estimated_accuracy)
+    other = fit_calibration(proba[:, :2] / proba[:, :2].sum(1, keepdims=True),
+                            rng.integers(0, 2, 300), classes=["a", "b"])  # fmt: skip
+    unfit = _summary(labelled_log, calibration=other)
+    assert not unfit.calibrated
+    assert unfit.estimated_accuracy == pytest.approx(_summary(labelled_log).estimated_accuracy)

@@ -66,6 +66,30 @@ def test_accuracy_guard_needs_labels_on_both_sides() -> None:
     assert decide(d, stats(100), now=T0, accuracy=few).action == "hold"
 
 
+def test_an_unlabelled_canary_is_judged_on_its_own_estimated_accuracy() -> None:
+    d = canary(RolloutPolicy(step_requests=1000, max_accuracy_drop=0.05, min_labels=30))
+    # No canary labels yet: its CBPE estimate over 80 rows stands in for them.
+    worse = {
+        "canary": Accuracy(0, 0, estimated=0.70, scored=80, calibrated=True),
+        "primary": Accuracy(38, 40),
+    }
+    verdict = decide(d, stats(100), now=T0, accuracy=worse)
+    assert (verdict.action, verdict.guard) == ("rollback", "accuracy")
+    assert "calibrated estimate over 80 unlabelled rows" in verdict.reason
+    assert verdict.details["canary_accuracy"] == 0.70
+    close = {"canary": Accuracy(0, 0, estimated=0.93, scored=80), "primary": Accuracy(38, 40)}
+    assert decide(d, stats(100), now=T0, accuracy=close).action == "hold"
+    # Labels, once enough arrived, win over the estimate.
+    labelled = {
+        "canary": Accuracy(39, 40, estimated=0.5, scored=80),
+        "primary": Accuracy(38, 40),
+    }
+    assert decide(d, stats(100), now=T0, accuracy=labelled).action == "hold"
+    # An estimate over too few rows is no evidence either.
+    thin = {"canary": Accuracy(0, 0, estimated=0.1, scored=5), "primary": Accuracy(38, 40)}
+    assert decide(d, stats(100), now=T0, accuracy=thin).action == "hold"
+
+
 def test_paused_or_no_policy_holds() -> None:
     d = canary(RolloutPolicy(step_requests=10, min_requests=1))
     assert decide(d.evolve(paused=True), stats(100, 100), now=T0).action == "hold"

@@ -36,7 +36,7 @@ def value(samples: dict, name: str, **labels: str) -> float:
     return samples[key]
 
 
-IRIS = {"model": "iris", "version": "1"}
+IRIS = {"model": "iris", "version": "1", "deployment": "", "variant": "default"}
 
 
 @pytest.fixture
@@ -160,10 +160,12 @@ def test_several_workers_export_process_and_monitor_metrics(iris: IrisRegistry) 
         with httpx.Client(base_url=url, timeout=30) as http:
             predict(http, X.sample(40, random_state=2).to_dict("records"))
             deadline = time.monotonic() + 30
-            drift_key = ("shipyard_dataset_drift_detected", tuple(IRIS.items()))
+            drift_key = ("shipyard_dataset_drift_detected", tuple(sorted(IRIS.items())))
             while True:  # the log flushes within a second, the job runs every 0.2 s
                 samples = scrape(http)
-                rows = samples.get(("shipyard_monitor_window_predictions", tuple(IRIS.items())))
+                rows = samples.get(
+                    ("shipyard_monitor_window_predictions", tuple(sorted(IRIS.items())))
+                )
                 written = samples.get(("shipyard_prediction_log_written_total", ()))
                 # The window's row count is set before its drift is scored: wait for both.
                 scored = drift_key in samples
@@ -195,7 +197,7 @@ def test_a_regressors_predicted_values_are_summarised(iris: IrisRegistry) -> Non
     finally:
         server.stop()
     predicted = np.asarray(answer.json()["predictions"], dtype=float)
-    petals = {"model": "petals", "version": "1"}
+    petals = {"model": "petals", "version": "1", "deployment": "", "variant": "default"}
     for q in (0.05, 0.5, 0.95):
         got = value(samples, "shipyard_window_prediction_quantile", **petals, quantile=str(q))
         assert got == pytest.approx(np.quantile(predicted, q))

@@ -12,6 +12,8 @@ from serving_helpers import SETOSA, IrisRegistry, LiveServer, serve
 
 from shipyard.monitoring.queries import read_labelled
 
+IRIS = 'deployment="",model="iris",variant="default",version="1"'
+
 
 def test_predictions_are_logged_and_labels_join(iris: IrisRegistry, live: LiveServer) -> None:
     with live.client() as http:
@@ -162,8 +164,8 @@ def test_one_client_request_id_sent_fifty_times_makes_fifty_ids_and_a_label_join
             metrics = http.get("/metrics").text
     finally:
         server.stop()
-    assert 'shipyard_label_coverage_ratio{model="iris",version="1"} 0.02' in metrics
-    assert 'shipyard_realized_accuracy_ratio{model="iris",version="1"} 1.0' in metrics
+    assert f"shipyard_label_coverage_ratio{{{IRIS}}} 0.02" in metrics
+    assert f"shipyard_realized_accuracy_ratio{{{IRIS}}} 1.0" in metrics
     logged = iris.client.prediction_log.read("iris", since="1h", inputs=False)
     assert sorted(logged["request_id"]) == sorted(ids)
 
@@ -198,7 +200,7 @@ def test_a_flood_of_label_posts_makes_few_files_and_every_label_joins(
         server.stop()
     # The writer flushes at most once per flush interval (1 s) while labels keep coming.
     assert 1 <= len(files) <= elapsed / log.flush_interval + 2, (len(files), elapsed)
-    assert 'shipyard_label_coverage_ratio{model="iris",version="1"} 1.0' in metrics
+    assert f"shipyard_label_coverage_ratio{{{IRIS}}} 1.0" in metrics
     assert "shipyard_feedback_labels_written_total 600.0" in metrics
     first, last = np.median(latencies[:100]) * 1e3, np.median(latencies[-100:]) * 1e3
     print(

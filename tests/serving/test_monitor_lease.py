@@ -15,7 +15,7 @@ from serving_helpers import IrisRegistry, cli_server
 from shipyard.quickstart import iris_frame
 
 INTERVAL = 0.5
-IRIS = (("model", "iris"), ("version", "1"))
+IRIS = (("deployment", ""), ("model", "iris"), ("variant", "default"), ("version", "1"))
 SHARED = (
     "shipyard_monitor_window_predictions",
     "shipyard_label_coverage_ratio",

@@ -22,7 +22,8 @@ from shipyard.monitoring.segments import SegmentStore
 
 ROWS = 10_000_000
 RSS_ALLOWANCE = 300 * 2**20
-WINDOW_ROWS = ("shipyard_monitor_window_predictions", 'model="iris",version="1"')
+IRIS = 'deployment="",model="iris",variant="default",version="1"'
+WINDOW_ROWS = ("shipyard_monitor_window_predictions", IRIS)
 
 
 def stage_window(tmp_path: Path, rows: int) -> list[Path]:
@@ -55,7 +56,7 @@ def test_a_ten_million_row_window_keeps_the_servers_memory_within_300_mb(
 
         busy_latency, peak_rss = light_traffic(http, pid, 240, until=two_runs_on_the_big_window)
         assert two_runs_on_the_big_window(), "the monitor never summarized the big window"
-        scored = metric(http, "shipyard_dataset_drift_detected", 'model="iris",version="1"')
+        scored = metric(http, "shipyard_dataset_drift_detected", IRIS)
     growth = peak_rss - idle_rss
     p99_idle, p99_busy = np.percentile(idle_latency, 99), np.percentile(busy_latency, 99)
     print(

@@ -166,9 +166,11 @@ def status_command(
     name: str = typer.Argument(..., help="Deployment name."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Variants and weights, shadows, rollout step, workers, live numbers, recent changes."""
-    _, service = _service(ctx)
-    _render(service.get(name), as_json, service, details=True)
+    """Variants and weights, shadows, rollout step, workers, live numbers, monitoring
+    figures per variant (drift, labels, realized and estimated accuracy), recent changes."""
+    client, service = _service(ctx)
+    d = service.get(name)
+    _render(d, as_json, service, details=True, monitored=_monitored(client, d))
 
 
 @app.command("list")
@@ -235,7 +237,7 @@ def watch_command(
     client, service = _service(ctx)
     controller = RolloutController(
         service,
-        accuracy=log_accuracy(client.prediction_log),
+        accuracy=log_accuracy(client.prediction_log, client.calibrations.latest),
         metrics=RolloutMetrics(CollectorRegistry()),
     )
     while True:
@@ -416,7 +418,53 @@ def _summary(d: Deployment) -> dict[str, Any]:
     }
 
 
-def _render(d: Deployment, as_json: bool, service: Deployments, *, details: bool = False) -> None:
+def _monitored(client: Any, d: Deployment) -> dict[str, dict[str, Any]]:
+    """The newest monitor figures of each variant serving now (the servers' monitor job)."""
+    serving = {(v.name, v.version) for v in d.variants()}
+    serving |= {(f"shadow:{v}", v) for v in d.shadows}
+    out: dict[str, dict[str, Any]] = {}
+    for snapshot in client.monitors.snapshots(f"{d.name}/"):  # newest first
+        variant = snapshot.key[len(d.name) + 1 :].rsplit(":", 3)[0]
+        if (variant, snapshot.version) in serving and variant not in out:
+            f = snapshot.figures
+            out[variant] = {
+                "version": snapshot.version,
+                "computed_at": snapshot.computed_at,
+                "window_seconds": snapshot.window_seconds,
+                "window_predictions": f.get("window_predictions"),
+                "drifted_share": f.get("drifted_share"),
+                "dataset_drift": f.get("dataset_drift"),
+                "label_coverage": f.get("label_coverage"),
+                "realized_accuracy": f.get("realized_accuracy"),
+                "estimated_accuracy": f.get("estimated_accuracy"),
+                "estimate_calibrated": f.get("estimate_calibrated"),
+            }
+    return out
+
+
+def _monitor_cells(m: dict[str, Any] | None) -> list[str]:
+    if m is None:
+        return ["-"] * 5
+
+    def ratio(value: Any) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    drift = "-" if m["drifted_share"] is None else f"{m['drifted_share']:.0%}"
+    estimate = ratio(m["estimated_accuracy"])
+    if m["estimated_accuracy"] is not None:
+        estimate += " (calibrated)" if m["estimate_calibrated"] else " (raw)"
+    coverage = "-" if m["label_coverage"] is None else f"{m['label_coverage']:.0%}"
+    return [str(m["window_predictions"]), drift, coverage, ratio(m["realized_accuracy"]), estimate]
+
+
+def _render(
+    d: Deployment,
+    as_json: bool,
+    service: Deployments,
+    *,
+    details: bool = False,
+    monitored: dict[str, dict[str, Any]] | None = None,
+) -> None:
     from shipyard.rollout.policy import merge_stats
 
     summary = _summary(d)
@@ -431,6 +479,7 @@ def _render(d: Deployment, as_json: bool, service: Deployments, *, details: bool
                 {"worker": w.worker, "revision": w.revision, "seen_at": w.seen_at} for w in workers
             ]
             summary["unserved"] = unserved
+            summary["monitoring"] = monitored or {}
             summary["alias_gap"] = alias_gap
             summary["live"] = {
                 k: {
@@ -460,6 +509,27 @@ def _render(d: Deployment, as_json: bool, service: Deployments, *, details: bool
     for version in d.shadows:
         rows.append([f"shadow:{version}", f"{d.model}:{version}", "copy", "-"])
     parts: list[Any] = [head, table(None, ["variant", "version", "weight", "live (step)"], rows)]
+    if monitored is not None:
+        named = [(v.name, v.version) for v in d.variants()]
+        named += [(f"shadow:{v}", v) for v in d.shadows]
+        parts.append(
+            table(
+                "monitoring (monitor window of the servers)",
+                [
+                    "variant",
+                    "version",
+                    "rows",
+                    "drifted",
+                    "labelled",
+                    "realized acc",
+                    "estimated acc",
+                ],
+                [
+                    [name, f"{d.model}:{version}", *_monitor_cells(monitored.get(name))]
+                    for name, version in named
+                ],
+            )
+        )
     if d.policy is not None and d.canary is not None:
         p = d.policy
         guards = []  # only the guards that are set

@@ -23,6 +23,7 @@ from shipyard.cli._common import (
 from shipyard.errors import InvalidInputError, ShipyardError
 from shipyard.monitoring.concept import Degradation, detect_degradation
 from shipyard.monitoring.durations import parse_duration
+from shipyard.monitoring.estimate import DEFAULT_CHUNK_SIZE
 from shipyard.monitoring.feedback import read_feedback_file, record_feedback
 from shipyard.monitoring.performance import (
     BucketPerformance,
@@ -122,6 +123,7 @@ def performance_command(
         until=until,
         task=_task_of(client, version),
         baseline=version.metrics,
+        calibration=client.calibrations.latest,
     )
     verdict, why_not = _judge(report, metric, margin, sustained, min_labels)
     if as_json:
@@ -137,6 +139,67 @@ def performance_command(
         _render(report, version, verdict, why_not)
     if verdict is not None and verdict.flagged:
         raise typer.Exit(DEGRADED_EXIT_CODE)
+
+
+@app.command("estimate")
+def estimate_command(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="Model reference: iris, iris@staging or iris:3."),
+    current: str = typer.Option(
+        ..., "--current", help="Table of inputs to estimate on (CSV, Parquet, JSON lines, s3://)."
+    ),
+    reference: str | None = typer.Option(
+        None,
+        "--reference",
+        help="Labelled reference table: fits the version's calibration (stored with it) or, "
+        "for a regressor, the loss models of direct loss estimation.",
+    ),
+    target: str | None = typer.Option(
+        None, "--target", help="Label column of --reference (left out of --current if there)."
+    ),
+    chunk_size: int = typer.Option(
+        DEFAULT_CHUNK_SIZE, "--chunk-size", min=1, help="Rows per chunk of estimates."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Estimated accuracy, macro F1 and ROC AUC (MAE and RMSE for a regressor) per chunk
+    of a file of inputs, before labels exist, with a confidence band."""
+    from shipyard.monitoring.estimate_service import estimate_file
+    from shipyard.tables import storage_options
+
+    client = get_client(ctx)
+    if (reference is None) != (target is None):
+        raise InvalidInputError(
+            "--reference and --target go together: the reference table and its label column."
+        )
+    result = estimate_file(
+        client.registry,
+        client.calibrations,
+        ref,
+        current=current,
+        reference=reference,
+        target=target,
+        chunk_size=chunk_size,
+        storage_options=storage_options(client.settings),
+    )
+    if as_json:
+        print_json({"chunks": [c.to_dict() for c in result.chunks]})
+        return
+    metrics = result.metrics
+    rows = [
+        [str(c.start), str(c.rows), *[_with_band(c.metrics[m], c.band.get(m)) for m in metrics]]
+        for c in result.chunks
+    ]
+    title = f"Estimated performance of {result.ref} ({result.method})"
+    console.print(table(title, ["first row", "rows", *metrics], rows))
+    for note in result.notes:
+        console.print(note, style="dim", markup=False, highlight=False)
+
+
+def _with_band(value: float | None, band: tuple[float, float] | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if band is None else f"{value:.3f} [{band[0]:.3f}, {band[1]:.3f}]"
 
 
 @app.command("prune")
@@ -261,8 +324,23 @@ def _render(
     width = _delay(report.window.total_seconds()).replace(".0", "")
     title = f"Performance of {version.ref} ({scope}), {report.task}, {width} buckets"
     console.print(table(title, columns, rows))
+    if len(report.variants) > 1 or any(v.variant not in ("default", "") for v in report.variants):
+        per_variant = [
+            _row(v.figures, report.metrics, f"{v.variant} ({version.model}:{v.version})")
+            for v in report.variants
+        ]
+        console.print(table("Per variant, whole range", ["variant", *columns[1:]], per_variant))
+    estimated = ""
+    if report.task == "classification" and report.has_probabilities:
+        if report.calibrated is None:
+            estimated = "; estimates: calibrated for some versions only"
+        elif report.calibrated:
+            estimated = "; estimates: calibrated on reference data"
+        else:
+            estimated = "; estimates: raw probabilities, not calibrated"
     console.print(
-        "Metric cells: realized on labelled rows / estimated from probabilities (CBPE).",
+        "Metric cells: realized on labelled rows / estimated from probabilities (CBPE)"
+        f"{estimated}.",
         style="dim",
         highlight=False,
     )

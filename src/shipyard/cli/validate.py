@@ -7,6 +7,7 @@ but pass unless ``--strict`` or the contract is strict), 1 failed (or an error).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -158,13 +159,21 @@ def model(
         spec=spec,
         against=against,
     )
+    calibration = _calibrate_on_holdout(client, candidate, holdout, target)
     if as_json:
         print_json(
-            {"gate_result_id": record.id, "created_at": record.created_at, **report.to_dict()}
+            {
+                "gate_result_id": record.id,
+                "created_at": record.created_at,
+                **report.to_dict(),
+                "cbpe_calibration": calibration,
+            }
         )
     else:
         style = "green" if report.passed else "red"
         console.print(f"[bold {style}]{escape(report.summary())}[/]", highlight=False)
+        if calibration is not None:
+            console.print(calibration, style="dim", markup=False, highlight=False)
         metrics = sorted(set(report.candidate_metrics) | set(report.champion_metrics))
         rows = [
             [m, _fmt(report.candidate_metrics.get(m)), _fmt(report.champion_metrics.get(m))]
@@ -183,6 +192,16 @@ def model(
             )
     if not report.passed:
         raise typer.Exit(1)
+
+
+def _calibrate_on_holdout(client: Any, ref: str, holdout: Any, target: str) -> str | None:
+    """Fit the candidate's CBPE calibration on the labelled holdout and store it with the
+    version, so performance estimates of it are calibrated from then on."""
+    version = client.registry.resolve(ref)
+    note: str | None = client.calibrations.fit_on_holdout(
+        version, client.registry.load(version.ref), holdout, target
+    )
+    return note
 
 
 @app.command("contract")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
+    from shipyard.monitoring.calibrations import Calibrations
     from shipyard.monitoring.prediction_log import PredictionLog
     from shipyard.registry.service import Registry
     from shipyard.rollout.service import Deployments
@@ -42,6 +43,8 @@ class LoopServices(Protocol):
     def loops(self) -> LoopStore: ...
     @property
     def prediction_log(self) -> PredictionLog: ...
+    @property
+    def calibrations(self) -> Calibrations: ...
 
 
 __all__ = ["LoopServices"]

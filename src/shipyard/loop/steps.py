@@ -316,6 +316,14 @@ def gates(state: RunState, log: StepLog) -> None:
         summary=report.summary(),
         checks=[c.to_dict() for c in report.checks],
     )
+    if report.passed:  # the holdout calibrates the candidate's performance estimates
+        version = state.client.registry.resolve(candidate.ref)
+        log.outputs["cbpe_calibration"] = state.client.calibrations.fit_on_holdout(
+            version,
+            state.client.registry.load(version.ref),
+            holdout,
+            state.config.pipeline.target,
+        )
     if not report.passed:
         failed = "; ".join(c.requirement for c in report.failures)
         raise StepFailed(

@@ -65,6 +65,7 @@ class MonitorFigures:
     label_coverage: float | None = None
     realized_accuracy: float | None = None
     estimated_accuracy: float | None = None
+    estimate_calibrated: bool | None = None
     baseline_accuracy: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,6 +115,7 @@ def compute_figures(
         label_coverage=summary.coverage,
         realized_accuracy=summary.realized_accuracy,
         estimated_accuracy=summary.estimated_accuracy,
+        estimate_calibrated=summary.calibrated if summary.n_scored else None,
         baseline_accuracy=baseline_accuracy,
         **drift,
     )
@@ -132,12 +134,25 @@ def _quantiles(predictions: pd.Series) -> dict[str, float]:
     return {str(q): float(v) for q, v in zip(PREDICTION_QUANTILES, found, strict=True)}
 
 
-def show_figures(figures: MonitorFigures, gauges: MonitorMetrics, model: str, version: int) -> None:
-    """Set the gauges of ``model`` ``version`` from ``figures``.
+def show_figures(
+    figures: MonitorFigures,
+    gauges: MonitorMetrics,
+    model: str,
+    version: int,
+    *,
+    deployment: str = "",
+    variant: str = "default",
+) -> None:
+    """Set the gauges of ``model`` ``version`` as served by ``deployment``'s ``variant``.
 
     Drift gauges keep their last values when this window was not scored.
     """
-    labels = {"model": model, "version": str(version)}
+    labels = {
+        "model": model,
+        "version": str(version),
+        "deployment": deployment,
+        "variant": variant,
+    }
     gauges.window_predictions.labels(**labels).set(figures.window_predictions)
     for q, v in figures.prediction_quantiles.items():
         gauges.prediction_quantile.labels(**labels, quantile=q).set(v)
@@ -151,6 +166,8 @@ def show_figures(figures: MonitorFigures, gauges: MonitorMetrics, model: str, ve
     gauges.label_coverage.labels(**labels).set(_number(figures.label_coverage))
     gauges.realized_accuracy.labels(**labels).set(_number(figures.realized_accuracy))
     gauges.estimated_accuracy.labels(**labels).set(_number(figures.estimated_accuracy))
+    calibrated = figures.estimate_calibrated
+    gauges.estimate_calibrated.labels(**labels).set(math.nan if calibrated is None else calibrated)
     gauges.baseline_accuracy.labels(**labels).set(_number(figures.baseline_accuracy))
 
 

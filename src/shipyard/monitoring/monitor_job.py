@@ -1,18 +1,23 @@
 """The periodic monitor job of a server: drift, label coverage and accuracy into ``/metrics``.
 
 Every ``interval`` seconds (``shipyard serve --monitor-interval``, default 60)
-the last ``window`` seconds of the prediction log for the served version are
-summarized and the gauges of :mod:`~shipyard.monitoring.monitor_metrics` set:
+the last ``window`` seconds of the prediction log for each served version are
+summarized and the gauges of :mod:`~shipyard.monitoring.monitor_metrics` set.
+With ``shipyard serve --deployment NAME`` every variant that serves now is
+watched on its own rows (the primary, a canary, each A/B arm and each shadow),
+labelled by deployment, variant and version; a variant that stops serving has
+its series removed, so the label sets stay bounded. For each:
 
 - per-feature drift against the reference profile stored with the version
   (:class:`~shipyard.drift.DriftDetector`, Evidently's default tests), the
   share of drifted features and the dataset verdict;
 - label coverage, realized accuracy (labels joined by ``POST /feedback``) and
-  CBPE-estimated accuracy, beside the accuracy the version recorded at
-  training time.
+  CBPE-estimated accuracy (through the version's stored calibration, when it
+  has one: :mod:`~shipyard.monitoring.calibrations`), beside the accuracy the
+  version recorded at training time.
 
-**Once per version, not per worker.** Every worker of every server serving a
-version asks for one lease in the metadata database
+**Once per version and variant, not per worker.** Every worker of every server
+serving a version asks for one lease in the metadata database
 (:class:`~shipyard.store.monitor_store.MonitorStore`); the holder computes,
 stores the figures there, and renews the lease every ``sync_interval``
 seconds, even while it computes. Every worker (the holder too) reads the
@@ -55,7 +60,9 @@ import socket
 import sys
 import threading
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -65,7 +72,8 @@ from prometheus_client import CollectorRegistry
 from shipyard.background import BackgroundTask
 from shipyard.clock import SYSTEM_CLOCK, Clock
 from shipyard.drift import DriftDetector
-from shipyard.errors import ConfigError, NotFoundError
+from shipyard.errors import ConfigError, NotFoundError, ShipyardError
+from shipyard.monitoring.calibration import Calibration
 from shipyard.monitoring.compaction import compact_partition
 from shipyard.monitoring.log_metrics import PredictionLogMetrics
 from shipyard.monitoring.monitor_figures import MonitorFigures, compute_figures, show_figures
@@ -79,7 +87,9 @@ from shipyard.store.monitor_store import MonitorStore
 __all__ = [
     "DEFAULT_MONITOR_INTERVAL",
     "DEFAULT_MONITOR_WINDOW",
+    "Calibrations",
     "MonitorJob",
+    "MonitorTarget",
     "ReferenceProfiles",
     "ServedVersion",
     "VersionSource",
@@ -117,10 +127,33 @@ class ServedVersion(Protocol):
 
 
 class VersionSource(Protocol):
-    """What serves now: ``current`` is None until a version is loaded."""
+    """What serves now: ``current`` is None until a version is loaded.
+
+    A source that serves several versions at once (a deployment) also has
+    ``monitor_targets()``, listing every :class:`MonitorTarget` serving now.
+    """
 
     @property
     def current(self) -> ServedVersion | None: ...
+
+
+@dataclass(frozen=True)
+class MonitorTarget:
+    """One served version as one variant of one deployment ('' for a plain server)."""
+
+    served: ServedVersion
+    deployment: str = ""
+    variant: str = "default"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"deployment": self.deployment, "variant": self.variant}
+
+
+class Calibrations(Protocol):
+    """Where a version's CBPE calibration comes from (None: it has none)."""
+
+    def latest(self, model: str, version: int) -> Calibration | None: ...
 
 
 class ReferenceProfiles(Protocol):
@@ -137,6 +170,8 @@ class MonitorJob:
         store: the lease and the stored figures (the metadata database).
         log: the prediction log whose window is summarized.
         profiles: the reference profile of a version (the model registry).
+        calibrations: the CBPE calibration of a version (None: raw probabilities).
+        variant: the variant name a plain server logs (``shipyard serve --variant``).
         registry: the Prometheus registry the job's gauges are registered in;
             ``multiprocess`` when several workers share it.
         interval: seconds between runs; ``window``: seconds of log each run reads.
@@ -157,6 +192,8 @@ class MonitorJob:
         log: PredictionLog,
         profiles: ReferenceProfiles,
         registry: CollectorRegistry,
+        calibrations: Calibrations | None = None,
+        variant: str = "default",
         multiprocess: bool = False,
         interval: float = DEFAULT_MONITOR_INTERVAL,
         window: float = DEFAULT_MONITOR_WINDOW,
@@ -174,6 +211,8 @@ class MonitorJob:
         self.runtime = runtime
         self.log = log
         self.profiles = profiles
+        self.calibrations = calibrations
+        self.variant = variant
         self.interval = float(interval)
         self.window = timedelta(seconds=window)
         self.min_rows = min_rows
@@ -189,8 +228,9 @@ class MonitorJob:
         self._task = BackgroundTask("shipyard-monitor")
         self._executor: ThreadPoolExecutor | None = None
         self._holder: str | None = None
-        self._held: str | None = None  # the lease this job holds now, if any
-        self._shown: tuple[str, int, datetime] | None = None
+        self._held: set[str] = set()  # the leases this job holds now
+        self._shown: dict[str, datetime] | None = None  # snapshot key -> computed_at
+        self._serving: frozenset[tuple[str, str, str, str]] = frozenset()
 
     @property
     def holder(self) -> str:
@@ -199,11 +239,28 @@ class MonitorJob:
             self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         return self._holder
 
-    def _key(self, served: ServedVersion) -> str:
-        """What the lease and the stored figures are named by: version and window."""
+    def targets(self) -> list[MonitorTarget]:
+        """What serves now: every variant of a deployment, or the one served version."""
+        listed = getattr(self.runtime, "monitor_targets", None)
+        if listed is not None:
+            return list(listed())
+        served = self.runtime.current
+        return [] if served is None else [MonitorTarget(served, "", self.variant)]
+
+    def _key(self, target: MonitorTarget | ServedVersion) -> str:
+        """What the lease and the stored figures are named by: version, variant, window.
+
+        A plain server's key is ``model:version:window``; a deployment's variant
+        prefixes ``deployment/variant:`` (what ``shipyard deploy status`` reads).
+        """
+        if not isinstance(target, MonitorTarget):
+            target = MonitorTarget(target, "", self.variant)
+        served = target.served
         key = f"{served.name}:{served.version}:{int(self.window.total_seconds())}"
+        if target.deployment:
+            key = f"{target.deployment}/{target.variant}:{key}"
         if len(key) > 200:  # model names may be 255 characters; the columns hold 255
-            key = f"{served.name[:150]}~{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+            key = f"{key[:150]}~{hashlib.sha256(key.encode()).hexdigest()[:32]}"
         return key
 
     # -- one run --------------------------------------------------------------
@@ -214,32 +271,48 @@ class MonitorJob:
         self.gauges.process.sync()
 
     def run_once(self) -> None:
-        """One full run, in the calling thread: :meth:`sync`; compute and store the
-        figures if this job holds (or can take) the lease; show the stored figures.
+        """One full run, in the calling thread: :meth:`sync`; for every target, compute
+        and store the figures if this job holds (or can take) its lease; show the
+        stored figures of every target.
 
         Does nothing but sync while no model is loaded yet.
         """
         self.sync()
-        served = self.runtime.current
-        if served is None:
+        targets = self.targets()
+        if not targets:
             return
-        if self.acquire(served):
-            self.compute(served)
-        self.follow(served)
+        self.release_stale(targets)
+        for target in targets:
+            if self.acquire(target):
+                self.compute(target)
+        self.follow(targets)
 
-    def acquire(self, served: ServedVersion) -> bool:
-        """Take or renew the lease of ``served``'s figures; True while this job holds it."""
-        name = f"monitor:{self._key(served)}"
-        if self._held is not None and self._held != name:  # a hot swap: free the old one
-            self.store.release(self._held, self.holder)
+    def release_stale(self, targets: Sequence[MonitorTarget]) -> None:
+        """Give up the leases of targets that no longer serve (a swap, a variant gone)."""
+        wanted = {f"monitor:{self._key(t)}" for t in targets}
+        for name in sorted(self._held - wanted):
+            self.store.release(name, self.holder)
+            self._held.discard(name)
+        self.gauges.leader.set(int(bool(self._held)))
+
+    def acquire(self, target: MonitorTarget | ServedVersion) -> bool:
+        """Take or renew the lease of ``target``'s figures; True while this job holds it."""
+        name = f"monitor:{self._key(target)}"
         held = self.store.acquire(name, self.holder, ttl=self.lease_ttl, now=self.clock.now())
-        self._held = name if held else None
-        self.gauges.leader.set(int(held))
+        if held:
+            self._held.add(name)
+        else:
+            self._held.discard(name)
+        self.gauges.leader.set(int(bool(self._held)))
         return held
 
-    def compute(self, served: ServedVersion) -> None:
+    def compute(self, target: MonitorTarget | ServedVersion) -> None:
         """Summarize the window, compute and store the figures, compact label files."""
+        if not isinstance(target, MonitorTarget):
+            target = MonitorTarget(target, "", self.variant)
+        served = target.served
         until = self.clock.now()
+        what = f"{served.ref}" + (f" ({target.variant})" if target.deployment else "")
         try:
             summary = summarize_window(
                 self.log.store,
@@ -247,12 +320,16 @@ class MonitorJob:
                 since=until - self.window,
                 until=until,
                 version=served.version,
+                # A plain server's rows are all its own; a deployment's are told apart
+                # by variant (a version may be both a canary and a shadow in turn).
+                variant=target.variant if target.deployment else None,
                 classifier=served.classes is not None,
                 limits=self.limits,
+                calibration=self._calibration(served),
             )
         except Exception:
             self.gauges.errors.labels(stage="window").inc()
-            logger.exception("Monitor job: reading the window of %s failed", served.ref)
+            logger.exception("Monitor job: reading the window of %s failed", what)
             return
         baseline = baseline_metrics(served.record.metrics or {}, "classification")
         try:
@@ -264,12 +341,12 @@ class MonitorJob:
             )
         except Exception:  # a bad window must not stop the accuracy figures
             self.gauges.errors.labels(stage="drift").inc()
-            logger.exception("Monitor job: drift of %s failed", served.ref)
+            logger.exception("Monitor job: drift of %s failed", what)
             figures = compute_figures(
                 summary, None, min_rows=self.min_rows, baseline_accuracy=baseline.get("accuracy")
             )
         self.store.save_snapshot(
-            self._key(served),
+            self._key(target),
             model=served.name,
             version=served.version,
             window_seconds=self.window.total_seconds(),
@@ -280,22 +357,61 @@ class MonitorJob:
         self.gauges.runs.inc()
         self._compact_labels(served.name)
 
-    def follow(self, served: ServedVersion) -> None:
-        """Set the gauges from the newest figures stored for ``served`` (by any worker)."""
-        snapshot = self.store.snapshot(self._key(served))
-        if snapshot is None:
-            return
-        shown = (served.name, served.version, snapshot.computed_at)
+    def follow(self, targets: Sequence[MonitorTarget] | ServedVersion) -> None:
+        """Set the gauges from the newest figures stored for every target (by any worker).
+
+        When the set of targets changes (a hot swap, a canary added or gone), every
+        per-version series is dropped first: only what serves now is exported.
+        """
+        if not isinstance(targets, Sequence):
+            targets = [MonitorTarget(targets, "", self.variant)]
+        self._serving = frozenset(
+            (t.served.name, str(t.served.version), t.deployment, t.variant) for t in targets
+        )
+        found = {}
+        for target in targets:
+            snapshot = self.store.snapshot(self._key(target))
+            if snapshot is not None:
+                found[self._key(target)] = (target, snapshot)
+        shown = {key: snapshot.computed_at for key, (_, snapshot) in found.items()}
         if shown == self._shown:
             return
-        if self._shown is not None and self._shown[:2] != shown[:2]:
-            # After a hot swap the old version's figures would linger as if current.
+        if self._shown is not None and set(self._shown) - set(shown):
+            # Figures of what no longer serves would linger as if current.
             self.gauges.forget_versions()
-        show_figures(
-            MonitorFigures.from_dict(snapshot.figures), self.gauges, served.name, served.version
-        )
-        self.gauges.last_run.set(snapshot.computed_at.timestamp())
+            self._shown = {}
+        for key, (target, snapshot) in found.items():
+            if self._shown is not None and self._shown.get(key) == snapshot.computed_at:
+                continue
+            show_figures(
+                MonitorFigures.from_dict(snapshot.figures),
+                self.gauges,
+                target.served.name,
+                target.served.version,
+                **target.labels,
+            )
+        if shown:
+            self.gauges.last_run.set(max(shown.values()).timestamp())
         self._shown = shown
+
+    def is_current(self, labels: dict[str, str]) -> bool:
+        """False for a per-version series of what no longer serves (``/metrics`` with
+        several workers leaves those out: the shared files keep them); True otherwise."""
+        try:
+            key = (labels["model"], labels["version"], labels["deployment"], labels["variant"])
+        except KeyError:
+            return True  # not a per-version series
+        return key in self._serving
+
+    def _calibration(self, served: ServedVersion) -> Calibration | None:
+        """The version's stored calibration (read again each run: it may be fitted later)."""
+        if self.calibrations is None or served.classes is None:
+            return None
+        try:
+            return self.calibrations.latest(served.name, served.version)
+        except ShipyardError:
+            logger.exception("Monitor job: the calibration of %s is unreadable", served.ref)
+            return None
 
     def _detector(self, served: ServedVersion) -> DriftDetector | None:
         key = (served.name, served.version)
@@ -333,12 +449,12 @@ class MonitorJob:
         self._task.start(self._loop)
 
     async def stop(self) -> None:
-        """Cancel the periodic task, wait for it, and give the lease up."""
+        """Cancel the periodic task, wait for it, and give the leases up."""
         await self._task.stop()
-        if self._held is not None:
-            held, self._held = self._held, None
+        held, self._held = sorted(self._held), set()
+        for name in held:
             with contextlib.suppress(Exception):  # a database gone at shutdown: it expires
-                await asyncio.to_thread(self.store.release, held, self.holder)
+                await asyncio.to_thread(self.store.release, name, self.holder)
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
@@ -348,15 +464,19 @@ class MonitorJob:
         while True:
             try:
                 await asyncio.to_thread(self.sync)
-                served = self.runtime.current
-                if served is not None:
-                    if self.clock.monotonic() >= next_run:
+                targets = self.targets()
+                if targets:
+                    await asyncio.to_thread(self.release_stale, targets)
+                    due = self.clock.monotonic() >= next_run
+                    if due:
                         next_run = self.clock.monotonic() + self.interval
-                        if await asyncio.to_thread(self.acquire, served):
-                            await self._compute_holding_lease(served)
-                    elif self._held is not None:  # keep it between runs
-                        await asyncio.to_thread(self.acquire, served)
-                    await asyncio.to_thread(self.follow, served)
+                    for target in targets:
+                        if due:
+                            if await asyncio.to_thread(self.acquire, target):
+                                await self._compute_holding_lease(target, targets)
+                        elif f"monitor:{self._key(target)}" in self._held:  # keep it
+                            await asyncio.to_thread(self.acquire, target)
+                    await asyncio.to_thread(self.follow, targets)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -364,19 +484,23 @@ class MonitorJob:
                 logger.exception("Monitor job: a run failed")
             await asyncio.sleep(self.sync_interval)
 
-    async def _compute_holding_lease(self, served: ServedVersion) -> None:
-        """Compute in the job's own low-priority thread, renewing the lease meanwhile."""
+    async def _compute_holding_lease(
+        self, target: MonitorTarget, targets: Sequence[MonitorTarget]
+    ) -> None:
+        """Compute in the job's own low-priority thread, renewing the leases meanwhile."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(
                 1, thread_name_prefix="shipyard-monitor", initializer=_lower_priority
             )
-        future = asyncio.get_running_loop().run_in_executor(self._executor, self.compute, served)
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self.compute, target)
         while True:
             done, _ = await asyncio.wait({future}, timeout=self.sync_interval)
             if done:
                 future.result()
                 return
-            await asyncio.to_thread(self.acquire, served)
+            for other in targets:
+                if f"monitor:{self._key(other)}" in self._held:
+                    await asyncio.to_thread(self.acquire, other)
 
 
 def _lower_priority() -> None:

@@ -16,7 +16,8 @@ workers.
 Example:
     >>> from prometheus_client import CollectorRegistry, generate_latest
     >>> m = MonitorMetrics(CollectorRegistry(), multiprocess=False)
-    >>> m.label_coverage.labels(model="iris", version="1").set(0.5)
+    >>> m.label_coverage.labels(model="iris", version="1", deployment="web",
+    ...                         variant="canary").set(0.5)
     >>> b"shipyard_label_coverage_ratio" in generate_latest(m.registry)
     True
 """
@@ -30,7 +31,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollecto
 __all__ = ["MonitorMetrics", "ProcessMetrics"]
 
 _LATEST: Final = "livemostrecent"
-_MODEL = ["model", "version"]
+#: Every per-version series names the deployment and variant that serve it: a canary,
+#: an A/B arm and a shadow are watched beside the primary. A single-model server
+#: has an empty ``deployment`` and its ``--variant`` name (``default``).
+_MODEL = ["model", "version", "deployment", "variant"]
 
 
 class MonitorMetrics:
@@ -86,7 +90,15 @@ class MonitorMetrics:
         )
         self.estimated_accuracy = gauge(
             "shipyard_estimated_accuracy_ratio",
-            "Accuracy estimated from the model's own probabilities (CBPE) over the window.",
+            "Accuracy estimated from the model's own probabilities (CBPE) over the window, "
+            "after the version's calibration when it has one (see "
+            "shipyard_estimate_calibrated).",
+            _MODEL,
+        )
+        self.estimate_calibrated = gauge(
+            "shipyard_estimate_calibrated",
+            "1 when the estimated accuracy went through the calibration fitted on the "
+            "version's labelled reference data, 0 when it read the raw probabilities.",
             _MODEL,
         )
         self.baseline_accuracy = gauge(
@@ -121,7 +133,8 @@ class MonitorMetrics:
         self.process = ProcessMetrics(registry, multiprocess=multiprocess)
 
     def forget_versions(self) -> None:
-        """Drop every per-version series (after a hot swap, before the new version's).
+        """Drop every per-version series (after a hot swap or a change of variants,
+        before the new ones are set), so only what serves now is exported.
 
         With several workers the shared files keep a dead label set's last value
         until the server restarts; the ``version`` label tells them apart.
@@ -136,6 +149,7 @@ class MonitorMetrics:
             self.label_coverage,
             self.realized_accuracy,
             self.estimated_accuracy,
+            self.estimate_calibrated,
             self.baseline_accuracy,
         ):
             metric.clear()

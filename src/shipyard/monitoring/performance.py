@@ -16,7 +16,7 @@ estimates. The baseline is what the model version recorded at training time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -26,6 +26,7 @@ import pandas as pd
 
 from shipyard.errors import InvalidInputError
 from shipyard.monitoring import cbpe, scores
+from shipyard.monitoring.calibration import Calibration
 from shipyard.monitoring.durations import floor_time, parse_duration, parse_instant
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.monitoring.queries import read_labelled
@@ -38,6 +39,7 @@ __all__ = [
     "REGRESSION_METRICS",
     "BucketPerformance",
     "PerformanceReport",
+    "VariantPerformance",
     "baseline_metrics",
     "performance",
 ]
@@ -82,6 +84,16 @@ class BucketPerformance:
 
 
 @dataclass(frozen=True)
+class VariantPerformance:
+    """The whole range's figures of one variant (primary, canary, ``ab:N``, ``shadow:N``)
+    serving one version."""
+
+    variant: str
+    version: int | None
+    figures: BucketPerformance
+
+
+@dataclass(frozen=True)
 class PerformanceReport:
     """Per-bucket performance of one model (optionally one version) over a time range."""
 
@@ -97,6 +109,10 @@ class PerformanceReport:
     overall: BucketPerformance
     has_probabilities: bool
     notes: tuple[str, ...] = field(default=())
+    variants: tuple[VariantPerformance, ...] = field(default=())
+    #: True when every estimate went through a stored calibration, False when none
+    #: did, None when some did (versions with and without one) or nothing was estimated.
+    calibrated: bool | None = None
 
     @property
     def empty(self) -> bool:
@@ -122,6 +138,11 @@ class PerformanceReport:
             "notes": list(self.notes),
             "overall": bucket(self.overall),
             "buckets": [bucket(b) for b in self.buckets],
+            "calibrated": self.calibrated,
+            "variants": [
+                {"variant": v.variant, "version": v.version, **bucket(v.figures)}
+                for v in self.variants
+            ],
         }
 
 
@@ -151,6 +172,7 @@ def performance(
     *,
     task: Task | None = None,
     baseline: Mapping[str, float] | None = None,
+    calibration: Callable[[str, int], Calibration | None] | None = None,
 ) -> PerformanceReport:
     """Realized and estimated performance of ``model`` per ``window`` bucket.
 
@@ -159,6 +181,8 @@ def performance(
     ``task`` defaults to what the log shows (probability columns mean a
     classifier). ``baseline`` holds the training-time metrics, e.g. a model
     version's ``metrics`` (found under common names by :func:`baseline_metrics`).
+    ``calibration`` gives each version's stored CBPE calibration (rows of a
+    version without one are estimated from their raw probabilities).
     """
     check_model_name(model)
     step = parse_duration(window)
@@ -186,6 +210,7 @@ def performance(
             notes.append(f"Task inferred from the log: {task}.")
     metrics = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
     data = _Prepared(frame, task, classes, notes)
+    calibrated = data.calibrate(frame, model, calibration) if task == "classification" else None
     if frame.empty:
         where = f"{model}" if version is None else f"{model}:{version}"
         notes.append(
@@ -208,6 +233,8 @@ def performance(
     )
     overall = data.bucket(first, end, slice(0, len(frame)), metrics)
     return PerformanceReport(
+        variants=_by_variant(frame, data, first, end, metrics),
+        calibrated=calibrated,
         model=model,
         version=version,
         task=task,
@@ -221,6 +248,22 @@ def performance(
         has_probabilities=bool(classes),
         notes=tuple(notes),
     )
+
+
+def _by_variant(
+    frame: pd.DataFrame, data: _Prepared, start: datetime, end: datetime, metrics: Sequence[str]
+) -> tuple[VariantPerformance, ...]:
+    """The range's figures per (variant, version) pair, in order of first appearance."""
+    if frame.empty or "variant" not in frame:
+        return ()
+    variants = frame["variant"].astype(str).to_numpy()
+    versions = frame["version"].to_numpy() if "version" in frame else np.full(len(frame), None)
+    out = []
+    for variant, version in dict.fromkeys(zip(variants, versions, strict=True)):
+        rows = np.flatnonzero((variants == variant) & (versions == version))
+        number = None if version is None or pd.isna(version) else int(version)
+        out.append(VariantPerformance(variant, number, data.bucket(start, end, rows, metrics)))
+    return tuple(out)
 
 
 def _us(value: datetime) -> np.int64:
@@ -247,6 +290,7 @@ class _Prepared:
     """The window's rows as arrays, ready to be sliced per bucket."""
 
     def __init__(self, frame: pd.DataFrame, task: Task, classes: list[str], notes: list[str]):
+        self.notes = notes
         self.task = task
         self.classes = classes
         stamps = pd.to_datetime(frame["timestamp"], utc=True)
@@ -282,10 +326,44 @@ class _Prepared:
                 notes.append(f"{int(unreadable.sum())} labels are not numbers and were left out.")
                 self.labelled = self.labelled & ~unreadable
 
+    def calibrate(
+        self,
+        frame: pd.DataFrame,
+        model: str,
+        calibration: Callable[[str, int], Calibration | None] | None,
+    ) -> bool | None:
+        """Map each version's probabilities through its calibration; True if all were."""
+        if self.proba is None or not len(self.proba):
+            return None
+        if calibration is None or "version" not in frame:
+            return False
+        versions = frame["version"].to_numpy()
+        done = np.zeros(len(versions), dtype=bool)
+        self.proba = self.proba.copy()  # pandas may hand out a read-only view
+        for version in pd.unique(versions):
+            if pd.isna(version):
+                continue
+            fitted = calibration(model, int(version))
+            if fitted is None or sorted(fitted.classes) != sorted(self.classes):
+                continue
+            rows = versions == version
+            order = [self.classes.index(c) for c in fitted.classes]
+            mapped = fitted.transform(self.proba[rows][:, order])
+            back = [list(fitted.classes).index(c) for c in self.classes]
+            self.proba[rows] = mapped[:, back]
+            done |= rows
+        if done.all():
+            return True
+        self.notes.append(
+            "Estimates read the raw probabilities of versions with no stored calibration "
+            "(fit one with `shipyard monitor estimate REF --reference FILE --target COL`)."
+        )
+        return False if not done.any() else None
+
     def bucket(
-        self, start: datetime, end: datetime, rows: slice, metrics: Sequence[str]
+        self, start: datetime, end: datetime, rows: slice | np.ndarray, metrics: Sequence[str]
     ) -> BucketPerformance:
-        n = int(rows.stop - rows.start)
+        n = len(self.labelled[rows])
         labelled = self.labelled[rows]
         n_labelled = int(labelled.sum())
         delays = self.delay[rows][labelled]

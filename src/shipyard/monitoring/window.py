@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import duckdb
+import numpy as np
 import pandas as pd
 
+from shipyard.monitoring.calibration import Calibration
 from shipyard.monitoring.compaction import dedupe_clause
 from shipyard.monitoring.queries import (
     _CLOCK_SLACK,
@@ -71,6 +73,7 @@ class WindowSummary:
     correct: int | None = None
     expected_correct: float | None = None
     n_scored: int = 0
+    calibrated: bool = False
 
     @property
     def coverage(self) -> float | None:
@@ -86,7 +89,8 @@ class WindowSummary:
 
     @property
     def estimated_accuracy(self) -> float | None:
-        """CBPE: the mean probability of the predicted class (None without probabilities)."""
+        """CBPE: the mean (calibrated) probability of the predicted class (None without
+        probabilities)."""
         if self.expected_correct is None or not self.n_scored:
             return None
         return self.expected_correct / self.n_scored
@@ -99,13 +103,17 @@ def summarize_window(
     since: datetime,
     until: datetime,
     version: int | None = None,
+    variant: str | None = None,
     classifier: bool,
     limits: WindowLimits | None = None,
+    calibration: Calibration | None = None,
 ) -> WindowSummary:
-    """Summarize the rows of ``model`` (``version``) logged in ``[since, until)``.
+    """Summarize the rows of ``model`` (``version``, answered as ``variant``) logged in
+    ``[since, until)``.
 
     ``classifier`` says whether predictions are classes (compared with labels
     for accuracy) or values (a regressor: only label coverage is counted).
+    ``calibration`` maps the logged probabilities before CBPE reads them.
     """
     limits = limits or WindowLimits()
     first, last = _days(since, until)
@@ -116,13 +124,15 @@ def summarize_window(
     connection = store.connect(memory_limit_mb=limits.memory_limit_mb, threads=limits.threads)
     with _translated(store), connection as con:
         names = _columns(con, files)
-        window = _Window(con, files, names, since, until, version)
+        window = _Window(con, files, names, since, until, version, variant)
         n_rows = window.count()
         if not n_rows:
             return WindowSummary()
         inputs, predictions = window.sample(limits)
         n_labelled, correct = window.labels(labels, classifier=classifier)
-        expected, scored = window.expected_correct() if classifier else (None, 0)
+        if calibration is not None and not window.fits(calibration):
+            calibration = None  # logged with other classes: the raw probabilities it is
+        expected, scored = window.expected_correct(calibration) if classifier else (None, 0)
     return WindowSummary(
         n_rows=n_rows,
         inputs=inputs,
@@ -131,6 +141,7 @@ def summarize_window(
         correct=correct,
         expected_correct=expected,
         n_scored=scored,
+        calibrated=calibration is not None and expected is not None,
     )
 
 
@@ -145,15 +156,20 @@ class _Window:
         since: datetime,
         until: datetime,
         version: int | None,
+        variant: str | None = None,
     ) -> None:
         self.con = con
         self.names = names
         self.params: list[object] = [files, since, until]
-        version_filter = ""
+        filters = ""
         if version is not None:
-            version_filter = " AND version = ?"
+            filters = " AND version = ?"
             self.params.append(version)
-        self.where = f"WHERE timestamp >= ? AND timestamp < ?{version_filter}"
+        if variant is not None:
+            filters += " AND variant = ?" if "variant" in names else " AND FALSE"
+            if "variant" in names:
+                self.params.append(variant)
+        self.where = f"WHERE timestamp >= ? AND timestamp < ?{filters}"
         self.dedupe = dedupe_clause("predictions", files)
 
     def _rows(self, columns: list[str]) -> str:
@@ -200,8 +216,18 @@ class _Window:
         correct = sum(int(c) for p, label, c in groups if class_key(p) == label)
         return n, correct
 
-    def expected_correct(self) -> tuple[float | None, int]:
-        """CBPE's sum of the predicted class's probability, and the rows it covers."""
+    def fits(self, calibration: Calibration) -> bool:
+        """Whether the logged probability columns are the calibration's classes."""
+        logged = [n[len(PROBA_PREFIX) :] for n in self.names if n.startswith(PROBA_PREFIX)]
+        return sorted(logged) == sorted(calibration.classes)
+
+    def expected_correct(self, calibration: Calibration | None) -> tuple[float | None, int]:
+        """CBPE's sum of the predicted class's probability, and the rows it covers.
+
+        Without a calibration DuckDB sums per predicted class. With one, every
+        row's probabilities are mapped first, so the rows stream through in
+        batches of ``_BATCH_ROWS`` (the sum never needs them all at once).
+        """
         proba = [n for n in self.names if n.startswith(PROBA_PREFIX)]
         if not proba:
             return None, 0
@@ -211,6 +237,8 @@ class _Window:
         # isfinite, not NOT isnan: DuckDB prunes the latter with Parquet statistics,
         # which ignore NaN, and lets NaN rows through.
         complete = " AND ".join(f"isfinite({c})" for c in quoted)
+        if calibration is not None and sorted(classes) == sorted(calibration.classes):
+            return self._calibrated_sum(calibration, classes, quoted, complete)
         sums = ", ".join(f"sum({c})" for c in quoted)
         sql = (
             f"SELECT prediction, count(*), {sums}, sum(greatest({', '.join(quoted)})) "
@@ -223,3 +251,30 @@ class _Window:
             expected += values[classes.index(key)] if key in classes else values[-1]
             scored += int(n)
         return expected, scored
+
+    def _calibrated_sum(
+        self, calibration: Calibration, classes: list[str], quoted: list[str], complete: str
+    ) -> tuple[float | None, int]:
+        # The calibration's column order, whatever order the log's columns came in.
+        ordered = [quoted[classes.index(c)] for c in calibration.classes]
+        inner = self._rows(["prediction", *[PROBA_PREFIX + c for c in classes]])
+        sql = f"SELECT prediction, {', '.join(ordered)} FROM ({inner}) WHERE {complete}"
+        result = self.con.execute(sql, self.params)
+        index = {c: j for j, c in enumerate(calibration.classes)}
+        expected, scored = 0.0, 0
+        while True:
+            batch = result.fetch_df_chunk(_BATCH_VECTORS)
+            if batch.empty:
+                break
+            mapped = calibration.transform(batch.iloc[:, 1:].to_numpy(np.float64))
+            chosen = np.array(
+                [index.get(class_key(p) or "", -1) for p in batch["prediction"].tolist()]
+            )
+            chosen = np.where(chosen >= 0, chosen, mapped.argmax(axis=1))
+            expected += float(mapped[np.arange(len(mapped)), chosen].sum())
+            scored += len(batch)
+        return expected, scored
+
+
+#: DuckDB vectors (2048 rows each) per batch of the calibrated CBPE sum: ~100k rows.
+_BATCH_VECTORS = 50

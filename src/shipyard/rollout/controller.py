@@ -22,13 +22,16 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 
 from shipyard.clock import Clock
 from shipyard.errors import ConflictError, ShipyardError
+from shipyard.monitoring.calibration import Calibration
+from shipyard.monitoring.cbpe import expected_accuracy
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.monitoring.queries import read_labelled
-from shipyard.monitoring.records import class_key
+from shipyard.monitoring.records import PROBA_PREFIX, class_key
 from shipyard.rollout.log_rows import deployment_rows
 from shipyard.rollout.metrics import RolloutMetrics
 from shipyard.rollout.policy import Accuracy, Verdict, decide, merge_stats
@@ -38,35 +41,73 @@ from shipyard.rollout.service import Deployments
 logger = logging.getLogger("shipyard.rollout")
 
 AccuracySource = Callable[[Deployment, datetime], Mapping[str, Accuracy]]
+#: The calibration of ``model`` ``version`` (None: the raw probabilities are used).
+CalibrationSource = Callable[[str, int], Calibration | None]
 
 
-def accuracy_by_variant(frame: pd.DataFrame) -> dict[str, Accuracy]:
-    """Correct / labelled rows per variant of a labelled prediction-log frame.
+def accuracy_by_variant(
+    frame: pd.DataFrame, calibration: CalibrationSource | None = None, model: str = ""
+) -> dict[str, Accuracy]:
+    """Correct / labelled rows per variant of a labelled prediction-log frame, and
+    the CBPE estimate of each variant's accuracy over all its rows.
 
     >>> frame = pd.DataFrame({"variant": ["primary", "canary"], "prediction": ["a", "b"],
     ...                       "label": ["a", "a"]})
     >>> accuracy_by_variant(frame)["canary"]
-    Accuracy(correct=0, labelled=1)
+    Accuracy(correct=0, labelled=1, estimated=None, scored=0, calibrated=False)
     """
     out: dict[str, Accuracy] = {}
     if frame.empty or "label" not in frame:
         return out
-    labelled = frame[frame["label"].notna()]
-    for variant, group in labelled.groupby("variant"):
-        predicted = [class_key(v) for v in group["prediction"].tolist()]
-        truth = group["label"].astype(str).tolist()
+    proba_columns = [c for c in frame.columns if c.startswith(PROBA_PREFIX)]
+    for variant, group in frame.groupby("variant"):
+        labelled = group[group["label"].notna()]
+        predicted = [class_key(v) for v in labelled["prediction"].tolist()]
+        truth = labelled["label"].astype(str).tolist()
         correct = sum(p == t for p, t in zip(predicted, truth, strict=True))
-        out[str(variant)] = Accuracy(correct, len(group))
+        estimated, scored, calibrated = _estimate(group, proba_columns, calibration, model)
+        out[str(variant)] = Accuracy(correct, len(labelled), estimated, scored, calibrated)
     return out
 
 
-def log_accuracy(log: PredictionLog) -> AccuracySource:
-    """An accuracy source reading labelled rows of the current step from ``log``."""
+def _estimate(
+    rows: pd.DataFrame,
+    proba_columns: list[str],
+    calibration: CalibrationSource | None,
+    model: str,
+) -> tuple[float | None, int, bool]:
+    """CBPE over ``rows`` of one variant (one version): estimate, rows scored, calibrated."""
+    if not proba_columns or rows.empty:
+        return None, 0, False
+    classes = [c[len(PROBA_PREFIX) :] for c in proba_columns]
+    proba = rows[proba_columns].to_numpy(dtype=np.float64, na_value=np.nan)
+    complete = ~np.isnan(proba).any(axis=1)
+    proba, rows = proba[complete], rows[complete]
+    if not len(proba):
+        return None, 0, False
+    fitted = None
+    if calibration is not None and "version" in rows:
+        fitted = calibration(model, int(rows["version"].iloc[0]))
+    if fitted is not None and sorted(fitted.classes) == sorted(classes):
+        order = [classes.index(c) for c in fitted.classes]
+        proba, classes = fitted.transform(proba[:, order]), list(fitted.classes)
+    else:
+        fitted = None
+    index = {c: j for j, c in enumerate(classes)}
+    predicted = np.array([index.get(class_key(v) or "", -1) for v in rows["prediction"].tolist()])
+    return expected_accuracy(proba, predicted), len(proba), fitted is not None
+
+
+def log_accuracy(
+    log: PredictionLog, calibration: CalibrationSource | None = None
+) -> AccuracySource:
+    """An accuracy source reading the current step's rows from ``log``: realized on
+    labelled rows, estimated (CBPE, through ``calibration``) on all of them."""
 
     def source(d: Deployment, now: datetime) -> Mapping[str, Accuracy]:
         since = d.step_started_at or now
         frame = read_labelled(log.store, d.model, since=since, until=now)
-        return accuracy_by_variant(deployment_rows(d, frame))
+        return accuracy_by_variant(deployment_rows(d, frame), calibration, d.model)
 
     return source
 
@@ -129,4 +170,10 @@ class RolloutController:
         return verdict
 
 
-__all__ = ["AccuracySource", "RolloutController", "accuracy_by_variant", "log_accuracy"]
+__all__ = [
+    "AccuracySource",
+    "CalibrationSource",
+    "RolloutController",
+    "accuracy_by_variant",
+    "log_accuracy",
+]

@@ -9,9 +9,12 @@ before a step may complete, so a canary never advances on too little evidence:
 - p99 latency: estimated from a latency histogram (the upper bound of the
   bucket holding the 99th percentile: pessimistic, never flatters a canary),
   above ``max_p99_seconds``;
-- accuracy: where labels arrived for at least ``min_labels`` rows of both the
-  canary and the primary, canary accuracy below the primary's by more than
-  ``max_accuracy_drop``.
+- accuracy: canary accuracy below the primary's by more than
+  ``max_accuracy_drop``. Each side is its realized accuracy once labels arrived
+  for at least ``min_labels`` of its rows; until then, its CBPE-estimated
+  accuracy over at least ``min_labels`` rows with probabilities (calibrated on
+  the version's reference data when it has a calibration), so a canary that is
+  clearly worse is rolled back before its labels come in.
 
 Example:
     >>> from shipyard.rollout.records import Deployment, RolloutPolicy
@@ -105,14 +108,28 @@ def merge_stats(rows: Iterable[Any]) -> dict[str, VariantStats]:
 
 @dataclass(frozen=True)
 class Accuracy:
-    """Labelled rows and correct answers of one variant."""
+    """Labelled rows and correct answers of one variant; its CBPE estimate over
+    ``scored`` rows with probabilities (None without them)."""
 
     correct: int
     labelled: int
+    estimated: float | None = None
+    scored: int = 0
+    calibrated: bool = False
 
     @property
     def rate(self) -> float:
         return self.correct / self.labelled if self.labelled else math.nan
+
+    def evidence(self, min_labels: int) -> tuple[float, str] | None:
+        """The accuracy to judge by and where it comes from: realized with enough
+        labels, else estimated with enough scored rows, else None."""
+        if self.labelled >= min_labels:
+            return self.rate, f"{self.labelled} labelled"
+        if self.estimated is not None and self.scored >= min_labels:
+            how = "calibrated " if self.calibrated else ""
+            return self.estimated, f"{how}estimate over {self.scored} unlabelled rows"
+        return None
 
 
 @dataclass(frozen=True)
@@ -172,18 +189,22 @@ def decide(
         )
     if policy.max_accuracy_drop is not None and accuracy:
         mine, theirs = accuracy.get(CANARY), accuracy.get(PRIMARY)
-        if (
-            mine is not None
-            and theirs is not None
-            and min(mine.labelled, theirs.labelled) >= policy.min_labels
-        ):
-            details.update(canary_accuracy=mine.rate, primary_accuracy=theirs.rate)
-            if mine.rate < theirs.rate - policy.max_accuracy_drop:
+        canary_says = None if mine is None else mine.evidence(policy.min_labels)
+        primary_says = None if theirs is None else theirs.evidence(policy.min_labels)
+        if canary_says is not None and primary_says is not None:
+            (canary_rate, canary_how), (primary_rate, primary_how) = canary_says, primary_says
+            details.update(
+                canary_accuracy=canary_rate,
+                primary_accuracy=primary_rate,
+                canary_accuracy_source=canary_how,
+                primary_accuracy_source=primary_how,
+            )
+            if canary_rate < primary_rate - policy.max_accuracy_drop:
                 return Verdict(
                     "rollback",
-                    f"canary {d.model}:{d.canary} accuracy {mine.rate:.1%} ({mine.labelled} "
-                    f"labelled) is more than {policy.max_accuracy_drop:.1%} below the "
-                    f"primary's {theirs.rate:.1%} ({theirs.labelled} labelled)",
+                    f"canary {d.model}:{d.canary} accuracy {canary_rate:.1%} ({canary_how}) is "
+                    f"more than {policy.max_accuracy_drop:.1%} below the primary's "
+                    f"{primary_rate:.1%} ({primary_how})",
                     guard="accuracy",
                     details=details,
                 )

@@ -18,7 +18,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from shipyard.monitoring.prediction_log import PredictionLog
-from shipyard.rollout.controller import RolloutController, log_accuracy
+from shipyard.rollout.controller import CalibrationSource, RolloutController, log_accuracy
 from shipyard.rollout.metrics import RolloutMetrics
 from shipyard.rollout.policy import LATENCY_BOUNDS, Verdict, bucket_key
 from shipyard.rollout.records import PRIMARY, Deployment, Variant, shadow_variant
@@ -49,6 +49,7 @@ class RolloutWorker:
     """Read a deployment, report a worker's counters, let the policy act.
 
     ``controller=False`` leaves the policy to others (the worker only reports).
+    ``calibration`` gives a version's CBPE calibration for the accuracy guard.
     The Prometheus series of the rollout are registered in ``registry``.
     """
 
@@ -60,11 +61,14 @@ class RolloutWorker:
         registry: CollectorRegistry,
         actor: str,
         controller: bool = True,
+        calibration: CalibrationSource | None = None,
     ) -> None:
         self.deployments = deployments.acting_as(actor)
         self.metrics = RolloutMetrics(registry)
         self.controller = (
-            RolloutController(self.deployments, accuracy=log_accuracy(log), metrics=self.metrics)
+            RolloutController(
+                self.deployments, accuracy=log_accuracy(log, calibration), metrics=self.metrics
+            )
             if controller
             else None
         )

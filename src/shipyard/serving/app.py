@@ -130,6 +130,7 @@ def create_app(
             log=client.prediction_log,
             registry=metrics.registry,
             actor=f"rollout@{socket.gethostname()}",
+            calibration=client.calibrations.latest,
         )
         runtime = DeploymentRuntime(
             client.registry,
@@ -171,10 +172,13 @@ def create_app(
         log=client.prediction_log,  # opened lazily: only its metric objects exist yet
         profiles=client.references,
         registry=metrics.registry,
+        calibrations=client.calibrations,
+        variant=options.variant,
         multiprocess=metrics.multiprocess_dir is not None,
         interval=options.monitor_interval,
         window=options.monitor_window,
     )
+    metrics.series_filter = monitor.is_current
     api_key = ApiKeyGuard(settings.api_keys)
 
     @asynccontextmanager

@@ -44,6 +44,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.errors import ShipyardError
+from shipyard.monitoring.monitor_job import MonitorTarget
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.registry.service import Registry
 from shipyard.rollout.worker import (
@@ -173,6 +174,16 @@ class DeploymentRuntime(ModelRuntime):
         if self.table is None:
             raise ModelNotReadyError(f"Deployment {self.deployment_name!r} is not loaded yet.")
         return super().require_all_ready()
+
+    def monitor_targets(self) -> list[MonitorTarget]:
+        """Every variant serving now, shadows included, for the monitor job."""
+        table = self.table
+        if table is None:
+            return []
+        name = self.deployment_name
+        targets = [MonitorTarget(table.served[v.name], name, v.name) for v in table.router.variants]
+        targets += [MonitorTarget(s, name, shadow_variant(s.version)) for s in table.shadows]
+        return targets
 
     # -- the poll loop -------------------------------------------------------------------
 

@@ -20,7 +20,9 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -31,6 +33,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as prom_multiprocess
+from prometheus_client.metrics_core import Metric
 
 # From half a millisecond (a fast model on loopback) to ten seconds (a timeout).
 LATENCY_BUCKETS = (
@@ -61,6 +64,9 @@ class ServingMetrics:
     def __init__(self, *, multiprocess_dir: Path | None = None) -> None:
         self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry(auto_describe=True)
+        #: With several workers, which labelled series are still current (the monitor
+        #: job's): the shared files keep a series a worker removed, so it is left out here.
+        self.series_filter: Callable[[dict[str, str]], bool] | None = None
         r = self.registry
         self.requests = Counter(
             "shipyard_http_requests",
@@ -139,10 +145,25 @@ class ServingMetrics:
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
         # Aggregate the per-process files of every worker into one answer.
         collected = CollectorRegistry()
-        prom_multiprocess.MultiProcessCollector(collected, path=str(self.multiprocess_dir))
+        collector = prom_multiprocess.MultiProcessCollector(None, path=str(self.multiprocess_dir))
+        collected.register(_Filtered(collector, self.series_filter))
         return generate_latest(collected), CONTENT_TYPE_LATEST
 
     def mark_process_dead(self) -> None:
         """Drop this worker's live gauges from the shared folder (worker shutdown)."""
         if self.multiprocess_dir is not None:
             prom_multiprocess.mark_process_dead(os.getpid(), path=str(self.multiprocess_dir))
+
+
+class _Filtered:
+    """A collector passing on another's families, less the samples ``keep`` refuses."""
+
+    def __init__(self, inner: Any, keep: Callable[[dict[str, str]], bool] | None) -> None:
+        self.inner = inner
+        self.keep = keep
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.inner.collect():
+            if self.keep is not None:
+                family.samples = [s for s in family.samples if self.keep(s.labels)]
+            yield family

@@ -153,3 +153,26 @@ class MonitorStore:
                 row.computed_by,
                 dict(row.figures),
             )
+
+    def snapshots(self, prefix: str) -> list[MonitorSnapshot]:
+        """Every stored snapshot whose key starts with ``prefix`` (a deployment's
+        variants: ``web/``), newest first."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self.db.read() as session:
+            rows = session.scalars(
+                select(MonitorSnapshotRow)
+                .where(MonitorSnapshotRow.key.like(escaped + "%", escape="\\"))
+                .order_by(MonitorSnapshotRow.computed_at.desc())
+            ).all()
+            return [
+                MonitorSnapshot(
+                    r.key,
+                    r.model,
+                    r.version,
+                    r.window_seconds,
+                    r.computed_at,
+                    r.computed_by,
+                    dict(r.figures),
+                )
+                for r in rows
+            ]
