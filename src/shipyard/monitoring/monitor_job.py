@@ -87,11 +87,11 @@ from shipyard.store.monitor_store import MonitorStore
 __all__ = [
     "DEFAULT_MONITOR_INTERVAL",
     "DEFAULT_MONITOR_WINDOW",
-    "Calibrations",
     "MonitorJob",
     "MonitorTarget",
     "ReferenceProfiles",
     "ServedVersion",
+    "VersionCalibrations",
     "VersionSource",
 ]
 
@@ -150,7 +150,7 @@ class MonitorTarget:
         return {"deployment": self.deployment, "variant": self.variant}
 
 
-class Calibrations(Protocol):
+class VersionCalibrations(Protocol):
     """Where a version's CBPE calibration comes from (None: it has none)."""
 
     def latest(self, model: str, version: int) -> Calibration | None: ...
@@ -192,7 +192,7 @@ class MonitorJob:
         log: PredictionLog,
         profiles: ReferenceProfiles,
         registry: CollectorRegistry,
-        calibrations: Calibrations | None = None,
+        calibrations: VersionCalibrations | None = None,
         variant: str = "default",
         multiprocess: bool = False,
         interval: float = DEFAULT_MONITOR_INTERVAL,
