@@ -298,6 +298,7 @@ def test_three_replicas_behind_nginx_share_one_stack(
     require_service(_redis_available(), "Redis is not reachable at 127.0.0.1:6379")
     require_service(find_nginx() is not None, "nginx is not installed")
     require_service(shutil.which("promtool") is not None, "promtool is not installed")
+    require_service(shutil.which("prometheus") is not None, "prometheus is not installed")
 
     shared = replica_environment(
         db=postgres_url, artifacts="s3://shipyard/artifacts", s3_endpoint_url=s3
@@ -319,7 +320,11 @@ def test_three_replicas_behind_nginx_share_one_stack(
     replicas = [Replica(env, free_port()) for _ in range(3)]
     listen = f"127.0.0.1:{free_port()}"
     nginx_conf, prometheus_yml = write_stack_files(
-        tmp_path / "nginx", [r.address for r in replicas], listen=listen, rule_files=RULES
+        tmp_path / "nginx",
+        [r.address for r in replicas],
+        listen=listen,
+        rule_files=RULES,
+        scrape_interval="1s",
     )
     checked = subprocess.run(
         ["promtool", "check", "config", str(prometheus_yml)], capture_output=True, text=True
@@ -331,6 +336,17 @@ def test_three_replicas_behind_nginx_share_one_stack(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+    )
+    prometheus_url = f"http://127.0.0.1:{free_port()}"
+    prometheus = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={prometheus_yml}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address={prometheus_url.removeprefix('http://')}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://{listen}"
     access_log = nginx_conf.parent / "access.log"
@@ -372,6 +388,18 @@ def test_three_replicas_behind_nginx_share_one_stack(
         samples = [scrape(r.url) for r in replicas]
         hits = sum(s.get(("shipyard_prediction_cache_hits_total", ()), 0) for s in samples)
         assert hits > SPLIT_REQUESTS / 2, hits
+
+        # Prometheus scrapes all three, and loaded the alert rules.
+        def scraped() -> bool:
+            with contextlib.suppress(httpx.TransportError):
+                up = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": "up"}).json()
+                targets = {r["metric"]["instance"]: r["value"][1] for r in up["data"]["result"]}
+                return targets == {r.address: "1" for r in replicas}
+            return False
+
+        wait_until(scraped, "Prometheus to scrape every replica")
+        rules = httpx.get(f"{prometheus_url}/api/v1/rules").json()["data"]["groups"]
+        assert sum(len(g["rules"]) for g in rules) >= 2
 
         # 3. The monitor runs once per window for the deployment: one leader, same gauges.
         def agreed() -> bool:
@@ -447,6 +475,8 @@ def test_three_replicas_behind_nginx_share_one_stack(
             r.stop()
         nginx.terminate()
         nginx.wait(30)
+        prometheus.terminate()
+        prometheus.wait(30)
 
     # 6. Every prediction a live replica acknowledged is in the shared log (in S3).
     frame = client.prediction_log.read("iris", since="2h", inputs=False)

@@ -247,6 +247,7 @@ def write_stack_files(
     listen: str,
     rule_files: Sequence[str | Path] = (),
     down: Collection[str] = (),
+    scrape_interval: str = "5s",
 ) -> tuple[Path, Path]:
     """Write ``nginx.conf`` (with its temp folders) and ``prometheus.yml`` into ``out``."""
     prefix = prepare_nginx_prefix(out)
@@ -255,7 +256,8 @@ def write_stack_files(
     nginx.write_text(text, encoding="utf-8")
     prometheus = prefix / "prometheus.yml"
     rules = [Path(p).resolve() for p in rule_files]
-    prometheus.write_text(prometheus_config(replicas, rule_files=rules), encoding="utf-8")
+    text = prometheus_config(replicas, rule_files=rules, scrape_interval=scrape_interval)
+    prometheus.write_text(text, encoding="utf-8")
     return nginx, prometheus
 
 
