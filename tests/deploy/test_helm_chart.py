@@ -17,6 +17,8 @@ import yaml
 from helm_render import RenderError, render, render_chart
 from test_kubernetes import k8s_validate
 
+from shipyard.deploy.kubernetes import IN_FLIGHT_METRIC
+
 CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "shipyard"
 
 
@@ -167,3 +169,15 @@ def test_the_stand_in_renders_like_helm(template: str, expected: str) -> None:
 def test_the_stand_in_refuses_what_it_cannot_render(template: str, message: str) -> None:
     with pytest.raises(RenderError, match=message):
         render(template, {"Values": {"x": 1, "m": {"k": "v"}}})
+
+
+def test_the_adapter_rule_serves_the_metric_the_autoscaler_reads() -> None:
+    """The HPA's Pods metric exists only if the Prometheus adapter serves it by that name."""
+    rules = yaml.safe_load((CHART / "prometheus-adapter-rules.yaml").read_text())["rules"]
+    [rule] = rules
+    documents = render_chart(CHART, values={"server": {"autoscaling": {"inFlightTarget": 8}}})
+    hpa = find(documents, "HorizontalPodAutoscaler", "shipyard-web")
+    metric = hpa["spec"]["metrics"][1]["pods"]["metric"]["name"]
+    assert rule["name"]["as"] == metric == IN_FLIGHT_METRIC
+    assert rule["seriesQuery"].startswith(IN_FLIGHT_METRIC + "{")
+    assert set(rule["resources"]["overrides"]) == {"namespace", "pod"}

@@ -22,7 +22,7 @@ needs besides Shipyard's own settings, and says how each replica is started:
 these same pieces; ``python -m shipyard.deploy.stack write ...`` writes both
 files for the script.
 
->>> print(nginx_conf(["127.0.0.1:8001"], listen="127.0.0.1:8080", prefix=Path("/s"))[:36])
+>>> print(nginx_conf(["127.0.0.1:8001"], listen="127.0.0.1:8080", prefix=Path("/s"))[:35])
 # Written by shipyard.deploy.stack.
 """
 
