@@ -13,10 +13,13 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import typer
 import yaml
 from helm_render import RenderError, render, render_chart
 from test_kubernetes import k8s_validate
 
+from shipyard.cli.main import app
+from shipyard.config import Settings
 from shipyard.deploy.kubernetes import IN_FLIGHT_METRIC
 
 CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "shipyard"
@@ -181,3 +184,27 @@ def test_the_adapter_rule_serves_the_metric_the_autoscaler_reads() -> None:
     assert rule["name"]["as"] == metric == IN_FLIGHT_METRIC
     assert rule["seriesQuery"].startswith(IN_FLIGHT_METRIC + "{")
     assert set(rule["resources"]["overrides"]) == {"namespace", "pod"}
+
+
+def _options(*path: str) -> set[str]:
+    command: Any = typer.main.get_command(app)
+    for name in path:
+        command = command.get_command(typer.Context(command), name)
+    return {opt for p in command.params for opt in p.opts}
+
+
+def test_the_pods_run_real_shipyard_commands_with_real_settings() -> None:
+    """The server's and the loop's arguments are options of the real CLI commands, and
+    every ConfigMap/Secret key is a Shipyard setting (the image's entrypoint is shipyard)."""
+    documents = render_chart(CHART)
+    server = find(documents, "Deployment", "shipyard-web")
+    args = server["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[0] == "serve"
+    assert {a for a in args if a.startswith("--")} <= _options("serve")
+    cron = find(documents, "CronJob", "shipyard-loop")
+    loop_args = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert loop_args[:2] == ["loop", "tick"]
+    assert {a for a in loop_args if a.startswith("--")} <= _options("loop", "tick")
+    keys = set(find(documents, "ConfigMap", "shipyard-settings")["data"])
+    keys |= set(find(documents, "Secret", "shipyard-secrets")["stringData"])
+    assert {k.removeprefix("SHIPYARD_").lower() for k in keys} <= set(Settings.model_fields)
