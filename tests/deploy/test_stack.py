@@ -501,6 +501,7 @@ def test_the_write_command_writes_configs_nginx_and_promtool_accept(tmp_path: Pa
     out = tmp_path / "stack"
     args = ["--out", str(out), "--listen", "127.0.0.1:8080"]
     args += ["--replica", "127.0.0.1:8001", "--replica", "127.0.0.1:8002"]
+    args += ["--down", "127.0.0.1:8002"]  # being restarted: no traffic until ready
     for rule in RULES:
         args += ["--rules", str(rule)]
     run = subprocess.run(
@@ -517,7 +518,9 @@ def test_the_write_command_writes_configs_nginx_and_promtool_accept(tmp_path: Pa
     assert tested.returncode == 0, tested.stderr
     assert "test is successful" in tested.stderr
     text = (out / "nginx.conf").read_text()
-    assert "server 127.0.0.1:8002 max_fails=1" in text and "daemon off;" in text
+    assert "server 127.0.0.1:8001 max_fails=1 fail_timeout=5s;" in text
+    assert "server 127.0.0.1:8002 max_fails=1 fail_timeout=5s down;" in text
+    assert "daemon off;" in text
     assert "non_idempotent" not in text  # a POST that reached a replica is never resent
     checked = subprocess.run(
         ["promtool", "check", "config", str(out / "prometheus.yml")],
