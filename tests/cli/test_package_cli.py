@@ -131,13 +131,62 @@ def test_kubernetes_image_and_names_follow_the_options(
     _package("iris:2", tmp_path / "v2", "--image", "registry.example.com/ml/iris:2")
     first = list(yaml.safe_load_all((tmp_path / "v1" / "kubernetes.yaml").read_text()))
     second = list(yaml.safe_load_all((tmp_path / "v2" / "kubernetes.yaml").read_text()))
-    assert [d["metadata"]["name"] for d in first] == ["iris", "iris"]
-    assert [d["metadata"]["name"] for d in second] == ["iris", "iris"]
-    containers = [d["spec"]["template"]["spec"]["containers"][0] for d in (first[0], second[0])]
+    expected = ["iris-settings", "iris", "iris", "iris", "iris", "iris"]
+    assert [d["metadata"]["name"] for d in first] == expected
+    assert [d["metadata"]["name"] for d in second] == expected
+    containers = [d["spec"]["template"]["spec"]["containers"][0] for d in (first[1], second[1])]
     assert [c["image"] for c in containers] == ["iris:1", "registry.example.com/ml/iris:2"]
     _package("iris:2", tmp_path / "web", "--name", "web")
     named = list(yaml.safe_load_all((tmp_path / "web" / "kubernetes.yaml").read_text()))
-    assert [d["metadata"]["name"] for d in named] == ["web", "web"]
+    assert [d["metadata"]["name"] for d in named] == ["web-settings", *["web"] * 5]
+    [secret] = yaml.safe_load_all((tmp_path / "web" / "kubernetes-secret.yaml").read_text())
+    assert secret["metadata"]["name"] == "web-secrets"
+
+
+def test_scaling_and_settings_flags_reach_the_manifests(
+    registry_home: Shipyard, tmp_path: Path
+) -> None:
+    import kubernetes_validate
+    import yaml
+
+    out = tmp_path / "ctx"
+    _package(
+        "iris:1",
+        out,
+        *("--replicas", "3", "--max-replicas", "12", "--cpu-target", "60"),
+        *("--in-flight-target", "16", "--setting", "SHIPYARD_ARTIFACTS=s3://models/team"),
+    )
+    documents = list(yaml.safe_load_all((out / "kubernetes.yaml").read_text()))
+    kinds = {d["kind"]: d for d in documents}
+    hpa = kinds["HorizontalPodAutoscaler"]["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 12)
+    assert kinds["Deployment"]["spec"]["replicas"] == 3
+    cpu, in_flight = hpa["metrics"]
+    assert cpu["resource"]["target"]["averageUtilization"] == 60
+    assert in_flight["pods"]["target"]["averageValue"] == "16"
+    assert kinds["ConfigMap"]["data"]["SHIPYARD_ARTIFACTS"] == "s3://models/team"
+    for document in documents:
+        if document["kind"] != "ServiceMonitor":  # a CRD: not in Kubernetes' schemas
+            kubernetes_validate.validate(document, kubernetes_validate.latest_version(), True)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--replicas", "5", "--max-replicas", "2"], "--replicas 5 is more than --max-replicas 2"),
+        (["--setting", "SHIPYARD_DB=postgresql://x"], "kubernetes-secret.yaml"),
+        (["--setting", "nonsense"], "expected SHIPYARD_NAME=VALUE"),
+    ],
+)
+def test_bad_scaling_flags_are_refused_by_name(
+    registry_home: Shipyard, tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(
+        app, ["package", "iris:1", "--out", str(tmp_path / "ctx"), *args], terminal_width=200
+    )
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
 
 
 def test_an_existing_out_folder_is_named_by_its_option(

@@ -69,3 +69,11 @@ def test_cronjob_runs_a_real_loop_tick_with_real_settings() -> None:
     for env in container["env"]:
         assert env["name"].startswith("SHIPYARD_")
         assert env["name"].removeprefix("SHIPYARD_").lower() in Settings.model_fields
+
+
+def test_cronjob_is_valid_for_current_kubernetes() -> None:
+    """Against the Kubernetes OpenAPI schemas, strictly (as the package's manifests are)."""
+    from test_kubernetes import k8s_validate
+
+    for document in yaml.safe_load_all(MANIFEST.read_text()):
+        k8s_validate(document)

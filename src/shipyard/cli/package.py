@@ -45,6 +45,28 @@ def package_command(
         help="Also install this Shipyard extra in the image (s3 for an s3:// artifact "
         "store; the model's flavor adds its own). Repeatable.",
     ),
+    replicas: int = typer.Option(
+        2, "--replicas", min=1, help="Pods at least (the Deployment's and autoscaler's minimum)."
+    ),
+    max_replicas: int = typer.Option(
+        10, "--max-replicas", min=1, help="Pods the HorizontalPodAutoscaler may add, at most."
+    ),
+    cpu_target: int = typer.Option(
+        70, "--cpu-target", min=1, max=100, help="Autoscale to keep CPU at this % of requests."
+    ),
+    in_flight_target: float | None = typer.Option(
+        None,
+        "--in-flight-target",
+        min=0.001,
+        help="Also autoscale on requests in flight per pod (shipyard_http_requests_in_flight "
+        "through the Prometheus adapter), keeping the average at this value.",
+    ),
+    setting: list[str] = typer.Option(
+        [],
+        "--setting",
+        help="A non-secret SHIPYARD_NAME=VALUE for the ConfigMap the pods read (repeatable), "
+        "e.g. SHIPYARD_ARTIFACTS=s3://bucket/prefix.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Write a Dockerfile, pinned requirements, Kubernetes manifests and the model package."""
@@ -55,6 +77,12 @@ def package_command(
             "delete it first.",
             param_hint="--out",
         )
+    if replicas > max_replicas:
+        raise typer.BadParameter(
+            f"--replicas {replicas} is more than --max-replicas {max_replicas}.",
+            param_hint="--replicas",
+        )
+    settings = _settings(setting)
     client = get_client(ctx)
     registry = client.registry
     version = registry.resolve(ref)
@@ -81,7 +109,20 @@ def package_command(
 
     write_package_references(client.validation, client.references, version, out / "model")
     image = image or f"{version.model}:{version.version}"
-    written.append(write_kubernetes_manifests(version.ref, out, image=image, name=name))
+    written.append(
+        write_kubernetes_manifests(
+            version.ref,
+            out,
+            image=image,
+            name=name,
+            replicas=replicas,
+            max_replicas=max_replicas,
+            cpu_target=cpu_target,
+            in_flight_target=in_flight_target,
+            settings=settings,
+        )
+    )
+    written.append(out / "kubernetes-secret.yaml")
     if as_json:
         print_json({"ref": version.ref, "out": out, "files": written, "extras": extras})
         return
@@ -89,6 +130,24 @@ def package_command(
     for path in written:
         console.print(f"  {path}", markup=False)
     console.print(
-        f"Next: docker build -t {image} {out} && kubectl apply -f {out}/kubernetes.yaml",
+        f"Next: docker build -t {image} {out} && kubectl apply -f {out}/kubernetes.yaml "
+        f"(edit and apply {out}/kubernetes-secret.yaml once first)",
         markup=False,
     )
+
+
+def _settings(pairs: list[str]) -> dict[str, str]:
+    """``--setting NAME=VALUE`` pairs; secrets are refused here, before any work."""
+    from shipyard.deploy.kubernetes import SECRET_SETTINGS
+
+    settings: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.startswith("SHIPYARD_") or key in SECRET_SETTINGS:
+            raise typer.BadParameter(
+                f"{pair!r}: expected SHIPYARD_NAME=VALUE of a setting that is not a secret "
+                f"({', '.join(SECRET_SETTINGS)} go in kubernetes-secret.yaml).",
+                param_hint="--setting",
+            )
+        settings[key] = value
+    return settings

@@ -1,0 +1,76 @@
+"""deploy/compose.yaml: valid under the Compose Specification's JSON schema, and wired
+as the shared stack needs (no Docker engine here: nothing is started)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "deploy" / "compose.yaml"
+SCHEMA = json.loads((Path(__file__).parent / "schemas" / "compose-spec.json").read_text())
+REPLICAS = ("replica-1", "replica-2", "replica-3")
+
+
+def validate(document: dict[str, Any]) -> None:
+    jsonschema.Draft201909Validator(SCHEMA).validate(document)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())  # anchors and << merges resolved
+
+
+def test_compose_file_is_valid_under_the_compose_schema(compose: dict[str, Any]) -> None:
+    validate(compose)
+
+
+def test_the_schema_check_is_real(compose: dict[str, Any]) -> None:
+    """A misspelt key and a bad depends_on condition are both refused."""
+    broken = copy.deepcopy(compose)
+    broken["services"]["nginx"]["depend_on"] = broken["services"]["nginx"].pop("depends_on")
+    with pytest.raises(jsonschema.ValidationError):
+        validate(broken)
+    broken = copy.deepcopy(compose)
+    broken["services"]["nginx"]["depends_on"]["replica-1"]["condition"] = "service_ready"
+    with pytest.raises(jsonschema.ValidationError):
+        validate(broken)
+
+
+def test_three_replicas_share_one_database_bucket_and_cache(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    replicas = [services[name] for name in REPLICAS]
+    assert all(r == replicas[0] for r in replicas)  # one definition, three containers
+    replica = replicas[0]
+    env = replica["environment"]
+    assert (
+        env["SHIPYARD_DB"].startswith("postgresql+psycopg://")
+        and "@postgres:5432/" in env["SHIPYARD_DB"]
+    )
+    assert env["SHIPYARD_ARTIFACTS"] == "s3://shipyard/artifacts"
+    assert env["SHIPYARD_S3_ENDPOINT_URL"] == "http://s3:5000"
+    command = replica["command"]
+    assert command[:3] == ["serve", "--deployment", "web"]
+    assert command[command.index("--cache") + 1] == "redis://redis:6379/0"
+    assert replica["read_only"] is True
+    assert "/ready" in " ".join(replica["healthcheck"]["test"])
+    assert replica["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+
+
+def test_nginx_balances_exactly_the_replicas(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    setup = shlex.split(services["setup"]["command"][0])
+    upstreams = [setup[i + 1] for i, word in enumerate(setup) if word == "--replica"]
+    assert upstreams == [f"{name}:8000" for name in REPLICAS]
+    nginx = services["nginx"]
+    assert {name for name in REPLICAS} <= set(nginx["depends_on"])
+    assert all(nginx["depends_on"][n]["condition"] == "service_healthy" for n in REPLICAS)
+    assert nginx["command"][-4:] == ["-c", "/stack/nginx.conf", "-e", "stderr"]
+    assert "--config.file=/stack/prometheus.yml" in services["prometheus"]["command"]

@@ -1,0 +1,114 @@
+"""deploy/stack/run-local.sh run for real: two replicas behind nginx on PostgreSQL, moto's
+S3 API and Redis, answering through nginx; Ctrl+C (SIGTERM here) stops all of it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from sklearn.linear_model import LogisticRegression
+from test_stack import _redis_available, s3  # noqa: F401 - s3 is a fixture
+from typer.testing import CliRunner
+
+from conftest import require_service
+from live_server import SRC, free_port
+from shipyard import Shipyard
+from shipyard.cli.main import app
+from shipyard.config import Settings
+from shipyard.deploy.stack import find_nginx
+from shipyard.quickstart import IRIS_RECORD, iris_frame
+
+SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "stack" / "run-local.sh"
+
+
+def script_env(tmp_path: Path, **values: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIPYARD_", "STACK_"))}
+    bin_dir = str(Path(sys.executable).parent)
+    env.update(
+        PATH=os.pathsep.join([bin_dir, env.get("PATH", ""), "/usr/sbin"]),
+        PYTHON=sys.executable,
+        PYTHONPATH=str(SRC),
+        SHIPYARD_HOME=str(tmp_path / "home"),
+        STACK_DIR=str(tmp_path / "stack"),
+        **values,
+    )
+    return env
+
+
+def test_a_local_database_is_refused_in_one_line(tmp_path: Path) -> None:
+    env = script_env(tmp_path, SHIPYARD_DB="sqlite:///x.db")
+    run = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True)
+    assert run.returncode == 2
+    assert run.stderr.strip().startswith("Error: SHIPYARD_DB: replicas share one database")
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_script_serves_a_deployment_through_nginx(
+    postgres_url: str,
+    s3: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    require_service(_redis_available(), "Redis is not reachable at 127.0.0.1:6379")
+    require_service(find_nginx() is not None, "nginx is not installed")
+    port = free_port()
+    stores = {
+        "SHIPYARD_DB": postgres_url,
+        "SHIPYARD_ARTIFACTS": "s3://local-stack/artifacts",  # the script makes the bucket
+        "SHIPYARD_S3_ENDPOINT_URL": s3,
+    }
+    env = script_env(tmp_path, STACK_REPLICAS="2", STACK_PORT=str(port), **stores)
+
+    # No deployment yet: the script says how to make one, and starts no replica.
+    run = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True)
+    assert run.returncode == 1, run.stderr
+    assert "No deployment named web" in run.stderr and "shipyard deploy web" in run.stderr
+
+    settings = Settings(home=tmp_path / "home", db=postgres_url, user="tester",
+                        artifacts=stores["SHIPYARD_ARTIFACTS"], s3_endpoint_url=s3)  # fmt: skip
+    client = Shipyard(settings)
+    X, y = iris_frame()
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    client.registry.log_model(model, "iris", sample=X, optimize=False)
+    result = CliRunner().invoke(app, ["deploy", "web", "--model", "iris:1"], env=env)
+    assert result.exit_code == 0, result.output
+    client.close()
+
+    out = tmp_path / "script.log"
+    with out.open("w") as log:
+        script = subprocess.Popen(
+            ["bash", str(SCRIPT)], env=env, stdout=log, stderr=subprocess.STDOUT, text=True
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while "Ctrl+C stops the stack" not in out.read_text():
+            assert script.poll() is None, out.read_text()
+            assert time.monotonic() < deadline, out.read_text()
+            time.sleep(0.2)
+        children = psutil.Process(script.pid).children(recursive=True)
+        replicas = set()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            for _ in range(20):
+                answer = http.post("/predict", json=IRIS_RECORD)
+                assert answer.status_code == 200, answer.text
+                assert answer.json()["version"] == 1
+                replicas.add(answer.headers["x-shipyard-replica"])
+        assert replicas == {f"127.0.0.1:{port + 1}", f"127.0.0.1:{port + 2}"}
+        assert (tmp_path / "stack" / "prometheus.yml").exists()
+    finally:
+        script.send_signal(signal.SIGTERM)
+        script.wait(60)
+    # Every process the script started is gone.
+    _, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, alive
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2)
