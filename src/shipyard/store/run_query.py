@@ -200,7 +200,7 @@ class RunQueries:
         with self.db.read() as session:
             return list(session.scalars(select(ExperimentRow.name).order_by(ExperimentRow.name)))
 
-    def recent_keys(self, *, runs: int = 50) -> tuple[list[str], list[str]]:
+    def recent_keys(self, *, runs: int = 10) -> tuple[list[str], list[str]]:
         """Metric and param keys of the newest ``runs`` runs (for column pickers).
 
         Only recent runs are looked at: listing every key of every run would
