@@ -5,7 +5,8 @@ N drivers with a row in about one hour of three over 30 days (10,000 drivers giv
 about 2.4 million rows), four features and a created timestamp, in one Parquet file;
 M entity rows with random drivers (0.5 % unknown) at random times, with a label.
 
-Training set, each tool in its own process on the same files, one after the other:
+Training set, each tool in its own process on the same files, interleaved
+(A B A B ..., ``--training-repeats`` times; the median with [min-max] is shown):
 
 - shipyard: ``FeatureService.training_set`` (DuckDB ASOF join), as a user calls it;
 - feast-duckdb: Feast's ``get_historical_features`` with its DuckDB offline store;
@@ -381,6 +382,9 @@ def main() -> None:
         help="seconds of wrk load per serving run (0: skip serving)",
     )
     parser.add_argument("--repeats", type=int, default=2, help="serving runs per server")
+    parser.add_argument(
+        "--training-repeats", type=int, default=3, help="training-set runs per tool, interleaved"
+    )
     parser.add_argument("--child", choices=["shipyard"])
     parser.add_argument("--folder")
     parser.add_argument("--output")
@@ -418,19 +422,6 @@ def main() -> None:
     runs: dict[str, dict[str, Any]] = {}
     out = folder / "out"
     out.mkdir(exist_ok=True)
-    runs["shipyard"] = run_child(
-        [
-            sys.executable,
-            __file__,
-            "--child",
-            "shipyard",
-            "--folder",
-            str(folder),
-            "--output",
-            str(out / "shipyard.parquet"),
-        ]
-    )
-    print("shipyard:", runs["shipyard"], flush=True)
     feast_args = [
         "--stats",
         str(folder / "driver_stats.parquet"),
@@ -439,20 +430,34 @@ def main() -> None:
         "--features",
         ",".join(FEATURES),
     ]
-    runs["feast-duckdb"] = run_child(
-        [
-            str(feast),
-            str(BENCH_DIR / "feast_runner.py"),
-            *feast_args,
-            "--entities",
-            str(folder / "entities.parquet"),
-            "--store",
-            "duckdb",
-            "--output",
-            str(out / "feast-duckdb.parquet"),
-        ]
-    )
-    print("feast-duckdb:", runs["feast-duckdb"], flush=True)
+    commands = {
+        "shipyard": [
+            sys.executable, __file__, "--child", "shipyard", "--folder", str(folder),
+            "--output", str(out / "shipyard.parquet"),
+        ],
+        "feast-duckdb": [
+            str(feast), str(BENCH_DIR / "feast_runner.py"), *feast_args,
+            "--entities", str(folder / "entities.parquet"), "--store", "duckdb",
+            "--output", str(out / "feast-duckdb.parquet"),
+        ],
+    }  # fmt: skip
+    every: dict[str, list[dict[str, Any]]] = {name: [] for name in commands}
+    for _ in range(args.training_repeats):  # interleaved: A B A B ...
+        for name, command in commands.items():
+            every[name].append(run_child(command))
+            print(f"{name}:", every[name][-1], flush=True)
+    for name, results in every.items():
+        good = [r for r in results if "error" not in r]
+        if not good:
+            runs[name] = results[-1]
+            continue
+        runs[name] = {
+            "seconds": statistics.median(r["seconds"] for r in good),
+            "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in good),
+            "rows": good[-1]["rows"],
+            "all_seconds": [r["seconds"] for r in good],
+            "all_peak": [r["peak_rss_mb"] for r in good],
+        }
     if args.file_rows:
         subset = folder / f"entities-{args.file_rows}.parquet"
         entities.head(args.file_rows).to_parquet(subset, index=False)
@@ -509,8 +514,11 @@ def main() -> None:
         if "error" in run:
             print(f"| {name} | {rows:,} | failed: {run['error']} | | | |")
             continue
+        spread = ""
+        if len(run.get("all_seconds", [])) > 1:
+            spread = f" [{min(run['all_seconds']):.2f}-{max(run['all_seconds']):.2f}]"
         print(
-            f"| {name} | {rows:,} | {run['seconds']:.2f} s | {run['peak_rss_mb']:.0f} MB "
+            f"| {name} | {rows:,} | {run['seconds']:.2f} s{spread} | {run['peak_rss_mb']:.0f} MB "
             f"| {run['rows']:,} | {checks[name]} |"
         )
     ship, fd = runs.get("shipyard", {}), runs.get("feast-duckdb", {})

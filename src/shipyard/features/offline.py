@@ -72,9 +72,8 @@ def entity_frame(entity_df: pd.DataFrame, keys: list[str], timestamp_column: str
     frame = pd.DataFrame({key: entity_df[key].to_numpy() for key in keys})
     frame[ROW] = np.arange(len(entity_df), dtype=np.int64)
     # Microseconds since the epoch (UTC): the join compares integers, not time zones.
-    micros = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[us]").astype(np.int64)
-    frame[TS] = pd.array(micros, dtype="Int64")
-    frame.loc[stamps.isna().to_numpy(), TS] = pd.NA
+    instants = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[us]")
+    frame[TS] = pd.arrays.IntegerArray(instants.astype(np.int64), np.isnat(instants))
     return frame
 
 

@@ -308,6 +308,18 @@ class FeatureService:
         full: bool,
     ) -> pd.DataFrame:
         """Entity columns, then the requested features in request order (on-demand ones too)."""
+        if not on_demand:
+            # Columns added to a shallow copy: the entity columns are not copied (1M rows).
+            out = entity_df.copy(deep=False)
+            for ref in refs:
+                column = ref.column(full=full)
+                if column not in entity_df.columns:
+                    out[column] = (
+                        values[column].to_numpy()
+                        if isinstance(values[column].dtype, np.dtype)
+                        else values[column].array
+                    )
+            return out
         combined = pd.concat(
             [entity_df, values.drop(columns=[c for c in values.columns if c in entity_df.columns])],
             axis=1,

@@ -60,7 +60,9 @@ class OnlineJoin:
             self._catalog_at = now
         return self._catalog
 
-    def join(self, spec: Mapping[str, Any], data: Any) -> list[dict[str, Any]] | pd.DataFrame:
+    def join(
+        self, spec: Mapping[str, Any], data: Any
+    ) -> dict[str, Any] | list[dict[str, Any]] | pd.DataFrame:
         """Request rows + fetched (and on-demand) features, one row per request row.
 
         Without on-demand features the rows stay plain records (the request's own
@@ -93,7 +95,8 @@ class OnlineJoin:
             feature_set.refs, rows, catalog=catalog, on_lookup=self.on_lookup
         )
         self._refuse_missing(records, feature_set, catalog)
-        return records
+        # A single record stays one: the model's one-row path is its quickest.
+        return records[0] if isinstance(data, Mapping) else records
 
     def _refuse_missing(
         self, rows: list[dict[str, Any]], feature_set: FeatureSet, catalog: Catalog

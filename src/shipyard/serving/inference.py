@@ -132,7 +132,8 @@ class Inference:
                     if isinstance(joined, pd.DataFrame):
                         X.insert(position, key, joined[key].to_numpy())
                     else:
-                        X.insert(position, key, [row.get(key) for row in joined])
+                        rows = [joined] if isinstance(joined, Mapping) else joined
+                        X.insert(position, key, [row.get(key) for row in rows])
             notify(
                 self.observers,
                 PredictionEvent(
