@@ -29,9 +29,13 @@ from shipyard.store.validation_store import ValidationStore
 # Each service is imported with its first use, so a command that only reads the
 # metadata (``shipyard models list``) does not load pandas, pyarrow and the registry.
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from shipyard.data.snapshots import DataVersions
     from shipyard.monitoring.prediction_log import PredictionLog
     from shipyard.registry.service import Registry
     from shipyard.store.artifacts import ArtifactStore
+    from shipyard.store.dataset_store import DatasetStore
     from shipyard.tracking.runs import Tracker
 
 if TYPE_CHECKING:
@@ -145,7 +149,32 @@ class Shipyard:
     def tracker(self) -> Tracker:
         from shipyard.tracking.runs import Tracker
 
-        return Tracker(self.runs, actor=self.settings.actor)
+        return Tracker(self.runs, actor=self.settings.actor, snapshot=self._snapshot_for_run)
+
+    @cached_property
+    def datasets(self) -> DatasetStore:
+        from shipyard.store.dataset_store import DatasetStore
+
+        return DatasetStore(self.database)
+
+    @cached_property
+    def data(self) -> DataVersions:
+        """Dataset versions: snapshots stored in the artifact store (``shipyard data``)."""
+        from shipyard.data.snapshots import DataVersions
+        from shipyard.tables import storage_options
+
+        return DataVersions(
+            self.datasets,
+            self.artifacts,
+            actor=self.settings.actor,
+            storage_options=storage_options(self.settings),
+        )
+
+    def _snapshot_for_run(self, frame: pd.DataFrame, name: str, run_id: str, context: str) -> str:
+        """Snapshot ``frame`` as the next version of ``name``, used by ``run_id``."""
+        version = self.data.snapshot(frame, name=name, message=f"logged by run {run_id}")
+        self.datasets.record_use(version.dataset, version.version, run_id, context)
+        return version.ref
 
     @property
     def store_settings(self) -> Settings:

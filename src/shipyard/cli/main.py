@@ -237,6 +237,13 @@ def _runs() -> Loaded:
     return app
 
 
+@command("data", "Dataset versions: snapshot tables, list, show, diff, get them back, prune.")
+def _data() -> Loaded:
+    from shipyard.cli.data import app
+
+    return app
+
+
 @command("validate", "Check data against a model's contract, and candidate models against gates.")
 def _validate() -> Loaded:
     from shipyard.cli.validate import app

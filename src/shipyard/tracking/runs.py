@@ -12,14 +12,19 @@ otherwise ``FINISHED``. The innermost open run is the *active* run, which
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 import pandas as pd
 
+from shipyard.errors import InvalidInputError
 from shipyard.store import records
 from shipyard.store.run_store import RunStore
 from shipyard.tracking.fingerprint import DatasetFingerprint, fingerprint
+
+#: (frame, dataset name, run id, context) -> the ``name:version`` it was stored as.
+Snapshotter = Callable[[pd.DataFrame, str, str, str], str]
 
 
 class ActiveRun:
@@ -50,11 +55,29 @@ class ActiveRun:
         self._store.set_run_tags(self.id, {key: value})
 
     def log_dataset(
-        self, data: pd.DataFrame, *, context: str = "training", source: str | None = None
+        self,
+        data: pd.DataFrame,
+        *,
+        context: str = "training",
+        source: str | None = None,
+        snapshot: bool = False,
+        name: str | None = None,
     ) -> DatasetFingerprint:
-        """Fingerprint ``data`` and record it with the run under ``context``."""
+        """Fingerprint ``data`` and record it with the run under ``context``.
+
+        ``snapshot=True`` also stores the rows as the next version of dataset
+        ``name`` (default ``<experiment>-<context>``), recorded as read by this run.
+        """
         fp = fingerprint(data, source=source)
-        self._store.log_dataset(self.id, context, fp.to_dict())
+        recorded = fp.to_dict()
+        if snapshot:
+            if self._tracker.snapshot is None:
+                raise InvalidInputError(
+                    "This tracker cannot snapshot data: it was made without a dataset store."
+                )
+            dataset = name or f"{self.experiment}-{context}"
+            recorded["snapshot"] = self._tracker.snapshot(data, dataset, self.id, context)
+        self._store.log_dataset(self.id, context, recorded)
         self.datasets[context] = fp
         return fp
 
@@ -82,9 +105,11 @@ class ActiveRun:
 class Tracker:
     """Starts runs and remembers which one is active in this process."""
 
-    def __init__(self, store: RunStore, *, actor: str) -> None:
+    def __init__(self, store: RunStore, *, actor: str, snapshot: Snapshotter | None = None) -> None:
         self.store = store
         self.actor = actor
+        #: Stores a frame as a dataset version read by a run; returns its ``name:version``.
+        self.snapshot = snapshot
         self._stack: list[ActiveRun] = []
 
     def start_run(self, experiment: str = "default", *, name: str | None = None) -> ActiveRun:
