@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
+    from shipyard.data.snapshots import DataVersions
     from shipyard.monitoring.prediction_log import PredictionLog
     from shipyard.registry.service import Registry
     from shipyard.rollout.service import Deployments
+    from shipyard.store.dataset_store import DatasetStore
     from shipyard.store.loop_store import LoopStore
     from shipyard.store.model_store import ModelStore
     from shipyard.store.run_store import RunStore
@@ -42,6 +44,10 @@ class LoopServices(Protocol):
     def loops(self) -> LoopStore: ...
     @property
     def prediction_log(self) -> PredictionLog: ...
+    @property
+    def datasets(self) -> DatasetStore: ...
+    @property
+    def data(self) -> DataVersions: ...
 
 
 __all__ = ["LoopServices"]
