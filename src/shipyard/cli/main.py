@@ -230,7 +230,7 @@ def _models() -> Loaded:
     return app
 
 
-@command("runs", "Experiment runs: params, metrics, datasets.")
+@command("runs", "Experiment runs: params, metrics, datasets; reproduce a run.")
 def _runs() -> Loaded:
     from shipyard.cli.runs import app
 
