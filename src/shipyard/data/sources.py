@@ -13,7 +13,7 @@ from __future__ import annotations
 import glob as globbing
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +111,9 @@ def delta_frames(spec: DeltaSpec, *, storage_options: dict[str, Any] | None = No
     try:
         table = DeltaTable(spec.uri, version=spec.version, storage_options=options or None)
         if spec.as_of is not None:
-            table.load_as_version(spec.as_of)
+            # A time without a zone is read as UTC, like every time Shipyard prints.
+            when = spec.as_of if spec.as_of.tzinfo else spec.as_of.replace(tzinfo=UTC)
+            table.load_as_version(when)
     except TableNotFoundError as exc:
         raise TableError(f"Cannot read {spec.uri!r}: it is not a Delta Lake table.") from exc
     except (DeltaError, OSError, ValueError) as exc:
