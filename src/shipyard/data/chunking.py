@@ -15,7 +15,7 @@ append. The row hashes are the same ones the dataset fingerprint uses
 >>> import pandas as pd
 >>> chunker = Chunker(target_rows=4)
 >>> parts = list(chunker.feed(pd.DataFrame({"x": range(40)}))) + list(chunker.finish())
->>> sum(len(p) for p in parts)
+>>> sum(len(p.frame) for p in parts)
 40
 """
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -73,6 +74,14 @@ class Fingerprinter:
         return self._digest.hexdigest()
 
 
+class Chunk(NamedTuple):
+    """A chunk's rows and its key: SHA-256 of its schema and row hashes (what it holds,
+    whatever its Parquet bytes)."""
+
+    frame: pd.DataFrame
+    key: str
+
+
 class Chunker:
     """Feed it frames in row order; it yields frames cut at content-defined boundaries."""
 
@@ -85,42 +94,54 @@ class Chunker:
         self.fingerprint = Fingerprinter()
         self._pending: list[pd.DataFrame] = []
         self._pending_rows = 0
+        self._pending_key = self._new_key()
 
-    def feed(self, frame: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    def feed(self, frame: pd.DataFrame) -> Iterator[Chunk]:
         """Take the next rows; yield every chunk they complete."""
         frame = frame.reset_index(drop=True)
         if self.fingerprint.schema is None:
             self.fingerprint.start(frame)
+            self._pending_key = self._new_key()
         hashes = row_hashes(frame)
         self.fingerprint.update(hashes)
-        # Mix the bits before masking: hash_pandas_object's low bits are well spread,
-        # but a cut rule on the high bits keeps it independent of any bucket use.
+        # The cut rule reads high bits of the row hash (bits 40 and up).
         marks = np.flatnonzero(((hashes >> np.uint64(40)) & self.mask) == 0)
         start = 0
         for end in [*(int(m) + 1 for m in marks), len(frame)]:
             while end - start + self._pending_rows >= self.max_rows:
                 cut = start + self.max_rows - self._pending_rows
-                yield self._take(frame.iloc[start:cut])
+                yield self._take(frame.iloc[start:cut], hashes[start:cut])
                 start = cut
             if end == len(frame):
                 break
             if end - start + self._pending_rows >= self.min_rows:
-                yield self._take(frame.iloc[start:end])
+                yield self._take(frame.iloc[start:end], hashes[start:end])
                 start = end
         if start < len(frame):
             self._pending.append(frame.iloc[start:])
+            self._pending_key.update(hashes[start:].tobytes())
             self._pending_rows += len(frame) - start
 
-    def finish(self) -> Iterator[pd.DataFrame]:
+    def finish(self) -> Iterator[Chunk]:
         """The rows after the last boundary, as the final chunk."""
         if self._pending_rows:
-            yield self._take(None)
+            yield self._take(None, None)
 
-    def _take(self, tail: pd.DataFrame | None) -> pd.DataFrame:
+    def _take(self, tail: pd.DataFrame | None, tail_hashes: np.ndarray | None) -> Chunk:
         parts = [*self._pending, *([] if tail is None else [tail])]
+        if tail_hashes is not None:
+            self._pending_key.update(tail_hashes.tobytes())
+        key = self._pending_key.hexdigest()
         self._pending, self._pending_rows = [], 0
-        chunk = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
-        return chunk.reset_index(drop=True)
+        self._pending_key = self._new_key()
+        frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+        return Chunk(frame.reset_index(drop=True), key)
+
+    def _new_key(self) -> Any:
+        digest = hashlib.sha256()
+        digest.update(repr(sorted((self.fingerprint.schema or {}).items())).encode())
+        digest.update(repr(list(self.fingerprint.schema or {})).encode())
+        return digest
 
 
 def chunk_bytes(chunk: pd.DataFrame) -> bytes:
@@ -158,4 +179,12 @@ def read_chunk(data: bytes) -> pd.DataFrame:
     return pq.read_table(io.BytesIO(data)).to_pandas()
 
 
-__all__ = ["TARGET_ROWS", "Chunker", "Fingerprinter", "chunk_bytes", "read_chunk", "row_hashes"]
+__all__ = [
+    "TARGET_ROWS",
+    "Chunk",
+    "Chunker",
+    "Fingerprinter",
+    "chunk_bytes",
+    "read_chunk",
+    "row_hashes",
+]

@@ -17,6 +17,8 @@ content hash.
 from __future__ import annotations
 
 import json
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,16 +28,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shipyard.data.chunking import TARGET_ROWS, Chunker, chunk_bytes, read_chunk
+from shipyard.data.chunking import TARGET_ROWS, Chunk, Chunker, chunk_bytes, read_chunk
 from shipyard.data.refs import parse_data_ref
 from shipyard.data.sources import DeltaSpec, delta_frames, is_delta_table, iter_delta, iter_frames
-from shipyard.errors import IntegrityError, InvalidInputError
+from shipyard.errors import IntegrityError, InvalidInputError, NotFoundError
 from shipyard.names import check_name
 from shipyard.store.artifacts import ArtifactStore, sha256_bytes
 from shipyard.store.data_records import DatasetVersion
 from shipyard.store.dataset_store import DatasetStore
 
 MANIFEST_FORMAT = "shipyard.dataset/1"
+_WORKERS = 2
+_IN_FLIGHT = 4
 #: ``data get`` writes these formats, chosen by the output's extension.
 OUTPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
 
@@ -112,28 +116,56 @@ class DataVersions:
         chunks: list[dict[str, Any]] = []
         new_bytes = 0
         empty_columns: pd.DataFrame | None = None
+        # Chunks of the dataset's newest version by key: an unchanged chunk is found
+        # there without encoding it again (most of a re-snapshot's work).
+        known = self._known_chunks(name)
 
-        def keep(chunk: pd.DataFrame) -> None:
-            nonlocal new_bytes
-            data = chunk_bytes(chunk)
+        def store(chunk: Chunk) -> tuple[dict[str, Any], int]:
+            """The chunk's manifest entry and the bytes it added to the store."""
+            seen = known.get(chunk.key)
+            if seen is not None and self.artifacts.exists(seen["digest"]):
+                return {**seen, "key": chunk.key}, 0
+            data = chunk_bytes(chunk.frame)
             digest = sha256_bytes(data)
+            added = 0
             if not self.artifacts.exists(digest):
                 self.artifacts.put_bytes(data)
-                new_bytes += len(data)
-            chunks.append({"digest": digest, "rows": len(chunk), "bytes": len(data)})
+                added = len(data)
+            entry = {"digest": digest, "rows": len(chunk.frame), "bytes": len(data)}
+            return {**entry, "key": chunk.key}, added
 
-        for frame in frames:
-            if empty_columns is None:
-                empty_columns = frame.iloc[:0]
-            for chunk in chunker.feed(frame):
-                keep(chunk)
-        for chunk in chunker.finish():
-            keep(chunk)
+        # Encoding, hashing and uploading a chunk release the GIL (zstd, SHA-256, I/O):
+        # they run on a small pool while this thread reads and hashes the next rows.
+        # At most _IN_FLIGHT chunks wait, so memory stays bounded; order is kept.
+        pending: deque[Future[tuple[dict[str, Any], int]]] = deque()
+        counted: set[str] = set()
+
+        def collect(limit: int) -> None:
+            nonlocal new_bytes
+            while len(pending) > limit:
+                entry, added = pending.popleft().result()
+                if added and entry["digest"] in counted:
+                    added = 0  # the same new chunk twice in this table: stored once
+                counted.add(entry["digest"])
+                chunks.append(entry)
+                new_bytes += added
+
+        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+            for frame in frames:
+                if empty_columns is None:
+                    empty_columns = frame.iloc[:0]
+                for chunk in chunker.feed(frame):
+                    pending.append(pool.submit(store, chunk))
+                    collect(_IN_FLIGHT)
+            for chunk in chunker.finish():
+                pending.append(pool.submit(store, chunk))
+            if not pending and not chunks and empty_columns is not None:
+                # No rows but columns: keep the schema in one empty chunk.
+                pending.append(pool.submit(store, Chunk(empty_columns, "")))
+            collect(0)
         fp = chunker.fingerprint
         if empty_columns is None or fp.schema is None:
             raise InvalidInputError(f"{described or 'The DataFrame'} has no rows to snapshot.")
-        if not chunks:  # no rows but columns: keep the schema in one empty chunk
-            keep(empty_columns)
         manifest = {
             "format": MANIFEST_FORMAT,
             "schema": fp.schema,
@@ -156,6 +188,17 @@ class DataVersions:
             new_bytes=new_bytes,
             details={"chunks": len(chunks), "target_rows": self.target_rows},
         )
+
+    def _known_chunks(self, name: str) -> dict[str, dict[str, Any]]:
+        try:
+            newest = self.datasets.get_version(name)
+        except NotFoundError:
+            return {}
+        return {
+            c["key"]: {k: c[k] for k in ("digest", "rows", "bytes")}
+            for c in self.manifest(newest)["chunks"]
+            if c.get("key")
+        }
 
     def _pin_delta(self, spec: DeltaSpec, name: str, message: str | None) -> DatasetVersion:
         table = delta_frames(spec, storage_options=self.storage_options)
