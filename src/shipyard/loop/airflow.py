@@ -6,7 +6,7 @@ keep two schedulers from retraining twice. Tasks of different models run in
 parallel; ``max_active_runs=1`` keeps one tick of a model from overlapping the next.
 
 >>> text = airflow_dag(["iris"], config="/srv/loop.yaml", schedule="*/10 * * * *")
->>> "shipyard loop tick --config /srv/loop.yaml --model iris" in text
+>>> "MODELS = ['iris']" in text and "CONFIG = '/srv/loop.yaml'" in text
 True
 >>> compile(text, "dag.py", "exec") is not None
 True
