@@ -32,10 +32,14 @@ from shipyard.store.validation_store import ValidationStore
 # Each service is imported with its first use, so a command that only reads the
 # metadata (``shipyard models list``) does not load pandas, pyarrow and the registry.
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from shipyard.data.snapshots import DataVersions
     from shipyard.features.service import FeatureService
     from shipyard.monitoring.prediction_log import PredictionLog
     from shipyard.registry.service import Registry
     from shipyard.store.artifacts import ArtifactStore
+    from shipyard.store.dataset_store import DatasetStore
     from shipyard.tracking.runs import Tracker
 
 if TYPE_CHECKING:
@@ -170,7 +174,12 @@ class Shipyard:
     def tracker(self) -> Tracker:
         from shipyard.tracking.runs import Tracker
 
-        return Tracker(self.runs, actor=self.settings.actor, artifacts=lambda: self.artifacts)
+        return Tracker(
+            self.runs,
+            actor=self.settings.actor,
+            artifacts=lambda: self.artifacts,
+            snapshot=self._snapshot_for_run,
+        )
 
     @cached_property
     def features(self) -> FeatureService:
@@ -180,6 +189,31 @@ class Shipyard:
         return FeatureService.from_settings(
             self.settings, self.feature_store, active_run=lambda: self.tracker.active_run
         )
+
+    @cached_property
+    def datasets(self) -> DatasetStore:
+        from shipyard.store.dataset_store import DatasetStore
+
+        return DatasetStore(self.database)
+
+    @cached_property
+    def data(self) -> DataVersions:
+        """Dataset versions: snapshots stored in the artifact store (``shipyard data``)."""
+        from shipyard.data.snapshots import DataVersions
+        from shipyard.tables import storage_options
+
+        return DataVersions(
+            self.datasets,
+            self.artifacts,
+            actor=self.settings.actor,
+            storage_options=storage_options(self.settings),
+        )
+
+    def _snapshot_for_run(self, frame: pd.DataFrame, name: str, run_id: str, context: str) -> str:
+        """Snapshot ``frame`` as the next version of ``name``, used by ``run_id``."""
+        version = self.data.snapshot(frame, name=name, message=f"logged by run {run_id}")
+        self.datasets.record_use(version.dataset, version.version, run_id, context)
+        return version.ref
 
     @property
     def store_settings(self) -> Settings:

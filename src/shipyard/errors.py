@@ -13,6 +13,7 @@ that met them (``raise ... from exc``).
     │   ├── AliasNotFoundError
     │   ├── RunNotFoundError
     │   ├── ExperimentNotFoundError
+    │   ├── DatasetNotFoundError    a dataset or dataset version
     │   └── ArtifactNotFoundError
     ├── InvalidInputError           user input that breaks a rule (a 4xx)
     │   ├── InvalidReferenceError   a model reference that does not parse
@@ -63,6 +64,10 @@ class RunNotFoundError(NotFoundError):
 
 class ExperimentNotFoundError(NotFoundError):
     """No experiment has that name or id."""
+
+
+class DatasetNotFoundError(NotFoundError):
+    """No dataset, or no such version of it, has been snapshotted."""
 
 
 class ArtifactNotFoundError(NotFoundError):

@@ -24,6 +24,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "lightgbm": ("lightgbm",),
     "onnx": ("onnx", "onnxruntime", "skl2onnx", "onnxmltools"),
     "s3": ("s3fs",),
+    "delta": ("deltalake",),
 }
 #: model flavor -> the extra its models need to be saved, loaded and served.
 FLAVOR_EXTRAS: dict[str, str] = {"xgboost": "xgboost", "lightgbm": "lightgbm", "onnx": "onnx"}

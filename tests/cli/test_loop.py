@@ -92,6 +92,8 @@ def test_tick_then_history(client: Shipyard, tmp_path: Path) -> None:
     chain = run(client, "lineage", "iris")
     assert chain.exit_code == 0, chain.output
     assert f"data:        {tmp_path / 'iris.csv'} (150 rows, sha256 " in chain.output
+    assert "snapshot:    iris:1" in chain.output
+    assert "pipeline:    shipyard.loop.examples:train_iris (code sha256 " in chain.output
     assert "version:     iris:1 (production)" in chain.output
     assert "deployments: none" in chain.output and "predictions: 0" in chain.output
     bad = run(client, "history", "iris:x")

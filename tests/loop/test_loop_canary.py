@@ -63,7 +63,7 @@ def test_healthy_canary_is_promoted_and_the_alias_follows(
     assert client.registry.resolve("iris@production").version == 2
     assert [s.name for s in second.run.steps][-2:] == ["canary", "promote"]
 
-    # Lineage reads data snapshot -> run -> version -> deployment -> predictions.
+    # Lineage reads data snapshot -> pipeline -> run -> version -> deployment -> predictions.
     served = datetime.now(UTC)  # after the version was registered (by the wall clock)
     client.prediction_log.write(
         [
@@ -80,8 +80,10 @@ def test_healthy_canary_is_promoted_and_the_alias_follows(
     assert chain.deployments == {"iris": "primary"} and chain.predictions == 7
     lines = chain.describe()
     assert lines[0].startswith(f"data:        {iris_csv} (150 rows, sha256 ")
-    assert lines[3:] == ["deployments: iris (primary)", lines[4]]
-    assert lines[4].startswith("predictions: 7 from ")
+    assert lines[1] == "snapshot:    iris:1"  # the loop's first snapshot (the champion was not)
+    assert lines[2].startswith("pipeline:    shipyard.loop.examples:train_iris (code sha256 ")
+    assert lines[5:] == ["deployments: iris (primary)", lines[6]]
+    assert lines[6].startswith("predictions: 7 from ")
 
 
 def test_breaching_canary_is_rolled_back_and_the_champion_stays(

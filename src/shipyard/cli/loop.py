@@ -9,7 +9,9 @@
 - ``loop trigger MODEL --config loop.yaml``: start a run now, whatever the triggers say.
 - ``loop history REF``: each run of a model (or of the run that made ``name:version``)
   with every step's status, duration, inputs and outputs.
-- ``loop lineage REF``: data snapshot -> run -> version -> deployment -> predictions.
+- ``loop lineage REF``: data snapshot -> pipeline -> run -> version -> deployment ->
+  predictions.
+- ``loop export --airflow DAG.py --config loop.yaml``: an Airflow DAG ticking each model.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from shipyard.cli._common import (
     print_json,
     when,
 )
-from shipyard.errors import InvalidReferenceError
+from shipyard.errors import InvalidInputError, InvalidReferenceError
 from shipyard.loop.config import load_config
 from shipyard.loop.controller import LoopController, ModelTick
 from shipyard.loop.lineage import lineage
@@ -103,10 +105,21 @@ def _failed(ticks: list[ModelTick]) -> bool:
 
 @app.command("tick")
 def tick_command(
-    ctx: typer.Context, config: Path = ConfigOption, as_json: bool = JsonOption
+    ctx: typer.Context,
+    config: Path = ConfigOption,
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Only this model of the config (one task per model)."
+    ),
+    as_json: bool = JsonOption,
 ) -> None:
     """Evaluate every model's triggers once and run the loop where one fires."""
-    ticks = _controller(ctx, config).tick()
+    configs = load_config(config)
+    if model is not None:
+        configs = [c for c in configs if c.model == model]
+        if not configs:
+            known = ", ".join(c.model for c in load_config(config))
+            raise InvalidInputError(f"{config} has no model {model!r}; it configures {known}.")
+    ticks = LoopController(get_client(ctx), configs, source=config).tick()
     if as_json:
         print_json([_tick_json(t) for t in ticks])
     else:
@@ -212,7 +225,8 @@ def lineage_command(
     ref: str = typer.Argument(..., help="A version (iris:4) or alias (iris@production)."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Show REF's lineage: data snapshot -> run -> version -> deployment -> predictions."""
+    """Show REF's lineage: data snapshot -> pipeline -> run -> version -> deployment ->
+    predictions."""
     chain = lineage(get_client(ctx), ref)
     if as_json:
         print_json(chain)
@@ -278,3 +292,22 @@ def _print_run(run: LoopRun, *, full: bool) -> None:
                 console.print(f"      {line}", highlight=False, markup=False)
         if step.error:
             console.print(f"    error: {step.error}", highlight=False, markup=False)
+
+
+@app.command("export")
+def export_command(
+    config: Path = ConfigOption,
+    airflow: Path = typer.Option(..., "--airflow", help="Write an Airflow DAG to this .py file."),
+    schedule: str = typer.Option("*/5 * * * *", "--schedule", help="How often the DAG ticks."),
+    dag_id: str = typer.Option("shipyard_loop", "--dag-id", help="The DAG's id in Airflow."),
+) -> None:
+    """Write an Airflow DAG that runs `shipyard loop tick --model M` for each model of CONFIG."""
+    from shipyard.loop.airflow import airflow_dag
+
+    models = [c.model for c in load_config(config)]
+    text = airflow_dag(models, config=str(config.resolve()), schedule=schedule, dag_id=dag_id)
+    airflow.parent.mkdir(parents=True, exist_ok=True)
+    airflow.write_text(text)
+    console.print(
+        f"wrote {airflow}: DAG {dag_id}, one task per model: {', '.join(models)}", markup=False
+    )

@@ -247,9 +247,16 @@ def _models() -> Loaded:
     return app
 
 
-@command("runs", "Experiment runs: params, metrics, datasets, artifacts; search, compare, import.")
+@command("runs", "Experiment runs: params, metrics, datasets; reproduce a run.")
 def _runs() -> Loaded:
     from shipyard.cli.runs import app
+
+    return app
+
+
+@command("data", "Dataset versions: snapshot tables, list, show, diff, get them back, prune.")
+def _data() -> Loaded:
+    from shipyard.cli.data import app
 
     return app
 

@@ -25,7 +25,10 @@ if TYPE_CHECKING:
 app = typer.Typer(
     cls=HelpGroup,
     rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
-    help="Experiment runs: params, metrics, datasets, artifacts; search, compare, import.",
+    help=(
+        "Experiment runs: params, metrics, datasets, artifacts; search, compare, import; "
+        "reproduce a run."
+    ),
     no_args_is_help=True,
 )
 
@@ -299,3 +302,54 @@ def import_mlflow_command(
         console.print(f"warning: {warning}", markup=False)
     if len(report.warnings) > 20:
         console.print(f"... and {len(report.warnings) - 20} more warnings (--json lists all).")
+
+
+@app.command("reproduce")
+def reproduce_command(
+    ctx: typer.Context,
+    run_id: str,
+    check: bool = typer.Option(
+        False,
+        "--check",
+        help="Compare with the original: code, packages, data, holdout predictions, metrics; "
+        "exit 1 if they differ.",
+    ),
+    tolerance: float = typer.Option(
+        0.01,
+        "--tolerance",
+        min=0.0,
+        help="Largest absolute metric difference accepted when predictions are not identical.",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Re-run RUN_ID's pipeline on the same data snapshots, params and seed; register the
+    result as a candidate (no alias moves)."""
+    from shipyard.loop.reproduce import reproduce
+
+    client = get_client(ctx)
+    result = reproduce(client, client.runs.expand_id(run_id), check=check, tolerance=tolerance)
+    if as_json:
+        print_json({**result.__dict__, "ok": result.ok})
+    else:
+        console.print(
+            f"reproduced run {result.run_id} as run {result.new_run_id}: candidate "
+            f"{result.candidate} (no alias set)",
+            markup=False,
+        )
+        if check:
+            if result.predictions_identical is not None:
+                same = "identical" if result.predictions_identical else "different"
+                console.print(
+                    f"holdout predictions of {result.original} and {result.candidate}: {same}",
+                    markup=False,
+                )
+            for key, (before, after) in result.metrics.items():
+                console.print(f"metric {key}: {before} -> {after}", markup=False)
+            if result.ok:
+                console.print("reproduced: same code, packages, data and results", markup=False)
+            else:
+                console.print("NOT reproduced:", markup=False)
+                for reason in result.reasons:
+                    console.print(f"  - {reason}", markup=False)
+    if check and not result.ok:
+        raise typer.Exit(1)

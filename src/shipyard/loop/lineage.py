@@ -1,4 +1,5 @@
-"""A version's lineage, end to end: data snapshot -> run -> version -> deployment -> predictions.
+"""A version's lineage: data snapshot -> pipeline version -> run -> version -> deployment ->
+predictions.
 
 Each link is read from where it is recorded: the version's data fingerprint
 (content hash, source, time range, holdout), the tracking run that trained
@@ -36,6 +37,9 @@ class Lineage:
     predictions: int = 0
     first_prediction: datetime | None = None
     last_prediction: datetime | None = None
+    #: The dataset version the run read (``iris:3``) and the pipeline version it ran.
+    snapshot: str | None = None
+    pipeline: dict[str, Any] | None = None
 
     def describe(self) -> list[str]:
         """One line per link, for the CLI and the demo."""
@@ -60,8 +64,16 @@ class Lineage:
                 f" from {self.first_prediction:%Y-%m-%d %H:%M} "
                 f"to {self.last_prediction:%Y-%m-%d %H:%M} UTC"
             )
+        pipeline = "not recorded"
+        if self.pipeline is not None:
+            pipeline = (
+                f"{self.pipeline['entry_point']} (code sha256 "
+                f"{str(self.pipeline['code_hash'])[:12]}, seed {self.pipeline.get('seed')})"
+            )
         return [
             f"data:        {text}",
+            f"snapshot:    {self.snapshot or 'none (data not snapshotted)'}",
+            f"pipeline:    {pipeline}",
             f"run:         {run}",
             f"version:     {self.version}{aliases}",
             f"deployments: {served or 'none'}",
@@ -113,7 +125,20 @@ def lineage(client: LoopServices, ref: str, *, until: datetime | None = None) ->
     if frame is not None and len(frame):
         predictions = len(frame)
         first, last = frame["timestamp"].min(), frame["timestamp"].max()
+    snapshot = (version.data_fingerprint or {}).get("snapshot")
+    pipeline: dict[str, Any] | None = None
+    if version.run_id is not None:
+        record = client.datasets.get_pipeline(version.run_id)
+        if record is not None:
+            pipeline = {
+                "entry_point": record.entry_point,
+                "code_hash": record.code_hash,
+                "seed": record.record.get("seed"),
+                "snapshots": record.snapshots,
+            }
     return Lineage(
+        snapshot=str(snapshot) if snapshot else None,
+        pipeline=pipeline,
         version=version.ref,
         data=version.data_fingerprint,
         run_id=version.run_id,

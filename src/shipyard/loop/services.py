@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from shipyard.config import Settings
     from shipyard.monitoring.calibrations import Calibrations
+    from shipyard.data.snapshots import DataVersions
     from shipyard.monitoring.prediction_log import PredictionLog
     from shipyard.registry.service import Registry
     from shipyard.rollout.service import Deployments
+    from shipyard.store.dataset_store import DatasetStore
     from shipyard.store.loop_store import LoopStore
     from shipyard.store.model_store import ModelStore
     from shipyard.store.run_store import RunStore
@@ -45,6 +47,10 @@ class LoopServices(Protocol):
     def prediction_log(self) -> PredictionLog: ...
     @property
     def calibrations(self) -> Calibrations: ...
+    @property
+    def datasets(self) -> DatasetStore: ...
+    @property
+    def data(self) -> DataVersions: ...
 
 
 __all__ = ["LoopServices"]

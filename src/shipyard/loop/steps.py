@@ -34,6 +34,7 @@ from shipyard.loop.pipelines import (
     run_pipeline,
     snapshot,
 )
+from shipyard.loop.provenance import record_pipeline
 from shipyard.store import records
 from shipyard.store.loop_records import LoopRun, RunStatus
 from shipyard.store.loop_store import LoopStore
@@ -219,8 +220,21 @@ def retrain(state: RunState, log: StepLog) -> None:
         run.set_tag("loop.run", str(state.run.id))
         run.set_tag("loop.trigger", f"{state.run.trigger_kind}:{state.run.trigger_key}")
         run.log_params({**params, "entry_point": pipeline.entry_point})
+        snapshots = _snapshot_inputs(state, run.id)
         state.client.runs.log_dataset(run.id, "training", state.snapshot.lineage)
         state.client.runs.log_dataset(run.id, "holdout", state.holdout_lineage or {})
+        record_pipeline(
+            state.client.datasets,
+            run.id,
+            entry_point=pipeline.entry_point,
+            params=params,
+            code_path=pipeline.code_path,
+            seed=state.split_seed,
+            snapshots=snapshots,
+            config=cfg.model_dump(mode="json"),
+            extra={"model": cfg.model, "loop_run": state.run.id},
+        )
+        log.inputs["snapshots"] = snapshots
         result = run_pipeline(
             pipeline.entry_point, state.train, params, code_path=pipeline.code_path
         )
@@ -229,6 +243,25 @@ def retrain(state: RunState, log: StepLog) -> None:
             run.log_metrics(metrics)
     state.training = TrainResult(result.model, metrics)
     log.outputs.update(tracking_run=state.tracking_run_id, metrics=metrics)
+
+
+def _snapshot_inputs(state: RunState, run_id: str) -> dict[str, str]:
+    """Store the data this retrain read (and its holdout) as dataset versions of the model's
+    name; only chunks not stored before take space."""
+    assert state.snapshot is not None and state.holdout is not None
+    model, reason = state.config.model, f"loop run {state.run.id}: {state.run.reason}"
+    refs: dict[str, str] = {}
+    for context, frame, name in (
+        ("training", state.snapshot.frame, model),
+        ("holdout", state.holdout, f"{model}-holdout"),
+    ):
+        version = state.client.data.snapshot(frame, name=name, message=reason)
+        state.client.datasets.record_use(version.dataset, version.version, run_id, context)
+        refs[context] = version.ref
+    state.snapshot.lineage["snapshot"] = refs["training"]
+    if state.holdout_lineage is not None:
+        state.holdout_lineage["snapshot"] = refs["holdout"]
+    return refs
 
 
 def register(state: RunState, log: StepLog) -> None:

@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     from shipyard.tracking.fingerprint import DatasetFingerprint
     from shipyard.tracking.system_metrics import SystemMetrics
 
+#: (frame, dataset name, run id, context) -> the ``name:version`` it was stored as.
+Snapshotter = Callable[["pd.DataFrame", str, str, str], str]
+
 
 class ActiveRun:
     """A run being recorded; use it as a context manager."""
@@ -90,13 +93,31 @@ class ActiveRun:
         self._store.set_run_tags(self.id, tags)
 
     def log_dataset(
-        self, data: pd.DataFrame, *, context: str = "training", source: str | None = None
+        self,
+        data: pd.DataFrame,
+        *,
+        context: str = "training",
+        source: str | None = None,
+        snapshot: bool = False,
+        name: str | None = None,
     ) -> DatasetFingerprint:
-        """Fingerprint ``data`` and record it with the run under ``context``."""
+        """Fingerprint ``data`` and record it with the run under ``context``.
+
+        ``snapshot=True`` also stores the rows as the next version of dataset
+        ``name`` (default ``<experiment>-<context>``), recorded as read by this run.
+        """
         from shipyard.tracking.fingerprint import fingerprint
 
         fp = fingerprint(data, source=source)
-        self._store.log_dataset(self.id, context, fp.to_dict())
+        recorded = fp.to_dict()
+        if snapshot:
+            if self._tracker.snapshot is None:
+                raise InvalidInputError(
+                    "This tracker cannot snapshot data: it was made without a dataset store."
+                )
+            dataset = name or f"{self.experiment}-{context}"
+            recorded["snapshot"] = self._tracker.snapshot(data, dataset, self.id, context)
+        self._store.log_dataset(self.id, context, recorded)
         self.datasets[context] = fp
         return fp
 
@@ -180,10 +201,13 @@ class Tracker:
         *,
         actor: str,
         artifacts: Callable[[], ArtifactStore] | None = None,
+        snapshot: Snapshotter | None = None,
     ) -> None:
         self.store = store
         self.actor = actor
         self._artifacts = artifacts
+        #: Stores a frame as a dataset version read by a run; returns its ``name:version``.
+        self.snapshot = snapshot
         self._stack: list[ActiveRun] = []
         self._lock = threading.Lock()
         self.writer = MetricWriter(store)

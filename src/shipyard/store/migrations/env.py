@@ -6,6 +6,7 @@ from alembic import context
 # Every module that declares tables must be imported here, or autogenerate
 # would propose dropping its tables.
 import shipyard.store.schema_features
+import shipyard.store.schema_data
 import shipyard.store.schema_loop
 import shipyard.store.schema_monitor
 import shipyard.store.schema_rollout

@@ -1,0 +1,165 @@
+"""Benchmark ``shipyard data snapshot`` against a plain second copy and ``dvc add``.
+
+Data: a synthetic table of N rows (default 10M: an id, an event time, a
+category and four float measures), written as ``v1.parquet``, then the same
+rows plus 1 % new rows appended as ``v2.parquet`` (the whole file rewritten, as
+a daily export is). Both files are zstd Parquet, like Shipyard's chunks, so the
+byte counts compare storage schemes rather than codecs.
+
+Per tool, in one run, one after another on the same two files:
+
+- shipyard: ``shipyard data snapshot v1.parquet --name bench`` then the same for
+  v2, the real CLI, on a private SHIPYARD_HOME (SQLite + local artifact folder);
+  bytes = everything under the artifact folder.
+- copy: both files kept (``cp``); bytes = v1 + v2.
+- dvc: ``dvc add data.parquet`` in a fresh ``dvc init --no-scm`` folder, then
+  the file replaced by v2 and ``dvc add`` again (DVC's own venv,
+  ``bench/.peers/dvc``); bytes = the ``.dvc/cache`` folder.
+
+Reported: seconds per version and bytes stored for both versions, and the
+ratios: bytes / one copy (``v1.parquet``; goal: shipyard <= 1.1x) and
+shipyard time / dvc time (goal: < 1).
+
+    .venv/bin/python bench/data.py                  # 10M rows
+    .venv/bin/python bench/data.py --rows 200000    # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+WORK_DIR = BENCH_DIR / ".work" / "data"
+SHIPYARD = Path(sys.executable).with_name("shipyard")
+DVC_REQUIREMENTS = ["dvc==3.*"]
+sys.path.insert(0, str(BENCH_DIR))
+
+
+def make_files(rows: int, folder: Path) -> tuple[Path, Path]:
+    """v1 (``rows`` rows) and v2 (v1 plus 1 % appended), generated once per size."""
+    import numpy as np
+    import pandas as pd
+
+    v1, v2 = folder / "v1.parquet", folder / "v2.parquet"
+    if v1.exists() and v2.exists():
+        return v1, v2
+    folder.mkdir(parents=True, exist_ok=True)
+    extra = max(1, rows // 100)
+    rng = np.random.default_rng(0)
+    n = rows + extra
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(n, dtype=np.int64),
+            "ts": 1_700_000_000 + np.sort(rng.integers(0, 86_400 * 365, n)),
+            "store": rng.integers(0, 500, n).astype(np.int32),
+            "price": np.round(rng.gamma(2.0, 10.0, n), 2),
+            "qty": rng.integers(1, 20, n).astype(np.int16),
+            "score": rng.normal(size=n),
+            "discount": np.round(rng.uniform(0, 0.5, n), 3),
+        }
+    )
+    frame.iloc[:rows].to_parquet(v1, compression="zstd", index=False)
+    frame.to_parquet(v2, compression="zstd", index=False)
+    return v1, v2
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def run_shipyard(v1: Path, v2: Path, work: Path) -> dict[str, object]:
+    home = work / "shipyard-home"
+    shutil.rmtree(home, ignore_errors=True)
+    env = {**os.environ, "SHIPYARD_HOME": str(home), "SHIPYARD_USER": "bench"}
+    times = []
+    for path in (v1, v2):
+        t0 = time.perf_counter()
+        subprocess.run(
+            [SHIPYARD, "data", "snapshot", str(path), "--name", "bench", "--json"],
+            env=env, check=True, capture_output=True,
+        )  # fmt: skip
+        times.append(time.perf_counter() - t0)
+    artifacts = home / "artifacts"
+    stored = folder_bytes(artifacts if artifacts.exists() else home)
+    return {"seconds": times, "bytes": stored}
+
+
+def run_copy(v1: Path, v2: Path, work: Path) -> dict[str, object]:
+    target = work / "copies"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    times = []
+    for i, path in enumerate((v1, v2)):
+        t0 = time.perf_counter()
+        shutil.copyfile(path, target / f"v{i + 1}.parquet")
+        times.append(time.perf_counter() - t0)
+    return {"seconds": times, "bytes": folder_bytes(target)}
+
+
+def run_dvc(v1: Path, v2: Path, work: Path) -> dict[str, object]:
+    from _peers import ensure_peer_venv
+
+    venv = ensure_peer_venv("dvc", DVC_REQUIREMENTS)
+    dvc = venv / "bin" / "dvc"
+    repo = work / "dvc-repo"
+    shutil.rmtree(repo, ignore_errors=True)
+    repo.mkdir(parents=True)
+    subprocess.run([dvc, "init", "--no-scm", "-q"], cwd=repo, check=True)
+    times = []
+    for path in (v1, v2):
+        shutil.copyfile(path, repo / "data.parquet")
+        t0 = time.perf_counter()
+        subprocess.run([dvc, "add", "-q", "data.parquet"], cwd=repo, check=True)
+        times.append(time.perf_counter() - t0)
+    version = subprocess.run(
+        [dvc, "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return {"seconds": times, "bytes": folder_bytes(repo / ".dvc" / "cache"), "version": version}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--json", action="store_true", help="Print the results as JSON too.")
+    args = parser.parse_args()
+    work = WORK_DIR / str(args.rows)
+    v1, v2 = make_files(args.rows, work)
+    one_copy = v1.stat().st_size
+    results = {
+        "shipyard": run_shipyard(v1, v2, work),
+        "copy": run_copy(v1, v2, work),
+        "dvc": run_dvc(v1, v2, work),
+    }
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, shared machine"
+    print(
+        f"data versions, {args.rows:,} rows then +1 % ({machine}); "
+        f"one copy (v1.parquet) = {one_copy:,} bytes"
+    )
+    print(f"{'tool':<10}{'v1 s':>9}{'v2 s':>9}{'bytes, 2 versions':>20}{'x one copy':>12}")
+    for tool, r in results.items():
+        s1, s2 = r["seconds"]  # type: ignore[misc]
+        stored = int(r["bytes"])  # type: ignore[call-overload]
+        print(f"{tool:<10}{s1:>9.2f}{s2:>9.2f}{stored:>20,}{stored / one_copy:>12.3f}")
+    ship, dvc = results["shipyard"], results["dvc"]
+    ratio_bytes = int(ship["bytes"]) / one_copy  # type: ignore[call-overload]
+    ratio_time = sum(ship["seconds"]) / sum(dvc["seconds"])  # type: ignore[arg-type]
+    print(
+        f"shipyard bytes / one copy = {ratio_bytes:.3f} (goal <= 1.1: "
+        f"{'met' if ratio_bytes <= 1.1 else 'MISSED'}); shipyard time / dvc add time = "
+        f"{ratio_time:.2f} (goal < 1: {'met' if ratio_time < 1 else 'MISSED'}); {dvc['version']}"
+    )
+    if args.json:
+        print(json.dumps({"rows": args.rows, "one_copy": one_copy, **results}))
+
+
+if __name__ == "__main__":
+    main()

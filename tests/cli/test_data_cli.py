@@ -1,0 +1,116 @@
+"""``shipyard data ...`` through the real Typer app, and ``data get`` as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import Result
+from sklearn.datasets import load_wine
+from sklearn.tree import DecisionTreeClassifier
+from typer.testing import CliRunner
+
+from shipyard import Shipyard
+from shipyard.cli._common import console
+from shipyard.cli.main import app
+from shipyard.config import Settings
+
+SHIPYARD = Path(sys.executable).with_name("shipyard")
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(console, "width", 200)
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Shipyard:
+    return Shipyard(Settings(home=tmp_path / "home", user="tester"))
+
+
+def data(client: Shipyard, *args: str | Path) -> Result:
+    return CliRunner().invoke(app, ["data", *map(str, args)], obj=client)
+
+
+def wine() -> pd.DataFrame:
+    return load_wine(as_frame=True).frame.assign(row_id=np.arange(178))
+
+
+def test_snapshot_list_versions_show_diff(client: Shipyard, tmp_path: Path) -> None:
+    frame = wine()
+    frame.iloc[:150].to_csv(tmp_path / "v1.csv", index=False)
+    frame.to_parquet(tmp_path / "v2.parquet")
+
+    first = data(client, "snapshot", tmp_path / "v1.csv", "--name", "wine", "-m", "first cut")
+    assert first.exit_code == 0, first.output
+    assert "wine:1: 150 rows, 15 columns" in first.output
+    second = data(client, "snapshot", tmp_path / "v2.parquet", "--name", "wine", "--json")
+    assert json.loads(second.output)["ref"] == "wine:2"
+
+    listed = data(client, "list")
+    assert "wine" in listed.output and "178" in listed.output
+    versions = data(client, "versions", "wine", "--json")
+    assert [v["message"] for v in json.loads(versions.output)] == ["first cut", None]
+
+    # A run reads wine:2 and a model version is logged from it: show names both.
+    with client.tracker.start_run("wine") as run:
+        client.datasets.record_use("wine", 2, run.id, "training")
+        features = frame.drop(columns="target")
+        model = DecisionTreeClassifier(random_state=0).fit(features, frame.target)
+        client.registry.log_model(model, "wine-clf", sample=features.head(20), run_id=run.id)
+    shown = data(client, "show", "wine:2")
+    assert shown.exit_code == 0, shown.output
+    assert "rows:        178" in shown.output
+    assert f"runs:        {run.id}" in shown.output
+    assert "models:      wine-clf:1" in shown.output
+    assert "alcohol" in shown.output  # the schema
+
+    diff = data(client, "diff", "wine:1", "wine:2", "--key", "row_id", "--json")
+    assert diff.exit_code == 0, diff.output
+    body = json.loads(diff.output)
+    assert (body["added"], body["removed"], body["changed"]) == (28, 0, 0)
+
+    pruned = data(client, "prune", "wine", "--keep-last", "0", "--dry-run")
+    assert "would remove 1 version(s): wine:1" in pruned.output
+    assert "kept wine:2: used by model version wine-clf:1" in pruned.output
+    assert data(client, "show", "wine:1").exit_code == 0  # dry run: still there
+
+
+def test_get_is_a_real_command_that_writes_the_version(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {**os.environ, "SHIPYARD_HOME": str(home), "SHIPYARD_USER": "tester"}
+    wine().to_parquet(tmp_path / "wine.parquet")
+    subprocess.run(
+        [SHIPYARD, "data", "snapshot", tmp_path / "wine.parquet", "--name", "wine"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    out = tmp_path / "copy.csv"
+    done = subprocess.run(
+        [SHIPYARD, "data", "get", "wine:1", "--output", out],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(out), wine())
+
+
+def test_bad_input_is_one_line(client: Shipyard, tmp_path: Path) -> None:
+    missing = data(client, "show", "wine:7")
+    assert missing.exit_code != 0
+    assert "No dataset version wine:7" in missing.output
+    assert "Traceback" not in missing.output
+    bad = data(client, "snapshot", tmp_path / "x.parquet", "--name", "no/slash")
+    assert "Dataset name 'no/slash' is not allowed" in bad.output
+    wine().to_parquet(tmp_path / "w.parquet")
+    data(client, "snapshot", tmp_path / "w.parquet", "--name", "wine")
+    wrong = data(client, "get", "wine:1", "--output", tmp_path / "out.xlsx")
+    assert "give a file ending in .parquet, .csv or .jsonl" in wrong.output
