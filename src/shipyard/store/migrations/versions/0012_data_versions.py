@@ -1,7 +1,7 @@
 """data: dataset versions, the runs that used them, the pipeline a run ran
 
 Revision ID: 0012
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-04 23:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0006"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
