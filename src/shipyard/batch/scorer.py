@@ -160,6 +160,7 @@ def score_file(
     output_format: str | None = None,
     overlap_io: bool = True,
     clock: Clock = SYSTEM_CLOCK,
+    first_row: int = 0,
 ) -> BatchSummary:
     """Score every row of ``source`` with ``model`` and write the results to ``sink``.
 
@@ -174,6 +175,8 @@ def score_file(
     ``on_chunk`` is called with a :class:`ChunkResult` after each scored chunk.
     ``overlap_io`` reads and writes on background threads while the model
     predicts (False runs everything in the calling thread).
+    ``first_row`` is the row number of the source's first row: a partition of a
+    larger input numbers its row ids, rejects and logged rows as in the whole input.
     """
     if chunk_size < 1:
         raise InvalidInputError(f"The chunk size must be at least 1, got {chunk_size}.")
@@ -184,6 +187,7 @@ def score_file(
     job = _Job(
         model, src, out, rej, strict=strict, id_column=id_column, on_chunk=on_chunk, writer=writer
     )
+    job.first_row = first_row
     start = clock.monotonic()
     try:
         columns = job.check_columns()
@@ -264,6 +268,7 @@ class _Job:
         self.kept: list[Reject] = []
         self.wrote_output = self.wrote_rejects = False
         self.id_type: pa.DataType | None = None
+        self.first_row = 0
 
     # -- before reading --
     def check_columns(self) -> list[str]:
@@ -312,7 +317,7 @@ class _Job:
 
     # -- per chunk --
     def score(self, frame: pd.DataFrame) -> None:
-        offset = self.rows_read
+        offset = self.first_row + self.rows_read
         n = len(frame)
         self.rows_read += n
         self.chunks += 1
