@@ -116,3 +116,18 @@ def test_an_empty_window_is_empty(log: PredictionLog) -> None:
     assert (summary.n_rows, summary.coverage, summary.realized_accuracy) == (0, None, None)
     log.write([record("old", T0 - 2 * HOUR)])
     assert _summary(log).n_rows == 0
+
+
+def test_sample_inputs_counts_the_window_and_bounds_the_sample(
+    labelled_log: PredictionLog,
+) -> None:
+    """What `shipyard drift --window` reads: every row of a small window, a uniform
+    sample of a large one, never more than asked."""
+    n, everything = labelled_log.sample_inputs("iris", since=T0, until=T0 + HOUR)
+    window = labelled_log.read_inputs("iris", since=T0, until=T0 + HOUR)
+    assert n == 400 and sorted(everything["x"]) == sorted(window["x"])
+    assert list(everything.columns) == list(window.columns)
+    n, sample = labelled_log.sample_inputs("iris", since=T0, until=T0 + HOUR, rows=100)
+    assert n == 400 and len(sample) == 100 and sample["x"].is_unique
+    assert 0.35 < np.mean(sample["x"].to_numpy() < 200) < 0.65
+    assert labelled_log.sample_inputs("iris", since=T0 + 2 * HOUR, until=T0 + 3 * HOUR)[0] == 0
