@@ -16,7 +16,9 @@ when the model has probabilities, and ``model_version`` (``"iris:3"``).
 
 An observer, if given, is called once per scored chunk with a
 :class:`ChunkResult` (ids, inputs, outputs, timing): the seam through which the
-prediction log records batch predictions without the loop knowing about it.
+prediction log records batch predictions without the loop knowing about it. It
+runs on the writer thread, in chunk order, so logging overlaps the next
+chunk's prediction; an error in it fails the job as a write error does.
 
 Example:
     >>> model = client.registry.load("iris")                                # doctest: +SKIP
@@ -336,7 +338,10 @@ class _Job:
         self.wrote_output = True
         self.rows_scored += len(check.frame)
         if self.on_chunk is not None:
-            self.on_chunk(
+            # On the writer thread, in chunk order: logging a chunk (Arrow conversion and a
+            # compressed Parquet segment, mostly outside the GIL) overlaps the next predict.
+            self.writer.submit(
+                self.on_chunk,
                 ChunkResult(
                     model_name=self.model.name,
                     model_version=self.model.version,
@@ -348,7 +353,7 @@ class _Job:
                     classes=self.classes,
                     rejected=check.n_bad,
                     predict_seconds=elapsed,
-                )
+                ),
             )
 
     def _predict(
