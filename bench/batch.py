@@ -138,7 +138,7 @@ def ensure_models(home: Path) -> dict[str, Path]:
     client = Shipyard(Settings(home=home, user="bench"))
     try:
         if all(p.exists() for p in paths.values()) and all(
-            client.registry.exists(f"iris-{k}") for k in estimators
+            _registered(client, f"iris-{k}@production") for k in estimators
         ):
             return paths
         X, y = iris_frame()
@@ -150,6 +150,16 @@ def ensure_models(home: Path) -> dict[str, Path]:
     finally:
         client.close()
     return paths
+
+
+def _registered(client: Any, ref: str) -> bool:
+    from shipyard.errors import NotFoundError
+
+    try:
+        client.registry.resolve(ref)
+    except NotFoundError:
+        return False
+    return True
 
 
 # -- measuring --------------------------------------------------------------------
