@@ -355,3 +355,38 @@ def _worker_processes(pid: int) -> list[psutil.Process]:
         except psutil.NoSuchProcess:
             continue
     return sorted(workers, key=lambda p: p.create_time())
+
+
+def test_progress_counts_rows_across_workers(client, home, scheduler, tmp_path):
+    """What the progress bar is fed: rows done on every worker, reported chunk by chunk,
+    ending at the input's row count."""
+    from distributed import Client
+
+    from shipyard.batch.parallel import score_partitions
+    from shipyard.cli.predict import PredictWorkerSetup
+    from shipyard.tables.datasets import plan_partitions
+
+    data = tmp_path / "in"
+    data.mkdir()
+    for i in range(4):
+        rows(500, i).to_parquet(data / f"p{i}.parquet")
+    plan = plan_partitions(str(data), partition_rows=10_000)
+    version = client.registry.resolve("iris")
+    setup = PredictWorkerSetup(client.settings, version.ref, f"batch-{uuid.uuid4().hex[:12]}")
+    seen: list[tuple[int, int | None]] = []
+    with Client(scheduler) as dask:
+        summary, _ = score_partitions(
+            dask,
+            setup,
+            plan,
+            tmp_path / "out",
+            source=str(data),
+            model_ref=version.ref,
+            chunk_size=100,
+            progress=lambda done, total: seen.append((done, total)),
+        )
+    assert summary.rows_read == 2_000
+    assert seen[0] == (0, 2_000) and seen[-1] == (2_000, 2_000)
+    assert {total for _, total in seen} == {2_000}
+    done = [d for d, _ in seen]
+    assert done == sorted(done)  # never counts backwards

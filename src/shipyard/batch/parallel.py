@@ -310,8 +310,10 @@ def score_partitions(
             progress(0, total)
 
             def on_event(event: Any) -> None:
+                # Events may arrive after their partition's result: never count backwards.
                 _, message = event
-                done_rows[int(message["partition"])] = int(message["rows"])
+                index = int(message["partition"])
+                done_rows[index] = max(done_rows.get(index, 0), int(message["rows"]))
                 progress(sum(done_rows.values()), total)
 
             client.subscribe_topic(topic, on_event)
@@ -353,6 +355,9 @@ def score_partitions(
             if progress is not None:
                 progress(sum(done_rows.values()), total)
         ordered = [results[p.index] for p in partitions]
+        if progress is not None:
+            client.unsubscribe_topic(topic)
+            progress(sum(r.rows_read for r in ordered), total)
         if rejects is not None:
             _merge_rejects(staging, ordered, rejects)
         _publish(staging, ordered, partitions, output, single_file=single_file)
