@@ -296,6 +296,7 @@ def test_a_glob_of_csv_files_on_s3(home, tmp_path, s3_endpoint, monkeypatch):
         client.close()
 
 
+@pytest.mark.timeout(600)  # a real job on a shared machine: minutes under load
 def test_a_worker_killed_mid_job_loses_and_doubles_nothing(home, tmp_path):
     """The real executable on a local cluster of two workers; one worker process is
     SIGKILLed once the first partitions are done. Dask runs its partitions again."""
