@@ -23,6 +23,13 @@ memory), wall time of the whole process, and peak RSS (``/usr/bin/time -v``, or
     .venv/bin/python bench/batch.py                          # 1M and 5M rows, 3 repetitions
     .venv/bin/python bench/batch.py --sizes 1000000 --repeats 1 --models lr
 
+``--workers 1 2`` (the default) also runs ``shipyard predict --workers N`` for each
+N: a local Dask cluster of N worker processes, one partition per 500,000-row row
+group. Its rows/s is the job's own (from planning to the published output; the
+cluster's start-up shows in the wall time), and its peak RSS is the largest
+single process of the tree (``/usr/bin/time`` reports the biggest child), i.e.
+the driver or one worker.
+
 The file doubles as the child script (``--child shipyard|reference ...``).
 """
 
@@ -48,6 +55,8 @@ DATA_VERSION = 1  # bump when make_data changes, so cached Parquet is rebuilt
 GEN_CHUNK = 500_000
 TIME_BIN = Path("/usr/bin/time")
 MODELS = {"lr": "LogisticRegression", "rf": "RandomForest(20 trees)"}
+# Row groups are GEN_CHUNK rows: a parallel job gets one partition per row group.
+PARTITION_ROWS = GEN_CHUNK
 
 
 # -- children ---------------------------------------------------------------------
@@ -129,7 +138,7 @@ def ensure_models(home: Path) -> dict[str, Path]:
     client = Shipyard(Settings(home=home, user="bench"))
     try:
         if all(p.exists() for p in paths.values()) and all(
-            client.registry.exists(f"iris-{k}") for k in estimators
+            _registered(client, f"iris-{k}@production") for k in estimators
         ):
             return paths
         X, y = iris_frame()
@@ -141,6 +150,16 @@ def ensure_models(home: Path) -> dict[str, Path]:
     finally:
         client.close()
     return paths
+
+
+def _registered(client: Any, ref: str) -> bool:
+    from shipyard.errors import NotFoundError
+
+    try:
+        client.registry.resolve(ref)
+    except NotFoundError:
+        return False
+    return True
 
 
 # -- measuring --------------------------------------------------------------------
@@ -175,10 +194,16 @@ def measure(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
     return {"wall": wall, "rss_mb": rss_kb / 1024, **payload}
 
 
-def run_shipyard(model: str, data: Path, env: dict[str, str]) -> dict[str, Any]:
+def run_shipyard(
+    model: str, data: Path, env: dict[str, str], workers: int | None = None
+) -> dict[str, Any]:
     out = WORK_DIR / f"scores-{model}.parquet"
     argv = ["predict", f"iris-{model}", "--input", str(data), "--output", str(out), "--json"]
+    if workers is not None:
+        argv += ["--workers", str(workers), "--partition-rows", str(PARTITION_ROWS)]
     result = measure([sys.executable, __file__, "--child", "shipyard", *argv], env)
+    if out.is_dir():
+        shutil.rmtree(out)
     out.unlink(missing_ok=True)
     if result["rows_scored"] != result["rows_read"]:
         raise RuntimeError(f"shipyard rejected rows on clean data: {result}")
@@ -241,6 +266,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 5_000_000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["lr", "rf"])
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="*",
+        default=[1, 2],
+        help="Also run `shipyard predict --workers N` (a local Dask cluster) for each N.",
+    )
     args = parser.parse_args()
 
     WORK_DIR.mkdir(parents=True, exist_ok=True)
@@ -257,10 +289,13 @@ def main() -> None:
         for n in args.sizes:
             for model in args.models:
                 # Alternate who goes first, so neither always runs on a warmer cache.
-                order = ["shipyard", "reference"] if rep % 2 == 0 else ["reference", "shipyard"]
+                tools = ["shipyard", *(f"workers-{w}" for w in args.workers), "reference"]
+                order = tools if rep % 2 == 0 else tools[::-1]
                 for tool in order:
                     if tool == "shipyard":
                         r = run_shipyard(model, data[n], env)
+                    elif tool.startswith("workers-"):
+                        r = run_shipyard(model, data[n], env, int(tool.split("-")[1]))
                     else:
                         r = run_reference(model_paths[model], data[n], env)
                     results.setdefault((n, model, tool), []).append(r)
@@ -275,18 +310,41 @@ def main() -> None:
         "| model | rows | tool | rows/s | wall s | peak RSS MB | rows/s ratio shipyard/reference |"
     )
     lines = [header, "|" + "---|" * 7]
+    scaling: list[str] = []
     for n in args.sizes:
         for model in args.models:
             ship = results[(n, model, "shipyard")]
             ref = results[(n, model, "reference")]
             ratios = [s["rows_per_s"] / r["rows_per_s"] for s, r in zip(ship, ref, strict=True)]
-            for tool, runs in (("shipyard predict", ship), ("model.predict (in memory)", ref)):
+            runs_by_tool = [("shipyard predict", ship, ratios)]
+            for w in args.workers:
+                par = results[(n, model, f"workers-{w}")]
+                par_ratios = [
+                    s["rows_per_s"] / r["rows_per_s"] for s, r in zip(par, ref, strict=True)
+                ]
+                runs_by_tool.append((f"shipyard predict --workers {w}", par, par_ratios))
+            runs_by_tool.append(("model.predict (in memory)", ref, []))
+            for tool, runs, tool_ratios in runs_by_tool:
                 lines.append(
                     f"| {MODELS[model]} | {n:,} | {tool} | "
                     f"{med([r['rows_per_s'] for r in runs], '{:,.0f}')} | "
                     f"{med([r['wall'] for r in runs], '{:.1f}')} | "
                     f"{med([r['rss'] for r in runs], '{:.0f}')} | "
-                    f"{med(ratios, '{:.2f}') if tool.startswith('shipyard') else ''} |"
+                    f"{med(tool_ratios, '{:.2f}') if tool_ratios else ''} |"
+                )
+            if len(args.workers) >= 2:
+                lo, hi = min(args.workers), max(args.workers)
+                scale = [
+                    a["rows_per_s"] / b["rows_per_s"]
+                    for a, b in zip(
+                        results[(n, model, f"workers-{hi}")],
+                        results[(n, model, f"workers-{lo}")],
+                        strict=True,
+                    )
+                ]
+                scaling.append(
+                    f"{MODELS[model]}, {n:,} rows: --workers {hi} / --workers {lo} = "
+                    f"{med(scale, '{:.2f}')}x"
                 )
             with_read = [r["rows_per_s_with_read"] for r in ref]
             read_ratios = [s["rows_per_s"] / w for s, w in zip(ship, with_read, strict=True)]
@@ -297,6 +355,9 @@ def main() -> None:
             )
     print()
     print("\n".join(lines))
+    print()
+    for line in scaling:
+        print(line)
     print()
     print(f"Repetitions: {args.repeats}, interleaved; median [min-max].")
     print(f"Versions: {versions()}")

@@ -10,7 +10,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shipyard.batch.writers import CsvSink, ParquetSink, _host, format_of, open_sink
+from shipyard.batch.writers import (
+    CsvSink,
+    ParquetSink,
+    _host,
+    create_temp_folder,
+    format_of,
+    open_sink,
+    release_temp_folder,
+)
 from shipyard.errors import InvalidInputError, StoreError
 
 
@@ -87,6 +95,19 @@ def test_stale_temp_files_are_removed_only_when_provably_shipyards_and_dead(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [other_host.name, foreign.name, "first.csv", "second.csv"]
     )
+
+
+def test_a_killed_parallel_jobs_staging_folder_is_removed_but_a_live_one_kept(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = tmp_path / f".scores.shipyard-{_host()}-{gone.pid}-0123abcd.tmp"
+    (dead / "day=1").mkdir(parents=True)
+    (dead / "day=1" / "part-00000.parquet").write_bytes(b"half a dataset")
+    live = create_temp_folder(tmp_path, "other")
+    with CsvSink(tmp_path / "next.csv") as sink:
+        sink.write(pa.table({"x": [1]}))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "next.csv"])
+    release_temp_folder(live)
 
 
 def test_format_comes_from_the_extension_or_the_override():

@@ -141,3 +141,18 @@ def test_a_calibrated_summary_streams_the_same_estimate_as_the_performance_repor
     unfit = _summary(labelled_log, calibration=other)
     assert not unfit.calibrated
     assert unfit.estimated_accuracy == pytest.approx(_summary(labelled_log).estimated_accuracy)
+
+
+def test_sample_inputs_counts_the_window_and_bounds_the_sample(
+    labelled_log: PredictionLog,
+) -> None:
+    """What `shipyard drift --window` reads: every row of a small window, a uniform
+    sample of a large one, never more than asked."""
+    n, everything = labelled_log.sample_inputs("iris", since=T0, until=T0 + HOUR)
+    window = labelled_log.read_inputs("iris", since=T0, until=T0 + HOUR)
+    assert n == 400 and sorted(everything["x"]) == sorted(window["x"])
+    assert list(everything.columns) == list(window.columns)
+    n, sample = labelled_log.sample_inputs("iris", since=T0, until=T0 + HOUR, rows=100)
+    assert n == 400 and len(sample) == 100 and sample["x"].is_unique
+    assert 0.35 < np.mean(sample["x"].to_numpy() < 200) < 0.65
+    assert labelled_log.sample_inputs("iris", since=T0 + 2 * HOUR, until=T0 + 3 * HOUR)[0] == 0

@@ -16,7 +16,9 @@ when the model has probabilities, and ``model_version`` (``"iris:3"``).
 
 An observer, if given, is called once per scored chunk with a
 :class:`ChunkResult` (ids, inputs, outputs, timing): the seam through which the
-prediction log records batch predictions without the loop knowing about it.
+prediction log records batch predictions without the loop knowing about it. It
+runs on the writer thread, in chunk order, so logging overlaps the next
+chunk's prediction; an error in it fails the job as a write error does.
 
 Example:
     >>> model = client.registry.load("iris")                                # doctest: +SKIP
@@ -160,6 +162,7 @@ def score_file(
     output_format: str | None = None,
     overlap_io: bool = True,
     clock: Clock = SYSTEM_CLOCK,
+    first_row: int = 0,
 ) -> BatchSummary:
     """Score every row of ``source`` with ``model`` and write the results to ``sink``.
 
@@ -174,6 +177,8 @@ def score_file(
     ``on_chunk`` is called with a :class:`ChunkResult` after each scored chunk.
     ``overlap_io`` reads and writes on background threads while the model
     predicts (False runs everything in the calling thread).
+    ``first_row`` is the row number of the source's first row: a partition of a
+    larger input numbers its row ids, rejects and logged rows as in the whole input.
     """
     if chunk_size < 1:
         raise InvalidInputError(f"The chunk size must be at least 1, got {chunk_size}.")
@@ -184,6 +189,7 @@ def score_file(
     job = _Job(
         model, src, out, rej, strict=strict, id_column=id_column, on_chunk=on_chunk, writer=writer
     )
+    job.first_row = first_row
     start = clock.monotonic()
     try:
         columns = job.check_columns()
@@ -264,6 +270,7 @@ class _Job:
         self.kept: list[Reject] = []
         self.wrote_output = self.wrote_rejects = False
         self.id_type: pa.DataType | None = None
+        self.first_row = 0
 
     # -- before reading --
     def check_columns(self) -> list[str]:
@@ -312,7 +319,7 @@ class _Job:
 
     # -- per chunk --
     def score(self, frame: pd.DataFrame) -> None:
-        offset = self.rows_read
+        offset = self.first_row + self.rows_read
         n = len(frame)
         self.rows_read += n
         self.chunks += 1
@@ -331,7 +338,10 @@ class _Job:
         self.wrote_output = True
         self.rows_scored += len(check.frame)
         if self.on_chunk is not None:
-            self.on_chunk(
+            # On the writer thread, in chunk order: logging a chunk (Arrow conversion and a
+            # compressed Parquet segment, mostly outside the GIL) overlaps the next predict.
+            self.writer.submit(
+                self.on_chunk,
                 ChunkResult(
                     model_name=self.model.name,
                     model_version=self.model.version,
@@ -343,7 +353,7 @@ class _Job:
                     classes=self.classes,
                     rejected=check.n_bad,
                     predict_seconds=elapsed,
-                )
+                ),
             )
 
     def _predict(

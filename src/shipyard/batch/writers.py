@@ -32,6 +32,7 @@ import io
 import os
 import re
 import secrets
+import shutil
 import socket
 import threading
 from pathlib import Path
@@ -214,6 +215,25 @@ def _create_temp_file(folder: Path, target: str) -> Path:
         return path
 
 
+def create_temp_folder(folder: Path, target: str) -> Path:
+    """A new hidden folder for ``target`` in ``folder``, named like a temporary file, so a
+    later job removes it once this process is gone (a parallel job's staging folder)."""
+    while True:
+        path = folder / f".{target}.shipyard-{_host()}-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        with _OWN_LOCK:
+            _OWN_TEMP_FILES.add(path.name)
+        return path
+
+
+def release_temp_folder(path: Path) -> None:
+    """Forget ``path`` (renamed into place or deleted)."""
+    _release_temp_file(path)
+
+
 def _release_temp_file(path: Path) -> None:
     with _OWN_LOCK:
         _OWN_TEMP_FILES.discard(path.name)
@@ -256,6 +276,9 @@ def remove_stale_temp_files(folder: Path) -> list[Path]:
         with contextlib.suppress(OSError):
             if entry.is_file(follow_symlinks=False):
                 os.unlink(entry.path)
+                removed.append(Path(entry.path))
+            elif entry.is_dir(follow_symlinks=False):  # a parallel job's staging folder
+                shutil.rmtree(entry.path)
                 removed.append(Path(entry.path))
     return removed
 

@@ -7,6 +7,12 @@ to stderr (so ``--json`` output on stdout stays machine-readable).
 Example:
     shipyard predict iris --input rows.parquet --output scores.parquet --rejects bad.csv
     shipyard predict iris:3 --input-db postgresql://... --input-table visits --output s.csv
+    shipyard predict iris --input "rows/*.parquet" --output scores/ --workers 2
+    shipyard predict iris --input s3://bucket/events/ --output scores/ --cluster tcp://sched:8786
+
+With ``--workers N``, ``--cluster ADDRESS`` or an input of many files (a folder,
+a glob, a partitioned dataset) the same chunk scorer runs once per partition
+on a Dask cluster (:mod:`shipyard.batch.parallel`); Dask is imported only then.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import (
@@ -29,6 +35,7 @@ from rich.progress import (
 from rich.table import Table
 
 from shipyard.batch import DEFAULT_CHUNK_SIZE, BatchSummary, score_file
+from shipyard.batch.parallel import WorkerTools
 from shipyard.batch.scorer import ChunkResult, ProgressCallback
 from shipyard.batch.writers import open_sink
 from shipyard.cli._common import console, err_console, get_client, print_json, to_jsonable
@@ -36,9 +43,15 @@ from shipyard.errors import InvalidInputError
 from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.monitoring.records import PredictionBatch
 from shipyard.tables import ChunkSource, SqlSource, open_source, storage_options
+from shipyard.tables.locations import is_table_file
+
+if TYPE_CHECKING:
+    from shipyard.config import Settings
 
 #: How many rejected rows the summary lists; the rejects file holds all of them.
 REJECTS_SHOWN = 10
+#: A Parquet file with more rows than this is split by row groups over the workers.
+PARTITION_ROWS = 500_000
 
 
 def predict_command(
@@ -83,10 +96,57 @@ def predict_command(
     input_query: str | None = typer.Option(
         None, "--input-query", help="SELECT query whose rows to score, with --input-db."
     ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help="Score partitions in parallel on a local Dask cluster of N worker processes "
+        "(default with a folder or glob input: the machine's cores).",
+    ),
+    cluster: str | None = typer.Option(
+        None,
+        "--cluster",
+        metavar="ADDRESS",
+        help="Score partitions on an existing Dask scheduler, e.g. tcp://scheduler:8786.",
+    ),
+    single_file: bool = typer.Option(
+        False,
+        "--single-file",
+        help="With --workers/--cluster: write one Parquet file instead of one per partition.",
+    ),
+    partition_rows: int = typer.Option(
+        PARTITION_ROWS,
+        "--partition-rows",
+        min=1,
+        help="With --workers/--cluster: a Parquet file larger than this is split by row groups.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Score a Parquet/CSV/JSON lines file or a SQL table with a registered model, in chunks."""
     client = get_client(ctx)
+    if workers is not None and cluster is not None:
+        raise InvalidInputError(
+            "Give --workers N (a local cluster) or --cluster ADDRESS, not both."
+        )
+    if workers is not None or cluster is not None or _many_files(input):
+        _predict_parallel(
+            client,
+            ref,
+            input=input,
+            output=output,
+            sql=input_db is not None,
+            fmt=fmt,
+            chunk_size=chunk_size,
+            id_column=id_column,
+            rejects=rejects,
+            strict=strict,
+            workers=workers,
+            cluster=cluster,
+            single_file=single_file,
+            partition_rows=partition_rows,
+            as_json=as_json,
+        )
+        return
     source = _source(input, input_db, input_table, input_query, storage_options(client.settings))
     if input is not None and Path(input).resolve() == output.resolve():
         raise typer.BadParameter("must differ from --input", param_hint="--output")
@@ -116,6 +176,120 @@ def predict_command(
         f"Logged as prediction job {job_id}: labels join as "
         '{"request_id": "' + job_id + '", "row": <row number>}.'
     )
+
+
+def _many_files(path: str | None) -> bool:
+    """True for a folder, a glob or a name with no table extension (a dataset prefix)."""
+    if path is None or ("://" in path and not path.lower().startswith(("s3://", "s3a://"))):
+        return False
+    if any(c in path for c in "*?["):
+        return True
+    if "://" not in path and Path(path).is_dir():
+        return True
+    return path.endswith("/") or not is_table_file(path)
+
+
+def _predict_parallel(
+    client: Any,
+    ref: str,
+    *,
+    input: str | None,
+    output: Path,
+    sql: bool,
+    fmt: str | None,
+    chunk_size: int,
+    id_column: str | None,
+    rejects: Path | None,
+    strict: bool,
+    workers: int | None,
+    cluster: str | None,
+    single_file: bool,
+    partition_rows: int,
+    as_json: bool,
+) -> None:
+    """Score the input's partitions on a Dask cluster (see shipyard.batch.parallel)."""
+    from shipyard.batch.parallel import open_cluster, score_partitions
+    from shipyard.tables.datasets import plan_partitions
+
+    if sql or input is None:
+        raise InvalidInputError(
+            "--workers and --cluster score files (a file, a folder, a glob or a partitioned "
+            "Parquet dataset); a database table is scored by one process: drop --workers."
+        )
+    if (fmt or "parquet").lower() != "parquet" or output.suffix.lower() == ".csv":
+        raise InvalidInputError(
+            f"A parallel job writes Parquet; --output {str(output)!r} asks for CSV. Name a "
+            "folder (one file per partition) or a .parquet file with --single-file."
+        )
+    if "://" in str(output):
+        raise InvalidInputError(
+            f"--output {str(output)!r}: a parallel job writes to a local or shared folder."
+        )
+    resolved = output.resolve()
+    if "://" not in input and (
+        Path(input).resolve() == resolved or resolved.is_relative_to(Path(input).resolve())
+    ):
+        raise typer.BadParameter("must be outside --input", param_hint="--output")
+    options = storage_options(client.settings)
+    partitions = plan_partitions(input, partition_rows=partition_rows, storage_options=options)
+    version = client.registry.resolve(ref)
+    job_id = f"batch-{uuid.uuid4().hex[:12]}"
+    setup = PredictWorkerSetup(settings=client.settings, ref=version.ref, job_id=job_id)
+    with (
+        _progress_bar(f"Scoring with {version.ref}", disable=as_json) as progress,
+        open_cluster(workers=workers, address=cluster) as dask,
+    ):
+        summary, loads = score_partitions(
+            dask,
+            setup,
+            partitions,
+            output,
+            source=input,
+            model_ref=version.ref,
+            chunk_size=chunk_size,
+            strict=strict,
+            id_column=id_column,
+            rejects=rejects,
+            single_file=single_file,
+            storage_options=options,
+            progress=progress,
+        )
+        n_workers = len(dask.scheduler_info().get("workers", {}))
+    extra = {"job_id": job_id, "partitions": len(partitions), "workers": n_workers}
+    if as_json:
+        print_json({**to_jsonable(summary), **extra, "model_loads": loads})
+        return
+    _render(summary)
+    console.print(
+        f"{len(partitions)} partition(s) on {n_workers} Dask worker(s). Logged as prediction "
+        f"job {job_id}: labels join as " + '{"request_id": "' + job_id + '", "row": <row number>}.'
+    )
+
+
+class PredictWorkerSetup:
+    """What a Dask worker needs to score: loads the model (verifying every file) once
+    per worker process and logs its chunks under the job's id (picklable)."""
+
+    def __init__(self, settings: Settings, ref: str, job_id: str) -> None:
+        self.settings = settings
+        self.ref = ref
+        self.job_id = job_id
+
+    @property
+    def key(self) -> str:
+        return f"{self.job_id}:{self.ref}"
+
+    def __call__(self) -> WorkerTools:
+        from shipyard._client import Shipyard
+
+        client = Shipyard(self.settings)
+        model = client.registry.load(self.ref)
+        log = client.prediction_log
+
+        def flush() -> None:
+            log.flush()
+
+        return WorkerTools(model=model, on_chunk=_chunk_logger(log, self.job_id), flush=flush)
 
 
 def _chunk_logger(log: PredictionLog, job_id: str) -> Callable[[ChunkResult], None]:

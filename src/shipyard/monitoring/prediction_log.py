@@ -454,6 +454,33 @@ class PredictionLog:
         columns = [c for c in frame.columns if c.startswith(INPUT_PREFIX)]
         return frame[columns].rename(columns=lambda c: c[len(INPUT_PREFIX) :])
 
+    def sample_inputs(
+        self,
+        model: str,
+        since: datetime | str | timedelta = "24h",
+        until: datetime | str | timedelta | None = None,
+        *,
+        version: int | None = None,
+        rows: int = 100_000,
+        memory_limit_mb: int = 256,
+        threads: int = 2,
+    ) -> tuple[int, pd.DataFrame]:
+        """The window's row count and a uniform sample of at most ``rows`` of its inputs.
+
+        Unlike :meth:`read_inputs` nothing is loaded whole: DuckDB counts and samples the
+        segments within ``memory_limit_mb`` (see :func:`.window.sample_inputs`).
+        """
+        from shipyard.monitoring.window import WindowLimits, sample_inputs
+
+        check_model_name(model)
+        now = self.clock.now()
+        end = now if until is None else parse_instant(until, now=now)
+        start = parse_instant(since, now=now)
+        limits = WindowLimits(sample_rows=rows, memory_limit_mb=memory_limit_mb, threads=threads)
+        return sample_inputs(
+            self.store, model, since=start, until=end, version=version, limits=limits
+        )
+
     def compact(self, *, min_files: int = 2) -> list[Compaction]:
         """Merge each day partition's small segments into one file (see :mod:`.compaction`)."""
         return compact(self.store, min_files=min_files)

@@ -42,7 +42,7 @@ from shipyard.monitoring.queries import (
 from shipyard.monitoring.records import INPUT_PREFIX, PROBA_PREFIX, class_key
 from shipyard.monitoring.segments import SegmentStore
 
-__all__ = ["WindowLimits", "WindowSummary", "summarize_window"]
+__all__ = ["WindowLimits", "WindowSummary", "sample_inputs", "summarize_window"]
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,34 @@ def summarize_window(
         n_scored=scored,
         calibrated=calibration is not None and expected is not None,
     )
+
+
+def sample_inputs(
+    store: SegmentStore,
+    model: str,
+    *,
+    since: datetime,
+    until: datetime,
+    version: int | None = None,
+    limits: WindowLimits | None = None,
+) -> tuple[int, pd.DataFrame]:
+    """The window's row count and a uniform sample of at most ``limits.sample_rows`` of its
+    inputs (every row when fewer), under their own names: what ``shipyard drift --window``
+    tests, read by DuckDB in bounded memory however many segments the window spans."""
+    limits = limits or WindowLimits()
+    first, last = _days(since, until)
+    files = store.files("predictions", model, first=first, last=last)
+    if not files:
+        return 0, pd.DataFrame()
+    connection = store.connect(memory_limit_mb=limits.memory_limit_mb, threads=limits.threads)
+    with _translated(store), connection as con:
+        names = _columns(con, files)
+        window = _Window(con, files, names, since, until, version)
+        n_rows = window.count()
+        if not n_rows:
+            return 0, pd.DataFrame()
+        inputs, _ = window.sample(limits)
+    return n_rows, inputs
 
 
 class _Window:

@@ -179,6 +179,17 @@ class ParquetSource(_FileSource):
 
     _format = "parquet"
 
+    def __init__(
+        self,
+        source: str | Path | TableLocation,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        row_groups: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__(source, storage_options=storage_options)
+        # A piece of the file (a partition of a parallel job): only these row groups.
+        self.row_groups = None if row_groups is None else list(row_groups)
+
     @contextmanager
     def _file(self) -> Iterator[pq.ParquetFile]:
         with self._open() as handle:
@@ -199,12 +210,17 @@ class ParquetSource(_FileSource):
 
     def total_rows(self) -> int | None:
         with self._file() as file:
+            if self.row_groups is not None:
+                meta = file.metadata
+                return sum(int(meta.row_group(i).num_rows) for i in self.row_groups)
             return int(file.metadata.num_rows)
 
     def chunks(self, columns: Sequence[str], chunk_size: int) -> Iterator[pd.DataFrame]:
         with self._file() as file:
             try:
-                batches = file.iter_batches(batch_size=chunk_size, columns=list(columns))
+                batches = file.iter_batches(
+                    batch_size=chunk_size, columns=list(columns), row_groups=self.row_groups
+                )
                 for table in rechunk(batches, chunk_size):
                     yield to_frame(table)
             except pa.ArrowException as exc:

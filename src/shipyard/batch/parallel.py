@@ -1,0 +1,509 @@
+"""Batch scoring on many cores or many machines: the chunk scorer, one partition per Dask task.
+
+:func:`score_partitions` runs :func:`~shipyard.batch.scorer.score_file` on every
+partition of the input (:mod:`shipyard.tables.datasets`) on a Dask distributed
+cluster: a local one of worker processes (:func:`open_cluster` with a worker
+count) or an existing scheduler (an address). What the workers need to score
+(the model, where its predictions are logged) comes from a picklable
+:class:`WorkerSetup`; each worker process calls it once and keeps the result, so a
+worker loads and verifies the model package once however many partitions it scores.
+
+Writing is atomic for the whole dataset. Workers write into a hidden staging
+folder beside the output (it must be on storage every worker sees: a local
+folder for a local cluster, a shared one for a remote cluster); each attempt
+of a partition writes its own file (a random token in its name), and only
+the files of the attempts whose results the scheduler returned are kept. A
+worker that dies mid-partition leaves at most a stray attempt file, removed
+before the folder is published, and the scheduler runs the partition again
+elsewhere: no partition is lost or written twice. The staging folder becomes
+the output with one rename at the end (an older output of that name is
+replaced only then); a failed job deletes it, so nothing under the output's
+name ever looks complete unless it is.
+
+Row numbers run across the whole input (file after file, in path order): the
+Parquet footers give each partition's first row, and CSV / JSON files are
+counted first, by the workers, in parallel.
+
+Shipyard's own errors (a bad row with ``strict``, a missing column) come back
+as results and stop the job at once; anything else (an I/O error) is retried
+``retries`` times by Dask before failing the job.
+
+>>> with open_cluster(workers=2) as client:                              # doctest: +SKIP
+...     summary = score_partitions(client, setup, plan, "scores/")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+import pyarrow.parquet as pq
+
+from shipyard.batch.scorer import (
+    REJECTS_KEPT,
+    BatchModel,
+    BatchSummary,
+    ChunkResult,
+    ProgressCallback,
+    Reject,
+    score_file,
+)
+from shipyard.batch.writers import (
+    ParquetSink,
+    create_temp_folder,
+    open_sink,
+    release_temp_folder,
+    remove_stale_temp_files,
+)
+from shipyard.errors import InvalidInputError, ShipyardError, StoreError
+from shipyard.tables import ChunkSource, ParquetSource, open_source
+from shipyard.tables.datasets import Partition
+
+#: Marker file of a complete output dataset (the convention Spark and Dask follow).
+SUCCESS_FILE = "_SUCCESS"
+#: Extra attempts Dask makes at a partition whose task raised (an I/O error...).
+DEFAULT_RETRIES = 2
+_COUNT_CHUNK = 1_000_000
+
+
+@dataclass
+class WorkerTools:
+    """What a worker process keeps between partitions: the model and the log's hooks."""
+
+    model: BatchModel
+    on_chunk: Callable[[ChunkResult], None] | None = None
+    flush: Callable[[], None] = field(default=lambda: None)
+
+
+class WorkerSetup(Protocol):
+    """Picklable recipe for a worker's :class:`WorkerTools`; ``key`` names it in the cache."""
+
+    @property
+    def key(self) -> str: ...
+
+    def __call__(self) -> WorkerTools: ...
+
+
+# One entry per setup a worker process has seen (normally exactly one per job).
+_TOOLS: dict[str, WorkerTools] = {}
+_TOOLS_LOCK = threading.Lock()
+
+
+def _worker_tools(setup: WorkerSetup) -> tuple[WorkerTools, bool]:
+    """This process's tools for ``setup``, made on first use; True when made just now."""
+    with _TOOLS_LOCK:
+        tools = _TOOLS.get(setup.key)
+        if tools is not None:
+            return tools, False
+        tools = setup()
+        _TOOLS[setup.key] = tools
+        return tools, True
+
+
+@dataclass(frozen=True)
+class PartitionTask:
+    """What one task scores, and how."""
+
+    partition: Partition
+    first_row: int
+    staging: str
+    chunk_size: int
+    strict: bool
+    id_column: str | None
+    rejects: bool
+    storage_options: dict[str, Any]
+    progress_topic: str | None = None
+
+
+@dataclass(frozen=True)
+class PartitionDone:
+    """A task's result: the files it wrote in the staging folder and its counters."""
+
+    index: int
+    output: str = ""
+    rejects: str | None = None
+    rows_read: int = 0
+    rows_scored: int = 0
+    rows_rejected: int = 0
+    chunks: int = 0
+    kept: tuple[Reject, ...] = ()
+    loaded_model: bool = False
+    worker_pid: int = 0
+    error: ShipyardError | None = None
+
+
+def partition_source(partition: Partition, storage_options: dict[str, Any]) -> ChunkSource:
+    """The chunked source of one partition (a file, or some of a Parquet file's row groups)."""
+    where = partition.location
+    if where.format == "parquet":
+        return ParquetSource(
+            where, storage_options=storage_options, row_groups=partition.row_groups
+        )
+    return open_source(where, storage_options=storage_options)
+
+
+def count_rows(partition: Partition, storage_options: dict[str, Any]) -> int:
+    """Rows of a partition: the footer's count, else one streaming pass over one column."""
+    if partition.rows is not None:
+        return partition.rows
+    source = partition_source(partition, storage_options)
+    known = source.total_rows()
+    if known is not None:
+        return known
+    first = source.columns()[:1]
+    return sum(len(chunk) for chunk in source.chunks(first, _COUNT_CHUNK))
+
+
+def score_partition(setup: WorkerSetup, task: PartitionTask) -> PartitionDone:
+    """Runs on a worker: score one partition into its own file in the staging folder."""
+    tools, loaded = _worker_tools(setup)
+    part = task.partition
+    token = secrets.token_hex(4)
+    staging = Path(task.staging)
+    out = ParquetSink(staging / f"part-{part.index:05d}.{token}.parquet")
+    rejects = ParquetSink(staging / f"rejects-{part.index:05d}.{token}.parquet")
+    try:
+        summary = score_file(
+            tools.model,
+            partition_source(part, task.storage_options),
+            out,
+            chunk_size=task.chunk_size,
+            strict=task.strict,
+            rejects=rejects if task.rejects else None,
+            id_column=task.id_column,
+            on_chunk=tools.on_chunk,
+            progress=_progress_reporter(task),
+            first_row=task.first_row,
+        )
+        tools.flush()  # the partition's predictions are in the log before it counts as done
+    except ShipyardError as exc:
+        # A user's error: no retry would change it, so it comes back as a result.
+        return PartitionDone(part.index, error=exc, loaded_model=loaded, worker_pid=os.getpid())
+    return PartitionDone(
+        index=part.index,
+        output=out.path.name,
+        rejects=rejects.path.name if task.rejects else None,
+        rows_read=summary.rows_read,
+        rows_scored=summary.rows_scored,
+        rows_rejected=summary.rows_rejected,
+        chunks=summary.chunks,
+        kept=summary.rejects,
+        loaded_model=loaded,
+        worker_pid=os.getpid(),
+    )
+
+
+def _progress_reporter(task: PartitionTask) -> ProgressCallback | None:
+    """Per chunk, the partition's rows done, as an event on the scheduler for the client."""
+    if task.progress_topic is None:
+        return None
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+    except ValueError:  # not on a Dask worker (called directly)
+        return None
+    topic, index = task.progress_topic, task.partition.index
+
+    def report(done: int, total: int | None) -> None:
+        worker.log_event(topic, {"partition": index, "rows": done})
+
+    return report
+
+
+# -- the driver ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def open_cluster(workers: int | None = None, address: str | None = None) -> Iterator[Any]:
+    """A Dask client: to the scheduler at ``address``, or to a new local cluster of processes.
+
+    A local cluster has ``workers`` single-threaded worker processes (default:
+    the machine's cores); the scorer's reader and writer threads overlap I/O
+    within each. It is shut down when the block ends.
+    """
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    if address is not None:
+        try:
+            client = Client(address, timeout="10s")
+        except OSError as exc:
+            raise InvalidInputError(
+                f"Cannot reach the Dask scheduler at {address!r} ({exc}); expected the "
+                "address `dask scheduler` prints, e.g. tcp://scheduler:8786."
+            ) from exc
+        with client:
+            yield client
+        return
+    n = workers or os.cpu_count() or 1
+    if n < 1:
+        raise InvalidInputError(f"--workers must be at least 1, got {n}.")
+    cluster = LocalCluster(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    with cluster, Client(cluster) as client:
+        yield client
+
+
+def staging_folder(output: Path) -> Path:
+    """A new hidden folder beside ``output``; a later job removes it if this one was killed."""
+    parent = output.parent
+    if not parent.is_dir():
+        raise InvalidInputError(
+            f"Cannot write {str(output)!r}: folder {str(parent)!r} does not exist."
+        )
+    remove_stale_temp_files(parent)
+    return create_temp_folder(parent, output.name)
+
+
+def score_partitions(
+    client: Any,
+    setup: WorkerSetup,
+    partitions: Sequence[Partition],
+    output: Path,
+    *,
+    source: str,
+    model_ref: str,
+    chunk_size: int,
+    strict: bool = False,
+    id_column: str | None = None,
+    rejects: Path | None = None,
+    single_file: bool = False,
+    storage_options: dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+    retries: int = DEFAULT_RETRIES,
+) -> tuple[BatchSummary, int]:
+    """Score ``partitions`` on the cluster behind ``client`` into ``output``.
+
+    ``output`` becomes a folder of Parquet files, one per partition
+    (``<input sub-folder>/part-00007.parquet``, so a partitioned dataset keeps its
+    folders), with a ``_SUCCESS`` file; with ``single_file`` one Parquet file.
+    ``rejects`` is one file (CSV or Parquet) gathering every partition's rejects.
+    Returns the summary and how many times workers loaded the model.
+    """
+    from distributed import as_completed
+
+    options = dict(storage_options or {})
+    start = time.monotonic()
+    staging = staging_folder(output)
+    topic = f"shipyard-batch-{secrets.token_hex(6)}"
+    done_rows: dict[int, int] = {}
+    futures: list[Any] = []
+    try:
+        counts = _first_rows(client, partitions, options)
+        total = sum(counts)
+        if progress is not None:
+            progress(0, total)
+
+            def on_event(event: Any) -> None:
+                # Events may arrive after their partition's result: never count backwards.
+                _, message = event
+                index = int(message["partition"])
+                done_rows[index] = max(done_rows.get(index, 0), int(message["rows"]))
+                progress(sum(done_rows.values()), total)
+
+            client.subscribe_topic(topic, on_event)
+        tasks = []
+        first = 0
+        for part, rows in zip(partitions, counts, strict=True):
+            tasks.append(
+                PartitionTask(
+                    partition=part,
+                    first_row=first,
+                    staging=str(staging),
+                    chunk_size=chunk_size,
+                    strict=strict,
+                    id_column=id_column,
+                    rejects=rejects is not None,
+                    storage_options=options,
+                    progress_topic=topic if progress is not None else None,
+                )
+            )
+            first += rows
+        futures = [
+            client.submit(
+                score_partition,
+                setup,
+                task,
+                key=f"shipyard-score-{topic}-{task.partition.index:05d}",
+                retries=retries,
+                pure=False,
+            )
+            for task in tasks
+        ]
+        results: dict[int, PartitionDone] = {}
+        for future in as_completed(futures):
+            result = _result(future, partitions)
+            if result.error is not None:
+                raise result.error
+            results[result.index] = result
+            done_rows[result.index] = result.rows_read
+            if progress is not None:
+                progress(sum(done_rows.values()), total)
+        ordered = [results[p.index] for p in partitions]
+        if progress is not None:
+            client.unsubscribe_topic(topic)
+            progress(sum(r.rows_read for r in ordered), total)
+        if rejects is not None:
+            _merge_rejects(staging, ordered, rejects)
+        _publish(staging, ordered, partitions, output, single_file=single_file)
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        release_temp_folder(staging)
+        if progress is not None:
+            with contextlib.suppress(Exception):
+                client.unsubscribe_topic(topic)
+    seconds = max(time.monotonic() - start, 1e-9)
+    rows_read = sum(r.rows_read for r in ordered)
+    kept = [k for r in ordered for k in r.kept][:REJECTS_KEPT]
+    summary = BatchSummary(
+        model=model_ref,
+        source=source,
+        output=str(output),
+        rejects_output=None if rejects is None else str(rejects),
+        rows_read=rows_read,
+        rows_scored=sum(r.rows_scored for r in ordered),
+        rows_rejected=sum(r.rows_rejected for r in ordered),
+        chunks=sum(r.chunks for r in ordered),
+        seconds=seconds,
+        rows_per_second=rows_read / seconds,
+        rejects=tuple(kept),
+    )
+    return summary, sum(r.loaded_model for r in ordered)
+
+
+def _first_rows(client: Any, partitions: Sequence[Partition], options: dict[str, Any]) -> list[int]:
+    """Each partition's row count: from the footers, or counted by the workers in parallel."""
+    counts: list[int | None] = [p.rows for p in partitions]
+    unknown = [p for p in partitions if p.rows is None]
+    if unknown:
+        futures = client.map(count_rows, unknown, storage_options=options, pure=False)
+        for part, future in zip(unknown, futures, strict=True):
+            counts[part.index] = int(_result(future, partitions))
+    return [int(c or 0) for c in counts]
+
+
+def _result(future: Any, partitions: Sequence[Partition]) -> Any:
+    """The future's value; a task that kept killing its workers becomes one clear error."""
+    from distributed import KilledWorker
+
+    try:
+        return future.result()
+    except KilledWorker as exc:
+        raise StoreError(
+            f"Dask workers died {exc.args[0] if exc.args else ''} while scoring; the "
+            "scheduler gave up after its allowed failures (distributed.scheduler."
+            "allowed-failures). Check the workers' memory limit and logs."
+        ) from exc
+
+
+def _merge_rejects(staging: Path, results: Sequence[PartitionDone], target: Path) -> None:
+    """Every partition's rejects, in input order, into the one rejects file."""
+    sink = open_sink(target)
+    try:
+        for i, result in enumerate(results):
+            assert result.rejects is not None
+            file = pq.ParquetFile(staging / result.rejects)
+            if i == 0:  # fixes the columns, even when no partition had a reject
+                sink.write(file.schema_arrow.empty_table())
+            for batch in file.iter_batches():
+                sink.write(_table(batch))
+            file.close()
+        sink.commit()
+    except BaseException:
+        sink.abort()
+        raise
+
+
+def _table(batch: Any) -> Any:
+    import pyarrow as pa
+
+    return pa.Table.from_batches([batch])
+
+
+def _publish(
+    staging: Path,
+    results: Sequence[PartitionDone],
+    partitions: Sequence[Partition],
+    output: Path,
+    *,
+    single_file: bool,
+) -> None:
+    """Turn the staging folder into the output: keep the returned files, drop the rest."""
+    keep = {r.output for r in results}
+    for entry in staging.iterdir():
+        if entry.name not in keep:  # stray attempts of dead workers, rejects parts
+            entry.unlink(missing_ok=True)
+    if single_file:
+        sink = ParquetSink(output)
+        try:
+            for result in results:
+                file = pq.ParquetFile(staging / result.output)
+                for group in range(file.metadata.num_row_groups):
+                    sink.write(file.read_row_group(group))
+                file.close()
+            sink.commit()
+        except BaseException:
+            sink.abort()
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+        return
+    for result, part in zip(results, partitions, strict=True):
+        folder = PurePosixPath(part.relative).parent
+        target = staging / folder / f"part-{part.index:05d}.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / result.output, target)
+    (staging / SUCCESS_FILE).touch()
+    _swap_in(staging, output)
+
+
+def _swap_in(staging: Path, output: Path) -> None:
+    """Rename ``staging`` to ``output``; an older output is moved aside first, then deleted."""
+    old: Path | None = None
+    if output.exists() or output.is_symlink():
+        old = output.parent / f".{output.name}.shipyard-old-{secrets.token_hex(4)}"
+        os.replace(output, old)
+    try:
+        os.replace(staging, output)
+    except OSError:
+        if old is not None:
+            os.replace(old, output)
+        raise
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+
+
+__all__ = [
+    "DEFAULT_RETRIES",
+    "SUCCESS_FILE",
+    "PartitionDone",
+    "PartitionTask",
+    "WorkerSetup",
+    "WorkerTools",
+    "count_rows",
+    "open_cluster",
+    "partition_source",
+    "score_partition",
+    "score_partitions",
+]

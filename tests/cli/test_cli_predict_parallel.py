@@ -1,0 +1,393 @@
+"""``shipyard predict --workers / --cluster``: the chunk scorer on a real Dask cluster.
+
+Most tests submit to one Dask scheduler with two worker processes started for the
+module (``--cluster``); one starts its own local cluster (``--workers``), and the
+killed-worker test runs the real ``shipyard`` executable and SIGKILLs one of
+its worker processes mid-job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pandas as pd
+import psutil
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from moto.server import ThreadedMotoServer
+from sklearn.ensemble import RandomForestClassifier
+from typer.testing import CliRunner
+
+from shipyard import Shipyard
+from shipyard.cli.main import app
+from shipyard.config import Settings
+from shipyard.quickstart import iris_frame
+
+SHIPYARD = Path(sys.executable).with_name("shipyard")
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry holding iris:1, a small random forest."""
+    home = tmp_path_factory.mktemp("parallel") / "home"
+    client = Shipyard(Settings(home=home, user="tester"))
+    X, y = iris_frame()
+    model = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
+    version = client.registry.log_model(model, "iris", sample=X)
+    client.registry.set_alias("iris", "production", version.version)
+    client.close()
+    return home
+
+
+@pytest.fixture
+def client(home: Path) -> Iterator[Shipyard]:
+    client = Shipyard(Settings(home=home, user="tester"))
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    """An existing Dask scheduler with two single-threaded worker processes."""
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
+def rows(n: int, seed: int) -> pd.DataFrame:
+    X, _ = iris_frame()
+    rng = np.random.default_rng(seed)
+    picked = X.iloc[rng.integers(0, len(X), n)].reset_index(drop=True)
+    return (picked + rng.normal(0, 0.05, picked.shape)).round(3)
+
+
+def predict(client: Shipyard, *args: str | Path):
+    return CliRunner().invoke(app, ["predict", *map(str, args)], obj=client)
+
+
+def staging_left(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if ".shipyard-" in p.name]
+
+
+def test_a_partitioned_dataset_on_an_existing_cluster(client, scheduler, tmp_path):
+    """Hive folders, Parquet and CSV files: one output file per partition, row ids across
+    the whole input in path order, rejects from every worker in one file, every scored
+    row in the prediction log, and each worker loading the model once."""
+    data = tmp_path / "events"
+    parts = {
+        "day=1/a.parquet": rows(700, 1),
+        "day=1/b.parquet": rows(500, 2),
+        "day=2/c.csv": rows(400, 3),
+        "day=2/d.parquet": rows(600, 4),
+    }
+    parts["day=2/c.csv"] = parts["day=2/c.csv"].astype(object)
+    parts["day=2/c.csv"].loc[5, "sepal_width"] = "broken"
+    for name, frame in parts.items():
+        path = data / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith(".csv"):
+            frame.to_csv(path, index=False)
+        else:
+            frame.to_parquet(path)
+    (data / "_SUCCESS").touch()
+    (data / "day=1" / ".a.parquet.crc").write_text("not a table")
+    out = tmp_path / "scores"
+    result = predict(
+        client,
+        "iris",
+        "--input",
+        data,
+        "--output",
+        out,
+        "--cluster",
+        scheduler,
+        "--rejects",
+        tmp_path / "rejects.csv",
+        "--chunk-size",
+        "128",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["partitions"] == 4 and summary["workers"] == 2
+    assert summary["rows_read"] == 2_200 and summary["rows_rejected"] == 1
+    assert 1 <= summary["model_loads"] <= 2  # once per worker, not per partition
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert files == [
+        "_SUCCESS",
+        "day=1/part-00000.parquet",
+        "day=1/part-00001.parquet",
+        "day=2/part-00002.parquet",
+        "day=2/part-00003.parquet",
+    ]
+    scored = pd.concat(
+        [pd.read_parquet(out / f) for f in files if f.endswith(".parquet")], ignore_index=True
+    )
+    expected_ids = [i for i in range(2_200) if i != 1_200 + 5]
+    assert scored["row_id"].tolist() == expected_ids
+    everything = pd.concat(
+        [f.apply(pd.to_numeric, errors="coerce") for f in parts.values()], ignore_index=True
+    ).drop(index=1_205)
+    model = client.registry.load("iris")
+    assert scored["prediction"].tolist() == model.predict(everything).tolist()
+    rejects = pd.read_csv(tmp_path / "rejects.csv")
+    assert rejects["row_id"].tolist() == [1_205]
+    assert "sepal_width" in rejects["reject_reason"][0]
+    logged = client.prediction_log.read("iris")
+    mine = logged[logged["request_id"] == summary["job_id"]]
+    # Every scored row, from both workers (rows after a reject in its chunk are numbered
+    # by the log from the chunk's first row, as for a one-process job).
+    assert len(mine) == 2_199 and mine["row"].is_unique
+    assert set(mine["row"]) <= set(range(2_200))
+    assert staging_left(tmp_path) == []
+
+
+def test_workers_split_one_big_file_into_one_output_file(client, tmp_path):
+    """--workers starts a local cluster; a Parquet file is split by row groups and
+    --single-file puts the pieces back together, in order."""
+    frame = rows(4_000, 7)
+    pq.write_table(pa.Table.from_pandas(frame), tmp_path / "big.parquet", row_group_size=1_000)
+    out = tmp_path / "scores.parquet"
+    result = predict(
+        client,
+        "iris",
+        "--input",
+        tmp_path / "big.parquet",
+        "--output",
+        out,
+        "--workers",
+        "2",
+        "--partition-rows",
+        "1000",
+        "--single-file",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["partitions"] == 4 and summary["workers"] == 2
+    scored = pd.read_parquet(out)
+    assert scored["row_id"].tolist() == list(range(4_000))
+    model = client.registry.load("iris")
+    assert scored["prediction"].tolist() == model.predict(frame).tolist()
+    assert staging_left(tmp_path) == []
+
+
+def test_a_strict_failure_leaves_the_old_output_and_no_partial_dataset(client, scheduler, tmp_path):
+    data = tmp_path / "in"
+    data.mkdir()
+    rows(300, 1).to_parquet(data / "a.parquet")
+    bad = rows(300, 2).astype(object)
+    bad.loc[42, "petal_length"] = "oops"
+    bad.to_csv(data / "b.csv", index=False)
+    out = tmp_path / "scores"
+    out.mkdir()
+    (out / "previous.parquet").write_bytes(b"an older output")
+    result = predict(
+        client, "iris", "--input", data, "--output", out, "--cluster", scheduler, "--strict"
+    )
+    assert result.exit_code == 1
+    assert "Row 342" in result.output and "petal_length" in result.output
+    assert "Traceback" not in result.output
+    assert [p.name for p in out.iterdir()] == ["previous.parquet"]
+    assert staging_left(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--workers", "2", "--cluster", "tcp://127.0.0.1:1"], "not both"),
+        (["--workers", "1", "--format", "csv"], "writes Parquet"),
+        (["--cluster", "tcp://127.0.0.1:1"], "Cannot reach the Dask scheduler"),
+    ],
+)
+def test_bad_parallel_options_are_one_line_errors(client, tmp_path, extra, message):
+    rows(10, 1).to_parquet(tmp_path / "in.parquet")
+    result = predict(
+        client, "iris", "--input", tmp_path / "in.parquet", "--output", tmp_path / "o", *extra
+    )
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_empty_folder_is_named(client, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = predict(
+        client, "iris", "--input", tmp_path / "empty", "--output", tmp_path / "o", "--workers", "1"
+    )
+    assert result.exit_code == 1
+    assert "holds no table file" in result.output
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def test_a_glob_of_csv_files_on_s3(home, tmp_path, s3_endpoint, monkeypatch):
+    """Workers read s3:// objects with the endpoint from the settings and AWS credentials
+    from their environment (a local cluster's workers inherit it)."""
+    for name, value in {
+        "SHIPYARD_S3_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    bucket = f"batch-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    frames = [rows(250, seed) for seed in range(3)]
+    for i, frame in enumerate(frames):
+        s3.put_object(Bucket=bucket, Key=f"in/part-{i}.csv", Body=frame.to_csv(index=False))
+    s3.put_object(Bucket=bucket, Key="in/notes.txt", Body=b"not a table")
+    client = Shipyard(Settings(home=home, user="tester"))
+    try:
+        out = tmp_path / "scores"
+        result = predict(
+            client,
+            "iris",
+            "--input",
+            f"s3://{bucket}/in/*.csv",
+            "--output",
+            out,
+            "--workers",
+            "1",
+            "--json",
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["partitions"] == 3
+        scored = pd.read_parquet(out)
+        assert sorted(scored["row_id"].tolist()) == list(range(750))
+        model = client.registry.load("iris")
+        expected = model.predict(pd.concat(frames, ignore_index=True)).tolist()
+        assert scored.sort_values("row_id")["prediction"].tolist() == expected
+    finally:
+        client.close()
+
+
+@pytest.mark.timeout(600)  # a real job on a shared machine: minutes under load
+def test_a_worker_killed_mid_job_loses_and_doubles_nothing(home, tmp_path):
+    """The real executable on a local cluster of two workers; one worker process is
+    SIGKILLed once the first partitions are done. Dask runs its partitions again."""
+    data = tmp_path / "in"
+    data.mkdir()
+    n_files, per_file = 16, 20_000
+    for i in range(n_files):
+        rows(per_file, i).to_parquet(data / f"part-{i:02d}.parquet")
+    out = tmp_path / "scores"
+    env = {**os.environ, "SHIPYARD_HOME": str(home), "SHIPYARD_USER": "tester"}
+    command = [SHIPYARD, "predict", "iris", "--input", data, "--output", out]
+    job = subprocess.Popen(
+        [*command, "--workers", "2", "--chunk-size", "500", "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    killed = None
+    try:
+        deadline = time.monotonic() + 240
+        while killed is None and time.monotonic() < deadline and job.poll() is None:
+            staging = [p for p in tmp_path.iterdir() if ".shipyard-" in p.name and p.is_dir()]
+            done = [f for s in staging for f in s.glob("part-*.parquet")]
+            workers = _worker_processes(job.pid)
+            if len(done) >= 2 and len(workers) == 2:
+                killed = workers[0]
+                killed.send_signal(signal.SIGKILL)
+            time.sleep(0.05)
+        stdout, stderr = job.communicate(timeout=300)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert killed is not None, "the job ended before a worker could be killed"
+    assert job.returncode == 0, stderr[-3000:]
+    summary = json.loads(stdout[stdout.index("{") :])
+    assert summary["rows_read"] == n_files * per_file
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["_SUCCESS", *(f"part-{i:05d}.parquet" for i in range(n_files))]
+    ids = pd.read_parquet(out)["row_id"]
+    assert len(ids) == n_files * per_file and ids.is_unique
+    assert sorted(ids.tolist()) == list(range(n_files * per_file))
+    assert staging_left(tmp_path) == []
+
+
+def _worker_processes(pid: int) -> list[psutil.Process]:
+    """The Dask worker processes of the job: the nannies' spawned children, oldest first."""
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    workers = []
+    for child in children:
+        try:
+            if "spawn_main" in " ".join(child.cmdline()):
+                workers.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return sorted(workers, key=lambda p: p.create_time())
+
+
+def test_progress_counts_rows_across_workers(client, home, scheduler, tmp_path):
+    """What the progress bar is fed: rows done on every worker, reported chunk by chunk,
+    ending at the input's row count."""
+    from distributed import Client
+
+    from shipyard.batch.parallel import score_partitions
+    from shipyard.cli.predict import PredictWorkerSetup
+    from shipyard.tables.datasets import plan_partitions
+
+    data = tmp_path / "in"
+    data.mkdir()
+    for i in range(4):
+        rows(500, i).to_parquet(data / f"p{i}.parquet")
+    plan = plan_partitions(str(data), partition_rows=10_000)
+    version = client.registry.resolve("iris")
+    setup = PredictWorkerSetup(client.settings, version.ref, f"batch-{uuid.uuid4().hex[:12]}")
+    seen: list[tuple[int, int | None]] = []
+    with Client(scheduler) as dask:
+        summary, _ = score_partitions(
+            dask,
+            setup,
+            plan,
+            tmp_path / "out",
+            source=str(data),
+            model_ref=version.ref,
+            chunk_size=100,
+            progress=lambda done, total: seen.append((done, total)),
+        )
+    assert summary.rows_read == 2_000
+    assert seen[0] == (0, 2_000) and seen[-1] == (2_000, 2_000)
+    assert {total for _, total in seen} == {2_000}
+    done = [d for d, _ in seen]
+    assert done == sorted(done)  # never counts backwards
