@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
-    from shipyard.monitoring.calibrations import Calibrations
     from shipyard.data.snapshots import DataVersions
+    from shipyard.monitoring.calibrations import Calibrations
     from shipyard.monitoring.prediction_log import PredictionLog
     from shipyard.registry.service import Registry
     from shipyard.rollout.service import Deployments

@@ -3,10 +3,11 @@ which hands over a connection already inside a locked transaction."""
 
 from alembic import context
 
+import shipyard.store.schema_data
+
 # Every module that declares tables must be imported here, or autogenerate
 # would propose dropping its tables.
 import shipyard.store.schema_features
-import shipyard.store.schema_data
 import shipyard.store.schema_loop
 import shipyard.store.schema_monitor
 import shipyard.store.schema_rollout

@@ -40,9 +40,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_run_latest_metrics_key_value", "run_latest_metrics", ["key", "value"])
     # The history of one metric of one run, in step order (history, compare).
-    op.create_index(
-        "ix_run_metrics_run_key_step", "run_metrics", ["run_id", "key", "step", "id"]
-    )
+    op.create_index("ix_run_metrics_run_key_step", "run_metrics", ["run_id", "key", "step", "id"])
     with op.batch_alter_table("runs") as batch:
         batch.add_column(sa.Column("parent_id", sa.String(length=32), nullable=True))
         batch.create_foreign_key(
