@@ -8,12 +8,16 @@ per metric and marks the params that differ.
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.responses import Response
 
 from shipyard.store.run_query import RunQuery
+from shipyard.tracking.artifacts import read_artifact
+from shipyard.ui.artifact_view import PREVIEW_BYTES, ArtifactView, content_type, preview_of
 from shipyard.ui.charts import Series, line_chart
 from shipyard.ui.filters import columns, parse_metric_filter, parse_status, parse_tags
 from shipyard.ui.web import render, state
@@ -24,6 +28,7 @@ PAGE_SIZES = (25, 50, 100, 200)
 #: Metric columns shown before the user picks any.
 DEFAULT_METRIC_COLUMNS = 4
 MAX_COMPARED = 10
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")
 
 
 @router.get("/runs")
@@ -103,13 +108,49 @@ def _metric_charts(
     return charts
 
 
+def _artifact_views(client: Any, run_id: str) -> list[ArtifactView]:
+    """Each artifact of the run with its preview; the bytes read only where shown."""
+    views = []
+    for artifact in client.runs.list_artifacts(run_id):
+        data = None
+        if artifact.size <= PREVIEW_BYTES and not artifact.path.lower().endswith(IMAGE_SUFFIXES):
+            _, data = read_artifact(client.runs, client.artifacts, run_id, artifact.path)
+        views.append(preview_of(artifact, data))
+    return views
+
+
 @router.get("/runs/{run_id}")
 def run_page(request: Request, run_id: str) -> Response:
     client = state(request).client
     run = client.runs.get_run(run_id)
     histories = client.run_queries.histories([run.id])
     charts = _metric_charts(histories, {run.id: run.name})
-    return render(request, "run.html", run=run, charts=charts)
+    children = client.runs.children(run.id)
+    return render(
+        request,
+        "run.html",
+        run=run,
+        charts=charts,
+        artifacts=_artifact_views(client, run.id),
+        children=children,
+    )
+
+
+@router.get("/runs/{run_id}/artifacts/{path:path}")
+def run_artifact(request: Request, run_id: str, path: str, download: bool = False) -> Response:
+    """One artifact's bytes: only a path the run recorded (anything else is a 404)."""
+    client = state(request).client
+    artifact, data = read_artifact(client.runs, client.artifacts, run_id, path)
+    name = PurePosixPath(artifact.path).name
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        # Served bytes never run as a page of the UI, even an SVG opened on its own.
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+        "Content-Disposition": (
+            f"{'attachment' if download else 'inline'}; filename*=UTF-8''{quote(name)}"
+        ),
+    }
+    return Response(data, media_type=content_type(artifact.path), headers=headers)
 
 
 @router.get("/compare")

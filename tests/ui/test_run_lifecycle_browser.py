@@ -1,0 +1,119 @@
+"""The UI's views of tracking, optimization and per-variant monitoring, in headless Chromium.
+
+A run's artifacts (an image, tables, text) on its page with download links;
+nested runs as a tree in the runs table; the MLflow-syntax filter; an
+optimized version's lineage; per-variant monitoring figures and whether the
+performance estimate is calibrated. On SQLite and PostgreSQL, like the other
+browser tests, with the same checks on every page (no console error, no
+failed request, no other host, no script typed by a user run).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import pandas as pd
+import pytest
+from test_pages_browser import Visit
+from ui_seed import XSS
+
+from shipyard.tracking.artifacts import RunArtifacts
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROWS = 50  # rows of the logged table: the page shows only the first 20
+
+
+@pytest.fixture
+def visit(offline_page: Any, ui_server: Any, tmp_path: Path) -> Visit:
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    return Visit(offline_page, ui_server.url, shots)
+
+
+def _keep_artifacts(client: Any, run_id: str) -> dict[str, bytes]:
+    kept = RunArtifacts(client.runs, client.artifacts, run_id)
+    figure, axes = plt.subplots(figsize=(3, 2))
+    axes.imshow([[40, 2], [3, 45]])
+    kept.log_figure(figure, "plots/confusion.png")
+    plt.close(figure)
+    errors = pd.DataFrame({"row": range(ROWS), "label": ["setosa", XSS] * (ROWS // 2)})
+    kept.log_table(errors, "errors.parquet")
+    kept.log_table(errors.head(5), "tables/sample.csv")
+    kept.log_text(f"notes {XSS}\nsecond line", "notes.txt")
+    kept.log_dict({"C": 1.0, "why": XSS}, "config.json")
+    buffer = io.BytesIO()
+    errors.to_parquet(buffer, index=False)
+    return {"errors.parquet": buffer.getvalue()}
+
+
+def test_a_runs_page_shows_its_artifacts_and_serves_only_its_own(visit: Visit, seeded: Any) -> None:
+    client, facts = seeded
+    first, second = facts["runs"]
+    _keep_artifacts(client, first)
+    page = visit.page
+    visit.open(f"/runs/{first}", "run-artifacts")
+    shown = page.locator("#artifacts section.artifact").evaluate_all(
+        "els => els.map(e => [e.dataset.artifact, e.dataset.show])"
+    )
+    assert shown == [
+        ["config.json", "text"],
+        ["errors.parquet", "table"],
+        ["notes.txt", "text"],
+        ["plots/confusion.png", "image"],
+        ["tables/sample.csv", "table"],
+    ]
+    # The image was served by the UI and decoded by the browser.
+    image = page.locator('section[data-artifact="plots/confusion.png"] img')
+    assert image.evaluate("img => img.complete && img.naturalWidth") > 0
+    # The Parquet table: first 20 of 50 rows, the <script> in a cell shown as text.
+    parquet = page.locator('section[data-artifact="errors.parquet"]')
+    assert parquet.locator("thead th").all_inner_texts() == ["row", "label"]
+    assert parquet.locator("tbody tr").count() == 20
+    assert "First 20 rows of 50" in parquet.inner_text()
+    assert XSS in parquet.locator("tbody tr").nth(1).inner_text()
+    csv = page.locator('section[data-artifact="tables/sample.csv"] tbody tr')
+    assert csv.count() == 5
+    notes = page.locator('section[data-artifact="notes.txt"] pre').inner_text()
+    assert notes == f"notes {XSS}\nsecond line"
+    config = page.locator('section[data-artifact="config.json"] pre').inner_text()
+    assert '"C": 1.0' in config and XSS in config
+    visit.check("artifacts shown")
+
+    # Each download link gives the kept bytes with their content type.
+    link = page.locator('section[data-artifact="errors.parquet"] a.download')
+    href = link.get_attribute("href")
+    assert href == f"/runs/{first}/artifacts/errors.parquet?download=true"
+    got = page.request.get(visit.base + href)
+    assert got.status == 200
+    assert got.headers["content-type"] == "application/vnd.apache.parquet"
+    assert got.headers["content-disposition"].startswith("attachment;")
+    assert "sandbox" in got.headers["content-security-policy"]
+    assert pd.read_parquet(io.BytesIO(got.body())).shape == (ROWS, 2)
+    png = page.request.get(visit.base + f"/runs/{first}/artifacts/plots/confusion.png")
+    assert png.headers["content-type"] == "image/png" and png.body()[:4] == b"\x89PNG"
+    text = page.request.get(visit.base + f"/runs/{first}/artifacts/notes.txt")
+    assert text.headers["content-type"] == "text/plain; charset=utf-8"
+
+    # Only the run's own artifacts: another run, a path it never kept, '..' are refused.
+    for path in (
+        f"/runs/{second}/artifacts/errors.parquet",
+        f"/runs/{first}/artifacts/missing.txt",
+        f"/runs/{first}/artifacts/..%2F..%2Fsecrets",
+        f"/runs/{first}/artifacts/plots/..%2F..%2Fnotes.txt",
+    ):
+        refused = page.request.get(visit.base + path)
+        assert refused.status in (400, 404), (path, refused.status)
+    assert (
+        "has no artifact"
+        in page.request.get(visit.base + f"/runs/{second}/artifacts/errors.parquet").text()
+    )
+
+    visit.open(f"/runs/{second}")
+    assert "No artifacts kept." in page.locator("#artifacts").inner_text()
