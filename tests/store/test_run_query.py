@@ -83,3 +83,43 @@ def test_keys_histories_and_bad_queries(filled: tuple[RunQueries, list[str]]) ->
         queries.page(RunQuery(order_by="colour"))
     with pytest.raises(InvalidInputError, match="operator '~'"):
         MetricCondition("acc", "~", 1.0)
+
+
+def test_a_tree_pages_top_level_runs_with_their_nested_runs_under_them(
+    database: Database, runs: RunStore
+) -> None:
+    search = runs.create_run("exp", name="search", actor="ann")
+    kids = []
+    for i in range(3):
+        kid = runs.create_run("exp", name=f"candidate-{i}", actor="ann", parent_id=search.id)
+        runs.log_metrics(kid.id, {"acc": 0.5 + i / 10})
+        kids.append(kid)
+    grandchild = runs.create_run("exp", name="fold-0", actor="ann", parent_id=kids[0].id)
+    runs.log_metrics(grandchild.id, {"acc": 0.9})
+    lone = runs.create_run("exp", name="lone", actor="ann")
+    queries = RunQueries(database)
+
+    page = queries.page(RunQuery(tree=True, order_by="name", descending=False))
+    assert page.total == 2 and page.nested == 4  # two top-level runs, four nested
+    assert [(r.name, r.depth, r.descendants) for r in page.runs] == [
+        ("lone", 0, 0),
+        ("search", 0, 4),
+        ("candidate-0", 1, 1),
+        ("fold-0", 2, 0),
+        ("candidate-1", 1, 0),
+        ("candidate-2", 1, 0),
+    ]
+    assert page.runs[3].parent_id == kids[0].id
+    # One top-level run a page: the nested runs come with their parent, not on their own.
+    first = queries.page(RunQuery(tree=True, order_by="name", descending=False, limit=1))
+    assert [r.name for r in first.runs] == ["lone"] and first.total == 2
+    # Flat: every run is a row of its own.
+    assert queries.page(RunQuery(order_by="name")).total == 6
+    # A nested run the filters keep but whose parent they drop is shown at the top.
+    filtered = queries.page(RunQuery(tree=True, metrics=(MetricCondition("acc", ">", 0.55),)))
+    assert sorted((r.name, r.depth) for r in filtered.runs) == [
+        ("candidate-1", 0),
+        ("candidate-2", 0),
+        ("fold-0", 0),
+    ]
+    assert lone.id not in {r.id for r in filtered.runs}

@@ -117,3 +117,64 @@ def test_a_runs_page_shows_its_artifacts_and_serves_only_its_own(visit: Visit, s
 
     visit.open(f"/runs/{second}")
     assert "No artifacts kept." in page.locator("#artifacts").inner_text()
+
+
+def _nest(client: Any) -> dict[str, str]:
+    """A search run with three candidates, the first with one fold nested under it."""
+    runs = client.runs
+    search = runs.create_run("tuning", name="grid-search", actor="ann")
+    ids = {"grid-search": search.id}
+    for i in range(3):
+        kid = runs.create_run("tuning", name=f"candidate-{i}", actor="ann", parent_id=search.id)
+        runs.log_metrics(kid.id, {"accuracy": 0.8 + i / 20})
+        runs.set_run_tags(kid.id, {"team": "risk" if i else "ml"})
+        ids[kid.name] = kid.id
+    fold = runs.create_run("tuning", name="fold-0", actor="ann", parent_id=ids["candidate-0"])
+    runs.log_metrics(fold.id, {"accuracy": 0.97})
+    ids["fold-0"] = fold.id
+    return ids
+
+
+def _names(page: Any) -> list[str]:
+    cells = page.locator("#runs tbody tr[data-run]:visible td.run-name a")
+    return [str(t) for t in cells.all_inner_texts()]
+
+
+def test_the_runs_table_shows_nested_runs_as_a_tree_that_folds(visit: Visit, seeded: Any) -> None:
+    client, _ = seeded
+    ids = _nest(client)
+    page = visit.page
+    visit.open("/runs?experiment=tuning&sort=name&desc=false", "runs-tree")
+    assert page.locator("#run-count").inner_text() == "1 run"
+    assert page.locator("#nested-count").inner_text() == "(+ 4 nested)"
+    rows = page.locator("#runs tbody tr[data-run]").evaluate_all(
+        "els => els.map(e => [e.querySelector('td.run-name a').textContent, e.dataset.depth])"
+    )
+    assert rows == [
+        ["grid-search", "0"],
+        ["candidate-0", "1"],
+        ["fold-0", "2"],
+        ["candidate-1", "1"],
+        ["candidate-2", "1"],
+    ]
+    fold_row = page.locator(f'tr[data-run="{ids["fold-0"]}"]')
+    assert fold_row.get_attribute("data-parent") == ids["candidate-0"]
+    indent = fold_row.locator("td.run-name").evaluate("td => getComputedStyle(td).paddingLeft")
+    assert indent == "44px"  # two levels in
+    # Fold the candidate: its fold hides; fold the search: everything under it hides.
+    page.locator(f'button.fold[data-run="{ids["candidate-0"]}"]').click()
+    assert _names(page) == ["grid-search", "candidate-0", "candidate-1", "candidate-2"]
+    page.locator(f'button.fold[data-run="{ids["grid-search"]}"]').click()
+    assert _names(page) == ["grid-search"]
+    # Unfolding the search keeps the still-folded candidate's fold hidden.
+    page.locator(f'button.fold[data-run="{ids["grid-search"]}"]').click()
+    assert _names(page) == ["grid-search", "candidate-0", "candidate-1", "candidate-2"]
+    visit.check("folded")
+    # Flat, as before: each run its own row.
+    visit.open("/runs?experiment=tuning&tree=false")
+    assert page.locator("#run-count").inner_text() == "5 runs"
+    assert page.locator("#nested-count").count() == 0
+    # A nested run's page links to its parent and the parent's to its children.
+    visit.open(f"/runs/{ids['candidate-0']}")
+    assert page.locator("#parent-run").get_attribute("href") == f"/runs/{ids['grid-search']}"
+    assert page.locator("#child-runs").inner_text() == "fold-0"

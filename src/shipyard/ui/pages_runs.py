@@ -42,6 +42,7 @@ def runs_page(
     params: str = "",
     sort: str = "start_time",
     desc: bool = True,
+    tree: bool = True,
     page: int = Query(default=1, ge=1),
     size: int = Query(default=50, ge=1, le=max(PAGE_SIZES)),
 ) -> Response:
@@ -62,6 +63,7 @@ def runs_page(
         descending=desc,
         offset=(page - 1) * size,
         limit=size,
+        tree=tree,
     )
     result = queries.page(query)
     pages = max(1, -(-result.total // size))
@@ -79,6 +81,7 @@ def runs_page(
             "params": params,
             "sort": sort,
             "desc": desc,
+            "tree": tree,
             "size": size,
         },
         "metric_keys": metric_keys,
