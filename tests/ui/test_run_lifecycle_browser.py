@@ -178,3 +178,36 @@ def test_the_runs_table_shows_nested_runs_as_a_tree_that_folds(visit: Visit, see
     visit.open(f"/runs/{ids['candidate-0']}")
     assert page.locator("#parent-run").get_attribute("href") == f"/runs/{ids['grid-search']}"
     assert page.locator("#child-runs").inner_text() == "fold-0"
+
+
+def test_the_runs_table_takes_the_mlflow_filter_of_runs_search(visit: Visit, seeded: Any) -> None:
+    client, _ = seeded
+    ids = _nest(client)
+    page = visit.page
+    visit.open("/runs?metrics=accuracy&params=C&sort=name&desc=false")
+    query = "metrics.accuracy > 0.84 and tags.team = 'risk'"
+    page.locator('input[name="filter"]').fill(query)
+    page.locator("#run-filters button[type=submit]").click()
+    page.wait_for_selector("text=2 runs ")
+    visit.check("filtered")
+    # The nested candidates the filter keeps stand at the top: their parent does not match.
+    assert _names(page) == ["candidate-1", "candidate-2"]
+    assert "filter=metrics.accuracy" in page.url  # bookmarkable
+    # The same filter gives the same runs as the Python API's search.
+    found = client.run_search.search(None, query)
+    assert sorted(r.id for r in found) == sorted([ids["candidate-1"], ids["candidate-2"]])
+    # Paging and sorting keep the filter.
+    page.locator('a[data-sort="metric:accuracy"]').click()
+    page.wait_for_selector("text=accuracy ▼")
+    assert _names(page) == ["candidate-2", "candidate-1"]
+    assert page.locator('input[name="filter"]').input_value() == query
+    # Attributes and LIKE, as in runs search.
+    visit.open("/runs?filter=attributes.run_name%20LIKE%20%27fold%25%27")
+    assert _names(page) == ["fold-0"]
+    # A filter that does not parse says why, where the table was, through htmx too.
+    page.locator('input[name="filter"]').fill("accuracy > 0.9")
+    page.locator("#run-filters button[type=submit]").click()
+    page.wait_for_selector("#filter-error")
+    assert "expected an entity starting with metrics." in page.locator("#filter-error").inner_text()
+    visit.expected_refusal(400)
+    visit.check("bad filter")

@@ -4,7 +4,8 @@ A table of thousands of runs with a hundred steps of twenty metrics each must
 not load every run to show fifty: filters, the sort and the page are one SQL
 statement, and a run's latest value of a metric (highest step, then the last
 logged) is a correlated sub-query answered by one seek in the
-``(run_id, key, step, id)`` index.
+``(run_id, key, step, id)`` index. The filter is MLflow's syntax, compiled by
+:func:`shipyard.store.run_search.apply_filter`, the same as ``search_runs``.
 
 >>> query = RunQuery(metric_columns=("accuracy",), order_by="metric:accuracy")
 >>> RunQueries(Database("sqlite:///:memory:")).page(query).total
@@ -18,34 +19,19 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import aliased
 
 from shipyard.errors import InvalidInputError
 from shipyard.store.database import Database
-from shipyard.store.schema import ExperimentRow, RunMetricRow, RunParamRow, RunRow, RunTagRow
+from shipyard.store.run_search import apply_filter
+from shipyard.store.schema import ExperimentRow, RunMetricRow, RunParamRow, RunRow
 
-__all__ = ["MetricCondition", "RunPage", "RunQueries", "RunQuery", "RunSummary"]
+__all__ = ["RunPage", "RunQueries", "RunQuery", "RunSummary"]
 
-OPERATORS = ("<", "<=", ">", ">=", "=", "!=")
 ORDER_FIELDS = ("start_time", "name", "status", "experiment")
 #: Generations of nested runs shown under a top-level run (a search's candidates are one).
 MAX_DEPTH = 8
-
-
-@dataclass(frozen=True)
-class MetricCondition:
-    """``key op value`` on a run's latest value of metric ``key`` (``accuracy >= 0.9``)."""
-
-    key: str
-    op: str
-    value: float
-
-    def __post_init__(self) -> None:
-        if self.op not in OPERATORS:
-            raise InvalidInputError(
-                f"Metric filter operator {self.op!r} is not one of {', '.join(OPERATORS)}."
-            )
 
 
 @dataclass(frozen=True)
@@ -58,8 +44,9 @@ class RunQuery:
 
     experiment: str | None = None
     status: str | None = None
-    tags: tuple[tuple[str, str], ...] = ()
-    metrics: tuple[MetricCondition, ...] = ()
+    #: MLflow's filter syntax, as ``search_runs`` and ``shipyard runs search`` take it
+    #: (``metrics.accuracy > 0.9 and tags.team = 'risk'``): one language everywhere.
+    filter: str | None = None
     metric_columns: tuple[str, ...] = ()
     param_columns: tuple[str, ...] = ()
     order_by: str = "start_time"
@@ -118,20 +105,6 @@ def _param(key: str) -> Any:
     return select(p.value).where(p.run_id == RunRow.id, p.key == key).scalar_subquery()
 
 
-def _compare(column: Any, op: str, value: float) -> ColumnElement[bool]:
-    if op == "<":
-        return column < value
-    if op == "<=":
-        return column <= value
-    if op == ">":
-        return column > value
-    if op == ">=":
-        return column >= value
-    if op == "=":
-        return column == value
-    return column != value
-
-
 class RunQueries:
     """Read-only queries over experiments and runs for tables and charts."""
 
@@ -144,16 +117,7 @@ class RunQueries:
             stmt = stmt.where(ExperimentRow.name == query.experiment)
         if query.status:
             stmt = stmt.where(RunRow.status == query.status)
-        for key, value in query.tags:
-            t = aliased(RunTagRow)
-            stmt = stmt.where(
-                select(t.run_id)
-                .where(and_(t.run_id == RunRow.id, t.key == key, t.value == value))
-                .exists()
-            )
-        for cond in query.metrics:
-            stmt = stmt.where(_compare(_latest_metric(cond.key), cond.op, cond.value))
-        return stmt
+        return apply_filter(stmt, query.filter)
 
     def _order(self, query: RunQuery) -> list[Any]:
         field_ = query.order_by

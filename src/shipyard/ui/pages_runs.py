@@ -15,11 +15,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.responses import Response
 
-from shipyard.store.run_query import RunQuery
+from shipyard.errors import InvalidInputError
+from shipyard.store.run_query import RunPage, RunQuery
 from shipyard.tracking.artifacts import read_artifact
 from shipyard.ui.artifact_view import PREVIEW_BYTES, ArtifactView, content_type, preview_of
 from shipyard.ui.charts import Series, line_chart
-from shipyard.ui.filters import columns, parse_metric_filter, parse_status, parse_tags
+from shipyard.ui.filters import columns, parse_status
 from shipyard.ui.web import render, state
 
 router = APIRouter()
@@ -36,6 +37,7 @@ def runs_page(
     request: Request,
     experiment: str = "",
     status: str = "",
+    filter: str = "",
     tag: list[str] = Query(default=[]),
     metric: str = "",
     metrics: str | None = None,
@@ -46,6 +48,13 @@ def runs_page(
     page: int = Query(default=1, ge=1),
     size: int = Query(default=50, ge=1, le=max(PAGE_SIZES)),
 ) -> Response:
+    if metric or any(tag):
+        # The table's old fields: refused by name rather than silently ignored.
+        raise HTTPException(
+            400,
+            "The runs table takes one filter now, in MLflow's syntax: write e.g. "
+            "filter=metrics.accuracy > 0.9 and tags.team = 'risk' (not metric= or tag=).",
+        )
     ui = state(request)
     queries = ui.client.run_queries
     metric_keys, param_keys = queries.recent_keys()
@@ -55,8 +64,7 @@ def runs_page(
     query = RunQuery(
         experiment=experiment or None,
         status=parse_status(status),
-        tags=tuple(parse_tags(tag)),
-        metrics=tuple(parse_metric_filter(metric)),
+        filter=filter.strip() or None,
         metric_columns=tuple(chosen_metrics),
         param_columns=tuple(columns(params)),
         order_by=sort,
@@ -65,7 +73,18 @@ def runs_page(
         limit=size,
         tree=tree,
     )
-    result = queries.page(query)
+    partial = (
+        request.headers.get("HX-Request") == "true"
+        and request.headers.get("HX-Target") == "runs-table"
+    )
+    try:
+        result = queries.page(query)
+    except InvalidInputError as exc:
+        # A filter that does not parse: the page says why where the table would be
+        # (400; runs_table.js has htmx swap it in rather than drop it).
+        result, error = RunPage([], 0, query), str(exc)
+    else:
+        error = ""
     pages = max(1, -(-result.total // size))
     context: dict[str, Any] = {
         "result": result,
@@ -75,8 +94,7 @@ def runs_page(
         "filters": {
             "experiment": experiment,
             "status": status,
-            "tag": tag,
-            "metric": metric,
+            "filter": filter,
             "metrics": ",".join(chosen_metrics),
             "params": params,
             "sort": sort,
@@ -87,13 +105,11 @@ def runs_page(
         "metric_keys": metric_keys,
         "param_keys": param_keys,
         "experiments": queries.experiments(),
+        "error": error,
     }
     # htmx asks for the table alone when a filter or the page changes.
-    partial = (
-        request.headers.get("HX-Request") == "true"
-        and request.headers.get("HX-Target") == "runs-table"
-    )
-    return render(request, "runs_table.html" if partial else "runs.html", **context)
+    template = "runs_table.html" if partial else "runs.html"
+    return render(request, template, 400 if error else 200, **context)
 
 
 def _metric_charts(

@@ -1,3 +1,12 @@
+// The runs table: a filter that does not parse comes back as a 400 whose table says why;
+// htmx would drop an error response, so it is swapped in like any other.
+document.addEventListener("htmx:beforeSwap", function (event) {
+  if (event.detail.xhr.status === 400 && event.detail.target.id === "runs-table") {
+    event.detail.shouldSwap = true;
+    event.detail.isError = false;
+  }
+});
+
 // The runs table's tree: a parent's button folds or unfolds every run nested under it.
 // Delegated from the document, so it keeps working after htmx swaps the table.
 document.addEventListener("click", function (event) {
