@@ -211,3 +211,40 @@ def test_the_runs_table_takes_the_mlflow_filter_of_runs_search(visit: Visit, see
     assert "expected an entity starting with metrics." in page.locator("#filter-error").inner_text()
     visit.expected_refusal(400)
     visit.check("bad filter")
+
+
+def test_an_optimized_versions_page_says_from_what_how_and_at_what_cost(
+    visit: Visit, seeded: Any
+) -> None:
+    from shipyard.optimization.service import Distill, optimize_model
+    from shipyard.quickstart import iris_frame
+
+    client, facts = seeded
+    X, y = iris_frame()
+    holdout = X.assign(species=y)
+    made = optimize_model(
+        client.registry,
+        client.validation,
+        f"iris:{facts['v1']}",
+        Distill("sklearn.tree:DecisionTreeClassifier?max_depth=3"),
+        holdout=holdout,
+        target="species",
+    )
+    page = visit.page
+    visit.open(f"/models/iris/versions/{made.version.version}", "version-optimized")
+    box = page.locator("#optimized-from")
+    assert "Optimized from iris:1 by distillation into sklearn.tree:Decision" in box.inner_text()
+    source = box.locator("a")
+    assert source.get_attribute("href") == "/models/iris/versions/1"
+    cost = box.locator('tr[data-fact="accuracy cost"] td').nth(1).inner_text()
+    assert cost == made.tags["optimization_cost"] and cost.startswith("accuracy ")
+    gates = box.locator('tr[data-fact="gates against the source"] td').nth(1).inner_text()
+    assert gates == made.tags["optimization_gates"] and gates.startswith(("passed", "failed"))
+    assert "->" in box.locator('tr[data-fact="size"]').inner_text()
+    # The source's page lists what was made from it; a version not optimized shows nothing.
+    source.click()
+    page.wait_for_load_state("networkidle")
+    visit.check("source version")
+    derived = page.locator("#optimized-into").inner_text()
+    assert f"iris:{made.version.version} by distillation" in derived and cost in derived
+    assert page.locator("#optimized-from").count() == 0
