@@ -248,3 +248,116 @@ def test_an_optimized_versions_page_says_from_what_how_and_at_what_cost(
     derived = page.locator("#optimized-into").inner_text()
     assert f"iris:{made.version.version} by distillation" in derived and cost in derived
     assert page.locator("#optimized-from").count() == 0
+
+
+def _log_canary(client: Any, version: int) -> None:
+    """The canary's own traffic: twelve requests over the last three hours, half labelled."""
+    from datetime import timedelta
+
+    import numpy as np
+
+    from shipyard.clock import utc_now
+    from shipyard.monitoring.feedback import record_feedback
+    from shipyard.monitoring.records import PredictionBatch
+    from shipyard.quickstart import iris_frame
+
+    X, y = iris_frame()
+    log = client.prediction_log
+    model = client.registry.load(f"iris:{version}")
+    rng = np.random.default_rng(1)
+    labels = []
+    for i in range(12):
+        rows = rng.choice(len(X), size=20, replace=False)
+        inputs = X.iloc[rows].reset_index(drop=True)
+        proba = np.asarray(model.predict_proba(inputs))
+        classes = tuple(model.classes)
+        log.write(
+            PredictionBatch(
+                request_id=f"canary-{i}",
+                timestamp=utc_now() - timedelta(minutes=15 * (i + 1)),
+                model="iris",
+                version=version,
+                inputs=inputs,
+                predictions=np.asarray(classes)[proba.argmax(axis=1)],
+                probabilities=proba,
+                classes=classes,
+                latency_seconds=0.003,
+                variant="canary",
+                source="online",
+            )
+        )
+        truth = y.iloc[rows].to_numpy()
+        labels += [
+            {"request_id": f"canary-{i}", "row": r, "label": str(truth[r])} for r in range(10)
+        ]
+    record_feedback(log, labels, model="iris")
+    log.flush(timeout=30)
+
+
+def _variant_rows(page: Any) -> dict[str, dict[str, str]]:
+    rows = page.locator("#variant-figures tbody tr").evaluate_all(
+        """els => els.map(e => [e.dataset.variant + ' ' + e.dataset.version,
+            Object.fromEntries([...e.querySelectorAll('td[data-metric]')].map(
+                td => [td.dataset.metric + ' ' + td.dataset.kind, td.textContent]))
+            ])"""
+    )
+    return {name: cells for name, cells in rows}
+
+
+def test_monitoring_and_deployment_pages_show_each_variant_and_say_if_calibrated(
+    visit: Visit, seeded: Any
+) -> None:
+    from datetime import timedelta
+    from urllib.parse import quote
+
+    from shipyard.clock import utc_now
+    from shipyard.monitoring.durations import floor_time
+    from shipyard.monitoring.performance import performance
+    from shipyard.quickstart import iris_frame
+    from shipyard.ui.charts import fmt
+
+    client, facts = seeded
+    v1, v2 = facts["v1"], facts["v2"]
+    _log_canary(client, v2)
+    page = visit.page
+    visit.open("/monitoring/iris?window=24h", "monitoring-variants")
+    rows = _variant_rows(page)
+    assert set(rows) == {f"primary {v1}", f"canary {v2}"}
+    assert page.locator("#calibration").get_attribute("data-calibrated") == "no"
+    assert "not calibrated" in page.locator("#calibration").inner_text()
+
+    # Calibrate both versions on labelled reference data: the page says so, and its figures
+    # are those of `shipyard monitor performance` (the same function, same calibrations).
+    X, y = iris_frame()
+    reference = X.assign(species=y)
+    for number in (v1, v2):
+        version = client.models.get_version("iris", number)
+        client.calibrations.fit(version, client.registry.load(version.ref), reference, "species")
+    # A fixed end, so the page and the report below cover the same hours.
+    end = utc_now()
+    visit.open(f"/monitoring/iris?window=24h&until={quote(end.isoformat())}")
+    assert page.locator("#calibration").get_attribute("data-calibrated") == "yes"
+    assert "calibrated on labelled reference data" in page.locator("#calibration").inner_text()
+    shown = _variant_rows(page)
+    start = page.locator("main").inner_text()
+    assert "Per variant" in start
+    report = performance(
+        client.prediction_log,
+        "iris",
+        window="1h",
+        since=floor_time(end - timedelta(hours=24), timedelta(hours=1)),
+        until=end,
+        task="classification",
+        calibration=client.calibrations.latest,
+    )
+    assert report.calibrated is True
+    for v in report.variants:
+        cells = shown[f"{v.variant} {v.version}"]
+        assert cells["accuracy estimated"] == fmt(v.figures.estimated["accuracy"])
+        assert cells["accuracy realized"] == fmt(v.figures.realized["accuracy"])
+    assert shown[f"canary {v2}"]["accuracy estimated"] != "-"
+
+    # The deployment's page: the versions it serves now, the canary beside the primary.
+    visit.open("/deployments/web", "deployment-variants")
+    assert set(_variant_rows(page)) == {f"primary {v1}", f"canary {v2}"}
+    assert page.locator("#calibration").get_attribute("data-calibrated") == "yes"
