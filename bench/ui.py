@@ -274,7 +274,7 @@ def main() -> None:
             GOAL_MS,
         ),
         (
-            "runs filtered (MLflow syntax: tag and metric, status), page 3",
+            "runs filtered (MLflow filter, status), page 3",
             "/runs?filter=tags.team%3D%27red%27%20and%20metrics.m00%3E0.3&status=FINISHED&page=3",
             GOAL_MS,
         ),
