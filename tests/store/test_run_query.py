@@ -6,7 +6,7 @@ import pytest
 
 from shipyard.errors import InvalidInputError
 from shipyard.store.database import Database
-from shipyard.store.run_query import MetricCondition, RunQueries, RunQuery
+from shipyard.store.run_query import RunQueries, RunQuery
 from shipyard.store.run_store import RunStore
 
 
@@ -47,12 +47,14 @@ def test_filters_combine(filled: tuple[RunQueries, list[str]]) -> None:
         RunQuery(
             experiment="exp-a",
             status="FINISHED",
-            tags=(("team", "red"),),
-            metrics=(MetricCondition("acc", ">", 0.05),),
+            filter="tags.team = 'red' and metrics.acc > 0.05",
         )
     )
     assert [r.id for r in page.runs] == [ids[1]]  # run-3 is red but FAILED
-    assert queries.page(RunQuery(metrics=(MetricCondition("loss", "<=", 0.7),))).total == 2
+    assert queries.page(RunQuery(filter="metrics.loss <= 0.7")).total == 2
+    # The whole MLflow syntax: params, LIKE, attributes.
+    found = queries.page(RunQuery(filter="params.lr LIKE '0.4%' and attributes.status = 'FAILED'"))
+    assert [r.id for r in found.runs] == [ids[3]]
 
 
 def test_sort_by_metric_puts_runs_without_it_last_and_pages(
@@ -81,5 +83,47 @@ def test_keys_histories_and_bad_queries(filled: tuple[RunQueries, list[str]]) ->
     assert history == {ids[0]: {"acc": [(0, 0.0), (1, 0.01), (2, 0.02)]}}
     with pytest.raises(InvalidInputError, match="Cannot sort runs by 'colour'"):
         queries.page(RunQuery(order_by="colour"))
-    with pytest.raises(InvalidInputError, match="operator '~'"):
-        MetricCondition("acc", "~", 1.0)
+    with pytest.raises(InvalidInputError, match="Invalid filter at '~ 1'"):
+        queries.page(RunQuery(filter="metrics.acc ~ 1"))
+    with pytest.raises(InvalidInputError, match="expected an entity starting with metrics"):
+        queries.page(RunQuery(filter="acc > 0.9"))
+
+
+def test_a_tree_pages_top_level_runs_with_their_nested_runs_under_them(
+    database: Database, runs: RunStore
+) -> None:
+    search = runs.create_run("exp", name="search", actor="ann")
+    kids = []
+    for i in range(3):
+        kid = runs.create_run("exp", name=f"candidate-{i}", actor="ann", parent_id=search.id)
+        runs.log_metrics(kid.id, {"acc": 0.5 + i / 10})
+        kids.append(kid)
+    grandchild = runs.create_run("exp", name="fold-0", actor="ann", parent_id=kids[0].id)
+    runs.log_metrics(grandchild.id, {"acc": 0.9})
+    lone = runs.create_run("exp", name="lone", actor="ann")
+    queries = RunQueries(database)
+
+    page = queries.page(RunQuery(tree=True, order_by="name", descending=False))
+    assert page.total == 2 and page.nested == 4  # two top-level runs, four nested
+    assert [(r.name, r.depth, r.descendants) for r in page.runs] == [
+        ("lone", 0, 0),
+        ("search", 0, 4),
+        ("candidate-0", 1, 1),
+        ("fold-0", 2, 0),
+        ("candidate-1", 1, 0),
+        ("candidate-2", 1, 0),
+    ]
+    assert page.runs[3].parent_id == kids[0].id
+    # One top-level run a page: the nested runs come with their parent, not on their own.
+    first = queries.page(RunQuery(tree=True, order_by="name", descending=False, limit=1))
+    assert [r.name for r in first.runs] == ["lone"] and first.total == 2
+    # Flat: every run is a row of its own.
+    assert queries.page(RunQuery(order_by="name")).total == 6
+    # A nested run the filters keep but whose parent they drop is shown at the top.
+    filtered = queries.page(RunQuery(tree=True, filter="metrics.acc > 0.55"))
+    assert sorted((r.name, r.depth) for r in filtered.runs) == [
+        ("candidate-1", 0),
+        ("candidate-2", 0),
+        ("fold-0", 0),
+    ]
+    assert lone.id not in {r.id for r in filtered.runs}

@@ -178,3 +178,22 @@ def test_matplotlib_is_imported_only_by_the_caller() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_read_artifact_reads_only_the_runs_own_paths(
+    database: Database, artifact_store: ArtifactStore
+) -> None:
+    from shipyard.errors import NotFoundError
+    from shipyard.tracking.artifacts import RunArtifacts, read_artifact
+
+    runs = RunStore(database)
+    mine = runs.create_run("exp", name="mine", actor="ann")
+    other = runs.create_run("exp", name="other", actor="ann")
+    RunArtifacts(runs, artifact_store, mine.id).log_text("hello", "notes/a.txt")
+    RunArtifacts(runs, artifact_store, other.id).log_text("secret", "secret.txt")
+    artifact, data = read_artifact(runs, artifact_store, mine.id, "notes/a.txt")
+    assert (artifact.path, artifact.kind, data) == ("notes/a.txt", "text", b"hello")
+    with pytest.raises(NotFoundError, match=r"has no artifact 'secret\.txt'"):
+        read_artifact(runs, artifact_store, mine.id, "secret.txt")
+    with pytest.raises(InvalidInputError, match="must be relative and stay inside the run"):
+        read_artifact(runs, artifact_store, mine.id, "notes/../../secret.txt")

@@ -167,7 +167,7 @@ def test_runs_table_filters_sorts_and_pages_through_htmx(visit: Visit) -> None:
     page.wait_for_selector("text=accuracy ▼")
     names = page.locator("#runs tbody tr td:nth-child(2)").all_inner_texts()
     assert names == ["strong", "baseline"]  # 1.17 before 0.98
-    page.locator('input[name="metric"]').fill("accuracy < 1.0")
+    page.locator('input[name="filter"]').fill("metrics.accuracy < 1.0")
     page.locator("#run-filters button[type=submit]").click()
     page.wait_for_selector("text=1 run ")
     assert page.locator("#runs tbody tr td:nth-child(2)").all_inner_texts() == ["baseline"]

@@ -155,8 +155,10 @@ def test_wrong_logins_and_outside_redirects_are_refused(http: TestClient) -> Non
 
 def test_bad_input_is_a_clear_4xx(http: TestClient) -> None:
     cases = {
-        "/runs?metric=accuracy%20~%201": "KEY OP NUMBER",
-        "/runs?tag=team": "KEY=VALUE",
+        "/runs?filter=metrics.accuracy%20~%201": "Invalid filter at '~ 1'",
+        "/runs?filter=accuracy%20%3E%200.9": "expected an entity starting with metrics.",
+        "/runs?metric=accuracy%20%3E%200.9": "one filter now, in MLflow's syntax",
+        "/runs?tag=team%3Dred": "not metric= or tag=",
         "/runs?status=DONE": "not one of",
         "/runs?sort=colour": "Cannot sort runs",
         "/monitoring/iris?window=2h": "not one of",

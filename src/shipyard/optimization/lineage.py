@@ -27,21 +27,34 @@ LATENCY = "optimization_latency"
 GATES = "optimization_gates"
 
 
+#: The facts shown after "optimized from ... by ...", in order, with their labels.
+FACTS = (
+    (DETAIL, "what changed"),
+    (COST, "accuracy cost"),
+    (SIZE, "size"),
+    (LATENCY, "single-row latency"),
+    (GATES, "gates against the source"),
+)
+
+
+def lineage_facts(tags: Mapping[str, str]) -> tuple[str, str, list[tuple[str, str]]] | None:
+    """(source ref, how, [(label, value)]) of an optimized version; None for any other.
+
+    What ``shipyard models show`` prints and the web UI's version page shows.
+    """
+    if FROM not in tags:
+        return None
+    facts = [(label, tags[key]) for key, label in FACTS if tags.get(key)]
+    return tags[FROM], tags.get(HOW, "?"), facts
+
+
 def describe_lineage(tags: Mapping[str, str]) -> list[str]:
     """Lines for ``shipyard models show``; empty for a version that was not optimized."""
-    if FROM not in tags:
+    found = lineage_facts(tags)
+    if found is None:
         return []
-    lines = [f"optimized from {tags[FROM]} by {tags.get(HOW, '?')}"]
-    for key, label in (
-        (DETAIL, "what changed"),
-        (COST, "accuracy cost"),
-        (SIZE, "size"),
-        (LATENCY, "single-row latency"),
-        (GATES, "gates against the source"),
-    ):
-        if tags.get(key):
-            lines.append(f"  {label}: {tags[key]}")
-    return lines
+    source, how, facts = found
+    return [f"optimized from {source} by {how}"] + [f"  {label}: {value}" for label, value in facts]
 
 
-__all__ = ["describe_lineage"]
+__all__ = ["describe_lineage", "lineage_facts"]

@@ -4,7 +4,8 @@ A table of thousands of runs with a hundred steps of twenty metrics each must
 not load every run to show fifty: filters, the sort and the page are one SQL
 statement, and a run's latest value of a metric (highest step, then the last
 logged) is a correlated sub-query answered by one seek in the
-``(run_id, key, step, id)`` index.
+``(run_id, key, step, id)`` index. The filter is MLflow's syntax, compiled by
+:func:`shipyard.store.run_search.apply_filter`, the same as ``search_runs``.
 
 >>> query = RunQuery(metric_columns=("accuracy",), order_by="metric:accuracy")
 >>> RunQueries(Database("sqlite:///:memory:")).page(query).total
@@ -14,36 +15,23 @@ logged) is a correlated sub-query answered by one seek in the
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import aliased
 
 from shipyard.errors import InvalidInputError
 from shipyard.store.database import Database
-from shipyard.store.schema import ExperimentRow, RunMetricRow, RunParamRow, RunRow, RunTagRow
+from shipyard.store.run_search import apply_filter
+from shipyard.store.schema import ExperimentRow, RunMetricRow, RunParamRow, RunRow
 
-__all__ = ["MetricCondition", "RunPage", "RunQueries", "RunQuery", "RunSummary"]
+__all__ = ["RunPage", "RunQueries", "RunQuery", "RunSummary"]
 
-OPERATORS = ("<", "<=", ">", ">=", "=", "!=")
 ORDER_FIELDS = ("start_time", "name", "status", "experiment")
-
-
-@dataclass(frozen=True)
-class MetricCondition:
-    """``key op value`` on a run's latest value of metric ``key`` (``accuracy >= 0.9``)."""
-
-    key: str
-    op: str
-    value: float
-
-    def __post_init__(self) -> None:
-        if self.op not in OPERATORS:
-            raise InvalidInputError(
-                f"Metric filter operator {self.op!r} is not one of {', '.join(OPERATORS)}."
-            )
+#: Generations of nested runs shown under a top-level run (a search's candidates are one).
+MAX_DEPTH = 8
 
 
 @dataclass(frozen=True)
@@ -56,14 +44,18 @@ class RunQuery:
 
     experiment: str | None = None
     status: str | None = None
-    tags: tuple[tuple[str, str], ...] = ()
-    metrics: tuple[MetricCondition, ...] = ()
+    #: MLflow's filter syntax, as ``search_runs`` and ``shipyard runs search`` take it
+    #: (``metrics.accuracy > 0.9 and tags.team = 'risk'``): one language everywhere.
+    filter: str | None = None
     metric_columns: tuple[str, ...] = ()
     param_columns: tuple[str, ...] = ()
     order_by: str = "start_time"
     descending: bool = True
     offset: int = 0
     limit: int = 50
+    #: Nested runs under their parent (as ``runs list``): the page holds top-level runs,
+    #: each followed by its matching descendants. False: every matching run, flat.
+    tree: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,6 +71,11 @@ class RunSummary:
     created_by: str
     metrics: dict[str, float | None] = field(default_factory=dict)
     params: dict[str, str | None] = field(default_factory=dict)
+    parent_id: str | None = None
+    #: 0 for a run shown at the top level, 1 for its child, 2 for a grandchild...
+    depth: int = 0
+    #: How many nested runs follow this one in the tree (all generations).
+    descendants: int = 0
 
 
 @dataclass(frozen=True)
@@ -88,6 +85,8 @@ class RunPage:
     runs: list[RunSummary]
     total: int
     query: RunQuery
+    #: With ``query.tree``: nested runs shown under the page's top-level runs.
+    nested: int = 0
 
 
 def _latest_metric(key: str) -> Any:
@@ -106,20 +105,6 @@ def _param(key: str) -> Any:
     return select(p.value).where(p.run_id == RunRow.id, p.key == key).scalar_subquery()
 
 
-def _compare(column: Any, op: str, value: float) -> ColumnElement[bool]:
-    if op == "<":
-        return column < value
-    if op == "<=":
-        return column <= value
-    if op == ">":
-        return column > value
-    if op == ">=":
-        return column >= value
-    if op == "=":
-        return column == value
-    return column != value
-
-
 class RunQueries:
     """Read-only queries over experiments and runs for tables and charts."""
 
@@ -132,16 +117,7 @@ class RunQueries:
             stmt = stmt.where(ExperimentRow.name == query.experiment)
         if query.status:
             stmt = stmt.where(RunRow.status == query.status)
-        for key, value in query.tags:
-            t = aliased(RunTagRow)
-            stmt = stmt.where(
-                select(t.run_id)
-                .where(and_(t.run_id == RunRow.id, t.key == key, t.value == value))
-                .exists()
-            )
-        for cond in query.metrics:
-            stmt = stmt.where(_compare(_latest_metric(cond.key), cond.op, cond.value))
-        return stmt
+        return apply_filter(stmt, query.filter)
 
     def _order(self, query: RunQuery) -> list[Any]:
         field_ = query.order_by
@@ -167,34 +143,69 @@ class RunQueries:
         ordered = column.desc() if query.descending else column.asc()
         return [column.is_(None), ordered, RunRow.id]
 
-    def page(self, query: RunQuery) -> RunPage:
-        """The runs matching ``query``, its page of them, with the chosen columns."""
+    def _columns(self, query: RunQuery) -> list[Any]:
         columns: list[Any] = [RunRow, ExperimentRow.name]
         columns += [_latest_metric(k).label(f"m{i}") for i, k in enumerate(query.metric_columns)]
         columns += [_param(k).label(f"p{i}") for i, k in enumerate(query.param_columns)]
-        stmt = self._filtered(query, select(*columns))
-        stmt = stmt.order_by(*self._order(query)).offset(query.offset).limit(query.limit)
+        return columns
+
+    def _roots(self, query: RunQuery, stmt: Select[Any]) -> Select[Any]:
+        """Only runs shown at the top of the tree: no parent, or a parent the filters drop."""
+        # Not correlated: the inner RunRow is its own scan of the matching runs.
+        matching = self._filtered(query, select(RunRow.id)).correlate(None)
+        return stmt.where(or_(RunRow.parent_id.is_(None), RunRow.parent_id.not_in(matching)))
+
+    def page(self, query: RunQuery) -> RunPage:
+        """The runs matching ``query``, its page of them, with the chosen columns."""
+        stmt = self._filtered(query, select(*self._columns(query)))
         count = self._filtered(query, select(func.count(RunRow.id)))
+        if query.tree:
+            stmt, count = self._roots(query, stmt), self._roots(query, count)
+        stmt = stmt.order_by(*self._order(query)).offset(query.offset).limit(query.limit)
         with self.db.read() as session:
             total = int(session.scalar(count) or 0)
-            runs = []
-            n_metrics = len(query.metric_columns)
-            for row in session.execute(stmt):
-                run, experiment, *values = row
-                runs.append(
-                    RunSummary(
-                        id=run.id,
-                        name=run.name,
-                        experiment=experiment,
-                        status=run.status,
-                        start_time=run.start_time,
-                        end_time=run.end_time,
-                        created_by=run.created_by,
-                        metrics=dict(zip(query.metric_columns, values[:n_metrics], strict=True)),
-                        params=dict(zip(query.param_columns, values[n_metrics:], strict=True)),
-                    )
-                )
-        return RunPage(runs, total, query)
+            runs = [self._summary(query, row) for row in session.execute(stmt)]
+            if not query.tree:
+                return RunPage(runs, total, query)
+            children = self._descendants(session, query, [r.id for r in runs])
+        ordered = _tree_order(runs, children)
+        return RunPage(ordered, total, query, nested=len(ordered) - len(runs))
+
+    def _summary(self, query: RunQuery, row: Any, depth: int = 0) -> RunSummary:
+        run, experiment, *values = row
+        n_metrics = len(query.metric_columns)
+        return RunSummary(
+            id=run.id,
+            name=run.name,
+            experiment=experiment,
+            status=run.status,
+            start_time=run.start_time,
+            end_time=run.end_time,
+            created_by=run.created_by,
+            metrics=dict(zip(query.metric_columns, values[:n_metrics], strict=True)),
+            params=dict(zip(query.param_columns, values[n_metrics:], strict=True)),
+            parent_id=run.parent_id,
+            depth=depth,
+        )
+
+    def _descendants(
+        self, session: Any, query: RunQuery, parents: list[str]
+    ) -> dict[str, list[RunSummary]]:
+        """Matching runs nested under ``parents``, generation by generation, oldest first.
+
+        One query per generation (not per run), at most :data:`MAX_DEPTH` of them.
+        """
+        out: dict[str, list[RunSummary]] = defaultdict(list)
+        depth = 0
+        while parents and depth < MAX_DEPTH:
+            depth += 1
+            stmt = self._filtered(query, select(*self._columns(query)))
+            stmt = stmt.where(RunRow.parent_id.in_(parents)).order_by(RunRow.start_time, RunRow.id)
+            found = [self._summary(query, row, depth) for row in session.execute(stmt)]
+            for child in found:
+                out[child.parent_id or ""].append(child)
+            parents = [c.id for c in found]
+        return out
 
     def experiments(self) -> list[str]:
         with self.db.read() as session:
@@ -232,3 +243,19 @@ class RunQueries:
             for run_id, key, step, value in session.execute(stmt):
                 out[run_id][key].append((int(step), float(value)))
         return {r: dict(v) for r, v in out.items()}
+
+
+def _tree_order(roots: list[RunSummary], children: dict[str, list[RunSummary]]) -> list[RunSummary]:
+    """``roots`` in their order, each followed depth-first by its nested runs, with counts."""
+    out: list[RunSummary] = []
+
+    def walk(run: RunSummary) -> int:
+        at = len(out)
+        out.append(run)
+        below = sum(walk(child) for child in children.get(run.id, []))
+        out[at] = replace(run, descendants=below)
+        return below + 1
+
+    for root in roots:
+        walk(root)
+    return out

@@ -28,7 +28,7 @@ from shipyard.store.run_filter import Comparison, OrderKey, parse_filter, parse_
 from shipyard.store.schema import ExperimentRow, RunParamRow, RunRow, RunTagRow
 from shipyard.store.schema_tracking import RunLatestMetricRow
 
-__all__ = ["MAX_RESULTS", "RunSearch"]
+__all__ = ["MAX_RESULTS", "RunSearch", "apply_filter"]
 
 #: The most runs one search returns (MLflow's limit too).
 MAX_RESULTS = 50_000
@@ -53,18 +53,27 @@ class RunSearch:
             raise InvalidInputError(
                 f"max_results={max_results!r}: expected a whole number from 1 to {MAX_RESULTS}."
             )
-        comparisons = parse_filter(filter)
+        parse_filter(filter)  # a bad filter is refused before the database is opened
         keys = parse_order_by(order_by)
         with self.db.read() as session:
             query = select(RunRow)
             if experiments is not None:
                 ids = _experiment_ids(session, experiments)
                 query = query.where(RunRow.experiment_id.in_(ids))
-            for n, comparison in enumerate(comparisons):
-                query = _where(query, comparison, n)
+            query = apply_filter(query, filter)
             query = _order(query, keys).limit(max_results)
             rows = list(session.scalars(query))
             return _records(session, rows)
+
+
+def apply_filter(query: Select[Any], filter: str | None) -> Select[Any]:
+    """``query`` (selecting from ``RunRow``) narrowed to the runs matching ``filter``.
+
+    The one filter language of search, ``runs search`` and the web UI's runs table.
+    """
+    for n, comparison in enumerate(parse_filter(filter)):
+        query = _where(query, comparison, n)
+    return query
 
 
 def _experiment_ids(session: Session, names: Sequence[str]) -> list[int]:

@@ -19,7 +19,7 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from shipyard.errors import InvalidInputError
+from shipyard.errors import InvalidInputError, NotFoundError
 from shipyard.store import records
 from shipyard.store.run_store import RunStore
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from shipyard.store.artifacts import ArtifactStore
 
-__all__ = ["RunArtifacts", "artifact_kind", "check_artifact_path"]
+__all__ = ["RunArtifacts", "artifact_kind", "check_artifact_path", "read_artifact"]
 
 _KINDS = {
     "image": {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"},
@@ -179,6 +179,21 @@ def download(
         store.get_file(artifact.digest, target)
         written.append((artifact, target))
     return written
+
+
+def read_artifact(
+    runs: RunStore, store: ArtifactStore, run_id: str, path: str
+) -> tuple[records.RunArtifact, bytes]:
+    """The artifact ``path`` of run ``run_id`` and its bytes (checksum verified).
+
+    Only a path the run itself recorded is read: any other path, ``..`` included,
+    is a NotFoundError naming the run, so a caller cannot reach another run's blobs.
+    """
+    wanted = check_artifact_path(path)
+    for artifact in runs.list_artifacts(run_id):
+        if artifact.path == wanted:
+            return artifact, store.get_bytes(artifact.digest)
+    raise NotFoundError(f"Run {run_id} has no artifact {wanted!r}.")
 
 
 def _join(prefix: str | None, name: str) -> str:

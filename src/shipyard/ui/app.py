@@ -86,9 +86,11 @@ def create_app(
             )
         # Pages are never framed by another site, and never load from anywhere else.
         response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Content-Security-Policy"] = (
+        # A route may set a stricter policy of its own (a run's artifact bytes: sandboxed).
+        response.headers.setdefault(
+            "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-            "frame-ancestors 'none'; form-action 'self'"
+            "frame-ancestors 'none'; form-action 'self'",
         )
         response.headers["Referrer-Policy"] = "same-origin"
         return response

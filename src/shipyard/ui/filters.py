@@ -1,61 +1,20 @@
-"""The runs table's query string, read into a :class:`~shipyard.store.run_query.RunQuery`.
+"""The runs table's query string: the status picked and the chosen columns, checked.
 
-Checked here, at the edge, with a message naming the field and what was
-expected: ``metric`` is ``KEY OP NUMBER`` joined by ``and``
-(``accuracy >= 0.9 and loss < 0.3``), ``tag`` is ``KEY=VALUE``.
+The filter itself is MLflow's syntax (``metrics.accuracy > 0.9 and tags.team =
+'risk'``), parsed once by :mod:`shipyard.store.run_filter` for the table, the
+Python API and ``shipyard runs search`` alike; nothing here parses it again.
 
->>> parse_metric_filter("accuracy >= 0.9 and loss < 0.3")[1]
-MetricCondition(key='loss', op='<', value=0.3)
+>>> columns("accuracy, loss,,accuracy")
+['accuracy', 'loss']
 """
 
 from __future__ import annotations
 
-import re
-
 from fastapi import HTTPException
 
-from shipyard.store.run_query import OPERATORS, MetricCondition
 from shipyard.store.run_store import RUN_STATUSES
 
-__all__ = ["columns", "parse_metric_filter", "parse_status", "parse_tags"]
-
-_CONDITION = re.compile(r"^\s*([^\s<>=!]+)\s*(<=|>=|!=|==|=|<|>)\s*(\S+)\s*$")
-_AND = re.compile(r"\s+and\s+", re.IGNORECASE)
-
-
-def parse_metric_filter(text: str) -> list[MetricCondition]:
-    if not text.strip():
-        return []
-    out = []
-    for part in _AND.split(text.strip()):
-        match = _CONDITION.match(part)
-        if match is None:
-            raise HTTPException(
-                400,
-                f"The metric filter {part!r} is not KEY OP NUMBER: write e.g. "
-                f"'accuracy >= 0.9 and loss < 0.3' (operators: {', '.join(OPERATORS)}).",
-            )
-        key, op, number = match.groups()
-        try:
-            value = float(number)
-        except ValueError:
-            raise HTTPException(
-                400, f"The metric filter {part!r} compares with {number!r}, not a number."
-            ) from None
-        out.append(MetricCondition(key, "=" if op == "==" else op, value))
-    return out
-
-
-def parse_tags(values: list[str]) -> list[tuple[str, str]]:
-    out = []
-    for text in values:
-        if not text.strip():
-            continue
-        key, sep, value = text.partition("=")
-        if not sep or not key.strip():
-            raise HTTPException(400, f"The tag filter {text!r} is not KEY=VALUE (e.g. team=fraud).")
-        out.append((key.strip(), value.strip()))
-    return out
+__all__ = ["columns", "parse_status"]
 
 
 def parse_status(text: str) -> str | None:

@@ -61,7 +61,25 @@ def _run(ui: UiState, version: records.ModelVersion) -> dict[str, Any]:
             run = ui.client.runs.get_run(version.run_id)
         except NotFoundError:
             run = None
-    return {"run": run}
+    return {"run": run, **_optimization(ui, version)}
+
+
+def _optimization(ui: UiState, version: records.ModelVersion) -> dict[str, Any]:
+    """What this version was optimized from (how, at what cost) and what was optimized from it."""
+    from shipyard.optimization.lineage import FROM, lineage_facts
+
+    found = lineage_facts(version.tags)
+    source_link = None
+    if found is not None:
+        model, _, number = found[0].rpartition(":")
+        if model and number.isdigit():
+            source_link = f"/models/{model}/versions/{number}"
+    derived = [
+        (v, lineage_facts(v.tags))
+        for v in ui.client.models.list_versions(version.model)
+        if v.tags.get(FROM) == version.ref
+    ]
+    return {"optimized": found, "optimized_source_link": source_link, "derived": derived}
 
 
 def _validation(ui: UiState, version: records.ModelVersion) -> dict[str, Any]:

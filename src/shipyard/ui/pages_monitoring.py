@@ -22,6 +22,7 @@ from shipyard.monitoring.durations import floor_time
 from shipyard.store import records
 from shipyard.ui.charts import Series, line_chart, time_label
 from shipyard.ui.monitor_data import WINDOWS, Buckets, read_monitor_data
+from shipyard.ui.variants import variant_figures
 from shipyard.ui.web import UiState, render, state
 
 router = APIRouter()
@@ -246,9 +247,22 @@ def monitoring_page(
         y_min=0,
         y_max=1,
     )
+    figures = variant_figures(
+        client,
+        model,
+        start,
+        start + count * step,
+        step,
+        version=version,
+        task=task,
+        reference=reference,
+        versions=client.deployments.get(deployment).versions() if deployment else None,
+    )
     return render(
         request,
         "monitoring.html",
+        figures=figures,
+        model_name=model,
         model=model,
         window=window,
         windows=list(WINDOWS),

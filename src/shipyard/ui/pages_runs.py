@@ -8,14 +8,19 @@ per metric and marks the params that differ.
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.responses import Response
 
-from shipyard.store.run_query import RunQuery
+from shipyard.errors import InvalidInputError
+from shipyard.store.run_query import RunPage, RunQuery
+from shipyard.tracking.artifacts import read_artifact
+from shipyard.ui.artifact_view import PREVIEW_BYTES, ArtifactView, content_type, preview_of
 from shipyard.ui.charts import Series, line_chart
-from shipyard.ui.filters import columns, parse_metric_filter, parse_status, parse_tags
+from shipyard.ui.filters import columns, parse_status
 from shipyard.ui.web import render, state
 
 router = APIRouter()
@@ -24,6 +29,7 @@ PAGE_SIZES = (25, 50, 100, 200)
 #: Metric columns shown before the user picks any.
 DEFAULT_METRIC_COLUMNS = 4
 MAX_COMPARED = 10
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")
 
 
 @router.get("/runs")
@@ -31,15 +37,24 @@ def runs_page(
     request: Request,
     experiment: str = "",
     status: str = "",
+    filter: str = "",
     tag: list[str] = Query(default=[]),
     metric: str = "",
     metrics: str | None = None,
     params: str = "",
     sort: str = "start_time",
     desc: bool = True,
+    tree: bool = True,
     page: int = Query(default=1, ge=1),
     size: int = Query(default=50, ge=1, le=max(PAGE_SIZES)),
 ) -> Response:
+    if metric or any(tag):
+        # The table's old fields: refused by name rather than silently ignored.
+        raise HTTPException(
+            400,
+            "The runs table takes one filter now, in MLflow's syntax: write e.g. "
+            "filter=metrics.accuracy > 0.9 and tags.team = 'risk' (not metric= or tag=).",
+        )
     ui = state(request)
     queries = ui.client.run_queries
     metric_keys, param_keys = queries.recent_keys()
@@ -49,16 +64,27 @@ def runs_page(
     query = RunQuery(
         experiment=experiment or None,
         status=parse_status(status),
-        tags=tuple(parse_tags(tag)),
-        metrics=tuple(parse_metric_filter(metric)),
+        filter=filter.strip() or None,
         metric_columns=tuple(chosen_metrics),
         param_columns=tuple(columns(params)),
         order_by=sort,
         descending=desc,
         offset=(page - 1) * size,
         limit=size,
+        tree=tree,
     )
-    result = queries.page(query)
+    partial = (
+        request.headers.get("HX-Request") == "true"
+        and request.headers.get("HX-Target") == "runs-table"
+    )
+    try:
+        result = queries.page(query)
+    except InvalidInputError as exc:
+        # A filter that does not parse: the page says why where the table would be
+        # (400; runs_table.js has htmx swap it in rather than drop it).
+        result, error = RunPage([], 0, query), str(exc)
+    else:
+        error = ""
     pages = max(1, -(-result.total // size))
     context: dict[str, Any] = {
         "result": result,
@@ -68,24 +94,22 @@ def runs_page(
         "filters": {
             "experiment": experiment,
             "status": status,
-            "tag": tag,
-            "metric": metric,
+            "filter": filter,
             "metrics": ",".join(chosen_metrics),
             "params": params,
             "sort": sort,
             "desc": desc,
+            "tree": tree,
             "size": size,
         },
         "metric_keys": metric_keys,
         "param_keys": param_keys,
         "experiments": queries.experiments(),
+        "error": error,
     }
     # htmx asks for the table alone when a filter or the page changes.
-    partial = (
-        request.headers.get("HX-Request") == "true"
-        and request.headers.get("HX-Target") == "runs-table"
-    )
-    return render(request, "runs_table.html" if partial else "runs.html", **context)
+    template = "runs_table.html" if partial else "runs.html"
+    return render(request, template, 400 if error else 200, **context)
 
 
 def _metric_charts(
@@ -103,13 +127,49 @@ def _metric_charts(
     return charts
 
 
+def _artifact_views(client: Any, run_id: str) -> list[ArtifactView]:
+    """Each artifact of the run with its preview; the bytes read only where shown."""
+    views = []
+    for artifact in client.runs.list_artifacts(run_id):
+        data = None
+        if artifact.size <= PREVIEW_BYTES and not artifact.path.lower().endswith(IMAGE_SUFFIXES):
+            _, data = read_artifact(client.runs, client.artifacts, run_id, artifact.path)
+        views.append(preview_of(artifact, data))
+    return views
+
+
 @router.get("/runs/{run_id}")
 def run_page(request: Request, run_id: str) -> Response:
     client = state(request).client
     run = client.runs.get_run(run_id)
     histories = client.run_queries.histories([run.id])
     charts = _metric_charts(histories, {run.id: run.name})
-    return render(request, "run.html", run=run, charts=charts)
+    children = client.runs.children(run.id)
+    return render(
+        request,
+        "run.html",
+        run=run,
+        charts=charts,
+        artifacts=_artifact_views(client, run.id),
+        children=children,
+    )
+
+
+@router.get("/runs/{run_id}/artifacts/{path:path}")
+def run_artifact(request: Request, run_id: str, path: str, download: bool = False) -> Response:
+    """One artifact's bytes: only a path the run recorded (anything else is a 404)."""
+    client = state(request).client
+    artifact, data = read_artifact(client.runs, client.artifacts, run_id, path)
+    name = PurePosixPath(artifact.path).name
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        # Served bytes never run as a page of the UI, even an SVG opened on its own.
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+        "Content-Disposition": (
+            f"{'attachment' if download else 'inline'}; filename*=UTF-8''{quote(name)}"
+        ),
+    }
+    return Response(data, media_type=content_type(artifact.path), headers=headers)
 
 
 @router.get("/compare")
