@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +46,14 @@ def test_int8_quantization_makes_a_new_gated_version_with_lineage(
     client: Shipyard, tmp_path: Path
 ) -> None:
     holdout = _register(client, tmp_path, "mlp", "digits")
+    root_level = logging.getLogger().level
     done = _cli(
         client, "optimize", "digits:1", "--quantize", "int8",
         "--holdout", str(holdout), "--target", "label", "--max-drop", "accuracy:0.01",
     )  # fmt: skip
     assert done.exit_code == 0, done.output
+    # The quantizer's chatter is quieted for its call only, not for the whole process.
+    assert logging.getLogger().level == root_level
     assert "digits:2: registered, optimized from digits:1 by int8 quantization" in done.stdout
     version = client.registry.resolve("digits:2")
     assert version.flavor == "onnx"

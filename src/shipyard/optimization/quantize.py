@@ -179,10 +179,20 @@ def _linear_as_matmul(proto: Any) -> bool:
 def _int8(data: bytes) -> bytes:
     import logging
 
+    # onnxruntime logs a suggestion to pre-process on every call, on the root logger:
+    # not for our users. Quieted for this call only: the level is the whole process's.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        return _quantize_int8(data)
+    finally:
+        root.setLevel(level)
+
+
+def _quantize_int8(data: bytes) -> bytes:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    # onnxruntime logs a suggestion to pre-process on every call: not for our users.
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "source.onnx", Path(tmp) / "int8.onnx"
         source.write_bytes(data)
