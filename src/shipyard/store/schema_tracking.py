@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shipyard.clock import utc_now
@@ -36,8 +36,6 @@ class RunArtifactRow(Base):
 
 class RunLatestMetricRow(Base):
     __tablename__ = "run_latest_metrics"
-    # Lets a search find the runs whose metric passes a threshold without visiting every run.
-    __table_args__ = (Index("ix_run_latest_metrics_key_value", "key", "value"),)
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
