@@ -210,3 +210,17 @@ def test_skew_of_a_model_without_features_is_refused(
     out = CliRunner().invoke(app, ["features", "skew", "plain:1"])
     assert out.exit_code == 1
     assert "was not trained on feature-store features" in out.output
+
+
+@pytest.mark.parametrize("distance", ["x", "3.5", True, [1.0]])
+def test_a_request_field_of_the_wrong_type_is_a_422_naming_it(
+    served: LiveServer, distance: object
+) -> None:
+    """A declared float64 request field given text, a boolean or a list: refused by name
+    before the on-demand function runs (it once raised inside it: a 500)."""
+    with served.client() as http:
+        answer = http.post("/predict", json={"driver_id": 1001, "trip_distance": distance})
+        good = http.post("/predict", json={"driver_id": 1001, "trip_distance": 3})
+    assert answer.status_code == 422, answer.text
+    assert "request field 'trip_distance' must be float64" in answer.text
+    assert good.status_code == 200, good.text
