@@ -91,7 +91,9 @@ def search_runs(
     """
     from shipyard.tracking.search import search_runs as search
 
-    return search(client().run_search, experiment, filter, order_by, max_results)
+    shipyard = client()
+    shipyard.tracker.writer.flush()  # metrics this process logged are searchable at once
+    return search(shipyard.run_search, experiment, filter, order_by, max_results)
 
 
 def autolog(

@@ -48,3 +48,11 @@ def test_search_runs_returns_a_frame(api: None) -> None:
     assert list(everything["run_name"]) == ["C=10.0", "C=1.0", "C=0.1"]
     empty = shipyard.search_runs("iris", filter="metrics.accuracy > 2")
     assert empty.empty and "run_id" in empty.columns
+
+
+def test_a_metric_just_logged_in_an_open_run_is_searchable(api: None) -> None:
+    """Points are written in the background; a search from the same process sees them."""
+    with shipyard.start_run("open") as run:
+        run.log_metric("m", 1.0)
+        frame = shipyard.search_runs("open", filter="metrics.m = 1.0")
+        assert list(frame["run_id"]) == [run.id]
