@@ -83,3 +83,7 @@ def test_bad_comparisons(tracker: Tracker) -> None:
 def test_which_metrics_are_better_lower() -> None:
     assert lower_is_better("val_loss") and lower_is_better("rmse") and lower_is_better("mae")
     assert not lower_is_better("accuracy") and not lower_is_better("f1_score")
+    # Boosters' losses are named after the data set they were measured on.
+    assert lower_is_better("valid_0-l2") and lower_is_better("valid_1-l1")
+    assert lower_is_better("validation_0-rmse") and lower_is_better("valid_0-huber")
+    assert not lower_is_better("valid_0-auc") and not lower_is_better("valid_0-ndcg@5")

@@ -20,7 +20,12 @@ from shipyard.store.run_store import RunStore
 
 __all__ = ["Comparison", "MetricRow", "ParamRow", "compare_runs", "lower_is_better"]
 
-_LOWER = re.compile(r"loss|error|err\b|mse|mae|mape|rmse|logloss|perplexity|wer|cer|_time|latency")
+# LightGBM and XGBoost name their losses l1, l2, huber, quantile... after the data set
+# (``valid_0-l2``, ``validation_0-rmse``): matched as whole words too.
+_LOWER = re.compile(
+    r"loss|error|err\b|mse|mae|mape|rmse|logloss|perplexity|wer|cer|_time|latency"
+    r"|(?:^|[^a-z0-9])(?:l1|l2|huber|fair|quantile|poisson|gamma|tweedie|mlogloss)(?:$|[^a-z0-9])"
+)
 
 
 def lower_is_better(key: str) -> bool:
