@@ -14,10 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 from argon2 import PasswordHasher
-from typer.testing import CliRunner
 
 from live_server import free_port, subprocess_env
-from shipyard.cli.main import app
 from shipyard.config import Settings
 
 pytestmark = pytest.mark.slow
@@ -64,14 +62,17 @@ def test_ui_on_loopback_with_users_does_not_warn(tmp_path: Path) -> None:
     assert "warning" not in output and "log in to change things" in output
 
 
-def test_hash_password_prints_an_argon2_hash(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path))
-    result = CliRunner().invoke(app, ["ui", "--hash-password"], input="s3cret\ns3cret\n")
-    assert result.exit_code == 0, result.output
-    digest = result.output.strip().splitlines()[-1]
+def test_hash_password_prints_only_the_hash_of_the_piped_password(tmp_path: Path) -> None:
+    """As the README uses it: ``$(... | shipyard ui --hash-password)`` captures the hash alone."""
+    env = subprocess_env(Settings(home=tmp_path / "home"), importable=tmp_path)
+    command = [sys.executable, "-m", "shipyard.cli", "ui", "--hash-password"]
+    done = subprocess.run(command, env=env, input="s3cret\n", capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    digest = done.stdout.strip()
     assert digest.startswith("$argon2id$") and PasswordHasher().verify(digest, "s3cret")
+    empty = subprocess.run(command, env=env, input="", capture_output=True, text=True)
+    assert empty.returncode == 1 and "the password is empty" in empty.stderr
+    assert "Traceback" not in empty.stderr
 
 
 def test_bad_users_setting_is_one_clear_line(tmp_path: Path) -> None:

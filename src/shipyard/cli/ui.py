@@ -6,12 +6,14 @@ Read-only without a login; changes need a user from ``SHIPYARD_UI_USERS``
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 from rich.markup import escape
 
 from shipyard.cli._common import console, err_console, get_client
+from shipyard.errors import InvalidInputError
 
 
 def ui_command(
@@ -27,15 +29,17 @@ def ui_command(
     hash_password: bool = typer.Option(
         False,
         "--hash-password",
-        help="Print an argon2 hash of a password read from the terminal, for SHIPYARD_UI_USERS.",
+        help=(
+            "Print an argon2 hash of a password, for SHIPYARD_UI_USERS: asked twice on a "
+            "terminal, else read as the first line of standard input."
+        ),
     ),
 ) -> None:
     """Serve the web UI: models, runs, deployments, monitoring, loop and audit pages."""
     if hash_password:
         from shipyard.ui.auth import hash_password as make_hash
 
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-        typer.echo(make_hash(password))
+        typer.echo(make_hash(_read_password()))
         return
     from shipyard.ui.server import serve, warning_for
 
@@ -53,3 +57,20 @@ def ui_command(
         soft_wrap=True,
     )
     serve(client, host=host, port=port, loop_config=loop_config)
+
+
+def _read_password() -> str:
+    """The password to hash: asked (twice) on a terminal, else the first line of stdin.
+
+    The prompts go to standard error, so ``$(shipyard ui --hash-password)`` captures
+    the hash alone.
+    """
+    if sys.stdin.isatty():
+        password = str(
+            typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+        )
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise InvalidInputError("--hash-password: the password is empty; give one.")
+    return password
