@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from services import require_service
 from shipyard.config import Settings
 from shipyard.store.alias_store import AliasStore
 from shipyard.store.audit_store import AuditStore
@@ -36,15 +37,6 @@ def _thaw_frozen_objects() -> Iterator[None]:
     process starts hundreds. Thawing after each test lets their apps be collected."""
     yield
     gc.unfreeze()
-
-
-def require_service(available: bool, reason: str) -> None:
-    """Skip (or fail under CI) when a real service the test needs is missing."""
-    if available:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: every back end must be tested)")
-    pytest.skip(reason)
 
 
 def _postgres_available() -> bool:

@@ -17,8 +17,8 @@ from sklearn.linear_model import LogisticRegression
 from test_stack import _redis_available, s3  # noqa: F401 - s3 is a fixture
 from typer.testing import CliRunner
 
-from conftest import require_service
 from live_server import SRC, free_port
+from services import require_service
 from shipyard import Shipyard
 from shipyard.cli.main import app
 from shipyard.config import Settings

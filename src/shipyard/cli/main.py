@@ -247,7 +247,11 @@ def _models() -> Loaded:
     return app
 
 
-@command("runs", "Experiment runs: params, metrics, datasets; reproduce a run.")
+@command(
+    "runs",
+    "Experiment runs: params, metrics, datasets, artifacts; search, compare, import; "
+    "reproduce a run.",
+)
 def _runs() -> Loaded:
     from shipyard.cli.runs import app
 

@@ -137,16 +137,22 @@ class RunArtifacts:
             )
         suffix = PurePosixPath(path).suffix.lower()
         buffer = io.BytesIO()
-        if suffix == ".parquet":
-            frame.to_parquet(buffer, index=False)
-        elif suffix == ".csv":
-            frame.to_csv(buffer, index=False)
-        elif suffix in (".json", ".jsonl"):
-            frame.to_json(buffer, orient="records", lines=True, date_format="iso")
-        else:
+        if suffix not in (".parquet", ".csv", ".json", ".jsonl"):
             raise InvalidInputError(
                 f"Table path {path!r}: expected one of {', '.join(_TABLE_FORMATS)}."
             )
+        try:
+            if suffix == ".parquet":
+                frame.to_parquet(buffer, index=False)
+            elif suffix == ".csv":
+                frame.to_csv(buffer, index=False)
+            else:
+                frame.to_json(buffer, orient="records", lines=True, date_format="iso")
+        except (ValueError, TypeError, ArithmeticError) as exc:  # pyarrow's ArrowInvalid too
+            raise InvalidInputError(
+                f"Table {path!r} cannot be written as {suffix.lstrip('.')}: {exc} (a column "
+                "mixing types, e.g. numbers and text, can be cast with astype first)."
+            ) from exc
         return self.log_bytes(buffer.getvalue(), path, kind="table")
 
     def log_text(self, text: str, path: str) -> records.RunArtifact:
@@ -161,7 +167,13 @@ class RunArtifacts:
         if suffix in (".yaml", ".yml"):
             import yaml
 
-            text = yaml.safe_dump(data, sort_keys=False)
+            try:
+                text = yaml.safe_dump(data, sort_keys=False)
+            except yaml.YAMLError as exc:  # e.g. a numpy number: YAML has no tag for it
+                raise InvalidInputError(
+                    f"Dict {path!r} cannot be written as YAML ({exc.__class__.__name__}: "
+                    f"{str(exc).splitlines()[0]}); use plain Python values, or a .json path."
+                ) from exc
         elif suffix == ".json":
             text = json.dumps(data, indent=2, default=str)
         else:
