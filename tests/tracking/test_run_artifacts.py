@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -155,6 +156,10 @@ def test_bad_artifacts_are_refused_with_the_reason(tracker: Tracker, tmp_path: P
             run.log_artifact(tmp_path / "missing.txt")
         with pytest.raises(InvalidInputError, match="not a folder"):
             run.log_artifacts(tmp_path / "missing")
+        with pytest.raises(InvalidInputError, match=r"'m\.parquet' cannot be written as parquet"):
+            run.log_table(pd.DataFrame({"a": [1, "x", None]}), "m.parquet")
+        with pytest.raises(InvalidInputError, match=r"'np\.yaml' cannot be written as YAML"):
+            run.log_dict({"a": np.float32(1.5)}, "np.yaml")
     assert tracker.store.list_artifacts(run.id) == []
 
 
