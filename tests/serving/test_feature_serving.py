@@ -224,3 +224,38 @@ def test_a_request_field_of_the_wrong_type_is_a_422_naming_it(
     assert answer.status_code == 422, answer.text
     assert "request field 'trip_distance' must be float64" in answer.text
     assert good.status_code == 200, good.text
+
+
+def test_an_optimized_version_keeps_its_features_and_serves_by_id(
+    trained: Trained, tmp_path: Path
+) -> None:
+    """`shipyard optimize` of a feature-backed model: the new version still fetches its
+    features by entity id, and the breaking-change guard knows it uses the views."""
+    from typer.testing import CliRunner
+
+    from live_server import subprocess_env
+    from shipyard.cli.main import app
+
+    env = subprocess_env(trained.client.settings, importable=Path(__file__).parent)
+    if trained.client.settings.online_store:
+        env["SHIPYARD_ONLINE_STORE"] = trained.client.settings.online_store
+    done = CliRunner().invoke(
+        app,
+        ["optimize", "eta:1", "--distill", "sklearn.tree:DecisionTreeClassifier?max_depth=3"],
+        env=env,
+    )
+    assert "eta:2: registered" in done.output, done.output
+    version = trained.client.registry.resolve("eta:2")
+    assert version.run_id == trained.client.registry.resolve("eta:1").run_id
+    assert trained.client.registry.manifest(version).features is not None
+    users = {
+        (c.model, c.model_version) for c in trained.client.feature_store.consumers("driver_stats")
+    }
+    assert ("eta", 2) in users
+    server = LiveServer(create_app(trained.client, "eta:2", options=ServeOptions())).start()
+    try:
+        with server.client() as http:
+            answer = http.post("/predict", json={"driver_id": 1001, "trip_distance": 3.2})
+    finally:
+        server.stop()
+    assert answer.status_code == 200, answer.text

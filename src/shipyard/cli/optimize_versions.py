@@ -57,6 +57,11 @@ def optimize_new_version(
         spec=spec,
         trusted_pickle=trusted_pickle,
     )
+    features = client.registry.manifest(result.version).features
+    if features:  # a breaking change to these views is refused while this version uses them
+        client.feature_store.add_consumers(
+            result.version.model, result.version.version, features["views"]
+        )
     if as_json:
         print_json(
             {

@@ -170,6 +170,9 @@ def optimize_model(
         description=f"Optimized from {record.ref} by {method.how}",
         tags=tags,
         trusted_pickle=trusted_pickle,
+        # The same run and feature-store features: a model served by entity id stays so.
+        run_id=record.run_id,
+        features=source.manifest.features,
         **log_kwargs,
     )
     loaded = compiled_model(registry, version, registry.load(version.ref))
