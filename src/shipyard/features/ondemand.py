@@ -30,7 +30,8 @@ def load_function(odfv: OnDemandFeatureView) -> Callable[[pd.DataFrame], pd.Data
     except ImportError as exc:
         raise InvalidInputError(
             f"On-demand view {odfv.name!r}: cannot import module {module_name!r} ({exc}); "
-            "it must be importable where training sets are built and models are served."
+            "it must be importable where training sets are built and models are served: "
+            "install it, or put its folder on PYTHONPATH."
         ) from exc
     target: object = module
     for part in attr.split("."):

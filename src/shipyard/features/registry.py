@@ -22,6 +22,7 @@ from shipyard.features.definitions import (
     OnDemandFeatureView,
     Source,
 )
+from shipyard.features.ondemand import load_function
 from shipyard.features.sources import check_view_schema, connect, register_source, source_schema
 from shipyard.store.feature_store import DefinitionVersion, FeatureStore, SpecChange
 
@@ -110,6 +111,9 @@ def apply_definitions(
             check_view_schema(defs, view, source_schema(con, alias))
     finally:
         con.close()
+    for odfv in defs.on_demand_feature_views:
+        # Refused now, not when the first training set or request needs the function.
+        load_function(odfv)
     known = {(d.kind, d.name): d for d in store.latest()}
     wanted: list[tuple[str, str, dict[str, Any]]] = [
         *(("entity", e.name, e.spec()) for e in defs.entities),
