@@ -155,7 +155,7 @@ def test_xgboost_native_train(client: Shipyard) -> None:
         verbose_eval=False,
     )
     (run,) = _runs(client)
-    assert run.params["eta"] == "0.5"
+    assert run.params["eta"] == "0.5" and run.params["num_boost_round"] == "7"
     assert len(client.runs.metric_history(run.id, "train-logloss")) == 7
 
 
@@ -175,10 +175,20 @@ def test_lightgbm_iterations_and_best_iteration(client: Shipyard) -> None:
     history = client.runs.metric_history(run.id, "valid_0-l2")
     assert np.allclose([p.value for p in history], model.evals_result_["valid_0"]["l2"])
     assert run.metrics["best_iteration"] == model.best_iteration_ > 0
+    # LightGBM keeps the best score per evaluation set and metric.
+    assert run.metrics["best_score.valid_0-l2"] == model.best_score_["valid_0"]["l2"]
     assert "training_r2_score" in run.metrics
     text = _artifact(client, run.id, "model/model.lgb.txt").decode()
     booster = lightgbm.Booster(model_str=text)
     assert np.allclose(booster.predict(X_val), model.booster_.predict(X_val))
+
+
+def test_lightgbm_native_train_logs_its_rounds(client: Shipyard) -> None:
+    X, y = load_diabetes(return_X_y=True)
+    train_set = lightgbm.Dataset(X, y)
+    lightgbm.train({"objective": "regression", "verbose": -1}, train_set, num_boost_round=9)
+    (run,) = _runs(client)
+    assert run.params["num_boost_round"] == "9" and run.params["objective"] == "regression"
 
 
 def test_inside_an_open_run_autolog_logs_into_it(client: Shipyard) -> None:

@@ -13,6 +13,7 @@ logged like any scikit-learn estimator (training scores, signature).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 from collections.abc import Iterator
 from typing import Any
@@ -135,9 +136,12 @@ def _train_wrapper(make_callback: Any, callbacks_arg: str, library: str) -> Any:
                 # inside a search's candidates: nothing.
                 with _callback(kwargs, make_callback, sink) as extended:
                     return original(*args, **extended)
-            params = args[0] if args else kwargs.get("params", {})
+            params = dict((args[0] if args else kwargs.get("params")) or {})
+            rounds = _num_boost_round(original, args, kwargs)
+            if rounds is not None:
+                params.setdefault("num_boost_round", rounds)
             with _core.nested_call(), _core.autolog_run(f"{library}.train") as run:
-                _core.safely("log params", lambda: _core.log_params(run, dict(params or {})))
+                _core.safely("log params", lambda: _core.log_params(run, params))
                 with _callback(kwargs, make_callback, run) as extended:
                     booster = original(*args, **extended)
                 _core.safely("log the best iteration", lambda: log_best_iteration(run, booster))
@@ -196,6 +200,22 @@ def log_best_iteration(run: ActiveRun, booster: Any) -> None:
     score = getattr(booster, "best_score", None)
     if isinstance(score, int | float):
         run.log_metric("best_score", float(score))
+    elif isinstance(score, dict):  # LightGBM: {evaluation set: {metric: value}}
+        for dataset, metrics in score.items():
+            for metric, value in dict(metrics).items():
+                if isinstance(value, int | float):
+                    run.log_metric(f"best_score.{dataset}-{metric}", float(value))
+
+
+def _num_boost_round(train: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
+    """The number of boosting rounds a ``train`` call asked for (its default if not given)."""
+    try:
+        bound = inspect.signature(train).bind_partial(*args, **kwargs)
+    except (TypeError, ValueError):
+        return None
+    bound.apply_defaults()
+    rounds = bound.arguments.get("num_boost_round")
+    return rounds if isinstance(rounds, int) else None
 
 
 def _wrapper_fit(original: Any) -> Any:
