@@ -13,6 +13,7 @@ the requirement list changes (a stamp file records it).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import subprocess
@@ -63,9 +64,20 @@ def ensure_peer_venv(
         return venv
     if not UV.exists():
         raise FileNotFoundError(f"{UV} not found: build the project venv first with `make venv`")
+    PEERS_DIR.mkdir(parents=True, exist_ok=True)
+    # Test workers (pytest -n 2) may ask for the same peer at once: one builds it while
+    # the others wait, then find it built.
+    with open(PEERS_DIR / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_peer_built(name, requirements):
+            return venv
+        _build(venv, requirements, python=python, quiet=quiet)
+    return venv
+
+
+def _build(venv: Path, requirements: list[str], *, python: str, quiet: bool) -> None:
     if venv.exists():
         shutil.rmtree(venv)
-    PEERS_DIR.mkdir(parents=True, exist_ok=True)
     flags = ["--quiet"] if quiet else []
     subprocess.run([str(UV), "venv", *flags, "--python", python, str(venv)], check=True)
     subprocess.run(
@@ -74,7 +86,6 @@ def ensure_peer_venv(
     )
     # Written last: a half-built venv (interrupted install) has no stamp.
     (venv / STAMP_NAME).write_text(json.dumps(sorted(requirements)))
-    return venv
 
 
 def peer_versions(venv: Path, packages: list[str]) -> dict[str, str]:
