@@ -25,6 +25,11 @@ from shipyard.config import Settings
 from shipyard.deploy.stack import find_nginx
 from shipyard.quickstart import IRIS_RECORD, iris_frame
 
+# The stack tests share Redis db 0 (the servers' cache keys) and pick free ports the other
+# could take before its processes bind them: they run one after the other, on one worker.
+pytestmark = pytest.mark.xdist_group("shared-stack")
+
+
 SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "stack" / "run-local.sh"
 
 

@@ -51,6 +51,11 @@ from shipyard.deploy.stack import (
 from shipyard.errors import InvalidInputError
 from shipyard.quickstart import iris_frame
 
+# The stack tests share Redis db 0 (the servers' cache keys) and pick free ports the other
+# could take before its processes bind them: they run one after the other, on one worker.
+pytestmark = pytest.mark.xdist_group("shared-stack")
+
+
 ROOT = Path(__file__).resolve().parents[2]
 RULES = [ROOT / "deploy/prometheus/alerts.yml", ROOT / "deploy/prometheus/rollout-alerts.yml"]
 POLL = 0.5
