@@ -4,7 +4,9 @@ S3 API and Redis, answering through nginx; Ctrl+C (SIGTERM here) stops all of it
 from __future__ import annotations
 
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,13 +19,35 @@ from sklearn.linear_model import LogisticRegression
 from test_stack import _redis_available, s3  # noqa: F401 - s3 is a fixture
 from typer.testing import CliRunner
 
-from live_server import SRC, free_port
+from live_server import SRC
 from services import require_service
 from shipyard import Shipyard
 from shipyard.cli.main import app
 from shipyard.config import Settings
 from shipyard.deploy.stack import find_nginx
 from shipyard.quickstart import IRIS_RECORD, iris_frame
+
+
+def free_port_block(n: int) -> int:
+    """A port with the next ``n - 1`` free too, below the kernel's ephemeral range: a
+    block inside it can be taken by any outgoing connection's local port meanwhile."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(10_000, low - n)
+        if all(_bindable(base + i) for i in range(n)):
+            return base
+    raise RuntimeError(f"no block of {n} free ports below {low}")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
 
 # The stack tests share Redis db 0 (the servers' cache keys) and pick free ports the other
 # could take before its processes bind them: they run one after the other, on one worker.
@@ -65,7 +89,7 @@ def test_the_script_serves_a_deployment_through_nginx(
 ) -> None:
     require_service(_redis_available(), "Redis is not reachable at 127.0.0.1:6379")
     require_service(find_nginx() is not None, "nginx is not installed")
-    port = free_port()
+    port = free_port_block(3)  # nginx on port, replicas on port + 1 and port + 2
     stores = {
         "SHIPYARD_DB": postgres_url,
         "SHIPYARD_ARTIFACTS": "s3://local-stack/artifacts",  # the script makes the bucket
