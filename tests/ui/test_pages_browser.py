@@ -45,6 +45,15 @@ class Visit:
             self.shoot(shot)
         return response
 
+    def submit(self, button: Any) -> None:
+        """Click something that loads a new page and wait until that page has loaded.
+
+        Clicking on the next page before its scripts arrived would cancel
+        them, which the failed-request check rightly counts as a fault.
+        """
+        with self.page.expect_navigation(wait_until="load"):
+            button.click()
+
     def check(self, where: str) -> None:
         assert self.offline.errors == [], (where, self.offline.errors)
         assert self.offline.blocked == [], (where, self.offline.blocked)
@@ -215,15 +224,15 @@ def test_log_in_move_an_alias_with_a_reason_and_see_it_in_the_audit(visit: Visit
     page = visit.page
     visit.open("/models/iris")
     assert page.locator("#move-alias").count() == 0  # read-only until logged in
-    page.locator("text=Log in").first.click()
+    visit.submit(page.locator("text=Log in").first)
     page.locator('input[name="user"]').fill("ann")
     page.locator('input[name="password"]').fill("wrong")
-    page.locator("form[action='/login'] button").click()
+    visit.submit(page.locator("form[action='/login'] button"))
     assert "Wrong user name or password" in page.locator("main").inner_text()
     visit.expected_refusal(403)  # the refused login
     page.locator('input[name="user"]').fill("ann")
     page.locator('input[name="password"]').fill(PASSWORD)
-    page.locator("form[action='/login'] button").click()
+    visit.submit(page.locator("form[action='/login'] button"))
     page.wait_for_url("**/models/iris")
     assert page.locator(".user").inner_text() == "ann"
 
@@ -231,11 +240,11 @@ def test_log_in_move_an_alias_with_a_reason_and_see_it_in_the_audit(visit: Visit
     form.locator('input[name="alias"]').fill("champion")
     form.locator('select[name="version"]').select_option("2")
     form.locator('input[name="reason"]').fill(f"better on holdout {XSS}")
-    form.locator("button[type=submit]").click()
+    visit.submit(form.locator("button[type=submit]"))
     page.wait_for_selector("#confirm")
     visit.shoot("confirm")
     assert "Point iris@champion at version 2" in page.locator("#summary").inner_text()
-    page.locator("#confirm button[type=submit]").click()
+    visit.submit(page.locator("#confirm button[type=submit]"))
     page.wait_for_url("**/models/iris")
     assert "champion" in page.locator('tr[data-alias="champion"]').inner_text()
     visit.check("after move")
@@ -258,12 +267,12 @@ def test_production_needs_the_same_rules_as_the_cli(visit: Visit, seeded: Any) -
     page.goto(visit.base + "/login?next=/models/iris/versions/2")
     page.locator('input[name="user"]').fill("ann")
     page.locator('input[name="password"]').fill(PASSWORD)
-    page.locator("form[action='/login'] button").click()
+    visit.submit(page.locator("form[action='/login'] button"))
     page.wait_for_url("**/models/iris/versions/2")
     form = page.locator("#version-alias")
     form.locator('input[name="reason"]').fill("ship it")
-    form.locator("button[type=submit]").click()
-    page.locator("#confirm button[type=submit]").click()
+    visit.submit(form.locator("button[type=submit]"))
+    visit.submit(page.locator("#confirm button[type=submit]"))
     page.wait_for_load_state("networkidle")
     assert "approval" in page.locator("p.error").inner_text().lower()
     assert client.aliases.get_alias("iris", "production") == 1
@@ -272,14 +281,14 @@ def test_production_needs_the_same_rules_as_the_cli(visit: Visit, seeded: Any) -
     decide = page.goto(visit.base + "/models/iris/versions/2")
     assert decide is not None
     page.locator('#decide input[name="reason"]').fill("checked the holdout")
-    page.locator('#decide button[value="approve"]').click()
-    page.locator("#confirm button[type=submit]").click()
+    visit.submit(page.locator('#decide button[value="approve"]'))
+    visit.submit(page.locator("#confirm button[type=submit]"))
     page.wait_for_url("**/models/iris/versions/2")
     assert "ann" in page.locator("#decisions").inner_text()
     form = page.locator("#version-alias")
     form.locator('input[name="reason"]').fill("approved now")
-    form.locator("button[type=submit]").click()
-    page.locator("#confirm button[type=submit]").click()
+    visit.submit(form.locator("button[type=submit]"))
+    visit.submit(page.locator("#confirm button[type=submit]"))
     page.wait_for_url("**/models/iris")
     assert client.aliases.get_alias("iris", "production") == 2
     visit.check("promoted")
