@@ -37,7 +37,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import signal
 import statistics
@@ -165,6 +164,7 @@ def same_values(result: Any, reference: Any) -> tuple[bool, str]:
 
 def child_shipyard(folder: Path, output: Path) -> None:
     import pandas as pd
+    from _rss import peak_rss_mb
 
     from shipyard.config import Settings
     from shipyard.features.service import FeatureService
@@ -180,7 +180,7 @@ def child_shipyard(folder: Path, output: Path) -> None:
     result = service.training_set(entities, [f"driver_stats:{f}" for f in FEATURES])
     seconds = time.perf_counter() - started
     result.to_parquet(output, index=False)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()  # not ru_maxrss: it starts at the parent's size (see _rss)
     shutil.rmtree(home, ignore_errors=True)
     print(json.dumps({"seconds": seconds, "peak_rss_mb": peak, "rows": len(result)}))
 
