@@ -145,6 +145,17 @@ def test_every_page_loads_with_its_content(visit: Visit, seeded: Any) -> None:
     visit.open("/monitoring/iris", "monitoring")
     assert page.locator('svg[data-chart="Requests per bucket"] circle.point').count() >= 24
     assert page.locator('g.series[data-series="p99"]').count() == 1
+    # Errors over time: the deployment's counters per epoch, said what they count.
+    assert (
+        page.locator('svg[data-chart^="Server errors"] g.series[data-series="web errors"]').count()
+        == 1
+    )
+    assert "5xx status" in page.locator("#error-meaning").inner_text()
+    epochs = page.locator("#error-epochs tbody tr")
+    assert epochs.count() == 2
+    now = epochs.nth(1).inner_text()
+    assert "canary v2: 3 / 20" in now and "primary v1: 1 / 180" in now
+    assert "0.02" in now  # 4 errors in 200 requests
     assert page.locator('svg[data-chart^="Drift of petal_length"] g.threshold').count() == 1
     classes = page.locator('svg[data-chart="Predicted classes (share)"] g.series')
     assert classes.count() >= 2
@@ -292,3 +303,40 @@ def test_production_needs_the_same_rules_as_the_cli(visit: Visit, seeded: Any) -
     page.wait_for_url("**/models/iris")
     assert client.aliases.get_alias("iris", "production") == 2
     visit.check("promoted")
+
+
+def test_a_run_id_prefix_opens_the_run_or_says_why_not(visit: Visit, seeded: Any) -> None:
+    client, facts = seeded
+    first, second = facts["runs"]
+    page = visit.page
+    # The 12 characters `shipyard runs list` shows open the run under its full id.
+    visit.open(f"/runs/{first[:12]}")
+    assert page.url == f"{visit.base}/runs/{first}"
+    assert page.locator("h1").inner_text().count("baseline") == 1
+    visit.open(f"/compare?run={first[:12]}&run={second[:12]}")
+    assert page.url == f"{visit.base}/compare?run={first}&run={second}"
+    assert page.locator('svg[data-chart="accuracy"] g.series').count() == 2
+
+    # A prefix two runs share: both listed, nothing opened. Among 17 ids of 16 hex digits,
+    # two start alike.
+    by_first: dict[str, list[str]] = {}
+    for run_id in [first, second]:
+        by_first.setdefault(run_id[0], []).append(run_id)
+    n = 0
+    while all(len(v) < 2 for v in by_first.values()):
+        run = client.runs.create_run("iris", name=f"extra-{n}", actor="ann")
+        by_first.setdefault(run.id[0], []).append(run.id)
+        n += 1
+    prefix, shared = next((k, sorted(v)) for k, v in by_first.items() if len(v) >= 2)
+    answer = page.goto(f"{visit.base}/runs/{prefix}")
+    assert answer is not None and answer.status == 409
+    message = page.locator("p.error").inner_text()
+    assert f"prefix '{prefix}' matches" in message and "give more characters" in message
+    listed = page.locator("#choices a").all_inner_texts()
+    assert listed == shared
+    visit.expected_refusal(409)
+
+    answer = page.goto(f"{visit.base}/runs/ffffffffzzzz")
+    assert answer is not None and answer.status == 404
+    assert "no run id starts with it" in page.locator("p.error").inner_text()
+    visit.expected_refusal(404)

@@ -1,6 +1,7 @@
 """Monitoring per model and deployment, from the prediction log.
 
-Requests and latency percentiles, the prediction distribution, per-feature
+Requests and latency percentiles, failed requests (from the deployments'
+counters: :mod:`shipyard.ui.error_data`), the prediction distribution, per-feature
 drift with each test's threshold, and realized / estimated (CBPE) accuracy
 with label coverage against the training baseline, per bucket of the chosen
 window (1 h to 30 d). Each drift point links to the full drift report of its
@@ -21,6 +22,7 @@ from shipyard.errors import NotFoundError, ShipyardError
 from shipyard.monitoring.durations import floor_time
 from shipyard.store import records
 from shipyard.ui.charts import Series, line_chart, time_label
+from shipyard.ui.error_data import ERROR_MEANING, error_epochs, error_series
 from shipyard.ui.monitor_data import WINDOWS, Buckets, read_monitor_data
 from shipyard.ui.variants import variant_figures
 from shipyard.ui.web import UiState, render, state
@@ -205,6 +207,16 @@ def monitoring_page(
         x_label=time_label,
         y_min=0,
     )
+    window_end = start + count * step
+    epochs = error_epochs(
+        client, model, start, window_end, deployment=deployment or None, version=version
+    )
+    charts["errors"] = line_chart(
+        error_series(epochs, start, window_end),
+        title="Server errors (share of requests, per epoch)",
+        x_label=time_label,
+        y_min=0,
+    )
     title = "Predicted classes (share)" if data.prediction_kind == "classes" else "Predicted values"
     charts["predictions"] = line_chart(
         [Series(k, list(zip(xs, v, strict=True))) for k, v in data.predictions.items()],
@@ -274,6 +286,8 @@ def monitoring_page(
         charts=charts,
         drift_charts=drift_charts,
         notes=notes,
+        error_epochs=epochs,
+        error_meaning=ERROR_MEANING,
         since=start,
         until=start + count * step,
         until_param=until,
