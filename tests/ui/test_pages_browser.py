@@ -159,7 +159,8 @@ def test_every_page_loads_with_its_content(visit: Visit, seeded: Any) -> None:
     assert page.locator('svg[data-chart^="Drift of petal_length"] g.threshold').count() == 1
     classes = page.locator('svg[data-chart="Predicted classes (share)"] g.series')
     assert classes.count() >= 2
-    assert page.locator('g.series[data-series="estimated accuracy (CBPE)"]').count() == 1
+    raw = 'g.series[data-series="estimated accuracy (CBPE, raw probabilities)"]'
+    assert page.locator(raw).count() == 1  # no calibration stored with v1
     assert page.locator('g.series[data-series="label coverage"]').count() == 1
     for window in ("1h", "6h", "7d", "30d"):
         page.locator(f'a[data-window="{window}"]').click()
@@ -340,3 +341,34 @@ def test_a_run_id_prefix_opens_the_run_or_says_why_not(visit: Visit, seeded: Any
     assert answer is not None and answer.status == 404
     assert "no run id starts with it" in page.locator("p.error").inner_text()
     visit.expected_refusal(404)
+
+
+def test_the_cbpe_chart_goes_through_the_stored_calibration(visit: Visit, seeded: Any) -> None:
+    from shipyard.monitoring.calibration import Calibration, ClassMap
+
+    client, facts = seeded
+    page = visit.page
+    visit.open("/monitoring/iris?window=24h")
+    raw = page.locator('g.series[data-series="estimated accuracy (CBPE, raw probabilities)"]')
+    assert raw.count() == 1
+    tips = "els => els.map(e => e.textContent)"
+    before = raw.locator("circle.point title").evaluate_all(tips)
+    assert "no calibration is stored" in page.locator("main").inner_text()
+
+    # As `shipyard monitor estimate --reference` stores it: the page uses it at once.
+    version = client.models.get_version("iris", facts["v1"])
+    calibration = Calibration(
+        ("setosa", "versicolor", "virginica"),
+        (None, ClassMap((0.0, 1.0), (0.1, 0.6)), ClassMap((0.0, 1.0), (0.1, 0.6))),
+        rows=150,
+    )
+    client.calibrations.attach(version, calibration)
+    visit.open("/monitoring/iris?window=24h")
+    calibrated = page.locator('g.series[data-series="estimated accuracy (CBPE, calibrated)"]')
+    assert calibrated.count() == 1 and raw.count() == 0
+    after = calibrated.locator("circle.point title").evaluate_all(tips)
+    assert len(after) == len(before) >= 24
+    assert after != [t.replace("raw probabilities", "calibrated") for t in before]
+    legend = page.locator("figure figcaption").all_inner_texts()
+    assert any("estimated accuracy (CBPE, calibrated)" in text for text in legend)
+    assert "calibration stored with each version" in page.locator("main").inner_text()

@@ -142,20 +142,46 @@ def _performance(
             step=buckets.step,
             count=buckets.count,
             version=version,
+            # Each version's stored calibration, as `shipyard monitor estimate` and
+            # `monitor performance` use it.
+            calibration=ui.client.calibrations.latest,
         )
     }
     realized = [sums[i].realized_accuracy if i in sums else None for i in range(buckets.count)]
     estimated = [sums[i].estimated_accuracy if i in sums else None for i in range(buckets.count)]
     coverage = [sums[i].coverage if i in sums else None for i in range(buckets.count)]
     notes = []
-    if sums and not any(b.n_estimated for b in sums.values()):
+    n_estimated = sum(b.n_estimated for b in sums.values())
+    n_calibrated = sum(b.n_calibrated for b in sums.values())
+    if sums and not n_estimated:
         notes.append(
             "No class probabilities were logged for this model, so accuracy cannot be "
             "estimated before labels arrive (CBPE needs probabilities)."
         )
+    if n_estimated and n_calibrated == n_estimated:
+        how = "CBPE, calibrated"
+        notes.append(
+            "Estimated accuracy (CBPE) reads the logged probabilities through the "
+            "calibration stored with each version, as `shipyard monitor estimate` does."
+        )
+    elif n_calibrated:
+        how = "CBPE, partly calibrated"
+        notes.append(
+            f"Estimated accuracy (CBPE): {n_calibrated} of {n_estimated} rows went through "
+            "their version's stored calibration; the versions without one are read raw."
+        )
+    else:
+        how = "CBPE, raw probabilities"
+        if n_estimated:
+            notes.append(
+                "Estimated accuracy (CBPE) reads the raw logged probabilities: no calibration "
+                "is stored with these versions (`shipyard validate model` fits one on the "
+                "holdout; `shipyard monitor estimate REF --reference FILE --target COL` on a "
+                "labelled file)."
+            )
     series = [
         Series("realized accuracy", list(zip(xs, realized, strict=True))),
-        Series("estimated accuracy (CBPE)", list(zip(xs, estimated, strict=True)), dashed=True),
+        Series(f"estimated accuracy ({how})", list(zip(xs, estimated, strict=True)), dashed=True),
     ]
     baseline = baseline_metrics(recorded, "classification").get("accuracy")
     return series, coverage, baseline, "accuracy", notes
