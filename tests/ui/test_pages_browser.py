@@ -372,3 +372,87 @@ def test_the_cbpe_chart_goes_through_the_stored_calibration(visit: Visit, seeded
     legend = page.locator("figure figcaption").all_inner_texts()
     assert any("estimated accuracy (CBPE, calibrated)" in text for text in legend)
     assert "calibration stored with each version" in page.locator("main").inner_text()
+
+
+def _snapshot_backed_version(client: Any) -> int:
+    """iris:3 trained by a run that read a data snapshot and recorded its pipeline, served
+    by deployment ``lab``, with two requests answered since (lineage counts a version's
+    predictions from its creation on)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from shipyard.clock import utc_now
+    from shipyard.loop.provenance import record_pipeline
+    from shipyard.monitoring.records import PredictionBatch
+    from shipyard.quickstart import iris_frame
+    from shipyard.tracking.fingerprint import fingerprint
+
+    X, y = iris_frame()
+    frame = X.assign(species=y)
+    snap = client.data.snapshot(frame, name="iris-train", message="for the lineage")
+    run = client.runs.create_run("iris", name="from-snapshot", actor="ann")
+    seen = {**fingerprint(frame).to_dict(), "snapshot": snap.ref}
+    client.runs.log_dataset(run.id, "training", seen)
+    client.runs.end_run(run.id)
+    record_pipeline(
+        client.datasets,
+        run.id,
+        entry_point="shipyard.loop.examples:train_iris",
+        params={"C": 1.0},
+        seed=7,
+        snapshots={"training": snap.ref},
+    )
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    v3 = client.registry.log_model(
+        model, "iris", sample=X, run_id=run.id, data_fingerprint=seen, optimize=False
+    )
+    client.deployments.acting_as("ann").create("lab", "iris", v3.version, reason="lineage")
+    for i in range(2):
+        client.prediction_log.write(
+            PredictionBatch(
+                request_id=f"lab-{i}",
+                timestamp=utc_now(),
+                model="iris",
+                version=v3.version,
+                inputs=X.head(5 + i),
+                predictions=np.asarray(model.predict(X.head(5 + i))),
+                source="online",
+            )
+        )
+    client.prediction_log.flush(timeout=30)
+    return int(v3.version)
+
+
+def test_the_version_lineage_runs_from_the_data_snapshot_to_prediction_windows(
+    visit: Visit, seeded: Any
+) -> None:
+    from shipyard.loop.lineage import lineage
+
+    client, _ = seeded
+    number = _snapshot_backed_version(client)
+    cli = lineage(client, f"iris:{number}")  # what `shipyard loop lineage` prints from
+    assert cli.snapshot == "iris-train:1" and cli.pipeline is not None
+    assert cli.predictions == 11 and len(cli.windows) == 1
+    page = visit.page
+    visit.open(f"/models/iris/versions/{number}", "version-lineage")
+
+    def step(name: str) -> str:
+        return str(page.locator(f'#lineage [data-step="{name}"]').inner_text())
+
+    assert "snapshot iris-train:1 (150 rows" in step("data")
+    assert "shipyard.loop.examples:train_iris" in step("pipeline")
+    assert f"code sha256 {cli.pipeline['code_hash'][:12]}" in step("pipeline")
+    assert "seed 7" in step("pipeline")
+    assert "from-snapshot" in step("run")
+    assert step("deployments") == "deployments lab (primary)"
+    assert step("predictions").startswith(f"predictions {cli.predictions} rows")
+    days = page.locator("#prediction-windows tbody tr")
+    assert [int(r) for r in days.locator("td.num").all_inner_texts()] == [
+        w.rows for w in reversed(cli.windows)
+    ]
+    # A day opens the monitoring page of this version over that day.
+    visit.submit(days.first.locator("a"))
+    visit.check("prediction window")
+    assert f"version={number}" in page.url and "window=24h" in page.url
+    assert f"· version {number}" in page.locator("h1").inner_text()
+    assert page.locator("text=logged rows").count() == 1
