@@ -52,6 +52,8 @@ MANIFEST_FORMAT = "shipyard.dataset/1"
 #: one chunk's bytes overlaps encoding the next).
 _WORKERS = max(2, os.cpu_count() or 1)
 _IN_FLIGHT = 2 * _WORKERS
+#: Threads that write new chunks to the artifact store.
+_WRITE_THREADS = 2
 #: ``data get`` writes these formats, chosen by the output's extension.
 OUTPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
 
@@ -132,38 +134,45 @@ class DataVersions:
         # there without encoding it again (most of a re-snapshot's work).
         known = self._known_chunks(name)
 
-        def store(chunk: Chunk) -> tuple[dict[str, Any], int]:
-            """The chunk's manifest entry and the bytes it added to the store."""
+        def store(chunk: Chunk) -> tuple[dict[str, Any], int, Future[str] | None]:
+            """The chunk's manifest entry, the bytes it adds to the store, and their write."""
             seen = known.get(chunk.key)
             if seen is not None and self.artifacts.exists(seen["digest"]):
-                return {**seen, "key": chunk.key}, 0
+                return {**seen, "key": chunk.key}, 0, None
             data = chunk_bytes(chunk)
             digest = sha256_bytes(data)
-            added = 0
+            added, write = 0, None
             if not self.artifacts.exists(digest):
-                self.artifacts.put_bytes(data)
+                # A write waits on the disk (a local store syncs every blob) or the
+                # network: on threads of their own, so the encoding threads go on.
+                write = writer.submit(self.artifacts.put_bytes, data)
                 added = len(data)
             entry = {"digest": digest, "rows": chunk.rows, "bytes": len(data)}
-            return {**entry, "key": chunk.key}, added
+            return {**entry, "key": chunk.key}, added, write
 
         # Encoding, hashing and uploading a chunk release the GIL (zstd, SHA-256, I/O):
         # they run on a small pool while this thread hashes the next rows (and, for a
         # file or SQL source, another thread already reads the rows after those).
         # At most _IN_FLIGHT chunks wait, so memory stays bounded; order is kept.
-        pending: deque[Future[tuple[dict[str, Any], int]]] = deque()
+        pending: deque[Future[tuple[dict[str, Any], int, Future[str] | None]]] = deque()
         counted: set[str] = set()
 
         def collect(limit: int) -> None:
             nonlocal new_bytes
             while len(pending) > limit:
-                entry, added = pending.popleft().result()
+                entry, added, write = pending.popleft().result()
+                if write is not None:
+                    write.result()  # stored before the manifest can list it
                 if added and entry["digest"] in counted:
                     added = 0  # the same new chunk twice in this table: stored once
                 counted.add(entry["digest"])
                 chunks.append(entry)
                 new_bytes += added
 
-        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        with (
+            ThreadPoolExecutor(max_workers=_WRITE_THREADS) as writer,
+            ThreadPoolExecutor(max_workers=_WORKERS) as pool,
+        ):
             # Rows are hashed on the pool too, a batch or two ahead of the chunker.
             hashed = mapped_ahead(pool, lambda p: (p, row_hashes(p.frame)), pieces)
             for piece, hashes in hashed:
