@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from driver_data import YAML, driver_stats, entity_rows, write_definitions
+from driver_data import definitions_yaml, driver_stats, entity_rows, write_definitions
 
 from services import s3_client
 from shipyard._client import Shipyard
@@ -34,7 +34,7 @@ def test_apply_versions_only_what_changed_and_audits_it(client: Shipyard, tmp_pa
         ("view", "driver_stats", 1),
     ]
     assert client.features.apply(path).changes == []  # idempotent
-    path.write_text(YAML.format(path="driver_stats.parquet", ttl="3h"))
+    path.write_text(definitions_yaml("driver_stats.parquet", "3h"))
     second = client.features.apply(path)
     assert [(c.name, c.old_version, c.new_version) for c in second.changes] == [
         ("driver_stats", 1, 2)
@@ -65,12 +65,12 @@ def test_csv_and_folder_sources(client: Shipyard, tmp_path: Path) -> None:
     (root / "parts").mkdir(parents=True)
     stats.iloc[:20].to_parquet(root / "parts" / "a.parquet", index=False)
     stats.iloc[20:].to_parquet(root / "parts" / "b.parquet", index=False)
-    (root / "f.yaml").write_text(YAML.format(path="parts", ttl="1d"))
+    (root / "f.yaml").write_text(definitions_yaml("parts", "1d"))
     client.features.apply(root / "f.yaml")
     entities = entity_rows(stats, 40)
     from_folder = client.features.training_set(entities, "driver_stats:avg_daily_trips")
     stats.to_csv(root / "stats.csv", index=False)
-    (root / "f.yaml").write_text(YAML.format(path="stats.csv", ttl="1d"))
+    (root / "f.yaml").write_text(definitions_yaml("stats.csv", "1d"))
     client.features.apply(root / "f.yaml")
     from_csv = client.features.training_set(entities, "driver_stats:avg_daily_trips")
     pd.testing.assert_series_equal(from_folder["avg_daily_trips"], from_csv["avg_daily_trips"])
@@ -89,7 +89,7 @@ def test_sql_source(client: Shipyard, tmp_path: Path) -> None:
     client.features.apply(parquet)
     entities = entity_rows(stats, 40)
     expected = client.features.training_set(entities, "driver_stats:avg_daily_trips")
-    (tmp_path / "sql.yaml").write_text(YAML.format(path=f"'{url}#stats'", ttl="1d"))
+    (tmp_path / "sql.yaml").write_text(definitions_yaml(f"'{url}#stats'", "1d"))
     client.features.apply(tmp_path / "sql.yaml")
     got = client.features.training_set(entities, "driver_stats:avg_daily_trips")
     pd.testing.assert_series_equal(got["avg_daily_trips"], expected["avg_daily_trips"])
@@ -129,7 +129,7 @@ def test_s3_source(tmp_path: Path, s3_endpoint: str, s3_bucket: str, aws_env: No
     stats = driver_stats(n_drivers=3, hours=6)
     local = write_definitions(tmp_path / "local", stats, ttl="1d")
     s3.upload_file(str(tmp_path / "local" / "driver_stats.parquet"), s3_bucket, "stats.parquet")
-    (tmp_path / "s3.yaml").write_text(YAML.format(path=f"s3://{s3_bucket}/stats.parquet", ttl="1d"))
+    (tmp_path / "s3.yaml").write_text(definitions_yaml(f"s3://{s3_bucket}/stats.parquet", "1d"))
     client = Shipyard(Settings(home=tmp_path / "home", user="t", s3_endpoint_url=s3_endpoint))
     entities = entity_rows(stats, 40)
     client.features.apply(local)
