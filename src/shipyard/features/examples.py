@@ -66,7 +66,8 @@ def driver_stats(
     rng = np.random.default_rng(seed)
     times = pd.date_range(start, periods=hours, freq="h", tz="UTC")
     drivers = np.repeat(np.arange(1001, 1001 + n_drivers, dtype=np.int64), hours)
-    kept = rng.random(len(drivers)) < keep
+    draw = rng.random(len(drivers))  # drawn even when all are kept: the stream stays aligned
+    kept = draw > 1 - keep if keep < 1 else np.ones(len(drivers), dtype=bool)
     # Tiled as integers (tiling the tz-aware index itself makes Timestamp objects), in
     # microseconds: the unit pandas gives timestamps built from Python objects.
     micros = np.tile(times.as_unit("us").asi8, n_drivers)[kept]
