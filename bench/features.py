@@ -55,29 +55,7 @@ sys.path.insert(0, str(REPO_DIR / "tests" / "features"))
 
 FEATURES = ["conv_rate", "acc_rate", "avg_daily_trips", "rating"]
 TTL_SECONDS = 2 * 86400
-DATA_VERSION = 1
-DEFINITIONS = """
-entities:
-  - name: driver
-    join_keys: [driver_id]
-sources:
-  - name: driver_stats_source
-    path: {path}
-    timestamp_field: event_timestamp
-    created_timestamp_column: created
-feature_views:
-  - name: driver_stats
-    entities: [driver]
-    source: driver_stats_source
-    ttl: {ttl}
-    features:
-      - {{name: conv_rate, dtype: float32}}
-      - {{name: acc_rate, dtype: float64}}
-      - {{name: avg_daily_trips, dtype: int64}}
-      - {{name: rating, dtype: float64}}
-"""
-
-
+DATA_VERSION = 2  # 2: the generator shared with the tests and the demo
 # -- data ---------------------------------------------------------------------------
 
 
@@ -85,24 +63,18 @@ def make_data(folder: Path, drivers: int, entities: int) -> None:
     import numpy as np
     import pandas as pd
 
+    from shipyard.features.examples import driver_stats
+
     stamp = folder / "data.json"
     wanted = {"version": DATA_VERSION, "drivers": drivers, "entities": entities}
     if stamp.exists() and json.loads(stamp.read_text()) == wanted:
         return
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(14)
-    hours = pd.date_range("2026-01-01", periods=30 * 24, freq="h", tz="UTC")
-    keep = rng.random(drivers * len(hours)) < 1 / 3
-    ids = np.repeat(np.arange(1001, 1001 + drivers, dtype=np.int64), len(hours))[keep]
-    times = np.tile(hours.to_numpy(), drivers)[keep]
-    n = len(ids)
-    stats = pd.DataFrame({"driver_id": ids, "event_timestamp": times})
-    stats["created"] = stats["event_timestamp"] + pd.to_timedelta(rng.integers(0, 900, n), "s")
-    stats["conv_rate"] = rng.random(n).astype("float32")
-    stats["acc_rate"] = rng.random(n)
-    stats["avg_daily_trips"] = rng.integers(0, 1000, n)
-    stats["rating"] = rng.normal(4.5, 0.3, n)
+    # The generator the tests and the demo use: a row in about one hour of three.
+    stats = driver_stats(drivers, 30 * 24, seed=14, keep=1 / 3, rating=True)
     stats.to_parquet(folder / "driver_stats.parquet", index=False)
+    rng = np.random.default_rng(15)
+    hours = pd.date_range("2026-01-01", periods=30 * 24, freq="h", tz="UTC")
     known = np.arange(1001, 1001 + drivers)
     picked = rng.choice(known, entities)
     unknown = rng.random(entities) < 0.005
@@ -167,11 +139,12 @@ def child_shipyard(folder: Path, output: Path) -> None:
     from _rss import peak_rss_mb
 
     from shipyard.config import Settings
+    from shipyard.features.examples import definitions_yaml
     from shipyard.features.service import FeatureService
 
     home = Path(tempfile.mkdtemp(prefix="shipyard-features-bench-"))
     (home / "features.yaml").write_text(
-        DEFINITIONS.format(path=folder / "driver_stats.parquet", ttl=f"{TTL_SECONDS}s")
+        definitions_yaml(folder / "driver_stats.parquet", f"{TTL_SECONDS}s", rating=True)
     )
     service = FeatureService.from_settings(Settings(home=home / "home", user="bench"))
     service.apply(home / "features.yaml")
@@ -208,12 +181,13 @@ def serving_models(folder: Path, home: Path) -> dict[str, dict[str, Any]]:
 
     from shipyard._client import Shipyard
     from shipyard.config import Settings
+    from shipyard.features.examples import definitions_yaml
 
     if home.exists():
         shutil.rmtree(home)
     home.mkdir(parents=True)
     (home / "features.yaml").write_text(
-        DEFINITIONS.format(path=folder / "driver_stats.parquet", ttl="0")
+        definitions_yaml(folder / "driver_stats.parquet", "0", rating=True)
     )
     client = Shipyard(Settings(home=home, user="bench"))
     client.features.apply(home / "features.yaml")
@@ -334,6 +308,7 @@ def online_latency(folder: Path, redis_url: str | None) -> dict[str, tuple[float
     """p50 and p99 (ms) of one-key reads: ``get_online`` (records, what ``features get``
     calls) and ``online`` (a DataFrame, what a server builds), definitions cached."""
     from shipyard.config import Settings
+    from shipyard.features.examples import definitions_yaml
     from shipyard.features.service import FeatureService
 
     out: dict[str, tuple[float, float, float]] = {}
@@ -343,7 +318,7 @@ def online_latency(folder: Path, redis_url: str | None) -> dict[str, tuple[float
     for name, url in stores.items():
         home = Path(tempfile.mkdtemp(prefix="shipyard-online-bench-"))
         (home / "features.yaml").write_text(
-            DEFINITIONS.format(path=folder / "driver_stats.parquet", ttl="0")
+            definitions_yaml(folder / "driver_stats.parquet", "0", rating=True)
         )
         service = FeatureService.from_settings(
             Settings(home=home / "home", user="bench", online_store=url)

@@ -1,6 +1,6 @@
 """Fixtures shared by the whole suite: isolated settings and the real back ends.
 
-Services (PostgreSQL, Redis, Chromium) are real. When one cannot be reached the
+Services (PostgreSQL, Redis, Chromium, moto's S3 server) are real. When one cannot be reached the
 test skips with the reason, except under CI (``CI=true``), where it fails: a
 green CI run must mean the back end was really exercised.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from services import require_service
+from services import AWS_ENVIRONMENT, moto_s3_server, new_bucket, require_service
 from shipyard.config import Settings
 from shipyard.store.alias_store import AliasStore
 from shipyard.store.audit_store import AuditStore
@@ -209,3 +209,27 @@ def feature_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings
         db=request.getfixturevalue("postgres_url"),
         online_store=request.getfixturevalue("redis_online_url"),
     )
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 API, started once per test process (each xdist worker runs its own).
+
+    Tests share the server, never a bucket they write to: take one of your own
+    with ``s3_bucket`` (or ``services.new_bucket``).
+    """
+    with moto_s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> str:
+    """A fresh, empty bucket on the shared S3 server, for this test alone."""
+    return new_bucket(s3_endpoint, "test")
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The standard AWS variables set to the test credentials, as production reads them."""
+    for name, value in AWS_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)

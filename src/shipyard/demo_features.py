@@ -26,46 +26,22 @@ from sklearn.linear_model import LogisticRegression
 
 from shipyard._client import Shipyard
 from shipyard.errors import ShipyardError
+from shipyard.features.examples import definitions_yaml, driver_stats
 from shipyard.features.service import FeatureSet
 from shipyard.features.skew import feature_skew
 
 MODEL = "eta"
 FEATURES = ["conv_rate", "acc_rate", "avg_daily_trips"]
 REFS = [f"driver_stats:{f}" for f in FEATURES]
-DEFINITIONS = """\
-entities:
-  - name: driver
-    join_keys: [driver_id]
-sources:
-  - name: driver_stats_source
-    path: driver_stats.parquet
-    timestamp_field: event_timestamp
-    created_timestamp_column: created
-feature_views:
-  - name: driver_stats
-    entities: [driver]
-    source: driver_stats_source
-    ttl: 1d
-    features:
-      - {name: conv_rate, dtype: float32}
-      - {name: acc_rate, dtype: float64}
-      - {name: avg_daily_trips, dtype: int64}
-"""
 
 
 def driver_data(folder: Path, *, drivers: int = 100, seed: int = 14) -> pd.DataFrame:
     """Hourly statistics of the last 48 hours, and labelled trips at random times."""
     rng = np.random.default_rng(seed)
     hours = pd.date_range(end=pd.Timestamp.now(tz="UTC").floor("h"), periods=48, freq="h")
-    ids = np.repeat(np.arange(1001, 1001 + drivers), len(hours))
-    stats = pd.DataFrame({"driver_id": ids, "event_timestamp": np.tile(hours, drivers)})
-    n = len(stats)
-    stats["created"] = stats["event_timestamp"] + pd.to_timedelta(rng.integers(0, 600, n), "s")
-    stats["conv_rate"] = rng.random(n).astype("float32")
-    stats["acc_rate"] = rng.random(n)
-    stats["avg_daily_trips"] = rng.integers(0, 500, n)
+    stats = driver_stats(drivers, len(hours), seed=seed, start=hours[0], keep=1.0)
     stats.to_parquet(folder / "driver_stats.parquet", index=False)
-    (folder / "features.yaml").write_text(DEFINITIONS)
+    (folder / "features.yaml").write_text(definitions_yaml("driver_stats.parquet", "1d"))
     trips = pd.DataFrame(
         {
             "driver_id": rng.integers(1001, 1001 + drivers, 2000),

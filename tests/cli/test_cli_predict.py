@@ -273,6 +273,29 @@ def test_batch_predictions_are_logged_and_take_labels(client, rows, tmp_path):
     assert outcome.accepted == 1 and not outcome.unknown_ids
 
 
+def test_logged_rows_keep_their_input_row_numbers_around_rejects(client, rows, tmp_path):
+    """A rejected row leaves a gap in the log: the rows after it keep their input numbers,
+    so a label joined by row number lands on the row it was given for."""
+    bad = rows.astype(object)
+    bad.loc[[3, 1004], "petal_length"] = "oops"  # in the first and the second chunk
+    bad.to_csv(tmp_path / "in.csv", index=False)
+    result = run(
+        client, "iris", "--input", tmp_path / "in.csv", "--output", tmp_path / "o.parquet",
+        "--chunk-size", "1000", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    job = json.loads(result.output)["job_id"]
+    logged = client.prediction_log.read("iris", since="1h")
+    mine = logged[logged["request_id"] == job].set_index("row").sort_index()
+    assert mine.index.tolist() == [i for i in range(len(rows)) if i not in (3, 1004)]
+    scored = pd.read_parquet(tmp_path / "o.parquet").set_index("row_id")
+    assert mine.index.tolist() == scored.index.tolist()
+    assert mine["prediction"].tolist() == scored["prediction"].tolist()
+    # The logged inputs of row N are input row N's (row 5's, not row 6's, after reject 3).
+    for n in (2, 5, 1003, 1005, 2499):
+        assert mine.loc[n, "in_petal_length"] == rows.loc[n, "petal_length"], n
+
+
 def test_rows_whose_probabilities_are_not_finite_are_rejected_with_a_reason(client, rows, tmp_path):
     """1e308 passes the signature but makes the model's probabilities NaN: such a row is
     a reject naming why, never a label read off NaN (which would be the first class)."""

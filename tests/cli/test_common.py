@@ -141,3 +141,43 @@ def test_audit_of_an_unknown_model_is_an_error_naming_it(home: Path) -> None:
     _one_error_line(result, "No model named 'irsi'", "Registered models: iris")
     assert "Audit log" not in result.output
     assert run(home, "audit", "--model", "iris").exit_code == 0
+
+
+def test_every_command_group_is_made_by_command_group() -> None:
+    """One place sets how a group's help looks (plain, never cut short, shown when called
+    bare); a module building its own typer.Typer would drift from it."""
+    from pathlib import Path
+
+    import shipyard.cli as cli_package
+
+    folder = Path(cli_package.__file__).parent
+    own = sorted(
+        p.name
+        for p in folder.glob("*.py")
+        if p.name != "_common.py" and "typer.Typer(" in p.read_text()
+    )
+    assert own == []
+
+
+def test_command_group_gives_plain_help_that_shows_when_called_bare() -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from shipyard.cli._common import HelpGroup, command_group
+
+    group = command_group("Things: list them, and more.")
+
+    @group.command("list")
+    def list_things() -> None:
+        """List every thing there is, with a summary long enough to be cut short by Click."""
+
+    @group.command("show")
+    def show_thing() -> None:
+        """Show one."""
+
+    assert isinstance(typer.main.get_command(group), HelpGroup)
+    result = CliRunner().invoke(group, [])
+    assert "Things: list them, and more." in result.output
+    assert "List every thing there is, with a summary long enough to be cut short by" in (
+        " ".join(result.output.split())
+    )

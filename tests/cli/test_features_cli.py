@@ -225,3 +225,31 @@ def test_breaking_apply_needs_force_and_reason(env: Path) -> None:
     assert "v2" in forced.output
     audit = run("audit", "--json")
     assert "eta retrains" in audit.output
+
+
+@pytest.mark.parametrize(
+    ("column", "declared", "expected"),
+    [
+        ("int64", "float32", "int64 (or float64)"),  # BIGINT: float32 keeps 24 bits
+        ("int64", "int32", "int64"),  # BIGINT overflows int32
+    ],
+)
+def test_apply_refuses_a_lossy_integer_dtype_naming_feature_and_column(
+    env: Path, column: str, declared: str, expected: str
+) -> None:
+    stats = driver_stats(n_drivers=2, hours=4)
+    stats["avg_daily_trips"] = stats["avg_daily_trips"].astype(column) + 2**40
+    path = write_definitions(env / "repo", stats)
+    text = path.read_text().replace(
+        "{name: avg_daily_trips, dtype: int64}", f"{{name: avg_daily_trips, dtype: {declared}}}"
+    )
+    path.write_text(text)
+    out = run("features", "apply", str(path))
+    assert out.exit_code == 1, out.output
+    message = " ".join(out.output.split())
+    assert (
+        f"feature 'avg_daily_trips' is declared {declared} but source column "
+        f"'avg_daily_trips' is BIGINT" in message
+    ), message
+    assert f"declare {expected}" in message and "Traceback" not in message
+    assert json.loads(run("features", "list", "--json").output)["views"] == {}

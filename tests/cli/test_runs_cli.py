@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from shipyard import Shipyard
 from shipyard.cli.main import app
 from shipyard.config import Settings
+from shipyard.tracking.search import search_runs
 
 
 @pytest.fixture
@@ -107,7 +108,7 @@ def test_search_filters_sorts_and_explains_bad_filters(home: Path) -> None:
     assert "C=1.0" in out and "C=10.0" in out and "C=0.1" not in out
     assert out.index("C=1.0") < out.index("C=10.0")
     code, out = run("runs", "search", "params.C = '10.0'", "--json")
-    assert [r["name"] for r in json.loads(out)] == ["C=10.0"]
+    assert [r["run_name"] for r in json.loads(out)] == ["C=10.0"]
     code, out = run("runs", "search", "metrics.accuracy > 0.9", "-n", "1", "--json")
     assert len(json.loads(out)) == 1
     result = CliRunner().invoke(app, ["runs", "search", "metrics.accuracy > high"])
@@ -115,6 +116,32 @@ def test_search_filters_sorts_and_explains_bad_filters(home: Path) -> None:
     assert "Invalid filter at 'high'" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(app, ["runs", "search", "-e", "nope"])
     assert result.exit_code == 1 and "No experiment named 'nope'" in result.output
+
+
+def test_search_json_keys_are_the_python_dataframes_columns(home: Path) -> None:
+    """`runs search --json` and `shipyard.search_runs` name every field the same way."""
+    client = _client(home)
+    with client.tracker.start_run("iris", name="with-both") as r:
+        r.log_param("C", 1.0)
+        r.log_metric("accuracy", 0.9)
+        r.set_tag("team", "risk")
+    with client.tracker.start_run("iris", name="metric-only") as r:
+        r.log_metric("loss", 0.3)
+    expected = search_runs(client.run_search, "iris")
+    client.close()
+    code, out = run("runs", "search", "-e", "iris", "--json")
+    assert code == 0, out
+    listed = json.loads(out)
+    assert [list(r) for r in listed] == [list(expected.columns)] * 2
+    by_name = {r["run_name"]: r for r in listed}
+    assert by_name["with-both"]["metrics.accuracy"] == 0.9
+    assert by_name["with-both"]["params.C"] == "1.0" and by_name["with-both"]["tags.team"] == "risk"
+    assert by_name["metric-only"]["metrics.accuracy"] is None
+    assert by_name["metric-only"]["params.C"] is None
+    assert (
+        by_name["metric-only"]["run_id"]
+        == expected.set_index("run_name").loc["metric-only", "run_id"]
+    )
 
 
 def test_compare_side_by_side_and_json(home: Path) -> None:

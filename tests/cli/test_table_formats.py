@@ -8,27 +8,21 @@ data contract (exit 0). An unreadable table fails both the same way.
 
 from __future__ import annotations
 
-import logging
 import sqlite3
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import boto3
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from moto.server import ThreadedMotoServer
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
+from services import s3_client
 from shipyard import Shipyard
 from shipyard.cli.main import app
 from shipyard.config import Settings
 from shipyard.quickstart import iris_frame
-
-BUCKET = "shipyard-tables"
-REGION = "us-east-1"
 
 Writer = Callable[[pd.DataFrame, Path, str], str]
 
@@ -136,39 +130,18 @@ def test_a_postgresql_table_and_query(registry: Path, postgres_url: str) -> None
     )
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.mark.parametrize("suffix", [".parquet", ".csv.gz", ".jsonl"])
 def test_s3_tables_through_drift_and_validate(
     suffix: str,
     registry: Path,
     tmp_path: Path,
     s3_endpoint: str,
+    s3_bucket: str,
+    aws_env: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("SHIPYARD_S3_ENDPOINT_URL", s3_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name=REGION,
-    )
-    bucket = f"{BUCKET}-{uuid.uuid4().hex[:8]}"
-    s3.create_bucket(Bucket=bucket)
+    s3, bucket = s3_client(s3_endpoint), s3_bucket
     kind = suffix.lstrip(".")
     write = WRITERS[kind]
     X, _ = iris_frame()

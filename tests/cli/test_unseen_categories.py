@@ -152,3 +152,43 @@ def test_every_route_answers_4xx_naming_the_column_when_the_model_cannot_score(
             assert 400 <= answer.status_code < 500, answer.text
             assert "region" in answer.text and "west" in answer.text, answer.text
             assert all(k in answer.text for k in KNOWN), answer.text
+
+
+def test_a_text_column_with_too_many_values_to_list_follows_the_same_rule(
+    tmp_path: Path,
+) -> None:
+    """30 training cities: the signature lists no categories (more than 20), yet a city the
+    encoder cannot handle is a reject naming the column in batch scoring and a
+    SchemaError in Python, not a traceback; a pipeline that ignores it scores it."""
+    X, y = _wine()
+    X["city"] = [f"city{i % 30}" for i in range(len(X))]
+    client = Shipyard(Settings(home=tmp_path / "home", user="t"))
+    for mode in ("ignore", "error"):
+        encode = ColumnTransformer(
+            [("text", OneHotEncoder(handle_unknown=mode), ["region", "city"])],
+            remainder=StandardScaler(),
+        )
+        pipe = Pipeline([("encode", encode), ("model", LogisticRegression(max_iter=500))])
+        client.registry.log_model(pipe.fit(X, y), f"city-{mode}", sample=X)
+    [city] = [c for c in client.registry.load("city-error:1").signature.inputs if c.name == "city"]
+    assert city.dtype == "string" and city.categories is None
+    new = X.head(5).reset_index(drop=True)
+    new.loc[3, "city"] = "atlantis"
+    new.to_csv(tmp_path / "new.csv", index=False)
+
+    assert len(client.registry.load("city-ignore:1").predict(new)) == 5
+    with pytest.raises(SchemaError) as info:
+        client.registry.load("city-error:1").predict(new)
+    assert info.value.field == "city" and info.value.rows == [3]
+    assert "'atlantis'" in str(info.value)
+
+    refused = _cli(
+        client, "predict", "city-error:1", "-i", tmp_path / "new.csv", "-o", tmp_path / "o.csv",
+        "--rejects", tmp_path / "r.csv", "--json",
+    )  # fmt: skip
+    assert refused.exit_code == 0, refused.output
+    summary = json.loads(refused.stdout)
+    assert (summary["rows_scored"], summary["rows_rejected"]) == (4, 1)
+    [reject] = pd.read_csv(tmp_path / "r.csv").to_dict("records")
+    assert reject["row_id"] == 3 and reject["reject_reason"].startswith("city: 'atlantis'")
+    client.close()

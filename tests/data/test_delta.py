@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -61,6 +60,7 @@ def test_local_delta_table_at_a_version(client: Shipyard, tmp_path: Path) -> Non
 
 def test_delta_table_on_s3(client: Shipyard, request: pytest.FixtureRequest) -> None:
     endpoint = request.getfixturevalue("s3_endpoint")
+    bucket = request.getfixturevalue("s3_bucket")
     request.getfixturevalue("aws_env")
     options = {
         "AWS_ENDPOINT_URL": endpoint,
@@ -70,7 +70,7 @@ def test_delta_table_on_s3(client: Shipyard, request: pytest.FixtureRequest) -> 
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_REGION": "us-east-1",
     }
-    uri = f"s3://shipyard-data/delta-{uuid.uuid4().hex}"
+    uri = f"s3://{bucket}/delta"
     frame = _table(uri, options)
     from shipyard.data.snapshots import DataVersions
 

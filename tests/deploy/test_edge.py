@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
-import importlib.util
 import json
 import subprocess
 import threading
@@ -25,11 +24,11 @@ from typer.testing import CliRunner
 
 from live_server import LiveServer
 from optimized_models import MAKERS
+from peers import load_bench
 from shipyard import Shipyard
 from shipyard.config import Settings
 from shipyard.serving import ServeOptions, create_app
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 #: The device: nothing but the two libraries the runner needs.
 RUNNER_REQUIREMENTS = ["onnxruntime==1.32.0", "numpy==2.4.6"]
 
@@ -43,10 +42,7 @@ def client(settings: Settings) -> Iterator[Shipyard]:
 
 @pytest.fixture(scope="module")
 def device_python() -> Path:
-    spec = importlib.util.spec_from_file_location("bench_peers", BENCH / "_peers.py")
-    assert spec and spec.loader
-    peers = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(peers)
+    peers = load_bench("_peers")  # always built: the runner's venv is small
     python = Path(peers.peer_python(peers.ensure_peer_venv("edge-runner", RUNNER_REQUIREMENTS)))
     # A device without Shipyard, pandas or scikit-learn.
     for module in ("shipyard", "pandas", "sklearn"):

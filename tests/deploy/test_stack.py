@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import logging
 import os
 import random
 import shutil
@@ -21,22 +20,20 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import httpx
 import psutil
 import pytest
-from moto.server import ThreadedMotoServer
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
 from live_server import SRC, free_port
-from services import require_service
+from services import require_service, s3_client
 from shipyard import Shipyard
 from shipyard.cli.main import app
 from shipyard.config import Settings
@@ -83,27 +80,6 @@ def _redis_available() -> bool:
         return bool(redis.Redis(host="127.0.0.1", port=6379, socket_timeout=1).ping())
     except redis.RedisError:
         return False
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """moto's S3 API on a free port with bucket ``shipyard``; yields its URL."""
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="shipyard")
-    try:
-        yield endpoint
-    finally:
-        server.stop()
 
 
 class Replica:
@@ -299,7 +275,7 @@ def cli(env: dict[str, str], *args: str) -> str:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_three_replicas_behind_nginx_share_one_stack(
-    postgres_url: str, s3: str, tmp_path: Path
+    postgres_url: str, s3_endpoint: str, s3_bucket: str, aws_env: None, tmp_path: Path
 ) -> None:
     require_service(_redis_available(), "Redis is not reachable at 127.0.0.1:6379")
     require_service(find_nginx() is not None, "nginx is not installed")
@@ -307,14 +283,14 @@ def test_three_replicas_behind_nginx_share_one_stack(
     require_service(shutil.which("prometheus") is not None, "prometheus is not installed")
 
     shared = replica_environment(
-        db=postgres_url, artifacts="s3://shipyard/artifacts", s3_endpoint_url=s3
+        db=postgres_url, artifacts=f"s3://{s3_bucket}/artifacts", s3_endpoint_url=s3_endpoint
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
     env.update(shared, SHIPYARD_HOME=str(tmp_path / "home"))
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
     settings = Settings(
         home=tmp_path / "home", db=postgres_url, artifacts=shared["SHIPYARD_ARTIFACTS"],
-        s3_endpoint_url=s3, user="tester",
+        s3_endpoint_url=s3_endpoint, user="tester",
     )  # fmt: skip
     client = Shipyard(settings)
     X, y = iris_frame()
@@ -514,7 +490,7 @@ def test_three_replicas_behind_nginx_share_one_stack(
         f"{len(missing)} of {len(acked_ids)} acknowledged predictions not logged, by replica "
         f"{dict(where)} (victim {victim.address})"
     )
-    objects = boto3.client("s3", endpoint_url=s3).list_objects_v2(Bucket="shipyard")
+    objects = s3_client(s3_endpoint).list_objects_v2(Bucket=s3_bucket)
     assert any("predictions" in o["Key"] for o in objects.get("Contents", []))
     for r in replicas:
         r.close()

@@ -10,9 +10,7 @@ PyPI), so CI always compares; elsewhere the tests skip until it is built::
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import subprocess
 from pathlib import Path
 from types import ModuleType
@@ -20,37 +18,21 @@ from types import ModuleType
 import pytest
 from drift_frames import edge_frame
 
+from peers import BENCH, load_bench, peer_venv_python
 from shipyard.drift import DriftDetector
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 # One worker runs them all: Evidently is imported once, its venv built once.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("evidently")]
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    return _load("drift")
+    return load_bench("drift")
 
 
 @pytest.fixture(scope="module")
 def evidently_python(bench: ModuleType) -> Path:
-    peers = _load("_peers")
-    if os.environ.get("CI", "").lower() == "true":
-        return peers.peer_python(peers.ensure_peer_venv("evidently", bench.EVIDENTLY_REQUIREMENTS))
-    if not peers.is_peer_built("evidently", bench.EVIDENTLY_REQUIREMENTS):
-        pytest.skip(
-            "Evidently's peer venv is not built; build it with "
-            "`.venv/bin/python bench/_peers.py evidently 'evidently==0.7.*' 'pandas<3'`"
-        )
-    return peers.peer_python(peers.peer_dir("evidently"))
+    return peer_venv_python("evidently", bench.EVIDENTLY_REQUIREMENTS, "Evidently")
 
 
 CASES = {

@@ -1,5 +1,8 @@
 """Driver statistics for feature-store tests, and a brute-force point-in-time reference.
 
+The statistics and their definitions come from :mod:`shipyard.features.examples`,
+the generator the demo and ``bench/features.py`` use too.
+
 The reference is Feast's documented rule written as plainly as possible, one
 entity row at a time: the same key, an event time at or before the entity
 row's and not older than the TTL (both ends inclusive), the latest event time
@@ -14,43 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-YAML = """
-entities:
-  - name: driver
-    join_keys: [driver_id]
-sources:
-  - name: driver_stats_source
-    path: {path}
-    timestamp_field: event_timestamp
-    created_timestamp_column: created
-feature_views:
-  - name: driver_stats
-    entities: [driver]
-    source: driver_stats_source
-    ttl: {ttl}
-    features:
-      - {{name: conv_rate, dtype: float32}}
-      - {{name: acc_rate, dtype: float64}}
-      - {{name: avg_daily_trips, dtype: int64}}
-"""
+from shipyard.features.examples import definitions_yaml, driver_stats
 
-
-def driver_stats(
-    n_drivers: int = 20, hours: int = 72, *, seed: int = 0, start: str = "2026-01-01"
-) -> pd.DataFrame:
-    """Hourly rows per driver (some hours skipped), event and created timestamps in UTC."""
-    rng = np.random.default_rng(seed)
-    times = pd.date_range(start, periods=hours, freq="h", tz="UTC")
-    drivers = np.repeat(np.arange(1001, 1001 + n_drivers), hours)
-    stamps = np.tile(times, n_drivers)
-    frame = pd.DataFrame({"driver_id": drivers, "event_timestamp": stamps})
-    frame = frame[rng.random(len(frame)) > 0.2].reset_index(drop=True)  # gaps
-    n = len(frame)
-    frame["created"] = frame["event_timestamp"] + pd.to_timedelta(rng.integers(0, 600, n), "s")
-    frame["conv_rate"] = rng.random(n).astype("float32")
-    frame["acc_rate"] = rng.random(n)
-    frame["avg_daily_trips"] = rng.integers(0, 500, n).astype("int64")
-    return frame
+__all__ = [
+    "assert_matches",
+    "definitions_yaml",
+    "driver_stats",
+    "entity_rows",
+    "reference",
+    "write_definitions",
+]
 
 
 def write_definitions(root: Path, stats: pd.DataFrame, *, ttl: str = "2h") -> Path:
@@ -58,7 +34,7 @@ def write_definitions(root: Path, stats: pd.DataFrame, *, ttl: str = "2h") -> Pa
     root.mkdir(parents=True, exist_ok=True)
     stats.to_parquet(root / "driver_stats.parquet", index=False)
     path = root / "features.yaml"
-    path.write_text(YAML.format(path="driver_stats.parquet", ttl=ttl))
+    path.write_text(definitions_yaml("driver_stats.parquet", ttl))
     return path
 
 

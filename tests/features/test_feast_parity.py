@@ -13,47 +13,27 @@ until it is built::
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import subprocess
 from datetime import timedelta
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pandas as pd
 import pytest
 from driver_data import assert_matches, driver_stats, entity_rows, reference, write_definitions
 
+from peers import BENCH, load_bench, peer_venv_python
 from shipyard.config import Settings
 from shipyard.features.service import FeatureService
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 FEATURES = ["conv_rate", "acc_rate", "avg_daily_trips"]
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("feast")]
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def feast_python() -> Path:
-    peers = _load("_peers")
-    requirements = _load("feast_runner").FEAST_REQUIREMENTS
-    if os.environ.get("CI", "").lower() == "true":
-        return peers.peer_python(peers.ensure_peer_venv("feast", requirements))
-    if not peers.is_peer_built("feast", requirements):
-        pytest.skip(
-            "Feast's peer venv is not built; build it with "
-            "`.venv/bin/python bench/_peers.py feast 'feast[duckdb]==0.67.*' 'pandas<3'`"
-        )
-    return peers.peer_python(peers.peer_dir("feast"))
+    return peer_venv_python("feast", load_bench("feast_runner").FEAST_REQUIREMENTS, "Feast")
 
 
 def _edge_data() -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from driver_data import YAML, driver_stats, entity_rows, write_definitions
+from driver_data import definitions_yaml, driver_stats, entity_rows, write_definitions
 
+from services import s3_client
 from shipyard._client import Shipyard
 from shipyard.config import Settings
 from shipyard.errors import ConflictError, InvalidInputError, NotFoundError
@@ -33,7 +34,7 @@ def test_apply_versions_only_what_changed_and_audits_it(client: Shipyard, tmp_pa
         ("view", "driver_stats", 1),
     ]
     assert client.features.apply(path).changes == []  # idempotent
-    path.write_text(YAML.format(path="driver_stats.parquet", ttl="3h"))
+    path.write_text(definitions_yaml("driver_stats.parquet", "3h"))
     second = client.features.apply(path)
     assert [(c.name, c.old_version, c.new_version) for c in second.changes] == [
         ("driver_stats", 1, 2)
@@ -64,12 +65,12 @@ def test_csv_and_folder_sources(client: Shipyard, tmp_path: Path) -> None:
     (root / "parts").mkdir(parents=True)
     stats.iloc[:20].to_parquet(root / "parts" / "a.parquet", index=False)
     stats.iloc[20:].to_parquet(root / "parts" / "b.parquet", index=False)
-    (root / "f.yaml").write_text(YAML.format(path="parts", ttl="1d"))
+    (root / "f.yaml").write_text(definitions_yaml("parts", "1d"))
     client.features.apply(root / "f.yaml")
     entities = entity_rows(stats, 40)
     from_folder = client.features.training_set(entities, "driver_stats:avg_daily_trips")
     stats.to_csv(root / "stats.csv", index=False)
-    (root / "f.yaml").write_text(YAML.format(path="stats.csv", ttl="1d"))
+    (root / "f.yaml").write_text(definitions_yaml("stats.csv", "1d"))
     client.features.apply(root / "f.yaml")
     from_csv = client.features.training_set(entities, "driver_stats:avg_daily_trips")
     pd.testing.assert_series_equal(from_folder["avg_daily_trips"], from_csv["avg_daily_trips"])
@@ -88,7 +89,7 @@ def test_sql_source(client: Shipyard, tmp_path: Path) -> None:
     client.features.apply(parquet)
     entities = entity_rows(stats, 40)
     expected = client.features.training_set(entities, "driver_stats:avg_daily_trips")
-    (tmp_path / "sql.yaml").write_text(YAML.format(path=f"'{url}#stats'", ttl="1d"))
+    (tmp_path / "sql.yaml").write_text(definitions_yaml(f"'{url}#stats'", "1d"))
     client.features.apply(tmp_path / "sql.yaml")
     got = client.features.training_set(entities, "driver_stats:avg_daily_trips")
     pd.testing.assert_series_equal(got["avg_daily_trips"], expected["avg_daily_trips"])
@@ -123,42 +124,18 @@ def test_unknown_view(client: Shipyard) -> None:
         client.features.catalog().view("ghost")
 
 
-def test_s3_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import logging
-    import uuid
-
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        for name, value in (
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_DEFAULT_REGION", "us-east-1"),
-        ):
-            monkeypatch.setenv(name, value)
-        bucket = f"features-{uuid.uuid4().hex[:8]}"
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-        s3.create_bucket(Bucket=bucket)
-        stats = driver_stats(n_drivers=3, hours=6)
-        local = write_definitions(tmp_path / "local", stats, ttl="1d")
-        s3.upload_file(str(tmp_path / "local" / "driver_stats.parquet"), bucket, "stats.parquet")
-        (tmp_path / "s3.yaml").write_text(
-            YAML.format(path=f"s3://{bucket}/stats.parquet", ttl="1d")
-        )
-        client = Shipyard(Settings(home=tmp_path / "home", user="t", s3_endpoint_url=endpoint))
-        entities = entity_rows(stats, 40)
-        client.features.apply(local)
-        expected = client.features.training_set(entities, "driver_stats:avg_daily_trips")
-        client.features.apply(tmp_path / "s3.yaml")
-        assert client.features.catalog().view("driver_stats").source.path.startswith("s3://")
-        got = client.features.training_set(entities, "driver_stats:avg_daily_trips")
-        pd.testing.assert_series_equal(got["avg_daily_trips"], expected["avg_daily_trips"])
-        client.close()
-    finally:
-        server.stop()
+def test_s3_source(tmp_path: Path, s3_endpoint: str, s3_bucket: str, aws_env: None) -> None:
+    s3 = s3_client(s3_endpoint)
+    stats = driver_stats(n_drivers=3, hours=6)
+    local = write_definitions(tmp_path / "local", stats, ttl="1d")
+    s3.upload_file(str(tmp_path / "local" / "driver_stats.parquet"), s3_bucket, "stats.parquet")
+    (tmp_path / "s3.yaml").write_text(definitions_yaml(f"s3://{s3_bucket}/stats.parquet", "1d"))
+    client = Shipyard(Settings(home=tmp_path / "home", user="t", s3_endpoint_url=s3_endpoint))
+    entities = entity_rows(stats, 40)
+    client.features.apply(local)
+    expected = client.features.training_set(entities, "driver_stats:avg_daily_trips")
+    client.features.apply(tmp_path / "s3.yaml")
+    assert client.features.catalog().view("driver_stats").source.path.startswith("s3://")
+    got = client.features.training_set(entities, "driver_stats:avg_daily_trips")
+    pd.testing.assert_series_equal(got["avg_daily_trips"], expected["avg_daily_trips"])
+    client.close()

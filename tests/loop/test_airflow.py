@@ -8,17 +8,15 @@ the venv is built on first use; elsewhere the parse test skips until it is built
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import subprocess
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from peers import peer_venv_python
 from shipyard import Shipyard
 from shipyard.cli.main import app
 from shipyard.config import Settings
@@ -26,7 +24,6 @@ from shipyard.errors import InvalidInputError
 from shipyard.loop.airflow import airflow_dag
 from shipyard.loop.examples import iris_frame
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 AIRFLOW_REQUIREMENTS = ["apache-airflow==3.*"]
 PARSE = """
 import json, os, sys, tempfile
@@ -47,25 +44,9 @@ print(json.dumps({
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("airflow")]
 
 
-def _peers() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench__peers", BENCH / "_peers.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def airflow_python() -> Path:
-    peers = _peers()
-    if os.environ.get("CI", "").lower() == "true":
-        return Path(peers.peer_python(peers.ensure_peer_venv("airflow", AIRFLOW_REQUIREMENTS)))
-    if not peers.is_peer_built("airflow", AIRFLOW_REQUIREMENTS):
-        pytest.skip(
-            "Airflow's peer venv is not built; build it with "
-            "`.venv/bin/python bench/_peers.py airflow 'apache-airflow==3.*'`"
-        )
-    return Path(peers.peer_python(peers.peer_dir("airflow")))
+    return peer_venv_python("airflow", AIRFLOW_REQUIREMENTS, "Airflow")
 
 
 def _config(folder: Path) -> Path:

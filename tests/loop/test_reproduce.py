@@ -8,7 +8,6 @@ as it is on disk then).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -17,10 +16,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import boto3
 import pytest
 import yaml
-from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from shipyard import Shipyard
@@ -37,49 +34,19 @@ def train(data, params):
 """
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server, as tests/store/test_artifacts.py runs it."""
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        ).create_bucket(Bucket="shipyard-data")
-        yield endpoint
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in (
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-    ):
-        monkeypatch.setenv(name, value)
-
-
 @pytest.fixture(params=["sqlite+local", "postgres+s3"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
     if request.param == "sqlite+local":
         yield Settings(home=tmp_path / "home", user="tester")
         return
     endpoint = request.getfixturevalue("s3_endpoint")
+    bucket = request.getfixturevalue("s3_bucket")
     request.getfixturevalue("aws_env")
     yield Settings(
         home=tmp_path / "home",
         user="tester",
         db=request.getfixturevalue("postgres_url"),
-        artifacts=f"s3://shipyard-data/{uuid.uuid4().hex}",
+        artifacts=f"s3://{bucket}/artifacts",
         s3_endpoint_url=endpoint,
     )
 

@@ -11,9 +11,6 @@ import numpy as np
 from shipyard.clock import ManualClock as ManualClock  # re-exported for the suite
 from shipyard.monitoring.records import PredictionRecord
 
-BUCKET = "shipyard-monitoring"
-CREDENTIALS = {"key": "testing", "secret": "testing"}
-REGION = "us-east-1"
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
 

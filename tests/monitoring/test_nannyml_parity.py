@@ -13,8 +13,6 @@ until it is built::
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,38 +20,20 @@ from typing import Any
 import numpy as np
 import pytest
 
+from peers import load_bench, peer_venv_python
 from shipyard.monitoring.estimate import estimate_classifier
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("nannyml")]
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    return _load("cbpe")
+    return load_bench("cbpe")
 
 
 @pytest.fixture(scope="module")
 def nannyml_python(bench: ModuleType) -> Path:
-    peers = _load("_peers")
-    if os.environ.get("CI", "").lower() == "true":
-        return Path(
-            peers.peer_python(peers.ensure_peer_venv("nannyml", bench.NANNYML_REQUIREMENTS))
-        )
-    if not peers.is_peer_built("nannyml", bench.NANNYML_REQUIREMENTS):
-        pytest.skip(
-            "NannyML's peer venv is not built; build it with `.venv/bin/python "
-            "bench/_peers.py nannyml 'nannyml==0.13.1' statsmodels 'pandas<3' 'numpy<2.3'`"
-        )
-    return Path(peers.peer_python(peers.peer_dir("nannyml")))
+    return peer_venv_python("nannyml", bench.NANNYML_REQUIREMENTS, "NannyML")
 
 
 @pytest.fixture(scope="module")

@@ -200,3 +200,72 @@ def test_baseline_metrics_are_found_under_common_names() -> None:
     recorded = {"test_accuracy": 0.9, "auc": 0.95, "val_mae": 1.0}
     assert baseline_metrics(recorded, "classification") == {"accuracy": 0.9, "roc_auc": 0.95}
     assert baseline_metrics(recorded, "regression") == {"mae": 1.0}
+
+
+def test_without_probabilities_duckdb_counts_the_window_and_no_row_is_read(
+    log: PredictionLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counts, coverage, delay, accuracy and macro F1 per bucket and per variant come from
+    DuckDB's aggregates (memory bounded by buckets x classes), equal to sklearn's."""
+    import dataclasses
+    import sys
+
+    module = sys.modules["shipyard.monitoring.performance"]  # the package re-exports a function
+
+    rng = np.random.default_rng(11)
+    n = 600
+    stamps = [T0 + timedelta(seconds=int(s)) for s in np.sort(rng.integers(0, 3 * 3600, n))]
+    truth = rng.integers(0, 3, n)
+    predicted = np.where(rng.random(n) < 0.7, truth, rng.integers(0, 3, n))
+    labelled = rng.random(n) < 0.6
+    delays = rng.integers(60, 7200, n)
+    records = [
+        record(f"r{i}", stamps[i], prediction=CLASSES[predicted[i]], version=1 + i % 2)
+        for i in range(n)
+    ]
+    records = [
+        dataclasses.replace(r, variant="canary") if i % 2 else r for i, r in enumerate(records)
+    ]
+    log.write(records)
+    feedback = [
+        {
+            "request_id": f"r{i}",
+            "label": CLASSES[truth[i]],
+            "timestamp": stamps[i] + timedelta(seconds=int(delays[i])),
+        }
+        for i in range(n)
+        if labelled[i]
+    ]
+    assert record_feedback(log, feedback).unknown_ids == []
+
+    def no_rows(*args: object, **kwargs: object) -> None:
+        raise AssertionError("performance() read the window's rows")
+
+    monkeypatch.setattr(module, "read_labelled", no_rows)
+    report = performance(log, "iris", window="1h", since=T0, until=T0 + 3 * HOUR)
+    assert report.task == "classification" and not report.has_probabilities
+    hours = np.array([(s - T0) // HOUR for s in stamps])
+    for h, bucket in enumerate(report.buckets):
+        rows = np.flatnonzero((hours == h) & labelled)
+        assert bucket.n_predictions == int((hours == h).sum())
+        assert bucket.n_labelled == len(rows)
+        assert bucket.realized["accuracy"] == pytest.approx(
+            skm.accuracy_score(truth[rows], predicted[rows])
+        )
+        assert bucket.realized["f1_macro"] == pytest.approx(
+            skm.f1_score(truth[rows], predicted[rows], average="macro")
+        )
+        assert bucket.median_label_delay_seconds == pytest.approx(np.median(delays[rows]))
+    every = np.flatnonzero(labelled)
+    assert report.overall.n_predictions == n
+    assert report.overall.realized["f1_macro"] == pytest.approx(
+        skm.f1_score(truth[every], predicted[every], average="macro")
+    )
+    assert [(v.variant, v.version) for v in report.variants] == [("primary", 1), ("canary", 2)]
+    canary = np.flatnonzero(labelled & (np.arange(n) % 2 == 1))
+    assert report.variants[1].figures.realized["accuracy"] == pytest.approx(
+        skm.accuracy_score(truth[canary], predicted[canary])
+    )
+    assert report.variants[1].figures.median_label_delay_seconds == pytest.approx(
+        np.median(delays[canary])
+    )

@@ -7,18 +7,14 @@ different folders with only ``SHIPYARD_DB`` set, each kept artifacts under its o
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import RandomForestClassifier
 from typer.testing import CliRunner
@@ -172,34 +168,15 @@ def test_a_sqlite_home_that_moves_keeps_its_artifacts(tmp_path: Path) -> None:
     assert not home.exists()
 
 
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A real S3 API (moto) with a bucket; yields its endpoint URL."""
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="models")
-    try:
-        yield endpoint
-    finally:
-        server.stop()
-
-
 @pytest.mark.postgres
 def test_an_s3_root_set_once_is_used_by_clients_that_do_not_set_it(
-    postgres_url: str, tmp_path: Path, s3: str
+    postgres_url: str, tmp_path: Path, s3_endpoint: str, s3_bucket: str, aws_env: None
 ) -> None:
     aws = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
-    env = _env(SHIPYARD_DB=postgres_url, SHIPYARD_S3_ENDPOINT_URL=s3, **aws)
-    first = _python(_LOG_MODEL, tmp_path / "a", {**env, "SHIPYARD_ARTIFACTS": "s3://models/team"})
+    env = _env(SHIPYARD_DB=postgres_url, SHIPYARD_S3_ENDPOINT_URL=s3_endpoint, **aws)
+    first = _python(
+        _LOG_MODEL, tmp_path / "a", {**env, "SHIPYARD_ARTIFACTS": f"s3://{s3_bucket}/team"}
+    )
     assert first.returncode == 0, first.stderr
     assert "local folder" not in first.stderr  # a shared root: no warning
 

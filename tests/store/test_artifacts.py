@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
+from services import S3_CREDENTIALS, moto_s3_server, new_bucket, s3_client, s3_options
 from shipyard.config import Settings
 from shipyard.errors import (
     ArtifactNotFoundError,
@@ -37,50 +34,13 @@ from shipyard.store.artifacts import (
     sha256_file,
 )
 
-BUCKET = "shipyard-artifacts"
-CREDENTIALS = {"key": "testing", "secret": "testing"}
-REGION = "us-east-1"
+# --- the S3 server: the suite's (one per test process), a bucket of this module's ---
 
 
-# --- the S3 server -----------------------------------------------------------
-
-
-@contextmanager
-def moto_s3_server() -> Iterator[str]:
-    """Run moto's S3 API on a free port of 127.0.0.1; yield its endpoint URL."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-def _boto_client(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=CREDENTIALS["key"],
-        aws_secret_access_key=CREDENTIALS["secret"],
-        region_name=REGION,
-    )
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    # werkzeug logs every request; keep failing tests' output readable.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    with moto_s3_server() as endpoint:
-        client = _boto_client(endpoint)
-        client.create_bucket(Bucket=BUCKET)
-        # Versioning lets tests count real writes: a no-op put adds no version.
-        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        yield endpoint
-
-
-def _s3_options(endpoint: str) -> dict[str, Any]:
-    return {**CREDENTIALS, "client_kwargs": {"endpoint_url": endpoint, "region_name": REGION}}
+@pytest.fixture(scope="module")
+def bucket(s3_endpoint: str) -> str:
+    # Versioning lets tests count real writes: a no-op put adds no version.
+    return new_bucket(s3_endpoint, "artifacts", versioned=True)
 
 
 # --- one suite, two backends -------------------------------------------------
@@ -121,27 +81,27 @@ def _local_backend(tmp_path: Path) -> Backend:
     )
 
 
-def _s3_backend(endpoint: str) -> Backend:
+def _s3_backend(endpoint: str, bucket: str) -> Backend:
     prefix = f"suite/{uuid.uuid4().hex}"
-    client = _boto_client(endpoint)
+    client = s3_client(endpoint)
 
     def key(digest: str) -> str:
         return f"{prefix}/blobs/{digest[:2]}/{digest}"
 
     def fingerprint(digest: str) -> object:
-        listing = client.list_object_versions(Bucket=BUCKET, Prefix=key(digest))
+        listing = client.list_object_versions(Bucket=bucket, Prefix=key(digest))
         return sorted(v["VersionId"] for v in listing.get("Versions", []))
 
     def leftovers() -> list[str]:
-        listing = client.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/tmp/")
+        listing = client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/tmp/")
         return [obj["Key"] for obj in listing.get("Contents", [])]
 
-    options = _s3_options(endpoint)
-    url = f"s3://{BUCKET}/{prefix}"
+    options = s3_options(endpoint)
+    url = f"s3://{bucket}/{prefix}"
     return Backend(
         store=FsspecArtifactStore(url, options),
-        read_raw=lambda d: client.get_object(Bucket=BUCKET, Key=key(d))["Body"].read(),
-        write_raw=lambda d, data: client.put_object(Bucket=BUCKET, Key=key(d), Body=data),
+        read_raw=lambda d: client.get_object(Bucket=bucket, Key=key(d))["Body"].read(),
+        write_raw=lambda d, data: client.put_object(Bucket=bucket, Key=key(d), Body=data),
         fingerprint=fingerprint,
         leftovers=leftovers,
         spec={"kind": "s3", "url": url, "options": options},
@@ -152,7 +112,7 @@ def _s3_backend(endpoint: str) -> Backend:
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "local":
         return _local_backend(tmp_path)
-    return _s3_backend(request.getfixturevalue("s3_endpoint"))
+    return _s3_backend(request.getfixturevalue("s3_endpoint"), request.getfixturevalue("bucket"))
 
 
 def _write_random(path: Path, size: int) -> Path:
@@ -384,19 +344,19 @@ def test_fsspec_store_connects_lazily_and_translates_errors(tmp_path: Path) -> N
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     options = {
-        **CREDENTIALS,
+        **S3_CREDENTIALS,
         "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{closed_port}"},
         "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 2},
     }
-    store = FsspecArtifactStore(f"s3://{BUCKET}/x", options)  # no I/O: must not fail
+    store = FsspecArtifactStore("s3://unreachable/x", options)  # no I/O: must not fail
 
-    with pytest.raises(StoreError, match=f"s3://{BUCKET}/x") as info:
+    with pytest.raises(StoreError, match="s3://unreachable/x") as info:
         store.put_bytes(b"x")
     assert info.value.__cause__ is not None
 
 
 def test_missing_bucket_is_a_store_error(s3_endpoint: str, tmp_path: Path) -> None:
-    store = FsspecArtifactStore("s3://no-such-bucket/models", _s3_options(s3_endpoint))
+    store = FsspecArtifactStore("s3://no-such-bucket/models", s3_options(s3_endpoint))
     source = tmp_path / "m.bin"
     source.write_bytes(b"weights")
 
@@ -429,13 +389,10 @@ def test_folder_and_file_url_give_a_local_store(tmp_path: Path) -> None:
 
 
 def test_s3_url_gives_an_fsspec_store_on_the_endpoint(
-    s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+    s3_endpoint: str, bucket: str, aws_env: None
 ) -> None:
-    # Credentials come from the standard AWS chain, as in production.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CREDENTIALS["key"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CREDENTIALS["secret"])
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    url = f"s3://{BUCKET}/settings-{uuid.uuid4().hex}"
+    # Credentials come from the standard AWS chain (aws_env), as in production.
+    url = f"s3://{bucket}/settings-{uuid.uuid4().hex}"
     store = open_artifact_store(Settings(artifacts=url, s3_endpoint_url=s3_endpoint))
 
     assert isinstance(store, FsspecArtifactStore)
@@ -496,5 +453,5 @@ def _accepts_connections(endpoint: str) -> bool:
 def test_moto_server_fixture_shuts_down() -> None:
     with moto_s3_server() as endpoint:
         assert _accepts_connections(endpoint)
-        assert _boto_client(endpoint).list_buckets()["ResponseMetadata"]["HTTPStatusCode"] == 200
+        assert s3_client(endpoint).list_buckets()["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert not _accepts_connections(endpoint)

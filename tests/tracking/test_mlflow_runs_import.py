@@ -8,23 +8,21 @@ elsewhere these tests skip until it is built::
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from typer.testing import CliRunner
 
+from peers import peer_venv_python
 from shipyard import Shipyard
 from shipyard.cli.main import app
 from shipyard.config import Settings
 from shipyard.errors import InvalidInputError
 from shipyard.tracking.mlflow_import import import_mlflow
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 MLFLOW_REQUIREMENTS = ["mlflow==3.17.*", "scikit-learn==1.9.*", "skops"]
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("mlflow")]
 
@@ -75,25 +73,9 @@ print(json.dumps(out))
 """
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def mlflow_python() -> Path:
-    peers = _load("_peers")
-    if os.environ.get("CI", "").lower() == "true":
-        return Path(peers.peer_python(peers.ensure_peer_venv("mlflow", MLFLOW_REQUIREMENTS)))
-    if not peers.is_peer_built("mlflow", MLFLOW_REQUIREMENTS):
-        pytest.skip(
-            "MLflow's peer venv is not built; build it with `.venv/bin/python bench/_peers.py "
-            "mlflow 'mlflow==3.17.*' 'scikit-learn==1.9.*' skops`"
-        )
-    return Path(peers.peer_python(peers.peer_dir("mlflow")))
+    return peer_venv_python("mlflow", MLFLOW_REQUIREMENTS, "MLflow")
 
 
 @pytest.fixture(scope="module", params=["file-store", "sqlite"])

@@ -1,6 +1,7 @@
 """Run artifacts: every kind round-trips through the content-addressed store, checksummed.
 
-One suite on SQLite and PostgreSQL, with a local folder and a real S3 API (moto).
+One suite on SQLite and PostgreSQL, with a local folder and a real S3 API (moto's server,
+shared by the suite; a bucket per test).
 """
 
 from __future__ import annotations
@@ -8,20 +9,18 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from moto.server import ThreadedMotoServer
 from sklearn.datasets import load_iris
 
+from services import s3_options
 from shipyard.errors import IntegrityError, InvalidInputError
 from shipyard.store.artifacts import ArtifactStore, FsspecArtifactStore, LocalArtifactStore
 from shipyard.store.database import Database
@@ -29,38 +28,14 @@ from shipyard.store.run_store import RunStore
 from shipyard.tracking.artifacts import download
 from shipyard.tracking.runs import Tracker
 
-BUCKET = "shipyard-run-artifacts"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    ).create_bucket(Bucket=BUCKET)
-    yield endpoint
-    server.stop()
-
 
 @pytest.fixture(params=["local", "s3"])
 def artifact_store(request: pytest.FixtureRequest, tmp_path: Path) -> ArtifactStore:
     if request.param == "local":
         return LocalArtifactStore(tmp_path / "artifacts")
     endpoint = request.getfixturevalue("s3_endpoint")
-    options = {
-        "key": "testing",
-        "secret": "testing",
-        "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-    }
-    return FsspecArtifactStore(f"s3://{BUCKET}/{tmp_path.name}", options)
+    bucket = request.getfixturevalue("s3_bucket")
+    return FsspecArtifactStore(f"s3://{bucket}/artifacts", s3_options(endpoint))
 
 
 @pytest.fixture

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
-import os
 import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from peers import peer_venv_python
 from shipyard.errors import InvalidInputError
 from shipyard.validation.contract_checks import check_contract
 from shipyard.validation.contract_export import (
@@ -20,8 +19,6 @@ from shipyard.validation.contract_export import (
     to_pandera,
 )
 from shipyard.validation.contracts import infer_contract
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 GE_TYPES = {
     "expect_column_to_exist",
@@ -146,18 +143,7 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def pandera_python() -> Path:
-    spec = importlib.util.spec_from_file_location("bench_peers", BENCH / "_peers.py")
-    assert spec and spec.loader
-    peers = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(peers)
-    if os.environ.get("CI", "").lower() == "true":
-        return Path(peers.peer_python(peers.ensure_peer_venv("pandera", PANDERA_REQUIREMENTS)))
-    if not peers.is_peer_built("pandera", PANDERA_REQUIREMENTS):
-        pytest.skip(
-            "pandera's peer venv is not built; build it with `.venv/bin/python bench/_peers.py "
-            "pandera 'pandera>=0.24,<1' 'pandas<3' 'pyarrow'`"
-        )
-    return Path(peers.peer_python(peers.peer_dir("pandera")))
+    return peer_venv_python("pandera", PANDERA_REQUIREMENTS)
 
 
 @pytest.mark.slow

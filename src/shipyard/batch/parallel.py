@@ -121,6 +121,9 @@ class PartitionTask:
     rejects: bool
     storage_options: dict[str, Any]
     progress_topic: str | None = None
+    #: Row number of the partition's first row within its file (a Parquet file split
+    #: by row groups has partitions starting mid-file).
+    file_row: int = 0
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,7 @@ def score_partition(setup: WorkerSetup, task: PartitionTask) -> PartitionDone:
             on_chunk=tools.on_chunk,
             progress=_progress_reporter(task),
             first_row=task.first_row,
+            file_row=task.file_row,
         )
         tools.flush()  # the partition's predictions are in the log before it counts as done
     except ShipyardError as exc:
@@ -318,8 +322,10 @@ def score_partitions(
 
             client.subscribe_topic(topic, on_event)
         tasks = []
-        first = 0
-        for part, rows in zip(partitions, counts, strict=True):
+        first = file_start = 0
+        for i, (part, rows) in enumerate(zip(partitions, counts, strict=True)):
+            if i == 0 or partitions[i - 1].path != part.path:
+                file_start = first
             tasks.append(
                 PartitionTask(
                     partition=part,
@@ -331,6 +337,7 @@ def score_partitions(
                     rejects=rejects is not None,
                     storage_options=options,
                     progress_topic=topic if progress is not None else None,
+                    file_row=first - file_start,
                 )
             )
             first += rows

@@ -108,15 +108,17 @@ class Reject:
 class ChunkResult:
     """One scored chunk, handed to the observer (e.g. the prediction log).
 
-    ``ids``, ``inputs``, ``predictions`` and ``probabilities`` cover the scored
-    rows only, in input order; ``offset`` is the 0-based row number of the
-    chunk's first row and ``rejected`` how many of its rows were set aside.
+    ``ids``, ``rows``, ``inputs``, ``predictions`` and ``probabilities`` cover the
+    scored rows only, in input order; ``rows`` are their 0-based row numbers in the
+    input (rejected rows leave gaps), ``offset`` is the row number of the chunk's
+    first row and ``rejected`` how many of its rows were set aside.
     """
 
     model_name: str
     model_version: int | None
     offset: int
     ids: np.ndarray
+    rows: np.ndarray
     inputs: pd.DataFrame
     predictions: np.ndarray
     probabilities: np.ndarray | None
@@ -163,6 +165,7 @@ def score_file(
     overlap_io: bool = True,
     clock: Clock = SYSTEM_CLOCK,
     first_row: int = 0,
+    file_row: int | None = None,
 ) -> BatchSummary:
     """Score every row of ``source`` with ``model`` and write the results to ``sink``.
 
@@ -179,6 +182,8 @@ def score_file(
     predicts (False runs everything in the calling thread).
     ``first_row`` is the row number of the source's first row: a partition of a
     larger input numbers its row ids, rejects and logged rows as in the whole input.
+    ``file_row`` is then the row number of the source's first row within its own
+    file, so that the strict error names the row both ways.
     """
     if chunk_size < 1:
         raise InvalidInputError(f"The chunk size must be at least 1, got {chunk_size}.")
@@ -190,6 +195,7 @@ def score_file(
         model, src, out, rej, strict=strict, id_column=id_column, on_chunk=on_chunk, writer=writer
     )
     job.first_row = first_row
+    job.file_row = file_row
     start = clock.monotonic()
     try:
         columns = job.check_columns()
@@ -271,6 +277,7 @@ class _Job:
         self.wrote_output = self.wrote_rejects = False
         self.id_type: pa.DataType | None = None
         self.first_row = 0
+        self.file_row: int | None = None
 
     # -- before reading --
     def check_columns(self) -> list[str]:
@@ -347,6 +354,7 @@ class _Job:
                     model_version=self.model.version,
                     offset=offset,
                     ids=ids.to_numpy(zero_copy_only=False),
+                    rows=_row_numbers(offset, n, check),
                     inputs=check.frame,
                     predictions=predictions,
                     probabilities=probabilities,
@@ -407,8 +415,7 @@ class _Job:
 
     def _ids(self, frame: pd.DataFrame, offset: int, check: ChunkCheck) -> pa.Array:
         if self.id_column is None:
-            rows = np.arange(offset, offset + len(frame), dtype=np.int64)
-            return pa.array(rows if not check.n_bad else rows[check.good])
+            return pa.array(_row_numbers(offset, len(frame), check))
         values = frame[self.id_column]
         if check.n_bad:
             values = values[check.good]
@@ -444,8 +451,16 @@ class _Job:
     def _fail(self, check: ChunkCheck, offset: int) -> NoReturn:
         """Strict mode: the first bad row ends the job."""
         row = int(offset + check.bad[0])
+        if self.file_row is None or self.file_row == self.first_row:
+            where = f"Row {row} (0-based) of {self.source.description!r}"
+        else:  # a partition of an input of several files: rows are numbered across them
+            in_file = row - self.first_row + self.file_row
+            where = (
+                f"Row {row} (0-based, numbered across the input's files as the rejects are; "
+                f"row {in_file} of {self.source.description!r})"
+            )
         raise SchemaError(
-            f"Row {row} (0-based) of {self.source.description!r} breaks the signature of "
+            f"{where} breaks the signature of "
             f"{self.model_ref}: {check.reasons[0]}. Stopped at the first bad row "
             "(--strict); no output was written.",
             field=check.fields[0] or None,
@@ -497,6 +512,12 @@ class _Job:
         fields += [pa.field(n, pa.float64()) for n in self._proba_names()]
         fields.append(pa.field(MODEL_VERSION, pa.dictionary(pa.int32(), pa.string())))
         return pa.schema(fields).empty_table()
+
+
+def _row_numbers(offset: int, n: int, check: ChunkCheck) -> np.ndarray:
+    """The input row numbers of a chunk's scored rows (rejected rows leave gaps)."""
+    rows = np.arange(offset, offset + n, dtype=np.int64)
+    return rows if not check.n_bad else rows[check.good]
 
 
 def _unscorable_reasons(

@@ -75,6 +75,16 @@ class ShipyardGroup(HelpGroup):
             raise typer.Exit(code=1) from exc
 
 
+def command_group(help: str, *, cls: type[HelpGroup] = HelpGroup, **options: Any) -> typer.Typer:
+    """A ``shipyard <group>`` Typer app made the one way every group is made.
+
+    Plain help (``rich_markup_mode=None``, see :class:`HelpGroup`), a group
+    class that shows summaries whole, and the group's help when called with
+    no arguments; ``options`` go to :class:`typer.Typer` as they are.
+    """
+    return typer.Typer(cls=cls, rich_markup_mode=None, help=help, no_args_is_help=True, **options)
+
+
 def print_error(message: str) -> None:
     """``Error: message`` on stderr; the message is text, not Rich markup
     (``shipyard[s3]`` must print as written)."""

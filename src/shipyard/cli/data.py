@@ -9,15 +9,18 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from shipyard.cli._common import HelpGroup, JsonOption, console, get_client, print_json, table, when
+from shipyard.cli._common import (
+    JsonOption,
+    command_group,
+    console,
+    get_client,
+    print_json,
+    table,
+    when,
+)
 from shipyard.errors import InvalidInputError
 
-app = typer.Typer(
-    cls=HelpGroup,
-    rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
-    help="Dataset versions: snapshot tables, list, show, diff, get them back, prune.",
-    no_args_is_help=True,
-)
+app = command_group("Dataset versions: snapshot tables, list, show, diff, get them back, prune.")
 
 
 def _size(n: int) -> str:

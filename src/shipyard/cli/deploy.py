@@ -35,6 +35,7 @@ from rich.markup import escape
 from shipyard.cli._common import (
     HelpGroup,
     JsonOption,
+    command_group,
     console,
     err_console,
     get_client,
@@ -56,12 +57,10 @@ class DeployGroup(HelpGroup):
         return super().parse_args(ctx, args)
 
 
-app = typer.Typer(
-    rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
-    cls=DeployGroup,
-    help="Deployments: primary, canary, A/B split, shadows; progressive rollout and reports. "
+app = command_group(
+    "Deployments: primary, canary, A/B split, shadows; progressive rollout and reports. "
     "`shipyard deploy NAME --model REF [--canary W]` creates or changes one.",
-    no_args_is_help=True,
+    cls=DeployGroup,
 )
 
 

@@ -10,8 +10,8 @@ import typer
 from rich.markup import escape
 
 from shipyard.cli._common import (
-    HelpGroup,
     JsonOption,
+    command_group,
     console,
     get_client,
     print_json,
@@ -24,11 +24,8 @@ from shipyard.errors import InvalidInputError
 if TYPE_CHECKING:
     import pandas as pd
 
-app = typer.Typer(
-    cls=HelpGroup,
-    rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
-    help="Feature store: definitions, point-in-time training sets, online features, skew.",
-    no_args_is_help=True,
+app = command_group(
+    "Feature store: definitions, point-in-time training sets, online features, skew."
 )
 
 

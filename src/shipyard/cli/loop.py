@@ -27,8 +27,8 @@ import typer
 from rich.markup import escape
 
 from shipyard.cli._common import (
-    HelpGroup,
     JsonOption,
+    command_group,
     console,
     err_console,
     get_client,
@@ -41,12 +41,7 @@ from shipyard.loop.controller import LoopController, ModelTick
 from shipyard.loop.lineage import lineage
 from shipyard.store.loop_records import ClaimRefused, LoopRun
 
-app = typer.Typer(
-    cls=HelpGroup,
-    rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
-    help="The closed loop: retraining triggers, retrain, gate, canary, promote.",
-    no_args_is_help=True,
-)
+app = command_group("The closed loop: retraining triggers, retrain, gate, canary, promote.")
 
 ConfigOption = typer.Option(
     ...,

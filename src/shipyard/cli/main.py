@@ -23,7 +23,7 @@ from typer.main import get_command_from_info, get_group_from_info
 from typer.models import CommandInfo, TyperInfo
 
 from shipyard._version import __version__
-from shipyard.cli._common import ShipyardGroup
+from shipyard.cli._common import ShipyardGroup, command_group
 
 # What a loader returns: a command group (a Typer app) or one command's function.
 Loaded = typer.Typer | Callable[..., Any]
@@ -106,11 +106,9 @@ class RootGroup(ShipyardGroup):
         )
 
 
-app = typer.Typer(
-    rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
+app = command_group(
+    "Shipyard: take a trained model to production and keep it healthy there.",
     cls=RootGroup,
-    help="Shipyard: take a trained model to production and keep it healthy there.",
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 

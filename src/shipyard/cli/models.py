@@ -7,15 +7,18 @@ from typing import Any
 
 import typer
 
-from shipyard.cli._common import HelpGroup, JsonOption, console, get_client, print_json, table, when
+from shipyard.cli._common import (
+    JsonOption,
+    command_group,
+    console,
+    get_client,
+    print_json,
+    table,
+    when,
+)
 from shipyard.errors import NotFoundError
 
-app = typer.Typer(
-    cls=HelpGroup,
-    rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
-    help="Registered models, their versions and aliases.",
-    no_args_is_help=True,
-)
+app = command_group("Registered models, their versions and aliases.")
 
 
 @app.command("list")

@@ -12,8 +12,8 @@ from rich.markup import escape
 
 from shipyard._client import Shipyard
 from shipyard.cli._common import (
-    HelpGroup,
     JsonOption,
+    command_group,
     console,
     err_console,
     get_client,
@@ -34,12 +34,7 @@ from shipyard.monitoring.performance import (
 from shipyard.monitoring.prediction_log import open_prediction_log
 from shipyard.store.records import ModelVersion
 
-app = typer.Typer(
-    cls=HelpGroup,
-    rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
-    help="Monitoring: ground-truth labels, performance over time, concept drift.",
-    no_args_is_help=True,
-)
+app = command_group("Monitoring: ground-truth labels, performance over time, concept drift.")
 
 DEGRADED_EXIT_CODE = 1
 _SHOW_UNKNOWN = 10

@@ -310,6 +310,7 @@ def _chunk_logger(log: PredictionLog, job_id: str) -> Callable[[ChunkResult], No
                 latency_seconds=chunk.predict_seconds,
                 source="batch",
                 first_row=chunk.offset,
+                rows=chunk.rows,
             )
         )
 

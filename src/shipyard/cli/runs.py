@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 
 from shipyard.cli._common import (
-    HelpGroup,
     JsonOption,
+    command_group,
     console,
     get_client,
     print_json,
@@ -22,14 +22,9 @@ from shipyard.cli._common import (
 if TYPE_CHECKING:
     from shipyard.store import records
 
-app = typer.Typer(
-    cls=HelpGroup,
-    rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
-    help=(
-        "Experiment runs: params, metrics, datasets, artifacts; search, compare, import; "
-        "reproduce a run."
-    ),
-    no_args_is_help=True,
+app = command_group(
+    "Experiment runs: params, metrics, datasets, artifacts; search, compare, import; "
+    "reproduce a run."
 )
 
 
@@ -196,7 +191,9 @@ def search_command(
     """Find runs with MLflow's filter syntax: metrics., params., tags., attributes.; and; LIKE."""
     runs = get_client(ctx).run_search.search(experiment or None, filter, order_by, max_results)
     if as_json:
-        print_json(runs)
+        from shipyard.tracking.search import runs_records
+
+        print_json(runs_records(runs))  # the columns of shipyard.search_runs' DataFrame
         return
     if not runs:
         console.print("No run matches.", markup=False)

@@ -13,8 +13,8 @@ import typer
 from rich.markup import escape
 
 from shipyard.cli._common import (
-    HelpGroup,
     JsonOption,
+    command_group,
     console,
     get_client,
     print_json,
@@ -27,12 +27,7 @@ from shipyard.validation.contract_export import EXPORT_FORMATS, export_contract
 from shipyard.validation.contract_report import render_contract_report
 from shipyard.validation.gates import DEFAULT_LATENCY_SAMPLES, DEFAULT_MIN_SLICE_ROWS, build_spec
 
-app = typer.Typer(
-    cls=HelpGroup,
-    rich_markup_mode=None,  # plain help: option names are never cut short (see _common)
-    help="Check data against a model's contract, and candidate models against gates.",
-    no_args_is_help=True,
-)
+app = command_group("Check data against a model's contract, and candidate models against gates.")
 
 
 @app.command("data")

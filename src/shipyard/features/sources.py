@@ -48,6 +48,27 @@ _ACCEPTS: dict[str, str] = {
     "timestamp": "time",
 }
 
+#: Integer column types whose values a declared dtype cannot all hold exactly, and the
+#: largest magnitude it can: float32 keeps integers exact only up to 2^24, int32 and
+#: int64 overflow. Reading them would change values without a word, so apply refuses.
+_LOSSY_FROM_INTEGER: dict[str, tuple[frozenset[str], str, str]] = {
+    "float32": (
+        frozenset({"INTEGER", "BIGINT", "HUGEINT", "UINTEGER", "UBIGINT"}),
+        "2^24 = 16,777,216",
+        "declare int64 (or float64)",
+    ),
+    "int32": (
+        frozenset({"BIGINT", "HUGEINT", "UINTEGER", "UBIGINT"}),
+        "2^31 - 1",
+        "declare int64",
+    ),
+    "int64": (
+        frozenset({"HUGEINT", "UBIGINT"}),
+        "2^63 - 1",
+        "narrow the column in the source",
+    ),
+}
+
 #: The DuckDB type each dtype is cast to.
 SQL_TYPES: dict[str, str] = {
     "float32": "FLOAT",
@@ -150,6 +171,19 @@ def _accepts(dtype: str, sql_type: str) -> bool:
     return family == wanted
 
 
+def _lossy(dtype: str, sql_type: str) -> str | None:
+    """Why reading a ``sql_type`` column as ``dtype`` could change its values (None: it cannot)."""
+    rule = _LOSSY_FROM_INTEGER.get(dtype)
+    base = sql_type.split("(")[0].strip().upper()
+    if rule is None or base not in rule[0]:
+        return None
+    _, limit, fix = rule
+    return (
+        f"{dtype} holds integers exactly only up to {limit}, so larger values of a "
+        f"{sql_type} column would be silently changed; {fix}"
+    )
+
+
 def check_view_schema(defs: Definitions, view: FeatureView, schema: dict[str, str]) -> None:
     """Refuse a view whose source lacks a column it names, or holds one of another type."""
     source = defs.source(view.source)
@@ -176,6 +210,11 @@ def check_view_schema(defs: Definitions, view: FeatureView, schema: dict[str, st
             problems.append(
                 f"feature {feature.name!r} is declared {feature.dtype} but the column is "
                 f"{schema[feature.name]}"
+            )
+        elif (why := _lossy(feature.dtype, schema[feature.name])) is not None:
+            problems.append(
+                f"feature {feature.name!r} is declared {feature.dtype} but source column "
+                f"{feature.name!r} is {schema[feature.name]}: {why}"
             )
     if problems:
         raise InvalidInputError(

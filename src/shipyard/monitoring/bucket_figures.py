@@ -2,7 +2,8 @@
 millions of logged rows.
 
 :func:`~shipyard.monitoring.performance.performance` reads every labelled row
-into pandas to compute every metric (F1, ROC AUC, their CBPE estimates...);
+into pandas when the log has probabilities, to compute every metric (ROC AUC,
+the CBPE estimates...);
 over a month of a busy model that takes seconds. A dashboard needs only the
 accuracy figures, which are sums: per bucket, the predictions, the labelled
 ones, the correct ones (label and prediction compared as

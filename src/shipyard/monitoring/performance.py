@@ -29,7 +29,12 @@ from shipyard.monitoring import cbpe, scores
 from shipyard.monitoring.calibration import Calibration
 from shipyard.monitoring.durations import floor_time, parse_duration, parse_instant
 from shipyard.monitoring.prediction_log import PredictionLog
-from shipyard.monitoring.queries import read_labelled
+from shipyard.monitoring.queries import (
+    count_labelled,
+    has_fractional_prediction,
+    labelled_columns,
+    read_labelled,
+)
 from shipyard.monitoring.records import PROBA_PREFIX, class_key
 from shipyard.registry.refs import check_model_name
 
@@ -201,6 +206,14 @@ def performance(
             f"A {window} window over {end - start} makes {n_buckets} buckets; at most "
             f"{_MAX_BUCKETS} are allowed. Use a wider --window or a shorter --since."
         )
+    edges = [first + i * step for i in range(n_buckets + 1)]
+    names = labelled_columns(log.store, model, since=first, until=end)
+    if not any(n.startswith(PROBA_PREFIX) for n in names):
+        # Nothing to estimate from (no probabilities): every figure is a count or a sum,
+        # so DuckDB aggregates the window and no row comes into memory.
+        return _counted_report(
+            log, model, version, names, edges, end, step, task=task, baseline=baseline
+        )
     frame = read_labelled(log.store, model, since=first, until=end, version=version)
     classes = [c[len(PROBA_PREFIX) :] for c in frame.columns if c.startswith(PROBA_PREFIX)]
     notes: list[str] = []
@@ -211,21 +224,10 @@ def performance(
     metrics = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
     data = _Prepared(frame, task, classes, notes)
     calibrated = data.calibrate(frame, model, calibration) if task == "classification" else None
-    if frame.empty:
-        where = f"{model}" if version is None else f"{model}:{version}"
-        notes.append(
-            f"No predictions of {where} were logged between {first.isoformat()} and "
-            f"{end.isoformat()}."
-        )
-    elif task == "classification" and not classes:
-        notes.append(
-            "No class probabilities were logged for this model, so performance cannot be "
-            "estimated before labels arrive (CBPE needs probabilities)."
-        )
-    elif task == "regression":
-        notes.append("Estimation without labels (CBPE) covers classifiers only.")
+    note = _range_note(model, version, first, end, frame.empty, task, bool(classes))
+    if note is not None:
+        notes.append(note)
 
-    edges = [first + i * step for i in range(n_buckets + 1)]
     bounds = np.searchsorted(data.stamps, np.array([_us(e) for e in edges]), side="left")
     buckets = tuple(
         data.bucket(edges[i], edges[i + 1], slice(int(bounds[i]), int(bounds[i + 1])), metrics)
@@ -248,6 +250,32 @@ def performance(
         has_probabilities=bool(classes),
         notes=tuple(notes),
     )
+
+
+def _range_note(
+    model: str,
+    version: int | None,
+    first: datetime,
+    end: datetime,
+    empty: bool,
+    task: Task,
+    probabilities: bool,
+) -> str | None:
+    """What the report cannot show over the range: no predictions, or no estimate."""
+    if empty:
+        where = f"{model}" if version is None else f"{model}:{version}"
+        return (
+            f"No predictions of {where} were logged between {first.isoformat()} and "
+            f"{end.isoformat()}."
+        )
+    if task == "classification" and not probabilities:
+        return (
+            "No class probabilities were logged for this model, so performance cannot be "
+            "estimated before labels arrive (CBPE needs probabilities)."
+        )
+    if task == "regression":
+        return "Estimation without labels (CBPE) covers classifiers only."
+    return None
 
 
 def _by_variant(
@@ -395,3 +423,186 @@ class _Prepared:
             realized=realized,
             estimated=estimated,
         )
+
+
+# -- without probabilities: counts and sums from DuckDB ------------------------------------
+
+
+def _counted_report(
+    log: PredictionLog,
+    model: str,
+    version: int | None,
+    names: Mapping[str, str],
+    edges: list[datetime],
+    end: datetime,
+    step: timedelta,
+    *,
+    task: Task | None,
+    baseline: Mapping[str, float] | None,
+) -> PerformanceReport:
+    """:func:`performance` for a log without probabilities, from DuckDB's aggregates.
+
+    The same figures as the row-by-row path (accuracy and macro F1 from the
+    confusion counts, MAE and RMSE from sums of errors, the median label delay),
+    in memory bounded by the number of buckets, variants and classes.
+    """
+    first = edges[0]
+    notes: list[str] = []
+    inferred = task is None
+    if task is None:
+        task = _infer_counted_task(log, model, names, first, end, version, baseline)
+    metrics = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+    counts, delays = count_labelled(
+        log.store,
+        model,
+        since=first,
+        until=end,
+        origin=first,
+        step=step,
+        version=version,
+        regression=task == "regression",
+    )
+    empty = counts.empty or int(counts["n"].sum()) == 0
+    if inferred and not empty:
+        notes.append(f"Task inferred from the log: {task}.")
+    if task == "regression" and not empty and int(counts["unreadable"].sum()):
+        notes.append(f"{int(counts['unreadable'].sum())} labels are not numbers and were left out.")
+    note = _range_note(model, version, first, end, empty, task, False)
+    if note is not None:
+        notes.append(note)
+    delay = {
+        (row.level, None if row.level != "bucket" else int(row.bucket)): float(row.delay)
+        for row in delays.itertuples()
+        if row.level != "variant"
+    }
+    variant_delay = {
+        (str(row.variant), _version(row.version)): float(row.delay)
+        for row in delays.itertuples()
+        if row.level == "variant"
+    }
+    buckets = []
+    for i in range(len(edges) - 1):
+        part = counts[counts["bucket"] == i] if not counts.empty else counts
+        buckets.append(
+            _counted_bucket(part, task, edges[i], edges[i + 1], delay.get(("bucket", i)), metrics)
+        )
+    overall = _counted_bucket(counts, task, first, end, delay.get(("all", None)), metrics)
+    variants: list[VariantPerformance] = []
+    if not empty:
+        keys = (
+            counts.assign(version=counts["version"].map(_version))
+            .groupby(["variant", "version"], dropna=False, sort=False)["first_seen"]
+            .min()
+            .sort_values(kind="stable")
+        )
+        for variant, number in keys.index:
+            rows = counts[
+                (counts["variant"] == variant) & (counts["version"].map(_version) == number)
+            ]
+            figures = _counted_bucket(
+                rows, task, first, end, variant_delay.get((str(variant), number)), metrics
+            )
+            variants.append(VariantPerformance(str(variant), number, figures))
+    return PerformanceReport(
+        variants=tuple(variants),
+        calibrated=None,
+        model=model,
+        version=version,
+        task=task,
+        window=step,
+        since=first,
+        until=end,
+        metrics=metrics,
+        baseline=baseline_metrics(baseline or {}, task),
+        buckets=tuple(buckets),
+        overall=overall,
+        has_probabilities=False,
+        notes=tuple(notes),
+    )
+
+
+def _version(value: Any) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def _infer_counted_task(
+    log: PredictionLog,
+    model: str,
+    names: Mapping[str, str],
+    first: datetime,
+    end: datetime,
+    version: int | None,
+    baseline: Any,
+) -> Task:
+    """As :func:`_infer_task` decides, reading only whether a float prediction is fractional."""
+    recorded = set(baseline or {})
+    if recorded & {n for m in CLASSIFICATION_METRICS for n in _BASELINE_NAMES[m]}:
+        return "classification"
+    if recorded & {n for m in REGRESSION_METRICS for n in _BASELINE_NAMES[m]}:
+        return "regression"
+    kind = names.get("prediction", "").upper()
+    if kind not in ("DOUBLE", "FLOAT", "REAL"):
+        return "classification"
+    fractional = has_fractional_prediction(
+        log.store, model, since=first, until=end, version=version
+    )
+    return "regression" if fractional else "classification"
+
+
+def _counted_bucket(
+    counts: pd.DataFrame,
+    task: Task,
+    start: datetime,
+    end: datetime,
+    delay: float | None,
+    metrics: Sequence[str],
+) -> BucketPerformance:
+    """One bucket's (or variant's, or the whole range's) figures from its count rows."""
+    realized: dict[str, float | None] = dict.fromkeys(metrics)
+    estimated: dict[str, float | None] = dict.fromkeys(metrics)
+    if counts.empty:
+        n = n_labelled = 0
+    elif task == "regression":
+        n = int(counts["n"].sum())
+        n_labelled = int(counts["n_labelled"].sum())
+        if n_labelled:
+            realized["mae"] = float(counts["sae"].sum()) / n_labelled
+            realized["rmse"] = float(np.sqrt(float(counts["sse"].sum()) / n_labelled))
+    else:
+        n = int(counts["n"].sum())
+        labelled = counts[counts["label"].notna()]
+        n_labelled = int(labelled["n"].sum())
+        if n_labelled:
+            y_true = [class_key(v) for v in labelled["label"].tolist()]
+            y_pred = [class_key(v) for v in labelled["prediction"].tolist()]
+            weights = labelled["n"].to_numpy(np.int64)
+            realized["accuracy"] = _weighted_accuracy(y_true, y_pred, weights)
+            realized["f1_macro"] = _weighted_f1_macro(y_true, y_pred, weights)
+    return BucketPerformance(
+        start=start,
+        end=end,
+        n_predictions=n,
+        n_labelled=n_labelled,
+        coverage=n_labelled / n if n else None,
+        median_label_delay_seconds=delay if n_labelled else None,
+        realized=realized,
+        estimated=estimated,
+    )
+
+
+def _weighted_accuracy(y_true: list[Any], y_pred: list[Any], weights: np.ndarray) -> float:
+    hits = np.array([t == p for t, p in zip(y_true, y_pred, strict=True)])
+    return float(weights[hits].sum() / weights.sum())
+
+
+def _weighted_f1_macro(y_true: list[Any], y_pred: list[Any], weights: np.ndarray) -> float:
+    """:func:`scores.f1_macro` over rows given as (label, prediction, count) groups."""
+    f1 = []
+    for cls in sorted({*y_true, *y_pred}, key=str):
+        tp = fp = fn = 0
+        for t, p, w in zip(y_true, y_pred, weights.tolist(), strict=True):
+            tp += w if t == cls and p == cls else 0
+            fp += w if t != cls and p == cls else 0
+            fn += w if t == cls and p != cls else 0
+        f1.append(2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(f1))

@@ -35,9 +35,12 @@ from shipyard.monitoring.records import INPUT_PREFIX, PROBA_PREFIX
 from shipyard.monitoring.segments import UNASSIGNED, SegmentStore
 
 __all__ = [
+    "count_labelled",
     "daily_counts",
     "find_known",
     "find_labelled",
+    "has_fractional_prediction",
+    "labelled_columns",
     "newest_labels",
     "read_labelled",
     "read_window",
@@ -183,26 +186,136 @@ def read_labelled(
         names = [n for n in _columns(con, files) if not n.startswith(INPUT_PREFIX)]
         wanted = [n for n in names if n in META_COLUMNS or n == "prediction"]
         wanted += [n for n in names if n.startswith(PROBA_PREFIX)]
-        version_filter = "" if version is None else " AND version = ?"
-        claim = _label_claim(names)
-        sql = (
-            f"WITH p AS (SELECT {', '.join(_q(n) for n in wanted)}, {claim} AS _claim "
-            f"FROM {_SCAN} WHERE timestamp >= ? AND timestamp < ?{version_filter}"
-            f"{dedupe_clause('predictions', files)}), "
-            f"f AS ({newest_labels(bool(labels))}) "
-            "SELECT p.* EXCLUDE (_claim), "
-            "CASE WHEN p._claim THEN f.label END AS label, "
-            "CASE WHEN p._claim THEN f.labelled_at END AS labelled_at "
-            "FROM p LEFT JOIN f "
-            'ON p.request_id = f.request_id AND p."row" = f."row" '
-            'ORDER BY p.timestamp, p.request_id, p."row"'
+        joined, params = _joined(", ".join(_q(n) for n in wanted), names, files, labels, version)
+        sql = joined + 'SELECT * FROM j ORDER BY timestamp, request_id, "row"'
+        return con.execute(sql, [files, since, until, *params]).df()
+
+
+def _joined(
+    select: str, names: Sequence[str], files: list[str], labels: list[str], version: int | None
+) -> tuple[str, list[object]]:
+    """``WITH ... j AS (...)``: the window's rows (``select``, which must hold request_id
+    and row) joined to their labels as relation ``j`` with ``label`` / ``labelled_at``,
+    and the parameters after the files and the window's two ends."""
+    version_filter = "" if version is None else " AND version = ?"
+    sql = (
+        f"WITH p AS (SELECT {select}, {_label_claim(names)} AS _claim "
+        f"FROM {_SCAN} WHERE timestamp >= ? AND timestamp < ?{version_filter}"
+        f"{dedupe_clause('predictions', files)}), "
+        f"f AS ({newest_labels(bool(labels))}), "
+        "j AS (SELECT p.* EXCLUDE (_claim), "
+        "CASE WHEN p._claim THEN f.label END AS label, "
+        "CASE WHEN p._claim THEN f.labelled_at END AS labelled_at "
+        'FROM p LEFT JOIN f ON p.request_id = f.request_id AND p."row" = f."row") '
+    )
+    params: list[object] = [] if version is None else [version]
+    return sql, params + ([labels] if labels else [])
+
+
+def labelled_columns(
+    store: SegmentStore, model: str, *, since: datetime, until: datetime
+) -> dict[str, str]:
+    """Column name -> DuckDB type of the log's segments in the window ({} if none)."""
+    first, last = _days(since, until)
+    files = store.files("predictions", model, first=first, last=last)
+    if not files:
+        return {}
+    with _translated(store), store.connect() as con:
+        rows = con.execute(f"DESCRIBE SELECT * FROM {_SCAN}", [list(files)]).fetchall()
+    return {str(r[0]): str(r[1]) for r in rows if r[0] != "date"}
+
+
+def has_fractional_prediction(
+    store: SegmentStore, model: str, *, since: datetime, until: datetime, version: int | None
+) -> bool:
+    """Whether any numeric prediction in the window has a fractional part (a regressor)."""
+    first, last = _days(since, until)
+    files = store.files("predictions", model, first=first, last=last)
+    if not files:
+        return False
+    version_filter = "" if version is None else " AND version = ?"
+    params: list[object] = [files, since, until, *([] if version is None else [version])]
+    with _translated(store), store.connect() as con:
+        found = con.execute(
+            f"SELECT bool_or(prediction <> floor(prediction)) FROM {_SCAN} "
+            f"WHERE timestamp >= ? AND timestamp < ?{version_filter}",
+            params,
+        ).fetchone()
+    return bool(found and found[0])
+
+
+def count_labelled(
+    store: SegmentStore,
+    model: str,
+    *,
+    since: datetime,
+    until: datetime,
+    origin: datetime,
+    step: timedelta,
+    version: int | None = None,
+    regression: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The window's predictions and labels counted in DuckDB: memory bounded by the groups.
+
+    Rows are joined to their labels as :func:`read_labelled` joins them and put in
+    buckets of ``step`` from ``origin`` (``bucket`` 0, 1, ...). Returns two frames:
+
+    - the counts: for a classifier, one row per (bucket, variant, version,
+      prediction, label) with ``n`` rows (label null: unlabelled); for a regressor,
+      one row per (bucket, variant, version) with ``n``, ``n_labelled`` (labels that
+      read as numbers), ``unreadable`` labels, and the sums ``sae`` / ``sse`` of
+      absolute / squared errors; each with ``first_seen``, its earliest timestamp;
+    - the median label delay in seconds (``delay``) of the labelled rows per
+      ``bucket``, per (``variant``, ``version``) and overall (``level`` 'bucket',
+      'variant', 'all').
+    """
+    first, last = _days(since, until)
+    files = store.files("predictions", model, first=first, last=last)
+    if not files:
+        return pd.DataFrame(), pd.DataFrame()
+    labels = _feedback_files(store, [model], first - _CLOCK_SLACK)
+    step_us = int(step / timedelta(microseconds=1))
+    with _translated(store), store.connect() as con:
+        names = _columns(con, files)
+        variant = "variant" if "variant" in names else "'primary'"
+        prediction = "prediction" if "prediction" in names else "NULL"
+        select = (
+            f"timestamp, {variant} AS variant, version, {prediction} AS prediction, "
+            'request_id, "row"'
         )
-        params: list[object] = [files, since, until]
-        if version is not None:
-            params.append(version)
-        if labels:
-            params.append(labels)
-        return con.execute(sql, params).df()
+        joined, tail = _joined(select, names, files, labels, version)
+        joined += (
+            ", k AS (SELECT *, TRY_CAST(label AS DOUBLE) AS y, "
+            "TRY_CAST(prediction AS DOUBLE) AS yhat, "
+            "(epoch_us(timestamp) - ?) // ? AS bucket FROM j) "
+        )
+        params = [files, since, until, *tail, int(origin.timestamp() * 1_000_000), step_us]
+        if regression:
+            counts = (
+                "SELECT bucket, variant, version, count(*) AS n, count(y) AS n_labelled, "
+                "count(label) - count(y) AS unreadable, sum(abs(y - yhat)) AS sae, "
+                "sum((y - yhat) * (y - yhat)) AS sse, min(timestamp) AS first_seen "
+                "FROM k GROUP BY ALL"
+            )
+            labelled = "y IS NOT NULL"
+        else:
+            counts = (
+                "SELECT bucket, variant, version, prediction, label, count(*) AS n, "
+                "min(timestamp) AS first_seen FROM k GROUP BY ALL"
+            )
+            labelled = "label IS NOT NULL"
+        delays = (
+            "SELECT CASE WHEN grouping(bucket) = 0 THEN 'bucket' "
+            "WHEN grouping(variant) = 0 THEN 'variant' ELSE 'all' END AS level, "
+            "bucket, variant, version, "
+            "median((epoch_us(labelled_at) - epoch_us(timestamp)) / 1e6) AS delay "
+            f"FROM k WHERE {labelled} "
+            "GROUP BY GROUPING SETS ((bucket), (variant, version), ())"
+        )
+        return (
+            con.execute(joined + counts, params).df(),
+            con.execute(joined + delays, params).df(),
+        )
 
 
 def newest_labels(present: bool) -> str:

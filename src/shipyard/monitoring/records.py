@@ -182,6 +182,10 @@ class PredictionBatch:
     #: id with rows numbered as in the input file, so a label for input row N
     #: is ``{"request_id": job_id, "row": N}``.
     first_row: int = 0
+    #: Each row's number, when they are not consecutive from ``first_row``: a
+    #: chunk whose rejected rows were set aside logs the input row number of
+    #: every row it scored, so a label still joins the row it was given for.
+    rows: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,6 +401,20 @@ def _sent_columns(
     return columns
 
 
+def _row_numbers(event: PredictionEventLike, n: int) -> np.ndarray:
+    """The logged row numbers of an event's ``n`` rows: its own, else ``first_row`` onwards."""
+    rows = getattr(event, "rows", None)
+    if rows is None:
+        start = getattr(event, "first_row", 0)
+        return np.arange(start, start + n, dtype=np.int32)
+    rows = np.asarray(rows)
+    if len(rows) != n:
+        raise InvalidInputError(
+            f"Request {event.request_id}: {len(rows)} row numbers but {n} predictions."
+        )
+    return rows.astype(np.int32)
+
+
 def events_table(events: Sequence[PredictionEventLike], source: Source | None = None) -> pa.Table:
     """Answered requests (each with all its rows) as one table with the log's columns.
 
@@ -411,14 +429,7 @@ def events_table(events: Sequence[PredictionEventLike], source: Source | None = 
     stamps = np.repeat(np.array([_epoch_us(e.timestamp) for e in events], np.int64), sizes)
     columns = _meta_columns(
         np.repeat(np.array([e.request_id for e in events], dtype=object), sizes),
-        np.concatenate(
-            [
-                np.arange(start, start + n, dtype=np.int32)
-                for start, n in zip(
-                    (getattr(e, "first_row", 0) for e in events), sizes, strict=True
-                )
-            ]
-        ),
+        np.concatenate([_row_numbers(e, int(n)) for e, n in zip(events, sizes, strict=True)]),
         pa.array(stamps, pa.int64()).cast(TIMESTAMP),
         np.repeat(np.array([e.model for e in events], dtype=object), sizes),
         np.repeat(np.array([int(e.version) for e in events], np.int64), sizes),

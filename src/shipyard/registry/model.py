@@ -184,13 +184,52 @@ class LoadedModel:
         except MemoryError:
             raise
         except Exception as exc:
-            unseen = _unseen_category(self.signature, X)
+            unseen = _unseen_category(self.signature, X) or self._unseen_text(fn, X, exc)
             if unseen is not None:
                 raise unseen from exc
             unscorable = self._unscorable(fn, X, exc)
             if unscorable is None:
                 raise  # nothing is outside the training ranges: the model itself is at fault
             raise unscorable from exc
+
+    def _unseen_text(self, fn: Any, X: Any, exc: Exception) -> SchemaError | None:
+        """A value of a text column the model refuses, when the signature lists no categories.
+
+        A text column with more distinct training values than the signature lists
+        (``MAX_CATEGORIES``) has no known set to check against, yet the model's own
+        encoder may refuse a value it never saw. The rows it refuses are found (by
+        halving) and the column is the one whose value there the model's error
+        quotes, so the answer is the same as for a listed category: a
+        SchemaError naming the column and rows, never a traceback.
+        """
+        open_text = [
+            c.name
+            for c in self.signature.inputs
+            if c.dtype == "string" and not c.categorical and c.categories is None
+        ]
+        if not open_text or not isinstance(X, pd.DataFrame):
+            return None
+        message = str(exc)
+
+        def quoted(value: Any) -> bool:  # as encoders name it: ['zzz'] or "zzz"
+            return isinstance(value, str) and (f"'{value}'" in message or f'"{value}"' in message)
+
+        named = [n for n in open_text if any(quoted(v) for v in pd.unique(X[n]))]
+        if not named:
+            return None  # the error quotes none of the text values: not an unseen value
+        rows = failing_rows(fn, X)
+        for name in named:
+            value = X[name].iloc[rows[0]]
+            if quoted(value):
+                return SchemaError(
+                    f"Column {name!r} has {value!r} at row(s) {rows[:10]} (0-based), which "
+                    f"the model never saw and cannot handle ({type(exc).__name__}: "
+                    f"{message[:200]}); expected a value seen in training.",
+                    field=name,
+                    expected="a value seen in training",
+                    rows=rows,
+                )
+        return None
 
     def _unscorable(self, fn: Any, X: Any, exc: Exception) -> UnscorableInputError | None:
         """The error naming the rows ``fn`` fails on; None when no value is out of range."""

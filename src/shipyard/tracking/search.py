@@ -3,7 +3,9 @@
 The columns are MLflow's: ``run_id``, ``experiment``, ``run_name``,
 ``status``, ``start_time``, ``end_time``, ``user_id``, ``parent_run_id``,
 then ``metrics.<key>`` (latest values, floats), ``params.<key>`` and
-``tags.<key>`` (strings), each group sorted by key. The filter language is in
+``tags.<key>`` (strings), each group sorted by key. ``shipyard runs search
+--json`` prints the same columns, one object per run (:func:`runs_records`;
+null where a run lacks a metric, param or tag). The filter language is in
 :mod:`shipyard.store.run_filter`; the search runs in SQL
 (:mod:`shipyard.store.run_search`).
 
@@ -20,7 +22,7 @@ import pandas as pd
 from shipyard.store import records
 from shipyard.store.run_search import RunSearch
 
-__all__ = ["runs_frame", "search_runs"]
+__all__ = ["runs_frame", "runs_records", "search_runs"]
 
 _BASE = [
     "run_id",
@@ -73,3 +75,26 @@ def runs_frame(runs: list[records.Run]) -> pd.DataFrame:
     for column in ("start_time", "end_time"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
+
+
+def runs_records(runs: list[records.Run]) -> list[dict[str, object]]:
+    """The rows of :func:`runs_frame` as plain objects, one per run, for JSON.
+
+    Same keys in the same order as the DataFrame's columns (a script moving
+    between the CLI and Python reads the same names); a value the run lacks is
+    None (the DataFrame's NaN), times stay datetimes for the caller to format.
+    """
+    frame = runs_frame(runs)
+    out = []
+    for run, row in zip(runs, frame.to_dict("records"), strict=True):
+        record: dict[str, object] = {c: (None if _missing(v) else v) for c, v in row.items()}
+        record["start_time"], record["end_time"] = run.start_time, run.end_time
+        out.append(record)
+    return out
+
+
+def _missing(value: object) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False

@@ -14,9 +14,7 @@ use; elsewhere the tests skip until it is built::
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +23,8 @@ import numpy as np
 import pytest
 from serving_helpers import SETOSA, VIRGINICA, IrisRegistry, serve_process, wine_frame
 
-ROOT = Path(__file__).resolve().parents[3]
+from peers import peer_venv_python
+
 DRIVER = Path(__file__).with_name("triton_client_driver.py")
 REQUIREMENTS = ["tritonclient[http]==2.*"]
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tritonclient")]
@@ -33,18 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tritonclient")]
 
 @pytest.fixture(scope="module")
 def triton_python() -> Path:
-    spec = importlib.util.spec_from_file_location("bench_peers", ROOT / "bench" / "_peers.py")
-    assert spec and spec.loader
-    peers = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(peers)
-    if os.environ.get("CI", "").lower() == "true":
-        return Path(peers.peer_python(peers.ensure_peer_venv("tritonclient", REQUIREMENTS)))
-    if not peers.is_peer_built("tritonclient", REQUIREMENTS):
-        pytest.skip(
-            "The tritonclient peer venv is not built; build it with "
-            "`.venv/bin/python bench/_peers.py tritonclient 'tritonclient[http]==2.*'`"
-        )
-    return Path(peers.peer_python(peers.peer_dir("tritonclient")))
+    return peer_venv_python("tritonclient", REQUIREMENTS)
 
 
 def drive(python: Path, url: str, cases: list[dict]) -> dict:
