@@ -38,6 +38,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -47,6 +48,7 @@ from typing import Any, Protocol
 
 import pyarrow.parquet as pq
 
+from shipyard.batch.remote_output import SUCCESS_FILE, RemoteOutput, is_remote, upload
 from shipyard.batch.scorer import (
     REJECTS_KEPT,
     BatchModel,
@@ -67,8 +69,6 @@ from shipyard.errors import InvalidInputError, ShipyardError, StoreError
 from shipyard.tables import ChunkSource, ParquetSource, open_source
 from shipyard.tables.datasets import Partition
 
-#: Marker file of a complete output dataset (the convention Spark and Dask follow).
-SUCCESS_FILE = "_SUCCESS"
 #: Extra attempts Dask makes at a partition whose task raised (an I/O error...).
 DEFAULT_RETRIES = 2
 _COUNT_CHUNK = 1_000_000
@@ -163,11 +163,26 @@ def count_rows(partition: Partition, storage_options: dict[str, Any]) -> int:
 
 
 def score_partition(setup: WorkerSetup, task: PartitionTask) -> PartitionDone:
-    """Runs on a worker: score one partition into its own file in the staging folder."""
+    """Runs on a worker: score one partition into its own file in the staging folder.
+
+    With an ``s3://`` staging prefix the files are written on the worker's disk first
+    and uploaded once complete (see :mod:`shipyard.batch.remote_output`).
+    """
+    if not is_remote(task.staging):
+        return _score_partition(setup, task, Path(task.staging))
+    with tempfile.TemporaryDirectory(prefix="shipyard-partition-") as local:
+        done = _score_partition(setup, task, Path(local))
+        if done.error is None:
+            names = [done.output] + ([done.rejects] if done.rejects else [])
+            for name in names:
+                upload(Path(local) / name, f"{task.staging}/{name}", task.storage_options)
+        return done
+
+
+def _score_partition(setup: WorkerSetup, task: PartitionTask, staging: Path) -> PartitionDone:
     tools, loaded = _worker_tools(setup)
     part = task.partition
     token = secrets.token_hex(4)
-    staging = Path(task.staging)
     out = ParquetSink(staging / f"part-{part.index:05d}.{token}.parquet")
     rejects = ParquetSink(staging / f"rejects-{part.index:05d}.{token}.parquet")
     try:
@@ -274,7 +289,7 @@ def score_partitions(
     client: Any,
     setup: WorkerSetup,
     partitions: Sequence[Partition],
-    output: Path,
+    output: Path | str,
     *,
     source: str,
     model_ref: str,
@@ -292,14 +307,17 @@ def score_partitions(
     ``output`` becomes a folder of Parquet files, one per partition
     (``<input sub-folder>/part-00007.parquet``, so a partitioned dataset keeps its
     folders), with a ``_SUCCESS`` file; with ``single_file`` one Parquet file.
-    ``rejects`` is one file (CSV or Parquet) gathering every partition's rejects.
+    An ``s3://`` output is staged and published as :mod:`shipyard.batch.remote_output`
+    describes (the ``_SUCCESS`` object, written last, lists the files).
+    ``rejects`` is one local file (CSV or Parquet) gathering every partition's rejects.
     Returns the summary and how many times workers loaded the model.
     """
     from distributed import as_completed
 
     options = dict(storage_options or {})
     start = time.monotonic()
-    staging = staging_folder(output)
+    remote = RemoteOutput(str(output), options) if is_remote(output) else None
+    staging = remote.new_staging() if remote is not None else str(staging_folder(Path(output)))
     topic = f"shipyard-batch-{secrets.token_hex(6)}"
     done_rows: dict[int, int] = {}
     futures: list[Any] = []
@@ -324,7 +342,7 @@ def score_partitions(
                 PartitionTask(
                     partition=part,
                     first_row=first,
-                    staging=str(staging),
+                    staging=staging,
                     chunk_size=chunk_size,
                     strict=strict,
                     id_column=id_column,
@@ -359,15 +377,22 @@ def score_partitions(
             client.unsubscribe_topic(topic)
             progress(sum(r.rows_read for r in ordered), total)
         if rejects is not None:
-            _merge_rejects(staging, ordered, rejects)
-        _publish(staging, ordered, partitions, output, single_file=single_file)
+            _merge_rejects(_staged_opener(staging, remote), ordered, rejects)
+        if remote is not None:
+            _publish_remote(remote, staging, ordered, partitions, single_file=single_file)
+        else:
+            _publish(Path(staging), ordered, partitions, Path(output), single_file=single_file)
     except BaseException:
         for future in futures:
             future.cancel()
-        shutil.rmtree(staging, ignore_errors=True)
+        if remote is not None:
+            remote.discard(staging)
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
-        release_temp_folder(staging)
+        if remote is None:
+            release_temp_folder(Path(staging))
         if progress is not None:
             with contextlib.suppress(Exception):
                 client.unsubscribe_topic(topic)
@@ -415,18 +440,31 @@ def _result(future: Any, partitions: Sequence[Partition]) -> Any:
         ) from exc
 
 
-def _merge_rejects(staging: Path, results: Sequence[PartitionDone], target: Path) -> None:
+StagedOpener = Callable[[str], contextlib.AbstractContextManager[Any]]
+
+
+def _staged_opener(staging: str, remote: RemoteOutput | None) -> StagedOpener:
+    """Opens a file of the staging area by name: a local path, or an S3 object."""
+    if remote is not None:
+        return lambda name: remote.open_staged(staging, name)
+    return lambda name: contextlib.nullcontext(Path(staging) / name)
+
+
+def _merge_rejects(
+    open_staged: StagedOpener, results: Sequence[PartitionDone], target: Path
+) -> None:
     """Every partition's rejects, in input order, into the one rejects file."""
     sink = open_sink(target)
     try:
         for i, result in enumerate(results):
             assert result.rejects is not None
-            file = pq.ParquetFile(staging / result.rejects)
-            if i == 0:  # fixes the columns, even when no partition had a reject
-                sink.write(file.schema_arrow.empty_table())
-            for batch in file.iter_batches():
-                sink.write(_table(batch))
-            file.close()
+            with open_staged(result.rejects) as where:
+                file = pq.ParquetFile(where)
+                if i == 0:  # fixes the columns, even when no partition had a reject
+                    sink.write(file.schema_arrow.empty_table())
+                for batch in file.iter_batches():
+                    sink.write(_table(batch))
+                file.close()
         sink.commit()
     except BaseException:
         sink.abort()
@@ -467,12 +505,51 @@ def _publish(
         shutil.rmtree(staging, ignore_errors=True)
         return
     for result, part in zip(results, partitions, strict=True):
-        folder = PurePosixPath(part.relative).parent
-        target = staging / folder / f"part-{part.index:05d}.parquet"
+        target = staging / _final_name(part)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / result.output, target)
     (staging / SUCCESS_FILE).touch()
     _swap_in(staging, output)
+
+
+def _final_name(part: Partition) -> str:
+    """``day=1/part-00003.parquet``: the input's sub-folder kept, the partition numbered."""
+    return str(PurePosixPath(part.relative).parent / f"part-{part.index:05d}.parquet")
+
+
+def _publish_remote(
+    remote: RemoteOutput,
+    staging: str,
+    results: Sequence[PartitionDone],
+    partitions: Sequence[Partition],
+    *,
+    single_file: bool,
+) -> None:
+    """Publish the staged files to S3 (see :mod:`shipyard.batch.remote_output`)."""
+    if single_file:
+        with tempfile.TemporaryDirectory(prefix="shipyard-single-") as local:
+            joined = Path(local) / "scores.parquet"
+            sink = ParquetSink(joined)
+            try:
+                for result in results:
+                    with remote.open_staged(staging, result.output) as handle:
+                        file = pq.ParquetFile(handle)
+                        for group in range(file.metadata.num_row_groups):
+                            sink.write(file.read_row_group(group))
+                        file.close()
+                sink.commit()
+            except BaseException:
+                sink.abort()
+                raise
+            remote.publish_file(joined)
+    else:
+        files = [
+            (result.output, _final_name(part), result.rows_scored)
+            for result, part in zip(results, partitions, strict=True)
+        ]
+        job = {"rows_read": sum(r.rows_read for r in results)}
+        remote.publish_dataset(staging, files, job=job)
+    remote.discard(staging)
 
 
 def _swap_in(staging: Path, output: Path) -> None:
