@@ -197,6 +197,9 @@ def _score_partition(setup: WorkerSetup, task: PartitionTask, staging: Path) -> 
             on_chunk=tools.on_chunk,
             progress=_progress_reporter(task),
             first_row=task.first_row,
+            # Dask runs as many tasks at once as the worker has threads: that is the
+            # parallelism; a second predicting thread per task would only compete.
+            predict_threads=1,
         )
         tools.flush()  # the partition's predictions are in the log before it counts as done
     except ShipyardError as exc:
@@ -241,9 +244,10 @@ def _progress_reporter(task: PartitionTask) -> ProgressCallback | None:
 def open_cluster(workers: int | None = None, address: str | None = None) -> Iterator[Any]:
     """A Dask client: to the scheduler at ``address``, or to a new local cluster of processes.
 
-    A local cluster has ``workers`` single-threaded worker processes (default:
-    the machine's cores); the scorer's reader and writer threads overlap I/O
-    within each. It is shut down when the block ends.
+    A local cluster has ``workers`` worker processes (default: the machine's cores),
+    each running as many partitions at once as it has cores to itself (one, unless
+    fewer workers than cores were asked for); the scorer's reader and writer threads
+    overlap I/O within each. It is shut down when the block ends.
     """
     import logging
 
@@ -265,7 +269,7 @@ def open_cluster(workers: int | None = None, address: str | None = None) -> Iter
         raise InvalidInputError(f"--workers must be at least 1, got {n}.")
     cluster = LocalCluster(
         n_workers=n,
-        threads_per_worker=1,
+        threads_per_worker=max(1, (os.cpu_count() or 1) // n),
         processes=True,
         dashboard_address=None,
         silence_logs=logging.ERROR,
