@@ -18,8 +18,11 @@ An observer, if given, is called once per scored chunk with a
 :class:`ChunkResult` (ids, inputs, outputs, timing): the seam through which the
 prediction log records batch predictions without the loop knowing about it. It
 runs on its own thread (beside the one writing the output), in chunk order, so
-logging overlaps writing this chunk and predicting the next
-chunk's prediction; an error in it fails the job as a write error does.
+logging overlaps writing this chunk and predicting the next ones; an error in
+it fails the job as a write error does.
+
+Memory: at most a few chunks are held at once (two read ahead, ``predict_threads``
+being predicted, two queued for each writer).
 
 Example:
     >>> model = client.registry.load("iris")                                # doctest: +SKIP
