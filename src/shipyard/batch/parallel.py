@@ -121,6 +121,8 @@ class PartitionTask:
     rejects: bool
     storage_options: dict[str, Any]
     progress_topic: str | None = None
+    #: Names a Dask lock and event guarding an s3:// staging prefix (see _staging_open).
+    staging_guard: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,9 +176,44 @@ def score_partition(setup: WorkerSetup, task: PartitionTask) -> PartitionDone:
         done = _score_partition(setup, task, Path(local))
         if done.error is None:
             names = [done.output] + ([done.rejects] if done.rejects else [])
-            for name in names:
-                upload(Path(local) / name, f"{task.staging}/{name}", task.storage_options)
+            with _staging_open(task.staging_guard) as still_open:
+                if still_open:
+                    for name in names:
+                        upload(Path(local) / name, f"{task.staging}/{name}", task.storage_options)
         return done
+
+
+@contextlib.contextmanager
+def _staging_open(guard: str | None) -> Iterator[bool]:
+    """Whether the job still wants uploads, holding the job's lock meanwhile.
+
+    A failed job deletes its S3 staging prefix while other partitions may still be
+    running (Dask cannot stop a running task). Under the lock, an upload either ends
+    before the driver deletes the prefix (and is deleted with it) or starts after the
+    driver marked the job closed (and is skipped): nothing is left behind.
+    """
+    if guard is None:
+        yield True
+        return
+    from distributed import Event, Lock
+
+    with Lock(guard):
+        yield not Event(guard).is_set()
+
+
+def _close_staging(guard: str) -> contextlib.AbstractContextManager[Any]:
+    """The driver's side of :func:`_staging_open`: mark the job closed, under the lock."""
+    from distributed import Event, Lock
+
+    lock = Lock(guard)
+
+    @contextlib.contextmanager
+    def closed() -> Iterator[None]:
+        with lock:
+            Event(guard).set()
+            yield
+
+    return closed()
 
 
 def _score_partition(setup: WorkerSetup, task: PartitionTask, staging: Path) -> PartitionDone:
@@ -323,6 +360,7 @@ def score_partitions(
     remote = RemoteOutput(str(output), options) if is_remote(output) else None
     staging = remote.new_staging() if remote is not None else str(staging_folder(Path(output)))
     topic = f"shipyard-batch-{secrets.token_hex(6)}"
+    guard = f"{topic}-staging" if remote is not None else None
     done_rows: dict[int, int] = {}
     futures: list[Any] = []
     try:
@@ -353,6 +391,7 @@ def score_partitions(
                     rejects=rejects is not None,
                     storage_options=options,
                     progress_topic=topic if progress is not None else None,
+                    staging_guard=guard,
                 )
             )
             first += rows
@@ -389,8 +428,9 @@ def score_partitions(
     except BaseException:
         for future in futures:
             future.cancel()
-        if remote is not None:
-            remote.discard(staging)
+        if remote is not None and guard is not None:
+            with _close_staging(guard):
+                remote.discard(staging)
         else:
             shutil.rmtree(staging, ignore_errors=True)
         raise

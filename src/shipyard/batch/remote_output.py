@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from shipyard.errors import InvalidInputError, StoreError
-from shipyard.store.filesystems import BACKEND_ERRORS, open_filesystem
 
 #: Marker file of a complete output dataset (the convention Spark and Dask follow).
 SUCCESS_FILE = "_SUCCESS"
@@ -61,6 +60,8 @@ class RemoteOutput:
     """
 
     def __init__(self, url: str, storage_options: dict[str, Any]) -> None:
+        from shipyard.store.filesystems import open_filesystem
+
         self.url = url.rstrip("/")
         self.storage_options = dict(storage_options)
         self.fs, root = open_filesystem(self.url, self.storage_options, what="batch output")
@@ -80,7 +81,7 @@ class RemoteOutput:
 
     def discard(self, staging: str) -> None:
         """Delete the staging prefix and everything under it (never raises)."""
-        with contextlib.suppress(*BACKEND_ERRORS, FileNotFoundError):
+        with contextlib.suppress(*_backend_errors()):
             self.fs.rm(self._path(staging), recursive=True)
 
     @contextlib.contextmanager
@@ -122,7 +123,7 @@ class RemoteOutput:
             }
             self.fs.pipe_file(success, json.dumps(manifest, indent=1).encode())
             self.fs.invalidate_cache()
-        except BACKEND_ERRORS as exc:
+        except _backend_errors() as exc:
             raise StoreError(
                 f"Could not publish the output {self.url}: {exc}. It has no {SUCCESS_FILE}, "
                 "so no reader takes it for complete; run the job again."
@@ -132,7 +133,7 @@ class RemoteOutput:
         """Upload one local file as the output object (one upload: atomic on S3)."""
         try:
             self.fs.put_file(str(local), self.root)
-        except BACKEND_ERRORS as exc:
+        except _backend_errors() as exc:
             raise StoreError(f"Could not upload the output {self.url}: {exc}") from exc
 
     def _path(self, url: str) -> str:
@@ -141,11 +142,21 @@ class RemoteOutput:
 
 def upload(local: Path, url: str, storage_options: dict[str, Any]) -> None:
     """Upload a worker's finished partition file to its staging URL."""
+    from shipyard.store.filesystems import open_filesystem
+
     fs, path = open_filesystem(url, storage_options, what="batch staging area")
     try:
         fs.put_file(str(local), path)
-    except BACKEND_ERRORS as exc:
+    except _backend_errors() as exc:
         raise StoreError(f"Could not upload a scored partition to {url}: {exc}") from exc
+
+
+def _backend_errors() -> tuple[type[Exception], ...]:
+    """What S3 raises (imported late: botocore is slow to import, and ``shipyard predict``
+    imports this module even for local outputs)."""
+    from shipyard.store.filesystems import BACKEND_ERRORS
+
+    return BACKEND_ERRORS
 
 
 __all__ = ["SUCCESS_FILE", "RemoteOutput", "is_remote", "upload"]
