@@ -382,3 +382,39 @@ def test_a_chunk_with_no_good_row_is_skipped(iris_model, iris_rows, tmp_path):
         *range(0, 20, 2),
         *range(40, 60, 2),
     ]
+
+
+def test_chunks_predicted_at_once_are_written_logged_and_rejected_in_input_order(
+    iris_model, iris_rows, tmp_path
+):
+    """Three chunks in flight give the very files one at a time gives: rows, rejects
+    and the observer's chunks in input order, whichever prediction finishes first."""
+    rows = iris_rows(3_000, seed=9).astype(object)
+    for row in (5, 1_234, 2_999):
+        rows.loc[row, "petal_length"] = "long"
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    seen: dict[int, list[ChunkResult]] = {1: [], 3: []}
+    for threads in (1, 3):
+        summary = score_file(
+            iris_model,
+            tmp_path / "in.csv",
+            tmp_path / f"out-{threads}.parquet",
+            rejects=tmp_path / f"rejects-{threads}.csv",
+            chunk_size=128,
+            on_chunk=seen[threads].append,
+            predict_threads=threads,
+        )
+        assert (summary.rows_scored, summary.rows_rejected) == (2_997, 3)
+        assert [r.row for r in summary.rejects] == [5, 1_234, 2_999]
+    one, three = (pq.read_table(tmp_path / f"out-{n}.parquet") for n in (1, 3))
+    assert three.equals(one)
+    rejects = (tmp_path / "rejects-3.csv").read_text()
+    assert rejects == (tmp_path / "rejects-1.csv").read_text()
+    assert [r.offset for r in seen[3]] == list(range(0, 3_000, 128))
+    assert np.concatenate([r.ids for r in seen[3]]).tolist() == one["row_id"].to_pylist()
+
+
+def test_predict_threads_must_be_positive(iris_model, iris_rows, tmp_path):
+    write_any(iris_rows(10), tmp_path / "in.parquet")
+    with pytest.raises(InvalidInputError, match="predict_threads"):
+        score_file(iris_model, tmp_path / "in.parquet", tmp_path / "o.parquet", predict_threads=0)

@@ -8,6 +8,7 @@ its worker processes mid-job.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,7 +30,7 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 from typer.testing import CliRunner
 
-from services import s3_client
+from services import new_bucket, s3_client
 from shipyard import Shipyard
 from shipyard.cli.main import app
 from shipyard.config import Settings
@@ -372,3 +374,150 @@ def test_progress_counts_rows_across_workers(client, home, scheduler, tmp_path):
     assert {total for _, total in seen} == {2_000}
     done = [d for d, _ in seen]
     assert done == sorted(done)  # never counts backwards
+
+
+@pytest.fixture
+def s3_env(
+    s3_endpoint: str, aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Any, str]]:
+    """AWS settings for the shared S3 server in the environment (a local cluster's
+    workers inherit them) and a fresh bucket; yields (boto3 client, bucket)."""
+    monkeypatch.setenv("SHIPYARD_S3_ENDPOINT_URL", s3_endpoint)
+    yield s3_client(s3_endpoint), new_bucket(s3_endpoint, "scores")
+
+
+def keys(s3: Any, bucket: str) -> list[str]:
+    listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return sorted(item["Key"] for item in listed)
+
+
+def read_object(s3: Any, bucket: str, key: str) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+
+
+def test_an_s3_output_is_published_with_its_success_file_last(home, tmp_path, s3_env):
+    """--workers 2 to s3://: one object per partition, the old dataset's objects gone,
+    _SUCCESS listing the files and their rows, rejects from every worker in the local
+    rejects file, every scored row in the prediction log, no staging object left."""
+    s3, bucket = s3_env
+    s3.put_object(Bucket=bucket, Key="scores/part-00009.parquet", Body=b"an older output")
+    s3.put_object(Bucket=bucket, Key="scores/_SUCCESS", Body=b"{}")
+    data = tmp_path / "in"
+    data.mkdir()
+    frames = [rows(300, seed) for seed in range(3)]
+    frames[1] = frames[1].astype(object)
+    frames[1].loc[7, "petal_width"] = "wide"
+    for i, frame in enumerate(frames):
+        if i == 1:
+            frame.to_csv(data / f"p{i}.csv", index=False)
+        else:
+            frame.to_parquet(data / f"p{i}.parquet")
+    client = Shipyard(Settings(home=home, user="tester"))
+    try:
+        result = predict(
+            client, "iris", "--input", data, "--output", f"s3://{bucket}/scores/",
+            "--workers", "2", "--rejects", tmp_path / "rejects.csv", "--json",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.stdout)
+        assert (summary["rows_read"], summary["rows_rejected"]) == (900, 1)
+        assert keys(s3, bucket) == [
+            "scores/_SUCCESS",
+            "scores/part-00000.parquet",
+            "scores/part-00001.parquet",
+            "scores/part-00002.parquet",
+        ]
+        manifest = json.loads(s3.get_object(Bucket=bucket, Key="scores/_SUCCESS")["Body"].read())
+        assert manifest["files"] == [
+            {"path": "part-00000.parquet", "rows": 300},
+            {"path": "part-00001.parquet", "rows": 299},
+            {"path": "part-00002.parquet", "rows": 300},
+        ]
+        assert manifest["rows"] == 899
+        scored = pd.concat(
+            [read_object(s3, bucket, f"scores/part-0000{i}.parquet") for i in range(3)],
+            ignore_index=True,
+        )
+        assert scored["row_id"].tolist() == [i for i in range(900) if i != 307]
+        good = pd.concat(
+            [f.apply(pd.to_numeric, errors="coerce") for f in frames], ignore_index=True
+        ).drop(index=307)
+        assert scored["prediction"].tolist() == client.registry.load("iris").predict(good).tolist()
+        rejects = pd.read_csv(tmp_path / "rejects.csv")
+        assert rejects["row_id"].tolist() == [307]
+        assert "petal_width" in rejects["reject_reason"][0]
+        logged = client.prediction_log.read("iris")
+        mine = logged[logged["request_id"] == summary["job_id"]]
+        assert len(mine) == 899 and mine["row"].is_unique
+    finally:
+        client.close()
+
+
+def test_a_failed_s3_job_leaves_the_old_output_and_no_staging(home, tmp_path, s3_env):
+    s3, bucket = s3_env
+    s3.put_object(Bucket=bucket, Key="scores/part-00000.parquet", Body=b"an older output")
+    s3.put_object(Bucket=bucket, Key="scores/_SUCCESS", Body=b"{}")
+    data = tmp_path / "in"
+    data.mkdir()
+    rows(200, 1).to_parquet(data / "a.parquet")
+    bad = rows(200, 2).astype(object)
+    bad.loc[12, "sepal_length"] = "long"
+    bad.to_csv(data / "b.csv", index=False)
+    client = Shipyard(Settings(home=home, user="tester"))
+    try:
+        result = predict(
+            client, "iris", "--input", data, "--output", f"s3://{bucket}/scores",
+            "--workers", "1", "--strict",
+        )  # fmt: skip
+    finally:
+        client.close()
+    assert result.exit_code == 1
+    assert "Row 212" in result.output and "sepal_length" in result.output
+    assert "Traceback" not in result.output
+    assert keys(s3, bucket) == ["scores/_SUCCESS", "scores/part-00000.parquet"]
+    old = s3.get_object(Bucket=bucket, Key="scores/part-00000.parquet")["Body"].read()
+    assert old == b"an older output"
+
+
+def test_a_single_file_on_s3_replaces_the_old_object(home, tmp_path, s3_env):
+    s3, bucket = s3_env
+    s3.put_object(Bucket=bucket, Key="out/scores.parquet", Body=b"an older output")
+    frame = rows(3_000, 5)
+    pq.write_table(pa.Table.from_pandas(frame), tmp_path / "big.parquet", row_group_size=1_000)
+    client = Shipyard(Settings(home=home, user="tester"))
+    try:
+        result = predict(
+            client, "iris", "--input", tmp_path / "big.parquet",
+            "--output", f"s3://{bucket}/out/scores.parquet", "--workers", "1",
+            "--partition-rows", "1000", "--single-file", "--json",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["partitions"] == 3
+        assert keys(s3, bucket) == ["out/scores.parquet"]
+        scored = read_object(s3, bucket, "out/scores.parquet")
+        assert scored["row_id"].tolist() == list(range(3_000))
+        expected = client.registry.load("iris").predict(frame).tolist()
+        assert scored["prediction"].tolist() == expected
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("input_name", "extra", "message"),
+    [
+        ("in.parquet", [], "add --workers N"),
+        ("in.parquet", ["--workers", "1", "--rejects", "s3://b/rejects.csv"], "written locally"),
+        ("s3://b/data/scores/in/", ["--workers", "1"], "must be outside --input"),
+    ],
+)
+def test_bad_s3_output_options_are_one_line_errors(client, tmp_path, input_name, extra, message):
+    rows(10, 1).to_parquet(tmp_path / "in.parquet")
+    source = input_name if "://" in input_name else str(tmp_path / input_name)
+    result = predict(client, "iris", "--input", source, "--output", "s3://b/data/scores", *extra)
+    assert result.exit_code != 0
+    assert message in flat(result.output)
+    assert "Traceback" not in result.output
+
+
+def flat(text: str) -> str:
+    return " ".join(text.replace("│", " ").split())

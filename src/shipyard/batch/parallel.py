@@ -38,6 +38,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -47,6 +48,7 @@ from typing import Any, Protocol
 
 import pyarrow.parquet as pq
 
+from shipyard.batch.remote_output import SUCCESS_FILE, RemoteOutput, is_remote, upload
 from shipyard.batch.scorer import (
     REJECTS_KEPT,
     BatchModel,
@@ -67,8 +69,6 @@ from shipyard.errors import InvalidInputError, ShipyardError, StoreError
 from shipyard.tables import ChunkSource, ParquetSource, open_source
 from shipyard.tables.datasets import Partition
 
-#: Marker file of a complete output dataset (the convention Spark and Dask follow).
-SUCCESS_FILE = "_SUCCESS"
 #: Extra attempts Dask makes at a partition whose task raised (an I/O error...).
 DEFAULT_RETRIES = 2
 _COUNT_CHUNK = 1_000_000
@@ -124,6 +124,8 @@ class PartitionTask:
     #: Row number of the partition's first row within its file (a Parquet file split
     #: by row groups has partitions starting mid-file).
     file_row: int = 0
+    #: Names a Dask lock and event guarding an s3:// staging prefix (see _staging_open).
+    staging_guard: str | None = None
 
 
 @dataclass(frozen=True)
@@ -166,11 +168,61 @@ def count_rows(partition: Partition, storage_options: dict[str, Any]) -> int:
 
 
 def score_partition(setup: WorkerSetup, task: PartitionTask) -> PartitionDone:
-    """Runs on a worker: score one partition into its own file in the staging folder."""
+    """Runs on a worker: score one partition into its own file in the staging folder.
+
+    With an ``s3://`` staging prefix the files are written on the worker's disk first
+    and uploaded once complete (see :mod:`shipyard.batch.remote_output`).
+    """
+    if not is_remote(task.staging):
+        return _score_partition(setup, task, Path(task.staging))
+    with tempfile.TemporaryDirectory(prefix="shipyard-partition-") as local:
+        done = _score_partition(setup, task, Path(local))
+        if done.error is None:
+            names = [done.output] + ([done.rejects] if done.rejects else [])
+            with _staging_open(task.staging_guard) as still_open:
+                if still_open:
+                    for name in names:
+                        upload(Path(local) / name, f"{task.staging}/{name}", task.storage_options)
+        return done
+
+
+@contextlib.contextmanager
+def _staging_open(guard: str | None) -> Iterator[bool]:
+    """Whether the job still wants uploads, holding the job's lock meanwhile.
+
+    A failed job deletes its S3 staging prefix while other partitions may still be
+    running (Dask cannot stop a running task). Under the lock, an upload either ends
+    before the driver deletes the prefix (and is deleted with it) or starts after the
+    driver marked the job closed (and is skipped): nothing is left behind.
+    """
+    if guard is None:
+        yield True
+        return
+    from distributed import Event, Lock
+
+    with Lock(guard):
+        yield not Event(guard).is_set()
+
+
+def _close_staging(guard: str) -> contextlib.AbstractContextManager[Any]:
+    """The driver's side of :func:`_staging_open`: mark the job closed, under the lock."""
+    from distributed import Event, Lock
+
+    lock = Lock(guard)
+
+    @contextlib.contextmanager
+    def closed() -> Iterator[None]:
+        with lock:
+            Event(guard).set()
+            yield
+
+    return closed()
+
+
+def _score_partition(setup: WorkerSetup, task: PartitionTask, staging: Path) -> PartitionDone:
     tools, loaded = _worker_tools(setup)
     part = task.partition
     token = secrets.token_hex(4)
-    staging = Path(task.staging)
     out = ParquetSink(staging / f"part-{part.index:05d}.{token}.parquet")
     rejects = ParquetSink(staging / f"rejects-{part.index:05d}.{token}.parquet")
     try:
@@ -186,6 +238,9 @@ def score_partition(setup: WorkerSetup, task: PartitionTask) -> PartitionDone:
             progress=_progress_reporter(task),
             first_row=task.first_row,
             file_row=task.file_row,
+            # Dask runs as many tasks at once as the worker has threads: that is the
+            # parallelism; a second predicting thread per task would only compete.
+            predict_threads=1,
         )
         tools.flush()  # the partition's predictions are in the log before it counts as done
     except ShipyardError as exc:
@@ -230,9 +285,10 @@ def _progress_reporter(task: PartitionTask) -> ProgressCallback | None:
 def open_cluster(workers: int | None = None, address: str | None = None) -> Iterator[Any]:
     """A Dask client: to the scheduler at ``address``, or to a new local cluster of processes.
 
-    A local cluster has ``workers`` single-threaded worker processes (default:
-    the machine's cores); the scorer's reader and writer threads overlap I/O
-    within each. It is shut down when the block ends.
+    A local cluster has ``workers`` worker processes (default: the machine's cores),
+    each running as many partitions at once as it has cores to itself (one, unless
+    fewer workers than cores were asked for); the scorer's reader and writer threads
+    overlap I/O within each. It is shut down when the block ends.
     """
     import logging
 
@@ -254,7 +310,7 @@ def open_cluster(workers: int | None = None, address: str | None = None) -> Iter
         raise InvalidInputError(f"--workers must be at least 1, got {n}.")
     cluster = LocalCluster(
         n_workers=n,
-        threads_per_worker=1,
+        threads_per_worker=max(1, (os.cpu_count() or 1) // n),
         processes=True,
         dashboard_address=None,
         silence_logs=logging.ERROR,
@@ -278,7 +334,7 @@ def score_partitions(
     client: Any,
     setup: WorkerSetup,
     partitions: Sequence[Partition],
-    output: Path,
+    output: Path | str,
     *,
     source: str,
     model_ref: str,
@@ -296,15 +352,19 @@ def score_partitions(
     ``output`` becomes a folder of Parquet files, one per partition
     (``<input sub-folder>/part-00007.parquet``, so a partitioned dataset keeps its
     folders), with a ``_SUCCESS`` file; with ``single_file`` one Parquet file.
-    ``rejects`` is one file (CSV or Parquet) gathering every partition's rejects.
+    An ``s3://`` output is staged and published as :mod:`shipyard.batch.remote_output`
+    describes (the ``_SUCCESS`` object, written last, lists the files).
+    ``rejects`` is one local file (CSV or Parquet) gathering every partition's rejects.
     Returns the summary and how many times workers loaded the model.
     """
     from distributed import as_completed
 
     options = dict(storage_options or {})
     start = time.monotonic()
-    staging = staging_folder(output)
+    remote = RemoteOutput(str(output), options) if is_remote(output) else None
+    staging = remote.new_staging() if remote is not None else str(staging_folder(Path(output)))
     topic = f"shipyard-batch-{secrets.token_hex(6)}"
+    guard = f"{topic}-staging" if remote is not None else None
     done_rows: dict[int, int] = {}
     futures: list[Any] = []
     try:
@@ -330,7 +390,7 @@ def score_partitions(
                 PartitionTask(
                     partition=part,
                     first_row=first,
-                    staging=str(staging),
+                    staging=staging,
                     chunk_size=chunk_size,
                     strict=strict,
                     id_column=id_column,
@@ -338,6 +398,7 @@ def score_partitions(
                     storage_options=options,
                     progress_topic=topic if progress is not None else None,
                     file_row=first - file_start,
+                    staging_guard=guard,
                 )
             )
             first += rows
@@ -366,15 +427,23 @@ def score_partitions(
             client.unsubscribe_topic(topic)
             progress(sum(r.rows_read for r in ordered), total)
         if rejects is not None:
-            _merge_rejects(staging, ordered, rejects)
-        _publish(staging, ordered, partitions, output, single_file=single_file)
+            _merge_rejects(_staged_opener(staging, remote), ordered, rejects)
+        if remote is not None:
+            _publish_remote(remote, staging, ordered, partitions, single_file=single_file)
+        else:
+            _publish(Path(staging), ordered, partitions, Path(output), single_file=single_file)
     except BaseException:
         for future in futures:
             future.cancel()
-        shutil.rmtree(staging, ignore_errors=True)
+        if remote is not None and guard is not None:
+            with _close_staging(guard):
+                remote.discard(staging)
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
-        release_temp_folder(staging)
+        if remote is None:
+            release_temp_folder(Path(staging))
         if progress is not None:
             with contextlib.suppress(Exception):
                 client.unsubscribe_topic(topic)
@@ -422,18 +491,31 @@ def _result(future: Any, partitions: Sequence[Partition]) -> Any:
         ) from exc
 
 
-def _merge_rejects(staging: Path, results: Sequence[PartitionDone], target: Path) -> None:
+StagedOpener = Callable[[str], contextlib.AbstractContextManager[Any]]
+
+
+def _staged_opener(staging: str, remote: RemoteOutput | None) -> StagedOpener:
+    """Opens a file of the staging area by name: a local path, or an S3 object."""
+    if remote is not None:
+        return lambda name: remote.open_staged(staging, name)
+    return lambda name: contextlib.nullcontext(Path(staging) / name)
+
+
+def _merge_rejects(
+    open_staged: StagedOpener, results: Sequence[PartitionDone], target: Path
+) -> None:
     """Every partition's rejects, in input order, into the one rejects file."""
     sink = open_sink(target)
     try:
         for i, result in enumerate(results):
             assert result.rejects is not None
-            file = pq.ParquetFile(staging / result.rejects)
-            if i == 0:  # fixes the columns, even when no partition had a reject
-                sink.write(file.schema_arrow.empty_table())
-            for batch in file.iter_batches():
-                sink.write(_table(batch))
-            file.close()
+            with open_staged(result.rejects) as where:
+                file = pq.ParquetFile(where)
+                if i == 0:  # fixes the columns, even when no partition had a reject
+                    sink.write(file.schema_arrow.empty_table())
+                for batch in file.iter_batches():
+                    sink.write(_table(batch))
+                file.close()
         sink.commit()
     except BaseException:
         sink.abort()
@@ -474,12 +556,51 @@ def _publish(
         shutil.rmtree(staging, ignore_errors=True)
         return
     for result, part in zip(results, partitions, strict=True):
-        folder = PurePosixPath(part.relative).parent
-        target = staging / folder / f"part-{part.index:05d}.parquet"
+        target = staging / _final_name(part)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / result.output, target)
     (staging / SUCCESS_FILE).touch()
     _swap_in(staging, output)
+
+
+def _final_name(part: Partition) -> str:
+    """``day=1/part-00003.parquet``: the input's sub-folder kept, the partition numbered."""
+    return str(PurePosixPath(part.relative).parent / f"part-{part.index:05d}.parquet")
+
+
+def _publish_remote(
+    remote: RemoteOutput,
+    staging: str,
+    results: Sequence[PartitionDone],
+    partitions: Sequence[Partition],
+    *,
+    single_file: bool,
+) -> None:
+    """Publish the staged files to S3 (see :mod:`shipyard.batch.remote_output`)."""
+    if single_file:
+        with tempfile.TemporaryDirectory(prefix="shipyard-single-") as local:
+            joined = Path(local) / "scores.parquet"
+            sink = ParquetSink(joined)
+            try:
+                for result in results:
+                    with remote.open_staged(staging, result.output) as handle:
+                        file = pq.ParquetFile(handle)
+                        for group in range(file.metadata.num_row_groups):
+                            sink.write(file.read_row_group(group))
+                        file.close()
+                sink.commit()
+            except BaseException:
+                sink.abort()
+                raise
+            remote.publish_file(joined)
+    else:
+        files = [
+            (result.output, _final_name(part), result.rows_scored)
+            for result, part in zip(results, partitions, strict=True)
+        ]
+        job = {"rows_read": sum(r.rows_read for r in results)}
+        remote.publish_dataset(staging, files, job=job)
+    remote.discard(staging)
 
 
 def _swap_in(staging: Path, output: Path) -> None:

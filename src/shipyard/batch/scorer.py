@@ -17,8 +17,12 @@ when the model has probabilities, and ``model_version`` (``"iris:3"``).
 An observer, if given, is called once per scored chunk with a
 :class:`ChunkResult` (ids, inputs, outputs, timing): the seam through which the
 prediction log records batch predictions without the loop knowing about it. It
-runs on the writer thread, in chunk order, so logging overlaps the next
-chunk's prediction; an error in it fails the job as a write error does.
+runs on its own thread (beside the one writing the output), in chunk order, so
+logging overlaps writing this chunk and predicting the next ones; an error in
+it fails the job as a write error does.
+
+Memory: at most a few chunks are held at once (two read ahead, ``predict_threads``
+being predicted, two queued for each writer).
 
 Example:
     >>> model = client.registry.load("iris")                                # doctest: +SKIP
@@ -30,8 +34,11 @@ Example:
 from __future__ import annotations
 
 import difflib
+import os
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
@@ -46,11 +53,15 @@ from shipyard.batch.validate import ChunkCheck, check_chunk
 from shipyard.batch.writers import ChunkSink, open_sink
 from shipyard.clock import SYSTEM_CLOCK, Clock
 from shipyard.errors import InvalidInputError, SchemaError, UnscorableInputError
-from shipyard.registry.model import furthest_out_of_range
+from shipyard.registry.array_input import array_input_model
+from shipyard.registry.model import LoadedModel, furthest_out_of_range
 from shipyard.registry.signature import Signature
 from shipyard.tables import ChunkSource, open_source
 
 DEFAULT_CHUNK_SIZE = 100_000
+#: Chunks predicted at once by default (one per core up to this): the model's own
+#: work (NumPy, scikit-learn's tree traversal, onnxruntime) runs outside the GIL.
+MAX_PREDICT_THREADS = 2
 #: How many rejects the summary keeps in memory; all of them go to the rejects file.
 REJECTS_KEPT = 20
 ROW_ID = "row_id"
@@ -166,6 +177,7 @@ def score_file(
     clock: Clock = SYSTEM_CLOCK,
     first_row: int = 0,
     file_row: int | None = None,
+    predict_threads: int | None = None,
 ) -> BatchSummary:
     """Score every row of ``source`` with ``model`` and write the results to ``sink``.
 
@@ -178,8 +190,11 @@ def score_file(
     nothing is written. A column missing from the whole input is always fatal.
     The output (and rejects) file appears atomically when the job succeeds.
     ``on_chunk`` is called with a :class:`ChunkResult` after each scored chunk.
-    ``overlap_io`` reads and writes on background threads while the model
-    predicts (False runs everything in the calling thread).
+    ``overlap_io`` reads and checks, writes and logs on background threads while the
+    model predicts (False runs everything in the calling thread).
+    ``predict_threads`` chunks are predicted at once (default: up to
+    :data:`MAX_PREDICT_THREADS`, one per core, with ``overlap_io``); results are still
+    written, logged and numbered in input order.
     ``first_row`` is the row number of the source's first row: a partition of a
     larger input numbers its row ids, rejects and logged rows as in the whole input.
     ``file_row`` is then the row number of the source's first row within its own
@@ -187,12 +202,32 @@ def score_file(
     """
     if chunk_size < 1:
         raise InvalidInputError(f"The chunk size must be at least 1, got {chunk_size}.")
+    if predict_threads is None:
+        predict_threads = min(os.cpu_count() or 1, MAX_PREDICT_THREADS) if overlap_io else 1
+    if predict_threads < 1:
+        raise InvalidInputError(f"predict_threads must be at least 1, got {predict_threads}.")
+    if isinstance(model, LoadedModel):
+        # A scikit-learn model fitted on a DataFrame checks the column names on every
+        # call (and imports narwhals on the first); when a copy without the names answers
+        # bit for bit the same, it scores the checked float matrix instead.
+        model = array_input_model(model)
     src = open_source(source) if isinstance(source, str | Path) else source
     out = open_sink(sink, fmt=output_format) if isinstance(sink, str | Path) else sink
     rej = open_sink(rejects) if isinstance(rejects, str | Path) else rejects
     writer = BackgroundWriter(background=overlap_io)
+    # The log gets its own thread: encoding its segment (inputs, outputs, zstd) costs more
+    # than the output file, and Parquet encoding runs outside the GIL, so the two overlap.
+    log_writer = BackgroundWriter(background=overlap_io and on_chunk is not None)
     job = _Job(
-        model, src, out, rej, strict=strict, id_column=id_column, on_chunk=on_chunk, writer=writer
+        model,
+        src,
+        out,
+        rej,
+        strict=strict,
+        id_column=id_column,
+        on_chunk=on_chunk,
+        writer=writer,
+        log_writer=log_writer,
     )
     job.first_row = first_row
     job.file_row = file_row
@@ -202,25 +237,45 @@ def score_file(
         total = src.total_rows()
         if progress is not None:
             progress(0, total)
-        chunks = src.chunks(columns, chunk_size)
-        frames = prefetch(chunks) if overlap_io else iter(chunks)
+        # Checking a chunk is column-wise NumPy work: it runs on the reader thread too.
+        checked = job.checked(src.chunks(columns, chunk_size))
+        frames = prefetch(checked) if overlap_io else iter(checked)
+        pool = ThreadPoolExecutor(predict_threads, "shipyard-batch-predict")
+        in_flight: deque[_InFlight] = deque()
         try:
-            for frame in frames:
-                job.score(frame)
+            for frame, check in frames:
+                if check is not None and check.n_bad and strict:
+                    while in_flight:  # an earlier chunk may hold an earlier bad row
+                        job.complete(in_flight.popleft())
+                in_flight.append(job.start(frame, check, pool if predict_threads > 1 else None))
+                # Up to predict_threads chunks are predicted at once; the oldest is
+                # completed (rejects, output, log) in input order.
+                while len(in_flight) >= predict_threads:
+                    job.complete(in_flight.popleft())
+                    if progress is not None:
+                        progress(job.rows_read, total)
+            while in_flight:
+                job.complete(in_flight.popleft())
                 if progress is not None:
                     progress(job.rows_read, total)
         finally:
+            for pending in in_flight:
+                if pending.future is not None:
+                    pending.future.cancel()
+            pool.shutdown(wait=True)
             # Stops the reader thread and closes the file or cursor, even on failure.
             close = getattr(frames, "close", None)
             if close is not None:
                 close()
         job.finish()
         writer.close()
+        log_writer.close()
         out.commit()
         if rej is not None:
             rej.commit()
     except BaseException:
         writer.abandon()
+        log_writer.abandon()
         out.abort()
         if rej is not None:
             rej.abort()
@@ -241,6 +296,20 @@ def score_file(
     )
 
 
+_Outcome = tuple[ChunkCheck, np.ndarray | None, np.ndarray | None, float]
+
+
+@dataclass
+class _InFlight:
+    """A chunk being predicted: its rows, check and offset, and the prediction (to come)."""
+
+    frame: pd.DataFrame
+    check: ChunkCheck | None
+    offset: int
+    future: Future[_Outcome] | None
+    outcome: _Outcome | None
+
+
 class _Job:
     """State of one run of the loop: counters, the output schema, the sinks."""
 
@@ -255,9 +324,11 @@ class _Job:
         id_column: str | None,
         on_chunk: Callable[[ChunkResult], None] | None,
         writer: BackgroundWriter,
+        log_writer: BackgroundWriter,
     ) -> None:
         self.model = model
         self.writer = writer
+        self.log_writer = log_writer
         self.signature = model.signature
         self.source = source
         self.sink = sink
@@ -272,7 +343,9 @@ class _Job:
             None if classes is None else tuple(_py(c) for c in classes)
         )
         self.has_proba = self.classes is not None and model.has_proba
+        self.takes_array = bool(getattr(model, "takes_array", False))
         self.rows_read = self.rows_scored = self.rows_rejected = self.chunks = 0
+        self.rows_started = 0
         self.kept: list[Reject] = []
         self.wrote_output = self.wrote_rejects = False
         self.id_type: pa.DataType | None = None
@@ -325,36 +398,65 @@ class _Job:
         return [f"{PROBA_PREFIX}{c}" for c in self.classes]
 
     # -- per chunk --
-    def score(self, frame: pd.DataFrame) -> None:
-        offset = self.first_row + self.rows_read
-        n = len(frame)
-        self.rows_read += n
-        self.chunks += 1
-        if n == 0:
-            return
-        check = check_chunk(frame, self.signature, text_numbers=self.source.text_numbers)
+    def checked(
+        self, frames: Iterator[pd.DataFrame]
+    ) -> Iterator[tuple[pd.DataFrame, ChunkCheck | None]]:
+        """Each chunk with its check against the signature (None for an empty chunk)."""
+        text_numbers = self.source.text_numbers
+        for frame in frames:
+            if len(frame) == 0:
+                yield frame, None
+            else:
+                yield frame, check_chunk(frame, self.signature, text_numbers=text_numbers)
+
+    def start(
+        self, frame: pd.DataFrame, check: ChunkCheck | None, pool: ThreadPoolExecutor | None
+    ) -> _InFlight:
+        """Number the chunk's rows and start predicting it (on ``pool``, or now)."""
+        offset = self.first_row + self.rows_started
+        self.rows_started += len(frame)
+        if check is None:
+            return _InFlight(frame, check, offset, None, None)
         if check.n_bad and self.strict:
             self._fail(check, offset)  # before spending time on the model
-        check, predictions, probabilities, elapsed = self._predict(frame, check, offset)
+        if pool is None:
+            return _InFlight(frame, check, offset, None, self._predict(frame, check, offset))
+        future = pool.submit(self._predict, frame, check, offset)
+        return _InFlight(frame, check, offset, future, None)
+
+    def complete(self, pending: _InFlight) -> None:
+        """Set aside the chunk's rejects, queue its output and log rows (input order)."""
+        frame, offset = pending.frame, pending.offset
+        self.rows_read += len(frame)
+        self.chunks += 1
+        if pending.check is None:
+            return
+        if pending.future is not None:
+            outcome = pending.future.result()
+        else:
+            assert pending.outcome is not None
+            outcome = pending.outcome
+        check, predictions, probabilities, elapsed = outcome
         if check.n_bad:
             self._reject(frame, check, offset)
         ids = self._ids(frame, offset, check)
         if predictions is None:
             return
-        self.writer.submit(self.sink.write, self._output(ids, predictions, probabilities))
+        # Built on the writer thread: turning labels into Arrow text is per-row work.
+        self.writer.submit(self._write_output, (ids, predictions, probabilities))
         self.wrote_output = True
         self.rows_scored += len(check.frame)
         if self.on_chunk is not None:
-            # On the writer thread, in chunk order: logging a chunk (Arrow conversion and a
+            # On the log's thread, in chunk order: logging a chunk (Arrow conversion and a
             # compressed Parquet segment, mostly outside the GIL) overlaps the next predict.
-            self.writer.submit(
+            self.log_writer.submit(
                 self.on_chunk,
                 ChunkResult(
                     model_name=self.model.name,
                     model_version=self.model.version,
                     offset=offset,
                     ids=ids.to_numpy(zero_copy_only=False),
-                    rows=_row_numbers(offset, n, check),
+                    rows=_row_numbers(offset, len(frame), check),
                     inputs=check.frame,
                     predictions=predictions,
                     probabilities=probabilities,
@@ -380,7 +482,7 @@ class _Job:
                 return check, None, None, 0.0
             started = time.perf_counter()
             try:
-                predictions, probabilities = self.model.predict_with_proba(check.frame)
+                predictions, probabilities = self.model.predict_with_proba(self._model_input(check))
                 if not self.has_proba:
                     probabilities = None
             except UnscorableInputError as exc:
@@ -413,6 +515,21 @@ class _Job:
             "input against the model's training data.",
         )
 
+    def _model_input(self, check: ChunkCheck) -> pd.DataFrame | np.ndarray:
+        """The checked rows as the model takes them: a float matrix when it scores arrays.
+
+        The validator already converted every column, so a model that takes a matrix gets
+        one straight from the columns; handing it the DataFrame instead made
+        :meth:`~shipyard.registry.signature.Signature.coerce_array` convert it again,
+        column by column (as long as the model's own prediction for a logistic regression).
+        """
+        frame = check.frame
+        if not self.takes_array or not all(
+            isinstance(t, np.dtype) and t.kind in "fiu" for t in frame.dtypes
+        ):
+            return frame
+        return np.column_stack([frame[c].to_numpy(dtype=np.float64) for c in frame.columns])
+
     def _ids(self, frame: pd.DataFrame, offset: int, check: ChunkCheck) -> pa.Array:
         if self.id_column is None:
             return pa.array(_row_numbers(offset, len(frame), check))
@@ -423,6 +540,9 @@ class _Job:
         if self.id_type is None:
             self.id_type = ids.type
         return ids
+
+    def _write_output(self, scored: tuple[pa.Array, np.ndarray, np.ndarray | None]) -> None:
+        self.sink.write(self._output(*scored))
 
     def _output(
         self, ids: pa.Array, predictions: np.ndarray, probabilities: np.ndarray | None

@@ -9,6 +9,7 @@ Example:
     shipyard predict iris:3 --input-db postgresql://... --input-table visits --output s.csv
     shipyard predict iris --input "rows/*.parquet" --output scores/ --workers 2
     shipyard predict iris --input s3://bucket/events/ --output scores/ --cluster tcp://sched:8786
+    shipyard predict iris --input s3://bucket/events/ --output s3://bucket/scores/ --workers 2
 
 With ``--workers N``, ``--cluster ADDRESS`` or an input of many files (a folder,
 a glob, a partitioned dataset) the same chunk scorer runs once per partition
@@ -36,6 +37,7 @@ from rich.table import Table
 
 from shipyard.batch import DEFAULT_CHUNK_SIZE, BatchSummary, score_file
 from shipyard.batch.parallel import WorkerTools
+from shipyard.batch.remote_output import is_remote
 from shipyard.batch.scorer import ChunkResult, ProgressCallback
 from shipyard.batch.writers import open_sink
 from shipyard.cli._common import console, err_console, get_client, print_json, to_jsonable
@@ -65,8 +67,12 @@ def predict_command(
         help="Table to score: a Parquet, CSV or JSON lines file (format from the extension; "
         "also .gz and s3://) or a database URL#TABLE / URL#SELECT ....",
     ),
-    output: Path = typer.Option(
-        ..., "--output", "-o", help="Where to write the scores (.parquet or .csv)."
+    output: str = typer.Option(
+        ...,
+        "--output",
+        "-o",
+        help="Where to write the scores (.parquet or .csv); with --workers/--cluster a "
+        "folder, or an s3:// prefix.",
     ),
     chunk_size: int = typer.Option(
         DEFAULT_CHUNK_SIZE, "--chunk-size", min=1, help="Rows read, checked and scored at once."
@@ -128,6 +134,11 @@ def predict_command(
         raise InvalidInputError(
             "Give --workers N (a local cluster) or --cluster ADDRESS, not both."
         )
+    if is_remote(output) and workers is None and cluster is None and not _many_files(input):
+        raise InvalidInputError(
+            f"--output {output!r}: an s3:// output is written by a parallel job; add "
+            "--workers N (a local Dask cluster) or --cluster ADDRESS."
+        )
     if workers is not None or cluster is not None or _many_files(input):
         _predict_parallel(
             client,
@@ -148,9 +159,9 @@ def predict_command(
         )
         return
     source = _source(input, input_db, input_table, input_query, storage_options(client.settings))
-    if input is not None and Path(input).resolve() == output.resolve():
+    if input is not None and Path(input).resolve() == Path(output).resolve():
         raise typer.BadParameter("must differ from --input", param_hint="--output")
-    sink = open_sink(output, fmt=fmt)
+    sink = open_sink(Path(output), fmt=fmt)
     reject_sink = open_sink(rejects) if rejects is not None else None
     model = client.registry.load(ref)
     job_id = f"batch-{uuid.uuid4().hex[:12]}"
@@ -194,7 +205,7 @@ def _predict_parallel(
     ref: str,
     *,
     input: str | None,
-    output: Path,
+    output: str,
     sql: bool,
     fmt: str | None,
     chunk_size: int,
@@ -216,20 +227,24 @@ def _predict_parallel(
             "--workers and --cluster score files (a file, a folder, a glob or a partitioned "
             "Parquet dataset); a database table is scored by one process: drop --workers."
         )
-    if (fmt or "parquet").lower() != "parquet" or output.suffix.lower() == ".csv":
+    if (fmt or "parquet").lower() != "parquet" or output.lower().rstrip("/").endswith(".csv"):
         raise InvalidInputError(
-            f"A parallel job writes Parquet; --output {str(output)!r} asks for CSV. Name a "
+            f"A parallel job writes Parquet; --output {output!r} asks for CSV. Name a "
             "folder (one file per partition) or a .parquet file with --single-file."
         )
-    if "://" in str(output):
+    if is_remote(output):
+        _check_remote_output(input, output, rejects)
+    elif "://" in output:
         raise InvalidInputError(
-            f"--output {str(output)!r}: a parallel job writes to a local or shared folder."
+            f"--output {output!r}: a parallel job writes to a local or shared folder, or to "
+            "an s3:// prefix."
         )
-    resolved = output.resolve()
-    if "://" not in input and (
-        Path(input).resolve() == resolved or resolved.is_relative_to(Path(input).resolve())
-    ):
-        raise typer.BadParameter("must be outside --input", param_hint="--output")
+    else:
+        resolved = Path(output).resolve()
+        if "://" not in input and (
+            Path(input).resolve() == resolved or resolved.is_relative_to(Path(input).resolve())
+        ):
+            raise typer.BadParameter("must be outside --input", param_hint="--output")
     options = storage_options(client.settings)
     partitions = plan_partitions(input, partition_rows=partition_rows, storage_options=options)
     version = client.registry.resolve(ref)
@@ -243,7 +258,7 @@ def _predict_parallel(
             dask,
             setup,
             partitions,
-            output,
+            output if is_remote(output) else Path(output),
             source=input,
             model_ref=version.ref,
             chunk_size=chunk_size,
@@ -264,6 +279,22 @@ def _predict_parallel(
         f"{len(partitions)} partition(s) on {n_workers} Dask worker(s). Logged as prediction "
         f"job {job_id}: labels join as " + '{"request_id": "' + job_id + '", "row": <row number>}.'
     )
+
+
+def _check_remote_output(input: str, output: str, rejects: Path | None) -> None:
+    """An s3:// output replaces everything under its prefix: never the input's objects."""
+    # Typer made --rejects a Path, which folds "s3://" into "s3:/".
+    if rejects is not None and str(rejects).lower().startswith(("s3:/", "s3a:/")):
+        raise InvalidInputError(
+            f"--rejects {str(rejects)!r}: the rejects file is written locally; name a local path."
+        )
+    out = output.rstrip("/") + "/"
+    source = input.split("*", 1)[0]  # a glob's fixed part
+    if is_remote(source) and (source.startswith(out) or out.startswith(source.rstrip("/") + "/")):
+        raise typer.BadParameter(
+            "must be outside --input: publishing replaces every object under it",
+            param_hint="--output",
+        )
 
 
 class PredictWorkerSetup:

@@ -415,6 +415,17 @@ def _row_numbers(event: PredictionEventLike, n: int) -> np.ndarray:
     return rows.astype(np.int32)
 
 
+def _per_event(values: Sequence[Any], sizes: np.ndarray, type: pa.DataType) -> pa.Array:
+    """One value per event, repeated over the event's rows.
+
+    A batch job logs one event of 100,000 rows per chunk: Arrow repeats its values
+    in C++, where a NumPy object array of 100,000 strings cost ~2.5 ms per column.
+    """
+    if len(values) == 1:
+        return pa.repeat(pa.scalar(values[0], type), int(sizes[0]))
+    return pa.array(np.repeat(np.array(values, dtype=object), sizes), type)
+
+
 def events_table(events: Sequence[PredictionEventLike], source: Source | None = None) -> pa.Table:
     """Answered requests (each with all its rows) as one table with the log's columns.
 
@@ -426,25 +437,20 @@ def events_table(events: Sequence[PredictionEventLike], source: Source | None = 
     predictions = [np.asarray(e.predictions) for e in events]
     sizes = np.array([len(p) for p in predictions])
     total = int(sizes.sum())
-    stamps = np.repeat(np.array([_epoch_us(e.timestamp) for e in events], np.int64), sizes)
+    stamps = _per_event([_epoch_us(e.timestamp) for e in events], sizes, pa.int64())
     columns = _meta_columns(
-        np.repeat(np.array([e.request_id for e in events], dtype=object), sizes),
+        _per_event([e.request_id for e in events], sizes, pa.string()),
         np.concatenate([_row_numbers(e, int(n)) for e, n in zip(events, sizes, strict=True)]),
-        pa.array(stamps, pa.int64()).cast(TIMESTAMP),
-        np.repeat(np.array([e.model for e in events], dtype=object), sizes),
-        np.repeat(np.array([int(e.version) for e in events], np.int64), sizes),
-        np.repeat(np.array([e.variant for e in events], dtype=object), sizes),
-        np.repeat(
-            np.array([source or getattr(e, "source", "online") for e in events], dtype=object),
-            sizes,
-        ),
-        np.repeat(np.array([float(e.latency_seconds) for e in events]), sizes),
+        stamps.cast(TIMESTAMP),
+        _per_event([e.model for e in events], sizes, pa.string()),
+        _per_event([int(e.version) for e in events], sizes, pa.int64()),
+        _per_event([e.variant for e in events], sizes, pa.string()),
+        _per_event([source or getattr(e, "source", "online") for e in events], sizes, pa.string()),
+        _per_event([float(e.latency_seconds) for e in events], sizes, pa.float64()),
     )
     deployments = [getattr(e, "deployment", None) for e in events]
     if any(name is not None for name in deployments):  # served through a deployment
-        columns["deployment"] = pa.array(
-            np.repeat(np.array(deployments, dtype=object), sizes), pa.string()
-        )
+        columns["deployment"] = _per_event(deployments, sizes, pa.string())
     frames = [_event_inputs(e, int(n)) for e, n in zip(events, sizes, strict=True)]
     sent = _sent_columns(events, frames)
     if sent is None:  # inserted request by request, as sent, in front of the inputs
