@@ -126,7 +126,8 @@ class PredictionEventLike(Protocol):
     """A whole answered request, column-wise (what the server's observer seam hands over).
 
     ``timestamp`` is seconds since the epoch (or an aware datetime); ``inputs``
-    a frame with one row per prediction (an array gets columns ``0..k-1``);
+    a frame with one row per prediction (an array gets columns ``0..k-1``, or the
+    names in an ``input_columns`` attribute when the event has one);
     ``probabilities`` one column per entry of ``classes``.
     """
 
@@ -337,10 +338,36 @@ def _epoch_us(value: float | datetime) -> int:
     return round(float(value) * 1_000_000)
 
 
+def _named_matrix(
+    events: Sequence[PredictionEventLike], sizes: np.ndarray
+) -> tuple[np.ndarray, pd.Index] | None:
+    """The events' inputs stacked into one float matrix, when every event carries a
+    2-D float matrix of its own rows with the same column names (``input_columns``),
+    as the server hands them over; else None (built frame by frame instead)."""
+    names = getattr(events[0], "input_columns", None)
+    if names is None:
+        return None
+    parts = []
+    for event, n in zip(events, sizes, strict=True):
+        inputs = event.inputs
+        same = getattr(event, "input_columns", None)
+        if (
+            not isinstance(inputs, np.ndarray)
+            or inputs.dtype != np.float64
+            or inputs.shape != (n, len(names))
+            or same is None
+            or (same is not names and not same.equals(names))
+        ):
+            return None
+        parts.append(inputs)
+    return (parts[0] if len(parts) == 1 else np.concatenate(parts)), names
+
+
 def _event_inputs(event: PredictionEventLike, n: int) -> pd.DataFrame:
     inputs = event.inputs
     if not isinstance(inputs, pd.DataFrame):
-        inputs = pd.DataFrame(np.asarray(inputs).reshape(n, -1))
+        names = getattr(event, "input_columns", None)
+        inputs = pd.DataFrame(np.asarray(inputs).reshape(n, -1), columns=names)
     if len(inputs) != n:
         raise InvalidInputError(
             f"Request {event.request_id}: {len(inputs)} input rows but {n} predictions."
@@ -385,10 +412,16 @@ def events_table(events: Sequence[PredictionEventLike], source: Source | None = 
         columns["deployment"] = pa.array(
             np.repeat(np.array(deployments, dtype=object), sizes), pa.string()
         )
-    frames = [_event_inputs(e, int(n)) for e, n in zip(events, sizes, strict=True)]
-    inputs = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    for name in inputs.columns:
-        columns[INPUT_PREFIX + str(name)] = _array(inputs[name])
+    stacked = _named_matrix(events, sizes)
+    if stacked is not None:  # the server's events: one float matrix, named columns
+        values, names = stacked
+        for j, name in enumerate(names):
+            columns[INPUT_PREFIX + str(name)] = _array(np.ascontiguousarray(values[:, j]))
+    else:
+        frames = [_event_inputs(e, int(n)) for e, n in zip(events, sizes, strict=True)]
+        inputs = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        for name in inputs.columns:
+            columns[INPUT_PREFIX + str(name)] = _array(inputs[name])
     flat = np.concatenate(predictions) if predictions[0].ndim <= 1 else None
     columns["prediction"] = _array(
         flat if flat is not None else [row for p in predictions for row in p]

@@ -37,6 +37,7 @@ from shipyard.serving.observer import (
     PredictionObserver,
     ProtocolName,
     notify,
+    wants_frames,
 )
 from shipyard.serving.runtime import ModelRuntime, Prediction, ServedModel
 
@@ -76,6 +77,8 @@ class Inference:
         self.contract = contract
         self.metrics = metrics
         self.observers = tuple(observers)
+        # Observers that all take the validated matrix spare each request a DataFrame.
+        self._frames = wants_frames(self.observers)
         self.variant = variant
 
     async def run(
@@ -121,8 +124,12 @@ class Inference:
         served.count(self.metrics, result.labels)
         if self.observers:
             latency = time.perf_counter() - started
-            if isinstance(X, np.ndarray):  # observers always get named columns
-                X = pd.DataFrame(X, columns=served.columns, copy=False)
+            columns = None
+            if isinstance(X, np.ndarray):
+                if self._frames or joined is not None:  # named columns, built here
+                    X = pd.DataFrame(X, columns=served.columns, copy=False)
+                else:  # the observers name the matrix's columns themselves
+                    columns = served.columns
             if joined is not None and spec is not None:
                 # The log keeps the feature values the model saw, the keys they were fetched
                 # by and the request-time fields, so a skew check can rebuild those rows.
@@ -149,6 +156,7 @@ class Inference:
                     classes=None if served.classes is None else tuple(served.classes.tolist()),
                     latency_seconds=latency,
                     contract_violations=flags,
+                    input_columns=columns,
                 ),
             )
         return served, X, result
