@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from monitoring_support import T0
 
 from shipyard.monitoring.records import events_table
+from shipyard.registry.signature import ColumnBatch
 from shipyard.serving.observer import PredictionEvent
 
 COLUMNS = pd.Index(["sepal_length", "sepal_width", "petal_length", "petal_width"])
@@ -74,3 +76,42 @@ def test_mixed_events_fall_back_to_frames_with_the_same_names() -> None:
     table = events_table([mixed[0], renamed])
     assert table.column("in_a").to_pylist()[1:] == [6.7, None, 4.9]
     assert table.column("in_sepal_length").to_pylist()[:1] == [5.1]
+
+
+def _mixed_event(request_id: str, colours: list[Any], *, as_frame: bool) -> PredictionEvent:
+    n = len(colours)
+    batch = ColumnBatch(
+        {
+            "sepal_length": np.linspace(4.0, 7.0, n),
+            "colour": np.array(colours, dtype=object),
+        },
+        n,
+    )
+    return PredictionEvent(
+        request_id=request_id,
+        timestamp=T0.timestamp(),
+        model="iris",
+        version=2,
+        variant="default",
+        protocol="predict",
+        inputs=batch.frame() if as_frame else batch,
+        predictions=np.zeros(n, dtype=np.int64),
+        probabilities=None,
+        classes=None,
+        latency_seconds=0.001,
+    )
+
+
+def test_validated_columns_give_the_table_their_frames_give() -> None:
+    # Text throughout (one frame for all events), then a missing text (frame by frame:
+    # a column of only missing values has another type than one with text).
+    for colours in (
+        [["green"], ["red", "blue"], ["never-seen"]],
+        [["green"], [np.nan], ["red", np.nan]],
+    ):
+        frames = [_mixed_event(f"r{i}", c, as_frame=True) for i, c in enumerate(colours)]
+        batches = [_mixed_event(f"r{i}", c, as_frame=False) for i, c in enumerate(colours)]
+        expected = events_table(frames)
+        got = events_table(batches)
+        assert got.equals(expected), colours
+        assert got.schema == expected.schema

@@ -49,6 +49,7 @@ import pandas as pd
 import pyarrow as pa
 
 from shipyard.errors import InvalidInputError
+from shipyard.registry.signature import ColumnBatch
 
 __all__ = [
     "INPUT_PREFIX",
@@ -142,7 +143,7 @@ class PredictionEventLike(Protocol):
     @property
     def variant(self) -> str: ...
     @property
-    def inputs(self) -> pd.DataFrame | np.ndarray: ...
+    def inputs(self) -> pd.DataFrame | np.ndarray | ColumnBatch: ...
     @property
     def predictions(self) -> np.ndarray: ...
     @property
@@ -363,8 +364,37 @@ def _named_matrix(
     return (parts[0] if len(parts) == 1 else np.concatenate(parts)), names
 
 
+def _stacked_columns(events: Sequence[PredictionEventLike]) -> ColumnBatch | None:
+    """The events' validated columns one after the other, when one frame of them all
+    has the very column types the events' frames concatenated have: every event a
+    :class:`ColumnBatch` with the same columns, each column float64 throughout or
+    text without a missing value throughout. Else None (built frame by frame)."""
+    parts = [e.inputs for e in events]
+    first = parts[0]
+    if not isinstance(first, ColumnBatch):
+        return None
+    names = list(first.columns)
+    for part in parts:
+        if not isinstance(part, ColumnBatch) or list(part.columns) != names:
+            return None
+    for name in names:
+        arrays = [p.columns[name] for p in parts]  # type: ignore[union-attr]
+        kind = arrays[0].dtype.kind
+        if kind == "f":
+            if any(a.dtype != np.float64 for a in arrays):
+                return None
+        elif kind == "O":
+            if any(a.dtype.kind != "O" or not all(type(v) is str for v in a) for a in arrays):
+                return None
+        else:
+            return None
+    return ColumnBatch.concat(parts)  # type: ignore[arg-type]
+
+
 def _event_inputs(event: PredictionEventLike, n: int) -> pd.DataFrame:
     inputs = event.inputs
+    if isinstance(inputs, ColumnBatch):
+        inputs = inputs.frame()  # what the frame path of the server would have handed over
     if not isinstance(inputs, pd.DataFrame):
         names = getattr(event, "input_columns", None)
         inputs = pd.DataFrame(np.asarray(inputs).reshape(n, -1), columns=names)
@@ -413,10 +443,15 @@ def events_table(events: Sequence[PredictionEventLike], source: Source | None = 
             np.repeat(np.array(deployments, dtype=object), sizes), pa.string()
         )
     stacked = _named_matrix(events, sizes)
+    batch = None if stacked is not None else _stacked_columns(events)
     if stacked is not None:  # the server's events: one float matrix, named columns
         values, names = stacked
         for j, name in enumerate(names):
             columns[INPUT_PREFIX + str(name)] = _array(np.ascontiguousarray(values[:, j]))
+    elif batch is not None:  # validated columns: one frame for them all
+        inputs = batch.frame()
+        for name in inputs.columns:
+            columns[INPUT_PREFIX + str(name)] = _array(inputs[name])
     else:
         frames = [_event_inputs(e, int(n)) for e, n in zip(events, sizes, strict=True)]
         inputs = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)

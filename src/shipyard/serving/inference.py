@@ -29,6 +29,7 @@ import pandas as pd
 
 from shipyard.clock import SYSTEM_CLOCK, Clock
 from shipyard.errors import ConfigError
+from shipyard.registry.signature import ColumnBatch
 from shipyard.serving.contract_guard import ContractGuard
 from shipyard.serving.fastpath import FastPath
 from shipyard.serving.metrics import ServingMetrics
@@ -89,7 +90,7 @@ class Inference:
         protocol: ProtocolName,
         started: float,
         served: ServedModel | None = None,
-    ) -> tuple[ServedModel, pd.DataFrame | np.ndarray, Prediction]:
+    ) -> tuple[ServedModel, pd.DataFrame | np.ndarray | ColumnBatch, Prediction]:
         """Predict ``data`` (anything :meth:`Signature.coerce` accepts) on the served model.
 
         ``started`` is the request's arrival on the ``time.perf_counter`` clock.
@@ -125,7 +126,9 @@ class Inference:
         if self.observers:
             latency = time.perf_counter() - started
             columns = None
-            if isinstance(X, np.ndarray):
+            if isinstance(X, ColumnBatch) and (self._frames or joined is not None):
+                X = X.frame()  # the prediction log alone takes the columns as they are
+            elif isinstance(X, np.ndarray):
                 if self._frames or joined is not None:  # named columns, built here
                     X = pd.DataFrame(X, columns=served.columns, copy=False)
                 else:  # the observers name the matrix's columns themselves

@@ -28,6 +28,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from shipyard.registry.signature import ColumnBatch
+
 logger = logging.getLogger("shipyard.serving")
 
 ProtocolName = Literal["predict", "mlflow", "v2"]
@@ -40,8 +42,9 @@ class PredictionEvent:
     ``inputs`` is the validated frame the model saw (signature order), one row
     per prediction; ``probabilities`` has one column per entry of ``classes``.
     An observer that sets ``takes_arrays = True`` may instead get the validated
-    float matrix as ``inputs``, its column names in ``input_columns`` (see
-    :func:`wants_frames`); every other observer always gets a frame.
+    float matrix as ``inputs``, its column names in ``input_columns``, or a
+    :class:`~shipyard.registry.signature.ColumnBatch` (see :func:`wants_frames`);
+    every other observer always gets a frame.
     ``timestamp`` is when the request arrived (seconds since the epoch) and
     ``latency_seconds`` the time from arrival to the model's answer.
     """
@@ -52,7 +55,7 @@ class PredictionEvent:
     version: int
     variant: str
     protocol: ProtocolName
-    inputs: pd.DataFrame | np.ndarray
+    inputs: pd.DataFrame | np.ndarray | ColumnBatch
     predictions: np.ndarray
     probabilities: np.ndarray | None
     classes: tuple[Any, ...] | None
