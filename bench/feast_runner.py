@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import tempfile
 import time
 import warnings
@@ -87,8 +86,9 @@ def main() -> None:
     seconds = time.perf_counter() - started
     frame = frame.sort_values("row_id").reset_index(drop=True)
     frame.to_parquet(args.output, index=False)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_kib / 1024, "rows": len(frame)}))
+    from _rss import peak_rss_mb  # next to this script (not ru_maxrss: see _rss)
+
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "rows": len(frame)}))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The layers of the architecture hold (README "Architecture", DESIGN.md).
+"""The layers of the architecture hold (README "Architecture").
 
 Two checks over every import in ``src/shipyard``, those inside functions
 included:

@@ -19,18 +19,11 @@ from shipyard.config import Settings
 from shipyard.store.alias_store import AliasStore
 from shipyard.store.audit_store import AuditStore
 from shipyard.store.database import Database
-from shipyard.store.feature_store import FeatureStore
-from shipyard.store.loop_store import LoopStore
 from shipyard.store.model_store import ModelStore
-from shipyard.store.monitor_store import MonitorStore
-from shipyard.store.rollout_store import RolloutStore
-from shipyard.store.run_query import RunQueries
-from shipyard.store.run_search import RunSearch
-from shipyard.store.run_store import RunStore
-from shipyard.store.validation_store import ValidationStore
 
-# Each service is imported with its first use, so a command that only reads the
-# metadata (``shipyard models list``) does not load pandas, pyarrow and the registry.
+# Each service, and each store but the model, alias and audit stores, is imported
+# with its first use, so a command that only reads the metadata (``shipyard models
+# list``) does not load pandas, pyarrow and the registry, nor the other stores' tables.
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -40,6 +33,14 @@ if TYPE_CHECKING:
     from shipyard.registry.service import Registry
     from shipyard.store.artifacts import ArtifactStore
     from shipyard.store.dataset_store import DatasetStore
+    from shipyard.store.feature_store import FeatureStore
+    from shipyard.store.loop_store import LoopStore
+    from shipyard.store.monitor_store import MonitorStore
+    from shipyard.store.rollout_store import RolloutStore
+    from shipyard.store.run_query import RunQueries
+    from shipyard.store.run_search import RunSearch
+    from shipyard.store.run_store import RunStore
+    from shipyard.store.validation_store import ValidationStore
     from shipyard.tracking.runs import Tracker
 
 if TYPE_CHECKING:
@@ -64,15 +65,21 @@ class Shipyard:
 
     @cached_property
     def runs(self) -> RunStore:
+        from shipyard.store.run_store import RunStore
+
         return RunStore(self.database)
 
     @cached_property
     def run_queries(self) -> RunQueries:
         """The runs table's filtered, sorted, paged queries (the web UI's)."""
+        from shipyard.store.run_query import RunQueries
+
         return RunQueries(self.database)
 
     @cached_property
     def run_search(self) -> RunSearch:
+        from shipyard.store.run_search import RunSearch
+
         return RunSearch(self.database)
 
     @cached_property
@@ -89,22 +96,32 @@ class Shipyard:
 
     @cached_property
     def validation(self) -> ValidationStore:
+        from shipyard.store.validation_store import ValidationStore
+
         return ValidationStore(self.database)
 
     @cached_property
     def rollouts(self) -> RolloutStore:
+        from shipyard.store.rollout_store import RolloutStore
+
         return RolloutStore(self.database)
 
     @cached_property
     def loops(self) -> LoopStore:
+        from shipyard.store.loop_store import LoopStore
+
         return LoopStore(self.database)
 
     @cached_property
     def monitors(self) -> MonitorStore:
+        from shipyard.store.monitor_store import MonitorStore
+
         return MonitorStore(self.database)
 
     @cached_property
     def feature_store(self) -> FeatureStore:
+        from shipyard.store.feature_store import FeatureStore
+
         return FeatureStore(self.database)
 
     @cached_property

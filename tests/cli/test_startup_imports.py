@@ -86,6 +86,39 @@ def test_models_list_opens_the_store_without_pandas_or_sklearn(tmp_path: Path) -
     ] == []
 
 
+def test_models_list_loads_only_the_stores_it_reads(tmp_path: Path) -> None:
+    """The client imports each store with its first use: listing models reads the
+    model and alias tables, not the loop, rollout, validation, feature or run stores
+    (together about 0.1 s of CPU at every start)."""
+    code = (
+        "import sys\n"
+        "from shipyard.cli.main import app\n"
+        "sys.argv = ['shipyard', 'models', 'list', '--json']\n"
+        "try:\n"
+        "    app(prog_name='shipyard')\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code"
+    )
+    script = f"{code}\nimport json\nprint(json.dumps(sorted(sys.modules)))"
+    env = {**os.environ, "SHIPYARD_HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    loaded = set(json.loads(out.splitlines()[-1]))
+    assert "shipyard.store.model_store" in loaded  # it did read the models
+    unused = (
+        "feature_store",
+        "loop_store",
+        "monitor_store",
+        "rollout_store",
+        "run_query",
+        "run_search",
+        "run_store",
+        "validation_store",
+    )
+    assert [m for m in unused if f"shipyard.store.{m}" in loaded] == []
+
+
 def root_help(group: Any, capsys: pytest.CaptureFixture[str]) -> str:
     group.main(["--help"], prog_name="shipyard", standalone_mode=False)
     return capsys.readouterr().out

@@ -139,3 +139,26 @@ def test_prune_keeps_versions_a_run_uses(client: Shipyard) -> None:
     pd.testing.assert_frame_equal(data.read("wine:3"), frame)
     with pytest.raises(DatasetNotFoundError):
         data.resolve("wine:1")
+
+
+def test_a_parquet_file_and_the_same_dataframe_store_the_same_chunks(
+    client: Shipyard, tmp_path: Path
+) -> None:
+    # A Parquet source's chunks are encoded from its Arrow batches, a DataFrame's from
+    # pandas: the bytes must agree, or the second snapshot would store everything again.
+    # (Another dataset name: no earlier version of its own to reuse chunks from.)
+    digits = load_digits(as_frame=True).frame.assign(
+        at=pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(1797), "min")
+    )
+    path = tmp_path / "digits.parquet"
+    digits.to_parquet(path, row_group_size=500)
+    data = small_chunks(client)
+    from_frame = data.snapshot(digits, name="digits")
+    from_file = data.snapshot(str(path), name="digits_file")
+
+    assert from_frame.details["chunks"] > 50
+    assert from_file.new_bytes == 0
+    assert [c["digest"] for c in data.manifest(from_file)["chunks"]] == [
+        c["digest"] for c in data.manifest(from_frame)["chunks"]
+    ]
+    pd.testing.assert_frame_equal(data.read(from_file), digits)

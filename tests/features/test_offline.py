@@ -246,3 +246,61 @@ def test_an_on_demand_function_that_cannot_be_imported(tmp_path: Path) -> None:
     # Refused when applied, with what to do, not at the first training set or request.
     with pytest.raises(InvalidInputError, match=r"cannot import module 'no_such_mod'.*PYTHONPATH"):
         service.apply(path)
+
+
+def test_every_dtype_streams_back_in_entity_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Text, boolean, integer, float and timestamp features, the join's result streamed in
+    small batches (in DuckDB's order) and put back in entity order: values as the
+    reference, nulls where nothing matched, integers and booleans nullable."""
+    import shipyard.features.offline as offline
+
+    monkeypatch.setattr(offline, "_BATCH_ROWS", 7)
+    rng = np.random.default_rng(3)
+    n = 400
+    source = pd.DataFrame(
+        {
+            "driver_id": rng.integers(1001, 1011, n),
+            "event_timestamp": T0 + pd.to_timedelta(rng.integers(0, 48 * 3600, n), "s"),
+            "tier": rng.choice(["gold", "silver", "bronze"], n),
+            "active": rng.random(n) < 0.5,
+            "trips": rng.integers(0, 50, n).astype("int32"),
+            "score": rng.normal(size=n),
+            "joined": T0 - pd.to_timedelta(rng.integers(0, 1000, n), "D"),
+        }
+    )
+    source["created"] = source["event_timestamp"]
+    root = tmp_path / "repo"
+    root.mkdir()
+    source.to_parquet(root / "profile.parquet", index=False)
+    (root / "features.yaml").write_text(
+        "entities:\n  - name: driver\n    join_keys: [driver_id]\n"
+        "sources:\n  - name: profile\n    path: profile.parquet\n"
+        "    timestamp_field: event_timestamp\n    created_timestamp_column: created\n"
+        "feature_views:\n  - name: profile\n    entities: [driver]\n    source: profile\n"
+        "    ttl: 3h\n    features:\n      - {name: tier, dtype: string}\n"
+        "      - {name: active, dtype: bool}\n      - {name: trips, dtype: int32}\n"
+        "      - {name: score, dtype: float64}\n      - {name: joined, dtype: timestamp}\n"
+    )
+    service = _service(tmp_path)
+    service.apply(root / "features.yaml")
+    entities = pd.DataFrame(
+        {
+            "driver_id": rng.integers(1000, 1012, 300),  # 1000 and 1011 are unknown
+            "event_timestamp": T0 + pd.to_timedelta(rng.integers(0, 50 * 3600, 300), "s"),
+        }
+    )
+    names = ["tier", "active", "trips", "score", "joined"]
+    result = service.training_set(entities, [f"profile:{f}" for f in names])
+    pd.testing.assert_frame_equal(result[entities.columns], entities)
+    expected = reference(
+        entities, source, keys=["driver_id"], features=names, ttl=timedelta(hours=3)
+    )
+    # Timestamp features come out as naive UTC wall times (the source's are aware).
+    assert_matches(result.assign(joined=result["joined"].dt.tz_localize("UTC")), expected, names)
+    assert 0.2 < result["score"].notna().mean() < 1.0
+    assert result["active"].dtype == "boolean" and result["trips"].dtype == "Int32"
+    assert result["score"].dtype == "float64"
+    assert pd.api.types.is_datetime64_any_dtype(result["joined"])
+    assert pd.api.types.is_string_dtype(result["tier"])

@@ -116,3 +116,34 @@ def test_get_online_records_equal_the_dataframe(service: FeatureService) -> None
             else:
                 assert record[feature] == row[feature]
     assert records[2]["acc_rate"] is None
+
+
+def test_groups_of_rows_share_one_read_and_each_equals_its_own_call(
+    service: FeatureService,
+) -> None:
+    """A server's micro-batch: one read per view for all the groups, and each group's
+    answer exactly what reading it alone gives (records and DataFrames)."""
+    service.materialize(end=END)
+    groups = [
+        [{"driver_id": 1001}],
+        [{"driver_id": 5}, {"driver_id": 1003}],  # an unknown key among known ones
+        [{"driver_id": 1001, "note": "x"}],  # a field only this group has
+    ]
+    store = service.online_store
+    reads: list[int] = []
+    real_read = store.read
+
+    def counted(view: str, keys: list[tuple[str, ...]]) -> list[object]:
+        reads.append(len(keys))
+        return real_read(view, keys)
+
+    store.read = counted  # type: ignore[method-assign]
+    records = service.get_online_many("driver_stats", groups, now=END)
+    frames = service.online_many("driver_stats", groups, now=END)
+    assert reads == [4, 4]  # one read per call, for the four rows of the three groups
+    for group, got_records, got_frame in zip(groups, records, frames, strict=True):
+        assert got_records == service.get_online("driver_stats", group, now=END)
+        pd.testing.assert_frame_equal(got_frame, service.online("driver_stats", group, now=END))
+    assert list(frames[0].columns) == list(service.online("driver_stats", groups[0]).columns)
+    assert "note" in frames[2].columns and "note" not in frames[0].columns
+    assert records[1][0]["acc_rate"] is None and records[1][1]["acc_rate"] is not None

@@ -78,6 +78,9 @@ def test_healthy_canary_is_promoted_and_the_alias_follows(
     assert chain.run_datasets["training"]["content_hash"] == chain.data["content_hash"]
     assert chain.loop_run == second.run.id
     assert chain.deployments == {"iris": "primary"} and chain.predictions == 7
+    # Counted per UTC day in the log, not read row by row.
+    assert [(w.day, w.rows) for w in chain.windows] == [(served.date(), 7)]
+    assert chain.first_prediction == chain.last_prediction == chain.windows[0].first
     lines = chain.describe()
     assert lines[0].startswith(f"data:        {iris_csv} (150 rows, sha256 ")
     assert lines[1] == "snapshot:    iris:1"  # the loop's first snapshot (the champion was not)

@@ -10,6 +10,7 @@ import pytest
 from monitoring_support import T0
 
 from shipyard.monitoring.bucket_figures import bucket_accuracy
+from shipyard.monitoring.calibration import Calibration, ClassMap
 from shipyard.monitoring.feedback import record_feedback
 from shipyard.monitoring.performance import performance
 from shipyard.monitoring.prediction_log import PredictionLog
@@ -72,3 +73,53 @@ def test_bucket_accuracy_equals_performance(
         assert mine.coverage == pytest.approx(bucket.coverage)
         assert mine.realized_accuracy == pytest.approx(bucket.realized["accuracy"])
         assert mine.estimated_accuracy == pytest.approx(bucket.estimated["accuracy"])
+
+
+@pytest.mark.parametrize("predicted_as", ["argmax", "any"])
+def test_calibrated_estimates_equal_performance(log: PredictionLog, predicted_as: str) -> None:
+    """With a version's stored calibration, the sums go through it as ``performance`` does."""
+    _fill(log, ("a", "b", "c"), predicted_as)
+    # Overconfident about "a", unsure of "c": the maps move both.
+    calibration = Calibration(
+        ("c", "a", "b"),  # not the logged order: the columns are matched by name
+        (ClassMap((0.0, 1.0), (0.2, 0.9)), ClassMap((0.0, 0.5, 1.0), (0.0, 0.2, 0.6)), None),
+        rows=100,
+    )
+    count = 6
+    raw = {b.index: b for b in bucket_accuracy(log.store, "m", since=T0, step=STEP, count=count)}
+    sums = {
+        b.index: b
+        for b in bucket_accuracy(
+            log.store,
+            "m",
+            since=T0,
+            step=STEP,
+            count=count,
+            calibration=lambda model, version: calibration if version == 1 else None,
+        )
+    }
+    report = performance(
+        log,
+        "m",
+        None,
+        window=STEP,
+        since=T0,
+        until=T0 + count * STEP,
+        task="classification",
+        calibration=lambda model, version: calibration,
+    )
+    assert report.calibrated is True
+    for i, bucket in enumerate(report.buckets):
+        mine = sums[i]
+        assert mine.n_calibrated == mine.n_estimated == raw[i].n_estimated > 0
+        assert mine.estimated_accuracy == pytest.approx(bucket.estimated["accuracy"])
+        assert mine.estimated_accuracy != pytest.approx(raw[i].estimated_accuracy)
+        assert mine.realized_accuracy == pytest.approx(bucket.realized["accuracy"])
+    # A version without a calibration keeps the raw figures.
+    none = bucket_accuracy(
+        log.store, "m", since=T0, step=STEP, count=count, calibration=lambda m, v: None
+    )
+    assert len(none) == count
+    for b in none:
+        assert b.n_calibrated == 0
+        assert b.expected_correct == pytest.approx(raw[b.index].expected_correct)

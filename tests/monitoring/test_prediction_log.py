@@ -484,3 +484,24 @@ def test_segments_are_valid_parquet_with_utc_timestamps(
     assert table.schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
     assert Path(path).parent.name == "date=2024-05-01"
     assert Path(path).name.startswith("part-") and f"-{os.getpid()}-" in Path(path).name
+
+
+def test_daily_counts_per_utc_day_and_version_counted_once_after_compaction(
+    log: PredictionLog,
+) -> None:
+    times = [T0 - timedelta(hours=10), T0, T0 + timedelta(hours=1), T0 + timedelta(days=1)]
+    log.write([record(f"r{i}", t, version=1 + (i == 2)) for i, t in enumerate(times)])
+    log.flush(timeout=10)
+    log.write([record("r1", T0)])  # the same row logged twice (a retried write)
+    log.flush(timeout=10)
+    log.compact(min_files=2)
+    since, until = T0 - timedelta(days=2), T0 + timedelta(days=2)
+    days = log.daily_counts("iris", since, until, version=1)
+    assert [(d, n) for d, n, _, _ in days] == [
+        ((T0 - timedelta(hours=10)).date(), 1),
+        (T0.date(), 1),
+        ((T0 + timedelta(days=1)).date(), 1),
+    ]
+    assert days[1][2] == days[1][3] == T0
+    assert sum(n for _, n, _, _ in log.daily_counts("iris", since, until)) == 4
+    assert log.daily_counts("iris", since, T0 - timedelta(hours=11)) == []

@@ -1,4 +1,7 @@
-"""The log's table for served events: a named matrix gives the same table as frames."""
+"""The log's table of server events: a feature-backed model's request columns (entity keys,
+request-time fields) handed beside the inputs come out exactly as if each request's inputs
+had carried them in front; a named matrix or validated columns give the table their frames
+give."""
 
 from __future__ import annotations
 
@@ -7,16 +10,86 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from monitoring_support import T0
 
-from shipyard.monitoring.records import events_table
+from shipyard.monitoring.records import INPUT_PREFIX, events_table
 from shipyard.registry.signature import ColumnBatch
 from shipyard.serving.observer import PredictionEvent
+
+
+def _event(i: int, inputs: pd.DataFrame, sent: dict[str, Any] | None) -> PredictionEvent:
+    return PredictionEvent(
+        request_id=f"r{i}",
+        timestamp=1_764_000_000.0 + i,
+        model="eta",
+        version=1,
+        variant="default",
+        protocol="predict",
+        inputs=inputs,
+        predictions=np.arange(len(inputs)),
+        probabilities=None,
+        classes=None,
+        latency_seconds=0.001,
+        request_columns=sent,
+    )
+
+
+def _inserted(inputs: pd.DataFrame, sent: dict[str, Any]) -> pd.DataFrame:
+    """What the server logged before: the request columns inserted in front, per request."""
+    out = inputs.copy()
+    for position, (name, values) in enumerate(sent.items()):
+        out.insert(position, name, values)
+    return out
+
+
+SENT = {
+    "ints": [[1001], [1002, 1003], [7]],
+    "text": [["a"], ["b", "c"], ["d"]],
+    "ints then text": [[1001], ["b", "c"], [7]],  # pandas types each request alone
+    "floats and ints": [[1.5], [2, 3], [4.0]],
+    "arrays": [np.array([1001]), np.array([1002, 1003]), np.array([7])],
+    "arrays of two dtypes": [np.array([1001]), np.array([1.5, 2.0]), np.array([7])],
+}
+
+
+@pytest.mark.parametrize("case", list(SENT))
+def test_request_columns_are_logged_in_front_as_if_inserted_per_request(case: str) -> None:
+    keys = SENT[case]
+    distance = [[3.2], [1.0, 2.0], [9.9]]
+    frames = [
+        pd.DataFrame({"conv_rate": np.linspace(0, 1, len(k)), "trips": np.arange(len(k))})
+        for k in keys
+    ]
+    handed = [
+        _event(i, frame, {"driver_id": k, "trip_distance": d})
+        for i, (frame, k, d) in enumerate(zip(frames, keys, distance, strict=True))
+    ]
+    before = [
+        _event(i, _inserted(frame, {"driver_id": k, "trip_distance": d}), None)
+        for i, (frame, k, d) in enumerate(zip(frames, keys, distance, strict=True))
+    ]
+    got, want = events_table(handed), events_table(before)
+    inputs = [c for c in got.column_names if c.startswith(INPUT_PREFIX)]
+    assert inputs == [
+        INPUT_PREFIX + c for c in ("driver_id", "trip_distance", "conv_rate", "trips")
+    ]
+    assert got.column_names == want.column_names
+    assert got.equals(want), (got.to_pandas(), want.to_pandas())
+
+
+def test_a_flush_mixing_feature_backed_and_plain_events_keeps_each_ones_columns() -> None:
+    """A hot swap mid-flush: one event with request columns, one without."""
+    frame = pd.DataFrame({"conv_rate": [0.5]})
+    handed = [_event(0, frame, {"driver_id": [1001]}), _event(1, frame, None)]
+    before = [_event(0, _inserted(frame, {"driver_id": [1001]}), None), _event(1, frame, None)]
+    assert events_table(handed).equals(events_table(before))
+
 
 COLUMNS = pd.Index(["sepal_length", "sepal_width", "petal_length", "petal_width"])
 
 
-def _event(request_id: str, matrix: np.ndarray, *, as_frame: bool) -> PredictionEvent:
+def _matrix_event(request_id: str, matrix: np.ndarray, *, as_frame: bool) -> PredictionEvent:
     n = len(matrix)
     rng = np.random.default_rng(len(request_id) + n)
     proba = rng.dirichlet(np.ones(3), size=n)
@@ -49,8 +122,8 @@ MATRICES = {
 
 def test_a_named_matrix_gives_the_table_its_frame_gives() -> None:
     for batch in (["one"], ["three-with-nan"], ["one", "three-with-nan", "two"]):
-        frames = [_event(k, MATRICES[k], as_frame=True) for k in batch]
-        matrices = [_event(k, MATRICES[k], as_frame=False) for k in batch]
+        frames = [_matrix_event(k, MATRICES[k], as_frame=True) for k in batch]
+        matrices = [_matrix_event(k, MATRICES[k], as_frame=False) for k in batch]
         expected = events_table(frames)
         got = events_table(matrices)
         assert got.equals(expected), batch
@@ -63,9 +136,9 @@ def test_mixed_events_fall_back_to_frames_with_the_same_names() -> None:
     # A frame among matrices, or columns named differently: built frame by frame,
     # the matrices taking their own column names.
     mixed = [
-        _event("one", MATRICES["one"], as_frame=False),
-        _event("two", MATRICES["two"], as_frame=True),
-        _event("three-with-nan", MATRICES["three-with-nan"], as_frame=False),
+        _matrix_event("one", MATRICES["one"], as_frame=False),
+        _matrix_event("two", MATRICES["two"], as_frame=True),
+        _matrix_event("three-with-nan", MATRICES["three-with-nan"], as_frame=False),
     ]
     frames = [
         dataclasses.replace(e, inputs=pd.DataFrame(e.inputs, columns=COLUMNS), input_columns=None)

@@ -140,7 +140,23 @@ def test_canary_and_shadow_get_their_own_gauges_and_stale_ones_are_removed(
             )
 
         wait_for(counted, "the window rows of every variant")
+        drifted = "shipyard_drifted_features_ratio"
+        # The window's row count is set before its drift is scored: wait for both.
+        wait_for(
+            lambda: all((drifted, k) in scrape(url) for k in keys.values()),
+            "the drift gauges of every variant",
+        )
         samples = scrape(url)
+        for key in keys.values():  # each variant's drift, against its own version's profile
+            scores = [
+                name_labels
+                for name_labels in samples
+                if name_labels[0] == "shipyard_feature_drift_score"
+                and set(key) <= set(name_labels[1])
+            ]
+            assert [dict(labels_)["feature"] for _, labels_ in scores] == ["x"], key
+            detected = samples[("shipyard_dataset_drift_detected", key)]
+            assert detected in (0, 1) and 0 <= samples[(drifted, key)] <= 1
         estimated = "shipyard_estimated_accuracy_ratio"
         # GOOD and GOOD2 give 0.9 to the class they answer, uncalibrated.
         assert samples[(estimated, keys["primary"])] == pytest.approx(0.9)

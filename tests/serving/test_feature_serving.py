@@ -259,3 +259,83 @@ def test_an_optimized_version_keeps_its_features_and_serves_by_id(
     finally:
         server.stop()
     assert answer.status_code == 200, answer.text
+
+
+def _read_sizes(metrics: str) -> tuple[float, float]:
+    """(reads, reads that served one request) from shipyard_feature_read_requests."""
+    total = one = 0.0
+    for line in metrics.splitlines():
+        if line.startswith("shipyard_feature_read_requests_count"):
+            total = float(line.split()[-1])
+        if line.startswith('shipyard_feature_read_requests_bucket{le="1.0"}'):
+            one = float(line.split()[-1])
+    return total, one
+
+
+def test_concurrent_requests_share_a_read_and_each_gets_its_own_answer(
+    trained: Trained, served: LiveServer
+) -> None:
+    """Requests arriving together share one online read per view (the histogram shows a
+    read that served several); known and unknown keys mixed, each request gets its own
+    prediction or its own 422, and the log keeps each request's own keys and values."""
+    import asyncio
+
+    import httpx
+
+    rng = np.random.default_rng(7)
+    bodies: list[object] = []
+    for i in range(48):
+        driver = int(rng.choice([1001, 1002, 1003, 1004, 1005, 1006, 77, 88]))
+        distance = float(rng.uniform(1, 20))
+        if i % 6 == 5:  # a list of two records, the second one known
+            bodies.append([{"driver_id": driver, "trip_distance": distance},
+                           {"driver_id": 1003, "trip_distance": 2.5}])  # fmt: skip
+        else:
+            bodies.append({"driver_id": driver, "trip_distance": distance})
+
+    async def send_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=served.url, timeout=30) as http:
+            return await asyncio.gather(*(http.post("/predict", json=b) for b in bodies))
+
+    shared = False
+    for _ in range(10):  # until some of them landed in one read (nearly always the first)
+        answers = asyncio.run(send_all())
+        for body, answer in zip(bodies, answers, strict=True):
+            rows = body if isinstance(body, list) else [body]
+            unknown = [r["driver_id"] for r in rows if r["driver_id"] in (77, 88)]
+            if unknown:
+                assert answer.status_code == 422, answer.text
+                assert (
+                    f"No online features for driver_id={unknown[0]} in view 'driver_stats'"
+                    in answer.text
+                )
+                continue
+            assert answer.status_code == 200, answer.text
+            online = trained.client.features.online(REFS, rows)
+            expected = trained.model.predict(online[INPUTS].astype("float64")).tolist()
+            got = answer.json()
+            assert (got["predictions"] if isinstance(body, list) else [got["prediction"]]) == (
+                expected
+            )
+        with served.client() as http:
+            total, one = _read_sizes(http.get("/metrics").text)
+        if total > one:
+            shared = True
+            break
+    assert shared, "no online read served more than one request"
+
+    log = trained.client.prediction_log
+    log.flush()
+    logged = log.read("eta", "1h")
+    sent = {a.json()["request_id"]: b for a, b in zip(answers, bodies, strict=True) if a.is_success}
+    mine = logged[logged["request_id"].isin(sent)].sort_values(["request_id", "row"])
+    assert len(mine) == sum(len(b) if isinstance(b, list) else 1 for b in sent.values())
+    for request_id, rows in mine.groupby("request_id"):
+        body = sent[request_id]
+        want = body if isinstance(body, list) else [body]
+        assert rows["in_driver_id"].tolist() == [r["driver_id"] for r in want]
+        assert rows["in_trip_distance"].tolist() == [r["trip_distance"] for r in want]
+        online = trained.client.features.online(REFS, want)
+        assert rows["in_conv_per_km"].tolist() == pytest.approx(
+            online["conv_per_km"].astype("float64").tolist(), rel=0, abs=0
+        )

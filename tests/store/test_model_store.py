@@ -103,3 +103,25 @@ def test_concurrent_registration_is_gap_free(database_url: str) -> None:
     assert all(isinstance(r, list) for r in results), results
     numbers = sorted(n for r in results for n in r)
     assert numbers == list(range(1, 2 * count + 1))
+
+
+def test_lists_read_aliases_and_tags_as_one_model_or_version_does(
+    models: ModelStore, database: Database
+) -> None:
+    from shipyard.store.alias_store import AliasStore
+
+    aliases = AliasStore(database)
+    for name in ("a", "b", "c"):
+        for _ in range(3):
+            _register(models, name, tags={"owner": name})
+    models.set_version_tags("b", 2, {"stage": "qa"})
+    aliases.set_alias("b", "production", 2, actor="t")
+    aliases.set_alias("b", "staging", 2, actor="t")
+    aliases.set_alias("c", "production", 1, actor="t")
+    listed = models.list_models()
+    assert listed == [models.get_model(n) for n in ("a", "b", "c")]
+    assert listed[1].aliases == {"production": 2, "staging": 2}
+    versions = models.list_versions("b")
+    assert versions == [models.get_version("b", n) for n in (1, 2, 3)]
+    assert versions[1].aliases == ("production", "staging")
+    assert versions[1].tags == {"owner": "b", "stage": "qa"} and versions[0].tags == {"owner": "b"}

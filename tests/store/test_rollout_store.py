@@ -119,3 +119,38 @@ def test_counters_and_heartbeats(store: RolloutStore) -> None:
     assert [(w.worker, w.revision) for w in store.workers("web")] == [("w1", 2), ("w2", 2)]
     store.forget_worker("web", "w1")
     assert [w.worker for w in store.workers("web")] == ["w2"]
+
+
+def test_epoch_counts_sum_workers_per_variant_with_the_epochs_start(store: RolloutStore) -> None:
+    store.create("web", "m", {"primary": 1}, versions=[1], actor="ann")
+    store.update(
+        "web",
+        {"primary": 2, "epoch": 2},
+        expected_revision=1,
+        versions=[2],
+        actor="ann",
+        action="promote",
+    )
+    changes = {c.revision: c.at for c in store.changes("web")}
+    store.report_worker(
+        "web", worker="w1", revision=1, epoch=1, counters=[VariantCounters("primary", 1, 10, 1)]
+    )
+    for worker, errors in (("w1", 2), ("w2", 5)):
+        store.report_worker(
+            "web",
+            worker=worker,
+            revision=2,
+            epoch=2,
+            counters=[
+                VariantCounters("primary", 2, 100, errors),
+                VariantCounters("canary", 1, 7, 0),
+            ],
+        )
+    counts = store.epoch_counts("web")
+    assert [(c.epoch, c.variant, c.version, c.requests, c.errors) for c in counts] == [
+        (1, "primary", 1, 10, 1),
+        (2, "canary", 1, 14, 0),
+        (2, "primary", 2, 200, 7),
+    ]
+    assert [c.started_at for c in counts] == [changes[1], changes[2], changes[2]]
+    assert all(c.reported_at >= c.started_at for c in counts if c.started_at is not None)

@@ -40,3 +40,15 @@ def test_unknown_run_and_experiment(runs: RunStore) -> None:
         runs.get_run("nope")
     with pytest.raises(ExperimentNotFoundError):
         runs.list_runs("nope")
+
+
+def test_ids_starting_with_a_prefix(runs: RunStore) -> None:
+    made = sorted(runs.create_run("exp").id for _ in range(20))
+    first = made[0]
+    assert runs.ids_starting_with(first[:12]) == [first]
+    shared = [r for r in made if r[0] == first[0]]
+    assert runs.ids_starting_with(first[0], limit=30) == shared
+    assert runs.ids_starting_with(first[0], limit=1) == [first]
+    assert runs.ids_starting_with("zz") == []  # ids are hex
+    assert runs.ids_starting_with("%") == [] and runs.ids_starting_with("_") == []  # no wildcard
+    assert runs.ids_starting_with("") == []

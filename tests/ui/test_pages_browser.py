@@ -145,10 +145,22 @@ def test_every_page_loads_with_its_content(visit: Visit, seeded: Any) -> None:
     visit.open("/monitoring/iris", "monitoring")
     assert page.locator('svg[data-chart="Requests per bucket"] circle.point').count() >= 24
     assert page.locator('g.series[data-series="p99"]').count() == 1
+    # Errors over time: the deployment's counters per epoch, said what they count.
+    assert (
+        page.locator('svg[data-chart^="Server errors"] g.series[data-series="web errors"]').count()
+        == 1
+    )
+    assert "5xx status" in page.locator("#error-meaning").inner_text()
+    epochs = page.locator("#error-epochs tbody tr")
+    assert epochs.count() == 2
+    now = epochs.nth(1).inner_text()
+    assert "canary v2: 3 / 20" in now and "primary v1: 1 / 180" in now
+    assert "0.02" in now  # 4 errors in 200 requests
     assert page.locator('svg[data-chart^="Drift of petal_length"] g.threshold').count() == 1
     classes = page.locator('svg[data-chart="Predicted classes (share)"] g.series')
     assert classes.count() >= 2
-    assert page.locator('g.series[data-series="estimated accuracy (CBPE)"]').count() == 1
+    raw = 'g.series[data-series="estimated accuracy (CBPE, raw probabilities)"]'
+    assert page.locator(raw).count() == 1  # no calibration stored with v1
     assert page.locator('g.series[data-series="label coverage"]').count() == 1
     for window in ("1h", "6h", "7d", "30d"):
         page.locator(f'a[data-window="{window}"]').click()
@@ -292,3 +304,155 @@ def test_production_needs_the_same_rules_as_the_cli(visit: Visit, seeded: Any) -
     page.wait_for_url("**/models/iris")
     assert client.aliases.get_alias("iris", "production") == 2
     visit.check("promoted")
+
+
+def test_a_run_id_prefix_opens_the_run_or_says_why_not(visit: Visit, seeded: Any) -> None:
+    client, facts = seeded
+    first, second = facts["runs"]
+    page = visit.page
+    # The 12 characters `shipyard runs list` shows open the run under its full id.
+    visit.open(f"/runs/{first[:12]}")
+    assert page.url == f"{visit.base}/runs/{first}"
+    assert page.locator("h1").inner_text().count("baseline") == 1
+    visit.open(f"/compare?run={first[:12]}&run={second[:12]}")
+    assert page.url == f"{visit.base}/compare?run={first}&run={second}"
+    assert page.locator('svg[data-chart="accuracy"] g.series').count() == 2
+
+    # A prefix two runs share: both listed, nothing opened. Among 17 ids of 16 hex digits,
+    # two start alike.
+    by_first: dict[str, list[str]] = {}
+    for run_id in [first, second]:
+        by_first.setdefault(run_id[0], []).append(run_id)
+    n = 0
+    while all(len(v) < 2 for v in by_first.values()):
+        run = client.runs.create_run("iris", name=f"extra-{n}", actor="ann")
+        by_first.setdefault(run.id[0], []).append(run.id)
+        n += 1
+    prefix, shared = next((k, sorted(v)) for k, v in by_first.items() if len(v) >= 2)
+    answer = page.goto(f"{visit.base}/runs/{prefix}")
+    assert answer is not None and answer.status == 409
+    message = page.locator("p.error").inner_text()
+    assert f"prefix '{prefix}' matches" in message and "give more characters" in message
+    listed = page.locator("#choices a").all_inner_texts()
+    assert listed == shared
+    visit.expected_refusal(409)
+
+    answer = page.goto(f"{visit.base}/runs/ffffffffzzzz")
+    assert answer is not None and answer.status == 404
+    assert "no run id starts with it" in page.locator("p.error").inner_text()
+    visit.expected_refusal(404)
+
+
+def test_the_cbpe_chart_goes_through_the_stored_calibration(visit: Visit, seeded: Any) -> None:
+    from shipyard.monitoring.calibration import Calibration, ClassMap
+
+    client, facts = seeded
+    page = visit.page
+    visit.open("/monitoring/iris?window=24h")
+    raw = page.locator('g.series[data-series="estimated accuracy (CBPE, raw probabilities)"]')
+    assert raw.count() == 1
+    tips = "els => els.map(e => e.textContent)"
+    before = raw.locator("circle.point title").evaluate_all(tips)
+    assert "no calibration is stored" in page.locator("main").inner_text()
+
+    # As `shipyard monitor estimate --reference` stores it: the page uses it at once.
+    version = client.models.get_version("iris", facts["v1"])
+    calibration = Calibration(
+        ("setosa", "versicolor", "virginica"),
+        (None, ClassMap((0.0, 1.0), (0.1, 0.6)), ClassMap((0.0, 1.0), (0.1, 0.6))),
+        rows=150,
+    )
+    client.calibrations.attach(version, calibration)
+    visit.open("/monitoring/iris?window=24h")
+    calibrated = page.locator('g.series[data-series="estimated accuracy (CBPE, calibrated)"]')
+    assert calibrated.count() == 1 and raw.count() == 0
+    after = calibrated.locator("circle.point title").evaluate_all(tips)
+    assert len(after) == len(before) >= 24
+    assert after != [t.replace("raw probabilities", "calibrated") for t in before]
+    legend = page.locator("figure figcaption").all_inner_texts()
+    assert any("estimated accuracy (CBPE, calibrated)" in text for text in legend)
+    assert "calibration stored with each version" in page.locator("main").inner_text()
+
+
+def _snapshot_backed_version(client: Any) -> int:
+    """iris:3 trained by a run that read a data snapshot and recorded its pipeline, served
+    by deployment ``lab``, with two requests answered since (lineage counts a version's
+    predictions from its creation on)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from shipyard.clock import utc_now
+    from shipyard.loop.provenance import record_pipeline
+    from shipyard.monitoring.records import PredictionBatch
+    from shipyard.quickstart import iris_frame
+    from shipyard.tracking.fingerprint import fingerprint
+
+    X, y = iris_frame()
+    frame = X.assign(species=y)
+    snap = client.data.snapshot(frame, name="iris-train", message="for the lineage")
+    run = client.runs.create_run("iris", name="from-snapshot", actor="ann")
+    seen = {**fingerprint(frame).to_dict(), "snapshot": snap.ref}
+    client.runs.log_dataset(run.id, "training", seen)
+    client.runs.end_run(run.id)
+    record_pipeline(
+        client.datasets,
+        run.id,
+        entry_point="shipyard.loop.examples:train_iris",
+        params={"C": 1.0},
+        seed=7,
+        snapshots={"training": snap.ref},
+    )
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    v3 = client.registry.log_model(
+        model, "iris", sample=X, run_id=run.id, data_fingerprint=seen, optimize=False
+    )
+    client.deployments.acting_as("ann").create("lab", "iris", v3.version, reason="lineage")
+    for i in range(2):
+        client.prediction_log.write(
+            PredictionBatch(
+                request_id=f"lab-{i}",
+                timestamp=utc_now(),
+                model="iris",
+                version=v3.version,
+                inputs=X.head(5 + i),
+                predictions=np.asarray(model.predict(X.head(5 + i))),
+                source="online",
+            )
+        )
+    client.prediction_log.flush(timeout=30)
+    return int(v3.version)
+
+
+def test_the_version_lineage_runs_from_the_data_snapshot_to_prediction_windows(
+    visit: Visit, seeded: Any
+) -> None:
+    from shipyard.loop.lineage import lineage
+
+    client, _ = seeded
+    number = _snapshot_backed_version(client)
+    cli = lineage(client, f"iris:{number}")  # what `shipyard loop lineage` prints from
+    assert cli.snapshot == "iris-train:1" and cli.pipeline is not None
+    assert cli.predictions == 11 and len(cli.windows) == 1
+    page = visit.page
+    visit.open(f"/models/iris/versions/{number}", "version-lineage")
+
+    def step(name: str) -> str:
+        return str(page.locator(f'#lineage [data-step="{name}"]').inner_text())
+
+    assert "snapshot iris-train:1 (150 rows" in step("data")
+    assert "shipyard.loop.examples:train_iris" in step("pipeline")
+    assert f"code sha256 {cli.pipeline['code_hash'][:12]}" in step("pipeline")
+    assert "seed 7" in step("pipeline")
+    assert "from-snapshot" in step("run")
+    assert step("deployments") == "deployments lab (primary)"
+    assert step("predictions").startswith(f"predictions {cli.predictions} rows")
+    days = page.locator("#prediction-windows tbody tr")
+    assert [int(r) for r in days.locator("td.num").all_inner_texts()] == [
+        w.rows for w in reversed(cli.windows)
+    ]
+    # A day opens the monitoring page of this version over that day.
+    visit.submit(days.first.locator("a"))
+    visit.check("prediction window")
+    assert f"version={number}" in page.url and "window=24h" in page.url
+    assert f"· version {number}" in page.locator("h1").inner_text()
+    assert page.locator("text=logged rows").count() == 1

@@ -19,6 +19,7 @@ from shipyard.monitoring.feedback import record_feedback
 from shipyard.monitoring.records import PredictionBatch
 from shipyard.quickstart import iris_frame
 from shipyard.rollout.records import RolloutPolicy
+from shipyard.store.rollout_records import VariantCounters
 
 PASSWORD = "correct horse battery"
 XSS = "<script>window.__xss = 1</script>"
@@ -71,8 +72,31 @@ def seed(client: Shipyard) -> dict[str, object]:
     deployments.set_canary(
         "web", v2.version, policy=RolloutPolicy(steps=(10, 50, 100)), force=True, reason="again"
     )
+    _report_requests(client, v1.version, v2.version)
     _log_predictions(client, X, y, v1.version)
     return {"runs": run_ids, "v1": v1.version, "v2": v2.version}
+
+
+def _report_requests(client: Shipyard, v1: int, v2: int) -> None:
+    """What a server worker of ``web`` reported: the aborted canary's epoch and this one."""
+    web = client.deployments.get("web")
+    client.rollouts.report_worker(
+        "web",
+        worker="w1",
+        revision=web.revision - 1,
+        epoch=web.epoch - 1,
+        counters=[VariantCounters("primary", v1, 400, 2, {})],
+    )
+    client.rollouts.report_worker(
+        "web",
+        worker="w1",
+        revision=web.revision,
+        epoch=web.epoch,
+        counters=[
+            VariantCounters("primary", v1, 180, 1, {}),
+            VariantCounters("canary", v2, 20, 3, {}),
+        ],
+    )
 
 
 def _log_predictions(client: Shipyard, X: pd.DataFrame, y: pd.Series, version: int) -> None:

@@ -17,6 +17,7 @@ content hash.
 from __future__ import annotations
 
 import json
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,9 +29,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shipyard.data.chunking import TARGET_ROWS, Chunk, Chunker, chunk_bytes, read_chunk
+from shipyard.data.chunking import (
+    TARGET_ROWS,
+    Chunk,
+    Chunker,
+    Piece,
+    chunk_bytes,
+    read_chunk,
+    row_hashes,
+)
+from shipyard.data.prefetch import mapped_ahead, prefetched
 from shipyard.data.refs import parse_data_ref
-from shipyard.data.sources import DeltaSpec, delta_frames, is_delta_table, iter_delta, iter_frames
+from shipyard.data.sources import DeltaSpec, delta_frames, is_delta_table, iter_delta, iter_pieces
 from shipyard.errors import IntegrityError, InvalidInputError, NotFoundError
 from shipyard.names import check_name
 from shipyard.store.artifacts import ArtifactStore, sha256_bytes
@@ -38,8 +48,12 @@ from shipyard.store.data_records import DatasetVersion
 from shipyard.store.dataset_store import DatasetStore
 
 MANIFEST_FORMAT = "shipyard.dataset/1"
-_WORKERS = 2
-_IN_FLIGHT = 4
+#: Threads that encode, hash and store chunks: one per core (at least two, so storing
+#: one chunk's bytes overlaps encoding the next).
+_WORKERS = max(2, os.cpu_count() or 1)
+_IN_FLIGHT = 2 * _WORKERS
+#: Threads that write new chunks to the artifact store.
+_WRITE_THREADS = 2
 #: ``data get`` writes these formats, chosen by the output's extension.
 OUTPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
 
@@ -93,12 +107,12 @@ class DataVersions:
         """
         check_name(name, kind="Dataset name")
         if isinstance(source, pd.DataFrame):
-            return self._store_frames([source], name=name, message=message, described=None)
+            return self._store_frames([Piece(source)], name=name, message=message, described=None)
         text = str(source)
         if delta or delta_version is not None or as_of is not None or is_delta_table(text):
             return self._pin_delta(DeltaSpec(text, delta_version, as_of), name, message)
         return self._store_frames(
-            iter_frames(text, storage_options=self.storage_options),
+            prefetched(iter_pieces(text, storage_options=self.storage_options)),
             name=name,
             message=message,
             described=text,
@@ -106,7 +120,7 @@ class DataVersions:
 
     def _store_frames(
         self,
-        frames: Iterable[pd.DataFrame],
+        pieces: Iterable[Piece],
         *,
         name: str,
         message: str | None,
@@ -120,48 +134,58 @@ class DataVersions:
         # there without encoding it again (most of a re-snapshot's work).
         known = self._known_chunks(name)
 
-        def store(chunk: Chunk) -> tuple[dict[str, Any], int]:
-            """The chunk's manifest entry and the bytes it added to the store."""
+        def store(chunk: Chunk) -> tuple[dict[str, Any], int, Future[str] | None]:
+            """The chunk's manifest entry, the bytes it adds to the store, and their write."""
             seen = known.get(chunk.key)
             if seen is not None and self.artifacts.exists(seen["digest"]):
-                return {**seen, "key": chunk.key}, 0
-            data = chunk_bytes(chunk.frame)
+                return {**seen, "key": chunk.key}, 0, None
+            data = chunk_bytes(chunk)
             digest = sha256_bytes(data)
-            added = 0
+            added, write = 0, None
             if not self.artifacts.exists(digest):
-                self.artifacts.put_bytes(data)
+                # A write waits on the disk (a local store syncs every blob) or the
+                # network: on threads of their own, so the encoding threads go on.
+                write = writer.submit(self.artifacts.put_bytes, data)
                 added = len(data)
-            entry = {"digest": digest, "rows": len(chunk.frame), "bytes": len(data)}
-            return {**entry, "key": chunk.key}, added
+            entry = {"digest": digest, "rows": chunk.rows, "bytes": len(data)}
+            return {**entry, "key": chunk.key}, added, write
 
         # Encoding, hashing and uploading a chunk release the GIL (zstd, SHA-256, I/O):
-        # they run on a small pool while this thread reads and hashes the next rows.
+        # they run on a small pool while this thread hashes the next rows (and, for a
+        # file or SQL source, another thread already reads the rows after those).
         # At most _IN_FLIGHT chunks wait, so memory stays bounded; order is kept.
-        pending: deque[Future[tuple[dict[str, Any], int]]] = deque()
+        pending: deque[Future[tuple[dict[str, Any], int, Future[str] | None]]] = deque()
         counted: set[str] = set()
 
         def collect(limit: int) -> None:
             nonlocal new_bytes
             while len(pending) > limit:
-                entry, added = pending.popleft().result()
+                entry, added, write = pending.popleft().result()
+                if write is not None:
+                    write.result()  # stored before the manifest can list it
                 if added and entry["digest"] in counted:
                     added = 0  # the same new chunk twice in this table: stored once
                 counted.add(entry["digest"])
                 chunks.append(entry)
                 new_bytes += added
 
-        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-            for frame in frames:
+        with (
+            ThreadPoolExecutor(max_workers=_WRITE_THREADS) as writer,
+            ThreadPoolExecutor(max_workers=_WORKERS) as pool,
+        ):
+            # Rows are hashed on the pool too, a batch or two ahead of the chunker.
+            hashed = mapped_ahead(pool, lambda p: (p, row_hashes(p.frame)), pieces)
+            for piece, hashes in hashed:
                 if empty_columns is None:
-                    empty_columns = frame.iloc[:0]
-                for chunk in chunker.feed(frame):
+                    empty_columns = piece.frame.iloc[:0]
+                for chunk in chunker.feed(piece.frame, piece.arrow, hashes):
                     pending.append(pool.submit(store, chunk))
                     collect(_IN_FLIGHT)
             for chunk in chunker.finish():
                 pending.append(pool.submit(store, chunk))
             if not pending and not chunks and empty_columns is not None:
                 # No rows but columns: keep the schema in one empty chunk.
-                pending.append(pool.submit(store, Chunk(empty_columns, "")))
+                pending.append(pool.submit(store, Chunk((Piece(empty_columns),), "")))
             collect(0)
         fp = chunker.fingerprint
         if empty_columns is None or fp.schema is None:

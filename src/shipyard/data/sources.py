@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shipyard.data.chunking import Piece
 from shipyard.errors import InvalidInputError, TableError
 from shipyard.extras import require_extra
 from shipyard.tables import SqlSource, locate, read_table
@@ -59,13 +61,14 @@ def _files(path: str) -> list[str]:
     return [path]
 
 
-def iter_frames(
-    source: str, *, storage_options: dict[str, Any] | None = None
-) -> Iterator[pd.DataFrame]:
-    """The rows of ``source`` in order, in bounded batches (files of a folder in name order)."""
+def iter_pieces(source: str, *, storage_options: dict[str, Any] | None = None) -> Iterator[Piece]:
+    """The rows of ``source`` in order, in bounded batches (files of a folder in name
+    order), each with the Arrow batch it was converted from (Parquet files; None for
+    other sources), so rows to store need no conversion back to Arrow."""
     options = dict(storage_options or {})
     first: pd.Series | None = None
-    for frame in _raw_frames(source, options):
+    for piece in _raw_pieces(source, options):
+        frame = piece.frame
         # Later batches keep the first batch's types (SQL infers them per fetch), so
         # rows hash alike however the table was batched.
         if first is None:
@@ -76,16 +79,17 @@ def iter_frames(
                     f"The files of {source!r} do not share one set of columns: "
                     f"{list(first.index)} then {list(frame.columns)}."
                 )
-            frame = frame.astype(first.to_dict())
-        yield frame
+            piece = Piece(frame.astype(first.to_dict()))
+        yield piece
 
 
-def _raw_frames(source: str, options: dict[str, Any]) -> Iterator[pd.DataFrame]:
+def _raw_pieces(source: str, options: dict[str, Any]) -> Iterator[Piece]:
     where = locate(source) if "://" in source and not source.startswith(("s3", "file")) else None
     if where is not None and where.is_sql:
         sql = SqlSource(where.path, table=where.table, query=where.query)
         columns = sql.columns()
-        yield from sql.chunks(columns, BATCH_ROWS)
+        for frame in sql.chunks(columns, BATCH_ROWS):
+            yield Piece(frame)
         return
     for path in _files(source):
         where = locate(path)
@@ -93,12 +97,16 @@ def _raw_frames(source: str, options: dict[str, Any]) -> Iterator[pd.DataFrame]:
             with open_file(where, options) as handle:
                 try:
                     parquet = pq.ParquetFile(handle)
-                    for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
-                        yield batch.to_pandas()
+                    # One thread per file: pyarrow's decoding pool cost 3x the CPU time
+                    # for the same rows on a busy machine (measured on bench/data.py);
+                    # the snapshot's own threads encode chunks meanwhile.
+                    batches = parquet.iter_batches(batch_size=BATCH_ROWS, use_threads=False)
+                    for batch in batches:
+                        yield Piece(_to_pandas(batch), batch)
                 except (OSError, ValueError) as exc:
                     raise TableError(f"Cannot read {path!r} as Parquet: {exc}") from exc
         else:
-            yield read_table(where, storage_options=options)
+            yield Piece(read_table(where, storage_options=options))
 
 
 def delta_frames(spec: DeltaSpec, *, storage_options: dict[str, Any] | None = None) -> Any:
@@ -140,7 +148,21 @@ def iter_delta(table: Any) -> Iterator[pd.DataFrame]:
     dataset: ds.Dataset = table.to_pyarrow_dataset()
     for batch in dataset.to_batches(batch_size=BATCH_ROWS):
         if batch.num_rows:
-            yield batch.to_pandas()
+            yield _to_pandas(batch)
 
 
-__all__ = ["BATCH_ROWS", "DeltaSpec", "delta_frames", "is_delta_table", "iter_delta", "iter_frames"]
+def _to_pandas(batch: pa.RecordBatch) -> pd.DataFrame:
+    """The batch as a DataFrame, one block per column: numeric columns without nulls are
+    then views of Arrow's buffers, not copies consolidated into one 2-D block (the same
+    values and dtypes either way)."""
+    return batch.to_pandas(split_blocks=True)
+
+
+__all__ = [
+    "BATCH_ROWS",
+    "DeltaSpec",
+    "delta_frames",
+    "is_delta_table",
+    "iter_delta",
+    "iter_pieces",
+]

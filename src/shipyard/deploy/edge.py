@@ -30,11 +30,11 @@ import hashlib
 import json
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from shipyard._version import __version__
+from shipyard.clock import utc_now
 from shipyard.errors import ConfigError, ConflictError
 from shipyard.registry.graphs import version_graph
 from shipyard.registry.model import LoadedModel
@@ -128,7 +128,7 @@ def build_manifest(
         "version": model.version,
         "ref": ref,
         "flavor": flavor,
-        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "exported_at": utc_now().isoformat(timespec="seconds"),
         "exported_by": f"shipyard {__version__}",
         "signature": signature,
         "graph": {

@@ -138,10 +138,11 @@ class SqliteOnlineStore:
             return []
         con = self._con()
         encoded = [encode_key(k) for k in keys]
+        unique = list(dict.fromkeys(encoded))  # a micro-batch often asks for a key twice
         found: dict[str, str] = {}
         try:
-            for start in range(0, len(encoded), 500):  # SQLite's bound-variable limit
-                chunk = encoded[start : start + 500]
+            for start in range(0, len(unique), 500):  # SQLite's bound-variable limit
+                chunk = unique[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 for key, record in con.execute(
                     f"SELECT key, record FROM online_features WHERE view = ? AND key IN ({marks})",
@@ -216,10 +217,12 @@ class RedisOnlineStore:
     def read(self, view: str, keys: Sequence[Key]) -> list[Record | None]:
         if not keys:
             return []
-        stored = self._call(lambda r: r.mget([self._key(view, k) for k in keys]))
+        names = [self._key(view, k) for k in keys]
+        unique = list(dict.fromkeys(names))  # a micro-batch often asks for a key twice
+        stored = dict(zip(unique, self._call(lambda r: r.mget(unique)), strict=True))
         return [
-            None if text is None else _load(key, text)
-            for key, text in zip(keys, stored, strict=True)
+            None if stored[name] is None else _load(key, stored[name])
+            for key, name in zip(keys, names, strict=True)
         ]
 
     def close(self) -> None:

@@ -423,11 +423,35 @@ class FeatureService:
         ``entity_rows`` and the fetched features, as in training. A server passes
         the ``catalog`` it keeps, sparing a database read per request.
         """
+        return self.online_many(
+            features,
+            [entity_rows],
+            full_feature_names=full_feature_names,
+            now=now,
+            catalog=catalog,
+            on_lookup=on_lookup,
+        )[0]
+
+    def online_many(
+        self,
+        features: str | Iterable[str],
+        groups: Sequence[Sequence[Mapping[str, Any]]],
+        *,
+        full_feature_names: bool = False,
+        now: datetime | None = None,
+        catalog: Catalog | None = None,
+        on_lookup: LookupCounter | None = None,
+    ) -> list[pd.DataFrame]:
+        """:meth:`online` of each group of entity rows, with one read per view for all of
+        them: a server's micro-batch of requests. Each group's frame is built on its own,
+        exactly as :meth:`online` of that group alone builds it."""
         catalog = catalog if catalog is not None else self.catalog()
         refs = self._expand(catalog, features)
         stored, on_demand = self._split(catalog, refs)
-        rows = [dict(r) for r in entity_rows]
-        values = self._read_values(catalog, stored, rows, full_feature_names, now, on_lookup)
+        parts = [[dict(r) for r in rows] for rows in groups]
+        read = self._read_values(
+            catalog, stored, [r for rows in parts for r in rows], full_feature_names, now, on_lookup
+        )
         types = {
             FeatureRef(view, f).column(full=full_feature_names): catalog.views[view]
             .view.feature(f)
@@ -435,19 +459,25 @@ class FeatureService:
             for view, fs in stored.items()
             for f in fs
         }
-        given = list(dict.fromkeys(c for row in rows for c in row))
-        if not on_demand:  # the common case: one DataFrame built once, no concat or copies
-            data: dict[str, Any] = {c: [row.get(c) for row in rows] for c in given}
-            for r in refs:
-                column = r.column(full=full_feature_names)
-                if column not in data:
-                    data[column] = _typed(values[column], types[column])
-            return pd.DataFrame(data)
-        frame = pd.DataFrame(rows, columns=given)
-        fetched = pd.DataFrame(
-            {c: _typed(v, types[c]) for c, v in values.items()}, index=frame.index
-        )
-        return self._finish(frame, fetched, refs, on_demand, catalog, full_feature_names)
+        frames = []
+        for rows, values in zip(parts, _slices(read, parts), strict=True):
+            given = list(dict.fromkeys(c for row in rows for c in row))
+            if not on_demand:  # the common case: one DataFrame built once, no concat or copies
+                data: dict[str, Any] = {c: [row.get(c) for row in rows] for c in given}
+                for r in refs:
+                    column = r.column(full=full_feature_names)
+                    if column not in data:
+                        data[column] = _typed(values[column], types[column])
+                frames.append(pd.DataFrame(data))
+                continue
+            frame = pd.DataFrame(rows, columns=given)
+            fetched = pd.DataFrame(
+                {c: _typed(v, types[c]) for c, v in values.items()}, index=frame.index
+            )
+            frames.append(
+                self._finish(frame, fetched, refs, on_demand, catalog, full_feature_names)
+            )
+        return frames
 
     def get_online(
         self,
@@ -460,6 +490,20 @@ class FeatureService:
     ) -> list[dict[str, Any]]:
         """Like :meth:`online` for stored features, as plain records (no pandas): the
         quickest way to look a few keys up (``shipyard features get``)."""
+        return self.get_online_many(
+            features, [entity_rows], now=now, catalog=catalog, on_lookup=on_lookup
+        )[0]
+
+    def get_online_many(
+        self,
+        features: str | Iterable[str],
+        groups: Sequence[Sequence[Mapping[str, Any]]],
+        *,
+        now: datetime | None = None,
+        catalog: Catalog | None = None,
+        on_lookup: LookupCounter | None = None,
+    ) -> list[list[dict[str, Any]]]:
+        """:meth:`get_online` of each group of entity rows, with one read per view for all."""
         catalog = catalog if catalog is not None else self.catalog()
         refs = self._expand(catalog, features)
         stored, on_demand = self._split(catalog, refs)
@@ -468,12 +512,13 @@ class FeatureService:
                 f"On-demand features ({', '.join(on_demand)}) need request fields: use "
                 "online() with them in the entity rows."
             )
-        rows = [dict(r) for r in entity_rows]
+        parts = [[dict(r) for r in rows] for rows in groups]
+        rows = [r for part in parts for r in part]
         values = self._read_values(catalog, stored, rows, False, now, on_lookup)
         for column, column_values in values.items():
             for row, value in zip(rows, column_values, strict=True):
                 row[column] = value
-        return rows
+        return parts
 
     def _expand(self, catalog: Catalog, features: str | Iterable[str]) -> list[FeatureRef]:
         items = features.split(",") if isinstance(features, str) else list(features)
@@ -534,6 +579,17 @@ class FeatureService:
                     None if r is None else r.get(feature) for r in found
                 ]
         return columns
+
+
+def _slices(
+    values: dict[str, list[Any]], groups: list[list[dict[str, Any]]]
+) -> Iterable[dict[str, list[Any]]]:
+    """The values read for all groups' rows, cut back into each group's own."""
+    start = 0
+    for rows in groups:
+        stop = start + len(rows)
+        yield {column: column_values[start:stop] for column, column_values in values.items()}
+        start = stop
 
 
 _PANDAS_TYPES = {

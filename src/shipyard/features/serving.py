@@ -4,8 +4,10 @@ functions as in training.
 
 A model logged in a run that built a training set carries a ``features`` entry
 in its manifest (:class:`~shipyard.features.service.FeatureSet`). The server
-hands each request's rows to :meth:`OnlineJoin.join`: one batched online read
-per view for all the rows of the request, then the on-demand functions. A key
+hands the rows of the requests that arrived together (a micro-batch) to
+:meth:`OnlineJoin.join_many`: one online read per view for all their rows, then
+each request's own rows are built (and the on-demand functions applied) as if
+it had come alone. A key
 with no fresh row is refused with a 422 naming the key and the view (counted),
 never predicted from missing values; an online store that cannot be reached
 is a 503 (:class:`~shipyard.features.online.OnlineStoreUnavailable`).
@@ -14,7 +16,7 @@ is a 503 (:class:`~shipyard.features.online.OnlineStoreUnavailable`).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -69,34 +71,61 @@ class OnlineJoin:
         form, no DataFrame built per request); with them, a DataFrame, since the
         functions take one.
         """
+        (outcome,) = self.join_many(spec, [data])
+        if isinstance(outcome, SchemaError):
+            raise outcome
+        return outcome
+
+    def join_many(self, spec: Mapping[str, Any], payloads: Sequence[Any]) -> list[Any]:
+        """:meth:`join` of several requests' rows (a micro-batch) with one online read per
+        view for all of them. Each request gets its own joined rows, built as :meth:`join`
+        of it alone builds them, or its own :class:`SchemaError` (a missing or unknown
+        key), returned in its place: one request's bad key never fails its neighbours.
+        An online store that cannot be reached raises (every request of the batch gets
+        the 503).
+        """
         feature_set = FeatureSet.from_dict(spec)
-        rows = _records(data)
-        for i, row in enumerate(rows):
-            missing = [k for k in feature_set.join_keys if row.get(k) is None]
-            if missing:
-                where = f"record {i}: " if len(rows) > 1 else ""
-                raise SchemaError(
-                    f"{where}missing entity key {missing[0]!r}: this model fetches its "
-                    f"features by {', '.join(feature_set.join_keys)}; send e.g. "
-                    f'{{"{feature_set.join_keys[0]}": 1001, ...}}.',
-                    field=missing[0],
-                    expected="an entity key",
-                )
+        outcomes: list[Any] = [None] * len(payloads)
+        good: list[int] = []
+        groups: list[list[dict[str, Any]]] = []
+        for i, data in enumerate(payloads):
+            try:
+                groups.append(_checked_rows(feature_set, data))
+                good.append(i)
+            except SchemaError as exc:
+                outcomes[i] = exc
+        if not groups:
+            return outcomes
         catalog = self.catalog()
         full = feature_set.full_feature_names
         if full or any(r.partition(":")[0] in catalog.on_demand for r in feature_set.refs):
-            frame = self.service.online(
-                feature_set.refs, rows, full_feature_names=full, catalog=catalog,
+            frames = self.service.online_many(
+                feature_set.refs, groups, full_feature_names=full, catalog=catalog,
                 on_lookup=self.on_lookup,
             )  # fmt: skip
-            self._refuse_missing(frame.to_dict(orient="records"), feature_set, catalog)
-            return frame
-        records = self.service.get_online(
-            feature_set.refs, rows, catalog=catalog, on_lookup=self.on_lookup
+            for i, frame in zip(good, frames, strict=True):
+                outcomes[i] = self._refused(frame.to_dict(orient="records"), feature_set, catalog)
+                if outcomes[i] is None:
+                    outcomes[i] = frame
+            return outcomes
+        joined = self.service.get_online_many(
+            feature_set.refs, groups, catalog=catalog, on_lookup=self.on_lookup
         )
-        self._refuse_missing(records, feature_set, catalog)
-        # A single record stays one: the model's one-row path is its quickest.
-        return records[0] if isinstance(data, Mapping) else records
+        for i, records in zip(good, joined, strict=True):
+            outcomes[i] = self._refused(records, feature_set, catalog)
+            if outcomes[i] is None:
+                # A single record stays one: the model's one-row path is its quickest.
+                outcomes[i] = records[0] if isinstance(payloads[i], Mapping) else records
+        return outcomes
+
+    def _refused(
+        self, rows: list[dict[str, Any]], feature_set: FeatureSet, catalog: Catalog
+    ) -> SchemaError | None:
+        try:
+            self._refuse_missing(rows, feature_set, catalog)
+        except SchemaError as exc:
+            return exc
+        return None
 
     def _refuse_missing(
         self, rows: list[dict[str, Any]], feature_set: FeatureSet, catalog: Catalog
@@ -128,6 +157,23 @@ class OnlineJoin:
 
 def _is_null(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value) or value is pd.NA
+
+
+def _checked_rows(feature_set: FeatureSet, data: Any) -> list[dict[str, Any]]:
+    """The request's rows, each with every entity key (else a 422 naming the key)."""
+    rows = _records(data)
+    for i, row in enumerate(rows):
+        missing = [k for k in feature_set.join_keys if row.get(k) is None]
+        if missing:
+            where = f"record {i}: " if len(rows) > 1 else ""
+            raise SchemaError(
+                f"{where}missing entity key {missing[0]!r}: this model fetches its "
+                f"features by {', '.join(feature_set.join_keys)}; send e.g. "
+                f'{{"{feature_set.join_keys[0]}": 1001, ...}}.',
+                field=missing[0],
+                expected="an entity key",
+            )
+    return rows
 
 
 def _records(data: Any) -> list[dict[str, Any]]:

@@ -14,13 +14,23 @@ and the predictions it has answered in the prediction log.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import ShipyardError
 
 if TYPE_CHECKING:
     from shipyard.loop.services import LoopServices
+
+
+@dataclass(frozen=True)
+class PredictionWindow:
+    """The predictions one version answered on one UTC day."""
+
+    day: date
+    rows: int
+    first: datetime
+    last: datetime
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,8 @@ class Lineage:
     #: The dataset version the run read (``iris:3``) and the pipeline version it ran.
     snapshot: str | None = None
     pipeline: dict[str, Any] | None = None
+    #: The predictions per UTC day, oldest first.
+    windows: tuple[PredictionWindow, ...] = ()
 
     def describe(self) -> list[str]:
         """One line per link, for the CLI and the demo."""
@@ -111,20 +123,14 @@ def lineage(client: LoopServices, ref: str, *, until: datetime | None = None) ->
                 deployments[d.name] = role
     except ImportError:  # pragma: no cover - rollout ships with shipyard
         pass
-    predictions, first, last = 0, None, None
     try:
-        frame = client.prediction_log.read(
-            version.model,
-            since=version.created_at,
-            until=until,
-            version=version.version,
-            inputs=False,
+        # Counted per day by DuckDB: a version that answered millions of rows is not read.
+        days = client.prediction_log.daily_counts(
+            version.model, since=version.created_at, until=until, version=version.version
         )
     except ShipyardError:
-        frame = None
-    if frame is not None and len(frame):
-        predictions = len(frame)
-        first, last = frame["timestamp"].min(), frame["timestamp"].max()
+        days = []
+    windows = tuple(PredictionWindow(day, n, lo, hi) for day, n, lo, hi in days)
     snapshot = (version.data_fingerprint or {}).get("snapshot")
     pipeline: dict[str, Any] | None = None
     if version.run_id is not None:
@@ -146,10 +152,11 @@ def lineage(client: LoopServices, ref: str, *, until: datetime | None = None) ->
         loop_run=loop_run if isinstance(loop_run, int) else None,
         aliases=version.aliases,
         deployments=deployments,
-        predictions=predictions,
-        first_prediction=None if first is None else first.to_pydatetime(),
-        last_prediction=None if last is None else last.to_pydatetime(),
+        predictions=sum(w.rows for w in windows),
+        first_prediction=windows[0].first if windows else None,
+        last_prediction=windows[-1].last if windows else None,
+        windows=windows,
     )
 
 
-__all__ = ["Lineage", "lineage"]
+__all__ = ["Lineage", "PredictionWindow", "lineage"]

@@ -23,9 +23,14 @@ checks the figures equal :func:`performance`'s.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+import numpy as np
+
+from shipyard.monitoring.calibration import Calibration
 from shipyard.monitoring.compaction import dedupe_clause
 from shipyard.monitoring.queries import (
     _CLOCK_SLACK,
@@ -53,6 +58,9 @@ class BucketAccuracy:
     n_correct: int
     n_estimated: int  # rows with every probability present
     expected_correct: float
+    #: Of the estimated rows, those whose probabilities went through their version's
+    #: stored calibration (the rest were read raw).
+    n_calibrated: int = 0
 
     @property
     def coverage(self) -> float | None:
@@ -88,8 +96,15 @@ def bucket_accuracy(
     step: timedelta,
     count: int,
     version: int | None = None,
+    calibration: Callable[[str, int], Calibration | None] | None = None,
 ) -> list[BucketAccuracy]:
-    """The accuracy sums of ``model``'s predictions in each of ``count`` buckets of ``step``."""
+    """The accuracy sums of ``model``'s predictions in each of ``count`` buckets of ``step``.
+
+    ``calibration`` gives each version's stored CBPE calibration, as
+    :func:`~shipyard.monitoring.performance.performance` takes it: the rows of a
+    version that has one are estimated on calibrated probabilities (in numpy:
+    the maps are piecewise-linear curves), the others in SQL as logged.
+    """
     until = since + count * step
     first, last = _days(since, until)
     files = store.files("predictions", model, first=first, last=last)
@@ -124,6 +139,20 @@ def bucket_accuracy(
         )
         bucket = f"CAST(floor((epoch_us(timestamp) - {origin}) / {width}) AS BIGINT)"
         variant = ", p.variant" if "variant" in names else ""
+        window: list[object] = [files, since, until] + ([] if version is None else [version])
+        scan = (
+            f"{_SCAN} WHERE timestamp >= ? AND timestamp < ?{version_filter} "
+            f"{dedupe_clause('predictions', files)}"
+        )
+        calibrated = (
+            _calibrations(con, scan, window, model, probas, calibration)
+            if probas and calibration is not None and "version" in names
+            else {}
+        )
+        if calibrated:
+            # Those versions' rows are estimated in numpy, through their calibration.
+            listed = ", ".join(str(int(v)) for v in calibrated)
+            present = f"({present}) AND version NOT IN ({listed})"
         # Every row counts towards the totals; only labelled rows need the claim (which of
         # several predictions of one (request_id, row[, variant]) a label joins), so the
         # window function runs over those alone.
@@ -131,8 +160,7 @@ def bucket_accuracy(
             WITH p AS (
               SELECT {wanted}, {key} AS k, {bucket} AS b,
                      {present} AS present, {expected} AS expected
-              FROM {_SCAN} WHERE timestamp >= ? AND timestamp < ?{version_filter}
-              {dedupe_clause("predictions", files)}),
+              FROM {scan}),
             f AS ({newest_labels(bool(labels))}),
             lab AS (
               SELECT p.b, p.k, f.label, row_number() OVER (
@@ -149,14 +177,90 @@ def bucket_accuracy(
                    expected_correct
             FROM totals LEFT JOIN judged ON totals.b = judged.b ORDER BY totals.b
         """
-        params: list[object] = [files, since, until]
-        if version is not None:
-            params.append(version)
+        params: list[object] = list(window)
         if labels:
             params.append(labels)
         rows = con.execute(sql, params).fetchall()
-    return [
-        BucketAccuracy(int(b), int(n), int(lab), int(ok), int(est), float(exp))
-        for b, n, lab, ok, est, exp in rows
-        if 0 <= int(b) < count
-    ]
+        extra = (
+            _calibrated_sums(con, scan, window, bucket, key, probas, calibrated)
+            if calibrated
+            else {}
+        )
+    out = []
+    for b, n, lab, ok, est, exp in rows:
+        i = int(b)
+        if not 0 <= i < count:
+            continue
+        n_cal, exp_cal = extra.get(i, (0, 0.0))
+        out.append(
+            BucketAccuracy(
+                i, int(n), int(lab), int(ok), int(est) + n_cal, float(exp) + exp_cal, n_cal
+            )
+        )
+    return out
+
+
+def _calibrations(
+    con: Any,
+    scan: str,
+    params: list[object],
+    model: str,
+    probas: list[str],
+    calibration: Callable[[str, int], Calibration | None],
+) -> dict[int, Calibration]:
+    """The stored calibration of each version logged in the window that has one (for the
+    logged classes)."""
+    classes = sorted(p[len(PROBA_PREFIX) :] for p in probas)
+    versions = con.execute(
+        f"SELECT DISTINCT version FROM (SELECT version FROM {scan}) AS w WHERE version IS NOT NULL",
+        params,
+    ).fetchall()
+    found = {}
+    for (v,) in versions:
+        fitted = calibration(model, int(v))
+        if fitted is not None and sorted(fitted.classes) == classes:
+            found[int(v)] = fitted
+    return found
+
+
+def _calibrated_sums(
+    con: Any,
+    scan: str,
+    params: list[object],
+    bucket: str,
+    key: str,
+    probas: list[str],
+    calibrated: dict[int, Calibration],
+) -> dict[int, tuple[int, float]]:
+    """Per bucket: rows of calibrated versions with every probability, and the sum of
+    their calibrated probability of the predicted class (CBPE's expected correct)."""
+    listed = ", ".join(str(v) for v in calibrated)
+    present = " AND ".join(f"{_q(c)} IS NOT NULL AND NOT isnan({_q(c)})" for c in probas)
+    frame = con.execute(
+        f"SELECT {bucket} AS b, version, {key} AS k, {', '.join(_q(c) for c in probas)} "
+        f"FROM (SELECT * FROM {scan}) AS w WHERE version IN ({listed}) AND {present}",
+        params,
+    ).fetchnumpy()
+    sums: dict[int, tuple[int, float]] = {}
+    if not len(frame["b"]):
+        return sums
+    buckets = np.asarray(frame["b"], dtype=np.int64)
+    versions = np.asarray(frame["version"], dtype=np.int64)
+    keys = np.asarray(frame["k"], dtype=object)
+    for v, fitted in calibrated.items():
+        rows = versions == v
+        if not rows.any():
+            continue
+        order = [PROBA_PREFIX + c for c in fitted.classes]
+        proba = np.column_stack([np.asarray(frame[c], dtype=np.float64)[rows] for c in order])
+        mapped = fitted.transform(proba)
+        index = {c: j for j, c in enumerate(fitted.classes)}
+        predicted = np.array([index.get(k, -1) for k in keys[rows]], dtype=np.int64)
+        chosen = np.where(predicted >= 0, predicted, mapped.argmax(axis=1))
+        expected = mapped[np.arange(len(mapped)), chosen]
+        at = buckets[rows]
+        for b in np.unique(at):
+            mine = at == b
+            n, total = sums.get(int(b), (0, 0.0))
+            sums[int(b)] = (n + int(mine.sum()), total + float(expected[mine].sum()))
+    return sums

@@ -59,7 +59,7 @@ from shipyard.config import Settings
 from shipyard.errors import InvalidInputError, StoreError
 from shipyard.monitoring.compaction import Compaction, compact
 from shipyard.monitoring.durations import parse_duration, parse_instant
-from shipyard.monitoring.queries import read_window
+from shipyard.monitoring.queries import daily_counts, read_window
 from shipyard.monitoring.records import (
     INPUT_PREFIX,
     LabelBatch,
@@ -444,6 +444,22 @@ class PredictionLog:
         return read_window(
             self.store, model, since=start, until=end, version=version, inputs=inputs
         )
+
+    def daily_counts(
+        self,
+        model: str,
+        since: datetime | str | timedelta = "24h",
+        until: datetime | str | timedelta | None = None,
+        *,
+        version: int | None = None,
+    ) -> list[tuple[date, int, datetime, datetime]]:
+        """Rows of ``model`` logged per UTC day of ``[since, until)``: (day, count, first
+        time, last time). Counted by DuckDB, so a month of a busy model costs no memory."""
+        check_model_name(model)
+        now = self.clock.now()
+        end = now if until is None else parse_instant(until, now=now)
+        start = parse_instant(since, now=now)
+        return daily_counts(self.store, model, since=start, until=end, version=version)
 
     def read_inputs(
         self,

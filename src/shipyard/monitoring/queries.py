@@ -34,7 +34,14 @@ from shipyard.monitoring.compaction import dedupe_clause
 from shipyard.monitoring.records import INPUT_PREFIX, PROBA_PREFIX
 from shipyard.monitoring.segments import UNASSIGNED, SegmentStore
 
-__all__ = ["find_known", "find_labelled", "newest_labels", "read_labelled", "read_window"]
+__all__ = [
+    "daily_counts",
+    "find_known",
+    "find_labelled",
+    "newest_labels",
+    "read_labelled",
+    "read_window",
+]
 
 META_COLUMNS = (
     "request_id",
@@ -106,6 +113,44 @@ def read_window(
             params.append(version)
         sql += dedupe_clause("predictions", files)
         return con.execute(sql + ' ORDER BY timestamp, request_id, "row"', params).df()
+
+
+def daily_counts(
+    store: SegmentStore,
+    model: str,
+    *,
+    since: datetime,
+    until: datetime,
+    version: int | None = None,
+) -> list[tuple[date, int, datetime, datetime]]:
+    """Per UTC day with logged rows of ``model`` in ``[since, until)``: the day, its row
+    count, its first and last time. An aggregate: no row is read into Python."""
+    first, last = _days(since, until)
+    files = store.files("predictions", model, first=first, last=last)
+    if not files:
+        return []
+    version_filter = "" if version is None else " AND version = ?"
+    params: list[object] = [files, since, until] + ([] if version is None else [version])
+    with _translated(store), store.connect() as con:
+        frame = con.execute(
+            "SELECT CAST(timezone('UTC', timestamp) AS DATE) AS day, count(*) AS n, "
+            "min(timestamp) AS first, max(timestamp) AS last FROM ("
+            f"SELECT timestamp FROM {_SCAN} WHERE timestamp >= ? AND timestamp < ?"
+            f"{version_filter}{dedupe_clause('predictions', files)}) AS w "
+            "GROUP BY day ORDER BY day",
+            params,
+        ).df()
+    return [
+        (
+            pd.Timestamp(day).date(),
+            int(n),
+            pd.Timestamp(lo).to_pydatetime(),
+            pd.Timestamp(hi).to_pydatetime(),
+        )
+        for day, n, lo, hi in zip(
+            frame["day"], frame["n"], frame["first"], frame["last"], strict=True
+        )
+    ]
 
 
 def _feedback_files(store: SegmentStore, models: Sequence[str], first: date | None) -> list[str]:

@@ -405,6 +405,55 @@ def _event_inputs(event: PredictionEventLike, n: int) -> pd.DataFrame:
     return inputs
 
 
+def _with_sent(event: PredictionEventLike, inputs: pd.DataFrame) -> pd.DataFrame:
+    """``inputs`` with the event's request columns (keys, request-time fields) in front."""
+    sent = getattr(event, "request_columns", None)
+    if not sent:
+        return inputs
+    inputs = inputs.copy(deep=False)  # new columns, never on a frame someone else holds
+    for position, (name, values) in enumerate(sent.items()):
+        inputs.insert(position, name, values)
+    return inputs
+
+
+_PLAIN = (int, float, str, bool)
+
+
+def _sent_columns(
+    events: Sequence[PredictionEventLike], frames: list[pd.DataFrame]
+) -> dict[str, pd.Series] | None:
+    """The request columns of all events, one column each, when that is exactly what
+    inserting them event by event and concatenating gives; None otherwise.
+
+    That holds when every event sent the same fields with inputs of the same columns,
+    and each field's values are of one plain Python type (or arrays of one dtype)
+    across the events: pandas then infers the same column type from the whole as
+    from each part. Anything else (a hot swap mid-flush, ints in one request and
+    text in another) goes through :func:`_with_sent`.
+    """
+    sent = [getattr(e, "request_columns", None) for e in events]
+    if sent[0] is None or any(s is None or list(s) != list(sent[0]) for s in sent):
+        return {} if all(s is None for s in sent) else None
+    if len(frames) > 1 and any(list(f.columns) != list(frames[0].columns) for f in frames):
+        return None
+    columns: dict[str, pd.Series] = {}
+    for name in sent[0]:
+        parts = [s[name] for s in sent if s is not None]
+        if all(isinstance(p, list) for p in parts):
+            values = [v for p in parts for v in p]
+            kinds = {type(v) for v in values}
+            if len(kinds) != 1 or kinds.pop() not in _PLAIN:
+                return None
+            columns[name] = pd.Series(values)
+        elif all(isinstance(p, np.ndarray) for p in parts):
+            if len({p.dtype for p in parts}) != 1 or parts[0].dtype == object:
+                return None
+            columns[name] = pd.Series(np.concatenate(parts))
+        else:
+            return None
+    return columns
+
+
 def events_table(events: Sequence[PredictionEventLike], source: Source | None = None) -> pa.Table:
     """Answered requests (each with all its rows) as one table with the log's columns.
 
@@ -442,9 +491,11 @@ def events_table(events: Sequence[PredictionEventLike], source: Source | None = 
         columns["deployment"] = pa.array(
             np.repeat(np.array(deployments, dtype=object), sizes), pa.string()
         )
-    stacked = _named_matrix(events, sizes)
-    batch = None if stacked is not None else _stacked_columns(events)
-    if stacked is not None:  # the server's events: one float matrix, named columns
+    # The server's own events (no request columns): stacked without a frame per event.
+    plain = all(getattr(e, "request_columns", None) is None for e in events)
+    stacked = _named_matrix(events, sizes) if plain else None
+    batch = _stacked_columns(events) if plain and stacked is None else None
+    if stacked is not None:  # one float matrix, named columns
         values, names = stacked
         for j, name in enumerate(names):
             columns[INPUT_PREFIX + str(name)] = _array(np.ascontiguousarray(values[:, j]))
@@ -454,7 +505,12 @@ def events_table(events: Sequence[PredictionEventLike], source: Source | None = 
             columns[INPUT_PREFIX + str(name)] = _array(inputs[name])
     else:
         frames = [_event_inputs(e, int(n)) for e, n in zip(events, sizes, strict=True)]
+        sent = _sent_columns(events, frames)
+        if sent is None:  # inserted request by request, as sent, in front of the inputs
+            frames = [_with_sent(e, frame) for e, frame in zip(events, frames, strict=True)]
         inputs = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        for name, sent_values in (sent or {}).items():
+            columns[INPUT_PREFIX + name] = _array(sent_values)
         for name in inputs.columns:
             columns[INPUT_PREFIX + str(name)] = _array(inputs[name])
     flat = np.concatenate(predictions) if predictions[0].ndim <= 1 else None

@@ -45,6 +45,7 @@ from shipyard.serving.deployment import (
 from shipyard.serving.direct import DirectRoute, DirectRoutesMiddleware, direct_routes
 from shipyard.serving.errors import install_error_handlers
 from shipyard.serving.fastpath import FastPath
+from shipyard.serving.feature_batch import FeatureBatcher
 from shipyard.serving.inference import Inference
 from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.middleware import RequestMiddleware
@@ -164,7 +165,10 @@ def create_app(
         variant=options.variant,
         fast=fast,
         contract=guard,
-        features=OnlineJoin(client.features, on_lookup=_count_lookups(metrics)),
+        features=FeatureBatcher(
+            OnlineJoin(client.features, on_lookup=_count_lookups(metrics)),
+            on_read=metrics.feature_read_requests.observe,
+        ),
     )
     monitor = MonitorJob(
         runtime,

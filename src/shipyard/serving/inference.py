@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import numpy as np
@@ -32,6 +32,7 @@ from shipyard.errors import ConfigError
 from shipyard.registry.signature import ColumnBatch
 from shipyard.serving.contract_guard import ContractGuard
 from shipyard.serving.fastpath import FastPath
+from shipyard.serving.feature_batch import FeatureBatcher
 from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.observer import (
     PredictionEvent,
@@ -43,17 +44,6 @@ from shipyard.serving.observer import (
 from shipyard.serving.runtime import ModelRuntime, Prediction, ServedModel
 
 DEFAULT_VARIANT = "default"
-
-
-class FeatureJoin(Protocol):
-    """Request rows of a feature-backed model -> its inputs (keys, request fields,
-    features), as records or a DataFrame; ``inline`` when the read is local and quick
-    enough to run on the event loop (an SQLite file), else it runs in a thread."""
-
-    @property
-    def inline(self) -> bool: ...
-
-    def join(self, spec: Mapping[str, Any], data: Any) -> Any: ...
 
 
 class Inference:
@@ -69,7 +59,7 @@ class Inference:
         fast: FastPath | None = None,
         contract: ContractGuard | None = None,
         clock: Clock = SYSTEM_CLOCK,
-        features: FeatureJoin | None = None,
+        features: FeatureBatcher | None = None,
     ) -> None:
         self.runtime = runtime
         self.features = features  # fetches a feature-backed model's inputs by entity key
@@ -107,11 +97,9 @@ class Inference:
                     f"{served.ref} fetches its features from the feature store, which this "
                     "server was not given."
                 )
-            # One batched online read per view for the request's rows (503 if unreachable).
-            if self.features.inline:
-                joined = self.features.join(spec, data)
-            else:
-                joined = await anyio.to_thread.run_sync(self.features.join, spec, data)
+            # One online read per view for the requests that came together (503 if the
+            # store is unreachable, this request's own 422 if its key has no features).
+            joined = await self.features.fetch(spec, data)
             data = joined
         flags = None
         if self.contract is not None:  # a database read on a version's first request
@@ -133,17 +121,14 @@ class Inference:
                     X = pd.DataFrame(X, columns=served.columns, copy=False)
                 else:  # the observers name the matrix's columns themselves
                     columns = served.columns
+            request_columns = None
             if joined is not None and spec is not None:
                 # The log keeps the feature values the model saw, the keys they were fetched
                 # by and the request-time fields, so a skew check can rebuild those rows.
-                sent = [*spec["join_keys"], *spec.get("request_fields", [])]
-                X = X.copy(deep=False)  # new columns, never on a frame someone else holds
-                for position, key in enumerate(k for k in sent if k not in X.columns):
-                    if isinstance(joined, pd.DataFrame):
-                        X.insert(position, key, joined[key].to_numpy())
-                    else:
-                        rows = [joined] if isinstance(joined, Mapping) else joined
-                        X.insert(position, key, [row.get(key) for row in rows])
+                # Handed over beside the inputs: the log puts them in front when it writes
+                # a flush's events, column-wise (a column inserted per request cost more
+                # than the rest of the request's logging).
+                request_columns = _request_columns(spec, joined, X.columns)
             notify(
                 self.observers,
                 PredictionEvent(
@@ -160,6 +145,22 @@ class Inference:
                     latency_seconds=latency,
                     contract_violations=flags,
                     input_columns=columns,
+                    request_columns=request_columns,
                 ),
             )
         return served, X, result
+
+
+def _request_columns(
+    spec: Mapping[str, Any], joined: Any, inputs: pd.Index
+) -> dict[str, Any] | None:
+    """The entity keys and request-time fields sent, per row, that the inputs lack."""
+    sent = [*spec["join_keys"], *spec.get("request_fields", [])]
+    columns: dict[str, Any] = {}
+    for key in (k for k in sent if k not in inputs):
+        if isinstance(joined, pd.DataFrame):
+            columns[key] = joined[key].to_numpy()
+        else:
+            rows = [joined] if isinstance(joined, Mapping) else joined
+            columns[key] = [row.get(key) for row in rows]
+    return columns or None

@@ -132,6 +132,13 @@ class ServingMetrics:
             ["view", "outcome"],
             registry=r,
         )
+        self.feature_read_requests = Histogram(
+            "shipyard_feature_read_requests",
+            "Requests of a feature-backed model whose features one online read fetched "
+            "(the requests that arrived together share one read per view).",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=r,
+        )
         self.poll_errors = Counter(
             "shipyard_registry_poll_errors",
             "Times the registry could not be read while checking for a new version.",

@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -67,6 +67,10 @@ class PredictionEvent:
     deployment: str | None = None
     #: The column names when ``inputs`` is a matrix (observers with ``takes_arrays``).
     input_columns: pd.Index | None = None
+    #: A feature-backed model's entity keys and request-time fields, per row (a list or
+    #: an array per field), that ``inputs`` lacks: the log stores them in front of the
+    #: inputs, as sent. None for a model that takes all its inputs in the request.
+    request_columns: Mapping[str, Any] | None = None
 
 
 @runtime_checkable

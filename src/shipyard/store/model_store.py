@@ -23,7 +23,15 @@ from shipyard.errors import ConflictError, ModelNotFoundError, StoreError, Versi
 from shipyard.names import check_model_name
 from shipyard.store import records
 from shipyard.store.database import Database
-from shipyard.store.rows import model_record, model_row, run_row, version_record, version_row
+from shipyard.store.rows import (
+    model_record,
+    model_records,
+    model_row,
+    run_row,
+    version_record,
+    version_records,
+    version_row,
+)
 from shipyard.store.schema import AliasRow, ModelRow, ModelVersionRow, VersionTagRow
 
 
@@ -65,7 +73,7 @@ class ModelStore:
             query = select(ModelRow).order_by(ModelRow.name)
             if not include_archived:
                 query = query.where(ModelRow.archived.is_(False))
-            return [model_record(session, r) for r in session.scalars(query)]
+            return model_records(session, list(session.scalars(query)))
 
     def set_model_archived(
         self, name: str, archived: bool, *, actor: str, reason: str | None
@@ -166,7 +174,7 @@ class ModelStore:
                 .where(ModelVersionRow.model_id == model.id)
                 .order_by(ModelVersionRow.version)
             )
-            return [version_record(session, model, r) for r in rows]
+            return version_records(session, model, list(rows))
 
     def latest_version(self, name: str) -> records.ModelVersion:
         """The newest version that is not archived."""

@@ -51,6 +51,24 @@ class VariantCounters:
 
 
 @dataclass(frozen=True)
+class EpochCounts:
+    """One variant's requests and errors in one traffic epoch, summed over workers.
+
+    ``started_at`` is when the change that began the epoch was made (None when
+    that change is no longer in the history); ``reported_at`` is the last time a
+    worker reported the epoch's counters, so the counts cover that span.
+    """
+
+    epoch: int
+    variant: str
+    version: int
+    requests: int
+    errors: int
+    started_at: datetime | None
+    reported_at: datetime
+
+
+@dataclass(frozen=True)
 class WorkerHeartbeat:
     """The revision a server worker routes by, and when it last said so."""
 
@@ -63,6 +81,7 @@ __all__ = [
     "DeploymentChange",
     "DeploymentNotFoundError",
     "DeploymentRecord",
+    "EpochCounts",
     "VariantCounters",
     "WorkerHeartbeat",
 ]

@@ -22,9 +22,10 @@ this module only guarantees that
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,6 +38,7 @@ from shipyard.store.rollout_records import (
     DeploymentChange,
     DeploymentNotFoundError,
     DeploymentRecord,
+    EpochCounts,
     VariantCounters,
     WorkerHeartbeat,
 )
@@ -308,6 +310,49 @@ class RolloutStore:
                     r.worker,
                 )
                 for r in rows
+            ]
+
+    def epoch_counts(self, name: str) -> list[EpochCounts]:
+        """Requests and errors of every epoch and variant (summed over workers), oldest first.
+
+        Workers keep cumulative counts per epoch, not per minute: this is the
+        finest time grain at which failed requests are recorded.
+        """
+        with self.db.read() as session:
+            row = self._row(session, name)
+            started: dict[int, datetime] = {}
+            for spec, at in session.execute(
+                select(DeploymentChangeRow.spec, DeploymentChangeRow.at).where(
+                    DeploymentChangeRow.deployment_id == row.id
+                )
+            ):
+                epoch = int((spec or {}).get("epoch") or 1)
+                if epoch not in started or at < started[epoch]:
+                    started[epoch] = at
+            totals = session.execute(
+                select(
+                    DeploymentStatsRow.epoch,
+                    DeploymentStatsRow.variant,
+                    func.max(DeploymentStatsRow.version),
+                    func.sum(DeploymentStatsRow.requests),
+                    func.sum(DeploymentStatsRow.errors),
+                    func.max(DeploymentStatsRow.updated_at),
+                )
+                .where(DeploymentStatsRow.deployment_id == row.id)
+                .group_by(DeploymentStatsRow.epoch, DeploymentStatsRow.variant)
+                .order_by(DeploymentStatsRow.epoch, DeploymentStatsRow.variant)
+            )
+            return [
+                EpochCounts(
+                    int(epoch),
+                    variant,
+                    int(version),
+                    int(requests or 0),
+                    int(errors or 0),
+                    started.get(int(epoch)),
+                    reported,
+                )
+                for epoch, variant, version, requests, errors, reported in totals
             ]
 
     def workers(self, name: str) -> list[WorkerHeartbeat]:

@@ -73,15 +73,24 @@ def run_row(session: Session, run_id: str) -> RunRow:
     return row
 
 
-def model_record(session: Session, row: ModelRow) -> records.Model:
-    aliases = {
-        a.alias: a.version
-        for a in session.scalars(select(AliasRow).where(AliasRow.model_id == row.id))
-    }
-    tags = {
-        t.key: t.value
-        for t in session.scalars(select(ModelTagRow).where(ModelTagRow.model_id == row.id))
-    }
+def model_record(
+    session: Session,
+    row: ModelRow,
+    *,
+    aliases: dict[str, int] | None = None,
+    tags: dict[str, str] | None = None,
+) -> records.Model:
+    """``row`` as a record; ``aliases`` and ``tags`` when already read (see model_records)."""
+    if aliases is None:
+        aliases = {
+            a.alias: a.version
+            for a in session.scalars(select(AliasRow).where(AliasRow.model_id == row.id))
+        }
+    if tags is None:
+        tags = {
+            t.key: t.value
+            for t in session.scalars(select(ModelTagRow).where(ModelTagRow.model_id == row.id))
+        }
     return records.Model(
         name=row.name,
         description=row.description,
@@ -94,20 +103,46 @@ def model_record(session: Session, row: ModelRow) -> records.Model:
     )
 
 
-def version_record(session: Session, model: ModelRow, row: ModelVersionRow) -> records.ModelVersion:
-    aliases = tuple(
-        sorted(
-            session.scalars(
-                select(AliasRow.alias).where(
-                    AliasRow.model_id == model.id, AliasRow.version == row.version
+def model_records(session: Session, rows: list[ModelRow]) -> list[records.Model]:
+    """Many models as records with two queries in all (aliases, tags), not two per model:
+    on PostgreSQL each round trip costs, and the models list reads every model."""
+    ids = [r.id for r in rows]
+    aliases: dict[int, dict[str, int]] = {i: {} for i in ids}
+    tags: dict[int, dict[str, str]] = {i: {} for i in ids}
+    if ids:
+        for a in session.scalars(select(AliasRow).where(AliasRow.model_id.in_(ids))):
+            aliases[a.model_id][a.alias] = a.version
+        for t in session.scalars(select(ModelTagRow).where(ModelTagRow.model_id.in_(ids))):
+            tags[t.model_id][t.key] = t.value
+    return [model_record(session, r, aliases=aliases[r.id], tags=tags[r.id]) for r in rows]
+
+
+def version_record(
+    session: Session,
+    model: ModelRow,
+    row: ModelVersionRow,
+    *,
+    aliases: tuple[str, ...] | None = None,
+    tags: dict[str, str] | None = None,
+) -> records.ModelVersion:
+    """``row`` as a record; ``aliases`` and ``tags`` when already read (see version_records)."""
+    if aliases is None:
+        aliases = tuple(
+            sorted(
+                session.scalars(
+                    select(AliasRow.alias).where(
+                        AliasRow.model_id == model.id, AliasRow.version == row.version
+                    )
                 )
             )
         )
-    )
-    tags = {
-        t.key: t.value
-        for t in session.scalars(select(VersionTagRow).where(VersionTagRow.version_id == row.id))
-    }
+    if tags is None:
+        tags = {
+            t.key: t.value
+            for t in session.scalars(
+                select(VersionTagRow).where(VersionTagRow.version_id == row.id)
+            )
+        }
     return records.ModelVersion(
         model=model.name,
         version=row.version,
@@ -123,6 +158,30 @@ def version_record(session: Session, model: ModelRow, row: ModelVersionRow) -> r
         aliases=aliases,
         tags=tags,
     )
+
+
+def version_records(
+    session: Session, model: ModelRow, rows: list[ModelVersionRow]
+) -> list[records.ModelVersion]:
+    """Many versions of ``model`` with two queries in all (aliases, tags), not two each."""
+    held: dict[int, list[str]] = {}
+    for a in session.scalars(select(AliasRow).where(AliasRow.model_id == model.id)):
+        held.setdefault(a.version, []).append(a.alias)
+    tags: dict[int, dict[str, str]] = {r.id: {} for r in rows}
+    if rows:
+        ids = list(tags)
+        for t in session.scalars(select(VersionTagRow).where(VersionTagRow.version_id.in_(ids))):
+            tags[t.version_id][t.key] = t.value
+    return [
+        version_record(
+            session,
+            model,
+            r,
+            aliases=tuple(sorted(held.get(r.version, []))),
+            tags=tags[r.id],
+        )
+        for r in rows
+    ]
 
 
 def run_record(session: Session, row: RunRow) -> records.Run:

@@ -3,8 +3,8 @@
 A table of thousands of runs with a hundred steps of twenty metrics each must
 not load every run to show fifty: filters, the sort and the page are one SQL
 statement, and a run's latest value of a metric (highest step, then the last
-logged) is a correlated sub-query answered by one seek in the
-``(run_id, key, step, id)`` index. The filter is MLflow's syntax, compiled by
+logged) is a correlated sub-query answered by one primary-key seek in
+``run_latest_metrics``, which logging keeps up to date. The filter is MLflow's syntax, compiled by
 :func:`shipyard.store.run_search.apply_filter`, the same as ``search_runs``.
 
 >>> query = RunQuery(metric_columns=("accuracy",), order_by="metric:accuracy")
@@ -26,6 +26,7 @@ from shipyard.errors import InvalidInputError
 from shipyard.store.database import Database
 from shipyard.store.run_search import apply_filter
 from shipyard.store.schema import ExperimentRow, RunMetricRow, RunParamRow, RunRow
+from shipyard.store.schema_tracking import RunLatestMetricRow
 
 __all__ = ["RunPage", "RunQueries", "RunQuery", "RunSummary"]
 
@@ -90,14 +91,11 @@ class RunPage:
 
 
 def _latest_metric(key: str) -> Any:
-    m = aliased(RunMetricRow)
-    return (
-        select(m.value)
-        .where(m.run_id == RunRow.id, m.key == key)
-        .order_by(m.step.desc(), m.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
+    # run_latest_metrics keeps each run's latest point per key as it is logged (the
+    # filter reads it too): one primary-key seek, where ordering a run's history by
+    # step made PostgreSQL sort per run and row.
+    m = aliased(RunLatestMetricRow)
+    return select(m.value).where(m.run_id == RunRow.id, m.key == key).scalar_subquery()
 
 
 def _param(key: str) -> Any:
@@ -219,8 +217,12 @@ class RunQueries:
         """
         recent = select(RunRow.id).order_by(RunRow.start_time.desc()).limit(runs).subquery()
         with self.db.read() as session:
+            # The latest-value table holds one row per run and key: reading the whole
+            # history (100 steps a key) for its distinct keys was a scan of every point.
             metric_keys = session.scalars(
-                select(RunMetricRow.key).where(RunMetricRow.run_id.in_(select(recent))).distinct()
+                select(RunLatestMetricRow.key)
+                .where(RunLatestMetricRow.run_id.in_(select(recent)))
+                .distinct()
             )
             param_keys = session.scalars(
                 select(RunParamRow.key).where(RunParamRow.run_id.in_(select(recent))).distinct()

@@ -288,14 +288,23 @@ class RunStore:
         """The run id starting with ``prefix`` (the 12 characters lists show), if just one."""
         if len(prefix) >= 32 or not prefix:
             return prefix
+        ids = self.ids_starting_with(prefix, limit=2)
+        return ids[0] if len(ids) == 1 else prefix
+
+    def ids_starting_with(self, prefix: str, *, limit: int = 10) -> list[str]:
+        """Up to ``limit`` run ids starting with ``prefix``, in id order (none for "")."""
+        if not prefix:
+            return []
         with self.db.read() as session:
             escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            ids = list(
+            return list(
                 session.scalars(
-                    select(RunRow.id).where(RunRow.id.like(f"{escaped}%", escape="\\")).limit(2)
+                    select(RunRow.id)
+                    .where(RunRow.id.like(f"{escaped}%", escape="\\"))
+                    .order_by(RunRow.id)
+                    .limit(limit)
                 )
             )
-        return ids[0] if len(ids) == 1 else prefix
 
     def get_run(self, run_id: str) -> records.Run:
         with self.db.read() as session:

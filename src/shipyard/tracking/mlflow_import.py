@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from shipyard.clock import utc_now
 from shipyard.errors import InvalidInputError
 from shipyard.names import NAME
 from shipyard.store.run_store import Point, RunStore
@@ -190,7 +191,7 @@ def _import_run(
         parent_id=parent,
         run_id=run.run_id,
         status=run.status if run.status in _STATUSES else "FINISHED",
-        start_time=_when(run.start_ms) or datetime.now(UTC),
+        start_time=_when(run.start_ms) or utc_now(),
         end_time=_when(run.end_ms),
     )
     if run.params:
@@ -206,7 +207,7 @@ def _import_run(
                 f"Run {run.run_id}: metric {key!r} step {step} is {value}, not imported."
             )
             continue
-        points.append(Point(key, value, step, _when(ts) or datetime.now(UTC)))
+        points.append(Point(key, value, step, _when(ts) or utc_now()))
     points.sort(key=lambda p: (p.step, p.timestamp))  # the latest value: highest step, then time
     for i in range(0, len(points), 10_000):
         runs.log_points(run.run_id, points[i : i + 10_000])

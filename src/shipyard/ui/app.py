@@ -31,6 +31,7 @@ from shipyard.ui import (
     pages_runs,
 )
 from shipyard.ui.auth import COOKIE, SESSION_SECONDS, Sessions, Users
+from shipyard.ui.run_ids import AmbiguousRunId
 from shipyard.ui.web import UiState, render
 
 __all__ = ["create_app"]
@@ -98,6 +99,11 @@ def create_app(
     @app.exception_handler(ShipyardError)
     async def shipyard_error(request: Request, exc: ShipyardError) -> Response:
         return render(request, "error.html", _status(exc), message=str(exc))
+
+    @app.exception_handler(AmbiguousRunId)
+    async def ambiguous_run(request: Request, exc: AmbiguousRunId) -> Response:
+        choices = [(f"/runs/{r}", r) for r in exc.ids]
+        return render(request, "error.html", 409, message=exc.message, choices=choices)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

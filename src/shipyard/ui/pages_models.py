@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -61,7 +63,46 @@ def _run(ui: UiState, version: records.ModelVersion) -> dict[str, Any]:
             run = ui.client.runs.get_run(version.run_id)
         except NotFoundError:
             run = None
-    return {"run": run, **_optimization(ui, version)}
+    return {"run": run, **_lineage(ui, version), **_optimization(ui, version)}
+
+
+#: Days of predictions listed in the lineage (newest first); the rest are summed.
+LINEAGE_DAYS = 14
+
+
+def _lineage(ui: UiState, version: records.ModelVersion) -> dict[str, Any]:
+    """The chain `shipyard loop lineage` prints, from the same function, and the data
+    snapshot it names (rows, bytes)."""
+    from shipyard.data.refs import parse_data_ref
+    from shipyard.loop.lineage import lineage
+
+    try:
+        chain = lineage(ui.client, version.ref)
+    except ShipyardError as exc:
+        return {"chain": None, "chain_error": str(exc)}
+    snapshot = None
+    if chain.snapshot:
+        try:
+            name, number = parse_data_ref(chain.snapshot)
+            snapshot = ui.client.datasets.get_version(name, number)
+        except ShipyardError:
+            snapshot = None  # named but gone (pruned): the reference is still shown
+    days = list(reversed(chain.windows))
+    shown = days[:LINEAGE_DAYS]
+    return {
+        "chain": chain,
+        "chain_error": None,
+        "snapshot": snapshot,
+        "windows": [(w, _day_link(version, w.day)) for w in shown],
+        "older_windows": days[LINEAGE_DAYS:],
+    }
+
+
+def _day_link(version: records.ModelVersion, day: date) -> str:
+    """The monitoring page of ``version`` over the UTC day ``day``."""
+    end = datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
+    query = urlencode({"window": "24h", "version": version.version, "until": end.isoformat()})
+    return f"/monitoring/{version.model}?{query}"
 
 
 def _optimization(ui: UiState, version: records.ModelVersion) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Monitoring per model and deployment, from the prediction log.
 
-Requests and latency percentiles, the prediction distribution, per-feature
+Requests and latency percentiles, failed requests (from the deployments'
+counters: :mod:`shipyard.ui.error_data`), the prediction distribution, per-feature
 drift with each test's threshold, and realized / estimated (CBPE) accuracy
 with label coverage against the training baseline, per bucket of the chosen
 window (1 h to 30 d). Each drift point links to the full drift report of its
@@ -21,6 +22,7 @@ from shipyard.errors import NotFoundError, ShipyardError
 from shipyard.monitoring.durations import floor_time
 from shipyard.store import records
 from shipyard.ui.charts import Series, line_chart, time_label
+from shipyard.ui.error_data import ERROR_MEANING, error_epochs, error_series
 from shipyard.ui.monitor_data import WINDOWS, Buckets, read_monitor_data
 from shipyard.ui.variants import variant_figures
 from shipyard.ui.web import UiState, render, state
@@ -140,20 +142,46 @@ def _performance(
             step=buckets.step,
             count=buckets.count,
             version=version,
+            # Each version's stored calibration, as `shipyard monitor estimate` and
+            # `monitor performance` use it.
+            calibration=ui.client.calibrations.latest,
         )
     }
     realized = [sums[i].realized_accuracy if i in sums else None for i in range(buckets.count)]
     estimated = [sums[i].estimated_accuracy if i in sums else None for i in range(buckets.count)]
     coverage = [sums[i].coverage if i in sums else None for i in range(buckets.count)]
     notes = []
-    if sums and not any(b.n_estimated for b in sums.values()):
+    n_estimated = sum(b.n_estimated for b in sums.values())
+    n_calibrated = sum(b.n_calibrated for b in sums.values())
+    if sums and not n_estimated:
         notes.append(
             "No class probabilities were logged for this model, so accuracy cannot be "
             "estimated before labels arrive (CBPE needs probabilities)."
         )
+    if n_estimated and n_calibrated == n_estimated:
+        how = "CBPE, calibrated"
+        notes.append(
+            "Estimated accuracy (CBPE) reads the logged probabilities through the "
+            "calibration stored with each version, as `shipyard monitor estimate` does."
+        )
+    elif n_calibrated:
+        how = "CBPE, partly calibrated"
+        notes.append(
+            f"Estimated accuracy (CBPE): {n_calibrated} of {n_estimated} rows went through "
+            "their version's stored calibration; the versions without one are read raw."
+        )
+    else:
+        how = "CBPE, raw probabilities"
+        if n_estimated:
+            notes.append(
+                "Estimated accuracy (CBPE) reads the raw logged probabilities: no calibration "
+                "is stored with these versions (`shipyard validate model` fits one on the "
+                "holdout; `shipyard monitor estimate REF --reference FILE --target COL` on a "
+                "labelled file)."
+            )
     series = [
         Series("realized accuracy", list(zip(xs, realized, strict=True))),
-        Series("estimated accuracy (CBPE)", list(zip(xs, estimated, strict=True)), dashed=True),
+        Series(f"estimated accuracy ({how})", list(zip(xs, estimated, strict=True)), dashed=True),
     ]
     baseline = baseline_metrics(recorded, "classification").get("accuracy")
     return series, coverage, baseline, "accuracy", notes
@@ -202,6 +230,16 @@ def monitoring_page(
     charts["latency"] = line_chart(
         [Series(q, list(zip(xs, v, strict=True))) for q, v in data.latency.items()],
         title="Latency (seconds)",
+        x_label=time_label,
+        y_min=0,
+    )
+    window_end = start + count * step
+    epochs = error_epochs(
+        client, model, start, window_end, deployment=deployment or None, version=version
+    )
+    charts["errors"] = line_chart(
+        error_series(epochs, start, window_end),
+        title="Server errors (share of requests, per epoch)",
         x_label=time_label,
         y_min=0,
     )
@@ -274,6 +312,8 @@ def monitoring_page(
         charts=charts,
         drift_charts=drift_charts,
         notes=notes,
+        error_epochs=epochs,
+        error_meaning=ERROR_MEANING,
         since=start,
         until=start + count * step,
         until_param=until,

@@ -3,24 +3,26 @@
 The table's filters, sort and page are the URL's query string (a person can
 bookmark it); htmx swaps only the table when they change. A run's page draws
 every stepped metric; the comparison overlays the runs' metrics on one chart
-per metric and marks the params that differ.
+per metric and marks the params that differ. A run id may be the 12-character
+prefix lists show (:mod:`shipyard.ui.run_ids`).
 """
 
 from __future__ import annotations
 
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
-from shipyard.errors import InvalidInputError
+from shipyard.errors import InvalidInputError, RunNotFoundError
 from shipyard.store.run_query import RunPage, RunQuery
 from shipyard.tracking.artifacts import read_artifact
 from shipyard.ui.artifact_view import PREVIEW_BYTES, ArtifactView, content_type, preview_of
 from shipyard.ui.charts import Series, line_chart
 from shipyard.ui.filters import columns, parse_status
+from shipyard.ui.run_ids import full_run_id
 from shipyard.ui.web import render, state
 
 router = APIRouter()
@@ -138,10 +140,21 @@ def _artifact_views(client: Any, run_id: str) -> list[ArtifactView]:
     return views
 
 
+def _by_prefix(request: Request, run_id: str) -> Response:
+    """A redirect to the page of the run whose id starts with ``run_id`` (see run_ids)."""
+    full = full_run_id(state(request).client.runs, run_id)
+    path = request.url.path.replace(f"/runs/{run_id}", f"/runs/{full}", 1)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return RedirectResponse(path + query, status_code=307)
+
+
 @router.get("/runs/{run_id}")
 def run_page(request: Request, run_id: str) -> Response:
     client = state(request).client
-    run = client.runs.get_run(run_id)
+    try:
+        run = client.runs.get_run(run_id)
+    except RunNotFoundError:
+        return _by_prefix(request, run_id)
     histories = client.run_queries.histories([run.id])
     charts = _metric_charts(histories, {run.id: run.name})
     children = client.runs.children(run.id)
@@ -159,6 +172,8 @@ def run_page(request: Request, run_id: str) -> Response:
 def run_artifact(request: Request, run_id: str, path: str, download: bool = False) -> Response:
     """One artifact's bytes: only a path the run recorded (anything else is a 404)."""
     client = state(request).client
+    if not client.runs.run_exists(run_id):
+        return _by_prefix(request, run_id)
     artifact, data = read_artifact(client.runs, client.artifacts, run_id, path)
     name = PurePosixPath(artifact.path).name
     headers = {
@@ -180,6 +195,10 @@ def compare_page(request: Request, run: list[str] = Query(default=[])) -> Respon
     if len(ids) > MAX_COMPARED:
         raise HTTPException(400, f"Compare at most {MAX_COMPARED} runs at once, got {len(ids)}.")
     client = state(request).client
+    full = [r if client.runs.run_exists(r) else full_run_id(client.runs, r) for r in ids]
+    if full != ids:
+        # Prefixes (the 12 characters lists show): the page under the runs' full ids.
+        return RedirectResponse(f"/compare?{urlencode([('run', r) for r in full])}", 307)
     runs = [client.runs.get_run(r) for r in ids]
     names = {r.id: f"{r.name} ({r.id[:6]})" for r in runs}
     charts = _metric_charts(client.run_queries.histories(ids), names)
