@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.testclient import TestClient
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from shipyard.errors import SchemaError
-from shipyard.serving.direct import DirectRoutesMiddleware, direct, direct_routes, is_direct
+from shipyard.serving.direct import (
+    DirectRoutesMiddleware,
+    direct,
+    direct_routes,
+    header,
+    is_direct,
+    read_body,
+)
 from shipyard.serving.errors import install_error_handlers
 
 
@@ -62,3 +72,45 @@ def test_only_fixed_paths_can_be_direct() -> None:
     assert is_direct(item)
     with pytest.raises(ValueError, match="fixed path"):
         direct_routes(router.routes)
+
+
+def _request(messages: list[dict[str, object]]) -> Request:
+    queue = list(messages)
+
+    async def receive() -> dict[str, object]:
+        return queue.pop(0)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/fast",
+        "headers": [(b"content-type", b"application/json"), (b"content-type", b"text/csv")],
+    }
+    return Request(scope, receive)  # type: ignore[arg-type]
+
+
+def test_read_body_reads_what_starlette_reads() -> None:
+    async def read(messages: list[dict[str, object]]) -> tuple[bytes, bytes]:
+        request = _request(messages)
+        body = await read_body(request)
+        return body, await request.body()  # kept on the request, as Starlette keeps it
+
+    one = [{"type": "http.request", "body": b'{"x": 1}', "more_body": False}]
+    assert asyncio.run(read(one)) == (b'{"x": 1}', b'{"x": 1}')
+    chunked = [
+        {"type": "http.request", "body": b'{"x"', "more_body": True},
+        {"type": "http.request", "body": b"", "more_body": True},
+        {"type": "http.request", "body": b": 1}", "more_body": False},
+    ]
+    assert asyncio.run(read(chunked)) == (b'{"x": 1}', b'{"x": 1}')
+    assert asyncio.run(read([{"type": "http.request"}])) == (b"", b"")
+    for gone in ([{"type": "http.disconnect"}], [chunked[0], {"type": "http.disconnect"}]):
+        with pytest.raises(ClientDisconnect):
+            asyncio.run(read(gone))
+
+
+def test_header_is_the_first_value_as_starlette_gives_it() -> None:
+    request = _request([])
+    assert header(request, b"content-type") == request.headers.get("content-type")
+    assert header(request, b"content-type") == "application/json"
+    assert header(request, b"x-api-key") is None

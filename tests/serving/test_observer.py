@@ -66,3 +66,29 @@ def test_observers_see_every_prediction_and_are_closed(iris: IrisRegistry) -> No
     assert 0 < first.latency_seconds < 10
     assert recorder.events[1].predictions.tolist() == ["setosa", "virginica"]
     assert recorder.closed
+
+
+class MatrixRecorder(Recorder):
+    takes_arrays = True  # as the prediction log: the validated matrix and its names
+
+
+def test_observers_taking_arrays_get_the_matrix_others_a_frame(iris: IrisRegistry) -> None:
+    alone, together, framed = MatrixRecorder(), MatrixRecorder(), Recorder()
+    for observers in ([alone], [together, framed]):
+        app = create_app(iris.client, "iris", options=ServeOptions(), observers=observers)
+        server = LiveServer(app).start()
+        try:
+            with server.client() as http:
+                assert http.post("/predict", json=[SETOSA, VIRGINICA]).is_success
+        finally:
+            server.stop()
+    (event,) = alone.events
+    assert isinstance(event.inputs, np.ndarray) and event.input_columns is not None
+    assert event.inputs.dtype == np.float64
+    named = pd.DataFrame(event.inputs, columns=event.input_columns)
+    assert named.to_dict(orient="records") == [SETOSA, VIRGINICA]
+    # One observer needing a frame: every observer gets the same frame.
+    (mixed,), (frame,) = together.events, framed.events
+    assert mixed.inputs is frame.inputs and isinstance(frame.inputs, pd.DataFrame)
+    assert frame.input_columns is None
+    assert frame.inputs.to_dict(orient="records") == [SETOSA, VIRGINICA]

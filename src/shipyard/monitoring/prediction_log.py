@@ -162,6 +162,10 @@ class PredictionLog:
         rows = [records] if isinstance(records, PredictionRecord) else list(records)
         return self._enqueue(rows, len(rows))
 
+    #: The serving observer seam may hand over the validated matrix and its column
+    #: names (``input_columns``) instead of a frame: :func:`events_table` takes both.
+    takes_arrays = True
+
     def observe(self, event: PredictionEventLike) -> None:
         """The serving observer seam: queue one answered request (all its rows), at once.
 

@@ -49,6 +49,7 @@ import pandas as pd
 import pyarrow as pa
 
 from shipyard.errors import InvalidInputError
+from shipyard.registry.signature import ColumnBatch
 
 __all__ = [
     "INPUT_PREFIX",
@@ -126,7 +127,8 @@ class PredictionEventLike(Protocol):
     """A whole answered request, column-wise (what the server's observer seam hands over).
 
     ``timestamp`` is seconds since the epoch (or an aware datetime); ``inputs``
-    a frame with one row per prediction (an array gets columns ``0..k-1``);
+    a frame with one row per prediction (an array gets columns ``0..k-1``, or the
+    names in an ``input_columns`` attribute when the event has one);
     ``probabilities`` one column per entry of ``classes``.
     """
 
@@ -141,7 +143,7 @@ class PredictionEventLike(Protocol):
     @property
     def variant(self) -> str: ...
     @property
-    def inputs(self) -> pd.DataFrame | np.ndarray: ...
+    def inputs(self) -> pd.DataFrame | np.ndarray | ColumnBatch: ...
     @property
     def predictions(self) -> np.ndarray: ...
     @property
@@ -341,10 +343,65 @@ def _epoch_us(value: float | datetime) -> int:
     return round(float(value) * 1_000_000)
 
 
+def _named_matrix(
+    events: Sequence[PredictionEventLike], sizes: np.ndarray
+) -> tuple[np.ndarray, pd.Index] | None:
+    """The events' inputs stacked into one float matrix, when every event carries a
+    2-D float matrix of its own rows with the same column names (``input_columns``),
+    as the server hands them over; else None (built frame by frame instead)."""
+    names = getattr(events[0], "input_columns", None)
+    if names is None:
+        return None
+    parts = []
+    for event, n in zip(events, sizes, strict=True):
+        inputs = event.inputs
+        same = getattr(event, "input_columns", None)
+        if (
+            not isinstance(inputs, np.ndarray)
+            or inputs.dtype != np.float64
+            or inputs.shape != (n, len(names))
+            or same is None
+            or (same is not names and not same.equals(names))
+        ):
+            return None
+        parts.append(inputs)
+    return (parts[0] if len(parts) == 1 else np.concatenate(parts)), names
+
+
+def _stacked_columns(events: Sequence[PredictionEventLike]) -> ColumnBatch | None:
+    """The events' validated columns one after the other, when one frame of them all
+    has the very column types the events' frames concatenated have: every event a
+    :class:`ColumnBatch` with the same columns, each column float64 throughout or
+    text without a missing value throughout. Else None (built frame by frame)."""
+    parts = [e.inputs for e in events]
+    first = parts[0]
+    if not isinstance(first, ColumnBatch):
+        return None
+    names = list(first.columns)
+    for part in parts:
+        if not isinstance(part, ColumnBatch) or list(part.columns) != names:
+            return None
+    for name in names:
+        arrays = [p.columns[name] for p in parts]  # type: ignore[union-attr]
+        kind = arrays[0].dtype.kind
+        if kind == "f":
+            if any(a.dtype != np.float64 for a in arrays):
+                return None
+        elif kind == "O":
+            if any(a.dtype.kind != "O" or not all(type(v) is str for v in a) for a in arrays):
+                return None
+        else:
+            return None
+    return ColumnBatch.concat(parts)  # type: ignore[arg-type]
+
+
 def _event_inputs(event: PredictionEventLike, n: int) -> pd.DataFrame:
     inputs = event.inputs
+    if isinstance(inputs, ColumnBatch):
+        inputs = inputs.frame()  # what the frame path of the server would have handed over
     if not isinstance(inputs, pd.DataFrame):
-        inputs = pd.DataFrame(np.asarray(inputs).reshape(n, -1))
+        names = getattr(event, "input_columns", None)
+        inputs = pd.DataFrame(np.asarray(inputs).reshape(n, -1), columns=names)
     if len(inputs) != n:
         raise InvalidInputError(
             f"Request {event.request_id}: {len(inputs)} input rows but {n} predictions."
@@ -451,15 +508,28 @@ def events_table(events: Sequence[PredictionEventLike], source: Source | None = 
     deployments = [getattr(e, "deployment", None) for e in events]
     if any(name is not None for name in deployments):  # served through a deployment
         columns["deployment"] = _per_event(deployments, sizes, pa.string())
-    frames = [_event_inputs(e, int(n)) for e, n in zip(events, sizes, strict=True)]
-    sent = _sent_columns(events, frames)
-    if sent is None:  # inserted request by request, as sent, in front of the inputs
-        frames = [_with_sent(e, frame) for e, frame in zip(events, frames, strict=True)]
-    inputs = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    for name, values in (sent or {}).items():
-        columns[INPUT_PREFIX + name] = _array(values)
-    for name in inputs.columns:
-        columns[INPUT_PREFIX + str(name)] = _array(inputs[name])
+    # The server's own events (no request columns): stacked without a frame per event.
+    plain = all(getattr(e, "request_columns", None) is None for e in events)
+    stacked = _named_matrix(events, sizes) if plain else None
+    batch = _stacked_columns(events) if plain and stacked is None else None
+    if stacked is not None:  # one float matrix, named columns
+        values, names = stacked
+        for j, name in enumerate(names):
+            columns[INPUT_PREFIX + str(name)] = _array(np.ascontiguousarray(values[:, j]))
+    elif batch is not None:  # validated columns: one frame for them all
+        inputs = batch.frame()
+        for name in inputs.columns:
+            columns[INPUT_PREFIX + str(name)] = _array(inputs[name])
+    else:
+        frames = [_event_inputs(e, int(n)) for e, n in zip(events, sizes, strict=True)]
+        sent = _sent_columns(events, frames)
+        if sent is None:  # inserted request by request, as sent, in front of the inputs
+            frames = [_with_sent(e, frame) for e, frame in zip(events, frames, strict=True)]
+        inputs = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        for name, sent_values in (sent or {}).items():
+            columns[INPUT_PREFIX + name] = _array(sent_values)
+        for name in inputs.columns:
+            columns[INPUT_PREFIX + str(name)] = _array(inputs[name])
     flat = np.concatenate(predictions) if predictions[0].ndim <= 1 else None
     columns["prediction"] = _array(
         flat if flat is not None else [row for p in predictions for row in p]

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from shipyard.errors import (
 )
 from shipyard.registry.flavors.base import Predictor
 from shipyard.registry.manifest import Manifest
-from shipyard.registry.signature import Signature, rows_text
+from shipyard.registry.signature import ColumnBatch, Signature, rows_text
 
 
 class LoadedModel:
@@ -53,6 +54,12 @@ class LoadedModel:
         # does not need column names (XGBoost, LightGBM, ONNX, unnamed sklearn).
         self._use_array = bool(getattr(predictor, "accepts_array", False)) and (
             self.signature.is_numeric
+        )
+        # A graph with one named input per column is fed a request's validated columns
+        # straight, without a DataFrame (see prepare_request).
+        takes_columns = getattr(predictor, "takes_columns", None)
+        self._use_columns = (
+            not self._use_array and callable(takes_columns) and takes_columns(self.signature)
         )
 
     @property
@@ -83,6 +90,14 @@ class LoadedModel:
         if self._use_array:
             return self.signature.coerce_array(data)
         return self.signature.coerce(data)
+
+    def prepare_request(self, data: Any) -> pd.DataFrame | np.ndarray | ColumnBatch:
+        """:meth:`prepare` for the serving path: a record or a list of rows becomes a
+        :class:`~shipyard.registry.signature.ColumnBatch` when the predictor takes
+        columns by name (same checks, same errors); :meth:`score` takes any of them."""
+        if self._use_columns and isinstance(data, (Mapping, list)):
+            return self.signature.coerce_columns(data)
+        return self.prepare(data)
 
     def predict(self, data: Any) -> np.ndarray:
         """Predictions for every row of ``data``.
@@ -117,7 +132,9 @@ class LoadedModel:
         """
         return self.score(self.prepare(data))
 
-    def score(self, X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def score(
+        self, X: pd.DataFrame | np.ndarray | ColumnBatch
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Labels and probabilities for already validated ``X`` (:meth:`prepare`).
 
         A predictor with ``predict_both`` (ONNX, boosters, scikit-learn classifiers
@@ -126,13 +143,37 @@ class LoadedModel:
         is not an answer is refused: a row whose probabilities or regression value
         are NaN or infinite raises :class:`~shipyard.errors.UnscorableInputError`
         naming it (a label read off NaN probabilities would be the first class).
+
+        Columns (:meth:`prepare_request`) are scored straight from their arrays; input
+        the graph cannot take that way, a model error or an output that is not finite
+        goes through the DataFrame path instead, which answers or names the cause.
         """
+        if isinstance(X, ColumnBatch):
+            scored = self._score_columns(X)
+            if scored is not None:
+                return scored
+            X = X.frame()
         labels, proba = self._run(self._raw_score, X)
         labels = np.asarray(labels)
         if labels.ndim == 2 and labels.shape[1] == 1:
             labels = labels[:, 0]
         proba = None if proba is None else np.asarray(proba)
         self._check_finite(X, labels, proba)
+        return labels, proba
+
+    def _score_columns(self, X: ColumnBatch) -> tuple[np.ndarray, np.ndarray | None] | None:
+        try:
+            scored = self.predictor.predict_both_columns(X.columns)  # type: ignore[attr-defined]
+        except Exception:  # the DataFrame path raises its own, named error
+            return None
+        if scored is None:
+            return None
+        labels = np.asarray(scored[0])
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        proba = None if scored[1] is None else np.asarray(scored[1])
+        if not (_all_finite(labels) and _all_finite(proba)):
+            return None
         return labels, proba
 
     def _raw_score(self, X: pd.DataFrame | np.ndarray) -> tuple[Any, Any]:

@@ -157,6 +157,48 @@ class CompiledPredictor(OnnxPredictor):
         proba = self._proba(out)
         return self._labels(raw, proba), proba
 
+    def takes_columns(self, signature: Signature) -> bool:
+        """Whether the graph takes one named input per signature column that
+        :meth:`predict_both_columns` feeds exactly as the DataFrame path does: float
+        columns into float inputs, string columns into string inputs, nothing else."""
+        if len(self.inputs) < 2 or len(self.inputs) != len(signature.inputs):
+            return False
+        graph = dict(self.inputs)
+        for spec in signature.inputs:
+            dtype = graph.get(spec.name)
+            if spec.categorical or dtype is None:
+                return False
+            if not (
+                (spec.dtype == "float" and dtype in (np.float32, np.float64))
+                or (spec.dtype == "string" and dtype is np.object_)
+            ):
+                return False
+        return True
+
+    def predict_both_columns(
+        self, columns: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """:meth:`predict_both` fed straight from validated columns (see
+        :meth:`takes_columns`); None when the input needs the DataFrame path (a value
+        beyond float32, answered by the original model there)."""
+        with np.errstate(over="ignore"):
+            feed = {}
+            for name, dtype in self.inputs:
+                values = columns[name]
+                if dtype is np.object_:  # a missing value goes in as "", as from a frame
+                    values = np.where(pd.isna(values), "", values)
+                else:
+                    values = values.astype(dtype)
+                feed[name] = values.reshape(-1, 1)
+        if self._float32 and _has_infinity(feed):
+            return None
+        if self.proba_output is None:
+            (out,) = self.session.run([self.label_output], feed)
+            return self._labels(out, None), None
+        raw, out = self.session.run([self.label_output, self.proba_output], feed)
+        proba = self._proba(out)
+        return self._labels(raw, proba), proba
+
     def predict(self, X: Any) -> np.ndarray:
         return self.predict_both(X)[0]
 

@@ -53,6 +53,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from shipyard.background import BackgroundTask
 from shipyard.clock import SYSTEM_CLOCK, Clock
 from shipyard.errors import ConfigError, SchemaError
+from shipyard.registry.signature import ColumnBatch
 from shipyard.serving.errors import ModelNotReadyError, RequestTimeoutError
 from shipyard.serving.runtime import SCORING_ERRORS, Prediction, ServedModel
 
@@ -162,6 +163,8 @@ def _concat(parts: list[Any]) -> Any:
         return parts[0]
     if isinstance(parts[0], np.ndarray):
         return np.concatenate(parts, axis=0)
+    if isinstance(parts[0], ColumnBatch):
+        return ColumnBatch.concat(parts)
     return pd.concat(parts, axis=0, ignore_index=True, copy=False)
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi.routing import APIRoute
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -47,6 +47,40 @@ def direct(endpoint: F) -> F:
 
 def is_direct(endpoint: Any) -> bool:
     return bool(getattr(endpoint, _MARK, False))
+
+
+def header(request: Request, name: bytes) -> str | None:
+    """The first value of header ``name`` (lower case), as ``request.headers.get`` gives it,
+    read off the scope without building a ``Headers`` object."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def read_body(request: Request) -> bytes:
+    """``await request.body()``, with the usual single-message body read in one step.
+
+    Same outcome as Starlette's: the body (kept on the request, so a later
+    ``request.body()`` returns it), or :class:`~starlette.requests.ClientDisconnect`.
+    """
+    if hasattr(request, "_body") or request._stream_consumed:
+        return await request.body()  # already read, or being read: Starlette's rules
+    message = await request.receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        request._stream_consumed = True
+        body: bytes = message.get("body", b"")
+        request._body = body
+        return body
+    if message["type"] == "http.disconnect":
+        request._is_disconnected = True
+        raise ClientDisconnect()
+    # More to come: the first chunk, then Starlette reads the rest.
+    chunks = [message.get("body", b"")]
+    chunks.append(await request.body())
+    body = b"".join(chunks)
+    request._body = body
+    return body
 
 
 @dataclass(frozen=True)

@@ -111,10 +111,13 @@ class FastPath:
     async def predict(self, served: ServedModel, data: Any) -> tuple[Any, Prediction]:
         """Validated input and its predictions, for ``data`` on ``served``."""
         rows = _row_count(data)
+        # Columns for a graph taking them by name (no DataFrame per request); the cache
+        # keys validated frames and matrices, so with a cache the usual form is kept.
+        prepare = served.model.prepare if self.cache is not None else served.model.prepare_request
         if rows is not None and rows <= INLINE_ROWS:
-            X = served.model.prepare(data)
+            X = prepare(data)
         else:
-            X = await anyio.to_thread.run_sync(served.model.prepare, data, abandon_on_cancel=True)
+            X = await anyio.to_thread.run_sync(prepare, data, abandon_on_cancel=True)
         key = None
         if self.cache is not None and len(X) <= MAX_CACHED_ROWS:
             key = cache_key(served, X)

@@ -29,6 +29,7 @@ import pandas as pd
 
 from shipyard.clock import SYSTEM_CLOCK, Clock
 from shipyard.errors import ConfigError
+from shipyard.registry.signature import ColumnBatch
 from shipyard.serving.contract_guard import ContractGuard
 from shipyard.serving.fastpath import FastPath
 from shipyard.serving.feature_batch import FeatureBatcher
@@ -38,6 +39,7 @@ from shipyard.serving.observer import (
     PredictionObserver,
     ProtocolName,
     notify,
+    wants_frames,
 )
 from shipyard.serving.runtime import ModelRuntime, Prediction, ServedModel
 
@@ -66,6 +68,8 @@ class Inference:
         self.contract = contract
         self.metrics = metrics
         self.observers = tuple(observers)
+        # Observers that all take the validated matrix spare each request a DataFrame.
+        self._frames = wants_frames(self.observers)
         self.variant = variant
 
     async def run(
@@ -76,7 +80,7 @@ class Inference:
         protocol: ProtocolName,
         started: float,
         served: ServedModel | None = None,
-    ) -> tuple[ServedModel, pd.DataFrame | np.ndarray, Prediction]:
+    ) -> tuple[ServedModel, pd.DataFrame | np.ndarray | ColumnBatch, Prediction]:
         """Predict ``data`` (anything :meth:`Signature.coerce` accepts) on the served model.
 
         ``started`` is the request's arrival on the ``time.perf_counter`` clock.
@@ -109,8 +113,14 @@ class Inference:
         served.count(self.metrics, result.labels)
         if self.observers:
             latency = time.perf_counter() - started
-            if isinstance(X, np.ndarray):  # observers always get named columns
-                X = pd.DataFrame(X, columns=served.columns, copy=False)
+            columns = None
+            if isinstance(X, ColumnBatch) and (self._frames or joined is not None):
+                X = X.frame()  # the prediction log alone takes the columns as they are
+            elif isinstance(X, np.ndarray):
+                if self._frames or joined is not None:  # named columns, built here
+                    X = pd.DataFrame(X, columns=served.columns, copy=False)
+                else:  # the observers name the matrix's columns themselves
+                    columns = served.columns
             request_columns = None
             if joined is not None and spec is not None:
                 # The log keeps the feature values the model saw, the keys they were fetched
@@ -134,6 +144,7 @@ class Inference:
                     classes=None if served.classes is None else tuple(served.classes.tolist()),
                     latency_seconds=latency,
                     contract_violations=flags,
+                    input_columns=columns,
                     request_columns=request_columns,
                 ),
             )

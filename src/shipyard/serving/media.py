@@ -48,6 +48,8 @@ def media_type(header: str | None, *, accepted: tuple[str, ...], missing: str | 
 
     ``missing`` is what a request without the header counts as (None: refused).
     """
+    if header is not None and header in accepted:  # the common case: a type, no parameter
+        return header
     wanted = " or ".join(repr(a) for a in accepted)
     if not header:
         if missing is not None:

@@ -28,6 +28,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from shipyard.registry.signature import ColumnBatch
+
 logger = logging.getLogger("shipyard.serving")
 
 ProtocolName = Literal["predict", "mlflow", "v2"]
@@ -39,6 +41,10 @@ class PredictionEvent:
 
     ``inputs`` is the validated frame the model saw (signature order), one row
     per prediction; ``probabilities`` has one column per entry of ``classes``.
+    An observer that sets ``takes_arrays = True`` may instead get the validated
+    float matrix as ``inputs``, its column names in ``input_columns``, or a
+    :class:`~shipyard.registry.signature.ColumnBatch` (see :func:`wants_frames`);
+    every other observer always gets a frame.
     ``timestamp`` is when the request arrived (seconds since the epoch) and
     ``latency_seconds`` the time from arrival to the model's answer.
     """
@@ -49,7 +55,7 @@ class PredictionEvent:
     version: int
     variant: str
     protocol: ProtocolName
-    inputs: pd.DataFrame
+    inputs: pd.DataFrame | np.ndarray | ColumnBatch
     predictions: np.ndarray
     probabilities: np.ndarray | None
     classes: tuple[Any, ...] | None
@@ -59,6 +65,8 @@ class PredictionEvent:
     contract_violations: np.ndarray | None = None
     #: The deployment that answered (``serve --deployment``); None for direct traffic.
     deployment: str | None = None
+    #: The column names when ``inputs`` is a matrix (observers with ``takes_arrays``).
+    input_columns: pd.Index | None = None
     #: A feature-backed model's entity keys and request-time fields, per row (a list or
     #: an array per field), that ``inputs`` lacks: the log stores them in front of the
     #: inputs, as sent. None for a model that takes all its inputs in the request.
@@ -72,6 +80,15 @@ class PredictionObserver(Protocol):
     def observe(self, event: PredictionEvent) -> None: ...
 
     def close(self) -> None: ...
+
+
+def wants_frames(observers: Sequence[PredictionObserver]) -> bool:
+    """Whether an observer needs ``inputs`` as a DataFrame (every one not saying otherwise).
+
+    Building a one-row frame costs about as much as the rest of a request's own
+    work; the prediction log takes the matrix and builds its columns in bulk.
+    """
+    return not all(getattr(o, "takes_arrays", False) for o in observers)
 
 
 def notify(observers: Sequence[PredictionObserver], event: PredictionEvent) -> None:

@@ -44,7 +44,7 @@ from shipyard.registry.model import LoadedModel, furthest_out_of_range
 from shipyard.registry.optimize import compiled_model, runtime_name
 from shipyard.registry.refs import ModelRef, parse_ref
 from shipyard.registry.service import Registry
-from shipyard.registry.signature import Signature
+from shipyard.registry.signature import ColumnBatch, Signature
 from shipyard.serving import schemas
 from shipyard.serving.errors import ModelNotReadyError
 from shipyard.serving.metrics import ServingMetrics
@@ -161,6 +161,8 @@ class ServedModel:
         never saw); otherwise the model's own message is passed on with the ranges
         the training sample covered.
         """
+        if isinstance(X, ColumnBatch):
+            X = X.frame()
         try:
             self.model.predict(X)
         except SchemaError as named:

@@ -35,7 +35,7 @@ from starlette.responses import Response
 from shipyard.errors import SchemaError
 from shipyard.registry.signature import Signature
 from shipyard.serving import schemas
-from shipyard.serving.direct import direct
+from shipyard.serving.direct import direct, header, read_body
 from shipyard.serving.errors import REQUEST_ID_KEY
 from shipyard.serving.inference import Inference
 from shipyard.serving.jsonbody import loads_strict
@@ -177,8 +177,8 @@ def build_router(
         started = time.perf_counter()
         await api_key(request)
         served = inference.runtime.require()
-        media_type(request.headers.get("content-type"), accepted=(JSON,))
-        rows, single = parse_body(await request.body(), served.signature)
+        media_type(header(request, b"content-type"), accepted=(JSON,))
+        rows, single = parse_body(await read_body(request), served.signature)
         ignored = unknown_fields(rows, single, served.column_set)
         if ignored and reject_unknown_fields:
             raise SchemaError(
