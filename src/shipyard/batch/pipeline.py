@@ -10,76 +10,18 @@ one in the writer comes out of the next :meth:`BackgroundWriter.submit` or of
 :meth:`BackgroundWriter.close`. Stopping early (a strict-mode error in the main
 thread) makes both threads finish without touching the sinks again.
 
-Example:
-    >>> list(prefetch(iter([1, 2, 3])))
-    [1, 2, 3]
+The reader thread is :func:`shipyard.ahead.prefetched`; this module holds the writer.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 _DONE = object()
-_POLL_SECONDS = 0.1
-
-
-class _Failure:
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-
-def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
-    """Iterate ``items`` in a background thread, ``depth`` items ahead of the consumer.
-
-    Closing the returned generator early (``break``, an exception in the
-    consumer) stops the thread after at most one more item.
-    """
-    buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                buffer.put(item, timeout=_POLL_SECONDS)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run() -> None:
-        iterator = iter(items)
-        try:
-            for item in iterator:
-                if not put(item):
-                    break
-            else:
-                put(_DONE)
-        except BaseException as exc:
-            put(_Failure(exc))
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()  # lets a generator's finally blocks close its files
-
-    thread = threading.Thread(target=run, name="shipyard-batch-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = buffer.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failure):
-                raise item.exc
-            yield item
-    finally:
-        stop.set()
-        thread.join()
 
 
 class BackgroundWriter:

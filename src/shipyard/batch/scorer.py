@@ -48,7 +48,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shipyard.batch.pipeline import BackgroundWriter, prefetch
+from shipyard.ahead import prefetched
+from shipyard.batch.pipeline import BackgroundWriter
 from shipyard.batch.validate import ChunkCheck, check_chunk
 from shipyard.batch.writers import ChunkSink, open_sink
 from shipyard.clock import SYSTEM_CLOCK, Clock
@@ -239,7 +240,7 @@ def score_file(
             progress(0, total)
         # Checking a chunk is column-wise NumPy work: it runs on the reader thread too.
         checked = job.checked(src.chunks(columns, chunk_size))
-        frames = prefetch(checked) if overlap_io else iter(checked)
+        frames = prefetched(checked) if overlap_io else iter(checked)
         pool = ThreadPoolExecutor(predict_threads, "shipyard-batch-predict")
         in_flight: deque[_InFlight] = deque()
         try:

@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shipyard.ahead import mapped_ahead, prefetched
 from shipyard.data.chunking import (
     TARGET_ROWS,
     Chunk,
@@ -38,7 +39,6 @@ from shipyard.data.chunking import (
     read_chunk,
     row_hashes,
 )
-from shipyard.data.prefetch import mapped_ahead, prefetched
 from shipyard.data.refs import parse_data_ref
 from shipyard.data.sources import DeltaSpec, delta_frames, is_delta_table, iter_delta, iter_pieces
 from shipyard.errors import IntegrityError, InvalidInputError, NotFoundError

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shipyard.data.prefetch import mapped_ahead, prefetched
+from shipyard.ahead import mapped_ahead, prefetched
 
 
 def test_prefetched_keeps_order_and_reads_on_another_thread() -> None:

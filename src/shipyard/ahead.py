@@ -1,5 +1,8 @@
 """Run an iterator ahead on its own thread; map a function over one on a thread pool.
 
+Used by batch scoring (read and check the next chunk while the model predicts) and by
+data snapshots (decode the next batch while this one is hashed).
+
 A snapshot reads a table (Parquet decoding, a SQL fetch: both release the GIL)
 and hashes its rows (NumPy, which releases it too): with the reading on a
 thread of its own, the next batch is decoded while this one is hashed, so on
