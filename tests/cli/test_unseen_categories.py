@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_wine
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -31,7 +32,7 @@ from live_server import LiveServer
 from shipyard import Shipyard
 from shipyard.cli.main import app
 from shipyard.config import Settings
-from shipyard.errors import SchemaError
+from shipyard.errors import SchemaError, UnscorableInputError
 from shipyard.serving.app import create_app
 from shipyard.serving.options import ServeOptions
 
@@ -105,6 +106,36 @@ def test_batch_scoring_follows_the_model(client: Shipyard, rows: Path, tmp_path:
     assert reject["row_id"] == 2
     assert reject["reject_reason"].startswith("region: 'west'")
     assert str(KNOWN) in reject["reject_reason"]
+
+
+def test_an_ignored_unseen_category_is_not_blamed_for_another_rows_failure(
+    client: Shipyard, tmp_path: Path
+) -> None:
+    """A forest refuses a number beyond float32 in row 3 ("value too large for
+    dtype('float32')"); row 2's unseen region, which its encoder ignores, is fine."""
+    X, y = _wine()
+    encode = ColumnTransformer(
+        [("region", OneHotEncoder(handle_unknown="ignore"), ["region"])], remainder="passthrough"
+    )
+    forest = Pipeline([("encode", encode), ("model", RandomForestClassifier(10, random_state=0))])
+    client.registry.log_model(forest.fit(X, y), "forest", sample=X, optimize=False)
+    new = X.head(5).reset_index(drop=True)
+    new.loc[2, "region"] = "west"
+    new.loc[3, "proline"] = 1e308
+    path = tmp_path / "mixed.csv"
+    new.to_csv(path, index=False)
+    with pytest.raises(UnscorableInputError) as info:
+        client.registry.load("forest:1").predict(new)
+    assert info.value.rows == [3] and info.value.field == "proline"
+    result = _cli(
+        client, "predict", "forest:1", "-i", path, "-o", tmp_path / "out.csv", "--rejects",
+        tmp_path / "rejects.csv", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["rows_scored"], summary["rows_rejected"]) == (4, 1)
+    [reject] = pd.read_csv(tmp_path / "rejects.csv").to_dict("records")
+    assert reject["row_id"] == 3 and "region" not in reject["reject_reason"]
 
 
 def test_python_api_names_the_column_and_known_categories(client: Shipyard, rows: Path) -> None:

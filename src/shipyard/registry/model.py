@@ -225,7 +225,10 @@ class LoadedModel:
         except MemoryError:
             raise
         except Exception as exc:
-            unseen = _unseen_category(self.signature, X) or self._unseen_text(fn, X, exc)
+            unseen = _unseen_category(self.signature, X)
+            if unseen is not None and _scores(fn, X, unseen.rows):
+                unseen = None  # the model handles that value (handle_unknown="ignore")
+            unseen = unseen or self._unseen_text(fn, X, exc)
             if unseen is not None:
                 raise unseen from exc
             unscorable = self._unscorable(fn, X, exc)
@@ -391,6 +394,20 @@ def _outside_training(signature: Signature, X: Any, row: int) -> str:
     if not parts:
         return ""
     return f" Row {row}: {'; '.join(parts[:5])}."
+
+
+def _scores(fn: Any, X: pd.DataFrame, rows: list[int]) -> bool:
+    """Whether the model answers for ``rows`` of ``X`` alone.
+
+    An unseen category is only the cause when the rows holding it fail on their
+    own: an encoder with ``handle_unknown="ignore"`` scores them, and another row
+    of the same batch (a huge number, say) is what the model refused.
+    """
+    try:
+        fn(X.iloc[rows])
+    except Exception:
+        return False
+    return True
 
 
 def _unseen_category(signature: Signature, X: Any) -> SchemaError | None:
