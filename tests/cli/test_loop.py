@@ -319,7 +319,7 @@ def test_a_canary_no_server_serves_is_reported_by_tick_and_deploy_status(
     assert waiting.exit_code == 0, waiting.output
     said = flat(waiting.output)
     assert "run 2 canary" in said
-    assert "no server has served deployment 'web' in the last 60 s (never seen)" in said
+    assert "no server has served deployment 'web' in the last 60 s (none running now)" in said
     assert "shipyard serve --deployment web" in said
     status = CliRunner().invoke(app, ["deploy", "status", "web"], obj=client)
     assert "no server has served deployment 'web' in the last 60 s" in flat(status.output)
@@ -338,5 +338,17 @@ def test_a_canary_no_server_serves_is_reported_by_tick_and_deploy_status(
         resumed = run(client, "tick", "--config", config, "--json")
         [tick] = json.loads(resumed.output)
         assert tick["resumed"] and "no server" not in (tick["run"]["message"] or "")
+        record = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+        with server.client() as http:
+            assert http.post("/predict", json=record).status_code == 200
+        deadline = time.monotonic() + 30
+        while not client.deployments.store.epoch_counts("web"):  # the worker reports
+            assert time.monotonic() < deadline, "the server never reported its requests"
+            time.sleep(0.1)
     finally:
         server.stop()
+    # A server that stopped cleanly dropped its heartbeat; when it last served is still known.
+    stopped = json.loads(
+        CliRunner().invoke(app, ["deploy", "status", "web", "--json"], obj=client).output
+    )
+    assert stopped["workers"] == [] and "(last seen " in stopped["unserved"]

@@ -153,12 +153,15 @@ class Deployments:
 
         Example:
             >>> deployments.unserved("web")                        # doctest: +SKIP
-            "no server has served deployment 'web' in the last 60 s (never seen); ..."
+            "no server has served deployment 'web' in the last 60 s (none running now); ..."
         """
         if self.live_workers(name, within=within):
             return None
+        # A server that stopped cleanly dropped its heartbeat but its request counters
+        # stay: they tell when it last served.
         seen = [w.seen_at for w in self.store.workers(name)]
-        last = f"last seen {max(seen):%Y-%m-%d %H:%M:%S} UTC" if seen else "never seen"
+        seen += [c.reported_at for c in self.store.epoch_counts(name)]
+        last = f"last seen {max(seen):%Y-%m-%d %H:%M:%S} UTC" if seen else "none running now"
         return (
             f"no server has served deployment {name!r} in the last {within:g} s ({last}): "
             f"its traffic split only takes effect in servers, so a canary gets no requests. "
