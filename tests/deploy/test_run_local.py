@@ -16,7 +16,7 @@ import httpx
 import psutil
 import pytest
 from sklearn.linear_model import LogisticRegression
-from test_stack import _redis_available, s3  # noqa: F401 - s3 is a fixture
+from test_stack import _redis_available
 from typer.testing import CliRunner
 
 from live_server import SRC
@@ -84,7 +84,8 @@ def test_a_local_database_is_refused_in_one_line(tmp_path: Path) -> None:
 @pytest.mark.timeout(600)
 def test_the_script_serves_a_deployment_through_nginx(
     postgres_url: str,
-    s3: str,  # noqa: F811
+    s3_endpoint: str,
+    aws_env: None,
     tmp_path: Path,
 ) -> None:
     require_service(_redis_available(), "Redis is not reachable at 127.0.0.1:6379")
@@ -93,7 +94,7 @@ def test_the_script_serves_a_deployment_through_nginx(
     stores = {
         "SHIPYARD_DB": postgres_url,
         "SHIPYARD_ARTIFACTS": "s3://local-stack/artifacts",  # the script makes the bucket
-        "SHIPYARD_S3_ENDPOINT_URL": s3,
+        "SHIPYARD_S3_ENDPOINT_URL": s3_endpoint,
     }
     env = script_env(tmp_path, STACK_REPLICAS="2", STACK_PORT=str(port), **stores)
 
@@ -102,8 +103,13 @@ def test_the_script_serves_a_deployment_through_nginx(
     assert run.returncode == 1, run.stderr
     assert "No deployment named web" in run.stderr and "shipyard deploy web" in run.stderr
 
-    settings = Settings(home=tmp_path / "home", db=postgres_url, user="tester",
-                        artifacts=stores["SHIPYARD_ARTIFACTS"], s3_endpoint_url=s3)  # fmt: skip
+    settings = Settings(
+        home=tmp_path / "home",
+        db=postgres_url,
+        user="tester",
+        artifacts=stores["SHIPYARD_ARTIFACTS"],
+        s3_endpoint_url=s3_endpoint,
+    )
     client = Shipyard(settings)
     X, y = iris_frame()
     model = LogisticRegression(max_iter=500).fit(X, y)
