@@ -94,6 +94,24 @@ def test_artifacts_of_an_unknown_run_is_one_line_error(home: Path) -> None:
     assert "Traceback" not in result.output
 
 
+def test_a_prefix_of_several_run_ids_is_refused_listing_them(home: Path) -> None:
+    client = _client(home)
+    ids = []
+    for i in range(17):  # 17 ids among 16 first characters: two share one
+        with client.tracker.start_run("prefixes", name=f"r{i}") as r:
+            ids.append(r.id)
+    shared = next(c for c in sorted({i[0] for i in ids}) if sum(i[0] == c for i in ids) > 1)
+    matching = sorted(i for i in ids if i.startswith(shared))
+    code, output = run("runs", "show", shared)
+    assert code == 1 and "Traceback" not in output
+    said = " ".join(output.split())
+    assert f"The run id prefix '{shared}' matches" in said and "give more characters" in said
+    assert matching[0][:12] in said
+    unique = next(i for i in ids if sum(j.startswith(i[:3]) for j in ids) == 1)
+    code, output = run("runs", "show", unique[:3])  # one match: that run
+    assert code == 0 and unique[:12] in output, output
+
+
 def test_search_filters_sorts_and_explains_bad_filters(home: Path) -> None:
     client = _client(home)
     for c, acc in [(0.1, 0.8), (1.0, 0.95), (10.0, 0.97)]:

@@ -285,11 +285,25 @@ class RunStore:
             return [run_record(session, r) for r in session.scalars(query)]
 
     def expand_id(self, prefix: str) -> str:
-        """The run id starting with ``prefix`` (the 12 characters lists show), if just one."""
+        """The run id starting with ``prefix`` (the 12 characters lists show), if just one.
+
+        A prefix several ids start with is refused, listing them; one no id starts
+        with is returned as it is, for the lookup to say there is no such run.
+        """
         if len(prefix) >= 32 or not prefix:
             return prefix
-        ids = self.ids_starting_with(prefix, limit=2)
-        return ids[0] if len(ids) == 1 else prefix
+        ids = self.ids_starting_with(prefix, limit=6)
+        if len(ids) == 1 or prefix in ids:
+            return ids[0] if prefix not in ids else prefix
+        if ids:
+            more = len(ids) > 5
+            shown = ", ".join(i[:12] for i in ids[:5]) + (", ..." if more else "")
+            count = "more than 5" if more else str(len(ids))
+            raise InvalidInputError(
+                f"The run id prefix {prefix!r} matches {count} runs ({shown}): "
+                "give more characters."
+            )
+        return prefix
 
     def ids_starting_with(self, prefix: str, *, limit: int = 10) -> list[str]:
         """Up to ``limit`` run ids starting with ``prefix``, in id order (none for "")."""
