@@ -355,7 +355,19 @@ def test_monitoring_and_deployment_pages_show_each_variant_and_say_if_calibrated
         cells = shown[f"{v.variant} {v.version}"]
         assert cells["accuracy estimated"] == fmt(v.figures.estimated["accuracy"])
         assert cells["accuracy realized"] == fmt(v.figures.realized["accuracy"])
+        row = page.locator(f'#variant-figures tr[data-variant="{v.variant}"]')
+        counts = row.locator("td.num").all_inner_texts()[:3]
+        assert counts == [
+            str(v.figures.n_predictions),
+            str(v.figures.n_labelled),
+            fmt(v.figures.coverage),
+        ]
     assert shown[f"canary {v2}"]["accuracy estimated"] != "-"
+    # Macro F1 and ROC AUC need every row: the page leaves them to the command it names.
+    assert set(shown[f"canary {v2}"]) == {"accuracy realized", "accuracy estimated"}
+    omitted = page.locator("#variant-omitted").inner_text()
+    assert "Macro F1 and ROC AUC" in omitted
+    assert "shipyard monitor performance iris --window 1h --since " in omitted
 
     # The deployment's page: the versions it serves now, the canary beside the primary.
     visit.open("/deployments/web", "deployment-variants")
