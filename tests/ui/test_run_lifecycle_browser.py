@@ -307,9 +307,14 @@ def _variant_rows(page: Any) -> dict[str, dict[str, str]]:
 def test_monitoring_and_deployment_pages_show_each_variant_and_say_if_calibrated(
     visit: Visit, seeded: Any
 ) -> None:
+    import json
+    import shlex
     from datetime import timedelta
     from urllib.parse import quote
 
+    from typer.testing import CliRunner
+
+    from shipyard.cli.main import app as cli_app
     from shipyard.clock import utc_now
     from shipyard.monitoring.durations import floor_time
     from shipyard.monitoring.performance import performance
@@ -355,7 +360,30 @@ def test_monitoring_and_deployment_pages_show_each_variant_and_say_if_calibrated
         cells = shown[f"{v.variant} {v.version}"]
         assert cells["accuracy estimated"] == fmt(v.figures.estimated["accuracy"])
         assert cells["accuracy realized"] == fmt(v.figures.realized["accuracy"])
+        row = page.locator(f'#variant-figures tr[data-variant="{v.variant}"]')
+        counts = row.locator("td.num").all_inner_texts()[:3]
+        assert counts == [
+            str(v.figures.n_predictions),
+            str(v.figures.n_labelled),
+            fmt(v.figures.coverage),
+        ]
     assert shown[f"canary {v2}"]["accuracy estimated"] != "-"
+    # Macro F1 and ROC AUC need every row: the page leaves them to the command it names.
+    assert set(shown[f"canary {v2}"]) == {"accuracy realized", "accuracy estimated"}
+    omitted = page.locator("#variant-omitted").inner_text()
+    assert "Macro F1 and ROC AUC" in omitted
+    assert "shipyard monitor performance iris --window 1h --since " in omitted
+    # The command the page names gives the same accuracy figures, and the rest.
+    command = page.locator("#variant-omitted code").inner_text()
+    answer = CliRunner().invoke(cli_app, [*shlex.split(command)[1:], "--json"], obj=client)
+    assert answer.exit_code in (0, 1), answer.output
+    given = json.loads(answer.output)
+    assert {f"{v['variant']} {v['version']}" for v in given["variants"]} == set(shown)
+    for v in given["variants"]:
+        cells = shown[f"{v['variant']} {v['version']}"]
+        assert cells["accuracy estimated"] == fmt(v["estimated"]["accuracy"])
+        assert cells["accuracy realized"] == fmt(v["realized"]["accuracy"])
+        assert set(v["estimated"]) == {"accuracy", "f1_macro", "roc_auc"}
 
     # The deployment's page: the versions it serves now, the canary beside the primary.
     visit.open("/deployments/web", "deployment-variants")

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from shipyard.monitoring.calibration import Calibration
 from shipyard.monitoring.compaction import dedupe_clause
@@ -46,7 +47,7 @@ from shipyard.monitoring.queries import (
 from shipyard.monitoring.records import PROBA_PREFIX
 from shipyard.monitoring.segments import SegmentStore
 
-__all__ = ["BucketAccuracy", "bucket_accuracy"]
+__all__ = ["BucketAccuracy", "VariantAccuracy", "bucket_accuracy", "variant_accuracy"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,35 @@ class BucketAccuracy:
     #: Of the estimated rows, those whose probabilities went through their version's
     #: stored calibration (the rest were read raw).
     n_calibrated: int = 0
+
+    @property
+    def coverage(self) -> float | None:
+        return self.n_labelled / self.n_predictions if self.n_predictions else None
+
+    @property
+    def realized_accuracy(self) -> float | None:
+        return self.n_correct / self.n_labelled if self.n_labelled else None
+
+    @property
+    def estimated_accuracy(self) -> float | None:
+        return self.expected_correct / self.n_estimated if self.n_estimated else None
+
+
+@dataclass(frozen=True)
+class VariantAccuracy:
+    """Sums over a whole range for one variant serving one version."""
+
+    variant: str
+    version: int | None
+    n_predictions: int
+    n_labelled: int
+    n_correct: int
+    n_estimated: int
+    expected_correct: float
+    n_calibrated: int
+    median_label_delay_seconds: float | None
+    #: True when the version has a stored calibration (its estimates went through it).
+    version_calibrated: bool
 
     @property
     def coverage(self) -> float | None:
@@ -106,7 +136,114 @@ def bucket_accuracy(
     version that has one are estimated on calibrated probabilities (in numpy:
     the maps are piecewise-linear curves), the others in SQL as logged.
     """
-    until = since + count * step
+    origin = int(since.timestamp() * 1_000_000)
+    width = int(step.total_seconds() * 1_000_000)
+    bucket = f"CAST(floor((epoch_us(timestamp) - {origin}) / {width}) AS BIGINT)"
+    found = _sums(
+        store,
+        model,
+        since=since,
+        until=since + count * step,
+        version=version,
+        calibration=calibration,
+        keys=lambda names: [bucket],
+    )
+    out = []
+    for group in found:
+        i = int(group.key[0])
+        if 0 <= i < count:
+            out.append(
+                BucketAccuracy(
+                    i,
+                    group.n,
+                    group.labelled,
+                    group.correct,
+                    group.estimated,
+                    group.expected_correct,
+                    group.calibrated,
+                )
+            )
+    return sorted(out, key=lambda b: b.index)
+
+
+def variant_accuracy(
+    store: SegmentStore,
+    model: str,
+    *,
+    since: datetime,
+    until: datetime,
+    version: int | None = None,
+    calibration: Callable[[str, int], Calibration | None] | None = None,
+) -> list[VariantAccuracy]:
+    """The same sums over ``since`` to ``until`` as one range, per (variant, version) pair,
+    in order of first appearance (the pairs of
+    :attr:`~shipyard.monitoring.performance.PerformanceReport.variants`); [] when the
+    log has no ``variant`` column."""
+
+    def keys(names: list[str]) -> list[str] | None:
+        if "variant" not in names:
+            return None
+        # None as pandas' astype(str) writes it, as performance() names the variant.
+        return [
+            "coalesce(CAST(variant AS VARCHAR), 'None')",
+            "version" if "version" in names else "NULL::BIGINT",
+        ]
+
+    found = _sums(
+        store,
+        model,
+        since=since,
+        until=until,
+        version=version,
+        calibration=calibration,
+        keys=keys,
+    )
+    return [
+        VariantAccuracy(
+            str(g.key[0]),
+            None if g.key[1] is None else int(g.key[1]),
+            g.n,
+            g.labelled,
+            g.correct,
+            g.estimated,
+            g.expected_correct,
+            g.calibrated,
+            g.median_delay,
+            g.version_calibrated,
+        )
+        for g in found
+    ]
+
+
+@dataclass(frozen=True)
+class _Group:
+    """One group's sums (``key``: the values of its key expressions)."""
+
+    key: tuple[Any, ...]
+    n: int
+    labelled: int
+    correct: int
+    estimated: int
+    expected_correct: float
+    calibrated: int
+    median_delay: float | None
+    #: Whether the group's version has a stored calibration (for the logged classes).
+    version_calibrated: bool
+
+
+def _sums(
+    store: SegmentStore,
+    model: str,
+    *,
+    since: datetime,
+    until: datetime,
+    version: int | None,
+    calibration: Callable[[str, int], Calibration | None] | None,
+    keys: Callable[[list[str]], list[str] | None],
+) -> list[_Group]:
+    """The accuracy sums of the rows from ``since`` to ``until`` grouped by the SQL
+    expressions ``keys`` gives for the log's columns (None: no groups), in order of
+    each group's first row."""
     first, last = _days(since, until)
     files = store.files("predictions", model, first=first, last=last)
     if not files:
@@ -115,6 +252,9 @@ def bucket_accuracy(
     with _translated(store), store.connect() as con:
         names = _columns(con, files)
         if "prediction" not in names:
+            return []
+        exprs = keys(list(names))
+        if exprs is None:
             return []
         types = dict(
             (row[0], str(row[1]))
@@ -132,13 +272,15 @@ def bucket_accuracy(
             expected = f"CASE {chosen} ELSE greatest({', '.join(quoted)}) END"
         else:
             present, expected = "false", "0.0"
-        origin = int(since.timestamp() * 1_000_000)
-        width = int(step.total_seconds() * 1_000_000)
         version_filter = "" if version is None else " AND version = ?"
         wanted = ", ".join(
             _q(n) for n in names if n in ("request_id", "row", "timestamp", "variant", *probas)
         )
-        bucket = f"CAST(floor((epoch_us(timestamp) - {origin}) / {width}) AS BIGINT)"
+        g = [f"g{i}" for i in range(len(exprs))]
+        groups = ", ".join(f"{e} AS {n}" for e, n in zip(exprs, g, strict=True))
+        listed_g = ", ".join(g)
+        p_g = ", ".join(f"p.{n}" for n in g)
+        on = " AND ".join(f"totals.{n} IS NOT DISTINCT FROM judged.{n}" for n in g)
         variant = ", p.variant" if "variant" in names else ""
         window: list[object] = [files, since, until] + ([] if version is None else [version])
         scan = (
@@ -159,43 +301,57 @@ def bucket_accuracy(
         # window function runs over those alone.
         sql = f"""
             WITH p AS (
-              SELECT {wanted}, {key} AS k, {bucket} AS b,
+              SELECT {wanted}, {key} AS k, {groups},
                      {present} AS present, {expected} AS expected
               FROM {scan}),
             f AS ({newest_labels(bool(labels))}),
             lab AS (
-              SELECT p.b, p.k, f.label, row_number() OVER (
+              SELECT {p_g}, p.k, f.label,
+                     (epoch_us(f.labelled_at) - epoch_us(p.timestamp)) / 1e6 AS delay,
+                     row_number() OVER (
                 PARTITION BY p.request_id, p."row"{variant} ORDER BY p.timestamp DESC) = 1 AS claim
               FROM p JOIN f ON p.request_id = f.request_id AND p."row" = f."row"),
             totals AS (
-              SELECT b, count(*) AS n, count(*) FILTER (WHERE present) AS estimated,
-                     coalesce(sum(expected) FILTER (WHERE present), 0.0) AS expected_correct
-              FROM p GROUP BY b),
+              SELECT {listed_g}, count(*) AS n, count(*) FILTER (WHERE present) AS estimated,
+                     coalesce(sum(expected) FILTER (WHERE present), 0.0) AS expected_correct,
+                     min(timestamp) AS first_seen
+              FROM p GROUP BY {listed_g}),
             judged AS (
-              SELECT b, count(*) AS labelled, count(*) FILTER (WHERE label = k) AS correct
-              FROM lab WHERE claim GROUP BY b)
-            SELECT totals.b, n, coalesce(labelled, 0), coalesce(correct, 0), estimated,
-                   expected_correct
-            FROM totals LEFT JOIN judged ON totals.b = judged.b ORDER BY totals.b
+              SELECT {listed_g}, count(*) AS labelled, count(*) FILTER (WHERE label = k) AS correct,
+                     median(delay) AS delay
+              FROM lab WHERE claim GROUP BY {listed_g})
+            SELECT {", ".join(f"totals.{n}" for n in g)}, n, coalesce(labelled, 0),
+                   coalesce(correct, 0), estimated, expected_correct, judged.delay
+            FROM totals LEFT JOIN judged ON {on}
+            ORDER BY first_seen, {", ".join(f"totals.{n}" for n in g)}
         """
         params: list[object] = list(window)
         if labels:
             params.append(labels)
         rows = con.execute(sql, params).fetchall()
         extra = (
-            _calibrated_sums(con, scan, window, bucket, key, probas, calibrated)
+            _calibrated_sums(con, scan, window, exprs, key, probas, calibrated)
             if calibrated
             else {}
         )
     out = []
-    for b, n, lab, ok, est, exp in rows:
-        i = int(b)
-        if not 0 <= i < count:
-            continue
-        n_cal, exp_cal = extra.get(i, (0, 0.0))
+    width = len(exprs)
+    for row in rows:
+        group = tuple(row[:width])
+        n, lab, ok, est, exp, delay = row[width:]
+        n_cal, exp_cal = extra.get(group, (0, 0.0))
+        version_of = group[1] if width == 2 else None
         out.append(
-            BucketAccuracy(
-                i, int(n), int(lab), int(ok), int(est) + n_cal, float(exp) + exp_cal, n_cal
+            _Group(
+                group,
+                int(n),
+                int(lab),
+                int(ok),
+                int(est) + n_cal,
+                float(exp) + exp_cal,
+                n_cal,
+                None if delay is None else float(delay),
+                version_of is not None and int(version_of) in calibrated,
             )
         )
     return out
@@ -228,24 +384,29 @@ def _calibrated_sums(
     con: Any,
     scan: str,
     params: list[object],
-    bucket: str,
+    exprs: list[str],
     key: str,
     probas: list[str],
     calibrated: dict[int, Calibration],
-) -> dict[int, tuple[int, float]]:
-    """Per bucket: rows of calibrated versions with every probability, and the sum of
-    their calibrated probability of the predicted class (CBPE's expected correct)."""
+) -> dict[tuple[Any, ...], tuple[int, float]]:
+    """Per group (the values of ``exprs``): rows of calibrated versions with every
+    probability, and the sum of their calibrated probability of the predicted class
+    (CBPE's expected correct)."""
     listed = ", ".join(str(v) for v in calibrated)
     present = " AND ".join(f"{_q(c)} IS NOT NULL AND NOT isnan({_q(c)})" for c in probas)
+    groups = ", ".join(f"{e} AS g{i}" for i, e in enumerate(exprs))
     frame = con.execute(
-        f"SELECT {bucket} AS b, version, {key} AS k, {', '.join(_q(c) for c in probas)} "
+        f"SELECT {groups}, version, {key} AS k, {', '.join(_q(c) for c in probas)} "
         f"FROM (SELECT * FROM {scan}) AS w WHERE version IN ({listed}) AND {present}",
         params,
     ).fetchnumpy()
-    sums: dict[int, tuple[int, float]] = {}
-    if not len(frame["b"]):
+    sums: dict[tuple[Any, ...], tuple[int, float]] = {}
+    if not len(frame["version"]):
         return sums
-    buckets = np.asarray(frame["b"], dtype=np.int64)
+    # One integer code per group, so numpy adds each group's rows up.
+    codes, uniques = pd.MultiIndex.from_arrays(
+        [np.asarray(frame[f"g{i}"], dtype=object) for i in range(len(exprs))]
+    ).factorize()
     versions = np.asarray(frame["version"], dtype=np.int64)
     keys = np.asarray(frame["k"], dtype=object)
     for v, fitted in calibrated.items():
@@ -259,9 +420,10 @@ def _calibrated_sums(
         predicted = np.array([index.get(k, -1) for k in keys[rows]], dtype=np.int64)
         chosen = np.where(predicted >= 0, predicted, mapped.argmax(axis=1))
         expected = mapped[np.arange(len(mapped)), chosen]
-        at = buckets[rows]
-        for b in np.unique(at):
-            mine = at == b
-            n, total = sums.get(int(b), (0, 0.0))
-            sums[int(b)] = (n + int(mine.sum()), total + float(expected[mine].sum()))
+        at = codes[rows]
+        for code in np.unique(at):
+            mine = at == code
+            group = tuple(uniques[int(code)])
+            n, total = sums.get(group, (0, 0.0))
+            sums[group] = (n + int(mine.sum()), total + float(expected[mine].sum()))
     return sums
