@@ -50,19 +50,14 @@ from shipyard.monitoring.segments import SegmentStore
 __all__ = ["BucketAccuracy", "VariantAccuracy", "bucket_accuracy", "variant_accuracy"]
 
 
-@dataclass(frozen=True)
-class BucketAccuracy:
-    """Sums over one bucket (``index`` counts buckets from ``since``)."""
+class _Ratios:
+    """Coverage and accuracies from the sums a bucket or a variant holds."""
 
-    index: int
     n_predictions: int
     n_labelled: int
     n_correct: int
-    n_estimated: int  # rows with every probability present
+    n_estimated: int
     expected_correct: float
-    #: Of the estimated rows, those whose probabilities went through their version's
-    #: stored calibration (the rest were read raw).
-    n_calibrated: int = 0
 
     @property
     def coverage(self) -> float | None:
@@ -78,7 +73,22 @@ class BucketAccuracy:
 
 
 @dataclass(frozen=True)
-class VariantAccuracy:
+class BucketAccuracy(_Ratios):
+    """Sums over one bucket (``index`` counts buckets from ``since``)."""
+
+    index: int
+    n_predictions: int
+    n_labelled: int
+    n_correct: int
+    n_estimated: int  # rows with every probability present
+    expected_correct: float
+    #: Of the estimated rows, those whose probabilities went through their version's
+    #: stored calibration (the rest were read raw).
+    n_calibrated: int = 0
+
+
+@dataclass(frozen=True)
+class VariantAccuracy(_Ratios):
     """Sums over a whole range for one variant serving one version."""
 
     variant: str
@@ -92,18 +102,6 @@ class VariantAccuracy:
     median_label_delay_seconds: float | None
     #: True when the version has a stored calibration (its estimates went through it).
     version_calibrated: bool
-
-    @property
-    def coverage(self) -> float | None:
-        return self.n_labelled / self.n_predictions if self.n_predictions else None
-
-    @property
-    def realized_accuracy(self) -> float | None:
-        return self.n_correct / self.n_labelled if self.n_labelled else None
-
-    @property
-    def estimated_accuracy(self) -> float | None:
-        return self.expected_correct / self.n_estimated if self.n_estimated else None
 
 
 def _prediction_key(dtype: str) -> str:
