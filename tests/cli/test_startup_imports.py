@@ -26,14 +26,31 @@ SHIPYARD = str(Path(sys.executable).parent / "shipyard")
 HEAVY = ("pandas", "sklearn", "fastapi", "onnxruntime", "pyarrow", "duckdb")
 
 
-def loaded_modules(code: str, tmp_path: Path) -> set[str]:
-    """The top-level packages a fresh interpreter holds after running CODE."""
+#: ``shipyard models list --json`` run in-process, failing on a non-zero exit.
+MODELS_LIST = (
+    "import sys\n"
+    "from shipyard.cli.main import app\n"
+    "sys.argv = ['shipyard', 'models', 'list', '--json']\n"
+    "try:\n"
+    "    app(prog_name='shipyard')\n"
+    "except SystemExit as exc:\n"
+    "    assert exc.code == 0, exc.code"
+)
+
+
+def all_modules(code: str, tmp_path: Path) -> set[str]:
+    """Every module a fresh interpreter holds after running CODE."""
     script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
     env = {**os.environ, "SHIPYARD_HOME": str(tmp_path)}
     out = subprocess.run(
         [sys.executable, "-c", script], env=env, check=True, capture_output=True, text=True
     ).stdout
-    return {name.split(".")[0] for name in json.loads(out.splitlines()[-1])}
+    return set(json.loads(out.splitlines()[-1]))
+
+
+def loaded_modules(code: str, tmp_path: Path) -> set[str]:
+    """The top-level packages a fresh interpreter holds after running CODE."""
+    return {name.split(".")[0] for name in all_modules(code, tmp_path)}
 
 
 def test_importing_the_cli_leaves_the_heavy_libraries_out(tmp_path: Path) -> None:
@@ -70,16 +87,7 @@ def test_shipyard_help_runs_and_lists_the_commands(tmp_path: Path) -> None:
 
 
 def test_models_list_opens_the_store_without_pandas_or_sklearn(tmp_path: Path) -> None:
-    code = (
-        "import sys\n"
-        "from shipyard.cli.main import app\n"
-        "sys.argv = ['shipyard', 'models', 'list', '--json']\n"
-        "try:\n"
-        "    app(prog_name='shipyard')\n"
-        "except SystemExit as exc:\n"
-        "    assert exc.code == 0, exc.code"
-    )
-    loaded = loaded_modules(code, tmp_path)
+    loaded = loaded_modules(MODELS_LIST, tmp_path)
     assert "sqlalchemy" in loaded  # it did open the store
     assert [
         name for name in ("pandas", "sklearn", "fastapi", "onnxruntime") if name in loaded
@@ -90,21 +98,7 @@ def test_models_list_loads_only_the_stores_it_reads(tmp_path: Path) -> None:
     """The client imports each store with its first use: listing models reads the
     model and alias tables, not the loop, rollout, validation, feature or run stores
     (together about 0.1 s of CPU at every start)."""
-    code = (
-        "import sys\n"
-        "from shipyard.cli.main import app\n"
-        "sys.argv = ['shipyard', 'models', 'list', '--json']\n"
-        "try:\n"
-        "    app(prog_name='shipyard')\n"
-        "except SystemExit as exc:\n"
-        "    assert exc.code == 0, exc.code"
-    )
-    script = f"{code}\nimport json\nprint(json.dumps(sorted(sys.modules)))"
-    env = {**os.environ, "SHIPYARD_HOME": str(tmp_path)}
-    out = subprocess.run(
-        [sys.executable, "-c", script], env=env, check=True, capture_output=True, text=True
-    ).stdout
-    loaded = set(json.loads(out.splitlines()[-1]))
+    loaded = all_modules(MODELS_LIST, tmp_path)
     assert "shipyard.store.model_store" in loaded  # it did read the models
     unused = (
         "feature_store",

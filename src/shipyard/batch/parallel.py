@@ -41,7 +41,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -542,17 +542,7 @@ def _publish(
         if entry.name not in keep:  # stray attempts of dead workers, rejects parts
             entry.unlink(missing_ok=True)
     if single_file:
-        sink = ParquetSink(output)
-        try:
-            for result in results:
-                file = pq.ParquetFile(staging / result.output)
-                for group in range(file.metadata.num_row_groups):
-                    sink.write(file.read_row_group(group))
-                file.close()
-            sink.commit()
-        except BaseException:
-            sink.abort()
-            raise
+        _join_parquet((staging / r.output for r in results), ParquetSink(output))
         shutil.rmtree(staging, ignore_errors=True)
         return
     for result, part in zip(results, partitions, strict=True):
@@ -561,6 +551,21 @@ def _publish(
         os.replace(staging / result.output, target)
     (staging / SUCCESS_FILE).touch()
     _swap_in(staging, output)
+
+
+def _join_parquet(sources: Iterable[Any], sink: ParquetSink) -> None:
+    """Copy every row group of each Parquet source (a path or an open file) into
+    ``sink``, in order, and commit it; a failure aborts the sink (nothing appears)."""
+    try:
+        for source in sources:
+            file = pq.ParquetFile(source)
+            for group in range(file.metadata.num_row_groups):
+                sink.write(file.read_row_group(group))
+            file.close()
+        sink.commit()
+    except BaseException:
+        sink.abort()
+        raise
 
 
 def _final_name(part: Partition) -> str:
@@ -580,18 +585,13 @@ def _publish_remote(
     if single_file:
         with tempfile.TemporaryDirectory(prefix="shipyard-single-") as local:
             joined = Path(local) / "scores.parquet"
-            sink = ParquetSink(joined)
-            try:
+
+            def staged() -> Iterator[Any]:
                 for result in results:
                     with remote.open_staged(staging, result.output) as handle:
-                        file = pq.ParquetFile(handle)
-                        for group in range(file.metadata.num_row_groups):
-                            sink.write(file.read_row_group(group))
-                        file.close()
-                sink.commit()
-            except BaseException:
-                sink.abort()
-                raise
+                        yield handle
+
+            _join_parquet(staged(), ParquetSink(joined))
             remote.publish_file(joined)
     else:
         files = [
