@@ -87,6 +87,31 @@ def test_artifacts_listed_shown_and_downloaded(home: Path, tmp_path: Path) -> No
     assert json.loads((dest / "config.json").read_text()) == {"C": 1}
 
 
+def test_show_lists_the_model_versions_a_run_registered(home: Path) -> None:
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    client = _client(home)
+    with client.tracker.start_run("iris", name="trained") as r:
+        pass
+    with client.tracker.start_run("iris", name="other") as other:
+        pass
+    for name in ("iris", "flowers"):
+        client.registry.log_model(model, name, sample=X.head(20), run_id=r.id, optimize=False)
+    client.close()
+    code, out = run("runs", "show", r.id)
+    assert code == 0, out
+    assert "registered as: iris:1, flowers:1" in out
+    code, out = run("runs", "show", r.id, "--json")
+    assert json.loads(out)["model_versions"] == ["iris:1", "flowers:1"]
+    code, out = run("runs", "show", other.id, "--json")
+    assert json.loads(out)["model_versions"] == []
+    code, out = run("runs", "show", other.id)
+    assert "registered as" not in out
+
+
 def test_artifacts_of_an_unknown_run_is_one_line_error(home: Path) -> None:
     result = CliRunner().invoke(app, ["runs", "artifacts", "deadbeef"])
     assert result.exit_code == 1

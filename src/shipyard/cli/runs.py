@@ -82,17 +82,20 @@ def run_tree(runs: list[records.Run]) -> list[tuple[str, records.Run]]:
 
 @app.command("show")
 def show_run(ctx: typer.Context, run_id: str, as_json: bool = JsonOption) -> None:
-    """Show one run: params, latest metrics, tags and dataset fingerprints."""
-    runs = get_client(ctx).runs
+    """Show one run: params, latest metrics, tags, datasets and the model versions it registered."""
+    client = get_client(ctx)
+    runs = client.runs
     run = runs.get_run(runs.expand_id(run_id))
     artifacts = runs.list_artifacts(run.id)
     children = runs.children(run.id)
+    registered = client.models.versions_from_run(run.id)
     if as_json:
         print_json(
             {
                 **to_jsonable(run),
                 "artifacts": to_jsonable(artifacts),
                 "children": [c.id for c in children],
+                "model_versions": registered,
             }
         )
         return
@@ -119,6 +122,8 @@ def show_run(ctx: typer.Context, run_id: str, as_json: bool = JsonOption) -> Non
             f"{len(fp.get('schema', {}))} columns, hash {str(fp.get('content_hash'))[:16]}…"
         )
         console.print(escape(line))  # "[training]" is text, not Rich markup
+    if registered:
+        console.print(f"registered as: {', '.join(registered)}", markup=False)
     if artifacts:
         console.print(_artifact_table(artifacts))
     if children:

@@ -176,6 +176,18 @@ class ModelStore:
             )
             return version_records(session, model, list(rows))
 
+    def versions_from_run(self, run_id: str) -> list[str]:
+        """The references (``name:version``) of every version registered from ``run_id``,
+        oldest first: what a run produced, for ``runs show``."""
+        with self.db.read() as session:
+            rows = session.execute(
+                select(ModelRow.name, ModelVersionRow.version)
+                .join(ModelRow, ModelRow.id == ModelVersionRow.model_id)
+                .where(ModelVersionRow.run_id == run_id)
+                .order_by(ModelVersionRow.created_at, ModelVersionRow.id)
+            )
+            return [f"{name}:{version}" for name, version in rows]
+
     def latest_version(self, name: str) -> records.ModelVersion:
         """The newest version that is not archived."""
         with self.db.read() as session:
