@@ -145,8 +145,16 @@ def month(rows: int, segments: int) -> tuple[Path, datetime]:
     end = datetime.now(UTC)
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, __file__, "--child", "write", str(home), str(rows), str(segments),
-         end.isoformat()],
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            "write",
+            str(home),
+            str(rows),
+            str(segments),
+            end.isoformat(),
+        ],
         check=True,
     )
     seconds = time.perf_counter() - started
@@ -232,9 +240,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         kind, rest = args.child[0], args.child[1:]
-        children = {"cli": child_cli, "write": child_write}
-        if kind in children:
-            children[kind](rest) if kind == "cli" else child_write(*rest)
+        if kind == "cli":
+            child_cli(rest)
+        elif kind == "write":
+            child_write(*rest)
         elif kind == "monitor":
             child_monitor(*rest)
         else:
@@ -251,15 +260,20 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for r in results:
         head = f"| {r['rows']:,} rows | {r['files']:,} |"
-        print(f"{head} shipyard drift --window (sample) | {r['cli']['wall']:.1f} | "
-              f"{r['cli']['rss_mb']:.0f} |")
-        print(f"{head} monitor job window (summary + figures) | {r['monitor']['wall']:.1f} | "
-              f"{r['monitor']['rss_mb']:.0f} |")
+        print(
+            f"{head} shipyard drift --window (sample) | {r['cli']['wall']:.1f} | "
+            f"{r['cli']['rss_mb']:.0f} |"
+        )
+        print(
+            f"{head} monitor job window (summary + figures) | {r['monitor']['wall']:.1f} | "
+            f"{r['monitor']['rss_mb']:.0f} |"
+        )
         if "full" in r:
-            print(f"{head} full read (before) | {r['full']['wall']:.1f} | "
-                  f"{r['full']['rss_mb']:.0f} |")
-    print(f"\nMachine: {platform.processor() or 'cpu'}, {os.cpu_count()} cores; "
-          f"load average {open('/proc/loadavg').read().split()[:3]}")
+            print(
+                f"{head} full read (before) | {r['full']['wall']:.1f} | {r['full']['rss_mb']:.0f} |"
+            )
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    print(f"\nMachine: {platform.processor() or 'cpu'}, {os.cpu_count()} cores; load {load}")
     print(f"Command: .venv/bin/python bench/drift_window.py {' '.join(sys.argv[1:])}")
 
 
