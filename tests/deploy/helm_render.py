@@ -3,7 +3,9 @@ Go templates (and Helm's functions) that the chart uses.
 
 There is no ``helm`` binary on the test machines (Debian does not package it); Helm's
 own engine renders the chart in ``test_helm_template.py`` (``helm_engine.py``), which
-checks that this stand-in gives the same objects. This renderer knows: ``{{ .Values.a.b }}``, ``{{ .Release.Name }}``, ``{{ .Chart.X }}``,
+checks that this stand-in gives the same objects.
+
+This renderer knows: ``{{ .Values.a.b }}``, ``{{ .Release.Name }}``, ``{{ .Chart.X }}``,
 string/number/bool literals, pipelines into ``quote``, ``toYaml``, ``nindent N``,
 ``indent N`` and ``default X``, ``{{ if PIPELINE }} ... {{ else }} ... {{ end }}``, and
 ``{{-`` / ``-}}`` whitespace trimming. Anything else (``range``, ``include``,
