@@ -196,7 +196,9 @@ def score_file(
     model predicts (False runs everything in the calling thread).
     ``predict_threads`` chunks are predicted at once (default: up to
     :data:`MAX_PREDICT_THREADS`, one per core, with ``overlap_io``); results are still
-    written, logged and numbered in input order.
+    written, logged and numbered in input order. Meanwhile the process's BLAS and
+    OpenMP pools run one thread each (restored when the job ends): the chunks keep the
+    cores busy.
     ``first_row`` is the row number of the source's first row: a partition of a
     larger input numbers its row ids, rejects and logged rows as in the whole input.
     ``file_row`` is then the row number of the source's first row within its own
