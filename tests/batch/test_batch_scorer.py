@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -418,3 +419,51 @@ def test_predict_threads_must_be_positive(iris_model, iris_rows, tmp_path):
     write_any(iris_rows(10), tmp_path / "in.parquet")
     with pytest.raises(InvalidInputError, match="predict_threads"):
         score_file(iris_model, tmp_path / "in.parquet", tmp_path / "o.parquet", predict_threads=0)
+
+
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+class _RecordsBlasThreads:
+    """A model that notes the BLAS pools' sizes each time it predicts."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self.seen: list[list[int]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def predict_with_proba(self, data: Any) -> Any:
+        self.seen.append(_blas_threads())
+        return self._model.predict_with_proba(data)
+
+
+def test_chunks_predicted_at_once_run_the_model_on_one_blas_thread_each(
+    iris_model, iris_rows, tmp_path
+):
+    """Two chunks in flight each with a BLAS pool of one thread per core oversubscribed
+    the cores; while they predict the pools have one thread, afterwards their own again."""
+    from threadpoolctl import threadpool_limits
+
+    write_any(iris_rows(1_000), tmp_path / "in.parquet")
+    models = {1: _RecordsBlasThreads(iris_model), 2: _RecordsBlasThreads(iris_model)}
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = _blas_threads()
+        assert before and set(before) == {2}
+        for threads, model in models.items():
+            score_file(
+                model,
+                tmp_path / "in.parquet",
+                tmp_path / f"out-{threads}.parquet",
+                chunk_size=250,
+                predict_threads=threads,
+            )
+            assert _blas_threads() == before
+    assert models[1].seen == [before] * 4  # one chunk at a time: the model keeps its pool
+    assert models[2].seen == [[1] * len(before)] * 4
+    one, two = (pq.read_table(tmp_path / f"out-{n}.parquet") for n in (1, 2))
+    assert two.equals(one)

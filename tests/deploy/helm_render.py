@@ -1,7 +1,10 @@
 """A stand-in for ``helm template``: renders deploy/helm/shipyard with the small part of
 Go templates (and Helm's functions) that the chart uses.
 
-Helm is not packaged by Debian nor on PyPI, so the test machines have no ``helm``.
+There is no ``helm`` binary on the test machines (Debian does not package it); Helm's
+own engine renders the chart in ``test_helm_template.py`` (``helm_engine.py``), which
+checks that this stand-in gives the same objects.
+
 This renderer knows: ``{{ .Values.a.b }}``, ``{{ .Release.Name }}``, ``{{ .Chart.X }}``,
 string/number/bool literals, pipelines into ``quote``, ``toYaml``, ``nindent N``,
 ``indent N`` and ``default X``, ``{{ if PIPELINE }} ... {{ else }} ... {{ end }}``, and

@@ -1,9 +1,9 @@
 """deploy/helm/shipyard: every rendered object valid for current Kubernetes releases.
 
-There is no ``helm`` here (neither Debian nor PyPI packages it): the chart is rendered
-by ``helm_render.py``, a stand-in for ``helm template`` that knows only the template
-features the chart uses and fails on any other. ``helm lint`` / ``helm template`` and
-an install on a cluster were not run.
+The chart is rendered here by ``helm_render.py``, a stand-in for ``helm template`` that
+knows only the template features the chart uses and fails on any other;
+``test_helm_template.py`` renders it with Helm's own engine and checks the two agree.
+An install on a cluster was not run.
 """
 
 from __future__ import annotations

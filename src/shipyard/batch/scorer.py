@@ -33,6 +33,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import time
@@ -195,7 +196,9 @@ def score_file(
     model predicts (False runs everything in the calling thread).
     ``predict_threads`` chunks are predicted at once (default: up to
     :data:`MAX_PREDICT_THREADS`, one per core, with ``overlap_io``); results are still
-    written, logged and numbered in input order.
+    written, logged and numbered in input order. Meanwhile the process's BLAS and
+    OpenMP pools run one thread each (restored when the job ends): the chunks keep the
+    cores busy.
     ``first_row`` is the row number of the source's first row: a partition of a
     larger input numbers its row ids, rejects and logged rows as in the whole input.
     ``file_row`` is then the row number of the source's first row within its own
@@ -234,40 +237,8 @@ def score_file(
     job.file_row = file_row
     start = clock.monotonic()
     try:
-        columns = job.check_columns()
-        total = src.total_rows()
-        if progress is not None:
-            progress(0, total)
-        # Checking a chunk is column-wise NumPy work: it runs on the reader thread too.
-        checked = job.checked(src.chunks(columns, chunk_size))
-        frames = prefetched(checked) if overlap_io else iter(checked)
-        pool = ThreadPoolExecutor(predict_threads, "shipyard-batch-predict")
-        in_flight: deque[_InFlight] = deque()
-        try:
-            for frame, check in frames:
-                if check is not None and check.n_bad and strict:
-                    while in_flight:  # an earlier chunk may hold an earlier bad row
-                        job.complete(in_flight.popleft())
-                in_flight.append(job.start(frame, check, pool if predict_threads > 1 else None))
-                # Up to predict_threads chunks are predicted at once; the oldest is
-                # completed (rejects, output, log) in input order.
-                while len(in_flight) >= predict_threads:
-                    job.complete(in_flight.popleft())
-                    if progress is not None:
-                        progress(job.rows_read, total)
-            while in_flight:
-                job.complete(in_flight.popleft())
-                if progress is not None:
-                    progress(job.rows_read, total)
-        finally:
-            for pending in in_flight:
-                if pending.future is not None:
-                    pending.future.cancel()
-            pool.shutdown(wait=True)
-            # Stops the reader thread and closes the file or cursor, even on failure.
-            close = getattr(frames, "close", None)
-            if close is not None:
-                close()
+        with _model_threads(predict_threads):
+            _run(job, src, chunk_size, predict_threads, overlap_io, progress)
         job.finish()
         writer.close()
         log_writer.close()
@@ -295,6 +266,71 @@ def score_file(
         rows_per_second=job.rows_read / seconds,
         rejects=tuple(job.kept),
     )
+
+
+@contextlib.contextmanager
+def _model_threads(predict_threads: int) -> Iterator[None]:
+    """One BLAS/OpenMP thread per model call while several chunks are predicted at once.
+
+    The chunks already keep the cores busy; a model's own thread pool on top of them
+    (NumPy's OpenBLAS under a logistic regression starts one thread per core) only
+    oversubscribes them: its threads spin waiting for a core, which on two cores
+    doubled the CPU a logistic regression's job used. Dask workers set the same
+    limit through their environment. The previous limits come back afterwards.
+    """
+    if predict_threads < 2:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
+
+def _run(
+    job: _Job,
+    src: ChunkSource,
+    chunk_size: int,
+    predict_threads: int,
+    overlap_io: bool,
+    progress: ProgressCallback | None,
+) -> None:
+    """The loop: read and check ahead, predict ``predict_threads`` chunks at once, complete
+    them (rejects, output, log) in input order."""
+    columns = job.check_columns()
+    total = src.total_rows()
+    if progress is not None:
+        progress(0, total)
+    # Checking a chunk is column-wise NumPy work: it runs on the reader thread too.
+    checked = job.checked(src.chunks(columns, chunk_size))
+    frames = prefetched(checked) if overlap_io else iter(checked)
+    pool = ThreadPoolExecutor(predict_threads, "shipyard-batch-predict")
+    in_flight: deque[_InFlight] = deque()
+    try:
+        for frame, check in frames:
+            if check is not None and check.n_bad and job.strict:
+                while in_flight:  # an earlier chunk may hold an earlier bad row
+                    job.complete(in_flight.popleft())
+            in_flight.append(job.start(frame, check, pool if predict_threads > 1 else None))
+            # Up to predict_threads chunks are predicted at once; the oldest is
+            # completed (rejects, output, log) in input order.
+            while len(in_flight) >= predict_threads:
+                job.complete(in_flight.popleft())
+                if progress is not None:
+                    progress(job.rows_read, total)
+        while in_flight:
+            job.complete(in_flight.popleft())
+            if progress is not None:
+                progress(job.rows_read, total)
+    finally:
+        for pending in in_flight:
+            if pending.future is not None:
+                pending.future.cancel()
+        pool.shutdown(wait=True)
+        # Stops the reader thread and closes the file or cursor, even on failure.
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
 
 
 _Outcome = tuple[ChunkCheck, np.ndarray | None, np.ndarray | None, float]
