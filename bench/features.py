@@ -349,8 +349,7 @@ def online_latency(folder: Path, redis_url: str | None) -> dict[str, tuple[float
 
 def print_serving(serving: dict[str, list[Any]]) -> None:
     print(
-        "\n| serving at 64 clients (wrk, 1 worker) | requests/s: median (runs) "
-        "| p99 | failures |"
+        "\n| serving at 64 clients (wrk, 1 worker) | requests/s: median (runs) | p99 | failures |"
     )
     print("|---|---:|---:|---:|")
     rps = {}
@@ -402,8 +401,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         choices=["serving"],
-        help="run one part alone (serving: the two servers under wrk, no training sets, "
-        "no Feast)",
+        help="run one part alone (serving: the two servers under wrk, no training sets, no Feast)",
     )
     parser.add_argument("--child", choices=["shipyard"])
     parser.add_argument("--folder")

@@ -190,7 +190,6 @@ def test_validated_columns_give_the_table_their_frames_give() -> None:
         assert got.schema == expected.schema
 
 
-
 @pytest.mark.parametrize("case", [*SENT, "a field named like an input"])
 @pytest.mark.parametrize("form", ["matrix", "columns"])
 def test_request_columns_beside_a_matrix_or_columns_give_the_table_frames_give(
