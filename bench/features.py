@@ -27,6 +27,7 @@ and on Redis (if one answers at 127.0.0.1:6379).
 
     .venv/bin/python bench/features.py              # 10k drivers, 1M entity rows
     .venv/bin/python bench/features.py --small      # 500 drivers, 20k entity rows
+    .venv/bin/python bench/features.py --only serving   # the serving comparison alone
 
 The file doubles as the child script (``--child shipyard ...``).
 """
@@ -346,6 +347,36 @@ def online_latency(folder: Path, redis_url: str | None) -> dict[str, tuple[float
     return out
 
 
+def print_serving(serving: dict[str, list[Any]]) -> None:
+    print(
+        "\n| serving at 64 clients (wrk, 1 worker) | requests/s: median (runs) | p99 | failures |"
+    )
+    print("|---|---:|---:|---:|")
+    rps = {}
+    for model, results in serving.items():
+        rps[model] = statistics.median(r[0] for r in results)
+        p99 = statistics.median(r[1] for r in results)
+        runs_text = ", ".join(f"{r[0]:.0f}" for r in results)
+        failures = sum(r[2] for r in results)
+        print(f"| {model} | {rps[model]:.0f} ({runs_text}) | {p99:.1f} ms | {failures} |")
+    ratio = rps["eta-features"] / rps["eta-inputs"]
+    print(f"\nfeature-backed / inputs in the request: {ratio:.2f}x the requests/s")
+
+
+def serving_only(args: argparse.Namespace) -> None:
+    """``--only serving``: the same data and servers as the full run, nothing else."""
+    if not shutil.which("wrk"):
+        raise SystemExit("--only serving needs wrk on the PATH")
+    folder = WORK_DIR / f"d{args.drivers}-e{args.entities}"
+    print(f"data: {args.drivers} drivers, {args.entities} entity rows in {folder}", flush=True)
+    make_data(folder, args.drivers, args.entities)
+    print_serving(serving_throughput(folder, args.serving_seconds or 15.0, args.repeats))
+    print(
+        f"\n{platform.machine()}, {os.cpu_count()} cores; "
+        f"`{' '.join(['.venv/bin/python', 'bench/features.py', *sys.argv[1:]])}`"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", action="store_true", help="500 drivers, 20k entity rows")
@@ -367,6 +398,11 @@ def main() -> None:
     parser.add_argument(
         "--training-repeats", type=int, default=3, help="training-set runs per tool, interleaved"
     )
+    parser.add_argument(
+        "--only",
+        choices=["serving"],
+        help="run one part alone (serving: the two servers under wrk, no training sets, no Feast)",
+    )
     parser.add_argument("--child", choices=["shipyard"])
     parser.add_argument("--folder")
     parser.add_argument("--output")
@@ -377,6 +413,9 @@ def main() -> None:
     if args.small:
         args.drivers, args.entities, args.file_rows = 500, 20_000, min(args.file_rows, 5_000)
         args.serving_seconds = min(args.serving_seconds, 5.0)
+    if args.only == "serving":
+        serving_only(args)
+        return
 
     import pandas as pd
     from _peers import ensure_peer_venv, peer_python, peer_versions
@@ -514,20 +553,7 @@ def main() -> None:
     for name, (p50, p99, cpu99) in latency.items():
         print(f"| {name} | {p50:.3f} ms | {p99:.3f} ms | {cpu99:.3f} ms |")
     if serving:
-        print(
-            "\n| serving at 64 clients (wrk, 1 worker) | requests/s: median (runs) "
-            "| p99 | failures |"
-        )
-        print("|---|---:|---:|---:|")
-        rps = {}
-        for model, results in serving.items():
-            rps[model] = statistics.median(r[0] for r in results)
-            p99 = statistics.median(r[1] for r in results)
-            runs_text = ", ".join(f"{r[0]:.0f}" for r in results)
-            failures = sum(r[2] for r in results)
-            print(f"| {model} | {rps[model]:.0f} ({runs_text}) | {p99:.1f} ms | {failures} |")
-        ratio = rps["eta-features"] / rps["eta-inputs"]
-        print(f"\nfeature-backed / inputs in the request: {ratio:.2f}x the requests/s")
+        print_serving(serving)
     print(
         f"\nFeast {versions['feast']} (its venv: duckdb {versions['duckdb']}, pandas "
         f"{versions['pandas']}); Shipyard's duckdb {duckdb.__version__}; "

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -16,6 +19,7 @@ from shipyard.features.online import (
     Record,
     RedisOnlineStore,
     SqliteOnlineStore,
+    encode_key,
 )
 from shipyard.features.service import FeatureService
 
@@ -96,6 +100,54 @@ def test_sqlite_store_keys_are_text_so_int_and_str_agree(tmp_path: Path) -> None
     store.write("v", [Record(("1001",), 5.0, None, {"x": 1})])
     assert store.read("v", [("1001",)])[0].values == {"x": 1}  # type: ignore[union-attr]
     store.close()
+
+
+# Values json writes that a quicker reader could get wrong: NaN and infinities (not JSON),
+# integers at and beyond 64 bits, digits in text, the extremes of floats, non-ASCII text.
+AWKWARD: list[dict[str, Any]] = [
+    {"nan": math.nan, "inf": math.inf, "minus_inf": -math.inf},
+    {"int64": 2**63 - 1, "min_int64": -(2**63), "uint64": 2**64 - 1},
+    {"beyond": 2**64, "below": -(2**63) - 1, "huge": 10**30, "negative_19": -(10**19) + 1},
+    {"digits": "12345678901234567890", "text": 'café \u2028 "quoted"', "none": None},
+    {"tiny": 5e-324, "big": 1.7976931348623157e308, "zero": -0.0, "third": 0.1 + 0.2},
+    {"large_float": 9.3e18, "flag": True, "small": -5},
+]
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and (a == b or (a != a and b != b)) and repr(a) == repr(b)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_stored_records_read_back_as_json_wrote_them(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Every value comes back as ``json.loads`` of what was written gives it (same type,
+    same value), whichever decoder reads it; keys of any text are found again."""
+    if backend == "sqlite":
+        store: Any = SqliteOnlineStore(tmp_path / "o.db")
+    else:
+        store = RedisOnlineStore(request.getfixturevalue("redis_online_url"))
+    keys = [(str(i), "é" if i % 2 else "1001") for i in range(len(AWKWARD))]
+    records = [
+        Record(k, 1e9 + i, None, v) for i, (k, v) in enumerate(zip(keys, AWKWARD, strict=True))
+    ]
+    assert store.write("v", records) == len(records)
+    got = store.read("v", [*keys, ("missing", "x")])
+    assert got[-1] is None
+    for record, back in zip(records, got, strict=False):
+        assert back is not None and back.key == record.key
+        assert (back.event_ts, back.created_ts) == (record.event_ts, None)
+        expected = json.loads(json.dumps(record.values))
+        assert list(back.values) == list(expected)
+        for name, value in expected.items():
+            assert _same(back.values[name], value), (name, back.values[name], value)
+    store.close()
+
+
+def test_a_key_is_the_json_text_of_its_values() -> None:
+    for key in [("1001",), (1001,), ("a", 2, 3.5), ("café", "\u2028", '"'), (None, True), ()]:
+        assert encode_key(key) == json.dumps([str(v) for v in key], separators=(",", ":"))
 
 
 def test_redis_down_is_a_clear_unavailable_error() -> None:

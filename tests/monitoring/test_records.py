@@ -188,3 +188,34 @@ def test_validated_columns_give_the_table_their_frames_give() -> None:
         got = events_table(batches)
         assert got.equals(expected), colours
         assert got.schema == expected.schema
+
+
+@pytest.mark.parametrize("case", [*SENT, "a field named like an input"])
+@pytest.mark.parametrize("form", ["matrix", "columns"])
+def test_request_columns_beside_a_matrix_or_columns_give_the_table_frames_give(
+    case: str, form: str
+) -> None:
+    """A feature-backed model's events carry their inputs as the server validated them (a
+    named matrix, or columns), no frame per request: the table is the one the same events
+    with frames give (which the test above checks against inserting per request)."""
+    keys = SENT.get(case, SENT["ints"])
+    field = "conv_rate" if case == "a field named like an input" else "driver_id"
+    names = pd.Index(["conv_rate", "trips"])
+    handed, framed = [], []
+    for i, k in enumerate(keys):
+        matrix = np.column_stack([np.linspace(0, 1, len(k)), np.arange(len(k), dtype=float)])
+        frame = pd.DataFrame(matrix, columns=names)
+        event = _event(i, frame, {field: k, "trip_distance": [9.5] * len(k)})
+        framed.append(event)
+        if form == "matrix":
+            handed.append(dataclasses.replace(event, inputs=matrix, input_columns=names))
+        else:
+            batch = ColumnBatch({n: frame[n].to_numpy() for n in names}, len(k))
+            handed.append(dataclasses.replace(event, inputs=batch))
+    got, want = events_table(handed), events_table(framed)
+    assert got.column_names == want.column_names
+    assert got.equals(want), (got.to_pandas(), want.to_pandas())
+    if field == "driver_id":
+        assert got.column_names.index(INPUT_PREFIX + "driver_id") < got.column_names.index(
+            INPUT_PREFIX + "conv_rate"
+        )

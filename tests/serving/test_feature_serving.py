@@ -339,3 +339,52 @@ def test_concurrent_requests_share_a_read_and_each_gets_its_own_answer(
         assert rows["in_conv_per_km"].tolist() == pytest.approx(
             online["conv_per_km"].astype("float64").tolist(), rel=0, abs=0
         )
+
+
+def test_a_model_of_stored_features_serves_by_id_and_logs_what_it_saw(
+    trained: Trained,
+) -> None:
+    """No on-demand feature: the request's rows are joined to plain records and validated
+    into the model's own matrix (an ONNX graph, as `log_model` optimizes by default), no
+    frame per request; the log keeps each row's key in front of the feature values."""
+    client = trained.client
+    refs, inputs = REFS[:3], INPUTS[:3]
+    entities = entity_rows(trained.stats, 200)
+    entities = entities[entities["driver_id"] > 1000]
+    with client.tracker.start_run("eta-stored") as run:
+        train = client.features.training_set(entities, refs).dropna()
+        X = train[inputs].astype("float64")
+        model = LogisticRegression().fit(X, train["label"])
+        client.registry.log_model(
+            model, "eta-stored", sample=X.head(40), run_id=run.id, features=run.features
+        )
+    server = LiveServer(create_app(client, "eta-stored:1", options=ServeOptions())).start()
+    bodies: list[object] = [{"driver_id": 1002}, [{"driver_id": 1001}, {"driver_id": 1005}]]
+    try:
+        with server.client() as http:
+            answers = [http.post("/predict", json=b) for b in bodies]
+            unknown = http.post("/predict", json=[{"driver_id": 1003}, {"driver_id": 77}])
+    finally:
+        server.stop()
+    assert unknown.status_code == 422
+    assert "No online features for driver_id=77 in view 'driver_stats'" in unknown.text
+    for body, answer in zip(bodies, answers, strict=True):
+        assert answer.status_code == 200, answer.text
+        rows = body if isinstance(body, list) else [body]
+        online = client.features.online(refs, rows)
+        expected = model.predict(online[inputs].astype("float64")).tolist()
+        got = answer.json()
+        assert (got["predictions"] if isinstance(body, list) else [got["prediction"]]) == expected
+    log = client.prediction_log
+    log.flush()
+    logged = log.read("eta-stored", "1h").sort_values(["timestamp", "row"])
+    assert [c for c in logged.columns if c.startswith("in_")] == [
+        "in_driver_id",
+        *(f"in_{c}" for c in inputs),
+    ]
+    assert logged["in_driver_id"].tolist() == [1002, 1001, 1005]
+    online = client.features.online(refs, [{"driver_id": d} for d in (1002, 1001, 1005)])
+    for column in inputs:
+        assert logged[f"in_{column}"].tolist() == pytest.approx(
+            online[column].astype("float64").tolist(), rel=0, abs=0
+        )

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from shipyard.errors import SchemaError
@@ -98,61 +99,82 @@ class OnlineJoin:
             return outcomes
         catalog = self.catalog()
         full = feature_set.full_feature_names
+        checks = _missing_checks(feature_set, catalog)  # once per micro-batch, not per request
         if full or any(r.partition(":")[0] in catalog.on_demand for r in feature_set.refs):
             frames = self.service.online_many(
                 feature_set.refs, groups, full_feature_names=full, catalog=catalog,
                 on_lookup=self.on_lookup,
             )  # fmt: skip
             for i, frame in zip(good, frames, strict=True):
-                outcomes[i] = self._refused(frame.to_dict(orient="records"), feature_set, catalog)
-                if outcomes[i] is None:
-                    outcomes[i] = frame
+                outcomes[i] = _refused_frame(frame, checks) or frame
             return outcomes
         joined = self.service.get_online_many(
-            feature_set.refs, groups, catalog=catalog, on_lookup=self.on_lookup
+            feature_set.refs, groups, catalog=catalog, on_lookup=self.on_lookup, copy=False
         )
         for i, records in zip(good, joined, strict=True):
-            outcomes[i] = self._refused(records, feature_set, catalog)
-            if outcomes[i] is None:
-                # A single record stays one: the model's one-row path is its quickest.
-                outcomes[i] = records[0] if isinstance(payloads[i], Mapping) else records
+            # A single record stays one: the model's one-row path is its quickest.
+            outcomes[i] = _refused_rows(records, checks) or (
+                records[0] if isinstance(payloads[i], Mapping) else records
+            )
         return outcomes
 
-    def _refused(
-        self, rows: list[dict[str, Any]], feature_set: FeatureSet, catalog: Catalog
-    ) -> SchemaError | None:
-        try:
-            self._refuse_missing(rows, feature_set, catalog)
-        except SchemaError as exc:
-            return exc
-        return None
 
-    def _refuse_missing(
-        self, rows: list[dict[str, Any]], feature_set: FeatureSet, catalog: Catalog
-    ) -> None:
-        """A row whose stored features of a view are all null found no fresh row there."""
-        for view in feature_set.views:
-            if view not in catalog.views:
-                continue
-            applied = catalog.views[view]
-            columns = [
-                f"{view}__{feature}" if feature_set.full_feature_names else feature
-                for ref in feature_set.refs
-                for name, _, feature in [ref.partition(":")]
-                if name == view
-            ]
-            if not columns:
-                continue
-            for row in rows:
-                if all(_is_null(row.get(c)) for c in columns):
-                    key = ", ".join(f"{k}={row.get(k)}" for k in applied.join_keys)
-                    raise SchemaError(
-                        f"No online features for {key} in view {view!r}: never materialized, "
-                        "or older than its TTL. Run `shipyard features materialize`, or check "
-                        "the key.",
-                        field=applied.join_keys[0],
-                        expected="a key with fresh feature values",
-                    )
+class _MissingCheck(NamedTuple):
+    """A view's stored features in the joined rows: all null in a row = no fresh row."""
+
+    view: str
+    join_keys: list[str]
+    columns: list[str]
+
+
+def _missing_checks(feature_set: FeatureSet, catalog: Catalog) -> list[_MissingCheck]:
+    checks = []
+    for view in feature_set.views:
+        if view not in catalog.views:
+            continue
+        columns = [
+            f"{view}__{feature}" if feature_set.full_feature_names else feature
+            for ref in feature_set.refs
+            for name, _, feature in [ref.partition(":")]
+            if name == view
+        ]
+        if columns:
+            checks.append(_MissingCheck(view, catalog.views[view].join_keys, columns))
+    return checks
+
+
+def _refused_rows(rows: list[dict[str, Any]], checks: list[_MissingCheck]) -> SchemaError | None:
+    """The 422 of the first row (view by view) whose stored features are all null."""
+    for check in checks:
+        for row in rows:
+            if all(_is_null(row.get(c)) for c in check.columns):
+                return _no_features(check, row)
+    return None
+
+
+def _refused_frame(frame: pd.DataFrame, checks: list[_MissingCheck]) -> SchemaError | None:
+    """:func:`_refused_rows` of a joined frame, column-wise (no record per row built)."""
+    for check in checks:
+        present = [c for c in check.columns if c in frame.columns]
+        if present:
+            empty = frame[present].isna().all(axis=1).to_numpy()
+        else:  # no such column: every value is missing
+            empty = np.ones(len(frame), dtype=bool)
+        if empty.any():
+            position = int(empty.argmax())
+            row = {k: frame[k].iloc[position] for k in check.join_keys if k in frame.columns}
+            return _no_features(check, row)
+    return None
+
+
+def _no_features(check: _MissingCheck, row: Mapping[str, Any]) -> SchemaError:
+    key = ", ".join(f"{k}={row.get(k)}" for k in check.join_keys)
+    return SchemaError(
+        f"No online features for {key} in view {check.view!r}: never materialized, "
+        "or older than its TTL. Run `shipyard features materialize`, or check the key.",
+        field=check.join_keys[0],
+        expected="a key with fresh feature values",
+    )
 
 
 def _is_null(value: Any) -> bool:

@@ -424,7 +424,9 @@ _PLAIN = (int, float, str, bool)
 
 
 def _sent_columns(
-    events: Sequence[PredictionEventLike], frames: list[pd.DataFrame]
+    events: Sequence[PredictionEventLike],
+    frames: list[pd.DataFrame] | None,
+    inputs: Sequence[Any] = (),
 ) -> dict[str, pd.Series] | None:
     """The request columns of all events, one column each, when that is exactly what
     inserting them event by event and concatenating gives; None otherwise.
@@ -433,12 +435,17 @@ def _sent_columns(
     and each field's values are of one plain Python type (or arrays of one dtype)
     across the events: pandas then infers the same column type from the whole as
     from each part. Anything else (a hot swap mid-flush, ints in one request and
-    text in another) goes through :func:`_with_sent`.
+    text in another) goes through :func:`_with_sent`. ``frames`` None: the inputs
+    are known to share their columns (``inputs``, one stacked matrix or batch), and
+    a field named like one of them (which inserting would refuse) gives None too.
     """
     sent = [getattr(e, "request_columns", None) for e in events]
     if sent[0] is None or any(s is None or list(s) != list(sent[0]) for s in sent):
         return {} if all(s is None for s in sent) else None
-    if len(frames) > 1 and any(list(f.columns) != list(frames[0].columns) for f in frames):
+    if frames is None:
+        if any(name in inputs for name in sent[0]):
+            return None
+    elif len(frames) > 1 and any(list(f.columns) != list(frames[0].columns) for f in frames):
         return None
     columns: dict[str, pd.Series] = {}
     for name in sent[0]:
@@ -508,15 +515,23 @@ def events_table(events: Sequence[PredictionEventLike], source: Source | None = 
     deployments = [getattr(e, "deployment", None) for e in events]
     if any(name is not None for name in deployments):  # served through a deployment
         columns["deployment"] = _per_event(deployments, sizes, pa.string())
-    # The server's own events (no request columns): stacked without a frame per event.
-    plain = all(getattr(e, "request_columns", None) is None for e in events)
-    stacked = _named_matrix(events, sizes) if plain else None
-    batch = _stacked_columns(events) if plain and stacked is None else None
-    if stacked is not None:  # one float matrix, named columns
+    # The server's own events: stacked without a frame per event, a feature-backed
+    # model's request columns (keys, request-time fields) in front as one column each.
+    stacked = _named_matrix(events, sizes)
+    batch = _stacked_columns(events) if stacked is None else None
+    sent = None
+    if stacked is not None:
+        sent = _sent_columns(events, None, stacked[1])
+    elif batch is not None:
+        sent = _sent_columns(events, None, list(batch.columns))
+    if sent is not None:
+        for name, sent_values in sent.items():
+            columns[INPUT_PREFIX + name] = _array(sent_values)
+    if sent is not None and stacked is not None:  # one float matrix, named columns
         values, names = stacked
         for j, name in enumerate(names):
             columns[INPUT_PREFIX + str(name)] = _array(np.ascontiguousarray(values[:, j]))
-    elif batch is not None:  # validated columns: one frame for them all
+    elif sent is not None and batch is not None:  # validated columns: one frame for them all
         inputs = batch.frame()
         for name in inputs.columns:
             columns[INPUT_PREFIX + str(name)] = _array(inputs[name])

@@ -165,7 +165,10 @@ def _concat(parts: list[Any]) -> Any:
         return np.concatenate(parts, axis=0)
     if isinstance(parts[0], ColumnBatch):
         return ColumnBatch.concat(parts)
-    return pd.concat(parts, axis=0, ignore_index=True, copy=False)
+    # No copy= (pandas 3 copies lazily anyway): its deprecation warning, raised as an error
+    # while another thread checks a model under warnings.simplefilter("error") (the
+    # filters are per process), stopped the batch loop.
+    return pd.concat(parts, axis=0, ignore_index=True)
 
 
 def _slice(result: Prediction, start: int, stop: int) -> Prediction:

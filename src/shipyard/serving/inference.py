@@ -114,21 +114,22 @@ class Inference:
         if self.observers:
             latency = time.perf_counter() - started
             columns = None
-            if isinstance(X, ColumnBatch) and (self._frames or joined is not None):
+            if isinstance(X, ColumnBatch) and self._frames:
                 X = X.frame()  # the prediction log alone takes the columns as they are
             elif isinstance(X, np.ndarray):
-                if self._frames or joined is not None:  # named columns, built here
+                if self._frames:  # named columns, built here
                     X = pd.DataFrame(X, columns=served.columns, copy=False)
                 else:  # the observers name the matrix's columns themselves
                     columns = served.columns
             request_columns = None
             if joined is not None and spec is not None:
-                # The log keeps the feature values the model saw, the keys they were fetched
-                # by and the request-time fields, so a skew check can rebuild those rows.
-                # Handed over beside the inputs: the log puts them in front when it writes
-                # a flush's events, column-wise (a column inserted per request cost more
-                # than the rest of the request's logging).
-                request_columns = _request_columns(spec, joined, X.columns)
+                # The log keeps the feature values the model saw (the inputs, whatever
+                # their form), the keys they were fetched by and the request-time fields,
+                # so a skew check can rebuild those rows. Handed over beside the inputs:
+                # the log puts them in front when it writes a flush's events, column-wise
+                # (a frame built, or a column inserted, per request cost more than the
+                # rest of the request's logging).
+                request_columns = _request_columns(spec, joined, served.signature.names)
             notify(
                 self.observers,
                 PredictionEvent(
@@ -152,7 +153,7 @@ class Inference:
 
 
 def _request_columns(
-    spec: Mapping[str, Any], joined: Any, inputs: pd.Index
+    spec: Mapping[str, Any], joined: Any, inputs: Sequence[str]
 ) -> dict[str, Any] | None:
     """The entity keys and request-time fields sent, per row, that the inputs lack."""
     sent = [*spec["join_keys"], *spec.get("request_fields", [])]
