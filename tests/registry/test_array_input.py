@@ -70,3 +70,55 @@ def test_a_model_fitted_on_arrays_is_left_as_it_is(client: Shipyard) -> None:
     version = client.registry.log_model(model, "a", sample=X, optimize=False)
     original = client.registry.load(version.ref)
     assert original.takes_array and array_input_model(original) is original
+
+
+def test_a_copy_that_warns_while_scoring_keeps_the_dataframe(
+    client: Shipyard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warning from the matrix copy (as scikit-learn's "X does not have valid feature
+    names") means the two are not the same computation."""
+    from shipyard.registry import array_input
+    from shipyard.registry.flavors.base import EstimatorPredictor
+
+    class WarningPredictor(EstimatorPredictor):
+        def predict(self, X: object) -> np.ndarray:
+            warnings.warn("scored differently", UserWarning, stacklevel=2)
+            return super().predict(X)
+
+    monkeypatch.setattr(array_input, "EstimatorPredictor", WarningPredictor)
+    X, y = iris_frame()
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    original = client.registry.load(client.registry.log_model(model, "w", sample=X).ref)
+    assert array_input_model(original) is original
+
+
+def test_a_warning_in_another_thread_during_the_check_is_not_made_an_error(
+    client: Shipyard,
+) -> None:
+    """The check runs while the server answers requests (a hot swap): warning filters
+    are process-wide, so the check must not turn other threads' warnings into errors."""
+    import threading
+
+    X, y = iris_frame()
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    original = client.registry.load(client.registry.log_model(model, "t", sample=X).ref)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def serve_requests() -> None:
+        while not stop.is_set():
+            try:
+                warnings.warn("a request's own warning", UserWarning, stacklevel=1)
+            except BaseException as exc:  # the defect: an "error" filter from the check
+                errors.append(exc)
+                return
+
+    worker = threading.Thread(target=serve_requests)
+    worker.start()
+    try:
+        for _ in range(5):
+            array_input_model(original)
+    finally:
+        stop.set()
+        worker.join()
+    assert errors == []

@@ -78,14 +78,21 @@ def _same_answers(original: LoadedModel, candidate: LoadedModel) -> bool:
         sample = reference_sample(original.signature, rows=CHECK_ROWS)
     except ConversionError:
         return False
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # "X does not have valid feature names": not the same
+    # A warning ("X does not have valid feature names") means not the same. Warnings are
+    # recorded, not raised: the filters are process-wide, and an "error" filter would turn
+    # another thread's warning (a request served during a hot swap) into an exception.
+    # A warning from elsewhere only makes this check keep the DataFrame path: safe.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
             want = original.score(original.prepare(sample))
             got = candidate.score(candidate.prepare(sample))
         except Exception as exc:  # any difference in behaviour keeps the DataFrame path
             logger.info("%s keeps DataFrame input: %s", original.ref, exc)
             return False
+    if caught:
+        logger.info("%s keeps DataFrame input: %s", original.ref, caught[0].message)
+        return False
     labels_equal = np.array_equal(want[0], got[0])
     proba_equal = (want[1] is None and got[1] is None) or (
         want[1] is not None and got[1] is not None and np.array_equal(want[1], got[1])
