@@ -32,7 +32,7 @@ import pyarrow as pa
 from shipyard.errors import InvalidInputError
 from shipyard.features.definitions import FeatureView, Source
 from shipyard.features.refs import FeatureRef
-from shipyard.features.sources import SQL_TYPES, quote, source_schema
+from shipyard.features.sources import SQL_TYPES, is_integer_type, quote, source_schema
 
 __all__ = ["ViewPlan", "entity_frame", "run_join", "view_sql"]
 
@@ -128,22 +128,17 @@ class _Join:
     slices: int
 
 
-def _integer(sql_type: str) -> bool:
-    return sql_type.split("(")[0].strip().upper() in {
-        "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
-        "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
-    }  # fmt: skip
-
-
 def _plan_join(
     con: duckdb.DuckDBPyConnection, plan: ViewPlan, entity_types: dict[str, str], n: int
 ) -> _Join:
+    """Key casts, whether ties need breaking, and how many slices, for one view."""
     source_types = source_schema(con, plan.alias)
     keys: dict[str, str] = {}
     same_types = True
     for key in plan.join_keys:
         src_type = source_types.get(key, "")
-        if entity_types.get(key) == "INTEGER" and _integer(src_type) and src_type != "INTEGER":
+        narrowed = entity_types.get(key) == "INTEGER"
+        if narrowed and is_integer_type(src_type) and src_type != "INTEGER":
             # A source value that does not fit 32 bits cannot equal a key that does:
             # TRY_CAST makes it NULL, which matches nothing.
             keys[key] = f"TRY_CAST({quote(key)} AS INTEGER)"
@@ -176,7 +171,7 @@ def _strictly_ordered(
     written that way; any other order keeps the tie-break. Integer keys only.
     """
     types = source_schema(con, plan.alias)
-    if not all(_integer(types.get(k, "")) for k in plan.join_keys):
+    if not all(is_integer_type(types.get(k, "")) for k in plan.join_keys):
         return None, False
     event = micros(plan.source.timestamp_field)
     not_null = " AND ".join(f"{e} IS NOT NULL" for e in [event, *keys.values()])
