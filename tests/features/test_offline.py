@@ -136,7 +136,18 @@ def test_naive_timestamps_are_utc_and_aware_ones_are_converted(tmp_path: Path) -
         assert service.training_set(frame, REFS)["avg_daily_trips"].tolist() == [1]
 
 
-def test_several_views_and_composite_keys(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sliced", [False, True])
+def test_several_views_and_composite_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sliced: bool
+) -> None:
+    """Two views with their own keys; ``sliced``: each joined in several slices, by
+    ranges of its one integer key, by hash of the composite one."""
+    import shipyard.features.offline as offline
+
+    if sliced:
+        monkeypatch.setattr(offline, "_SLICE_ROWS", 60)
+        monkeypatch.setattr(offline, "_SLICE_MIN_ENTITIES", 10)
+    plans = _spy_joins(monkeypatch)
     rng = np.random.default_rng(3)
     n = 400
     trips = pd.DataFrame(
@@ -185,6 +196,10 @@ def test_several_views_and_composite_keys(tmp_path: Path) -> None:
     )
     assert_matches(result, expected, ["surge"])
     assert result["surge"].notna().sum() > 20
+    if sliced:  # (tie-break, slices, by ranges): ranges of driver_id, hash of (driver_id, city)
+        assert [(s > 1, ranges) for _, s, ranges in plans] == [(True, True), (True, False)]
+    else:
+        assert [s for _, s, _ in plans] == [1, 1]
 
 
 def test_full_feature_names_and_other_timestamp_column(tmp_path: Path) -> None:
@@ -306,16 +321,16 @@ def test_every_dtype_streams_back_in_entity_order(
     assert pd.api.types.is_string_dtype(result["tier"])
 
 
-def _spy_joins(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, int]]:
-    """Record each view's join plan: (tie-break, slices)."""
+def _spy_joins(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, int, bool]]:
+    """Record each view's join plan: (tie-break, slices, sliced by key ranges)."""
     import shipyard.features.offline as offline
 
-    plans: list[tuple[bool, int]] = []
+    plans: list[tuple[bool, int, bool]] = []
     real = offline._plan_join
 
     def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
         join = real(*args, **kwargs)
-        plans.append((join.tie_break, join.slices))
+        plans.append((join.tie_break, join.slices, bool(join.bounds)))
         return join
 
     monkeypatch.setattr(offline, "_plan_join", spy)
@@ -341,7 +356,8 @@ def test_sliced_joins_of_an_unordered_source_with_ties_match_the_reference(
     service = _applied(tmp_path, stats.reset_index(drop=True), ttl="3h")
     entities = entity_rows(stats, 700)
     result = service.training_set(entities, REFS)
-    assert plans == [(True, -(-len(stats) // 200))]
+    ((tie_break, slices, ranges),) = plans
+    assert tie_break and ranges and slices == -(-len(stats) // 200)
     pd.testing.assert_frame_equal(result[entities.columns], entities)
     expected = reference(
         entities, stats, keys=["driver_id"], features=FEATURES, ttl=timedelta(hours=3)
@@ -371,7 +387,7 @@ def test_the_tie_break_is_skipped_only_for_a_strictly_ordered_source(
     for i, stats in enumerate([ordered, by_time, tied]):
         service = _applied(tmp_path / str(i), stats, ttl="1d")
         answers.append(service.training_set(entities, REFS)["avg_daily_trips"].tolist())
-    assert plans == [(False, 1), (False, 1), (True, 1)]
+    assert plans == [(False, 1, False), (False, 1, False), (True, 1, False)]
     assert answers == [[2, 3], [2, 3], [4, 6]]
 
 

@@ -126,12 +126,20 @@ class _Join:
     keys: dict[str, str]  # join key -> SQL over the source (cast to the entity's type)
     tie_break: bool
     slices: int
+    #: Slice boundaries on the one integer key (slice i: bounds[i-1] <= key < bounds[i]);
+    #: empty: slices by the keys' hash. Ranges need no hashing, and a source stored in
+    #: key order lets DuckDB skip the row groups outside a slice.
+    bounds: tuple[int, ...] = ()
 
 
 def _plan_join(
-    con: duckdb.DuckDBPyConnection, plan: ViewPlan, entity_types: dict[str, str], n: int
+    con: duckdb.DuckDBPyConnection,
+    plan: ViewPlan,
+    entities: pd.DataFrame,
+    entity_types: dict[str, str],
 ) -> _Join:
     """Key casts, whether ties need breaking, and how many slices, for one view."""
+    n = len(entities)
     source_types = source_schema(con, plan.alias)
     keys: dict[str, str] = {}
     same_types = True
@@ -151,13 +159,23 @@ def _plan_join(
     if created:
         count, ordered = _strictly_ordered(con, plan, keys)
         tie_break = not ordered
-    slices = 1
-    if same_types and n >= _SLICE_MIN_ENTITIES:
-        # Slices split the keys by hash: both sides must hash the same type.
-        if count is None:
-            (count,) = con.execute(f"SELECT count(*) FROM {quote(plan.alias)}").fetchall()[0]
-        slices = max(1, -(-count // _SLICE_ROWS))
-    return _Join(keys, tie_break, slices)
+    if n < _SLICE_MIN_ENTITIES:
+        return _Join(keys, tie_break, 1)
+    if count is None:
+        (count,) = con.execute(f"SELECT count(*) FROM {quote(plan.alias)}").fetchall()[0]
+    slices = max(1, -(-count // _SLICE_ROWS))
+    if slices == 1:
+        return _Join(keys, tie_break, 1)
+    only = plan.join_keys[0]
+    if len(plan.join_keys) == 1 and is_integer_type(source_types.get(only, "")):
+        values = entities[only].to_numpy()
+        if values.dtype.kind in "iu":  # NumPy integers: no nulls, every row in one range
+            # Entity-key quantiles: slices of about equal entity rows.
+            kth = [n * i // slices for i in range(1, slices)]
+            bounds = sorted({int(b) for b in np.partition(values, kth)[kth]})
+            return _Join(keys, tie_break, len(bounds) + 1, tuple(bounds))
+    # Otherwise slices by hash: both sides must hash the same type.
+    return _Join(keys, tie_break, slices if same_types else 1)
 
 
 def _strictly_ordered(
@@ -227,7 +245,18 @@ def view_sql(plan: ViewPlan, join: _Join, columns: dict[str, str], part: int) ->
     per entity row of the slice, in no particular order (:func:`run_join` writes each
     at its number: cheaper than an ``ORDER BY``, which holds the whole result twice)."""
     src_where = ent_where = ""
-    if join.slices > 1:
+    if join.bounds:
+        # Raw column values on both sides: a source key too wide for the entity's type
+        # falls in some slice but matches nothing there (its cast key is NULL).
+        key = quote(plan.join_keys[0])
+        conditions = []
+        if part > 0:
+            conditions.append(f"{key} >= {join.bounds[part - 1]}")
+        if part < len(join.bounds):
+            conditions.append(f"{key} < {join.bounds[part]}")
+        src_where = f" AND {' AND '.join(conditions)}"
+        ent_where = f" WHERE {' AND '.join(conditions)}"
+    elif join.slices > 1:
         src_hash = f"hash({', '.join(join.keys.values())})"
         ent_hash = f"hash({', '.join(quote(k) for k in plan.join_keys)})"
         src_where = f" AND {src_hash} % {join.slices} = {part}"
@@ -278,7 +307,7 @@ def run_join(
         entity_types = source_schema(con, "entities")
         out = _EntityOrder(n)
         for plan, cols in zip(plans, columns, strict=True):
-            join = _plan_join(con, plan, entity_types, n)
+            join = _plan_join(con, plan, entities, entity_types)
             # The rows come back in any order (written at their number); DuckDB may stream.
             con.execute("SET preserve_insertion_order = false")
             for part in range(join.slices):
