@@ -71,11 +71,14 @@ def entity_frame(entity_df: pd.DataFrame, keys: list[str], timestamp_column: str
         )
     raw = entity_df[timestamp_column]
     try:
-        with warnings.catch_warnings():
-            # Text times parse one by one (pandas warns about it); that is what is wanted.
-            warnings.simplefilter("ignore", UserWarning)
-            # utc=True: naive values are read as UTC, aware ones converted to it.
-            stamps = pd.to_datetime(raw, utc=True)
+        if isinstance(raw.dtype, pd.DatetimeTZDtype):  # already instants: no parse, no copy
+            stamps = raw.dt.tz_convert("UTC")
+        else:
+            with warnings.catch_warnings():
+                # Text times parse one by one (pandas warns about it); that is what is wanted.
+                warnings.simplefilter("ignore", UserWarning)
+                # utc=True: naive values are read as UTC, aware ones converted to it.
+                stamps = pd.to_datetime(raw, utc=True)
     except (ValueError, TypeError) as exc:
         raise InvalidInputError(
             f"Entity column {timestamp_column!r} is not a timestamp: {str(exc).splitlines()[0]}"
