@@ -28,6 +28,7 @@ and on Redis (if one answers at 127.0.0.1:6379).
     .venv/bin/python bench/features.py              # 10k drivers, 1M entity rows
     .venv/bin/python bench/features.py --small      # 500 drivers, 20k entity rows
     .venv/bin/python bench/features.py --only serving   # the serving comparison alone
+    .venv/bin/python bench/features.py --only training --file-rows 0   # the training sets alone
 
 The file doubles as the child script (``--child shipyard ...``).
 """
@@ -400,8 +401,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["serving"],
-        help="run one part alone (serving: the two servers under wrk, no training sets, no Feast)",
+        choices=["serving", "training"],
+        help="run one part alone (serving: the two servers under wrk, no training sets, no "
+        "Feast; training: the training sets against Feast, no online reads, no serving)",
     )
     parser.add_argument("--child", choices=["shipyard"])
     parser.add_argument("--folder")
@@ -513,10 +515,10 @@ def main() -> None:
         redis.Redis.from_url(redis_url, socket_connect_timeout=1).ping()
     except Exception:
         redis_url = None  # type: ignore[assignment]
-    latency = online_latency(folder, redis_url)
+    latency = {} if args.only == "training" else online_latency(folder, redis_url)
     serving = (
         serving_throughput(folder, args.serving_seconds, args.repeats)
-        if (args.serving_seconds and shutil.which("wrk"))
+        if (args.serving_seconds and shutil.which("wrk") and not args.only == "training")
         else {}
     )
 
@@ -548,8 +550,9 @@ def main() -> None:
             f"\nshipyard vs feast-duckdb: {fd['seconds'] / ship['seconds']:.1f}x faster, "
             f"{ship['peak_rss_mb'] / fd['peak_rss_mb']:.2f}x the peak memory"
         )
-    print("\n| online read, one key, in process | p50 | p99 | p99 of CPU time |")
-    print("|---|---:|---:|---:|")
+    if latency:
+        print("\n| online read, one key, in process | p50 | p99 | p99 of CPU time |")
+        print("|---|---:|---:|---:|")
     for name, (p50, p99, cpu99) in latency.items():
         print(f"| {name} | {p50:.3f} ms | {p99:.3f} ms | {cpu99:.3f} ms |")
     if serving:

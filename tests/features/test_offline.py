@@ -136,7 +136,18 @@ def test_naive_timestamps_are_utc_and_aware_ones_are_converted(tmp_path: Path) -
         assert service.training_set(frame, REFS)["avg_daily_trips"].tolist() == [1]
 
 
-def test_several_views_and_composite_keys(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sliced", [False, True])
+def test_several_views_and_composite_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sliced: bool
+) -> None:
+    """Two views with their own keys; ``sliced``: each joined in several slices, by
+    ranges of its one integer key, by hash of the composite one."""
+    import shipyard.features.offline as offline
+
+    if sliced:
+        monkeypatch.setattr(offline, "_SLICE_ROWS", 60)
+        monkeypatch.setattr(offline, "_SLICE_MIN_ENTITIES", 10)
+    plans = _spy_joins(monkeypatch)
     rng = np.random.default_rng(3)
     n = 400
     trips = pd.DataFrame(
@@ -185,6 +196,10 @@ def test_several_views_and_composite_keys(tmp_path: Path) -> None:
     )
     assert_matches(result, expected, ["surge"])
     assert result["surge"].notna().sum() > 20
+    if sliced:  # (tie-break, slices, by ranges): ranges of driver_id, hash of (driver_id, city)
+        assert [(s > 1, ranges) for _, s, ranges in plans] == [(True, True), (True, False)]
+    else:
+        assert [s for _, s, _ in plans] == [1, 1]
 
 
 def test_full_feature_names_and_other_timestamp_column(tmp_path: Path) -> None:
@@ -304,3 +319,88 @@ def test_every_dtype_streams_back_in_entity_order(
     assert result["score"].dtype == "float64"
     assert pd.api.types.is_datetime64_any_dtype(result["joined"])
     assert pd.api.types.is_string_dtype(result["tier"])
+
+
+def _spy_joins(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, int, bool]]:
+    """Record each view's join plan: (tie-break, slices, sliced by key ranges)."""
+    import shipyard.features.offline as offline
+
+    plans: list[tuple[bool, int, bool]] = []
+    real = offline._plan_join
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        join = real(*args, **kwargs)
+        plans.append((join.tie_break, join.slices, bool(join.bounds)))
+        return join
+
+    monkeypatch.setattr(offline, "_plan_join", spy)
+    return plans
+
+
+def test_sliced_joins_of_an_unordered_source_with_ties_match_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shuffled source holding ties, joined in several key-hash slices: the tie-break
+    runs, every entity row comes out once, every value as the brute force."""
+    import shipyard.features.offline as offline
+
+    monkeypatch.setattr(offline, "_SLICE_ROWS", 200)
+    monkeypatch.setattr(offline, "_SLICE_MIN_ENTITIES", 10)
+    plans = _spy_joins(monkeypatch)
+    stats = driver_stats(n_drivers=15, hours=60)
+    # Ties: copies of some rows at the same event time, created earlier and later.
+    tied = stats.sample(80, random_state=4)
+    later = tied.assign(created=tied["created"] + pd.Timedelta(minutes=7), conv_rate=np.float32(9))
+    earlier = tied.assign(created=tied["created"] - pd.Timedelta(minutes=7), acc_rate=-1.0)
+    stats = pd.concat([stats, later, earlier]).sample(frac=1, random_state=5)
+    service = _applied(tmp_path, stats.reset_index(drop=True), ttl="3h")
+    entities = entity_rows(stats, 700)
+    result = service.training_set(entities, REFS)
+    ((tie_break, slices, ranges),) = plans
+    assert tie_break and ranges and slices == -(-len(stats) // 200)
+    pd.testing.assert_frame_equal(result[entities.columns], entities)
+    expected = reference(
+        entities, stats, keys=["driver_id"], features=FEATURES, ttl=timedelta(hours=3)
+    )
+    assert_matches(result, expected, FEATURES)
+    assert (result["conv_rate"] == 9).sum() > 0  # the later copies won some rows
+
+
+def test_the_tie_break_is_skipped_only_for_a_strictly_ordered_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plans = _spy_joins(monkeypatch)
+    entities = pd.DataFrame({"driver_id": [1001, 1002], "event_timestamp": [T0, T0]})
+    ordered = _rows(
+        (1001, T0 - pd.Timedelta(hours=1), T0, 0.1, 0.1, 1),
+        (1001, T0, T0, 0.2, 0.2, 2),
+        (1002, T0 - pd.Timedelta(hours=2), T0, 0.3, 0.3, 3),
+    )
+    by_time = ordered.sort_values(["event_timestamp", "driver_id"])
+    # Sorted by key and time, but two rows share one: the later created (listed first) wins.
+    tied = _rows(
+        (1001, T0, T0 + pd.Timedelta(minutes=9), 0.4, 0.4, 4),
+        (1001, T0, T0 + pd.Timedelta(minutes=1), 0.5, 0.5, 5),
+        (1002, T0, T0, 0.6, 0.6, 6),
+    )
+    answers = []
+    for i, stats in enumerate([ordered, by_time, tied]):
+        service = _applied(tmp_path / str(i), stats, ttl="1d")
+        answers.append(service.training_set(entities, REFS)["avg_daily_trips"].tolist())
+    assert plans == [(False, 1, False), (False, 1, False), (True, 1, False)]
+    assert answers == [[2, 3], [2, 3], [4, 6]]
+
+
+def test_integer_keys_wider_than_32_bits_join_exactly(tmp_path: Path) -> None:
+    """Entity keys that fit 32 bits are joined as such; source keys that do not fit
+    match none of them (not an error, not a wrapped-around match)."""
+    big = 2**32 + 1001  # 1001 in its low 32 bits
+    stats = _rows(
+        (1001, T0, T0, 0.1, 0.1, 1),
+        (big, T0, T0, 0.2, 0.2, 2),
+    )
+    service = _applied(tmp_path, stats, ttl="1d")
+    small = pd.DataFrame({"driver_id": [1001, 1002], "event_timestamp": [T0, T0]})
+    assert service.training_set(small, REFS)["avg_daily_trips"].tolist() == [1, pd.NA]
+    wide = pd.DataFrame({"driver_id": [big, 1001], "event_timestamp": [T0, T0]})
+    assert service.training_set(wide, REFS)["avg_daily_trips"].tolist() == [2, 1]

@@ -21,7 +21,14 @@ from shipyard.errors import InvalidInputError
 from shipyard.features.definitions import Definitions, FeatureView, Source
 from shipyard.tables import locate, read_table
 
-__all__ = ["check_view_schema", "connect", "quote", "register_source", "source_schema"]
+__all__ = [
+    "check_view_schema",
+    "connect",
+    "is_integer_type",
+    "quote",
+    "register_source",
+    "source_schema",
+]
 
 _INTEGER = {
     "TINYINT",
@@ -161,6 +168,11 @@ def _family(sql_type: str) -> str:
     if base.startswith(_TIME):
         return "time"
     return base.lower()
+
+
+def is_integer_type(sql_type: str) -> bool:
+    """Whether a DuckDB type name is an integer type (signed or not, any width)."""
+    return _family(sql_type) == "integer"
 
 
 def _accepts(dtype: str, sql_type: str) -> bool:
