@@ -518,7 +518,7 @@ def main() -> None:
     latency = {} if args.only == "training" else online_latency(folder, redis_url)
     serving = (
         serving_throughput(folder, args.serving_seconds, args.repeats)
-        if (args.serving_seconds and shutil.which("wrk") and not args.only == "training")
+        if (args.serving_seconds and shutil.which("wrk") and args.only != "training")
         else {}
     )
 
