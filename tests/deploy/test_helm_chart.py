@@ -23,6 +23,15 @@ from shipyard.config import Settings
 from shipyard.deploy.kubernetes import IN_FLIGHT_METRIC
 
 CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "shipyard"
+# Every value the chart offers set away from its default (Helm's own render uses it too).
+EVERY_OPTION = {
+    "deployment": "checkout",
+    "image": {"repository": "registry.example.com/ml/shipyard", "tag": "0.2.0"},
+    "secret": {"create": False},
+    "server": {"cache": "", "autoscaling": {"inFlightTarget": 12}},
+    "loop": {"enabled": False},
+    "ui": {"enabled": False},
+}
 
 
 def kinds(documents: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -72,15 +81,7 @@ def test_default_render_is_valid_for_current_kubernetes() -> None:
 
 
 def test_every_option_renders_valid_objects() -> None:
-    values = {
-        "deployment": "checkout",
-        "image": {"repository": "registry.example.com/ml/shipyard", "tag": "0.2.0"},
-        "secret": {"create": False},
-        "server": {"cache": "", "autoscaling": {"inFlightTarget": 12}},
-        "loop": {"enabled": False},
-        "ui": {"enabled": False},
-    }
-    documents = render_chart(CHART, release="prod", values=values)
+    documents = render_chart(CHART, release="prod", values=EVERY_OPTION)
     for document in documents:
         k8s_validate(document)
     names = kinds(documents)

@@ -10,24 +10,14 @@ output too). ``helm lint --strict`` must report no warning or error.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from helm_engine import helm_lint, helm_template
 from helm_render import render_chart
+from test_helm_chart import CHART, EVERY_OPTION
 from test_kubernetes import k8s_validate
 
-CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "shipyard"
-
-EVERY_OPTION = {
-    "deployment": "checkout",
-    "image": {"repository": "registry.example.com/ml/shipyard", "tag": "0.2.0"},
-    "secret": {"create": False},
-    "server": {"cache": "", "autoscaling": {"inFlightTarget": 12}},
-    "loop": {"enabled": False},
-    "ui": {"enabled": False},
-}
 LEAN = {"server": {"autoscaling": {"enabled": False}, "serviceMonitor": {"enabled": False}}}
 
 
