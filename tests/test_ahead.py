@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shipyard.ahead import mapped_ahead, prefetched
+from shipyard.ahead import ReadAhead, mapped_ahead, prefetched
 
 
 def test_prefetched_keeps_order_and_reads_on_another_thread() -> None:
@@ -85,3 +85,36 @@ def test_bad_depths_are_refused() -> None:
         list(prefetched(iter([1]), depth=0))
     with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match="ahead"):
         list(mapped_ahead(pool, str, [1], ahead=0))
+
+
+def test_read_ahead_reads_before_it_is_asked_and_close_stops_it_unasked() -> None:
+    read_two = threading.Event()
+    closed = threading.Event()
+
+    def items() -> Iterator[int]:
+        try:
+            for i in range(1_000):
+                if i == 2:
+                    read_two.set()
+                yield i
+        finally:
+            closed.set()
+
+    ahead = ReadAhead(items(), depth=3)
+    assert read_two.wait(5)  # read on its thread before anyone asked for an item
+    ahead.close()  # never iterated: still stops, and the source's clean-up runs
+    assert closed.wait(5)
+    assert not ahead._reader.is_alive()
+    assert list(ahead) == []
+
+
+def test_read_ahead_raises_the_readers_error_then_stops() -> None:
+    def items() -> Iterator[int]:
+        yield 1
+        raise ValueError("bad row")
+
+    with ReadAhead(items()) as ahead:
+        assert next(ahead) == 1
+        with pytest.raises(ValueError, match="bad row"):
+            next(ahead)
+        assert list(ahead) == []

@@ -33,8 +33,81 @@ class _Failed:
         self.error = error
 
 
+class ReadAhead(Iterator[T]):
+    """``items`` read on a thread of their own from the moment this is made, up to
+    ``depth`` ahead of the consumer; iterate it, and :meth:`close` it when done.
+
+    Unlike :func:`prefetched` the reading starts before the first item is asked for:
+    a snapshot starts reading its table while the command is still opening the store.
+    At most ``depth`` items wait in memory. An error in ``items`` is raised by
+    ``next()`` at the position it happened. :meth:`close` stops the reader thread at
+    its next item and runs ``items``' own clean-up (an open file) on that thread.
+
+    >>> with ReadAhead(iter(range(3))) as ahead:
+    ...     list(ahead)
+    [0, 1, 2]
+    """
+
+    def __init__(self, items: Iterator[T], depth: int = 2) -> None:
+        if depth < 1:
+            raise ValueError("depth must be at least 1")
+        self._items = items
+        self._ready: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._finished = False
+        self._reader = threading.Thread(target=self._read, name="shipyard-prefetch", daemon=True)
+        self._reader.start()
+
+    def _put(self, item: object) -> bool:
+        """Hand ``item`` over; False once the consumer has gone."""
+        while not self._stop.is_set():
+            try:
+                self._ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _read(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put(item):
+                    return
+            self._put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put(_Failed(exc))
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                close()  # a generator's finally blocks (open files) run on this thread
+
+    def __next__(self) -> T:
+        if self._finished:
+            raise StopIteration
+        item = self._ready.get()
+        if item is _DONE:
+            self._finished = True
+            raise StopIteration
+        if isinstance(item, _Failed):
+            self._finished = True
+            raise item.error
+        return item  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._finished = True
+        self._stop.set()
+        self._reader.join()
+
+    def __enter__(self) -> ReadAhead[T]:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
 def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
-    """Yield ``items`` in order while a thread reads up to ``depth`` of them ahead.
+    """Yield ``items`` in order while a thread reads up to ``depth`` of them ahead
+    (from the first ``next()`` on).
 
     At most ``depth`` items wait in memory. An error in ``items`` is raised here,
     at the position it happened. If the consumer stops early (an error of its own,
@@ -42,45 +115,8 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
     """
     if depth < 1:
         raise ValueError("depth must be at least 1")
-    ready: queue.Queue[object] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: object) -> bool:
-        """Hand ``item`` over; False once the consumer has gone."""
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def read() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-            put(_DONE)
-        except BaseException as exc:  # handed to the consumer, which raises it
-            put(_Failed(exc))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()  # a generator's finally blocks (open files) run on this thread
-
-    reader = threading.Thread(target=read, name="shipyard-prefetch", daemon=True)
-    reader.start()
-    try:
-        while True:
-            item = ready.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        reader.join()
+    with ReadAhead(items, depth) as ahead:
+        yield from ahead
 
 
 def mapped_ahead(
@@ -109,4 +145,4 @@ def mapped_ahead(
             future.cancel()
 
 
-__all__ = ["mapped_ahead", "prefetched"]
+__all__ = ["ReadAhead", "mapped_ahead", "prefetched"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from shipyard.cli._common import (
     command_group,
     console,
     get_client,
+    get_settings,
     print_json,
     table,
     when,
@@ -56,14 +58,19 @@ def snapshot_command(
     """Store SOURCE as the next immutable version of dataset NAME (only new chunks are stored)."""
     if delta_version is not None and as_of is not None:
         raise InvalidInputError("Give --delta-version or --as-of, not both.")
-    version = get_client(ctx).data.snapshot(
+    from shipyard.data.reading import StartedSnapshot, start_snapshot
+    from shipyard.tables.files import storage_options
+
+    # The table is read (on threads of its own) while the client opens the store.
+    started = start_snapshot(
         source,
-        name=name,
-        message=message,
         delta=delta,
         delta_version=delta_version,
         as_of=as_of,
+        storage_options=storage_options(get_settings(ctx)),
     )
+    with started if isinstance(started, StartedSnapshot) else nullcontext():
+        version = get_client(ctx).data.snapshot(started, name=name, message=message)
     if as_json:
         print_json(version.to_dict())
         return
