@@ -1,14 +1,13 @@
-"""Reading ahead on a thread, and mapping ahead on a pool: order, errors, early stops."""
+"""Reading ahead on a thread: order, errors, early stops, reading before being asked."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shipyard.ahead import ReadAhead, mapped_ahead, prefetched
+from shipyard.ahead import ReadAhead, prefetched
 
 
 def test_prefetched_keeps_order_and_reads_on_another_thread() -> None:
@@ -56,35 +55,11 @@ def test_prefetched_stops_the_reader_when_the_consumer_stops() -> None:
     assert len(produced) <= 5
 
 
-def test_mapped_ahead_keeps_order_and_bounds_the_work_ahead() -> None:
-    started: list[int] = []
-
-    def square(x: int) -> int:
-        started.append(x)
-        return x * x
-
-    with ThreadPoolExecutor(2) as pool:
-        results = mapped_ahead(pool, square, range(20), ahead=2)
-        assert next(results) == 0
-        assert len(started) <= 3  # the first item and at most two ahead of it
-        assert list(results) == [x * x for x in range(1, 20)]
-
-
-def test_mapped_ahead_raises_the_functions_error() -> None:
-    def check(x: int) -> int:
-        if x == 3:
-            raise ValueError("row 3")
-        return x
-
-    with ThreadPoolExecutor(2) as pool, pytest.raises(ValueError, match="row 3"):
-        list(mapped_ahead(pool, check, range(10)))
-
-
 def test_bad_depths_are_refused() -> None:
     with pytest.raises(ValueError, match="depth"):
         list(prefetched(iter([1]), depth=0))
-    with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match="ahead"):
-        list(mapped_ahead(pool, str, [1], ahead=0))
+    with pytest.raises(ValueError, match="depth"):
+        ReadAhead(iter([1]), depth=0)
 
 
 def test_read_ahead_reads_before_it_is_asked_and_close_stops_it_unasked() -> None:

@@ -1,7 +1,8 @@
-"""Run an iterator ahead on its own thread; map a function over one on a thread pool.
+"""Run an iterator ahead on its own thread.
 
 Used by batch scoring (read and check the next chunk while the model predicts) and by
-data snapshots (decode the next batch while this one is hashed).
+data snapshots (decode the next batch while this one is hashed, see
+:mod:`shipyard.data.reading`).
 
 A snapshot reads a table (Parquet decoding, a SQL fetch: both release the GIL)
 and hashes its rows (NumPy, which releases it too): with the reading on a
@@ -16,13 +17,10 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future
+from collections.abc import Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
-R = TypeVar("R")
 _DONE = object()
 
 
@@ -119,30 +117,4 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
         yield from ahead
 
 
-def mapped_ahead(
-    pool: Executor, fn: Callable[[T], R], items: Iterable[T], ahead: int = 2
-) -> Iterator[R]:
-    """``fn`` of each item, in order, computed on ``pool`` up to ``ahead`` items ahead
-    of the consumer (so at most ``ahead`` results wait in memory).
-
-    >>> from concurrent.futures import ThreadPoolExecutor
-    >>> with ThreadPoolExecutor(2) as pool:
-    ...     list(mapped_ahead(pool, lambda x: x * x, range(5)))
-    [0, 1, 4, 9, 16]
-    """
-    if ahead < 1:
-        raise ValueError("ahead must be at least 1")
-    waiting: deque[Future[R]] = deque()
-    try:
-        for item in items:
-            waiting.append(pool.submit(fn, item))
-            if len(waiting) > ahead:
-                yield waiting.popleft().result()
-        while waiting:
-            yield waiting.popleft().result()
-    finally:
-        for future in waiting:
-            future.cancel()
-
-
-__all__ = ["ReadAhead", "mapped_ahead", "prefetched"]
+__all__ = ["ReadAhead", "prefetched"]

@@ -175,6 +175,8 @@ def test_a_snapshot_started_before_the_store_opens_stores_the_same_version(
     with start_snapshot(path) as started:
         assert isinstance(started, StartedSnapshot)
         early = client.data.snapshot(started, name="early")
+        with pytest.raises(InvalidInputError, match="already snapshotted"):
+            client.data.snapshot(started, name="again")
     late = client.data.snapshot(str(path), name="late")
     assert early.content_hash == late.content_hash == fingerprint(frame).content_hash
     assert client.data.manifest(early)["chunks"] == client.data.manifest(late)["chunks"]

@@ -23,6 +23,7 @@ import pandas as pd
 from shipyard.ahead import ReadAhead
 from shipyard.data.chunking import Piece, row_hashes
 from shipyard.data.sources import DeltaSpec, is_delta_table, iter_pieces
+from shipyard.errors import InvalidInputError
 
 #: Threads that hash rows and encode, hash and store chunks: one per core (at least
 #: two, so storing one chunk's bytes overlaps encoding the next).
@@ -43,6 +44,7 @@ class StartedSnapshot:
 
     def __init__(self, pieces: Iterator[Piece], described: str | None) -> None:
         self.described = described
+        self._taken = False
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="shipyard-data")
 
         def hashed() -> Iterator[tuple[Piece, Future[np.ndarray]]]:
@@ -55,6 +57,13 @@ class StartedSnapshot:
                     close()
 
         self.pieces = ReadAhead(hashed(), depth=_READ_AHEAD)
+
+    def take(self) -> ReadAhead[tuple[Piece, Future[np.ndarray]]]:
+        """The pieces and their row hashes, in order; for one snapshot only."""
+        if self._taken:
+            raise InvalidInputError("This table was already snapshotted: start it again.")
+        self._taken = True
+        return self.pieces
 
     def close(self) -> None:
         self.pieces.close()

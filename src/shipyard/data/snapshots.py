@@ -169,7 +169,7 @@ class DataVersions:
                 new_bytes += added
 
         with ThreadPoolExecutor(max_workers=_WRITE_THREADS) as writer:
-            for piece, hashes in started.pieces:
+            for piece, hashes in started.take():
                 if empty_columns is None:
                     empty_columns = piece.frame.iloc[:0]
                 for chunk in chunker.feed(piece.frame, piece.arrow, hashes.result()):
