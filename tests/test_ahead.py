@@ -1,13 +1,14 @@
-"""Reading ahead on a thread: order, errors, early stops, reading before being asked."""
+"""Reading ahead on a thread, and mapping ahead on a pool: order, errors, early stops."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shipyard.ahead import ReadAhead, prefetched
+from shipyard.ahead import mapped_ahead, prefetched
 
 
 def test_prefetched_keeps_order_and_reads_on_another_thread() -> None:
@@ -55,41 +56,32 @@ def test_prefetched_stops_the_reader_when_the_consumer_stops() -> None:
     assert len(produced) <= 5
 
 
+def test_mapped_ahead_keeps_order_and_bounds_the_work_ahead() -> None:
+    started: list[int] = []
+
+    def square(x: int) -> int:
+        started.append(x)
+        return x * x
+
+    with ThreadPoolExecutor(2) as pool:
+        results = mapped_ahead(pool, square, range(20), ahead=2)
+        assert next(results) == 0
+        assert len(started) <= 3  # the first item and at most two ahead of it
+        assert list(results) == [x * x for x in range(1, 20)]
+
+
+def test_mapped_ahead_raises_the_functions_error() -> None:
+    def check(x: int) -> int:
+        if x == 3:
+            raise ValueError("row 3")
+        return x
+
+    with ThreadPoolExecutor(2) as pool, pytest.raises(ValueError, match="row 3"):
+        list(mapped_ahead(pool, check, range(10)))
+
+
 def test_bad_depths_are_refused() -> None:
     with pytest.raises(ValueError, match="depth"):
         list(prefetched(iter([1]), depth=0))
-    with pytest.raises(ValueError, match="depth"):
-        ReadAhead(iter([1]), depth=0)
-
-
-def test_read_ahead_reads_before_it_is_asked_and_close_stops_it_unasked() -> None:
-    read_two = threading.Event()
-    closed = threading.Event()
-
-    def items() -> Iterator[int]:
-        try:
-            for i in range(1_000):
-                if i == 2:
-                    read_two.set()
-                yield i
-        finally:
-            closed.set()
-
-    ahead = ReadAhead(items(), depth=3)
-    assert read_two.wait(5)  # read on its thread before anyone asked for an item
-    ahead.close()  # never iterated: still stops, and the source's clean-up runs
-    assert closed.wait(5)
-    assert not ahead._reader.is_alive()
-    assert list(ahead) == []
-
-
-def test_read_ahead_raises_the_readers_error_then_stops() -> None:
-    def items() -> Iterator[int]:
-        yield 1
-        raise ValueError("bad row")
-
-    with ReadAhead(items()) as ahead:
-        assert next(ahead) == 1
-        with pytest.raises(ValueError, match="bad row"):
-            next(ahead)
-        assert list(ahead) == []
+    with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match="ahead"):
+        list(mapped_ahead(pool, str, [1], ahead=0))

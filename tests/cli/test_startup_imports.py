@@ -113,19 +113,6 @@ def test_models_list_loads_only_the_stores_it_reads(tmp_path: Path) -> None:
     assert [m for m in unused if f"shipyard.store.{m}" in loaded] == []
 
 
-def test_data_snapshot_starts_reading_before_loading_the_store(tmp_path: Path) -> None:
-    """``data snapshot`` starts reading the table with what these modules load, then
-    opens the store while the table is read: they must not load SQLAlchemy or the
-    stores themselves (a third of a second on one core, otherwise before any reading)."""
-    loaded = all_modules(
-        "import shipyard.cli.data, shipyard.data.reading, shipyard.tables.files", tmp_path
-    )
-    assert "pandas" in loaded and "pyarrow.parquet" in loaded
-    early = [m for m in loaded if m.split(".")[0] in ("sqlalchemy", "alembic", "fsspec")]
-    assert early == []
-    assert [m for m in loaded if m.startswith("shipyard.store")] == []
-
-
 def root_help(group: Any, capsys: pytest.CaptureFixture[str]) -> str:
     group.main(["--help"], prog_name="shipyard", standalone_mode=False)
     return capsys.readouterr().out

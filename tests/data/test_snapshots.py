@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,6 @@ import pytest
 from sklearn.datasets import load_digits, load_wine
 
 from shipyard import Shipyard
-from shipyard.data.reading import StartedSnapshot, start_snapshot
 from shipyard.data.snapshots import DataVersions
 from shipyard.errors import DatasetNotFoundError, InvalidInputError
 from shipyard.tracking.fingerprint import fingerprint
@@ -164,29 +162,3 @@ def test_a_parquet_file_and_the_same_dataframe_store_the_same_chunks(
         c["digest"] for c in data.manifest(from_frame)["chunks"]
     ]
     pd.testing.assert_frame_equal(data.read(from_file), digits)
-
-
-def test_a_snapshot_started_before_the_store_opens_stores_the_same_version(
-    client: Shipyard, tmp_path: Path
-) -> None:
-    frame = wine()
-    path = tmp_path / "wine.parquet"
-    frame.to_parquet(path)
-    with start_snapshot(path) as started:
-        assert isinstance(started, StartedSnapshot)
-        early = client.data.snapshot(started, name="early")
-        with pytest.raises(InvalidInputError, match="already snapshotted"):
-            client.data.snapshot(started, name="again")
-    late = client.data.snapshot(str(path), name="late")
-    assert early.content_hash == late.content_hash == fingerprint(frame).content_hash
-    assert client.data.manifest(early)["chunks"] == client.data.manifest(late)["chunks"]
-
-
-def test_a_started_snapshot_closed_unused_stops_reading(tmp_path: Path) -> None:
-    path = tmp_path / "wine.parquet"
-    wine().to_parquet(path)
-    started = start_snapshot(path)
-    assert isinstance(started, StartedSnapshot)
-    started.close()  # e.g. the store could not be opened
-    assert not started.pieces._reader.is_alive()
-    assert "shipyard-prefetch" not in [t.name for t in threading.enumerate()]

@@ -30,7 +30,6 @@ from shipyard.errors import ShipyardError
 
 if TYPE_CHECKING:
     from shipyard._client import Shipyard
-    from shipyard.config import Settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -113,34 +112,15 @@ def os_error_message(exc: OSError) -> str:
     return f"{' -> '.join(paths)}: {what}."
 
 
-_SETTINGS = "shipyard.settings"
-
-
-def get_settings(ctx: typer.Context) -> Settings:
-    """The settings of this command line (the client's, once there is one), read without
-    opening the store: a command can start work that needs no store before the client's
-    imports and database are ready."""
-    # Imported here, not at start-up: the settings need pydantic.
+def get_client(ctx: typer.Context) -> Shipyard:
+    """The client made once per command line from the environment and shipyard.toml."""
+    # Imported here, not at start-up: the settings need pydantic, the stores SQLAlchemy.
+    from shipyard._client import Shipyard
     from shipyard.config import Settings
 
     root = ctx.find_root()
-    client_settings = getattr(root.obj, "settings", None)
-    if isinstance(client_settings, Settings):
-        return client_settings
-    settings = root.meta.get(_SETTINGS)
-    if not isinstance(settings, Settings):
-        settings = root.meta[_SETTINGS] = Settings()
-    return settings
-
-
-def get_client(ctx: typer.Context) -> Shipyard:
-    """The client made once per command line from the environment and shipyard.toml."""
-    # Imported here, not at start-up: the stores need SQLAlchemy.
-    from shipyard._client import Shipyard
-
-    root = ctx.find_root()
     if not isinstance(root.obj, Shipyard):
-        root.obj = Shipyard(get_settings(ctx))
+        root.obj = Shipyard(Settings())
     return root.obj
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ from shipyard.cli._common import (
     command_group,
     console,
     get_client,
-    get_settings,
     print_json,
     table,
     when,
@@ -59,26 +57,20 @@ def snapshot_command(
     """Store SOURCE as the next immutable version of dataset NAME (only new chunks are stored)."""
     if delta_version is not None and as_of is not None:
         raise InvalidInputError("Give --delta-version or --as-of, not both.")
-    from shipyard.data.reading import StartedSnapshot, start_snapshot
-    from shipyard.tables.files import storage_options
-
-    settings = get_settings(ctx)
-    # The libraries loaded so far live as long as the command: out of the cyclic
+    versions = get_client(ctx).data
+    # The libraries loaded by now live as long as the command: out of the cyclic
     # collector's sight, a full collection no longer walks their million objects
-    # (0.1 s holding the GIL, which every reading and encoding thread waits on).
+    # (0.1 s holding the GIL mid-snapshot, which every reading and encoding thread
+    # waited on).
     gc.freeze()
-    # The table is read (on threads of its own) while the client opens the store.
-    started = start_snapshot(
+    version = versions.snapshot(
         source,
+        name=name,
+        message=message,
         delta=delta,
         delta_version=delta_version,
         as_of=as_of,
-        storage_options=storage_options(settings),
     )
-    with started if isinstance(started, StartedSnapshot) else nullcontext():
-        versions = get_client(ctx).data
-        gc.freeze()  # the stores' modules too
-        version = versions.snapshot(started, name=name, message=message)
     if as_json:
         print_json(version.to_dict())
         return

@@ -93,10 +93,7 @@ class Fingerprinter:
 
 class Piece(NamedTuple):
     """Consecutive rows of one batch: as a DataFrame and, when the source was read as
-    Arrow (Parquet, Delta Lake), as the Arrow record batch they came from.
-
-    :meth:`Chunker.feed` keeps a piece's batch only when it is exactly what
-    ``pa.Table.from_pandas`` makes of the frame (see :func:`exact_arrow`)."""
+    Arrow (Parquet, Delta Lake), as the Arrow record batch they came from."""
 
     frame: pd.DataFrame
     arrow: pa.RecordBatch | None = None
@@ -159,8 +156,6 @@ class Chunker:
         from; and their :func:`row_hashes` if already computed); yield every chunk they
         complete."""
         frame = frame.reset_index(drop=True)
-        # Checked once per batch, not per chunk: every slice of an exact batch is exact.
-        arrow = exact_arrow(frame, arrow)
         if self.fingerprint.schema is None:
             self.fingerprint.start(frame)
             self._pending_key = self._new_key()
@@ -211,42 +206,35 @@ class Chunker:
         return digest
 
 
-def exact_arrow(frame: pd.DataFrame, arrow: pa.RecordBatch | None) -> pa.RecordBatch | None:
-    """``arrow`` (with the pandas metadata ``from_pandas`` adds) if it is exactly what
-    ``pa.Table.from_pandas`` makes of ``frame``, else None.
-
-    It is when the columns have plain NumPy dtypes (whose Arrow type comes from the
-    dtype alone), the Arrow types are those, and no float is NaN (which ``from_pandas``
-    writes as null).
-    """
-    if arrow is None or not all(
-        isinstance(dtype, np.dtype) and dtype.kind in _PLAIN_KINDS for dtype in frame.dtypes
-    ):
-        return None
-    expected = pa.Schema.from_pandas(frame.iloc[:0], preserve_index=False)
-    if arrow.schema.remove_metadata() != expected.remove_metadata():
-        return None
-    floats = (c for c in arrow.columns if pa.types.is_floating(c.type))
-    if any(pc.any(pc.is_nan(c)).as_py() for c in floats):
-        return None
-    return arrow.replace_schema_metadata(expected.metadata)
-
-
 def chunk_table(chunk: Chunk) -> pa.Table:
     """The chunk as the Arrow table :func:`chunk_bytes` writes.
 
     Converting a DataFrame to Arrow is most of the cost of encoding a chunk that is
-    not in the store yet. When every piece still has its exact Arrow batch (see
-    :class:`Piece`), the batches are joined instead: the same table, so the same
-    bytes and digest as the same rows snapshotted from a DataFrame.
+    not in the store yet. When every piece still has the Arrow batch it was read as,
+    and those batches are exactly what ``pa.Table.from_pandas`` makes of the
+    DataFrame (columns of plain NumPy dtypes, the same Arrow types, no float NaN,
+    which ``from_pandas`` writes as null), the batches are joined instead: the same
+    table, so the same bytes and digest as the same rows snapshotted from a DataFrame.
     """
-    batches = [piece.arrow for piece in chunk.parts]
-    if all(batch is not None for batch in batches):
-        table = pa.Table.from_batches(batches)
+    expected = pa.Schema.from_pandas(chunk.parts[0].frame.iloc[:0], preserve_index=False)
+    if all(_arrow_matches(piece, expected) for piece in chunk.parts):
+        batches = [piece.arrow for piece in chunk.parts]
+        table = pa.Table.from_batches(batches).replace_schema_metadata(expected.metadata)
         # Rows from two batches are joined into one array per column, as from_pandas
         # makes them: the writer cuts pages per array, so the bytes would differ.
         return table.combine_chunks() if len(batches) > 1 else table
     return pa.Table.from_pandas(chunk.frame(), preserve_index=False)
+
+
+def _arrow_matches(piece: Piece, expected: pa.Schema) -> bool:
+    if piece.arrow is None or not all(
+        isinstance(dtype, np.dtype) and dtype.kind in _PLAIN_KINDS for dtype in piece.frame.dtypes
+    ):
+        return False
+    if piece.arrow.schema.remove_metadata() != expected.remove_metadata():
+        return False
+    floats = (c for c in piece.arrow.columns if pa.types.is_floating(c.type))
+    return not any(pc.any(pc.is_nan(c)).as_py() for c in floats)
 
 
 def chunk_bytes(chunk: pd.DataFrame | Chunk) -> bytes:
@@ -295,7 +283,6 @@ __all__ = [
     "Piece",
     "chunk_bytes",
     "chunk_table",
-    "exact_arrow",
     "read_chunk",
     "row_hashes",
 ]

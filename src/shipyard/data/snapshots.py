@@ -17,8 +17,9 @@ content hash.
 from __future__ import annotations
 
 import json
+import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shipyard.ahead import mapped_ahead, prefetched
 from shipyard.data.chunking import (
     TARGET_ROWS,
     Chunk,
@@ -35,10 +37,10 @@ from shipyard.data.chunking import (
     Piece,
     chunk_bytes,
     read_chunk,
+    row_hashes,
 )
-from shipyard.data.reading import WORKERS, StartedSnapshot, start_snapshot
 from shipyard.data.refs import parse_data_ref
-from shipyard.data.sources import DeltaSpec, delta_frames, iter_delta
+from shipyard.data.sources import DeltaSpec, delta_frames, is_delta_table, iter_delta, iter_pieces
 from shipyard.errors import IntegrityError, InvalidInputError, NotFoundError
 from shipyard.names import check_name
 from shipyard.store.artifacts import ArtifactStore, sha256_bytes
@@ -46,8 +48,10 @@ from shipyard.store.data_records import DatasetVersion
 from shipyard.store.dataset_store import DatasetStore
 
 MANIFEST_FORMAT = "shipyard.dataset/1"
-#: Chunks encoded or stored at once (on the reading's pool, see StartedSnapshot).
-_IN_FLIGHT = 2 * WORKERS
+#: Threads that encode, hash and store chunks: one per core (at least two, so storing
+#: one chunk's bytes overlaps encoding the next).
+_WORKERS = max(2, os.cpu_count() or 1)
+_IN_FLIGHT = 2 * _WORKERS
 #: Threads that write new chunks to the artifact store.
 _WRITE_THREADS = 2
 #: ``data get`` writes these formats, chosen by the output's extension.
@@ -86,7 +90,7 @@ class DataVersions:
 
     def snapshot(
         self,
-        source: str | Path | pd.DataFrame | StartedSnapshot | DeltaSpec,
+        source: str | Path | pd.DataFrame,
         *,
         name: str,
         message: str | None = None,
@@ -99,32 +103,29 @@ class DataVersions:
         ``source`` is a DataFrame or a table location (file, folder, glob,
         ``URL#TABLE`` / ``URL#SELECT ...``, or a Delta Lake table: a local folder
         with ``_delta_log``, or any URI with ``delta=True``). ``delta_version`` /
-        ``as_of`` pick the Delta version to pin. It may also be what
-        :func:`start_snapshot` returned, already being read (the caller closes it).
+        ``as_of`` pick the Delta version to pin.
         """
         check_name(name, kind="Dataset name")
-        if isinstance(source, StartedSnapshot | DeltaSpec):
-            started = source
-        else:
-            started = start_snapshot(
-                source,
-                delta=delta,
-                delta_version=delta_version,
-                as_of=as_of,
-                storage_options=self.storage_options,
-            )
-        if isinstance(started, DeltaSpec):
-            return self._pin_delta(started, name, message)
-        if started is source:
-            return self._store_frames(started, name=name, message=message)
-        with started:
-            return self._store_frames(started, name=name, message=message)
+        if isinstance(source, pd.DataFrame):
+            return self._store_frames([Piece(source)], name=name, message=message, described=None)
+        text = str(source)
+        if delta or delta_version is not None or as_of is not None or is_delta_table(text):
+            return self._pin_delta(DeltaSpec(text, delta_version, as_of), name, message)
+        return self._store_frames(
+            prefetched(iter_pieces(text, storage_options=self.storage_options)),
+            name=name,
+            message=message,
+            described=text,
+        )
 
     def _store_frames(
-        self, started: StartedSnapshot, *, name: str, message: str | None
+        self,
+        pieces: Iterable[Piece],
+        *,
+        name: str,
+        message: str | None,
+        described: str | None,
     ) -> DatasetVersion:
-        described = started.described
-        pool = started.pool
         chunker = Chunker(self.target_rows)
         chunks: list[dict[str, Any]] = []
         new_bytes = 0
@@ -150,8 +151,8 @@ class DataVersions:
             return {**entry, "key": chunk.key}, added, write
 
         # Encoding, hashing and uploading a chunk release the GIL (zstd, SHA-256, I/O):
-        # they run on a small pool while this thread cuts the next rows into chunks
-        # (and another thread already reads the rows after those, see StartedSnapshot).
+        # they run on a small pool while this thread hashes the next rows (and, for a
+        # file or SQL source, another thread already reads the rows after those).
         # At most _IN_FLIGHT chunks wait, so memory stays bounded; order is kept.
         pending: deque[Future[tuple[dict[str, Any], int, Future[str] | None]]] = deque()
         counted: set[str] = set()
@@ -168,11 +169,16 @@ class DataVersions:
                 chunks.append(entry)
                 new_bytes += added
 
-        with ThreadPoolExecutor(max_workers=_WRITE_THREADS) as writer:
-            for piece, hashes in started.take():
+        with (
+            ThreadPoolExecutor(max_workers=_WRITE_THREADS) as writer,
+            ThreadPoolExecutor(max_workers=_WORKERS) as pool,
+        ):
+            # Rows are hashed on the pool too, a batch or two ahead of the chunker.
+            hashed = mapped_ahead(pool, lambda p: (p, row_hashes(p.frame)), pieces)
+            for piece, hashes in hashed:
                 if empty_columns is None:
                     empty_columns = piece.frame.iloc[:0]
-                for chunk in chunker.feed(piece.frame, piece.arrow, hashes.result()):
+                for chunk in chunker.feed(piece.frame, piece.arrow, hashes):
                     pending.append(pool.submit(store, chunk))
                     collect(_IN_FLIGHT)
             for chunk in chunker.finish():
@@ -396,9 +402,4 @@ _WRITERS: dict[str, Callable[[Iterator[pd.DataFrame], Path], None]] = {
     "jsonl": _write_jsonl,
 }
 
-__all__ = [
-    "MANIFEST_FORMAT",
-    "OUTPUT_FORMATS",
-    "DataVersions",
-    "PruneResult",
-]
+__all__ = ["MANIFEST_FORMAT", "OUTPUT_FORMATS", "DataVersions", "PruneResult"]

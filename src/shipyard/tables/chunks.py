@@ -34,21 +34,17 @@ import io
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, runtime_checkable
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import sqlalchemy as sa
 
 from shipyard.errors import InvalidInputError
 from shipyard.tables.files import READ_ERRORS, open_file
 from shipyard.tables.locations import TableLocation, locate, table_error
-
-# SQLAlchemy is imported by the SQL source's methods: reading a file never needs it
-# (a sixth of a second to import).
-if TYPE_CHECKING:
-    import sqlalchemy as sa
 
 # CSV blocks are bytes, not rows: 4 MiB parses fast and keeps the reader's own buffer small.
 _CSV_BLOCK_BYTES = 4 << 20
@@ -396,8 +392,6 @@ class SqlSource:
     text_numbers = False
 
     def __init__(self, url: str, *, table: str | None = None, query: str | None = None) -> None:
-        import sqlalchemy as sa
-
         if (table is None) == (query is None):
             raise InvalidInputError("Give a SQL source either a table name or a query, not both.")
         self.location = locate(url, table=table, query=query)
@@ -415,8 +409,6 @@ class SqlSource:
         self.description = self.location.describe()
 
     def _connect(self) -> sa.Connection:
-        import sqlalchemy as sa
-
         # NullPool: the connection really closes when the block ends, so a finished
         # job leaves no idle session behind on the database server.
         try:
@@ -431,8 +423,6 @@ class SqlSource:
             raise table_error(f"the {self.description}", f"cannot connect: {_reason(exc)}") from exc
 
     def _table(self, conn: sa.Connection) -> sa.Table:
-        import sqlalchemy as sa
-
         assert self.table is not None
         schema, _, name = self.table.rpartition(".")
         try:
@@ -445,8 +435,6 @@ class SqlSource:
             ) from exc
 
     def _statement(self, conn: sa.Connection, columns: Sequence[str] | None) -> sa.Executable:
-        import sqlalchemy as sa
-
         if self.table is not None:
             table = self._table(conn)
             if columns is None:
@@ -462,8 +450,6 @@ class SqlSource:
         return self.query.strip().rstrip(";")
 
     def columns(self) -> list[str]:
-        import sqlalchemy as sa
-
         with self._connect() as conn:
             if self.table is not None:
                 return [c.name for c in self._table(conn).columns]
@@ -477,8 +463,6 @@ class SqlSource:
                 ) from exc
 
     def total_rows(self) -> int | None:
-        import sqlalchemy as sa
-
         if self.table is None:
             return None  # counting an arbitrary query could cost as much as running it
         with self._connect() as conn:
@@ -486,8 +470,6 @@ class SqlSource:
             return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
     def chunks(self, columns: Sequence[str], chunk_size: int) -> Iterator[pd.DataFrame]:
-        import sqlalchemy as sa
-
         _check_chunk_size(chunk_size)
         with self._connect() as conn:
             stmt = self._statement(conn, columns)
