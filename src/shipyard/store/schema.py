@@ -73,8 +73,11 @@ class RunRow(Base):
     end_time: Mapped[datetime | None] = mapped_column(nullable=True)
     created_by: Mapped[str] = mapped_column(String(255), default="unknown")
     # The run this one is nested in (a search's candidate in its search, a fold in its CV).
+    # Named as migration 0008 names it, so a database created from these tables matches.
     parent_id: Mapped[str | None] = mapped_column(
-        ForeignKey("runs.id", ondelete="SET NULL"), nullable=True, index=True
+        ForeignKey("runs.id", ondelete="SET NULL", name="fk_runs_parent_id_runs"),
+        nullable=True,
+        index=True,
     )
 
 
