@@ -60,9 +60,9 @@ def test_file_against_the_stored_profile(home: Path, tmp_path: Path) -> None:
     assert code == 0, out
 
 
-def test_bad_combinations_exit_1(home: Path, tmp_path: Path) -> None:
+def test_a_usage_error_exits_2_and_a_bad_reference_1(home: Path, tmp_path: Path) -> None:
     code, out = run("--reference", "iris", "--window", "1h", "--current", "x.csv")
-    assert code == 1 and "exactly one" in out
+    assert code == 2 and "exactly one" in out  # a usage error
     code, out = run("--reference", "wine", "--window", "1h")
     assert code == 1 and "No model named 'wine'" in out
     code, out = run("--reference", str(tmp_path / "nope.parquet"), "--current", "x.csv")

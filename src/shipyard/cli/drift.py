@@ -97,7 +97,7 @@ def drift_command(
     from shipyard.tables import storage_options
 
     if (current is None) == (window is None):
-        raise InvalidInputError("Give exactly one of --current TABLE and --window 24h.")
+        raise typer.BadParameter("Give exactly one of --current TABLE and --window 24h.")
     to_stdout = json_path == "-"
     with console.status("Reading data and testing columns...", spinner="dots"):
         ref: str | pd.DataFrame | ReferenceProfile = reference
