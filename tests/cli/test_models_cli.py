@@ -151,3 +151,35 @@ def test_models_show_says_which_runtime_serves_and_why(home: Path) -> None:
     code, out = run("models", "show", "plain:1")
     flat = " ".join(out.split())
     assert code == 0 and "Runtime: original (sklearn); not optimized" in flat
+
+
+def test_show_names_the_features_a_version_fetches_and_what_a_request_carries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "features"))
+    from driver_data import driver_stats, entity_rows, write_definitions
+
+    home = tmp_path / "features-home"
+    monkeypatch.setenv("SHIPYARD_HOME", str(home))
+    client = Shipyard(Settings(home=home))
+    stats = driver_stats(n_drivers=5, hours=24)
+    client.features.apply(write_definitions(tmp_path / "repo", stats, ttl="2h"))
+    refs = ["driver_stats:conv_rate", "driver_stats:avg_daily_trips"]
+    with client.tracker.start_run("eta") as r:
+        train = client.features.training_set(entity_rows(stats, 100), refs).dropna()
+        X = train[["conv_rate", "avg_daily_trips"]].astype("float64")
+        model = LogisticRegression().fit(X, train["label"])
+        client.registry.log_model(model, "eta", sample=X, run_id=r.id, features=r.features)
+    client.registry.log_model(model, "plain", sample=X)
+    client.close()
+    code, out = run("models", "show", "eta:1")
+    assert code == 0, out
+    flat = " ".join(out.split())
+    assert (
+        "features: driver_stats:conv_rate, driver_stats:avg_daily_trips (views driver_stats v1);"
+        " a request carries driver_id" in flat
+    )
+    code, out = run("models", "show", "plain:1")
+    assert code == 0 and "features:" not in out

@@ -68,6 +68,18 @@ def list_versions(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> 
     console.print(table(f"Versions of {name}", columns, rows))
 
 
+def _print_features(features: dict[str, Any]) -> None:
+    """What a feature-backed version fetches by key, and what a request must carry."""
+    views = ", ".join(f"{v} v{n}" for v, n in sorted(features.get("views", {}).items()))
+    request = [*features.get("join_keys", []), *features.get("request_fields", [])]
+    console.print(
+        f"features: {', '.join(features.get('refs', []))} (views {views}); "
+        f"a request carries {', '.join(request)}",
+        markup=False,
+        highlight=False,
+    )
+
+
 @app.command("show")
 def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
     """Show one version (REF: iris, iris@staging, iris:3) with its manifest."""
@@ -116,6 +128,8 @@ def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
             + (f", from {fp['source']}" if fp.get("source") else ""),
             markup=False,
         )
+    if manifest.features:
+        _print_features(manifest.features)
     signature = manifest.signature
     rows = [
         [
