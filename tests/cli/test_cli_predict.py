@@ -466,3 +466,94 @@ def test_rows_a_model_raises_on_are_rejected_and_the_rest_scored(tmp_path):
         np.testing.assert_allclose(out["prediction"], forest.predict(good))
     finally:
         client.close()
+
+
+def _log_files(client: Shipyard) -> list[str]:
+    """Every file under the prediction log's predictions folder, staged ones included."""
+    root = Path(client.prediction_log.store.url) / "predictions"
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_a_bad_output_folder_fails_before_scoring_and_logs_nothing(client, rows, tmp_path):
+    rows.to_parquet(tmp_path / "in.parquet")
+    before = _log_files(client)
+    result = run(
+        client, "iris", "-i", tmp_path / "in.parquet", "-o", tmp_path / "no_such_dir" / "x.parquet"
+    )
+    assert result.exit_code == 1
+    message = flat(result.output)
+    assert "no_such_dir" in message and "does not exist" in message, message
+    assert "Scoring with" not in result.output  # failed before the progress bar started
+    assert _log_files(client) == before
+    bad_rejects = run(
+        client, "iris", "-i", tmp_path / "in.parquet", "-o", tmp_path / "o.parquet",
+        "--rejects", tmp_path / "missing" / "r.csv",
+    )  # fmt: skip
+    assert bad_rejects.exit_code == 1
+    assert "--rejects" in flat(bad_rejects.output) and "does not exist" in flat(bad_rejects.output)
+    assert not (tmp_path / "o.parquet").exists()
+    assert _log_files(client) == before
+
+
+def test_a_job_failing_mid_way_leaves_the_log_as_it_was(client, rows, tmp_path):
+    """Chunks scored (and logged) before a strict failure are not counted anywhere: the
+    job's staged log segments are deleted; a successful job's are published."""
+    bad = rows.astype(object)
+    bad.loc[2_100, "sepal_length"] = "long"  # the fifth chunk of 500
+    bad.to_csv(tmp_path / "in.csv", index=False)
+    before = _log_files(client)
+    window = len(client.prediction_log.read("iris", since="1h"))
+    result = run(
+        client, "iris", "-i", tmp_path / "in.csv", "-o", tmp_path / "o.csv", "--strict",
+        "--chunk-size", "500",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "Row 2100 (0-based)" in flat(result.output)
+    assert _log_files(client) == before
+    assert len(client.prediction_log.read("iris", since="1h")) == window
+    ok = run(client, "iris", "-i", tmp_path / "in.csv", "-o", tmp_path / "o.csv", "--json")
+    assert ok.exit_code == 0, ok.output
+    assert len(client.prediction_log.read("iris", since="1h")) == window + len(rows) - 1
+    assert not [f for f in _log_files(client) if "staged-" in f]
+
+
+def test_strict_stops_at_the_first_bad_row_whatever_its_kind(tmp_path):
+    """A category the model never saw (row 3, refused by the model) comes before a
+    missing value (row 10, refused by the signature): --strict names row 3."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    X, y = iris_frame()
+    X = X.copy()
+    X["region"] = np.where(X.sepal_length > 5.8, "north", "south")
+    encode = ColumnTransformer(
+        [("region", OneHotEncoder(handle_unknown="error"), ["region"])],
+        remainder=StandardScaler(),
+    )
+    pipe = Pipeline([("encode", encode), ("model", LogisticRegression(max_iter=500))])
+    client = Shipyard(Settings(home=tmp_path / "home", user="tester"))
+    try:
+        client.registry.log_model(pipe.fit(X, y), "regions", sample=X)
+        data = X.head(50).reset_index(drop=True)
+        data.loc[3, "region"] = "west"
+        data.loc[10, "petal_width"] = np.nan
+        data.to_parquet(tmp_path / "in.parquet")
+        for extra in ([], ["--chunk-size", "4"]):  # one chunk; the bad rows in two chunks
+            result = run(
+                client, "regions:1", "-i", tmp_path / "in.parquet", "-o", tmp_path / "o.parquet",
+                "--strict", *extra,
+            )  # fmt: skip
+            assert result.exit_code == 1
+            message = flat(result.output)
+            assert "Row 3 (0-based)" in message and "'west'" in message, message
+            assert "Row 10" not in message
+        # Without --strict both rows are set aside, each with its own reason.
+        result = run(
+            client, "regions:1", "-i", tmp_path / "in.parquet", "-o", tmp_path / "o.parquet",
+            "--json",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert [r["row"] for r in json.loads(result.stdout)["rejects"]] == [3, 10]
+    finally:
+        client.close()

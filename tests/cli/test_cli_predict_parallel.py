@@ -77,6 +77,44 @@ def scheduler() -> Iterator[str]:
         cluster.close()
 
 
+@pytest.fixture(scope="module")
+def elsewhere_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `dask scheduler` and one `dask worker` process, both started in another
+    directory than the tests': a relative path means something else there."""
+    cwd = tmp_path_factory.mktemp("elsewhere")
+    scheduler_file = cwd / "scheduler.json"
+    dask = Path(sys.executable).with_name("dask")
+    common = {"cwd": cwd, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    started = [
+        subprocess.Popen(
+            [dask, "scheduler", "--scheduler-file", scheduler_file, "--no-dashboard",
+             "--port", "0", "--host", "127.0.0.1"],
+            **common,
+        ),
+    ]  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        started.append(
+            subprocess.Popen(
+                [dask, "worker", "--scheduler-file", scheduler_file, "--nthreads", "1",
+                 "--no-dashboard", "--host", "127.0.0.1"],
+                **common,
+            )
+        )  # fmt: skip
+        address = json.loads(scheduler_file.read_text())["address"]
+        from distributed import Client
+
+        with Client(address, timeout="30s") as probe:
+            probe.wait_for_workers(1, timeout=60)
+        yield address
+    finally:
+        for process in reversed(started):
+            process.terminate()
+            process.wait(timeout=30)
+
+
 def rows(n: int, seed: int) -> pd.DataFrame:
     X, _ = iris_frame()
     rng = np.random.default_rng(seed)
@@ -521,3 +559,85 @@ def test_bad_s3_output_options_are_one_line_errors(client, tmp_path, input_name,
 
 def flat(text: str) -> str:
     return " ".join(text.replace("│", " ").split())
+
+
+def _log_files(client: Shipyard) -> list[str]:
+    """Every file under the prediction log's predictions folder, staged ones included."""
+    root = Path(client.prediction_log.store.url) / "predictions"
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_a_failed_parallel_job_leaves_the_log_as_it_was(client, tmp_path):
+    """--workers 2 over a folder where one file lacks a column: the job fails, and the
+    rows the other partition scored (and logged) are not counted anywhere."""
+    data = tmp_path / "in"
+    data.mkdir()
+    rows(3_000, 1).to_parquet(data / "a.parquet")
+    rows(300, 2).drop(columns="petal_width").to_parquet(data / "b.parquet")
+    before = _log_files(client)
+    window = len(client.prediction_log.read("iris", since="1h"))
+    result = predict(
+        client, "iris", "--input", data, "--output", tmp_path / "scores", "--workers", "2",
+        "--chunk-size", "200",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "petal_width" in flat(result.output) and "b.parquet" in flat(result.output)
+    assert _log_files(client) == before
+    assert len(client.prediction_log.read("iris", since="1h")) == window
+    assert not (tmp_path / "scores").exists()
+    # A bad output folder fails before any worker starts, and logs nothing either.
+    missing = predict(
+        client, "iris", "--input", data, "--output", tmp_path / "no_such_dir" / "scores",
+        "--workers", "2",
+    )  # fmt: skip
+    assert missing.exit_code == 1
+    assert "does not exist" in flat(missing.output) and "no_such_dir" in flat(missing.output)
+    assert _log_files(client) == before
+
+
+def test_strict_names_the_first_bad_row_in_input_order_across_partitions(
+    client, scheduler, tmp_path
+):
+    """The second file's bad row is found first (its partition is small); --strict still
+    names the first file's, which comes first in the input."""
+    data = tmp_path / "in"
+    data.mkdir()
+    first = rows(20_000, 1).astype(object)
+    first.loc[19_000, "sepal_length"] = "long"
+    first.to_csv(data / "a.csv", index=False)
+    second = rows(50, 2).astype(object)
+    second.loc[1, "petal_length"] = "oops"
+    second.to_csv(data / "b.csv", index=False)
+    result = predict(
+        client, "iris", "--input", data, "--output", tmp_path / "scores", "--cluster", scheduler,
+        "--strict", "--chunk-size", "100",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    text = flat(result.output)
+    assert "Row 19000 (0-based) of" in text and "a.csv" in text and "sepal_length" in text, text
+    assert "b.csv" not in text
+
+
+@pytest.mark.parametrize("form", ["batch/events", "./batch/events", "batch/events/"])
+def test_relative_paths_on_workers_in_another_directory(
+    client, elsewhere_scheduler, tmp_path, monkeypatch, form
+):
+    """A relative --input keeps its key=value folders in the output, and a relative
+    --output is written where the user meant, though the worker runs elsewhere."""
+    data = tmp_path / "batch" / "events"
+    for name, seed in (("day=1/a.parquet", 1), ("day=2/b.parquet", 2)):
+        (data / name).parent.mkdir(parents=True, exist_ok=True)
+        rows(100, seed).to_parquet(data / name)
+    monkeypatch.chdir(tmp_path)
+    result = predict(
+        client, "iris", "--input", form, "--output", "scores", "--cluster", elsewhere_scheduler,
+        "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    files = sorted(
+        str(p.relative_to(tmp_path / "scores")) for p in (tmp_path / "scores").rglob("*")
+    )
+    assert files == [
+        "_SUCCESS", "day=1", "day=1/part-00000.parquet", "day=2", "day=2/part-00001.parquet"
+    ]  # fmt: skip
+    assert staging_left(tmp_path) == []

@@ -505,3 +505,38 @@ def test_daily_counts_per_utc_day_and_version_counted_once_after_compaction(
     assert days[1][2] == days[1][3] == T0
     assert sum(n for _, n, _, _ in log.daily_counts("iris", since, until)) == 4
     assert log.daily_counts("iris", since, T0 - timedelta(hours=11)) == []
+
+
+def test_staged_rows_are_read_only_once_their_job_is_published(
+    store: SegmentStore, clock: ManualClock, tmp_path: Path
+) -> None:
+    """A batch job's segments stay invisible until the job succeeds; a failed job's
+    segments are deleted, leaving the log exactly as it was."""
+    log = PredictionLog(store, clock=clock)
+
+    def batch(job: str, n: int) -> PredictionBatch:
+        return PredictionBatch(
+            request_id=job,
+            timestamp=T0,
+            model="iris",
+            version=1,
+            inputs=pd.DataFrame({"x": np.arange(n, dtype=float)}),
+            predictions=np.zeros(n, dtype=int),
+            source="batch",
+        )
+
+    def visible() -> int:
+        return len(log.read("iris", since=T0, until=T0 + timedelta(minutes=1)))
+
+    assert log.write(batch("batch-ok", 300), stage="batch-ok") == 300
+    assert log.write(batch("batch-bad", 200), stage="batch-bad") == 200
+    assert visible() == 0
+    assert log.daily_counts("iris", since=T0, until=T0 + timedelta(minutes=1)) == []
+    assert log.settle_job("iris", "batch-bad", publish=False) == 1
+    assert log.settle_job("iris", "batch-ok", publish=True) == 1
+    assert visible() == 300
+    root = Path(store.url)
+    assert [p.name.startswith("part-") for p in root.rglob("*.parquet")] == [True]
+    with pytest.raises(InvalidInputError):
+        log.write([record("one", T0)], stage="batch-x")
+    log.close()

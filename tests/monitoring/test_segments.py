@@ -154,3 +154,39 @@ def test_an_unreachable_store_is_a_store_error() -> None:
     )
     with pytest.raises(StoreError, match="s3://bucket/x"):
         store.files("predictions", "iris")
+
+
+def test_staged_segments_are_published_and_discarded_on_s3(
+    s3_store: SegmentStore, clock: ManualClock
+) -> None:
+    """On S3 publishing a staged segment is a copy and a delete: afterwards only the
+    ``part-`` object is listed and read; a discarded job leaves no object."""
+    import numpy as np
+
+    from shipyard.monitoring.records import PredictionBatch
+
+    log = PredictionLog(s3_store, clock=clock)
+
+    def batch(job: str, n: int) -> PredictionBatch:
+        return PredictionBatch(
+            request_id=job,
+            timestamp=T0,
+            model="iris",
+            version=1,
+            inputs=pd.DataFrame({"x": np.arange(n, dtype=float)}),
+            predictions=np.zeros(n, dtype=int),
+            source="batch",
+        )
+
+    log.write(batch("batch-ok", 30), stage="batch-ok")
+    log.write(batch("batch-bad", 20), stage="batch-bad")
+    window = {"since": T0, "until": T0 + timedelta(minutes=1)}
+    assert len(log.read("iris", **window)) == 0
+    assert log.settle_job("iris", "batch-bad", publish=False) == 1
+    assert log.settle_job("iris", "batch-ok", publish=True) == 1
+    frame = log.read("iris", **window)
+    assert set(frame["request_id"]) == {"batch-ok"} and len(frame) == 30
+    (day,) = s3_store.partitions("predictions", "iris")
+    names = [p.rsplit("/", 1)[-1] for p in s3_store.fs.ls(day.path)]
+    assert len(names) == 1 and names[0].startswith("part-"), names
+    log.close()

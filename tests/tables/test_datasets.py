@@ -74,3 +74,20 @@ def test_nothing_to_read_is_named(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"not parquet")
     with pytest.raises(TableError, match="not a readable Parquet file"):
         plan_partitions(str(tmp_path / "bad.parquet"), partition_rows=10)
+
+
+@pytest.mark.parametrize(
+    "form", ["batch/events", "./batch/events", "batch/events/", "batch/events/*/*.parquet"]
+)
+def test_a_relative_input_keeps_its_sub_folders_and_gets_absolute_paths(
+    tmp_path, monkeypatch, form
+):
+    """Relative forms plan like the absolute path: key=value folders kept, files named
+    absolutely (a worker in another directory opens them)."""
+    for name in ("day=1/a.parquet", "day=2/b.parquet"):
+        (tmp_path / "batch" / "events" / name).parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"x": [1.0, 2.0]}).to_parquet(tmp_path / "batch" / "events" / name)
+    monkeypatch.chdir(tmp_path)
+    plan = plan_partitions(form, partition_rows=100)
+    assert [p.relative for p in plan] == ["day=1/a.parquet", "day=2/b.parquet"]
+    assert all(p.path.startswith(str(tmp_path)) for p in plan)

@@ -357,10 +357,11 @@ def score_partitions(
     ``rejects`` is one local file (CSV or Parquet) gathering every partition's rejects.
     Returns the summary and how many times workers loaded the model.
     """
-    from distributed import as_completed
-
     options = dict(storage_options or {})
     start = time.monotonic()
+    if not is_remote(output):
+        # Workers may run in another directory: they get absolute paths only.
+        output = Path(os.path.abspath(output))
     remote = RemoteOutput(str(output), options) if is_remote(output) else None
     staging = remote.new_staging() if remote is not None else str(staging_folder(Path(output)))
     topic = f"shipyard-batch-{secrets.token_hex(6)}"
@@ -413,15 +414,7 @@ def score_partitions(
             )
             for task in tasks
         ]
-        results: dict[int, PartitionDone] = {}
-        for future in as_completed(futures):
-            result = _result(future, partitions)
-            if result.error is not None:
-                raise result.error
-            results[result.index] = result
-            done_rows[result.index] = result.rows_read
-            if progress is not None:
-                progress(sum(done_rows.values()), total)
+        results = _gather(futures, partitions, done_rows, progress, total)
         ordered = [results[p.index] for p in partitions]
         if progress is not None:
             client.unsubscribe_topic(topic)
@@ -464,6 +457,46 @@ def score_partitions(
         rejects=tuple(kept),
     )
     return summary, sum(r.loaded_model for r in ordered)
+
+
+def _gather(
+    futures: list[Any],
+    partitions: Sequence[Partition],
+    done_rows: dict[int, int],
+    progress: ProgressCallback | None,
+    total: int,
+) -> dict[int, PartitionDone]:
+    """Every partition's result, or the error of the first failed partition in input order.
+
+    A failed partition (a bad row with ``strict``, a missing column) cancels the
+    partitions after it, but those before it still finish: one of them may hold an
+    earlier bad row, and ``--strict`` promises the first one in input order.
+    """
+    from distributed import as_completed
+
+    index_of = {future.key: task for task, future in enumerate(futures)}
+    results: dict[int, PartitionDone] = {}
+    first_error: tuple[int, ShipyardError] | None = None
+    for future in as_completed(futures):
+        index = index_of[future.key]
+        if future.cancelled() or (first_error is not None and index > first_error[0]):
+            continue
+        result = _result(future, partitions)
+        if result.error is not None:
+            first_error = (index, result.error)
+            for later in futures:
+                if index_of[later.key] > index:
+                    later.cancel()
+        else:
+            results[index] = result
+            done_rows[index] = result.rows_read
+            if progress is not None:
+                progress(sum(done_rows.values()), total)
+        if first_error is not None and all(i in results for i in range(first_error[0])):
+            raise first_error[1]
+    if first_error is not None:  # not reached: the loop raises once the earlier ones are in
+        raise first_error[1]
+    return {partitions[i].index: result for i, result in results.items()}
 
 
 def _first_rows(client: Any, partitions: Sequence[Partition], options: dict[str, Any]) -> list[int]:

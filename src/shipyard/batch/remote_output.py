@@ -52,6 +52,16 @@ def is_remote(location: str | Path) -> bool:
     return str(location).lower().startswith(("s3://", "s3a://"))
 
 
+def check_remote_url(url: str) -> None:
+    """Fail at once on an ``s3://`` output that names no prefix inside a bucket
+    (``s3://bucket`` or ``s3://``), before any scoring starts."""
+    bucket, _, key = url.split("://", 1)[1].partition("/")
+    if not bucket or not key.strip("/"):
+        raise InvalidInputError(
+            f"--output {url!r}: name a prefix inside a bucket, e.g. s3://bucket/scores/."
+        )
+
+
 class RemoteOutput:
     """The output of a parallel job at an ``s3://`` URL, and its staging prefix.
 
@@ -159,4 +169,4 @@ def _backend_errors() -> tuple[type[Exception], ...]:
     return BACKEND_ERRORS
 
 
-__all__ = ["SUCCESS_FILE", "RemoteOutput", "is_remote", "upload"]
+__all__ = ["SUCCESS_FILE", "RemoteOutput", "check_remote_url", "is_remote", "upload"]

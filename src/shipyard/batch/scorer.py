@@ -455,7 +455,7 @@ class _Job:
         if check is None:
             return _InFlight(frame, check, offset, None, None)
         if check.n_bad and self.strict:
-            self._fail(check, offset)  # before spending time on the model
+            self._fail_first(frame, check, offset)
         if pool is None:
             return _InFlight(frame, check, offset, None, self._predict(frame, check, offset))
         future = pool.submit(self._predict, frame, check, offset)
@@ -604,6 +604,26 @@ class _Job:
             pa.array(np.zeros(n, dtype=np.int32)), pa.array([self.model_ref])
         )
         return pa.table(columns)
+
+    def _fail_first(self, frame: pd.DataFrame, check: ChunkCheck, offset: int) -> NoReturn:
+        """Strict mode, a chunk with a row breaking the signature: stop at the first bad row.
+
+        A row before it may pass the signature and still be refused by the model (a
+        category it never saw), so the good rows before the first signature failure
+        are predicted first; :meth:`_predict` stops at any the model refuses.
+        """
+        first = int(check.bad[0])
+        earlier = check.good.copy()
+        earlier[first:] = False
+        if earlier.any():
+            later = np.flatnonzero(check.good)
+            later = later[later > first]
+            n = len(later)
+            head = check.exclude(later, [""] * n, [""] * n, [""] * n)
+            # Only the signature's first bad row is left beyond `first` in `head`; the
+            # model's refusals (all before it) sort ahead of it in _fail.
+            self._predict(frame, head, offset)
+        self._fail(check, offset)
 
     def _fail(self, check: ChunkCheck, offset: int) -> NoReturn:
         """Strict mode: the first bad row ends the job."""

@@ -369,6 +369,22 @@ def _csv_text(rows: Any) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+def check_output_folder(path: str | Path, *, what: str = "--output") -> None:
+    """Fail at once, before any scoring, when ``path`` cannot be written: its folder
+    is missing, is not a folder, or is not writable by this user."""
+    parent = Path(path).absolute().parent
+    if not parent.exists():
+        raise InvalidInputError(
+            f"{what} {str(path)!r}: cannot write it, folder {str(parent)!r} does not exist."
+        )
+    if not parent.is_dir():
+        raise InvalidInputError(f"{what} {str(path)!r}: {str(parent)!r} is not a folder.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidInputError(
+            f"{what} {str(path)!r}: cannot write in folder {str(parent)!r} (permission denied)."
+        )
+
+
 #: Output formats, by extension.
 OUTPUT_FORMATS = ("parquet", "csv")
 _EXTENSIONS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}

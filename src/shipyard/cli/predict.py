@@ -18,6 +18,7 @@ on a Dask cluster (:mod:`shipyard.batch.parallel`); Dask is imported only then.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,9 +38,9 @@ from rich.table import Table
 
 from shipyard.batch import DEFAULT_CHUNK_SIZE, BatchSummary, score_file
 from shipyard.batch.parallel import WorkerTools
-from shipyard.batch.remote_output import is_remote
+from shipyard.batch.remote_output import check_remote_url, is_remote
 from shipyard.batch.scorer import ChunkResult, ProgressCallback
-from shipyard.batch.writers import open_sink
+from shipyard.batch.writers import check_output_folder, open_sink
 from shipyard.cli._common import console, err_console, get_client, print_json, to_jsonable
 from shipyard.errors import InvalidInputError
 from shipyard.monitoring.prediction_log import PredictionLog
@@ -163,10 +164,17 @@ def predict_command(
         raise typer.BadParameter("must differ from --input", param_hint="--output")
     sink = open_sink(Path(output), fmt=fmt)
     reject_sink = open_sink(rejects) if rejects is not None else None
+    # Before loading the model or scoring a row: a typo in a folder name costs nothing.
+    check_output_folder(output)
+    if rejects is not None:
+        check_output_folder(rejects, what="--rejects")
     model = client.registry.load(ref)
     job_id = f"batch-{uuid.uuid4().hex[:12]}"
-    log_chunk = _chunk_logger(client.prediction_log, job_id)
-    with _progress_bar(f"Scoring with {model.ref}", disable=as_json) as progress:
+    log = client.prediction_log
+    with (
+        _logged_job(log, model.name, job_id),
+        _progress_bar(f"Scoring with {model.ref}", disable=as_json) as progress,
+    ):
         summary = score_file(
             model,
             source,
@@ -176,9 +184,9 @@ def predict_command(
             rejects=reject_sink,
             id_column=id_column,
             progress=progress,
-            on_chunk=log_chunk,
+            on_chunk=_chunk_logger(log, job_id),
         )
-    client.prediction_log.close()  # flush: the job's rows are on disk when we exit
+    log.close()  # flush: the job's rows are on disk when we exit
     if as_json:
         print_json({**to_jsonable(summary), "job_id": job_id})
         return
@@ -233,6 +241,7 @@ def _predict_parallel(
             "folder (one file per partition) or a .parquet file with --single-file."
         )
     if is_remote(output):
+        check_remote_url(output)
         _check_remote_output(input, output, rejects)
     elif "://" in output:
         raise InvalidInputError(
@@ -240,17 +249,28 @@ def _predict_parallel(
             "an s3:// prefix."
         )
     else:
+        check_output_folder(output)
+        # Absolute before anything goes to a worker: a worker of an existing cluster runs
+        # in its own directory, where a relative path names another place (or none).
+        output = os.path.abspath(output)
         resolved = Path(output).resolve()
         if "://" not in input and (
             Path(input).resolve() == resolved or resolved.is_relative_to(Path(input).resolve())
         ):
             raise typer.BadParameter("must be outside --input", param_hint="--output")
+    if rejects is not None:
+        check_output_folder(rejects, what="--rejects")
+    if "://" not in input:
+        input = os.path.abspath(input)
     options = storage_options(client.settings)
     partitions = plan_partitions(input, partition_rows=partition_rows, storage_options=options)
     version = client.registry.resolve(ref)
     job_id = f"batch-{uuid.uuid4().hex[:12]}"
     setup = PredictWorkerSetup(settings=client.settings, ref=version.ref, job_id=job_id)
+    # The log's rows are settled after the cluster is closed: a local cluster's workers,
+    # still running partitions of a failed job, are gone by then.
     with (
+        _logged_job(client.prediction_log, version.model, job_id),
         _progress_bar(f"Scoring with {version.ref}", disable=as_json) as progress,
         open_cluster(workers=workers, address=cluster) as dask,
     ):
@@ -323,13 +343,36 @@ class PredictWorkerSetup:
         return WorkerTools(model=model, on_chunk=_chunk_logger(log, self.job_id), flush=flush)
 
 
+@contextmanager
+def _logged_job(log: PredictionLog, model: str, job_id: str) -> Iterator[None]:
+    """The job's log rows, staged while it runs, become visible only if it succeeds.
+
+    Drift windows and the monitor job must not count the rows of a job that failed
+    (and may be run again): on failure its staged segments are deleted instead.
+    """
+    try:
+        yield
+    except BaseException:
+        try:
+            log.settle_job(model, job_id, publish=False)
+        except Exception as exc:  # the job's own error matters more; say what is left
+            err_console.print(
+                f"[yellow]Could not delete the failed job's staged log segments ({exc}); "
+                "they are never read and go with their day's retention."
+            )
+        raise
+    log.settle_job(model, job_id, publish=True)
+
+
 def _chunk_logger(log: PredictionLog, job_id: str) -> Callable[[ChunkResult], None]:
     """Every scored chunk goes to the prediction log under the job's id, rows
-    numbered as in the input, so late labels and drift see batch traffic too."""
+    numbered as in the input, so late labels and drift see batch traffic too.
+    Its segments are staged under the job's id until the job ends (:func:`_logged_job`)."""
 
     def log_chunk(chunk: ChunkResult) -> None:
         log.write(
-            PredictionBatch(
+            stage=job_id,
+            batch=PredictionBatch(
                 request_id=job_id,
                 timestamp=log.clock.now(),
                 model=chunk.model_name,
@@ -342,7 +385,7 @@ def _chunk_logger(log: PredictionLog, job_id: str) -> Callable[[ChunkResult], No
                 source="batch",
                 first_row=chunk.offset,
                 rows=chunk.rows,
-            )
+            ),
         )
 
     return log_chunk

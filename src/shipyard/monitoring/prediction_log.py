@@ -337,11 +337,14 @@ class PredictionLog:
         with self._cond:
             self._errors += 1
 
-    def _write_table(self, model: str, table: pa.Table, *, strict: bool = True) -> int:
+    def _write_table(
+        self, model: str, table: pa.Table, *, strict: bool = True, stage: str | None = None
+    ) -> int:
         """One segment per UTC day the rows fall on; return the rows written.
 
         ``strict=False`` (the writer thread) logs and counts a failed day and
-        goes on with the others instead of raising.
+        goes on with the others instead of raising. ``stage`` writes staged segments
+        (see :meth:`write`).
         """
         check_model_name(model)
         days = table.column("timestamp").to_numpy().astype("datetime64[D]")
@@ -351,7 +354,11 @@ class PredictionLog:
         for day in unique:
             part = table.filter(pa.array(days == day)) if len(unique) > 1 else table
             try:
-                self.sink.write_segment("predictions", model, pd.Timestamp(day).date(), part)
+                day_of = pd.Timestamp(day).date()
+                if stage is None:
+                    self.sink.write_segment("predictions", model, day_of, part)
+                else:
+                    self.sink.write_segment("predictions", model, day_of, part, stage=stage)
             except Exception:
                 if strict:
                     raise
@@ -361,15 +368,21 @@ class PredictionLog:
             written += part.num_rows
         return written
 
-    def write(self, batch: PredictionBatch | Iterable[PredictionRecord]) -> int:
+    def write(
+        self, batch: PredictionBatch | Iterable[PredictionRecord], *, stage: str | None = None
+    ) -> int:
         """Write rows now, in the caller's thread; return how many.
 
         For batch scoring, where completeness matters more than latency: a full
         queue would drop rows, this never does. Raises StoreError on failure.
+        With ``stage`` (a batch job's id) the rows stay invisible to every reader
+        until :meth:`settle_job` publishes them: a job that fails leaves no rows.
         """
         if isinstance(batch, PredictionBatch):
             table, model = events_table([batch]), batch.model
-            return self._count_written(self._write_table(model, table))
+            return self._count_written(self._write_table(model, table, stage=stage))
+        if stage is not None:
+            raise InvalidInputError("Only a PredictionBatch can be written staged.")
         rows = list(batch)
         total = 0
         models = sorted({r.model for r in rows})
@@ -377,6 +390,12 @@ class PredictionLog:
             table = records_table([r for r in rows if r.model == model])
             total += self._write_table(model, table)
         return self._count_written(total)
+
+    def settle_job(self, model: str, stage: str, *, publish: bool) -> int:
+        """Publish (``publish=True``, the job succeeded) or delete the segments a batch job
+        wrote with ``write(..., stage=stage)``; return how many segment files."""
+        check_model_name(model)
+        return self.store.settle_staged("predictions", model, stage, publish=publish)
 
     def _count_written(self, rows: int) -> int:
         with self._cond:

@@ -6,9 +6,13 @@ Layout under the store's root (a folder, or ``s3://bucket/prefix``)::
     feedback/<model>/date=YYYY-MM-DD/part-<utc time>-<pid>-<uuid>.parquet
 
 Every writer process makes its own files (pid and a random uuid in the name),
-so workers never coordinate. A segment appears whole or not at all: locally it
-is written to a hidden temporary file and renamed into place; on S3 it is one
-PUT, which S3 publishes atomically. Retention deletes whole day partitions.
+so workers never coordinate. A batch job stages its segments: they are written as
+``staged-<job>-part-....parquet``, which no reader lists, and
+:meth:`SegmentStore.settle_staged` renames them to ``part-...`` when the job
+succeeds (or deletes them when it fails), so a failed job's rows are never counted.
+A segment appears whole or not at all: locally it is written to a hidden temporary
+file and renamed into place; on S3 it is one PUT, which S3 publishes atomically.
+Retention deletes whole day partitions.
 
 Reading is DuckDB's job (:mod:`shipyard.monitoring.queries`); this module says
 which files hold which days and hands DuckDB a connection that can open them
@@ -51,6 +55,9 @@ KINDS: tuple[Kind, ...] = ("predictions", "feedback")
 UNASSIGNED = "_unassigned"
 _DAY_RE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 _PART_RE = re.compile(r"^part-[^/]+\.parquet$")
+#: A staged segment's name starts with this, then the stage (a job id) and "-part-...".
+STAGED_PREFIX = "staged-"
+_STAGE_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _BACKEND_ERRORS = BACKEND_ERRORS
 
 
@@ -71,8 +78,10 @@ class SegmentSink(Protocol):
     :class:`SegmentStore` is the real one; tests wrap it to slow the writer down.
     """
 
-    def write_segment(self, kind: Kind, model: str, day: date, table: pa.Table) -> str:
-        """Store ``table`` as a new segment; return where it went."""
+    def write_segment(
+        self, kind: Kind, model: str, day: date, table: pa.Table, *, stage: str | None = None
+    ) -> str:
+        """Store ``table`` as a new segment (staged under ``stage``); return where it went."""
         ...
 
 
@@ -119,10 +128,16 @@ class SegmentStore:
 
     # -- writing ---------------------------------------------------------------
 
-    def write_segment(self, kind: Kind, model: str, day: date, table: pa.Table) -> str:
+    def write_segment(
+        self, kind: Kind, model: str, day: date, table: pa.Table, *, stage: str | None = None
+    ) -> str:
+        """Store ``table`` as a new segment; with ``stage`` (a batch job's id) under a name
+        no reader lists until :meth:`settle_staged` publishes it."""
         # Real write time, not an injected clock: file names order by it across processes.
         stamp = utc_now().strftime("%Y%m%dT%H%M%S%fZ")
         name = f"part-{stamp}-{os.getpid()}-{uuid.uuid4().hex}.parquet"
+        if stage is not None:
+            name = f"{_staged_prefix(stage)}{name}"
         folder = self._path(kind, model, f"date={day.isoformat()}")
         target = f"{folder}/{name}"
         sink = pa.BufferOutputStream()
@@ -162,6 +177,38 @@ class SegmentStore:
         except _BACKEND_ERRORS as exc:
             raise StoreError(f"Could not store {name} in {self._public(folder)}: {exc}") from exc
         return self._public(target)
+
+    def settle_staged(self, kind: Kind, model: str, stage: str, *, publish: bool) -> int:
+        """Publish (rename to ``part-...``) or delete every segment staged under ``stage``
+        for ``model``, in every day partition; return how many files were settled.
+
+        A rename within one folder: atomic locally; on S3 a copy then a delete, so a
+        reader sees each segment under one name or the other, never both listed.
+        """
+        prefix = _staged_prefix(stage)
+        settled = 0
+        for partition in self.partitions(kind, model):
+            for name, path in self._children(partition.path, dirs=False):
+                if not name.startswith(prefix):
+                    continue
+                try:
+                    if publish:
+                        target = f"{partition.path}/{name[len(prefix) :]}"
+                        if self.is_local:
+                            os.replace(path, target)
+                        else:
+                            self.fs.mv(path, target)
+                    else:
+                        self.fs.rm_file(path)
+                except FileNotFoundError:
+                    continue
+                except _BACKEND_ERRORS as exc:
+                    action = "publish" if publish else "delete"
+                    raise StoreError(
+                        f"Could not {action} the staged segment {self._public(path)}: {exc}"
+                    ) from exc
+                settled += 1
+        return settled
 
     def delete_files(self, files: list[str]) -> None:
         """Delete segments (as :meth:`files` names them); ones already gone are fine."""
@@ -277,6 +324,12 @@ class SegmentStore:
         if not self.is_local:
             con.register_filesystem(self.fs)
         return con
+
+
+def _staged_prefix(stage: str) -> str:
+    if not _STAGE_RE.match(stage):
+        raise StoreError(f"A stage name is letters, digits, '_', '.' and '-'; got {stage!r}.")
+    return f"{STAGED_PREFIX}{stage}-"
 
 
 def _dictionary_columns(table: pa.Table) -> list[str]:

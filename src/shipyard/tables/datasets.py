@@ -21,6 +21,7 @@ file still spreads over every worker. Only Parquet footers are read here.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -115,6 +116,11 @@ def plan_partitions(
 ) -> list[Partition]:
     """Cut ``source`` into partitions (see the module doc); Parquet footers are read here."""
     options = dict(storage_options or {})
+    if "://" not in source:
+        # Absolute, as the listing names the files: a relative folder would lose its
+        # key=value sub-folders in _relative, and a worker in another directory could
+        # not open a relative file.
+        source = os.path.abspath(source)
     partitions: list[Partition] = []
     for file in list_files(source, options):
         relative = _relative(source, file)
