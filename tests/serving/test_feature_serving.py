@@ -135,6 +135,45 @@ def test_unknown_or_missing_key_is_a_422_naming_it(served: LiveServer) -> None:
     assert 'shipyard_feature_lookups_total{outcome="missing",view="driver_stats"} 1.0' in metrics
 
 
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [
+        ('"1001"', "str '1001'"),  # as the signature: no numeric strings for an integer
+        ("[1001]", "list [1001]"),
+        ("true", "bool True"),
+        ("1001.5", "float 1001.5"),
+        ('"abc"', "str 'abc'"),
+        ("1e400", "float inf"),  # JSON's overflow: Python reads it as infinity
+        ("9223372036854775808", "int 9223372036854775808"),  # 2^63: not an int64
+    ],
+)
+def test_an_entity_key_of_the_wrong_type_is_a_422_naming_it(
+    served: LiveServer, key: str, shown: str
+) -> None:
+    """An int64 key given text, a list, a boolean, a fraction or an overflow is refused by
+    name and type, not looked up and reported as "never materialized"."""
+    body = f'{{"driver_id": {key}, "trip_distance": 3.0}}'
+    with served.client() as http:
+        answer = http.post("/predict", content=body, headers={"content-type": "application/json"})
+        batch = http.post("/predict", json=[{"driver_id": 1001, "trip_distance": 1.0}, {}])
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()
+    assert "entity key 'driver_id' must be int64" in answer.text, detail
+    assert f"got {shown}" in answer.text, detail
+    assert "never materialized" not in answer.text
+    assert batch.status_code == 422 and "record 1: missing entity key" in batch.text
+
+
+def test_an_integral_float_key_is_the_integer_key(served: LiveServer) -> None:
+    """1001.0 (a JSON client's number) is the int64 key 1001, as a signature reads it."""
+    with served.client() as http:
+        as_float = http.post("/predict", json={"driver_id": 1001.0, "trip_distance": 3.0})
+        as_int = http.post("/predict", json={"driver_id": 1001, "trip_distance": 3.0})
+    assert as_float.status_code == 200, as_float.text
+    assert as_int.status_code == 200
+    assert as_float.json()["prediction"] == as_int.json()["prediction"]
+
+
 def test_an_unreachable_online_store_is_a_503_never_a_guess(trained: Trained) -> None:
     settings = trained.client.settings.model_copy(update={"online_store": "redis://127.0.0.1:1/0"})
     down = Shipyard(settings)
