@@ -183,6 +183,7 @@ def test_an_unreachable_online_store_is_a_503_never_a_guess(trained: Trained) ->
             answer = http.post("/predict", json={"driver_id": 1001, "trip_distance": 2.0})
         assert answer.status_code == 503
         assert "online store" in answer.text and "cannot be reached" in answer.text
+        assert ".." not in answer.text, answer.text
     finally:
         server.stop()
         down.close()
