@@ -428,3 +428,54 @@ def test_a_model_of_stored_features_serves_by_id_and_logs_what_it_saw(
         assert logged[f"in_{column}"].tolist() == pytest.approx(
             online[column].astype("float64").tolist(), rel=0, abs=0
         )
+
+
+def test_batch_predict_of_a_feature_backed_model_says_to_build_the_features(
+    trained: Trained, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`shipyard predict` scores the columns it is given: a table of keys alone is refused
+    with the way to build the feature columns; the training set built that way scores."""
+    from typer.testing import CliRunner
+
+    from shipyard.cli.main import app
+
+    _cli_env(trained.client.settings, monkeypatch)
+    runner = CliRunner()
+    keys = pd.DataFrame(
+        {
+            "driver_id": [1001, 1002],
+            "trip_distance": [3.0, 5.0],
+            "event_timestamp": [pd.Timestamp.now(tz="UTC")] * 2,
+        }
+    )
+    keys.to_parquet(tmp_path / "keys.parquet", index=False)
+    refused = runner.invoke(
+        app,
+        ["predict", "eta:1", "-i", str(tmp_path / "keys.parquet"), "-o", str(tmp_path / "p.csv")],
+    )
+    assert refused.exit_code == 1, refused.output
+    text = " ".join(refused.output.split())
+    assert "has no columns 'conv_rate'" in text
+    assert "eta:1 is feature-backed" in text and "shipyard features training-set" in text
+    assert "driver_stats:conv_rate" in text and "trip_distance" in text
+
+    built = runner.invoke(
+        app,
+        [
+            "features",
+            "training-set",
+            "--entities",
+            str(tmp_path / "keys.parquet"),
+            "--features",
+            ",".join(REFS),
+            "--output",
+            str(tmp_path / "train.parquet"),
+        ],
+    )
+    assert built.exit_code == 0, built.output
+    scored = runner.invoke(
+        app,
+        ["predict", "eta:1", "-i", str(tmp_path / "train.parquet"), "-o", str(tmp_path / "p.csv")],
+    )
+    assert scored.exit_code == 0, scored.output
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 2
