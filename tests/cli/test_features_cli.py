@@ -124,6 +124,10 @@ def test_materialize_and_get(env: Path) -> None:
     rows = json.loads(got.output)
     assert rows[0]["avg_daily_trips"] == first["avg_daily_trips"]
     assert rows[1]["avg_daily_trips"] is None
+    # The int64 key comes back as the number it is in the source, not as text.
+    assert rows[0]["driver_id"] == int(first["driver_id"]) and rows[1]["driver_id"] == 99
+    bad = runner.invoke(app, ["features", "get", "driver_stats", "--key", "driver_id=abc"])
+    assert bad.exit_code == 1 and "'driver_id' is a key of type int64, got 'abc'" in bad.output
     table = run(
         "features",
         "get",

@@ -27,6 +27,7 @@ __all__ = [
     "is_integer_type",
     "quote",
     "register_source",
+    "source_family",
     "source_schema",
 ]
 
@@ -207,6 +208,11 @@ def _family(sql_type: str) -> str:
     if base.startswith(_TIME):
         return "time"
     return base.lower()
+
+
+def source_family(sql_type: str) -> str:
+    """A DuckDB type name's family: integer, float, text, bool, time or the type itself."""
+    return _family(sql_type)
 
 
 def is_integer_type(sql_type: str) -> bool:
