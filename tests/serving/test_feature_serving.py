@@ -479,3 +479,97 @@ def test_batch_predict_of_a_feature_backed_model_says_to_build_the_features(
     )
     assert scored.exit_code == 0, scored.output
     assert len(pd.read_csv(tmp_path / "p.csv")) == 2
+
+
+def test_v2_metadata_and_infer_take_the_keys_and_request_fields(
+    trained: Trained, served: LiveServer
+) -> None:
+    """/v2 lists what a request carries (the key and the request-time field, not the
+    fetched features) and answers tensors of them as /predict answers the same rows."""
+    with served.client() as http:
+        meta = http.get("/v2/models/eta").json()
+        rows = [
+            {"driver_id": 1001, "trip_distance": 3.2},
+            {"driver_id": 1004, "trip_distance": 12.5},
+        ]
+        native = http.post("/predict", json=rows).json()["predictions"]
+        columns = http.post(
+            "/v2/models/eta/infer",
+            json={
+                "inputs": [
+                    {"name": "driver_id", "shape": [2], "datatype": "INT64", "data": [1001, 1004]},
+                    {
+                        "name": "trip_distance",
+                        "shape": [2],
+                        "datatype": "FP64",
+                        "data": [3.2, 12.5],
+                    },
+                ]
+            },
+        )
+        unknown = http.post(
+            "/v2/models/eta/infer",
+            json={
+                "inputs": [
+                    {"name": "driver_id", "shape": [1], "datatype": "INT64", "data": [77]},
+                    {"name": "trip_distance", "shape": [1], "datatype": "FP64", "data": [1.0]},
+                ]
+            },
+        )
+    assert {(i["name"], i["datatype"]) for i in meta["inputs"]} == {
+        ("driver_id", "INT64"),
+        ("trip_distance", "FP64"),
+    }
+    assert columns.status_code == 200, columns.text
+    (predict,) = [o for o in columns.json()["outputs"] if o["name"] == "predict"]
+    assert predict["data"] == native
+    assert unknown.status_code in (400, 422), unknown.text
+    assert "No online features for driver_id=77" in unknown.text
+
+
+def test_v2_with_tritons_own_client(trained: Trained, served: LiveServer) -> None:
+    """Triton's HTTP client (binary tensors by default) against a feature-backed model."""
+    import json
+    import subprocess
+
+    from peers import peer_venv_python
+
+    python = peer_venv_python("tritonclient", ["tritonclient[http]==2.*"])
+    driver = Path(__file__).parent / "protocols" / "triton_client_driver.py"
+    cases = [
+        {
+            "model": "eta",
+            "inputs": [
+                {"name": "driver_id", "datatype": "INT64", "values": [1001, 1004], "binary": True},
+                {
+                    "name": "trip_distance",
+                    "datatype": "FP64",
+                    "values": [3.2, 12.5],
+                    "binary": True,
+                },
+            ],
+            "outputs": None,
+        }
+    ]
+    done = subprocess.run(
+        [str(python), str(driver), served.url.removeprefix("http://")],
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert {i["name"] for i in report["model_metadata"]["inputs"]} == {"driver_id", "trip_distance"}
+    (case,) = report["cases"]
+    assert "error" not in case, case
+    with served.client() as http:
+        native = http.post(
+            "/predict",
+            json=[
+                {"driver_id": 1001, "trip_distance": 3.2},
+                {"driver_id": 1004, "trip_distance": 12.5},
+            ],
+        ).json()["predictions"]
+    assert case["arrays"]["predict"] == native

@@ -30,7 +30,7 @@ _SIGNATURE_DTYPES: dict[str, DType] = {
 }
 #: Values that need no conversion, per key type: the hot path skips the converter.
 _PLAIN: dict[str, type] = {"int64": int, "float64": float, "bool": bool, "string": str}
-_INT64 = (-(2**63), 2**63 - 1)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 @lru_cache(maxsize=256)
@@ -48,11 +48,18 @@ def check_keys(rows: list[dict[str, Any]], key_types: Mapping[str, str]) -> None
         plain = _PLAIN[declared]
         for i, row in enumerate(rows):
             value = row.get(name)
-            if value is None or (
-                type(value) is plain and (plain is not int or _INT64[0] <= value <= _INT64[1])
-            ):
+            if value is None or _plain(value, plain):
                 continue
             row[name] = _converted(name, declared, dtype, value, i if len(rows) > 1 else None)
+
+
+def _plain(value: Any, plain: type) -> bool:
+    """Whether ``value`` is already of its key's type (an int64 key: an int that fits)."""
+    kind: type = type(value)
+    if kind is not plain:
+        return False
+    number: int = value if kind is int else 0
+    return _INT64_MIN <= number <= _INT64_MAX
 
 
 def _converted(name: str, declared: str, dtype: DType, value: Any, record: int | None) -> Any:
