@@ -241,3 +241,13 @@ def test_ui_users_must_be_a_json_map_of_argon2_hashes(monkeypatch: pytest.Monkey
         assert message in str(caught.value)
     monkeypatch.setenv("SHIPYARD_UI_USERS", '{"ann": "$argon2id$v=19$m=65536,t=3,p=4$x$y"}')
     assert list(Settings().ui_users) == ["ann"]
+
+
+def test_a_wrapped_error_text_ends_in_one_period(tmp_path: Path) -> None:
+    """An exception text that ends in a period is wrapped without a second one."""
+    from shipyard.errors import reason
+
+    assert reason(ConnectionError("Connection refused.")) == "Connection refused"
+    assert reason(ValueError("bad value ")) == "bad value"
+    wrapped = f"Cannot reach it: {reason(OSError('Error 111. Connection refused.'))}. Check it."
+    assert ".." not in wrapped

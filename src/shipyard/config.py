@@ -28,7 +28,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from shipyard.errors import ConfigError
+from shipyard.errors import ConfigError, reason
 
 DEFAULT_HOME = "shipyard-data"
 
@@ -90,9 +90,9 @@ class Settings(BaseSettings):
             )
             raise ConfigError(f"Invalid setting. {problems}") from exc
         except SettingsError as exc:
-            raise ConfigError(f"Invalid setting: {exc}.") from exc
+            raise ConfigError(f"Invalid setting: {reason(exc)}.") from exc
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{_config_file()} is not valid TOML: {exc}.") from exc
+            raise ConfigError(f"{_config_file()} is not valid TOML: {reason(exc)}.") from exc
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -190,9 +190,9 @@ def _check_config_file(valid: list[str]) -> None:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}.") from exc
+        raise ConfigError(f"{path} is not valid TOML: {reason(exc)}.") from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Cannot read the config file {path}: {exc}.") from exc
+        raise ConfigError(f"Cannot read the config file {path}: {reason(exc)}.") from exc
     unknown = [key for key in data if key not in valid]
     if unknown:
         keys = ", ".join(repr(k) for k in unknown)

@@ -139,3 +139,12 @@ class ManifestError(ShipyardError):
 
 class StoreError(ShipyardError):
     """A storage backend (database, object store) failed."""
+
+
+def reason(exc: BaseException) -> str:
+    """An exception's text to go inside a sentence of ours: trailing periods dropped.
+
+    Messages wrap a library's error as ``f"...: {reason(exc)}. Check ..."``; many such
+    texts end in a period already ("Connection refused."), which would read "..".
+    """
+    return str(exc).rstrip().rstrip(".").rstrip()

@@ -124,6 +124,10 @@ def test_materialize_and_get(env: Path) -> None:
     rows = json.loads(got.output)
     assert rows[0]["avg_daily_trips"] == first["avg_daily_trips"]
     assert rows[1]["avg_daily_trips"] is None
+    # The int64 key comes back as the number it is in the source, not as text.
+    assert rows[0]["driver_id"] == int(first["driver_id"]) and rows[1]["driver_id"] == 99
+    bad = runner.invoke(app, ["features", "get", "driver_stats", "--key", "driver_id=abc"])
+    assert bad.exit_code == 1 and "'driver_id' is a key of type int64, got 'abc'" in bad.output
     table = run(
         "features",
         "get",
@@ -253,3 +257,49 @@ def test_apply_refuses_a_lossy_integer_dtype_naming_feature_and_column(
     ), message
     assert f"declare {expected}" in message and "Traceback" not in message
     assert json.loads(run("features", "list", "--json").output)["views"] == {}
+
+
+@pytest.mark.parametrize("unit", ["ns", "ms", "s"])
+def test_source_times_in_any_unit_materialize_and_join(env: Path, unit: str) -> None:
+    """pandas writes UTC times as ``datetime64[ns, UTC]`` (DuckDB: TIMESTAMPTZ_NS); other
+    units too must read as the same instants, offline and online."""
+    from driver_data import assert_matches, reference
+
+    stats = driver_stats(n_drivers=4, hours=12)
+    for column in ("event_timestamp", "created"):
+        stats[column] = stats[column].astype(f"datetime64[{unit}, UTC]")
+    assert str(stats["event_timestamp"].dtype) == f"datetime64[{unit}, UTC]"
+    # No TTL: the materialized values are not stale whenever the test runs.
+    run("features", "apply", str(write_definitions(env / "repo", stats, ttl="0")))
+
+    entities = entity_rows(stats, 100)
+    entities.to_parquet(env / "entities.parquet", index=False)
+    output = env / "train.parquet"
+    out = run(
+        "features",
+        "training-set",
+        "--entities",
+        str(env / "entities.parquet"),
+        "--features",
+        REFS,
+        "--output",
+        str(output),
+    )
+    assert out.exit_code == 0, out.output
+    features = ["conv_rate", "avg_daily_trips"]
+    expected = reference(entities, stats, keys=["driver_id"], features=features, ttl=None)
+    assert_matches(pd.read_parquet(output), expected, features)
+
+    out = run("features", "materialize", "--end", "2026-01-01T06:00", "--json")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)[0]["written"] == 4
+    upto = stats[stats["event_timestamp"] <= pd.Timestamp("2026-01-01T06:00", tz="UTC")]
+    latest = upto.sort_values(["event_timestamp", "created"]).groupby("driver_id").tail(1)
+    first = latest.iloc[0]
+    got = run(
+        "features", "get", "driver_stats", "--key", f"driver_id={first['driver_id']}", "--json"
+    )
+    assert got.exit_code == 0, got.output
+    row = json.loads(got.output)[0]
+    assert row["avg_daily_trips"] == first["avg_daily_trips"]
+    assert row["conv_rate"] == pytest.approx(first["conv_rate"], rel=1e-6)

@@ -226,8 +226,29 @@ def test_bad_requests_name_what_is_wrong(tmp_path: Path) -> None:
         service.training_set(entities.drop(columns=["driver_id"]), REFS)
     with pytest.raises(InvalidInputError, match="not a timestamp"):
         service.training_set(entities.assign(event_timestamp="soon"), REFS)
-    with pytest.raises(InvalidInputError, match="same type"):
+    with pytest.raises(
+        InvalidInputError,
+        match=r"feature view 'driver_stats'.*join key types: 'driver_id' is VARCHAR in the "
+        r"entity table and BIGINT in the source",
+    ):
         service.training_set(entities.assign(driver_id="x"), REFS)
+
+
+def test_an_error_that_is_not_about_keys_does_not_blame_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DuckDB error elsewhere (here: a feature cast that fails) names the view and says
+    what DuckDB said, once, without a doubled period or a guess about the join keys."""
+    import shipyard.features.offline as offline
+
+    stats = driver_stats(n_drivers=2, hours=5)
+    service = _applied(tmp_path, stats)
+    monkeypatch.setitem(offline.SQL_TYPES, "float32", "NO_SUCH_TYPE")
+    with pytest.raises(InvalidInputError) as raised:
+        service.training_set(entity_rows(stats, 5), REFS)
+    message = str(raised.value)
+    assert "feature view 'driver_stats'" in message and "NO_SUCH_TYPE" in message
+    assert "join key" not in message and ".." not in message
 
 
 def test_on_demand_features_in_a_training_set(tmp_path: Path) -> None:

@@ -135,6 +135,45 @@ def test_unknown_or_missing_key_is_a_422_naming_it(served: LiveServer) -> None:
     assert 'shipyard_feature_lookups_total{outcome="missing",view="driver_stats"} 1.0' in metrics
 
 
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [
+        ('"1001"', "str '1001'"),  # as the signature: no numeric strings for an integer
+        ("[1001]", "list [1001]"),
+        ("true", "bool True"),
+        ("1001.5", "float 1001.5"),
+        ('"abc"', "str 'abc'"),
+        ("1e400", "float inf"),  # JSON's overflow: Python reads it as infinity
+        ("9223372036854775808", "int 9223372036854775808"),  # 2^63: not an int64
+    ],
+)
+def test_an_entity_key_of_the_wrong_type_is_a_422_naming_it(
+    served: LiveServer, key: str, shown: str
+) -> None:
+    """An int64 key given text, a list, a boolean, a fraction or an overflow is refused by
+    name and type, not looked up and reported as "never materialized"."""
+    body = f'{{"driver_id": {key}, "trip_distance": 3.0}}'
+    with served.client() as http:
+        answer = http.post("/predict", content=body, headers={"content-type": "application/json"})
+        batch = http.post("/predict", json=[{"driver_id": 1001, "trip_distance": 1.0}, {}])
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()
+    assert "entity key 'driver_id' must be int64" in answer.text, detail
+    assert f"got {shown}" in answer.text, detail
+    assert "never materialized" not in answer.text
+    assert batch.status_code == 422 and "record 1: missing entity key" in batch.text
+
+
+def test_an_integral_float_key_is_the_integer_key(served: LiveServer) -> None:
+    """1001.0 (a JSON client's number) is the int64 key 1001, as a signature reads it."""
+    with served.client() as http:
+        as_float = http.post("/predict", json={"driver_id": 1001.0, "trip_distance": 3.0})
+        as_int = http.post("/predict", json={"driver_id": 1001, "trip_distance": 3.0})
+    assert as_float.status_code == 200, as_float.text
+    assert as_int.status_code == 200
+    assert as_float.json()["prediction"] == as_int.json()["prediction"]
+
+
 def test_an_unreachable_online_store_is_a_503_never_a_guess(trained: Trained) -> None:
     settings = trained.client.settings.model_copy(update={"online_store": "redis://127.0.0.1:1/0"})
     down = Shipyard(settings)
@@ -144,6 +183,7 @@ def test_an_unreachable_online_store_is_a_503_never_a_guess(trained: Trained) ->
             answer = http.post("/predict", json={"driver_id": 1001, "trip_distance": 2.0})
         assert answer.status_code == 503
         assert "online store" in answer.text and "cannot be reached" in answer.text
+        assert ".." not in answer.text, answer.text
     finally:
         server.stop()
         down.close()
@@ -388,3 +428,148 @@ def test_a_model_of_stored_features_serves_by_id_and_logs_what_it_saw(
         assert logged[f"in_{column}"].tolist() == pytest.approx(
             online[column].astype("float64").tolist(), rel=0, abs=0
         )
+
+
+def test_batch_predict_of_a_feature_backed_model_says_to_build_the_features(
+    trained: Trained, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`shipyard predict` scores the columns it is given: a table of keys alone is refused
+    with the way to build the feature columns; the training set built that way scores."""
+    from typer.testing import CliRunner
+
+    from shipyard.cli.main import app
+
+    _cli_env(trained.client.settings, monkeypatch)
+    runner = CliRunner()
+    keys = pd.DataFrame(
+        {
+            "driver_id": [1001, 1002],
+            "trip_distance": [3.0, 5.0],
+            "event_timestamp": [pd.Timestamp.now(tz="UTC")] * 2,
+        }
+    )
+    keys.to_parquet(tmp_path / "keys.parquet", index=False)
+    refused = runner.invoke(
+        app,
+        ["predict", "eta:1", "-i", str(tmp_path / "keys.parquet"), "-o", str(tmp_path / "p.csv")],
+    )
+    assert refused.exit_code == 1, refused.output
+    text = " ".join(refused.output.split())
+    assert "has no columns 'conv_rate'" in text
+    assert "eta:1 is feature-backed" in text and "shipyard features training-set" in text
+    assert "driver_stats:conv_rate" in text and "trip_distance" in text
+
+    built = runner.invoke(
+        app,
+        [
+            "features",
+            "training-set",
+            "--entities",
+            str(tmp_path / "keys.parquet"),
+            "--features",
+            ",".join(REFS),
+            "--output",
+            str(tmp_path / "train.parquet"),
+        ],
+    )
+    assert built.exit_code == 0, built.output
+    scored = runner.invoke(
+        app,
+        ["predict", "eta:1", "-i", str(tmp_path / "train.parquet"), "-o", str(tmp_path / "p.csv")],
+    )
+    assert scored.exit_code == 0, scored.output
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 2
+
+
+def test_v2_metadata_and_infer_take_the_keys_and_request_fields(
+    trained: Trained, served: LiveServer
+) -> None:
+    """/v2 lists what a request carries (the key and the request-time field, not the
+    fetched features) and answers tensors of them as /predict answers the same rows."""
+    with served.client() as http:
+        meta = http.get("/v2/models/eta").json()
+        rows = [
+            {"driver_id": 1001, "trip_distance": 3.2},
+            {"driver_id": 1004, "trip_distance": 12.5},
+        ]
+        native = http.post("/predict", json=rows).json()["predictions"]
+        columns = http.post(
+            "/v2/models/eta/infer",
+            json={
+                "inputs": [
+                    {"name": "driver_id", "shape": [2], "datatype": "INT64", "data": [1001, 1004]},
+                    {
+                        "name": "trip_distance",
+                        "shape": [2],
+                        "datatype": "FP64",
+                        "data": [3.2, 12.5],
+                    },
+                ]
+            },
+        )
+        unknown = http.post(
+            "/v2/models/eta/infer",
+            json={
+                "inputs": [
+                    {"name": "driver_id", "shape": [1], "datatype": "INT64", "data": [77]},
+                    {"name": "trip_distance", "shape": [1], "datatype": "FP64", "data": [1.0]},
+                ]
+            },
+        )
+    assert {(i["name"], i["datatype"]) for i in meta["inputs"]} == {
+        ("driver_id", "INT64"),
+        ("trip_distance", "FP64"),
+    }
+    assert columns.status_code == 200, columns.text
+    (predict,) = [o for o in columns.json()["outputs"] if o["name"] == "predict"]
+    assert predict["data"] == native
+    assert unknown.status_code == 400, unknown.text  # V2 answers bad input with 400
+    assert "No online features for driver_id=77" in unknown.text
+
+
+def test_v2_with_tritons_own_client(trained: Trained, served: LiveServer) -> None:
+    """Triton's HTTP client (binary tensors by default) against a feature-backed model."""
+    import json
+    import subprocess
+
+    from peers import peer_venv_python
+
+    python = peer_venv_python("tritonclient", ["tritonclient[http]==2.*"])
+    driver = Path(__file__).parent / "protocols" / "triton_client_driver.py"
+    cases = [
+        {
+            "model": "eta",
+            "inputs": [
+                {"name": "driver_id", "datatype": "INT64", "values": [1001, 1004], "binary": True},
+                {
+                    "name": "trip_distance",
+                    "datatype": "FP64",
+                    "values": [3.2, 12.5],
+                    "binary": True,
+                },
+            ],
+            "outputs": None,
+        }
+    ]
+    done = subprocess.run(
+        [str(python), str(driver), served.url.removeprefix("http://")],
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert {i["name"] for i in report["model_metadata"]["inputs"]} == {"driver_id", "trip_distance"}
+    (case,) = report["cases"]
+    assert "error" not in case, case
+    with served.client() as http:
+        native = http.post(
+            "/predict",
+            json=[
+                {"driver_id": 1001, "trip_distance": 3.2},
+                {"driver_id": 1004, "trip_distance": 12.5},
+            ],
+        ).json()["predictions"]
+    assert case["arrays"]["predict"] == native

@@ -41,7 +41,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from shipyard.errors import InvalidInputError, StoreError
+from shipyard.errors import InvalidInputError, StoreError, reason
 
 #: Marker file of a complete output dataset (the convention Spark and Dask follow).
 SUCCESS_FILE = "_SUCCESS"
@@ -135,8 +135,8 @@ class RemoteOutput:
             self.fs.invalidate_cache()
         except _backend_errors() as exc:
             raise StoreError(
-                f"Could not publish the output {self.url}: {exc}. It has no {SUCCESS_FILE}, "
-                "so no reader takes it for complete; run the job again."
+                f"Could not publish the output {self.url}: {reason(exc)}. "
+                f"It has no {SUCCESS_FILE}, so no reader takes it for complete; run the job again."
             ) from exc
 
     def publish_file(self, local: Path) -> None:

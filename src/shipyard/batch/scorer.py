@@ -38,7 +38,7 @@ import difflib
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -347,6 +347,28 @@ class _InFlight:
     outcome: _Outcome | None
 
 
+def _feature_hint(model: BatchModel, missing: list[str]) -> str:
+    """For a feature-backed model: batch scoring takes its feature columns from the input
+    (it fetches nothing), and how to build them. Empty for any other model."""
+    spec = getattr(getattr(model, "manifest", None), "features", None)
+    if not isinstance(spec, Mapping) or not spec.get("refs"):
+        return ""
+    keys = ", ".join(spec.get("join_keys", [])) or "the entity keys"
+    return (
+        f" {model.ref} is feature-backed: batch scoring does not fetch its features, so the "
+        f"input must hold the feature columns ({', '.join(map(repr, missing))} missing). "
+        f"Build them from a table of {keys}, event_timestamp{_request_fields(spec)} with "
+        "`shipyard features "
+        f"training-set --entities ENTITIES --features {','.join(spec['refs'])} --output "
+        "FILE`, then score FILE."
+    )
+
+
+def _request_fields(spec: Mapping[str, Any]) -> str:
+    fields = list(spec.get("request_types", {}))
+    return f" and {', '.join(fields)}" if fields else ""
+
+
 class _Job:
     """State of one run of the loop: counters, the output schema, the sinks."""
 
@@ -403,6 +425,7 @@ class _Job:
                 if (close := difflib.get_close_matches(name, extra, n=1))
             ]
             hint = f" Did you mean {', '.join(hints)}?" if hints else ""
+            hint += _feature_hint(self.model, missing)
             noun = "column" if len(missing) == 1 else "columns"
             raise SchemaError(
                 f"The input {self.source.description!r} has no {noun} "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -259,6 +259,28 @@ def _parse_key(text: str) -> dict[str, str]:
     return row
 
 
+def _typed_key(text: str, row: dict[str, str], types: dict[str, str]) -> dict[str, Any]:
+    """``--key`` values as their key's type in the source (the JSON shows 1001, not
+    "1001"), or a clear error for a value that cannot be one."""
+    typed: dict[str, Any] = {}
+    for name, value in row.items():
+        kind = types.get(name, "string")
+        try:
+            if kind == "int64":
+                typed[name] = int(value)
+            elif kind == "float64":
+                typed[name] = float(value)
+            elif kind == "bool":
+                typed[name] = {"true": True, "false": False}[value.lower()]
+            else:
+                typed[name] = value
+        except (ValueError, KeyError):
+            raise InvalidInputError(
+                f"--key {text!r}: {name!r} is a key of type {kind}, got {value!r}."
+            ) from None
+    return typed
+
+
 @app.command("get")
 def get_command(
     ctx: typer.Context,
@@ -269,8 +291,10 @@ def get_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Read features from the online store; values older than the view's TTL are null."""
-    rows = [_parse_key(k) for k in keys]
-    records = get_client(ctx).features.get_online(view, rows)
+    features = get_client(ctx).features
+    types = features.key_types(view)
+    rows = [_typed_key(k, _parse_key(k), types) for k in keys]
+    records = features.get_online(view, rows)
     if as_json:
         print_json(records)
         return

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import ConflictError, InvalidInputError, ManifestError
+from shipyard.errors import ConflictError, InvalidInputError, ManifestError, reason
 from shipyard.registry.environment import canonical_name
 from shipyard.registry.refs import parse_ref
 
@@ -129,7 +129,7 @@ def _copy_package(package_dir: Path, dest: Path) -> None:
         # copytree gathers per-file failures (a dangling link, an unreadable file).
         raise ManifestError(
             f"Could not copy the model package {package_dir} into the build context: "
-            f"{exc}. Fix or remove those files and try again."
+            f"{reason(exc)}. Fix or remove those files and try again."
         ) from exc
     # COPY keeps file modes and the image's files belong to root, so a model
     # file saved as 0600 would be unreadable to the unprivileged server.

@@ -31,7 +31,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shipyard.errors import InvalidInputError
+from shipyard.errors import InvalidInputError, reason
 from shipyard.names import check_name
 
 #: Feature, key and column names: they become columns of training sets and request fields.
@@ -333,11 +333,11 @@ def load_definitions(path: str | Path) -> Definitions:
     except FileNotFoundError:
         raise InvalidInputError(f"Definitions file {path} does not exist.") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"Cannot read definitions file {path}: {exc}.") from exc
+        raise InvalidInputError(f"Cannot read definitions file {path}: {reason(exc)}.") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InvalidInputError(f"{path} is not valid YAML: {exc}.") from exc
+        raise InvalidInputError(f"{path} is not valid YAML: {reason(exc)}.") from exc
     return parse_definitions(data, where=str(path), base=path.resolve().parent)
 
 

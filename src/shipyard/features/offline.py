@@ -310,21 +310,16 @@ def run_join(
         entity_types = source_schema(con, "entities")
         out = _EntityOrder(n)
         for plan, cols in zip(plans, columns, strict=True):
-            join = _plan_join(con, plan, entities, entity_types)
-            # The rows come back in any order (written at their number); DuckDB may stream.
-            con.execute("SET preserve_insertion_order = false")
-            for part in range(join.slices):
-                sql = view_sql(plan, join, cols, part)
-                out.add(con.sql(sql).fetch_record_batch(_BATCH_ROWS), list(cols.values()))
+            try:
+                join = _plan_join(con, plan, entities, entity_types)
+                # The rows come back in any order (written at their number); DuckDB may stream.
+                con.execute("SET preserve_insertion_order = false")
+                for part in range(join.slices):
+                    sql = view_sql(plan, join, cols, part)
+                    out.add(con.sql(sql).fetch_record_batch(_BATCH_ROWS), list(cols.values()))
+            except duckdb.Error as exc:
+                raise _join_error(con, plan, entity_types, exc) from exc
         frame = out.frame()
-    except duckdb.Error as exc:
-        first = str(exc).splitlines()[0]
-        keys = sorted({k for p in plans for k in p.join_keys})
-        raise InvalidInputError(
-            f"Cannot join the entity table to the feature views: {first}. Check that the "
-            f"join key columns ({', '.join(keys)}) have the same type in the entity table "
-            "and in the sources."
-        ) from exc
     finally:
         con.unregister("entities")
     wanted = [FeatureRef(r.view, r.feature).column(full=full_feature_names) for r in refs]
@@ -332,6 +327,34 @@ def run_join(
 
 
 _BATCH_ROWS = 262_144
+
+
+def _join_error(
+    con: duckdb.DuckDBPyConnection,
+    plan: ViewPlan,
+    entity_types: dict[str, str],
+    exc: duckdb.Error,
+) -> InvalidInputError:
+    """A failed join, naming the view and, when the keys may be at fault, each key's types.
+
+    Only a value conversion (an entity key ``'abc'`` against an integer source key) is
+    blamed on the keys: any other error is reported as it is, with the view it came from.
+    """
+    first = (str(exc).splitlines() or [""])[0].rstrip().rstrip(".")
+    where = f"Cannot join the entity table to feature view {plan.view.name!r} "
+    where += f"(source {plan.source.path}): {first}."
+    if not isinstance(exc, duckdb.ConversionException):
+        return InvalidInputError(where)
+    try:
+        source_types = source_schema(con, plan.alias)
+    except InvalidInputError:
+        source_types = {}
+    keys = ", ".join(
+        f"{k!r} is {entity_types.get(k, '?')} in the entity table and "
+        f"{source_types.get(k, '?')} in the source"
+        for k in plan.join_keys
+    )
+    return InvalidInputError(f"{where} Check the join key types: {keys}.")
 
 
 class _EntityOrder:

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import orjson
 
-from shipyard.errors import ConfigError, StoreError
+from shipyard.errors import ConfigError, StoreError, reason
 
 __all__ = [
     "OnlineStore",
@@ -229,8 +229,9 @@ class RedisOnlineStore:
             return work(self._redis())
         except redis.RedisError as exc:
             raise OnlineStoreUnavailable(
-                f"The online store {self.target} cannot be reached: {exc}. Check that Redis "
-                "is running, or unset SHIPYARD_ONLINE_STORE to use the SQLite store."
+                f"The online store {self.target} cannot be reached: {reason(exc)}. "
+                "Check that Redis is running, or unset SHIPYARD_ONLINE_STORE to use the SQLite "
+                "store."
             ) from exc
 
     def write(self, view: str, records: Sequence[Record]) -> int:

@@ -36,7 +36,7 @@ from shipyard.features.registry import (
     apply_definitions,
     current_definitions,
 )
-from shipyard.features.sources import connect, register_source
+from shipyard.features.sources import connect, register_source, source_family, source_schema
 from shipyard.store.database import Database
 from shipyard.store.feature_store import FeatureStore
 from shipyard.tables import storage_options
@@ -529,6 +529,29 @@ class FeatureService:
                 row[column] = value
         return parts
 
+    def key_types(self, features: str | Iterable[str]) -> dict[str, str]:
+        """Each join key of the views ``features`` name -> its type in the source
+        (``int64``, ``float64``, ``bool`` or ``string``), for a view whose source is a
+        local file or folder (DuckDB reads only its schema). Keys of other sources
+        (``s3://``, SQL: reading their schema reads them) are left out."""
+        catalog = self.catalog()
+        views = {ref.view for ref in self._expand(catalog, features)}
+        types: dict[str, str] = {}
+        con = connect()
+        try:
+            for i, name in enumerate(sorted(views)):
+                applied = catalog.views.get(name)
+                if applied is None or "://" in applied.source.path:
+                    continue
+                register_source(con, applied.source, alias=f"src{i}")
+                schema = source_schema(con, f"src{i}")
+                for key in applied.join_keys:
+                    if key in schema:
+                        types[key] = _KEY_TYPES.get(source_family(schema[key]), "string")
+        finally:
+            con.close()
+        return types
+
     def _expand(self, catalog: Catalog, features: str | Iterable[str]) -> list[FeatureRef]:
         items = features.split(",") if isinstance(features, str) else list(features)
         refs: list[str] = []
@@ -618,6 +641,10 @@ def _typed(values: list[Any], dtype: str) -> Any:
     if dtype.startswith("float"):
         return np.array([np.nan if v is None else v for v in values], dtype=dtype)
     return pd.array(values, dtype=_PANDAS_TYPES[dtype])
+
+
+#: A source column's type family -> the dtype name of a key of that type.
+_KEY_TYPES = {"integer": "int64", "float": "float64", "bool": "bool", "text": "string"}
 
 
 def _kind(column: pd.Series) -> str:

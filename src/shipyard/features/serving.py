@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from shipyard.errors import SchemaError
+from shipyard.features.keys import check_keys
 from shipyard.features.registry import Catalog
 from shipyard.features.service import FeatureService, FeatureSet, LookupCounter
 
@@ -182,7 +183,8 @@ def _is_null(value: Any) -> bool:
 
 
 def _checked_rows(feature_set: FeatureSet, data: Any) -> list[dict[str, Any]]:
-    """The request's rows, each with every entity key (else a 422 naming the key)."""
+    """The request's rows, each with every entity key of its declared type (else a 422
+    naming the key)."""
     rows = _records(data)
     for i, row in enumerate(rows):
         missing = [k for k in feature_set.join_keys if row.get(k) is None]
@@ -195,6 +197,8 @@ def _checked_rows(feature_set: FeatureSet, data: Any) -> list[dict[str, Any]]:
                 field=missing[0],
                 expected="an entity key",
             )
+    # A key of the wrong type is named as such, not looked up and called "never materialized".
+    check_keys(rows, feature_set.key_types)
     return rows
 
 

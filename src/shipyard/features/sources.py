@@ -27,6 +27,7 @@ __all__ = [
     "is_integer_type",
     "quote",
     "register_source",
+    "source_family",
     "source_schema",
 ]
 
@@ -134,16 +135,55 @@ def register_source(
 ) -> None:
     """Make ``alias`` a view (or table) of ``source`` on ``con``."""
     scan = _scan(source)
+    raw = f"{alias}__raw"
     try:
         if scan is not None:
-            con.execute(f"CREATE OR REPLACE VIEW {quote(alias)} AS SELECT * FROM {scan}")
-            return
-        frame = read_table(source.path, storage_options=storage_options)
-        con.register(alias, frame)
+            con.execute(f"CREATE OR REPLACE VIEW {quote(raw)} AS SELECT * FROM {scan}")
+        else:
+            frame = read_table(source.path, storage_options=storage_options)
+            con.register(raw, frame)
+        con.execute(
+            f"CREATE OR REPLACE VIEW {quote(alias)} AS SELECT {_columns(con, raw)} "
+            f"FROM {quote(raw)}"
+        )
     except duckdb.Error as exc:
         raise InvalidInputError(
-            f"Source {source.name!r}: cannot read {source.path}: {str(exc).splitlines()[0]}"
+            f"Source {source.name!r}: cannot read {source.path}: {_first_line(exc)}"
         ) from exc
+
+
+#: Timestamp types in another unit than microseconds, read as (naive UTC) ``TIMESTAMP``.
+#: pandas writes nanoseconds by default (``datetime64[ns, UTC]``), which DuckDB reads as
+#: ``TIMESTAMPTZ_NS``: ``epoch_us`` and the joins know only microsecond timestamps.
+_CAST_UNITS = frozenset({"TIMESTAMP_S", "TIMESTAMP_MS"})
+_NANOSECONDS = frozenset({"TIMESTAMP_NS", "TIMESTAMPTZ_NS", "TIMESTAMP_NS WITH TIME ZONE"})
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> str:
+    """The select list of ``relation`` with every timestamp in microseconds.
+
+    Nanoseconds are truncated (not rounded, as a DuckDB cast would) to the microsecond,
+    as pandas truncates an entity table's times: a source row and an entity row of the
+    same nanosecond instant stay in the same order.
+    """
+    rows = con.execute(f"DESCRIBE SELECT * FROM {quote(relation)}").fetchall()
+    if not any(str(r[1]).upper() in _CAST_UNITS | _NANOSECONDS for r in rows):
+        return "*"
+    items = []
+    for row in rows:
+        name, kind = quote(str(row[0])), str(row[1]).upper()
+        if kind in _NANOSECONDS:
+            items.append(f"make_timestamp(epoch_ns({name}) // 1000) AS {name}")
+        elif kind in _CAST_UNITS:
+            items.append(f"CAST({name} AS TIMESTAMP) AS {name}")
+        else:
+            items.append(name)
+    return ", ".join(items)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's text, without a trailing period (callers add theirs)."""
+    return (str(exc).splitlines() or [""])[0].rstrip().rstrip(".")
 
 
 def source_schema(con: duckdb.DuckDBPyConnection, alias: str) -> dict[str, str]:
@@ -168,6 +208,11 @@ def _family(sql_type: str) -> str:
     if base.startswith(_TIME):
         return "time"
     return base.lower()
+
+
+def source_family(sql_type: str) -> str:
+    """A DuckDB type name's family: integer, float, text, bool, time or the type itself."""
+    return _family(sql_type)
 
 
 def is_integer_type(sql_type: str) -> bool:

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from shipyard.errors import ConfigError, InvalidInputError
+from shipyard.errors import ConfigError, InvalidInputError, reason
 from shipyard.loop.config import DataSource
 from shipyard.tables import SqlSource, locate, read_table
 from shipyard.tables.locations import ACCEPTED, is_table_file
@@ -75,8 +75,9 @@ def resolve_entry_point(spec: str, code_path: str | Path | None = None) -> Pipel
     except ImportError as exc:
         raise ConfigError(
             f"Cannot import module {module_name!r} of pipeline entry point {spec!r}{where}: "
-            f"{exc}. Put the module beside the loop config, set `pipeline.code_path` to its "
-            "folder, or install its package."
+            f"{reason(exc)}. "
+            "Put the module beside the loop config, set `pipeline.code_path` to its folder, "
+            "or install its package."
         ) from exc
     fn = getattr(module, attr, None)
     if not callable(fn):

@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shipyard.clock import utc_now
-from shipyard.errors import StoreError
+from shipyard.errors import StoreError, reason
 from shipyard.monitoring.records import PROBA_PREFIX
 from shipyard.store.filesystems import BACKEND_ERRORS, open_filesystem
 
@@ -151,7 +151,7 @@ class SegmentStore:
                 self.fs.pipe_file(target, data)
         except _BACKEND_ERRORS as exc:
             raise StoreError(
-                f"Could not write a {kind} segment for {model!r} to {self.url}: {exc}. "
+                f"Could not write a {kind} segment for {model!r} to {self.url}: {reason(exc)}. "
                 f"Check that the store is reachable and writable."
             ) from exc
         return self._public(target)

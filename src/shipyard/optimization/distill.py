@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl
 import numpy as np
 import pandas as pd
 
-from shipyard.errors import InvalidInputError
+from shipyard.errors import InvalidInputError, reason
 from shipyard.registry.model import LoadedModel
 
 JITTER_COPIES = 4
@@ -68,7 +68,7 @@ def parse_student(text: str) -> Any:
     try:
         return cls(**params)
     except TypeError as exc:
-        raise InvalidInputError(f"--distill {text!r}: {exc}.") from exc
+        raise InvalidInputError(f"--distill {text!r}: {reason(exc)}.") from exc
 
 
 def _value(raw: str) -> Any:

@@ -44,7 +44,7 @@ from shipyard.registry.model import LoadedModel, furthest_out_of_range
 from shipyard.registry.optimize import compiled_model, runtime_name
 from shipyard.registry.refs import ModelRef, parse_ref
 from shipyard.registry.service import Registry
-from shipyard.registry.signature import ColumnBatch, Signature
+from shipyard.registry.signature import ColumnBatch, ColumnSpec, DType, Signature
 from shipyard.serving import schemas
 from shipyard.serving.errors import ModelNotReadyError
 from shipyard.serving.metrics import ServingMetrics
@@ -56,6 +56,18 @@ logger = logging.getLogger("shipyard.serving")
 SCORING_ERRORS = (ValueError, TypeError, ArithmeticError)
 
 DEFAULT_POLL_INTERVAL = 2.0
+
+
+#: A feature-backed model's request field dtype -> the signature dtype a V2 tensor of it has.
+_REQUEST_DTYPES: dict[str, DType] = {
+    "int32": "integer",
+    "int64": "integer",
+    "float32": "float",
+    "float64": "float",
+    "bool": "boolean",
+    "string": "string",
+    "timestamp": "datetime",
+}
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,18 @@ class ServedModel:
         from shipyard.features.serving import request_fields
 
         return request_fields(spec)
+
+    @cached_property
+    def request_signature(self) -> Signature:
+        """What a request carries: the model's signature, or for a feature-backed model
+        its entity keys and request-time fields (the features are fetched, not sent)."""
+        fields = self.request_fields
+        if fields is None:
+            return self.signature
+        inputs = tuple(
+            ColumnSpec(name, _REQUEST_DTYPES.get(dtype, "string")) for name, dtype in fields.items()
+        )
+        return Signature(inputs, self.signature.output)
 
     @property
     def signature(self) -> Signature:

@@ -39,6 +39,7 @@ from shipyard.errors import (
     IntegrityError,
     InvalidInputError,
     StoreError,
+    reason,
 )
 from shipyard.store.filesystems import BACKEND_ERRORS, BOTO_ERRORS, open_filesystem
 
@@ -315,7 +316,7 @@ class FsspecArtifactStore:
         except _BACKEND_ERRORS as exc:
             self._discard(tmp)
             raise StoreError(
-                f"Could not store {path} in the artifact store {self.url}: {exc}. "
+                f"Could not store {path} in the artifact store {self.url}: {reason(exc)}. "
                 f"Check that the store is reachable, the bucket exists and the "
                 f"credentials may write to it."
             ) from exc
@@ -444,7 +445,7 @@ def _not_found(digest: str, url: str) -> ArtifactNotFoundError:
 
 def _store_error(action: str, digest: str, url: str, exc: BaseException) -> StoreError:
     return StoreError(
-        f"Could not {action} artifact {digest} in the artifact store {url}: {exc}. "
+        f"Could not {action} artifact {digest} in the artifact store {url}: {reason(exc)}. "
         f"Check that the store is reachable, the bucket exists and the credentials allow it."
     )
 

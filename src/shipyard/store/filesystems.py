@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shipyard.errors import ConfigError
+from shipyard.errors import ConfigError, reason
 from shipyard.extras import boto_errors, require_extra
 
 BOTO_ERRORS = boto_errors()
@@ -27,5 +27,5 @@ def open_filesystem(url: str, storage_options: dict[str, Any], *, what: str) -> 
         return fsspec.core.url_to_fs(url, **storage_options)
     except (ImportError, ValueError, TypeError) as exc:
         raise ConfigError(
-            f"Cannot open the {what} {url}: {exc}. Check the URL and its storage options."
+            f"Cannot open the {what} {url}: {reason(exc)}. Check the URL and its storage options."
         ) from exc

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shipyard.errors import InvalidInputError
+from shipyard.errors import InvalidInputError, reason
 from shipyard.registry.signature import DTYPES, DType, infer_signature
 from shipyard.validation.ranges import DEFAULT_RANGE_PROBABILITY, expected_range, sign_bounds
 
@@ -284,14 +284,14 @@ class DataContract:
                 strict=strict,
             )
         except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"Malformed data contract: {exc}.") from exc
+            raise InvalidInputError(f"Malformed data contract: {reason(exc)}.") from exc
 
     @classmethod
     def from_json(cls, text: str, *, source: str = "the contract") -> DataContract:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"{source} is not valid JSON: {exc}.") from exc
+            raise InvalidInputError(f"{source} is not valid JSON: {reason(exc)}.") from exc
         return cls.from_dict(data)
 
 

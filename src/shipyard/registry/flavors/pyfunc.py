@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from shipyard.errors import InvalidInputError, ManifestError
+from shipyard.errors import InvalidInputError, ManifestError, reason
 from shipyard.registry.flavors.base import option_file, pickle_dump, pickle_load
 
 ENTRYPOINT_FILE = "entrypoint.txt"
@@ -42,8 +42,8 @@ def resolve_target(target: str) -> Any:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
         raise InvalidInputError(
-            f"Cannot import {module_name!r} for the pyfunc model {target!r}: {exc}. Install "
-            "the code that defines it where the model is loaded."
+            f"Cannot import {module_name!r} for the pyfunc model {target!r}: {reason(exc)}. "
+            "Install the code that defines it where the model is loaded."
         ) from exc
     for part in attr_path.split("."):
         try:

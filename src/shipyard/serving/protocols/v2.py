@@ -37,7 +37,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 import orjson
+import pandas as pd
 from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 from starlette.responses import Response
@@ -71,9 +73,10 @@ EXTENSIONS = ["binary_tensor_data", "classification"]
 
 
 def model_metadata(served: ServedModel) -> dict[str, Any]:
+    # A feature-backed model takes its entity keys and request-time fields.
     inputs = [
         {"name": c.name, "datatype": SIGNATURE_DATATYPE[c.dtype], "shape": [-1]}
-        for c in served.signature.inputs
+        for c in served.request_signature.inputs
     ]
     output = served.signature.output
     predict_type = SIGNATURE_DATATYPE.get(output.dtype, "BYTES")
@@ -198,7 +201,10 @@ def build_router(inference: Inference, *, api_key: ApiKeyGuard) -> APIRouter:
     async def _infer(request: Request, served: ServedModel) -> Response:
         started = time.perf_counter()
         payload, binary = await read_request(request)
-        data = tensors_to_frame(payload, served.signature, binary)
+        data = tensors_to_frame(payload, served.request_signature, binary)
+        if served.request_fields is not None and isinstance(data, np.ndarray):
+            # One [N, k] tensor of keys and fields: the feature join takes named rows.
+            data = pd.DataFrame(data, columns=list(served.request_signature.names))
         request_id = request.scope[REQUEST_ID_KEY]
         served, _, result = await inference.run(
             data, request_id=request_id, protocol="v2", started=started, served=served
