@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -156,3 +157,32 @@ def test_sample_inputs_counts_the_window_and_bounds_the_sample(
     assert n == 400 and len(sample) == 100 and sample["x"].is_unique
     assert 0.35 < np.mean(sample["x"].to_numpy() < 200) < 0.65
     assert labelled_log.sample_inputs("iris", since=T0 + 2 * HOUR, until=T0 + 3 * HOUR)[0] == 0
+
+
+def _rows(prefix: str, n: int, **fields: object) -> list:
+    return [
+        dataclasses.replace(record(f"{prefix}{i}", T0 + timedelta(seconds=i)), **fields)
+        for i in range(n)
+    ]
+
+
+def test_a_deployments_window_holds_only_the_rows_its_servers_stamped(
+    log: PredictionLog, clock: ManualClock
+) -> None:
+    """A batch job logs ``primary`` rows with no deployment (segments without the
+    column): they, direct traffic and another deployment's rows are not ``web``'s."""
+    log.write(_rows("job-", 70, source="batch"))  # a segment with no deployment column
+    assert _summary(log, variant="primary", deployment="web").n_rows == 0
+    log.write(_rows("web-", 30, deployment="web"))
+    log.write(_rows("can-", 5, deployment="web", variant="canary"))
+    log.write(_rows("api-", 11, deployment="api"))
+    clock.advance(hours=2)
+    labelled = ["job-0", "job-1", "web-0", "api-0"]
+    record_feedback(log, [{"request_id": r, "label": 0} for r in labelled])
+    web = _summary(log, variant="primary", deployment="web")
+    assert (web.n_rows, web.n_labelled, len(web.inputs)) == (30, 1, 30)
+    assert _summary(log, variant="canary", deployment="web").n_rows == 5
+    assert _summary(log, variant="primary", deployment="api").n_rows == 11
+    # The version's own view (a plain server's) keeps every row, the batch job's too.
+    everything = _summary(log)
+    assert (everything.n_rows, everything.n_labelled) == (116, 4)

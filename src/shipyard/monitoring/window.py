@@ -104,13 +104,17 @@ def summarize_window(
     until: datetime,
     version: int | None = None,
     variant: str | None = None,
+    deployment: str | None = None,
     classifier: bool,
     limits: WindowLimits | None = None,
     calibration: Calibration | None = None,
 ) -> WindowSummary:
-    """Summarize the rows of ``model`` (``version``, answered as ``variant``) logged in
-    ``[since, until)``.
+    """Summarize the rows of ``model`` (``version``, answered as ``variant`` of
+    ``deployment``) logged in ``[since, until)``.
 
+    ``deployment`` keeps only the rows a server of that deployment stamped with its
+    name: not a batch job's (``shipyard predict`` logs them as ``primary`` with no
+    deployment), not direct traffic, not another deployment's of the same version.
     ``classifier`` says whether predictions are classes (compared with labels
     for accuracy) or values (a regressor: only label coverage is counted).
     ``calibration`` maps the logged probabilities before CBPE reads them.
@@ -124,7 +128,7 @@ def summarize_window(
     connection = store.connect(memory_limit_mb=limits.memory_limit_mb, threads=limits.threads)
     with _translated(store), connection as con:
         names = _columns(con, files)
-        window = _Window(con, files, names, since, until, version, variant)
+        window = _Window(con, files, names, since, until, version, variant, deployment)
         n_rows = window.count()
         if not n_rows:
             return WindowSummary()
@@ -185,6 +189,7 @@ class _Window:
         until: datetime,
         version: int | None,
         variant: str | None = None,
+        deployment: str | None = None,
     ) -> None:
         self.con = con
         self.names = names
@@ -193,10 +198,14 @@ class _Window:
         if version is not None:
             filters = " AND version = ?"
             self.params.append(version)
-        if variant is not None:
-            filters += " AND variant = ?" if "variant" in names else " AND FALSE"
-            if "variant" in names:
-                self.params.append(variant)
+        # A column no segment has (logs of servers that served no deployment) means
+        # no row of the window is that variant's or that deployment's.
+        for column, value in (("variant", variant), ("deployment", deployment)):
+            if value is None:
+                continue
+            filters += f" AND {column} = ?" if column in names else " AND FALSE"
+            if column in names:
+                self.params.append(value)
         self.where = f"WHERE timestamp >= ? AND timestamp < ?{filters}"
         self.dedupe = dedupe_clause("predictions", files)
 
