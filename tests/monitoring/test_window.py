@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -166,11 +167,25 @@ def _rows(prefix: str, n: int, **fields: object) -> list:
     ]
 
 
+@pytest.fixture(params=["local", "s3"])
+def either_log(
+    request: pytest.FixtureRequest, log: PredictionLog, clock: ManualClock
+) -> Iterator[PredictionLog]:
+    """The test's log in a local folder, or on (moto's) S3."""
+    if request.param == "local":
+        yield log
+        return
+    s3_log = PredictionLog(request.getfixturevalue("s3_store"), clock=clock)
+    yield s3_log
+    s3_log.close()
+
+
 def test_a_deployments_window_holds_only_the_rows_its_servers_stamped(
-    log: PredictionLog, clock: ManualClock
+    either_log: PredictionLog, clock: ManualClock
 ) -> None:
     """A batch job logs ``primary`` rows with no deployment (segments without the
     column): they, direct traffic and another deployment's rows are not ``web``'s."""
+    log = either_log
     log.write(_rows("job-", 70, source="batch"))  # a segment with no deployment column
     assert _summary(log, variant="primary", deployment="web").n_rows == 0
     log.write(_rows("web-", 30, deployment="web"))
