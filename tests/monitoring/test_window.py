@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from monitoring_support import T0, ManualClock, classifier_records, record
 
+from shipyard.monitoring.bucket_figures import bucket_accuracy, variant_accuracy
 from shipyard.monitoring.calibration import fit_calibration
 from shipyard.monitoring.compaction import COMPACTED, compact_partition
 from shipyard.monitoring.feedback import record_feedback
@@ -201,3 +202,18 @@ def test_a_deployments_window_holds_only_the_rows_its_servers_stamped(
     # The version's own view (a plain server's) keeps every row, the batch job's too.
     everything = _summary(log)
     assert (everything.n_rows, everything.n_labelled) == (116, 4)
+    # `monitor performance --deployment` and the UI's figures read the same rows.
+    span = {"since": T0, "until": T0 + HOUR}
+    report = performance(log, "iris", 1, window="1h", deployment="web", **span)
+    assert (report.overall.n_predictions, report.overall.n_labelled) == (35, 1)
+    assert {(v.variant, v.figures.n_predictions) for v in report.variants} == {
+        ("primary", 30),
+        ("canary", 5),
+    }
+    assert performance(log, "iris", 1, window="1h", **span).overall.n_predictions == 116
+    by_variant = variant_accuracy(log.store, "iris", version=1, deployment="api", **span)
+    assert [(v.variant, v.n_predictions) for v in by_variant] == [("primary", 11)]
+    buckets = bucket_accuracy(
+        log.store, "iris", since=T0, step=HOUR, count=1, version=1, deployment="web"
+    )
+    assert [(b.n_predictions, b.n_labelled) for b in buckets] == [(35, 1)]

@@ -296,3 +296,17 @@ def test_a_batch_job_of_the_served_version_is_not_the_deployments_traffic(
     assert perf.exit_code == 0, (perf.output, perf.exception)
     report = json.loads(perf.output)
     assert report["overall"]["n_predictions"] == len(sent) + batch_rows
+    # Asked for the deployment, it counts only what web's server answered.
+    perf = CliRunner().invoke(
+        app, ["monitor", "performance", f"m:{GOOD}", "--deployment", "web", "--json"], env=env
+    )
+    assert perf.exit_code == 0, (perf.output, perf.exception)
+    report = json.loads(perf.output)
+    assert report["overall"]["n_predictions"] == len(sent)
+    assert [(v["variant"], v["n_predictions"]) for v in report["variants"]] == [
+        ("primary", len(sent))
+    ]
+    unknown = CliRunner().invoke(
+        app, ["monitor", "performance", f"m:{GOOD}", "--deployment", "nosuch"], env=env
+    )
+    assert unknown.exit_code == 1 and "nosuch" in unknown.output, unknown.output
