@@ -255,14 +255,17 @@ def test_an_unlabelled_canary_is_rolled_back_on_its_estimated_accuracy(
 
 
 def test_a_batch_job_of_the_served_version_is_not_the_deployments_traffic(
-    sqlite_reg: Registry, tmp_path: Path
+    reg: Registry, tmp_path: Path
 ) -> None:
     """``shipyard predict`` logs its rows as ``primary`` with no deployment: the
     deployment's monitor window, gauges and ``deploy status`` count only what its
-    server answered, while the model-level ``monitor performance`` still counts both."""
-    d = sqlite_reg.deployments
+    server answered, while the model-level ``monitor performance`` still counts both.
+    On SQLite and on PostgreSQL (the leases and stored figures live there)."""
+    d = reg.deployments
     d.create("web", "m", GOOD)
-    env = {"SHIPYARD_HOME": str(sqlite_reg.settings.home), "COLUMNS": "200"}
+    env = {"SHIPYARD_HOME": str(reg.settings.home), "COLUMNS": "200"}
+    if reg.settings.db:
+        env["SHIPYARD_DB"] = str(reg.settings.db)
     batch_rows = 700
     rng = np.random.default_rng(3)
     pd.DataFrame({"x": rng.uniform(-9, 9, batch_rows)}).to_parquet(tmp_path / "rows.parquet")
@@ -277,7 +280,7 @@ def test_a_batch_job_of_the_served_version_is_not_the_deployments_traffic(
     rows = "shipyard_monitor_window_predictions"
     key = labels("primary", GOOD)
 
-    with serve(sqlite_reg) as url:
+    with serve(reg) as url:
         # No request yet: the window holds the batch job's rows only, none of them web's.
         wait_for(lambda: (rows, key) in scrape(url), "the primary's window gauge")
         assert scrape(url)[(rows, key)] == 0
