@@ -38,6 +38,7 @@ from shipyard.monitoring.queries import (
     _q,
     _translated,
     newest_labels,
+    row_filter,
 )
 from shipyard.monitoring.records import INPUT_PREFIX, PROBA_PREFIX, class_key
 from shipyard.monitoring.segments import SegmentStore
@@ -193,19 +194,12 @@ class _Window:
     ) -> None:
         self.con = con
         self.names = names
-        self.params: list[object] = [files, since, until]
-        filters = ""
-        if version is not None:
-            filters = " AND version = ?"
-            self.params.append(version)
-        # A column no segment has (logs of servers that served no deployment) means
-        # no row of the window is that variant's or that deployment's.
-        for column, value in (("variant", variant), ("deployment", deployment)):
-            if value is None:
-                continue
-            filters += f" AND {column} = ?" if column in names else " AND FALSE"
-            if column in names:
-                self.params.append(value)
+        filters, params = row_filter(names, version, deployment)
+        self.params: list[object] = [files, since, until, *params]
+        if variant is not None:  # no variant column: no row is that variant's
+            filters += " AND variant = ?" if "variant" in names else " AND FALSE"
+            if "variant" in names:
+                self.params.append(variant)
         self.where = f"WHERE timestamp >= ? AND timestamp < ?{filters}"
         self.dedupe = dedupe_clause("predictions", files)
 
