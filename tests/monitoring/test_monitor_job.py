@@ -179,6 +179,7 @@ def test_each_variant_has_its_own_window_lease_and_series_until_it_stops_serving
     primary = MonitorTarget(Served(VERSION, np.array([0, 1, 2])), "web", "primary")
     canary = MonitorTarget(Served(canary_version, np.array([0, 1, 2])), "web", "canary")
     shadow = MonitorTarget(Served(canary_version, np.array([0, 1, 2])), "web", "shadow:2")
+    # As a deployment's server logs them: stamped with the deployment's name.
     rows = [
         replace(record(f"p{i}", T0 - timedelta(minutes=5), version=1), variant="primary")
         for i in range(30)
@@ -188,6 +189,12 @@ def test_each_variant_has_its_own_window_lease_and_series_until_it_stops_serving
         for i in range(10)
     ]
     rows += [replace(r, variant="shadow:2", version=2) for r in rows[:30]]
+    rows = [replace(r, deployment="web") for r in rows]
+    # A batch job of the primary's version: "primary", no deployment; not web's traffic.
+    rows += [
+        replace(record(f"job{i}", T0 - timedelta(minutes=5), version=1), source="batch")
+        for i in range(7)
+    ]
     log.write(rows)
     log.flush()
     runtime = Deployed([primary, canary, shadow])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pandas as pd
 import pytest
 from monitoring_support import T0, ManualClock, classifier_records, record
 
+from shipyard.monitoring.bucket_figures import bucket_accuracy, variant_accuracy
 from shipyard.monitoring.calibration import fit_calibration
 from shipyard.monitoring.compaction import COMPACTED, compact_partition
 from shipyard.monitoring.feedback import record_feedback
@@ -156,3 +159,61 @@ def test_sample_inputs_counts_the_window_and_bounds_the_sample(
     assert n == 400 and len(sample) == 100 and sample["x"].is_unique
     assert 0.35 < np.mean(sample["x"].to_numpy() < 200) < 0.65
     assert labelled_log.sample_inputs("iris", since=T0 + 2 * HOUR, until=T0 + 3 * HOUR)[0] == 0
+
+
+def _rows(prefix: str, n: int, **fields: object) -> list:
+    return [
+        dataclasses.replace(record(f"{prefix}{i}", T0 + timedelta(seconds=i)), **fields)
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(params=["local", "s3"])
+def either_log(
+    request: pytest.FixtureRequest, log: PredictionLog, clock: ManualClock
+) -> Iterator[PredictionLog]:
+    """The test's log in a local folder, or on (moto's) S3."""
+    if request.param == "local":
+        yield log
+        return
+    s3_log = PredictionLog(request.getfixturevalue("s3_store"), clock=clock)
+    yield s3_log
+    s3_log.close()
+
+
+def test_a_deployments_window_holds_only_the_rows_its_servers_stamped(
+    either_log: PredictionLog, clock: ManualClock
+) -> None:
+    """A batch job logs ``primary`` rows with no deployment (segments without the
+    column): they, direct traffic and another deployment's rows are not ``web``'s."""
+    log = either_log
+    log.write(_rows("job-", 70, source="batch"))  # a segment with no deployment column
+    assert _summary(log, variant="primary", deployment="web").n_rows == 0
+    log.write(_rows("web-", 30, deployment="web"))
+    log.write(_rows("can-", 5, deployment="web", variant="canary"))
+    log.write(_rows("api-", 11, deployment="api"))
+    clock.advance(hours=2)
+    labelled = ["job-0", "job-1", "web-0", "api-0"]
+    record_feedback(log, [{"request_id": r, "label": 0} for r in labelled])
+    web = _summary(log, variant="primary", deployment="web")
+    assert (web.n_rows, web.n_labelled, len(web.inputs)) == (30, 1, 30)
+    assert _summary(log, variant="canary", deployment="web").n_rows == 5
+    assert _summary(log, variant="primary", deployment="api").n_rows == 11
+    # The version's own view (a plain server's) keeps every row, the batch job's too.
+    everything = _summary(log)
+    assert (everything.n_rows, everything.n_labelled) == (116, 4)
+    # `monitor performance --deployment` and the UI's figures read the same rows.
+    span = {"since": T0, "until": T0 + HOUR}
+    report = performance(log, "iris", 1, window="1h", deployment="web", **span)
+    assert (report.overall.n_predictions, report.overall.n_labelled) == (35, 1)
+    assert {(v.variant, v.figures.n_predictions) for v in report.variants} == {
+        ("primary", 30),
+        ("canary", 5),
+    }
+    assert performance(log, "iris", 1, window="1h", **span).overall.n_predictions == 116
+    by_variant = variant_accuracy(log.store, "iris", version=1, deployment="api", **span)
+    assert [(v.variant, v.n_predictions) for v in by_variant] == [("primary", 11)]
+    buckets = bucket_accuracy(
+        log.store, "iris", since=T0, step=HOUR, count=1, version=1, deployment="web"
+    )
+    assert [(b.n_predictions, b.n_labelled) for b in buckets] == [(35, 1)]

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -251,3 +252,64 @@ def test_an_unlabelled_canary_is_rolled_back_on_its_estimated_accuracy(
     assert change.action == "auto_rollback" or "automatic rollback" in (change.reason or "")
     assert "estimate over" in (change.reason or "")
     assert "unlabelled rows" in (change.reason or "")
+
+
+def test_a_batch_job_of_the_served_version_is_not_the_deployments_traffic(
+    reg: Registry, tmp_path: Path
+) -> None:
+    """``shipyard predict`` logs its rows as ``primary`` with no deployment: the
+    deployment's monitor window, gauges and ``deploy status`` count only what its
+    server answered, while the model-level ``monitor performance`` still counts both.
+    On SQLite and on PostgreSQL (the leases and stored figures live there)."""
+    d = reg.deployments
+    d.create("web", "m", GOOD)
+    env = {"SHIPYARD_HOME": str(reg.settings.home), "COLUMNS": "200"}
+    if reg.settings.db:
+        env["SHIPYARD_DB"] = str(reg.settings.db)
+    batch_rows = 700
+    rng = np.random.default_rng(3)
+    pd.DataFrame({"x": rng.uniform(-9, 9, batch_rows)}).to_parquet(tmp_path / "rows.parquet")
+    scored = CliRunner().invoke(
+        app,
+        ["predict", f"m:{GOOD}", "--input", str(tmp_path / "rows.parquet"),
+         "--output", str(tmp_path / "out.parquet")],
+        env=env,
+    )  # fmt: skip
+    assert scored.exit_code == 0, (scored.output, scored.exception)
+    assert len(pd.read_parquet(tmp_path / "out.parquet")) == batch_rows
+    rows = "shipyard_monitor_window_predictions"
+    key = labels("primary", GOOD)
+
+    with serve(reg) as url:
+        # No request yet: the window holds the batch job's rows only, none of them web's.
+        wait_for(lambda: (rows, key) in scrape(url), "the primary's window gauge")
+        assert scrape(url)[(rows, key)] == 0
+        sent = traffic(url, 40, seed=4)
+        assert {v for *_, v in sent} == {"primary"}
+        wait_for(lambda: scrape(url).get((rows, key)) == len(sent), "the served rows counted")
+        time.sleep(1.5)  # later runs (every 0.5 s) count the same rows
+        assert scrape(url)[(rows, key)] == len(sent)
+
+        shown = CliRunner().invoke(app, ["deploy", "status", "web", "--json"], env=env)
+        assert shown.exit_code == 0, shown.output
+        assert json.loads(shown.output)["monitoring"]["primary"]["window_predictions"] == len(sent)
+
+    # The model's own view holds every row of the version, the batch job's too.
+    perf = CliRunner().invoke(app, ["monitor", "performance", f"m:{GOOD}", "--json"], env=env)
+    assert perf.exit_code == 0, (perf.output, perf.exception)
+    report = json.loads(perf.output)
+    assert report["overall"]["n_predictions"] == len(sent) + batch_rows
+    # Asked for the deployment, it counts only what web's server answered.
+    perf = CliRunner().invoke(
+        app, ["monitor", "performance", f"m:{GOOD}", "--deployment", "web", "--json"], env=env
+    )
+    assert perf.exit_code == 0, (perf.output, perf.exception)
+    report = json.loads(perf.output)
+    assert report["overall"]["n_predictions"] == len(sent)
+    assert [(v["variant"], v["n_predictions"]) for v in report["variants"]] == [
+        ("primary", len(sent))
+    ]
+    unknown = CliRunner().invoke(
+        app, ["monitor", "performance", f"m:{GOOD}", "--deployment", "nosuch"], env=env
+    )
+    assert unknown.exit_code == 1 and "nosuch" in unknown.output, unknown.output

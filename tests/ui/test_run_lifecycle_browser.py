@@ -284,6 +284,7 @@ def _log_canary(client: Any, version: int) -> None:
                 latency_seconds=0.003,
                 variant="canary",
                 source="online",
+                deployment="web",
             )
         )
         truth = y.iloc[rows].to_numpy()
@@ -389,3 +390,47 @@ def test_monitoring_and_deployment_pages_show_each_variant_and_say_if_calibrated
     visit.open("/deployments/web", "deployment-variants")
     assert set(_variant_rows(page)) == {f"primary {v1}", f"canary {v2}"}
     assert page.locator("#calibration").get_attribute("data-calibrated") == "yes"
+
+    # A batch job of the primary's version (`shipyard predict` logs "primary", no
+    # deployment): the model's page counts it, the deployment's page does not.
+    def primary_predictions(path: str) -> int:
+        visit.open(path)
+        row = page.locator(f'#variant-figures tr[data-variant="primary"][data-version="{v1}"]')
+        return int(row.locator("td.num").all_inner_texts()[0])
+
+    served = primary_predictions("/deployments/web")
+    everything = primary_predictions("/monitoring/iris?window=24h")
+    _log_batch_job(client, v1, rows=57)
+    assert primary_predictions("/deployments/web") == served
+    assert primary_predictions("/monitoring/iris?window=24h") == (everything + 57)
+    with_web = primary_predictions("/monitoring/iris?window=24h&deployment=web")
+    assert with_web == served
+
+
+def _log_batch_job(client: Any, version: int, rows: int) -> None:
+    """What ``shipyard predict`` logs: a job's rows as "primary", with no deployment."""
+    import numpy as np
+
+    from shipyard.clock import utc_now
+    from shipyard.monitoring.records import PredictionBatch
+    from shipyard.quickstart import iris_frame
+
+    X, _ = iris_frame()
+    inputs = X.iloc[:rows].reset_index(drop=True)
+    model = client.registry.load(f"iris:{version}")
+    proba = np.asarray(model.predict_proba(inputs))
+    classes = tuple(model.classes)
+    client.prediction_log.write(
+        PredictionBatch(
+            request_id="batch-job-1",
+            timestamp=utc_now(),
+            model="iris",
+            version=version,
+            inputs=inputs,
+            predictions=np.asarray(classes)[proba.argmax(axis=1)],
+            probabilities=proba,
+            classes=classes,
+            source="batch",
+        )
+    )
+    client.prediction_log.flush(timeout=30)

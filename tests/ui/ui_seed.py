@@ -130,6 +130,7 @@ def _log_predictions(client: Shipyard, X: pd.DataFrame, y: pd.Series, version: i
                 latency_seconds=0.002 + 0.001 * (i % 5),
                 variant="primary",
                 source="online",
+                deployment="web",  # web's traffic, as its servers stamp it
             )
         )
         truth = y.iloc[rows].to_numpy()

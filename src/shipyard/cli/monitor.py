@@ -104,11 +104,23 @@ def performance_command(
     all_versions: bool = typer.Option(
         False, "--all-versions", help="Include every version's predictions, not just REF's."
     ),
+    deployment: str | None = typer.Option(
+        None,
+        "--deployment",
+        help="Only the rows this deployment's servers answered (not batch jobs', not "
+        "direct traffic).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Realized and estimated (CBPE) metrics per time bucket, against the training baseline."""
     client = get_client(ctx)
     version = client.registry.resolve(ref)
+    if deployment is not None:
+        served = client.deployments.get(deployment).model  # unknown: an error naming it
+        if served != version.model:
+            raise InvalidInputError(
+                f"--deployment {deployment!r} serves model {served!r}, not {version.model!r}."
+            )
     report = performance(
         client.prediction_log,
         version.model,
@@ -119,6 +131,7 @@ def performance_command(
         task=_task_of(client, version),
         baseline=version.metrics,
         calibration=client.calibrations.latest,
+        deployment=deployment,
     )
     verdict, why_not = _judge(report, metric, margin, sustained, min_labels)
     if as_json:

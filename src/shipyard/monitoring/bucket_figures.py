@@ -43,6 +43,7 @@ from shipyard.monitoring.queries import (
     _q,
     _translated,
     newest_labels,
+    row_filter,
 )
 from shipyard.monitoring.records import PROBA_PREFIX
 from shipyard.monitoring.segments import SegmentStore
@@ -126,6 +127,7 @@ def bucket_accuracy(
     count: int,
     version: int | None = None,
     calibration: Callable[[str, int], Calibration | None] | None = None,
+    deployment: str | None = None,
 ) -> list[BucketAccuracy]:
     """The accuracy sums of ``model``'s predictions in each of ``count`` buckets of ``step``.
 
@@ -145,6 +147,7 @@ def bucket_accuracy(
         version=version,
         calibration=calibration,
         keys=lambda names: [bucket],
+        deployment=deployment,
     )
     out = []
     for group in found:
@@ -172,11 +175,13 @@ def variant_accuracy(
     until: datetime,
     version: int | None = None,
     calibration: Callable[[str, int], Calibration | None] | None = None,
+    deployment: str | None = None,
 ) -> list[VariantAccuracy]:
     """The same sums over ``since`` to ``until`` as one range, per (variant, version) pair,
     in order of first appearance (the pairs of
     :attr:`~shipyard.monitoring.performance.PerformanceReport.variants`); [] when the
-    log has no ``variant`` column."""
+    log has no ``variant`` column. ``deployment`` keeps only the rows its servers
+    logged (:func:`~shipyard.monitoring.queries.row_filter`)."""
 
     def keys(names: list[str]) -> list[str] | None:
         if "variant" not in names:
@@ -195,6 +200,7 @@ def variant_accuracy(
         version=version,
         calibration=calibration,
         keys=keys,
+        deployment=deployment,
     )
     return [
         VariantAccuracy(
@@ -238,6 +244,7 @@ def _sums(
     version: int | None,
     calibration: Callable[[str, int], Calibration | None] | None,
     keys: Callable[[list[str]], list[str] | None],
+    deployment: str | None = None,
 ) -> list[_Group]:
     """The accuracy sums of the rows from ``since`` to ``until`` grouped by the SQL
     expressions ``keys`` gives for the log's columns (None: no groups), in order of
@@ -270,7 +277,7 @@ def _sums(
             expected = f"CASE {chosen} ELSE greatest({', '.join(quoted)}) END"
         else:
             present, expected = "false", "0.0"
-        version_filter = "" if version is None else " AND version = ?"
+        filters, filter_params = row_filter(names, version, deployment)
         wanted = ", ".join(
             _q(n) for n in names if n in ("request_id", "row", "timestamp", "variant", *probas)
         )
@@ -280,9 +287,9 @@ def _sums(
         p_g = ", ".join(f"p.{n}" for n in g)
         on = " AND ".join(f"totals.{n} IS NOT DISTINCT FROM judged.{n}" for n in g)
         variant = ", p.variant" if "variant" in names else ""
-        window: list[object] = [files, since, until] + ([] if version is None else [version])
+        window: list[object] = [files, since, until, *filter_params]
         scan = (
-            f"{_SCAN} WHERE timestamp >= ? AND timestamp < ?{version_filter} "
+            f"{_SCAN} WHERE timestamp >= ? AND timestamp < ?{filters} "
             f"{dedupe_clause('predictions', files)}"
         )
         calibrated = (

@@ -320,9 +320,13 @@ class MonitorJob:
                 since=until - self.window,
                 until=until,
                 version=served.version,
-                # A plain server's rows are all its own; a deployment's are told apart
-                # by variant (a version may be both a canary and a shadow in turn).
+                # A plain server watches its version's rows, whoever logged them (a
+                # batch job's too). A deployment's variant watches only the rows its
+                # servers stamped with the deployment's name and that variant (a
+                # version may be both a canary and a shadow in turn): not a batch
+                # job's of the same version, which logs "primary" with no deployment.
                 variant=target.variant if target.deployment else None,
+                deployment=target.deployment or None,
                 classifier=served.classes is not None,
                 limits=self.limits,
                 calibration=self._calibration(served),

@@ -178,6 +178,7 @@ def performance(
     task: Task | None = None,
     baseline: Mapping[str, float] | None = None,
     calibration: Callable[[str, int], Calibration | None] | None = None,
+    deployment: str | None = None,
 ) -> PerformanceReport:
     """Realized and estimated performance of ``model`` per ``window`` bucket.
 
@@ -188,6 +189,8 @@ def performance(
     version's ``metrics`` (found under common names by :func:`baseline_metrics`).
     ``calibration`` gives each version's stored CBPE calibration (rows of a
     version without one are estimated from their raw probabilities).
+    ``deployment`` keeps only the rows its servers logged: not a batch job's, not
+    direct traffic, not another deployment's (by default every row of the model).
     """
     check_model_name(model)
     step = parse_duration(window)
@@ -212,9 +215,20 @@ def performance(
         # Nothing to estimate from (no probabilities): every figure is a count or a sum,
         # so DuckDB aggregates the window and no row comes into memory.
         return _counted_report(
-            log, model, version, names, edges, end, step, task=task, baseline=baseline
+            log,
+            model,
+            version,
+            names,
+            edges,
+            end,
+            step,
+            task=task,
+            baseline=baseline,
+            deployment=deployment,
         )
-    frame = read_labelled(log.store, model, since=first, until=end, version=version)
+    frame = read_labelled(
+        log.store, model, since=first, until=end, version=version, deployment=deployment
+    )
     classes = [c[len(PROBA_PREFIX) :] for c in frame.columns if c.startswith(PROBA_PREFIX)]
     notes: list[str] = []
     if task is None:
@@ -224,7 +238,7 @@ def performance(
     metrics = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
     data = _Prepared(frame, task, classes, notes)
     calibrated = data.calibrate(frame, model, calibration) if task == "classification" else None
-    note = _range_note(model, version, first, end, frame.empty, task, bool(classes))
+    note = _range_note(model, version, first, end, frame.empty, task, bool(classes), deployment)
     if note is not None:
         notes.append(note)
 
@@ -260,10 +274,13 @@ def _range_note(
     empty: bool,
     task: Task,
     probabilities: bool,
+    deployment: str | None = None,
 ) -> str | None:
     """What the report cannot show over the range: no predictions, or no estimate."""
     if empty:
         where = f"{model}" if version is None else f"{model}:{version}"
+        if deployment is not None:
+            where += f" by deployment {deployment!r}"
         return (
             f"No predictions of {where} were logged between {first.isoformat()} and "
             f"{end.isoformat()}."
@@ -439,6 +456,7 @@ def _counted_report(
     *,
     task: Task | None,
     baseline: Mapping[str, float] | None,
+    deployment: str | None = None,
 ) -> PerformanceReport:
     """:func:`performance` for a log without probabilities, from DuckDB's aggregates.
 
@@ -461,13 +479,14 @@ def _counted_report(
         step=step,
         version=version,
         regression=task == "regression",
+        deployment=deployment,
     )
     empty = counts.empty or int(counts["n"].sum()) == 0
     if inferred and not empty:
         notes.append(f"Task inferred from the log: {task}.")
     if task == "regression" and not empty and int(counts["unreadable"].sum()):
         notes.append(f"{int(counts['unreadable'].sum())} labels are not numbers and were left out.")
-    note = _range_note(model, version, first, end, empty, task, False)
+    note = _range_note(model, version, first, end, empty, task, False, deployment)
     if note is not None:
         notes.append(note)
     delay = {

@@ -44,6 +44,7 @@ __all__ = [
     "newest_labels",
     "read_labelled",
     "read_window",
+    "row_filter",
 ]
 
 META_COLUMNS = (
@@ -170,12 +171,15 @@ def read_labelled(
     since: datetime,
     until: datetime,
     version: int | None = None,
+    deployment: str | None = None,
 ) -> pd.DataFrame:
     """Rows in the window with their newest label (``label`` / ``labelled_at``, null if none).
 
     Inputs are left out; the columns are the metadata, ``prediction``, the
     ``proba_*`` columns, ``label`` (text, see :func:`class_key`) and
     ``labelled_at`` (when the truth became known, else when it was received).
+    ``deployment`` keeps only the rows that deployment's servers logged (see
+    :func:`row_filter`).
     """
     first, last = _days(since, until)
     files = store.files("predictions", model, first=first, last=last)
@@ -186,21 +190,55 @@ def read_labelled(
         names = [n for n in _columns(con, files) if not n.startswith(INPUT_PREFIX)]
         wanted = [n for n in names if n in META_COLUMNS or n == "prediction"]
         wanted += [n for n in names if n.startswith(PROBA_PREFIX)]
-        joined, params = _joined(", ".join(_q(n) for n in wanted), names, files, labels, version)
+        joined, params = _joined(
+            ", ".join(_q(n) for n in wanted), names, files, labels, version, deployment
+        )
         sql = joined + 'SELECT * FROM j ORDER BY timestamp, request_id, "row"'
         return con.execute(sql, [files, since, until, *params]).df()
 
 
+def row_filter(
+    names: Sequence[str], version: int | None = None, deployment: str | None = None
+) -> tuple[str, list[object]]:
+    """SQL (`` AND ...``) keeping the rows of ``version`` logged by ``deployment``'s
+    servers, and its parameters, for a log with columns ``names``.
+
+    A deployment's server stamps its name on every row (``deployment``); a batch
+    job (``shipyard predict``) and a plain ``shipyard serve`` do not, so their rows,
+    and segments with no such column at all, belong to no deployment.
+
+    >>> row_filter(["version", "deployment"], 3, "web")
+    (' AND version = ? AND deployment = ?', [3, 'web'])
+    >>> row_filter(["version"], None, "web")
+    (' AND FALSE', [])
+    """
+    sql, params = "", list[object]()
+    if version is not None:
+        sql += " AND version = ?"
+        params.append(version)
+    if deployment is not None:
+        if "deployment" not in names:
+            return sql + " AND FALSE", params
+        sql += " AND deployment = ?"
+        params.append(deployment)
+    return sql, params
+
+
 def _joined(
-    select: str, names: Sequence[str], files: list[str], labels: list[str], version: int | None
+    select: str,
+    names: Sequence[str],
+    files: list[str],
+    labels: list[str],
+    version: int | None,
+    deployment: str | None = None,
 ) -> tuple[str, list[object]]:
     """``WITH ... j AS (...)``: the window's rows (``select``, which must hold request_id
     and row) joined to their labels as relation ``j`` with ``label`` / ``labelled_at``,
     and the parameters after the files and the window's two ends."""
-    version_filter = "" if version is None else " AND version = ?"
+    filters, params = row_filter(names, version, deployment)
     sql = (
         f"WITH p AS (SELECT {select}, {_label_claim(names)} AS _claim "
-        f"FROM {_SCAN} WHERE timestamp >= ? AND timestamp < ?{version_filter}"
+        f"FROM {_SCAN} WHERE timestamp >= ? AND timestamp < ?{filters}"
         f"{dedupe_clause('predictions', files)}), "
         f"f AS ({newest_labels(bool(labels))}), "
         "j AS (SELECT p.* EXCLUDE (_claim), "
@@ -208,7 +246,6 @@ def _joined(
         "CASE WHEN p._claim THEN f.labelled_at END AS labelled_at "
         'FROM p LEFT JOIN f ON p.request_id = f.request_id AND p."row" = f."row") '
     )
-    params: list[object] = [] if version is None else [version]
     return sql, params + ([labels] if labels else [])
 
 
@@ -254,6 +291,7 @@ def count_labelled(
     step: timedelta,
     version: int | None = None,
     regression: bool = False,
+    deployment: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The window's predictions and labels counted in DuckDB: memory bounded by the groups.
 
@@ -283,7 +321,7 @@ def count_labelled(
             f"timestamp, {variant} AS variant, version, {prediction} AS prediction, "
             'request_id, "row"'
         )
-        joined, tail = _joined(select, names, files, labels, version)
+        joined, tail = _joined(select, names, files, labels, version, deployment)
         joined += (
             ", k AS (SELECT *, TRY_CAST(label AS DOUBLE) AS y, "
             "TRY_CAST(prediction AS DOUBLE) AS yhat, "

@@ -188,6 +188,9 @@ class PredictionBatch:
     #: chunk whose rejected rows were set aside logs the input row number of
     #: every row it scored, so a label still joins the row it was given for.
     rows: np.ndarray | None = None
+    #: The deployment that answered, as its servers stamp it; None (a batch job,
+    #: direct traffic) counts towards no deployment's monitoring.
+    deployment: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

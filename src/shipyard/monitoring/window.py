@@ -38,6 +38,7 @@ from shipyard.monitoring.queries import (
     _q,
     _translated,
     newest_labels,
+    row_filter,
 )
 from shipyard.monitoring.records import INPUT_PREFIX, PROBA_PREFIX, class_key
 from shipyard.monitoring.segments import SegmentStore
@@ -104,13 +105,17 @@ def summarize_window(
     until: datetime,
     version: int | None = None,
     variant: str | None = None,
+    deployment: str | None = None,
     classifier: bool,
     limits: WindowLimits | None = None,
     calibration: Calibration | None = None,
 ) -> WindowSummary:
-    """Summarize the rows of ``model`` (``version``, answered as ``variant``) logged in
-    ``[since, until)``.
+    """Summarize the rows of ``model`` (``version``, answered as ``variant`` of
+    ``deployment``) logged in ``[since, until)``.
 
+    ``deployment`` keeps only the rows a server of that deployment stamped with its
+    name: not a batch job's (``shipyard predict`` logs them as ``primary`` with no
+    deployment), not direct traffic, not another deployment's of the same version.
     ``classifier`` says whether predictions are classes (compared with labels
     for accuracy) or values (a regressor: only label coverage is counted).
     ``calibration`` maps the logged probabilities before CBPE reads them.
@@ -124,7 +129,7 @@ def summarize_window(
     connection = store.connect(memory_limit_mb=limits.memory_limit_mb, threads=limits.threads)
     with _translated(store), connection as con:
         names = _columns(con, files)
-        window = _Window(con, files, names, since, until, version, variant)
+        window = _Window(con, files, names, since, until, version, variant, deployment)
         n_rows = window.count()
         if not n_rows:
             return WindowSummary()
@@ -185,15 +190,13 @@ class _Window:
         until: datetime,
         version: int | None,
         variant: str | None = None,
+        deployment: str | None = None,
     ) -> None:
         self.con = con
         self.names = names
-        self.params: list[object] = [files, since, until]
-        filters = ""
-        if version is not None:
-            filters = " AND version = ?"
-            self.params.append(version)
-        if variant is not None:
+        filters, params = row_filter(names, version, deployment)
+        self.params: list[object] = [files, since, until, *params]
+        if variant is not None:  # no variant column: no row is that variant's
             filters += " AND variant = ?" if "variant" in names else " AND FALSE"
             if "variant" in names:
                 self.params.append(variant)

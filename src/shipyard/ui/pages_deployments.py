@@ -39,7 +39,10 @@ def deployment_page(request: Request, name: str) -> Response:
     since = floor_time(until - VARIANT_RANGE, VARIANT_STEP)
     # The versions it serves now, over the last day: the canary's own figures beside the
     # primary's, estimated while its labels are still missing.
-    figures = variant_figures(client, d.model, since, until, VARIANT_STEP, versions=d.versions())
+    # Only its own rows: not a batch job's of the same version, not direct traffic.
+    figures = variant_figures(
+        client, d.model, since, until, VARIANT_STEP, versions=d.versions(), deployment=d.name
+    )
     return render(
         request,
         "deployment.html",

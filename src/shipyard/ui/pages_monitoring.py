@@ -102,9 +102,11 @@ def _performance(
     buckets: Buckets,
     task: str | None,
     reference: records.ModelVersion | None,
+    deployment: str | None = None,
 ) -> tuple[list[Series], list[float | None], float | None, str, list[str]]:
     """Realized and estimated accuracy (or a regressor's error) per bucket, label coverage,
-    the training baseline, the metric's name and notes."""
+    the training baseline, the metric's name and notes (of ``deployment``'s rows only,
+    when one is chosen)."""
     from shipyard.monitoring.bucket_figures import bucket_accuracy
     from shipyard.monitoring.performance import baseline_metrics, performance
 
@@ -122,6 +124,7 @@ def _performance(
             until=buckets.start + buckets.count * buckets.step,
             task="regression",
             baseline=recorded,
+            deployment=deployment,
         )
         metric = report.metrics[0]
         series = [
@@ -145,6 +148,7 @@ def _performance(
             # Each version's stored calibration, as `shipyard monitor estimate` and
             # `monitor performance` use it.
             calibration=ui.client.calibrations.latest,
+            deployment=deployment,
         )
     }
     realized = [sums[i].realized_accuracy if i in sums else None for i in range(buckets.count)]
@@ -269,7 +273,7 @@ def monitoring_page(
             )
         )
     perf_series, coverage, baseline, metric, notes = _performance(
-        ui, model, version, buckets, task, reference
+        ui, model, version, buckets, task, reference, deployment or None
     )
     charts["performance"] = line_chart(
         perf_series,
@@ -295,6 +299,7 @@ def monitoring_page(
         task=task,
         reference=reference,
         versions=client.deployments.get(deployment).versions() if deployment else None,
+        deployment=deployment or None,
     )
     return render(
         request,

@@ -60,10 +60,13 @@ def variant_figures(
     task: str | None = None,
     reference: records.ModelVersion | None = None,
     versions: Collection[int] | None = None,
+    deployment: str | None = None,
 ) -> VariantFigures:
     """Per-variant figures of ``model`` from ``since`` to ``until`` (only ``versions``, if given).
 
-    ``since`` should fall on a ``step`` boundary (the pages' buckets do).
+    ``since`` should fall on a ``step`` boundary (the pages' buckets do). With a
+    ``deployment``, only the rows its servers logged count (not a batch job's
+    ``primary`` rows of the same version, not direct traffic).
     """
     from shipyard.monitoring.performance import performance
     from shipyard.monitoring.queries import labelled_columns
@@ -71,7 +74,16 @@ def variant_figures(
 
     names = labelled_columns(client.prediction_log.store, model, since=since, until=until)
     if task != "regression" and any(n.startswith(PROBA_PREFIX) for n in names):
-        return _summed(client, model, since, until, step, version=version, versions=versions)
+        return _summed(
+            client,
+            model,
+            since,
+            until,
+            step,
+            version=version,
+            versions=versions,
+            deployment=deployment,
+        )
     report = performance(
         client.prediction_log,
         model,
@@ -83,6 +95,7 @@ def variant_figures(
         task=task if task in ("classification", "regression") else None,  # type: ignore[arg-type]
         baseline=reference.metrics if reference is not None else None,
         calibration=client.calibrations.latest,
+        deployment=deployment,
     )
     variants = tuple(
         v for v in report.variants if versions is None or v.version is None or v.version in versions
@@ -115,6 +128,7 @@ def _summed(
     *,
     version: int | None,
     versions: Collection[int] | None,
+    deployment: str | None = None,
 ) -> VariantFigures:
     """A classifier's per-variant accuracy figures from DuckDB's sums (no row read)."""
     from shipyard.monitoring.bucket_figures import variant_accuracy
@@ -127,6 +141,7 @@ def _summed(
         until=until,
         version=version,
         calibration=client.calibrations.latest,
+        deployment=deployment,
     )
     # As performance() says it: True when every row's version has a calibration, False
     # when none has, None when some have (or nothing was logged).
@@ -160,6 +175,7 @@ def _summed(
         f"shipyard monitor performance {target} --window {window} "
         f"--since {since.isoformat()} --until {until.isoformat()}"
         + (" --all-versions" if version is None else "")
+        + (f" --deployment {deployment}" if deployment is not None else "")
     )
     return VariantFigures(
         ("accuracy",),
