@@ -65,7 +65,8 @@ def pruning_plan(predictor: Any, flavor: str) -> PruningPlan:
     model = getattr(predictor, "model", None)
     if model is None:
         raise InvalidInputError(
-            f"{_article(flavor)} {flavor} model without its estimator cannot be pruned (a raw booster, ONNX)"
+            f"{_article(flavor)} {flavor} model without its estimator cannot be pruned "
+            "(a raw booster, ONNX)"
         )
     if flavor == "xgboost":
         return _xgboost_plan(predictor, model)
