@@ -317,3 +317,24 @@ def test_pruning_a_graph_without_its_estimator_is_refused_in_good_english(
     done = _cli(client, "optimize", "digits:2", "--prune")
     assert done.exit_code == 1
     assert "an onnx model without its estimator cannot be pruned" in " ".join(done.stderr.split())
+
+
+def test_optimizing_without_a_holdout_warns_that_only_agreement_was_checked(
+    client: Shipyard, tmp_path: Path
+) -> None:
+    holdout = _register(client, tmp_path, "forest", "cancer")
+    done = _cli(client, "optimize", "cancer:1", "--prune")
+    assert done.exit_code == 0, done.output
+    warning = " ".join(done.stderr.split())
+    assert warning.startswith(
+        "Warning: no --holdout was given, so only agreement with cancer:1 on its training "
+        "sample was checked"
+    ), warning
+    gate = client.validation.promotion_facts("cancer", 2).latest_gate
+    assert gate is not None and [c["kind"] for c in gate.report["checks"]] == ["agreement"]
+    # With a holdout the metric is gated too, and there is nothing to warn about.
+    done = _cli(
+        client, "optimize", "cancer:1", "--prune", "--holdout", str(holdout), "--target", "label"
+    )
+    assert done.exit_code == 0, done.output
+    assert "Warning" not in done.stderr
