@@ -348,6 +348,11 @@ def test_an_unseen_category_is_the_models_call_in_the_python_runner(
     assert ran.stderr.startswith("Error: row 2: column 'region': 'mars' "), ran.stderr
     if not open_text:
         assert "is not one of east, north, south" in ran.stderr
+    # The refused value on the first row: named the same way.
+    first = f"tenure,amount,region\n90,45,mars\n10,45,{known}\n"
+    ran = _run_bundle(device_python, out, tmp_path / "first.csv", first)
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr
+    assert ran.stderr.startswith("Error: row 1: column 'region': 'mars' "), ran.stderr
     # As `load_model(...).predict` does for the same row.
     from shipyard.errors import SchemaError
 

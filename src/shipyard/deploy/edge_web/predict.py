@@ -141,7 +141,8 @@ class EdgeModel:
         A text value outside the column's known categories is the cause only when
         its row fails on its own (an encoder with handle_unknown="ignore" scores it).
         Otherwise the first row the graph refuses is found by halving, and the text
-        column whose value onnxruntime's message quotes is named (an open-text column).
+        column whose value makes it fail is named (an open-text column, see
+        _text_culprit); failing that, the row alone.
         """
         reason = _first_line(exc)
 
