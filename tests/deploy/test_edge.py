@@ -291,3 +291,129 @@ def test_a_quantized_version_exports_and_answers_like_its_server(
     assert [json.loads(line)["prediction"] for line in ran.stdout.splitlines()] == served[
         "predictions"
     ]
+
+
+def _churn(handle_unknown: str, open_text: bool = False) -> tuple[Any, pd.DataFrame]:
+    """The README's churn pipeline: a one-hot region plus two numbers (amount nullable)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    n = 120
+    regions = [f"town{i}" for i in range(30)] if open_text else ["north", "south", "east"]
+    X = pd.DataFrame(
+        {
+            "tenure": rng.integers(1, 100, n).astype(float),
+            "amount": rng.normal(50, 10, n),
+            "region": [regions[i % len(regions)] for i in range(n)],
+        }
+    )
+    y = (X["tenure"] > 50).astype(int)
+    encoder = OneHotEncoder(handle_unknown=handle_unknown)
+    model = Pipeline(
+        [
+            ("prep", ColumnTransformer([("c", encoder, ["region"])], remainder="passthrough")),
+            ("clf", LogisticRegression(max_iter=500)),
+        ]
+    )
+    return model.fit(X, y), X
+
+
+def _run_bundle(python: Path, bundle: Path, path: Path, text: str) -> subprocess.CompletedProcess:
+    path.write_text(text)
+    return subprocess.run(
+        [str(python), str(bundle / "predict.py"), str(path)], capture_output=True, text=True
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("open_text", [False, True], ids=["listed", "open-text"])
+def test_an_unseen_category_is_the_models_call_in_the_python_runner(
+    client: Shipyard, tmp_path: Path, device_python: Path, open_text: bool
+) -> None:
+    # A strict encoder refuses the value: one line naming the row and the column,
+    # whether the signature lists the categories (3 values) or not (30: open text).
+    strict, X = _churn("error", open_text)
+    client.registry.log_model(strict, "churn-strict", sample=X)
+    out = tmp_path / "strict-edge"
+    done = _cli(client, "export", "churn-strict:1", "--target", "edge", "--out", str(out))
+    assert done.exit_code == 0, done.output
+    known = X["region"].iloc[0]
+    csv_text = f"tenure,amount,region\n10,45,{known}\n90,45,mars\n"
+    ran = _run_bundle(device_python, out, tmp_path / "rows.csv", csv_text)
+    assert ran.returncode == 1, ran.stdout
+    assert "Traceback" not in ran.stderr and len(ran.stderr.strip().splitlines()) == 1
+    assert ran.stderr.startswith("Error: row 2: column 'region': 'mars' "), ran.stderr
+    if not open_text:
+        assert "is not one of east, north, south" in ran.stderr
+    # The refused value on the first row: named the same way.
+    first = f"tenure,amount,region\n90,45,mars\n10,45,{known}\n"
+    ran = _run_bundle(device_python, out, tmp_path / "first.csv", first)
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr
+    assert ran.stderr.startswith("Error: row 1: column 'region': 'mars' "), ran.stderr
+    # As `load_model(...).predict` does for the same row.
+    from shipyard.errors import SchemaError
+
+    with pytest.raises(SchemaError, match="region"):
+        client.registry.load("churn-strict:1").predict(
+            pd.DataFrame({"tenure": [90.0], "amount": [45.0], "region": ["mars"]})
+        )
+
+    # An encoder that ignores unknown values scores the row, like `shipyard serve`.
+    lenient, X = _churn("ignore", open_text)
+    client.registry.log_model(lenient, "churn", sample=X)
+    out = tmp_path / "edge"
+    assert _cli(client, "export", "churn:1", "--target", "edge", "--out", str(out)).exit_code == 0
+    ran = _run_bundle(device_python, out, tmp_path / "rows.csv", csv_text)
+    assert ran.returncode == 0, ran.stderr
+    answers = [json.loads(line) for line in ran.stdout.splitlines()]
+    served = client.registry.load("churn:1").predict_proba(
+        pd.DataFrame({"tenure": [10.0, 90.0], "amount": [45.0, 45.0], "region": [known, "mars"]})
+    )
+    got = np.array([[a["probabilities"][c] for c in ("0", "1")] for a in answers])
+    np.testing.assert_allclose(got, np.asarray(served), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_nan_and_infinity_are_refused_by_the_python_runner(
+    client: Shipyard, tmp_path: Path, device_python: Path
+) -> None:
+    model, X = _churn("ignore")
+    client.registry.log_model(model, "churn", sample=X)
+    out = tmp_path / "edge"
+    assert _cli(client, "export", "churn:1", "--target", "edge", "--out", str(out)).exit_code == 0
+    cases = {
+        "rows.csv": [
+            (
+                "tenure,amount,region\n10,1e400,north\n",
+                "row 1: column 'amount': '1e400' is infinity",
+            ),
+            (
+                "tenure,amount,region\n10,45,north\nnan,45,south\n",
+                "row 2: column 'tenure': 'nan' is NaN",
+            ),
+            ("tenure,amount,region\n-inf,45,north\n", "row 1: column 'tenure': '-inf' is infinity"),
+        ],
+        "rows.jsonl": [
+            (
+                '{"tenure": 10, "amount": Infinity, "region": "north"}\n',
+                "row 1: column 'amount': inf is infinity",
+            ),
+            (
+                '{"tenure": 10, "amount": 1e400, "region": "north"}\n',
+                "row 1: column 'amount': inf is infinity",
+            ),
+            (
+                '{"tenure": NaN, "amount": 45, "region": "north"}\n',
+                "row 1: column 'tenure': nan is NaN",
+            ),
+        ],
+    }
+    for name, texts in cases.items():
+        for text, expected in texts:
+            ran = _run_bundle(device_python, out, tmp_path / name, text)
+            assert ran.returncode == 1, (text, ran.stdout)
+            assert ran.stderr.startswith(f"Error: {expected}"), (text, ran.stderr)
+            assert len(ran.stderr.strip().splitlines()) == 1 and ran.stdout == ""

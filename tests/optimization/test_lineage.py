@@ -17,13 +17,13 @@ def test_facts_and_lines_of_an_optimized_version() -> None:
         "iris:3",
         "int8 quantization",
         [
-            ("accuracy cost", "accuracy 0.9600 -> 0.9533 (-0.0067)"),
+            ("metric cost", "accuracy 0.9600 -> 0.9533 (-0.0067)"),
             ("gates against the source", "passed"),
         ],
     )
     assert describe_lineage(tags) == [
         "optimized from iris:3 by int8 quantization",
-        "  accuracy cost: accuracy 0.9600 -> 0.9533 (-0.0067)",
+        "  metric cost: accuracy 0.9600 -> 0.9533 (-0.0067)",
         "  gates against the source: passed",
     ]
     assert lineage_facts({"team": "ml"}) is None and describe_lineage({}) == []

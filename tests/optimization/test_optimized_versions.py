@@ -79,7 +79,7 @@ def test_int8_quantization_makes_a_new_gated_version_with_lineage(
     assert shown.exit_code == 0, shown.output
     text = " ".join(shown.stdout.split())
     assert "optimized from digits:1 by int8 quantization" in text
-    assert "accuracy cost: accuracy 0." in text and "agreement" in text
+    assert "metric cost: accuracy 0." in text and "agreement" in text
     assert "gates against the source: passed" in text
     assert "Runtime: onnxruntime (this version is an ONNX graph)." in text
     # It answers like its source on the holdout through the registry (what a server loads).
@@ -225,7 +225,7 @@ def test_distillation_of_a_text_pipeline_and_the_production_guard(
         (["--prune", "--max-drop", "accuracy"], "is not METRIC:AMOUNT"),
         (["--prune", "--max-drop", "speed:0.1"], "unknown metric 'speed'"),
         (["--prune", "--holdout", "h.csv"], "--holdout FILE and --target COLUMN go together"),
-        (["--prune", "--quantize", "int8"], "choose one of --quantize, --prune"),
+        (["--prune", "--quantize", "int8"], "choose one of --quantize, --prune, --distill"),
         (["--holdout", "h.csv", "--target", "y"], "add --quantize, --prune or --distill"),
     ],
 )
@@ -250,3 +250,91 @@ def test_a_version_without_its_training_sample_cannot_be_optimized(client: Shipy
     done = _cli(client, "optimize", "bare:1", "--prune")
     assert done.exit_code == 1
     assert "has no stored training sample" in " ".join(done.stderr.split())
+
+
+def test_max_drop_adds_a_check_to_the_default_accuracy_gate(
+    client: Shipyard, tmp_path: Path
+) -> None:
+    holdout = _register(client, tmp_path, "forest", "cancer")
+    # A loose ROC AUC allowance alone would let pruning cut far more trees; the
+    # default accuracy:0.01 still holds, so both checks gate the pruned version.
+    done = _cli(
+        client, "optimize", "cancer:1", "--prune",
+        "--holdout", str(holdout), "--target", "label", "--max-drop", "roc_auc:0.5",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    gate = client.validation.promotion_facts("cancer", 2).latest_gate
+    assert gate is not None and gate.passed
+    drops = {c["metric"]: c for c in gate.report["checks"] if c["kind"] == "max_drop"}
+    assert set(drops) == {"accuracy", "roc_auc"}
+    assert drops["accuracy"]["limit"] == 0.01 and drops["accuracy"]["observed"] <= 0.01
+    assert drops["roc_auc"]["limit"] == 0.5
+    assert "[ok  ] accuracy " in done.stdout and "[ok  ] roc_auc " in done.stdout
+    # A --max-drop for the default's own metric replaces its amount (no second check).
+    done = _cli(
+        client, "optimize", "cancer:1", "--prune",
+        "--holdout", str(holdout), "--target", "label", "--max-drop", "accuracy:0.05",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    gate = client.validation.promotion_facts("cancer", 3).latest_gate
+    assert gate is not None
+    drops = {c["metric"]: c for c in gate.report["checks"] if c["kind"] == "max_drop"}
+    assert list(drops) == ["accuracy"] and drops["accuracy"]["limit"] == 0.05
+
+
+def test_distilling_a_regressor_says_predictions_and_metric_cost(
+    client: Shipyard, tmp_path: Path
+) -> None:
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import RandomForestRegressor
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    Xtr, Xte, ytr, yte = X.iloc[:300], X.iloc[300:], y.iloc[:300], y.iloc[300:]
+    model = RandomForestRegressor(n_estimators=20, random_state=0).fit(Xtr, ytr)
+    client.registry.log_model(model, "diabetes", sample=Xtr)
+    holdout = tmp_path / "holdout.csv"
+    Xte.assign(label=yte.to_numpy()).to_csv(holdout, index=False)
+    done = _cli(
+        client, "optimize", "diabetes:1",
+        "--distill", "sklearn.tree:DecisionTreeRegressor?max_depth=4&random_state=0",
+        "--holdout", str(holdout), "--target", "label", "--max-drop", "r2:1",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    text = " ".join(done.stdout.split())
+    assert "trained on the teacher's predictions over 300 training rows" in text
+    assert "metric cost: mae " in text and "r2 0." in text and "accuracy" not in text, text
+
+
+def test_pruning_a_graph_without_its_estimator_is_refused_in_good_english(
+    client: Shipyard, tmp_path: Path
+) -> None:
+    holdout = _register(client, tmp_path, "mlp", "digits")
+    quantized = _cli(
+        client, "optimize", "digits:1", "--quantize", "int8",
+        "--holdout", str(holdout), "--target", "label",
+    )  # fmt: skip
+    assert quantized.exit_code == 0, quantized.output
+    done = _cli(client, "optimize", "digits:2", "--prune")
+    assert done.exit_code == 1
+    assert "an onnx model without its estimator cannot be pruned" in " ".join(done.stderr.split())
+
+
+def test_optimizing_without_a_holdout_warns_that_only_agreement_was_checked(
+    client: Shipyard, tmp_path: Path
+) -> None:
+    holdout = _register(client, tmp_path, "forest", "cancer")
+    done = _cli(client, "optimize", "cancer:1", "--prune")
+    assert done.exit_code == 0, done.output
+    warning = " ".join(done.stderr.split())
+    assert warning.startswith(
+        "Warning: no --holdout was given, so only agreement with cancer:1 on its training "
+        "sample was checked"
+    ), warning
+    gate = client.validation.promotion_facts("cancer", 2).latest_gate
+    assert gate is not None and [c["kind"] for c in gate.report["checks"]] == ["agreement"]
+    # With a holdout the metric is gated too, and there is nothing to warn about.
+    done = _cli(
+        client, "optimize", "cancer:1", "--prune", "--holdout", str(holdout), "--target", "label"
+    )
+    assert done.exit_code == 0, done.output
+    assert "Warning" not in done.stderr

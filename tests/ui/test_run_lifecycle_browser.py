@@ -236,7 +236,7 @@ def test_an_optimized_versions_page_says_from_what_how_and_at_what_cost(
     assert "Optimized from iris:1 by distillation into sklearn.tree:Decision" in box.inner_text()
     source = box.locator("a")
     assert source.get_attribute("href") == "/models/iris/versions/1"
-    cost = box.locator('tr[data-fact="accuracy cost"] td').nth(1).inner_text()
+    cost = box.locator('tr[data-fact="metric cost"] td').nth(1).inner_text()
     assert cost == made.tags["optimization_cost"] and cost.startswith("accuracy ")
     gates = box.locator('tr[data-fact="gates against the source"] td').nth(1).inner_text()
     assert gates == made.tags["optimization_gates"] and gates.startswith(("passed", "failed"))

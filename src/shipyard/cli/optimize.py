@@ -72,8 +72,9 @@ def optimize_command(
     max_drop: list[str] = typer.Option(
         [],
         "--max-drop",
-        help="METRIC:AMOUNT the new version may lose against its source (default accuracy:0.01, "
-        "r2:0.01 for regressors). Repeatable.",
+        help="METRIC:AMOUNT the new version may lose against its source. Repeatable; each "
+        "adds a check to the default accuracy:0.01 (r2:0.01 for regressors), which only a "
+        "--max-drop for that same metric replaces.",
     ),
     min_agreement: float = typer.Option(
         DEFAULT_MIN_AGREEMENT,
@@ -98,7 +99,10 @@ def optimize_command(
         if on
     ]
     if len(chosen) > 1:
-        raise typer.BadParameter(f"choose one of {', '.join(chosen)}")
+        raise typer.BadParameter(
+            f"{' and '.join(chosen)} were both given; choose one of --quantize, --prune, "
+            "--distill per run"
+        )
     if chosen:
         from shipyard.cli.optimize_versions import optimize_new_version
 

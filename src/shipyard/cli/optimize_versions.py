@@ -86,6 +86,17 @@ def optimize_new_version(
         for check in result.report.checks:
             mark = "ok  " if check.passed else "FAIL"
             console.print(f"  [{mark}] {check.message}", markup=False, highlight=False)
+    if holdout is None:
+        # Agreement on the training sample can pass a model cut to the bone (a
+        # 200-tree forest pruned to 1 tree): say what was not checked.
+        err_console.print(
+            f"Warning: no --holdout was given, so only agreement with {result.source} on its "
+            "training sample was checked, not any metric; give --holdout FILE --target COLUMN "
+            "to gate the metric on rows the model did not learn from.",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if not result.passed:
         err_console.print(
             f"Error: {result.version.ref} failed its gates against {result.source}: it is kept "

@@ -5,7 +5,8 @@ Tags written by :mod:`shipyard.optimization.service` on the new version:
 - ``optimized_from``: the source version (``iris:3``);
 - ``optimization``: how (``int8 quantization``, ``pruning``, ``distillation``);
 - ``optimization_detail``: what changed (operators quantized, trees kept, student);
-- ``optimization_cost``: the metric before -> after and the label agreement;
+- ``optimization_cost``: each metric before -> after and the label agreement
+  (shown as "metric cost": accuracy for a classifier, r2 and errors for a regressor);
 - ``optimization_size`` / ``optimization_latency``: before -> after;
 - ``optimization_gates``: ``passed`` or ``failed``.
 
@@ -30,7 +31,7 @@ GATES = "optimization_gates"
 #: The facts shown after "optimized from ... by ...", in order, with their labels.
 FACTS = (
     (DETAIL, "what changed"),
-    (COST, "accuracy cost"),
+    (COST, "metric cost"),
     (SIZE, "size"),
     (LATENCY, "single-row latency"),
     (GATES, "gates against the source"),

@@ -53,6 +53,11 @@ class PruningPlan:
     describe: Callable[[int], str]
 
 
+def _article(word: str) -> str:
+    """ "a" or "an" before a flavor name, by its sound (an onnx, an xgboost, a lightgbm)."""
+    return "an" if word[:1].lower() in "aeiox" else "a"
+
+
 def pruning_plan(predictor: Any, flavor: str) -> PruningPlan:
     """The pruning plan for a loaded model's predictor; InvalidInputError if none fits."""
     if flavor == "lightgbm":
@@ -60,7 +65,8 @@ def pruning_plan(predictor: Any, flavor: str) -> PruningPlan:
     model = getattr(predictor, "model", None)
     if model is None:
         raise InvalidInputError(
-            f"a {flavor} model without its estimator cannot be pruned (a raw booster, ONNX)"
+            f"{_article(flavor)} {flavor} model without its estimator cannot be pruned "
+            "(a raw booster, ONNX)"
         )
     if flavor == "xgboost":
         return _xgboost_plan(predictor, model)

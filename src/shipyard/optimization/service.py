@@ -38,7 +38,7 @@ from shipyard.store import records
 from shipyard.store.validation_store import ValidationStore
 from shipyard.validation.fidelity import FidelitySpec, evaluate_fidelity
 from shipyard.validation.gate_results import GateReport
-from shipyard.validation.gates import measure_latency_ms
+from shipyard.validation.gates import measure_latency_ms, task_of
 from shipyard.validation.service import package_size
 
 LATENCY_SAMPLES = 50
@@ -158,7 +158,9 @@ def optimize_model(
             estimator=getattr(source.predictor, "model", None),
             seed=seed,
         )
-        detail = f"student {method.student} trained on the teacher's probabilities over " + (
+        # A regressor has no probabilities: its student learns the teacher's predictions.
+        taught = "predictions" if task_of(served_source) == "regression" else "probabilities"
+        detail = f"student {method.student} trained on the teacher's {taught} over " + (
             f"{len(sample)} training rows and jittered copies"
         )
     tags = {lineage.FROM: record.ref, lineage.HOW: method.how, lineage.DETAIL: detail[:1000]}

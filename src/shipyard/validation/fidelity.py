@@ -41,7 +41,7 @@ from shipyard.validation.gates import (
 )
 
 DEFAULT_MIN_AGREEMENT = 0.95
-#: What a classifier (regressor) may lose when no --max-drop is given.
+#: What a classifier (regressor) may always lose at most, unless --max-drop names that metric.
 DEFAULT_MAX_DROP = {"classification": {"accuracy": 0.01}, "regression": {"r2": 0.01}}
 _DROP = re.compile(r"^\s*([a-z0-9_]+)\s*:\s*([0-9.eE+-]+)\s*$")
 
@@ -67,8 +67,14 @@ class FidelitySpec:
             )
 
     def drops_for(self, task: str) -> dict[str, float]:
-        """The metric drops to check for a model of ``task`` (defaults when none given)."""
-        return dict(self.max_drop) if self.max_drop else dict(DEFAULT_MAX_DROP[task])
+        """The metric drops to check for a model of ``task``: the default plus the given ones.
+
+        ``--max-drop roc_auc:0.005`` adds a check; it does not lift the default
+        (accuracy for a classifier, r2 for a regressor). A drop given for the
+        default's own metric replaces it (``accuracy:0.02`` loosens, ``accuracy:1``
+        effectively turns it off).
+        """
+        return {**DEFAULT_MAX_DROP[task], **self.max_drop}
 
 
 def parse_max_drop(texts: Sequence[str]) -> dict[str, float]:

@@ -8,8 +8,11 @@ Written by ``shipyard export REF --target edge``; runs with no Shipyard and no s
     python predict.py - --format csv < rows.csv
 
 Every row is checked against the signature in ``manifest.json`` (columns present,
-numbers that are numbers, categories the model knows) before the model runs; a row
-that does not fit is refused with one line naming the row and the column. Output:
+finite numbers, no missing value where the model needs one, a booster's categories)
+before the model runs; a row that does not fit is refused with one line naming the
+row and the column. A value of a text column the model never saw is the model's call,
+as in ``shipyard serve``: an encoder that ignores unknown values scores the row, one
+that refuses them is reported as that row and column, never as a traceback. Output:
 one JSON object per row, ``{"prediction": ..., "probabilities": {class: p, ...}}``.
 """
 
@@ -48,7 +51,10 @@ class EdgeModel:
         if hashlib.sha256(data).hexdigest() != expected:
             raise InputError(f"model.onnx does not match its SHA-256 in manifest.json ({expected})")
         options = ort.SessionOptions()
-        options.log_severity_level = 3
+        # Fatal only: a row the graph refuses is reported as one line by refusal(),
+        # not as onnxruntime's own log lines on stderr.
+        ort.set_default_logger_severity(4)
+        options.log_severity_level = 4
         self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         self.inputs = self.manifest["signature"]["inputs"]
         self.graph = self.manifest["graph"]
@@ -92,16 +98,29 @@ class EdgeModel:
         wanted = [self.graph["label_output"]]
         if self.graph.get("proba_output"):
             wanted.append(self.graph["proba_output"])
-        outs = self.session.run(wanted, feed)
+        try:
+            outs = self.session.run(wanted, feed)
+        except Exception as exc:  # onnxruntime's own errors share no public base class
+            raise self.refusal(rows, feed, wanted, exc) from None
         labels = np.asarray(outs[0]).reshape(len(rows), -1)[:, 0]
         classes = self.manifest["signature"]["output"].get("classes")
         results = []
         proba = np.asarray(outs[1], dtype=np.float64) if len(outs) > 1 else None
         for r in range(len(rows)):
+            if proba is not None and not np.isfinite(proba[r]).all():
+                raise InputError(
+                    f"row {r + 1}: the model's probabilities are not finite (NaN or infinity): "
+                    "the inputs are outside what the model can handle"
+                )
             if proba is not None and self.graph.get("label_from") == "argmax":
                 label = classes[int(np.argmax(proba[r]))]
             else:
                 label = labels[r].item() if hasattr(labels[r], "item") else labels[r]
+            if isinstance(label, float) and not math.isfinite(label):
+                raise InputError(
+                    f"row {r + 1}: the model's prediction is not finite ({label}): "
+                    "the inputs are outside what the model can handle"
+                )
             item: dict[str, Any] = {"prediction": label}
             if proba is not None and classes is not None:
                 item["probabilities"] = {
@@ -110,17 +129,103 @@ class EdgeModel:
             results.append(item)
         return results
 
+    def refusal(
+        self,
+        rows: list[dict[str, Any]],
+        feed: dict[str, np.ndarray],
+        wanted: list[str],
+        exc: Exception,
+    ) -> InputError:
+        """The graph refused the rows: name the row (and column) it refuses, as serve does.
+
+        A text value outside the column's known categories is the cause only when
+        its row fails on its own (an encoder with handle_unknown="ignore" scores it).
+        Otherwise the first row the graph refuses is found by halving, and the text
+        column whose value makes it fail is named (an open-text column, see
+        _text_culprit); failing that, the row alone.
+        """
+        reason = _first_line(exc)
+
+        def fails(start: int, stop: int) -> bool:
+            try:
+                self.session.run(wanted, {k: v[start:stop] for k, v in feed.items()})
+            except Exception:
+                return True
+            return False
+
+        for r, row in enumerate(rows):
+            for spec in self.inputs:
+                known = spec.get("categories")
+                value = row.get(spec["name"])
+                if spec["dtype"] != "string" or known is None or _blank(value):
+                    continue
+                if str(value) not in [str(c) for c in known] and fails(r, r + 1):
+                    listed = ", ".join(map(str, known))
+                    return InputError(
+                        f"row {r + 1}: column {spec['name']!r}: {str(value)!r} is not one of "
+                        f"{listed} (the model cannot handle a value it never saw)"
+                    )
+        if not fails(0, len(rows)):
+            return InputError(f"the model cannot score these rows together ({reason})")
+        low, high = 1, len(rows)  # the shortest failing prefix ends at the refused row
+        while low < high:
+            mid = (low + high) // 2
+            low, high = (low, mid) if fails(0, mid) else (mid + 1, high)
+        r = low - 1
+        culprit = self._text_culprit(feed, wanted, r, good=0 if r else None, fails=fails)
+        if culprit is not None:
+            value = rows[r].get(culprit)
+            return InputError(
+                f"row {r + 1}: column {culprit!r}: {str(value)!r} is a value the model never "
+                f"saw and cannot handle ({reason})"
+            )
+        return InputError(f"row {r + 1}: the model cannot score it ({reason})")
+
+    def _text_culprit(
+        self, feed: dict[str, np.ndarray], wanted: list[str], r: int, good: int | None, fails: Any
+    ) -> str | None:
+        """The text input that makes row ``r`` fail: swapping in a scored row's value fixes it.
+
+        An open-text column (too many training values to list) has no known set to
+        check, and onnxruntime's message does not quote the value, so each text input
+        of the refused row is swapped for the value of a row the graph scores.
+        """
+        if good is None:  # the first row is refused: look for one that scores
+            rows = len(next(iter(feed.values())))
+            good = next((k for k in range(1, min(rows, 50)) if not fails(k, k + 1)), None)
+            if good is None:
+                return None
+        for item in self.graph["inputs"]:
+            if item["type"] != "string":
+                continue
+            trial = {k: v[r : r + 1] for k, v in feed.items()}
+            trial[item["name"]] = feed[item["name"]][good : good + 1]
+            try:
+                self.session.run(wanted, trial)
+            except Exception:
+                continue
+            return item["name"]
+        return None
+
+
+def _first_line(exc: Exception) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _blank(raw: Any) -> bool:
+    return raw is None or (isinstance(raw, str) and raw.strip() == "")
+
 
 def _value(raw: Any, spec: dict[str, Any], row: int) -> Any:
     """One value checked against its column's type (None for a missing value)."""
     name, dtype = spec["name"], spec["dtype"]
-    missing = raw is None or (isinstance(raw, str) and raw.strip() == "")
-    if not missing and isinstance(raw, float) and math.isnan(raw):
-        missing = True
-    if missing:
+    if _blank(raw):
         if not spec.get("nullable"):
             raise InputError(f"row {row}: column {name!r} is empty, and the model needs a value")
         return None
+    if isinstance(raw, float) and math.isnan(raw):  # JSON's NaN
+        return _nan(spec, row, raw)
     if dtype == "string":
         value = str(raw)
         if spec.get("categorical") and value not in spec.get("categories", []):
@@ -140,9 +245,29 @@ def _value(raw: Any, spec: dict[str, Any], row: int) -> Any:
         number = float(raw)
     except (TypeError, ValueError):
         raise InputError(f"row {row}: column {name!r}: expected a number, got {raw!r}") from None
+    except OverflowError:  # a JSON integer beyond the largest float
+        raise InputError(
+            f"row {row}: column {name!r}: {raw!r} is beyond the largest number"
+        ) from None
+    if math.isnan(number):  # "nan" in a CSV
+        return _nan(spec, row, raw)
+    if math.isinf(number):  # "inf", "1e400", JSON's Infinity: as load_model(...).predict refuses
+        raise InputError(
+            f"row {row}: column {name!r}: {raw!r} is infinity, and the model needs a finite number"
+        )
     if dtype == "integer" and not number.is_integer():
         raise InputError(f"row {row}: column {name!r}: expected a whole number, got {raw!r}")
     return number
+
+
+def _nan(spec: dict[str, Any], row: int, raw: Any) -> None:
+    """NaN is a missing value: None where the column may be missing, else refused."""
+    if not spec.get("nullable"):
+        raise InputError(
+            f"row {row}: column {spec['name']!r}: {raw!r} is NaN, a missing value, and the "
+            "model needs a value"
+        )
+    return None
 
 
 def _numbers(values: list[Any], spec: dict[str, Any]) -> np.ndarray:
@@ -182,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     for item in results:
-        print(json.dumps(item))
+        print(json.dumps(item, allow_nan=False))  # NaN is not JSON; predict() refuses it
     return 0
 
 
