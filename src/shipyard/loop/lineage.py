@@ -170,7 +170,8 @@ def lineage(client: LoopServices, ref: str, *, until: datetime | None = None) ->
                 "snapshots": record.snapshots,
             }
     snapshot = _snapshot(client, version.data_fingerprint, pipeline, datasets, version.run_id)
-    data = version.data_fingerprint
+    # A version registered with run_id= but no fingerprint: the data its run logged.
+    data = version.data_fingerprint or datasets.get("training")
     if upstream is not None:
         snapshot = snapshot or upstream.snapshot
         pipeline = pipeline or upstream.pipeline
