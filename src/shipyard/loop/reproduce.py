@@ -174,8 +174,9 @@ def reproduce(
             f"Run {run_id} recorded no split seed (its loop was given its own random "
             "generator), so its train/holdout split cannot be made again."
         )
-    original = _original_version(client, run_id, rec.get("model") or config.get("model"))
-    model_name = original.rpartition(":")[0] if original else str(config.get("model") or "")
+    named = rec.get("model") or config.get("model")
+    original = _original_version(client, run_id, named)
+    model_name = original.rpartition(":")[0] if original else str(named or "")
     if not model_name:
         raise InvalidInputError(
             f"Run {run_id} registered no model version, so there is nothing to compare a "
