@@ -226,9 +226,13 @@ class Shipyard:
             storage_options=storage_options(self.settings),
         )
 
-    def _snapshot_for_run(self, frame: pd.DataFrame, name: str, run_id: str, context: str) -> str:
+    def _snapshot_for_run(
+        self, frame: pd.DataFrame, name: str, run_id: str, context: str, source: str | None
+    ) -> str:
         """Snapshot ``frame`` as the next version of ``name``, used by ``run_id``."""
-        version = self.data.snapshot(frame, name=name, message=f"logged by run {run_id}")
+        version = self.data.snapshot(
+            frame, name=name, message=f"logged by run {run_id}", described=source
+        )
         self.datasets.record_use(version.dataset, version.version, run_id, context)
         return version.ref
 

@@ -338,3 +338,32 @@ def test_optimizing_without_a_holdout_warns_that_only_agreement_was_checked(
     )
     assert done.exit_code == 0, done.output
     assert "Warning" not in done.stderr
+
+
+def test_loop_lineage_of_a_pruned_version_names_its_source(
+    backend_settings: Settings, tmp_path: Path
+) -> None:
+    """`shipyard loop lineage` of bc-gb:2 (pruned from bc-gb:1) shows the optimization step
+    and the data snapshot and run of the version it was made from."""
+    client = Shipyard(backend_settings)
+    try:
+        model, Xtr, Xte, yte = MAKERS["boosting"]()
+        with client.tracker.start_run("bc") as run:
+            run.log_dataset(Xtr, snapshot=True, name="bc", source="cancer.csv")
+            client.registry.log_model(model, "bc-gb", sample=Xtr, run_id=run.id)
+        holdout = tmp_path / "holdout.csv"
+        Xte.assign(label=np.asarray(yte)).to_csv(holdout, index=False)
+        done = _cli(
+            client, "optimize", "bc-gb:1", "--prune",
+            "--holdout", str(holdout), "--target", "label", "--max-drop", "accuracy:0.02",
+        )  # fmt: skip
+        assert done.exit_code == 0, done.output
+        shown = _cli(client, "loop", "lineage", "bc-gb:2")
+        assert shown.exit_code == 0, shown.output
+        assert "optimized:   from bc-gb:1 by pruning" in shown.stdout
+        assert "snapshot:    bc:1" in shown.stdout
+        assert "data:        cancer.csv" in shown.stdout
+        source = _cli(client, "loop", "lineage", "bc-gb:1")
+        assert "optimized:" not in source.stdout and "snapshot:    bc:1" in source.stdout
+    finally:
+        client.close()

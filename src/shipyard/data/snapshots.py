@@ -97,17 +97,21 @@ class DataVersions:
         delta_version: int | None = None,
         as_of: Any = None,
         delta: bool = False,
+        described: str | None = None,
     ) -> DatasetVersion:
         """Store ``source`` as the next version of dataset ``name``; return that version.
 
         ``source`` is a DataFrame or a table location (file, folder, glob,
         ``URL#TABLE`` / ``URL#SELECT ...``, or a Delta Lake table: a local folder
         with ``_delta_log``, or any URI with ``delta=True``). ``delta_version`` /
-        ``as_of`` pick the Delta version to pin.
+        ``as_of`` pick the Delta version to pin. ``described`` says where a DataFrame
+        came from (``visits.parquet``), as its version's source.
         """
         check_name(name, kind="Dataset name")
         if isinstance(source, pd.DataFrame):
-            return self._store_frames([Piece(source)], name=name, message=message, described=None)
+            return self._store_frames(
+                [Piece(source)], name=name, message=message, described=described
+            )
         text = str(source)
         if delta or delta_version is not None or as_of is not None or is_delta_table(text):
             return self._pin_delta(DeltaSpec(text, delta_version, as_of), name, message)

@@ -18,6 +18,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import ShipyardError
+from shipyard.optimization.lineage import FROM, HOW
 
 if TYPE_CHECKING:
     from shipyard.loop.services import LoopServices
@@ -52,14 +53,20 @@ class Lineage:
     pipeline: dict[str, Any] | None = None
     #: The predictions per UTC day, oldest first.
     windows: tuple[PredictionWindow, ...] = ()
+    #: The version this one was optimized from (``bc-gb:1``) and how; None otherwise.
+    optimized_from: str | None = None
+    optimization: str | None = None
+    #: The run this version's run reproduced (tag ``reproduces``), if it is a reproduction.
+    reproduces: str | None = None
 
     def describe(self) -> list[str]:
         """One line per link, for the CLI and the demo."""
         data = self.data or {}
         if self.data:
             span = data.get("time_range")
+            source = data.get("source") or self.snapshot or "an unnamed DataFrame"
             text = (
-                f"{data.get('source', '?')} ({data.get('n_rows', '?')} rows, "
+                f"{source} ({data.get('n_rows', '?')} rows, "
                 f"sha256 {str(data.get('content_hash', '?'))[:12]}"
             )
             text += f", {span['start']} to {span['end']})" if span else ")"
@@ -68,6 +75,8 @@ class Lineage:
         run = self.run_id or "none"
         if self.loop_run is not None:
             run += f" (loop run {self.loop_run})"
+        if self.reproduces is not None:
+            run += f" (reproduces run {self.reproduces})"
         aliases = f" ({', '.join(self.aliases)})" if self.aliases else ""
         served = ", ".join(f"{n} ({role})" for n, role in self.deployments.items())
         answered = str(self.predictions)
@@ -82,11 +91,15 @@ class Lineage:
                 f"{self.pipeline['entry_point']} (code sha256 "
                 f"{str(self.pipeline['code_hash'])[:12]}, seed {self.pipeline.get('seed')})"
             )
+        optimized = []
+        if self.optimized_from is not None:
+            optimized = [f"optimized:   from {self.optimized_from} by {self.optimization or '?'}"]
         return [
             f"data:        {text}",
             f"snapshot:    {self.snapshot or 'none (data not snapshotted)'}",
             f"pipeline:    {pipeline}",
             f"run:         {run}",
+            *optimized,
             f"version:     {self.version}{aliases}",
             f"deployments: {served or 'none'}",
             f"predictions: {answered}",
@@ -107,9 +120,22 @@ def _roles(d: Any, version: int) -> str | None:
 def lineage(client: LoopServices, ref: str, *, until: datetime | None = None) -> Lineage:
     """Follow ``ref``'s lineage from its training data to the predictions it answered."""
     version = client.registry.resolve(ref)
+    source = version.tags.get(FROM)
+    upstream = None
+    if source and source != version.ref:
+        # An optimized version was made from another, not trained: what it does not record
+        # itself (data, snapshot, pipeline) is its source's; a source that is gone leaves
+        # them unrecorded.
+        try:
+            upstream = lineage(client, source, until=until)
+        except ShipyardError:
+            upstream = None
     datasets: dict[str, dict[str, Any]] = {}
+    reproduces = None
     if version.run_id is not None:
-        datasets = dict(client.runs.get_run(version.run_id).datasets)
+        run = client.runs.get_run(version.run_id)
+        datasets = dict(run.datasets)
+        reproduces = run.tags.get("reproduces") or version.tags.get("reproduces")
     loop_run = (version.data_fingerprint or {}).get("loop_run")
     if loop_run is None and version.tags.get("loop.run", "").isdigit():
         loop_run = int(version.tags["loop.run"])
@@ -131,10 +157,11 @@ def lineage(client: LoopServices, ref: str, *, until: datetime | None = None) ->
     except ShipyardError:
         days = []
     windows = tuple(PredictionWindow(day, n, lo, hi) for day, n, lo, hi in days)
-    snapshot = (version.data_fingerprint or {}).get("snapshot")
     pipeline: dict[str, Any] | None = None
     if version.run_id is not None:
         record = client.datasets.get_pipeline(version.run_id)
+        if record is None and reproduces:  # reproduced before reproductions recorded theirs
+            record = client.datasets.get_pipeline(reproduces)
         if record is not None:
             pipeline = {
                 "entry_point": record.entry_point,
@@ -142,12 +169,22 @@ def lineage(client: LoopServices, ref: str, *, until: datetime | None = None) ->
                 "seed": record.record.get("seed"),
                 "snapshots": record.snapshots,
             }
+    snapshot = _snapshot(client, version.data_fingerprint, pipeline, datasets, version.run_id)
+    # A version registered with run_id= but no fingerprint: the data its run logged.
+    data = version.data_fingerprint or datasets.get("training")
+    if upstream is not None:
+        snapshot = snapshot or upstream.snapshot
+        pipeline = pipeline or upstream.pipeline
+        data = data or upstream.data
     return Lineage(
-        snapshot=str(snapshot) if snapshot else None,
+        snapshot=snapshot,
         pipeline=pipeline,
         version=version.ref,
-        data=version.data_fingerprint,
+        data=data,
         run_id=version.run_id,
+        optimized_from=source or None,
+        optimization=version.tags.get(HOW) if source else None,
+        reproduces=reproduces,
         run_datasets=datasets,
         loop_run=loop_run if isinstance(loop_run, int) else None,
         aliases=version.aliases,
@@ -157,6 +194,30 @@ def lineage(client: LoopServices, ref: str, *, until: datetime | None = None) ->
         last_prediction=windows[-1].last if windows else None,
         windows=windows,
     )
+
+
+def _snapshot(
+    client: LoopServices,
+    fingerprint: dict[str, Any] | None,
+    pipeline: dict[str, Any] | None,
+    datasets: dict[str, dict[str, Any]],
+    run_id: str | None,
+) -> str | None:
+    """The training data snapshot, from wherever it was recorded: the version's lineage
+    (the loop), the run's pipeline record, the run's logged dataset
+    (``log_dataset(snapshot=True)``), or the dataset versions the run is recorded reading."""
+    found = (fingerprint or {}).get("snapshot")
+    if not found and pipeline is not None:
+        found = pipeline["snapshots"].get("training")
+    if not found:
+        found = (datasets.get("training") or {}).get("snapshot")
+    if not found:
+        found = next((d["snapshot"] for d in datasets.values() if d.get("snapshot")), None)
+    if not found and run_id is not None:
+        uses = client.datasets.uses_of_run(run_id)
+        uses.sort(key=lambda u: u.context != "training")
+        found = f"{uses[0].dataset}:{uses[0].version}" if uses else None
+    return str(found) if found else None
 
 
 __all__ = ["Lineage", "PredictionWindow", "lineage"]

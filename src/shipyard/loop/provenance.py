@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import ConfigError
+from shipyard.data.refs import parse_data_ref
+from shipyard.errors import ConfigError, InvalidInputError, NotFoundError
 from shipyard.registry.environment import capture_environment
 from shipyard.store.data_records import PipelineRecord
 from shipyard.store.dataset_store import DatasetStore
@@ -126,11 +127,17 @@ def record_pipeline(
 ) -> PipelineRecord:
     """Record the pipeline version run ``run_id`` ran; return it.
 
+    ``snapshots`` maps a context (``training``, ``holdout``) to a dataset
+    reference. A bare ``NAME`` is pinned here to an exact version (the one this
+    run logged reading, else the newest): a record that said only ``NAME`` would
+    re-read whatever is newest when reproduced. Each is recorded as read by the run.
+
     Example:
         >>> record_pipeline(client.datasets, run.id, entry_point="train:fit",  # doctest: +SKIP
-        ...                 params={"C": 1.0}, code_path=".", seed=42,
+        ...                 params={"C": 1.0, "target": "churn"}, code_path=".", seed=42,
         ...                 snapshots={"training": "visits:3"})
     """
+    pinned = pin_snapshots(datasets, run_id, snapshots or {})
     code = hash_sources(entry_point, code_path)
     record = PipelineRecord(
         run_id=run_id,
@@ -141,20 +148,54 @@ def record_pipeline(
             "code_path": None if code_path is None else str(Path(code_path).resolve()),
             "params": dict(params),
             "seed": seed,
-            "snapshots": dict(snapshots or {}),
+            "snapshots": pinned,
             "config": dict(config or {}),
             "environment": pipeline_environment(),
             **dict(extra or {}),
         },
     )
     datasets.save_pipeline(record)
+    for context, ref in pinned.items():
+        name, _, number = ref.rpartition(":")
+        datasets.record_use(name, int(number), run_id, context)
     return record
+
+
+def pin_snapshots(
+    datasets: DatasetStore, run_id: str, snapshots: Mapping[str, str]
+) -> dict[str, str]:
+    """Each context's reference as ``NAME:VERSION`` of a version that exists.
+
+    A bare ``NAME`` becomes the version of it this run recorded reading (if just
+    one), else its newest. An unknown dataset or version is an error naming it.
+    """
+    used = datasets.uses_of_run(run_id)
+    pinned: dict[str, str] = {}
+    for context, ref in snapshots.items():
+        try:
+            name, number = parse_data_ref(ref)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"snapshots[{context!r}]: {exc}") from exc
+        if number is None:
+            mine = {u.version for u in used if u.dataset == name}
+            number = mine.pop() if len(mine) == 1 else None
+        try:
+            version = datasets.get_version(name, number)
+        except NotFoundError as exc:
+            raise InvalidInputError(
+                f"snapshots[{context!r}] names {ref!r}, which is not stored: {exc} "
+                "Snapshot the data first (run.log_dataset(df, snapshot=True) or "
+                "`shipyard data snapshot`)."
+            ) from exc
+        pinned[str(context)] = f"{version.dataset}:{version.version}"
+    return pinned
 
 
 __all__ = [
     "PIPELINE_PACKAGES",
     "SourceHash",
     "hash_sources",
+    "pin_snapshots",
     "pipeline_environment",
     "record_pipeline",
 ]

@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from shipyard.data.refs import parse_data_ref
 from shipyard.errors import InvalidInputError, NotFoundError
 from shipyard.loop.pipelines import finite_metrics, run_pipeline
-from shipyard.loop.provenance import hash_sources, pipeline_environment
+from shipyard.loop.provenance import hash_sources, pipeline_environment, record_pipeline
 from shipyard.store.data_records import PipelineRecord
 from shipyard.tracking.fingerprint import fingerprint
 
@@ -145,7 +146,8 @@ def reproduce(
     pipeline_cfg = config.get("pipeline", {})
     data_changes: list[str] = []
     frames: dict[str, pd.DataFrame] = {}
-    for context, ref in record.snapshots.items():
+    snapshots = _exact_snapshots(client, run_id, record.snapshots)
+    for context, ref in snapshots.items():
         try:
             version = client.data.resolve(ref)
             frames[context] = client.data.read(version)
@@ -164,23 +166,52 @@ def reproduce(
         train, holdout = _split(training, holdout_fraction, rec["seed"])
         if "holdout" in frames and not holdout.equals(frames["holdout"]):
             data_changes.append(
-                f"the holdout split of {record.snapshots['training']} with seed {rec['seed']} "
-                f"is not {record.snapshots['holdout']}"
+                f"the holdout split of {snapshots['training']} with seed {rec['seed']} "
+                f"is not {snapshots['holdout']}"
             )
     else:
         raise InvalidInputError(
             f"Run {run_id} recorded no split seed (its loop was given its own random "
             "generator), so its train/holdout split cannot be made again."
         )
-    model_name = str(rec.get("model") or config.get("model") or f"reproduced-{run_id[:8]}")
+    named = rec.get("model") or config.get("model")
+    original = _original_version(client, run_id, named)
+    model_name = original.rpartition(":")[0] if original else str(named or "")
+    if not model_name:
+        raise InvalidInputError(
+            f"Run {run_id} registered no model version, so there is nothing to compare a "
+            "reproduction with nor a model to add it to. Register the model from inside the "
+            "run (shipyard.log_model(model, NAME) while the run is active), or record the "
+            "pipeline with config={'model': NAME}."
+        )
+    original_source = _source_of(client, original)
     with client.tracker.start_run(
         f"reproduce-{model_name}", name=f"reproduce-{run_id[:12]}"
     ) as run:
         run.set_tag("reproduces", run_id)
         run.log_params({**params, "entry_point": record.entry_point})
-        for context, ref in record.snapshots.items():
-            name, _, number = ref.rpartition(":")
-            client.datasets.record_use(name, int(number), run.id, context)
+        # The reproduction is a run of the same pipeline: record it as one (so lineage
+        # and a later reproduce follow it), pinned to the same snapshot versions.
+        record_pipeline(
+            client.datasets,
+            run.id,
+            entry_point=record.entry_point,
+            params=params,
+            code_path=rec.get("code_path"),
+            seed=rec.get("seed"),
+            snapshots=snapshots,
+            config=config,
+            extra={"reproduces": run_id},
+        )
+        for context, frame in frames.items():
+            client.runs.log_dataset(
+                run.id,
+                context,
+                {
+                    **fingerprint(frame, source=original_source).to_dict(),
+                    "snapshot": snapshots[context],
+                },
+            )
         result = run_pipeline(record.entry_point, train, params, code_path=rec.get("code_path"))
         metrics = finite_metrics(result.metrics)
         if metrics:
@@ -194,14 +225,13 @@ def reproduce(
         params=params,
         run_id=run.id,
         data_fingerprint={
-            **fingerprint(training).to_dict(),
-            "snapshot": record.snapshots["training"],
+            **fingerprint(training, source=original_source or snapshots["training"]).to_dict(),
+            "snapshot": snapshots["training"],
             "reproduces": run_id,
         },
         description=f"Reproduction of run {run_id} ({record.entry_point})",
         tags={"reproduces": run_id, "loop.pipeline": record.entry_point},
     )
-    original = _original_version(client, model_name, run_id)
     if not check:
         return Reproduction(run_id, run.id, candidate.ref, original, checked=False)
     codes, packages = code_changes(record), package_changes(record)
@@ -251,15 +281,47 @@ def _time_column(config: dict[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def _original_version(client: LoopServices, model: str, run_id: str) -> str | None:
-    try:
-        versions = client.models.list_versions(model)
-    except NotFoundError:
+def _original_version(client: LoopServices, run_id: str, model: Any) -> str | None:
+    """The version run ``run_id`` registered: of ``model`` when the record names one,
+    else the newest it registered (whatever the model: ``log_model`` inside the run)."""
+    refs = client.models.versions_from_run(run_id)
+    if model:
+        refs = [r for r in refs if r.rpartition(":")[0] == str(model)] or refs
+    return refs[-1] if refs else None
+
+
+def _source_of(client: LoopServices, ref: str | None) -> str | None:
+    """Where the original version's training data came from, as its lineage says."""
+    if ref is None:
         return None
-    for version in versions:
-        if version.run_id == run_id:
-            return version.ref
-    return None
+    source = (client.registry.resolve(ref).data_fingerprint or {}).get("source")
+    return str(source) if source else None
+
+
+def _exact_snapshots(client: LoopServices, run_id: str, refs: dict[str, str]) -> dict[str, str]:
+    """The recorded references, each ``NAME:VERSION``. A record made before bare names
+    were pinned may hold ``NAME``: the version the run logged reading, if it logged one."""
+    exact: dict[str, str] = {}
+    used = client.datasets.uses_of_run(run_id)
+    for context, ref in refs.items():
+        try:
+            name, number = parse_data_ref(ref)
+        except InvalidInputError as exc:
+            raise InvalidInputError(
+                f"Run {run_id} recorded {ref!r} as its {context} data: {exc}"
+            ) from exc
+        if number is None:
+            mine = {u.version for u in used if u.dataset == name}
+            if len(mine) != 1:
+                raise InvalidInputError(
+                    f"Run {run_id} recorded its {context} data as {ref!r} with no version, and "
+                    "did not log which version it read, so the data it trained on is unknown "
+                    "and it cannot be reproduced. Record the pipeline again with "
+                    f"snapshots={{{context!r}: '{name}:VERSION'}}."
+                )
+            number = mine.pop()
+        exact[context] = f"{name}:{number}"
+    return exact
 
 
 __all__ = ["DEFAULT_TOLERANCE", "Reproduction", "code_changes", "package_changes", "reproduce"]

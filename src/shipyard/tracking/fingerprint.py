@@ -14,7 +14,7 @@ changes what a model sees.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -29,9 +29,15 @@ class DatasetFingerprint:
     n_rows: int
     content_hash: str
     source: str | None = None
+    #: The dataset version (``churn-training:3``) the rows were stored as, when
+    #: ``run.log_dataset(..., snapshot=True)`` stored them; not part of the identity.
+    snapshot: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if out["snapshot"] is None:  # the dict a fingerprint always had
+            del out["snapshot"]
+        return out
 
 
 def fingerprint(data: pd.DataFrame, *, source: str | None = None) -> DatasetFingerprint:

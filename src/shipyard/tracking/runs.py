@@ -27,6 +27,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from shipyard.tracking.system_metrics import SystemMetrics
 
 #: (frame, dataset name, run id, context) -> the ``name:version`` it was stored as.
-Snapshotter = Callable[["pd.DataFrame", str, str, str], str]
+Snapshotter = Callable[["pd.DataFrame", str, str, str, str | None], str]
 
 
 class ActiveRun:
@@ -104,7 +105,8 @@ class ActiveRun:
         """Fingerprint ``data`` and record it with the run under ``context``.
 
         ``snapshot=True`` also stores the rows as the next version of dataset
-        ``name`` (default ``<experiment>-<context>``), recorded as read by this run.
+        ``name`` (default ``<experiment>-<context>``), recorded as read by this run;
+        the returned fingerprint's ``snapshot`` is then that version (``name:3``).
         """
         from shipyard.tracking.fingerprint import fingerprint
 
@@ -116,7 +118,9 @@ class ActiveRun:
                     "This tracker cannot snapshot data: it was made without a dataset store."
                 )
             dataset = name or f"{self.experiment}-{context}"
-            recorded["snapshot"] = self._tracker.snapshot(data, dataset, self.id, context)
+            ref = self._tracker.snapshot(data, dataset, self.id, context, source)
+            recorded["snapshot"] = ref
+            fp = replace(fp, snapshot=ref)
         self._store.log_dataset(self.id, context, recorded)
         self.datasets[context] = fp
         return fp
