@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from shipyard.clock import ManualClock as ManualClock  # re-exported for the suite
-from shipyard.monitoring.records import PredictionRecord
+from shipyard.monitoring.records import PredictionBatch, PredictionRecord
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -62,3 +62,18 @@ def classifier_records(
             )
         )
     return out
+
+
+def batch_job_rows(job: str, n: int) -> PredictionBatch:
+    """``n`` rows of one batch job (``source="batch"``) for iris:1, logged at T0."""
+    import pandas as pd
+
+    return PredictionBatch(
+        request_id=job,
+        timestamp=T0,
+        model="iris",
+        version=1,
+        inputs=pd.DataFrame({"x": np.arange(n, dtype=float)}),
+        predictions=np.zeros(n, dtype=int),
+        source="batch",
+    )

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from monitoring_support import T0, ManualClock, record
+from monitoring_support import T0, ManualClock, batch_job_rows, record
 
 from shipyard.config import Settings
 from shipyard.errors import InvalidInputError
@@ -514,22 +514,11 @@ def test_staged_rows_are_read_only_once_their_job_is_published(
     segments are deleted, leaving the log exactly as it was."""
     log = PredictionLog(store, clock=clock)
 
-    def batch(job: str, n: int) -> PredictionBatch:
-        return PredictionBatch(
-            request_id=job,
-            timestamp=T0,
-            model="iris",
-            version=1,
-            inputs=pd.DataFrame({"x": np.arange(n, dtype=float)}),
-            predictions=np.zeros(n, dtype=int),
-            source="batch",
-        )
-
     def visible() -> int:
         return len(log.read("iris", since=T0, until=T0 + timedelta(minutes=1)))
 
-    assert log.write(batch("batch-ok", 300), stage="batch-ok") == 300
-    assert log.write(batch("batch-bad", 200), stage="batch-bad") == 200
+    assert log.write(batch_job_rows("batch-ok", 300), stage="batch-ok") == 300
+    assert log.write(batch_job_rows("batch-bad", 200), stage="batch-bad") == 200
     assert visible() == 0
     assert log.daily_counts("iris", since=T0, until=T0 + timedelta(minutes=1)) == []
     assert log.settle_job("iris", "batch-bad", publish=False) == 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from monitoring_support import T0, ManualClock, record
+from monitoring_support import T0, ManualClock, batch_job_rows, record
 
 from shipyard.errors import StoreError
 from shipyard.monitoring.feedback import record_feedback
@@ -161,25 +161,10 @@ def test_staged_segments_are_published_and_discarded_on_s3(
 ) -> None:
     """On S3 publishing a staged segment is a copy and a delete: afterwards only the
     ``part-`` object is listed and read; a discarded job leaves no object."""
-    import numpy as np
-
-    from shipyard.monitoring.records import PredictionBatch
-
     log = PredictionLog(s3_store, clock=clock)
 
-    def batch(job: str, n: int) -> PredictionBatch:
-        return PredictionBatch(
-            request_id=job,
-            timestamp=T0,
-            model="iris",
-            version=1,
-            inputs=pd.DataFrame({"x": np.arange(n, dtype=float)}),
-            predictions=np.zeros(n, dtype=int),
-            source="batch",
-        )
-
-    log.write(batch("batch-ok", 30), stage="batch-ok")
-    log.write(batch("batch-bad", 20), stage="batch-bad")
+    log.write(batch_job_rows("batch-ok", 30), stage="batch-ok")
+    log.write(batch_job_rows("batch-bad", 20), stage="batch-bad")
     window = {"since": T0, "until": T0 + timedelta(minutes=1)}
     assert len(log.read("iris", **window)) == 0
     assert log.settle_job("iris", "batch-bad", publish=False) == 1

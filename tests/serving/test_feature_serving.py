@@ -529,13 +529,12 @@ def test_v2_metadata_and_infer_take_the_keys_and_request_fields(
 
 def test_v2_with_tritons_own_client(trained: Trained, served: LiveServer) -> None:
     """Triton's HTTP client (binary tensors by default) against a feature-backed model."""
-    import json
-    import subprocess
+    sys.path.insert(0, str(Path(__file__).parent / "protocols"))
+    from test_v2_triton_client import REQUIREMENTS, drive
 
     from peers import peer_venv_python
 
-    python = peer_venv_python("tritonclient", ["tritonclient[http]==2.*"])
-    driver = Path(__file__).parent / "protocols" / "triton_client_driver.py"
+    python = peer_venv_python("tritonclient", REQUIREMENTS)
     cases = [
         {
             "model": "eta",
@@ -551,16 +550,7 @@ def test_v2_with_tritons_own_client(trained: Trained, served: LiveServer) -> Non
             "outputs": None,
         }
     ]
-    done = subprocess.run(
-        [str(python), str(driver), served.url.removeprefix("http://")],
-        input=json.dumps(cases),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    report = drive(python, served.url, cases)
     assert {i["name"] for i in report["model_metadata"]["inputs"]} == {"driver_id", "trip_distance"}
     (case,) = report["cases"]
     assert "error" not in case, case
