@@ -27,10 +27,10 @@ class _Blocked:
     def __init__(self, store: SegmentStore) -> None:
         self.store, self.entered, self.gate = store, threading.Event(), threading.Event()
 
-    def write_segment(self, kind, model, day, table):  # type: ignore[no-untyped-def]
+    def write_segment(self, kind, model, day, table, *, stage=None):  # type: ignore[no-untyped-def]
         self.entered.set()
         self.gate.wait(timeout=30)
-        return self.store.write_segment(kind, model, day, table)
+        return self.store.write_segment(kind, model, day, table, stage=stage)
 
 
 def test_metrics_follow_the_log(store: SegmentStore, clock: ManualClock) -> None:

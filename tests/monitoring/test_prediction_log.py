@@ -230,10 +230,10 @@ class GatedSink:
         self.entered = threading.Event()
         self.gate = threading.Event()
 
-    def write_segment(self, kind, model, day, table):  # type: ignore[no-untyped-def]
+    def write_segment(self, kind, model, day, table, *, stage=None):  # type: ignore[no-untyped-def]
         self.entered.set()
         assert self.gate.wait(timeout=30), "test never opened the gate"
-        return self.store.write_segment(kind, model, day, table)
+        return self.store.write_segment(kind, model, day, table, stage=stage)
 
 
 def test_a_full_queue_drops_and_counts_instead_of_blocking(
@@ -280,11 +280,11 @@ class FailingOnceSink:
         self.store = store
         self.failed = False
 
-    def write_segment(self, kind, model, day, table):  # type: ignore[no-untyped-def]
+    def write_segment(self, kind, model, day, table, *, stage=None):  # type: ignore[no-untyped-def]
         if not self.failed:
             self.failed = True
             raise OSError("disk full")
-        return self.store.write_segment(kind, model, day, table)
+        return self.store.write_segment(kind, model, day, table, stage=stage)
 
 
 def test_a_failed_write_is_counted_and_the_writer_goes_on(

@@ -195,7 +195,8 @@ def source_schema(con: duckdb.DuckDBPyConnection, alias: str) -> dict[str, str]:
     return {str(row[0]): str(row[1]) for row in rows}
 
 
-def _family(sql_type: str) -> str:
+def source_family(sql_type: str) -> str:
+    """A DuckDB type name's family: integer, float, text, bool, time or the type itself."""
     base = sql_type.split("(")[0].strip().upper()
     if base in _INTEGER:
         return "integer"
@@ -210,18 +211,13 @@ def _family(sql_type: str) -> str:
     return base.lower()
 
 
-def source_family(sql_type: str) -> str:
-    """A DuckDB type name's family: integer, float, text, bool, time or the type itself."""
-    return _family(sql_type)
-
-
 def is_integer_type(sql_type: str) -> bool:
     """Whether a DuckDB type name is an integer type (signed or not, any width)."""
-    return _family(sql_type) == "integer"
+    return source_family(sql_type) == "integer"
 
 
 def _accepts(dtype: str, sql_type: str) -> bool:
-    family = _family(sql_type)
+    family = source_family(sql_type)
     wanted = _ACCEPTS[dtype]
     if wanted == "numeric":
         return family in ("integer", "float")
@@ -258,7 +254,7 @@ def check_view_schema(defs: Definitions, view: FeatureView, schema: dict[str, st
             continue
         if name not in schema:
             problems.append(f"{label} {name!r} is not a column")
-        elif _family(schema[name]) != "time":
+        elif source_family(schema[name]) != "time":
             problems.append(f"{label} {name!r} is {schema[name]}, not a timestamp")
     for feature in view.features:
         if feature.name not in schema:

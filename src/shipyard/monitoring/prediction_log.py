@@ -355,10 +355,7 @@ class PredictionLog:
             part = table.filter(pa.array(days == day)) if len(unique) > 1 else table
             try:
                 day_of = pd.Timestamp(day).date()
-                if stage is None:
-                    self.sink.write_segment("predictions", model, day_of, part)
-                else:
-                    self.sink.write_segment("predictions", model, day_of, part, stage=stage)
+                self.sink.write_segment("predictions", model, day_of, part, stage=stage)
             except Exception:
                 if strict:
                     raise
