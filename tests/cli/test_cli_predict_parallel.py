@@ -318,9 +318,10 @@ def test_a_glob_of_csv_files_on_s3(home, tmp_path, s3_endpoint, s3_bucket, aws_e
 
 
 @pytest.mark.timeout(600)  # a real job on a shared machine: minutes under load
-def test_a_worker_killed_mid_job_loses_and_doubles_nothing(home, tmp_path):
+def test_a_worker_killed_mid_job_loses_and_doubles_nothing(home, client, tmp_path):
     """The real executable on a local cluster of two workers; one worker process is
-    SIGKILLed once the first partitions are done. Dask runs its partitions again."""
+    SIGKILLed once the first partitions are done. Dask runs its partitions again:
+    the output and the prediction log hold every row once."""
     data = tmp_path / "in"
     data.mkdir()
     n_files, per_file = 16, 20_000
@@ -361,6 +362,13 @@ def test_a_worker_killed_mid_job_loses_and_doubles_nothing(home, tmp_path):
     assert len(ids) == n_files * per_file and ids.is_unique
     assert sorted(ids.tolist()) == list(range(n_files * per_file))
     assert staging_left(tmp_path) == []
+    logged = client.prediction_log.read("iris")
+    logged_rows = logged.loc[logged["request_id"] == summary["job_id"], "row"]
+    # The killed attempt had logged some of its chunks; only the retry's rows count.
+    assert logged_rows.is_unique
+    assert sorted(logged_rows.tolist()) == list(range(n_files * per_file))
+    log_root = Path(client.prediction_log.store.url)
+    assert not [p.name for p in log_root.rglob(f"staged-{summary['job_id']}*")]
 
 
 def _worker_processes(pid: int) -> list[psutil.Process]:
@@ -397,7 +405,7 @@ def test_progress_counts_rows_across_workers(client, home, scheduler, tmp_path):
     setup = PredictWorkerSetup(client.settings, version.ref, f"batch-{uuid.uuid4().hex[:12]}")
     seen: list[tuple[int, int | None]] = []
     with Client(scheduler) as dask:
-        summary, _ = score_partitions(
+        summary = score_partitions(
             dask,
             setup,
             plan,
@@ -406,7 +414,7 @@ def test_progress_counts_rows_across_workers(client, home, scheduler, tmp_path):
             model_ref=version.ref,
             chunk_size=100,
             progress=lambda done, total: seen.append((done, total)),
-        )
+        ).summary
     assert summary.rows_read == 2_000
     assert seen[0] == (0, 2_000) and seen[-1] == (2_000, 2_000)
     assert {total for _, total in seen} == {2_000}

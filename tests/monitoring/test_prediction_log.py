@@ -21,7 +21,7 @@ import pytest
 from monitoring_support import T0, ManualClock, batch_job_rows, record
 
 from shipyard.config import Settings
-from shipyard.errors import InvalidInputError
+from shipyard.errors import InvalidInputError, StoreError
 from shipyard.monitoring.prediction_log import PredictionLog, open_prediction_log
 from shipyard.monitoring.records import PredictionBatch, PredictionRecord
 from shipyard.monitoring.segments import SegmentStore
@@ -528,4 +528,35 @@ def test_staged_rows_are_read_only_once_their_job_is_published(
     assert [p.name.startswith("part-") for p in root.rglob("*.parquet")] == [True]
     with pytest.raises(InvalidInputError):
         log.write([record("one", T0)], stage="batch-x")
+    log.close()
+
+
+def test_only_the_attempts_a_parallel_job_used_are_published(
+    store: SegmentStore, clock: ManualClock
+) -> None:
+    """A worker killed mid-partition logged rows that the partition's retry logs again:
+    each attempt stages under ``<job>.<attempt>``, and publishing keeps only the
+    attempts the job used. Another job's staged rows are left alone."""
+    log = PredictionLog(store, clock=clock)
+    for stage, n in [
+        ("batch-j.p00000.dead", 40),  # the killed attempt: rows the retry logs again
+        ("batch-j.p00000.live", 100),
+        ("batch-j.p00001.live", 50),
+        ("batch-other.p00000.live", 7),
+    ]:
+        assert log.write(batch_job_rows("batch-j", n), stage=stage) == n
+
+    settled = log.settle_job("iris", "batch-j", publish=True, keep={"p00000.live", "p00001.live"})
+    assert settled == 3  # two published, the dead attempt's deleted
+    frame = log.read("iris", since=T0, until=T0 + timedelta(minutes=1))
+    assert len(frame) == 150
+    names = sorted(p.name for p in Path(store.url).rglob("*.parquet"))
+    assert sum(n.startswith("part-") for n in names) == 2
+    assert [n for n in names if not n.startswith("part-")] == [
+        n for n in names if n.startswith("staged-batch-other.p00000.live-part-")
+    ]
+    assert log.settle_job("iris", "batch-other", publish=False) == 1
+    assert len(list(Path(store.url).rglob("staged-*"))) == 0
+    with pytest.raises(StoreError, match="-part-"):
+        log.settle_job("iris", "batch-x-part-1", publish=True)
     log.close()

@@ -175,3 +175,19 @@ def test_staged_segments_are_published_and_discarded_on_s3(
     names = [p.rsplit("/", 1)[-1] for p in s3_store.fs.ls(day.path)]
     assert len(names) == 1 and names[0].startswith("part-"), names
     log.close()
+
+
+def test_a_dead_attempts_staged_rows_are_deleted_on_s3(
+    s3_store: SegmentStore, clock: ManualClock
+) -> None:
+    """Publishing a parallel job on S3 keeps only the attempts it used."""
+    log = PredictionLog(s3_store, clock=clock)
+    log.write(batch_job_rows("batch-j", 30), stage="batch-j.p00000.dead")
+    log.write(batch_job_rows("batch-j", 30), stage="batch-j.p00000.live")
+    assert log.settle_job("iris", "batch-j", publish=True, keep={"p00000.live"}) == 2
+    frame = log.read("iris", since=T0, until=T0 + timedelta(minutes=1))
+    assert len(frame) == 30
+    (day,) = s3_store.partitions("predictions", "iris")
+    names = [p.rsplit("/", 1)[-1] for p in s3_store.fs.ls(day.path)]
+    assert len(names) == 1 and names[0].startswith("part-"), names
+    log.close()

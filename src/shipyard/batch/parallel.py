@@ -15,7 +15,10 @@ of a partition writes its own file (a random token in its name), and only
 the files of the attempts whose results the scheduler returned are kept. A
 worker that dies mid-partition leaves at most a stray attempt file, removed
 before the folder is published, and the scheduler runs the partition again
-elsewhere: no partition is lost or written twice. The staging folder becomes
+elsewhere: no partition is lost or written twice. Its logged rows are staged
+under the attempt too, and the caller publishes only the attempts returned in
+:class:`PartitionsScored` (the rows a dead attempt logged are deleted, not
+counted twice). The staging folder becomes
 the output with one rename at the end (an older output of that name is
 replaced only then); a failed job deletes it, so nothing under the output's
 name ever looks complete unless it is.
@@ -29,7 +32,7 @@ as results and stop the job at once; anything else (an I/O error) is retried
 ``retries`` times by Dask before failing the job.
 
 >>> with open_cluster(workers=2) as client:                              # doctest: +SKIP
-...     summary = score_partitions(client, setup, plan, "scores/")
+...     scored = score_partitions(client, setup, plan, "scores/")
 """
 
 from __future__ import annotations
@@ -74,12 +77,19 @@ DEFAULT_RETRIES = 2
 _COUNT_CHUNK = 1_000_000
 
 
+ChunkObserver = Callable[[ChunkResult], None]
+
+
 @dataclass
 class WorkerTools:
-    """What a worker process keeps between partitions: the model and the log's hooks."""
+    """What a worker process keeps between partitions: the model and the log's hooks.
+
+    ``log_chunks(attempt)`` gives the observer that logs one attempt's chunks (staged
+    under that attempt, so the driver publishes only the attempts it used).
+    """
 
     model: BatchModel
-    on_chunk: Callable[[ChunkResult], None] | None = None
+    log_chunks: Callable[[str], ChunkObserver] | None = None
     flush: Callable[[], None] = field(default=lambda: None)
 
 
@@ -143,6 +153,19 @@ class PartitionDone:
     loaded_model: bool = False
     worker_pid: int = 0
     error: ShipyardError | None = None
+    #: Names this attempt at the partition; its logged rows are staged under it.
+    attempt: str = ""
+
+
+@dataclass(frozen=True)
+class PartitionsScored:
+    """What :func:`score_partitions` did: the job's summary, how many times workers
+    loaded the model, and the attempts whose results were used (one per partition),
+    the only ones whose logged rows may be published."""
+
+    summary: BatchSummary
+    model_loads: int
+    attempts: frozenset[str]
 
 
 def partition_source(partition: Partition, storage_options: dict[str, Any]) -> ChunkSource:
@@ -223,6 +246,7 @@ def _score_partition(setup: WorkerSetup, task: PartitionTask, staging: Path) -> 
     tools, loaded = _worker_tools(setup)
     part = task.partition
     token = secrets.token_hex(4)
+    attempt = f"p{part.index:05d}.{token}"
     out = ParquetSink(staging / f"part-{part.index:05d}.{token}.parquet")
     rejects = ParquetSink(staging / f"rejects-{part.index:05d}.{token}.parquet")
     try:
@@ -234,7 +258,7 @@ def _score_partition(setup: WorkerSetup, task: PartitionTask, staging: Path) -> 
             strict=task.strict,
             rejects=rejects if task.rejects else None,
             id_column=task.id_column,
-            on_chunk=tools.on_chunk,
+            on_chunk=None if tools.log_chunks is None else tools.log_chunks(attempt),
             progress=_progress_reporter(task),
             first_row=task.first_row,
             file_row=task.file_row,
@@ -245,7 +269,9 @@ def _score_partition(setup: WorkerSetup, task: PartitionTask, staging: Path) -> 
         tools.flush()  # the partition's predictions are in the log before it counts as done
     except ShipyardError as exc:
         # A user's error: no retry would change it, so it comes back as a result.
-        return PartitionDone(part.index, error=exc, loaded_model=loaded, worker_pid=os.getpid())
+        return PartitionDone(
+            part.index, error=exc, loaded_model=loaded, worker_pid=os.getpid(), attempt=attempt
+        )
     return PartitionDone(
         index=part.index,
         output=out.path.name,
@@ -257,6 +283,7 @@ def _score_partition(setup: WorkerSetup, task: PartitionTask, staging: Path) -> 
         kept=summary.rejects,
         loaded_model=loaded,
         worker_pid=os.getpid(),
+        attempt=attempt,
     )
 
 
@@ -346,7 +373,7 @@ def score_partitions(
     storage_options: dict[str, Any] | None = None,
     progress: ProgressCallback | None = None,
     retries: int = DEFAULT_RETRIES,
-) -> tuple[BatchSummary, int]:
+) -> PartitionsScored:
     """Score ``partitions`` on the cluster behind ``client`` into ``output``.
 
     ``output`` becomes a folder of Parquet files, one per partition
@@ -355,7 +382,8 @@ def score_partitions(
     An ``s3://`` output is staged and published as :mod:`shipyard.batch.remote_output`
     describes (the ``_SUCCESS`` object, written last, lists the files).
     ``rejects`` is one local file (CSV or Parquet) gathering every partition's rejects.
-    Returns the summary and how many times workers loaded the model.
+    Returns the summary, how many times workers loaded the model, and the attempts
+    used (see :class:`PartitionsScored`).
     """
     options = dict(storage_options or {})
     start = time.monotonic()
@@ -456,7 +484,11 @@ def score_partitions(
         rows_per_second=rows_read / seconds,
         rejects=tuple(kept),
     )
-    return summary, sum(r.loaded_model for r in ordered)
+    return PartitionsScored(
+        summary=summary,
+        model_loads=sum(r.loaded_model for r in ordered),
+        attempts=frozenset(r.attempt for r in ordered),
+    )
 
 
 def _gather(

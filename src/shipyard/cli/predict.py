@@ -270,11 +270,11 @@ def _predict_parallel(
     # The log's rows are settled after the cluster is closed: a local cluster's workers,
     # still running partitions of a failed job, are gone by then.
     with (
-        _logged_job(client.prediction_log, version.model, job_id),
+        _logged_job(client.prediction_log, version.model, job_id) as attempts,
         _progress_bar(f"Scoring with {version.ref}", disable=as_json) as progress,
         open_cluster(workers=workers, address=cluster) as dask,
     ):
-        summary, loads = score_partitions(
+        scored = score_partitions(
             dask,
             setup,
             partitions,
@@ -289,6 +289,8 @@ def _predict_parallel(
             storage_options=options,
             progress=progress,
         )
+        attempts.update(scored.attempts)
+        summary, loads = scored.summary, scored.model_loads
         n_workers = len(dask.scheduler_info().get("workers", {}))
     extra = {"job_id": job_id, "partitions": len(partitions), "workers": n_workers}
     if as_json:
@@ -340,18 +342,25 @@ class PredictWorkerSetup:
         def flush() -> None:
             log.flush()
 
-        return WorkerTools(model=model, on_chunk=_chunk_logger(log, self.job_id), flush=flush)
+        def log_chunks(attempt: str) -> Callable[[ChunkResult], None]:
+            return _chunk_logger(log, self.job_id, stage=f"{self.job_id}.{attempt}")
+
+        return WorkerTools(model=model, log_chunks=log_chunks, flush=flush)
 
 
 @contextmanager
-def _logged_job(log: PredictionLog, model: str, job_id: str) -> Iterator[None]:
+def _logged_job(log: PredictionLog, model: str, job_id: str) -> Iterator[set[str]]:
     """The job's log rows, staged while it runs, become visible only if it succeeds.
 
     Drift windows and the monitor job must not count the rows of a job that failed
     (and may be run again): on failure its staged segments are deleted instead.
+    A parallel job adds the partition attempts it used to the set this yields: only
+    their rows are published (a worker killed mid-partition logged rows that the
+    partition's retry logs again).
     """
+    attempts: set[str] = set()
     try:
-        yield
+        yield attempts
     except BaseException:
         try:
             log.settle_job(model, job_id, publish=False)
@@ -361,17 +370,20 @@ def _logged_job(log: PredictionLog, model: str, job_id: str) -> Iterator[None]:
                 "they are never read and go with their day's retention."
             )
         raise
-    log.settle_job(model, job_id, publish=True)
+    log.settle_job(model, job_id, publish=True, keep=attempts)
 
 
-def _chunk_logger(log: PredictionLog, job_id: str) -> Callable[[ChunkResult], None]:
+def _chunk_logger(
+    log: PredictionLog, job_id: str, *, stage: str | None = None
+) -> Callable[[ChunkResult], None]:
     """Every scored chunk goes to the prediction log under the job's id, rows
     numbered as in the input, so late labels and drift see batch traffic too.
-    Its segments are staged under the job's id until the job ends (:func:`_logged_job`)."""
+    Its segments are staged under ``stage`` (default: the job's id; on a worker
+    ``<job id>.<attempt>``) until the job ends (:func:`_logged_job`)."""
 
     def log_chunk(chunk: ChunkResult) -> None:
         log.write(
-            stage=job_id,
+            stage=stage or job_id,
             batch=PredictionBatch(
                 request_id=job_id,
                 timestamp=log.clock.now(),

@@ -45,7 +45,7 @@ import threading
 import time
 import weakref
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -388,11 +388,15 @@ class PredictionLog:
             total += self._write_table(model, table)
         return self._count_written(total)
 
-    def settle_job(self, model: str, stage: str, *, publish: bool) -> int:
+    def settle_job(
+        self, model: str, stage: str, *, publish: bool, keep: Collection[str] | None = None
+    ) -> int:
         """Publish (``publish=True``, the job succeeded) or delete the segments a batch job
-        wrote with ``write(..., stage=stage)``; return how many segment files."""
+        wrote with ``write(..., stage=stage)`` or, per attempt at a partition, with
+        ``stage=f"{stage}.{attempt}"``; with ``keep``, only the attempts named there are
+        published. Returns how many segment files were settled."""
         check_model_name(model)
-        return self.store.settle_staged("predictions", model, stage, publish=publish)
+        return self.store.settle_staged("predictions", model, stage, publish=publish, keep=keep)
 
     def _count_written(self, rows: int) -> int:
         with self._cond:

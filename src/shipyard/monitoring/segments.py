@@ -10,6 +10,9 @@ so workers never coordinate. A batch job stages its segments: they are written a
 ``staged-<job>-part-....parquet``, which no reader lists, and
 :meth:`SegmentStore.settle_staged` renames them to ``part-...`` when the job
 succeeds (or deletes them when it fails), so a failed job's rows are never counted.
+A job scored on many workers stages each attempt at a partition apart
+(``staged-<job>.<attempt>-part-...``): only the attempts that completed are
+published, so rows a dead worker logged before a retry are never counted twice.
 A segment appears whole or not at all: locally it is written to a hidden temporary
 file and renamed into place; on S3 it is one PUT, which S3 publishes atomically.
 Retention deletes whole day partitions.
@@ -32,6 +35,7 @@ import re
 import shutil
 import tempfile
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -58,6 +62,8 @@ _PART_RE = re.compile(r"^part-[^/]+\.parquet$")
 #: A staged segment's name starts with this, then the stage (a job id) and "-part-...".
 STAGED_PREFIX = "staged-"
 _STAGE_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Between a staged segment's stage and its own name: "staged-<stage>-part-<...>".
+_SEGMENT_MARK = "-part-"
 _BACKEND_ERRORS = BACKEND_ERRORS
 
 
@@ -178,22 +184,38 @@ class SegmentStore:
             raise StoreError(f"Could not store {name} in {self._public(folder)}: {exc}") from exc
         return self._public(target)
 
-    def settle_staged(self, kind: Kind, model: str, stage: str, *, publish: bool) -> int:
+    def settle_staged(
+        self,
+        kind: Kind,
+        model: str,
+        stage: str,
+        *,
+        publish: bool,
+        keep: Collection[str] | None = None,
+    ) -> int:
         """Publish (rename to ``part-...``) or delete every segment staged under ``stage``
-        for ``model``, in every day partition; return how many files were settled.
+        (and under its attempts, ``<stage>.<attempt>``) for ``model``, in every day
+        partition; return how many files were settled.
+
+        With ``keep``, an attempt's segments are published only if the attempt is in
+        ``keep`` (the ones whose results the job used) and deleted otherwise: a worker
+        that died mid-partition logged rows its retry logs again.
 
         A rename within one folder: atomic locally; on S3 a copy then a delete, so a
         reader sees each segment under one name or the other, never both listed.
         """
-        prefix = _staged_prefix(stage)
+        _staged_prefix(stage)  # checks the name
         settled = 0
         for partition in self.partitions(kind, model):
             for name, path in self._children(partition.path, dirs=False):
-                if not name.startswith(prefix):
+                staged = _staged_under(name, stage)
+                if staged is None:
                     continue
+                attempt, segment = staged
+                kept = keep is None or attempt is None or attempt in keep
                 try:
-                    if publish:
-                        target = f"{partition.path}/{name[len(prefix) :]}"
+                    if publish and kept:
+                        target = f"{partition.path}/{segment}"
                         if self.is_local:
                             os.replace(path, target)
                         else:
@@ -203,7 +225,7 @@ class SegmentStore:
                 except FileNotFoundError:
                     continue
                 except _BACKEND_ERRORS as exc:
-                    action = "publish" if publish else "delete"
+                    action = "publish" if publish and kept else "delete"
                     raise StoreError(
                         f"Could not {action} the staged segment {self._public(path)}: {exc}"
                     ) from exc
@@ -327,9 +349,26 @@ class SegmentStore:
 
 
 def _staged_prefix(stage: str) -> str:
-    if not _STAGE_RE.match(stage):
-        raise StoreError(f"A stage name is letters, digits, '_', '.' and '-'; got {stage!r}.")
+    if not _STAGE_RE.match(stage) or _SEGMENT_MARK in stage:
+        raise StoreError(
+            f"A stage name is letters, digits, '_', '.' and '-' (without {_SEGMENT_MARK!r}); "
+            f"got {stage!r}."
+        )
     return f"{STAGED_PREFIX}{stage}-"
+
+
+def _staged_under(name: str, stage: str) -> tuple[str | None, str] | None:
+    """For a file staged under ``stage`` or one of its attempts: (the attempt or None,
+    the segment's published name); None for any other file."""
+    if not name.startswith(STAGED_PREFIX) or _SEGMENT_MARK not in name:
+        return None
+    owner, _, rest = name[len(STAGED_PREFIX) :].partition(_SEGMENT_MARK)
+    segment = f"part-{rest}"
+    if owner == stage:
+        return None, segment
+    if owner.startswith(f"{stage}."):
+        return owner[len(stage) + 1 :], segment
+    return None
 
 
 def _dictionary_columns(table: pa.Table) -> list[str]:
