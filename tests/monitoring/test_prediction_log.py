@@ -560,3 +560,29 @@ def test_only_the_attempts_a_parallel_job_used_are_published(
     with pytest.raises(StoreError, match="-part-"):
         log.settle_job("iris", "batch-x-part-1", publish=True)
     log.close()
+
+
+def test_settling_a_job_lists_only_the_days_since_it_started(
+    store: SegmentStore, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A month of day partitions: settling a job that started today lists today and the
+    day before (the margin for workers' clocks), not the whole month."""
+    log = PredictionLog(store, clock=clock)
+    for days_ago in range(30, 0, -1):
+        log.write([record(f"old-{days_ago}", T0 - timedelta(days=days_ago))])
+    log.flush()
+    log.write(batch_job_rows("batch-j", 10), stage="batch-j")
+    listed: list[str] = []
+    children = store._children
+
+    def counting(path: str, *, dirs: bool = True) -> list[tuple[str, str]]:
+        listed.append(path)
+        return children(path, dirs=dirs)
+
+    monkeypatch.setattr(store, "_children", counting)
+    assert log.settle_job("iris", "batch-j", publish=True, started=T0) == 1
+    day_listings = [p for p in listed if "date=" in p]
+    assert len(day_listings) == 2, day_listings
+    monkeypatch.undo()
+    assert len(log.read("iris", since=T0, until=T0 + timedelta(minutes=1))) == 10
+    log.close()

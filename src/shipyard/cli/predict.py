@@ -359,18 +359,19 @@ def _logged_job(log: PredictionLog, model: str, job_id: str) -> Iterator[set[str
     partition's retry logs again).
     """
     attempts: set[str] = set()
+    started = log.clock.now()
     try:
         yield attempts
     except BaseException:
         try:
-            log.settle_job(model, job_id, publish=False)
+            log.settle_job(model, job_id, publish=False, started=started)
         except Exception as exc:  # the job's own error matters more; say what is left
             err_console.print(
                 f"[yellow]Could not delete the failed job's staged log segments ({exc}); "
                 "they are never read and go with their day's retention."
             )
         raise
-    log.settle_job(model, job_id, publish=True, keep=attempts)
+    log.settle_job(model, job_id, publish=True, keep=attempts, started=started)
 
 
 def _chunk_logger(

@@ -46,7 +46,7 @@ import time
 import weakref
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,8 @@ from shipyard.registry.refs import check_model_name
 __all__ = ["DEFAULT_RETENTION", "PredictionLog", "open_prediction_log"]
 
 logger = logging.getLogger("shipyard.monitoring")
+#: Slack when settling a batch job by the day it started: its workers' clocks may lag.
+_CLOCK_MARGIN = timedelta(days=1)
 
 DEFAULT_RETENTION = timedelta(days=30)
 # A queued item: a list of rows, one answered request (columns) or a batch of
@@ -389,14 +391,25 @@ class PredictionLog:
         return self._count_written(total)
 
     def settle_job(
-        self, model: str, stage: str, *, publish: bool, keep: Collection[str] | None = None
+        self,
+        model: str,
+        stage: str,
+        *,
+        publish: bool,
+        keep: Collection[str] | None = None,
+        started: datetime | None = None,
     ) -> int:
         """Publish (``publish=True``, the job succeeded) or delete the segments a batch job
         wrote with ``write(..., stage=stage)`` or, per attempt at a partition, with
         ``stage=f"{stage}.{attempt}"``; with ``keep``, only the attempts named there are
-        published. Returns how many segment files were settled."""
+        published. ``started`` (when the job began, by this log's clock) spares listing
+        the days before it; a day's margin allows for workers' clocks. Returns how many
+        segment files were settled."""
         check_model_name(model)
-        return self.store.settle_staged("predictions", model, stage, publish=publish, keep=keep)
+        since = None if started is None else (started - _CLOCK_MARGIN).astimezone(UTC).date()
+        return self.store.settle_staged(
+            "predictions", model, stage, publish=publish, keep=keep, since=since
+        )
 
     def _count_written(self, rows: int) -> int:
         with self._cond:

@@ -192,6 +192,7 @@ class SegmentStore:
         *,
         publish: bool,
         keep: Collection[str] | None = None,
+        since: date | None = None,
     ) -> int:
         """Publish (rename to ``part-...``) or delete every segment staged under ``stage``
         (and under its attempts, ``<stage>.<attempt>``) for ``model``, in every day
@@ -201,12 +202,17 @@ class SegmentStore:
         ``keep`` (the ones whose results the job used) and deleted otherwise: a worker
         that died mid-partition logged rows its retry logs again.
 
+        ``since`` (the day the job started) skips the older day partitions: a job's
+        rows are logged on the days it ran, and on S3 each day is one more listing.
+
         A rename within one folder: atomic locally; on S3 a copy then a delete, so a
         reader sees each segment under one name or the other, never both listed.
         """
         _staged_prefix(stage)  # checks the name
         settled = 0
         for partition in self.partitions(kind, model):
+            if since is not None and partition.day < since:
+                continue
             for name, path in self._children(partition.path, dirs=False):
                 staged = _staged_under(name, stage)
                 if staged is None:
