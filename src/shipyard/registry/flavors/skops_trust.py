@@ -11,11 +11,17 @@ scikit-learn ships:
   neighbour indexes, distance metrics, optimizers). skops rebuilds them from
   their state without calling their constructor; their methods are scikit-learn's
   own code, which a scikit-learn model runs anyway;
-- a **function scikit-learn exports** from one of its computing subpackages
-  (``sklearn.feature_selection.f_classif``, ``sklearn.metrics.pairwise...``):
-  score functions and metrics that estimators hold as parameters. The
-  subpackages that touch files, the network or global state (``datasets``,
-  ``utils``, ``externals``, the top level) are left out;
+- a **function scikit-learn defines in one of its computing subpackages**
+  (``sklearn.feature_selection.f_classif``, ``sklearn.metrics.pairwise...``,
+  and private ones such as the Lloyd step a ``BisectingKMeans`` holds):
+  score functions, metrics and algorithms that estimators hold as parameters
+  or attributes. The subpackages that touch files, the network or global
+  state (``datasets``, ``utils``, ``externals``, the top level) are left out;
+- ``numpy.dtype`` (``SimpleImputer`` and ``KBinsDiscretizer`` keep the dtype
+  they were fitted on; skops rebuilds it from an array header, without
+  pickle), and the **NumPy functions scikit-learn's own estimators take as
+  parameter defaults** (``FeatureAgglomeration(pooling_func=np.mean)``), read
+  off their signatures;
 - the **SciPy data structures** that fitted scikit-learn estimators hold
   (classes exported by ``scipy.interpolate``, ``scipy.sparse``,
   ``scipy.spatial``), and the functions of the NumPy array namespace that SciPy
@@ -23,7 +29,8 @@ scikit-learn ships:
 
 Anything else (a function of yours, ``builtins.eval``, ``os.system``) is not
 trusted. A name is resolved only when its top-level package is scikit-learn or
-SciPy, so checking a hostile file imports nothing else.
+SciPy (or is one of the NumPy names above), so checking a hostile file imports
+nothing else.
 
 Example:
     >>> is_trusted_type("sklearn.gaussian_process.kernels.RBF")
@@ -57,6 +64,8 @@ _ARRAY_NAMESPACES = (
 def is_trusted_type(name: str) -> bool:
     """Whether a skops file may name ``name`` (``module.path.Object``) without the trust flag."""
     root = name.partition(".")[0]
+    if root == "numpy":
+        return name == "numpy.dtype" or name in _numpy_parameter_defaults()
     if root not in ("sklearn", "scipy") or "<" in name:
         return False
     obj = _resolve(name)
@@ -67,8 +76,41 @@ def is_trusted_type(name: str) -> bool:
     if name.startswith(_ARRAY_NAMESPACES):
         return callable(obj) and not inspect.isclass(obj)
     if root == "sklearn":
-        return id(obj) in _exported_sklearn_functions()
+        return id(obj) in _exported_sklearn_functions() or _computing_function(obj)
     return inspect.isclass(obj) and id(obj) in _exported_scipy_classes()
+
+
+def _computing_function(obj: Any) -> bool:
+    """A function defined (not merely imported) in a scikit-learn computing subpackage."""
+    if inspect.isclass(obj) or not callable(obj):
+        return False
+    module = getattr(obj, "__module__", None) or ""
+    parts = module.split(".")
+    return (
+        len(parts) >= 2
+        and parts[0] == "sklearn"
+        and not parts[1].startswith("_")
+        and parts[1] not in _NOT_COMPUTING
+    )
+
+
+@cache
+def _numpy_parameter_defaults() -> frozenset[str]:
+    """``numpy.<name>`` of every NumPy function a scikit-learn estimator has as a default."""
+    from sklearn.utils import all_estimators
+
+    found: set[str] = set()
+    for _, cls in all_estimators():
+        try:
+            parameters = inspect.signature(cls.__init__).parameters.values()
+        except (TypeError, ValueError):
+            continue
+        for parameter in parameters:
+            default = parameter.default
+            module = getattr(default, "__module__", None) or ""
+            if callable(default) and not inspect.isclass(default) and module == "numpy":
+                found.add(f"numpy.{default.__name__}")
+    return frozenset(found)
 
 
 def _resolve(name: str) -> Any:
