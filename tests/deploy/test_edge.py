@@ -417,3 +417,186 @@ def test_nan_and_infinity_are_refused_by_the_python_runner(
             assert ran.returncode == 1, (text, ran.stdout)
             assert ran.stderr.startswith(f"Error: {expected}"), (text, ran.stderr)
             assert len(ran.stderr.strip().splitlines()) == 1 and ran.stdout == ""
+
+
+class _Page:
+    """An exported bundle's index.html open in the offline Chromium page."""
+
+    def __init__(self, offline_page: Any, bundle: Path) -> None:
+        self.offline = offline_page
+        self.bundle = bundle
+
+    def __enter__(self) -> Any:
+        self.static = _static_server(self.bundle)
+        page = self.offline.page
+        page.goto(f"http://127.0.0.1:{self.static.server_address[1]}/index.html")
+        page.wait_for_function("document.body.dataset.ready", timeout=120_000)
+        assert page.evaluate("document.body.dataset.ready") == "true", page.text_content("#status")
+        return page
+
+    def __exit__(self, *exc: object) -> None:
+        self.static.shutdown()
+
+
+def _page_answer(page: Any, csv_text: str) -> Any:
+    """What the page's runner answers for a CSV: the scored rows, or ``Error: ...``."""
+    return page.evaluate(
+        """async (text) => {
+            try {
+                return await window.shipyardEdge.scoreRecords(window.shipyardEdge.parseCsv(text));
+            } catch (err) {
+                return `Error: ${err.message}`;
+            }
+        }""",
+        csv_text,
+    )
+
+
+def _export(client: Shipyard, model: Any, X: pd.DataFrame, name: str, out: Path) -> Path:
+    client.registry.log_model(model, name, sample=X)
+    done = _cli(client, "export", f"{name}:1", "--target", "edge", "--out", str(out))
+    assert done.exit_code == 0, done.output
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("open_text", [False, True], ids=["listed", "open-text"])
+def test_an_unseen_category_is_the_models_call_in_the_browser_runner(
+    client: Shipyard, tmp_path: Path, device_python: Path, offline_page: Any, open_text: bool
+) -> None:
+    strict, X = _churn("error", open_text)
+    out = _export(client, strict, X, "churn-strict", tmp_path / "strict-edge")
+    known = X["region"].iloc[0]
+    second = f"tenure,amount,region\n10,45,{known}\n90,45,mars\n"
+    first = f"tenure,amount,region\n90,45,mars\n10,45,{known}\n"
+    with _Page(offline_page, out) as page:
+        # A CSV given to the page: one line naming the row and the column, the very
+        # line predict.py prints for the same file, never onnxruntime's own message.
+        (tmp_path / "rows.csv").write_text(second)
+        page.set_input_files("#file", str(tmp_path / "rows.csv"))
+        page.wait_for_selector("#batch-status.error", timeout=60_000)
+        shown = (page.text_content("#batch-status") or "").strip()
+        assert shown.startswith("Error: row 2: column 'region': 'mars' "), shown
+        if not open_text:
+            assert shown == (
+                "Error: row 2: column 'region': 'mars' is not one of east, north, south "
+                "(the model cannot handle a value it never saw)"
+            )
+        else:
+            assert "is a value the model never saw and cannot handle" in shown
+        assert "OrtRun" not in shown and "ERROR_CODE" not in shown
+        assert page.query_selector("#predictions") is None
+        ran = _run_bundle(device_python, out, tmp_path / "again.csv", second)
+        assert ran.returncode == 1 and ran.stderr.strip() == shown
+        # The refused value on the first row: named the same way, by both runners.
+        answer = _page_answer(page, first)
+        assert answer.startswith("Error: row 1: column 'region': 'mars' "), answer
+        ran = _run_bundle(device_python, out, tmp_path / "first.csv", first)
+        assert ran.returncode == 1 and ran.stderr.strip() == answer
+
+    # An encoder that ignores unknown values scores the row, like `shipyard serve`.
+    lenient, X = _churn("ignore", open_text)
+    out = _export(client, lenient, X, "churn", tmp_path / "edge")
+    with _Page(offline_page, out) as page:
+        (tmp_path / "rows.csv").write_text(second)
+        page.set_input_files("#file", str(tmp_path / "rows.csv"))
+        page.wait_for_selector("#predictions", timeout=60_000)
+        answer = _page_answer(page, second)
+    assert not isinstance(answer, str), answer
+    served = client.registry.load("churn:1").predict_proba(
+        pd.DataFrame({"tenure": [10.0, 90.0], "amount": [45.0, 45.0], "region": [known, "mars"]})
+    )
+    got = np.array([[a["probabilities"][c] for c in ("0", "1")] for a in answer])
+    np.testing.assert_allclose(got, np.asarray(served), atol=1e-5)
+    # onnxruntime-web logs nothing of its own on the console for a refused row.
+    assert offline_page.blocked == [] and offline_page.errors == []
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_nan_infinity_and_missing_values_in_the_browser_runner_as_in_the_python_runner(
+    client: Shipyard, tmp_path: Path, device_python: Path, offline_page: Any
+) -> None:
+    model, X = _churn("ignore")
+    out = _export(client, model, X, "churn", tmp_path / "edge")
+    head = "tenure,amount,region\n"
+    refused = {
+        "10,1e400,north\n": "row 1: column 'amount': '1e400' is infinity",
+        "10,45,north\nnan,45,south\n": "row 2: column 'tenure': 'nan' is NaN",
+        "-inf,45,north\n": "row 1: column 'tenure': '-inf' is infinity",
+        "10,Infinity,north\n": "row 1: column 'amount': 'Infinity' is infinity",
+        "10,45,north\n,45,south\n": "row 2: column 'tenure' is empty",
+        "0x10,45,north\n": "row 1: column 'tenure': expected a number, got '0x10'",
+        "10,45,\n": "row 1: column 'region' is empty",
+    }
+    with _Page(offline_page, out) as page:
+        for rows, expected in refused.items():
+            answer = _page_answer(page, head + rows)
+            assert isinstance(answer, str) and answer.startswith(f"Error: {expected}"), answer
+            ran = _run_bundle(device_python, out, tmp_path / "rows.csv", head + rows)
+            assert ran.returncode == 1 and ran.stderr.strip() == answer, (rows, ran.stderr)
+        # A column missing from the file, and JavaScript's own NaN and infinity.
+        answer = _page_answer(page, "tenure,region\n10,north\n")
+        assert answer == "Error: row 1: column 'amount' is missing"
+        from_js = page.evaluate(
+            """async () => {
+                const answers = [];
+                for (const row of [{tenure: 10, amount: Infinity, region: "north"},
+                                   {tenure: NaN, amount: 45, region: "north"}]) {
+                    try {
+                        answers.push(await window.shipyardEdge.scoreRecords([row]));
+                    } catch (err) {
+                        answers.push(err.message);
+                    }
+                }
+                return answers;
+            }"""
+        )
+        assert from_js == [
+            "row 1: column 'amount': inf is infinity, and the model needs a finite number",
+            "row 1: column 'tenure': nan is NaN, a missing value, and the model needs a value",
+        ]
+        # Typed into the form: what was typed is named, not read as an empty value.
+        page.fill('#record [name="tenure"]', "inf")
+        page.fill('#record [name="amount"]', "45")
+        page.click("#score")
+        page.wait_for_selector("#result.error")
+        typed = (page.text_content("#result") or "").strip()
+    assert typed == (
+        "Error: row 1: column 'tenure': 'inf' is infinity, and the model needs a finite number"
+    )
+
+    # A column that had missing values in training (XGBoost's own missing branch):
+    # NaN, an empty value and Python's number forms are scored, as predict.py and
+    # load_model score them.
+    booster, X = _nullable_booster()
+    out = _export(client, booster, X, "booster", tmp_path / "booster-edge")
+    scored = "tenure,amount\n10,45\n90,nan\n90,\n1_0, 4.5e1 \n60,NaN\n"
+    with _Page(offline_page, out) as page:
+        answer = _page_answer(page, scored)
+        from_js = page.evaluate("window.shipyardEdge.scoreRecords([{tenure: 90, amount: NaN}])")
+    assert not isinstance(answer, str), answer
+    ran = _run_bundle(device_python, out, tmp_path / "scored.csv", scored)
+    assert ran.returncode == 0, ran.stderr
+    python = [json.loads(line) for line in ran.stdout.splitlines()]
+    frame = pd.DataFrame(
+        {"tenure": [10.0, 90.0, 90.0, 10.0, 60.0], "amount": [45.0, np.nan, np.nan, 45.0, np.nan]}
+    )
+    expected = np.asarray(client.registry.load("booster:1").predict_proba(frame))
+    assert not np.allclose(expected[0], expected[1])  # the missing branch decides something
+    for answers, want in ((answer, expected), (python, expected), (from_js, expected[1:2])):
+        got = np.array([[a["probabilities"][c] for c in ("0", "1")] for a in answers])
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    assert offline_page.blocked == [] and offline_page.errors == []
+
+
+def _nullable_booster() -> tuple[Any, pd.DataFrame]:
+    """XGBoost on two numbers, ``amount`` missing in one training row of seven."""
+    import xgboost as xgb
+
+    _, X = _churn("ignore")
+    X = X[["tenure", "amount"]].copy()
+    X.loc[::7, "amount"] = np.nan
+    y = ((X["tenure"] > 50) ^ (X["amount"].fillna(0) > 55)).astype(int)
+    return xgb.XGBClassifier(n_estimators=20, max_depth=3, n_jobs=1).fit(X, y), X

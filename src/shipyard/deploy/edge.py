@@ -11,7 +11,9 @@
   lines in, JSON lines out; every row checked against the signature);
 - ``index.html`` and ``vendor/``: a browser runner with onnxruntime-web vendored
   into the bundle (no network at all): a record typed in a form or a CSV dropped on
-  the page is scored in the page, so the data never leaves the device. Browsers
+  the page is scored in the page, so the data never leaves the device; every row
+  is checked by ``predict.py``'s rules and a bad one is shown as the line
+  ``predict.py`` prints for it. Browsers
   load WebAssembly only over HTTP, so serve the folder with any static server
   (``python -m http.server``).
 

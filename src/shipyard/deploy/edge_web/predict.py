@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -209,7 +210,10 @@ class EdgeModel:
 
 
 def _first_line(exc: Exception) -> str:
+    """The graph's own message: onnxruntime's status prefix ("[ONNXRuntimeError] : 1 :
+    FAIL : ") dropped, as index.html drops onnxruntime-web's, so both runners say the same."""
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
 
 
