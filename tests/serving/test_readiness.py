@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from shipyard.features.online import OnlineStoreUnavailable
-from shipyard.serving.readiness import OnlineStoreHealth
+from shipyard.serving.errors import OnlineStoreNotReadyError
+from shipyard.serving.metrics import ServingMetrics
+from shipyard.serving.readiness import OnlineStoreHealth, Readiness
 
 TARGET = "redis://cache-host:6379/1#shipyard"
 
@@ -126,3 +130,54 @@ def test_an_unexpected_ping_failure_is_a_problem_without_its_text() -> None:
     problem = asyncio.run(OnlineStoreHealth(probe, clock=clock).problem())
     assert problem is not None and "s3cret" not in problem
     assert f"The online store {TARGET} could not be checked (ValueError)" in problem
+
+
+class FakeRuntime:
+    """The two things Readiness asks a runtime: the primary, and every version answering."""
+
+    def __init__(self, *served: Any) -> None:
+        self.served = list(served)
+
+    def require_all_ready(self) -> Any:
+        return self.served[0]
+
+    def answering(self) -> list[Any]:
+        return self.served
+
+
+def _served(ref: str, features: dict[str, Any] | None) -> Any:
+    return SimpleNamespace(
+        ref=ref, model=SimpleNamespace(manifest=SimpleNamespace(features=features))
+    )
+
+
+def test_a_deployment_is_not_ready_when_any_variant_it_routes_to_needs_the_store() -> None:
+    """A plain primary with a feature-backed canary: the canary's requests would all fail,
+    so the replica is not ready; the error names the canary and the store."""
+    probe, metrics = Probe(), ServingMetrics()
+    probe.down = True
+    primary, canary = _served("eta:1", None), _served("eta:2", {"refs": ["v:x"]})
+    readiness = Readiness(FakeRuntime(primary, canary), metrics, OnlineStoreHealth(probe))  # type: ignore[arg-type]
+    with pytest.raises(OnlineStoreNotReadyError) as refused:
+        asyncio.run(readiness.require())
+    assert "eta:2" in str(refused.value) and "eta:1" not in str(refused.value)
+    assert refused.value.online_store == TARGET
+    assert metrics.model_ready._value.get() == 0
+    alone = Readiness(FakeRuntime(primary), metrics, OnlineStoreHealth(probe))  # type: ignore[arg-type]
+    assert asyncio.run(alone.require()) is primary
+    assert alone.online is not None and alone.online.pings == 0
+
+
+def test_a_deployment_answers_with_its_routed_variants_not_its_shadows() -> None:
+    from unittest.mock import MagicMock
+
+    from shipyard.serving.deployment import DeploymentRuntime, Table
+
+    runtime = DeploymentRuntime(
+        MagicMock(), "web", rollout=MagicMock(), metrics=ServingMetrics(), poll_interval=1.0
+    )
+    assert runtime.answering() == []  # nothing loaded yet
+    primary, canary, shadow = _served("eta:1", None), _served("eta:2", None), _served("eta:3", None)
+    served = {"primary": primary, "canary": canary, "b": primary}
+    runtime.table = Table(MagicMock(), MagicMock(), served, (shadow,), b"x-key")
+    assert runtime.answering() == [primary, canary]
