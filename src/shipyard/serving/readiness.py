@@ -169,9 +169,10 @@ class Readiness:
         self.metrics.model_ready.set(0 if problem else 1)
         if problem is not None:
             names = ", ".join(str(m.ref) for m in backed)
+            verb = "fetches" if len(backed) == 1 else "fetch"
             raise OnlineStoreNotReadyError(
-                f"Not ready: the online store {names} fetches its features from does not "
-                f"answer, so every prediction would be a 503. {problem}",
+                f"Not ready: {names} {verb} its features from the online store, which does "
+                f"not answer, so every prediction would be a 503. {problem}",
                 online_store=self.online.target,
             )
         return served
