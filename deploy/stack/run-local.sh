@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Shipyard's shared stack on one machine, for a person to try: STACK_REPLICAS replicas of
 # `shipyard serve --deployment` behind nginx, on one PostgreSQL database (metadata), one S3
-# bucket (artifacts and the prediction log) and one Redis (the prediction cache).
+# bucket (artifacts and the prediction log) and one Redis (the prediction cache in db 0, the
+# feature store's online store in db 1).
 #
 #   deploy/stack/run-local.sh            # Ctrl+C stops every process it started
 #
@@ -10,6 +11,9 @@
 #   SHIPYARD_ARTIFACTS        [s3://shipyard/artifacts]
 #   SHIPYARD_S3_ENDPOINT_URL  [http://127.0.0.1:5000] an S3 API; when nothing answers there,
 #                             moto_server is started on it (a local S3 API, data in memory)
+#   SHIPYARD_ONLINE_STORE     [redis://127.0.0.1:6379/1] online features of feature-backed
+#                             models, shared by every replica (run `shipyard features
+#                             materialize` with the same setting)
 #   STACK_CACHE               [redis://127.0.0.1:6379/0]
 #   STACK_DEPLOYMENT          [web] must exist: shipyard deploy web --model iris:1
 #   STACK_REPLICAS            [3]   replicas listen on STACK_PORT+1, STACK_PORT+2, ...
@@ -27,6 +31,8 @@ export SHIPYARD_S3_ENDPOINT_URL="${SHIPYARD_S3_ENDPOINT_URL:-http://127.0.0.1:50
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}"
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+# Not the cache's db: emptying the cache (FLUSHDB) must not drop the materialized features.
+export SHIPYARD_ONLINE_STORE="${SHIPYARD_ONLINE_STORE:-redis://127.0.0.1:6379/1}"
 CACHE="${STACK_CACHE:-redis://127.0.0.1:6379/0}"
 DEPLOYMENT="${STACK_DEPLOYMENT:-web}"
 REPLICAS="${STACK_REPLICAS:-3}"

@@ -8,6 +8,7 @@ import json
 import shlex
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
@@ -62,6 +63,24 @@ def test_three_replicas_share_one_database_bucket_and_cache(compose: dict[str, A
     assert replica["read_only"] is True
     assert "/ready" in " ".join(replica["healthcheck"]["test"])
     assert replica["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+
+
+def test_every_process_shares_one_online_store_apart_from_the_cache(
+    compose: dict[str, Any],
+) -> None:
+    """Feature-backed models on the stack read one Redis online store (not each replica's
+    own SQLite file), in another db than the prediction cache; the setup job and every
+    replica have the same setting, and the host can reach it to materialize features."""
+    services = compose["services"]
+    store = urlsplit(services["replica-1"]["environment"]["SHIPYARD_ONLINE_STORE"])
+    command = services["replica-1"]["command"]
+    cache = urlsplit(command[command.index("--cache") + 1])
+    assert (store.scheme, store.hostname, store.port) == ("redis", "redis", 6379)
+    assert (cache.scheme, cache.hostname, cache.port) == ("redis", "redis", 6379)
+    assert store.path == "/1" and cache.path == "/0"  # one server, two databases
+    for name in (*REPLICAS, "setup"):
+        assert services[name]["environment"]["SHIPYARD_ONLINE_STORE"] == store.geturl(), name
+    assert services["redis"]["ports"] == ["127.0.0.1:6379:6379"]  # the host's loopback only
 
 
 def test_nginx_balances_exactly_the_replicas(compose: dict[str, Any]) -> None:

@@ -78,6 +78,34 @@ def test_a_local_database_is_refused_in_one_line(tmp_path: Path) -> None:
     assert run.stderr.strip().startswith("Error: SHIPYARD_DB: replicas share one database")
 
 
+@pytest.mark.parametrize("given", [None, "redis://10.0.0.7:6379/3?key_prefix=team"])
+def test_every_shipyard_command_of_the_script_reads_one_shared_online_store(
+    given: str | None, s3_endpoint: str, aws_env: None, tmp_path: Path
+) -> None:
+    """Feature-backed models on the stack read one online store, the stack's Redis (db 1,
+    not the cache's db 0), unless SHIPYARD_ONLINE_STORE says otherwise: the environment the
+    script gives ``shipyard`` (a stand-in here that records it and finds no deployment)."""
+    seen = tmp_path / "env.txt"
+    fake = tmp_path / "fake-shipyard"
+    fake.write_text('#!/bin/sh\nenv > "$FAKE_ENV_OUT"\nexit 1\n')
+    fake.chmod(0o755)
+    values = {
+        "SHIPYARD": str(fake),
+        "FAKE_ENV_OUT": str(seen),
+        "SHIPYARD_DB": "postgresql+psycopg://nobody@127.0.0.1:1/shipyard",  # never opened
+        "SHIPYARD_ARTIFACTS": "s3://run-local-env/artifacts",
+        "SHIPYARD_S3_ENDPOINT_URL": s3_endpoint,
+    }
+    if given is not None:
+        values["SHIPYARD_ONLINE_STORE"] = given
+    env = script_env(tmp_path, **values)
+    run = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True)
+    assert run.returncode == 1, run.stderr
+    assert "No deployment named web" in run.stderr
+    got = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)
+    assert got["SHIPYARD_ONLINE_STORE"] == (given or "redis://127.0.0.1:6379/1")
+
+
 @pytest.mark.postgres
 @pytest.mark.redis
 @pytest.mark.slow
@@ -130,6 +158,14 @@ def test_the_script_serves_a_deployment_through_nginx(
             assert time.monotonic() < deadline, out.read_text()
             time.sleep(0.2)
         children = psutil.Process(script.pid).children(recursive=True)
+        # Every replica reads the stack's Redis as its online store, in another db than
+        # the prediction cache it is given.
+        serving = [p for p in children if "serve" in p.cmdline()]
+        assert len(serving) == 2, [p.cmdline() for p in children]
+        for replica in serving:
+            command = replica.cmdline()
+            assert command[command.index("--cache") + 1] == "redis://127.0.0.1:6379/0"
+            assert replica.environ()["SHIPYARD_ONLINE_STORE"] == "redis://127.0.0.1:6379/1"
         replicas = set()
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
             for _ in range(20):

@@ -158,6 +158,24 @@ def test_redis_down_is_a_clear_unavailable_error() -> None:
     assert ".." not in str(e.value), str(e.value)
 
 
+def test_ping_answers_when_the_store_does_and_says_so_when_not(
+    tmp_path: Path, redis_online_url: str
+) -> None:
+    """``ping`` (a readiness check) passes on a reachable store and raises the same clear
+    error a read does on one that is not; no password of the URL is in the message."""
+    SqliteOnlineStore(tmp_path / "o.db").ping()
+    up = RedisOnlineStore(redis_online_url)
+    up.ping()
+    up.close()
+    down = RedisOnlineStore("redis://reader:s3cret@127.0.0.1:1/0")
+    with pytest.raises(OnlineStoreUnavailable, match=r"127\.0\.0\.1:1/0.*cannot be reached") as e:
+        down.ping()
+    assert "s3cret" not in str(e.value) and "reader" not in str(e.value)
+    (tmp_path / "dir.db").mkdir()  # a folder where the SQLite file should be
+    with pytest.raises(OnlineStoreUnavailable, match=r"dir\.db"):
+        SqliteOnlineStore(tmp_path / "dir.db").ping()
+
+
 def test_get_online_records_equal_the_dataframe(service: FeatureService) -> None:
     service.materialize(end=END)
     rows = [{"driver_id": 1001}, {"driver_id": 1003}, {"driver_id": 5}]

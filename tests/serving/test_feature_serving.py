@@ -4,16 +4,22 @@ function as in training, the features logged, a clear 422 / 503 when they cannot
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from live_server import LiveServer
+from live_server import LiveServer, free_port
 from shipyard._client import Shipyard
 from shipyard.config import Settings
 from shipyard.serving import ServeOptions, create_app
@@ -174,19 +180,222 @@ def test_an_integral_float_key_is_the_integer_key(served: LiveServer) -> None:
     assert as_float.json()["prediction"] == as_int.json()["prediction"]
 
 
+def _loaded_but_not_ready(server: LiveServer, timeout: float = 60.0) -> httpx.Response:
+    """Poll ``/ready`` until the model is loaded (its answer is no longer "not loaded yet")
+    and return that answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = httpx.get(server.url + "/ready", timeout=10)
+        if answer.status_code == 200 or answer.json().get("type") != "ModelNotReadyError":
+            return answer
+        assert time.monotonic() < deadline, answer.text
+        time.sleep(0.05)
+
+
+def _gauges(server: LiveServer) -> dict[str, float]:
+    text = httpx.get(server.url + "/metrics", timeout=10).text
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(("shipyard_model_ready", "shipyard_online_store_up"))
+    }
+
+
 def test_an_unreachable_online_store_is_a_503_never_a_guess(trained: Trained) -> None:
-    settings = trained.client.settings.model_copy(update={"online_store": "redis://127.0.0.1:1/0"})
+    """Nothing listens on port 1: every prediction is a 503, and so is /ready (a balancer
+    must not send this replica traffic), naming the store without its credentials."""
+    url = "redis://reader:s3cret@127.0.0.1:1/0"
+    settings = trained.client.settings.model_copy(update={"online_store": url})
     down = Shipyard(settings)
-    server = LiveServer(create_app(down, "eta:1", options=ServeOptions())).start()
+    server = LiveServer(create_app(down, "eta:1", options=ServeOptions())).start(ready=False)
     try:
+        ready = _loaded_but_not_ready(server)
         with server.client() as http:
             answer = http.post("/predict", json={"driver_id": 1001, "trip_distance": 2.0})
+            v2_ready = http.get("/v2/health/ready")
         assert answer.status_code == 503
         assert "online store" in answer.text and "cannot be reached" in answer.text
         assert ".." not in answer.text, answer.text
+        assert ready.status_code == 503, ready.text
+        body = ready.json()
+        assert body["type"] == "OnlineStoreNotReadyError"
+        assert body["online_store"] == "redis://127.0.0.1:1/0#shipyard"
+        assert "eta:1" in body["error"] and "redis://127.0.0.1:1/0" in body["error"]
+        assert "cannot be reached" in body["error"] and ".." not in body["error"]
+        assert ready.headers["retry-after"] == "1"
+        assert v2_ready.status_code == 503 and "online store" in v2_ready.text
+        for text in (ready.text, v2_ready.text, answer.text):
+            assert "s3cret" not in text and "reader" not in text
+        gauges = _gauges(server)
+        assert gauges["shipyard_model_ready"] == 0.0
+        assert gauges['shipyard_online_store_up{store="redis://127.0.0.1:1/0#shipyard"}'] == 0.0
     finally:
         server.stop()
         down.close()
+
+
+def test_a_model_without_features_is_ready_whatever_the_online_store_does(
+    trained: Trained,
+) -> None:
+    """A model that fetches no features never touches the online store: /ready is 200 on a
+    server whose store cannot be reached, and no ping is ever sent."""
+    from sklearn.linear_model import LinearRegression
+
+    X = pd.DataFrame({"x": np.arange(20.0)})
+    trained.client.registry.log_model(
+        LinearRegression().fit(X, X["x"]), "plain", sample=X, optimize=False
+    )
+    settings = trained.client.settings.model_copy(update={"online_store": "redis://127.0.0.1:1/0"})
+    down = Shipyard(settings)
+    app = create_app(down, "plain:1", options=ServeOptions())
+    server = LiveServer(app).start()
+    try:
+        with server.client() as http:
+            readies = [http.get("/ready") for _ in range(5)]
+            answer = http.post("/predict", json={"x": 3.0})
+        assert [r.status_code for r in readies] == [200] * 5, readies[0].text
+        assert answer.status_code == 200, answer.text
+        assert app.state.readiness.online.pings == 0
+        gauges = _gauges(server)
+        assert gauges["shipyard_model_ready"] == 1.0
+        assert not any(k.startswith("shipyard_online_store_up{") for k in gauges)
+    finally:
+        server.stop()
+        down.close()
+
+
+class TcpProxy:
+    """A TCP proxy on 127.0.0.1 to ``upstream``, to take a store away and give it back
+    without touching the shared server: :meth:`stop` closes the port and every
+    connection through it, :meth:`start` listens on the same port again."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.port = free_port()
+        self._stopped = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> TcpProxy:
+        self._stopped.clear()
+        listener = socket.create_server(("127.0.0.1", self.port))  # SO_REUSEADDR on POSIX
+        listener.settimeout(0.05)
+        self._keep(listener)
+        self._spawn(self._accept, listener)
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        for thread in self._threads:
+            thread.join(5)
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.close()
+            self._sockets.clear()
+        self._threads.clear()
+
+    def _keep(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+
+    def _spawn(self, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while not self._stopped.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            for sock in (client, server):
+                sock.settimeout(0.05)
+                self._keep(sock)
+            self._spawn(self._pump, client, server)
+            self._spawn(self._pump, server, client)
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        while not self._stopped.is_set():
+            try:
+                data = source.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                with contextlib.suppress(OSError):
+                    sink.shutdown(socket.SHUT_WR)
+                return
+            with contextlib.suppress(OSError):
+                sink.sendall(data)
+
+
+def _wait_status(server: LiveServer, status: int, timeout: float = 15.0) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = httpx.get(server.url + "/ready", timeout=10)
+        if answer.status_code == status:
+            return answer
+        assert time.monotonic() < deadline, f"/ready stayed {answer.status_code}: {answer.text}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("feature_settings", ["postgres+redis"], indirect=True)
+def test_ready_follows_an_online_store_that_goes_down_and_comes_back(
+    trained: Trained,
+) -> None:
+    """Redis reached through a proxy this test stops and starts again (the shared Redis is
+    never touched): /ready is 200, then 503 naming the store within about a second of it
+    going away (predictions 503 too), then 200 again once it is back, and predictions are
+    answered again. Probes in between cost at most one ping a second."""
+    store = urlsplit(trained.client.settings.online_store or "")
+    assert store.hostname and store.port, store
+    proxy = TcpProxy((store.hostname, store.port)).start()
+    proxied = urlunsplit(store._replace(netloc=f"127.0.0.1:{proxy.port}"))
+    client = Shipyard(trained.client.settings.model_copy(update={"online_store": proxied}))
+    app = create_app(client, "eta:1", options=ServeOptions())
+    server = LiveServer(app).start()
+    row = {"driver_id": 1001, "trip_distance": 2.0}
+    target = f"redis://127.0.0.1:{proxy.port}/0#{parse_qs(store.query)['key_prefix'][0]}"
+    try:
+        with server.client() as http:
+            assert http.post("/predict", json=row).status_code == 200
+            assert http.get("/ready").status_code == 200
+
+            proxy.stop()
+            stopped = time.monotonic()
+            down = _wait_status(server, 503)
+            assert time.monotonic() - stopped < 5.0
+            assert down.json()["online_store"] == target, down.text
+            assert "cannot be reached" in down.json()["error"]
+            refused = http.post("/predict", json=row)
+            assert refused.status_code == 503, refused.text
+            pings, started = app.state.readiness.online.pings, time.monotonic()
+            probes = [http.get("/ready").status_code for _ in range(40)]
+            seconds = time.monotonic() - started
+            assert probes == [503] * 40
+            assert app.state.readiness.online.pings - pings <= seconds / 1.0 + 2
+            gauges = _gauges(server)
+            assert gauges[f'shipyard_online_store_up{{store="{target}"}}'] == 0.0
+            assert gauges["shipyard_model_ready"] == 0.0
+
+            proxy.start()
+            _wait_status(server, 200)
+            answer = http.post("/predict", json=row)
+            assert answer.status_code == 200, answer.text
+            gauges = _gauges(server)
+            assert gauges[f'shipyard_online_store_up{{store="{target}"}}'] == 1.0
+            assert gauges["shipyard_model_ready"] == 1.0
+    finally:
+        server.stop()
+        client.close()
+        proxy.stop()
 
 
 def _cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

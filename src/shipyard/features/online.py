@@ -116,6 +116,10 @@ class OnlineStore(Protocol):
         """The stored record of each key (None: never materialized), in order."""
         ...
 
+    def ping(self) -> None:
+        """Raise :class:`OnlineStoreUnavailable` unless the store answers (a readiness check)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -189,6 +193,12 @@ class SqliteOnlineStore:
             for key, text in zip(keys, encoded, strict=True)
         ]
 
+    def ping(self) -> None:
+        try:
+            self._con().execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise OnlineStoreUnavailable(f"Online store {self.path}: {exc}") from exc
+
     def close(self) -> None:
         con = getattr(self._local, "con", None)
         if con is not None:
@@ -258,6 +268,9 @@ class RedisOnlineStore:
             None if stored[name] is None else _load(key, stored[name])
             for key, name in zip(keys, names, strict=True)
         ]
+
+    def ping(self) -> None:
+        self._call(lambda r: r.ping())
 
     def close(self) -> None:
         if self._client is not None:

@@ -16,7 +16,8 @@ is a 503 (:class:`~shipyard.features.online.OnlineStoreUnavailable`).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -24,6 +25,7 @@ import pandas as pd
 
 from shipyard.errors import SchemaError
 from shipyard.features.keys import check_keys
+from shipyard.features.online import OnlineStoreUnavailable
 from shipyard.features.registry import Catalog
 from shipyard.features.service import FeatureService, FeatureSet, LookupCounter
 
@@ -43,9 +45,18 @@ def request_fields(spec: Mapping[str, Any]) -> dict[str, str]:
 class OnlineJoin:
     """Builds model inputs from request rows, on one :class:`FeatureService`."""
 
-    def __init__(self, service: FeatureService, *, on_lookup: LookupCounter | None = None) -> None:
+    def __init__(
+        self,
+        service: FeatureService,
+        *,
+        on_lookup: LookupCounter | None = None,
+        on_read: Callable[[BaseException | None], None] | None = None,
+    ) -> None:
         self.service = service
         self.on_lookup = on_lookup  # e.g. a Prometheus counter of missing and stale keys
+        # Told how each online read ended (None: the store answered, else what it raised),
+        # e.g. serving's readiness check; called in the reading thread.
+        self.on_read = on_read
         self._catalog: Catalog | None = None
         self._catalog_at = 0.0
 
@@ -56,6 +67,16 @@ class OnlineJoin:
         from shipyard.features.online import SqliteOnlineStore
 
         return isinstance(self.service.online_store, SqliteOnlineStore)
+
+    @property
+    def target(self) -> str:
+        """The online store's name for messages (no credentials: a Redis URL's host and port)."""
+        return self.service.online_store.target
+
+    def ping(self) -> None:
+        """Raise :class:`~shipyard.features.online.OnlineStoreUnavailable` unless the online
+        store answers (``/ready`` of a feature-backed model)."""
+        self.service.online_store.ping()
 
     def catalog(self) -> Catalog:
         now = time.monotonic()
@@ -102,22 +123,37 @@ class OnlineJoin:
         full = feature_set.full_feature_names
         checks = _missing_checks(feature_set, catalog)  # once per micro-batch, not per request
         if full or any(r.partition(":")[0] in catalog.on_demand for r in feature_set.refs):
-            frames = self.service.online_many(
-                feature_set.refs, groups, full_feature_names=full, catalog=catalog,
-                on_lookup=self.on_lookup,
-            )  # fmt: skip
+            with self._reading():
+                frames = self.service.online_many(
+                    feature_set.refs, groups, full_feature_names=full, catalog=catalog,
+                    on_lookup=self.on_lookup,
+                )  # fmt: skip
             for i, frame in zip(good, frames, strict=True):
                 outcomes[i] = _refused_frame(frame, checks) or frame
             return outcomes
-        joined = self.service.get_online_many(
-            feature_set.refs, groups, catalog=catalog, on_lookup=self.on_lookup, copy=False
-        )
+        with self._reading():
+            joined = self.service.get_online_many(
+                feature_set.refs, groups, catalog=catalog, on_lookup=self.on_lookup, copy=False
+            )
         for i, records in zip(good, joined, strict=True):
             # A single record stays one: the model's one-row path is its quickest.
             outcomes[i] = _refused_rows(records, checks) or (
                 records[0] if isinstance(payloads[i], Mapping) else records
             )
         return outcomes
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Tell ``on_read`` how the online read inside ended: only an unreachable store
+        counts against it (a key with no row, or a failing on-demand function, does not)."""
+        try:
+            yield
+        except OnlineStoreUnavailable as exc:
+            if self.on_read is not None:
+                self.on_read(exc)
+            raise
+        if self.on_read is not None:
+            self.on_read(None)
 
 
 class _MissingCheck(NamedTuple):

@@ -52,6 +52,7 @@ from shipyard.serving.middleware import RequestMiddleware
 from shipyard.serving.observer import PredictionObserver, close_all
 from shipyard.serving.options import ServeOptions
 from shipyard.serving.protocols import mlflow, native, v2
+from shipyard.serving.readiness import OnlineStoreHealth, Readiness
 from shipyard.serving.runtime import ModelRuntime, ServedModel, load_served_model
 from shipyard.serving.security import (
     AdminGuard,
@@ -113,7 +114,8 @@ def create_app(
     ``client.settings`` supplies the admin token and API keys; ``options`` the
     serving knobs; each of ``observers`` sees every prediction (see
     :class:`~shipyard.serving.observer.PredictionObserver`). The app exposes its
-    runtime and metrics as ``app.state.runtime`` and ``app.state.metrics``.
+    runtime and metrics as ``app.state.runtime`` and ``app.state.metrics`` (and its
+    readiness check as ``app.state.readiness``).
     """
     options = options or ServeOptions()
     parsed = parse_ref(ref)  # a bad reference fails here, before any server starts
@@ -158,6 +160,12 @@ def create_app(
     guard = None
     if options.contract_check != "off":
         guard = ContractGuard(client.validation, options.contract_check, metrics.registry)
+    join = OnlineJoin(client.features, on_lookup=_count_lookups(metrics))
+    # Whether a feature-backed model's online store answers, for /ready: told by every
+    # real read, pinged (at most once a second) only when no read told it lately.
+    online = OnlineStoreHealth(join, on_change=_store_changed(metrics, runtime))
+    join.on_read = online.saw
+    readiness = Readiness(runtime, metrics, online)
     inference = Inference(
         runtime,
         metrics,
@@ -165,10 +173,7 @@ def create_app(
         variant=options.variant,
         fast=fast,
         contract=guard,
-        features=FeatureBatcher(
-            OnlineJoin(client.features, on_lookup=_count_lookups(metrics)),
-            on_read=metrics.feature_read_requests.observe,
-        ),
+        features=FeatureBatcher(join, on_read=metrics.feature_read_requests.observe),
     )
     monitor = MonitorJob(
         runtime,
@@ -217,14 +222,15 @@ def create_app(
     app.state.metrics = metrics
     app.state.inference = inference
     app.state.monitor = monitor
+    app.state.readiness = readiness
     install_error_handlers(app)
     routers = [
         native.build_router(
             inference, api_key=api_key, reject_unknown_fields=options.reject_unknown_fields
         ),
         mlflow.build_router(inference, api_key=api_key),
-        v2.build_router(inference, api_key=api_key),
-        ops.build_router(runtime, metrics),
+        v2.build_router(inference, api_key=api_key, readiness=readiness),
+        ops.build_router(readiness, metrics),
         admin.build_router(runtime, AdminGuard(settings.admin_token), options=options),
     ]
     if options.prediction_log:
@@ -269,6 +275,17 @@ def _count_lookups(metrics: ServingMetrics) -> Callable[[str, str, int], None]:
             metrics.feature_lookups.labels(view, outcome).inc(n)
 
     return count
+
+
+def _store_changed(metrics: ServingMetrics, runtime: ModelRuntime) -> Callable[[str, bool], None]:
+    """The gauges of an online store that stopped (or started again) answering."""
+
+    def changed(target: str, up: bool) -> None:
+        metrics.online_store_up.labels(target).set(1 if up else 0)
+        # Reads and pings happen only for a feature-backed model: its readiness is the store's.
+        metrics.model_ready.set(1 if up and runtime.current is not None else 0)
+
+    return changed
 
 
 def _served_classes(runtime: ModelRuntime) -> list[Any] | None:

@@ -175,6 +175,13 @@ class DeploymentRuntime(ModelRuntime):
             raise ModelNotReadyError(f"Deployment {self.deployment_name!r} is not loaded yet.")
         return super().require_all_ready()
 
+    def answering(self) -> list[ServedModel]:
+        """The variants routed to now (shadows answer nobody: a shadow's failure is its own)."""
+        table = self.table
+        if table is None:
+            return super().answering()
+        return list({id(m): m for m in table.served.values()}.values())
+
     def monitor_targets(self) -> list[MonitorTarget]:
         """Every variant serving now, shadows included, for the monitor job."""
         table = self.table

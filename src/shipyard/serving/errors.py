@@ -74,6 +74,17 @@ class ModelNotReadyError(ShipyardError):
     """The model is not loaded and warmed up yet (503, retry shortly)."""
 
 
+class OnlineStoreNotReadyError(ModelNotReadyError):
+    """A feature-backed model's online store cannot be reached (``/ready`` answers 503).
+
+    ``online_store`` names the store without credentials (the body's ``online_store``).
+    """
+
+    def __init__(self, message: str, *, online_store: str) -> None:
+        super().__init__(message)
+        self.online_store = online_store
+
+
 class RequestTimeoutError(ShipyardError):
     """The request took longer than the per-request timeout (504)."""
 
@@ -146,6 +157,8 @@ def error_body(
         body["expected"] = exc.expected
         if exc.rows:
             body["rows"] = exc.rows[:100]
+    elif isinstance(exc, OnlineStoreNotReadyError):
+        body["online_store"] = exc.online_store
     if request_id is not None:
         body["request_id"] = request_id
     return body

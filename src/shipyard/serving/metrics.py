@@ -109,7 +109,16 @@ class ServingMetrics:
         )
         self.model_ready = Gauge(
             "shipyard_model_ready",
-            "1 once a model is loaded and warmed up; 0 before.",
+            "1 once a model is loaded and warmed up; 0 before, and while a feature-backed "
+            "model's online store cannot be reached (what /ready answers).",
+            registry=r,
+            multiprocess_mode="min",
+        )
+        self.online_store_up = Gauge(
+            "shipyard_online_store_up",
+            "1 while the online feature store a feature-backed model reads answers, 0 while "
+            "it cannot be reached (from the last read, or a /ready ping when none came).",
+            ["store"],
             registry=r,
             multiprocess_mode="min",
         )

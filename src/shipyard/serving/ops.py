@@ -2,12 +2,13 @@
 
 ``/health`` answers 200 as long as the process serves HTTP. ``/ready`` answers
 200 only once a model version is loaded *and* a warm-up prediction ran -- in
-every worker, when there are several -- and 503 before (with the reason, e.g.
-the first load failing, or "1 of 2 workers are warm"). ``/metrics``
-is the Prometheus text exposition.
+every worker, when there are several -- and, for a feature-backed model, while
+its online store answers; 503 otherwise, with the reason (the first load failing,
+"1 of 2 workers are warm", the online store that cannot be reached: see
+:mod:`shipyard.serving.readiness`). ``/metrics`` is the Prometheus text exposition.
 
 Example:
-    >>> router = build_router(runtime, metrics)  # doctest: +SKIP
+    >>> router = build_router(readiness, metrics)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from shipyard.serving.metrics import ServingMetrics
-from shipyard.serving.runtime import ModelRuntime
+from shipyard.serving.readiness import Readiness
 
 
-def build_router(runtime: ModelRuntime, metrics: ServingMetrics) -> APIRouter:
+def build_router(readiness: Readiness, metrics: ServingMetrics) -> APIRouter:
+    runtime = readiness.runtime
     router = APIRouter(tags=["operations"])
 
     @router.get("/health", summary="Liveness: 200 while the process serves HTTP")
@@ -29,11 +31,14 @@ def build_router(runtime: ModelRuntime, metrics: ServingMetrics) -> APIRouter:
 
     @router.get(
         "/ready",
-        summary="Readiness: 200 once the model is loaded and warmed up, else 503",
-        responses={503: {"description": "Not ready yet"}},
+        summary=(
+            "Readiness: 200 once the model is loaded and warmed up (and a feature-backed "
+            "model's online store answers), else 503"
+        ),
+        responses={503: {"description": "Not ready: the reason is in the body"}},
     )
     async def ready() -> Response:
-        served = runtime.require_all_ready()
+        served = await readiness.require()
         body = {
             "ready": True,
             "model": served.name,

@@ -384,6 +384,10 @@ class ModelRuntime:
             )
         return served
 
+    def answering(self) -> list[ServedModel]:
+        """Every loaded version that answers requests now (a deployment: each variant)."""
+        return [] if self.current is None else [self.current]
+
     def require_all_ready(self) -> ServedModel:
         """Like :meth:`require`, and also every worker of this server is warm (``/ready``)."""
         served = self.require()

@@ -66,6 +66,7 @@ from shipyard.serving.protocols.v2_tensors import (
     output_tensors,
     tensors_to_frame,
 )
+from shipyard.serving.readiness import Readiness
 from shipyard.serving.runtime import ModelRuntime, ServedModel
 from shipyard.serving.security import ApiKeyGuard
 
@@ -159,8 +160,9 @@ def _json(content: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(content), status_code=status, media_type="application/json")
 
 
-def build_router(inference: Inference, *, api_key: ApiKeyGuard) -> APIRouter:
-    """Every V2 route, bound to ``inference``."""
+def build_router(inference: Inference, *, api_key: ApiKeyGuard, readiness: Readiness) -> APIRouter:
+    """Every V2 route, bound to ``inference``; server readiness is ``readiness``'s
+    (the same answer as ``/ready``)."""
     runtime = inference.runtime
     guarded = [Depends(api_key)] if api_key.enabled else []
     router = APIRouter(prefix="/v2", tags=["v2 (Open Inference Protocol)"])
@@ -177,7 +179,7 @@ def build_router(inference: Inference, *, api_key: ApiKeyGuard) -> APIRouter:
 
     @router.get("/health/ready", summary="Readiness", responses={503: err})
     async def ready() -> Response:
-        runtime.require_all_ready()
+        await readiness.require()
         return _json({"ready": True})
 
     async def metadata(name: str) -> Response:
