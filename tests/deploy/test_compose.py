@@ -93,3 +93,29 @@ def test_nginx_balances_exactly_the_replicas(compose: dict[str, Any]) -> None:
     assert all(nginx["depends_on"][n]["condition"] == "service_healthy" for n in REPLICAS)
     assert nginx["command"][-4:] == ["-c", "/stack/nginx.conf", "-e", "stderr"]
     assert "--config.file=/stack/prometheus.yml" in services["prometheus"]["command"]
+
+
+def test_the_header_commands_name_services_the_file_has(compose: dict[str, Any]) -> None:
+    """The usage lines at the top are what a person copies: each `up` and `run` must name
+    a service of the file (`run` with the image's `shipyard` command as entrypoint)."""
+    commands = [
+        shlex.split(line.lstrip("# "))
+        for line in COMPOSE.read_text().splitlines()
+        if line.startswith("#   docker compose")
+    ]
+    assert commands, "no usage lines in the header"
+    named = []
+    for words in commands:
+        action = words.index("-f") + 2  # docker compose -f FILE ACTION ...
+        rest = words[action + 1 :]
+        if words[action] == "up":
+            named += [w for w in rest if not w.startswith("-")]
+        elif words[action] == "run":
+            flags_end = next(
+                i
+                for i, w in enumerate(rest)
+                if not w.startswith("-") and (i == 0 or rest[i - 1] != "--entrypoint")
+            )
+            named.append(rest[flags_end])
+            assert rest[rest.index("--entrypoint") + 1] == "shipyard", words
+    assert named and set(named) <= set(compose["services"]), named

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -127,6 +128,14 @@ def test_pods_are_read_only_limited_and_read_settings_and_secrets() -> None:
         assert writable == {"/var/lib/shipyard", "/tmp"}
     settings = find(documents, "ConfigMap", "shipyard-settings")["data"]
     assert settings["SHIPYARD_ARTIFACTS"].startswith("s3://")
+    # One online store for every pod, on the cache's Redis but not its db.
+    args = find(documents, "Deployment", "shipyard-web")["spec"]["template"]["spec"]["containers"][
+        0
+    ]["args"]
+    online = urlsplit(settings["SHIPYARD_ONLINE_STORE"])
+    cache = urlsplit(args[args.index("--cache") + 1])
+    assert online.scheme == "redis" and online.netloc == cache.netloc
+    assert online.path != cache.path
     assert "SHIPYARD_DB" in find(documents, "Secret", "shipyard-secrets")["stringData"]
 
 
