@@ -181,3 +181,29 @@ def test_deployment_flag_and_connection_limits_reach_spawned_workers(
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # and never the end of the headers
         assert sock.recv(4096) == b""  # closed by the server, not answered
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_taken_port_is_one_error_before_anything_loads(settings: Settings, workers: int) -> None:
+    """The real command on a port another process listens on: exit 1 with one `Error:`
+    line naming the port, no traceback, and no "Serving" announcement before it."""
+    import subprocess
+    import sys
+
+    shipyard = Path(sys.executable).with_name("shipyard")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [shipyard, "serve", "iris", "--port", str(port), "--workers", str(workers)],
+            env=_env(settings),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Serving" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and f"127.0.0.1:{port}" in errors[0], done.stderr
+    assert "already in use" in done.stderr and "--port" in done.stderr

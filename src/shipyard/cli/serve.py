@@ -17,6 +17,7 @@ from rich.markup import escape
 from shipyard.cli._common import err_console, get_client
 from shipyard.registry.package import package_folder
 from shipyard.serving.options import ServeOptions
+from shipyard.serving.prefork import listen_socket
 from shipyard.serving.server import DEFAULT_GRACEFUL_TIMEOUT, run_server
 from shipyard.validation.contract_checks import InputCheckMode
 
@@ -205,6 +206,9 @@ def serve_command(
         # Fail now, with the registry's message, rather than from inside a worker.
         now = client.registry.resolve(ref).ref
     options = options_from_flags(ctx.params)
+    # Bound before the announcement: a taken port is one error line, not a server that
+    # says it serves and then dies.
+    sock = listen_socket(host, port)
     where = f"http://{host}:{port}"
     err_console.print(
         f"Serving [bold]{escape(ref)}[/] (now {now}) on {where} with {workers} worker(s); "
@@ -220,6 +224,7 @@ def serve_command(
         log_level=log_level,
         access_log=access_log,
         graceful_timeout=graceful_timeout,
+        sock=sock,
     )
 
 

@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import logging
 import os
@@ -52,14 +53,41 @@ logger = logging.getLogger("shipyard.serving")
 _MIN_UPTIME = 5.0
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound before any model loads.
+
+    A port already taken (another server), an address not of this machine or a port
+    needing privileges is a :class:`ConfigError` naming it, before anything is loaded
+    or announced: never a server that loads, says it serves, then dies in uvicorn.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(_bind_failure(host, port, exc)) from exc
     sock.set_inheritable(True)
     return sock
+
+
+def _bind_failure(host: str, port: int, exc: OSError) -> str:
+    where = f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"Cannot listen on {where}: the port is already in use (another server?). "
+            "Stop it, or choose another --port."
+        )
+    if exc.errno == errno.EACCES:
+        return (
+            f"Cannot listen on {where}: this user may not open that port (ports below 1024 "
+            "need privileges). Choose another --port."
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"Cannot listen on {where}: {host} is not an address of this machine (--host)."
+    return f"Cannot listen on {where}: {exc.strerror or exc}."
 
 
 def preload(settings: Settings, ref: str, options: ServeOptions) -> ServedModel:
@@ -98,8 +126,11 @@ def run_prefork(
     workers: int,
     options: ServeOptions,
     uvicorn_options: dict[str, Any],
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve ``ref`` with ``workers`` forked processes until SIGTERM/SIGINT.
+
+    ``sock`` is the listening socket (default: bound here, after the model loaded).
 
     ``options.worker_dir`` must be set (metrics files, ready markers) and
     ``PROMETHEUS_MULTIPROC_DIR`` point into it, as :func:`run_server` does.
@@ -112,7 +143,8 @@ def run_prefork(
     # chosen from the environment at import, which happened before we could set it.
     prometheus_client.values.ValueClass = prometheus_client.values.MultiProcessValue()
     served = preload(settings, ref, options)
-    sock = _bind(uvicorn_options["host"], uvicorn_options["port"])
+    if sock is None:
+        sock = listen_socket(uvicorn_options["host"], uvicorn_options["port"])
     # Objects alive now stay out of the collector's reach: a collection would write to
     # every object header and un-share the pages the workers inherited.
     freeze_long_lived_objects()

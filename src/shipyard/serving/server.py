@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ from shipyard.serving.app import app_for_settings
 from shipyard.serving.connections import HTTP_PROTOCOL, ServerConfig
 from shipyard.serving.draining import DrainingServer
 from shipyard.serving.options import ServeOptions
-from shipyard.serving.prefork import run_prefork
+from shipyard.serving.prefork import listen_socket, run_prefork
 
 ENV_REF = "SHIPYARD_SERVE_REF"
 ENV_SETTINGS = "SHIPYARD_SERVE_SETTINGS"
@@ -133,10 +134,13 @@ def run_server(
     log_level: str = "info",
     access_log: bool = False,
     graceful_timeout: float = DEFAULT_GRACEFUL_TIMEOUT,
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve ``ref`` until SIGTERM/SIGINT, then drain and return.
 
-    ``workers`` defaults to ``options.workers``.
+    ``workers`` defaults to ``options.workers``. ``sock`` is the listening socket
+    (:func:`listen_socket`); by default it is bound here, before the model loads, so a
+    taken port is a :class:`ConfigError` before anything else happens.
     """
     options = options or ServeOptions()
     workers = options.workers if workers is None else workers
@@ -150,10 +154,12 @@ def run_server(
         graceful_timeout=graceful_timeout,
         options=options,
     )
+    if sock is None:
+        sock = listen_socket(host, port)
     if workers == 1:
         disable_created_metrics()
         app = app_for_settings(settings, ref, options=options)
-        DrainingServer(ServerConfig(app, **kwargs)).run()
+        DrainingServer(ServerConfig(app, **kwargs)).run(sockets=[sock])
         return
     worker_dir = Path(tempfile.mkdtemp(prefix="shipyard-workers-"))
     options = dataclasses.replace(options, workers=workers, worker_dir=worker_dir)
@@ -171,14 +177,16 @@ def run_server(
         if hasattr(os, "fork") and getattr(options, "deployment", None) is None:
             # Load once, then fork: the workers share the model's memory (copy-on-write).
             disable_created_metrics()
-            run_prefork(settings, ref, workers=workers, options=options, uvicorn_options=kwargs)
+            run_prefork(
+                settings, ref, workers=workers, options=options, uvicorn_options=kwargs, sock=sock
+            )
         else:
             # What uvicorn.run does for several workers, with this module's ServerConfig
             # (it is pickled into each spawned worker, header deadline included).
             config = ServerConfig(
                 f"{__name__}:app_from_environment", factory=True, workers=workers, **kwargs
             )
-            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            Multiprocess(config, sockets=[sock]).run()
     finally:
         for key, value in saved.items():
             if value is None:
