@@ -114,3 +114,32 @@ def test_bad_input_is_one_line(client: Shipyard, tmp_path: Path) -> None:
     data(client, "snapshot", tmp_path / "w.parquet", "--name", "wine")
     wrong = data(client, "get", "wine:1", "--output", tmp_path / "out.xlsx")
     assert "give a file ending in .parquet, .csv or .jsonl" in wrong.output
+
+
+def test_snapshot_loads_its_libraries_with_the_collector_paused_then_freezes_them(
+    client: Shipyard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Start-up: no cyclic collection while pandas, pyarrow and SQLAlchemy are imported;
+    afterwards what was loaded is frozen and the collector runs again for the rest."""
+    import gc
+
+    from shipyard.data.snapshots import DataVersions
+
+    seen: list[bool] = []
+    real = type(client).data
+
+    def loading(self: Shipyard) -> DataVersions:
+        seen.append(gc.isenabled())
+        return real.func(self)  # type: ignore[attr-defined,no-any-return]
+
+    monkeypatch.setattr(type(client), "data", property(loading))
+    wine().to_parquet(tmp_path / "wine.parquet")
+    frozen = gc.get_freeze_count()
+    try:
+        result = data(client, "snapshot", tmp_path / "wine.parquet", "--name", "wine")
+        assert result.exit_code == 0, result.output
+        assert seen == [False]
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > frozen
+    finally:
+        gc.unfreeze()
