@@ -222,3 +222,36 @@ def test_a_failed_snapshot_leaves_no_blobs_and_no_version(tmp_path: Path) -> Non
     with pytest.raises(DatasetNotFoundError):
         client.datasets.get_version("wine")
     client.close()
+
+
+def test_a_local_parquet_file_is_read_through_arrows_own_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a Python file object: that took the GIL (and copied the bytes) on every read
+    the decoding thread made. A missing or damaged file is still a clear error."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from shipyard.data import sources
+    from shipyard.errors import TableError
+
+    opened: list[object] = []
+
+    class Recording(pq.ParquetFile):  # type: ignore[misc]
+        def __init__(self, source: object, *args: object, **kwargs: object) -> None:
+            opened.append(source)
+            super().__init__(source, *args, **kwargs)
+
+    monkeypatch.setattr(sources.pq, "ParquetFile", Recording)
+    client = Shipyard(Settings(home=tmp_path / "home", user="tester"))
+    wine().to_parquet(tmp_path / "wine.parquet")
+    version = client.data.snapshot(tmp_path / "wine.parquet", name="wine")
+    assert version.n_rows == 178
+    assert len(opened) == 1 and isinstance(opened[0], pa.NativeFile)
+
+    with pytest.raises(TableError, match="no such file"):
+        client.data.snapshot(tmp_path / "missing.parquet", name="wine")
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(TableError, match=r"bad\.parquet"):
+        client.data.snapshot(tmp_path / "bad.parquet", name="wine")
+    client.close()
