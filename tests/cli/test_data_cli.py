@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -143,3 +144,28 @@ def test_snapshot_loads_its_libraries_with_the_collector_paused_then_freezes_the
         assert gc.get_freeze_count() > frozen
     finally:
         gc.unfreeze()
+
+
+def test_snapshot_allocates_arrow_buffers_with_malloc_and_restores_the_pool(
+    client: Shipyard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Arrow's default pool (mimalloc) faulted in 2 MiB pages that the kernel zeroed
+    whole: several times the system time of malloc for a snapshot (bench/data.py)."""
+    import pyarrow as pa
+
+    from shipyard.data.snapshots import DataVersions
+
+    pools: list[str] = []
+    real = DataVersions.snapshot
+
+    def snapshot(self: DataVersions, *args: Any, **kwargs: Any) -> Any:
+        pools.append(pa.default_memory_pool().backend_name)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DataVersions, "snapshot", snapshot)
+    before = pa.default_memory_pool().backend_name
+    wine().to_parquet(tmp_path / "wine.parquet")
+    result = data(client, "snapshot", tmp_path / "wine.parquet", "--name", "wine")
+    assert result.exit_code == 0, result.output
+    assert pools == ["system"]
+    assert pa.default_memory_pool().backend_name == before

@@ -82,14 +82,17 @@ def snapshot_command(
     if delta_version is not None and as_of is not None:
         raise InvalidInputError("Give --delta-version or --as-of, not both.")
     versions = _load_quietly(lambda: get_client(ctx).data)
-    version = versions.snapshot(
-        source,
-        name=name,
-        message=message,
-        delta=delta,
-        delta_version=delta_version,
-        as_of=as_of,
-    )
+    from shipyard.data.snapshots import malloc_buffers  # loaded by now
+
+    with malloc_buffers():
+        version = versions.snapshot(
+            source,
+            name=name,
+            message=message,
+            delta=delta,
+            delta_version=delta_version,
+            as_of=as_of,
+        )
     if as_json:
         print_json(version.to_dict())
         return
