@@ -76,8 +76,8 @@ def malloc_buffers() -> Iterator[None]:
 
     ``shipyard data snapshot`` runs in this: Arrow's default pool (mimalloc) takes its
     memory in 2 MiB huge pages, and a snapshot, which decodes and encodes every row
-    once, kept faulting in fresh ones that the kernel zeroes whole: 0.8 to 3 s of
-    system time for a 10M-row table, against 0.5 s with ``malloc``'s 4 KiB pages (the
+    once, kept faulting in fresh ones that the kernel zeroes whole: 0.7 to 3.7 s of
+    system time for a 10M-row table, against 0.5 to 0.7 s with ``malloc``'s 4 KiB pages (the
     same bytes stored; measured with ``perf stat`` on bench/data.py's v1, 2 cores).
     """
     previous = pa.default_memory_pool()
