@@ -516,3 +516,31 @@ def test_a_local_batch_syncs_each_blob_before_naming_it_and_the_names_before_ret
         synced = events.index(("fsync", source))
         folder = events.index(("fsync", str(target.parent)))
         assert synced < renamed < folder < left, events
+
+
+def test_a_batch_takes_the_callers_digest_and_a_wrong_one_is_caught_on_read(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The snapshot hashed each chunk already: adding it must not hash it again (that
+    was a second SHA-256 of every chunk); a digest that does not match its bytes is
+    stored under it, and the first read says so instead of returning the bytes."""
+    from shipyard.store import artifacts as module
+
+    data, other = b"the chunk", b"other bytes"
+    wrong = sha256_bytes(other)
+    hashed: list[int] = []
+    real = module.hashlib.sha256
+
+    def counting(*args: Any) -> Any:
+        hashed.append(len(args[0]) if args else 0)
+        return real(*args)
+
+    monkeypatch.setattr(module.hashlib, "sha256", counting)
+    with backend.store.batch() as batch:
+        batch.add(data, sha256_bytes(data))
+        batch.add(data, wrong)
+    monkeypatch.setattr(module.hashlib, "sha256", real)
+    assert hashed == [len(data)]  # the sha256_bytes call above, no other
+    assert backend.store.get_bytes(sha256_bytes(data)) == data
+    with pytest.raises(IntegrityError):
+        backend.store.get_bytes(wrong)
