@@ -343,8 +343,9 @@ class _LocalBatch:
                 target = self.store._blob(digest)
                 os.replace(tmp, target)
                 folders.add(target.parent)
-            for folder in sorted(folders):
-                _sync_path(folder)  # the new names themselves survive a crash
+            if os.name == "posix":  # Windows cannot open a folder to sync it
+                for folder in sorted(folders):
+                    _sync_path(folder)  # the new names themselves survive a crash
         except OSError as exc:
             for tmp in staged.values():
                 tmp.unlink(missing_ok=True)
