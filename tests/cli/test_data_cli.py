@@ -169,3 +169,35 @@ def test_snapshot_allocates_arrow_buffers_with_malloc_and_restores_the_pool(
     assert result.exit_code == 0, result.output
     assert pools == ["system"]
     assert pa.default_memory_pool().backend_name == before
+
+
+def test_snapshot_starts_no_blas_threads_unless_asked(tmp_path: Path) -> None:
+    """A snapshot multiplies no matrices: the command keeps OpenBLAS to one thread (its
+    extra threads spun 0.1 s of CPU at start-up), but a value the user set wins."""
+    wine().to_parquet(tmp_path / "wine.parquet")
+    probe = (
+        "import atexit, json, sys\n"
+        "from shipyard.cli.main import app\n"
+        "def report():\n"
+        "    from threadpoolctl import threadpool_info\n"
+        "    blas = [p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas']\n"
+        "    print('BLAS', json.dumps(blas), file=sys.stderr)\n"
+        "atexit.register(report)\n"
+        "sys.argv = ['shipyard', *sys.argv[1:]]\n"
+        "app()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    env.update(SHIPYARD_HOME=str(tmp_path / "home"), SHIPYARD_USER="tester")
+    command = [sys.executable, "-c", probe, "data", "snapshot", str(tmp_path / "wine.parquet")]
+
+    def blas_threads(extra: dict[str, str], name: str) -> list[int]:
+        done = subprocess.run(
+            [*command, "--name", name], env={**env, **extra}, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        line = [x for x in done.stderr.splitlines() if x.startswith("BLAS ")][-1]
+        return list(json.loads(line.removeprefix("BLAS ")))
+
+    assert set(blas_threads({}, "wine")) == {1}
+    if (os.cpu_count() or 1) > 1:
+        assert set(blas_threads({"OPENBLAS_NUM_THREADS": "2"}, "wine2")) == {2}
