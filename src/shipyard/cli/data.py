@@ -42,9 +42,9 @@ def _load_quietly(load: Callable[[], T]) -> T:
     """``load()`` (which imports pandas, pyarrow and SQLAlchemy) with the cyclic garbage
     collector paused, then everything loaded frozen out of its sight.
 
-    Importing creates several hundred thousand objects and no garbage; meanwhile the
-    collector ran a collection every 700 new objects, walking them again and again
-    (about a fifth of the start-up's CPU time, on the one thread every snapshot waits
+    Importing creates several hundred thousand objects and hardly any garbage; the
+    collector meanwhile ran every 700 new objects, walking them again and again
+    (0.06 to 0.1 s, a tenth of the start-up's CPU time, on the one thread a snapshot waits
     for). Frozen afterwards, a full collection mid-snapshot no longer walks the
     libraries' million objects either (0.1 s holding the GIL every reading and
     encoding thread needs). The collector runs as before for what the command makes.
