@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -114,3 +115,89 @@ def test_bad_input_is_one_line(client: Shipyard, tmp_path: Path) -> None:
     data(client, "snapshot", tmp_path / "w.parquet", "--name", "wine")
     wrong = data(client, "get", "wine:1", "--output", tmp_path / "out.xlsx")
     assert "give a file ending in .parquet, .csv or .jsonl" in wrong.output
+
+
+def test_snapshot_loads_its_libraries_with_the_collector_paused_then_freezes_them(
+    client: Shipyard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Start-up: no cyclic collection while pandas, pyarrow and SQLAlchemy are imported;
+    afterwards what was loaded is frozen and the collector runs again for the rest."""
+    import gc
+
+    from shipyard.data.snapshots import DataVersions
+
+    seen: list[bool] = []
+    real = type(client).data
+
+    def loading(self: Shipyard) -> DataVersions:
+        seen.append(gc.isenabled())
+        return real.func(self)  # type: ignore[attr-defined,no-any-return]
+
+    monkeypatch.setattr(type(client), "data", property(loading))
+    wine().to_parquet(tmp_path / "wine.parquet")
+    frozen = gc.get_freeze_count()
+    try:
+        result = data(client, "snapshot", tmp_path / "wine.parquet", "--name", "wine")
+        assert result.exit_code == 0, result.output
+        assert seen == [False]
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_snapshot_allocates_arrow_buffers_with_malloc_and_restores_the_pool(
+    client: Shipyard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Arrow's default pool (mimalloc) faulted in 2 MiB pages that the kernel zeroed
+    whole: several times the system time of malloc for a snapshot (bench/data.py)."""
+    import pyarrow as pa
+
+    from shipyard.data.snapshots import DataVersions
+
+    pools: list[str] = []
+    real = DataVersions.snapshot
+
+    def snapshot(self: DataVersions, *args: Any, **kwargs: Any) -> Any:
+        pools.append(pa.default_memory_pool().backend_name)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DataVersions, "snapshot", snapshot)
+    before = pa.default_memory_pool().backend_name
+    wine().to_parquet(tmp_path / "wine.parquet")
+    result = data(client, "snapshot", tmp_path / "wine.parquet", "--name", "wine")
+    assert result.exit_code == 0, result.output
+    assert pools == ["system"]
+    assert pa.default_memory_pool().backend_name == before
+
+
+def test_snapshot_starts_no_blas_threads_unless_asked(tmp_path: Path) -> None:
+    """A snapshot multiplies no matrices: the command keeps OpenBLAS to one thread (its
+    extra threads spun 0.1 s of CPU at start-up), but a value the user set wins."""
+    wine().to_parquet(tmp_path / "wine.parquet")
+    probe = (
+        "import atexit, json, sys\n"
+        "from shipyard.cli.main import app\n"
+        "def report():\n"
+        "    from threadpoolctl import threadpool_info\n"
+        "    blas = [p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas']\n"
+        "    print('BLAS', json.dumps(blas), file=sys.stderr)\n"
+        "atexit.register(report)\n"
+        "sys.argv = ['shipyard', *sys.argv[1:]]\n"
+        "app()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    env.update(SHIPYARD_HOME=str(tmp_path / "home"), SHIPYARD_USER="tester")
+    command = [sys.executable, "-c", probe, "data", "snapshot", str(tmp_path / "wine.parquet")]
+
+    def blas_threads(extra: dict[str, str], name: str) -> list[int]:
+        done = subprocess.run(
+            [*command, "--name", name], env={**env, **extra}, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        line = [x for x in done.stderr.splitlines() if x.startswith("BLAS ")][-1]
+        return list(json.loads(line.removeprefix("BLAS ")))
+
+    assert set(blas_threads({}, "wine")) == {1}
+    if (os.cpu_count() or 1) > 1:
+        assert set(blas_threads({"OPENBLAS_NUM_THREADS": "2"}, "wine2")) == {2}

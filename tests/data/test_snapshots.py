@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,8 @@ import pytest
 from sklearn.datasets import load_digits, load_wine
 
 from shipyard import Shipyard
+from shipyard.config import Settings
+from shipyard.data.chunking import Piece
 from shipyard.data.snapshots import DataVersions
 from shipyard.errors import DatasetNotFoundError, InvalidInputError
 from shipyard.tracking.fingerprint import fingerprint
@@ -162,3 +167,91 @@ def test_a_parquet_file_and_the_same_dataframe_store_the_same_chunks(
         c["digest"] for c in data.manifest(from_frame)["chunks"]
     ]
     pd.testing.assert_frame_equal(data.read(from_file), digits)
+
+
+def test_a_version_is_recorded_only_after_its_chunks_are_synced_and_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Durability: when the database records a version, every chunk and the manifest it
+    lists are already synced to disk under their digests (a crash cannot leave the
+    database pointing at a blob that is lost or half-written)."""
+    from shipyard.store import artifacts as module
+
+    client = Shipyard(Settings(home=tmp_path / "home", user="tester"))
+    versions = small_chunks(client)
+    synced: set[str] = set()
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.add(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(module.os, "fsync", fsync)
+    checked: list[int] = []
+    real_add = client.datasets.add_version
+
+    def add_version(name: str, **fields: object) -> object:
+        digest = str(fields["manifest_digest"])
+        manifest = json.loads(client.artifacts.get_bytes(digest))
+        for blob in [digest, *(c["digest"] for c in manifest["chunks"])]:
+            path = tmp_path / "home" / "artifacts" / "blobs" / blob[:2] / blob
+            assert path.is_file(), f"{blob} not under its name when the version was recorded"
+            assert str(path.parent) in synced, f"the folder of {blob} was not synced"
+        checked.append(len(manifest["chunks"]))
+        return real_add(name, **fields)
+
+    monkeypatch.setattr(client.datasets, "add_version", add_version)
+    versions.snapshot(wine(), name="wine")
+    assert checked and checked[0] > 5  # many chunks, all checked
+    client.close()
+
+
+def test_a_failed_snapshot_leaves_no_blobs_and_no_version(tmp_path: Path) -> None:
+    client = Shipyard(Settings(home=tmp_path / "home", user="tester"))
+    versions = small_chunks(client)
+    frame = wine()
+
+    def pieces() -> Iterator[Piece]:
+        yield Piece(frame.iloc[:100])  # several chunks' worth, encoded and written
+        raise OSError("the export was cut off")
+
+    with pytest.raises(OSError, match="cut off"):
+        versions._store_frames(pieces(), name="wine", message=None, described="wine.parquet")
+    artifacts = tmp_path / "home" / "artifacts"
+    assert [p for p in artifacts.rglob("*") if p.is_file()] == []
+    with pytest.raises(DatasetNotFoundError):
+        client.datasets.get_version("wine")
+    client.close()
+
+
+def test_a_local_parquet_file_is_read_through_arrows_own_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a Python file object: that took the GIL (and copied the bytes) on every read
+    the decoding thread made. A missing or damaged file is still a clear error."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from shipyard.data import sources
+    from shipyard.errors import TableError
+
+    opened: list[object] = []
+
+    class Recording(pq.ParquetFile):  # type: ignore[misc]
+        def __init__(self, source: object, *args: object, **kwargs: object) -> None:
+            opened.append(source)
+            super().__init__(source, *args, **kwargs)
+
+    monkeypatch.setattr(sources.pq, "ParquetFile", Recording)
+    client = Shipyard(Settings(home=tmp_path / "home", user="tester"))
+    wine().to_parquet(tmp_path / "wine.parquet")
+    version = client.data.snapshot(tmp_path / "wine.parquet", name="wine")
+    assert version.n_rows == 178
+    assert len(opened) == 1 and isinstance(opened[0], pa.NativeFile)
+
+    with pytest.raises(TableError, match="no such file"):
+        client.data.snapshot(tmp_path / "missing.parquet", name="wine")
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(TableError, match=r"bad\.parquet"):
+        client.data.snapshot(tmp_path / "bad.parquet", name="wine")
+    client.close()

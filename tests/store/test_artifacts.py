@@ -455,3 +455,92 @@ def test_moto_server_fixture_shuts_down() -> None:
         assert _accepts_connections(endpoint)
         assert s3_client(endpoint).list_buckets()["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert not _accepts_connections(endpoint)
+
+
+def test_a_batch_stores_every_blob_once_it_commits(backend: Backend) -> None:
+    blobs = [b"chunk one", b"chunk two", b"chunk one"]  # the same bytes twice: stored once
+    with backend.store.batch() as batch:
+        for data in blobs:
+            batch.add(data, sha256_bytes(data))
+    for data in blobs:
+        assert backend.store.get_bytes(sha256_bytes(data)) == data
+    assert backend.leftovers() == []
+
+
+def test_a_local_batch_names_no_blob_before_commit_and_discards_on_error(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path / "artifacts")
+    data = b"rows that must not be half-stored"
+    digest = sha256_bytes(data)
+    with pytest.raises(RuntimeError, match="snapshot failed"), store.batch() as batch:
+        batch.add(data, digest)
+        assert not store.exists(digest)  # written, but not under its name yet
+        raise RuntimeError("snapshot failed")
+    assert not store.exists(digest)
+    assert list((tmp_path / "artifacts").rglob(".incoming-*")) == []
+
+
+def test_a_local_batch_syncs_each_blob_before_naming_it_and_the_names_before_returning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The durability order: fsync(temporary file) -> rename onto the digest -> fsync of
+    the folder, for every blob, all before the batch's block is left."""
+    from shipyard.store import artifacts as module
+
+    store = LocalArtifactStore(tmp_path / "artifacts")
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        events.append(("rename", f"{src} -> {dst}"))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(module.os, "fsync", fsync)
+    monkeypatch.setattr(module.os, "replace", replace)
+    blobs = [f"chunk {i}".encode() for i in range(5)]
+    with store.batch() as batch:
+        for data in blobs:
+            batch.add(data, sha256_bytes(data))
+        assert events == []  # nothing synced or named while blobs are still coming
+    events.append(("left the block", ""))
+
+    left = events.index(("left the block", ""))
+    for data in blobs:
+        digest = sha256_bytes(data)
+        target = tmp_path / "artifacts" / "blobs" / digest[:2] / digest
+        (renamed,) = [i for i, (kind, what) in enumerate(events) if what.endswith(f"-> {target}")]
+        source = events[renamed][1].split(" -> ")[0]
+        synced = events.index(("fsync", source))
+        folder = events.index(("fsync", str(target.parent)))
+        assert synced < renamed < folder < left, events
+
+
+def test_a_batch_takes_the_callers_digest_and_a_wrong_one_is_caught_on_read(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The snapshot hashed each chunk already: adding it must not hash it again (that
+    was a second SHA-256 of every chunk); a digest that does not match its bytes is
+    stored under it, and the first read says so instead of returning the bytes."""
+    from shipyard.store import artifacts as module
+
+    data, other = b"the chunk", b"other bytes"
+    wrong = sha256_bytes(other)
+    hashed: list[int] = []
+    real = module.hashlib.sha256
+
+    def counting(*args: Any) -> Any:
+        hashed.append(len(args[0]) if args else 0)
+        return real(*args)
+
+    monkeypatch.setattr(module.hashlib, "sha256", counting)
+    with backend.store.batch() as batch:
+        batch.add(data, sha256_bytes(data))
+        batch.add(data, wrong)
+    monkeypatch.setattr(module.hashlib, "sha256", real)
+    assert hashed == [len(data)]  # the sha256_bytes call above, no other
+    assert backend.store.get_bytes(sha256_bytes(data)) == data
+    with pytest.raises(IntegrityError):
+        backend.store.get_bytes(wrong)
