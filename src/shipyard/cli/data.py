@@ -90,7 +90,7 @@ def snapshot_command(
         # by OpenBLAS when NumPy loads, so only before that; never over the user's value.
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     versions = _load_quietly(lambda: get_client(ctx).data)
-    from shipyard.data.snapshots import malloc_buffers  # loaded by now
+    from shipyard.tables.memory import malloc_buffers  # pyarrow is loaded by now
 
     with malloc_buffers():
         version = versions.snapshot(

@@ -47,6 +47,7 @@ from shipyard.monitoring.prediction_log import PredictionLog
 from shipyard.monitoring.records import PredictionBatch
 from shipyard.tables import ChunkSource, SqlSource, open_source, storage_options
 from shipyard.tables.locations import is_table_file
+from shipyard.tables.memory import malloc_buffers
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
@@ -171,9 +172,12 @@ def predict_command(
     model = client.registry.load(ref)
     job_id = f"batch-{uuid.uuid4().hex[:12]}"
     log = client.prediction_log
+    # A fresh process streaming every row once: malloc's small pages, not Arrow's
+    # default huge ones that the kernel zeroes whole (see shipyard.tables.memory).
     with (
         _logged_job(log, model.name, job_id),
         _progress_bar(f"Scoring with {model.ref}", disable=as_json) as progress,
+        malloc_buffers(),
     ):
         summary = score_file(
             model,

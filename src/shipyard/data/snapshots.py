@@ -21,7 +21,6 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,25 +66,6 @@ class PruneResult:
     kept: dict[str, str]
     blobs_removed: int
     bytes_freed: int
-
-
-@contextmanager
-def malloc_buffers() -> Iterator[None]:
-    """Arrow allocates from the C library's ``malloc`` while the block runs (its default
-    pool again afterwards; buffers already made keep the pool they came from).
-
-    ``shipyard data snapshot`` runs in this: Arrow's default pool (mimalloc) takes its
-    memory in 2 MiB huge pages, and a snapshot, which decodes and encodes every row
-    once, kept faulting in fresh ones that the kernel zeroes whole: 0.7 to 3.7 s of
-    system time for a 10M-row table, against 0.5 to 0.7 s with ``malloc``'s 4 KiB pages (the
-    same bytes stored; measured with ``perf stat`` on bench/data.py's v1, 2 cores).
-    """
-    previous = pa.default_memory_pool()
-    pa.set_memory_pool(pa.system_memory_pool())
-    try:
-        yield
-    finally:
-        pa.set_memory_pool(previous)
 
 
 class DataVersions:
@@ -432,4 +412,4 @@ _WRITERS: dict[str, Callable[[Iterator[pd.DataFrame], Path], None]] = {
     "jsonl": _write_jsonl,
 }
 
-__all__ = ["MANIFEST_FORMAT", "OUTPUT_FORMATS", "DataVersions", "PruneResult", "malloc_buffers"]
+__all__ = ["MANIFEST_FORMAT", "OUTPUT_FORMATS", "DataVersions", "PruneResult"]
