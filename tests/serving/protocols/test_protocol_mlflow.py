@@ -145,6 +145,16 @@ def test_csv_rows_with_the_wrong_field_count_name_the_line(
     assert f"line {line}" in response.json()["message"]
 
 
+def test_a_csv_row_without_its_header_says_the_header_is_missing(http: httpx.Client) -> None:
+    """One line only is read as the header: the 400 says so, instead of "no rows"."""
+    response = http.post(
+        "/invocations", content="5.1,3.5,1.4,0.2\n", headers={"Content-Type": "text/csv"}
+    )
+    assert response.status_code == 400, response.text
+    message = response.json()["message"]
+    assert "header line (5.1,3.5,1.4,0.2)" in message and "name the columns" in message
+
+
 def test_csv_with_quoted_commas_and_blank_lines_is_read(http: httpx.Client) -> None:
     csv = f'{HEADER},note\n5.1,3.5,1.4,0.2,"a, b"\n\n7.7,3.0,6.1,2.3,x\n'
     response = http.post("/invocations", content=csv, headers={"Content-Type": "text/csv"})

@@ -105,13 +105,21 @@ def parse_csv(body: bytes) -> pd.DataFrame:
         raise InvalidInputError(f"The CSV body is not UTF-8 text ({exc}).") from None
     _check_field_counts(text)
     try:
-        return pd.read_csv(io.StringIO(text), index_col=False)
+        frame = pd.read_csv(io.StringIO(text), index_col=False)
     except Exception as exc:  # any parser failure is the input's fault
         raise InvalidInputError(
             "Failed to parse input as a Pandas DataFrame. Ensure that the input is a valid "
             "CSV-formatted Pandas DataFrame produced using the `pandas.DataFrame.to_csv()` "
             f"method ({type(exc).__name__}: {exc})."
         ) from None
+    if frame.empty and len(frame.columns):
+        # One line only: often a row sent without its header, read as the column names.
+        header = ",".join(map(str, frame.columns))
+        raise InvalidInputError(
+            f"The CSV body has a header line ({header[:200]}) but no rows. The first line "
+            "must name the columns, one row per line after it."
+        )
+    return frame
 
 
 def _check_field_counts(text: str) -> None:
