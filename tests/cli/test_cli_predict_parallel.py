@@ -171,6 +171,7 @@ def test_a_partitioned_dataset_on_an_existing_cluster(client, scheduler, tmp_pat
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["partitions"] == 4 and summary["workers"] == 2
+    assert "workers will idle" not in result.output
     assert summary["rows_read"] == 2_200 and summary["rows_rejected"] == 1
     assert 1 <= summary["model_loads"] <= 2  # once per worker, not per partition
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
@@ -225,11 +226,25 @@ def test_workers_split_one_big_file_into_one_output_file(client, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["partitions"] == 4 and summary["workers"] == 2
+    assert "workers will idle" not in result.output
     scored = pd.read_parquet(out)
     assert scored["row_id"].tolist() == list(range(4_000))
     model = client.registry.load("iris")
     assert scored["prediction"].tolist() == model.predict(frame).tolist()
     assert staging_left(tmp_path) == []
+
+
+def test_fewer_partitions_than_workers_is_said(client, tmp_path):
+    """A file of one row group (pandas' default up to 1,048,576 rows) is one partition:
+    the command says the second worker idles and how to spread the file."""
+    rows(500, 3).to_parquet(tmp_path / "small.parquet")
+    result = predict(
+        client, "iris", "--input", tmp_path / "small.parquet", "--output", tmp_path / "out",
+        "--workers", "2", "--partition-rows", "100",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "1 partition(s) for 2 workers" in text and "row_group_size" in text
 
 
 def test_a_strict_failure_leaves_the_old_output_and_no_partial_dataset(client, scheduler, tmp_path):

@@ -268,6 +268,12 @@ def _predict_parallel(
         input = os.path.abspath(input)
     options = storage_options(client.settings)
     partitions = plan_partitions(input, partition_rows=partition_rows, storage_options=options)
+    if workers is not None and len(partitions) < workers:
+        err_console.print(
+            f"[yellow]The input is {len(partitions)} partition(s) for {workers} workers: a "
+            "partition is a file, or whole Parquet row groups, so some workers will idle. "
+            "Write Parquet with smaller row groups (row_group_size=...) to spread one file."
+        )
     version = client.registry.resolve(ref)
     job_id = f"batch-{uuid.uuid4().hex[:12]}"
     setup = PredictWorkerSetup(settings=client.settings, ref=version.ref, job_id=job_id)
