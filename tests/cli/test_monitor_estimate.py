@@ -382,3 +382,29 @@ def test_a_classifier_estimate_reads_only_the_model_columns_of_its_reference(
     )
     assert [c["rows"] for c in found["chunks"]] == [300, 300]
     assert all(c["calibrated"] is True and c["accuracy"] > 0.8 for c in found["chunks"])
+
+
+def test_a_model_reading_dates_as_text_still_gets_text_from_csv(
+    client: Shipyard, tmp_path: Path
+) -> None:
+    """Drift types a text column of ISO dates as a datetime; the tables a model reads
+    do not change: a model trained on the text ``"2024-03-01"`` still gets it."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    cohorts = [f"2024-{m:02d}-01" for m in range(1, 13)]
+    X = pd.DataFrame({"cohort": rng.choice(cohorts, 1200), "spend": rng.normal(50, 10, 1200)})
+    late = X["cohort"] >= "2024-07-01"
+    y = (late ^ (rng.random(1200) < 0.1)).astype(int)
+    encode = make_column_transformer(
+        (OneHotEncoder(handle_unknown="error"), ["cohort"]), remainder="passthrough"
+    )
+    model = make_pipeline(encode, LogisticRegression(max_iter=500)).fit(X, y)
+    client.registry.log_model(model, "cohorts", sample=X[:300])
+    X[600:].to_csv(tmp_path / "current.csv", index=False)
+    X[600:].to_parquet(tmp_path / "current.parquet")
+    from_csv = estimate(client, "cohorts:1", "--current", tmp_path / "current.csv")
+    from_parquet = estimate(client, "cohorts:1", "--current", tmp_path / "current.parquet")
+    assert from_csv == from_parquet
+    assert from_csv["chunks"][0]["accuracy"] > 0.85
