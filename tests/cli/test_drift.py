@@ -174,7 +174,13 @@ def test_a_stray_word_in_a_number_column_is_named_with_its_rows(
     frame["tenure_months"] = frame["tenure_months"].astype(object)
     frame.loc[[17, 40, 41], "tenure_months"] = ["abc", "abc", "twelve"]
     frame.to_csv(tmp_path / "typo.csv", index=False)
-    args = ["drift", "--reference", str(dated["train.csv"]), "--current", str(tmp_path / "typo.csv")]
+    args = [
+        "drift",
+        "--reference",
+        str(dated["train.csv"]),
+        "--current",
+        str(tmp_path / "typo.csv"),
+    ]
     out = runner.invoke(_app(), args)
     assert out.exit_code == 1
     message = " ".join(out.output.split())

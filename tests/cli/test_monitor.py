@@ -157,7 +157,8 @@ def test_feedback_for_a_batch_job_counts_each_label_by_its_row(tmp_path: Path) -
         assert (
             "Accepted 30000 label(s) from " in flat(result.stdout)
             and "29996 matched a logged prediction, 0 for 0 unknown request id(s), 4 for rows "
-            "their logged request does not have" in flat(result.stdout)
+            "their logged request does not have"
+            in flat(result.stdout)
         ), result.stdout
         told = flat(result.stderr)
         assert "Unknown request ids" not in told

@@ -362,9 +362,7 @@ def test_a_classifier_estimate_reads_only_the_model_columns_of_its_reference(
     reference = zip_code_table(2000, seed=0)
     churned = (reference["tenure_months"] < 20).astype(int)
     features = reference[["tenure_months", "zip"]]
-    model = make_pipeline(zip_encoder(), LogisticRegression(max_iter=500)).fit(
-        features, churned
-    )
+    model = make_pipeline(zip_encoder(), LogisticRegression(max_iter=500)).fit(features, churned)
     client.registry.log_model(model, "churn", sample=features[:500])
     reference.assign(churned=churned).to_csv(tmp_path / "train.csv", index=False)
     zip_code_table(600, seed=3).to_csv(tmp_path / "current.csv", index=False)
