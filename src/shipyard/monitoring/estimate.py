@@ -15,9 +15,10 @@ standard deviations, clipped to [0, 1]: exact for accuracy
 
 Regressors: direct loss estimation (DLE, as NannyML's): a gradient-boosted
 model of the absolute and of the squared error, trained on a labelled
-reference with the inputs and the prediction as features, estimates MAE and
-RMSE per chunk. It needs the labelled reference on every run (the loss models
-are not stored: they would be pickles).
+reference with the model's own input columns and its prediction as features
+(see :class:`DirectLossEstimator`), estimates MAE and RMSE per chunk. It
+needs the labelled reference on every run (the loss models are not stored:
+they would be pickles).
 
 >>> chunks = estimate_classifier(proba, predicted, chunk_size=500)    # doctest: +SKIP
 >>> chunks[0].to_dict()["accuracy"]                                   # doctest: +SKIP
