@@ -109,17 +109,70 @@ def test_feedback_file_reports_accepted_and_unknown(client: Shipyard, tmp_path: 
     assert result.exit_code == 0, result.output
     out = flat(result.stdout)
     assert "Accepted 2 label(s)" in out
-    assert "1 matched a logged prediction, 1 unknown request id(s), 0 duplicate(s)" in out
+    assert (
+        "1 matched a logged prediction, 1 for 1 unknown request id(s), 0 for rows their "
+        "logged request does not have, 0 duplicate(s)"
+    ) in out
     assert "ghost" in flat(result.stderr)
 
     as_json = run(client, "feedback", labels, "--model", "plain", "--json")
     assert as_json.exit_code == 0, as_json.output
     assert json.loads(as_json.stdout) == {
         "accepted": 2,
+        "matched": 1,
         "unknown": 1,
         "unknown_ids": ["ghost"],
+        "unknown_id_labels": 1,
+        "unknown_rows": [],
         "duplicates": 2,  # both were labelled by the first call
     }
+
+
+def test_feedback_for_a_batch_job_counts_each_label_by_its_row(tmp_path: Path) -> None:
+    """A batch job whose rows 10, 30, 50 and 20000 were rejected logged 29,996 rows under
+    one request id: of 30,000 labels, 29,996 match and the 4 for the rejected rows are
+    reported as rows with no prediction, not the job's id as unknown."""
+    client = Shipyard(Settings(home=tmp_path / "home", user="tester"))
+    try:
+        X, y = iris_frame()
+        client.registry.log_model(LogisticRegression(max_iter=500).fit(X, y), "iris", sample=X)
+        rows = X.sample(30_000, replace=True, random_state=0).reset_index(drop=True)
+        rows = rows.astype(object)
+        rejected = [10, 30, 50, 20_000]
+        rows.loc[rejected, "petal_length"] = "oops"
+        rows.to_csv(tmp_path / "in.csv", index=False)
+        scored = CliRunner().invoke(
+            APP,
+            ["predict", "iris:1", "--input", str(tmp_path / "in.csv"), "--output",
+             str(tmp_path / "out.parquet"), "--chunk-size", "10000", "--json"],
+            obj=client,
+        )  # fmt: skip
+        assert scored.exit_code == 0, scored.output
+        job = json.loads(scored.output)["job_id"]
+        labels = pd.DataFrame({"request_id": job, "row": range(30_000), "label": "setosa"})
+        labels.to_csv(tmp_path / "labels.csv", index=False)
+
+        result = run(client, "feedback", tmp_path / "labels.csv")
+        assert result.exit_code == 0, result.output
+        assert (
+            "Accepted 30000 label(s) from " in flat(result.stdout)
+            and "29996 matched a logged prediction, 0 for 0 unknown request id(s), 4 for rows "
+            "their logged request does not have"
+            in flat(result.stdout)
+        ), result.stdout
+        told = flat(result.stderr)
+        assert "Unknown request ids" not in told
+        assert "Rows with no logged prediction" in told
+        assert all(f"{job} row {n}" in told for n in rejected), told
+
+        again = run(client, "feedback", tmp_path / "labels.csv", "--model", "iris", "--json")
+        assert again.exit_code == 0, again.output
+        found = json.loads(again.stdout)
+        assert (found["accepted"], found["matched"], found["unknown_ids"]) == (30_000, 29_996, [])
+        assert found["unknown_rows"] == [{"request_id": job, "row": n} for n in rejected]
+        assert found["unknown_id_labels"] == 0
+    finally:
+        client.close()
 
 
 def test_feedback_file_errors_exit_1_naming_the_file(client: Shipyard, tmp_path: Path) -> None:

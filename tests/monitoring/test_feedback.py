@@ -310,3 +310,24 @@ def test_a_full_queue_refuses_labels_whole_and_a_closed_log_writes_them_at_once(
     stats = log.stats()
     assert stats.dropped_total == 0  # refused, not lost: the caller was told
     assert (stats.labels_written_total, stats.labels_dropped_total) == (3, 0)
+
+
+def test_labels_are_counted_per_row_unknown_ids_apart_from_missing_rows(
+    log: PredictionLog, store: SegmentStore
+) -> None:
+    """A logged request without the labelled row is not an unknown id: each label is
+    counted as matched, for an unknown id, or for a row its request does not have."""
+    log.submit([record("job", T0, row=i) for i in (0, 1, 3)])  # row 2 was never logged
+    result = record_feedback(
+        log,
+        [
+            {"request_id": "job", "row": 0, "label": 0},
+            {"request_id": "job", "row": 2, "label": 1},
+            {"request_id": "job", "row": 3, "label": 1},
+            {"request_id": "typo", "row": 0, "label": 1},
+            {"request_id": "typo", "row": 1, "label": 1},
+        ],
+    )
+    assert (result.accepted, result.matched) == (5, 2)
+    assert result.unknown_ids == ["typo"] and result.unknown_id_labels == 2
+    assert result.unknown_rows == [("job", 2)]

@@ -64,24 +64,43 @@ def feedback_command(
         print_json(
             {
                 "accepted": result.accepted,
+                "matched": result.matched,
                 "unknown": result.n_unknown,
                 "unknown_ids": result.unknown_ids,
+                "unknown_id_labels": result.unknown_id_labels,
+                "unknown_rows": [{"request_id": r, "row": n} for r, n in result.unknown_rows],
                 "duplicates": result.duplicates,
             }
         )
         return
     console.print(
         f"Accepted {result.accepted} label(s) from {file}: "
-        f"{result.accepted - result.n_unknown} matched a logged prediction, "
-        f"{result.n_unknown} unknown request id(s), {result.duplicates} duplicate(s).",
+        f"{result.matched} matched a logged prediction, "
+        f"{result.unknown_id_labels} for {result.n_unknown} unknown request id(s), "
+        f"{len(result.unknown_rows)} for rows their logged request does not have, "
+        f"{result.duplicates} duplicate(s).",
         markup=False,
     )
     if result.unknown_ids:
         shown = escape(", ".join(result.unknown_ids[:_SHOW_UNKNOWN]))
-        more = f" and {result.n_unknown - _SHOW_UNKNOWN} more" if result.n_unknown > 10 else ""
+        more = (
+            f" and {result.n_unknown - _SHOW_UNKNOWN} more"
+            if result.n_unknown > _SHOW_UNKNOWN
+            else ""
+        )
         err_console.print(
             f"[yellow]Unknown request ids[/] (stored; they join if their predictions "
             f"are still being written): {shown}{more}",
+            highlight=False,
+        )
+    if result.unknown_rows:
+        rows = result.unknown_rows
+        shown = escape(", ".join(f"{r} row {n}" for r, n in rows[:_SHOW_UNKNOWN]))
+        more = f" and {len(rows) - _SHOW_UNKNOWN} more" if len(rows) > _SHOW_UNKNOWN else ""
+        err_console.print(
+            f"[yellow]Rows with no logged prediction[/] in a logged request (rows a batch "
+            f"job rejected, or a wrong row number; stored, they join if their prediction is "
+            f"still being written): {shown}{more}",
             highlight=False,
         )
 

@@ -10,9 +10,15 @@ Evidently's rule (``evidently.core.datasets.infer_column_type``):
 - datetimes                          -> datetime (not tested for drift)
 - anything else                      -> unknown (not tested for drift)
 
-Two deliberate differences, both for dtypes Evidently silently drops: unsigned
+Three deliberate differences. Two for dtypes Evidently silently drops: unsigned
 and nullable (``Int64``/``Float64``/``boolean``) dtypes are typed like their
-plain counterparts instead of "unknown". Evidently infers types on the
+plain counterparts instead of "unknown". And a text column whose every value
+is an ISO 8601 date or time (``2024-05-01``, ``2024-05-01T12:00:00Z``) is a
+datetime, as it is when the same table comes from Parquet: CSV and JSON have no
+date type, so without this the verdict on a date column would depend on the
+file format (tested as a category of days from a CSV, not tested from Parquet).
+This is drift's typing only: table readers still hand text to models trained
+on text. Evidently infers types on the
 *current* frame; Shipyard infers them once on the reference at ``fit`` (learned
 state must not flip with each batch). Both agree whenever the two frames share
 dtypes and the same side of the 10-unique-values and half-unique rules.
@@ -25,6 +31,7 @@ dtypes and the same side of the 10-unique-values and half-unique rules.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
@@ -33,6 +40,13 @@ from shipyard.errors import SchemaError
 
 # Evidently's INTEGER_CARDINALITY_LIMIT.
 INTEGER_CARDINALITY_LIMIT = 10
+#: ISO 8601 dates and times, extended format only: ``20240501`` could as well be an
+#: id, so digits alone never make a date.
+ISO_DATETIME = (
+    r"\d{4}-\d{2}-\d{2}"
+    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?"
+)
+_ISO_DATETIME = re.compile(ISO_DATETIME)
 
 
 class ColumnType(enum.StrEnum):
@@ -62,13 +76,37 @@ def _holds_strings(series: pd.Series) -> bool:
     return isinstance(values.iloc[0], str) and isinstance(values.iloc[-1], str)
 
 
+def holds_iso_dates(values: pd.Series | pd.Index) -> bool:
+    """Whether ``values`` has a value and every non-null one is text in ISO 8601 form
+    that is a real date or time (``2024-02-30`` is not).
+
+    Pass the distinct values when they are at hand: the check reads each once.
+    """
+    values = values.dropna()
+    if values.empty:
+        return False
+    first = values[0] if isinstance(values, pd.Index) else values.iloc[0]
+    # Most text columns fail on their first value, before anything is scanned.
+    if not isinstance(first, str) or _ISO_DATETIME.fullmatch(first) is None:
+        return False
+    text = pd.Series(values, dtype=object)
+    if not text.map(lambda v: isinstance(v, str)).all():
+        return False
+    text = text.astype(str)
+    if not text.str.fullmatch(ISO_DATETIME).all():
+        return False
+    parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+    return bool(parsed.notna().all())
+
+
 def type_from_summary(
-    dtype: object, n_unique: int, n_non_null: int, holds_strings: bool
+    dtype: object, n_unique: int, n_non_null: int, holds_strings: bool, holds_dates: bool = False
 ) -> ColumnType:
     """Apply Evidently's rule to a dtype plus the two counts it needs.
 
     ``n_unique`` and ``n_non_null`` are pandas ``nunique()`` and ``count()``
-    of the whole column (NaN excluded). Split out from
+    of the whole column (NaN excluded); ``holds_dates`` is
+    :func:`holds_iso_dates` of a text column. Split out from
     :func:`infer_column_type` so a stored profile can re-derive the type.
     """
     if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
@@ -82,6 +120,8 @@ def type_from_summary(
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return ColumnType.DATETIME
     if _is_string_dtype(dtype) or (getattr(dtype, "name", "") == "object" and holds_strings):
+        if holds_dates:
+            return ColumnType.DATETIME
         if n_unique > n_non_null * 0.5:
             return ColumnType.TEXT
         return ColumnType.CATEGORICAL
@@ -97,7 +137,8 @@ def infer_column_type(series: pd.Series) -> ColumnType:
     needs_counts = pd.api.types.is_integer_dtype(dtype) or _is_string_dtype(dtype) or holds
     n_unique = int(series.nunique()) if needs_counts else 0
     n_non_null = int(series.count()) if needs_counts else 0
-    return type_from_summary(dtype, n_unique, n_non_null, holds)
+    dates = (_is_string_dtype(dtype) or holds) and holds_iso_dates(pd.Index(series.unique()))
+    return type_from_summary(dtype, n_unique, n_non_null, holds, dates)
 
 
 def resolve_column_types(

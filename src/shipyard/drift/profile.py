@@ -45,7 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shipyard.drift._parallel import parallel_map
-from shipyard.drift.columns import ColumnType, type_from_summary
+from shipyard.drift.columns import ColumnType, holds_iso_dates, type_from_summary
 from shipyard.drift.values import ColumnValues, _numeric_array, to_key
 from shipyard.errors import IntegrityError, InvalidInputError, SchemaError
 
@@ -160,7 +160,8 @@ def _category_profile(name: str, series: pd.Series, max_categories: int) -> Colu
     counts = series.value_counts(dropna=True, sort=False)
     counts = counts[counts > 0]
     n_values = int(counts.sum())
-    ctype = type_from_summary(dtype, len(counts), n_values, holds_strings)
+    dates = holds_iso_dates(counts.index)  # checks that the values are text
+    ctype = type_from_summary(dtype, len(counts), n_values, holds_strings, dates)
     keys = values = None
     if len(counts) <= max_categories:
         keys = [to_key(k) for k in counts.index.tolist()]

@@ -40,14 +40,55 @@ def to_key(value: Any) -> Any:
     return str(value)
 
 
-def _numeric_array(series: pd.Series, column: str, side: str) -> np.ndarray:
-    if not (pd.api.types.is_numeric_dtype(series.dtype) or series.dtype == object):
-        raise SchemaError(
+#: Offending rows named in an error before "and N more".
+_ROWS_SHOWN = 5
+
+
+def _not_numbers(series: pd.Series, column: str, side: str) -> SchemaError:
+    """The error for a numerical column holding values that are not numbers, naming the
+    first such rows (0-based positions) and the first value: a stray ``abc`` in a CSV
+    makes the whole column text, so the dtype alone would not say where to look."""
+    present = series.notna().to_numpy()
+    # One value at a time: this is the error path, and lists or dicts must not raise here.
+    number = np.array([_is_number(v) for v in series.astype(object).tolist()], dtype=bool)
+    bad = np.flatnonzero(present & ~number)
+    if not len(bad):  # numbers, all written as text
+        bad = np.flatnonzero(present)
+        what = "numbers written as text"
+    else:
+        what = "values that are not numbers"
+    if not len(bad):
+        return SchemaError(
             f"Column '{column}' in the {side} data has dtype {series.dtype}, but it is "
-            "numerical: expected numbers. Declare it categorical if it holds categories.",
+            "numerical: expected numbers.",
             field=column,
             expected="numeric values",
         )
+    shown = ", ".join(str(r) for r in bad[:_ROWS_SHOWN])
+    more = f" and {len(bad) - _ROWS_SHOWN} more" if len(bad) > _ROWS_SHOWN else ""
+    noun = "row" if len(bad) == 1 else "rows"
+    first = series.iloc[int(bad[0])]
+    return SchemaError(
+        f"Column '{column}' in the {side} data is numerical but holds {what}: "
+        f"{first!r} at {noun} {shown}{more} (0-based). Fix those rows, or declare the "
+        "column categorical if it holds categories.",
+        field=column,
+        expected="numeric values",
+        rows=[int(r) for r in bad[:_ROWS_SHOWN]],
+    )
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _numeric_array(series: pd.Series, column: str, side: str) -> np.ndarray:
+    if not (pd.api.types.is_numeric_dtype(series.dtype) or series.dtype == object):
+        raise _not_numbers(series, column, side)
     if pd.api.types.is_bool_dtype(series.dtype):
         return series.to_numpy(dtype=np.int64)
     if pd.api.types.is_integer_dtype(series.dtype) and not series.hasnans:
@@ -55,12 +96,7 @@ def _numeric_array(series: pd.Series, column: str, side: str) -> np.ndarray:
     try:
         return series.to_numpy(dtype=np.float64, na_value=np.nan)
     except (TypeError, ValueError) as exc:
-        raise SchemaError(
-            f"Column '{column}' in the {side} data holds values that are not numbers "
-            f"(dtype {series.dtype}), but it is numerical.",
-            field=column,
-            expected="numeric values",
-        ) from exc
+        raise _not_numbers(series, column, side) from exc
 
 
 @dataclass(frozen=True, eq=False)

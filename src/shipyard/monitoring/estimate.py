@@ -15,9 +15,10 @@ standard deviations, clipped to [0, 1]: exact for accuracy
 
 Regressors: direct loss estimation (DLE, as NannyML's): a gradient-boosted
 model of the absolute and of the squared error, trained on a labelled
-reference with the inputs and the prediction as features, estimates MAE and
-RMSE per chunk. It needs the labelled reference on every run (the loss models
-are not stored: they would be pickles).
+reference with the model's own input columns and its prediction as features
+(see :class:`DirectLossEstimator`), estimates MAE and RMSE per chunk. It
+needs the labelled reference on every run (the loss models are not stored:
+they would be pickles).
 
 >>> chunks = estimate_classifier(proba, predicted, chunk_size=500)    # doctest: +SKIP
 >>> chunks[0].to_dict()["accuracy"]                                   # doctest: +SKIP
@@ -38,6 +39,7 @@ from shipyard.monitoring.calibration import Calibration
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "DLE_MAX_CATEGORIES",
     "ChunkEstimate",
     "DirectLossEstimator",
     "estimate_classifier",
@@ -48,6 +50,11 @@ DEFAULT_CHUNK_SIZE = 500
 BAND_DRAWS = 200
 BAND_SIGMAS = 3.0
 _MAX_CELLS = 20_000_000
+#: Reference values of a text column that keep their own category in direct loss
+#: estimation; with the shared "other" category that makes 255, the most the
+#: boosted trees' native categorical splits take per column.
+DLE_MAX_CATEGORIES = 254
+_EPOCH = pd.Timestamp(0, tz="UTC")
 
 
 @dataclass(frozen=True)
@@ -184,21 +191,64 @@ class DirectLossEstimator:
     """DLE for a regressor: learn the absolute and squared error on a labelled reference.
 
     ``fit(inputs, predictions, targets)`` then ``estimate(inputs, predictions,
-    chunk_size)`` gives MAE and RMSE per chunk. Categorical inputs are coded as
-    pandas categories (the boosted trees split on them natively).
+    chunk_size)`` gives MAE and RMSE per chunk. ``inputs`` are the model's own
+    input columns (the caller selects them by the signature: a column the model
+    does not read cannot explain its error). The features are those columns plus
+    the prediction:
+
+    - numbers and booleans as they are, dates and times as seconds since 1970;
+    - any other column (text, ``category``) as categories the boosted trees split
+      on natively. They take at most 255 per column, so the reference's
+      :data:`DLE_MAX_CATEGORIES` most frequent values keep their own category and
+      every other value, and any value the reference never had, shares one
+      "other" category. Missing stays missing.
     """
 
     def __init__(self, *, seed: int = 0) -> None:
         self.seed = seed
         self.columns_: list[str] | None = None
+        #: Per text/category column, the code of each kept reference value.
+        self.categories_: dict[str, dict[Any, int]] = {}
+
+    def _learn_categories(self, inputs: pd.DataFrame) -> dict[str, dict[Any, int]]:
+        out = {}
+        for name in inputs.columns:
+            column = inputs[name]
+            if _number_like(column) or pd.api.types.is_datetime64_any_dtype(column.dtype):
+                continue
+            try:
+                counts = column.astype(object).value_counts(dropna=True)
+            except TypeError as exc:  # unhashable values (lists, dicts)
+                raise InvalidInputError(
+                    f"Direct loss estimation cannot use column {name!r}: its values are "
+                    f"neither numbers, times nor categories ({exc})."
+                ) from exc
+            # Most frequent first; ties in a fixed order so reruns agree.
+            ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+            out[name] = {v: code for code, (v, _) in enumerate(ranked[:DLE_MAX_CATEGORIES])}
+        return out
 
     def _features(self, inputs: pd.DataFrame, predictions: np.ndarray) -> pd.DataFrame:
-        X = inputs.copy()
-        for c in X.columns:
-            if not pd.api.types.is_numeric_dtype(X[c]):
-                X[c] = X[c].astype("category")
+        X = {}
+        for name in inputs.columns:
+            column = inputs[name]
+            if name in self.categories_:
+                X[name] = _category_codes(column, self.categories_[name])
+            elif pd.api.types.is_datetime64_any_dtype(column.dtype):
+                stamps = pd.to_datetime(column, utc=True)
+                X[name] = ((stamps - _EPOCH) / pd.Timedelta(seconds=1)).to_numpy(
+                    np.float64, na_value=np.nan
+                )
+            else:
+                try:
+                    X[name] = column.to_numpy(np.float64, na_value=np.nan)
+                except (TypeError, ValueError) as exc:
+                    raise InvalidInputError(
+                        f"Direct loss estimation cannot use column {name!r}: the reference "
+                        f"has numbers there but this table does not ({_first_line(exc)})."
+                    ) from exc
         X["__prediction__"] = np.asarray(predictions, dtype=np.float64)
-        return X
+        return pd.DataFrame(X, index=pd.RangeIndex(len(inputs)))
 
     def fit(
         self, inputs: pd.DataFrame, predictions: np.ndarray, targets: np.ndarray
@@ -212,17 +262,24 @@ class DirectLossEstimator:
                 "Direct loss estimation needs at least 20 reference rows with a numeric "
                 f"target; got {int(keep.sum())}."
             )
+        self.categories_ = self._learn_categories(inputs[keep])
         X = self._features(inputs, predictions)[keep]
         error = targets[keep] - np.asarray(predictions, np.float64)[keep]
         self.columns_ = list(inputs.columns)
+        categorical = list(self.categories_) or None
 
         def model() -> Any:
             return HistGradientBoostingRegressor(
-                categorical_features="from_dtype", random_state=self.seed
+                categorical_features=categorical, random_state=self.seed
             )
 
-        self.absolute_ = model().fit(X, np.abs(error))
-        self.squared_ = model().fit(X, error**2)
+        try:
+            self.absolute_ = model().fit(X, np.abs(error))
+            self.squared_ = model().fit(X, error**2)
+        except ValueError as exc:  # the booster names the feature it refused
+            raise InvalidInputError(
+                f"Direct loss estimation cannot learn from the reference: {_first_line(exc)}"
+            ) from exc
         return self
 
     def estimate(
@@ -232,6 +289,11 @@ class DirectLossEstimator:
             raise InvalidInputError("DirectLossEstimator is not fitted; call fit() first.")
         if chunk_size < 1:
             raise InvalidInputError(f"--chunk-size must be at least 1 row, got {chunk_size}.")
+        missing = [c for c in self.columns_ if c not in inputs.columns]
+        if missing:
+            raise InvalidInputError(
+                f"The table to estimate on lacks the model's input column(s) {missing}."
+            )
         X = self._features(inputs[self.columns_], predictions)
         absolute = np.clip(self.absolute_.predict(X), 0, None)
         squared = np.clip(self.squared_.predict(X), 0, None)
@@ -244,3 +306,32 @@ class DirectLossEstimator:
             }
             out.append(ChunkEstimate(start, len(a), metrics, None, {}))
         return out
+
+
+def _number_like(column: pd.Series) -> bool:
+    """Numbers and booleans (plain or nullable); a ``category`` column is never one."""
+    dtype = column.dtype
+    return pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
+
+
+def _category_codes(column: pd.Series, kept: dict[Any, int]) -> np.ndarray:
+    """Codes of ``kept`` values; any other present value is the "other" code; NaN stays."""
+    values = column.astype(object)
+    present = values.notna().to_numpy()
+    codes = values.map(lambda v: kept.get(v, np.nan) if _hashable(v) else np.nan)
+    out = codes.to_numpy(np.float64, na_value=np.nan, copy=True)
+    out[present & np.isnan(out)] = len(kept)  # the "other" category
+    return out
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shipyard.errors import InvalidInputError
+from shipyard.errors import InvalidInputError, SchemaError
 from shipyard.monitoring.calibration import Calibration
 from shipyard.monitoring.calibrations import Calibrations
 from shipyard.monitoring.estimate import ChunkEstimate, DirectLossEstimator, estimate_classifier
@@ -53,19 +53,29 @@ def estimate_file(
     """Estimates per ``chunk_size`` rows of the table ``current`` (see the module doc)."""
     version = registry.resolve(ref)
     model = registry.load(version.ref)
-    inputs = _inputs(read_table(current, storage_options=storage_options), target)
+    # The model's text columns stay text in CSV and JSON (a zip code "02139" is not
+    # the number 2139), as the signature expects them.
+    text = [c.name for c in model.signature.inputs if c.dtype == "string"]
+    inputs = _inputs(
+        read_table(current, storage_options=storage_options, text_columns=text), target
+    )
     if not len(inputs):
         raise InvalidInputError(f"The table {current} has no rows to estimate on.")
     labelled = None
     if reference is not None and target is not None:
-        labelled = read_table(reference, storage_options=storage_options)
+        labelled = read_table(
+            reference,
+            storage_options=storage_options,
+            text_columns=[c for c in text if c != target],
+        )
         if target not in labelled.columns:
             raise InvalidInputError(
                 f"The reference table {reference} has no target column {target!r}; its "
                 f"columns are {list(labelled.columns)}."
             )
     if model.classes is None:
-        return _regression(version.ref, model, inputs, labelled, target, chunk_size)
+        tables = (current, reference or "")
+        return _regression(version.ref, model, inputs, labelled, target, chunk_size, tables)
     if not model.has_proba:
         raise InvalidInputError(
             f"{version.ref} gives no class probabilities, so its performance cannot be "
@@ -125,19 +135,35 @@ def _regression(
     labelled: pd.DataFrame | None,
     target: str | None,
     chunk_size: int,
+    tables: tuple[str, str],
 ) -> EstimateResult:
     if labelled is None or target is None:
         raise InvalidInputError(
             f"{ref} is a regressor: its MAE and RMSE are estimated by direct loss estimation, "
             "which learns the error on labelled data. Pass --reference FILE --target COL."
         )
-    reference_inputs = _inputs(labelled, target)
+    # The loss models learn from the model's own input columns only, checked and typed
+    # by its signature: an id or a date the model never reads cannot explain its error.
+    reference_inputs = _model_columns(model, _inputs(labelled, target), tables[1])
+    current_inputs = _model_columns(model, inputs, tables[0])
     dle = DirectLossEstimator().fit(
         reference_inputs, model.predict(reference_inputs), labelled[target].to_numpy()
     )
-    chunks = dle.estimate(inputs, model.predict(inputs), chunk_size=chunk_size)
+    chunks = dle.estimate(current_inputs, model.predict(current_inputs), chunk_size=chunk_size)
     notes = (
         "Direct loss estimation: boosted-tree models of the absolute and squared error, "
-        "fitted on the reference for this run (not stored); no band is given.",
+        "fitted on the reference for this run (not stored); no band is given. Features: "
+        "the model's input columns and its prediction.",
     )
     return EstimateResult(ref, "direct loss estimation", ("mae", "rmse"), chunks, notes)
+
+
+def _model_columns(model: Any, frame: pd.DataFrame, table: str) -> pd.DataFrame:
+    """``frame``'s columns the model reads, as its signature types them; an error names
+    the table as well as the column."""
+    try:
+        return pd.DataFrame(model.signature.coerce(frame))
+    except SchemaError as exc:
+        raise SchemaError(
+            f"{table}: {exc}", field=exc.field, expected=exc.expected, rows=exc.rows
+        ) from exc

@@ -9,8 +9,9 @@ say) still joins later. Two ways in:
   prediction log's background writer; nothing is looked up, so a flood of
   posts costs the same per post and makes one segment per flush;
 - :func:`record_feedback` (``shipyard monitor feedback FILE``, the Python
-  API): write at once and look every id up, reporting the ones no logged
-  prediction had (they are stored too) and the rows labelled before.
+  API): write at once and look every label up, reporting the request ids no
+  logged prediction had, the labels for rows a logged request does not have
+  (both are stored too) and the rows labelled before.
 
 Columns of a feedback segment: ``request_id``, ``row``, ``label`` (text, see
 :func:`~shipyard.monitoring.records.class_key`), ``label_timestamp`` (when the
@@ -39,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 from shipyard.errors import InvalidInputError, StoreError
 from shipyard.monitoring.durations import to_utc
 from shipyard.monitoring.prediction_log import PredictionLog
-from shipyard.monitoring.queries import find_known, find_labelled
+from shipyard.monitoring.queries import find_known, find_known_ids, find_labelled
 from shipyard.monitoring.records import (
     TIMESTAMP,
     FeedbackItem,
@@ -276,8 +277,24 @@ def record_feedback(
         mask = owners == target
         table = _label_table(frame, mask, received, batch, known=is_known[mask])
         store.write_segment("feedback", target, received.date(), table)
-    unknown = list(dict.fromkeys(frame.loc[~is_known, "request_id"].tolist()))
-    return FeedbackResult(accepted=len(frame), unknown_ids=unknown, duplicates=duplicates)
+    # Per label: a label whose (request id, row) has no prediction is either for an id
+    # no prediction has (a typo, or still in a writer's queue) or for a row its logged
+    # request does not have (a batch job's rejected row); the two are told apart.
+    unmatched = frame.loc[~is_known, ["request_id", "row"]]
+    logged_ids = find_known_ids(store, unmatched["request_id"].unique().tolist(), model)
+    in_logged = unmatched["request_id"].isin(logged_ids).to_numpy()
+    unknown = list(dict.fromkeys(unmatched.loc[~in_logged, "request_id"].tolist()))
+    unknown_rows = [
+        (str(rid), int(row))
+        for rid, row in unmatched.loc[in_logged].itertuples(index=False, name=None)
+    ]
+    return FeedbackResult(
+        accepted=len(frame),
+        unknown_ids=unknown,
+        duplicates=duplicates,
+        matched=int(is_known.sum()),
+        unknown_rows=unknown_rows,
+    )
 
 
 def check_classes(frame: pd.DataFrame, classes: Sequence[Any], *, model: str) -> None:

@@ -400,6 +400,23 @@ def find_known(store: SegmentStore, keys: pd.DataFrame, model: str | None) -> pd
         ).df()
 
 
+def find_known_ids(store: SegmentStore, ids: Sequence[str], model: str | None) -> set[str]:
+    """Which of ``ids`` some logged prediction (of ``model``, or of any model) has, at
+    any row."""
+    models = [model] if model is not None else store.models("predictions")
+    files = [f for m in models for f in store.files("predictions", m)]
+    if not files or not ids:
+        return set()
+    with _translated(store), store.connect() as con:
+        con.register("wanted", pd.DataFrame({"request_id": list(ids)}))
+        found = con.execute(
+            f"SELECT DISTINCT p.request_id FROM {_SCAN} AS p "
+            "SEMI JOIN wanted AS w ON p.request_id = w.request_id",
+            [files],
+        ).df()
+    return set(found["request_id"].tolist())
+
+
 def find_labelled(store: SegmentStore, keys: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
     """Which ``(request_id, row)`` pairs of ``keys`` already have a stored label."""
     files = _feedback_files(store, models, None)

@@ -209,22 +209,33 @@ class FeedbackItem:
 
 @dataclass(frozen=True)
 class FeedbackResult:
-    """What happened to a batch of labels.
+    """What happened to a batch of labels, counted per label (request id and row).
 
-    Every valid label is stored (``accepted``). ``unknown_ids`` lists request ids
-    no logged prediction had when the labels arrived: they are kept and join
-    later if their prediction was still in a writer's queue, but are reported
-    so a wrong id never goes unnoticed. ``duplicates`` counts labels for rows
-    that already had one (the newest label wins).
+    Every valid label is stored (``accepted``). ``matched`` of them point at a
+    logged prediction. ``unknown_ids`` lists request ids no logged prediction
+    had when the labels arrived: they are kept and join later if their
+    prediction was still in a writer's queue, but are reported so a wrong id
+    never goes unnoticed. ``unknown_rows`` lists the ``(request id, row)`` of
+    labels whose request *is* logged but not at that row (a batch job's
+    rejected rows, a row number off by one). ``duplicates`` counts labels for
+    rows that already had one (the newest label wins).
     """
 
     accepted: int
     unknown_ids: list[str] = field(default_factory=list)
     duplicates: int = 0
+    matched: int = 0
+    unknown_rows: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def n_unknown(self) -> int:
+        """Distinct request ids with no logged prediction."""
         return len(self.unknown_ids)
+
+    @property
+    def unknown_id_labels(self) -> int:
+        """Labels whose request id has no logged prediction at all."""
+        return self.accepted - self.matched - len(self.unknown_rows)
 
 
 @dataclass(frozen=True, slots=True)
