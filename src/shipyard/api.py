@@ -131,28 +131,50 @@ def autolog(
 
 
 def _frame(X: Any) -> pd.DataFrame:
+    """The training inputs autolog saw, as a frame with text column names, not copied."""
     import numpy as np
 
-    if isinstance(X, pd.DataFrame):
-        return X
-    array = np.asarray(X)
-    return pd.DataFrame(array.reshape(len(array), -1))
+    if not isinstance(X, pd.DataFrame):
+        array = np.asarray(X)
+        X = pd.DataFrame(array.reshape(len(array), -1), copy=False)
+    # Copy-on-write: renaming shares the columns' data.
+    return X.rename(columns=str)
 
 
 def _signature(model: Any, X: Any) -> dict[str, Any]:
-    from shipyard.registry.signature import infer_signature
+    import numpy as np
 
-    sample = _frame(X).head(1000)
-    predictions = model.predict(X[:1000]) if hasattr(model, "predict") else None
-    return infer_signature(
-        sample.rename(columns=str),
-        predictions=predictions,
-        classes=getattr(model, "classes_", None),
-    ).to_dict()
+    from shipyard.registry.flavors.sklearn_inputs import input_facts
+    from shipyard.registry.package import PROBE_ROWS
+    from shipyard.registry.signature import Signature, infer_output, infer_signature
+
+    # Every row the model was fitted on: a missing value or a category that first
+    # shows up late in the data (sorted by date, say) belongs to the signature too.
+    inputs = infer_signature(_frame(X))
+    inputs = inputs.widened(input_facts(model, inputs.names))
+    classes = getattr(model, "classes_", None)
+    predictions = None
+    if hasattr(model, "predict"):
+        # Evenly spaced rows tell the output, except labels without classes_ (a clusterer).
+        rows = np.linspace(0, len(X) - 1, min(len(X), PROBE_ROWS)).astype(np.int64)
+        predictions = np.asarray(model.predict(_rows(X, rows)))
+        if classes is None and predictions.ndim == 1 and predictions.dtype.kind not in "fc":
+            predictions = np.asarray(model.predict(X))
+    return Signature(inputs.inputs, infer_output(predictions, classes)).to_dict()
+
+
+def _rows(X: Any, rows: Any) -> Any:
+    """Rows ``rows`` (positions) of the training inputs, in the type the model was fitted on."""
+    import numpy as np
+
+    return X.iloc[rows] if isinstance(X, (pd.DataFrame, pd.Series)) else np.asarray(X)[rows]
 
 
 def _register(model: Any, name: str, X: Any) -> records.ModelVersion:
-    return log_model(model, name, sample=_frame(X).head(1000))
+    # The whole training data: the signature, the data contract and the drift
+    # reference are learnt from all of it (the registry bounds what it predicts on
+    # and the rows it keeps).
+    return log_model(model, name, sample=_frame(X))
 
 
 def log_model(
@@ -171,8 +193,14 @@ def log_model(
 ) -> records.ModelVersion:
     """Package ``model`` and register it as the next version of ``name``.
 
-    ``sample`` is a slice of the training inputs: the signature (columns,
-    types, ranges, categories) is inferred from it. Inside :func:`start_run`
+    ``sample`` is the training inputs (all of them, or a large random sample):
+    the signature (columns, types, nullability, ranges, categories), the data
+    contract and the drift reference are inferred from every row of it, which
+    is cheap. A few rows (MLflow's ``input_example``) are not enough: a column
+    they show no missing value in is non-nullable, and a category they lack is
+    one ``shipyard validate data`` reports. For a scikit-learn model, the
+    categories its encoders know and the columns its imputers fill are added
+    (see :mod:`~shipyard.registry.flavors.sklearn_inputs`). Inside :func:`start_run`
     the version links to the run, its params, and the training dataset
     fingerprint the run logged; a feature-store training set built in the run
     (:func:`shipyard.features.training_set`) puts its feature references in the

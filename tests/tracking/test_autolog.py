@@ -5,21 +5,27 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import lightgbm
 import numpy as np
+import pandas as pd
 import pytest
 import skops.io
 import xgboost
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from typer.testing import CliRunner
 
 import shipyard
 from shipyard import Shipyard
+from shipyard.cli.main import app
 from shipyard.config import Settings
 
 
@@ -218,3 +224,65 @@ def test_disable_restores_the_libraries(client: Shipyard) -> None:
     assert not getattr(lightgbm.LGBMClassifier.fit, "__shipyard_autolog__", False)
     LogisticRegression(max_iter=500).fit(X, y)
     assert _runs(client) == []
+
+
+def _churn_by_date(rows: int = 3000) -> tuple[pd.DataFrame, np.ndarray]:
+    """Visits sorted by date: missing ages and the 'enterprise' plan start at row 1,000."""
+    rng = np.random.default_rng(7)
+    late = np.arange(rows) >= 1000
+    age = rng.integers(18, 80, rows).astype(float)
+    age[late & (rng.random(rows) < 0.2)] = np.nan
+    plan = np.where(
+        late & (rng.random(rows) < 0.3), "enterprise", rng.choice(["basic", "pro"], rows)
+    )
+    X = pd.DataFrame({"age": age, "plan": plan, "visits": rng.poisson(5, rows).astype(float)})
+    return X, (rng.random(rows) < 0.3).astype(int)
+
+
+def _churn_pipeline() -> Any:
+    prepare = ColumnTransformer(
+        [
+            ("age", make_pipeline(SimpleImputer(), StandardScaler()), ["age"]),
+            ("plan", OneHotEncoder(), ["plan"]),
+        ],
+        remainder="passthrough",
+    )
+    return make_pipeline(prepare, LogisticRegression(max_iter=500))
+
+
+def test_register_as_learns_from_every_training_row(client: Shipyard, tmp_path: Path) -> None:
+    # Late rows (past the first 1,000) hold what the early ones lack: the signature,
+    # the contract and the drift reference must come from all of them.
+    X, y = _churn_by_date()
+    shipyard.autolog(experiment="auto", register_as="churn_auto3")
+    model = _churn_pipeline().fit(X, y)
+    row = {"age": None, "plan": "enterprise", "visits": 3.0}
+    loaded = shipyard.load_model("churn_auto3:1")
+    expected = model.predict(pd.DataFrame([row]).astype({"age": float}))
+    assert list(loaded.predict(row)) == list(expected)
+    age, plan, _ = loaded.signature.inputs
+    assert age.nullable and plan.categories == ("basic", "enterprise", "pro")
+    # The run's signature says the same.
+    (run,) = _runs(client)
+    logged = json.loads(_artifact(client, run.id, "model/signature.json"))
+    assert logged["inputs"][0]["nullable"] is True
+    assert logged["inputs"][1]["categories"] == ["basic", "enterprise", "pro"]
+    # The training data itself passes the contract inferred from it.
+    X.to_csv(tmp_path / "visits.csv", index=False)
+    result = CliRunner().invoke(
+        app, ["validate", "data", "churn_auto3:1", str(tmp_path / "visits.csv"), "--json"],
+        obj=client,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["passed"] is True
+    profile = client.references.load(client.models.get_version("churn_auto3", 1))
+    assert profile.n_rows == len(X)
+
+
+def test_register_as_names_the_columns_of_an_array(client: Shipyard) -> None:
+    X, y = load_iris(return_X_y=True)
+    shipyard.autolog(experiment="auto", register_as="iris_array")
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    loaded = shipyard.load_model("iris_array:1")
+    assert loaded.signature.names == ("0", "1", "2", "3")
+    assert list(loaded.predict(X[:5])) == list(model.predict(X[:5]))

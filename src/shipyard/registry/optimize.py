@@ -70,6 +70,8 @@ DISAGREES = "disagrees"
 FAILED = "failed"
 #: Rows of the registration sample the compiled graph is checked on (drawn evenly).
 REGISTRATION_ROWS = 2000
+#: Rows, per nullable column the sample shows no missing value in, checked with it missing.
+MISSING_CHECK_ROWS = 20
 
 
 class ConversionError(Exception):
@@ -480,6 +482,7 @@ def optimize_version(
             sample = _verification_sample(registry, record, model)
         except ConversionError as exc:
             return _record(registry, record, FAILED, f"conversion failed: {exc}", None, None)
+    sample = with_missing_values(sample, model.signature)
     # float32 first: scikit-learn's trees compare features as float32, so a float32 graph
     # reproduces their splits exactly (a float64 one can differ on split-point values).
     for double in (False, True):
@@ -504,6 +507,26 @@ def optimize_version(
             detail += " (float64 graph)" if double else " (float32 graph)"
             break
     return _record(registry, record, status, detail, digest, converter)
+
+
+def with_missing_values(sample: pd.DataFrame, signature: Signature) -> pd.DataFrame:
+    """``sample`` plus, for each nullable column it holds no missing value in, a few of
+    its rows with that column missing.
+
+    A column may be nullable without the sample showing it (the model imputes it:
+    :meth:`~shipyard.registry.signature.Signature.widened`), and a server hands such
+    rows to the graph: it must agree with the original on them too.
+    """
+    extra = []
+    rows = sample.head(MISSING_CHECK_ROWS)
+    for spec in signature.inputs:
+        if not spec.nullable or spec.categorical or spec.name not in sample.columns:
+            continue
+        if sample[spec.name].isna().any():
+            continue
+        blank = rows[spec.name].where(np.zeros(len(rows), dtype=bool))  # missing, same dtype
+        extra.append(rows.assign(**{spec.name: blank}))
+    return pd.concat([sample, *extra], ignore_index=True) if extra else sample
 
 
 def _verification_sample(
@@ -672,4 +695,5 @@ __all__ = [
     "optimize_version",
     "reference_sample",
     "runtime_name",
+    "with_missing_values",
 ]

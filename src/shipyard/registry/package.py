@@ -13,7 +13,7 @@ every file against its SHA-256 *before* loading anything.
 
 Example:
     >>> manifest = write_package(clf, Path("pkg"), name="iris", version=1,
-    ...                          sample=X_train.head(50))               # doctest: +SKIP
+    ...                          sample=X_train)                        # doctest: +SKIP
     >>> manifest, predictor = read_package(Path("pkg"))                 # doctest: +SKIP
 """
 
@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from shipyard.errors import (
@@ -42,12 +43,21 @@ from shipyard.registry.flavors.base import Predictor
 from shipyard.registry.manifest import MANIFEST_NAME, FileEntry, Manifest
 from shipyard.registry.model import LoadedModel
 from shipyard.registry.refs import parse_ref
-from shipyard.registry.signature import Signature, infer_signature, same_categories
+from shipyard.registry.signature import (
+    Signature,
+    infer_output,
+    infer_signature,
+    same_categories,
+)
 from shipyard.registry.version_reference import REFERENCE_DIR
 from shipyard.store.artifacts import sha256_file
 
 MODEL_DIR = "model"
 REQUIREMENTS_NAME = "requirements.txt"
+#: Rows (evenly spaced) of the sample the saved model is run on at registration.
+PROBE_ROWS = 2_000
+#: Rows predicted at once when every row's label is needed (see _probe_predictions).
+PROBE_CHUNK = 50_000
 
 
 def write_package(
@@ -70,9 +80,12 @@ def write_package(
     """Save ``model`` as a package at ``dest`` (which must not exist or be empty).
 
     The flavor is ``flavor`` or the one :func:`flavor_for_model` picks. The saved
-    model is loaded back and run on ``sample`` so that the signature's output
-    (task, classes) comes from the real predictions, and a model that cannot be
-    loaded is refused now rather than at deploy time. Columns the model was not
+    model is loaded back and run on ``sample`` (up to ``PROBE_ROWS`` evenly spaced
+    rows) so that the signature's output (task, classes) comes from the real
+    predictions, and a model that cannot be loaded is refused now rather than at
+    deploy time. The inputs are inferred from every row of ``sample``, then widened
+    to what the fitted model shows it handles (a scikit-learn imputer or encoder:
+    :mod:`~shipyard.registry.flavors.sklearn_inputs`). Columns the model was not
     fitted on (a target column, ids) are left out of the signature when the model
     records its feature names. ``signature`` overrides inference (e.g. one imported
     from MLflow); ``sample`` may then be None.
@@ -82,7 +95,8 @@ def write_package(
         raise ConflictError(f"{dest} already exists and is not empty; choose a new folder.")
     if sample is None and signature is None:
         raise InvalidInputError(
-            "Pass sample= (a few rows of training data) so Shipyard can infer the signature."
+            "Pass sample= (the training inputs, all of them or a large sample) so Shipyard "
+            "can infer the signature."
         )
     chosen = get_flavor(flavor) if flavor else flavor_for_model(model)
     require_flavor(chosen.name)
@@ -147,16 +161,45 @@ def _signature(
     if sample is None:
         assert given is not None  # write_package requires one of the two
         return given
-    inputs = given if given is not None else infer_signature(sample)
+    inputs = given if given is not None else _widened(infer_signature(sample), predictor)
     # Predict through the same path a LoadedModel will use, on the real saved model.
     probe = LoadedModel(
         Manifest(name=name, flavor=flavor, signature=inputs.to_dict(), environment={}),
         predictor,
     )
-    predictions = probe.predict(sample)
+    predictions = _probe_predictions(probe, sample)
     if given is not None:
         return given
-    return infer_signature(sample, predictions=predictions, classes=probe.predictor.classes)
+    return Signature(inputs.inputs, infer_output(predictions, probe.predictor.classes))
+
+
+def _widened(signature: Signature, predictor: Predictor) -> Signature:
+    """``signature`` widened to what the fitted model shows it handles (a small sample
+    misses categories and missing values the model was trained on)."""
+    facts_of = getattr(predictor, "input_facts", None)
+    return signature if facts_of is None else signature.widened(facts_of(signature.names))
+
+
+def _probe_predictions(probe: LoadedModel, sample: pd.DataFrame) -> np.ndarray:
+    """The model's predictions that decide the signature's output, on few rows if they do.
+
+    Classes (``classes_``), probabilities and regression values are told by
+    ``PROBE_ROWS`` evenly spaced rows; only labels of a model that lists no classes
+    (a clusterer) need every row, predicted a chunk at a time so that memory stays
+    bounded on a large training sample.
+    """
+    rows = len(sample)
+    if rows <= PROBE_ROWS:
+        return np.asarray(probe.predict(sample))
+    spread = np.linspace(0, rows - 1, PROBE_ROWS).astype(np.int64)
+    first = np.asarray(probe.predict(sample.iloc[spread]))
+    if probe.predictor.classes is not None or first.ndim != 1 or first.dtype.kind in "fc":
+        return first
+    chunks = [
+        np.asarray(probe.predict(sample.iloc[start : start + PROBE_CHUNK]))
+        for start in range(0, rows, PROBE_CHUNK)
+    ]
+    return np.concatenate(chunks)
 
 
 def _fitted_columns(features: list[str], columns: list[Any]) -> list[Any]:

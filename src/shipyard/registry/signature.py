@@ -12,10 +12,12 @@ Rules, stated once:
 - Extra columns are dropped: clients often send ids or timestamps alongside
   the features, and a model only ever sees the columns it was trained on.
 - ``None``/``NaN`` are *missing*; they are allowed only in columns whose
-  sample had missing values (``nullable``). Infinity is never allowed.
+  sample had missing values, or where the fitted model shows it fills them
+  (``nullable``, see :meth:`Signature.widened`). Infinity is never allowed.
 - Numbers are not strings and strings are not numbers: ``"5.1"`` in a float
   column is an error, not a silent conversion. Booleans are not numbers either.
-- ``minimum``/``maximum``/``categories`` describe the sample (monitoring and
+- ``minimum``/``maximum``/``categories`` describe the sample (text
+  ``categories`` also list what the model's encoders know; monitoring and
   drift read them); they are not enforced here, because a value the sample
   merely did not contain is not an error.
 - The exception: a pandas ``category`` column (``categorical``), which boosters
@@ -37,7 +39,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import cached_property
 from typing import Any, Literal, cast, get_args
@@ -534,6 +536,43 @@ class ColumnBatch:
 
 
 @dataclass(frozen=True)
+class InputFacts:
+    """What a fitted model shows it handles at one input column, beyond its sample.
+
+    A sample of a few rows may hold no missing value and only some categories of a
+    column the model was fitted on in full. ``nullable``: the model fills or encodes
+    missing values there (an imputer, an encoder that learnt a missing category);
+    ``categories``: the non-missing values an encoder of that column knows (None:
+    nothing known). See :meth:`Signature.widened`.
+
+    Example:
+        >>> InputFacts(nullable=True, categories=("basic", "pro")).nullable
+        True
+    """
+
+    nullable: bool = False
+    categories: tuple[Any, ...] | None = None
+
+
+def union_categories(
+    seen: tuple[Any, ...] | None, known: tuple[Any, ...] | None
+) -> tuple[Any, ...] | None:
+    """The sorted union of two string category lists; None (no fixed set) past the limit.
+
+    ``seen`` None means the column already has no fixed set (more than
+    ``MAX_CATEGORIES`` distinct values), which ``known`` cannot narrow. The limit is
+    the one inference uses: a column with more distinct values has no categories.
+
+    >>> union_categories(("basic", "pro"), ("enterprise", "pro"))
+    ('basic', 'enterprise', 'pro')
+    """
+    if seen is None or known is None:
+        return seen
+    both = set(seen) | set(known)
+    return tuple(sorted(both)) if len(both) <= MAX_CATEGORIES else None
+
+
+@dataclass(frozen=True)
 class Signature:
     """The inputs a model takes and the output it returns.
 
@@ -586,6 +625,35 @@ class Signature:
     def describe(self) -> str:
         """``"sepal_length (float), sepal_width (float), ..."`` for messages."""
         return ", ".join(f"{c.name} ({c.dtype})" for c in self.inputs)
+
+    def widened(self, facts: Mapping[str, InputFacts]) -> Signature:
+        """This signature, widened to what the fitted model shows it handles.
+
+        A column becomes nullable where the model fills or encodes missing values;
+        a text column's categories gain the ones the model's encoder knows (past
+        ``MAX_CATEGORIES`` the column has no fixed set, as inference decides). Only
+        plain text columns take categories, and only text ones; a pandas ``category``
+        column keeps its training dtype. Nothing is ever narrowed.
+        """
+        inputs = []
+        for spec in self.inputs:
+            fact = facts.get(spec.name)
+            if fact is None:
+                inputs.append(spec)
+                continue
+            categories = spec.categories
+            known = fact.categories
+            if (
+                spec.dtype == "string"
+                and not spec.categorical
+                and known is not None
+                and all(isinstance(v, str) for v in known)
+            ):
+                categories = union_categories(spec.categories, known)
+            inputs.append(
+                replace(spec, nullable=spec.nullable or fact.nullable, categories=categories)
+            )
+        return Signature(tuple(inputs), self.output)
 
     def with_category_dtypes(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with its categorical columns as the training ``category`` dtypes.
@@ -871,7 +939,9 @@ def infer_signature(
             f"The sample must be a pandas DataFrame, got {type(sample).__name__}."
         )
     if len(sample) == 0:
-        raise InvalidInputError("The sample has no rows; pass a few rows of training data.")
+        raise InvalidInputError(
+            "The sample has no rows; pass the training data (or a large sample of it)."
+        )
     names = [c for c in sample.columns if not isinstance(c, str)]
     if names:
         raise InvalidInputError(
@@ -881,7 +951,7 @@ def infer_signature(
     if not sample.columns.is_unique:
         raise InvalidInputError("The sample has duplicate column names.")
     inputs = tuple(_infer_column(str(name), sample[name]) for name in sample.columns)
-    return Signature(inputs, _infer_output(predictions, classes))
+    return Signature(inputs, infer_output(predictions, classes))
 
 
 # pandas' infer_dtype names for the values of an object column (or of categories).
@@ -977,7 +1047,12 @@ def _dtype_of_values(arr: np.ndarray) -> DType:
     return "string"
 
 
-def _infer_output(predictions: Any, classes: Any) -> OutputSpec:
+def infer_output(predictions: Any, classes: Any) -> OutputSpec:
+    """The output a model's ``predictions`` (and ``classes``) show: see :func:`infer_signature`.
+
+    >>> infer_output([0.5, 1.5], None).task
+    'regression'
+    """
     if classes is not None:
         cls = np.asarray(classes)
         return OutputSpec(
@@ -1004,11 +1079,14 @@ __all__ = [
     "ColumnBatch",
     "ColumnSpec",
     "DType",
+    "InputFacts",
     "OutputSpec",
     "Signature",
     "Task",
     "encode_categories",
+    "infer_output",
     "infer_signature",
     "rows_text",
     "same_categories",
+    "union_categories",
 ]

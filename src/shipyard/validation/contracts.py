@@ -47,7 +47,14 @@ import numpy as np
 import pandas as pd
 
 from shipyard.errors import InvalidInputError, reason
-from shipyard.registry.signature import DTYPES, DType, infer_signature
+from shipyard.registry.signature import (
+    DTYPES,
+    ColumnSpec,
+    DType,
+    Signature,
+    infer_signature,
+    union_categories,
+)
 from shipyard.validation.ranges import DEFAULT_RANGE_PROBABILITY, expected_range, sign_bounds
 
 CONTRACT_FORMAT = 1
@@ -365,10 +372,15 @@ def infer_contract(
     range_probability: float | None = DEFAULT_RANGE_PROBABILITY,
     max_tail_fraction: float | None = DEFAULT_TAIL_FRACTION,
     strict: bool = False,
+    signature: Signature | None = None,
 ) -> DataContract:
     """Infer a contract from training data (every row is used; pass a sample for speed).
 
-    Types, nullability and categories come from the signature inference. For
+    Types, nullability and categories come from the signature inference;
+    ``signature`` (the model's) widens them where the fitted model shows it
+    handles more than ``data`` holds (a column it imputes may be missing, a
+    category its encoder knows is valid; see
+    :meth:`~shipyard.registry.signature.Signature.widened`). For
     numbers: the expected range extrapolates each tail so that a value from
     the same source falls past it with probability ``range_probability``
     (:func:`~shipyard.validation.ranges.expected_range`; None keeps the
@@ -387,15 +399,18 @@ def infer_contract(
         raise InvalidInputError(
             f"range_probability must be between 0 and 1 (exclusive), got {range_probability}."
         )
-    signature = infer_signature(data)
+    model = {} if signature is None else {c.name: c for c in signature.inputs}
     columns = []
-    for spec in signature.inputs:
+    for spec in infer_signature(data).inputs:
         col = ColumnContract(
             spec.name,
             spec.dtype,
             nullable=spec.nullable,
             categories=spec.categories,
         )
+        known = model.get(spec.name)
+        if known is not None and known.dtype == spec.dtype:
+            col = _widened(col, known)
         if spec.dtype in _NUMERIC and spec.minimum is not None and spec.maximum is not None:
             values = pd.to_numeric(data[spec.name], errors="coerce").to_numpy(
                 dtype=np.float64, na_value=np.nan
@@ -428,6 +443,22 @@ def infer_contract(
 
 
 # -- small helpers ------------------------------------------------------------------------
+
+
+def _widened(col: ColumnContract, model: ColumnSpec) -> ColumnContract:
+    """``col`` widened to the model's signature column of the same name and type.
+
+    The signature already holds every category of the data it was inferred from,
+    so a text column takes the signature's set, or none when the signature has none
+    (the model's encoder knows more than ``MAX_CATEGORIES``).
+    """
+    categories = col.categories
+    # A pandas category column lists the model's own categories already.
+    if col.dtype == "string" and col.categories is not None and not model.categorical:
+        categories = (
+            None if model.categories is None else union_categories(col.categories, model.categories)
+        )
+    return replace(col, nullable=col.nullable or model.nullable, categories=categories)
 
 
 def _is_number(value: Any) -> bool:

@@ -23,6 +23,7 @@ from shipyard.clock import SYSTEM_CLOCK, Clock
 from shipyard.errors import InvalidInputError, NotFoundError
 from shipyard.registry.hooks import LoggedVersion
 from shipyard.registry.service import Registry
+from shipyard.registry.signature import Signature
 from shipyard.store import records
 from shipyard.store.validation_records import ContractRecord, GateRecord
 from shipyard.store.validation_store import ValidationStore
@@ -52,13 +53,15 @@ def store_contract_for_version(
     training_data: pd.DataFrame,
     *,
     actor: str,
+    signature: Signature | None = None,
 ) -> ContractRecord:
     """Infer the data contract from ``training_data`` and store it with ``version``.
 
     Pass the training inputs (all of them, or a large sample: the ranges and
-    quantiles are only as good as the rows they saw).
+    quantiles are only as good as the rows they saw). ``signature``, the
+    version's, widens nullability and categories to what the model handles.
     """
-    contract = infer_contract(training_data)
+    contract = infer_contract(training_data, signature=signature)
     return store.save_contract(
         version.model, version.version, contract.to_dict(), source="inferred", actor=actor
     )
@@ -73,7 +76,13 @@ class ContractInference:
         self.actor = actor
 
     def __call__(self, logged: LoggedVersion) -> None:
-        store_contract_for_version(self.store, logged.version, logged.sample, actor=self.actor)
+        store_contract_for_version(
+            self.store,
+            logged.version,
+            logged.sample,
+            actor=self.actor,
+            signature=logged.signature,
+        )
 
 
 def get_contract(store: ValidationStore, version: records.ModelVersion) -> DataContract:

@@ -36,6 +36,9 @@ class Predictor(Protocol):
     A model trained on pandas ``category`` columns may also have
     ``category_levels(frame)``: the training categories of those columns, by name
     (the registry builds the signature's category dtypes from them).
+    ``input_facts(columns)``: what the fitted model shows it handles at those input
+    columns beyond the sample (missing values it fills, categories it encodes), by
+    name; the registry widens the signature with it (:meth:`Signature.widened`).
     """
 
     classes: np.ndarray | None

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,9 @@ from shipyard.registry.flavors.base import (
     pickle_dump,
     pickle_load,
 )
+from shipyard.registry.flavors.sklearn_inputs import input_facts
 from shipyard.registry.flavors.skops_trust import is_trusted_type
+from shipyard.registry.signature import InputFacts
 
 SKOPS_FILE = "model.skops"
 PICKLE_FILE = "model.pkl"
@@ -62,6 +65,16 @@ def load_skops(path: Path, *, allow_untrusted: bool = False) -> Any:
             f"{path} refers to code that cannot be imported here ({exc}). Install the module "
             "that defines it, or rebuild the model without it."
         ) from exc
+
+
+class SklearnPredictor(EstimatorPredictor):
+    """A loaded scikit-learn model, which can also tell what its inputs handle."""
+
+    def input_facts(self, columns: Sequence[str]) -> dict[str, InputFacts]:
+        """What the fitted model shows it handles at ``columns`` (see
+        :mod:`~shipyard.registry.flavors.sklearn_inputs`): the registry widens a
+        signature inferred from a small sample with it."""
+        return input_facts(self.model, columns)
 
 
 class SklearnFlavor:
@@ -114,7 +127,7 @@ class SklearnFlavor:
             model = pickle_load(path, trusted_pickle=trusted_pickle, what="This scikit-learn model")
         else:
             raise ManifestError(f"Unknown sklearn format {fmt!r}; expected 'skops' or 'pickle'.")
-        return EstimatorPredictor(model)
+        return SklearnPredictor(model)
 
 
-__all__ = ["SklearnFlavor", "is_trusted_type", "load_skops"]
+__all__ = ["SklearnFlavor", "SklearnPredictor", "is_trusted_type", "load_skops"]
