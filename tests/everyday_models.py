@@ -80,6 +80,14 @@ def everyday(kind: str) -> tuple[Any, pd.DataFrame]:
             ]
         )
         return make_pipeline(prep, LogisticRegression(max_iter=1000)), X[[*NUMBERS, "contract"]]
+    if kind == "text-missing-category":  # the encoder learns a missing text as a category
+        prep = ColumnTransformer(
+            [
+                ("numbers", SimpleImputer(), NUMBERS),
+                ("text", OneHotEncoder(handle_unknown="ignore"), ["contract"]),
+            ]
+        )
+        return make_pipeline(prep, LogisticRegression(max_iter=1000)), X[[*NUMBERS, "contract"]]
     if kind == "hist-gradient-boosting":  # NaN handled by the model itself
         return HistGradientBoostingClassifier(max_iter=30, random_state=0), X[NUMBERS]
     if kind == "hist-gradient-boosting-pipeline":
@@ -120,6 +128,7 @@ KINDS = [
     "integer-imputed",
     "text-most-frequent",
     "text-constant",
+    "text-missing-category",
     "hist-gradient-boosting",
     "hist-gradient-boosting-pipeline",
     "numbers-by-name",

@@ -2,7 +2,8 @@
 
 Each pipeline here failed to compile before: a column named ``monthly charges ($)``
 (the converter renames the graph's input), an integer column through a
-``SimpleImputer``, a ``SimpleImputer`` on a text column, a ``HistGradientBoosting``
+``SimpleImputer``, a ``SimpleImputer`` on a text column, a ``OneHotEncoder`` that
+learnt a missing text as a category, a ``HistGradientBoosting``
 model, a ``ColumnTransformer`` picking numeric columns by name, and a date column
 the model drops.
 """

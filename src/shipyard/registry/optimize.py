@@ -316,7 +316,7 @@ def convert(model: LoadedModel, *, double: bool = False) -> tuple[bytes, str]:
             from skl2onnx import convert_sklearn
 
             initial_types, per_column = _sklearn_inputs(signature, estimator, double=double)
-            converted = _text_imputers_on_missing_text(estimator)
+            converted = _on_missing_text(estimator)
             proto = convert_sklearn(
                 converted,
                 initial_types=initial_types,
@@ -398,15 +398,45 @@ def _text_imputer(part: Any) -> bool:
     )
 
 
-def _text_imputers_on_missing_text(estimator: Any) -> Any:
-    """``estimator``, or a copy whose text imputers replace :data:`MISSING_TEXT` (what a
-    missing text value is fed as) where the original replaces NaN: the same answers."""
-    if not any(_text_imputer(part) for part in _parts(estimator)):
+def _text_encoder_with_missing(part: Any) -> bool:
+    """A OneHotEncoder that learnt a missing text value (NaN) as a category of its own."""
+    categories = getattr(part, "categories_", None)
+    return (
+        type(part).__name__ == "OneHotEncoder"
+        and categories is not None
+        and any(_missing_text_category(c) is not None for c in categories)
+    )
+
+
+def _missing_text_category(categories: Any) -> int | None:
+    """Where NaN is among a text column's categories (scikit-learn sorts it last)."""
+    values = np.asarray(categories)
+    if values.dtype.kind != "O":
+        return None
+    found = [i for i, v in enumerate(values.tolist()) if _is_missing_marker(v)]
+    return found[0] if found else None
+
+
+def _on_missing_text(estimator: Any) -> Any:
+    """``estimator``, or a copy that treats :data:`MISSING_TEXT` (what a missing text value
+    is fed as) as the original treats NaN: text imputers replace it, and an encoder's
+    category for a missing value is that string. The same answers, in a graph."""
+    parts = list(_parts(estimator))
+    if not any(_text_imputer(p) or _text_encoder_with_missing(p) for p in parts):
         return estimator
     estimator = copy.deepcopy(estimator)  # the loaded model serves as it is
     for part in _parts(estimator):
         if _text_imputer(part):
             part.missing_values = MISSING_TEXT
+        elif _text_encoder_with_missing(part):
+            categories = []
+            for values in part.categories_:
+                at = _missing_text_category(values)
+                if at is not None:
+                    values = np.asarray(values, dtype=object).copy()
+                    values[at] = MISSING_TEXT
+                categories.append(values)
+            part.categories_ = categories
     return estimator
 
 
