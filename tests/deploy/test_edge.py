@@ -22,6 +22,7 @@ import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from typer.testing import CliRunner
 
+from everyday_models import churn, everyday
 from live_server import LiveServer
 from optimized_models import MAKERS
 from peers import load_bench
@@ -600,3 +601,41 @@ def _nullable_booster() -> tuple[Any, pd.DataFrame]:
     X.loc[::7, "amount"] = np.nan
     y = ((X["tenure"] > 50) ^ (X["amount"].fillna(0) > 55)).astype(int)
     return xgb.XGBClassifier(n_estimators=20, max_depth=3, n_jobs=1).fit(X, y), X
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_renamed_and_dropped_columns_reach_both_runners(
+    client: Shipyard, tmp_path: Path, device_python: Path, offline_page: Any
+) -> None:
+    """Columns named ``monthly charges ($)`` (an input the converter renamed), an integer
+    and a text column imputed in the graph, and a sign-up date the model drops."""
+    model, X = everyday("dropped-date")
+    _, y = churn()
+    out = _export(client, model.fit(X, y), X, "churn", tmp_path / "edge")
+    client.registry.set_alias("churn", "production", 1)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {i["column"] for i in manifest["graph"]["inputs"]} == set(X.columns) - {"signup"}
+    rows = X.head(40)
+    served = _served(client, "churn", rows.assign(signup=rows["signup"].astype(str)))  # ISO dates
+    classes = [str(c) for c in manifest["signature"]["output"]["classes"]]
+    expected = _probabilities(served["probabilities"], classes)
+    csv_text = rows.to_csv(index=False)  # blank for a missing number or text
+    ran = _run_bundle(device_python, out, tmp_path / "rows.csv", csv_text)
+    assert ran.returncode == 0, ran.stderr
+    items = [json.loads(line) for line in ran.stdout.splitlines()]
+    assert [i["prediction"] for i in items] == served["predictions"]
+    np.testing.assert_allclose(
+        _probabilities([i["probabilities"] for i in items], classes), expected, atol=1e-5
+    )
+    with _Page(offline_page, out) as page:
+        scored = _page_answer(page, csv_text)
+        assert not isinstance(scored, str), scored
+        assert [i["prediction"] for i in scored] == served["predictions"]
+        np.testing.assert_allclose(
+            _probabilities([i["probabilities"] for i in scored], classes), expected, atol=1e-5
+        )
+        # The form asks only for the columns the model uses.
+        assert page.locator('#record [name="signup"]').count() == 0
+        assert page.locator('#record [name="monthly charges ($)"]').count() == 1
+    assert offline_page.blocked == [] and offline_page.errors == []

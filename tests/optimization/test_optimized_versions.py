@@ -13,10 +13,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from everyday_models import churn, everyday
 from optimized_models import MAKERS, digits_mlp, forest
 from shipyard import Shipyard
 from shipyard.config import Settings
-from shipyard.optimization.service import Prune, optimize_model, source_graph
+from shipyard.errors import InvalidInputError
+from shipyard.optimization.service import Prune, Quantize, optimize_model, source_graph
+from shipyard.registry.flavors.onnx import INPUTS_METADATA
 from shipyard.validation.approvals import PromotionBlockedError
 
 
@@ -367,3 +370,36 @@ def test_loop_lineage_of_a_pruned_version_names_its_source(
         assert "optimized:" not in source.stdout and "snapshot:    bc:1" in source.stdout
     finally:
         client.close()
+
+
+def test_a_quantized_graph_keeps_feeding_renamed_and_dropped_columns(client: Shipyard) -> None:
+    """A pipeline whose graph inputs are renamed columns (``monthly charges ($)``), with
+    text imputed in the graph and a date it drops: the quantized graph keeps the map."""
+    model, X = everyday("dropped-date")
+    _, y = churn()
+    client.registry.log_model(model.fit(X, y), "churn", sample=X)
+    result = optimize_model(client.registry, client.validation, "churn:1", Quantize("int8"))
+    quantized = client.registry.load(result.version.ref)
+    assert quantized.flavor == "onnx"
+    graph = onnx.load_model_from_string(source_graph(client.registry, result.version))
+    assert INPUTS_METADATA in {p.key for p in graph.metadata_props}
+    original = client.registry.load("churn:1")
+    requests = json.loads(
+        X.head(50).assign(signup=X["signup"].astype(str)).to_json(orient="records")
+    )
+    agree = quantized.predict(requests) == original.predict(requests)
+    assert agree.mean() >= 0.95, agree.mean()
+    np.testing.assert_allclose(
+        quantized.predict_proba(requests), original.predict_proba(requests), atol=0.05
+    )
+
+
+def test_fp16_refuses_a_graph_it_cannot_convert_with_a_reason(client: Shipyard) -> None:
+    """float16 casts feed the graph's imputer a float16 tensor it has no kernel for: refused
+    before anything is registered, with the reason, not as an unloadable new version."""
+    model, X = everyday("dropped-date")
+    _, y = churn()
+    client.registry.log_model(model.fit(X, y), "churn", sample=X)
+    with pytest.raises(InvalidInputError, match=r"float16 conversion failed: .*Imputer"):
+        optimize_model(client.registry, client.validation, "churn:1", Quantize("fp16"))
+    assert [v.version for v in client.registry.models.list_versions("churn")] == [1]

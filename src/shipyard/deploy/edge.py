@@ -103,10 +103,19 @@ def build_manifest(
     """``manifest.json``: signature, classes, how rows feed the graph, version, checksums."""
     predictor = compiled_predictor(graph, model.classes)
     session = predictor.session
+    # Each input names the column that feeds it: the converter renames a column such as
+    # "monthly charges ($)" to "monthly_charges____", and has no input for a dropped one.
     inputs = [
-        {"name": i.name, "type": _ORT_TYPES.get(i.type, i.type)} for i in session.get_inputs()
+        {
+            "name": i.name,
+            "column": predictor.columns[i.name],
+            "type": _ORT_TYPES.get(i.type, i.type),
+        }
+        for i in session.get_inputs()
     ]
-    layout = "matrix" if len(inputs) == 1 and inputs[0]["type"] != "string" else "columns"
+    layout = "columns" if predictor.per_column else "matrix"
+    fed = {item["column"] for item in inputs}
+    dropped = [c.name for c in model.signature.inputs if c.name not in fed]
     signature = model.signature.to_dict()
     classes = None if model.classes is None else [_plain(c) for c in model.classes]
     signature.setdefault("output", {})["classes"] = classes
@@ -120,10 +129,17 @@ def build_manifest(
             "the column's categories); a missing value as NaN."
         )
     else:
+        missing = "an empty string" if not predictor.missing_text else repr(predictor.missing_text)
         preprocessing = (
-            "One input per column, by name, shaped [rows, 1]: text as strings (a missing "
-            "value as an empty string), numbers as the input's type; the graph encodes them."
+            'One input per column (the input\'s "column"), shaped [rows, 1]: text as '
+            f"strings (a missing value as {missing}), numbers as the input's type; the graph "
+            "encodes them."
         )
+        if dropped:
+            preprocessing += (
+                f" The model does not use column(s) {', '.join(dropped)}: they are not inputs "
+                "of the graph, and the runners neither need nor check them."
+            )
     return {
         "format": "shipyard-edge/1",
         "model": model.name,
@@ -136,6 +152,7 @@ def build_manifest(
         "graph": {
             "inputs": inputs,
             "layout": layout,
+            "missing_text": predictor.missing_text,
             "label_output": predictor.label_output,
             "proba_output": predictor.proba_output,
             "label_from": "argmax" if argmax else "graph",

@@ -230,7 +230,18 @@ def _fp16(proto: Any, blocked: set[str]) -> bytes:
     except Exception as exc:  # the converter raises bare errors
         raise InvalidInputError(f"float16 conversion failed: {exc}") from exc
     _sort_nodes(converted.graph)
-    return bytes(converted.SerializeToString())
+    data = bytes(converted.SerializeToString())
+    try:  # the converter can hand a float16 tensor to an operator that has no such kernel
+        import onnxruntime as ort
+
+        ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own error types
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidInputError(
+            f"float16 conversion failed: the converted graph does not load ({reason}); "
+            "int8 quantization may still apply"
+        ) from exc
+    return data
 
 
 def _sort_nodes(graph: Any) -> None:

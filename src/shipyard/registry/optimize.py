@@ -46,7 +46,12 @@ import numpy as np
 import pandas as pd
 
 from shipyard.extras import missing_modules, require_extra
-from shipyard.registry.flavors.onnx import OnnxPredictor, _graph_classes
+from shipyard.registry.flavors.onnx import (
+    INPUTS_METADATA,
+    GraphInputs,
+    OnnxPredictor,
+    _graph_classes,
+)
 from shipyard.registry.model import LoadedModel
 from shipyard.registry.signature import Signature
 from shipyard.store import records
@@ -160,18 +165,19 @@ class CompiledPredictor(OnnxPredictor):
         return self._labels(raw, proba), proba
 
     def takes_columns(self, signature: Signature) -> bool:
-        """Whether the graph takes one named input per signature column that
+        """Whether the graph takes one named input per column it uses that
         :meth:`predict_both_columns` feeds exactly as the DataFrame path does: float
-        columns into float inputs, string columns into string inputs, nothing else."""
-        if len(self.inputs) < 2 or len(self.inputs) != len(signature.inputs):
+        and integer columns into float inputs, string columns into string inputs,
+        nothing else. Columns the graph does not take (a dropped date) are not fed."""
+        if not self.per_column or len(self.inputs) < 2:
             return False
-        graph = dict(self.inputs)
-        for spec in signature.inputs:
-            dtype = graph.get(spec.name)
-            if spec.categorical or dtype is None:
+        specs = {spec.name: spec for spec in signature.inputs}
+        for name, dtype in self.inputs:
+            spec = specs.get(self.columns[name])
+            if spec is None or spec.categorical or dtype is None:
                 return False
             if not (
-                (spec.dtype == "float" and dtype in (np.float32, np.float64))
+                (spec.dtype in ("float", "integer") and dtype in (np.float32, np.float64))
                 or (spec.dtype == "string" and dtype is np.object_)
             ):
                 return False
@@ -186,9 +192,9 @@ class CompiledPredictor(OnnxPredictor):
         with np.errstate(over="ignore"):
             feed = {}
             for name, dtype in self.inputs:
-                values = columns[name]
-                if dtype is np.object_:  # a missing value goes in as "", as from a frame
-                    values = np.where(pd.isna(values), "", values)
+                values = columns[self.columns[name]]
+                if dtype is np.object_:  # a missing value goes in as from a frame
+                    values = np.where(pd.isna(values), self.missing_text, values)
                 else:
                     values = values.astype(dtype)
                 feed[name] = values.reshape(-1, 1)
@@ -283,19 +289,22 @@ def convert(model: LoadedModel, *, double: bool = False) -> tuple[bytes, str]:
 
     A model whose inputs are all numbers gets one matrix input (``input``), the
     fastest to feed. A scikit-learn pipeline with text columns (a ``ColumnTransformer``
-    with a ``OneHotEncoder``...) gets one input per column instead, by name, with a
-    string tensor for each text or category column. Boosters take their category
+    with a ``OneHotEncoder``...), or whose ``ColumnTransformer`` picks columns by name,
+    gets one input per column it uses instead, with a string tensor for each text
+    column; the graph's metadata maps each input to its column (see
+    :class:`~shipyard.registry.flavors.onnx.GraphInputs`). Boosters take their category
     columns as category codes in the matrix (see :mod:`shipyard.registry.flavors.onnx`).
     """
     signature = model.signature
     converter, estimator = _estimator(model)
     if estimator is None:
         raise ConversionError(f"the {model.flavor} predictor does not expose its model")
-    dates = [c.name for c in signature.inputs if c.dtype == "datetime"]
-    if dates:
-        raise ConversionError(
-            f"column(s) {dates} hold datetimes, and an ONNX graph takes only numbers and text"
-        )
+    if converter != "skl2onnx":
+        dates = [c.name for c in signature.inputs if c.dtype == "datetime"]
+        if dates:
+            raise ConversionError(
+                f"column(s) {dates} hold datetimes, and an ONNX graph takes only numbers and text"
+            )
     text = [c.name for c in signature.inputs if c.dtype == "string" and not c.categorical]
     if text and converter != "skl2onnx":
         raise ConversionError(
@@ -303,16 +312,21 @@ def convert(model: LoadedModel, *, double: bool = False) -> tuple[bytes, str]:
             "pipelines (ColumnTransformer with an encoder) take text in an ONNX graph"
         )
     n = len(signature.inputs)
+    mapping: dict[str, str] | None = None
     try:
         if converter == "skl2onnx":
             from skl2onnx import convert_sklearn
 
+            initial_types, per_column = _sklearn_inputs(signature, estimator, double=double)
+            converted = _on_missing_text(estimator)
             proto = convert_sklearn(
-                estimator,
-                initial_types=_sklearn_inputs(signature, double=double),
-                options=_zipmap_off(estimator),
+                converted,
+                initial_types=initial_types,
+                options=_zipmap_off(converted),  # options are keyed by the object converted
                 target_opset=None,
             )
+            if per_column:
+                mapping = _input_columns(proto, [name for name, _ in initial_types])
             version = "skl2onnx " + importlib.metadata.version("skl2onnx")
         else:
             import onnxmltools
@@ -330,12 +344,144 @@ def convert(model: LoadedModel, *, double: bool = False) -> tuple[bytes, str]:
     except ConversionError:
         raise
     except Exception as exc:  # converters raise many types (RuntimeError, MissingShape...)
-        raise ConversionError(_converter_failure(exc)) from exc
+        raise ConversionError(_converter_failure(exc, estimator)) from exc
+    if mapping is not None:
+        entry = proto.metadata_props.add()
+        entry.key = INPUTS_METADATA
+        entry.value = GraphInputs(mapping, MISSING_TEXT).to_json()
     return proto.SerializeToString(), version
 
 
-def _sklearn_inputs(signature: Signature, *, double: bool) -> list[tuple[str, Any]]:
-    """skl2onnx input types: one matrix for numbers only, else one typed input per column."""
+#: What a missing text value is fed to a compiled graph as. A string tensor cannot
+#: hold a missing value, and "" is a value a caller may send that the original model
+#: keeps as text: the graph's text imputers replace exactly this string instead.
+MISSING_TEXT = "<shipyard:missing>"
+_IMPUTERS = ("SimpleImputer", "KNNImputer", "IterativeImputer")
+
+
+def _parts(estimator: Any) -> Any:
+    """Every fitted estimator in a pipeline, column transformer or feature union."""
+    if isinstance(estimator, str):  # "drop", "passthrough"
+        return
+    yield estimator
+    if hasattr(estimator, "steps"):
+        for _, step in estimator.steps:
+            yield from _parts(step)
+    elif hasattr(estimator, "transformers_"):
+        for _, part, _ in estimator.transformers_:
+            yield from _parts(part)
+    elif hasattr(estimator, "transformer_list"):
+        for _, part in estimator.transformer_list:
+            yield from _parts(part)
+
+
+def _first_step(estimator: Any) -> Any:
+    """What a frame meets first: a pipeline's first real step, recursively."""
+    while hasattr(estimator, "steps"):
+        steps = [s for _, s in estimator.steps if not isinstance(s, str) and s is not None]
+        if not steps:
+            return None
+        estimator = steps[0]
+    return estimator
+
+
+def _is_missing_marker(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+
+
+def _text_imputer(part: Any) -> bool:
+    """A SimpleImputer fitted on text that imputes NaN (skl2onnx wants a string marker)."""
+    statistics = getattr(part, "statistics_", None)
+    return (
+        type(part).__name__ == "SimpleImputer"
+        and statistics is not None
+        and np.asarray(statistics).dtype.kind in "OUS"
+        and _is_missing_marker(part.missing_values)
+    )
+
+
+def _text_encoder_with_missing(part: Any) -> bool:
+    """A OneHotEncoder that learnt a missing text value (NaN) as a category of its own."""
+    categories = getattr(part, "categories_", None)
+    return (
+        type(part).__name__ == "OneHotEncoder"
+        and categories is not None
+        and any(_missing_text_category(c) is not None for c in categories)
+    )
+
+
+def _missing_text_category(categories: Any) -> int | None:
+    """Where NaN is among a text column's categories (scikit-learn sorts it last)."""
+    values = np.asarray(categories)
+    if values.dtype.kind != "O":
+        return None
+    found = [i for i, v in enumerate(values.tolist()) if _is_missing_marker(v)]
+    return found[0] if found else None
+
+
+def _on_missing_text(estimator: Any) -> Any:
+    """``estimator``, or a copy that treats :data:`MISSING_TEXT` (what a missing text value
+    is fed as) as the original treats NaN: text imputers replace it, and an encoder's
+    category for a missing value is that string. The same answers, in a graph."""
+    parts = list(_parts(estimator))
+    if not any(_text_imputer(p) or _text_encoder_with_missing(p) for p in parts):
+        return estimator
+    estimator = copy.deepcopy(estimator)  # the loaded model serves as it is
+    for part in _parts(estimator):
+        if _text_imputer(part):
+            part.missing_values = MISSING_TEXT
+        elif _text_encoder_with_missing(part):
+            categories = []
+            for values in part.categories_:
+                at = _missing_text_category(values)
+                if at is not None:
+                    values = np.asarray(values, dtype=object).copy()
+                    values[at] = MISSING_TEXT
+                categories.append(values)
+            part.categories_ = categories
+    return estimator
+
+
+def _selected_names(columns: Any, names: list[str]) -> list[str] | None:
+    """The column names a ColumnTransformer entry selects, or None when it selects by
+    position (integers, a mask, a slice): the converter then counts graph inputs."""
+    if isinstance(columns, str):
+        return [columns]
+    items = list(columns) if isinstance(columns, (list, tuple, np.ndarray, pd.Index)) else None
+    if items is None or not all(isinstance(c, str) for c in items):
+        return None
+    return [c for c in items if c in names] if len(items) == len(set(items)) else None
+
+
+def _column_routes(estimator: Any, names: list[str]) -> dict[str, list[Any]] | None:
+    """For a model whose first step is a ColumnTransformer picking columns by name: each
+    column it uses and the first steps that take it; None otherwise."""
+    head = _first_step(estimator)
+    if not hasattr(head, "transformers_"):
+        return None
+    routes: dict[str, list[Any]] = {}
+    for _, part, columns in head.transformers_:
+        if isinstance(part, str) and part == "drop":
+            continue
+        selected = _selected_names(columns, names)
+        if selected is None:
+            return None
+        for name in selected:
+            routes.setdefault(name, []).append(_first_step(part))
+    return routes
+
+
+def _sklearn_inputs(
+    signature: Signature, estimator: Any, *, double: bool
+) -> tuple[list[tuple[str, Any]], bool]:
+    """skl2onnx input types, and whether they are one per column (else one matrix).
+
+    One matrix for numbers only, unless a ColumnTransformer picks columns by name;
+    else one typed input per column the model uses (a column the ColumnTransformer
+    drops is no input, so a date it drops does not block compiling). An integer
+    column that goes into an imputer is declared float: skl2onnx's imputer keeps its
+    input type and cannot put a mean such as 37.27 into an integer tensor.
+    """
     from skl2onnx.common.data_types import (
         DoubleTensorType,
         FloatTensorType,
@@ -344,21 +490,54 @@ def _sklearn_inputs(signature: Signature, *, double: bool) -> list[tuple[str, An
     )
 
     number = DoubleTensorType if double else FloatTensorType
-    if signature.is_numeric:
-        return [("input", number([None, len(signature.inputs)]))]
+    routes = _column_routes(estimator, list(signature.names))
+    if signature.is_numeric and routes is None:
+        return [("input", number([None, len(signature.inputs)]))], False
+    head = _first_step(estimator)
     types: list[tuple[str, Any]] = []
     for spec in signature.inputs:
+        if routes is not None and spec.name not in routes:
+            continue  # the model drops this column
+        if spec.dtype == "datetime":
+            raise ConversionError(
+                f"column {spec.name!r} holds datetimes and the model uses it; an ONNX graph "
+                "takes only numbers and text (derive numbers from it, e.g. the day of week, "
+                "before training)"
+            )
         if spec.dtype == "string":
             types.append((spec.name, StringTensorType([None, 1])))
-        elif spec.dtype == "integer":
+        elif spec.dtype == "integer" and not _into_imputer(spec.name, head, routes):
             types.append((spec.name, Int64TensorType([None, 1])))
         else:
             types.append((spec.name, number([None, 1])))
-    return types
+    return types, True
 
 
-def _converter_failure(exc: Exception) -> str:
-    """The converter's error in a user's terms (its own text can run to a page)."""
+def _into_imputer(name: str, head: Any, routes: dict[str, list[Any]] | None) -> bool:
+    """Whether column ``name`` is first met by an imputer."""
+    firsts = [head] if routes is None else routes.get(name, [])
+    return any(type(step).__name__ in _IMPUTERS for step in firsts)
+
+
+def _input_columns(proto: Any, columns: list[str]) -> dict[str, str]:
+    """Graph input -> column: skl2onnx keeps the declared order but renames a column
+    whose name is not an identifier (``monthly charges ($)`` -> ``monthly_charges____``)."""
+    names = [i.name for i in proto.graph.input]
+    if len(names) != len(columns):
+        raise ConversionError(
+            f"the converter wrote {len(names)} graph inputs for {len(columns)} columns "
+            f"({columns}); Shipyard cannot tell which column feeds which input"
+        )
+    return dict(zip(names, columns, strict=True))
+
+
+def _converter_failure(exc: Exception, estimator: Any = None) -> str:
+    """The converter's error in a user's terms (its own text can run to a page).
+
+    The first line of the error, cut before any dump of attribute values, and the
+    error that caused it (skl2onnx wraps the real cause, e.g. protobuf refusing a
+    value, in "Unable to create node ..."), so the reason is never lost.
+    """
     text = str(exc)
     unsupported = re.search(r"for type '?<class '([\w.]+)'>", text)
     if unsupported:
@@ -368,8 +547,35 @@ def _converter_failure(exc: Exception) -> str:
             "ONNX converters do not cover); only built-in scikit-learn, XGBoost and LightGBM "
             "steps convert"
         )
+    message = f"{type(exc).__name__}: {_first_line(text)}"
+    cause = _root_cause(exc)
+    if cause is not None:
+        message += f"; caused by {type(cause).__name__}: {_first_line(str(cause))}"
+        if "Expected an int, got a boolean" in str(cause):
+            message += (
+                " (skl2onnx 1.20 writes a Python bool into an integer attribute, which "
+                "protobuf 7.34 and later refuse: install protobuf<7.34, as shipyard[onnx] does)"
+            )
+    return message
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+    """The first line of an error, cut before a dump of values (" with attributes={...")."""
     first = text.strip().splitlines()[0] if text.strip() else ""
-    return f"{type(exc).__name__}: {first[:300]}"
+    first = re.split(r" and attributes=| with attributes=|=\{|=\[|=array\(", first)[0]
+    return first if len(first) <= limit else first[: limit - 3] + "..."
+
+
+def _root_cause(exc: BaseException) -> BaseException | None:
+    """The innermost error that ``exc`` was raised from or while handling, if any."""
+    seen = {id(exc)}
+    cause = exc.__cause__ or exc.__context__
+    found = None
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        found = cause
+        cause = cause.__cause__ or cause.__context__
+    return found
 
 
 # -- verification --------------------------------------------------------------------------

@@ -57,8 +57,20 @@ class EdgeModel:
         ort.set_default_logger_severity(4)
         options.log_severity_level = 4
         self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-        self.inputs = self.manifest["signature"]["inputs"]
         self.graph = self.manifest["graph"]
+        # The graph's inputs name their column ("column"; older bundles: the input's
+        # own name). A column the model drops is no input: it is not checked, not fed.
+        if self.graph["layout"] == "matrix":
+            used = None
+        else:
+            used = {item.get("column", item["name"]) for item in self.graph["inputs"]}
+        self.inputs = [
+            spec
+            for spec in self.manifest["signature"]["inputs"]
+            if used is None or spec["name"] in used
+        ]
+        #: What a missing text value is fed as (the graph's text imputers replace it).
+        self.missing_text = self.graph.get("missing_text", "")
 
     def check(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         """Columns of checked values, one list per signature input."""
@@ -83,12 +95,13 @@ class EdgeModel:
             return {only["name"]: matrix.astype(_TYPES[only["type"]])}
         out = {}
         for item in graph_inputs:
-            values = columns[item["name"]]
+            column = item.get("column", item["name"])
+            values = columns[column]
             if item["type"] == "string":
-                text = ["" if v is None else str(v) for v in values]
+                text = [self.missing_text if v is None else str(v) for v in values]
                 out[item["name"]] = np.array(text, dtype=object).reshape(-1, 1)
             else:
-                spec = next(s for s in self.inputs if s["name"] == item["name"])
+                spec = next(s for s in self.inputs if s["name"] == column)
                 array = _numbers(values, spec).astype(_TYPES[item["type"]])
                 out[item["name"]] = array.reshape(-1, 1)
         return out
@@ -175,6 +188,10 @@ class EdgeModel:
         r = low - 1
         culprit = self._text_culprit(feed, wanted, r, good=0 if r else None, fails=fails)
         if culprit is not None:
+            culprit = next(
+                (i.get("column", i["name"]) for i in self.graph["inputs"] if i["name"] == culprit),
+                culprit,
+            )
             value = rows[r].get(culprit)
             return InputError(
                 f"row {r + 1}: column {culprit!r}: {str(value)!r} is a value the model never "

@@ -2,7 +2,11 @@
 
 The graph says what it takes: one matrix input (``[None, n_features]``) gets
 the whole frame in signature order, cast to the input's element type (float32
-for most converters); several inputs get one column each, by name. A
+for most converters); several inputs get one column each, by name. A graph
+Shipyard compiled itself says in its metadata (``shipyard.inputs``, see
+:class:`GraphInputs`) which column feeds each input: converters rename a column
+such as ``monthly charges ($)`` to an input ``monthly_charges____``, and a model
+that drops a column (``remainder="drop"``) has no input for it. A
 classifier's outputs (a label tensor, then probabilities either as a tensor or
 as skl2onnx's ZipMap list of dicts) become ``predict``/``predict_proba``; the
 class labels are read from the graph.
@@ -14,6 +18,8 @@ Example:
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +39,43 @@ _NP_TYPES = {
     "tensor(string)": np.object_,
 }
 _CLASS_ATTRS = ("classlabels_int64s", "classlabels_ints", "classlabels_strings")
+#: Graph metadata key (``metadata_props``) that Shipyard's compiler writes: see GraphInputs.
+INPUTS_METADATA = "shipyard.inputs"
+
+
+@dataclass(frozen=True)
+class GraphInputs:
+    """How a frame's columns feed a graph with one input per column.
+
+    ``columns`` maps each graph input to the signature column it takes (the
+    converter's names are sanitized: ``monthly charges ($)`` becomes
+    ``monthly_charges____``); ``missing_text`` is what a missing text value is
+    fed as (a text imputer in the graph replaces exactly that string).
+    Kept in the graph's own metadata so every copy of the graph (served,
+    quantized, exported to the edge) is fed the same way.
+    """
+
+    columns: dict[str, str] = field(default_factory=dict)
+    missing_text: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps({"columns": self.columns, "missing_text": self.missing_text})
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str]) -> GraphInputs | None:
+        """The mapping a graph carries, or None for a graph without it (any ONNX file)."""
+        raw = metadata.get(INPUTS_METADATA)
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+            columns = {str(k): str(v) for k, v in data["columns"].items()}
+            missing = str(data.get("missing_text", ""))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ManifestError(
+                f"The graph's {INPUTS_METADATA} metadata is unreadable: {exc}"
+            ) from exc
+        return cls(columns, missing)
 
 
 def _model_bytes(model: Any) -> bytes:
@@ -73,13 +116,16 @@ def _matrix(X: pd.DataFrame, dtype: Any) -> np.ndarray:
     return np.column_stack(columns).astype(dtype, copy=False)
 
 
-def _column(values: pd.Series, dtype: Any) -> np.ndarray:
-    """One named input: a string tensor gets text (a missing value as ""), others numbers."""
+def _column(values: pd.Series, dtype: Any, missing_text: str = "") -> np.ndarray:
+    """One named input: a string tensor gets text (a missing value as ``missing_text``),
+    others numbers (an integer column fed to a float input is cast, missing as NaN)."""
     if dtype is np.object_:
         text = values.astype(object).to_numpy(dtype=object)
-        return np.where(pd.isna(text), "", text)
+        return np.where(pd.isna(text), missing_text, text)
     if isinstance(values.dtype, pd.CategoricalDtype):
         values = values.astype(values.dtype.categories.dtype)
+    if np.dtype(dtype).kind == "f":
+        return values.to_numpy(dtype=dtype, na_value=np.nan)
     return values.to_numpy(dtype=dtype)
 
 
@@ -89,7 +135,10 @@ SMALL_FRAME_ROWS = 64
 
 
 def _small_frame_feed(
-    X: pd.DataFrame, inputs: list[tuple[str, Any]]
+    X: pd.DataFrame,
+    inputs: list[tuple[str, Any]],
+    columns: dict[str, str] | None = None,
+    missing_text: str = "",
 ) -> dict[str, np.ndarray] | None:
     """The named inputs of a few rows, or None for values only :func:`_column` converts."""
     values = X.to_numpy(dtype=object)
@@ -97,9 +146,9 @@ def _small_frame_feed(
     feed = {}
     try:
         for name, dtype in inputs:
-            column = values[:, position[name]]
+            column = values[:, position[name if columns is None else columns[name]]]
             if dtype is np.object_:
-                column = np.where(pd.isna(column), "", column)
+                column = np.where(pd.isna(column), missing_text, column)
             else:
                 column = column.astype(dtype)
             feed[name] = column.reshape(-1, 1)
@@ -121,9 +170,24 @@ class OnnxPredictor:
         if unsupported:
             raise ManifestError(f"ONNX inputs {unsupported} have types Shipyard cannot feed.")
         outputs = session.get_outputs()
-        self.accepts_array = len(self.inputs) == 1 and self.inputs[0][1] is not np.object_
-        if len(self.inputs) > 1:
-            self.feature_names = tuple(name for name, _ in self.inputs)
+        mapping = GraphInputs.from_metadata(_metadata(session))
+        #: One input per column (by name), or one matrix of every column in order.
+        self.per_column = mapping is not None or len(self.inputs) > 1
+        #: Graph input -> the column that feeds it (the same name for a graph without mapping).
+        self.columns = {name: name for name, _ in self.inputs}
+        self.missing_text = ""
+        if mapping is not None:
+            unmapped = [name for name in self.columns if name not in mapping.columns]
+            if unmapped:
+                raise ManifestError(
+                    f"The graph's {INPUTS_METADATA} metadata names no column for input(s) "
+                    f"{unmapped}."
+                )
+            self.columns = {name: mapping.columns[name] for name in self.columns}
+            self.missing_text = mapping.missing_text
+        self.accepts_array = not self.per_column and self.inputs[0][1] is not np.object_
+        if self.per_column:
+            self.feature_names = tuple(self.columns[name] for name, _ in self.inputs)
         # skl2onnx classifiers: [label, probabilities]; regressors: [variable].
         is_classifier = len(outputs) >= 2 and (
             outputs[1].type.startswith("seq(map(") or len(outputs[1].shape or []) == 2
@@ -140,17 +204,23 @@ class OnnxPredictor:
             return self._feed_inputs(X)
 
     def _feed_inputs(self, X: Any) -> dict[str, np.ndarray]:
-        if len(self.inputs) == 1:
+        if not self.per_column:
             name, dtype = self.inputs[0]
             arr = _matrix(X, dtype) if isinstance(X, pd.DataFrame) else np.asarray(X)
             return {name: arr.astype(dtype, copy=False)}
         if not isinstance(X, pd.DataFrame):
             raise InvalidInputError("This ONNX model takes named inputs; pass a DataFrame.")
+        missing = [c for c in self.columns.values() if c not in X.columns]
+        if missing:
+            raise InvalidInputError(f"Column(s) {missing} are missing; this model needs them.")
         if len(X) <= SMALL_FRAME_ROWS:
-            feed = _small_frame_feed(X, self.inputs)
+            feed = _small_frame_feed(X, self.inputs, self.columns, self.missing_text)
             if feed is not None:
                 return feed
-        return {name: _column(X[name], dtype).reshape(-1, 1) for name, dtype in self.inputs}
+        return {
+            name: _column(X[self.columns[name]], dtype, self.missing_text).reshape(-1, 1)
+            for name, dtype in self.inputs
+        }
 
     def predict(self, X: Any) -> np.ndarray:
         (out,) = self.session.run([self.label_output], self._feed(X))
@@ -164,6 +234,14 @@ class OnnxPredictor:
                 self.classes = np.array(list(out[0].keys()))
             return np.array([[row[c] for c in self.classes.tolist()] for row in out])
         return np.asarray(out)
+
+
+def _metadata(session: Any) -> dict[str, str]:
+    """The graph's ``metadata_props`` as onnxruntime reports them."""
+    try:
+        return dict(session.get_modelmeta().custom_metadata_map)
+    except AttributeError:  # a stand-in session (tests) has no model metadata
+        return {}
 
 
 class OnnxFlavor:
@@ -203,4 +281,4 @@ class OnnxFlavor:
         return OnnxPredictor(session, _graph_classes(proto))
 
 
-__all__ = ["OnnxFlavor", "OnnxPredictor"]
+__all__ = ["INPUTS_METADATA", "GraphInputs", "OnnxFlavor", "OnnxPredictor"]
