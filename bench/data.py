@@ -29,11 +29,14 @@ is written back during the next one, and a tool that syncs what it stores
 
 Reported: seconds for the set-up and per version, bytes stored for both
 versions, and the ratios: bytes / one copy (``v1.parquet``; goal: shipyard <=
-1.1x), shipyard time / dvc time for the two versions (goal: < 1), and the same
-with each tool's set-up included.
+1.1x), shipyard time / dvc time for the two versions (goal: < 1, on the median
+of the repetitions), and the same with each tool's set-up included. The tools
+run ``--repeats`` times (3), interleaved (the order flips every repetition); a
+single run is noise-dominated here (``dvc add`` alone varied from 2.9 to 3.5 s
+for the two versions between back-to-back runs).
 
-    .venv/bin/python bench/data.py                  # 10M rows
-    .venv/bin/python bench/data.py --rows 200000    # quick
+    .venv/bin/python bench/data.py                  # 10M rows, 3 repetitions
+    .venv/bin/python bench/data.py --rows 200000 --repeats 1    # quick
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -151,9 +155,20 @@ def run_dvc(v1: Path, v2: Path, work: Path) -> dict[str, object]:
     }
 
 
+def med(values: list[float], fmt: str = "{:.2f}") -> str:
+    """Median [min-max] of the repetitions (the median alone for one)."""
+    text = fmt.format(statistics.median(values))
+    if len(values) > 1:
+        text += f" [{fmt.format(min(values))}-{fmt.format(max(values))}]"
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="Repetitions, interleaved (median [min-max])."
+    )
     parser.add_argument("--json", action="store_true", help="Print the results as JSON too.")
     args = parser.parse_args()
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -161,42 +176,50 @@ def main() -> None:
     work = WORK_DIR / str(args.rows)
     v1, v2 = make_files(args.rows, work)
     one_copy = v1.stat().st_size
-    results = {
-        "shipyard": run_shipyard(v1, v2, work),
-        "copy": run_copy(v1, v2, work),
-        "dvc": run_dvc(v1, v2, work),
-    }
+    runners = {"shipyard": run_shipyard, "copy": run_copy, "dvc": run_dvc}
+    runs: dict[str, list[dict[str, object]]] = {tool: [] for tool in runners}
+    for rep in range(args.repeats):
+        # Alternate who goes first, so neither always runs on a warmer cache.
+        order = list(runners) if rep % 2 == 0 else list(runners)[::-1]
+        for tool in order:
+            runs[tool].append(runners[tool](v1, v2, work))
     machine = f"{platform.machine()}, {os.cpu_count()} cores, shared machine"
     print(
         f"data versions, {args.rows:,} rows then +1 % ({machine}); "
-        f"one copy (v1.parquet) = {one_copy:,} bytes"
+        f"one copy (v1.parquet) = {one_copy:,} bytes; {args.repeats} repetition(s), "
+        "interleaved, median [min-max]"
     )
     print(
-        f"{'tool':<10}{'setup s':>9}{'v1 s':>9}{'v2 s':>9}"
+        f"{'tool':<10}{'setup s':>20}{'v1 s':>20}{'v2 s':>20}"
         f"{'bytes, 2 versions':>20}{'x one copy':>12}"
     )
-    for tool, r in results.items():
-        s1, s2 = r["seconds"]  # type: ignore[misc]
-        stored = int(r["bytes"])  # type: ignore[call-overload]
+    for tool, reps in runs.items():
+        stored = int(reps[-1]["bytes"])  # type: ignore[call-overload]
+        setup = [float(r["setup"]) for r in reps]  # type: ignore[arg-type]
+        first = [float(r["seconds"][0]) for r in reps]  # type: ignore[index]
+        second = [float(r["seconds"][1]) for r in reps]  # type: ignore[index]
         print(
-            f"{tool:<10}{r['setup']:>9.2f}{s1:>9.2f}{s2:>9.2f}"
+            f"{tool:<10}{med(setup):>20}{med(first):>20}{med(second):>20}"
             f"{stored:>20,}{stored / one_copy:>12.3f}"
         )
-    ship, dvc = results["shipyard"], results["dvc"]
-    ratio_bytes = int(ship["bytes"]) / one_copy  # type: ignore[call-overload]
-    ship_s, dvc_s = sum(ship["seconds"]), sum(dvc["seconds"])  # type: ignore[arg-type]
-    ratio_time = ship_s / dvc_s
-    ratio_setup = (ship_s + ship["setup"]) / (dvc_s + dvc["setup"])  # type: ignore[operator]
+    ratio_bytes = int(runs["shipyard"][-1]["bytes"]) / one_copy  # type: ignore[call-overload]
+    ratios, with_setup = [], []
+    for ship, dvc in zip(runs["shipyard"], runs["dvc"], strict=True):
+        ship_s, dvc_s = sum(ship["seconds"]), sum(dvc["seconds"])  # type: ignore[arg-type]
+        ratios.append(ship_s / dvc_s)
+        with_setup.append((ship_s + ship["setup"]) / (dvc_s + dvc["setup"]))  # type: ignore[operator]
+    ratio_time = statistics.median(ratios)
+    print("shipyard time / dvc add time, per repetition: " + ", ".join(f"{r:.2f}" for r in ratios))
     print(
         f"shipyard bytes / one copy = {ratio_bytes:.3f} (goal <= 1.1: "
         f"{'met' if ratio_bytes <= 1.1 else 'MISSED'}); shipyard time / dvc add time = "
-        f"{ratio_time:.2f} (goal < 1: {'met' if ratio_time < 1 else 'MISSED'}); "
-        f"with each tool's set-up: {ratio_setup:.2f}; {dvc['version']}"
+        f"{med(ratios)} (goal < 1, on the median: {'met' if ratio_time < 1 else 'MISSED'}); "
+        f"with each tool's set-up: {med(with_setup)}; {runs['dvc'][-1]['version']}"
     )
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(f"load average at the end: {load}")
     if args.json:
-        print(json.dumps({"rows": args.rows, "one_copy": one_copy, **results}))
+        print(json.dumps({"rows": args.rows, "one_copy": one_copy, "runs": runs}))
 
 
 if __name__ == "__main__":
