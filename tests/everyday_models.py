@@ -19,6 +19,23 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 
+def visits_with_late_values(
+    rows: int, *, late_from: int, seed: int
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Visits sorted by date: rows before ``late_from`` hold no missing age and no
+    'enterprise' plan; about a fifth of later ages are missing and a third of later
+    plans are 'enterprise' (what a small or head-of-file sample never shows)."""
+    rng = np.random.default_rng(seed)
+    late = np.arange(rows) >= late_from
+    age = rng.integers(18, 80, rows).astype(float)
+    age[late & (rng.random(rows) < 0.2)] = np.nan
+    plan = np.where(
+        late & (rng.random(rows) < 0.3), "enterprise", rng.choice(["basic", "pro"], rows)
+    )
+    X = pd.DataFrame({"age": age, "plan": plan, "visits": rng.poisson(5, rows).astype(float)})
+    return X, (rng.random(rows) < 0.3).astype(int)
+
+
 def churn(rows: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
     """A churn table as a new user has it: spaces and symbols in names, an integer
     column, missing numbers and missing text, and a sign-up date."""

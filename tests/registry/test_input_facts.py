@@ -26,6 +26,7 @@ from sklearn.preprocessing import (
 from typer.testing import CliRunner
 
 import shipyard
+from everyday_models import visits_with_late_values
 from shipyard import Shipyard
 from shipyard.cli.main import app
 from shipyard.config import Settings
@@ -51,16 +52,7 @@ def client(tmp_path: Path) -> Iterator[Shipyard]:
 
 
 def _visits(rows: int = 600) -> tuple[pd.DataFrame, np.ndarray]:
-    """The first rows hold no missing age and no 'enterprise' plan; later ones do."""
-    rng = np.random.default_rng(3)
-    late = np.arange(rows) >= 100
-    age = rng.integers(18, 80, rows).astype(float)
-    age[late & (rng.random(rows) < 0.2)] = np.nan
-    plan = np.where(
-        late & (rng.random(rows) < 0.3), "enterprise", rng.choice(["basic", "pro"], rows)
-    )
-    X = pd.DataFrame({"age": age, "plan": plan, "visits": rng.poisson(5, rows).astype(float)})
-    return X, (rng.random(rows) < 0.3).astype(int)
+    return visits_with_late_values(rows, late_from=100, seed=3)
 
 
 def _pipeline() -> Any:

@@ -24,6 +24,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from typer.testing import CliRunner
 
 import shipyard
+from everyday_models import visits_with_late_values
 from shipyard import Shipyard
 from shipyard.cli.main import app
 from shipyard.config import Settings
@@ -227,16 +228,7 @@ def test_disable_restores_the_libraries(client: Shipyard) -> None:
 
 
 def _churn_by_date(rows: int = 3000) -> tuple[pd.DataFrame, np.ndarray]:
-    """Visits sorted by date: missing ages and the 'enterprise' plan start at row 1,000."""
-    rng = np.random.default_rng(7)
-    late = np.arange(rows) >= 1000
-    age = rng.integers(18, 80, rows).astype(float)
-    age[late & (rng.random(rows) < 0.2)] = np.nan
-    plan = np.where(
-        late & (rng.random(rows) < 0.3), "enterprise", rng.choice(["basic", "pro"], rows)
-    )
-    X = pd.DataFrame({"age": age, "plan": plan, "visits": rng.poisson(5, rows).astype(float)})
-    return X, (rng.random(rows) < 0.3).astype(int)
+    return visits_with_late_values(rows, late_from=1000, seed=7)
 
 
 def _churn_pipeline() -> Any:
