@@ -240,8 +240,15 @@ def _first_line(exc: Exception) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+class MissingWord(str):
+    """A CSV field that is one of the ``csv_missing`` words (``NA``, ``nan`` ...): a
+    missing value that keeps its text, so a refusal names what the file said."""
+
+
 def _blank(raw: Any) -> bool:
-    return raw is None or (isinstance(raw, str) and raw.strip() == "")
+    return (
+        raw is None or isinstance(raw, MissingWord) or (isinstance(raw, str) and raw.strip() == "")
+    )
 
 
 def _value(raw: Any, spec: dict[str, Any], row: int) -> Any:
@@ -249,6 +256,11 @@ def _value(raw: Any, spec: dict[str, Any], row: int) -> Any:
     name, dtype = spec["name"], spec["dtype"]
     if _blank(raw):
         if not spec.get("nullable"):
+            if isinstance(raw, MissingWord) and raw:
+                raise InputError(
+                    f"row {row}: column {name!r}: {str(raw)!r} is a missing value, and the "
+                    "model needs a value"
+                )
             raise InputError(f"row {row}: column {name!r} is empty, and the model needs a value")
         return None
     if isinstance(raw, float) and math.isnan(raw):  # JSON's NaN
@@ -308,10 +320,10 @@ def _numbers(values: list[Any], spec: dict[str, Any]) -> np.ndarray:
 def read_rows(
     text: str, fmt: str, missing: frozenset[str] = frozenset({""})
 ) -> list[dict[str, Any]]:
-    """Rows as dicts; a CSV field whose text is one of ``missing`` is None (missing)."""
+    """Rows as dicts; a CSV field whose text is one of ``missing`` is a :class:`MissingWord`."""
     if fmt == "csv":
         return [
-            {k: None if v in missing else v for k, v in row.items()}
+            {k: MissingWord(v) if v in missing else v for k, v in row.items()}
             for row in csv.DictReader(io.StringIO(text))
         ]
     rows = []
