@@ -393,7 +393,7 @@ def test_nan_and_infinity_are_refused_by_the_python_runner(
             ),
             (
                 "tenure,amount,region\n10,45,north\nnan,45,south\n",
-                "row 2: column 'tenure': 'nan' is NaN",
+                "row 2: column 'tenure': 'nan' is a missing value",
             ),
             ("tenure,amount,region\n-inf,45,north\n", "row 1: column 'tenure': '-inf' is infinity"),
         ],
@@ -524,7 +524,7 @@ def test_nan_infinity_and_missing_values_in_the_browser_runner_as_in_the_python_
     head = "tenure,amount,region\n"
     refused = {
         "10,1e400,north\n": "row 1: column 'amount': '1e400' is infinity",
-        "10,45,north\nnan,45,south\n": "row 2: column 'tenure': 'nan' is NaN",
+        "10,45,north\nnan,45,south\n": "row 2: column 'tenure': 'nan' is a missing value",
         "-inf,45,north\n": "row 1: column 'tenure': '-inf' is infinity",
         "10,Infinity,north\n": "row 1: column 'amount': 'Infinity' is infinity",
         "10,45,north\n,45,south\n": "row 2: column 'tenure' is empty",
@@ -638,4 +638,102 @@ def test_renamed_and_dropped_columns_reach_both_runners(
         # The form asks only for the columns the model uses.
         assert page.locator('#record [name="signup"]').count() == 0
         assert page.locator('#record [name="monthly charges ($)"]').count() == 1
+    assert offline_page.blocked == [] and offline_page.errors == []
+
+
+#: The new-user trial's file: rows differing only in ``region``; the first nine are
+#: missing by Shipyard's one rule (pandas' words), ``-`` and ``north`` are text.
+_TRIAL_REGIONS = ["", "NA", "n/a", "N/A", "null", "None", "NaN", "nan", "#N/A", "-", "north"]
+_TRIAL_MISSING = {i + 1 for i in range(9)}  # tenure = row number
+
+
+@pytest.mark.slow
+def test_one_csv_file_has_the_same_missing_rows_in_every_path(
+    client: Shipyard, tmp_path: Path, device_python: Path
+) -> None:
+    """Batch CLI, /invocations, validate data and the edge runner refuse the same rows:
+    region is required, so a missing one is refused and text (even unknown) is scored."""
+    model, X = _churn("ignore")
+    out = _export(client, model, X, "churn", tmp_path / "edge")
+    client.registry.set_alias("churn", "production", 1)
+    head = "tenure,amount,region\n"
+    lines = [f"{i + 1},45,{r}\n" for i, r in enumerate(_TRIAL_REGIONS)]
+    path = tmp_path / "trial.csv"
+    path.write_text(head + "".join(lines))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "None" in manifest["csv_missing"] and "-" not in manifest["csv_missing"]
+
+    # shipyard predict: the rejects file names the refused rows.
+    rejects = tmp_path / "rejects.csv"
+    done = _cli(
+        client, "predict", "churn:1", "--input", str(path),
+        "--output", str(tmp_path / "scores.parquet"), "--rejects", str(rejects),
+    )  # fmt: skip
+    assert done.exit_code in (0, 1), done.output
+    batch = set(pd.read_csv(rejects)["tenure"].astype(int)) if rejects.exists() else set()
+
+    # /invocations, one row per request.
+    app = create_app(client, "churn", options=ServeOptions(prediction_log=False))
+    server = LiveServer(app).start()
+    try:
+        with server.client() as http:
+            served = {
+                i + 1
+                for i, line in enumerate(lines)
+                if http.post(
+                    "/invocations", content=head + line, headers={"content-type": "text/csv"}
+                ).status_code
+                != 200
+            }
+    finally:
+        server.stop()
+
+    # The edge bundle's Python runner, one row per run (it stops at the first refusal).
+    edge = set()
+    for i, line in enumerate(lines):
+        ran = _run_bundle(device_python, out, tmp_path / f"row{i}.csv", head + line)
+        if ran.returncode != 0:
+            assert f"column 'region': {_TRIAL_REGIONS[i]!r} is a missing value" in ran.stderr or (
+                "column 'region' is empty" in ran.stderr and _TRIAL_REGIONS[i] == ""
+            ), ran.stderr
+            edge.add(i + 1)
+
+    # shipyard validate data: one file per row, an error for a missing region.
+    validated = set()
+    for i, line in enumerate(lines):
+        one = tmp_path / f"validate{i}.csv"
+        one.write_text(head + line)
+        checked = _cli(client, "validate", "data", "churn:1", str(one))
+        if checked.exit_code != 0 and "missing" in checked.output.lower():
+            validated.add(i + 1)
+
+    assert batch == _TRIAL_MISSING
+    assert served == _TRIAL_MISSING
+    assert edge == _TRIAL_MISSING
+    assert validated == _TRIAL_MISSING
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_browser_runner_reads_the_same_missing_words(
+    client: Shipyard, tmp_path: Path, offline_page: Any
+) -> None:
+    model, X = _churn("ignore")
+    out = _export(client, model, X, "churn", tmp_path / "edge")
+    head = "tenure,amount,region\n"
+    refused = set()
+    with _Page(offline_page, out) as page:
+        for i, region in enumerate(_TRIAL_REGIONS):
+            answer = _page_answer(page, f"{head}{i + 1},45,{region}\n")
+            if isinstance(answer, str):
+                assert (
+                    "column 'region' is empty" if region == "" else f"'{region}' is a missing value"
+                ) in answer, answer
+                refused.add(i + 1)
+        # Quoted, a word is missing too (pandas' rule); "na" is text.
+        quoted = _page_answer(page, f'{head}1,45,"NA"\n')
+        lower = _page_answer(page, f"{head}1,45,na\n")
+    assert refused == _TRIAL_MISSING
+    assert isinstance(quoted, str) and "'NA' is a missing value" in quoted
+    assert not isinstance(lower, str), lower
     assert offline_page.blocked == [] and offline_page.errors == []

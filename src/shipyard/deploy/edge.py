@@ -42,6 +42,7 @@ from shipyard.registry.graphs import version_graph
 from shipyard.registry.model import LoadedModel
 from shipyard.registry.optimize import compiled_predictor
 from shipyard.registry.service import Registry
+from shipyard.tables.missing import MISSING_WORDS
 
 WEB_DIR = Path(__file__).resolve().parent / "edge_web"
 VENDOR_DIR = WEB_DIR / "vendor"
@@ -158,6 +159,9 @@ def build_manifest(
             "label_from": "argmax" if argmax else "graph",
         },
         "preprocessing": preprocessing,
+        # The CSV field values the runners read as missing: the same list as every
+        # CSV reader in Shipyard, so a file scores alike here and in serve / predict.
+        "csv_missing": list(MISSING_WORDS),
         "files": files,
     }
 

@@ -20,6 +20,7 @@ import duckdb
 from shipyard.errors import InvalidInputError
 from shipyard.features.definitions import Definitions, FeatureView, Source
 from shipyard.tables import locate, read_table
+from shipyard.tables.missing import duckdb_nullstr
 
 __all__ = [
     "check_view_schema",
@@ -111,7 +112,7 @@ def _scan(source: Source) -> str | None:
         if any(local.rglob("*.parquet")):
             return f"read_parquet('{text}/**/*.parquet', union_by_name = true)"
         if any(local.rglob("*.csv")):
-            return f"read_csv('{text}/**/*.csv', union_by_name = true)"
+            return f"read_csv('{text}/**/*.csv', union_by_name = true, {duckdb_nullstr()})"
         raise InvalidInputError(
             f"Source {source.name!r}: folder {path} holds no .parquet or .csv file."
         )
@@ -122,7 +123,7 @@ def _scan(source: Source) -> str | None:
         return f"read_parquet('{text}')"
     if fmt in ("csv", "tsv"):
         sep = "\\t" if fmt == "tsv" else ","
-        return f"read_csv('{text}', delim = '{sep}', header = true)"
+        return f"read_csv('{text}', delim = '{sep}', header = true, {duckdb_nullstr()})"
     return None
 
 

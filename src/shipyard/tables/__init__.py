@@ -5,7 +5,8 @@ gzipped), local or on ``s3://``, or a database table or query given as
 ``URL#TABLE`` / ``URL#SELECT ...``. :func:`read_table` reads one whole;
 :func:`open_source` hands out bounded chunks (batch scoring). Whatever goes
 wrong, the error is :class:`~shipyard.errors.TableError`, naming the table and
-listing the formats accepted.
+listing the formats accepted. Which CSV field values mean missing is one rule,
+:data:`MISSING_WORDS` (pandas' default words), used by every CSV reader.
 
 This is a base module: it imports nothing from the stages.
 
@@ -27,10 +28,12 @@ from shipyard.tables.chunks import (
 from shipyard.tables.files import storage_options
 from shipyard.tables.frames import read_table
 from shipyard.tables.locations import ACCEPTED, FORMATS, TableLocation, locate
+from shipyard.tables.missing import MISSING_WORDS
 
 __all__ = [
     "ACCEPTED",
     "FORMATS",
+    "MISSING_WORDS",
     "ChunkSource",
     "CsvSource",
     "JsonArraySource",

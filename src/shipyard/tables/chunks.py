@@ -45,6 +45,7 @@ import sqlalchemy as sa
 from shipyard.errors import InvalidInputError
 from shipyard.tables.files import READ_ERRORS, open_file
 from shipyard.tables.locations import TableLocation, locate, table_error
+from shipyard.tables.missing import arrow_null_options
 
 # CSV blocks are bytes, not rows: 4 MiB parses fast and keeps the reader's own buffer small.
 _CSV_BLOCK_BYTES = 4 << 20
@@ -243,9 +244,9 @@ class CsvSource(_FileSource):
         convert = pacsv.ConvertOptions(
             include_columns=list(columns) if columns is not None else None,
             column_types=dict.fromkeys(columns, pa.string()) if columns is not None else None,
-            # An empty field is a missing value, not the empty string.
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
+            # Missing values: the empty field and pandas' words (NA, null, None ...),
+            # quoted or not: the one rule every CSV reader in Shipyard follows.
+            **arrow_null_options(),
         )
         delimiter = "\t" if self.location.format == "tsv" else ","
         try:

@@ -20,6 +20,7 @@ import pandas as pd
 from shipyard.tables.chunks import SqlSource, parse_json
 from shipyard.tables.files import READ_ERRORS, open_file
 from shipyard.tables.locations import TableLocation, locate, table_error
+from shipyard.tables.missing import pandas_csv_options
 
 # Rows per fetch when a whole SQL table is read: bounded buffers, few round trips.
 _SQL_FETCH_ROWS = 50_000
@@ -64,7 +65,9 @@ def _parse(where: TableLocation, handle: IO[bytes], *, dtype: dict[str, Any] | N
     if kind == "parquet":
         return pd.read_parquet(handle)
     if kind in ("csv", "tsv"):
-        return pd.read_csv(handle, sep="\t" if kind == "tsv" else ",", dtype=dtype)
+        return pd.read_csv(
+            handle, sep="\t" if kind == "tsv" else ",", dtype=dtype, **pandas_csv_options()
+        )
     return parse_json(handle.read(), kind=kind, dtype=dtype)
 
 

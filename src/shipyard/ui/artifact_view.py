@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from shipyard.store import records
+from shipyard.tables.missing import pandas_csv_options
 
 __all__ = [
     "PREVIEW_BYTES",
@@ -112,7 +113,7 @@ def _table(artifact: records.RunArtifact, data: bytes, suffix: str) -> ArtifactV
         first = batch if batch is not None else reader.schema_arrow.empty_table()
         frame = first.to_pandas()
     elif suffix == ".csv":
-        frame = pd.read_csv(io.BytesIO(data), nrows=TABLE_ROWS)
+        frame = pd.read_csv(io.BytesIO(data), nrows=TABLE_ROWS, **pandas_csv_options())
     else:
         frame = pd.read_json(io.BytesIO(data), lines=True, nrows=TABLE_ROWS)
     frame = frame.head(TABLE_ROWS)

@@ -7,7 +7,10 @@ Written by ``shipyard export REF --target edge``; runs with no Shipyard and no s
     python predict.py rows.jsonl             # JSON lines: one object per row
     python predict.py - --format csv < rows.csv
 
-Every row is checked against the signature in ``manifest.json`` (columns present,
+A CSV field that is one of the words in ``manifest.json``'s ``csv_missing`` (empty,
+NA, N/A, null, None, NaN ..., quoted or not) is a missing value, as everywhere in
+Shipyard; ``-`` or ``na`` are text. Every row is checked against the signature in
+``manifest.json`` (columns present,
 finite numbers, no missing value where the model needs one, a booster's categories)
 before the model runs; a row that does not fit is refused with one line naming the
 row and the column. A value of a text column the model never saw is the model's call,
@@ -71,6 +74,9 @@ class EdgeModel:
         ]
         #: What a missing text value is fed as (the graph's text imputers replace it).
         self.missing_text = self.graph.get("missing_text", "")
+        #: CSV field values that mean missing (quoted or not, exact): Shipyard's one
+        #: list, as serve and ``shipyard predict`` read CSV. Older bundles: "" only.
+        self.csv_missing = frozenset(self.manifest.get("csv_missing", [""]))
 
     def check(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         """Columns of checked values, one list per signature input."""
@@ -234,8 +240,15 @@ def _first_line(exc: Exception) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+class MissingWord(str):
+    """A CSV field that is one of the ``csv_missing`` words (``NA``, ``nan`` ...): a
+    missing value that keeps its text, so a refusal names what the file said."""
+
+
 def _blank(raw: Any) -> bool:
-    return raw is None or (isinstance(raw, str) and raw.strip() == "")
+    return (
+        raw is None or isinstance(raw, MissingWord) or (isinstance(raw, str) and raw.strip() == "")
+    )
 
 
 def _value(raw: Any, spec: dict[str, Any], row: int) -> Any:
@@ -243,6 +256,11 @@ def _value(raw: Any, spec: dict[str, Any], row: int) -> Any:
     name, dtype = spec["name"], spec["dtype"]
     if _blank(raw):
         if not spec.get("nullable"):
+            if isinstance(raw, MissingWord) and raw:
+                raise InputError(
+                    f"row {row}: column {name!r}: {str(raw)!r} is a missing value, and the "
+                    "model needs a value"
+                )
             raise InputError(f"row {row}: column {name!r} is empty, and the model needs a value")
         return None
     if isinstance(raw, float) and math.isnan(raw):  # JSON's NaN
@@ -299,9 +317,15 @@ def _numbers(values: list[Any], spec: dict[str, Any]) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
-def read_rows(text: str, fmt: str) -> list[dict[str, Any]]:
+def read_rows(
+    text: str, fmt: str, missing: frozenset[str] = frozenset({""})
+) -> list[dict[str, Any]]:
+    """Rows as dicts; a CSV field whose text is one of ``missing`` is a :class:`MissingWord`."""
     if fmt == "csv":
-        return list(csv.DictReader(io.StringIO(text)))
+        return [
+            {k: MissingWord(v) if v in missing else v for k, v in row.items()}
+            for row in csv.DictReader(io.StringIO(text))
+        ]
     rows = []
     for i, line in enumerate(text.splitlines(), start=1):
         if line.strip():
@@ -323,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     fmt = args.format or ("csv" if str(args.input).lower().endswith(".csv") else "jsonl")
     try:
         text = sys.stdin.read() if args.input == "-" else Path(args.input).read_text("utf-8")
-        results = EdgeModel().predict(read_rows(text, fmt))
+        model = EdgeModel()
+        results = model.predict(read_rows(text, fmt, model.csv_missing))
     except (InputError, OSError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

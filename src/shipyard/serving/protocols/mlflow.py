@@ -38,6 +38,7 @@ from shipyard.serving.jsonbody import DuplicateKeyError, loads_strict
 from shipyard.serving.media import CSV, JSON, media_type
 from shipyard.serving.runtime import ServedModel
 from shipyard.serving.security import ApiKeyGuard
+from shipyard.tables.missing import pandas_csv_options
 
 PATH = "/invocations"
 INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -105,7 +106,7 @@ def parse_csv(body: bytes) -> pd.DataFrame:
         raise InvalidInputError(f"The CSV body is not UTF-8 text ({exc}).") from None
     _check_field_counts(text)
     try:
-        frame = pd.read_csv(io.StringIO(text), index_col=False)
+        frame = pd.read_csv(io.StringIO(text), index_col=False, **pandas_csv_options())
     except Exception as exc:  # any parser failure is the input's fault
         raise InvalidInputError(
             "Failed to parse input as a Pandas DataFrame. Ensure that the input is a valid "
