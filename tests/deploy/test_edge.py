@@ -216,6 +216,19 @@ def test_bad_rows_are_refused_by_the_python_runner(
         assert ran.returncode == 1, name
         assert ran.stderr.strip() == f"Error: {expected}", ran.stderr
         assert "Traceback" not in ran.stderr
+    # A reader that stops early (`predict.py rows | head -1`) is no error, no traceback.
+    many = tmp_path / "many.jsonl"
+    many.write_text((json.dumps(good) + "\n") * 20_000)
+    runner = subprocess.Popen(
+        [str(device_python), str(out / "predict.py"), str(many)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert runner.stdout is not None and runner.stderr is not None
+    assert json.loads(runner.stdout.readline())["prediction"] is not None
+    runner.stdout.close()  # the pipe's reader is gone, as when `head` exits
+    stderr = runner.stderr.read().decode()
+    assert runner.wait(timeout=120) == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
     # A graph changed after export is refused against the manifest's checksum.
     path = tmp_path / "good.jsonl"
     path.write_text(json.dumps(good) + "\n")

@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -352,8 +353,14 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, OSError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
-    for item in results:
-        print(json.dumps(item, allow_nan=False))  # NaN is not JSON; predict() refuses it
+    try:
+        for item in results:
+            print(json.dumps(item, allow_nan=False))  # NaN is not JSON; predict() refuses it
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (`predict.py rows.csv | head`): not an error. Point
+        # stdout at /dev/null so Python's own flush at exit does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
