@@ -80,6 +80,10 @@ def test_the_signature_marks_the_dropped_column_unused(client: Shipyard) -> None
     assert not spec["income"].unused and not spec["plan"].unused
     kept = {c.name: c for c in client.registry.load("kept:1").signature.inputs}
     assert not kept[DATE].unused
+    # Drift watches what the model reads: a dropped column that stops arriving is no
+    # vanished feature.
+    profile = client.references.load(client.models.get_version("loans", 1))
+    assert set(profile.columns) == {"income", "plan"}
     shown = _cli(client, "models", "show", "loans:1")
     assert shown.exit_code == 0, shown.output
     assert "unused by the model" in " ".join(shown.output.split())
