@@ -186,3 +186,51 @@ def test_a_stray_word_in_a_number_column_is_named_with_its_rows(
     message = " ".join(out.output.split())
     assert message.startswith("Error: Column 'tenure_months' in the current data"), message
     assert "'abc' at rows 17, 40, 41 (0-based)" in message
+
+
+@pytest.fixture(scope="module")
+def gappy(tmp_path_factory) -> dict[str, Path]:
+    """An integer column with 9 distinct values and 10 % missing: ``Int64`` in
+    Parquet, float64 with NaN once a CSV has been read."""
+    root = tmp_path_factory.mktemp("drift_gappy")
+    rng = np.random.default_rng(3)
+    paths: dict[str, Path] = {}
+    for name, n in (("ref", 2000), ("cur", 1500)):
+        rooms = pd.array(rng.integers(1, 10, n), dtype="Int64")
+        rooms[rng.random(n) < 0.1] = pd.NA
+        frame = pd.DataFrame({"rooms": rooms, "price": rng.normal(size=n)})
+        for ext in ("parquet", "csv"):
+            paths[f"{name}.{ext}"] = root / f"{name}.{ext}"
+        frame.to_parquet(paths[f"{name}.parquet"])
+        frame.to_csv(paths[f"{name}.csv"], index=False)
+    return paths
+
+
+@pytest.mark.parametrize("reference", ["ref.parquet", "ref.csv"])
+@pytest.mark.parametrize("current", ["cur.parquet", "cur.csv"])
+def test_an_integer_column_with_gaps_gets_one_test_whatever_the_file_format(
+    gappy: dict[str, Path], reference: str, current: str
+) -> None:
+    """A CSV has no nullable integer: the same column must not become numerical
+    (wasserstein) from a CSV while it is categorical (jensenshannon) from Parquet."""
+    args = ["drift", "--reference", str(gappy[reference]), "--current", str(gappy[current])]
+    out = runner.invoke(_app(), [*args, "--json", "-"])
+    assert out.exit_code == 0, out.output
+    columns = {c["column"]: c for c in json.loads(out.output)["columns"]}
+    assert columns["rooms"]["type"] == "categorical", columns["rooms"]
+    assert columns["rooms"]["stattest"] == "jensenshannon", columns["rooms"]
+    assert columns["price"]["type"] == "numerical"
+
+
+def test_the_untested_hint_names_the_command_line_option(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    notes = pd.DataFrame(
+        {"note": [f"note {i}" for i in rng.permutation(400)], "x": rng.normal(size=400)}
+    )
+    notes.to_csv(tmp_path / "ref.csv", index=False)
+    notes.to_csv(tmp_path / "cur.csv", index=False)
+    args = ["drift", "--reference", str(tmp_path / "ref.csv"), "--current"]
+    out = runner.invoke(_app(), [*args, str(tmp_path / "cur.csv"), "--json", "-"])
+    assert out.exit_code == 0, out.output
+    (skipped,) = json.loads(out.output)["skipped"]
+    assert "--categorical" in skipped["reason"], skipped

@@ -19,7 +19,14 @@ from shipyard.errors import SchemaError
     ("series", "expected"),
     [
         (pd.Series([0.5, 1.5, 1.5]), ColumnType.NUMERICAL),
-        (pd.Series([1.0, 1.0, 1.0]), ColumnType.NUMERICAL),  # floats stay numerical
+        # Whole-number floats follow the integer rule: an int column with a gap
+        # reads from CSV as float64 with NaN.
+        (pd.Series([1.0, 1.0, 1.0]), ColumnType.CATEGORICAL),
+        (pd.Series([1.0, 2.0, np.nan]), ColumnType.CATEGORICAL),
+        (pd.Series([1, 2, None], dtype="Float64"), ColumnType.CATEGORICAL),
+        (pd.Series(np.arange(11, dtype=float)), ColumnType.NUMERICAL),
+        (pd.Series([1.0, 2.0, np.inf]), ColumnType.NUMERICAL),
+        (pd.Series([np.nan, np.nan]), ColumnType.NUMERICAL),
         (pd.Series(np.arange(10)), ColumnType.CATEGORICAL),  # <= 10 distinct ints
         (pd.Series(np.arange(11)), ColumnType.NUMERICAL),
         (pd.Series(np.arange(3), dtype="uint8"), ColumnType.CATEGORICAL),

@@ -123,10 +123,35 @@ def test_an_encoder_that_learnt_missing_values_makes_the_column_nullable(
     by_name = {c.name: c for c in loaded.signature.inputs}
     assert by_name["region"].nullable and by_name["region"].categories == ("n", "s")
     assert not by_name["plan"].nullable  # OneHotEncoder saw no missing plan
-    assert not by_name["age"].nullable  # dropped by the model: no fact about it
+    # Dropped by the model (remainder="drop"), so never read: optional and nullable.
+    assert by_name["age"].unused and by_name["age"].nullable and by_name["visits"].unused
+    assert not by_name["region"].unused and not by_name["plan"].unused
     missing = X[X["region"].isna()].head(3)
     assert list(loaded.predict(missing)) == list(model.predict(missing))
     assert len(loaded.predict({"age": 40.0, "plan": "pro", "visits": 2.0, "region": None})) == 1
+
+
+@pytest.mark.parametrize(
+    ("columns", "remainder", "unused"),
+    [
+        (["plan"], "drop", {"age", "visits"}),
+        (["plan"], "passthrough", set()),  # the remainder is read
+        ([1], "drop", set()),  # by position: not certain, so nothing is unused
+        # A callable is resolved to names once, at fit, and transform uses those.
+        (lambda frame: ["plan"], "drop", {"age", "visits"}),
+    ],
+)
+def test_only_a_by_name_column_transformer_that_drops_the_rest_makes_columns_unused(
+    columns: Any, remainder: str, unused: set[str]
+) -> None:
+    X, y = _visits()
+    X = X.fillna({"age": 40.0})  # a passed-through age must not hold NaN
+    prepare = ColumnTransformer([("plan", OneHotEncoder(), columns)], remainder=remainder)
+    model = make_pipeline(prepare, LogisticRegression(max_iter=500)).fit(X, y)
+    facts = input_facts(model, list(X.columns))
+    assert {name for name, fact in facts.items() if fact.unused} == unused
+    searched = GridSearchCV(model, {"logisticregression__C": [1.0]}, cv=2).fit(X, y)
+    assert {n for n, f in input_facts(searched, list(X.columns)).items() if f.unused} == unused
 
 
 # -- which steps count --------------------------------------------------------------------

@@ -415,7 +415,8 @@ class _Job:
     def check_columns(self) -> list[str]:
         """The columns to read; SchemaError naming any the input lacks."""
         present = self.source.columns()
-        names = list(self.signature.names)
+        # A column the model never reads may be left out; check_chunk gives it as missing.
+        names = [c.name for c in self.signature.inputs if c.name in present or not c.unused]
         missing = [n for n in names if n not in present]
         if missing:
             extra = [c for c in present if c not in names]
@@ -681,7 +682,8 @@ class _Job:
         if self.id_column is not None:
             columns[ROW_NUMBER] = pa.array(rows, type=pa.int64())
         for name in self.signature.names:
-            columns[name] = _as_text(bad[name])
+            # An unused column the input left out is written as missing values.
+            columns[name] = _as_text(bad[name]) if name in bad else pa.nulls(len(bad), pa.string())
         columns[REJECT_REASON] = pa.array(check.reasons, type=pa.string())
         self.writer.submit(self.rejects.write, pa.table(columns))
         self.wrote_rejects = True

@@ -109,14 +109,19 @@ def check_chunk(frame: pd.DataFrame, signature: Signature, *, text_numbers: bool
     """Find every row of ``frame`` that breaks ``signature``; convert the rest.
 
     Every column the signature names must be present (the caller checks the
-    header once, before reading any data). Row positions are 0-based within the
+    header once, before reading any data), except one the model never reads
+    (``unused``), which is then taken as missing. Row positions are 0-based within the
     chunk; the caller adds the chunk's offset.
     """
     n = len(frame)
     bad_mask = np.zeros(n, dtype=bool)
     columns: dict[str, _Column] = {}
     for spec in signature.inputs:
-        raw = frame[spec.name]
+        if spec.unused and spec.name not in frame:
+            # A column the model never reads, left out of the input: missing values.
+            raw = pd.Series([None] * n, index=frame.index, name=spec.name, dtype=object)
+        else:
+            raw = frame[spec.name]
         if isinstance(raw.dtype, pd.CategoricalDtype):
             # A category column (Parquet dictionary, a pandas frame): check its values.
             raw = pd.Series(np.asarray(raw), index=raw.index, name=spec.name)

@@ -141,6 +141,14 @@ def show(ctx: typer.Context, ref: str, as_json: bool = JsonOption) -> None:
         for col in signature.get("inputs", [])
     ]
     console.print(table("Inputs", ["column", "type", "nullable", "range / categories"], rows))
+    unused = [col["name"] for col in signature.get("inputs", []) if col.get("unused")]
+    if unused:
+        console.print(
+            f"unused by the model: {', '.join(unused)} (its ColumnTransformer drops "
+            f"{'them' if len(unused) > 1 else 'it'}); rows may leave "
+            f"{'them' if len(unused) > 1 else 'it'} out or missing",
+            markup=False,
+        )
     output = signature.get("output", {})
     classes = output.get("classes")
     console.print(

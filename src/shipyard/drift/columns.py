@@ -10,13 +10,18 @@ Evidently's rule (``evidently.core.datasets.infer_column_type``):
 - datetimes                          -> datetime (not tested for drift)
 - anything else                      -> unknown (not tested for drift)
 
-Three deliberate differences. Two for dtypes Evidently silently drops: unsigned
+Four deliberate differences. Two for dtypes Evidently silently drops: unsigned
 and nullable (``Int64``/``Float64``/``boolean``) dtypes are typed like their
 plain counterparts instead of "unknown". And a text column whose every value
 is an ISO 8601 date or time (``2024-05-01``, ``2024-05-01T12:00:00Z``) is a
 datetime, as it is when the same table comes from Parquet: CSV and JSON have no
 date type, so without this the verdict on a date column would depend on the
 file format (tested as a category of days from a CSV, not tested from Parquet).
+And a float column whose every non-missing value is a whole number is typed like
+an integer column (categorical up to 10 distinct values): CSV has no nullable
+integer, so an integer column with a missing value reads as float64 with NaN
+from a CSV but as ``Int64`` from Parquet, and the file format would otherwise
+pick the test (wasserstein from the CSV, jensenshannon from the Parquet).
 This is drift's typing only: table readers still hand text to models trained
 on text. Evidently infers types on the
 *current* frame; Shipyard infers them once on the reference at ``fit`` (learned
@@ -34,6 +39,7 @@ import enum
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from shipyard.errors import SchemaError
@@ -99,21 +105,34 @@ def holds_iso_dates(values: pd.Series | pd.Index) -> bool:
     return bool(parsed.notna().all())
 
 
+def holds_whole_numbers(values: np.ndarray) -> bool:
+    """Whether a float array (missing values already dropped) has a value and every
+    one is a whole number, as an integer column read from CSV with a gap is."""
+    return bool(values.size) and bool(np.all(np.isfinite(values) & (values == np.floor(values))))
+
+
 def type_from_summary(
-    dtype: object, n_unique: int, n_non_null: int, holds_strings: bool, holds_dates: bool = False
+    dtype: object,
+    n_unique: int,
+    n_non_null: int,
+    holds_strings: bool,
+    holds_dates: bool = False,
+    whole_numbers: bool = False,
 ) -> ColumnType:
     """Apply Evidently's rule to a dtype plus the two counts it needs.
 
     ``n_unique`` and ``n_non_null`` are pandas ``nunique()`` and ``count()``
     of the whole column (NaN excluded); ``holds_dates`` is
-    :func:`holds_iso_dates` of a text column. Split out from
+    :func:`holds_iso_dates` of a text column; ``whole_numbers`` is
+    :func:`holds_whole_numbers` of a float column's values, which then follows
+    the integer rule (its ``n_unique`` must be counted). Split out from
     :func:`infer_column_type` so a stored profile can re-derive the type.
     """
     if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
         return ColumnType.CATEGORICAL
-    if pd.api.types.is_float_dtype(dtype):
+    if pd.api.types.is_float_dtype(dtype) and not whole_numbers:
         return ColumnType.NUMERICAL
-    if pd.api.types.is_integer_dtype(dtype):
+    if pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_float_dtype(dtype):
         if n_unique <= INTEGER_CARDINALITY_LIMIT:
             return ColumnType.CATEGORICAL
         return ColumnType.NUMERICAL
@@ -132,13 +151,16 @@ def infer_column_type(series: pd.Series) -> ColumnType:
     """Infer one column's type with Evidently's rule (see the module docstring)."""
     dtype = series.dtype
     holds = getattr(dtype, "name", "") == "object" and _holds_strings(series)
-    # Only integers and strings need counting (and lists in object columns
-    # cannot be counted at all).
-    needs_counts = pd.api.types.is_integer_dtype(dtype) or _is_string_dtype(dtype) or holds
+    whole = pd.api.types.is_float_dtype(dtype) and holds_whole_numbers(
+        series.dropna().to_numpy(dtype=np.float64)
+    )
+    # Only integers, whole-number floats and strings need counting (and lists in
+    # object columns cannot be counted at all).
+    needs_counts = pd.api.types.is_integer_dtype(dtype) or _is_string_dtype(dtype) or holds or whole
     n_unique = int(series.nunique()) if needs_counts else 0
     n_non_null = int(series.count()) if needs_counts else 0
     dates = (_is_string_dtype(dtype) or holds) and holds_iso_dates(pd.Index(series.unique()))
-    return type_from_summary(dtype, n_unique, n_non_null, holds, dates)
+    return type_from_summary(dtype, n_unique, n_non_null, holds, dates, whole)
 
 
 def resolve_column_types(

@@ -56,10 +56,12 @@ MIN_VALUES = 2
 
 _UNTESTED_REASONS = {
     ColumnType.TEXT: "free text (over half its values distinct) is not tested; "
-    "list it in categorical=[...] to test it as categories",
+    "list it in categorical=[...] (--categorical on the command line) "
+    "to test it as categories",
     ColumnType.DATETIME: "datetime columns are not tested for drift",
     ColumnType.UNKNOWN: "values of this dtype cannot be tested; "
-    "list it in categorical=[...] or numerical=[...] if they can",
+    "list it in categorical=[...] or numerical=[...] "
+    "(--categorical or --numerical on the command line) if they can",
 }
 
 

@@ -45,7 +45,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shipyard.drift._parallel import parallel_map
-from shipyard.drift.columns import ColumnType, holds_iso_dates, type_from_summary
+from shipyard.drift.columns import (
+    ColumnType,
+    holds_iso_dates,
+    holds_whole_numbers,
+    type_from_summary,
+)
 from shipyard.drift.values import ColumnValues, _numeric_array, to_key
 from shipyard.errors import IntegrityError, InvalidInputError, SchemaError
 
@@ -128,7 +133,15 @@ def _numeric_profile(name: str, series: pd.Series, max_categories: int) -> Colum
         counts = np.diff(np.append(starts, n)).tolist()
     return ColumnProfile(
         **base,
-        type=type_from_summary(series.dtype, n_unique, n, False),
+        # ``ordered`` has no NaN or inf left (dropped above), so whole numbers are
+        # the integers a CSV stored as floats because the column had a gap.
+        type=type_from_summary(
+            series.dtype,
+            n_unique,
+            n,
+            False,
+            whole_numbers=values.dtype.kind == "f" and holds_whole_numbers(ordered),
+        ),
         n_unique=n_unique,
         integer=values.dtype.kind in "iu",
         min=ordered[0].item(),

@@ -38,9 +38,13 @@ class ReferenceProfiles:
         self.artifacts = artifacts
 
     def __call__(self, logged: LoggedVersion) -> None:
-        """Profile the model's inputs in the training sample and tag the version with it."""
+        """Profile the inputs the model reads in the training sample and tag the version."""
         sample = logged.sample
-        inputs = [c for c in logged.signature.names if c in sample.columns]
+        # A column the model never reads (``unused``) is left out: it may stop arriving
+        # without harm, which drift would otherwise report as a vanished feature.
+        inputs = [
+            c.name for c in logged.signature.inputs if c.name in sample.columns and not c.unused
+        ]
         self.attach(logged.version, ReferenceProfile.from_frame(sample[inputs]))
 
     def attach(self, version: records.ModelVersion, profile: ReferenceProfile) -> None:

@@ -14,6 +14,10 @@ Rules, stated once:
 - ``None``/``NaN`` are *missing*; they are allowed only in columns whose
   sample had missing values, or where the fitted model shows it fills them
   (``nullable``, see :meth:`Signature.widened`). Infinity is never allowed.
+- A column the fitted model provably never reads (``unused``: a by-name
+  ``ColumnTransformer`` with ``remainder="drop"`` leaves it out) may be missing
+  or absent; an absent one is passed on as missing values of its dtype, since a
+  ``ColumnTransformer`` fitted on a DataFrame still looks the column up.
 - Numbers are not strings and strings are not numbers: ``"5.1"`` in a float
   column is an error, not a silent conversion. Booleans are not numbers either.
 - ``minimum``/``maximum``/``categories`` describe the sample (text
@@ -90,6 +94,10 @@ class ColumnSpec:
     #: A pandas ``category`` column: ``categories`` are its dtype's, in order, and
     #: inputs are converted to that dtype (see the module's rules).
     categorical: bool = False
+    #: The fitted model provably never reads this column (a by-name
+    #: ``ColumnTransformer`` with ``remainder="drop"`` leaves it out): it is nullable
+    #: and may be absent from the input, which then gets it as missing values.
+    unused: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -543,7 +551,8 @@ class InputFacts:
     column the model was fitted on in full. ``nullable``: the model fills or encodes
     missing values there (an imputer, an encoder that learnt a missing category);
     ``categories``: the non-missing values an encoder of that column knows (None:
-    nothing known). See :meth:`Signature.widened`.
+    nothing known); ``unused``: the model provably never reads the column. See
+    :meth:`Signature.widened`.
 
     Example:
         >>> InputFacts(nullable=True, categories=("basic", "pro")).nullable
@@ -552,6 +561,7 @@ class InputFacts:
 
     nullable: bool = False
     categories: tuple[Any, ...] | None = None
+    unused: bool = False
 
 
 def union_categories(
@@ -633,7 +643,8 @@ class Signature:
         a text column's categories gain the ones the model's encoder knows (past
         ``MAX_CATEGORIES`` the column has no fixed set, as inference decides). Only
         plain text columns take categories, and only text ones; a pandas ``category``
-        column keeps its training dtype. Nothing is ever narrowed.
+        column keeps its training dtype. A column the model never reads becomes
+        ``unused``: nullable, and optional in the input. Nothing is ever narrowed.
         """
         inputs = []
         for spec in self.inputs:
@@ -651,7 +662,12 @@ class Signature:
             ):
                 categories = union_categories(spec.categories, known)
             inputs.append(
-                replace(spec, nullable=spec.nullable or fact.nullable, categories=categories)
+                replace(
+                    spec,
+                    nullable=spec.nullable or fact.nullable or fact.unused,
+                    categories=categories,
+                    unused=spec.unused or fact.unused,
+                )
             )
         return Signature(tuple(inputs), self.output)
 
@@ -683,6 +699,7 @@ class Signature:
                     "maximum": _py(c.maximum),
                     "categories": None if c.categories is None else [_py(v) for v in c.categories],
                     **({"categorical": True} if c.categorical else {}),
+                    **({"unused": True} if c.unused else {}),
                 }
                 for c in self.inputs
             ],
@@ -709,6 +726,7 @@ class Signature:
                     maximum=c.get("maximum"),
                     categories=None if c.get("categories") is None else tuple(c["categories"]),
                     categorical=bool(c.get("categorical", False)),
+                    unused=bool(c.get("unused", False)),
                 )
                 for c in data["inputs"]
             )
@@ -804,9 +822,11 @@ class Signature:
     # -- shape of the input --
     def _record(self, record: Mapping[str, Any]) -> list[Any]:
         values = [record.get(name, _MISSING) for name in self.names]
-        for spec, value in zip(self.inputs, values, strict=True):
+        for i, (spec, value) in enumerate(zip(self.inputs, values, strict=True)):
             if value is _MISSING:
-                raise self._missing(spec, present=record.keys())
+                if not spec.unused:
+                    raise self._missing(spec, present=record.keys())
+                values[i] = None  # the converter makes it the column's missing value
         return values
 
     def _missing(
@@ -852,9 +872,12 @@ class Signature:
                     field=dupes[0],
                 )
             for spec in self.inputs:
-                if spec.name not in data.columns:
+                if spec.name not in data.columns and not spec.unused:
                     raise self._missing(spec, present=data.columns)
-            return {name: data[name] for name in self.names}, data.index
+            absent = [None] * len(data)
+            return {
+                name: data[name] if name in data.columns else absent for name in self.names
+            }, data.index
         if isinstance(data, pd.Series):
             return self._raw_columns([data.to_dict()])
         if isinstance(data, np.ndarray):
@@ -899,7 +922,9 @@ class Signature:
         for spec in self.inputs:
             name = spec.name
             values = [r.get(name, _MISSING) for r in records]
-            if _MISSING in values:
+            if _MISSING in values and spec.unused:
+                values = [None if v is _MISSING else v for v in values]
+            elif _MISSING in values:
                 rows = [i for i, v in enumerate(values) if v is _MISSING]
                 everywhere = len(rows) == len(values)
                 raise self._missing(

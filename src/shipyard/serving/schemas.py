@@ -58,7 +58,9 @@ def _describe(spec: ColumnSpec) -> str:
     elif spec.categories:
         shown = ", ".join(map(str, spec.categories[:10]))
         parts.append(f"seen in training: {shown}")
-    if spec.nullable:
+    if spec.unused:
+        parts.append("unused by the model: may be null or left out")
+    elif spec.nullable:
         parts.append("may be null")
     return "; ".join(parts)
 
@@ -72,7 +74,9 @@ def record_model(signature: Signature, model: str) -> type[BaseModel]:
     """One input record: a field per signature column, named ``<Model>Record``."""
     example = warmup_record(signature)
     fields: dict[str, Any] = {
-        spec.name: (_python_type(spec, example[spec.name]), ...) for spec in signature.inputs
+        # A column the model never reads is optional (see Signature: ``unused``).
+        spec.name: (_python_type(spec, example[spec.name]), None if spec.unused else ...)
+        for spec in signature.inputs
     }
     return create_model(  # type: ignore[call-overload, no-any-return]
         _model_name(model, "Record"),

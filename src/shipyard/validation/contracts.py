@@ -458,7 +458,14 @@ def _widened(col: ColumnContract, model: ColumnSpec) -> ColumnContract:
         categories = (
             None if model.categories is None else union_categories(col.categories, model.categories)
         )
-    return replace(col, nullable=col.nullable or model.nullable, categories=categories)
+    # A column the model never reads may be missing or absent when serving: the
+    # contract still profiles it, but neither is a violation there.
+    return replace(
+        col,
+        nullable=col.nullable or model.nullable,
+        categories=categories,
+        required=col.required and not model.unused,
+    )
 
 
 def _is_number(value: Any) -> bool:

@@ -59,7 +59,50 @@ def input_facts(model: Any, columns: Sequence[str]) -> dict[str, InputFacts]:
         return {}
     facts: dict[str, InputFacts] = {}
     _walk(model, names, {}, facts)
+    for name in _unused_columns(model, names):
+        facts[name] = InputFacts(nullable=True, unused=True)
     return facts
+
+
+def _unused_columns(model: Any, names: Names) -> list[str]:
+    """The input columns ``model`` provably never reads; empty unless that is certain.
+
+    Certain only for a ``ColumnTransformer`` at the input (the model's first step,
+    through searches and target transformers) with ``remainder="drop"`` that picks
+    every part's columns by name: a column no part names is dropped unread. The
+    ONNX compiler finds the same columns by their absence from the graph's inputs.
+    """
+    step = model
+    while module_root(step) == "sklearn":
+        kind = type(step).__name__
+        if kind == "Pipeline":
+            used = [s for _, s in step.steps if s is not None and s != "passthrough"]
+            if not used:
+                return []
+            step = used[0]
+        elif kind.endswith("SearchCV") or kind == "TransformedTargetRegressor":
+            attribute = "regressor_" if kind == "TransformedTargetRegressor" else "best_estimator_"
+            step = getattr(step, attribute, None)
+        else:
+            break
+    if module_root(step) != "sklearn" or type(step).__name__ != "ColumnTransformer":
+        return []
+    if getattr(step, "remainder", None) != "drop" or None in names:
+        return []
+    read: set[str] = set()
+    for part, inner, selection in getattr(step, "transformers_", ()):
+        if part == "remainder" and isinstance(inner, str) and inner == "drop":
+            continue  # what the remainder drops, as positions
+        if isinstance(inner, str) and inner == "drop":
+            continue  # a part that drops its columns reads nothing
+        by_name = isinstance(selection, str) or (
+            isinstance(selection, (list, tuple)) and all(isinstance(c, str) for c in selection)
+        )
+        chosen = _select(names, selection) if by_name else None
+        if chosen is None:
+            return []  # a column picked by position, mask or callable: not certain
+        read.update(c for c in chosen if c is not None)
+    return [n for n in names if n is not None and n not in read]
 
 
 def _walk(step: Any, names: Names, fills: dict[str, Any], facts: dict[str, InputFacts]) -> None:

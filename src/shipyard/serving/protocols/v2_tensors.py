@@ -205,7 +205,9 @@ def _tensors_to_frame(request: InferenceRequest, signature: Signature, binary: B
                 f"Unknown input {unknown[0]!r}; the model takes {signature.describe()}.",
                 field=unknown[0],
             )
-        missing = [n for n in names if n not in seen]
+        # A column the model never reads may be left out (coerce gives it as missing).
+        optional = {c.name for c in signature.inputs if c.unused}
+        missing = [n for n in names if n not in seen and n not in optional]
         if missing:
             spec = signature.inputs[names.index(missing[0])]
             raise SchemaError(
@@ -234,7 +236,7 @@ def _tensors_to_frame(request: InferenceRequest, signature: Signature, binary: B
                 )
             rows = shape[0]
             columns[tensor.name] = tensor_values(tensor, binary)
-        return pd.DataFrame({n: columns[n] for n in names}, copy=False)
+        return pd.DataFrame({n: columns[n] for n in names if n in columns}, copy=False)
     if len(inputs) == 1 and len(inputs[0].shape) == 2 and inputs[0].shape[1] == len(names):
         tensor = inputs[0]
         n, width = tensor.shape
