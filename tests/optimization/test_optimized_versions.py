@@ -403,3 +403,23 @@ def test_fp16_refuses_a_graph_it_cannot_convert_with_a_reason(client: Shipyard) 
     with pytest.raises(InvalidInputError, match=r"float16 conversion failed: .*Imputer"):
         optimize_model(client.registry, client.validation, "churn:1", Quantize("fp16"))
     assert [v.version for v in client.registry.models.list_versions("churn")] == [1]
+
+
+def test_a_student_learns_from_a_teacher_that_drops_a_column(client: Shipyard) -> None:
+    """The stored reference leaves out the date the teacher never reads (``unused``); the
+    student keeps the teacher's pipeline, so it is fitted with the column present (as
+    missing values) and serves requests without it."""
+    from shipyard.optimization.service import Distill
+
+    model, X = everyday("dropped-date")
+    _, y = churn()
+    client.registry.log_model(model.fit(X, y), "churn", sample=X)
+    result = optimize_model(
+        client.registry,
+        client.validation,
+        "churn:1",
+        Distill("sklearn.linear_model:LogisticRegression?max_iter=500"),
+    )
+    student = client.registry.load(result.version.ref)
+    requests = json.loads(X.head(20).drop(columns=["signup"]).to_json(orient="records"))
+    assert len(student.predict(requests)) == 20

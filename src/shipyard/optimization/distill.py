@@ -130,7 +130,9 @@ def distill(
     ``estimator`` is the teacher's own model object, whose preprocessing steps the
     student keeps when it is a scikit-learn pipeline.
     """
-    rows = jittered(sample[list(teacher.signature.names)], seed=seed)
+    # Coerced by the signature: the columns in its order, a column the teacher never
+    # reads (``unused``, left out of the stored reference) as missing values of its type.
+    rows = jittered(teacher.signature.coerce(sample), seed=seed)
     inner = estimator if estimator is not None else getattr(teacher.predictor, "model", None)
     pipeline = inner if inner is not None and hasattr(inner, "steps") else None
     if pipeline is None and not teacher.signature.is_numeric:

@@ -133,7 +133,10 @@ def optimize_model(
             f"The holdout data has no target column {target!r}; its columns are "
             f"{', '.join(map(str, holdout.columns[:20]))}."
         )
-    data = holdout if holdout is not None else sample[list(source.signature.names)]
+    # The stored reference leaves out columns the model never reads (``unused``); the
+    # model takes them absent.
+    kept = [name for name in source.signature.names if name in sample.columns]
+    data = holdout if holdout is not None else sample[kept]
     log_kwargs: dict[str, Any] = {}
     if isinstance(method, Quantize):
         graph = source_graph(registry, record, trusted_pickle=trusted_pickle)
