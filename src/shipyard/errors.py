@@ -148,3 +148,15 @@ def reason(exc: BaseException) -> str:
     texts end in a period already ("Connection refused."), which would read "..".
     """
     return str(exc).rstrip().rstrip(".").rstrip()
+
+
+#: Offending rows an error names before "and N more".
+ROWS_SHOWN = 10
+
+
+def rows_text(rows: list[int]) -> str:
+    """``rows 3, 17 and 2 more (0-based)``: the rows an error names, the first few."""
+    shown = ", ".join(str(r) for r in rows[:ROWS_SHOWN])
+    more = f" and {len(rows) - ROWS_SHOWN} more" if len(rows) > ROWS_SHOWN else ""
+    noun = "row" if len(rows) == 1 else "rows"
+    return f"{noun} {shown}{more} (0-based)"

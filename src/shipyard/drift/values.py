@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from shipyard.drift.columns import ColumnType
-from shipyard.errors import SchemaError
+from shipyard.errors import ROWS_SHOWN, SchemaError, rows_text
 
 
 def to_key(value: Any) -> Any:
@@ -38,10 +38,6 @@ def to_key(value: Any) -> Any:
     if isinstance(value, str | bool | int | float):
         return value
     return str(value)
-
-
-#: Offending rows named in an error before "and N more".
-_ROWS_SHOWN = 5
 
 
 def _not_numbers(series: pd.Series, column: str, side: str) -> SchemaError:
@@ -64,17 +60,14 @@ def _not_numbers(series: pd.Series, column: str, side: str) -> SchemaError:
             field=column,
             expected="numeric values",
         )
-    shown = ", ".join(str(r) for r in bad[:_ROWS_SHOWN])
-    more = f" and {len(bad) - _ROWS_SHOWN} more" if len(bad) > _ROWS_SHOWN else ""
-    noun = "row" if len(bad) == 1 else "rows"
     first = series.iloc[int(bad[0])]
     return SchemaError(
         f"Column '{column}' in the {side} data is numerical but holds {what}: "
-        f"{first!r} at {noun} {shown}{more} (0-based). Fix those rows, or declare the "
+        f"{first!r} at {rows_text(bad.tolist())}. Fix those rows, or declare the "
         "column categorical if it holds categories.",
         field=column,
         expected="numeric values",
-        rows=[int(r) for r in bad[:_ROWS_SHOWN]],
+        rows=[int(r) for r in bad[:ROWS_SHOWN]],
     )
 
 

@@ -208,7 +208,7 @@ class SegmentStore:
         A rename within one folder: atomic locally; on S3 a copy then a delete, so a
         reader sees each segment under one name or the other, never both listed.
         """
-        _staged_prefix(stage)  # checks the name
+        _check_stage(stage)
         settled = 0
         for partition in self.partitions(kind, model):
             if since is not None and partition.day < since:
@@ -355,12 +355,16 @@ class SegmentStore:
 
 
 def _staged_prefix(stage: str) -> str:
+    _check_stage(stage)
+    return f"{STAGED_PREFIX}{stage}-"
+
+
+def _check_stage(stage: str) -> None:
     if not _STAGE_RE.match(stage) or _SEGMENT_MARK in stage:
         raise StoreError(
             f"A stage name is letters, digits, '_', '.' and '-' (without {_SEGMENT_MARK!r}); "
             f"got {stage!r}."
         )
-    return f"{STAGED_PREFIX}{stage}-"
 
 
 def _staged_under(name: str, stage: str) -> tuple[str | None, str] | None:

@@ -51,7 +51,7 @@ from typing import Any, Literal, cast, get_args
 import numpy as np
 import pandas as pd
 
-from shipyard.errors import InvalidInputError, SchemaError
+from shipyard.errors import InvalidInputError, SchemaError, rows_text
 
 DType = Literal["float", "integer", "boolean", "string", "datetime"]
 Task = Literal["classification", "regression", "other"]
@@ -60,7 +60,6 @@ DTYPES: tuple[str, ...] = get_args(DType)
 TASKS: tuple[str, ...] = get_args(Task)
 MAX_CATEGORIES = 20
 _ARTICLE = {"float": "a float", "integer": "an integer", "boolean": "a boolean"}
-_MAX_ROWS_SHOWN = 10
 _NUMERIC: frozenset[str] = frozenset({"float", "integer", "boolean"})
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 #: Integers up to this size convert to float exactly (and never overflow).
@@ -494,13 +493,6 @@ def _as_list(values: Any) -> list[Any]:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def rows_text(rows: list[int]) -> str:
-    shown = ", ".join(str(r) for r in rows[:_MAX_ROWS_SHOWN])
-    more = f" and {len(rows) - _MAX_ROWS_SHOWN} more" if len(rows) > _MAX_ROWS_SHOWN else ""
-    noun = "row" if len(rows) == 1 else "rows"
-    return f"{noun} {shown}{more} (0-based)"
 
 
 # -- the signature ------------------------------------------------------------------------
