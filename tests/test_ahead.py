@@ -85,3 +85,30 @@ def test_bad_depths_are_refused() -> None:
         list(prefetched(iter([1]), depth=0))
     with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match="ahead"):
         list(mapped_ahead(pool, str, [1], ahead=0))
+
+
+def test_prefetched_starts_reading_before_the_first_item_is_asked_for() -> None:
+    started = threading.Event()
+
+    def items() -> Iterator[int]:
+        started.set()
+        yield 1
+
+    reader = prefetched(items())
+    assert started.wait(5)  # nothing has called next() yet
+    assert list(reader) == [1]
+
+
+def test_a_dropped_reader_stops_its_thread() -> None:
+    closed = threading.Event()
+
+    def items() -> Iterator[int]:
+        try:
+            yield from range(1_000_000)
+        finally:
+            closed.set()
+
+    reader = prefetched(items(), depth=1)
+    assert next(reader) == 0
+    del reader  # never closed: an error in the consumer drops it like this
+    assert closed.wait(5)

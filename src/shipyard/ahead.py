@@ -33,17 +33,8 @@ class _Failed:
         self.error = error
 
 
-def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
-    """Yield ``items`` in order while a thread reads up to ``depth`` of them ahead.
-
-    At most ``depth`` items wait in memory. An error in ``items`` is raised here,
-    at the position it happened. If the consumer stops early (an error of its own,
-    or ``close()``), the reader thread stops at its next item.
-    """
-    if depth < 1:
-        raise ValueError("depth must be at least 1")
-    ready: queue.Queue[object] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+def _read_into(items: Iterator[object], ready: queue.Queue[object], stop: threading.Event) -> None:
+    """The reader thread: ``items`` into ``ready`` until they end or ``stop`` is set."""
 
     def put(item: object) -> bool:
         """Hand ``item`` over; False once the consumer has gone."""
@@ -55,32 +46,68 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
                 continue
         return False
 
-    def read() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-            put(_DONE)
-        except BaseException as exc:  # handed to the consumer, which raises it
-            put(_Failed(exc))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()  # a generator's finally blocks (open files) run on this thread
-
-    reader = threading.Thread(target=read, name="shipyard-prefetch", daemon=True)
-    reader.start()
     try:
-        while True:
-            item = ready.get()
-            if item is _DONE:
+        for item in items:
+            if not put(item):
                 return
+        put(_DONE)
+    except BaseException as exc:  # handed to the consumer, which raises it
+        put(_Failed(exc))
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()  # a generator's finally blocks (open files) run on this thread
+
+
+class _Prefetch(Iterator[T]):
+    """``items`` read by a thread of its own from the moment this is made. The thread
+    holds the queue and the stop flag, not this object, so dropping it stops the thread."""
+
+    def __init__(self, items: Iterator[T], depth: int) -> None:
+        self._ready: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._done = False
+        self._reader = threading.Thread(
+            target=_read_into,
+            args=(items, self._ready, self._stop),
+            name="shipyard-prefetch",
+            daemon=True,
+        )
+        self._reader.start()
+
+    def __next__(self) -> T:
+        if self._done:
+            raise StopIteration
+        item = self._ready.get()
+        if item is _DONE or isinstance(item, _Failed):
+            self.close()
             if isinstance(item, _Failed):
                 raise item.error
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        reader.join()
+            raise StopIteration
+        return item  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Stop the reader at its next item and wait for it to finish."""
+        self._done = True
+        self._stop.set()
+        self._reader.join()
+
+    def __del__(self) -> None:
+        self._stop.set()  # a consumer that walked away lets the reader end
+
+
+def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """``items`` in order, read by a thread up to ``depth`` of them ahead.
+
+    The thread starts reading at once, before the first item is asked for: a
+    command can start reading its table while it still opens its store. At most
+    ``depth`` items wait in memory. An error in ``items`` is raised here, at the
+    position it happened. If the consumer stops early (``close()``, or drops the
+    iterator), the reader thread stops at its next item.
+    """
+    if depth < 1:
+        raise ValueError("depth must be at least 1")
+    return _Prefetch(items, depth)
 
 
 def mapped_ahead(

@@ -201,3 +201,41 @@ def test_snapshot_starts_no_blas_threads_unless_asked(tmp_path: Path) -> None:
     assert set(blas_threads({}, "wine")) == {1}
     if (os.cpu_count() or 1) > 1:
         assert set(blas_threads({"OPENBLAS_NUM_THREADS": "2"}, "wine2")) == {2}
+
+
+def test_snapshot_starts_reading_a_file_before_it_opens_the_store(
+    client: Shipyard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decoding the first row groups overlaps importing and opening the store; a Delta
+    Lake pin reads nothing of the kind ahead."""
+    import threading
+
+    from shipyard.data.snapshots import DataVersions
+
+    reading_when_opened: list[bool] = []
+    real = type(client).data
+
+    def opening(self: Shipyard) -> DataVersions:
+        names = [t.name for t in threading.enumerate()]
+        reading_when_opened.append("shipyard-prefetch" in names)
+        return real.func(self)  # type: ignore[attr-defined,no-any-return]
+
+    handed: list[object] = []
+    real_snapshot = DataVersions.snapshot
+
+    def snapshot(self: DataVersions, *args: Any, **kwargs: Any) -> Any:
+        handed.append(kwargs.get("reading"))
+        return real_snapshot(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(client), "data", property(opening))
+    monkeypatch.setattr(DataVersions, "snapshot", snapshot)
+    wine().to_parquet(tmp_path / "wine.parquet", row_group_size=50)
+    result = data(client, "snapshot", tmp_path / "wine.parquet", "--name", "wine")
+    assert result.exit_code == 0, result.output
+    assert reading_when_opened == [True] and handed[0] is not None
+    pd.testing.assert_frame_equal(client.data.read("wine:1"), wine())
+
+    missing = data(client, "snapshot", tmp_path / "gone.parquet", "--name", "wine")
+    assert missing.exit_code != 0 and "no such file" in missing.output
+    pinned = data(client, "snapshot", tmp_path / "wine.parquet", "--name", "w", "--delta")
+    assert pinned.exit_code != 0 and handed[-1] is None

@@ -113,6 +113,32 @@ def test_models_list_loads_only_the_stores_it_reads(tmp_path: Path) -> None:
     assert [m for m in unused if f"shipyard.store.{m}" in loaded] == []
 
 
+def test_a_snapshot_of_numeric_parquet_never_imports_pandas(tmp_path: Path) -> None:
+    """Plain columns are hashed and written from Arrow: pandas' import (0.2 s) is not
+    paid; a text column still takes the pandas path, and both snapshots succeed."""
+    import numpy as np
+    import pandas as pd
+
+    numbers = pd.DataFrame({"id": np.arange(1000), "x": np.linspace(0, 1, 1000)})
+    numbers.to_parquet(tmp_path / "numbers.parquet")
+    numbers.assign(city="Oslo").to_parquet(tmp_path / "text.parquet")
+
+    def snapshot(name: str) -> set[str]:
+        code = (
+            "import sys\n"
+            "from shipyard.cli.main import app\n"
+            f"sys.argv = ['shipyard', 'data', 'snapshot', {str(tmp_path / name)!r}, '-n', 'n']\n"
+            "try:\n"
+            "    app(prog_name='shipyard')\n"
+            "except SystemExit as exc:\n"
+            "    assert exc.code == 0, exc.code"
+        )
+        return loaded_modules(code, tmp_path)
+
+    assert "pandas" not in snapshot("numbers.parquet")
+    assert "pandas" in snapshot("text.parquet")
+
+
 def root_help(group: Any, capsys: pytest.CaptureFixture[str]) -> str:
     group.main(["--help"], prog_name="shipyard", standalone_mode=False)
     return capsys.readouterr().out

@@ -7,12 +7,19 @@ import io
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pandas.util import hash_pandas_object
 
-from shipyard.data.chunking import Chunk, Chunker, Piece, chunk_bytes, chunk_table, row_hashes
+from shipyard.data.chunking import (
+    Chunk,
+    Chunker,
+    Piece,
+    chunk_bytes,
+    chunk_table,
+    frame_table,
+    row_hashes,
+)
 
 
 def mixed(rows: int) -> pd.DataFrame:
@@ -46,7 +53,7 @@ def _arrow_chunks(frame: pd.DataFrame, batch_rows: int) -> list[Chunk]:
     chunker = Chunker(target_rows=64)
     chunks: list[Chunk] = []
     for batch in pq.ParquetFile(io.BytesIO(sink.getvalue())).iter_batches(batch_size=batch_rows):
-        chunks.extend(chunker.feed(batch.to_pandas(split_blocks=True), batch))
+        chunks.extend(chunker.feed(Piece(arrow=batch)))
     return [*chunks, *chunker.finish()]
 
 
@@ -56,7 +63,7 @@ def test_chunks_joined_from_arrow_batches_have_the_bytes_of_the_dataframe_path(
     frame = mixed(3_000).drop(columns=["city", "price"])  # plain dtypes, no NaN
     chunks = _arrow_chunks(frame, batch_rows=500)
     assert len(chunks) > 10 and any(len(c.parts) > 1 for c in chunks)
-    plain = [pa.Table.from_pandas(c.frame(), preserve_index=False) for c in chunks]
+    plain = [frame_table(c.frame()) for c in chunks]
     expected = [chunk_bytes(c.frame()) for c in chunks]
 
     def no_conversion(self: Chunk) -> pd.DataFrame:
@@ -88,5 +95,5 @@ def test_a_dataframe_piece_without_arrow_is_encoded_from_pandas() -> None:
     frame = mixed(100)
     chunk = Chunk((Piece(frame.iloc[:40]), Piece(frame.iloc[40:])), key="k")
     assert chunk.rows == 100
-    pd.testing.assert_frame_equal(chunk.head(50), frame.iloc[:50].reset_index(drop=True))
+    pd.testing.assert_frame_equal(chunk.frame(), frame)
     assert chunk_bytes(chunk) == chunk_bytes(frame)

@@ -30,6 +30,7 @@ from shipyard.errors import ShipyardError
 
 if TYPE_CHECKING:
     from shipyard._client import Shipyard
+    from shipyard.config import Settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -112,15 +113,29 @@ def os_error_message(exc: OSError) -> str:
     return f"{' -> '.join(paths)}: {what}."
 
 
+def get_settings(ctx: typer.Context) -> Settings:
+    """The command line's settings (the client's, once it is made), read once from the
+    environment and shipyard.toml; without importing the stores (SQLAlchemy)."""
+    from shipyard.config import Settings
+
+    root = ctx.find_root()
+    if isinstance(root.obj, Settings):
+        return root.obj
+    made = getattr(root.obj, "settings", None)  # a client's
+    if isinstance(made, Settings):
+        return made
+    root.obj = Settings()
+    return root.obj
+
+
 def get_client(ctx: typer.Context) -> Shipyard:
     """The client made once per command line from the environment and shipyard.toml."""
     # Imported here, not at start-up: the settings need pydantic, the stores SQLAlchemy.
     from shipyard._client import Shipyard
-    from shipyard.config import Settings
 
     root = ctx.find_root()
     if not isinstance(root.obj, Shipyard):
-        root.obj = Shipyard(Settings())
+        root.obj = Shipyard(get_settings(ctx))
     return root.obj
 
 

@@ -10,8 +10,29 @@
 'visits:1'
 """
 
-from shipyard.data.diff import DatasetDiff, diff_versions
-from shipyard.data.refs import parse_data_ref
-from shipyard.data.snapshots import DataVersions, PruneResult
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from shipyard.lazy import lazy_exports
+
+# public name -> module that defines it, imported on first use (PEP 562): a snapshot
+# of a numeric Parquet file loads neither ``diff`` nor pandas.
+_EXPORTS = {
+    "DataVersions": "shipyard.data.snapshots",
+    "DatasetDiff": "shipyard.data.diff",
+    "PruneResult": "shipyard.data.snapshots",
+    "diff_versions": "shipyard.data.diff",
+    "parse_data_ref": "shipyard.data.refs",
+}
 
 __all__ = ["DataVersions", "DatasetDiff", "PruneResult", "diff_versions", "parse_data_ref"]
+
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+
+
+if TYPE_CHECKING:  # let type checkers and IDEs see the real objects
+    from shipyard.data.diff import DatasetDiff, diff_versions
+    from shipyard.data.refs import parse_data_ref
+    from shipyard.data.snapshots import DataVersions, PruneResult

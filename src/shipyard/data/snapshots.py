@@ -18,34 +18,37 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shipyard.ahead import mapped_ahead, prefetched
+from shipyard.ahead import mapped_ahead
 from shipyard.data.chunking import (
     TARGET_ROWS,
     Chunk,
     Chunker,
     Piece,
     chunk_bytes,
+    piece_hashes,
     read_chunk,
-    row_hashes,
 )
 from shipyard.data.refs import parse_data_ref
-from shipyard.data.sources import DeltaSpec, delta_frames, is_delta_table, iter_delta, iter_pieces
+from shipyard.data.sources import DeltaSpec, delta_frames, is_delta_table, iter_delta, read_ahead
 from shipyard.errors import IntegrityError, InvalidInputError, NotFoundError
 from shipyard.names import check_name
 from shipyard.store.artifacts import ArtifactStore, sha256_bytes
 from shipyard.store.data_records import DatasetVersion
 from shipyard.store.dataset_store import DatasetStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MANIFEST_FORMAT = "shipyard.dataset/1"
 #: Threads that encode, hash and store chunks: one per core (at least two, so storing
@@ -98,6 +101,7 @@ class DataVersions:
         as_of: Any = None,
         delta: bool = False,
         described: str | None = None,
+        reading: Iterator[Piece] | None = None,
     ) -> DatasetVersion:
         """Store ``source`` as the next version of dataset ``name``; return that version.
 
@@ -105,18 +109,21 @@ class DataVersions:
         ``URL#TABLE`` / ``URL#SELECT ...``, or a Delta Lake table: a local folder
         with ``_delta_log``, or any URI with ``delta=True``). ``delta_version`` /
         ``as_of`` pick the Delta version to pin. ``described`` says where a DataFrame
-        came from (``visits.parquet``), as its version's source.
+        came from (``visits.parquet``), as its version's source. ``reading`` is
+        ``source`` already being read (:func:`~shipyard.data.sources.read_ahead`).
         """
         check_name(name, kind="Dataset name")
-        if isinstance(source, pd.DataFrame):
+        if _is_dataframe(source):
             return self._store_frames(
                 [Piece(source)], name=name, message=message, described=described
             )
         text = str(source)
         if delta or delta_version is not None or as_of is not None or is_delta_table(text):
             return self._pin_delta(DeltaSpec(text, delta_version, as_of), name, message)
+        if reading is None:
+            reading = read_ahead(text, storage_options=self.storage_options)
         return self._store_frames(
-            prefetched(iter_pieces(text, storage_options=self.storage_options)),
+            reading,
             name=name,
             message=message,
             described=text,
@@ -133,7 +140,7 @@ class DataVersions:
         chunker = Chunker(self.target_rows)
         chunks: list[dict[str, Any]] = []
         new_bytes = 0
-        empty_columns: pd.DataFrame | None = None
+        first: Piece | None = None
         # Chunks of the dataset's newest version by key: an unchanged chunk is found
         # there without encoding it again (most of a re-snapshot's work).
         known = self._known_chunks(name)
@@ -183,21 +190,20 @@ class DataVersions:
                 ThreadPoolExecutor(max_workers=_WORKERS) as pool,
             ):
                 # Rows are hashed on the pool too, a batch or two ahead of the chunker.
-                hashed = mapped_ahead(pool, lambda p: (p, row_hashes(p.frame)), pieces)
+                hashed = mapped_ahead(pool, lambda p: (p, piece_hashes(p)), pieces)
                 for piece, hashes in hashed:
-                    if empty_columns is None:
-                        empty_columns = piece.frame.iloc[:0]
-                    for chunk in chunker.feed(piece.frame, piece.arrow, hashes):
+                    first = first or piece
+                    for chunk in chunker.feed(piece, hashes):
                         pending.append(pool.submit(store, chunk))
                         collect(_IN_FLIGHT)
                 for chunk in chunker.finish():
                     pending.append(pool.submit(store, chunk))
-                if not pending and not chunks and empty_columns is not None:
+                if not pending and not chunks and first is not None:
                     # No rows but columns: keep the schema in one empty chunk.
-                    pending.append(pool.submit(store, Chunk((Piece(empty_columns),), "")))
+                    pending.append(pool.submit(store, Chunk((first.slice(0, 0),), "")))
                 collect(0)
             fp = chunker.fingerprint
-            if empty_columns is None or fp.schema is None:
+            if first is None or fp.schema is None:
                 raise InvalidInputError(f"{described or 'The DataFrame'} has no rows to snapshot.")
             manifest = {
                 "format": MANIFEST_FORMAT,
@@ -237,8 +243,8 @@ class DataVersions:
     def _pin_delta(self, spec: DeltaSpec, name: str, message: str | None) -> DatasetVersion:
         table = delta_frames(spec, storage_options=self.storage_options)
         chunker = Chunker(self.target_rows)
-        for frame in iter_delta(table):
-            for _ in chunker.feed(frame):
+        for piece in iter_delta(table):
+            for _ in chunker.feed(piece):
                 pass  # only the fingerprint: a Delta table keeps its own files
         fp = chunker.fingerprint
         if fp.schema is None:
@@ -286,9 +292,9 @@ class DataVersions:
             storage_options=self.storage_options,
         )
         chunker = Chunker(self.target_rows)
-        for frame in iter_delta(table):
-            list(chunker.feed(frame))
-            yield frame
+        for piece in iter_delta(table):
+            list(chunker.feed(piece))
+            yield piece.frame
         if chunker.fingerprint.hexdigest() != version.content_hash:
             raise IntegrityError(
                 f"Dataset {version.ref} pins Delta Lake table {delta['uri']} at version "
@@ -298,6 +304,8 @@ class DataVersions:
 
     def read(self, ref: str | DatasetVersion) -> pd.DataFrame:
         """The whole version as one DataFrame (for training; ``write`` streams instead)."""
+        import pandas as pd
+
         version = ref if isinstance(ref, DatasetVersion) else self.resolve(ref)
         frames = list(self.iter_chunks(version))
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
@@ -378,6 +386,12 @@ class DataVersions:
             blobs_removed=len(doomed),
             bytes_freed=sum(doomed.values()),
         )
+
+
+def _is_dataframe(source: object) -> bool:
+    """Whether ``source`` is a pandas DataFrame (without importing pandas to ask)."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(source, pandas.DataFrame)
 
 
 def _write_parquet(chunks: Iterator[pd.DataFrame], path: Path) -> None:

@@ -12,25 +12,29 @@ from __future__ import annotations
 
 import glob as globbing
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shipyard.ahead import mapped_ahead, prefetched
 from shipyard.data.chunking import Piece
 from shipyard.errors import InvalidInputError, TableError
 from shipyard.extras import require_extra
-from shipyard.tables import SqlSource, locate, read_table
 from shipyard.tables.files import check_readable, open_file
-from shipyard.tables.locations import ACCEPTED, TableLocation, is_table_file, table_error
+from shipyard.tables.locations import ACCEPTED, TableLocation, is_table_file, locate, table_error
 
 #: Rows per batch read from Parquet and SQL.
 BATCH_ROWS = 262_144
+#: A local Parquet file whose row groups are at most this large decoded has them
+#: decoded whole, ``_READERS`` at a time (pandas writes up to 1Mi rows per group).
+ROW_GROUP_BYTES = 128 << 20
+_READERS = 2
 _GLOB = set("*?[")
 
 
@@ -62,31 +66,58 @@ def _files(path: str) -> list[str]:
     return [path]
 
 
+def is_file_source(source: str) -> bool:
+    """A file, folder or glob (local or ``s3://``): not SQL, not a local Delta Lake table."""
+    if is_delta_table(source):
+        return False
+    where = locate(source) if "://" in source and not source.startswith(("s3", "file")) else None
+    return where is None or not where.is_sql
+
+
+def read_ahead(source: str, *, storage_options: dict[str, Any] | None = None) -> Iterator[Piece]:
+    """:func:`iter_pieces` of ``source``, already being read on a thread of its own.
+
+    ``shipyard data snapshot`` starts reading a file this way before it opens the
+    store, so decoding the first row groups overlaps importing the database layer.
+    """
+    return prefetched(iter_pieces(source, storage_options=storage_options))
+
+
 def iter_pieces(source: str, *, storage_options: dict[str, Any] | None = None) -> Iterator[Piece]:
     """The rows of ``source`` in order, in bounded batches (files of a folder in name
-    order), each with the Arrow batch it was converted from (Parquet files; None for
-    other sources), so rows to store need no conversion back to Arrow."""
+    order); a Parquet file's as the Arrow batches they were read as, so rows to store
+    need no conversion to pandas and back."""
     options = dict(storage_options or {})
-    first: pd.Series | None = None
+    first: Piece | None = None
     for piece in _raw_pieces(source, options):
-        frame = piece.frame
-        # Later batches keep the first batch's types (SQL infers them per fetch), so
-        # rows hash alike however the table was batched.
+        # Later batches keep the first batch's types (SQL infers them per fetch, files
+        # may differ), so rows hash alike however the table was batched.
         if first is None:
-            first = frame.dtypes
-        elif not frame.dtypes.equals(first):
-            if list(frame.columns) != list(first.index):
+            first = piece
+        elif not _same_types(piece, first):
+            frame, dtypes = piece.frame, first.frame.dtypes
+            if list(frame.columns) != list(dtypes.index):
                 raise InvalidInputError(
                     f"The files of {source!r} do not share one set of columns: "
-                    f"{list(first.index)} then {list(frame.columns)}."
+                    f"{list(dtypes.index)} then {list(frame.columns)}."
                 )
-            piece = Piece(frame.astype(first.to_dict()))
+            piece = Piece(frame.astype(dtypes.to_dict()))
         yield piece
+
+
+def _same_types(piece: Piece, first: Piece) -> bool:
+    """Whether the piece's rows have the first piece's pandas dtypes (found from the
+    Arrow types alone for two plain pieces, without converting either)."""
+    if piece.plain and first.plain and piece.arrow and first.arrow:
+        return bool(piece.arrow.schema.equals(first.arrow.schema))
+    return bool(piece.frame.dtypes.equals(first.frame.dtypes))
 
 
 def _raw_pieces(source: str, options: dict[str, Any]) -> Iterator[Piece]:
     where = locate(source) if "://" in source and not source.startswith(("s3", "file")) else None
     if where is not None and where.is_sql:
+        from shipyard.tables.chunks import SqlSource
+
         sql = SqlSource(where.path, table=where.table, query=where.query)
         columns = sql.columns()
         for frame in sql.chunks(columns, BATCH_ROWS):
@@ -98,16 +129,51 @@ def _raw_pieces(source: str, options: dict[str, Any]) -> Iterator[Piece]:
             with _open_parquet(where, options) as handle:
                 try:
                     parquet = pq.ParquetFile(handle)
-                    # One thread per file: pyarrow's decoding pool cost 3x the CPU time
-                    # for the same rows on a busy machine (measured on bench/data.py);
-                    # the snapshot's own threads encode chunks meanwhile.
-                    batches = parquet.iter_batches(batch_size=BATCH_ROWS, use_threads=False)
+                    if isinstance(handle, pa.OSFile) and _row_groups_fit(parquet.metadata):
+                        batches = _read_row_groups(where.path, parquet.metadata)
+                    else:
+                        # pyarrow's decoding pool cost 3x the CPU time for the same rows
+                        # on a busy machine (measured on bench/data.py): one thread.
+                        batches = parquet.iter_batches(batch_size=BATCH_ROWS, use_threads=False)
                     for batch in batches:
-                        yield Piece(_to_pandas(batch), batch)
+                        yield Piece(arrow=batch)
                 except (OSError, ValueError) as exc:
                     raise TableError(f"Cannot read {path!r} as Parquet: {exc}") from exc
         else:
+            from shipyard.tables.frames import read_table
+
             yield Piece(read_table(where, storage_options=options))
+
+
+def _row_groups_fit(metadata: pq.FileMetaData) -> bool:
+    """Whether the file's row groups may be decoded whole, a few at a time: there are
+    several, and none is larger than ``ROW_GROUP_BYTES`` decoded."""
+    groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+    return len(groups) > 1 and all(g.total_byte_size <= ROW_GROUP_BYTES for g in groups)
+
+
+def _read_row_groups(path: str, metadata: pq.FileMetaData) -> Iterator[pa.RecordBatch]:
+    """A local Parquet file's batches in order, its row groups decoded on threads of
+    their own, ``_READERS`` at a time.
+
+    Decoding is most of a snapshot's work on the rows it has stored before (a
+    second snapshot re-reads every row to fingerprint it): on one thread it was the
+    longest path. Each reader opens the file for itself (Arrow reads it with
+    ``pread``, without the GIL) and reuses the footer already parsed; at most one row
+    group per reader waits decoded, so memory stays bounded by ``ROW_GROUP_BYTES``.
+    """
+
+    def decode(index: int) -> list[pa.RecordBatch]:
+        with pa.OSFile(path) as handle:
+            table = pq.ParquetFile(handle, metadata=metadata).read_row_group(
+                index, use_threads=False
+            )
+        return table.to_batches()
+
+    with ThreadPoolExecutor(_READERS, thread_name_prefix="shipyard-parquet") as pool:
+        groups = range(metadata.num_row_groups)
+        for batches in mapped_ahead(pool, decode, groups, ahead=_READERS):
+            yield from batches
 
 
 def _open_parquet(where: TableLocation, options: dict[str, Any]) -> AbstractContextManager[Any]:
@@ -155,21 +221,14 @@ def _delta_options(storage_options: dict[str, Any] | None) -> dict[str, str]:
     }
 
 
-def iter_delta(table: Any) -> Iterator[pd.DataFrame]:
+def iter_delta(table: Any) -> Iterator[Piece]:
     """A Delta table's rows in bounded batches, in its files' order."""
     import pyarrow.dataset as ds
 
     dataset: ds.Dataset = table.to_pyarrow_dataset()
     for batch in dataset.to_batches(batch_size=BATCH_ROWS):
         if batch.num_rows:
-            yield _to_pandas(batch)
-
-
-def _to_pandas(batch: pa.RecordBatch) -> pd.DataFrame:
-    """The batch as a DataFrame, one block per column: numeric columns without nulls are
-    then views of Arrow's buffers, not copies consolidated into one 2-D block (the same
-    values and dtypes either way)."""
-    return batch.to_pandas(split_blocks=True)
+            yield Piece(arrow=batch)
 
 
 __all__ = [
@@ -177,6 +236,8 @@ __all__ = [
     "DeltaSpec",
     "delta_frames",
     "is_delta_table",
+    "is_file_source",
     "iter_delta",
     "iter_pieces",
+    "read_ahead",
 ]

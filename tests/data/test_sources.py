@@ -1,0 +1,94 @@
+"""What a snapshot reads: a Parquet file's row groups decoded on two threads and handed
+over in order, as Arrow batches; a file whose row groups are too large is streamed."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from shipyard.data import sources
+from shipyard.data.chunking import Chunker
+from shipyard.data.sources import iter_pieces, read_ahead
+from shipyard.tracking.fingerprint import fingerprint
+
+
+def table(rows: int) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    return pd.DataFrame(
+        {
+            "id": np.arange(rows, dtype=np.int64),
+            "price": rng.gamma(2.0, 10.0, rows).round(2),
+            "city": rng.choice(["Oslo", "Lima", "Pune"], rows),
+        }
+    )
+
+
+def joined(path: Path) -> pd.DataFrame:
+    frames = [piece.frame for piece in iter_pieces(str(path))]
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_row_groups_are_decoded_on_reader_threads_and_come_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = table(12_000)
+    path = tmp_path / "t.parquet"
+    frame.to_parquet(path, row_group_size=1_000)  # 12 row groups
+    threads: list[str] = []
+    real = pq.ParquetFile.read_row_group
+
+    def read_row_group(self: pq.ParquetFile, i: int, **kwargs: object) -> pa.Table:
+        threads.append(threading.current_thread().name)
+        return real(self, i, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", read_row_group)
+    pd.testing.assert_frame_equal(joined(path), frame)
+    assert len(threads) == 12
+    assert all(name.startswith("shipyard-parquet") for name in threads)
+
+
+def test_a_file_with_large_row_groups_is_streamed_in_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = table(5_000)
+    path = tmp_path / "t.parquet"
+    frame.to_parquet(path, row_group_size=2_500)
+    monkeypatch.setattr(sources, "ROW_GROUP_BYTES", 1_000)  # every group is "too large"
+    monkeypatch.setattr(sources, "BATCH_ROWS", 700)
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", None)  # never decoded whole
+    pieces = list(iter_pieces(str(path)))
+    assert max(p.rows for p in pieces) == 700
+    pd.testing.assert_frame_equal(pd.concat([p.frame for p in pieces], ignore_index=True), frame)
+
+
+def test_the_fingerprint_of_a_file_read_either_way_is_the_run_fingerprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = table(9_000).drop(columns=["city"])  # plain columns: hashed without pandas
+    path = tmp_path / "t.parquet"
+    frame.to_parquet(path, row_group_size=1_000)
+    expected = fingerprint(frame).content_hash
+    for group_bytes in (sources.ROW_GROUP_BYTES, 1):
+        monkeypatch.setattr(sources, "ROW_GROUP_BYTES", group_bytes)
+        chunker = Chunker(target_rows=256)
+        for piece in read_ahead(str(path)):
+            assert piece.plain
+            list(chunker.feed(piece))
+        assert chunker.fingerprint.hexdigest() == expected
+
+
+def test_files_with_other_integer_widths_take_the_first_files_types(tmp_path: Path) -> None:
+    first = pd.DataFrame({"id": np.arange(3, dtype=np.int32), "x": [0.5, 1.5, 2.5]})
+    second = pd.DataFrame({"id": np.arange(3, 6, dtype=np.int64), "x": [3.5, 4.5, 5.5]})
+    first.to_parquet(tmp_path / "a.parquet")
+    second.to_parquet(tmp_path / "b.parquet")
+    pieces = list(iter_pieces(str(tmp_path)))
+    assert [str(p.frame["id"].dtype) for p in pieces] == ["int32", "int32"]
+    whole = pd.concat([first, second.astype({"id": "int32"})], ignore_index=True)
+    pd.testing.assert_frame_equal(joined(tmp_path), whole)
