@@ -39,6 +39,7 @@ single run is noise-dominated here (``dvc add`` alone varied from 2.9 to 3.5 s
 for the two versions between back-to-back runs).
 
     .venv/bin/python bench/data.py                  # 10M rows, 3 repetitions
+    .venv/bin/python bench/data.py --shape mixed    # with text, a time, missing values
     .venv/bin/python bench/data.py --rows 200000 --repeats 1    # quick
 """
 
@@ -64,8 +65,14 @@ DVC_REQUIREMENTS = ["dvc==3.*"]
 sys.path.insert(0, str(BENCH_DIR))
 
 
-def make_files(rows: int, folder: Path) -> tuple[Path, Path]:
-    """v1 (``rows`` rows) and v2 (v1 plus 1 % appended), generated once per size."""
+def make_files(rows: int, folder: Path, shape: str = "numeric") -> tuple[Path, Path]:
+    """v1 (``rows`` rows) and v2 (v1 plus 1 % appended), generated once per size and shape.
+
+    ``mixed`` adds what real exports have besides numbers: a text column (a city
+    out of 40), a time column and a measure with 10 % missing values; its rows
+    are hashed and encoded through pandas, not from Arrow (see "Where a snapshot
+    spends its time" in the README).
+    """
     import numpy as np
     import pandas as pd
 
@@ -87,6 +94,13 @@ def make_files(rows: int, folder: Path) -> tuple[Path, Path]:
             "discount": np.round(rng.uniform(0, 0.5, n), 3),
         }
     )
+    if shape == "mixed":
+        cities = np.array([f"city-{i:02d}" for i in range(40)], dtype=object)
+        frame["city"] = cities[rng.integers(0, 40, n)]
+        frame["at"] = pd.Timestamp("2025-01-01") + pd.to_timedelta(frame["ts"] - 1_700_000_000, "s")
+        frame["basket"] = np.where(
+            rng.random(n) < 0.1, np.nan, np.round(rng.gamma(3.0, 15.0, n), 2)
+        )
     frame.iloc[:rows].to_parquet(v1, compression="zstd", index=False)
     frame.to_parquet(v2, compression="zstd", index=False)
     return v1, v2
@@ -173,12 +187,18 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=3, help="Repetitions, interleaved (median [min-max])."
     )
+    parser.add_argument(
+        "--shape",
+        choices=["numeric", "mixed"],
+        default="numeric",
+        help="numeric: 7 number columns; mixed: also text, a time and missing values.",
+    )
     parser.add_argument("--json", action="store_true", help="Print the results as JSON too.")
     args = parser.parse_args()
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(f"load average at the start: {load}")
-    work = WORK_DIR / str(args.rows)
-    v1, v2 = make_files(args.rows, work)
+    work = WORK_DIR / (str(args.rows) if args.shape == "numeric" else f"{args.rows}-{args.shape}")
+    v1, v2 = make_files(args.rows, work, args.shape)
     # As installed from a wheel (pip compiles every module, as it did DVC's): without
     # this, a machine that sets PYTHONDONTWRITEBYTECODE recompiles Shipyard's own
     # modules (an editable install) in every command, about 0.05 s each here.
@@ -193,7 +213,7 @@ def main() -> None:
             runs[tool].append(runners[tool](v1, v2, work))
     machine = f"{platform.machine()}, {os.cpu_count()} cores, shared machine"
     print(
-        f"data versions, {args.rows:,} rows then +1 % ({machine}); "
+        f"data versions, {args.rows:,} rows ({args.shape}) then +1 % ({machine}); "
         f"one copy (v1.parquet) = {one_copy:,} bytes; {args.repeats} repetition(s), "
         "interleaved, median [min-max]"
     )

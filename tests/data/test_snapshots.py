@@ -255,3 +255,25 @@ def test_a_local_parquet_file_is_read_through_arrows_own_file(
     with pytest.raises(TableError, match=r"bad\.parquet"):
         client.data.snapshot(tmp_path / "bad.parquet", name="wine")
     client.close()
+
+
+def test_a_location_is_told_from_a_dataframe_while_pandas_is_half_imported(
+    client: Shipyard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's read-ahead thread may be importing pandas (a file with text columns)
+    while the snapshot asks whether its source is a DataFrame: a half-imported pandas
+    has no ``DataFrame`` yet, and asking it crashed the command."""
+    import sys
+    import types
+
+    wine().to_parquet(tmp_path / "wine.parquet")
+    reading = client.data  # made before pandas is swapped for its half-imported state
+    half_imported = types.ModuleType("pandas")  # as sys.modules holds it mid-import
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "pandas", half_imported)
+        from shipyard.data.snapshots import _is_dataframe
+
+        assert not _is_dataframe(str(tmp_path / "wine.parquet"))
+        assert not _is_dataframe(tmp_path / "wine.parquet")
+    version = reading.snapshot(tmp_path / "wine.parquet", name="wine")
+    assert version.n_rows == 178

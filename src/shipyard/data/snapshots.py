@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -389,9 +388,17 @@ class DataVersions:
 
 
 def _is_dataframe(source: object) -> bool:
-    """Whether ``source`` is a pandas DataFrame (without importing pandas to ask)."""
-    pandas = sys.modules.get("pandas")
-    return pandas is not None and isinstance(source, pandas.DataFrame)
+    """Whether ``source`` is a pandas DataFrame, without importing pandas for a location.
+
+    Not by looking pandas up in ``sys.modules``: a thread reading ahead may be importing
+    it at that moment, and a half-imported module has no ``DataFrame`` yet; ``import``
+    waits for the other thread to finish it.
+    """
+    if isinstance(source, str | os.PathLike):
+        return False
+    import pandas as pd
+
+    return isinstance(source, pd.DataFrame)
 
 
 def _write_parquet(chunks: Iterator[pd.DataFrame], path: Path) -> None:
