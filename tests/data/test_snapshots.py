@@ -277,3 +277,38 @@ def test_a_location_is_told_from_a_dataframe_while_pandas_is_half_imported(
         assert not _is_dataframe(tmp_path / "wine.parquet")
     version = reading.snapshot(tmp_path / "wine.parquet", name="wine")
     assert version.n_rows == 178
+
+
+def test_pruning_one_dataset_keeps_the_chunks_another_dataset_shares(client: Shipyard) -> None:
+    """The same rows under two names share their chunks: pruning one name must leave
+    every chunk the other lists, and both dry-run totals agree."""
+    data = small_chunks(client)
+    frame = wine()
+    data.snapshot(frame, name="wine")  # wine:1
+    data.snapshot(frame.iloc[:100], name="wine")  # wine:2
+    shared = data.snapshot(frame, name="wine_copy")
+    assert shared.new_bytes == 0  # every chunk already stored for wine:1
+
+    from shipyard.data.usage import DatasetUsers
+
+    users = DatasetUsers(client.datasets, client.models)
+    one = data.prune("wine", keep_last=1, in_use=users.holder, dry_run=True)
+    everything = data.prune(None, keep_last=1, in_use=users.holder, dry_run=True)
+    assert one.removed == everything.removed == ["wine:1"]
+    assert one.bytes_freed == everything.bytes_freed == 0  # wine_copy:1 lists them all
+
+    data.prune("wine", keep_last=1, in_use=users.holder)
+    pd.testing.assert_frame_equal(data.read(shared.ref), frame)
+
+
+def test_an_empty_parquet_file_is_a_version_with_its_columns_like_an_empty_csv(
+    client: Shipyard, tmp_path: Path
+) -> None:
+    columns = wine().iloc[:0]
+    columns.to_parquet(tmp_path / "empty.parquet")
+    columns.to_csv(tmp_path / "empty.csv", index=False)
+    from_parquet = client.data.snapshot(tmp_path / "empty.parquet", name="empty")
+    from_csv = client.data.snapshot(tmp_path / "empty.csv", name="empty_csv")
+    assert from_parquet.n_rows == from_csv.n_rows == 0
+    assert from_parquet.schema == {c: str(t) for c, t in columns.dtypes.items()}
+    pd.testing.assert_frame_equal(client.data.read(from_parquet), columns, check_index_type=False)

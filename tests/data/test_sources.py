@@ -92,3 +92,24 @@ def test_files_with_other_integer_widths_take_the_first_files_types(tmp_path: Pa
     assert [str(p.frame["id"].dtype) for p in pieces] == ["int32", "int32"]
     whole = pd.concat([first, second.astype({"id": "int32"})], ignore_index=True)
     pd.testing.assert_frame_equal(joined(tmp_path), whole)
+
+
+@pytest.mark.parametrize(
+    "later, shown",
+    [([7.9, -0.5], "e.g. 7.9"), ([7.0, np.nan], "")],
+    ids=["fractions", "missing values"],
+)
+def test_values_the_first_files_type_cannot_hold_are_refused_not_truncated(
+    tmp_path: Path, later: list[float], shown: str
+) -> None:
+    from shipyard.errors import InvalidInputError
+
+    pd.DataFrame({"price": [10, 20]}).to_parquet(tmp_path / "a.parquet")
+    pd.DataFrame({"price": later}).to_parquet(tmp_path / "b.parquet")
+    with pytest.raises(InvalidInputError, match=r"Column 'price' of .* changes type") as error:
+        list(iter_pieces(str(tmp_path)))
+    assert "int64 in the first rows, float64 further on" in str(error.value)
+    assert shown in str(error.value)
+    # The other way round every value fits: the integers are read as floats.
+    (tmp_path / "a.parquet").rename(tmp_path / "c.parquet")
+    assert joined(tmp_path)["price"].tolist()[-2:] == [10.0, 20.0]

@@ -344,9 +344,8 @@ class DataVersions:
         remaining version lists."""
         if keep_last < 0:
             raise InvalidInputError("--keep-last must be 0 or more.")
-        versions = self.datasets.list_versions(name)
         by_name: dict[str, list[DatasetVersion]] = {}
-        for v in versions:
+        for v in self.datasets.list_versions(name):
             by_name.setdefault(v.dataset, []).append(v)
         removed: list[DatasetVersion] = []
         kept: dict[str, str] = {}
@@ -358,7 +357,10 @@ class DataVersions:
                     kept[v.ref] = user
                 else:
                     removed.append(v)
-        survivors = [v for v in versions if v not in removed]
+        # Every other dataset's versions too: two datasets holding the same rows share
+        # chunks (a run's logged frame and the file it came from), so pruning one must
+        # not delete what the other still lists.
+        survivors = [v for v in self.datasets.list_versions() if v not in removed]
         live: set[str] = set()
         for v in survivors:
             if v.manifest_digest is not None:

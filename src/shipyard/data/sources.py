@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -28,6 +28,9 @@ from shipyard.errors import InvalidInputError, TableError
 from shipyard.extras import require_extra
 from shipyard.tables.files import check_readable, open_file
 from shipyard.tables.locations import ACCEPTED, TableLocation, is_table_file, locate, table_error
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Rows per batch read from Parquet and SQL.
 BATCH_ROWS = 262_144
@@ -101,8 +104,36 @@ def iter_pieces(source: str, *, storage_options: dict[str, Any] | None = None) -
                     f"The files of {source!r} do not share one set of columns: "
                     f"{list(dtypes.index)} then {list(frame.columns)}."
                 )
-            piece = Piece(frame.astype(dtypes.to_dict()))
+            piece = Piece(_cast_losslessly(frame, dtypes.to_dict(), source))
         yield piece
+
+
+def _cast_losslessly(frame: pd.DataFrame, dtypes: dict[str, Any], source: str) -> pd.DataFrame:
+    """``frame`` with the first rows' column types, when every value survives the change
+    (integers into floats, say); otherwise a clear error, never a truncated value."""
+    changed = [c for c, t in dtypes.items() if frame[c].dtype != t]
+
+    def refuse(column: str, example: object = None) -> InvalidInputError:
+        found = f" (e.g. {example!r})" if example is not None else ""
+        return InvalidInputError(
+            f"Column {column!r} of {source!r} changes type: {dtypes[column]} in the first "
+            f"rows, {frame[column].dtype} further on, with values {dtypes[column]} cannot "
+            f"hold{found}. Give the column one type in every file, or snapshot the files "
+            "one at a time."
+        )
+
+    converted = frame.copy()
+    for column in changed:
+        try:
+            converted[column] = frame[column].astype(dtypes[column])
+            back = converted[column].astype(frame[column].dtype)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise refuse(column) from exc
+        if not back.equals(frame[column]):
+            differs = back.ne(frame[column]) & frame[column].notna()
+            value = frame[column][differs].iloc[0] if differs.any() else None
+            raise refuse(column, value.item() if hasattr(value, "item") else value)
+    return converted
 
 
 def _same_types(piece: Piece, first: Piece) -> bool:
@@ -135,8 +166,12 @@ def _raw_pieces(source: str, options: dict[str, Any]) -> Iterator[Piece]:
                         # pyarrow's decoding pool cost 3x the CPU time for the same rows
                         # on a busy machine (measured on bench/data.py): one thread.
                         batches = parquet.iter_batches(batch_size=BATCH_ROWS, use_threads=False)
+                    rows = 0
                     for batch in batches:
+                        rows += batch.num_rows
                         yield Piece(arrow=batch)
+                    if not rows:  # its columns, as a CSV file with only a header gives them
+                        yield Piece(arrow=pa.RecordBatch.from_pylist([], parquet.schema_arrow))
                 except (OSError, ValueError) as exc:
                     raise TableError(f"Cannot read {path!r} as Parquet: {exc}") from exc
         else:
