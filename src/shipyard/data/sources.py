@@ -131,7 +131,7 @@ def _cast_losslessly(frame: pd.DataFrame, dtypes: dict[str, Any], source: str) -
             raise refuse(column) from exc
         if not back.equals(frame[column]):
             differs = back.ne(frame[column]) & frame[column].notna()
-            value = frame[column][differs].iloc[0] if differs.any() else None
+            value: Any = frame[column][differs].iloc[0] if differs.any() else None
             raise refuse(column, value.item() if hasattr(value, "item") else value)
     return converted
 
