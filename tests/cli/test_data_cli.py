@@ -104,6 +104,40 @@ def test_get_is_a_real_command_that_writes_the_version(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(pd.read_csv(out), wine())
 
 
+def test_get_gives_back_the_categories_and_named_index_it_snapshotted(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    events = pd.DataFrame(
+        {
+            "event_id": rng.permutation(np.arange(1000, 1400)),
+            "level": pd.Categorical(
+                rng.choice(["lo", "hi"], 400), categories=["lo", "mid", "hi"], ordered=True
+            ),
+            "country": pd.Categorical(
+                rng.choice(["US", "JP", "FR", "DE", "BR"], 400),
+                categories=["BR", "DE", "FR", "JP", "US"],
+            ),
+        }
+    ).set_index("event_id")
+    events.to_parquet(tmp_path / "events.parquet")
+    env = {**os.environ, "SHIPYARD_HOME": str(tmp_path / "home"), "SHIPYARD_USER": "tester"}
+
+    def shipyard(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([SHIPYARD, *args], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    snapped = shipyard("data", "snapshot", tmp_path / "events.parquet", "--name", "events")
+    assert "3 columns" in snapped.stdout  # event_id is kept, as a column of the version
+    shipyard("data", "get", "events:1", "--output", tmp_path / "copy.parquet")
+    back = pd.read_parquet(tmp_path / "copy.parquet")
+    pd.testing.assert_frame_equal(back, events)
+    assert (back["country"].cat.codes == events["country"].cat.codes).all()
+    shipyard("data", "get", "events:1", "--output", tmp_path / "copy.csv")
+    text = pd.read_csv(tmp_path / "copy.csv")
+    assert list(text.columns) == ["event_id", "level", "country"]
+    assert list(text["event_id"]) == list(events.index)
+
+
 def test_bad_input_is_one_line(client: Shipyard, tmp_path: Path) -> None:
     missing = data(client, "show", "wine:7")
     assert missing.exit_code != 0

@@ -98,6 +98,8 @@ def test_a_file_pandas_wrote_is_plain_when_its_metadata_restores_the_same_column
         ("a time zone", pd.DataFrame({"x": pd.to_datetime(["2024-01-01"] * 2, utc=True)})),
         ("a category", pd.DataFrame({"x": pd.Categorical(["a", "b"])})),
         ("a non-text column name", pd.DataFrame({0: [1, 2]})),
+        # A named RangeIndex is metadata only, but data a snapshot keeps as a column.
+        ("a named RangeIndex", pd.DataFrame({"x": [1, 2]}).rename_axis("event_id")),
     ],
 )
 def test_what_pandas_would_read_differently_is_not_plain(why: str, frame: pd.DataFrame) -> None:

@@ -312,3 +312,125 @@ def test_an_empty_parquet_file_is_a_version_with_its_columns_like_an_empty_csv(
     assert from_parquet.n_rows == from_csv.n_rows == 0
     assert from_parquet.schema == {c: str(t) for c, t in columns.dtypes.items()}
     pd.testing.assert_frame_equal(client.data.read(from_parquet), columns, check_index_type=False)
+
+
+def orders() -> pd.DataFrame:
+    """An ordered category with an unused level, and an unordered one whose categories
+    are not in the order their values first appear (as pandas and models see them)."""
+    rng = np.random.default_rng(7)
+    n = 300
+    return pd.DataFrame(
+        {
+            "level": pd.Categorical(
+                rng.choice(["lo", "hi"], n), categories=["lo", "mid", "hi"], ordered=True
+            ),
+            "country": pd.Categorical(
+                rng.choice(["US", "JP", "FR", "DE", "BR"], n),
+                categories=["BR", "DE", "FR", "JP", "US"],
+            ),
+            "amount": rng.normal(size=n),
+        }
+    )
+
+
+def assert_same_categories(frame: pd.DataFrame, like: pd.DataFrame) -> None:
+    for column in ("level", "country"):
+        got, want = frame[column].dtype, like[column].dtype
+        assert list(got.categories) == list(want.categories), column
+        assert got.ordered == want.ordered, column
+
+
+def test_categorical_columns_read_back_with_their_exact_categories(
+    client: Shipyard, tmp_path: Path
+) -> None:
+    frame = orders()
+    path = tmp_path / "orders.parquet"
+    frame.to_parquet(path, row_group_size=100)
+    data = small_chunks(client)
+    from_frame = data.snapshot(frame, name="orders")
+    from_file = data.snapshot(str(path), name="orders")
+    assert from_frame.details["chunks"] > 3
+
+    for version in (from_frame, from_file):
+        # The fingerprint is still the run fingerprint of the same frame.
+        assert version.content_hash == fingerprint(frame).content_hash
+        back = data.read(version)
+        pd.testing.assert_frame_equal(back, frame)
+        assert (back["country"].cat.codes == frame["country"].cat.codes).all()
+        # Each chunk as it is yielded (what `data get` writes), not only the whole.
+        for chunk in data.iter_chunks(version):
+            assert_same_categories(chunk, frame)
+    data.write(from_file.ref, tmp_path / "out.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "out.parquet"), frame)
+
+
+def test_categories_that_differ_between_files_are_their_union(
+    client: Shipyard, tmp_path: Path
+) -> None:
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    first = pd.DataFrame({"c": pd.Categorical(["x", "y"] * 20, categories=["y", "x"])})
+    second = pd.DataFrame({"c": pd.Categorical(["z", "x"] * 20, categories=["z", "x", "w"])})
+    first.to_parquet(folder / "1.parquet")
+    second.to_parquet(folder / "2.parquet")
+
+    version = small_chunks(client).snapshot(str(folder), name="parts")
+    back = client.data.read(version)
+    # No value of the second file lost (cast to the first file's categories, they were NaN).
+    assert list(back["c"].astype(str)) == ["x", "y"] * 20 + ["z", "x"] * 20
+    assert list(back["c"].cat.categories) == ["y", "x", "z", "w"]
+    for chunk in client.data.iter_chunks(version):
+        assert list(chunk["c"].cat.categories) == ["y", "x", "z", "w"]
+
+
+def test_a_named_index_is_kept_and_read_back_as_the_index(client: Shipyard, tmp_path: Path) -> None:
+    events = pd.DataFrame(
+        {"event_id": [105, 101, 230, 9, 77] * 20, "value": np.arange(100.0)}
+    ).set_index("event_id")
+    ranged = pd.DataFrame({"value": np.arange(100.0)}).rename_axis("row")  # a named RangeIndex
+    data = small_chunks(client)
+    for frame, name in ((events, "events"), (ranged, "ranged")):
+        path = tmp_path / f"{name}.parquet"
+        frame.to_parquet(path)
+        from_file = data.snapshot(str(path), name=name)
+        from_frame = data.snapshot(frame, name=name)
+        for version in (from_file, from_frame):
+            assert list(version.schema) == [frame.index.name, "value"]
+            # The version's fingerprint is that of the frame with its index as columns.
+            assert version.content_hash == fingerprint(frame.reset_index()).content_hash
+            pd.testing.assert_frame_equal(data.read(version), frame, check_index_type=False)
+            for chunk in data.iter_chunks(version):
+                assert chunk.index.name == frame.index.name
+        data.write(from_file.ref, tmp_path / "out.parquet")
+        data.write(from_file.ref, tmp_path / "out.csv")
+        data.write(from_file.ref, tmp_path / "out.jsonl")
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / "out.parquet"), frame, check_index_type=False
+        )
+        pd.testing.assert_frame_equal(
+            pd.read_csv(tmp_path / "out.csv", index_col=0), frame, check_index_type=False
+        )
+        jsonl = pd.read_json(tmp_path / "out.jsonl", lines=True)
+        assert list(jsonl.columns) == [frame.index.name, "value"]
+
+    # run.log_dataset keeps it the same way.
+    with client.tracker.start_run("events") as run:
+        logged = run.log_dataset(events, snapshot=True, name="logged")
+    assert logged.snapshot is not None
+    pd.testing.assert_frame_equal(client.data.read(logged.snapshot), events)
+
+
+def test_the_default_index_is_still_ignored(client: Shipyard) -> None:
+    frame = wine()
+    filtered = frame[frame["alcohol"] > 13]  # an unnamed index with gaps: not data
+    version = client.data.snapshot(filtered, name="wine")
+    assert list(version.schema) == list(frame.columns)
+    assert version.content_hash == fingerprint(filtered).content_hash
+    assert "index" not in client.data.manifest(version)
+    pd.testing.assert_frame_equal(client.data.read(version), filtered.reset_index(drop=True))
+
+
+def test_an_index_named_like_a_column_is_a_clear_error(client: Shipyard) -> None:
+    frame = wine().set_index("row_id").assign(row_id=1)
+    with pytest.raises(InvalidInputError, match="The index \\['row_id'\\] has the name of"):
+        client.data.snapshot(frame, name="wine")

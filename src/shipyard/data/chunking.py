@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from shipyard.data.layout import index_as_columns
 from shipyard.data.rowhash import (
     PLAIN_TYPES,
     is_plain,
@@ -83,9 +84,13 @@ class Piece:
     asked for. A *plain* piece (see :mod:`shipyard.data.rowhash`) never is: its rows
     are hashed and written from Arrow, so a snapshot of a numeric Parquet file does
     not even import pandas.
+
+    With ``keep_index``, a named index (the frame's, or the one a Parquet file's
+    pandas metadata sets) becomes leading columns of :attr:`frame`, and :attr:`index`
+    records it (see :mod:`shipyard.data.layout`); once :attr:`frame` is known.
     """
 
-    __slots__ = ("_frame", "arrow", "plain")
+    __slots__ = ("_frame", "arrow", "index", "keep_index", "plain")
 
     def __init__(
         self,
@@ -93,10 +98,13 @@ class Piece:
         arrow: pa.RecordBatch | None = None,
         *,
         plain: bool | None = None,
+        keep_index: bool = False,
     ) -> None:
         if frame is None and arrow is None:
             raise ValueError("a piece needs a DataFrame or an Arrow batch")
-        self._frame = frame
+        self.index: dict[str, list[Any]] | None = None
+        self.keep_index = keep_index
+        self._frame = None if frame is None else self._indexed(frame)
         self.arrow = arrow
         self.plain = (arrow is not None and is_plain(arrow)) if plain is None else plain
 
@@ -111,13 +119,20 @@ class Piece:
             assert self.arrow is not None
             # One block per column: numeric columns without nulls are then views of
             # Arrow's buffers, not copies consolidated into one 2-D block.
-            self._frame = self.arrow.to_pandas(split_blocks=True)
+            self._frame = self._indexed(self.arrow.to_pandas(split_blocks=True))
         return self._frame
+
+    def _indexed(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if not self.keep_index:
+            return frame
+        frame, self.index = index_as_columns(frame)
+        return frame
 
     def slice(self, start: int, stop: int) -> Piece:
         arrow = None if self.arrow is None else self.arrow.slice(start, stop - start)
         frame = None if self._frame is None else self._frame.iloc[start:stop]
-        return Piece(frame, arrow, plain=self.plain)
+        # A converted frame already holds its index as columns (and has none left).
+        return Piece(frame, arrow, plain=self.plain, keep_index=self.keep_index)
 
     def dtypes(self) -> dict[str, str]:
         """Column name to pandas dtype name, as the fingerprint records the schema."""

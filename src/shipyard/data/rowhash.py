@@ -81,8 +81,11 @@ def _pandas_metadata_is_plain(schema: pa.Schema) -> bool:
         return True
     try:
         meta: dict[str, Any] = json.loads(raw)
-        if any(not isinstance(index, dict) for index in meta.get("index_columns", [])):
+        indexes = meta.get("index_columns", [])
+        if any(not isinstance(index, dict) for index in indexes):
             return False  # an index stored as a column: pandas moves it out of the rows
+        if any(index.get("name") is not None for index in indexes):
+            return False  # a named RangeIndex, stored as metadata: a snapshot keeps it
         levels = meta.get("column_indexes", [])
         if len(levels) > 1 or any(
             level.get("pandas_type") != "unicode" or level.get("name") is not None

@@ -38,6 +38,7 @@ from shipyard.data.chunking import (
     piece_hashes,
     read_chunk,
 )
+from shipyard.data.layout import CategoryRecorder, Restorer, named_index
 from shipyard.data.refs import parse_data_ref
 from shipyard.data.sources import DeltaSpec, delta_frames, is_delta_table, iter_delta, read_ahead
 from shipyard.errors import IntegrityError, InvalidInputError, NotFoundError
@@ -113,8 +114,9 @@ class DataVersions:
         """
         check_name(name, kind="Dataset name")
         if _is_dataframe(source):
+            # A named index is kept as leading columns (see shipyard.data.layout).
             return self._store_frames(
-                [Piece(source)], name=name, message=message, described=described
+                [Piece(source, keep_index=True)], name=name, message=message, described=described
             )
         text = str(source)
         if delta or delta_version is not None or as_of is not None or is_delta_table(text):
@@ -140,6 +142,8 @@ class DataVersions:
         chunks: list[dict[str, Any]] = []
         new_bytes = 0
         first: Piece | None = None
+        categories = CategoryRecorder()
+        index: dict[str, list[Any]] | None = None
         # Chunks of the dataset's newest version by key: an unchanged chunk is found
         # there without encoding it again (most of a re-snapshot's work).
         known = self._known_chunks(name)
@@ -192,6 +196,11 @@ class DataVersions:
                 hashed = mapped_ahead(pool, lambda p: (p, piece_hashes(p)), pieces)
                 for piece, hashes in hashed:
                     first = first or piece
+                    if not piece.plain:
+                        # Hashed, so already converted: what its rows cannot say (a
+                        # plain piece has no categories and no index).
+                        categories.see(piece.frame)
+                        index = index or piece.index
                     for chunk in chunker.feed(piece, hashes):
                         pending.append(pool.submit(store, chunk))
                         collect(_IN_FLIGHT)
@@ -211,6 +220,13 @@ class DataVersions:
                 "content_hash": fp.hexdigest(),
                 "chunks": chunks,
             }
+            # Only when there is something to restore: other manifests (and their
+            # digests) stay as they were.
+            recorded = categories.manifest()
+            if recorded:
+                manifest["categories"] = recorded
+            if index is not None:
+                manifest["index"] = index
             manifest_bytes = json.dumps(manifest, sort_keys=True).encode()
             manifest_digest = sha256_bytes(manifest_bytes)
             blobs.add(manifest_bytes, manifest_digest)
@@ -276,13 +292,24 @@ class DataVersions:
         return dict(json.loads(self.artifacts.get_bytes(version.manifest_digest)))
 
     def iter_chunks(self, ref: str | DatasetVersion) -> Iterator[pd.DataFrame]:
-        """The version's rows, one stored chunk at a time (memory holds one chunk)."""
+        """The version's rows, one stored chunk at a time (memory holds one chunk), each
+        with the version's categories and index (see :mod:`shipyard.data.layout`)."""
         version = ref if isinstance(ref, DatasetVersion) else self.resolve(ref)
+        restorer = self._restorer(version)
+        for frame in self._categorized(version, restorer):
+            yield restorer.set_index(frame)
+
+    def _restorer(self, version: DatasetVersion) -> Restorer:
+        manifest = {} if version.delta is not None else self.manifest(version)
+        return Restorer(manifest, version.ref)
+
+    def _categorized(self, version: DatasetVersion, restorer: Restorer) -> Iterator[pd.DataFrame]:
+        """The stored chunks with the recorded categories, the index still in columns."""
         if version.delta is not None:
             yield from self._read_delta(version)
             return
         for chunk in self.manifest(version)["chunks"]:
-            yield read_chunk(self.artifacts.get_bytes(chunk["digest"]))
+            yield restorer.categorize(read_chunk(self.artifacts.get_bytes(chunk["digest"])))
 
     def _read_delta(self, version: DatasetVersion) -> Iterator[pd.DataFrame]:
         delta = version.delta or {}
@@ -306,11 +333,12 @@ class DataVersions:
         import pandas as pd
 
         version = ref if isinstance(ref, DatasetVersion) else self.resolve(ref)
-        frames = list(self.iter_chunks(version))
+        restorer = self._restorer(version)
+        frames = list(self._categorized(version, restorer))
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-        return (
-            frame.astype(version.schema) if list(frame.columns) == list(version.schema) else frame
-        )
+        if list(frame.columns) == list(version.schema):
+            frame = frame.astype(version.schema)
+        return restorer.set_index(frame)
 
     def write(self, ref: str, output: Path) -> DatasetVersion:
         """Write the version to ``output`` (Parquet, CSV or JSON lines), one chunk at a time."""
@@ -407,7 +435,9 @@ def _write_parquet(chunks: Iterator[pd.DataFrame], path: Path) -> None:
     writer: pq.ParquetWriter | None = None
     try:
         for chunk in chunks:
-            table = pa.Table.from_pandas(chunk, preserve_index=False)
+            # A named index is written as pandas writes it (columns that read back as
+            # the index); the default one is not written.
+            table = pa.Table.from_pandas(chunk, preserve_index=named_index(chunk))
             if writer is None:
                 writer = pq.ParquetWriter(path, table.schema, compression="zstd")
             writer.write_table(table.cast(writer.schema))
@@ -419,12 +449,13 @@ def _write_parquet(chunks: Iterator[pd.DataFrame], path: Path) -> None:
 def _write_csv(chunks: Iterator[pd.DataFrame], path: Path) -> None:
     with open(path, "w", newline="") as out:
         for i, chunk in enumerate(chunks):
-            chunk.to_csv(out, index=False, header=i == 0)
+            chunk.to_csv(out, index=named_index(chunk), header=i == 0)
 
 
 def _write_jsonl(chunks: Iterator[pd.DataFrame], path: Path) -> None:
     with open(path, "w") as out:
         for chunk in chunks:
+            chunk = chunk.reset_index() if named_index(chunk) else chunk
             if len(chunk):  # pandas ends a lines=True document with a newline
                 chunk.to_json(out, orient="records", lines=True, date_format="iso")
 

@@ -104,7 +104,10 @@ def iter_pieces(source: str, *, storage_options: dict[str, Any] | None = None) -
                     f"The files of {source!r} do not share one set of columns: "
                     f"{list(dtypes.index)} then {list(frame.columns)}."
                 )
-            piece = Piece(_cast_losslessly(frame, dtypes.to_dict(), source))
+            types = _common_types(frame, dtypes.to_dict())
+            cast = Piece(_cast_losslessly(frame, types, source))
+            cast.index = piece.index
+            piece = cast
         yield piece
 
 
@@ -134,6 +137,21 @@ def _cast_losslessly(frame: pd.DataFrame, dtypes: dict[str, Any], source: str) -
             value: Any = frame[column][differs].iloc[0] if differs.any() else None
             raise refuse(column, value.item() if hasattr(value, "item") else value)
     return converted
+
+
+def _common_types(frame: pd.DataFrame, first: dict[Any, Any]) -> dict[Any, Any]:
+    """The first batch's dtypes to cast ``frame`` to, except that a categorical column
+    keeps the categories of its own rows: cast to the first batch's categories, a value
+    the first batch did not have would become NaN. The snapshot records the union of
+    all batches' categories (see :mod:`shipyard.data.layout`)."""
+    import pandas as pd
+
+    types = dict(first)
+    for column, dtype in first.items():
+        if isinstance(dtype, pd.CategoricalDtype):
+            own = frame[column].dtype
+            types[column] = own if isinstance(own, pd.CategoricalDtype) else "category"
+    return types
 
 
 def _same_types(piece: Piece, first: Piece) -> bool:
@@ -166,18 +184,53 @@ def _raw_pieces(source: str, options: dict[str, Any]) -> Iterator[Piece]:
                         # pyarrow's decoding pool cost 3x the CPU time for the same rows
                         # on a busy machine (measured on bench/data.py): one thread.
                         batches = parquet.iter_batches(batch_size=BATCH_ROWS, use_threads=False)
-                    rows = 0
+                    ranged = _named_range(parquet.schema_arrow)
+                    offset = 0
                     for batch in batches:
-                        rows += batch.num_rows
-                        yield Piece(arrow=batch)
-                    if not rows:  # its columns, as a CSV file with only a header gives them
-                        yield Piece(arrow=pa.RecordBatch.from_pylist([], parquet.schema_arrow))
+                        if ranged is None:
+                            yield Piece(arrow=batch, keep_index=True)
+                        else:
+                            yield _with_range(batch, ranged, offset)
+                        offset += batch.num_rows
+                    if not offset:  # its columns, as a CSV file with only a header gives them
+                        empty = pa.RecordBatch.from_pylist([], parquet.schema_arrow)
+                        yield Piece(arrow=empty, keep_index=True)
                 except (OSError, ValueError) as exc:
                     raise TableError(f"Cannot read {path!r} as Parquet: {exc}") from exc
         else:
             from shipyard.tables.frames import read_table
 
-            yield Piece(read_table(where, storage_options=options))
+            yield Piece(read_table(where, storage_options=options), keep_index=True)
+
+
+def _named_range(schema: pa.Schema) -> dict[str, Any] | None:
+    """The named RangeIndex a Parquet file's pandas metadata describes, if any: pandas
+    stores it as metadata (start, stop, step), not as a column."""
+    import json
+
+    raw = (schema.metadata or {}).get(b"pandas")
+    try:
+        indexes = json.loads(raw).get("index_columns", []) if raw else []
+    except (ValueError, AttributeError):
+        return None
+    for index in indexes:
+        if isinstance(index, dict) and index.get("kind") == "range" and index.get("name"):
+            return index
+    return None
+
+
+def _with_range(batch: pa.RecordBatch, ranged: dict[str, Any], offset: int) -> Piece:
+    """A batch of a file with a named RangeIndex, its index set to the batch's part of
+    the range (pyarrow restores the range only for a batch holding the whole file)."""
+    import pandas as pd
+
+    frame = batch.to_pandas(split_blocks=True)
+    start, step = int(ranged.get("start", 0)), int(ranged.get("step", 1))
+    first = start + step * offset
+    frame.index = pd.RangeIndex(
+        first, first + step * batch.num_rows, step, name=str(ranged["name"])
+    )
+    return Piece(frame, keep_index=True)
 
 
 def _row_groups_fit(metadata: pq.FileMetaData) -> bool:

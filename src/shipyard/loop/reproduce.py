@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from shipyard.data.layout import index_as_columns
 from shipyard.data.refs import parse_data_ref
 from shipyard.errors import InvalidInputError, NotFoundError
 from shipyard.loop.pipelines import finite_metrics, run_pipeline
@@ -156,7 +157,9 @@ def reproduce(
                 f"Run {run_id} read {ref} as its {context} data, which is gone ({exc}); "
                 "it cannot be reproduced."
             ) from exc
-        if fingerprint(frames[context]).content_hash != version.content_hash:
+        # A named index was stored as leading columns, and fingerprinted so.
+        stored, _ = index_as_columns(frames[context])
+        if fingerprint(stored).content_hash != version.content_hash:
             data_changes.append(f"snapshot {ref} no longer reads back to its fingerprint")
     training = frames["training"]
     holdout_fraction = float(pipeline_cfg.get("holdout_fraction", 0.25))
