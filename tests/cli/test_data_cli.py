@@ -239,3 +239,33 @@ def test_snapshot_starts_reading_a_file_before_it_opens_the_store(
     assert missing.exit_code != 0 and "no such file" in missing.output
     pinned = data(client, "snapshot", tmp_path / "wine.parquet", "--name", "w", "--delta")
     assert pinned.exit_code != 0 and handed[-1] is None
+
+
+def precise() -> pd.DataFrame:
+    """Values pandas' own JSON writer cut: long floats, microseconds, a time zone."""
+    at = pd.to_datetime(["2024-05-01 10:00:00.123456", "2024-12-01 10:00:00"], format="ISO8601")
+    return pd.DataFrame(
+        {"x": [0.1 + 0.2, 1 / 3], "at": at, "local": at.tz_localize("Europe/Berlin")}
+    )
+
+
+def test_get_jsonl_and_csv_keep_every_digit_and_time_zone(client: Shipyard, tmp_path: Path) -> None:
+    precise().to_parquet(tmp_path / "precise.parquet")
+    assert data(client, "snapshot", tmp_path / "precise.parquet", "-n", "p").exit_code == 0
+    got = data(client, "get", "p:1", "--output", tmp_path / "p.jsonl")
+    assert got.exit_code == 0, got.output
+    lines = (tmp_path / "p.jsonl").read_text().splitlines()
+    assert lines == [
+        '{"x":0.30000000000000004,"at":"2024-05-01T10:00:00.123456",'
+        '"local":"2024-05-01T10:00:00.123456+02:00"}',
+        '{"x":0.3333333333333333,"at":"2024-12-01T10:00:00.000000",'
+        '"local":"2024-12-01T10:00:00.000000+01:00"}',
+    ]
+    # CSV keeps them too (pandas writes floats with repr and times whole).
+    assert data(client, "get", "p:1", "--output", tmp_path / "p.csv").exit_code == 0
+    back = pd.read_csv(tmp_path / "p.csv", float_precision="round_trip")
+    assert back["x"].tolist() == [0.1 + 0.2, 1 / 3]
+    assert back["local"].tolist() == [
+        "2024-05-01 10:00:00.123456+02:00",
+        "2024-12-01 10:00:00.000000+01:00",
+    ]
