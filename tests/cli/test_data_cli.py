@@ -269,3 +269,16 @@ def test_get_jsonl_and_csv_keep_every_digit_and_time_zone(client: Shipyard, tmp_
         "2024-05-01 10:00:00.123456+02:00",
         "2024-12-01 10:00:00.000000+01:00",
     ]
+
+
+def test_snapshot_of_a_mistyped_sqlite_path_names_the_file_and_creates_nothing(
+    client: Shipyard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    for source in ("sqlite:///data/nosuch.db#orders", "sqlite:///data/nosuch.db#SELECT 1"):
+        result = data(client, "snapshot", source, "--name", "x")
+        assert result.exit_code != 0
+        assert "the SQLite database file data/nosuch.db does not exist" in result.output
+        assert "there is no table" not in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "data" / "nosuch.db").exists()
