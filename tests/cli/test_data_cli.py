@@ -282,3 +282,21 @@ def test_snapshot_of_a_mistyped_sqlite_path_names_the_file_and_creates_nothing(
         assert "the SQLite database file data/nosuch.db does not exist" in result.output
         assert "there is no table" not in result.output and "Traceback" not in result.output
     assert not (tmp_path / "data" / "nosuch.db").exists()
+
+
+def test_diff_messages_show_plain_key_values(client: Shipyard) -> None:
+    """Keys read from Parquet are NumPy scalars: messages show 45576, not np.int32(45576)."""
+    old = pd.DataFrame({"user_id": np.array([1, 2], dtype=np.int32), "v": [0.5, 1.5]})
+    new = pd.DataFrame({"user_id": np.array([45576, 45576], dtype=np.int32), "v": [2.5, 3.5]})
+    client.data.snapshot(old, name="users")
+    client.data.snapshot(new, name="users")
+    result = data(client, "diff", "users:1", "users:2", "--key", "user_id")
+    assert result.exit_code != 0
+    assert "Key user_id is not unique in the new version's changed rows (e.g. 45576)" in (
+        result.output
+    )
+    assert "np." not in result.output
+    client.data.snapshot(new.iloc[:1].assign(user_id=np.int32(7)), name="users")
+    shown = data(client, "diff", "users:1", "users:3", "--key", "user_id")
+    assert shown.exit_code == 0, shown.output
+    assert "e.g. added: 7" in shown.output and "e.g. removed: 1, 2" in shown.output
