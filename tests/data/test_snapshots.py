@@ -277,3 +277,16 @@ def test_a_location_is_told_from_a_dataframe_while_pandas_is_half_imported(
         assert not _is_dataframe(tmp_path / "wine.parquet")
     version = reading.snapshot(tmp_path / "wine.parquet", name="wine")
     assert version.n_rows == 178
+
+
+def test_a_frame_arrow_cannot_store_is_a_clear_error_from_log_dataset(client: Shipyard) -> None:
+    twice = pd.DataFrame([[1, 2]], columns=["user_id", "user_id"])
+    mixed = pd.DataFrame({"user_id": [1, 2], "note": [3, "three"]})
+    with client.tracker.start_run("e") as run:
+        with pytest.raises(InvalidInputError, match="'user_id' appear more than once"):
+            run.log_dataset(twice, snapshot=True)
+        with pytest.raises(InvalidInputError, match=r"'note' \(int, str\) mix values"):
+            run.log_dataset(mixed, snapshot=True)
+    with pytest.raises(InvalidInputError, match=r"df\['note'\].astype\(str\)"):
+        client.data.snapshot(mixed, name="notes")
+    assert client.datasets.list_versions() == []
