@@ -300,3 +300,17 @@ def test_diff_messages_show_plain_key_values(client: Shipyard) -> None:
     shown = data(client, "diff", "users:1", "users:3", "--key", "user_id")
     assert shown.exit_code == 0, shown.output
     assert "e.g. added: 7" in shown.output and "e.g. removed: 1, 2" in shown.output
+
+
+def test_snapshot_of_a_folder_whose_files_order_their_columns_differently(
+    client: Shipyard, tmp_path: Path
+) -> None:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    frame = wine()
+    frame.iloc[:100].to_csv(folder / "1.csv", index=False)
+    frame.iloc[100:][list(reversed(frame.columns))].to_csv(folder / "2.csv", index=False)
+    result = data(client, "snapshot", folder, "--name", "wine")
+    assert result.exit_code == 0, result.output
+    assert "wine:1: 178 rows, 15 columns" in result.output
+    pd.testing.assert_frame_equal(client.data.read("wine:1"), frame)
