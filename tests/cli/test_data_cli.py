@@ -273,3 +273,78 @@ def test_snapshot_starts_reading_a_file_before_it_opens_the_store(
     assert missing.exit_code != 0 and "no such file" in missing.output
     pinned = data(client, "snapshot", tmp_path / "wine.parquet", "--name", "w", "--delta")
     assert pinned.exit_code != 0 and handed[-1] is None
+
+
+def precise() -> pd.DataFrame:
+    """Values pandas' own JSON writer cut: long floats, microseconds, a time zone."""
+    at = pd.to_datetime(["2024-05-01 10:00:00.123456", "2024-12-01 10:00:00"], format="ISO8601")
+    return pd.DataFrame(
+        {"x": [0.1 + 0.2, 1 / 3], "at": at, "local": at.tz_localize("Europe/Berlin")}
+    )
+
+
+def test_get_jsonl_and_csv_keep_every_digit_and_time_zone(client: Shipyard, tmp_path: Path) -> None:
+    precise().to_parquet(tmp_path / "precise.parquet")
+    assert data(client, "snapshot", tmp_path / "precise.parquet", "-n", "p").exit_code == 0
+    got = data(client, "get", "p:1", "--output", tmp_path / "p.jsonl")
+    assert got.exit_code == 0, got.output
+    lines = (tmp_path / "p.jsonl").read_text().splitlines()
+    assert lines == [
+        '{"x":0.30000000000000004,"at":"2024-05-01T10:00:00.123456",'
+        '"local":"2024-05-01T10:00:00.123456+02:00"}',
+        '{"x":0.3333333333333333,"at":"2024-12-01T10:00:00.000000",'
+        '"local":"2024-12-01T10:00:00.000000+01:00"}',
+    ]
+    # CSV keeps them too (pandas writes floats with repr and times whole).
+    assert data(client, "get", "p:1", "--output", tmp_path / "p.csv").exit_code == 0
+    back = pd.read_csv(tmp_path / "p.csv", float_precision="round_trip")
+    assert back["x"].tolist() == [0.1 + 0.2, 1 / 3]
+    assert back["local"].tolist() == [
+        "2024-05-01 10:00:00.123456+02:00",
+        "2024-12-01 10:00:00.000000+01:00",
+    ]
+
+
+def test_snapshot_of_a_mistyped_sqlite_path_names_the_file_and_creates_nothing(
+    client: Shipyard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    for source in ("sqlite:///data/nosuch.db#orders", "sqlite:///data/nosuch.db#SELECT 1"):
+        result = data(client, "snapshot", source, "--name", "x")
+        assert result.exit_code != 0
+        assert "the SQLite database file data/nosuch.db does not exist" in result.output
+        assert "there is no table" not in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "data" / "nosuch.db").exists()
+
+
+def test_diff_messages_show_plain_key_values(client: Shipyard) -> None:
+    """Keys read from Parquet are NumPy scalars: messages show 45576, not np.int32(45576)."""
+    old = pd.DataFrame({"user_id": np.array([1, 2], dtype=np.int32), "v": [0.5, 1.5]})
+    new = pd.DataFrame({"user_id": np.array([45576, 45576], dtype=np.int32), "v": [2.5, 3.5]})
+    client.data.snapshot(old, name="users")
+    client.data.snapshot(new, name="users")
+    result = data(client, "diff", "users:1", "users:2", "--key", "user_id")
+    assert result.exit_code != 0
+    assert "Key user_id is not unique in the new version's changed rows (e.g. 45576)" in (
+        result.output
+    )
+    assert "np." not in result.output
+    client.data.snapshot(new.iloc[:1].assign(user_id=np.int32(7)), name="users")
+    shown = data(client, "diff", "users:1", "users:3", "--key", "user_id")
+    assert shown.exit_code == 0, shown.output
+    assert "e.g. added: 7" in shown.output and "e.g. removed: 1, 2" in shown.output
+
+
+def test_snapshot_of_a_folder_whose_files_order_their_columns_differently(
+    client: Shipyard, tmp_path: Path
+) -> None:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    frame = wine()
+    frame.iloc[:100].to_csv(folder / "1.csv", index=False)
+    frame.iloc[100:][list(reversed(frame.columns))].to_csv(folder / "2.csv", index=False)
+    result = data(client, "snapshot", folder, "--name", "wine")
+    assert result.exit_code == 0, result.output
+    assert "wine:1: 178 rows, 15 columns" in result.output
+    pd.testing.assert_frame_equal(client.data.read("wine:1"), frame)

@@ -7,6 +7,7 @@ import io
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pandas.util import hash_pandas_object
@@ -20,6 +21,7 @@ from shipyard.data.chunking import (
     frame_table,
     row_hashes,
 )
+from shipyard.errors import InvalidInputError
 
 
 def mixed(rows: int) -> pd.DataFrame:
@@ -97,3 +99,22 @@ def test_a_dataframe_piece_without_arrow_is_encoded_from_pandas() -> None:
     assert chunk.rows == 100
     pd.testing.assert_frame_equal(chunk.frame(), frame)
     assert chunk_bytes(chunk) == chunk_bytes(frame)
+
+
+def test_duplicate_column_names_are_refused_by_name() -> None:
+    frame = pd.DataFrame([[1, 2, 3]], columns=["a", "b", "a"])
+    with pytest.raises(InvalidInputError, match=r"Column name\(s\) 'a' appear more than once"):
+        chunk_bytes(frame)
+    with pytest.raises(InvalidInputError, match="unique column names"):
+        list(Chunker(4).feed(Piece(frame)))
+
+
+def test_a_column_mixing_types_is_refused_with_how_to_convert_it() -> None:
+    frame = pd.DataFrame({"a": [1, "x"], "n": [1, 2], "b": ["y", 2.5]})
+    with pytest.raises(InvalidInputError) as caught:
+        chunk_bytes(frame)
+    assert str(caught.value) == (
+        "Column(s) 'a' (int, str), 'b' (float, str) mix values of several types: a snapshot "
+        "needs one type per column; convert first, e.g. df['a'] = df['a'].astype(str)."
+    )
+    assert isinstance(caught.value.__cause__, pa.ArrowException)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.datasets import load_wine
 
 from shipyard import Shipyard
 from shipyard.data.diff import diff_versions
 from shipyard.data.snapshots import DataVersions
+from shipyard.errors import InvalidInputError
 
 
 def test_diff_by_key_and_whole_rows(client: Shipyard) -> None:
@@ -47,3 +49,15 @@ def test_diff_reports_schema_changes(client: Shipyard) -> None:
     assert result.columns_added == ["note"]
     assert result.columns_removed == ["ash"]
     assert result.types_changed == {"target": ["int64", "float64"]}
+
+
+def test_a_duplicate_key_is_shown_as_plain_values(client: Shipyard) -> None:
+    old = pd.DataFrame({"k": np.array([1], dtype=np.int64), "s": ["a"], "v": [0.5]})
+    new = pd.DataFrame({"k": np.array([9, 9], dtype=np.int64), "s": ["b", "b"], "v": [1.0, 2.0]})
+    client.data.snapshot(old, name="t")
+    client.data.snapshot(new, name="t")
+    with pytest.raises(InvalidInputError) as caught:
+        diff_versions(client.data, "t:1", "t:2", key=["k", "s"])
+    assert "Key k, s is not unique" in str(caught.value)
+    assert "(e.g. (9, 'b'))" in str(caught.value)
+    assert "np." not in str(caught.value)

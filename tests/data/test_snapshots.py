@@ -434,3 +434,16 @@ def test_an_index_named_like_a_column_is_a_clear_error(client: Shipyard) -> None
     frame = wine().set_index("row_id").assign(row_id=1)
     with pytest.raises(InvalidInputError, match="The index \\['row_id'\\] has the name of"):
         client.data.snapshot(frame, name="wine")
+
+
+def test_a_frame_arrow_cannot_store_is_a_clear_error_from_log_dataset(client: Shipyard) -> None:
+    twice = pd.DataFrame([[1, 2]], columns=["user_id", "user_id"])
+    mixed = pd.DataFrame({"user_id": [1, 2], "note": [3, "three"]})
+    with client.tracker.start_run("e") as run:
+        with pytest.raises(InvalidInputError, match="'user_id' appear more than once"):
+            run.log_dataset(twice, snapshot=True)
+        with pytest.raises(InvalidInputError, match=r"'note' \(int, str\) mix values"):
+            run.log_dataset(mixed, snapshot=True)
+    with pytest.raises(InvalidInputError, match=r"df\['note'\].astype\(str\)"):
+        client.data.snapshot(mixed, name="notes")
+    assert client.datasets.list_versions() == []

@@ -15,6 +15,7 @@ import pytest
 from shipyard.data import sources
 from shipyard.data.chunking import Chunker
 from shipyard.data.sources import iter_pieces, read_ahead
+from shipyard.errors import InvalidInputError
 from shipyard.tracking.fingerprint import fingerprint
 
 
@@ -113,3 +114,19 @@ def test_values_the_first_files_type_cannot_hold_are_refused_not_truncated(
     # The other way round every value fits: the integers are read as floats.
     (tmp_path / "a.parquet").rename(tmp_path / "c.parquet")
     assert joined(tmp_path)["price"].tolist()[-2:] == [10.0, 20.0]
+
+
+def test_files_with_the_same_columns_in_another_order_take_the_first_files_order(
+    tmp_path: Path,
+) -> None:
+    first = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    first.to_parquet(tmp_path / "1.parquet")
+    first.iloc[:0].assign(a=[3], b=["z"])[["b", "a"]].to_parquet(tmp_path / "2.parquet")
+    pieces = list(iter_pieces(str(tmp_path)))
+    assert [list(p.frame.columns) for p in pieces] == [["a", "b"], ["a", "b"]]
+    whole = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+    pd.testing.assert_frame_equal(joined(tmp_path), whole)
+    # Other columns are still refused, naming both sets.
+    pd.DataFrame({"a": [4], "c": [0.5]}).to_parquet(tmp_path / "3.parquet")
+    with pytest.raises(InvalidInputError, match=r"\['a', 'b'\] then \['a', 'c'\]"):
+        list(iter_pieces(str(tmp_path)))

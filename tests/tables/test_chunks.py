@@ -15,6 +15,7 @@ from shipyard.tables import (
     ParquetSource,
     SqlSource,
     open_source,
+    read_table,
     rechunk,
 )
 
@@ -147,3 +148,38 @@ def test_a_database_location_string_opens_a_sql_source(tmp_path):
     assert pd.concat(source.chunks(["id"], 10))["id"].tolist() == [2, 3]
     with pytest.raises(TableError, match=r"table 't' in .*no column\(s\) \['nope'\]"):
         list(open_source(f"{url}#t").chunks(["nope"], 10))
+
+
+@pytest.mark.parametrize("what", ["table", "query", "uri"])
+def test_a_missing_sqlite_file_is_named_and_never_created(tmp_path, monkeypatch, what):
+    """SQLite creates a missing file on connect: reading must not, and must say so."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    url = "sqlite:///data/nosuch.db"
+    if what == "uri":
+        url = "sqlite:///file:data/nosuch.db?mode=rw&uri=true"
+    source = (
+        SqlSource(url, table="orders")
+        if what != "query"
+        else SqlSource(url, query="SELECT * FROM orders")
+    )
+    reads = [source.columns, lambda: list(source.chunks(["id"], 10))]
+    if what != "query":  # a query's rows are not counted ahead
+        reads.append(source.total_rows)
+    for read in reads:
+        with pytest.raises(TableError) as caught:
+            read()
+        message = str(caught.value)
+        assert "the SQLite database file data/nosuch.db does not exist" in message
+        assert "there is no table" not in message and "\n" not in message
+    with pytest.raises(TableError, match=r"nosuch\.db does not exist"):
+        read_table("sqlite:///data/nosuch.db#orders")
+    assert list((tmp_path / "data").iterdir()) == []
+    with pytest.raises(TableError, match=r"database file data is a folder"):
+        SqlSource("sqlite:///data", table="orders").columns()
+
+
+def test_an_in_memory_sqlite_database_is_still_read():
+    source = SqlSource("sqlite://", query="SELECT 1 AS one")
+    assert source.columns() == ["one"]
+    assert pd.concat(source.chunks(["one"], 5))["one"].tolist() == [1]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -40,6 +40,7 @@ from shipyard.data.rowhash import (
     plain_row_hashes,
     plain_values,
 )
+from shipyard.errors import InvalidInputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -219,6 +220,9 @@ class Chunker:
         """Take the next rows (and their :func:`piece_hashes` if already computed);
         yield every chunk they complete."""
         if self.fingerprint.schema is None:
+            # Before anything is hashed into the fingerprint or stored: its schema is a
+            # mapping, which would silently keep one of two columns of the same name.
+            check_unique_columns(piece.arrow.schema.names if piece.arrow else piece.frame.columns)
             self.fingerprint.start(piece.dtypes())
             self._pending_key = self._new_key()
         if hashes is None:
@@ -291,7 +295,19 @@ def chunk_table(chunk: Chunk) -> pa.Table:
 def frame_table(frame: pd.DataFrame) -> pa.Table:
     """``frame`` as the Arrow table a chunk of its rows is written as (see
     :func:`chunk_table`)."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    check_unique_columns(frame.columns)
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        mixed = _mixed_columns(frame)
+        if not mixed:
+            raise
+        first = next(iter(mixed))
+        listed = ", ".join(f"{name} ({kinds})" for name, kinds in mixed.items())
+        raise InvalidInputError(
+            f"Column(s) {listed} mix values of several types: a snapshot needs one type "
+            f"per column; convert first, e.g. df[{first}] = df[{first}].astype(str)."
+        ) from exc
     types = zip(table.schema, frame.dtypes, strict=True)
     plain = (
         all(isinstance(c, str) for c in frame.columns)
@@ -301,6 +317,37 @@ def frame_table(frame: pd.DataFrame) -> pa.Table:
         and not any(column.null_count for column in table.columns)
     )
     return table.replace_schema_metadata(None) if plain else table
+
+
+def check_unique_columns(columns: Iterable[Any]) -> None:
+    """Refuse a table with two columns of the same name (Parquet and the schema a
+    version records hold one column per name)."""
+    seen: set[str] = set()
+    twice: list[str] = []
+    for column in map(str, columns):
+        if column in seen and column not in twice:
+            twice.append(column)
+        seen.add(column)
+    if twice:
+        raise InvalidInputError(
+            f"Column name(s) {', '.join(map(repr, twice))} appear more than once: a snapshot "
+            "needs unique column names; rename or drop the duplicates first."
+        )
+
+
+def _mixed_columns(frame: pd.DataFrame) -> dict[str, str]:
+    """The object columns Arrow cannot store as one type, each with the Python types of
+    its values (``'a' (int, str)``); looked for only after a conversion failed."""
+    mixed: dict[str, str] = {}
+    for name, column in frame.items():
+        if column.dtype != object:
+            continue
+        try:
+            pa.array(column, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            kinds = sorted({type(v).__name__ for v in column.dropna()})
+            mixed[repr(str(name))] = ", ".join(kinds)
+    return mixed
 
 
 def _has_nan(batch: pa.RecordBatch | None) -> bool:

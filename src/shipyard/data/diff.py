@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from shipyard.data.chunking import read_chunk, row_hashes
@@ -112,8 +113,9 @@ def diff_versions(
         for label, keys in (("old", a_keys), ("new", b_keys)):
             if keys.has_duplicates:
                 raise InvalidInputError(
-                    f"Key {key} is not unique in the {label} version's changed rows "
-                    f"(e.g. {keys[keys.duplicated()][0]!r}); give columns that identify a row."
+                    f"Key {', '.join(key)} is not unique in the {label} version's changed "
+                    f"rows (e.g. {_shown(keys[keys.duplicated()][0])}); give columns that "
+                    "identify a row."
                 )
         added_keys = b_keys.difference(a_keys)
         removed_keys = a_keys.difference(b_keys)
@@ -161,9 +163,19 @@ def diff_versions(
 
 
 def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value it holds (``45576``, not ``np.int32(45576)``);
+    a tuple of key values as a list of them."""
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
-    return value.item() if hasattr(value, "item") else value
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _shown(value: Any) -> str:
+    """A key as a message shows it: plain values, text quoted, several as a tuple."""
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_shown(v) for v in value) + ")"
+    plain = _plain(value)
+    return repr(plain) if isinstance(plain, str) else str(plain)
 
 
 __all__ = ["DatasetDiff", "diff_versions"]

@@ -453,11 +453,14 @@ def _write_csv(chunks: Iterator[pd.DataFrame], path: Path) -> None:
 
 
 def _write_jsonl(chunks: Iterator[pd.DataFrame], path: Path) -> None:
-    with open(path, "w") as out:
+    # Not pandas' to_json: it keeps 15 digits of a float, milliseconds of a time and
+    # rewrites zone-aware times as UTC. frame_lines writes every value as itself.
+    from shipyard.data.jsonlines import frame_lines
+
+    with open(path, "w", encoding="utf-8") as out:
         for chunk in chunks:
             chunk = chunk.reset_index() if named_index(chunk) else chunk
-            if len(chunk):  # pandas ends a lines=True document with a newline
-                chunk.to_json(out, orient="records", lines=True, date_format="iso")
+            out.write(frame_lines(chunk))
 
 
 _WRITERS: dict[str, Callable[[Iterator[pd.DataFrame], Path], None]] = {

@@ -99,6 +99,10 @@ def iter_pieces(source: str, *, storage_options: dict[str, Any] | None = None) -
             first = piece
         elif not _same_types(piece, first):
             frame, dtypes = piece.frame, first.frame.dtypes
+            if set(frame.columns) == set(dtypes.index) and frame.columns.is_unique:
+                # The same columns in another order: the first file's order (a row's
+                # hash depends on its columns' order).
+                frame = frame[list(dtypes.index)]
             if list(frame.columns) != list(dtypes.index):
                 raise InvalidInputError(
                     f"The files of {source!r} do not share one set of columns: "

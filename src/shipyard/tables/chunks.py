@@ -35,6 +35,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
+from urllib.parse import unquote
 
 import pandas as pd
 import pyarrow as pa
@@ -410,6 +411,7 @@ class SqlSource:
         self.description = self.location.describe()
 
     def _connect(self) -> sa.Connection:
+        self._check_sqlite_file()
         # NullPool: the connection really closes when the block ends, so a finished
         # job leaves no idle session behind on the database server.
         try:
@@ -422,6 +424,28 @@ class SqlSource:
             return engine.connect()
         except sa.exc.SQLAlchemyError as exc:
             raise table_error(f"the {self.description}", f"cannot connect: {_reason(exc)}") from exc
+
+    def _check_sqlite_file(self) -> None:
+        """A SQLite URL must name a file that exists: SQLite creates a missing one on
+        connect, so a mistyped path left an empty database behind and the error then
+        blamed the table ("there is no table ..."), not the path."""
+        url = sa.make_url(self.url)
+        database = url.database or ""
+        if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+            return
+        path = database
+        if database.startswith("file:"):  # a SQLite URI (?uri=true): file:PATH?mode=...
+            path, _, options = database[len("file:") :].partition("?")
+            if "mode=memory" in options or not path:
+                return
+            path = unquote(path)
+        if not Path(path).is_file():
+            problem = "is a folder" if Path(path).is_dir() else "does not exist"
+            raise table_error(
+                f"the {self.description}",
+                f"the SQLite database file {path} {problem}; check the path "
+                "(sqlite:///relative/path.db, or sqlite:////absolute/path.db)",
+            )
 
     def _table(self, conn: sa.Connection) -> sa.Table:
         assert self.table is not None
