@@ -130,3 +130,22 @@ def test_files_with_the_same_columns_in_another_order_take_the_first_files_order
     pd.DataFrame({"a": [4], "c": [0.5]}).to_parquet(tmp_path / "3.parquet")
     with pytest.raises(InvalidInputError, match=r"\['a', 'b'\] then \['a', 'c'\]"):
         list(iter_pieces(str(tmp_path)))
+
+
+def test_a_sql_column_whose_first_null_comes_after_the_first_fetch_says_how_to_type_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from shipyard.errors import InvalidInputError
+
+    with sqlite3.connect(tmp_path / "shop.db") as db:
+        db.execute("CREATE TABLE orders (id INTEGER, qty INTEGER)")
+        db.executemany("INSERT INTO orders VALUES (?, ?)", [(i, i or None) for i in range(1, 9)])
+        db.execute("UPDATE orders SET qty = NULL WHERE id = 7")
+    monkeypatch.setattr(sources, "BATCH_ROWS", 4)  # the NULL is in the second fetch
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    with pytest.raises(InvalidInputError, match=r"CAST\(qty AS REAL\)"):
+        list(iter_pieces(f"{url}#orders"))
+    typed = f"{url}#SELECT id, CAST(qty AS REAL) AS qty FROM orders"
+    assert pd.concat([p.frame for p in iter_pieces(typed)])["qty"].isna().sum() == 1

@@ -109,24 +109,36 @@ def iter_pieces(source: str, *, storage_options: dict[str, Any] | None = None) -
                     f"{list(dtypes.index)} then {list(frame.columns)}."
                 )
             types = _common_types(frame, dtypes.to_dict())
-            cast = Piece(_cast_losslessly(frame, types, source))
+            cast = Piece(_cast_losslessly(frame, types, source, sql=not is_file_source(source)))
             cast.index = piece.index
             piece = cast
         yield piece
 
 
-def _cast_losslessly(frame: pd.DataFrame, dtypes: dict[str, Any], source: str) -> pd.DataFrame:
+def _cast_losslessly(
+    frame: pd.DataFrame, dtypes: dict[str, Any], source: str, *, sql: bool
+) -> pd.DataFrame:
     """``frame`` with the first rows' column types, when every value survives the change
-    (integers into floats, say); otherwise a clear error, never a truncated value."""
+    (integers into floats, say); otherwise a clear error, never a truncated value.
+
+    A SQL result is typed one fetch of ``BATCH_ROWS`` rows at a time: an integer
+    column whose first NULL comes after the first fetch cannot be typed as pandas
+    types the whole result (floats) without reading it twice, so the error says how
+    to type it in the query."""
     changed = [c for c, t in dtypes.items() if frame[c].dtype != t]
 
     def refuse(column: str, example: object = None) -> InvalidInputError:
         found = f" (e.g. {example!r})" if example is not None else ""
+        remedy = (
+            f"Give it one type in the query, e.g. CAST({column} AS REAL) for an integer "
+            "column with NULLs."
+            if sql
+            else "Give the column one type in every file, or snapshot the files one at a time."
+        )
         return InvalidInputError(
             f"Column {column!r} of {source!r} changes type: {dtypes[column]} in the first "
             f"rows, {frame[column].dtype} further on, with values {dtypes[column]} cannot "
-            f"hold{found}. Give the column one type in every file, or snapshot the files "
-            "one at a time."
+            f"hold{found}. {remedy}"
         )
 
     converted = frame.copy()
