@@ -118,3 +118,19 @@ def test_a_column_mixing_types_is_refused_with_how_to_convert_it() -> None:
         "needs one type per column; convert first, e.g. df['a'] = df['a'].astype(str)."
     )
     assert isinstance(caught.value.__cause__, pa.ArrowException)
+
+
+def test_text_among_bytes_is_refused_not_stored_as_bytes() -> None:
+    """Arrow would store the column as bytes, encoding the text: it would come back as
+    bytes while the fingerprint (taken before) still matched."""
+    frame = pd.DataFrame({"id": [1, 2, 3], "note": pd.Series(["a", b"raw", None], dtype=object)})
+    with pytest.raises(InvalidInputError, match=r"'note' \(bytes, str\) mix values"):
+        chunk_bytes(frame)
+    only_bytes = frame.assign(note=pd.Series([b"a", b"raw", None], dtype=object))
+    assert pq.read_table(io.BytesIO(chunk_bytes(only_bytes)))["note"].to_pylist()[0] == b"a"
+
+
+def test_integers_beyond_64_bits_are_a_clear_error() -> None:
+    frame = pd.DataFrame({"big": pd.Series([1, 2**70], dtype=object), "n": [1, 2]})
+    with pytest.raises(InvalidInputError, match=r"'big' hold integers too large for 64 bits"):
+        chunk_bytes(frame)

@@ -183,3 +183,16 @@ def test_an_in_memory_sqlite_database_is_still_read():
     source = SqlSource("sqlite://", query="SELECT 1 AS one")
     assert source.columns() == ["one"]
     assert pd.concat(source.chunks(["one"], 5))["one"].tolist() == [1]
+
+
+def test_a_query_returning_one_column_name_twice_is_a_clear_error(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        pd.DataFrame({"id": range(3), "v": [1.0, 2.0, 3.0]}).to_sql("t", conn, index=False)
+    engine.dispose()
+    for sql in ("SELECT id, id FROM t", "SELECT id AS a, v AS a FROM t"):
+        source = SqlSource(url, query=sql)
+        twice = r"returns column name\(s\) \['(id|a)'\] more than once"
+        with pytest.raises(TableError, match=twice):
+            list(source.chunks(source.columns(), 2))

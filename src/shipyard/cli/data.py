@@ -181,7 +181,7 @@ def versions_command(ctx: typer.Context, name: str, as_json: bool = JsonOption) 
         ]
         for v in versions
     ]
-    columns = ["version", "rows", "stored", "size", "fingerprint", "message", "at"]
+    columns = ["version", "rows", "new when stored", "size", "fingerprint", "message", "at"]
     console.print(table(f"Versions of {name}", columns, rows))
 
 

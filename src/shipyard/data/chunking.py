@@ -298,16 +298,17 @@ def frame_table(frame: pd.DataFrame) -> pa.Table:
     check_unique_columns(frame.columns)
     try:
         table = pa.Table.from_pandas(frame, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        mixed = _mixed_columns(frame)
-        if not mixed:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+        error = _unstorable(frame)
+        if error is None:
             raise
-        first = next(iter(mixed))
-        listed = ", ".join(f"{name} ({kinds})" for name, kinds in mixed.items())
-        raise InvalidInputError(
-            f"Column(s) {listed} mix values of several types: a snapshot needs one type "
-            f"per column; convert first, e.g. df[{first}] = df[{first}].astype(str)."
-        ) from exc
+        raise error from exc
+    # Arrow stores an object column of bytes and text as bytes, text encoded: refused,
+    # or the text would come back as bytes under an unchanged fingerprint.
+    for field, (name, column) in zip(table.schema, frame.items(), strict=True):
+        binary = pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type)
+        if binary and any(isinstance(value, str) for value in column):
+            raise _mixed_error({repr(str(name)): "bytes, str"})
     types = zip(table.schema, frame.dtypes, strict=True)
     plain = (
         all(isinstance(c, str) for c in frame.columns)
@@ -335,19 +336,37 @@ def check_unique_columns(columns: Iterable[Any]) -> None:
         )
 
 
-def _mixed_columns(frame: pd.DataFrame) -> dict[str, str]:
-    """The object columns Arrow cannot store as one type, each with the Python types of
-    its values (``'a' (int, str)``); looked for only after a conversion failed."""
+def _unstorable(frame: pd.DataFrame) -> InvalidInputError | None:
+    """Why Arrow could not convert ``frame``, naming the object columns at fault: values
+    of several types (``'a' (int, str)``), or integers beyond 64 bits. Looked for only
+    after a conversion failed."""
     mixed: dict[str, str] = {}
+    huge: list[str] = []
     for name, column in frame.items():
         if column.dtype != object:
             continue
         try:
             pa.array(column, from_pandas=True)
+        except OverflowError:
+            huge.append(repr(str(name)))
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             kinds = sorted({type(v).__name__ for v in column.dropna()})
             mixed[repr(str(name))] = ", ".join(kinds)
-    return mixed
+    if huge:
+        return InvalidInputError(
+            f"Column(s) {', '.join(huge)} hold integers too large for 64 bits: a snapshot "
+            "stores 64-bit integers; convert them first, e.g. with .astype(str)."
+        )
+    return _mixed_error(mixed) if mixed else None
+
+
+def _mixed_error(mixed: dict[str, str]) -> InvalidInputError:
+    first = next(iter(mixed))
+    listed = ", ".join(f"{name} ({kinds})" for name, kinds in mixed.items())
+    return InvalidInputError(
+        f"Column(s) {listed} mix values of several types: a snapshot needs one type "
+        f"per column; convert first, e.g. df[{first}] = df[{first}].astype(str)."
+    )
 
 
 def _has_nan(batch: pa.RecordBatch | None) -> bool:

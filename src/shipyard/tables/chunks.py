@@ -503,6 +503,13 @@ class SqlSource:
                     stream_results=True, max_row_buffer=chunk_size
                 ).execute(stmt)
                 keys = list(result.keys())
+                twice = sorted({k for k in keys if keys.count(k) > 1})
+                if twice:
+                    raise table_error(
+                        f"the {self.description}",
+                        f"it returns column name(s) {twice} more than once; give each "
+                        "column its own name (SELECT a, b AS other_name ...)",
+                    )
                 for rows in result.partitions(chunk_size):
                     frame = pd.DataFrame.from_records(rows, columns=keys, coerce_float=True)
                     yield frame[list(columns)] if list(keys) != list(columns) else frame
