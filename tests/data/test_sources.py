@@ -111,6 +111,7 @@ def test_values_the_first_files_type_cannot_hold_are_refused_not_truncated(
         list(iter_pieces(str(tmp_path)))
     assert "int64 in the first rows, float64 further on" in str(error.value)
     assert shown in str(error.value)
+    assert f"of {tmp_path / 'b.parquet'} (in {str(tmp_path)!r})" in str(error.value)
     # The other way round every value fits: the integers are read as floats.
     (tmp_path / "a.parquet").rename(tmp_path / "c.parquet")
     assert joined(tmp_path)["price"].tolist()[-2:] == [10.0, 20.0]
@@ -128,7 +129,8 @@ def test_files_with_the_same_columns_in_another_order_take_the_first_files_order
     pd.testing.assert_frame_equal(joined(tmp_path), whole)
     # Other columns are still refused, naming both sets.
     pd.DataFrame({"a": [4], "c": [0.5]}).to_parquet(tmp_path / "3.parquet")
-    with pytest.raises(InvalidInputError, match=r"\['a', 'b'\] then \['a', 'c'\]"):
+    both = r"\['a', 'b'\] in .*1.parquet, \['a', 'c'\] in .*3.parquet"
+    with pytest.raises(InvalidInputError, match=both):
         list(iter_pieces(str(tmp_path)))
 
 
@@ -149,3 +151,16 @@ def test_a_sql_column_whose_first_null_comes_after_the_first_fetch_says_how_to_t
         list(iter_pieces(f"{url}#orders"))
     typed = f"{url}#SELECT id, CAST(qty AS REAL) AS qty FROM orders"
     assert pd.concat([p.frame for p in iter_pieces(typed)])["qty"].isna().sum() == 1
+
+
+def test_files_with_other_columns_are_named_in_the_error(tmp_path: Path) -> None:
+    from shipyard.errors import InvalidInputError
+
+    pd.DataFrame({"a": [1], "b": [2]}).to_parquet(tmp_path / "a.parquet")
+    pd.DataFrame({"a": [1], "c": [2]}).to_parquet(tmp_path / "b.parquet")
+    with pytest.raises(InvalidInputError) as error:
+        list(iter_pieces(str(tmp_path)))
+    assert str(error.value) == (
+        f"The files of {str(tmp_path)!r} do not share one set of columns: ['a', 'b'] in "
+        f"{tmp_path / 'a.parquet'}, ['a', 'c'] in {tmp_path / 'b.parquet'}."
+    )

@@ -92,11 +92,14 @@ def iter_pieces(source: str, *, storage_options: dict[str, Any] | None = None) -
     need no conversion to pandas and back."""
     options = dict(storage_options or {})
     first: Piece | None = None
-    for piece in _raw_pieces(source, options):
+    first_file = source
+    for where, piece in _raw_pieces(source, options):
+        # Where a later piece came from, when the source is several files.
+        named = repr(source) if where == source else f"{where} (in {source!r})"
         # Later batches keep the first batch's types (SQL infers them per fetch, files
         # may differ), so rows hash alike however the table was batched.
         if first is None:
-            first = piece
+            first, first_file = piece, where
         elif not _same_types(piece, first):
             frame, dtypes = piece.frame, first.frame.dtypes
             if set(frame.columns) == set(dtypes.index) and frame.columns.is_unique:
@@ -106,10 +109,11 @@ def iter_pieces(source: str, *, storage_options: dict[str, Any] | None = None) -
             if list(frame.columns) != list(dtypes.index):
                 raise InvalidInputError(
                     f"The files of {source!r} do not share one set of columns: "
-                    f"{list(dtypes.index)} then {list(frame.columns)}."
+                    f"{list(dtypes.index)} in {first_file}, {list(frame.columns)} in {where}."
                 )
             types = _common_types(frame, dtypes.to_dict())
-            cast = Piece(_cast_losslessly(frame, types, source, sql=not is_file_source(source)))
+            sql = not is_file_source(source)
+            cast = Piece(_cast_losslessly(frame, types, named, sql=sql))
             cast.index = piece.index
             piece = cast
         yield piece
@@ -136,7 +140,7 @@ def _cast_losslessly(
             else "Give the column one type in every file, or snapshot the files one at a time."
         )
         return InvalidInputError(
-            f"Column {column!r} of {source!r} changes type: {dtypes[column]} in the first "
+            f"Column {column!r} of {source} changes type: {dtypes[column]} in the first "
             f"rows, {frame[column].dtype} further on, with values {dtypes[column]} cannot "
             f"hold{found}. {remedy}"
         )
@@ -178,7 +182,8 @@ def _same_types(piece: Piece, first: Piece) -> bool:
     return bool(piece.frame.dtypes.equals(first.frame.dtypes))
 
 
-def _raw_pieces(source: str, options: dict[str, Any]) -> Iterator[Piece]:
+def _raw_pieces(source: str, options: dict[str, Any]) -> Iterator[tuple[str, Piece]]:
+    """Each piece of ``source`` with the file it came from (``source`` itself for SQL)."""
     where = locate(source) if "://" in source and not source.startswith(("s3", "file")) else None
     if where is not None and where.is_sql:
         from shipyard.tables.chunks import SqlSource
@@ -186,7 +191,7 @@ def _raw_pieces(source: str, options: dict[str, Any]) -> Iterator[Piece]:
         sql = SqlSource(where.path, table=where.table, query=where.query)
         columns = sql.columns()
         for frame in sql.chunks(columns, BATCH_ROWS):
-            yield Piece(frame)
+            yield source, Piece(frame)
         return
     for path in _files(source):
         where = locate(path)
@@ -204,19 +209,19 @@ def _raw_pieces(source: str, options: dict[str, Any]) -> Iterator[Piece]:
                     offset = 0
                     for batch in batches:
                         if ranged is None:
-                            yield Piece(arrow=batch, keep_index=True)
+                            yield path, Piece(arrow=batch, keep_index=True)
                         else:
-                            yield _with_range(batch, ranged, offset)
+                            yield path, _with_range(batch, ranged, offset)
                         offset += batch.num_rows
                     if not offset:  # its columns, as a CSV file with only a header gives them
                         empty = pa.RecordBatch.from_pylist([], parquet.schema_arrow)
-                        yield Piece(arrow=empty, keep_index=True)
+                        yield path, Piece(arrow=empty, keep_index=True)
                 except (OSError, ValueError) as exc:
                     raise TableError(f"Cannot read {path!r} as Parquet: {exc}") from exc
         else:
             from shipyard.tables.frames import read_table
 
-            yield Piece(read_table(where, storage_options=options), keep_index=True)
+            yield path, Piece(read_table(where, storage_options=options), keep_index=True)
 
 
 def _named_range(schema: pa.Schema) -> dict[str, Any] | None:
