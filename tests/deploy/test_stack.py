@@ -527,6 +527,9 @@ def test_the_write_command_writes_configs_nginx_and_promtool_accept(tmp_path: Pa
     assert "server 127.0.0.1:8002 max_fails=1 fail_timeout=5s down;" in text
     assert "daemon off;" in text
     assert "non_idempotent" not in text  # a POST that reached a replica is never resent
+    # Idle connections are dropped by nginx before a replica drops them (5 s): a POST sent
+    # on one the replica just closed would be answered 502, never resent.
+    assert "keepalive_timeout 4000ms;" in text
     checked = subprocess.run(
         ["promtool", "check", "config", str(out / "prometheus.yml")],
         capture_output=True,
