@@ -151,6 +151,15 @@ def piece_hashes(piece: Piece) -> np.ndarray:
     return row_hashes(piece.frame)
 
 
+def schema_digest(schema: dict[str, str]) -> Any:
+    """A SHA-256 started with the columns and their dtypes (sorted, then in order): what
+    the fingerprint and every chunk key hash before their row hashes."""
+    digest = hashlib.sha256()
+    digest.update(repr(sorted(schema.items())).encode())
+    digest.update(repr(list(schema)).encode())
+    return digest
+
+
 class Fingerprinter:
     """The dataset content hash, computed batch by batch.
 
@@ -166,8 +175,7 @@ class Fingerprinter:
     def start(self, schema: dict[str, str]) -> None:
         """Begin with the table's columns and their pandas dtype names."""
         self.schema = dict(schema)
-        self._digest.update(repr(sorted(self.schema.items())).encode())
-        self._digest.update(repr(list(self.schema)).encode())
+        self._digest = schema_digest(self.schema)
 
     def update(self, hashes: np.ndarray) -> None:
         self._digest.update(hashes.tobytes())
@@ -263,10 +271,7 @@ class Chunker:
         return Chunk(tuple(parts), key)
 
     def _new_key(self) -> Any:
-        digest = hashlib.sha256()
-        digest.update(repr(sorted((self.fingerprint.schema or {}).items())).encode())
-        digest.update(repr(list(self.fingerprint.schema or {})).encode())
-        return digest
+        return schema_digest(self.fingerprint.schema or {})
 
 
 def chunk_table(chunk: Chunk) -> pa.Table:

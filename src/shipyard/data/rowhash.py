@@ -73,14 +73,25 @@ def is_plain(batch: pa.RecordBatch) -> bool:
     return _pandas_metadata_is_plain(batch.schema)
 
 
+def pandas_metadata(schema: pa.Schema) -> dict[str, Any] | None:
+    """The pandas metadata of a schema read from a file written from a DataFrame (None
+    when there is none); ValueError when it is not a JSON object."""
+    raw = (schema.metadata or {}).get(b"pandas")
+    if raw is None:
+        return None
+    meta = json.loads(raw)
+    if not isinstance(meta, dict):
+        raise ValueError("the pandas metadata is not a JSON object")
+    return meta
+
+
 def _pandas_metadata_is_plain(schema: pa.Schema) -> bool:
     """The file's pandas metadata (if any) restores exactly the columns as they are:
     no index stored as a column, no extension dtype (``Int64``) over a plain type."""
-    raw = (schema.metadata or {}).get(b"pandas")
-    if raw is None:
-        return True
     try:
-        meta: dict[str, Any] = json.loads(raw)
+        meta = pandas_metadata(schema)
+        if meta is None:
+            return True
         indexes = meta.get("index_columns", [])
         if any(not isinstance(index, dict) for index in indexes):
             return False  # an index stored as a column: pandas moves it out of the rows
@@ -172,4 +183,11 @@ def _column_hash(values: np.ndarray, out: np.ndarray, spare: np.ndarray) -> None
     out ^= spare
 
 
-__all__ = ["PLAIN_TYPES", "is_plain", "plain_dtypes", "plain_row_hashes", "plain_values"]
+__all__ = [
+    "PLAIN_TYPES",
+    "is_plain",
+    "pandas_metadata",
+    "plain_dtypes",
+    "plain_row_hashes",
+    "plain_values",
+]

@@ -295,21 +295,22 @@ class DataVersions:
         """The version's rows, one stored chunk at a time (memory holds one chunk), each
         with the version's categories and index (see :mod:`shipyard.data.layout`)."""
         version = ref if isinstance(ref, DatasetVersion) else self.resolve(ref)
-        restorer = self._restorer(version)
-        for frame in self._categorized(version, restorer):
+        frames, restorer = self._categorized(version)
+        for frame in frames:
             yield restorer.set_index(frame)
 
-    def _restorer(self, version: DatasetVersion) -> Restorer:
-        manifest = {} if version.delta is not None else self.manifest(version)
-        return Restorer(manifest, version.ref)
-
-    def _categorized(self, version: DatasetVersion, restorer: Restorer) -> Iterator[pd.DataFrame]:
-        """The stored chunks with the recorded categories, the index still in columns."""
+    def _categorized(self, version: DatasetVersion) -> tuple[Iterator[pd.DataFrame], Restorer]:
+        """The stored chunks with the recorded categories (the index still in columns),
+        and what restores the version's layout; the manifest is read once, here."""
         if version.delta is not None:
-            yield from self._read_delta(version)
-            return
-        for chunk in self.manifest(version)["chunks"]:
-            yield restorer.categorize(read_chunk(self.artifacts.get_bytes(chunk["digest"])))
+            return self._read_delta(version), Restorer({}, version.ref)
+        manifest = self.manifest(version)
+        restorer = Restorer(manifest, version.ref)
+        frames = (
+            restorer.categorize(read_chunk(self.artifacts.get_bytes(chunk["digest"])))
+            for chunk in manifest["chunks"]
+        )
+        return frames, restorer
 
     def _read_delta(self, version: DatasetVersion) -> Iterator[pd.DataFrame]:
         delta = version.delta or {}
@@ -333,8 +334,8 @@ class DataVersions:
         import pandas as pd
 
         version = ref if isinstance(ref, DatasetVersion) else self.resolve(ref)
-        restorer = self._restorer(version)
-        frames = list(self._categorized(version, restorer))
+        chunks, restorer = self._categorized(version)
+        frames = list(chunks)
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         if list(frame.columns) == list(version.schema):
             frame = frame.astype(version.schema)

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from shipyard.ahead import mapped_ahead, prefetched
 from shipyard.data.chunking import Piece
+from shipyard.data.rowhash import pandas_metadata
 from shipyard.errors import InvalidInputError, TableError
 from shipyard.extras import require_extra
 from shipyard.tables.files import check_readable, open_file
@@ -69,12 +70,17 @@ def _files(path: str) -> list[str]:
     return [path]
 
 
+def _sql_location(source: str) -> TableLocation | None:
+    """``source`` as a SQL table or query (``URL#TABLE``, ``URL#SELECT ...``), else None."""
+    if "://" not in source or source.startswith(("s3", "file")):
+        return None
+    where = locate(source)
+    return where if where.is_sql else None
+
+
 def is_file_source(source: str) -> bool:
     """A file, folder or glob (local or ``s3://``): not SQL, not a local Delta Lake table."""
-    if is_delta_table(source):
-        return False
-    where = locate(source) if "://" in source and not source.startswith(("s3", "file")) else None
-    return where is None or not where.is_sql
+    return not is_delta_table(source) and _sql_location(source) is None
 
 
 def read_ahead(source: str, *, storage_options: dict[str, Any] | None = None) -> Iterator[Piece]:
@@ -91,11 +97,10 @@ def iter_pieces(source: str, *, storage_options: dict[str, Any] | None = None) -
     order); a Parquet file's as the Arrow batches they were read as, so rows to store
     need no conversion to pandas and back."""
     options = dict(storage_options or {})
+    sql = _sql_location(source) is not None
     first: Piece | None = None
     first_file = source
     for where, piece in _raw_pieces(source, options):
-        # Where a later piece came from, when the source is several files.
-        named = repr(source) if where == source else f"{where} (in {source!r})"
         # Later batches keep the first batch's types (SQL infers them per fetch, files
         # may differ), so rows hash alike however the table was batched.
         if first is None:
@@ -112,7 +117,8 @@ def iter_pieces(source: str, *, storage_options: dict[str, Any] | None = None) -
                     f"{list(dtypes.index)} in {first_file}, {list(frame.columns)} in {where}."
                 )
             types = _common_types(frame, dtypes.to_dict())
-            sql = not is_file_source(source)
+            # Where the piece came from, when the source is several files.
+            named = repr(source) if where == source else f"{where} (in {source!r})"
             cast = Piece(_cast_losslessly(frame, types, named, sql=sql))
             cast.index = piece.index
             piece = cast
@@ -184,8 +190,8 @@ def _same_types(piece: Piece, first: Piece) -> bool:
 
 def _raw_pieces(source: str, options: dict[str, Any]) -> Iterator[tuple[str, Piece]]:
     """Each piece of ``source`` with the file it came from (``source`` itself for SQL)."""
-    where = locate(source) if "://" in source and not source.startswith(("s3", "file")) else None
-    if where is not None and where.is_sql:
+    where = _sql_location(source)
+    if where is not None:
         from shipyard.tables.chunks import SqlSource
 
         sql = SqlSource(where.path, table=where.table, query=where.query)
@@ -227,13 +233,11 @@ def _raw_pieces(source: str, options: dict[str, Any]) -> Iterator[tuple[str, Pie
 def _named_range(schema: pa.Schema) -> dict[str, Any] | None:
     """The named RangeIndex a Parquet file's pandas metadata describes, if any: pandas
     stores it as metadata (start, stop, step), not as a column."""
-    import json
-
-    raw = (schema.metadata or {}).get(b"pandas")
     try:
-        indexes = json.loads(raw).get("index_columns", []) if raw else []
-    except (ValueError, AttributeError):
+        meta = pandas_metadata(schema)
+    except ValueError:
         return None
+    indexes = (meta or {}).get("index_columns", [])
     for index in indexes:
         if isinstance(index, dict) and index.get("kind") == "range" and index.get("name"):
             return index
